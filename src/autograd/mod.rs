@@ -1,0 +1,10 @@
+//! Reverse-mode automatic differentiation: the [`Tape`], its [`Var`] handles, the ops
+//! (methods on `Var`, each with its backward rule beside its forward), and the public
+//! finite-difference checker [`gradcheck`].
+
+pub(crate) mod gradcheck;
+pub(crate) mod ops;
+pub(crate) mod tape;
+
+pub use gradcheck::{GradcheckConfig, gradcheck, gradcheck_with};
+pub use tape::{Gradients, Tape, Var};

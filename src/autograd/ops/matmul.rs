@@ -1,0 +1,204 @@
+//! Matrix product of 2-D operands, on the pure-Rust `gemm` kernel.
+//!
+//! Operands are read through their strides, so a transposed operand (`w.transpose()`, or
+//! `Bᵀ` and `Aᵀ` in the backward pass) costs no copy.
+
+use crate::autograd::tape::Var;
+use crate::tensor::Elem;
+use ndarray::{ArrayView2, ArrayViewMut2, Ix2};
+
+/// `dst = lhs·rhs`, or `dst += lhs·rhs` when `accumulate`, for views of any strides.
+///
+/// # Panics
+/// If the shapes do not chain (an internal error: callers check shapes first).
+pub(crate) fn gemm(
+    lhs: ArrayView2<'_, Elem>,
+    rhs: ArrayView2<'_, Elem>,
+    mut dst: ArrayViewMut2<'_, Elem>,
+    accumulate: bool,
+) {
+    let ((m, k), (k2, n)) = (lhs.dim(), rhs.dim());
+    assert!(
+        k == k2 && dst.dim() == (m, n),
+        "internal error: gemm shapes {:?} x {:?} -> {:?}",
+        lhs.shape(),
+        rhs.shape(),
+        dst.shape()
+    );
+    let (ls, rs) = (lhs.strides(), rhs.strides());
+    let (dst_rs, dst_cs) = (dst.strides()[0], dst.strides()[1]);
+    // SAFETY: the three pointers come from live ndarray views whose shapes were checked
+    // above to be m×k, k×n and m×n; gemm reads and writes only elements at
+    // `ptr + i·row_stride + j·col_stride` inside those shapes, with each view's own strides.
+    // `dst` is a unique mutable borrow, so it aliases neither input.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            dst_cs,
+            dst_rs,
+            accumulate,
+            lhs.as_ptr(),
+            ls[1],
+            ls[0],
+            rhs.as_ptr(),
+            rs[1],
+            rs[0],
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::Rayon(0),
+        );
+    }
+}
+
+impl<'t> Var<'t> {
+    /// Matrix product `C = A·B` of a `[m, k]` and a `[k, n]` operand.
+    ///
+    /// Backward: `∂L/∂A = G·Bᵀ`, `∂L/∂B = Aᵀ·G`, where `G = ∂L/∂C`; both read the transposes
+    /// through strides, without copies.
+    ///
+    /// # Shapes
+    /// `[m, k] · [k, n] -> [m, n]`.
+    ///
+    /// # Panics
+    /// If an operand is not 2-D or the inner dimensions differ, e.g.
+    /// `matmul: inner dimensions differ; lhs shape [2, 3], rhs shape [4, 5]`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Tape};
+    /// let tape = Tape::new();
+    /// let a = tape.constant(tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[2, 2])?);
+    /// let b = tape.constant(tensor::from_vec(vec![1.0, 0.0, 1.0, 1.0], &[2, 2])?);
+    /// assert_eq!(a.matmul(b).value().as_slice().unwrap(), &[3.0, 2.0, 7.0, 4.0]);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn matmul(self, rhs: Var<'t>) -> Var<'t> {
+        let (a, b) = (self.data(), rhs.data());
+        let (ls, rs) = (a.shape(), b.shape());
+        assert!(
+            ls.len() == 2 && rs.len() == 2,
+            "matmul: expected 2-D operands; lhs shape {ls:?}, rhs shape {rs:?}"
+        );
+        assert!(
+            ls[1] == rs[0],
+            "matmul: inner dimensions differ; lhs shape {ls:?}, rhs shape {rs:?}"
+        );
+        let tape = self.tape();
+        let mut out = tape.zeros(&[ls[0], rs[1]]);
+        gemm(view2(&a), view2(&b), view2_mut(&mut out), false);
+        tape.record("matmul", &[self, rhs], out, |b| {
+            let (a, w, g) = (view2(b.inputs[0]), view2(b.inputs[1]), view2(b.grad));
+            let da = b.needs[0].then(|| {
+                let mut da = crate::tensor::zeros(a.shape());
+                gemm(g, w.t(), view2_mut(&mut da), false);
+                da
+            });
+            let dw = b.needs[1].then(|| {
+                let mut dw = crate::tensor::zeros(w.shape());
+                gemm(a.t(), g, view2_mut(&mut dw), false);
+                dw
+            });
+            [da, dw]
+        })
+    }
+}
+
+fn view2<S: ndarray::Data<Elem = Elem>>(
+    a: &ndarray::ArrayBase<S, ndarray::IxDyn>,
+) -> ArrayView2<'_, Elem> {
+    a.view()
+        .into_dimensionality::<Ix2>()
+        .expect("internal error: matmul operand is 2-D")
+}
+
+fn view2_mut(a: &mut crate::Tensor) -> ArrayViewMut2<'_, Elem> {
+    a.view_mut()
+        .into_dimensionality::<Ix2>()
+        .expect("internal error: matmul output is 2-D")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::t;
+    use crate::autograd::gradcheck::testing::random;
+    use crate::{Tape, gradcheck};
+
+    #[test]
+    fn forward_by_hand_including_transposed_operands() {
+        let tape = Tape::new();
+        let a = tape.constant(t(&[2, 3], &[1., 2., 3., 4., 5., 6.]));
+        let b = tape.constant(t(&[3, 1], &[1., 0., -1.]));
+        assert_eq!(a.matmul(b).value(), t(&[2, 1], &[-2., -2.]));
+        // Aᵀ·A read through strides
+        let ata = a.transpose().matmul(a).value();
+        assert_eq!(
+            ata,
+            t(&[3, 3], &[17., 22., 27., 22., 29., 36., 27., 36., 45.])
+        );
+    }
+
+    #[test]
+    fn hand_derived_gradient() {
+        let tape = Tape::new();
+        let a = tape.leaf(t(&[1, 2], &[1., 2.]));
+        let b = tape.leaf(t(&[2, 1], &[3., 4.]));
+        // L = a·b = a₁b₁ + a₂b₂: ∂L/∂a = bᵀ, ∂L/∂b = aᵀ
+        let g = a.matmul(b).sum().backward();
+        assert_eq!(g.get(a).unwrap(), t(&[1, 2], &[3., 4.]));
+        assert_eq!(g.get(b).unwrap(), t(&[2, 1], &[1., 2.]));
+    }
+
+    #[test]
+    fn gradcheck_matmul_shapes_and_transposes() {
+        for (m, k, n) in [(3, 4, 2), (1, 5, 3), (4, 1, 1)] {
+            let inputs = [random(&[m, k], 1), random(&[k, n], 2)];
+            gradcheck(|v| v[0].matmul(v[1]), &inputs).unwrap();
+        }
+        // x·Wᵀ with W stored [out, in], as Linear does; and a weight used twice.
+        let inputs = [random(&[3, 4], 3), random(&[2, 4], 4)];
+        gradcheck(|v| v[0].matmul(v[1].transpose()), &inputs).unwrap();
+        let square = [random(&[3, 3], 5)];
+        gradcheck(|v| v[0].matmul(v[0]).matmul(v[0].transpose()), &square).unwrap();
+    }
+
+    #[test]
+    fn large_product_matches_naive_sum() {
+        let (a, b) = (random(&[70, 130], 6), random(&[130, 90], 7));
+        let tape = Tape::new();
+        let c = tape
+            .constant(a.clone())
+            .matmul(tape.constant(b.clone()))
+            .value();
+        for (i, j) in [(0, 0), (69, 89), (33, 17)] {
+            let expected: f32 = (0..130).map(|p| a[[i, p]] * b[[p, j]]).sum();
+            assert!((c[[i, j]] - expected).abs() < 1e-3, "{i},{j}");
+        }
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "matmul: inner dimensions differ; lhs shape [2, 3], rhs shape [4, 5]"
+    )]
+    fn inner_dimension_mismatch_panics() {
+        let tape = Tape::new();
+        let _ = tape
+            .constant(random(&[2, 3], 0))
+            .matmul(tape.constant(random(&[4, 5], 0)));
+    }
+
+    #[test]
+    #[should_panic(expected = "matmul: expected 2-D operands; lhs shape [3], rhs shape [3, 1]")]
+    fn non_2d_operand_panics() {
+        let tape = Tape::new();
+        let _ = tape
+            .constant(random(&[3], 0))
+            .matmul(tape.constant(random(&[3, 1], 0)));
+    }
+}

@@ -1,0 +1,575 @@
+//! The [`Tape`] (a Wengert list of recorded ops), the [`Var`] handle into it, reverse-mode
+//! [`Var::backward`], and the [`Gradients`] it returns.
+//!
+//! Every op appends one node holding its output value, its parents and, when some input
+//! needs a gradient, its backward rule. Nodes are stored in creation order, so walking the
+//! list backwards is already a topological order: no graph sort is needed. The backward rule
+//! of each op is written beside its forward in `ops/`.
+
+use crate::tensor::{Elem, Tensor};
+use ndarray::{ArcArray, IxDyn};
+use std::cell::RefCell;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A node's value: shared, so that transpose and reshape of contiguous data are free.
+pub(crate) type Value = ArcArray<Elem, IxDyn>;
+
+/// What a backward rule returns: one gradient per parent, in parent order (`None` for a
+/// parent that needs none).
+pub(crate) type Grads = [Option<Tensor>; 2];
+
+type BackwardFn = Box<dyn Fn(&Backward<'_>) -> Grads>;
+
+/// An op's output: a fresh [`Tensor`], or a [`Value`] that shares another node's data.
+pub(crate) trait IntoValue {
+    fn into_value(self) -> Value;
+}
+
+impl IntoValue for Tensor {
+    fn into_value(self) -> Value {
+        self.into_shared()
+    }
+}
+
+impl IntoValue for Value {
+    fn into_value(self) -> Value {
+        self
+    }
+}
+
+/// What a backward rule sees.
+pub(crate) struct Backward<'a> {
+    /// `∂L/∂out`, the gradient flowing into this node.
+    pub grad: &'a Tensor,
+    /// The node's own forward output.
+    pub out: &'a Value,
+    /// The parents' values, in parent order (a unary op sees its input twice).
+    pub inputs: [&'a Value; 2],
+    /// Whether each parent needs a gradient; a rule may skip the work for one that does not.
+    pub needs: [bool; 2],
+}
+
+struct Node {
+    op: &'static str,
+    value: Value,
+    parents: [usize; 2],
+    arity: usize,
+    requires_grad: bool,
+    backward: Option<BackwardFn>,
+}
+
+static NEXT_TAPE_ID: AtomicU64 = AtomicU64::new(0);
+
+/// A record of the ops of one forward pass, in the order they ran.
+///
+/// Create leaves with [`Tape::leaf`] (inputs that need a gradient) and [`Tape::constant`]
+/// (inputs that do not), combine them with the methods of [`Var`], then call
+/// [`Var::backward`] on a scalar to get [`Gradients`]. For the next step call
+/// [`Tape::reset`]: it keeps the tape's allocations (its node list and the value buffers,
+/// which the next step's ops reuse).
+///
+/// [`Tape::inference`] makes a tape that computes values without recording backward rules,
+/// as `torch.no_grad()` does.
+///
+/// # Examples
+/// ```
+/// use tapegrad::{tensor, Tape};
+/// let tape = Tape::new();
+/// let x = tape.leaf(tensor::from_vec(vec![3.0], &[])?);
+/// // y = x² + 5x + 4, dy/dx = 2x + 5 = 11 at x = 3
+/// let y = x * x + x * 5.0 + 4.0;
+/// assert_eq!(y.item(), 28.0);
+/// let grads = y.backward();
+/// assert_eq!(grads.get(x).unwrap().sum(), 11.0);
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
+pub struct Tape {
+    id: u64,
+    generation: u64,
+    recording: bool,
+    nodes: RefCell<Vec<Node>>,
+    pool: RefCell<Vec<Vec<Elem>>>,
+}
+
+impl Default for Tape {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Tape {
+    /// An empty tape that records backward rules.
+    pub fn new() -> Self {
+        Self::with_recording(true)
+    }
+
+    /// An empty tape for inference: ops compute their values but record no backward rule and
+    /// capture nothing for one, so no [`Var`] on it needs a gradient.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Tape};
+    /// let tape = Tape::inference();
+    /// let x = tape.leaf(tensor::ones(&[2]));
+    /// assert!(!x.relu().requires_grad());
+    /// ```
+    pub fn inference() -> Self {
+        Self::with_recording(false)
+    }
+
+    fn with_recording(recording: bool) -> Self {
+        Tape {
+            id: NEXT_TAPE_ID.fetch_add(1, Ordering::Relaxed),
+            generation: 0,
+            recording,
+            nodes: RefCell::new(Vec::new()),
+            pool: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Whether this tape records backward rules (false for [`Tape::inference`]).
+    pub fn is_recording(&self) -> bool {
+        self.recording
+    }
+
+    /// Empties the tape for the next step while keeping its allocations: the node list keeps
+    /// its capacity, and the buffers of this step's values are reused by the next step's ops.
+    ///
+    /// Taking `&mut self` means no [`Var`] of the old step can outlive the reset.
+    pub fn reset(&mut self) {
+        self.generation += 1;
+        let pool = self.pool.get_mut();
+        pool.clear();
+        for node in self.nodes.get_mut().drain(..) {
+            // Only the last of several nodes sharing one buffer gets it back.
+            if let Ok(owned) = node.value.try_into_owned_nocopy() {
+                pool.push(owned.into_raw_vec_and_offset().0);
+            }
+        }
+    }
+
+    /// Number of nodes recorded so far.
+    pub fn len(&self) -> usize {
+        self.nodes.borrow().len()
+    }
+
+    /// Whether nothing has been recorded yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Puts an input that needs a gradient on the tape (`requires_grad=True` in PyTorch).
+    /// [`Var::backward`] returns its gradient. On an inference tape it needs none.
+    pub fn leaf(&self, value: Tensor) -> Var<'_> {
+        self.push_leaf("leaf", value, self.recording)
+    }
+
+    /// Puts an input that needs no gradient on the tape: data, labels, targets.
+    pub fn constant(&self, value: Tensor) -> Var<'_> {
+        self.push_leaf("constant", value, false)
+    }
+
+    fn push_leaf(&self, op: &'static str, value: Tensor, requires_grad: bool) -> Var<'_> {
+        self.push(Node {
+            op,
+            value: value.into_shared(),
+            parents: [0; 2],
+            arity: 0,
+            requires_grad,
+            backward: None,
+        })
+    }
+
+    fn push(&self, node: Node) -> Var<'_> {
+        let mut nodes = self.nodes.borrow_mut();
+        nodes.push(node);
+        Var {
+            tape: self,
+            id: nodes.len() - 1,
+        }
+    }
+
+    /// Records the output of op `op` computed from `inputs` (one or two), with the rule that
+    /// maps `∂L/∂out` to one gradient per input. The rule is kept only when some input needs a
+    /// gradient.
+    #[track_caller]
+    pub(crate) fn record<'t>(
+        &'t self,
+        op: &'static str,
+        inputs: &[Var<'t>],
+        value: impl IntoValue,
+        backward: impl Fn(&Backward<'_>) -> Grads + 'static,
+    ) -> Var<'t> {
+        debug_assert!(matches!(inputs.len(), 1 | 2), "internal error: arity");
+        for input in inputs {
+            assert!(
+                std::ptr::eq(input.tape, self),
+                "{op}: operands are on different tapes"
+            );
+        }
+        let requires_grad = {
+            let nodes = self.nodes.borrow();
+            inputs.iter().any(|v| nodes[v.id].requires_grad)
+        };
+        let parents = [inputs[0].id, inputs[inputs.len() - 1].id];
+        self.push(Node {
+            op,
+            value: value.into_value(),
+            parents,
+            arity: inputs.len(),
+            requires_grad,
+            backward: requires_grad.then(|| Box::new(backward) as BackwardFn),
+        })
+    }
+
+    /// A tensor of `shape` whose elements come from `values` (in row-major order), built in a
+    /// buffer left over from the previous step when one is large enough.
+    pub(crate) fn collect(&self, shape: &[usize], values: impl Iterator<Item = Elem>) -> Tensor {
+        let len = shape.iter().product();
+        let mut buffer = self.take_buffer(len);
+        buffer.extend(values);
+        Tensor::from_shape_vec(IxDyn(shape), buffer).expect("internal error: collect length")
+    }
+
+    /// A zero-filled tensor of `shape`, in a reused buffer when one is large enough.
+    pub(crate) fn zeros(&self, shape: &[usize]) -> Tensor {
+        let len = shape.iter().product();
+        self.collect(shape, std::iter::repeat_n(0.0, len))
+    }
+
+    fn take_buffer(&self, len: usize) -> Vec<Elem> {
+        let mut pool = self.pool.borrow_mut();
+        let best = (0..pool.len())
+            .filter(|&i| pool[i].capacity() >= len)
+            .min_by_key(|&i| pool[i].capacity());
+        match best {
+            Some(i) => {
+                let mut buffer = pool.swap_remove(i);
+                buffer.clear();
+                buffer
+            }
+            None => Vec::with_capacity(len),
+        }
+    }
+}
+
+impl fmt::Debug for Tape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let nodes = self.nodes.borrow();
+        let mut list = f.debug_list();
+        for (id, node) in nodes.iter().enumerate() {
+            let parents: Vec<String> = node.parents[..node.arity]
+                .iter()
+                .map(|p| format!("%{p}"))
+                .collect();
+            let args = if parents.is_empty() {
+                String::new()
+            } else {
+                format!("({})", parents.join(", "))
+            };
+            list.entry(&format_args!(
+                "%{id} = {}{args} {:?}",
+                node.op,
+                node.value.shape()
+            ));
+        }
+        list.finish()
+    }
+}
+
+/// A handle to one value on a [`Tape`]: cheap to copy, valid while the tape lives and until
+/// its next [`Tape::reset`].
+///
+/// Ops are methods (`x.relu()`, `a.matmul(b)`) and operators (`a + b`, `x * 2.0`); each
+/// records one node and returns the handle of its output.
+#[derive(Clone, Copy)]
+pub struct Var<'t> {
+    tape: &'t Tape,
+    id: usize,
+}
+
+impl<'t> Var<'t> {
+    /// The tape this value lives on.
+    pub fn tape(self) -> &'t Tape {
+        self.tape
+    }
+
+    /// The shared value (a reference-count increment, no copy).
+    pub(crate) fn data(self) -> Value {
+        self.tape.nodes.borrow()[self.id].value.clone()
+    }
+
+    /// A copy of this value.
+    pub fn value(self) -> Tensor {
+        self.data().into_owned()
+    }
+
+    /// The shape of this value.
+    pub fn shape(self) -> Vec<usize> {
+        self.tape.nodes.borrow()[self.id].value.shape().to_vec()
+    }
+
+    /// The name of the op that produced this value (`"leaf"`, `"constant"`, `"matmul"`, ...).
+    pub fn op(self) -> &'static str {
+        self.tape.nodes.borrow()[self.id].op
+    }
+
+    /// Whether a gradient flows to this value: it is a leaf made by [`Tape::leaf`], or depends
+    /// on one, on a recording tape.
+    pub fn requires_grad(self) -> bool {
+        self.tape.nodes.borrow()[self.id].requires_grad
+    }
+
+    /// The single element of a one-element value (a loss).
+    ///
+    /// # Panics
+    /// If the value does not have exactly one element.
+    #[track_caller]
+    pub fn item(self) -> Elem {
+        let nodes = self.tape.nodes.borrow();
+        let value = &nodes[self.id].value;
+        assert!(
+            value.len() == 1,
+            "item: expected one element, found shape {:?}",
+            value.shape()
+        );
+        *value.iter().next().expect("internal error: length checked")
+    }
+
+    /// Reverse-mode differentiation: the gradient of this scalar with respect to every leaf
+    /// that needs one (`loss.backward()` in PyTorch, but returned rather than stored).
+    ///
+    /// Walks the tape from this node back to the first, applying each op's backward rule
+    /// and **adding** the results into each parent's gradient, so a value used several times
+    /// (`x * x`, a weight shared by two layers) gets the sum of all its uses. Nodes that no
+    /// leaf depends on are skipped. Leaves not reached get no entry.
+    ///
+    /// # Panics
+    /// If this value has more than one element (`backward: expected a scalar loss`), or the
+    /// tape was made by [`Tape::inference`].
+    #[track_caller]
+    pub fn backward(self) -> Gradients {
+        assert!(
+            self.tape.recording,
+            "backward: this tape was made by Tape::inference and records no backward rules"
+        );
+        let nodes = self.tape.nodes.borrow();
+        let loss = &nodes[self.id];
+        assert!(
+            loss.value.len() == 1,
+            "backward: expected a scalar loss, found shape {:?}",
+            loss.value.shape()
+        );
+        let mut grads: Vec<Option<Tensor>> = Vec::new();
+        grads.resize_with(self.id + 1, || None);
+        grads[self.id] = Some(Tensor::ones(loss.value.raw_dim()));
+        let mut leaves = Vec::new();
+        for id in (0..=self.id).rev() {
+            let node = &nodes[id];
+            if !node.requires_grad {
+                continue;
+            }
+            let Some(grad) = grads[id].take() else {
+                continue;
+            };
+            let Some(rule) = &node.backward else {
+                leaves.push((id, grad));
+                continue;
+            };
+            let [p0, p1] = node.parents;
+            let ctx = Backward {
+                grad: &grad,
+                out: &node.value,
+                inputs: [&nodes[p0].value, &nodes[p1].value],
+                needs: [nodes[p0].requires_grad, nodes[p1].requires_grad],
+            };
+            let parent_grads = rule(&ctx);
+            for (k, parent_grad) in parent_grads.into_iter().enumerate().take(node.arity) {
+                let parent = node.parents[k];
+                if let Some(g) = parent_grad.filter(|_| ctx.needs[k]) {
+                    debug_assert_eq!(
+                        g.shape(),
+                        nodes[parent].value.shape(),
+                        "internal error: {} gradient shape",
+                        node.op
+                    );
+                    match &mut grads[parent] {
+                        Some(sum) => *sum += &g,
+                        slot => *slot = Some(g),
+                    }
+                }
+            }
+        }
+        leaves.reverse();
+        Gradients {
+            tape: self.tape.id,
+            generation: self.tape.generation,
+            leaves,
+        }
+    }
+}
+
+impl fmt::Debug for Var<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Var(%{} = {} {:?})", self.id, self.op(), self.shape())
+    }
+}
+
+/// The gradients of a loss with respect to the leaves of its tape, returned by
+/// [`Var::backward`].
+///
+/// Gradients are keyed by leaf; look one up with [`Gradients::get`].
+#[derive(Debug, Clone)]
+pub struct Gradients {
+    tape: u64,
+    generation: u64,
+    /// (node id, gradient), sorted by node id.
+    leaves: Vec<(usize, Tensor)>,
+}
+
+impl Gradients {
+    /// The gradient of the loss with respect to `leaf`, or `None` when the loss does not
+    /// depend on it.
+    ///
+    /// # Panics
+    /// If `leaf` is on another tape, or on this tape before a [`Tape::reset`] the gradients
+    /// were not computed after.
+    #[track_caller]
+    pub fn get(&self, leaf: Var<'_>) -> Option<&Tensor> {
+        assert!(
+            leaf.tape.id == self.tape && leaf.tape.generation == self.generation,
+            "gradients: {leaf:?} is not from the tape step these gradients were computed on"
+        );
+        self.leaves
+            .binary_search_by_key(&leaf.id, |(id, _)| *id)
+            .ok()
+            .map(|i| &self.leaves[i].1)
+    }
+
+    /// Number of leaves that received a gradient.
+    pub fn len(&self) -> usize {
+        self.leaves.len()
+    }
+
+    /// Whether no leaf received a gradient.
+    pub fn is_empty(&self) -> bool {
+        self.leaves.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor;
+
+    fn scalar(x: f32) -> Tensor {
+        tensor::full(&[], x)
+    }
+
+    #[test]
+    fn gradient_of_a_polynomial_by_hand() {
+        let tape = Tape::new();
+        let x = tape.leaf(scalar(2.0));
+        // y = x² + 5x + 4, dy/dx = 2x + 5 = 9 at x = 2
+        let y = x * x + x * 5.0 + 4.0;
+        assert_eq!(y.item(), 18.0);
+        let grads = y.backward();
+        assert_eq!(grads.get(x).unwrap()[[]], 9.0);
+    }
+
+    #[test]
+    fn gradients_accumulate_over_repeated_use() {
+        let tape = Tape::new();
+        let w = tape.leaf(tensor::from_vec(vec![1.0, -2.0], &[2]).unwrap());
+        // L = Σ (w·w + w + w) = Σ w² + 2w, dL/dw = 2w + 2
+        let loss = (w * w + w + w).sum();
+        let g = loss.backward();
+        assert_eq!(g.get(w).unwrap().as_slice().unwrap(), &[4.0, -2.0]);
+    }
+
+    #[test]
+    fn constants_and_unreached_leaves_get_no_gradient() {
+        let tape = Tape::new();
+        let x = tape.leaf(scalar(1.0));
+        let unused = tape.leaf(scalar(1.0));
+        let c = tape.constant(scalar(3.0));
+        let g = (x * c).backward();
+        assert_eq!(g.get(x).unwrap()[[]], 3.0);
+        assert!(g.get(unused).is_none());
+        assert!(g.get(c).is_none());
+        assert_eq!(g.len(), 1);
+    }
+
+    #[test]
+    fn inference_tape_records_no_rules() {
+        let tape = Tape::inference();
+        let x = tape.leaf(scalar(1.0));
+        let y = x.exp();
+        assert!(!y.requires_grad());
+        assert!(tape.nodes.borrow().iter().all(|n| n.backward.is_none()));
+    }
+
+    #[test]
+    #[should_panic(expected = "backward: this tape was made by Tape::inference")]
+    fn backward_on_inference_tape_panics() {
+        let tape = Tape::inference();
+        tape.leaf(scalar(1.0)).backward();
+    }
+
+    #[test]
+    #[should_panic(expected = "backward: expected a scalar loss, found shape [2]")]
+    fn backward_of_a_non_scalar_panics() {
+        let tape = Tape::new();
+        tape.leaf(tensor::ones(&[2])).exp().backward();
+    }
+
+    #[test]
+    fn reset_keeps_capacity_and_reuses_buffers() {
+        let mut tape = Tape::new();
+        let step = |tape: &Tape| {
+            let x = tape.leaf(tensor::ones(&[64, 64]));
+            let y = x.exp().relu();
+            let ptr = tape.nodes.borrow()[y.id].value.as_ptr();
+            (y.sum().item(), ptr)
+        };
+        let (first, _) = step(&tape);
+        let capacity = tape.nodes.borrow().capacity();
+        let old: Vec<*const f32> = tape
+            .nodes
+            .borrow()
+            .iter()
+            .map(|n| n.value.as_ptr())
+            .collect();
+        tape.reset();
+        assert!(tape.is_empty());
+        assert_eq!(tape.nodes.borrow().capacity(), capacity);
+        let (second, ptr) = step(&tape);
+        assert_eq!(first, second);
+        assert!(
+            old.contains(&ptr),
+            "the relu output should reuse an old buffer"
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "gradients: Var(%0 = leaf [])")]
+    fn gradients_reject_vars_of_another_step() {
+        let mut tape = Tape::new();
+        let g = tape.leaf(scalar(1.0)).exp().backward();
+        tape.reset();
+        let x = tape.leaf(scalar(1.0));
+        g.get(x);
+    }
+
+    #[test]
+    fn debug_lists_ops_parents_and_shapes() {
+        let tape = Tape::new();
+        let x = tape.leaf(tensor::ones(&[2, 3]));
+        let _ = x.relu();
+        assert_eq!(
+            format!("{tape:?}"),
+            "[%0 = leaf [2, 3], %1 = relu(%0) [2, 3]]"
+        );
+    }
+}

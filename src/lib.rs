@@ -1,0 +1,60 @@
+//! # tapegrad
+//!
+//! A small deep learning library: `f32` tensors that are plain [`ndarray`] arrays, and a
+//! reverse-mode autograd [`Tape`] that records each op as it runs and walks back over the
+//! record to compute gradients.
+//!
+//! ## Quick tour
+//!
+//! Put inputs on a tape, compute with [`Var`] methods and operators, call
+//! [`Var::backward`] on a scalar loss, and read the [`Gradients`]. Here is one step of
+//! gradient descent, `W := W − lr · ∂L/∂W`, for a linear model with a softmax
+//! cross-entropy loss:
+//!
+//! ```
+//! use tapegrad::{tensor, ChaCha8Rng, SeedableRng, Tape};
+//!
+//! let mut rng = ChaCha8Rng::seed_from_u64(0);
+//! let x = tensor::normal(&[8, 4], 0.0, 1.0, &mut rng)?; // a batch of 8 samples
+//! let labels = [0, 1, 2, 0, 1, 2, 0, 1];
+//! let mut w = tensor::normal(&[4, 3], 0.0, 0.1, &mut rng)?;
+//! let mut b = tensor::zeros(&[3]);
+//!
+//! let mut losses = Vec::new();
+//! let mut tape = Tape::new();
+//! for _ in 0..50 {
+//!     tape.reset(); // reuse the tape's memory for the next step
+//!     let (wv, bv) = (tape.leaf(w.clone()), tape.leaf(b.clone()));
+//!     let logits = tape.constant(x.clone()).matmul(wv) + bv; // bias broadcast over rows
+//!     let loss = logits.cross_entropy(&labels);
+//!     losses.push(loss.item());
+//!     let grads = loss.backward();
+//!     w.scaled_add(-0.5, grads.get(wv).unwrap());
+//!     b.scaled_add(-0.5, grads.get(bv).unwrap());
+//! }
+//! assert!(losses[49] < 0.5 * losses[0]);
+//! # Ok::<(), tapegrad::Error>(())
+//! ```
+//!
+//! ## Conventions
+//! - Ops panic on misuse inside a program (shape mismatches), naming the op and both shapes,
+//!   as ndarray does; input from outside (lengths, hyperparameters, files) returns
+//!   [`Error`].
+//! - Randomness always comes from a generator the caller passes, e.g. [`ChaCha8Rng`]:
+//!   the same seed gives the same numbers on every platform and `rand` version.
+//! - Every op's gradient is checked against central finite differences with [`gradcheck`],
+//!   which users can run on their own compositions.
+
+#![deny(missing_docs)]
+#![doc(test(attr(deny(warnings))))]
+
+pub mod autograd;
+pub mod error;
+pub mod tensor;
+
+pub use autograd::{GradcheckConfig, Gradients, Tape, Var, gradcheck, gradcheck_with};
+pub use error::{Error, Result};
+pub use ndarray;
+pub use rand::{Rng, SeedableRng};
+pub use rand_chacha::ChaCha8Rng;
+pub use tensor::{Elem, Tensor};
