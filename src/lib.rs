@@ -50,11 +50,13 @@
 
 pub mod autograd;
 pub mod error;
+pub mod nn;
 pub mod tensor;
 
 pub use autograd::{GradcheckConfig, Gradients, Tape, Var, gradcheck, gradcheck_with};
 pub use error::{Error, Result};
 pub use ndarray;
+pub use nn::{Param, ParamId};
 pub use rand::{Rng, SeedableRng};
 pub use rand_chacha::ChaCha8Rng;
 pub use tensor::{Elem, Tensor};

@@ -6,6 +6,7 @@
 //! list backwards is already a topological order: no graph sort is needed. The backward rule
 //! of each op is written beside its forward in `ops/`.
 
+use crate::nn::{Param, ParamId};
 use crate::tensor::{Elem, Tensor};
 use ndarray::{ArcArray, IxDyn};
 use std::cell::RefCell;
@@ -53,6 +54,8 @@ pub(crate) struct Backward<'a> {
 struct Node {
     op: &'static str,
     value: Value,
+    /// The parameter this leaf holds a copy of.
+    param: Option<ParamId>,
     parents: [usize; 2],
     arity: usize,
     requires_grad: bool,
@@ -170,10 +173,36 @@ impl Tape {
         self.push_leaf("constant", value, false)
     }
 
+    /// Puts a copy of a module's parameter on the tape, as a leaf that needs a gradient
+    /// (read it with [`Gradients::param`]). Putting the same parameter on the tape again in
+    /// the same step returns the same `Var`, so all its uses add into one gradient.
+    ///
+    /// The copy goes into a buffer reused from the previous step, so a training loop that
+    /// resets its tape allocates nothing for it.
+    pub fn param(&self, param: &Param) -> Var<'_> {
+        let existing = self
+            .nodes
+            .borrow()
+            .iter()
+            .position(|node| node.param == Some(param.id()));
+        if let Some(id) = existing {
+            return Var { tape: self, id };
+        }
+        let value = param.value();
+        let copy = match value.as_slice() {
+            Some(slice) => self.collect(value.shape(), slice.iter().copied()),
+            None => self.collect(value.shape(), value.iter().copied()),
+        };
+        let var = self.push_leaf("param", copy, self.recording);
+        self.nodes.borrow_mut()[var.id].param = Some(param.id());
+        var
+    }
+
     fn push_leaf(&self, op: &'static str, value: Tensor, requires_grad: bool) -> Var<'_> {
         self.push(Node {
             op,
             value: value.into_shared(),
+            param: None,
             parents: [0; 2],
             arity: 0,
             requires_grad,
@@ -218,6 +247,7 @@ impl Tape {
             value: value.into_value(),
             parents,
             arity: inputs.len(),
+            param: None,
             requires_grad,
             backward: requires_grad.then(|| Box::new(backward) as BackwardFn),
         })
@@ -374,7 +404,7 @@ impl<'t> Var<'t> {
                 continue;
             };
             let Some(rule) = &node.backward else {
-                leaves.push((id, grad));
+                leaves.push((id, node.param, grad));
                 continue;
             };
             let [p0, p1] = node.parents;
@@ -419,13 +449,13 @@ impl fmt::Debug for Var<'_> {
 /// The gradients of a loss with respect to the leaves of its tape, returned by
 /// [`Var::backward`].
 ///
-/// Gradients are keyed by leaf; look one up with [`Gradients::get`].
+/// Look one up by leaf with [`Gradients::get`], or by parameter with [`Gradients::param`].
 #[derive(Debug, Clone)]
 pub struct Gradients {
     tape: u64,
     generation: u64,
-    /// (node id, gradient), sorted by node id.
-    leaves: Vec<(usize, Tensor)>,
+    /// (node id, parameter held by the leaf, gradient), sorted by node id.
+    leaves: Vec<(usize, Option<ParamId>, Tensor)>,
 }
 
 impl Gradients {
@@ -442,9 +472,18 @@ impl Gradients {
             "gradients: {leaf:?} is not from the tape step these gradients were computed on"
         );
         self.leaves
-            .binary_search_by_key(&leaf.id, |(id, _)| *id)
+            .binary_search_by_key(&leaf.id, |(id, _, _)| *id)
             .ok()
-            .map(|i| &self.leaves[i].1)
+            .map(|i| &self.leaves[i].2)
+    }
+
+    /// The gradient of the loss with respect to a parameter put on the tape with
+    /// [`Tape::param`], or `None` when the loss does not depend on it.
+    pub fn param(&self, param: &Param) -> Option<&Tensor> {
+        self.leaves
+            .iter()
+            .find(|(_, id, _)| *id == Some(param.id()))
+            .map(|(_, _, grad)| grad)
     }
 
     /// Number of leaves that received a gradient.
@@ -499,6 +538,23 @@ mod tests {
         assert!(g.get(unused).is_none());
         assert!(g.get(c).is_none());
         assert_eq!(g.len(), 1);
+    }
+
+    #[test]
+    fn a_param_on_the_tape_twice_is_one_leaf_with_the_summed_gradient() {
+        let w = Param::new("weight", tensor::from_vec(vec![3.0], &[1]).unwrap());
+        let other = Param::new("bias", tensor::zeros(&[1]));
+        let tape = Tape::new();
+        let (a, b) = (tape.param(&w), tape.param(&w));
+        assert_eq!(a.id, b.id);
+        // L = Σ w·w + 2w: ∂L/∂w = 2w + 2 = 8
+        let g = (a * b + a + b).sum().backward();
+        assert_eq!(g.param(&w).unwrap()[[0]], 8.0);
+        assert!(g.param(&other).is_none());
+        assert!(
+            g.param(&w.clone()).is_none(),
+            "a clone is a different parameter"
+        );
     }
 
     #[test]
