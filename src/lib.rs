@@ -60,3 +60,8 @@ pub use nn::{Param, ParamId};
 pub use rand::{Rng, SeedableRng};
 pub use rand_chacha::ChaCha8Rng;
 pub use tensor::{Elem, Tensor};
+
+/// The README's examples, run as doctests so they stay true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

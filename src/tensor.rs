@@ -2,7 +2,7 @@
 //!
 //! A tensor is a plain ndarray array, so users pass their own arrays in and take results out
 //! without copies or conversions. The constructors here check what a caller passes from
-//! outside (lengths, ranges) and return an [`Error`](crate::Error) rather than panic.
+//! outside (lengths, ranges) and return an [`Error`] rather than panic.
 
 use crate::error::{Error, Result};
 use ndarray::{ArrayD, Dimension, IxDyn};

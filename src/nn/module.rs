@@ -29,8 +29,8 @@ impl ParamId {
 /// let tape = Tape::new();
 /// let loss = (tape.param(&w) * tape.param(&w)).sum(); // w², used twice
 /// let grads = loss.backward();
-/// let g = grads.param(&w).unwrap().clone(); // 2w = 4
-/// w.value_mut().scaled_add(-0.25, &g); // one step of gradient descent
+/// let g = grads.param(&w).unwrap(); // 2w = 4
+/// w.value_mut().scaled_add(-0.25, g); // one step of gradient descent
 /// assert_eq!(w.value()[[0]], 1.0);
 /// # Ok::<(), tapegrad::Error>(())
 /// ```
