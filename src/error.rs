@@ -5,6 +5,7 @@
 //! once instead, with the op's name and both shapes (see `ARCHITECTURE.md`).
 
 use std::fmt;
+use std::path::PathBuf;
 
 /// The result type of every fallible function in this crate.
 pub type Result<T> = std::result::Result<T, Error>;
@@ -32,6 +33,28 @@ pub enum Error {
         /// The problem, naming the allowed range and the value given.
         message: String,
     },
+    /// Reading or writing a file failed.
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// A file's bytes are not what its format requires: a wrong magic number, a truncated
+    /// payload, dimensions that disagree with another file.
+    Decode {
+        /// The file.
+        path: PathBuf,
+        /// What was expected and what was found.
+        message: String,
+    },
+    /// A data set is not where it was looked for; the message says how to install it.
+    DatasetMissing {
+        /// The folder or file looked for.
+        path: PathBuf,
+        /// How to get it.
+        hint: String,
+    },
     /// An analytic gradient disagrees with its central finite-difference estimate
     /// (returned by [`gradcheck`](crate::gradcheck)).
     GradientMismatch {
@@ -57,6 +80,11 @@ impl fmt::Display for Error {
                 found,
             } => write!(f, "{op}: expected {expected}, found {found}"),
             Error::InvalidArgument { op, message } => write!(f, "{op}: {message}"),
+            Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            Error::Decode { path, message } => write!(f, "{}: {message}", path.display()),
+            Error::DatasetMissing { path, hint } => {
+                write!(f, "data set not found at {}; {hint}", path.display())
+            }
             Error::GradientMismatch {
                 op,
                 input,
@@ -71,7 +99,32 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl Error {
+    /// An [`Error::Io`] for `path`.
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// An [`Error::Decode`] for `path`.
+    pub(crate) fn decode(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::Decode {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

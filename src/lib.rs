@@ -49,12 +49,16 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub mod autograd;
+pub mod data;
 pub mod error;
+pub mod metrics;
 pub mod nn;
 pub mod tensor;
 
-pub use autograd::{GradcheckConfig, Gradients, Tape, Var, gradcheck, gradcheck_with};
+pub use autograd::{GradcheckConfig, Gradients, Tape, TapeInput, Var, gradcheck, gradcheck_with};
+pub use data::{Batch, Batches, Dataset, Scaler, ScalerKind};
 pub use error::{Error, Result};
+pub use metrics::ConfusionMatrix;
 pub use ndarray;
 pub use nn::{Param, ParamId};
 pub use rand::{Rng, SeedableRng};

@@ -7,4 +7,4 @@ pub(crate) mod ops;
 pub(crate) mod tape;
 
 pub use gradcheck::{GradcheckConfig, gradcheck, gradcheck_with};
-pub use tape::{Gradients, Tape, Var};
+pub use tape::{Gradients, Tape, TapeInput, Var};

@@ -8,7 +8,7 @@
 
 use crate::nn::{Param, ParamId};
 use crate::tensor::{Elem, Tensor};
-use ndarray::{ArcArray, IxDyn};
+use ndarray::{ArcArray, Array, ArrayView, ArrayViewD, Dimension, IxDyn};
 use std::cell::RefCell;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -60,6 +60,32 @@ struct Node {
     arity: usize,
     requires_grad: bool,
     backward: Option<BackwardFn>,
+}
+
+/// A value that can be put on a tape with [`Tape::leaf`] or [`Tape::constant`]: an owned
+/// array of any dimensionality (moved in, no copy), or a borrowed array or view (copied into
+/// a buffer the tape reuses across steps, so a training loop allocates nothing for it).
+pub trait TapeInput {
+    /// The value as a [`Tensor`] owned by `tape`.
+    fn into_tensor(self, tape: &Tape) -> Tensor;
+}
+
+impl<D: Dimension> TapeInput for Array<Elem, D> {
+    fn into_tensor(self, _: &Tape) -> Tensor {
+        self.into_dyn()
+    }
+}
+
+impl<D: Dimension> TapeInput for &Array<Elem, D> {
+    fn into_tensor(self, tape: &Tape) -> Tensor {
+        tape.copy(self.view().into_dyn())
+    }
+}
+
+impl<D: Dimension> TapeInput for ArrayView<'_, Elem, D> {
+    fn into_tensor(self, tape: &Tape) -> Tensor {
+        tape.copy(self.into_dyn())
+    }
 }
 
 static NEXT_TAPE_ID: AtomicU64 = AtomicU64::new(0);
@@ -164,12 +190,14 @@ impl Tape {
 
     /// Puts an input that needs a gradient on the tape (`requires_grad=True` in PyTorch).
     /// [`Var::backward`] returns its gradient. On an inference tape it needs none.
-    pub fn leaf(&self, value: Tensor) -> Var<'_> {
+    pub fn leaf(&self, value: impl TapeInput) -> Var<'_> {
+        let value = value.into_tensor(self);
         self.push_leaf("leaf", value, self.recording)
     }
 
     /// Puts an input that needs no gradient on the tape: data, labels, targets.
-    pub fn constant(&self, value: Tensor) -> Var<'_> {
+    pub fn constant(&self, value: impl TapeInput) -> Var<'_> {
+        let value = value.into_tensor(self);
         self.push_leaf("constant", value, false)
     }
 
@@ -188,11 +216,7 @@ impl Tape {
         if let Some(id) = existing {
             return Var { tape: self, id };
         }
-        let value = param.value();
-        let copy = match value.as_slice() {
-            Some(slice) => self.collect(value.shape(), slice.iter().copied()),
-            None => self.collect(value.shape(), value.iter().copied()),
-        };
+        let copy = self.copy(param.value().view());
         let var = self.push_leaf("param", copy, self.recording);
         self.nodes.borrow_mut()[var.id].param = Some(param.id());
         var
@@ -260,6 +284,14 @@ impl Tape {
         let mut buffer = self.take_buffer(len);
         buffer.extend(values);
         Tensor::from_shape_vec(IxDyn(shape), buffer).expect("internal error: collect length")
+    }
+
+    /// A copy of `value` in a reused buffer.
+    fn copy(&self, value: ArrayViewD<'_, Elem>) -> Tensor {
+        match value.as_slice() {
+            Some(slice) => self.collect(value.shape(), slice.iter().copied()),
+            None => self.collect(value.shape(), value.iter().copied()),
+        }
     }
 
     /// A zero-filled tensor of `shape`, in a reused buffer when one is large enough.

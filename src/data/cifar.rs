@@ -1,0 +1,114 @@
+//! The CIFAR-10 binary format: records of one label byte and 3,072 pixel bytes
+//! (32×32, red plane, then green, then blue), 10,000 records per batch file.
+
+use crate::data::dataset::Dataset;
+use crate::data::idx::read_maybe_gzipped;
+use crate::error::{Error, Result};
+use ndarray::Array2;
+use std::path::Path;
+
+/// Pixel bytes per CIFAR-10 image: 3 channels of 32×32.
+pub const CIFAR10_PIXELS: usize = 3 * 32 * 32;
+
+/// The ten CIFAR-10 classes, by label.
+pub const CIFAR10_CLASSES: [&str; 10] = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+];
+
+const RECORD: usize = 1 + CIFAR10_PIXELS;
+
+/// Reads CIFAR-10 binary batch files (such as `data_batch_1.bin` ... `data_batch_5.bin`, or
+/// `test_batch.bin`), plain or gzipped, into one data set of `[images, 3072]` bytes in
+/// channel-major order, with 10 classes.
+///
+/// # Errors
+/// [`Error::Io`] when a file cannot be read; [`Error::Decode`] naming the file when its
+/// length is not a whole number of 3,073-byte records or a label is not below 10.
+pub fn read_cifar10<P: AsRef<Path>>(files: &[P]) -> Result<Dataset> {
+    let mut pixels = Vec::new();
+    let mut labels = Vec::new();
+    for path in files {
+        let path = path.as_ref();
+        let bytes = read_maybe_gzipped(path)?;
+        if bytes.len() % RECORD != 0 {
+            return Err(Error::decode(
+                path,
+                format!(
+                    "cifar10: expected a multiple of {RECORD} bytes (label + {CIFAR10_PIXELS} pixels per image), found {}",
+                    bytes.len()
+                ),
+            ));
+        }
+        for (i, record) in bytes.chunks_exact(RECORD).enumerate() {
+            if record[0] >= 10 {
+                return Err(Error::decode(
+                    path,
+                    format!(
+                        "cifar10: record {i} has label {}, expected 0 to 9",
+                        record[0]
+                    ),
+                ));
+            }
+            labels.push(usize::from(record[0]));
+            pixels.extend_from_slice(&record[1..]);
+        }
+    }
+    let x = Array2::from_shape_vec((labels.len(), CIFAR10_PIXELS), pixels)
+        .expect("whole records checked");
+    Dataset::from_bytes(x, labels)?.with_num_classes(10)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(label: u8, fill: u8) -> Vec<u8> {
+        let mut r = vec![label];
+        r.extend(std::iter::repeat_n(fill, CIFAR10_PIXELS));
+        r
+    }
+
+    #[test]
+    fn reads_records_across_files_and_rejects_broken_ones() {
+        let dir = std::env::temp_dir().join(format!("tapegrad-cifar-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let a = dir.join("a.bin");
+        let b = dir.join("b.bin");
+        std::fs::write(&a, [record(3, 7), record(9, 1)].concat()).unwrap();
+        std::fs::write(&b, record(0, 200)).unwrap();
+        let data = read_cifar10(&[&a, &b]).unwrap();
+        assert_eq!(
+            (data.len(), data.num_features(), data.num_classes()),
+            (3, 3072, 10)
+        );
+        assert_eq!(data.labels(), &[3, 9, 0]);
+        assert_eq!(data.full_batch().0[[2, 3071]], 200.0);
+
+        let truncated = dir.join("t.bin");
+        std::fs::write(&truncated, &record(1, 0)[..3000]).unwrap();
+        let err = read_cifar10(&[&truncated]).unwrap_err().to_string();
+        assert!(
+            err.contains("t.bin: cifar10: expected a multiple of 3073 bytes"),
+            "{err}"
+        );
+        assert!(err.contains("found 3000"), "{err}");
+
+        let bad_label = dir.join("l.bin");
+        std::fs::write(&bad_label, [record(1, 0), record(10, 0)].concat()).unwrap();
+        let err = read_cifar10(&[&bad_label]).unwrap_err().to_string();
+        assert!(
+            err.contains("record 1 has label 10, expected 0 to 9"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,15 @@
+//! Data: in-memory data sets and batches, the IDX (MNIST / Fashion-MNIST) and CIFAR-10
+//! loaders, and preprocessing fitted on training data.
+
+mod cifar;
+mod dataset;
+mod idx;
+mod preprocess;
+
+pub use cifar::{CIFAR10_CLASSES, CIFAR10_PIXELS, read_cifar10};
+pub use dataset::{Batch, Batches, Dataset};
+pub use idx::{
+    FASHION_MNIST_CLASSES, FASHION_MNIST_DEFAULT_DIR, FASHION_MNIST_ENV, fashion_mnist,
+    fashion_mnist_dir, read_idx_dataset, read_idx_images, read_idx_labels,
+};
+pub use preprocess::{Scaler, ScalerKind};

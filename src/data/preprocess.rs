@@ -1,0 +1,242 @@
+//! Preprocessing fitted on training data: standardization and min-max scaling.
+//!
+//! Both are per-feature affine maps `y_j = x_j·scale_j + shift_j`, fitted on the training
+//! set only and then applied unchanged to validation and test data (fitting on test data
+//! would leak it into training). A feature with zero variance or zero range (a pixel that is
+//! always black) maps to 0 instead of dividing by zero.
+
+use crate::data::dataset::Dataset;
+use crate::error::{Error, Result};
+use crate::tensor::{Elem, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// Which statistic a [`Scaler`] was fitted with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ScalerKind {
+    /// `y = (x − μ) / σ`: zero mean and unit variance per feature on the training data.
+    Standardize,
+    /// `y = (x − min) / (max − min)`: each feature in `[0, 1]` on the training data.
+    MinMax,
+}
+
+/// A fitted per-feature affine preprocessing, `y_j = x_j·scale_j + shift_j`.
+///
+/// Standardizing puts every feature on the same scale, so that one learning rate suits
+/// every weight: with raw features of very different scales, gradient descent must use a
+/// learning rate small enough for the largest feature and then crawls along the others.
+///
+/// # Examples
+/// ```
+/// use tapegrad::{Dataset, Scaler, ndarray::array};
+/// let train = Dataset::from_floats(array![[1.0, 5.0], [3.0, 5.0]], vec![0, 1])?;
+/// let scaler = Scaler::standardize(&train)?;
+/// // feature 0: mean 2, std 1; feature 1 is constant and maps to 0
+/// let mut x = array![[3.0, 5.0], [0.0, 7.0]].into_dyn();
+/// scaler.transform(&mut x)?;
+/// assert_eq!(x, array![[1.0, 0.0], [-2.0, 2.0]].into_dyn());
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scaler {
+    kind: ScalerKind,
+    scale: Vec<Elem>,
+    shift: Vec<Elem>,
+}
+
+impl Scaler {
+    /// Fits standardization on `train`: per feature, the mean `μ` and the population
+    /// standard deviation `σ` (as scikit-learn's `StandardScaler`); `scale = 1/σ`,
+    /// `shift = −μ/σ`, or `scale = 1`, `shift = −μ` when `σ = 0`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] on an empty data set.
+    pub fn standardize(train: &Dataset) -> Result<Scaler> {
+        let d = train.num_features();
+        let (mut sum, mut sum_sq) = (vec![0f64; d], vec![0f64; d]);
+        for_each_row(train, "scaler::standardize", |row| {
+            for ((s, q), &x) in sum.iter_mut().zip(&mut sum_sq).zip(row) {
+                *s += f64::from(x);
+                *q += f64::from(x) * f64::from(x);
+            }
+        })?;
+        let n = train.len() as f64;
+        let (scale, shift) = sum
+            .iter()
+            .zip(&sum_sq)
+            .map(|(&s, &q)| {
+                let mean = s / n;
+                let std = (q / n - mean * mean).max(0.0).sqrt();
+                // a spread below f32 resolution of the mean is a constant feature
+                if std <= mean.abs() * 1e-7 || std == 0.0 {
+                    (1.0, -mean as Elem)
+                } else {
+                    ((1.0 / std) as Elem, (-mean / std) as Elem)
+                }
+            })
+            .unzip();
+        Ok(Scaler {
+            kind: ScalerKind::Standardize,
+            scale,
+            shift,
+        })
+    }
+
+    /// Fits min-max scaling on `train`: `scale = 1/(max − min)`, `shift = −min/(max − min)`,
+    /// or `scale = 1`, `shift = −min` when `max = min`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] on an empty data set.
+    pub fn min_max(train: &Dataset) -> Result<Scaler> {
+        let d = train.num_features();
+        let (mut low, mut high) = (vec![Elem::INFINITY; d], vec![Elem::NEG_INFINITY; d]);
+        for_each_row(train, "scaler::min_max", |row| {
+            for ((l, h), &x) in low.iter_mut().zip(&mut high).zip(row) {
+                *l = l.min(x);
+                *h = h.max(x);
+            }
+        })?;
+        let (scale, shift) = low
+            .iter()
+            .zip(&high)
+            .map(|(&l, &h)| {
+                if h > l {
+                    (1.0 / (h - l), -l / (h - l))
+                } else {
+                    (1.0, -l)
+                }
+            })
+            .unzip();
+        Ok(Scaler {
+            kind: ScalerKind::MinMax,
+            scale,
+            shift,
+        })
+    }
+
+    /// Which statistic this scaler was fitted with.
+    pub fn kind(&self) -> ScalerKind {
+        self.kind
+    }
+
+    /// Number of features it was fitted on.
+    pub fn num_features(&self) -> usize {
+        self.scale.len()
+    }
+
+    /// The per-feature factors `scale_j` of `y_j = x_j·scale_j + shift_j`.
+    pub fn scale(&self) -> &[Elem] {
+        &self.scale
+    }
+
+    /// The per-feature offsets `shift_j` of `y_j = x_j·scale_j + shift_j`.
+    pub fn shift(&self) -> &[Elem] {
+        &self.shift
+    }
+
+    /// Applies the map in place to one sample's features.
+    pub(crate) fn apply_row(&self, row: &mut [Elem]) {
+        for ((x, &a), &b) in row.iter_mut().zip(&self.scale).zip(&self.shift) {
+            *x = *x * a + b;
+        }
+    }
+
+    /// Applies the map in place to a `[samples, features]` tensor from outside a
+    /// [`Dataset`].
+    ///
+    /// # Errors
+    /// [`Error::Shape`] when `x` is not 2-D with this scaler's number of features.
+    pub fn transform(&self, x: &mut Tensor) -> Result<()> {
+        if x.ndim() != 2 || x.shape()[1] != self.num_features() {
+            return Err(Error::Shape {
+                op: "scaler::transform",
+                expected: format!("shape [samples, {}]", self.num_features()),
+                found: format!("shape {:?}", x.shape()),
+            });
+        }
+        for mut row in x.rows_mut() {
+            for ((x, &a), &b) in row.iter_mut().zip(&self.scale).zip(&self.shift) {
+                *x = *x * a + b;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Calls `f` with each sample's raw features as `f32`.
+fn for_each_row(data: &Dataset, op: &'static str, mut f: impl FnMut(&[Elem])) -> Result<()> {
+    if data.is_empty() {
+        return Err(Error::InvalidArgument {
+            op,
+            message: "cannot fit on an empty data set".into(),
+        });
+    }
+    let mut row = vec![0.0; data.num_features()];
+    for i in 0..data.len() {
+        data.raw_row(i, &mut row);
+        f(&row);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{Array2, array};
+
+    #[test]
+    fn standardized_training_data_has_zero_mean_and_unit_variance() {
+        let x = Array2::from_shape_fn((50, 3), |(i, j)| {
+            (i as Elem) * (j as Elem + 1.0) * 10.0 + 7.0
+        });
+        let mut data = Dataset::from_floats(x, vec![0; 50]).unwrap();
+        data.set_scaler(Scaler::standardize(&data).unwrap())
+            .unwrap();
+        let (y, _) = data.full_batch();
+        for column in y.axis_iter(ndarray::Axis(1)) {
+            assert!(column.mean().unwrap().abs() < 1e-5);
+            assert!((column.std(0.0) - 1.0).abs() < 1e-5);
+        }
+    }
+
+    #[test]
+    fn constant_features_map_to_zero_not_nan() {
+        let data = Dataset::from_bytes(array![[7u8, 1], [7, 3]], vec![0, 1]).unwrap();
+        for scaler in [Scaler::standardize(&data), Scaler::min_max(&data)] {
+            let mut d = data.clone();
+            d.set_scaler(scaler.unwrap()).unwrap();
+            let (y, _) = d.full_batch();
+            assert!(y.iter().all(|v| v.is_finite()));
+            let first: Vec<Elem> = y.index_axis(ndarray::Axis(1), 0).iter().copied().collect();
+            assert_eq!(first, vec![0.0, 0.0]);
+        }
+    }
+
+    #[test]
+    fn fitted_on_train_applied_unchanged_to_test() {
+        let train = Dataset::from_floats(array![[0.0], [10.0]], vec![0, 1]).unwrap();
+        let scaler = Scaler::min_max(&train).unwrap();
+        let mut test = Dataset::from_floats(array![[5.0], [20.0]], vec![0, 1]).unwrap();
+        test.set_scaler(scaler.clone()).unwrap();
+        let (y, _) = test.full_batch();
+        // test data outside the training range stays outside [0, 1]
+        assert_eq!(y.into_raw_vec_and_offset().0, vec![0.5, 2.0]);
+        assert_eq!(scaler.kind(), ScalerKind::MinMax);
+    }
+
+    #[test]
+    fn bad_inputs_are_errors() {
+        let empty = Dataset::from_floats(Array2::zeros((0, 2)), vec![]).unwrap();
+        let err = Scaler::standardize(&empty).unwrap_err().to_string();
+        assert_eq!(err, "scaler::standardize: cannot fit on an empty data set");
+        let data = Dataset::from_floats(array![[1.0, 2.0]], vec![0]).unwrap();
+        let scaler = Scaler::min_max(&data).unwrap();
+        let mut wrong = Tensor::zeros(ndarray::IxDyn(&[2, 3]));
+        let err = scaler.transform(&mut wrong).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "scaler::transform: expected shape [samples, 2], found shape [2, 3]"
+        );
+        let mut other = Dataset::from_floats(array![[1.0]], vec![0]).unwrap();
+        assert!(other.set_scaler(scaler).is_err());
+    }
+}
