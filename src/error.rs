@@ -55,6 +55,16 @@ pub enum Error {
         /// How to get it.
         hint: String,
     },
+    /// A training step was refused because its loss or gradients are NaN or infinite; the
+    /// parameters are as they were before it.
+    Diverged {
+        /// The optimizer or loop that refused it.
+        op: &'static str,
+        /// The step (counted from 0) that was refused.
+        step: u64,
+        /// What was not finite.
+        what: String,
+    },
     /// An analytic gradient disagrees with its central finite-difference estimate
     /// (returned by [`gradcheck`](crate::gradcheck)).
     GradientMismatch {
@@ -85,6 +95,11 @@ impl fmt::Display for Error {
             Error::DatasetMissing { path, hint } => {
                 write!(f, "data set not found at {}; {hint}", path.display())
             }
+            Error::Diverged { op, step, what } => write!(
+                f,
+                "{op}: step {step} refused: {what}; the parameters are unchanged. Training \
+                 diverged: try a smaller learning rate"
+            ),
             Error::GradientMismatch {
                 op,
                 input,

@@ -1,0 +1,259 @@
+//! Adam and AdamW (Kingma & Ba 2015; Loshchilov & Hutter 2019), as PyTorch's
+//! `torch.optim.Adam` and `torch.optim.AdamW`.
+
+use super::sgd::check_lr;
+use super::{Optimizer, check_finite, decays_by_default, invalid};
+use crate::autograd::tape::Gradients;
+use crate::error::Result;
+use crate::nn::Module;
+use crate::optim::schedule::Schedule;
+use crate::tensor::{Elem, Tensor};
+use ndarray::Zip;
+use std::collections::BTreeMap;
+
+/// How an [`Adam`] applies weight decay.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Decoupling {
+    /// Adam's L2: `g ← g + wd·θ` before the moments.
+    Coupled,
+    /// AdamW: `θ ← θ·(1 − lr·wd)` apart from the moments.
+    Decoupled,
+}
+
+/// Adam (<https://arxiv.org/abs/1412.6980>) and AdamW (<https://arxiv.org/abs/1711.05101>).
+///
+/// With step count `t` (from 1), `β₁, β₂` the moment decays, `ε` the stabilizer:
+///
+/// ```text
+/// g ← g + wd·θ                         (Adam's L2, weights only by default)
+/// θ ← θ·(1 − lr·wd)                     (AdamW instead, weights only by default)
+/// m ← β₁·m + (1 − β₁)·g
+/// v ← β₂·v + (1 − β₂)·g²
+/// θ ← θ − lr · (m / (1 − β₁ᵗ)) / (√(v / (1 − β₂ᵗ)) + ε)
+/// ```
+///
+/// Defaults as PyTorch: `β₁ = 0.9`, `β₂ = 0.999`, `ε = 1e-8`; AdamW's default `wd = 0.01`.
+///
+/// # Examples
+/// ```
+/// use tapegrad::{tensor, Adam, Linear, Mode, Module, Optimizer, Tape};
+/// let mut model = Linear::from_parts(tensor::from_vec(vec![1.0], &[1, 1])?, None)?;
+/// let mut adam = Adam::new(0.1)?;
+/// let tape = Tape::new();
+/// let x = tape.constant(tensor::from_vec(vec![2.0], &[1, 1])?);
+/// adam.step(&mut model, &model.forward(x, Mode::Train).sum().backward())?;
+/// // the first Adam step moves each weight by about lr, whatever the gradient's size
+/// assert!((model.weight().value()[[0, 0]] - 0.9).abs() < 1e-6);
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Adam {
+    base_lr: Elem,
+    betas: (Elem, Elem),
+    eps: Elem,
+    weight_decay: Elem,
+    decoupling: Decoupling,
+    schedule: Schedule,
+    steps: u64,
+    epochs: u64,
+    moments: BTreeMap<String, (Tensor, Tensor)>,
+}
+
+impl Adam {
+    /// Adam with learning rate `lr` and PyTorch's defaults, no weight decay.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) unless `lr` is finite and
+    /// `> 0`.
+    pub fn new(lr: Elem) -> Result<Self> {
+        check_lr("adam", lr)?;
+        Ok(Adam {
+            base_lr: lr,
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+            weight_decay: 0.0,
+            decoupling: Decoupling::Coupled,
+            schedule: Schedule::default(),
+            steps: 0,
+            epochs: 0,
+            moments: BTreeMap::new(),
+        })
+    }
+
+    /// AdamW: Adam with decoupled weight decay `wd` (PyTorch's default is 0.01).
+    ///
+    /// # Errors
+    /// As [`Adam::new`], and when `wd` is negative or not finite.
+    pub fn adamw(lr: Elem, wd: Elem) -> Result<Self> {
+        let mut adam = Self::new(lr)?.weight_decay(wd)?;
+        adam.decoupling = Decoupling::Decoupled;
+        Ok(adam)
+    }
+
+    /// Sets the moment decays `β₁, β₂`, each in `[0, 1)`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) otherwise.
+    pub fn betas(mut self, beta1: Elem, beta2: Elem) -> Result<Self> {
+        for beta in [beta1, beta2] {
+            if !(0.0..1.0).contains(&beta) {
+                return invalid("adam", format!("betas must be in [0, 1), got {beta}"));
+            }
+        }
+        self.betas = (beta1, beta2);
+        Ok(self)
+    }
+
+    /// Sets `ε > 0`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) unless finite and `> 0`.
+    pub fn eps(mut self, eps: Elem) -> Result<Self> {
+        if !(eps > 0.0 && eps.is_finite()) {
+            return invalid("adam", format!("eps must be finite and > 0, got {eps}"));
+        }
+        self.eps = eps;
+        Ok(self)
+    }
+
+    /// Sets the weight decay `wd >= 0` (L2 for Adam, decoupled for AdamW).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) unless finite and `>= 0`.
+    pub fn weight_decay(mut self, wd: Elem) -> Result<Self> {
+        if !(wd >= 0.0 && wd.is_finite()) {
+            return invalid("adam", format!("weight decay must be finite and >= 0, got {wd}"));
+        }
+        self.weight_decay = wd;
+        Ok(self)
+    }
+
+    /// Sets the learning-rate schedule (constant by default).
+    pub fn schedule(mut self, schedule: Schedule) -> Self {
+        self.schedule = schedule;
+        self
+    }
+}
+
+impl Optimizer for Adam {
+    fn step(&mut self, model: &mut dyn Module, grads: &Gradients) -> Result<()> {
+        check_finite("adam", self.steps, &*model, grads)?;
+        let lr = self.lr();
+        let t = (self.steps + 1) as i32;
+        let (b1, b2, eps) = (self.betas.0, self.betas.1, self.eps);
+        let (c1, c2) = (1.0 - b1.powi(t), 1.0 - b2.powi(t));
+        let (decoupling, weight_decay) = (self.decoupling, self.weight_decay);
+        let moments = &mut self.moments;
+        model.visit_params_mut(&mut |name, param| {
+            let Some(grad) = grads.param(param) else {
+                return;
+            };
+            let wd = if decays_by_default(name) { weight_decay } else { 0.0 };
+            let (coupled, decoupled) = match decoupling {
+                Decoupling::Coupled => (wd, 0.0),
+                Decoupling::Decoupled => (0.0, wd),
+            };
+            let (m, v) = moments.entry(name.to_string()).or_insert_with(|| {
+                (Tensor::zeros(grad.raw_dim()), Tensor::zeros(grad.raw_dim()))
+            });
+            Zip::from(param.value_mut())
+                .and(m)
+                .and(v)
+                .and(grad)
+                .for_each(|theta, m, v, &g| {
+                    let g = g + coupled * *theta;
+                    *theta *= 1.0 - lr * decoupled;
+                    *m = b1 * *m + (1.0 - b1) * g;
+                    *v = b2 * *v + (1.0 - b2) * g * g;
+                    *theta -= lr * (*m / c1) / ((*v / c2).sqrt() + eps);
+                });
+        });
+        self.steps += 1;
+        Ok(())
+    }
+
+    fn lr(&self) -> Elem {
+        self.schedule.lr(self.base_lr, self.steps, self.epochs)
+    }
+
+    fn base_lr(&self) -> Elem {
+        self.base_lr
+    }
+
+    fn set_base_lr(&mut self, lr: Elem) -> Result<()> {
+        check_lr("adam", lr)?;
+        self.base_lr = lr;
+        Ok(())
+    }
+
+    fn end_epoch(&mut self) {
+        self.epochs += 1;
+    }
+
+    fn steps(&self) -> u64 {
+        self.steps
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::{Linear, Mode};
+    use crate::{Tape, tensor};
+
+    /// A weight w = 1 and bias b = 0.5 under the loss L = w·x + b with x = w (so the
+    /// gradient changes each step): ∂L/∂w = 2w, ∂L/∂b = 1.
+    fn run(mut opt: Adam) -> (Elem, Elem) {
+        let mut m = Linear::from_parts(
+            tensor::from_vec(vec![1.0], &[1, 1]).unwrap(),
+            Some(tensor::from_vec(vec![0.5], &[1]).unwrap()),
+        )
+        .unwrap();
+        for _ in 0..3 {
+            let tape = Tape::new();
+            let w = tape.param(m.weight());
+            let loss = m.forward(w, Mode::Train).sum();
+            opt.step(&mut m, &loss.backward()).unwrap();
+        }
+        (m.weight().value()[[0, 0]], m.bias().unwrap().value()[[0]])
+    }
+
+    /// Reference values from PyTorch's documented Adam/AdamW formulas, evaluated in f64
+    /// (lr 0.1, betas (0.9, 0.999), eps 1e-8, wd 0.1, bias not decayed):
+    ///
+    /// ```text
+    /// def adam(w, b, wd, decoupled):
+    ///     m = {"w": 0, "b": 0}; v = {"w": 0, "b": 0}
+    ///     for t in (1, 2, 3):
+    ///         for k, g in (("w", 2 * w), ("b", 1.0)):
+    ///             p = w if k == "w" else b
+    ///             d = wd if k == "w" else 0
+    ///             if decoupled: p *= 1 - 0.1 * d
+    ///             else: g += d * p
+    ///             m[k] = 0.9 * m[k] + 0.1 * g; v[k] = 0.999 * v[k] + 0.001 * g * g
+    ///             p -= 0.1 * (m[k] / (1 - 0.9**t)) / ((v[k] / (1 - 0.999**t)) ** 0.5 + 1e-8)
+    ///             if k == "w": w = p
+    ///             else: b = p
+    ///     return w, b
+    ///
+    /// adam(1, 0.5, 0.1, False) == (0.70158627, 0.2); adam(1, 0.5, 0.1, True) == (0.67510122, 0.2)
+    /// ```
+    #[test]
+    fn adam_and_adamw_match_pytorch_formulas() {
+        let (w, b) = run(Adam::new(0.1).unwrap().weight_decay(0.1).unwrap());
+        assert!((w - 0.70158627).abs() < 1e-6, "{w}");
+        assert!((b - 0.2).abs() < 1e-6, "{b}");
+        let (w, b) = run(Adam::adamw(0.1, 0.1).unwrap());
+        assert!((w - 0.67510122).abs() < 1e-6, "{w}");
+        assert!((b - 0.2).abs() < 1e-6, "{b}");
+    }
+
+    #[test]
+    fn invalid_hyperparameters_are_errors() {
+        assert!(Adam::new(0.0).is_err());
+        assert!(Adam::adamw(0.1, -0.1).is_err());
+        let err = Adam::new(0.1).unwrap().betas(0.9, 1.0).unwrap_err().to_string();
+        assert_eq!(err, "adam: betas must be in [0, 1), got 1");
+        assert!(Adam::new(0.1).unwrap().eps(0.0).is_err());
+    }
+}

@@ -1,0 +1,70 @@
+//! Optimizers (GD/SGD with momentum, Adam/AdamW), learning-rate schedules, L2
+//! regularization, and the divergence guard every optimizer runs before it changes anything.
+
+mod adam;
+mod l2;
+mod schedule;
+mod sgd;
+
+pub use adam::Adam;
+pub use l2::{decays_by_default, l2_penalty};
+pub use schedule::{Decay, DecayUnit, Schedule};
+pub use sgd::Sgd;
+
+use crate::autograd::tape::Gradients;
+use crate::error::{Error, Result};
+use crate::nn::Module;
+
+/// An update rule: takes the model (`&mut`) and the gradients of one step.
+///
+/// Every implementation checks all gradients first and refuses a step with a NaN or
+/// infinite one, returning [`Error::Diverged`] with the parameters, the optimizer state
+/// and the step count unchanged.
+pub trait Optimizer {
+    /// Updates every parameter of `model` that has a gradient in `grads`.
+    ///
+    /// # Errors
+    /// [`Error::Diverged`] when a gradient is not finite; nothing is changed then.
+    fn step(&mut self, model: &mut dyn Module, grads: &Gradients) -> Result<()>;
+
+    /// The learning rate the next step will use (the base rate after the schedule).
+    fn lr(&self) -> f32;
+
+    /// The base learning rate the schedule starts from.
+    fn base_lr(&self) -> f32;
+
+    /// Changes the base learning rate (e.g. halving it after a divergence).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] unless `lr` is finite and `> 0`.
+    fn set_base_lr(&mut self, lr: f32) -> Result<()>;
+
+    /// Advances the epoch counter of per-epoch schedules (call once after each epoch).
+    fn end_epoch(&mut self);
+
+    /// Number of steps taken so far.
+    fn steps(&self) -> u64;
+}
+
+/// `Err(Error::InvalidArgument)` for optimizer `op`.
+fn invalid<T>(op: &'static str, message: String) -> Result<T> {
+    Err(Error::InvalidArgument { op, message })
+}
+
+/// Refuses a step whose gradients are not all finite.
+fn check_finite(op: &'static str, step: u64, model: &dyn Module, grads: &Gradients) -> Result<()> {
+    let mut bad = None;
+    model.visit_params(&mut |name, param| {
+        if bad.is_none() {
+            if let Some(g) = grads.param(param) {
+                if g.iter().any(|x| !x.is_finite()) {
+                    bad = Some(format!("the gradient of \"{name}\" is not finite"));
+                }
+            }
+        }
+    });
+    match bad {
+        None => Ok(()),
+        Some(what) => Err(Error::Diverged { op, step, what }),
+    }
+}

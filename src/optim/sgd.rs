@@ -1,0 +1,379 @@
+//! Gradient descent and stochastic gradient descent, with momentum (plain or Nesterov),
+//! L2 weight decay and a learning-rate schedule: one update rule, PyTorch's
+//! `torch.optim.SGD`.
+
+use super::{Optimizer, check_finite, decays_by_default, invalid};
+use crate::autograd::tape::Gradients;
+use crate::error::Result;
+use crate::nn::Module;
+use crate::optim::schedule::Schedule;
+use crate::tensor::{Elem, Tensor};
+use ndarray::Zip;
+use std::collections::BTreeMap;
+
+/// (Stochastic) gradient descent, `W := W − lr · ∂Cost/∂W`, with optional momentum,
+/// Nesterov momentum, L2 weight decay and a learning-rate schedule.
+///
+/// The update of each parameter `θ` with gradient `g`, as in PyTorch's `torch.optim.SGD`
+/// (`μ` momentum, `wd` weight decay, `b` the momentum buffer, `lr` from the schedule):
+///
+/// ```text
+/// g ← g + wd·θ                       (weights only, not biases, unless decay_biases)
+/// b ← g on the first step, else μ·b + g
+/// g ← g + μ·b  (Nesterov)   or   g ← b  (classical momentum)      when μ > 0
+/// θ ← θ − lr·g
+/// ```
+///
+/// **GD or SGD?** The rule is the same; what differs is the data behind the gradient.
+/// Gradient descent ([`Sgd::gd`]) steps on the gradient of the cost over *all* training
+/// samples (one step per epoch, from [`Dataset::full_batch`](crate::Dataset::full_batch));
+/// stochastic gradient descent steps on the gradient over a mini-batch (many cheap, noisy
+/// steps per epoch, from [`Dataset::batches`](crate::Dataset::batches)).
+///
+/// **L2.** The lecture's regularized cost `cost + λ·Σ W²` has gradient `g + 2λ·W`, so
+/// [`Sgd::l2`]`(λ)` sets weight decay `wd = 2λ`; [`Sgd::weight_decay`] takes PyTorch's `wd`
+/// directly. Either equals adding [`l2_penalty`](super::l2_penalty) to the loss.
+///
+/// # Examples
+/// ```
+/// use tapegrad::{tensor, Linear, Optimizer, Sgd, Tape, Module, Mode};
+/// let mut model = Linear::from_parts(tensor::from_vec(vec![1.0], &[1, 1])?, None)?;
+/// let mut sgd = Sgd::new(0.1)?;
+/// let tape = Tape::new();
+/// let x = tape.constant(tensor::from_vec(vec![2.0], &[1, 1])?);
+/// let loss = model.forward(x, Mode::Train).sum(); // L = w·2, ∂L/∂w = 2
+/// sgd.step(&mut model, &loss.backward())?;
+/// assert!((model.weight().value()[[0, 0]] - 0.8).abs() < 1e-7); // 1 − 0.1·2
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Sgd {
+    base_lr: Elem,
+    momentum: Elem,
+    nesterov: bool,
+    weight_decay: Elem,
+    decay_biases: bool,
+    schedule: Schedule,
+    steps: u64,
+    epochs: u64,
+    buffers: BTreeMap<String, Tensor>,
+}
+
+impl Sgd {
+    /// Plain stochastic gradient descent with learning rate `lr`: no momentum, no decay.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) unless `lr` is finite and
+    /// `> 0`.
+    pub fn new(lr: Elem) -> Result<Self> {
+        check_lr("sgd", lr)?;
+        Ok(Sgd {
+            base_lr: lr,
+            momentum: 0.0,
+            nesterov: false,
+            weight_decay: 0.0,
+            decay_biases: false,
+            schedule: Schedule::default(),
+            steps: 0,
+            epochs: 0,
+            buffers: BTreeMap::new(),
+        })
+    }
+
+    /// Full-batch gradient descent, the lecture's `W := W − lr · ∂Cost/∂W`: the same rule as
+    /// [`Sgd::new`], meant to be stepped on gradients of the cost over the whole training
+    /// set (see the type's docs).
+    ///
+    /// # Errors
+    /// As [`Sgd::new`].
+    pub fn gd(lr: Elem) -> Result<Self> {
+        Self::new(lr)
+    }
+
+    /// Sets the momentum `μ ∈ [0, 1)` (0 turns it off).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) when `μ` is outside
+    /// `[0, 1)`.
+    pub fn momentum(mut self, momentum: Elem) -> Result<Self> {
+        if !(0.0..1.0).contains(&momentum) {
+            return invalid("sgd", format!("momentum must be in [0, 1), got {momentum}"));
+        }
+        self.momentum = momentum;
+        Ok(self)
+    }
+
+    /// Uses Nesterov momentum (`g ← g + μ·b` instead of `g ← b`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) when momentum is 0
+    /// (PyTorch's rule: Nesterov needs momentum).
+    pub fn nesterov(mut self) -> Result<Self> {
+        if self.momentum == 0.0 {
+            return invalid("sgd", "nesterov needs momentum > 0, got 0".into());
+        }
+        self.nesterov = true;
+        Ok(self)
+    }
+
+    /// Sets PyTorch's weight decay `wd >= 0`: `g ← g + wd·θ`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) unless `wd` is finite and
+    /// `>= 0`.
+    pub fn weight_decay(mut self, wd: Elem) -> Result<Self> {
+        if !(wd >= 0.0 && wd.is_finite()) {
+            return invalid("sgd", format!("weight decay must be finite and >= 0, got {wd}"));
+        }
+        self.weight_decay = wd;
+        Ok(self)
+    }
+
+    /// Sets the lecture's L2 strength `λ >= 0` of `cost + λ·Σ W²`, i.e. weight decay `2λ`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) unless `λ` is finite and
+    /// `>= 0`.
+    pub fn l2(self, lambda: Elem) -> Result<Self> {
+        if !(lambda >= 0.0 && lambda.is_finite()) {
+            return invalid("sgd", format!("lambda must be finite and >= 0, got {lambda}"));
+        }
+        self.weight_decay(2.0 * lambda)
+    }
+
+    /// Decays biases too (off by default, see
+    /// [`decays_by_default`](super::decays_by_default)).
+    pub fn decay_biases(mut self, decay: bool) -> Self {
+        self.decay_biases = decay;
+        self
+    }
+
+    /// Sets the learning-rate schedule (constant by default).
+    pub fn schedule(mut self, schedule: Schedule) -> Self {
+        self.schedule = schedule;
+        self
+    }
+}
+
+impl Optimizer for Sgd {
+    fn step(&mut self, model: &mut dyn Module, grads: &Gradients) -> Result<()> {
+        check_finite("sgd", self.steps, &*model, grads)?;
+        let lr = self.lr();
+        let (mu, nesterov) = (self.momentum, self.nesterov);
+        let buffers = &mut self.buffers;
+        let (wd, decay_biases) = (self.weight_decay, self.decay_biases);
+        model.visit_params_mut(&mut |name, param| {
+            let Some(grad) = grads.param(param) else {
+                return;
+            };
+            let wd = if decay_biases || decays_by_default(name) {
+                wd
+            } else {
+                0.0
+            };
+            let theta = param.value_mut();
+            if mu == 0.0 {
+                Zip::from(theta)
+                    .and(grad)
+                    .for_each(|t, &g| *t -= lr * (g + wd * *t));
+                return;
+            }
+            match buffers.get_mut(name) {
+                Some(b) => Zip::from(theta).and(b).and(grad).for_each(|t, b, &g| {
+                    let g = g + wd * *t;
+                    *b = mu * *b + g;
+                    *t -= lr * if nesterov { g + mu * *b } else { *b };
+                }),
+                None => {
+                    let b = Zip::from(&*theta).and(grad).map_collect(|&t, &g| g + wd * t);
+                    Zip::from(theta).and(&b).for_each(|t, &b| {
+                        // first step: b = g, so Nesterov's g + μ·b is (1 + μ)·g
+                        *t -= lr * if nesterov { b + mu * b } else { b };
+                    });
+                    buffers.insert(name.to_string(), b);
+                }
+            }
+        });
+        self.steps += 1;
+        Ok(())
+    }
+
+    fn lr(&self) -> Elem {
+        self.schedule.lr(self.base_lr, self.steps, self.epochs)
+    }
+
+    fn base_lr(&self) -> Elem {
+        self.base_lr
+    }
+
+    fn set_base_lr(&mut self, lr: Elem) -> Result<()> {
+        check_lr("sgd", lr)?;
+        self.base_lr = lr;
+        Ok(())
+    }
+
+    fn end_epoch(&mut self) {
+        self.epochs += 1;
+    }
+
+    fn steps(&self) -> u64 {
+        self.steps
+    }
+}
+
+/// Checks that a learning rate is finite and positive.
+pub(crate) fn check_lr(op: &'static str, lr: Elem) -> Result<()> {
+    if lr > 0.0 && lr.is_finite() {
+        Ok(())
+    } else {
+        invalid(op, format!("learning rate must be finite and > 0, got {lr}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::{Linear, Mode};
+    use crate::optim::l2_penalty;
+    use crate::{Tape, tensor};
+
+    /// One weight [[w]] and a bias [b]; the loss is L = Σ x·w·c + b·c with fixed x and c, so
+    /// ∂L/∂w = x·c = 3 and ∂L/∂b = c = 2 on every step.
+    fn model() -> Linear {
+        Linear::from_parts(
+            tensor::from_vec(vec![1.0], &[1, 1]).unwrap(),
+            Some(tensor::from_vec(vec![0.5], &[1]).unwrap()),
+        )
+        .unwrap()
+    }
+
+    fn step(model: &mut Linear, opt: &mut dyn Optimizer) {
+        let tape = Tape::new();
+        let x = tape.constant(tensor::from_vec(vec![1.5], &[1, 1]).unwrap());
+        let loss = model.forward(x, Mode::Train).sum() * 2.0;
+        opt.step(model, &loss.backward()).unwrap();
+    }
+
+    fn weight_and_bias(m: &Linear) -> (Elem, Elem) {
+        (m.weight().value()[[0, 0]], m.bias().unwrap().value()[[0]])
+    }
+
+    /// Three steps of torch.optim.SGD(lr=0.1, momentum=0.9, nesterov=?, weight_decay=0.01)
+    /// worked from its documented formulas, with bias excluded from decay:
+    ///   w: g_t = 3 + 0.01·w_{t-1}; b_1 = g_1; b_t = 0.9·b_{t-1} + g_t
+    ///      classical: w_t = w_{t-1} − 0.1·b_t
+    ///      step 1: g = 3.01, b = 3.01, w = 1 − 0.301 = 0.699
+    ///      step 2: g = 3.00699, b = 2.709 + 3.00699 = 5.71599, w = 0.699 − 0.571599 = 0.127401
+    ///      step 3: g = 3.00127401, b = 5.144391 + 3.00127401 = 8.14566501, w = −0.687165501
+    ///   bias (no decay, g = 2): b = 2, 3.8, 5.42; bias = 0.5 − 0.2 − 0.38 − 0.542 = −0.622
+    #[test]
+    fn momentum_matches_pytorch_trace() {
+        let mut m = model();
+        let mut opt = Sgd::new(0.1).unwrap().momentum(0.9).unwrap().weight_decay(0.01).unwrap();
+        for _ in 0..3 {
+            step(&mut m, &mut opt);
+        }
+        let (w, b) = weight_and_bias(&m);
+        assert!((w - -0.687165501).abs() < 1e-6, "{w}");
+        assert!((b - -0.622).abs() < 1e-6, "{b}");
+        assert_eq!(opt.steps(), 3);
+    }
+
+    /// Nesterov: g_t as above, b_t as above, w_t = w_{t-1} − 0.1·(g_t + 0.9·b_t)
+    ///   step 1: g = 3.01, b = 3.01, w = 1 − 0.1·(3.01 + 2.709) = 0.4281
+    ///   step 2: g = 3.004281, b = 2.709 + 3.004281 = 5.713281,
+    ///           w = 0.4281 − 0.1·(3.004281 + 5.1419529) = −0.38652339
+    ///   step 3: g = 2.9961347661, b = 5.1419529 + 2.9961347661 = 8.1380876661,
+    ///           w = −0.38652339 − 0.1·(2.9961347661 + 7.3242788995) = −1.41856476
+    ///   bias: g = 2: b = 2, 3.8, 5.42; bias = 0.5 − 0.1·(2+1.8) − 0.1·(2+3.42) − 0.1·(2+4.878)
+    ///         = 0.5 − 0.38 − 0.542 − 0.6878 = −1.1098
+    #[test]
+    fn nesterov_matches_pytorch_trace() {
+        let mut m = model();
+        let mut opt = Sgd::new(0.1)
+            .unwrap()
+            .momentum(0.9)
+            .unwrap()
+            .nesterov()
+            .unwrap()
+            .weight_decay(0.01)
+            .unwrap();
+        for _ in 0..3 {
+            step(&mut m, &mut opt);
+        }
+        let (w, b) = weight_and_bias(&m);
+        assert!((w - -1.41856476).abs() < 1e-6, "{w}");
+        assert!((b - -1.1098).abs() < 1e-6, "{b}");
+    }
+
+    /// Plain SGD with weight decay 0.1 decaying biases too: θ ← θ − 0.1·(g + 0.1·θ)
+    ///   w: 1 → 1 − 0.1·3.1 = 0.69 → 0.69 − 0.1·3.069 = 0.3831 → 0.3831 − 0.1·3.03831 = 0.079269
+    ///   b: 0.5 → 0.5 − 0.1·2.05 = 0.295 → 0.295 − 0.1·2.0295 = 0.09205 → 0.09205 − 0.1·2.009205 = −0.1088705
+    #[test]
+    fn plain_sgd_with_decayed_biases_matches_trace() {
+        let mut m = model();
+        let mut opt = Sgd::new(0.1).unwrap().weight_decay(0.1).unwrap().decay_biases(true);
+        for _ in 0..3 {
+            step(&mut m, &mut opt);
+        }
+        let (w, b) = weight_and_bias(&m);
+        assert!((w - 0.079269).abs() < 1e-6, "{w}");
+        assert!((b - -0.1088705).abs() < 1e-6, "{b}");
+    }
+
+    #[test]
+    fn l2_on_the_tape_equals_decoupled_weight_decay() {
+        let lambda = 0.05;
+        // on the tape: loss + λ·Σ W²
+        let mut a = model();
+        let mut plain = Sgd::new(0.1).unwrap();
+        let tape = Tape::new();
+        let x = tape.constant(tensor::from_vec(vec![1.5], &[1, 1]).unwrap());
+        let loss = a.forward(x, Mode::Train).sum() * 2.0 + l2_penalty(&tape, &a, lambda);
+        plain.step(&mut a, &loss.backward()).unwrap();
+        // in the optimizer: l2(λ)
+        let mut b = model();
+        let mut decayed = Sgd::new(0.1).unwrap().l2(lambda).unwrap();
+        step(&mut b, &mut decayed);
+        assert_eq!(weight_and_bias(&a), weight_and_bias(&b));
+        // w = 1 − 0.1·(3 + 2·0.05·1) = 0.69; the bias is not regularized
+        assert!((weight_and_bias(&a).0 - 0.69).abs() < 1e-7);
+        assert!((weight_and_bias(&a).1 - 0.3).abs() < 1e-7);
+    }
+
+    #[test]
+    fn invalid_hyperparameters_are_errors() {
+        let msg = |r: Result<Sgd>| r.unwrap_err().to_string();
+        assert_eq!(msg(Sgd::new(0.0)), "sgd: learning rate must be finite and > 0, got 0");
+        assert!(Sgd::new(Elem::NAN).is_err() && Sgd::gd(-1.0).is_err());
+        assert!(Sgd::new(Elem::INFINITY).is_err());
+        assert_eq!(
+            msg(Sgd::new(0.1).unwrap().momentum(1.0)),
+            "sgd: momentum must be in [0, 1), got 1"
+        );
+        assert!(Sgd::new(0.1).unwrap().momentum(-0.1).is_err());
+        assert!(Sgd::new(0.1).unwrap().nesterov().is_err());
+        assert_eq!(
+            msg(Sgd::new(0.1).unwrap().l2(-1.0)),
+            "sgd: lambda must be finite and >= 0, got -1"
+        );
+        assert!(Sgd::new(0.1).unwrap().weight_decay(Elem::NAN).is_err());
+        assert!(Sgd::new(0.1).unwrap().set_base_lr(0.0).is_err());
+    }
+
+    #[test]
+    fn non_finite_gradients_are_refused_and_nothing_changes() {
+        let mut m = model();
+        let mut opt = Sgd::new(0.1).unwrap().momentum(0.5).unwrap();
+        step(&mut m, &mut opt);
+        let before = weight_and_bias(&m);
+        let tape = Tape::new();
+        let x = tape.constant(tensor::from_vec(vec![Elem::INFINITY], &[1, 1]).unwrap());
+        let loss = m.forward(x, Mode::Train).sum();
+        let err = opt.step(&mut m, &loss.backward()).unwrap_err().to_string();
+        assert!(err.contains("step 1"), "{err}");
+        assert!(err.contains("smaller learning rate"), "{err}");
+        assert_eq!(weight_and_bias(&m), before);
+        assert_eq!(opt.steps(), 1);
+    }
+}
