@@ -56,7 +56,11 @@ pub mod tensor;
 pub use autograd::{GradcheckConfig, Gradients, Tape, Var, gradcheck, gradcheck_with};
 pub use error::{Error, Result};
 pub use ndarray;
-pub use nn::{Param, ParamId};
+pub use nn::{
+    Activation, Dropout, Elu, FanMode, Identity, Init, LSUV_MAX_ITER, LSUV_TOLERANCE, LeakyRelu,
+    Linear, LsuvLayer, LsuvReport, Maxout, Mode, Module, Param, ParamId, Relu, Sequential, Sigmoid,
+    Step, Tanh, fans, gain, lsuv,
+};
 pub use rand::{Rng, SeedableRng};
 pub use rand_chacha::ChaCha8Rng;
 pub use tensor::{Elem, Tensor};
