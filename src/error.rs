@@ -79,6 +79,14 @@ pub enum Error {
         /// The central-difference estimate.
         numeric: f32,
     },
+    /// An iterative procedure stopped at its iteration limit without reaching its target
+    /// (e.g. [`lsuv`](crate::lsuv) on a layer whose variance stays off 1).
+    NoConvergence {
+        /// What did not converge, with its last value and the target.
+        what: String,
+        /// The iterations spent.
+        iters: usize,
+    },
 }
 
 impl fmt::Display for Error {
@@ -110,6 +118,9 @@ impl fmt::Display for Error {
                 f,
                 "gradcheck: {op}: input {input}, element {element}: analytic gradient {analytic}, numeric {numeric}"
             ),
+            Error::NoConvergence { what, iters } => {
+                write!(f, "{what}; no convergence after {iters} iterations")
+            }
         }
     }
 }
@@ -166,6 +177,14 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "gradcheck: relu: input 1, element 4: analytic gradient 0.5, numeric 0.25"
+        );
+        let e = Error::NoConvergence {
+            what: "lsuv: layer 2 (Maxout(..)) output variance 1.5, target 1 ± 0.1".into(),
+            iters: 10,
+        };
+        assert_eq!(
+            e.to_string(),
+            "lsuv: layer 2 (Maxout(..)) output variance 1.5, target 1 ± 0.1; no convergence after 10 iterations"
         );
     }
 }

@@ -60,7 +60,11 @@ pub use data::{Batch, Batches, Dataset, Scaler, ScalerKind};
 pub use error::{Error, Result};
 pub use metrics::ConfusionMatrix;
 pub use ndarray;
-pub use nn::{Param, ParamId};
+pub use nn::{
+    Activation, Dropout, Elu, FanMode, Identity, Init, LSUV_MAX_ITER, LSUV_TOLERANCE, LeakyRelu,
+    Linear, LsuvLayer, LsuvReport, Maxout, Mode, Module, Param, ParamId, Relu, Sequential, Sigmoid,
+    Step, Tanh, fans, gain, lsuv,
+};
 pub use rand::{Rng, SeedableRng};
 pub use rand_chacha::ChaCha8Rng;
 pub use tensor::{Elem, Tensor};

@@ -1,7 +1,108 @@
-//! Trainable parameters: [`Param`] and its process-unique [`ParamId`].
+//! The [`Module`] trait every layer implements, the [`Mode`] a forward pass runs in, and
+//! trainable parameters: [`Param`] and its process-unique [`ParamId`].
 
+use crate::autograd::Var;
 use crate::tensor::Tensor;
+use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Whether a forward pass trains or evaluates (`model.train()` / `model.eval()` in PyTorch).
+///
+/// Only some layers care: [`Dropout`](crate::Dropout) drops units in `Train` and is the
+/// identity in `Eval`.
+///
+/// # Examples
+/// ```
+/// use tapegrad::{tensor, Dropout, Mode, Module, ChaCha8Rng, SeedableRng, Tape};
+/// let dropout = Dropout::new(0.5, &mut ChaCha8Rng::seed_from_u64(0))?;
+/// let tape = Tape::new();
+/// let x = tape.constant(tensor::ones(&[2, 3]));
+/// assert_eq!(dropout.forward(x, Mode::Eval).value(), tensor::ones(&[2, 3]));
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Mode {
+    /// Training: stochastic layers such as dropout are active.
+    Train,
+    /// Evaluation and inference: every layer is deterministic.
+    Eval,
+}
+
+/// A layer or a model: a forward pass recorded on the tape, and a walk over its parameters
+/// with stable names.
+///
+/// Names are paths: `"weight"` and `"bias"` inside a layer, `"0.weight"`, `"2.bias"` under a
+/// [`Sequential`](crate::Sequential). Checkpoints and optimizers key on them, so a layer's
+/// names never change. The trait is object safe, so a `Sequential` holds
+/// `Box<dyn Module>`s.
+///
+/// # Examples
+/// A model with one parameter, `y = x·s` (a learned scale):
+/// ```
+/// use tapegrad::{tensor, Mode, Module, Param, Tape, Var};
+///
+/// struct Scale(Param);
+///
+/// impl Module for Scale {
+///     fn forward<'t>(&self, x: Var<'t>, _mode: Mode) -> Var<'t> {
+///         x * x.tape().param(&self.0)
+///     }
+///     fn visit_params(&self, f: &mut dyn FnMut(&str, &Param)) {
+///         f("scale", &self.0)
+///     }
+///     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param)) {
+///         f("scale", &mut self.0)
+///     }
+///     fn describe(&self) -> String {
+///         "Scale()".into()
+///     }
+/// }
+///
+/// let model = Scale(Param::new("scale", tensor::full(&[1], 3.0)));
+/// let tape = Tape::new();
+/// let y = model.forward(tape.constant(tensor::full(&[2, 1], 2.0)), Mode::Train);
+/// assert_eq!(y.value(), tensor::full(&[2, 1], 6.0));
+/// assert_eq!(model.num_params(), 1);
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
+pub trait Module {
+    /// Records the forward pass of `x` on `x`'s tape and returns the output.
+    ///
+    /// Shape mismatches are programming errors and panic with the op's name and both
+    /// shapes, like every op.
+    fn forward<'t>(&self, x: Var<'t>, mode: Mode) -> Var<'t>;
+
+    /// Calls `f(name, param)` for every parameter, in a fixed order.
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param));
+
+    /// Calls `f(name, param)` for every parameter, mutably (optimizers, initializers,
+    /// checkpoint loading), in the same order and with the same names as
+    /// [`Module::visit_params`].
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param));
+
+    /// A one-line description in PyTorch's `repr` style, e.g.
+    /// `Linear(in_features=2, out_features=8, bias=true)`, used in model summaries.
+    fn describe(&self) -> String;
+
+    /// The width of the last axis the layer expects, where it has one (`None` for layers
+    /// that take any width, such as activations and dropout).
+    fn in_features(&self) -> Option<usize> {
+        None
+    }
+
+    /// The width of the last axis the layer produces, where it has one (`None` for layers
+    /// that keep their input's width).
+    fn out_features(&self) -> Option<usize> {
+        None
+    }
+
+    /// The total number of scalar parameters (`sum(p.numel() for p in model.parameters())`).
+    fn num_params(&self) -> usize {
+        let mut count = 0;
+        self.visit_params(&mut |_, p| count += p.value().len());
+        count
+    }
+}
 
 static NEXT_PARAM_ID: AtomicU64 = AtomicU64::new(0);
 

@@ -1,0 +1,938 @@
+//! Weight initializers, as `torch.nn.init` defines them: [`Init`] (constant, uniform, normal,
+//! Xavier/Glorot, He/Kaiming, orthogonal), PyTorch's fan rule [`fans`] and its recommended
+//! [`gain`], and the data-driven [`lsuv`] (layer-sequential unit variance) for a whole
+//! [`Sequential`].
+//!
+//! Fans follow PyTorch's `_calculate_fan_in_and_fan_out`: for a weight `[out, in, k…]`,
+//! `fan_in = in·∏k` and `fan_out = out·∏k`; for a [`Linear`](crate::Linear) weight `[out, in]`
+//! that is `fan_in = in`, `fan_out = out`.
+
+use crate::autograd::Tape;
+use crate::error::{Error, Result};
+use crate::nn::activation::Activation;
+use crate::nn::module::{Mode, Module};
+use crate::nn::sequential::Sequential;
+use crate::tensor::{self, Elem, Tensor};
+use ndarray::IxDyn;
+use rand::Rng;
+use rand_distr::{Distribution, StandardNormal};
+use serde::{Deserialize, Serialize};
+
+/// Which fan a He/Kaiming initializer scales by (`mode=` in `torch.nn.init.kaiming_*_`).
+///
+/// `FanIn` keeps the variance of the activations constant in the forward pass; `FanOut`
+/// keeps the variance of the gradients constant in the backward pass (He et al. 2015, §2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FanMode {
+    /// Scale by the number of inputs of a unit (PyTorch's default).
+    FanIn,
+    /// Scale by the number of outputs a unit feeds.
+    FanOut,
+}
+
+/// How to draw a weight (or bias) tensor. Small and serde-able, so it fits in a config.
+///
+/// Every variant is drawn by [`Init::sample`] from the caller's seeded generator, with the
+/// exact bounds and standard deviations of `torch.nn.init`:
+///
+/// | variant | distribution |
+/// |---|---|
+/// | `Constant { value }` | every element `value` |
+/// | `Uniform { low, high }` | `U(low, high)` |
+/// | `Normal { mean, std }` | `N(mean, std²)` |
+/// | `XavierUniform { gain }` | `U(−a, a)`, `a = gain·√(6/(fan_in + fan_out))` |
+/// | `XavierNormal { gain }` | `N(0, σ²)`, `σ = gain·√(2/(fan_in + fan_out))` |
+/// | `KaimingUniform { mode, activation }` | `U(−a, a)`, `a = gain(activation)·√(3/fan)` |
+/// | `KaimingNormal { mode, activation }` | `N(0, σ²)`, `σ = gain(activation)/√fan` |
+/// | `Orthogonal { gain }` | `gain·Q`, `Q` Haar-random with orthonormal rows or columns |
+///
+/// where `fan` is `fan_in` or `fan_out` as `mode` says.
+///
+/// - **Constant**: zeros are the usual bias init. For *weights* a constant is allowed but
+///   almost never what you want: every unit of the layer then computes the same output and
+///   receives the same gradient, so the units stay identical copies of each other forever —
+///   gradient descent never breaks this symmetry, and the layer is as useful as one unit.
+///   Random initializers exist to break it.
+/// - **Xavier/Glorot** (Glorot & Bengio 2010,
+///   <https://proceedings.mlr.press/v9/glorot10a.html>): `Var(W) = gain²·2/(fan_in + fan_out)`,
+///   the compromise between keeping the forward (`fan_in·Var(W) = 1`) and the backward
+///   (`fan_out·Var(W) = 1`) variance; for tanh and sigmoid nets.
+/// - **He/Kaiming/MSRA** (He et al. 2015, <https://arxiv.org/abs/1502.01852>):
+///   `Var(W) = gain²/fan`; with ReLU's gain `√2` that is `2/fan_in`, which keeps the
+///   variance of ReLU activations constant layer by layer. The gain comes from
+///   [`gain`]`(activation)`; PyTorch's default `kaiming_*_(a=0, nonlinearity='leaky_relu')`
+///   is `activation: Activation::LeakyRelu { slope: 0.0 }`.
+/// - **Orthogonal** (Saxe et al. 2013, <https://arxiv.org/abs/1312.6120>): the weight viewed
+///   as a `rows × cols` matrix (`rows = shape[0]`) has orthonormal rows (if `rows ≤ cols`) or
+///   columns, times `gain`. It is the `Q` of a QR decomposition of a standard normal matrix,
+///   with `Q`'s columns signed so that `diag(R) > 0`, which makes `Q` uniformly (Haar)
+///   distributed (Mezzadri 2007, <https://arxiv.org/abs/math-ph/0609050>). Fans are unused.
+///
+/// [`Init::default`] is PyTorch's `nn.Linear` weight init, `kaiming_uniform_(a=√5)`, which
+/// works out to `U(−1/√fan_in, 1/√fan_in)`.
+///
+/// # Examples
+/// ```
+/// use tapegrad::{ChaCha8Rng, FanMode, Activation, Init, SeedableRng};
+/// let mut rng = ChaCha8Rng::seed_from_u64(0);
+/// // He-normal for a ReLU layer with 256 inputs: σ = √2/√256 = 0.0884
+/// let he = Init::KaimingNormal { mode: FanMode::FanIn, activation: Activation::Relu };
+/// let w = he.sample(&[256, 256], 256, 256, &mut rng)?;
+/// assert!((w.std(0.0) - 0.0884).abs() < 0.002);
+/// // Xavier-uniform: a = √(6/(100 + 300)) = 0.1225
+/// let w = Init::XavierUniform { gain: 1.0 }.sample(&[300, 100], 100, 300, &mut rng)?;
+/// assert!(w.iter().all(|x| x.abs() <= 0.1225));
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Init {
+    /// Every element equal to `value` (`nn.init.constant_`, `zeros_`, `ones_`).
+    Constant {
+        /// The value.
+        value: Elem,
+    },
+    /// `U(low, high)` (`nn.init.uniform_`).
+    Uniform {
+        /// Lower bound (inclusive).
+        low: Elem,
+        /// Upper bound (exclusive).
+        high: Elem,
+    },
+    /// `N(mean, std²)` (`nn.init.normal_`).
+    Normal {
+        /// The mean.
+        mean: Elem,
+        /// The standard deviation, `>= 0`.
+        std: Elem,
+    },
+    /// `U(−a, a)` with `a = gain·√(6/(fan_in + fan_out))` (`nn.init.xavier_uniform_`).
+    XavierUniform {
+        /// Scale factor, e.g. [`gain`]`(Activation::Tanh)`.
+        gain: Elem,
+    },
+    /// `N(0, σ²)` with `σ = gain·√(2/(fan_in + fan_out))` (`nn.init.xavier_normal_`).
+    XavierNormal {
+        /// Scale factor, e.g. [`gain`]`(Activation::Tanh)`.
+        gain: Elem,
+    },
+    /// `U(−a, a)` with `a = gain(activation)·√(3/fan)` (`nn.init.kaiming_uniform_`).
+    KaimingUniform {
+        /// Whether `fan` is `fan_in` or `fan_out`.
+        mode: FanMode,
+        /// The nonlinearity that follows the layer; it sets the gain.
+        activation: Activation,
+    },
+    /// `N(0, σ²)` with `σ = gain(activation)/√fan` (`nn.init.kaiming_normal_`).
+    KaimingNormal {
+        /// Whether `fan` is `fan_in` or `fan_out`.
+        mode: FanMode,
+        /// The nonlinearity that follows the layer; it sets the gain.
+        activation: Activation,
+    },
+    /// `gain·Q` with `Q` a Haar-random matrix with orthonormal rows or columns
+    /// (`nn.init.orthogonal_`).
+    Orthogonal {
+        /// Scale factor.
+        gain: Elem,
+    },
+}
+
+impl Default for Init {
+    /// PyTorch's `nn.Linear` weight init: `kaiming_uniform_(a=√5)`, whose gain is
+    /// `√(2/(1 + 5)) = 1/√3`, so the bound is `√3·(1/√3)/√fan_in = 1/√fan_in`.
+    fn default() -> Self {
+        Init::KaimingUniform {
+            mode: FanMode::FanIn,
+            activation: Activation::LeakyRelu { slope: 5f32.sqrt() },
+        }
+    }
+}
+
+impl Init {
+    /// Draws a tensor of `shape` from this initializer, with the given fans (see [`fans`]
+    /// for PyTorch's rule), using `rng`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when a parameter is out of range (a non-finite gain or
+    /// value, `low >= high`, a negative `std`), when the fan a formula divides by is 0, when
+    /// [`gain`] has no value for the activation, or when `Orthogonal` gets fewer than 2 axes.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{fans, ChaCha8Rng, Init, SeedableRng};
+    /// let mut rng = ChaCha8Rng::seed_from_u64(0);
+    /// let shape = [64, 32];
+    /// let (fan_in, fan_out) = fans(&shape)?;
+    /// let b = Init::Constant { value: 0.0 }.sample(&[64], fan_in, fan_out, &mut rng)?;
+    /// assert_eq!(b.sum(), 0.0);
+    /// let w = Init::Orthogonal { gain: 1.0 }.sample(&shape, fan_in, fan_out, &mut rng)?;
+    /// let wtw = w.clone().into_dimensionality::<tapegrad::ndarray::Ix2>().unwrap();
+    /// let wtw = wtw.t().dot(&wtw); // 32 × 32: the columns are orthonormal
+    /// assert!((wtw[[3, 3]] - 1.0).abs() < 1e-5 && wtw[[3, 4]].abs() < 1e-5);
+    /// assert!(Init::Normal { mean: 0.0, std: -1.0 }.sample(&shape, 32, 64, &mut rng).is_err());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    pub fn sample<R: Rng + ?Sized>(
+        &self,
+        shape: &[usize],
+        fan_in: usize,
+        fan_out: usize,
+        rng: &mut R,
+    ) -> Result<Tensor> {
+        match *self {
+            Init::Constant { value } => {
+                finite("init::constant", "value", value)?;
+                Ok(tensor::full(shape, value))
+            }
+            Init::Uniform { low, high } => tensor::uniform(shape, low, high, rng),
+            Init::Normal { mean, std } => tensor::normal(shape, mean, std, rng),
+            Init::XavierUniform { gain } => {
+                let std = xavier_std("init::xavier_uniform", gain, fan_in, fan_out)?;
+                symmetric_uniform(shape, 3f32.sqrt() * std, rng)
+            }
+            Init::XavierNormal { gain } => {
+                let std = xavier_std("init::xavier_normal", gain, fan_in, fan_out)?;
+                tensor::normal(shape, 0.0, std, rng)
+            }
+            Init::KaimingUniform { mode, activation } => {
+                let std = kaiming_std("init::kaiming_uniform", mode, activation, fan_in, fan_out)?;
+                symmetric_uniform(shape, 3f32.sqrt() * std, rng)
+            }
+            Init::KaimingNormal { mode, activation } => {
+                let std = kaiming_std("init::kaiming_normal", mode, activation, fan_in, fan_out)?;
+                tensor::normal(shape, 0.0, std, rng)
+            }
+            Init::Orthogonal { gain } => orthogonal(shape, gain, rng),
+        }
+    }
+}
+
+/// PyTorch's fans of a weight `[out, in, k…]`: `fan_in = in·∏k`, `fan_out = out·∏k`
+/// (`torch.nn.init._calculate_fan_in_and_fan_out`). For a [`Linear`](crate::Linear) weight
+/// `[out, in]`: `(in, out)`.
+///
+/// # Errors
+/// [`Error::Shape`] for fewer than 2 axes (a bias has no fans), as PyTorch's `ValueError`.
+///
+/// # Examples
+/// ```
+/// assert_eq!(tapegrad::fans(&[10, 3])?, (3, 10));
+/// assert_eq!(tapegrad::fans(&[16, 8, 3, 3])?, (72, 144));
+/// assert!(tapegrad::fans(&[10]).is_err());
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
+pub fn fans(shape: &[usize]) -> Result<(usize, usize)> {
+    if shape.len() < 2 {
+        return Err(Error::Shape {
+            op: "init::fans",
+            expected: "a weight with at least 2 axes".into(),
+            found: format!("shape {shape:?}"),
+        });
+    }
+    let receptive: usize = shape[2..].iter().product();
+    Ok((shape[1] * receptive, shape[0] * receptive))
+}
+
+/// PyTorch's recommended gain for a nonlinearity (`torch.nn.init.calculate_gain`): the
+/// factor that keeps the variance of activations steady through it.
+///
+/// | activation | gain |
+/// |---|---|
+/// | identity, sigmoid | 1 |
+/// | tanh | 5/3 |
+/// | relu | √2 |
+/// | leaky relu, slope `s` | `√(2/(1 + s²))` |
+///
+/// # Errors
+/// [`Error::InvalidArgument`] for step and ELU, for which PyTorch has no gain either (its
+/// `calculate_gain` raises `ValueError`), and for a non-finite slope.
+///
+/// # Examples
+/// ```
+/// use tapegrad::{gain, Activation};
+/// assert_eq!(gain(Activation::Tanh)?, 5.0 / 3.0);
+/// assert_eq!(gain(Activation::Relu)?, 2f32.sqrt());
+/// assert!((gain(Activation::LeakyRelu { slope: 0.01 })? - 1.41414).abs() < 1e-5);
+/// assert!(gain(Activation::Elu { alpha: 1.0 }).is_err());
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
+pub fn gain(activation: Activation) -> Result<Elem> {
+    match activation {
+        Activation::Identity | Activation::Sigmoid => Ok(1.0),
+        Activation::Tanh => Ok(5.0 / 3.0),
+        Activation::Relu => Ok(2f32.sqrt()),
+        Activation::LeakyRelu { slope } => {
+            finite("gain", "slope", slope)?;
+            Ok((2.0 / (1.0 + slope * slope)).sqrt())
+        }
+        Activation::Step | Activation::Elu { .. } => Err(Error::InvalidArgument {
+            op: "gain",
+            message: format!(
+                "no recommended gain for {activation} (PyTorch's calculate_gain has none either)"
+            ),
+        }),
+    }
+}
+
+fn finite(op: &'static str, what: &str, value: Elem) -> Result<()> {
+    if value.is_finite() {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument {
+            op,
+            message: format!("{what} must be finite, got {value}"),
+        })
+    }
+}
+
+fn positive_fan(op: &'static str, what: &str, fan: usize) -> Result<Elem> {
+    if fan == 0 {
+        return Err(Error::InvalidArgument {
+            op,
+            message: format!("{what} must be positive, got 0"),
+        });
+    }
+    Ok(fan as Elem)
+}
+
+fn xavier_std(op: &'static str, gain: Elem, fan_in: usize, fan_out: usize) -> Result<Elem> {
+    finite(op, "gain", gain)?;
+    let fans = positive_fan(op, "fan_in + fan_out", fan_in + fan_out)?;
+    Ok(gain.abs() * (2.0 / fans).sqrt())
+}
+
+fn kaiming_std(
+    op: &'static str,
+    mode: FanMode,
+    activation: Activation,
+    fan_in: usize,
+    fan_out: usize,
+) -> Result<Elem> {
+    let fan = match mode {
+        FanMode::FanIn => positive_fan(op, "fan_in", fan_in)?,
+        FanMode::FanOut => positive_fan(op, "fan_out", fan_out)?,
+    };
+    Ok(gain(activation)? / fan.sqrt())
+}
+
+/// `U(−bound, bound)`; all zeros when `bound` is 0 (a zero gain).
+fn symmetric_uniform<R: Rng + ?Sized>(shape: &[usize], bound: Elem, rng: &mut R) -> Result<Tensor> {
+    if bound == 0.0 {
+        return Ok(tensor::zeros(shape));
+    }
+    tensor::uniform(shape, -bound, bound, rng)
+}
+
+/// `gain·Q`: see [`Init::Orthogonal`]. The QR decomposition is a modified Gram–Schmidt in
+/// `f64`, run twice per column ("twice is enough") so `Q` stays orthonormal to rounding
+/// error even for ill-conditioned draws. Gram–Schmidt makes `R`'s diagonal the (positive)
+/// norms, which is exactly the sign correction `Q·diag(sign(diag(R)))` of PyTorch's
+/// `orthogonal_`.
+fn orthogonal<R: Rng + ?Sized>(shape: &[usize], gain: Elem, rng: &mut R) -> Result<Tensor> {
+    finite("init::orthogonal", "gain", gain)?;
+    if shape.len() < 2 {
+        return Err(Error::InvalidArgument {
+            op: "init::orthogonal",
+            message: format!("needs a weight with at least 2 axes, got shape {shape:?}"),
+        });
+    }
+    let rows = shape[0];
+    let numel: usize = shape.iter().product();
+    if numel == 0 {
+        return Ok(tensor::zeros(shape));
+    }
+    let cols = numel / rows;
+    // Draw rows × cols in row-major order, as PyTorch does, then factor the tall one of it
+    // and its transpose: an m × n matrix with m >= n, stored as n columns of length m.
+    let flat: Vec<f64> = (0..numel).map(|_| StandardNormal.sample(rng)).collect();
+    let transposed = rows < cols;
+    let (m, n) = if transposed {
+        (cols, rows)
+    } else {
+        (rows, cols)
+    };
+    let mut q: Vec<Vec<f64>> = (0..n)
+        .map(|j| {
+            (0..m)
+                .map(|i| {
+                    if transposed {
+                        flat[j * cols + i]
+                    } else {
+                        flat[i * cols + j]
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    for j in 0..n {
+        let (done, rest) = q.split_at_mut(j);
+        let v = &mut rest[0];
+        for _pass in 0..2 {
+            for qi in done.iter() {
+                let r: f64 = qi.iter().zip(v.iter()).map(|(a, b)| a * b).sum();
+                v.iter_mut().zip(qi).for_each(|(x, a)| *x -= r * a);
+            }
+        }
+        let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+    let g = f64::from(gain);
+    let values = (0..rows)
+        .flat_map(|r| (0..cols).map(move |c| (r, c)))
+        .map(|(r, c)| {
+            let x = if transposed { q[r][c] } else { q[c][r] };
+            (g * x) as Elem
+        })
+        .collect();
+    Ok(Tensor::from_shape_vec(IxDyn(shape), values).expect("internal error: orthogonal shape"))
+}
+
+/// The tolerance on the output variance that [`lsuv`] is usually run with (the Keras and
+/// PyTorch ports of LSUV use 0.1).
+pub const LSUV_TOLERANCE: Elem = 0.1;
+
+/// The iteration limit per layer that [`lsuv`] is usually run with (10 in the Keras and
+/// PyTorch ports).
+pub const LSUV_MAX_ITER: usize = 10;
+
+/// What [`lsuv`] did to one layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LsuvLayer {
+    /// The layer's index in the [`Sequential`].
+    pub index: usize,
+    /// The layer's [`Module::describe`] line.
+    pub layer: String,
+    /// How many times the weight was rescaled (0 if the orthonormal init was already
+    /// within the tolerance).
+    pub iterations: usize,
+    /// The variance of the layer's output on the batch after the last rescaling.
+    pub variance: Elem,
+}
+
+/// The per-layer record of an [`lsuv`] run, first layer first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LsuvReport {
+    /// One entry per layer that has a weight, in order.
+    pub layers: Vec<LsuvLayer>,
+}
+
+/// Layer-sequential unit-variance initialization (Mishkin & Matas 2016, "All you need is a
+/// good init", <https://arxiv.org/abs/1511.06422>): a data-driven init for a whole model.
+///
+/// 1. Every layer with a 2-D parameter named `"weight"` ([`Linear`](crate::Linear),
+///    [`Maxout`](crate::Maxout)) gets an orthonormal weight
+///    ([`Init::Orthogonal`] with gain 1, Saxe et al. 2013). Biases are untouched.
+/// 2. For each such layer, first to last (the final classifier included): forward `batch`
+///    (in [`Mode::Eval`]) through the layers before it and the layer itself, take the
+///    variance `v` of the layer's output over the whole batch as one number, and set
+///    `W ← W / √v`; repeat while `|v − 1| >= tol`, at most `max_iter` times, on the same
+///    batch each time.
+///
+/// The statistic is the layer's own output: the pre-activation for a `Linear` (its
+/// activation is a separate layer), the max over each group for a `Maxout`. With a zero
+/// bias one rescaling gives exactly `v = 1`, since both are positively homogeneous in `W`;
+/// a bias makes a few iterations necessary. Scale the inputs to unit variance first, as
+/// the paper's authors advise. The usual settings are [`LSUV_TOLERANCE`] and
+/// [`LSUV_MAX_ITER`].
+///
+/// # Errors
+/// - [`Error::InvalidArgument`] if `tol` is not positive and finite, `max_iter` is 0, or a
+///   layer's output has zero or non-finite variance on `batch` (a constant or dead batch).
+/// - [`Error::Shape`] if `batch` is not `[n, in]` with `n >= 2` and `in` the model's input
+///   width.
+/// - [`Error::NoConvergence`] if a layer is still outside the tolerance after `max_iter`
+///   rescalings; the layers before it stay initialized.
+///
+/// # Examples
+/// ```
+/// use tapegrad::{lsuv, tensor, ChaCha8Rng, Init, Linear, Relu, SeedableRng, Sequential};
+/// let mut rng = ChaCha8Rng::seed_from_u64(0);
+/// let mut model = Sequential::new(vec![
+///     Box::new(Linear::new(8, 32, Init::default(), &mut rng)?),
+///     Box::new(Relu),
+///     Box::new(Linear::new(32, 4, Init::default(), &mut rng)?),
+/// ])?;
+/// let batch = tensor::normal(&[64, 8], 0.0, 1.0, &mut rng)?;
+/// let report = lsuv(&mut model, &batch, 0.1, 10, &mut rng)?;
+/// assert_eq!(report.layers.len(), 2);
+/// assert!(report.layers.iter().all(|l| (l.variance - 1.0).abs() < 0.1));
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
+pub fn lsuv<R: Rng + ?Sized>(
+    model: &mut Sequential,
+    batch: &Tensor,
+    tol: Elem,
+    max_iter: usize,
+    rng: &mut R,
+) -> Result<LsuvReport> {
+    if !(tol.is_finite() && tol > 0.0) || max_iter == 0 {
+        return Err(Error::InvalidArgument {
+            op: "lsuv",
+            message: format!("needs tol > 0 and max_iter >= 1, got tol {tol}, max_iter {max_iter}"),
+        });
+    }
+    let shape = batch.shape();
+    let width_ok = model.in_features().is_none_or(|w| shape.get(1) == Some(&w));
+    if shape.len() != 2 || shape[0] < 2 || !width_ok {
+        let width = model
+            .in_features()
+            .map_or_else(|| "in".to_string(), |w| w.to_string());
+        return Err(Error::Shape {
+            op: "lsuv",
+            expected: format!("a batch [n, {width}] with n >= 2"),
+            found: format!("{shape:?}"),
+        });
+    }
+    let mut report = LsuvReport { layers: Vec::new() };
+    let mut input = batch.clone();
+    for (index, layer) in model.layers_mut().iter_mut().enumerate() {
+        let layer: &mut dyn Module = layer.as_mut();
+        if has_matrix_weight(layer) {
+            let mut result = Ok(());
+            layer.visit_params_mut(&mut |name, p| {
+                if name == "weight" {
+                    let shape = p.value().shape().to_vec();
+                    let orthonormal = Init::Orthogonal { gain: 1.0 };
+                    match orthonormal.sample(&shape, 0, 0, rng) {
+                        Ok(w) => *p.value_mut() = w,
+                        Err(e) => result = Err(e),
+                    }
+                }
+            });
+            result?;
+            let mut iterations = 0;
+            let mut variance = output_variance(layer, &input);
+            while (variance - 1.0).abs() >= f64::from(tol) && iterations < max_iter {
+                if !(variance.is_finite() && variance > 0.0) {
+                    return Err(Error::InvalidArgument {
+                        op: "lsuv",
+                        message: format!(
+                            "layer {index} ({}) has output variance {variance} on this batch; \
+                             it cannot be scaled to 1",
+                            layer.describe()
+                        ),
+                    });
+                }
+                let scale = (1.0 / variance.sqrt()) as Elem;
+                layer.visit_params_mut(&mut |name, p| {
+                    if name == "weight" {
+                        p.value_mut().mapv_inplace(|w| w * scale);
+                    }
+                });
+                iterations += 1;
+                variance = output_variance(layer, &input);
+            }
+            if (variance - 1.0).abs() >= f64::from(tol) {
+                return Err(Error::NoConvergence {
+                    what: format!(
+                        "lsuv: layer {index} ({}) output variance {variance}, target 1 ± {tol}",
+                        layer.describe()
+                    ),
+                    iters: iterations,
+                });
+            }
+            report.layers.push(LsuvLayer {
+                index,
+                layer: layer.describe(),
+                iterations,
+                variance: variance as Elem,
+            });
+        }
+        let tape = Tape::inference();
+        input = layer.forward(tape.constant(input), Mode::Eval).value();
+    }
+    Ok(report)
+}
+
+fn has_matrix_weight(layer: &dyn Module) -> bool {
+    let mut found = false;
+    layer.visit_params(&mut |name, p| found |= name == "weight" && p.value().ndim() == 2);
+    found
+}
+
+/// The variance of all elements of `layer`'s output on `input` (population variance, in
+/// `f64`), as `np.var` computes it.
+fn output_variance(layer: &dyn Module, input: &Tensor) -> f64 {
+    let tape = Tape::inference();
+    let y = layer
+        .forward(tape.constant(input.clone()), Mode::Eval)
+        .value();
+    variance(&y)
+}
+
+pub(crate) fn variance(t: &Tensor) -> f64 {
+    let n = t.len() as f64;
+    let mean = t.iter().map(|&x| f64::from(x)).sum::<f64>() / n;
+    t.iter()
+        .map(|&x| (f64::from(x) - mean).powi(2))
+        .sum::<f64>()
+        / n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ChaCha8Rng, Linear, Maxout, Relu, SeedableRng, Tanh};
+    use ndarray::Ix2;
+
+    const N: usize = 512;
+
+    /// Empirical mean and standard deviation of a 512 × 512 draw, in `f64`.
+    fn moments(init: Init, seed: u64) -> (f64, f64) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let w = init.sample(&[N, N], N, N, &mut rng).unwrap();
+        let n = w.len() as f64;
+        let mean = w.iter().map(|&x| f64::from(x)).sum::<f64>() / n;
+        (mean, variance(&w).sqrt())
+    }
+
+    #[test]
+    fn every_initializer_matches_its_formula_on_a_512_square() {
+        let s6 = 6f64.sqrt();
+        let fan = N as f64;
+        let relu = Activation::Relu;
+        let leaky = Activation::LeakyRelu { slope: 0.2 };
+        // (initializer, expected mean, expected std by the formula)
+        let cases = [
+            (
+                Init::Uniform {
+                    low: -0.5,
+                    high: 1.5,
+                },
+                0.5,
+                2.0 / 12f64.sqrt(),
+            ),
+            (
+                Init::Normal {
+                    mean: 0.3,
+                    std: 0.02,
+                },
+                0.3,
+                0.02,
+            ),
+            // Var(U(-a, a)) = a²/3 with a = gain·√6/√(fan_in + fan_out)
+            (
+                Init::XavierUniform { gain: 1.0 },
+                0.0,
+                s6 / (2.0 * fan).sqrt() / 3f64.sqrt(),
+            ),
+            (
+                Init::XavierNormal { gain: 5.0 / 3.0 },
+                0.0,
+                5.0 / 3.0 * (2.0 / (2.0 * fan)).sqrt(),
+            ),
+            (
+                Init::KaimingUniform {
+                    mode: FanMode::FanIn,
+                    activation: relu,
+                },
+                0.0,
+                (2.0 / fan).sqrt(),
+            ),
+            (
+                Init::KaimingNormal {
+                    mode: FanMode::FanOut,
+                    activation: leaky,
+                },
+                0.0,
+                (2.0 / (1.0 + 0.04) / fan).sqrt(),
+            ),
+            (Init::default(), 0.0, 1.0 / (3.0 * fan).sqrt()),
+            (Init::Orthogonal { gain: 2.0 }, 0.0, 2.0 / fan.sqrt()),
+        ];
+        for (i, (init, mean, std)) in cases.into_iter().enumerate() {
+            let (m, s) = moments(init, i as u64);
+            assert!(
+                (m - mean).abs() <= 0.03 * std,
+                "{init:?}: mean {m}, expected {mean}"
+            );
+            assert!(
+                (s / std - 1.0).abs() <= 0.03,
+                "{init:?}: std {s}, expected {std}"
+            );
+        }
+        let (m, s) = moments(Init::Constant { value: 0.25 }, 0);
+        assert_eq!((m, s), (0.25, 0.0));
+    }
+
+    #[test]
+    fn uniform_bounds_are_exact() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        // Xavier: a = √(6/(100 + 50)) = 0.2; He-uniform, relu, fan_out 50: a = √2·√(3/50)
+        let w = Init::XavierUniform { gain: 1.0 }
+            .sample(&[50, 100], 100, 50, &mut rng)
+            .unwrap();
+        assert!(w.iter().all(|x| x.abs() <= 0.2) && w.iter().any(|x| x.abs() > 0.19));
+        let he = Init::KaimingUniform {
+            mode: FanMode::FanOut,
+            activation: Activation::Relu,
+        };
+        let w = he.sample(&[50, 100], 100, 50, &mut rng).unwrap();
+        let a = 2f32.sqrt() * (3.0f32 / 50.0).sqrt();
+        assert!(w.iter().all(|x| x.abs() <= a) && w.iter().any(|x| x.abs() > 0.95 * a));
+    }
+
+    #[test]
+    fn orthogonal_gives_orthonormal_rows_or_columns() {
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        for (rows, cols) in [(N, N), (64, 200), (200, 64)] {
+            let w = Init::Orthogonal { gain: 1.0 }
+                .sample(&[rows, cols], cols, rows, &mut rng)
+                .unwrap()
+                .into_dimensionality::<Ix2>()
+                .unwrap();
+            // WᵀW = I for a tall (or square) W, WWᵀ = I for a wide one
+            let gram = if rows >= cols {
+                w.t().dot(&w)
+            } else {
+                w.dot(&w.t())
+            };
+            let worst = gram
+                .indexed_iter()
+                .map(|((i, j), &g)| (g - if i == j { 1.0 } else { 0.0 }).abs())
+                .fold(0.0, f32::max);
+            assert!(worst < 1e-4, "{rows}x{cols}: max |G - I| = {worst}");
+        }
+        let w = Init::Orthogonal { gain: 3.0 }
+            .sample(&[4, 2, 3], 6, 12, &mut rng)
+            .unwrap();
+        let flat = w.into_shape_with_order((4, 6)).unwrap();
+        let gram = flat.dot(&flat.t());
+        assert!((gram[[1, 1]] - 9.0).abs() < 1e-4 && gram[[0, 1]].abs() < 1e-4);
+    }
+
+    #[test]
+    fn fans_and_gains_follow_pytorch() {
+        assert_eq!(fans(&[300, 100]).unwrap(), (100, 300));
+        assert_eq!(fans(&[8, 4, 3, 3]).unwrap(), (36, 72));
+        assert!(fans(&[7]).is_err());
+        assert_eq!(gain(Activation::Identity).unwrap(), 1.0);
+        assert_eq!(gain(Activation::Sigmoid).unwrap(), 1.0);
+        assert_eq!(gain(Activation::Tanh).unwrap(), 5.0 / 3.0);
+        assert_eq!(gain(Activation::Relu).unwrap(), 2f32.sqrt());
+        let vlrelu = gain(Activation::LeakyRelu { slope: 1.0 / 3.0 }).unwrap();
+        assert!((vlrelu - 1.8f32.sqrt()).abs() < 1e-6);
+        // the default Linear init is kaiming_uniform(a = √5): gain 1/√3
+        let Init::KaimingUniform { activation, .. } = Init::default() else {
+            panic!("default is kaiming uniform")
+        };
+        assert!((gain(activation).unwrap() - 1.0 / 3f32.sqrt()).abs() < 1e-6);
+        assert_eq!(
+            gain(Activation::Step).unwrap_err().to_string(),
+            "gain: no recommended gain for step (PyTorch's calculate_gain has none either)"
+        );
+    }
+
+    #[test]
+    fn bad_parameters_are_errors() {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let mut sample = |init: Init| init.sample(&[4, 3], 3, 4, &mut rng);
+        assert!(sample(Init::Constant { value: f32::NAN }).is_err());
+        assert!(
+            sample(Init::Uniform {
+                low: 1.0,
+                high: 0.0
+            })
+            .is_err()
+        );
+        assert!(
+            sample(Init::XavierNormal {
+                gain: f32::INFINITY
+            })
+            .is_err()
+        );
+        let elu = Activation::Elu { alpha: 1.0 };
+        assert!(
+            sample(Init::KaimingNormal {
+                mode: FanMode::FanIn,
+                activation: elu
+            })
+            .is_err()
+        );
+        let he = Init::KaimingNormal {
+            mode: FanMode::FanIn,
+            activation: Activation::Relu,
+        };
+        assert_eq!(
+            he.sample(&[4, 0], 0, 4, &mut rng).unwrap_err().to_string(),
+            "init::kaiming_normal: fan_in must be positive, got 0"
+        );
+        assert!(
+            Init::Orthogonal { gain: 1.0 }
+                .sample(&[5], 5, 5, &mut rng)
+                .is_err()
+        );
+        // a zero gain is allowed and gives zeros
+        let z = Init::XavierUniform { gain: 0.0 }
+            .sample(&[2, 2], 2, 2, &mut rng)
+            .unwrap();
+        assert_eq!(z.sum(), 0.0);
+    }
+
+    /// Per-layer standard deviation of the activations of a 20-layer, 256-wide tanh net.
+    fn tanh_net_stds(init: Init) -> Vec<f64> {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let width = 256;
+        let mut h = tensor::normal(&[128, width], 0.0, 1.0, &mut rng).unwrap();
+        let mut stds = Vec::new();
+        for _ in 0..20 {
+            let w = init
+                .sample(&[width, width], width, width, &mut rng)
+                .unwrap();
+            let layer = Linear::from_parts(w, None).unwrap();
+            let tape = Tape::inference();
+            h = Tanh
+                .forward(layer.forward(tape.constant(h), Mode::Eval), Mode::Eval)
+                .value();
+            stds.push(variance(&h).sqrt());
+        }
+        stds
+    }
+
+    #[test]
+    fn deep_tanh_net_stays_healthy_with_xavier_and_collapses_with_small_normal() {
+        // Xavier with tanh's gain 5/3: the activations settle at a steady spread
+        let xavier = tanh_net_stds(Init::XavierNormal {
+            gain: gain(Activation::Tanh).unwrap(),
+        });
+        assert!(
+            xavier.iter().all(|&s| (0.4..1.0).contains(&s)),
+            "{xavier:?}"
+        );
+        // plain Xavier (gain 1): shrinks slowly, still far from 0 after 20 layers
+        let plain = tanh_net_stds(Init::XavierUniform { gain: 1.0 });
+        assert!(plain.iter().all(|&s| s > 0.1), "{plain:?}");
+        // N(0, 0.01²): each layer multiplies the spread by about 0.01·√256 = 0.16
+        let small = tanh_net_stds(Init::Normal {
+            mean: 0.0,
+            std: 0.01,
+        });
+        assert!(small.windows(2).all(|w| w[1] < 0.2 * w[0]), "{small:?}");
+        assert!(small[19] < 1e-12, "{small:?}");
+    }
+
+    /// A 10-weight-layer net of Linear and Maxout layers with various activations.
+    fn deep_net(rng: &mut ChaCha8Rng) -> Sequential {
+        let mut layers: Vec<Box<dyn Module>> = Vec::new();
+        let mut width = 20;
+        for i in 0..10 {
+            let out = if i == 9 { 5 } else { 32 };
+            if i % 3 == 1 {
+                layers.push(Box::new(
+                    Maxout::new(width, out, 2, Init::default(), rng).unwrap(),
+                ));
+            } else {
+                layers.push(Box::new(
+                    Linear::new(width, out, Init::default(), rng).unwrap(),
+                ));
+                if i < 9 {
+                    layers.push(if i % 2 == 0 {
+                        Box::new(Relu)
+                    } else {
+                        Box::new(Tanh)
+                    });
+                }
+            }
+            width = out;
+        }
+        Sequential::new(layers).unwrap()
+    }
+
+    #[test]
+    fn lsuv_brings_every_layer_of_a_10_layer_net_within_tolerance() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let mut model = deep_net(&mut rng);
+        let batch = tensor::normal(&[256, 20], 0.0, 1.0, &mut rng).unwrap();
+        let mut biases = Vec::new();
+        model.visit_params(&mut |n, p| {
+            if n.ends_with("bias") {
+                biases.push(p.value().clone())
+            }
+        });
+        let report = lsuv(&mut model, &batch, LSUV_TOLERANCE, LSUV_MAX_ITER, &mut rng).unwrap();
+        assert_eq!(report.layers.len(), 10);
+        // Recompute every weight layer's output variance independently of the report.
+        let tape = Tape::inference();
+        let mut h = tape.constant(batch);
+        let mut checked = 0;
+        for (index, layer) in model.layers().iter().enumerate() {
+            h = layer.forward(h, Mode::Eval);
+            if layer.num_params() > 0 {
+                let v = variance(&h.value());
+                let entry = &report.layers[checked];
+                assert_eq!(entry.index, index);
+                assert!((v - 1.0).abs() < 0.1, "layer {index}: variance {v}");
+                assert!((v - f64::from(entry.variance)).abs() < 1e-5);
+                assert!((1..=LSUV_MAX_ITER).contains(&entry.iterations));
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 10);
+        let mut after = Vec::new();
+        model.visit_params(&mut |n, p| {
+            if n.ends_with("bias") {
+                after.push(p.value().clone())
+            }
+        });
+        assert_eq!(biases, after, "lsuv leaves biases untouched");
+    }
+
+    #[test]
+    fn lsuv_starts_from_orthonormal_weights() {
+        // Without a bias one rescaling of an orthonormal weight gives variance 1 exactly,
+        // and the weight stays a multiple of an orthonormal matrix.
+        let mut rng = ChaCha8Rng::seed_from_u64(6);
+        let layer = Linear::new_no_bias(16, 8, Init::Constant { value: 1.0 }, &mut rng).unwrap();
+        let mut model = Sequential::new(vec![Box::new(layer)]).unwrap();
+        let batch = tensor::normal(&[64, 16], 0.0, 1.0, &mut rng).unwrap();
+        let report = lsuv(&mut model, &batch, 0.01, 10, &mut rng).unwrap();
+        assert_eq!(report.layers[0].iterations, 1);
+        assert!((report.layers[0].variance - 1.0).abs() < 1e-4);
+        let mut w = None;
+        model.visit_params(&mut |_, p| w = Some(p.value().clone()));
+        let w = w.unwrap().into_dimensionality::<Ix2>().unwrap();
+        let gram = w.dot(&w.t());
+        let c = gram[[0, 0]];
+        assert!(
+            gram.indexed_iter()
+                .all(|((i, j), &g)| { (g - if i == j { c } else { 0.0 }).abs() < 1e-4 * c })
+        );
+    }
+
+    #[test]
+    fn lsuv_reports_bad_input_and_no_convergence() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let mut model = deep_net(&mut rng);
+        let batch = tensor::normal(&[32, 20], 0.0, 1.0, &mut rng).unwrap();
+        assert!(lsuv(&mut model, &batch, 0.0, 10, &mut rng).is_err());
+        assert!(lsuv(&mut model, &batch, 0.1, 0, &mut rng).is_err());
+        let wrong = tensor::normal(&[32, 19], 0.0, 1.0, &mut rng).unwrap();
+        assert_eq!(
+            lsuv(&mut model, &wrong, 0.1, 10, &mut rng)
+                .unwrap_err()
+                .to_string(),
+            "lsuv: expected a batch [n, 20] with n >= 2, found [32, 19]"
+        );
+        // zero inputs through a layer without bias: the output is all zeros
+        let layer = Linear::new_no_bias(20, 4, Init::default(), &mut rng).unwrap();
+        let mut dead = Sequential::new(vec![Box::new(layer)]).unwrap();
+        let err = lsuv(&mut dead, &tensor::zeros(&[32, 20]), 0.1, 10, &mut rng).unwrap_err();
+        assert!(err.to_string().contains("output variance 0"), "{err}");
+        // A bias whose spread alone has variance 4 keeps the output variance above 1.1.
+        let bias = tensor::from_vec(vec![-2.0, 2.0, -2.0, 2.0], &[4]).unwrap();
+        let layer = Linear::from_parts(tensor::ones(&[4, 20]), Some(bias)).unwrap();
+        let mut model = Sequential::new(vec![Box::new(layer)]).unwrap();
+        match lsuv(&mut model, &batch, 0.1, 5, &mut rng).unwrap_err() {
+            Error::NoConvergence { what, iters } => {
+                assert_eq!(iters, 5);
+                assert!(
+                    what.starts_with("lsuv: layer 0 (Linear(in_features=20"),
+                    "{what}"
+                );
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+}
