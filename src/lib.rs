@@ -53,7 +53,9 @@ pub mod data;
 pub mod error;
 pub mod metrics;
 pub mod nn;
+pub mod optim;
 pub mod tensor;
+pub mod train;
 
 pub use autograd::{GradcheckConfig, Gradients, Tape, TapeInput, Var, gradcheck, gradcheck_with};
 pub use data::{Batch, Batches, Dataset, Scaler, ScalerKind};
@@ -65,9 +67,13 @@ pub use nn::{
     Linear, LsuvLayer, LsuvReport, Maxout, Mode, Module, Param, ParamId, Relu, Sequential, Sigmoid,
     Step, Tanh, fans, gain, lsuv,
 };
+pub use optim::{Adam, Decay, DecayUnit, Optimizer, Schedule, Sgd};
 pub use rand::{Rng, SeedableRng};
 pub use rand_chacha::ChaCha8Rng;
 pub use tensor::{Elem, Tensor};
+pub use train::{
+    EpochRecord, Evaluation, FitConfig, History, OnDivergence, Progress, evaluate, fit,
+};
 
 /// The README's examples, run as doctests so they stay true.
 #[doc = include_str!("../README.md")]

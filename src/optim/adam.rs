@@ -49,7 +49,9 @@ enum Decoupling {
 #[derive(Debug, Clone)]
 pub struct Adam {
     base_lr: Elem,
-    betas: (Elem, Elem),
+    /// Kept in f64, as PyTorch keeps them in Python floats: `1 − 0.999` in f32 is off by
+    /// 1.3e-5 relative, which would show in the bias correction.
+    betas: (f64, f64),
     eps: Elem,
     weight_decay: Elem,
     decoupling: Decoupling,
@@ -90,11 +92,12 @@ impl Adam {
         Ok(adam)
     }
 
-    /// Sets the moment decays `β₁, β₂`, each in `[0, 1)`.
+    /// Sets the moment decays `β₁, β₂`, each in `[0, 1)` (in `f64`, as PyTorch's Python
+    /// floats).
     ///
     /// # Errors
     /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) otherwise.
-    pub fn betas(mut self, beta1: Elem, beta2: Elem) -> Result<Self> {
+    pub fn betas(mut self, beta1: f64, beta2: f64) -> Result<Self> {
         for beta in [beta1, beta2] {
             if !(0.0..1.0).contains(&beta) {
                 return invalid("adam", format!("betas must be in [0, 1), got {beta}"));
@@ -122,7 +125,10 @@ impl Adam {
     /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) unless finite and `>= 0`.
     pub fn weight_decay(mut self, wd: Elem) -> Result<Self> {
         if !(wd >= 0.0 && wd.is_finite()) {
-            return invalid("adam", format!("weight decay must be finite and >= 0, got {wd}"));
+            return invalid(
+                "adam",
+                format!("weight decay must be finite and >= 0, got {wd}"),
+            );
         }
         self.weight_decay = wd;
         Ok(self)
@@ -140,22 +146,29 @@ impl Optimizer for Adam {
         check_finite("adam", self.steps, &*model, grads)?;
         let lr = self.lr();
         let t = (self.steps + 1) as i32;
-        let (b1, b2, eps) = (self.betas.0, self.betas.1, self.eps);
-        let (c1, c2) = (1.0 - b1.powi(t), 1.0 - b2.powi(t));
+        let (b1, b2) = self.betas;
+        // bias corrections in f64, then every factor rounded once to f32
+        let (c1, c2) = ((1.0 - b1.powi(t)) as Elem, (1.0 - b2.powi(t)) as Elem);
+        let (one_minus_b1, one_minus_b2) = ((1.0 - b1) as Elem, (1.0 - b2) as Elem);
+        let (b1, b2, eps) = (b1 as Elem, b2 as Elem, self.eps);
         let (decoupling, weight_decay) = (self.decoupling, self.weight_decay);
         let moments = &mut self.moments;
         model.visit_params_mut(&mut |name, param| {
             let Some(grad) = grads.param(param) else {
                 return;
             };
-            let wd = if decays_by_default(name) { weight_decay } else { 0.0 };
+            let wd = if decays_by_default(name) {
+                weight_decay
+            } else {
+                0.0
+            };
             let (coupled, decoupled) = match decoupling {
                 Decoupling::Coupled => (wd, 0.0),
                 Decoupling::Decoupled => (0.0, wd),
             };
-            let (m, v) = moments.entry(name.to_string()).or_insert_with(|| {
-                (Tensor::zeros(grad.raw_dim()), Tensor::zeros(grad.raw_dim()))
-            });
+            let (m, v) = moments
+                .entry(name.to_string())
+                .or_insert_with(|| (Tensor::zeros(grad.raw_dim()), Tensor::zeros(grad.raw_dim())));
             Zip::from(param.value_mut())
                 .and(m)
                 .and(v)
@@ -163,8 +176,8 @@ impl Optimizer for Adam {
                 .for_each(|theta, m, v, &g| {
                     let g = g + coupled * *theta;
                     *theta *= 1.0 - lr * decoupled;
-                    *m = b1 * *m + (1.0 - b1) * g;
-                    *v = b2 * *v + (1.0 - b2) * g * g;
+                    *m = b1 * *m + one_minus_b1 * g;
+                    *v = b2 * *v + one_minus_b2 * g * g;
                     *theta -= lr * (*m / c1) / ((*v / c2).sqrt() + eps);
                 });
         });
@@ -241,10 +254,10 @@ mod tests {
     #[test]
     fn adam_and_adamw_match_pytorch_formulas() {
         let (w, b) = run(Adam::new(0.1).unwrap().weight_decay(0.1).unwrap());
-        assert!((w - 0.70158627).abs() < 1e-6, "{w}");
+        assert!((f64::from(w) - 0.70158627).abs() < 1e-6, "{w}");
         assert!((b - 0.2).abs() < 1e-6, "{b}");
         let (w, b) = run(Adam::adamw(0.1, 0.1).unwrap());
-        assert!((w - 0.67510122).abs() < 1e-6, "{w}");
+        assert!((f64::from(w) - 0.67510122).abs() < 1e-6, "{w}");
         assert!((b - 0.2).abs() < 1e-6, "{b}");
     }
 
@@ -252,7 +265,11 @@ mod tests {
     fn invalid_hyperparameters_are_errors() {
         assert!(Adam::new(0.0).is_err());
         assert!(Adam::adamw(0.1, -0.1).is_err());
-        let err = Adam::new(0.1).unwrap().betas(0.9, 1.0).unwrap_err().to_string();
+        let err = Adam::new(0.1)
+            .unwrap()
+            .betas(0.9, 1.0)
+            .unwrap_err()
+            .to_string();
         assert_eq!(err, "adam: betas must be in [0, 1), got 1");
         assert!(Adam::new(0.1).unwrap().eps(0.0).is_err());
     }

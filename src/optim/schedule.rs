@@ -170,13 +170,22 @@ mod tests {
     fn formulas_at_hand_checked_points() {
         let close = |a: Elem, b: Elem| (a - b).abs() < 1e-7;
         assert_eq!(per_step(Decay::Constant).lr(0.3, 1000, 9), 0.3);
-        let step = per_step(Decay::Step { every: 3, gamma: 0.5 });
-        assert_eq!([0, 2, 3, 5, 6].map(|t| step.lr(1.0, t, 0)), [1.0, 1.0, 0.5, 0.5, 0.25]);
+        let step = per_step(Decay::Step {
+            every: 3,
+            gamma: 0.5,
+        });
+        assert_eq!(
+            [0, 2, 3, 5, 6].map(|t| step.lr(1.0, t, 0)),
+            [1.0, 1.0, 0.5, 0.5, 0.25]
+        );
         let exp = per_step(Decay::Exponential { gamma: 0.9 });
         assert!(close(exp.lr(1.0, 2, 0), 0.81));
         let inv = per_step(Decay::InverseTime { k: 0.1 });
         assert!(close(inv.lr(1.0, 10, 0), 0.5));
-        let cos = per_step(Decay::Cosine { period: 10, min_factor: 0.1 });
+        let cos = per_step(Decay::Cosine {
+            period: 10,
+            min_factor: 0.1,
+        });
         assert!(close(cos.lr(1.0, 0, 0), 1.0));
         assert!(close(cos.lr(1.0, 5, 0), 0.55)); // halfway: (1 + 0.1)/2
         assert!(close(cos.lr(1.0, 10, 0), 0.1));
@@ -188,18 +197,35 @@ mod tests {
     #[test]
     fn invalid_factors_are_errors() {
         let bad = [
-            Decay::Step { every: 0, gamma: 0.5 },
-            Decay::Step { every: 1, gamma: 0.0 },
+            Decay::Step {
+                every: 0,
+                gamma: 0.5,
+            },
+            Decay::Step {
+                every: 1,
+                gamma: 0.0,
+            },
             Decay::Exponential { gamma: Elem::NAN },
             Decay::InverseTime { k: -1.0 },
-            Decay::Cosine { period: 0, min_factor: 0.0 },
-            Decay::Cosine { period: 5, min_factor: 2.0 },
+            Decay::Cosine {
+                period: 0,
+                min_factor: 0.0,
+            },
+            Decay::Cosine {
+                period: 5,
+                min_factor: 2.0,
+            },
         ];
         for decay in bad {
-            let err = Schedule::new(decay, DecayUnit::Step).unwrap_err().to_string();
+            let err = Schedule::new(decay, DecayUnit::Step)
+                .unwrap_err()
+                .to_string();
             assert!(err.starts_with("schedule: "), "{err}");
         }
         let err = Schedule::new(Decay::InverseTime { k: -1.0 }, DecayUnit::Step).unwrap_err();
-        assert_eq!(err.to_string(), "schedule: k must be finite and >= 0, got -1");
+        assert_eq!(
+            err.to_string(),
+            "schedule: k must be finite and >= 0, got -1"
+        );
     }
 }

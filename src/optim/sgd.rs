@@ -123,7 +123,10 @@ impl Sgd {
     /// `>= 0`.
     pub fn weight_decay(mut self, wd: Elem) -> Result<Self> {
         if !(wd >= 0.0 && wd.is_finite()) {
-            return invalid("sgd", format!("weight decay must be finite and >= 0, got {wd}"));
+            return invalid(
+                "sgd",
+                format!("weight decay must be finite and >= 0, got {wd}"),
+            );
         }
         self.weight_decay = wd;
         Ok(self)
@@ -136,7 +139,10 @@ impl Sgd {
     /// `>= 0`.
     pub fn l2(self, lambda: Elem) -> Result<Self> {
         if !(lambda >= 0.0 && lambda.is_finite()) {
-            return invalid("sgd", format!("lambda must be finite and >= 0, got {lambda}"));
+            return invalid(
+                "sgd",
+                format!("lambda must be finite and >= 0, got {lambda}"),
+            );
         }
         self.weight_decay(2.0 * lambda)
     }
@@ -185,7 +191,9 @@ impl Optimizer for Sgd {
                     *t -= lr * if nesterov { g + mu * *b } else { *b };
                 }),
                 None => {
-                    let b = Zip::from(&*theta).and(grad).map_collect(|&t, &g| g + wd * t);
+                    let b = Zip::from(&*theta)
+                        .and(grad)
+                        .map_collect(|&t, &g| g + wd * t);
                     Zip::from(theta).and(&b).for_each(|t, &b| {
                         // first step: b = g, so Nesterov's g + μ·b is (1 + μ)·g
                         *t -= lr * if nesterov { b + mu * b } else { b };
@@ -226,7 +234,10 @@ pub(crate) fn check_lr(op: &'static str, lr: Elem) -> Result<()> {
     if lr > 0.0 && lr.is_finite() {
         Ok(())
     } else {
-        invalid(op, format!("learning rate must be finite and > 0, got {lr}"))
+        invalid(
+            op,
+            format!("learning rate must be finite and > 0, got {lr}"),
+        )
     }
 }
 
@@ -269,12 +280,17 @@ mod tests {
     #[test]
     fn momentum_matches_pytorch_trace() {
         let mut m = model();
-        let mut opt = Sgd::new(0.1).unwrap().momentum(0.9).unwrap().weight_decay(0.01).unwrap();
+        let mut opt = Sgd::new(0.1)
+            .unwrap()
+            .momentum(0.9)
+            .unwrap()
+            .weight_decay(0.01)
+            .unwrap();
         for _ in 0..3 {
             step(&mut m, &mut opt);
         }
         let (w, b) = weight_and_bias(&m);
-        assert!((w - -0.687165501).abs() < 1e-6, "{w}");
+        assert!((f64::from(w) - -0.687165501).abs() < 1e-6, "{w}");
         assert!((b - -0.622).abs() < 1e-6, "{b}");
         assert_eq!(opt.steps(), 3);
     }
@@ -302,7 +318,7 @@ mod tests {
             step(&mut m, &mut opt);
         }
         let (w, b) = weight_and_bias(&m);
-        assert!((w - -1.41856476).abs() < 1e-6, "{w}");
+        assert!((f64::from(w) - -1.41856476).abs() < 1e-6, "{w}");
         assert!((b - -1.1098).abs() < 1e-6, "{b}");
     }
 
@@ -312,7 +328,11 @@ mod tests {
     #[test]
     fn plain_sgd_with_decayed_biases_matches_trace() {
         let mut m = model();
-        let mut opt = Sgd::new(0.1).unwrap().weight_decay(0.1).unwrap().decay_biases(true);
+        let mut opt = Sgd::new(0.1)
+            .unwrap()
+            .weight_decay(0.1)
+            .unwrap()
+            .decay_biases(true);
         for _ in 0..3 {
             step(&mut m, &mut opt);
         }
@@ -344,7 +364,10 @@ mod tests {
     #[test]
     fn invalid_hyperparameters_are_errors() {
         let msg = |r: Result<Sgd>| r.unwrap_err().to_string();
-        assert_eq!(msg(Sgd::new(0.0)), "sgd: learning rate must be finite and > 0, got 0");
+        assert_eq!(
+            msg(Sgd::new(0.0)),
+            "sgd: learning rate must be finite and > 0, got 0"
+        );
         assert!(Sgd::new(Elem::NAN).is_err() && Sgd::gd(-1.0).is_err());
         assert!(Sgd::new(Elem::INFINITY).is_err());
         assert_eq!(

@@ -1,0 +1,570 @@
+//! The training loop for classifiers: epochs of shuffled mini-batches (or the full batch
+//! for gradient descent), softmax cross-entropy, per-epoch history with validation loss and
+//! accuracy, a progress callback, early stopping, and the divergence guard; plus
+//! [`evaluate`], which measures a model on unseen data in evaluation mode.
+
+use crate::autograd::tape::Tape;
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::metrics::{ConfusionMatrix, predictions};
+use crate::nn::{Mode, Module};
+use crate::optim::Optimizer;
+use crate::tensor::Tensor;
+use ndarray::Ix2;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Instant;
+
+/// Loss, accuracy and confusion matrix of a model on a data set.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    /// Mean softmax cross-entropy over all samples.
+    pub loss: f64,
+    /// Fraction of samples whose arg-max prediction is the label.
+    pub accuracy: f64,
+    /// Counts of (true class, predicted class).
+    pub confusion: ConfusionMatrix,
+}
+
+/// Evaluates `model` on `data` in [`Mode::Eval`] (dropout off, every unit used) on an
+/// inference tape, `batch_size` samples at a time.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] when `batch_size` is 0 or `data` is empty.
+///
+/// # Examples
+/// ```
+/// use tapegrad::{evaluate, ndarray::array, tensor, Dataset, Linear};
+/// // a fixed classifier: class 1 when x > 0
+/// let model = Linear::from_parts(tensor::from_vec(vec![-1.0, 1.0], &[2, 1])?, None)?;
+/// let data = Dataset::from_floats(array![[2.0], [-1.0], [3.0]], vec![1, 0, 0])?;
+/// let eval = evaluate(&model, &data, 2)?;
+/// assert!((eval.accuracy - 2.0 / 3.0).abs() < 1e-12);
+/// assert_eq!(eval.confusion.count(0, 1), 1);
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
+pub fn evaluate(model: &dyn Module, data: &Dataset, batch_size: usize) -> Result<Evaluation> {
+    if data.is_empty() {
+        return Err(Error::InvalidArgument {
+            op: "evaluate",
+            message: "cannot evaluate on an empty data set".into(),
+        });
+    }
+    let mut confusion = ConfusionMatrix::new(data.num_classes());
+    let mut total_loss = 0.0;
+    let mut tape = Tape::inference();
+    let mut batches = data.batches(batch_size)?;
+    while let Some(batch) = batches.next() {
+        tape.reset();
+        let logits = model.forward(tape.constant(batch.x), Mode::Eval);
+        let loss = logits.cross_entropy(batch.labels).item();
+        total_loss += f64::from(loss) * batch.labels.len() as f64;
+        let scores =
+            logits
+                .value()
+                .into_dimensionality::<Ix2>()
+                .map_err(|_| Error::InvalidArgument {
+                    op: "evaluate",
+                    message: format!(
+                        "model output must be [batch, classes], got {:?}",
+                        logits.shape()
+                    ),
+                })?;
+        confusion.add(&predictions(&scores), batch.labels);
+    }
+    Ok(Evaluation {
+        loss: total_loss / data.len() as f64,
+        accuracy: confusion.accuracy(),
+        confusion,
+    })
+}
+
+/// What [`fit`] does when a step's loss or gradients are NaN or infinite. Either way the
+/// step is refused before anything changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnDivergence {
+    /// Return [`Error::Diverged`] naming the step.
+    Stop,
+    /// Skip the batch, halve the base learning rate, record why in
+    /// [`History::events`], and go on.
+    HalveLearningRate,
+}
+
+/// Settings of [`fit`].
+#[derive(Debug, Clone)]
+pub struct FitConfig {
+    /// Passes over the training data.
+    pub epochs: usize,
+    /// Samples per step; the training set's size gives full-batch gradient descent.
+    pub batch_size: usize,
+    /// Seed of the shuffling order (a fresh order each epoch).
+    pub seed: u64,
+    /// Leave out a last batch smaller than `batch_size`.
+    pub drop_last: bool,
+    /// What to do with a non-finite loss or gradient.
+    pub on_divergence: OnDivergence,
+    /// Early stopping: stop after this many epochs without a lower validation loss, and
+    /// restore the parameters of the best epoch. Needs validation data.
+    pub patience: Option<usize>,
+    /// Batch size of the validation pass.
+    pub eval_batch_size: usize,
+}
+
+impl Default for FitConfig {
+    fn default() -> Self {
+        FitConfig {
+            epochs: 10,
+            batch_size: 64,
+            seed: 0,
+            drop_last: false,
+            on_divergence: OnDivergence::Stop,
+            patience: None,
+            eval_batch_size: 1000,
+        }
+    }
+}
+
+/// One epoch's numbers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochRecord {
+    /// Epoch number, from 1.
+    pub epoch: usize,
+    /// Mean training loss over the epoch's steps (in training mode, so with dropout).
+    pub train_loss: f64,
+    /// Validation loss in evaluation mode, if validation data was given.
+    pub valid_loss: Option<f64>,
+    /// Validation accuracy, if validation data was given.
+    pub valid_accuracy: Option<f64>,
+    /// The learning rate of the epoch's last step.
+    pub lr: f32,
+    /// Wall time of the epoch's training steps, in seconds.
+    pub seconds: f64,
+    /// Training throughput.
+    pub samples_per_second: f64,
+}
+
+/// The per-epoch record of a [`fit`], printable and exportable as CSV.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    /// One record per completed epoch.
+    pub epochs: Vec<EpochRecord>,
+    /// What the loop did on its own (divergences handled, early stopping), in order.
+    pub events: Vec<String>,
+    /// The epoch whose parameters the model holds after early stopping restored them.
+    pub best_epoch: Option<usize>,
+}
+
+impl History {
+    /// The records as CSV with a header line; missing validation values are empty fields.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{EpochRecord, History};
+    /// let mut h = History::default();
+    /// h.epochs.push(EpochRecord { epoch: 1, train_loss: 0.5, valid_loss: None,
+    ///     valid_accuracy: None, lr: 0.1, seconds: 2.0, samples_per_second: 100.0 });
+    /// assert_eq!(h.to_csv().lines().nth(1), Some("1,0.5,,,0.1,2,100"));
+    /// ```
+    pub fn to_csv(&self) -> String {
+        let mut csv = String::from(
+            "epoch,train_loss,valid_loss,valid_accuracy,lr,seconds,samples_per_second\n",
+        );
+        let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
+        for r in &self.epochs {
+            let _ = writeln!(
+                csv,
+                "{},{},{},{},{},{},{}",
+                r.epoch,
+                r.train_loss,
+                opt(r.valid_loss),
+                opt(r.valid_accuracy),
+                r.lr,
+                r.seconds,
+                r.samples_per_second
+            );
+        }
+        csv
+    }
+
+    /// Writes [`History::to_csv`] to `path`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the path.
+    pub fn write_csv(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        std::fs::write(path, self.to_csv()).map_err(|e| Error::io(path, e))
+    }
+}
+
+/// What [`fit`] reports to its callback as it goes.
+#[derive(Debug)]
+pub enum Progress<'a> {
+    /// A training step finished.
+    Step {
+        /// Epoch, from 1.
+        epoch: usize,
+        /// Step within the epoch, from 1.
+        step: usize,
+        /// Steps in this epoch.
+        steps: usize,
+        /// The step's loss.
+        loss: f32,
+        /// Training samples per second so far this epoch.
+        samples_per_second: f64,
+    },
+    /// An epoch finished (validation included).
+    Epoch(&'a EpochRecord),
+    /// The loop handled something on its own (see [`History::events`]).
+    Event(&'a str),
+}
+
+/// Trains a classifier with softmax cross-entropy: for each epoch, shuffled batches
+/// (seeded), `loss.backward()`, `optimizer.step`; then validation in evaluation mode.
+///
+/// Per-epoch numbers go into the returned [`History`] and to `on_progress`, which also
+/// hears each step (for a progress bar).
+///
+/// # Errors
+/// [`Error::InvalidArgument`] for a batch size of 0, zero epochs, or `patience` without
+/// validation data; [`Error::Diverged`] when a step's loss or gradients are not finite and
+/// `on_divergence` is [`OnDivergence::Stop`] (the parameters are those before that step).
+///
+/// # Examples
+/// ```
+/// use tapegrad::*;
+/// # fn main() -> Result<()> {
+/// let mut rng = ChaCha8Rng::seed_from_u64(0);
+/// // two Gaussian blobs
+/// let x = ndarray::Array2::from_shape_fn((200, 2), |(i, j)| {
+///     let centre = if i % 2 == 0 { -2.0 } else { 2.0 };
+///     centre + if j == 0 { 0.5 } else { -0.5 }
+/// });
+/// let noise = tensor::normal(&[200, 2], 0.0, 1.0, &mut rng)?;
+/// let x = x + &noise.into_dimensionality::<ndarray::Ix2>().unwrap();
+/// let data = Dataset::from_floats(x, (0..200).map(|i| i % 2).collect())?;
+/// let mut model = Linear::new(2, 2, Init::default(), &mut rng)?;
+/// let mut sgd = Sgd::new(0.1)?;
+/// let config = FitConfig { epochs: 5, batch_size: 20, ..FitConfig::default() };
+/// let history = fit(&mut model, &mut sgd, &data, Some(&data), &config, &mut |_| {})?;
+/// assert!(history.epochs[4].valid_accuracy.unwrap() > 0.9);
+/// # Ok(())
+/// # }
+/// ```
+pub fn fit(
+    model: &mut dyn Module,
+    optimizer: &mut dyn Optimizer,
+    train: &Dataset,
+    valid: Option<&Dataset>,
+    config: &FitConfig,
+    on_progress: &mut dyn FnMut(&Progress<'_>),
+) -> Result<History> {
+    if config.epochs == 0 {
+        return Err(Error::InvalidArgument {
+            op: "fit",
+            message: "epochs must be at least 1, got 0".into(),
+        });
+    }
+    if config.patience.is_some() && valid.is_none() {
+        return Err(Error::InvalidArgument {
+            op: "fit",
+            message: "early stopping (patience) needs validation data, got none".into(),
+        });
+    }
+    let mut history = History::default();
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let mut tape = Tape::new();
+    let mut best: Option<(f64, usize, Vec<Tensor>)> = None;
+    for epoch in 1..=config.epochs {
+        let start = Instant::now();
+        let mut batches = train
+            .batches(config.batch_size)?
+            .shuffled(&mut rng)
+            .drop_last(config.drop_last);
+        let steps = batches.num_batches();
+        let (mut loss_sum, mut counted, mut samples) = (0.0, 0usize, 0usize);
+        let mut step = 0;
+        while let Some(batch) = batches.next() {
+            step += 1;
+            tape.reset();
+            let logits = model.forward(tape.constant(batch.x), Mode::Train);
+            let loss = logits.cross_entropy(batch.labels);
+            let value = loss.item();
+            let outcome = if value.is_finite() {
+                optimizer.step(model, &loss.backward())
+            } else {
+                Err(Error::Diverged {
+                    op: "fit",
+                    step: optimizer.steps(),
+                    what: format!("the loss is {value} (epoch {epoch}, batch {step})"),
+                })
+            };
+            match (outcome, config.on_divergence) {
+                (Ok(()), _) => {
+                    loss_sum += f64::from(value);
+                    counted += 1;
+                    samples += batch.labels.len();
+                }
+                (Err(Error::Diverged { what, .. }), OnDivergence::HalveLearningRate) => {
+                    let lr = optimizer.base_lr() / 2.0;
+                    optimizer.set_base_lr(lr)?;
+                    history.events.push(format!(
+                        "epoch {epoch}, batch {step}: step refused because {what}; base learning rate halved to {lr}"
+                    ));
+                    on_progress(&Progress::Event(
+                        history.events.last().expect("just pushed"),
+                    ));
+                }
+                (Err(e), _) => return Err(e),
+            }
+            on_progress(&Progress::Step {
+                epoch,
+                step,
+                steps,
+                loss: value,
+                samples_per_second: samples as f64 / start.elapsed().as_secs_f64(),
+            });
+        }
+        let seconds = start.elapsed().as_secs_f64();
+        let lr = optimizer.lr();
+        optimizer.end_epoch();
+        let evaluation = valid
+            .map(|v| evaluate(&*model, v, config.eval_batch_size))
+            .transpose()?;
+        let record = EpochRecord {
+            epoch,
+            train_loss: if counted > 0 {
+                loss_sum / counted as f64
+            } else {
+                f64::NAN
+            },
+            valid_loss: evaluation.as_ref().map(|e| e.loss),
+            valid_accuracy: evaluation.as_ref().map(|e| e.accuracy),
+            lr,
+            seconds,
+            samples_per_second: samples as f64 / seconds,
+        };
+        on_progress(&Progress::Epoch(&record));
+        history.epochs.push(record);
+        if let (Some(patience), Some(e)) = (config.patience, evaluation) {
+            if best.as_ref().is_none_or(|(loss, _, _)| e.loss < *loss) {
+                best = Some((e.loss, epoch, snapshot(&*model)));
+            } else if epoch - best.as_ref().expect("set on the first epoch").1 >= patience {
+                let event = format!(
+                    "epoch {epoch}: no lower validation loss for {patience} epochs; stopped early"
+                );
+                history.events.push(event);
+                on_progress(&Progress::Event(
+                    history.events.last().expect("just pushed"),
+                ));
+                break;
+            }
+        }
+    }
+    if let Some((_, epoch, values)) = best {
+        restore(model, values);
+        history.best_epoch = Some(epoch);
+    }
+    Ok(history)
+}
+
+/// Copies of every parameter value, in visiting order.
+fn snapshot(model: &dyn Module) -> Vec<Tensor> {
+    let mut values = Vec::new();
+    model.visit_params(&mut |_, p| values.push(p.value().clone()));
+    values
+}
+
+/// Puts back values taken by [`snapshot`] of the same model.
+fn restore(model: &mut dyn Module, values: Vec<Tensor>) {
+    let mut values = values.into_iter();
+    model.visit_params_mut(&mut |_, p| {
+        *p.value_mut() = values
+            .next()
+            .expect("internal error: snapshot of another model");
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::{Init, Linear, Relu, Sequential};
+    use crate::optim::Sgd;
+    use crate::tensor;
+    use ndarray::Array2;
+
+    /// Two classes separated by the sign of x₀ + x₁, with some overlap.
+    fn blobs(n: usize, seed: u64) -> Dataset {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let noise = tensor::normal(&[n, 2], 0.0, 1.0, &mut rng).unwrap();
+        let labels: Vec<usize> = (0..n).map(|i| i % 2).collect();
+        let x = Array2::from_shape_fn((n, 2), |(i, j)| {
+            noise[[i, j]] + if labels[i] == 1 { 1.5 } else { -1.5 }
+        });
+        Dataset::from_floats(x, labels).unwrap()
+    }
+
+    fn mlp(seed: u64) -> Sequential {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        Sequential::new(vec![
+            Box::new(Linear::new(2, 8, Init::default(), &mut rng).unwrap()),
+            Box::new(Relu),
+            Box::new(Linear::new(8, 2, Init::default(), &mut rng).unwrap()),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn fit_records_history_and_learns() {
+        let (train, valid) = (blobs(400, 1), blobs(200, 2));
+        let mut model = mlp(0);
+        let mut sgd = Sgd::new(0.1).unwrap();
+        let config = FitConfig {
+            epochs: 4,
+            batch_size: 32,
+            ..FitConfig::default()
+        };
+        let mut steps = 0;
+        let history = fit(
+            &mut model,
+            &mut sgd,
+            &train,
+            Some(&valid),
+            &config,
+            &mut |p| {
+                if let Progress::Step { .. } = p {
+                    steps += 1;
+                }
+            },
+        )
+        .unwrap();
+        assert_eq!(steps, 4 * 13);
+        assert_eq!(history.epochs.len(), 4);
+        let last = history.epochs.last().unwrap();
+        assert!(last.train_loss < history.epochs[0].train_loss);
+        assert!(last.valid_accuracy.unwrap() > 0.85, "{last:?}");
+        assert_eq!(history.to_csv().lines().count(), 5);
+    }
+
+    #[test]
+    fn same_seed_gives_bit_identical_parameters() {
+        let train = blobs(300, 3);
+        let run = || {
+            let mut model = mlp(7);
+            let mut sgd = Sgd::new(0.05).unwrap().momentum(0.9).unwrap();
+            let config = FitConfig {
+                epochs: 2,
+                batch_size: 16,
+                seed: 11,
+                ..FitConfig::default()
+            };
+            fit(&mut model, &mut sgd, &train, None, &config, &mut |_| {}).unwrap();
+            snapshot(&model)
+        };
+        assert_eq!(run(), run());
+    }
+
+    #[test]
+    fn divergence_stops_or_halves_the_learning_rate() {
+        let train = blobs(64, 4);
+        let config = FitConfig {
+            epochs: 1,
+            batch_size: 64,
+            ..FitConfig::default()
+        };
+        // a learning rate so large that the loss overflows
+        let mut model = mlp(0);
+        let mut sgd = Sgd::new(1e30).unwrap();
+        let stop = FitConfig {
+            epochs: 3,
+            ..config.clone()
+        };
+        let err = fit(&mut model, &mut sgd, &train, None, &stop, &mut |_| {}).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, Error::Diverged { .. }), "{text}");
+        assert!(text.contains("smaller learning rate"), "{text}");
+        // the refused step left the parameters finite
+        assert!(
+            snapshot(&model)
+                .iter()
+                .all(|t| t.iter().all(|x| x.is_finite()))
+        );
+
+        let mut model = mlp(0);
+        let mut sgd = Sgd::new(1e30).unwrap();
+        let halve = FitConfig {
+            epochs: 3,
+            on_divergence: OnDivergence::HalveLearningRate,
+            ..config
+        };
+        let history = fit(&mut model, &mut sgd, &train, None, &halve, &mut |_| {}).unwrap();
+        assert!(!history.events.is_empty());
+        assert!(history.events[0].contains("halved"), "{:?}", history.events);
+        assert!(sgd.base_lr() < 1e30);
+    }
+
+    #[test]
+    fn early_stopping_restores_the_best_epoch() {
+        let (train, valid) = (blobs(64, 5), blobs(400, 6));
+        let mut model = mlp(1);
+        // a large lr makes the validation loss bounce, so some epoch is not the best
+        let mut sgd = Sgd::new(2.0).unwrap();
+        let config = FitConfig {
+            epochs: 30,
+            batch_size: 8,
+            patience: Some(2),
+            ..FitConfig::default()
+        };
+        let history = fit(
+            &mut model,
+            &mut sgd,
+            &train,
+            Some(&valid),
+            &config,
+            &mut |_| {},
+        )
+        .unwrap();
+        let best = history.best_epoch.unwrap();
+        let best_loss = history.epochs[best - 1].valid_loss.unwrap();
+        assert!(
+            history
+                .epochs
+                .iter()
+                .all(|r| r.valid_loss.unwrap() >= best_loss)
+        );
+        let now = evaluate(&model, &valid, config.eval_batch_size)
+            .unwrap()
+            .loss;
+        assert_eq!(now, best_loss);
+        assert!(history.epochs.len() < 30, "stopped early");
+    }
+
+    #[test]
+    fn bad_settings_are_errors() {
+        let data = blobs(10, 0);
+        let mut model = mlp(0);
+        let mut sgd = Sgd::new(0.1).unwrap();
+        let run =
+            |config: FitConfig, valid: Option<&Dataset>, model: &mut Sequential, sgd: &mut Sgd| {
+                fit(model, sgd, &data, valid, &config, &mut |_| {})
+                    .unwrap_err()
+                    .to_string()
+            };
+        let zero = FitConfig {
+            batch_size: 0,
+            ..FitConfig::default()
+        };
+        assert!(run(zero, None, &mut model, &mut sgd).contains("batch_size must be at least 1"));
+        let no_epochs = FitConfig {
+            epochs: 0,
+            ..FitConfig::default()
+        };
+        assert!(run(no_epochs, None, &mut model, &mut sgd).contains("epochs must be at least 1"));
+        let patience = FitConfig {
+            patience: Some(1),
+            ..FitConfig::default()
+        };
+        assert!(run(patience, None, &mut model, &mut sgd).contains("needs validation data"));
+    }
+}
