@@ -1,0 +1,183 @@
+//! Fashion-MNIST with a multilayer perceptron: standardized inputs, ReLU, dropout, He
+//! initialization, SGD with momentum, cosine learning-rate decay and L2 regularization.
+//!
+//! Trains on 55,000 training images, watches 5,000 held-out validation images each epoch,
+//! and evaluates **once** on the 10,000 test images at the end (the test set never steers
+//! training). Expected: about 90% test accuracy after 20 epochs (the Fashion-MNIST
+//! benchmark's best scikit-learn MLPClassifier reaches 87.7%), in a few minutes on 2 cores.
+//!
+//! ```text
+//! cargo run --release --example fashion_mnist [-- --epochs N --batch B --lr LR --l2 L
+//!     --dropout P --seed S --data DIR --quiet]
+//! ```
+//!
+//! The data come from Debian's `dataset-fashion-mnist` (`/usr/share/datasets/fashion-mnist`),
+//! or from `--data DIR` or `$FASHION_MNIST_DIR`.
+
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::PathBuf;
+use std::time::Instant;
+use tapegrad::data::{FASHION_MNIST_CLASSES, fashion_mnist};
+use tapegrad::{
+    Activation, ChaCha8Rng, Decay, DecayUnit, Dropout, FanMode, FitConfig, Init, Linear, Module,
+    Progress, Relu, Scaler, Schedule, SeedableRng, Sequential, Sgd, evaluate, fit,
+};
+
+const EPOCHS: usize = 20;
+const BATCH: usize = 128;
+const LEARNING_RATE: f32 = 0.05;
+const MOMENTUM: f32 = 0.9;
+/// λ of the lecture's `cost + λ·Σ W²` (weight decay 2λ = 1e-4).
+const L2: f32 = 5e-5;
+const DROPOUT: f32 = 0.2;
+const HIDDEN: [usize; 2] = [512, 256];
+const VALIDATION: usize = 5_000;
+const SEED: u64 = 0;
+
+struct Args {
+    epochs: usize,
+    batch: usize,
+    lr: f32,
+    l2: f32,
+    dropout: f32,
+    seed: u64,
+    data: Option<PathBuf>,
+    quiet: bool,
+}
+
+fn parse_args() -> Result<Args, Box<dyn std::error::Error>> {
+    let mut args = Args {
+        epochs: EPOCHS,
+        batch: BATCH,
+        lr: LEARNING_RATE,
+        l2: L2,
+        dropout: DROPOUT,
+        seed: SEED,
+        data: None,
+        quiet: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--epochs" => args.epochs = value()?.parse()?,
+            "--batch" => args.batch = value()?.parse()?,
+            "--lr" => args.lr = value()?.parse()?,
+            "--l2" => args.l2 = value()?.parse()?,
+            "--dropout" => args.dropout = value()?.parse()?,
+            "--seed" => args.seed = value()?.parse()?,
+            "--data" => args.data = Some(PathBuf::from(value()?)),
+            "--quiet" => args.quiet = true,
+            other => return Err(format!("unknown flag {other}; see the file header").into()),
+        }
+    }
+    Ok(args)
+}
+
+/// 784 → 512 → 256 → 10 with ReLU and dropout after each hidden layer.
+fn model(dropout: f32, rng: &mut ChaCha8Rng) -> tapegrad::Result<Sequential> {
+    let he = Init::KaimingNormal {
+        mode: FanMode::FanIn,
+        activation: Activation::Relu,
+    };
+    let mut layers: Vec<Box<dyn Module>> = Vec::new();
+    let mut width = 784;
+    for hidden in HIDDEN {
+        layers.push(Box::new(Linear::new(width, hidden, he, rng)?));
+        layers.push(Box::new(Relu));
+        layers.push(Box::new(Dropout::new(dropout, rng)?));
+        width = hidden;
+    }
+    layers.push(Box::new(Linear::new(width, 10, Init::default(), rng)?));
+    Sequential::new(layers)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = parse_args()?;
+    let start = Instant::now();
+    let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
+
+    let (all_train, mut test) = fashion_mnist(args.data.as_deref())?;
+    let (mut train, mut valid) = all_train.split(VALIDATION, &mut rng)?;
+    // fitted on the training part only, then applied unchanged to validation and test
+    let scaler = Scaler::standardize(&train)?;
+    for data in [&mut train, &mut valid, &mut test] {
+        data.set_scaler(scaler.clone())?;
+    }
+    println!(
+        "Fashion-MNIST: {} train, {} validation, {} test images (stored as bytes)",
+        train.len(),
+        valid.len(),
+        test.len()
+    );
+
+    let mut model = model(args.dropout, &mut rng)?;
+    println!("{model}");
+    let steps_per_epoch = train.len().div_ceil(args.batch) as u64;
+    let cosine = Decay::Cosine {
+        period: args.epochs as u64 * steps_per_epoch,
+        min_factor: 0.0,
+    };
+    let mut sgd = Sgd::new(args.lr)?
+        .momentum(MOMENTUM)?
+        .l2(args.l2)?
+        .schedule(Schedule::new(cosine, DecayUnit::Step)?);
+    let config = FitConfig {
+        epochs: args.epochs,
+        batch_size: args.batch,
+        seed: args.seed,
+        ..FitConfig::default()
+    };
+
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(steps_per_epoch)
+    };
+    bar.set_style(ProgressStyle::with_template(
+        "epoch {prefix} [{bar:30}] {pos}/{len} {msg}",
+    )?);
+    let history = fit(&mut model, &mut sgd, &train, Some(&valid), &config, &mut |p| {
+        match p {
+            Progress::Step {
+                epoch,
+                step,
+                loss,
+                samples_per_second,
+                ..
+            } => {
+                bar.set_prefix(epoch.to_string());
+                bar.set_position(*step as u64);
+                bar.set_message(format!("loss {loss:.4}, {samples_per_second:.0} samples/s"));
+            }
+            Progress::Epoch(r) => bar.println(format!(
+                "epoch {:>2}: train loss {:.4} | valid loss {:.4}, accuracy {:.2}% | lr {:.4} | {:.1}s, {:.0} samples/s",
+                r.epoch,
+                r.train_loss,
+                r.valid_loss.unwrap_or(f64::NAN),
+                100.0 * r.valid_accuracy.unwrap_or(f64::NAN),
+                r.lr,
+                r.seconds,
+                r.samples_per_second
+            )),
+            Progress::Event(e) => bar.println(format!("note: {e}")),
+        }
+    })?;
+    bar.finish_and_clear();
+
+    // the one and only look at the test set
+    let result = evaluate(&model, &test, 1000)?;
+    println!("\nconfusion matrix on the test set (rows: true class, columns: prediction)");
+    print!("{}", result.confusion);
+    for (class, name) in FASHION_MNIST_CLASSES.iter().enumerate() {
+        println!("  {class} = {name}");
+    }
+    let trained = history.epochs.len();
+    println!(
+        "\ntest accuracy {:.2}% (loss {:.4}) after {trained} epochs; wall time {:.1}s",
+        100.0 * result.accuracy,
+        result.loss,
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
