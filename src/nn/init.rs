@@ -586,6 +586,38 @@ mod tests {
         assert_eq!(z.sum(), 0.0);
     }
 
+    #[test]
+    fn constant_weights_never_break_symmetry() {
+        // A 2-4-1 tanh net whose hidden weights are all equal: every hidden unit gets the
+        // same gradient, so after training the four rows of W₁ are still identical.
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let constant = Init::Constant { value: 0.5 };
+        let mut hidden = Linear::new_no_bias(2, 4, constant, &mut rng).unwrap();
+        let mut out = Linear::new_no_bias(4, 1, constant, &mut rng).unwrap();
+        let x = tensor::normal(&[8, 2], 0.0, 1.0, &mut rng).unwrap();
+        let y = tensor::normal(&[8, 1], 0.0, 1.0, &mut rng).unwrap();
+        for _ in 0..20 {
+            let tape = Tape::new();
+            let h = Tanh.forward(
+                hidden.forward(tape.constant(x.clone()), Mode::Train),
+                Mode::Train,
+            );
+            let loss = out.forward(h, Mode::Train).mse(tape.constant(y.clone()));
+            let grads = loss.backward();
+            let g1 = grads.param(hidden.weight()).unwrap().clone();
+            let g2 = grads.param(out.weight()).unwrap().clone();
+            hidden.weight_mut().value_mut().scaled_add(-0.1, &g1);
+            out.weight_mut().value_mut().scaled_add(-0.1, &g2);
+        }
+        let w = hidden.weight().value();
+        assert_ne!(w[[0, 0]], 0.5, "the weights did train");
+        for row in 1..4 {
+            for col in 0..2 {
+                assert_eq!(w[[row, col]], w[[0, col]]);
+            }
+        }
+    }
+
     /// Per-layer standard deviation of the activations of a 20-layer, 256-wide tanh net.
     fn tanh_net_stds(init: Init) -> Vec<f64> {
         let mut rng = ChaCha8Rng::seed_from_u64(11);

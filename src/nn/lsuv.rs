@@ -44,7 +44,9 @@ pub struct LsuvReport {
 ///
 /// 1. Every layer with a 2-D parameter named `"weight"` ([`Linear`](crate::Linear),
 ///    [`Maxout`](crate::Maxout)) gets an orthonormal weight
-///    ([`Init::Orthogonal`] with gain 1, Saxe et al. 2013). Biases are untouched.
+///    ([`Init::Orthogonal`] with gain 1, Saxe et al. 2013). Biases are untouched. A nested
+///    `Sequential` counts as one layer without such a weight: it is passed through, not
+///    recursed into.
 /// 2. For each such layer, first to last (the final classifier included): forward `batch`
 ///    (in [`Mode::Eval`]) through the layers before it and the layer itself, take the
 ///    variance `v` of the layer's output over the whole batch as one number, and set
@@ -173,8 +175,8 @@ fn has_matrix_weight(layer: &dyn Module) -> bool {
     found
 }
 
-/// The variance of all elements of `layer`'s output on `input` (population variance, in
-/// `f64`), as `np.var` computes it.
+/// The variance of all elements of `layer`'s output on `input` (population variance, as
+/// `np.var` computes it; accumulated in `f64` so that large layers don't lose digits).
 fn output_variance(layer: &dyn Module, input: &Tensor) -> f64 {
     let tape = Tape::inference();
     let y = layer
