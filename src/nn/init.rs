@@ -541,6 +541,26 @@ mod tests {
     }
 
     #[test]
+    fn init_round_trips_through_serde() {
+        let config = bincode::config::standard();
+        let inits = [
+            Init::default(),
+            Init::Constant { value: 0.0 },
+            Init::XavierNormal { gain: 5.0 / 3.0 },
+            Init::KaimingNormal {
+                mode: FanMode::FanOut,
+                activation: Activation::Relu,
+            },
+            Init::Orthogonal { gain: 1.0 },
+        ];
+        for init in inits {
+            let bytes = bincode::serde::encode_to_vec(init, config).unwrap();
+            let back: Init = bincode::serde::decode_from_slice(&bytes, config).unwrap().0;
+            assert_eq!(back, init);
+        }
+    }
+
+    #[test]
     fn bad_parameters_are_errors() {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let mut sample = |init: Init| init.sample(&[4, 3], 3, 4, &mut rng);
