@@ -1,17 +1,13 @@
 //! Weight initializers, as `torch.nn.init` defines them: [`Init`] (constant, uniform, normal,
 //! Xavier/Glorot, He/Kaiming, orthogonal), PyTorch's fan rule [`fans`] and its recommended
-//! [`gain`], and the data-driven [`lsuv`] (layer-sequential unit variance) for a whole
-//! [`Sequential`].
+//! [`gain`]. The data-driven LSUV init of a whole model is in `lsuv.rs`.
 //!
 //! Fans follow PyTorch's `_calculate_fan_in_and_fan_out`: for a weight `[out, in, k…]`,
 //! `fan_in = in·∏k` and `fan_out = out·∏k`; for a [`Linear`](crate::Linear) weight `[out, in]`
 //! that is `fan_in = in`, `fan_out = out`.
 
-use crate::autograd::Tape;
 use crate::error::{Error, Result};
 use crate::nn::activation::Activation;
-use crate::nn::module::{Mode, Module};
-use crate::nn::sequential::Sequential;
 use crate::tensor::{self, Elem, Tensor};
 use ndarray::IxDyn;
 use rand::Rng;
@@ -389,192 +385,11 @@ fn orthogonal<R: Rng + ?Sized>(shape: &[usize], gain: Elem, rng: &mut R) -> Resu
     Ok(Tensor::from_shape_vec(IxDyn(shape), values).expect("internal error: orthogonal shape"))
 }
 
-/// The tolerance on the output variance that [`lsuv`] is usually run with (the Keras and
-/// PyTorch ports of LSUV use 0.1).
-pub const LSUV_TOLERANCE: Elem = 0.1;
-
-/// The iteration limit per layer that [`lsuv`] is usually run with (10 in the Keras and
-/// PyTorch ports).
-pub const LSUV_MAX_ITER: usize = 10;
-
-/// What [`lsuv`] did to one layer.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LsuvLayer {
-    /// The layer's index in the [`Sequential`].
-    pub index: usize,
-    /// The layer's [`Module::describe`] line.
-    pub layer: String,
-    /// How many times the weight was rescaled (0 if the orthonormal init was already
-    /// within the tolerance).
-    pub iterations: usize,
-    /// The variance of the layer's output on the batch after the last rescaling.
-    pub variance: Elem,
-}
-
-/// The per-layer record of an [`lsuv`] run, first layer first.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LsuvReport {
-    /// One entry per layer that has a weight, in order.
-    pub layers: Vec<LsuvLayer>,
-}
-
-/// Layer-sequential unit-variance initialization (Mishkin & Matas 2016, "All you need is a
-/// good init", <https://arxiv.org/abs/1511.06422>): a data-driven init for a whole model.
-///
-/// 1. Every layer with a 2-D parameter named `"weight"` ([`Linear`](crate::Linear),
-///    [`Maxout`](crate::Maxout)) gets an orthonormal weight
-///    ([`Init::Orthogonal`] with gain 1, Saxe et al. 2013). Biases are untouched.
-/// 2. For each such layer, first to last (the final classifier included): forward `batch`
-///    (in [`Mode::Eval`]) through the layers before it and the layer itself, take the
-///    variance `v` of the layer's output over the whole batch as one number, and set
-///    `W ← W / √v`; repeat while `|v − 1| >= tol`, at most `max_iter` times, on the same
-///    batch each time.
-///
-/// The statistic is the layer's own output: the pre-activation for a `Linear` (its
-/// activation is a separate layer), the max over each group for a `Maxout`. With a zero
-/// bias one rescaling gives exactly `v = 1`, since both are positively homogeneous in `W`;
-/// a bias makes a few iterations necessary. Scale the inputs to unit variance first, as
-/// the paper's authors advise. The usual settings are [`LSUV_TOLERANCE`] and
-/// [`LSUV_MAX_ITER`].
-///
-/// # Errors
-/// - [`Error::InvalidArgument`] if `tol` is not positive and finite, `max_iter` is 0, or a
-///   layer's output has zero or non-finite variance on `batch` (a constant or dead batch).
-/// - [`Error::Shape`] if `batch` is not `[n, in]` with `n >= 2` and `in` the model's input
-///   width.
-/// - [`Error::NoConvergence`] if a layer is still outside the tolerance after `max_iter`
-///   rescalings; the layers before it stay initialized.
-///
-/// # Examples
-/// ```
-/// use tapegrad::{lsuv, tensor, ChaCha8Rng, Init, Linear, Relu, SeedableRng, Sequential};
-/// let mut rng = ChaCha8Rng::seed_from_u64(0);
-/// let mut model = Sequential::new(vec![
-///     Box::new(Linear::new(8, 32, Init::default(), &mut rng)?),
-///     Box::new(Relu),
-///     Box::new(Linear::new(32, 4, Init::default(), &mut rng)?),
-/// ])?;
-/// let batch = tensor::normal(&[64, 8], 0.0, 1.0, &mut rng)?;
-/// let report = lsuv(&mut model, &batch, 0.1, 10, &mut rng)?;
-/// assert_eq!(report.layers.len(), 2);
-/// assert!(report.layers.iter().all(|l| (l.variance - 1.0).abs() < 0.1));
-/// # Ok::<(), tapegrad::Error>(())
-/// ```
-pub fn lsuv<R: Rng + ?Sized>(
-    model: &mut Sequential,
-    batch: &Tensor,
-    tol: Elem,
-    max_iter: usize,
-    rng: &mut R,
-) -> Result<LsuvReport> {
-    if !(tol.is_finite() && tol > 0.0) || max_iter == 0 {
-        return Err(Error::InvalidArgument {
-            op: "lsuv",
-            message: format!("needs tol > 0 and max_iter >= 1, got tol {tol}, max_iter {max_iter}"),
-        });
-    }
-    let shape = batch.shape();
-    let width_ok = model.in_features().is_none_or(|w| shape.get(1) == Some(&w));
-    if shape.len() != 2 || shape[0] < 2 || !width_ok {
-        let width = model
-            .in_features()
-            .map_or_else(|| "in".to_string(), |w| w.to_string());
-        return Err(Error::Shape {
-            op: "lsuv",
-            expected: format!("a batch [n, {width}] with n >= 2"),
-            found: format!("{shape:?}"),
-        });
-    }
-    let mut report = LsuvReport { layers: Vec::new() };
-    let mut input = batch.clone();
-    for (index, layer) in model.layers_mut().iter_mut().enumerate() {
-        let layer: &mut dyn Module = layer.as_mut();
-        if has_matrix_weight(layer) {
-            let mut result = Ok(());
-            layer.visit_params_mut(&mut |name, p| {
-                if name == "weight" {
-                    let shape = p.value().shape().to_vec();
-                    let orthonormal = Init::Orthogonal { gain: 1.0 };
-                    match orthonormal.sample(&shape, 0, 0, rng) {
-                        Ok(w) => *p.value_mut() = w,
-                        Err(e) => result = Err(e),
-                    }
-                }
-            });
-            result?;
-            let mut iterations = 0;
-            let mut variance = output_variance(layer, &input);
-            while (variance - 1.0).abs() >= f64::from(tol) && iterations < max_iter {
-                if !(variance.is_finite() && variance > 0.0) {
-                    return Err(Error::InvalidArgument {
-                        op: "lsuv",
-                        message: format!(
-                            "layer {index} ({}) has output variance {variance} on this batch; \
-                             it cannot be scaled to 1",
-                            layer.describe()
-                        ),
-                    });
-                }
-                let scale = (1.0 / variance.sqrt()) as Elem;
-                layer.visit_params_mut(&mut |name, p| {
-                    if name == "weight" {
-                        p.value_mut().mapv_inplace(|w| w * scale);
-                    }
-                });
-                iterations += 1;
-                variance = output_variance(layer, &input);
-            }
-            if (variance - 1.0).abs() >= f64::from(tol) {
-                return Err(Error::NoConvergence {
-                    what: format!(
-                        "lsuv: layer {index} ({}) output variance {variance}, target 1 ± {tol}",
-                        layer.describe()
-                    ),
-                    iters: iterations,
-                });
-            }
-            report.layers.push(LsuvLayer {
-                index,
-                layer: layer.describe(),
-                iterations,
-                variance: variance as Elem,
-            });
-        }
-        let tape = Tape::inference();
-        input = layer.forward(tape.constant(input), Mode::Eval).value();
-    }
-    Ok(report)
-}
-
-fn has_matrix_weight(layer: &dyn Module) -> bool {
-    let mut found = false;
-    layer.visit_params(&mut |name, p| found |= name == "weight" && p.value().ndim() == 2);
-    found
-}
-
-/// The variance of all elements of `layer`'s output on `input` (population variance, in
-/// `f64`), as `np.var` computes it.
-fn output_variance(layer: &dyn Module, input: &Tensor) -> f64 {
-    let tape = Tape::inference();
-    let y = layer
-        .forward(tape.constant(input.clone()), Mode::Eval)
-        .value();
-    variance(&y)
-}
-
-pub(crate) fn variance(t: &Tensor) -> f64 {
-    let n = t.len() as f64;
-    let mean = t.iter().map(|&x| f64::from(x)).sum::<f64>() / n;
-    t.iter()
-        .map(|&x| (f64::from(x) - mean).powi(2))
-        .sum::<f64>()
-        / n
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ChaCha8Rng, Linear, Maxout, Relu, SeedableRng, Tanh};
+    use crate::nn::lsuv::variance;
+    use crate::{ChaCha8Rng, Linear, Mode, Module, SeedableRng, Tanh, Tape};
     use ndarray::Ix2;
 
     const N: usize = 512;
@@ -726,6 +541,26 @@ mod tests {
     }
 
     #[test]
+    fn init_round_trips_through_serde() {
+        let config = bincode::config::standard();
+        let inits = [
+            Init::default(),
+            Init::Constant { value: 0.0 },
+            Init::XavierNormal { gain: 5.0 / 3.0 },
+            Init::KaimingNormal {
+                mode: FanMode::FanOut,
+                activation: Activation::Relu,
+            },
+            Init::Orthogonal { gain: 1.0 },
+        ];
+        for init in inits {
+            let bytes = bincode::serde::encode_to_vec(init, config).unwrap();
+            let back: Init = bincode::serde::decode_from_slice(&bytes, config).unwrap().0;
+            assert_eq!(back, init);
+        }
+    }
+
+    #[test]
     fn bad_parameters_are_errors() {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let mut sample = |init: Init| init.sample(&[4, 3], 3, 4, &mut rng);
@@ -771,6 +606,38 @@ mod tests {
         assert_eq!(z.sum(), 0.0);
     }
 
+    #[test]
+    fn constant_weights_never_break_symmetry() {
+        // A 2-4-1 tanh net whose hidden weights are all equal: every hidden unit gets the
+        // same gradient, so after training the four rows of W₁ are still identical.
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let constant = Init::Constant { value: 0.5 };
+        let mut hidden = Linear::new_no_bias(2, 4, constant, &mut rng).unwrap();
+        let mut out = Linear::new_no_bias(4, 1, constant, &mut rng).unwrap();
+        let x = tensor::normal(&[8, 2], 0.0, 1.0, &mut rng).unwrap();
+        let y = tensor::normal(&[8, 1], 0.0, 1.0, &mut rng).unwrap();
+        for _ in 0..20 {
+            let tape = Tape::new();
+            let h = Tanh.forward(
+                hidden.forward(tape.constant(x.clone()), Mode::Train),
+                Mode::Train,
+            );
+            let loss = out.forward(h, Mode::Train).mse(tape.constant(y.clone()));
+            let grads = loss.backward();
+            let g1 = grads.param(hidden.weight()).unwrap().clone();
+            let g2 = grads.param(out.weight()).unwrap().clone();
+            hidden.weight_mut().value_mut().scaled_add(-0.1, &g1);
+            out.weight_mut().value_mut().scaled_add(-0.1, &g2);
+        }
+        let w = hidden.weight().value();
+        assert_ne!(w[[0, 0]], 0.5, "the weights did train");
+        for row in 1..4 {
+            for col in 0..2 {
+                assert_eq!(w[[row, col]], w[[0, col]]);
+            }
+        }
+    }
+
     /// Per-layer standard deviation of the activations of a 20-layer, 256-wide tanh net.
     fn tanh_net_stds(init: Init) -> Vec<f64> {
         let mut rng = ChaCha8Rng::seed_from_u64(11);
@@ -811,128 +678,5 @@ mod tests {
         });
         assert!(small.windows(2).all(|w| w[1] < 0.2 * w[0]), "{small:?}");
         assert!(small[19] < 1e-12, "{small:?}");
-    }
-
-    /// A 10-weight-layer net of Linear and Maxout layers with various activations.
-    fn deep_net(rng: &mut ChaCha8Rng) -> Sequential {
-        let mut layers: Vec<Box<dyn Module>> = Vec::new();
-        let mut width = 20;
-        for i in 0..10 {
-            let out = if i == 9 { 5 } else { 32 };
-            if i % 3 == 1 {
-                layers.push(Box::new(
-                    Maxout::new(width, out, 2, Init::default(), rng).unwrap(),
-                ));
-            } else {
-                layers.push(Box::new(
-                    Linear::new(width, out, Init::default(), rng).unwrap(),
-                ));
-                if i < 9 {
-                    layers.push(if i % 2 == 0 {
-                        Box::new(Relu)
-                    } else {
-                        Box::new(Tanh)
-                    });
-                }
-            }
-            width = out;
-        }
-        Sequential::new(layers).unwrap()
-    }
-
-    #[test]
-    fn lsuv_brings_every_layer_of_a_10_layer_net_within_tolerance() {
-        let mut rng = ChaCha8Rng::seed_from_u64(5);
-        let mut model = deep_net(&mut rng);
-        let batch = tensor::normal(&[256, 20], 0.0, 1.0, &mut rng).unwrap();
-        let mut biases = Vec::new();
-        model.visit_params(&mut |n, p| {
-            if n.ends_with("bias") {
-                biases.push(p.value().clone())
-            }
-        });
-        let report = lsuv(&mut model, &batch, LSUV_TOLERANCE, LSUV_MAX_ITER, &mut rng).unwrap();
-        assert_eq!(report.layers.len(), 10);
-        // Recompute every weight layer's output variance independently of the report.
-        let tape = Tape::inference();
-        let mut h = tape.constant(batch);
-        let mut checked = 0;
-        for (index, layer) in model.layers().iter().enumerate() {
-            h = layer.forward(h, Mode::Eval);
-            if layer.num_params() > 0 {
-                let v = variance(&h.value());
-                let entry = &report.layers[checked];
-                assert_eq!(entry.index, index);
-                assert!((v - 1.0).abs() < 0.1, "layer {index}: variance {v}");
-                assert!((v - f64::from(entry.variance)).abs() < 1e-5);
-                assert!((1..=LSUV_MAX_ITER).contains(&entry.iterations));
-                checked += 1;
-            }
-        }
-        assert_eq!(checked, 10);
-        let mut after = Vec::new();
-        model.visit_params(&mut |n, p| {
-            if n.ends_with("bias") {
-                after.push(p.value().clone())
-            }
-        });
-        assert_eq!(biases, after, "lsuv leaves biases untouched");
-    }
-
-    #[test]
-    fn lsuv_starts_from_orthonormal_weights() {
-        // Without a bias one rescaling of an orthonormal weight gives variance 1 exactly,
-        // and the weight stays a multiple of an orthonormal matrix.
-        let mut rng = ChaCha8Rng::seed_from_u64(6);
-        let layer = Linear::new_no_bias(16, 8, Init::Constant { value: 1.0 }, &mut rng).unwrap();
-        let mut model = Sequential::new(vec![Box::new(layer)]).unwrap();
-        let batch = tensor::normal(&[64, 16], 0.0, 1.0, &mut rng).unwrap();
-        let report = lsuv(&mut model, &batch, 0.01, 10, &mut rng).unwrap();
-        assert_eq!(report.layers[0].iterations, 1);
-        assert!((report.layers[0].variance - 1.0).abs() < 1e-4);
-        let mut w = None;
-        model.visit_params(&mut |_, p| w = Some(p.value().clone()));
-        let w = w.unwrap().into_dimensionality::<Ix2>().unwrap();
-        let gram = w.dot(&w.t());
-        let c = gram[[0, 0]];
-        assert!(
-            gram.indexed_iter()
-                .all(|((i, j), &g)| { (g - if i == j { c } else { 0.0 }).abs() < 1e-4 * c })
-        );
-    }
-
-    #[test]
-    fn lsuv_reports_bad_input_and_no_convergence() {
-        let mut rng = ChaCha8Rng::seed_from_u64(7);
-        let mut model = deep_net(&mut rng);
-        let batch = tensor::normal(&[32, 20], 0.0, 1.0, &mut rng).unwrap();
-        assert!(lsuv(&mut model, &batch, 0.0, 10, &mut rng).is_err());
-        assert!(lsuv(&mut model, &batch, 0.1, 0, &mut rng).is_err());
-        let wrong = tensor::normal(&[32, 19], 0.0, 1.0, &mut rng).unwrap();
-        assert_eq!(
-            lsuv(&mut model, &wrong, 0.1, 10, &mut rng)
-                .unwrap_err()
-                .to_string(),
-            "lsuv: expected a batch [n, 20] with n >= 2, found [32, 19]"
-        );
-        // zero inputs through a layer without bias: the output is all zeros
-        let layer = Linear::new_no_bias(20, 4, Init::default(), &mut rng).unwrap();
-        let mut dead = Sequential::new(vec![Box::new(layer)]).unwrap();
-        let err = lsuv(&mut dead, &tensor::zeros(&[32, 20]), 0.1, 10, &mut rng).unwrap_err();
-        assert!(err.to_string().contains("output variance 0"), "{err}");
-        // A bias whose spread alone has variance 4 keeps the output variance above 1.1.
-        let bias = tensor::from_vec(vec![-2.0, 2.0, -2.0, 2.0], &[4]).unwrap();
-        let layer = Linear::from_parts(tensor::ones(&[4, 20]), Some(bias)).unwrap();
-        let mut model = Sequential::new(vec![Box::new(layer)]).unwrap();
-        match lsuv(&mut model, &batch, 0.1, 5, &mut rng).unwrap_err() {
-            Error::NoConvergence { what, iters } => {
-                assert_eq!(iters, 5);
-                assert!(
-                    what.starts_with("lsuv: layer 0 (Linear(in_features=20"),
-                    "{what}"
-                );
-            }
-            other => panic!("unexpected {other}"),
-        }
     }
 }

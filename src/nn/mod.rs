@@ -6,16 +6,16 @@ mod activation;
 mod dropout;
 mod init;
 mod linear;
+mod lsuv;
 mod maxout;
 mod module;
 mod sequential;
 
 pub use activation::{Activation, Elu, Identity, LeakyRelu, Relu, Sigmoid, Step, Tanh};
 pub use dropout::Dropout;
-pub use init::{
-    FanMode, Init, LSUV_MAX_ITER, LSUV_TOLERANCE, LsuvLayer, LsuvReport, fans, gain, lsuv,
-};
+pub use init::{FanMode, Init, fans, gain};
 pub use linear::Linear;
+pub use lsuv::{LSUV_MAX_ITER, LSUV_TOLERANCE, LsuvLayer, LsuvReport, lsuv};
 pub use maxout::Maxout;
 pub use module::{Mode, Module, Param, ParamId};
 pub use sequential::Sequential;

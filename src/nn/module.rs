@@ -53,9 +53,6 @@ pub enum Mode {
 ///     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param)) {
 ///         f("scale", &mut self.0)
 ///     }
-///     fn describe(&self) -> String {
-///         "Scale()".into()
-///     }
 /// }
 ///
 /// let model = Scale(Param::new("scale", tensor::full(&[1], 3.0)));
@@ -63,6 +60,7 @@ pub enum Mode {
 /// let y = model.forward(tape.constant(tensor::full(&[2, 1], 2.0)), Mode::Train);
 /// assert_eq!(y.value(), tensor::full(&[2, 1], 6.0));
 /// assert_eq!(model.num_params(), 1);
+/// assert_eq!(model.describe(), "Scale()");
 /// # Ok::<(), tapegrad::Error>(())
 /// ```
 pub trait Module {
@@ -81,8 +79,13 @@ pub trait Module {
     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param));
 
     /// A one-line description in PyTorch's `repr` style, e.g.
-    /// `Linear(in_features=2, out_features=8, bias=true)`, used in model summaries.
-    fn describe(&self) -> String;
+    /// `Linear(in_features=2, out_features=8, bias=true)`, used in model summaries. The
+    /// default is the type's name followed by `()`, e.g. `Scale()`.
+    fn describe(&self) -> String {
+        let path = std::any::type_name::<Self>();
+        let name = path.split('<').next().unwrap_or(path);
+        format!("{}()", name.rsplit("::").next().unwrap_or(name))
+    }
 
     /// The width of the last axis the layer expects, where it has one (`None` for layers
     /// that take any width, such as activations and dropout).
