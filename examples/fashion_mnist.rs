@@ -137,8 +137,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     bar.set_style(ProgressStyle::with_template(
         "epoch {prefix} [{bar:30}] {pos}/{len} {msg}",
     )?);
-    let history = fit(&mut model, &mut sgd, &train, Some(&valid), &config, &mut |p| {
-        match p {
+    let say = |line: String| {
+        if args.quiet {
+            println!("{line}");
+        } else {
+            bar.println(line);
+        }
+    };
+    let history = fit(
+        &mut model,
+        &mut sgd,
+        &train,
+        Some(&valid),
+        &config,
+        &mut |p| match p {
             Progress::Step {
                 epoch,
                 step,
@@ -150,7 +162,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 bar.set_position(*step as u64);
                 bar.set_message(format!("loss {loss:.4}, {samples_per_second:.0} samples/s"));
             }
-            Progress::Epoch(r) => bar.println(format!(
+            Progress::Epoch(r) => say(format!(
                 "epoch {:>2}: train loss {:.4} | valid loss {:.4}, accuracy {:.2}% | lr {:.4} | {:.1}s, {:.0} samples/s",
                 r.epoch,
                 r.train_loss,
@@ -160,9 +172,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 r.seconds,
                 r.samples_per_second
             )),
-            Progress::Event(e) => bar.println(format!("note: {e}")),
-        }
-    })?;
+            Progress::Event(e) => say(format!("note: {e}")),
+        },
+    )?;
     bar.finish_and_clear();
 
     // the one and only look at the test set

@@ -36,7 +36,10 @@ fn too_large_a_fixed_rate_ping_pongs_and_diverges_decay_settles() {
     let decayed = descend(Sgd::gd(lr).unwrap().schedule(schedule), 300);
     let last = decayed.last().unwrap().0;
     assert!(last < first / 10.0, "decayed lr: {first} -> {last}");
-    assert!(decayed.last().unwrap().1.abs() < 1e-3, "the steep direction has settled");
+    assert!(
+        decayed.last().unwrap().1.abs() < 1e-3,
+        "the steep direction has settled"
+    );
 }
 
 #[test]
@@ -54,7 +57,14 @@ fn a_good_rate_converges_and_a_tiny_one_crawls() {
 
 #[test]
 fn sgd_state_counts_steps_for_the_schedule() {
-    let schedule = Schedule::new(Decay::Step { every: 2, gamma: 0.5 }, DecayUnit::Step).unwrap();
+    let schedule = Schedule::new(
+        Decay::Step {
+            every: 2,
+            gamma: 0.5,
+        },
+        DecayUnit::Step,
+    )
+    .unwrap();
     let mut sgd = Sgd::new(1.0).unwrap().schedule(schedule);
     let mut model = Linear::from_parts(array![[0.0]].into_dyn(), None).unwrap();
     let mut rates = Vec::new();

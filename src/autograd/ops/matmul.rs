@@ -5,7 +5,7 @@
 
 use crate::autograd::tape::Var;
 use crate::tensor::Elem;
-use ndarray::{ArrayView2, ArrayViewMut2, Ix2};
+use ndarray::{ArrayView2, ArrayViewMut2, Ix2, IxDyn, ShapeBuilder};
 
 /// `dst = lhs·rhs`, or `dst += lhs·rhs` when `accumulate`, for views of any strides.
 ///
@@ -96,17 +96,29 @@ impl<'t> Var<'t> {
         tape.record("matmul", &[self, rhs], out, |b| {
             let (a, w, g) = (view2(b.inputs[0]), view2(b.inputs[1]), view2(b.grad));
             let da = b.needs[0].then(|| {
-                let mut da = crate::tensor::zeros(a.shape());
+                let mut da = zeros_laid_out_like(&a);
                 gemm(g, w.t(), view2_mut(&mut da), false);
                 da
             });
             let dw = b.needs[1].then(|| {
-                let mut dw = crate::tensor::zeros(w.shape());
+                let mut dw = zeros_laid_out_like(&w);
                 gemm(a.t(), g, view2_mut(&mut dw), false);
                 dw
             });
             [da, dw]
         })
+    }
+}
+
+/// Zeros of `like`'s shape in its memory order: column-major when `like` is a transposed
+/// row-major matrix (a Linear weight read as `Wᵀ`), so that the gradient, transposed back,
+/// is row-major like the weight it updates.
+fn zeros_laid_out_like(like: &ArrayView2<'_, Elem>) -> crate::Tensor {
+    let shape = IxDyn(like.shape());
+    if !like.is_standard_layout() && like.t().is_standard_layout() {
+        crate::Tensor::zeros(shape.f())
+    } else {
+        crate::Tensor::zeros(shape)
     }
 }
 
@@ -166,6 +178,19 @@ mod tests {
         gradcheck(|v| v[0].matmul(v[1].transpose()), &inputs).unwrap();
         let square = [random(&[3, 3], 5)];
         gradcheck(|v| v[0].matmul(v[0]).matmul(v[0].transpose()), &square).unwrap();
+    }
+
+    #[test]
+    fn weight_gradient_through_a_transpose_is_row_major() {
+        let tape = Tape::new();
+        let x = tape.constant(random(&[3, 4], 1));
+        let w = tape.leaf(random(&[2, 4], 2));
+        let g = x.matmul(w.transpose()).sum().backward();
+        let gw = g.get(w).unwrap();
+        assert!(gw.is_standard_layout());
+        // ∂L/∂W[o, i] = Σ_n x[n, i]
+        let column_sums = x.value().sum_axis(ndarray::Axis(0));
+        assert_eq!(gw.index_axis(ndarray::Axis(0), 1), column_sums);
     }
 
     #[test]
