@@ -55,6 +55,7 @@ pub mod metrics;
 pub mod nn;
 pub mod optim;
 pub mod tensor;
+mod threads;
 pub mod train;
 
 pub use autograd::{GradcheckConfig, Gradients, Tape, TapeInput, Var, gradcheck, gradcheck_with};
@@ -71,6 +72,7 @@ pub use optim::{Adam, Decay, DecayUnit, Optimizer, Schedule, Sgd};
 pub use rand::{Rng, SeedableRng};
 pub use rand_chacha::ChaCha8Rng;
 pub use tensor::{Elem, Tensor};
+pub use threads::{num_threads, set_num_threads};
 pub use train::{
     EpochRecord, Evaluation, FitConfig, History, OnDivergence, Progress, evaluate, fit,
 };

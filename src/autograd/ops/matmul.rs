@@ -51,7 +51,7 @@ pub(crate) fn gemm(
             false,
             false,
             false,
-            gemm::Parallelism::Rayon(0),
+            crate::threads::gemm_parallelism(),
         );
     }
 }
