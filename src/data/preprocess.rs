@@ -125,9 +125,9 @@ impl Scaler {
     /// # Examples
     /// ```
     /// use tapegrad::{Scaler, ndarray::array};
-    /// let mut x = array![[255.0, 51.0]].into_dyn();
+    /// let mut x = array![[255.0, 0.0]].into_dyn();
     /// Scaler::affine(2, 1.0 / 255.0, 0.0)?.transform(&mut x)?;
-    /// assert_eq!(x, array![[1.0, 0.2]].into_dyn());
+    /// assert_eq!(x, array![[1.0, 0.0]].into_dyn());
     /// # Ok::<(), tapegrad::Error>(())
     /// ```
     pub fn affine(num_features: usize, scale: Elem, shift: Elem) -> Result<Scaler> {
