@@ -104,6 +104,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let logits = model.forward(tape.constant(batch.x), Mode::Train);
             let grads = logits.cross_entropy(batch.labels).backward();
             sgd.step(&mut model, &grads)?;
+            tape.recycle(grads);
             seen += batch.labels.len();
             steps += 1;
             if args.max_steps > 0 && steps >= args.max_steps {

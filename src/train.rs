@@ -292,7 +292,10 @@ pub fn fit(
             let loss = logits.cross_entropy(batch.labels);
             let value = loss.item();
             let outcome = if value.is_finite() {
-                optimizer.step(model, &loss.backward())
+                let grads = loss.backward();
+                let stepped = optimizer.step(model, &grads);
+                tape.recycle(grads);
+                stepped
             } else {
                 Err(Error::Diverged {
                     op: "fit",

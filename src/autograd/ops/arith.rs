@@ -9,7 +9,7 @@
 //! axes it was repeated along, so it has the operand's shape again.
 
 use super::{broadcast_shape, sum_to_shape};
-use crate::autograd::tape::{Value, Var};
+use crate::autograd::tape::{Tape, Value, Var};
 use crate::tensor::{Elem, Tensor};
 use ndarray::{ArrayViewD, IxDyn, Zip};
 use std::ops::{Add, Div, Mul, Neg, Sub};
@@ -53,8 +53,8 @@ impl<'t> Var<'t> {
             let (a, c) = (b.inputs[0], b.inputs[1]);
             if let (Some(g), Some(periodic)) = (b.grad.as_slice(), Periodic::new(a, c, shape)) {
                 return [
-                    b.needs[0].then(|| periodic.partial(g, a.shape(), &d_lhs)),
-                    b.needs[1].then(|| periodic.partial(g, c.shape(), &d_rhs)),
+                    b.needs[0].then(|| periodic.partial(b.tape, g, a.shape(), &d_lhs)),
+                    b.needs[1].then(|| periodic.partial(b.tape, g, c.shape(), &d_rhs)),
                 ];
             }
             let dim = b.grad.raw_dim();
@@ -109,12 +109,14 @@ impl<'a> Periodic<'a> {
     /// `Σ d(g, x, y)` for an operand of `shape`, summed over the periods it was repeated.
     fn partial(
         &self,
+        tape: &Tape,
         g: &[Elem],
         shape: &[usize],
         d: &impl Fn(Elem, Elem, Elem) -> Elem,
     ) -> Tensor {
         let len: usize = shape.iter().product();
-        let mut out = vec![0.0; len];
+        let mut tensor = tape.zeros(shape);
+        let out = tensor.as_slice_mut().expect("fresh tensor is contiguous");
         for (c, g) in g.chunks_exact(self.period).enumerate() {
             let (x, y) = self.chunk(c);
             let o = if len == self.period {
@@ -126,7 +128,7 @@ impl<'a> Periodic<'a> {
                 *o += d(g, x, y);
             }
         }
-        Tensor::from_shape_vec(IxDyn(shape), out).expect("internal error: partial length")
+        tensor
     }
 }
 

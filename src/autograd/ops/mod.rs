@@ -74,10 +74,12 @@ impl<'t> Var<'t> {
             None => tape.collect(x.shape(), x.iter().map(|&v| f(v))),
         };
         tape.record(op, &[self], value, move |b| {
-            let dx = Zip::from(b.grad)
+            let mut dx = b.tape.zeros(b.grad.shape());
+            Zip::from(&mut dx)
+                .and(b.grad)
                 .and(b.inputs[0])
                 .and(b.out)
-                .map_collect(|&g, &x, &y| g * df(x, y));
+                .for_each(|d, &g, &x, &y| *d = g * df(x, y));
             [Some(dx), None]
         })
     }
