@@ -54,6 +54,16 @@ pub fn num_threads() -> usize {
     }
 }
 
+/// Element-wise work on fewer elements than this stays on one thread: below it, rayon's
+/// fork-join costs more than the second core saves.
+const PARALLEL_MIN_ELEMENTS: usize = 1 << 15;
+
+/// Whether element-wise work over `len` elements should be split across threads.
+/// Element-wise results do not depend on the split, so this never changes a number.
+pub(crate) fn parallel(len: usize) -> bool {
+    len >= PARALLEL_MIN_ELEMENTS && num_threads() > 1
+}
+
 /// The `gemm` crate's parallelism for the current setting.
 pub(crate) fn gemm_parallelism() -> gemm::Parallelism {
     match num_threads() {

@@ -8,6 +8,7 @@ use crate::error::Result;
 use crate::nn::Module;
 use crate::optim::schedule::Schedule;
 use crate::tensor::{Elem, Tensor};
+use crate::threads::parallel;
 use ndarray::Zip;
 use std::collections::BTreeMap;
 
@@ -179,9 +180,13 @@ impl Optimizer for Sgd {
             };
             let theta = param.value_mut();
             if mu == 0.0 {
-                Zip::from(theta)
-                    .and(grad)
-                    .for_each(|t, &g| *t -= lr * (g + wd * *t));
+                let zip = Zip::from(theta).and(grad);
+                let rule = |t: &mut Elem, &g: &Elem| *t -= lr * (g + wd * *t);
+                if parallel(grad.len()) {
+                    zip.par_for_each(rule);
+                } else {
+                    zip.for_each(rule);
+                }
                 return;
             }
             match buffers.get_mut(name) {
