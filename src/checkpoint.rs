@@ -300,9 +300,9 @@ impl Checkpoint {
         let word = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4"));
         if bytes[..8] != MAGIC {
             return Err(bad(format!(
-                "wrong magic: expected {:?} (a tapegrad checkpoint), found {:?}",
-                String::from_utf8_lossy(&MAGIC),
-                String::from_utf8_lossy(&bytes[..8])
+                "wrong magic: expected b\"{}\" (a tapegrad checkpoint), found b\"{}\"",
+                MAGIC.escape_ascii(),
+                bytes[..8].escape_ascii()
             )));
         }
         let version = word(8);
@@ -877,7 +877,7 @@ mod tests {
         );
         let mut magic = good.clone();
         magic[0] = b'X';
-        assert!(msg(&magic).contains("wrong magic: expected \"TGRADCKP\""));
+        assert!(msg(&magic).contains("wrong magic: expected b\"TGRADCKP\""));
         let mut version = good.clone();
         version[8] = 2;
         assert!(
