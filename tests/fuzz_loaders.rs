@@ -156,7 +156,7 @@ fn mutate(input: &[u8], other: &[u8], rng: &mut ChaCha8Rng) -> Vec<u8> {
 }
 
 /// Gives a mutated checkpoint back a consistent header: length and CRC-32 of what follows.
-fn reseal(bytes: &mut Vec<u8>) {
+fn reseal(bytes: &mut [u8]) {
     if bytes.len() < 24 {
         return;
     }
