@@ -110,7 +110,7 @@ struct Payload {
 /// # Examples
 /// Save a model with the scaler fitted on its training data, and load both back:
 /// ```
-/// use tapegrad::{ndarray::array, tensor, Checkpoint, Dataset, Linear, Module, Scaler};
+/// use tapegrad::{ndarray::array, tensor, Checkpoint, Dataset, Linear, Scaler};
 /// let dir = std::env::temp_dir().join(format!("tapegrad-doc-ckpt-{}", std::process::id()));
 /// std::fs::create_dir_all(&dir).unwrap();
 /// let path = dir.join("model.ckpt");

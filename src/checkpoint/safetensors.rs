@@ -58,7 +58,7 @@ pub fn safetensors_bytes(model: &dyn Module) -> Result<Vec<u8>> {
 ///
 /// # Examples
 /// ```
-/// use tapegrad::{export_safetensors, import_safetensors, tensor, Linear, Module};
+/// use tapegrad::{export_safetensors, import_safetensors, tensor, Linear};
 /// let path = std::env::temp_dir().join(format!("tapegrad-doc-{}.safetensors", std::process::id()));
 /// let w = tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[3, 2])?;
 /// let model = Linear::from_parts(w, Some(tensor::from_vec(vec![0.5, 0.0, -0.5], &[3])?))?;

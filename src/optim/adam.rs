@@ -41,7 +41,8 @@ enum Decoupling {
 /// let mut adam = Adam::new(0.1)?;
 /// let tape = Tape::new();
 /// let x = tape.constant(tensor::from_vec(vec![2.0], &[1, 1])?);
-/// adam.step(&mut model, &model.forward(x, Mode::Train).sum().backward())?;
+/// let grads = model.forward(x, Mode::Train).sum().backward();
+/// adam.step(&mut model, &grads)?;
 /// // the first Adam step moves each weight by about lr, whatever the gradient's size
 /// assert!((model.weight().value()[[0, 0]] - 0.9).abs() < 1e-6);
 /// # Ok::<(), tapegrad::Error>(())
