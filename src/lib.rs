@@ -49,6 +49,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub mod autograd;
+pub mod checkpoint;
 pub mod data;
 pub mod error;
 pub mod metrics;
@@ -59,6 +60,7 @@ mod threads;
 pub mod train;
 
 pub use autograd::{GradcheckConfig, Gradients, Tape, TapeInput, Var, gradcheck, gradcheck_with};
+pub use checkpoint::{Checkpoint, export_safetensors, import_safetensors};
 pub use data::{Batch, Batches, Dataset, Scaler, ScalerKind};
 pub use error::{Error, Result};
 pub use metrics::ConfusionMatrix;
@@ -68,7 +70,7 @@ pub use nn::{
     Linear, LsuvLayer, LsuvReport, Maxout, Mode, Module, Param, ParamId, Relu, Sequential, Sigmoid,
     Step, Tanh, fans, gain, lsuv,
 };
-pub use optim::{Adam, Decay, DecayUnit, Optimizer, Schedule, Sgd};
+pub use optim::{Adam, Decay, DecayUnit, Optimizer, OptimizerState, Schedule, Sgd};
 pub use rand::{Rng, SeedableRng};
 pub use rand_chacha::ChaCha8Rng;
 pub use tensor::{Elem, Tensor};

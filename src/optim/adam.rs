@@ -2,7 +2,7 @@
 //! `torch.optim.Adam` and `torch.optim.AdamW`.
 
 use super::sgd::check_lr;
-use super::{Optimizer, check_finite, decays_by_default, invalid};
+use super::{Optimizer, OptimizerState, check_finite, decays_by_default, invalid};
 use crate::autograd::tape::Gradients;
 use crate::error::Result;
 use crate::nn::Module;
@@ -207,6 +207,34 @@ impl Optimizer for Adam {
     fn steps(&self) -> u64 {
         self.steps
     }
+
+    /// The counters, the base rate and the moments `[m, v]` per parameter.
+    fn state(&self) -> Result<OptimizerState> {
+        Ok(OptimizerState {
+            kind: "adam".into(),
+            base_lr: self.base_lr,
+            steps: self.steps,
+            epochs: self.epochs,
+            buffers: (self.moments.iter())
+                .map(|(name, (m, v))| (name.clone(), vec![m.clone(), v.clone()]))
+                .collect(),
+        })
+    }
+
+    fn load_state(&mut self, state: OptimizerState) -> Result<()> {
+        state.check("adam", 2)?;
+        check_lr("adam", state.base_lr)?;
+        self.base_lr = state.base_lr;
+        self.steps = state.steps;
+        self.epochs = state.epochs;
+        self.moments = (state.buffers.into_iter())
+            .filter_map(|(name, b)| {
+                let mut b = b.into_iter();
+                Some((name, (b.next()?, b.next()?)))
+            })
+            .collect();
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -260,6 +288,40 @@ mod tests {
         let (w, b) = run(Adam::adamw(0.1, 0.1).unwrap());
         assert!((f64::from(w) - 0.67510122).abs() < 1e-6, "{w}");
         assert!((b - 0.2).abs() < 1e-6, "{b}");
+    }
+
+    #[test]
+    fn state_round_trip_continues_the_same_trajectory() {
+        let adam = || Adam::new(0.1).unwrap().weight_decay(0.1).unwrap();
+        let (w, b) = run(adam());
+        // three steps in one go, or one step, a state round trip into a fresh Adam, two more
+        let mut m = Linear::from_parts(
+            tensor::from_vec(vec![1.0], &[1, 1]).unwrap(),
+            Some(tensor::from_vec(vec![0.5], &[1]).unwrap()),
+        )
+        .unwrap();
+        let mut first = adam();
+        let mut second = adam();
+        for i in 0..3 {
+            if i == 1 {
+                second.load_state(first.state().unwrap()).unwrap();
+            }
+            let opt = if i == 0 { &mut first } else { &mut second };
+            let tape = Tape::new();
+            let x = tape.param(m.weight());
+            let loss = m.forward(x, Mode::Train).sum();
+            opt.step(&mut m, &loss.backward()).unwrap();
+        }
+        assert_eq!(
+            (m.weight().value()[[0, 0]], m.bias().unwrap().value()[[0]]),
+            (w, b)
+        );
+        let mut bad = first.state().unwrap();
+        bad.buffers.values_mut().for_each(|b| {
+            b.pop();
+        });
+        let err = second.load_state(bad).unwrap_err().to_string();
+        assert!(err.contains("expected 2 buffers for"), "{err}");
     }
 
     #[test]

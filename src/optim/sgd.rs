@@ -2,7 +2,7 @@
 //! L2 weight decay and a learning-rate schedule: one update rule, PyTorch's
 //! `torch.optim.SGD`.
 
-use super::{Optimizer, check_finite, decays_by_default, invalid};
+use super::{Optimizer, OptimizerState, check_finite, decays_by_default, invalid};
 use crate::autograd::tape::Gradients;
 use crate::error::Result;
 use crate::nn::Module;
@@ -232,6 +232,31 @@ impl Optimizer for Sgd {
     fn steps(&self) -> u64 {
         self.steps
     }
+
+    /// The counters, the base rate and one momentum buffer `[b]` per parameter.
+    fn state(&self) -> Result<OptimizerState> {
+        Ok(OptimizerState {
+            kind: "sgd".into(),
+            base_lr: self.base_lr,
+            steps: self.steps,
+            epochs: self.epochs,
+            buffers: (self.buffers.iter())
+                .map(|(name, b)| (name.clone(), vec![b.clone()]))
+                .collect(),
+        })
+    }
+
+    fn load_state(&mut self, state: OptimizerState) -> Result<()> {
+        state.check("sgd", 1)?;
+        check_lr("sgd", state.base_lr)?;
+        self.base_lr = state.base_lr;
+        self.steps = state.steps;
+        self.epochs = state.epochs;
+        self.buffers = (state.buffers.into_iter())
+            .filter_map(|(name, b)| Some((name, b.into_iter().next()?)))
+            .collect();
+        Ok(())
+    }
 }
 
 /// Checks that a learning rate is finite and positive.
@@ -387,6 +412,31 @@ mod tests {
         );
         assert!(Sgd::new(0.1).unwrap().weight_decay(Elem::NAN).is_err());
         assert!(Sgd::new(0.1).unwrap().set_base_lr(0.0).is_err());
+    }
+
+    #[test]
+    fn state_round_trip_gives_the_same_next_step() {
+        let mut m = model();
+        let mut opt = Sgd::new(0.1).unwrap().momentum(0.9).unwrap();
+        step(&mut m, &mut opt);
+        let state = opt.state().unwrap();
+        assert_eq!((state.steps, state.buffers.len()), (1, 2));
+        let mut fresh = Sgd::new(0.5).unwrap().momentum(0.9).unwrap();
+        fresh.load_state(state.clone()).unwrap();
+        assert_eq!(fresh.base_lr(), 0.1);
+        let mut m2 = m.clone();
+        step(&mut m, &mut opt);
+        step(&mut m2, &mut fresh);
+        assert_eq!(weight_and_bias(&m), weight_and_bias(&m2));
+        let adam_state = OptimizerState {
+            kind: "adam".into(),
+            ..state
+        };
+        let err = fresh.load_state(adam_state).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "optimizer state: expected the state of \"sgd\", found \"adam\""
+        );
     }
 
     #[test]
