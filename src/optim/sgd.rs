@@ -6,7 +6,7 @@ use super::{Optimizer, OptimizerState, check_finite, decays_by_default, invalid}
 use crate::autograd::tape::Gradients;
 use crate::error::Result;
 use crate::nn::Module;
-use crate::optim::schedule::Schedule;
+use crate::optim::schedule::{Clock, Schedule};
 use crate::tensor::{Elem, Tensor};
 use crate::threads::parallel;
 use ndarray::Zip;
@@ -49,14 +49,11 @@ use std::collections::BTreeMap;
 /// ```
 #[derive(Debug, Clone)]
 pub struct Sgd {
-    base_lr: Elem,
+    clock: Clock,
     momentum: Elem,
     nesterov: bool,
     weight_decay: Elem,
     decay_biases: bool,
-    schedule: Schedule,
-    steps: u64,
-    epochs: u64,
     buffers: BTreeMap<String, Tensor>,
 }
 
@@ -67,16 +64,12 @@ impl Sgd {
     /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) unless `lr` is finite and
     /// `> 0`.
     pub fn new(lr: Elem) -> Result<Self> {
-        check_lr("sgd", lr)?;
         Ok(Sgd {
-            base_lr: lr,
+            clock: Clock::new("sgd", lr)?,
             momentum: 0.0,
             nesterov: false,
             weight_decay: 0.0,
             decay_biases: false,
-            schedule: Schedule::default(),
-            steps: 0,
-            epochs: 0,
             buffers: BTreeMap::new(),
         })
     }
@@ -157,14 +150,14 @@ impl Sgd {
 
     /// Sets the learning-rate schedule (constant by default).
     pub fn schedule(mut self, schedule: Schedule) -> Self {
-        self.schedule = schedule;
+        self.clock.schedule = schedule;
         self
     }
 }
 
 impl Optimizer for Sgd {
     fn step(&mut self, model: &mut dyn Module, grads: &Gradients) -> Result<()> {
-        check_finite("sgd", self.steps, &*model, grads)?;
+        check_finite("sgd", self.clock.steps, &*model, grads)?;
         let lr = self.lr();
         let (mu, nesterov) = (self.momentum, self.nesterov);
         let buffers = &mut self.buffers;
@@ -207,67 +200,46 @@ impl Optimizer for Sgd {
                 }
             }
         });
-        self.steps += 1;
+        self.clock.steps += 1;
         Ok(())
     }
 
     fn lr(&self) -> Elem {
-        self.schedule.lr(self.base_lr, self.steps, self.epochs)
+        self.clock.lr()
     }
 
     fn base_lr(&self) -> Elem {
-        self.base_lr
+        self.clock.base_lr
     }
 
     fn set_base_lr(&mut self, lr: Elem) -> Result<()> {
-        check_lr("sgd", lr)?;
-        self.base_lr = lr;
-        Ok(())
+        self.clock.set_base_lr(lr)
     }
 
     fn end_epoch(&mut self) {
-        self.epochs += 1;
+        self.clock.epochs += 1;
     }
 
     fn steps(&self) -> u64 {
-        self.steps
+        self.clock.steps
     }
 
-    /// The counters, the base rate and one momentum buffer `[b]` per parameter.
+    /// The counters, the base rate and the momentum buffer `[b]` per parameter.
     fn state(&self) -> Result<OptimizerState> {
-        Ok(OptimizerState {
-            kind: "sgd".into(),
-            base_lr: self.base_lr,
-            steps: self.steps,
-            epochs: self.epochs,
-            buffers: (self.buffers.iter())
+        let buffers = self.buffers.iter();
+        Ok(self.clock.state(
+            buffers
                 .map(|(name, b)| (name.clone(), vec![b.clone()]))
                 .collect(),
-        })
+        ))
     }
 
     fn load_state(&mut self, state: OptimizerState) -> Result<()> {
-        state.check("sgd", 1)?;
-        check_lr("sgd", state.base_lr)?;
-        self.base_lr = state.base_lr;
-        self.steps = state.steps;
-        self.epochs = state.epochs;
-        self.buffers = (state.buffers.into_iter())
+        let buffers = self.clock.load(state, 1)?;
+        self.buffers = (buffers.into_iter())
             .filter_map(|(name, b)| Some((name, b.into_iter().next()?)))
             .collect();
         Ok(())
-    }
-}
-
-/// Checks that a learning rate is finite and positive.
-pub(crate) fn check_lr(op: &'static str, lr: Elem) -> Result<()> {
-    if lr > 0.0 && lr.is_finite() {
-        Ok(())
-    } else {
-        invalid(
-            op,
-            format!("learning rate must be finite and > 0, got {lr}"),
-        )
     }
 }
 
