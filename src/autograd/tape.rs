@@ -342,26 +342,38 @@ impl Tape {
         self.collect(shape, std::iter::repeat_n(0.0, len))
     }
 
-    /// A zero-filled tensor of `shape` laid out column-major, in a reused buffer.
-    pub(crate) fn zeros_column_major(&self, shape: &[usize]) -> Tensor {
+    /// A tensor of `shape`, row-major or column-major, whose elements are **unspecified**
+    /// (zeros, or values left from an earlier step): for an output a kernel overwrites
+    /// completely, such as a matrix product's, so no time goes into zeroing it first.
+    pub(crate) fn scratch(&self, shape: &[usize], column_major: bool) -> Tensor {
         let len = shape.iter().product();
-        let mut buffer = self.take_buffer(len);
+        let mut buffer = self.take_dirty_buffer(len);
+        // keeps the old contents where there are some: only a shorter buffer's tail is filled
         buffer.resize(len, 0.0);
-        Tensor::from_shape_vec(IxDyn(shape).f(), buffer).expect("internal error: zeros length")
+        let tensor = if column_major {
+            Tensor::from_shape_vec(IxDyn(shape).f(), buffer)
+        } else {
+            Tensor::from_shape_vec(IxDyn(shape), buffer)
+        };
+        tensor.expect("internal error: scratch length")
     }
 
+    /// A buffer from the pool with at least `len` of capacity, cleared.
     fn take_buffer(&self, len: usize) -> Vec<Elem> {
+        let mut buffer = self.take_dirty_buffer(len);
+        buffer.clear();
+        buffer
+    }
+
+    /// A buffer from the pool with at least `len` of capacity, with whatever it held.
+    fn take_dirty_buffer(&self, len: usize) -> Vec<Elem> {
         self.taken.set(self.taken.get() + 1);
         let mut pool = self.pool.borrow_mut();
         let best = (0..pool.len())
             .filter(|&i| pool[i].capacity() >= len)
             .min_by_key(|&i| pool[i].capacity());
         match best {
-            Some(i) => {
-                let mut buffer = pool.swap_remove(i);
-                buffer.clear();
-                buffer
-            }
+            Some(i) => pool.swap_remove(i),
             None => Vec::with_capacity(len),
         }
     }

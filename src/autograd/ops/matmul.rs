@@ -7,7 +7,8 @@ use crate::autograd::tape::{Tape, Var};
 use crate::tensor::Elem;
 use ndarray::{ArrayView2, ArrayViewMut2, Ix2};
 
-/// `dst = lhs·rhs`, or `dst += lhs·rhs` when `accumulate`, for views of any strides.
+/// `dst = lhs·rhs`, or `dst += lhs·rhs` when `accumulate`, for views of any strides. Without
+/// `accumulate`, `dst`'s old contents are never read, so it may hold anything.
 ///
 /// # Panics
 /// If the shapes do not chain (an internal error: callers check shapes first).
@@ -25,6 +26,13 @@ pub(crate) fn gemm(
         rhs.shape(),
         dst.shape()
     );
+    if k == 0 {
+        // an empty sum: gemm need not touch `dst`, but the product is all zeros
+        if !accumulate {
+            dst.fill(0.0);
+        }
+        return;
+    }
     let (ls, rs) = (lhs.strides(), rhs.strides());
     let (dst_rs, dst_cs) = (dst.strides()[0], dst.strides()[1]);
     // SAFETY: the three pointers come from live ndarray views whose shapes were checked
@@ -91,17 +99,17 @@ impl<'t> Var<'t> {
             "matmul: inner dimensions differ; lhs shape {ls:?}, rhs shape {rs:?}"
         );
         let tape = self.tape();
-        let mut out = tape.zeros(&[ls[0], rs[1]]);
+        let mut out = tape.scratch(&[ls[0], rs[1]], false);
         gemm(view2(&a), view2(&b), view2_mut(&mut out), false);
         tape.record("matmul", &[self, rhs], out, |b| {
             let (a, w, g) = (view2(b.inputs[0]), view2(b.inputs[1]), view2(b.grad));
             let da = b.needs[0].then(|| {
-                let mut da = zeros_laid_out_like(b.tape, &a);
+                let mut da = laid_out_like(b.tape, &a);
                 gemm(g, w.t(), view2_mut(&mut da), false);
                 da
             });
             let dw = b.needs[1].then(|| {
-                let mut dw = zeros_laid_out_like(b.tape, &w);
+                let mut dw = laid_out_like(b.tape, &w);
                 gemm(a.t(), g, view2_mut(&mut dw), false);
                 dw
             });
@@ -110,15 +118,13 @@ impl<'t> Var<'t> {
     }
 }
 
-/// Zeros of `like`'s shape in its memory order: column-major when `like` is a transposed
-/// row-major matrix (a Linear weight read as `Wᵀ`), so that the gradient, transposed back,
-/// is row-major like the weight it updates.
-fn zeros_laid_out_like(tape: &Tape, like: &ArrayView2<'_, Elem>) -> crate::Tensor {
-    if !like.is_standard_layout() && like.t().is_standard_layout() {
-        tape.zeros_column_major(like.shape())
-    } else {
-        tape.zeros(like.shape())
-    }
+/// An output of `like`'s shape in its memory order (contents unspecified; `gemm`
+/// overwrites them): column-major when `like` is a transposed row-major matrix (a Linear
+/// weight read as `Wᵀ`), so that the gradient, transposed back, is row-major like the
+/// weight it updates.
+fn laid_out_like(tape: &Tape, like: &ArrayView2<'_, Elem>) -> crate::Tensor {
+    let column_major = !like.is_standard_layout() && like.t().is_standard_layout();
+    tape.scratch(like.shape(), column_major)
 }
 
 fn view2<S: ndarray::Data<Elem = Elem>>(
@@ -190,6 +196,17 @@ mod tests {
         // ∂L/∂W[o, i] = Σ_n x[n, i]
         let column_sums = x.value().sum_axis(ndarray::Axis(0));
         assert_eq!(gw.index_axis(ndarray::Axis(0), 1), column_sums);
+    }
+
+    #[test]
+    fn empty_inner_dimension_gives_zeros_even_in_a_dirty_buffer() {
+        let mut tape = Tape::new();
+        let big = tape.constant(random(&[3, 4], 1));
+        let _ = big.matmul(tape.constant(random(&[4, 3], 2)));
+        tape.reset(); // the next product's output reuses that buffer
+        let a = tape.constant(crate::tensor::zeros(&[3, 0]));
+        let b = tape.constant(crate::tensor::zeros(&[0, 3]));
+        assert_eq!(a.matmul(b).value(), crate::tensor::zeros(&[3, 3]));
     }
 
     #[test]
