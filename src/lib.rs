@@ -50,6 +50,7 @@
 
 pub mod autograd;
 pub mod data;
+pub mod diagnostics;
 pub mod error;
 pub mod metrics;
 pub mod nn;
@@ -59,6 +60,9 @@ pub mod train;
 
 pub use autograd::{GradcheckConfig, Gradients, Tape, TapeInput, Var, gradcheck, gradcheck_with};
 pub use data::{Batch, Batches, Dataset, Scaler, ScalerKind};
+pub use diagnostics::{
+    LayerStats, LrRangeConfig, LrRangeTest, ParamSnapshot, ParamStats, Probe, lr_range_test,
+};
 pub use error::{Error, Result};
 pub use metrics::ConfusionMatrix;
 pub use ndarray;
