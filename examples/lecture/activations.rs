@@ -54,7 +54,7 @@ pub fn lsuv_init(model: &mut Sequential, train: &Dataset) -> Res<()> {
 
 /// 784-64×6-10, SGD momentum 0.9, lr 0.01, batch 64.
 pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
-    let (train_n, epochs) = budget.pick((1_000, 2), (8_000, 4));
+    let (train_n, epochs) = budget.pick((1_000, 2), (20_000, 6));
     let (train_set, test) = fashion(train_n, 2_000, 8)?;
     let mut runs = Vec::new();
     for unit in UNITS {

@@ -15,7 +15,7 @@ pub struct Outcome {
 
 /// 784-64-10 ReLU, plain SGD, same epochs for each batch size.
 pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
-    let (train_n, epochs) = budget.pick((1_000, 2), (4_000, 5));
+    let (train_n, epochs) = budget.pick((1_000, 2), (10_000, 5));
     let (train_set, test) = fashion(train_n, 2_000, 4)?;
     let mut runs = Vec::new();
     for (batch, lr) in [(1, 0.005), (100, 0.1), (train_n, 0.5)] {

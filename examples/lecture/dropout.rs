@@ -73,7 +73,7 @@ fn forward(model: &Sequential, x: &Tensor, mode: Mode, upto: usize) -> Tensor {
 
 /// 784-256-256-10 ReLU with dropout 0.5 after each hidden layer, SGD momentum 0.9.
 pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
-    let (train_n, epochs) = budget.pick((1_000, 2), (5_000, 8));
+    let (train_n, epochs) = budget.pick((1_000, 2), (10_000, 10));
     let (train_set, test) = fashion(train_n, 2_000, 10)?;
     let mut model = net(true, 0)?;
     let mut sgd = Sgd::new(0.02)?.momentum(0.9)?;

@@ -38,7 +38,7 @@ impl Outcome {
 /// 784-128-128-128-10, He init, SGD momentum 0.9, batch 32; dead units counted on 1,000
 /// test images after training.
 pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
-    let (train_n, epochs) = budget.pick((1_000, 1), (5_000, 3));
+    let (train_n, epochs) = budget.pick((1_000, 1), (10_000, 3));
     let (train_set, test) = fashion(train_n, 1_000, 9)?;
     let (x, _) = test.full_batch();
     let mut runs = Vec::new();

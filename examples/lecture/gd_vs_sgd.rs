@@ -19,7 +19,7 @@ pub struct Outcome {
 
 /// 784-64-10 ReLU: GD with lr 0.5 for `10·E` epochs, SGD (batch 32, lr 0.05) for `E`.
 pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
-    let (train_n, sgd_epochs) = budget.pick((1_000, 2), (6_000, 5));
+    let (train_n, sgd_epochs) = budget.pick((1_000, 2), (10_000, 5));
     let (train_set, test) = fashion(train_n, 2_000, 3)?;
     let model = || mlp(784, &[64], Unit::Act(Activation::Relu), Init::default(), 0);
     let gd = train(

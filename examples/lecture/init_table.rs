@@ -73,7 +73,7 @@ fn cell(run: &Run) -> String {
 
 /// 784-64×12-10, SGD momentum 0.9, lr 0.01 (the paper's), batch 64.
 pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
-    let (train_n, epochs) = budget.pick((600, 1), (5_000, 3));
+    let (train_n, epochs) = budget.pick((600, 1), (10_000, 4));
     let (train_set, test) = fashion(train_n, 2_000, 12)?;
     let mut cells = Vec::new();
     for name in INITS {
@@ -118,6 +118,9 @@ pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
         table.row(cells_text);
     }
     let best = |j: usize| -> String {
+        if (0..INITS.len()).all(|i| not_converged(&cells[i][j])) {
+            return "none (all n/c)".into();
+        }
         let (i, _) = (0..INITS.len())
             .map(|i| {
                 (

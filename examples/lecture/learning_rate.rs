@@ -48,7 +48,7 @@ pub fn tail_loss(run: &Run) -> f64 {
 
 /// Trains 784-64-10 (ReLU) with each rate.
 pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
-    let (train_n, epochs) = budget.pick((1_000, 2), (6_000, 4));
+    let (train_n, epochs) = budget.pick((1_000, 2), (10_000, 4));
     let (train_set, test) = fashion(train_n, 2_000, 1)?;
     let decay = Schedule::new(Decay::InverseTime { k: DECAY_K }, DecayUnit::Step)?;
     let setups = [

@@ -18,7 +18,7 @@ pub struct Outcome {
 
 /// Sweeps `1e-5 → 10` on 784-64-10 (ReLU), then trains with the suggestion and two others.
 pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
-    let (train_n, steps, epochs) = budget.pick((1_000, 100, 2), (6_000, 300, 3));
+    let (train_n, steps, epochs) = budget.pick((1_000, 100, 2), (10_000, 300, 3));
     let (train_set, test_set) = fashion(train_n, 2_000, 2)?;
     let model = || mlp(784, &[64], Unit::Act(Activation::Relu), Init::default(), 0);
     let config = LrRangeConfig {

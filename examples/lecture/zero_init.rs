@@ -65,13 +65,13 @@ pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
     let mut runs = Vec::new();
     for (label, act, init) in setups {
         let mut model = mlp(784, &[32, 32], Unit::Act(act), init, 0)?;
-        let mut sgd = Sgd::new(0.05)?.momentum(0.9)?;
+        let mut sgd = Sgd::new(0.01)?.momentum(0.9)?;
         let run = train(&mut model, &mut sgd, &train_set, &test, epochs, 32)?;
         runs.push((label.to_string(), distinct_units(&model), run));
     }
     let mut table = Table::new(
         &format!(
-            "Zero init: 784-32-32-10, SGD momentum 0.9, lr 0.05, {epochs} epochs on {train_n} images"
+            "Zero init: 784-32-32-10, SGD momentum 0.9, lr 0.01, {epochs} epochs on {train_n} images"
         ),
         &[
             "init, activation",
