@@ -233,3 +233,31 @@ fn dropout_is_train_time_only() {
     assert!(o.run.final_loss() > o.eval_train_loss);
     wrote(&dir, "dropout");
 }
+
+#[test]
+fn readme_section_is_spliced_between_the_markers_with_tables_and_plots() {
+    let dir = out("readme");
+    let o = lecture::xor_claim::run(Budget::Tiny, &dir).unwrap();
+    let xor = lecture::EXPERIMENTS
+        .iter()
+        .find(|e| e.name == "xor")
+        .unwrap();
+    let section = lecture::results_section(xor, &o.table, &dir).unwrap();
+    assert!(
+        section.contains("| perceptron (one logistic unit) | "),
+        "{section}"
+    );
+    assert!(
+        section.contains(&format!("]({}/xor.svg)", dir.display())),
+        "{section}"
+    );
+    let readme = dir.join("README.md");
+    let [start, end] = lecture::MARKERS;
+    std::fs::write(&readme, format!("# top\n{start}\nold\n{end}\nbottom\n")).unwrap();
+    lecture::splice_readme(&readme, &section).unwrap();
+    let text = std::fs::read_to_string(&readme).unwrap();
+    assert!(!text.contains("old") && text.contains(&section), "{text}");
+    assert!(text.starts_with("# top\n") && text.ends_with(&format!("{end}\nbottom\n")));
+    std::fs::write(&readme, "no markers").unwrap();
+    assert!(lecture::splice_readme(&readme, &section).is_err());
+}

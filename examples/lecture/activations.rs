@@ -74,7 +74,8 @@ pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
         "Activations: test accuracy per epoch",
         "epoch",
         "test accuracy",
-    );
+    )
+    .legend_lower_right();
     for (name, run) in &runs {
         table.row(vec![
             name.clone(),

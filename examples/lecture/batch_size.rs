@@ -45,12 +45,14 @@ pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
         "Batch size: test accuracy per epoch",
         "epoch",
         "test accuracy",
-    );
+    )
+    .legend_lower_right();
     let mut by_time = Plot::new(
         "Batch size: test accuracy against wall time",
         "seconds (log scale)",
         "test accuracy",
     )
+    .legend_lower_right()
     .log_x();
     for (batch, lr, run) in &runs {
         let name = if *batch == train_n {

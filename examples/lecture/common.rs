@@ -125,6 +125,8 @@ pub struct Plot {
     pub x_names: Option<Vec<String>>,
     /// The lines.
     pub series: Vec<Series>,
+    /// Where the legend goes (upper right unless set).
+    pub legend: SeriesLabelPosition,
 }
 
 const COLORS: [RGBColor; 8] = [
@@ -149,7 +151,14 @@ impl Plot {
             log_y: false,
             x_names: None,
             series: Vec::new(),
+            legend: SeriesLabelPosition::UpperRight,
         }
+    }
+
+    /// Puts the legend in the lower right corner (for curves that rise).
+    pub fn legend_lower_right(mut self) -> Self {
+        self.legend = SeriesLabelPosition::LowerRight;
+        self
     }
 
     /// Uses a log scale on y.
@@ -229,12 +238,13 @@ impl Plot {
             }
         };
         let mut mesh = chart.configure_mesh();
-        mesh.x_desc(self.x_label.as_str())
+        mesh.max_light_lines(1)
+            .x_desc(self.x_label.as_str())
             .y_desc(self.y_label.as_str())
             .x_label_formatter(&fmt_x)
             .y_label_formatter(&fmt_y);
         if let Some(names) = &self.x_names {
-            mesh.x_labels(names.len() * 4 + 1);
+            mesh.x_labels(names.len()).disable_x_mesh();
         }
         mesh.draw()?;
         for (i, (label, points)) in series.into_iter().enumerate() {
@@ -248,7 +258,7 @@ impl Plot {
             .configure_series_labels()
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperRight)
+            .position(self.legend.clone())
             .draw()?;
         root.present()?;
         Ok(())

@@ -1,7 +1,7 @@
 //! `lr-finder`: the learning-rate range test (`tapegrad::lr_range_test`) sweeps the rate
 //! exponentially over a few hundred steps; its suggestion then trains well.
 
-use super::common::{Budget, Plot, Res, Table, Unit, fashion, mlp, pct, train};
+use super::common::{Budget, Plot, Res, Table, Unit, fashion, mlp, num, pct, train};
 use std::path::Path;
 use tapegrad::{Activation, Init, LrRangeConfig, LrRangeTest, Sgd, lr_range_test};
 
@@ -64,7 +64,7 @@ pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
         table.row(vec![
             format!("{lr:.2e}"),
             role.into(),
-            format!("{loss:.3}"),
+            num(*loss),
             pct(*acc),
         ]);
     }

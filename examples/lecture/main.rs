@@ -7,8 +7,11 @@
 //! ```text
 //! cargo run --release --example lecture -- --list
 //! cargo run --release --example lecture -- learning-rate [--out results] [--tiny]
-//! cargo run --release --example lecture -- all --out docs/results
+//! cargo run --release --example lecture -- all --out docs/results --readme README.md
 //! ```
+//!
+//! `--readme FILE` replaces the part of FILE between the lines `<!-- lecture-results:start -->`
+//! and `<!-- lecture-results:end -->` with every table just computed and its plots.
 //!
 //! Each experiment takes a few minutes or less on 2 cores in release mode (`--tiny`:
 //! seconds, the budget of the integration test `tests/lecture.rs`).
@@ -115,7 +118,7 @@ pub const EXPERIMENTS: [Experiment; 13] = [
 
 fn usage() -> String {
     let mut s = String::from(
-        "usage: cargo run --release --example lecture -- <name>|all|--list [--out DIR] [--tiny]\n\nexperiments:\n",
+        "usage: cargo run --release --example lecture -- <name>|all|--list [--out DIR] [--tiny] [--readme FILE]\n\nexperiments:\n",
     );
     for e in EXPERIMENTS.iter() {
         s += &format!("  {:<20} {}\n", e.name, e.claim);
@@ -128,6 +131,7 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let mut names = Vec::new();
     let mut out = PathBuf::from("results");
     let mut budget = Budget::Full;
+    let mut readme = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -137,6 +141,7 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             }
             "--out" => out = PathBuf::from(args.next().ok_or("--out needs a folder")?),
             "--tiny" => budget = Budget::Tiny,
+            "--readme" => readme = Some(PathBuf::from(args.next().ok_or("--readme needs a file")?)),
             name => names.push(name.to_string()),
         }
     }
@@ -156,10 +161,12 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         }
         chosen
     };
+    let mut section = String::new();
     for e in chosen {
         println!("== {}: {}", e.name, e.claim);
         let start = std::time::Instant::now();
         let table = (e.run)(budget, &out)?;
+        section += &results_section(e, &table, &out)?;
         println!("{}", table.to_markdown());
         println!(
             "(wrote {}/{}.md and the plot; {:.1}s)\n",
@@ -168,5 +175,60 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             start.elapsed().as_secs_f64()
         );
     }
+    if let Some(readme) = readme {
+        splice_readme(&readme, &section)?;
+        println!("(updated the results section of {})", readme.display());
+    }
+    Ok(())
+}
+
+/// The README markers between which `--readme` writes the results.
+pub const MARKERS: [&str; 2] = [
+    "<!-- lecture-results:start -->",
+    "<!-- lecture-results:end -->",
+];
+
+/// One experiment's part of the README: command, claim, table and its plots.
+pub fn results_section(e: &Experiment, table: &Table, out: &Path) -> Res<String> {
+    let mut plots: Vec<String> = std::fs::read_dir(out)?
+        .filter_map(|f| f.ok()?.file_name().into_string().ok())
+        .filter(|f| {
+            f == &format!("{}.svg", e.name)
+                || (f.starts_with(&format!("{}-", e.name)) && f.ends_with(".svg"))
+        })
+        .collect();
+    plots.sort();
+    let mut s = format!(
+        "#### `{}` — {}\n\n{}\n",
+        e.name,
+        e.claim,
+        table
+            .to_markdown()
+            .replacen("### ", "**", 1)
+            .replacen("\n\n", "**\n\n", 1)
+    );
+    for plot in plots {
+        s += &format!("![{}]({}/{plot})\n", e.name, out.display());
+    }
+    Ok(s + "\n")
+}
+
+/// Replaces the text between [`MARKERS`] in `readme` with `section`.
+pub fn splice_readme(readme: &Path, section: &str) -> Res<()> {
+    let text = std::fs::read_to_string(readme)?;
+    let (start, end) = match (text.find(MARKERS[0]), text.find(MARKERS[1])) {
+        (Some(s), Some(e)) if s < e => (s + MARKERS[0].len(), e),
+        _ => {
+            return Err(format!(
+                "{} needs the lines {} and {}",
+                readme.display(),
+                MARKERS[0],
+                MARKERS[1]
+            )
+            .into());
+        }
+    };
+    let updated = format!("{}\n\n{section}{}", &text[..start], &text[end..]);
+    std::fs::write(readme, updated)?;
     Ok(())
 }

@@ -82,7 +82,8 @@ pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
         "Overfitting: test accuracy during training",
         "fraction of training",
         "test accuracy",
-    );
+    )
+    .legend_lower_right();
     for (name, tr, te, run) in &runs {
         table.row(vec![
             name.clone(),

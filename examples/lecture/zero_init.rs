@@ -84,7 +84,8 @@ pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
         "Zero vs random init: test accuracy per epoch",
         "epoch",
         "test accuracy",
-    );
+    )
+    .legend_lower_right();
     for (label, distinct, run) in &runs {
         table.row(vec![
             label.clone(),
