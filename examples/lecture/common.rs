@@ -5,7 +5,6 @@ use plotters::prelude::*;
 use std::error::Error;
 use std::path::Path;
 use std::sync::OnceLock;
-use std::time::Instant;
 use tapegrad::data::fashion_mnist;
 use tapegrad::{
     Activation, ChaCha8Rng, Dataset, FitConfig, Init, Linear, Maxout, Module, Optimizer, Progress,
@@ -414,39 +413,72 @@ pub fn train(
     epochs: usize,
     batch_size: usize,
 ) -> Res<Run> {
-    let config = FitConfig {
-        epochs,
-        batch_size,
-        seed: 0,
-        ..FitConfig::default()
-    };
-    let mut run = Run::default();
-    let start = Instant::now();
-    let mut epoch_rows = Vec::new();
-    let result = fit(
+    train_observed(
         model,
         optimizer,
         train,
-        Some(test),
-        &config,
-        &mut |p| match p {
-            Progress::Step { loss, .. } => run.step_losses.push(f64::from(*loss)),
-            Progress::Epoch(r) => epoch_rows.push((
-                r.epoch,
-                r.train_loss,
-                r.valid_accuracy.unwrap_or(f64::NAN),
-                start.elapsed().as_secs_f64(),
-            )),
-            Progress::Event(_) => {}
-        },
-    );
-    run.seconds = start.elapsed().as_secs_f64();
-    run.epochs = epoch_rows;
-    match result {
-        Ok(_) => {}
-        Err(tapegrad::Error::Diverged { .. }) => run.diverged = true,
-        Err(e) => return Err(e.into()),
+        test,
+        epochs,
+        batch_size,
+        &mut |_, _| Ok(()),
+    )
+}
+
+/// As [`train`], one [`fit`] epoch at a time (shuffled with seed = epoch number), calling
+/// `after_epoch(epoch, model)` after each, e.g. to run the diagnostics. Its time is not
+/// counted.
+pub fn train_observed(
+    model: &mut Sequential,
+    optimizer: &mut dyn Optimizer,
+    train: &Dataset,
+    test: &Dataset,
+    epochs: usize,
+    batch_size: usize,
+    after_epoch: &mut dyn FnMut(usize, &Sequential) -> Res<()>,
+) -> Res<Run> {
+    let mut run = Run::default();
+    let mut seconds = 0.0;
+    // training time only (fit's own clock), without validation or `after_epoch`
+    for epoch in 1..=epochs {
+        let config = FitConfig {
+            epochs: 1,
+            batch_size,
+            seed: epoch as u64,
+            ..FitConfig::default()
+        };
+        let mut record = None;
+        let result = fit(
+            model,
+            optimizer,
+            train,
+            Some(test),
+            &config,
+            &mut |p| match p {
+                Progress::Step { loss, .. } => run.step_losses.push(f64::from(*loss)),
+                Progress::Epoch(r) => {
+                    record = Some((
+                        r.train_loss,
+                        r.valid_accuracy.unwrap_or(f64::NAN),
+                        r.seconds,
+                    ))
+                }
+                Progress::Event(_) => {}
+            },
+        );
+        match result {
+            Ok(_) => {}
+            Err(tapegrad::Error::Diverged { .. }) => {
+                run.diverged = true;
+                break;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let (loss, accuracy, epoch_seconds) = record.expect("fit reports each epoch");
+        seconds += epoch_seconds;
+        run.epochs.push((epoch, loss, accuracy, seconds));
+        after_epoch(epoch, model)?;
     }
+    run.seconds = seconds;
     run.test_accuracy = tapegrad::evaluate(&*model, test, 1000)?.accuracy;
     Ok(run)
 }

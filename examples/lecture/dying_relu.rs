@@ -2,9 +2,9 @@
 //! every input (dead: no gradient reaches them, so they never come back); leaky ReLU and
 //! ELU units keep a gradient on the negative side and stay alive.
 
-use super::common::{Budget, Plot, Res, Run, Table, Unit, fashion, mlp, num, pct, train};
+use super::common::{Budget, Plot, Res, Run, Table, Unit, fashion, mlp, num, pct, train_observed};
 use std::path::Path;
-use tapegrad::{Activation, FanMode, Init, Sgd, diagnostics};
+use tapegrad::{Activation, FanMode, Init, Sequential, Sgd, Tensor, diagnostics};
 
 /// The learning rates: a normal one and a large one.
 pub const RATES: [f32; 3] = [0.01, 0.03, 0.1];
@@ -20,6 +20,8 @@ pub const UNITS: [Activation; 3] = [
 pub struct Outcome {
     /// The runs.
     pub runs: Vec<(String, f32, f64, Run)>,
+    /// Per unit at the largest rate: `(epoch, dead fraction)` from epoch 0 (the init).
+    pub per_epoch: Vec<(String, Vec<(f64, f64)>)>,
     /// The Markdown table.
     pub table: Table,
 }
@@ -35,13 +37,28 @@ impl Outcome {
     }
 }
 
+/// Mean dead fraction of the three activation layers of `model` on the batch `x`.
+fn dead_fraction(model: &Sequential, x: &Tensor) -> Res<f64> {
+    let stats = diagnostics::activation_stats(model, x)?;
+    // the activation layers are the odd ones; all have 128 units
+    let acts: Vec<f64> = stats
+        .iter()
+        .skip(1)
+        .step_by(2)
+        .take(3)
+        .map(|s| s.dead_fraction)
+        .collect();
+    Ok(acts.iter().sum::<f64>() / acts.len() as f64)
+}
+
 /// 784-128-128-128-10, He init, SGD momentum 0.9, batch 32; dead units counted on 1,000
 /// test images after training.
 pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
-    let (train_n, epochs) = budget.pick((1_000, 1), (10_000, 3));
+    let (train_n, epochs) = budget.pick((1_000, 2), (10_000, 5));
     let (train_set, test) = fashion(train_n, 1_000, 9)?;
     let (x, _) = test.full_batch();
     let mut runs = Vec::new();
+    let mut per_epoch = Vec::new();
     for act in UNITS {
         for lr in RATES {
             let he = Init::KaimingNormal {
@@ -50,17 +67,23 @@ pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
             };
             let mut model = mlp(784, &[128; 3], Unit::Act(act), he, 0)?;
             let mut sgd = Sgd::new(lr)?.momentum(0.9)?;
-            let run = train(&mut model, &mut sgd, &train_set, &test, epochs, 32)?;
-            let stats = diagnostics::activation_stats(&model, &x)?;
-            // the activation layers are the odd ones; all have 128 units
-            let acts: Vec<f64> = stats
-                .iter()
-                .skip(1)
-                .step_by(2)
-                .take(3)
-                .map(|s| s.dead_fraction)
-                .collect();
-            let dead = acts.iter().sum::<f64>() / acts.len() as f64;
+            let mut curve = vec![(0.0, dead_fraction(&model, &x)?)];
+            let run = train_observed(
+                &mut model,
+                &mut sgd,
+                &train_set,
+                &test,
+                epochs,
+                32,
+                &mut |e, m| {
+                    curve.push((e as f64, dead_fraction(m, &x)?));
+                    Ok(())
+                },
+            )?;
+            let dead = dead_fraction(&model, &x)?;
+            if lr == RATES[RATES.len() - 1] {
+                per_epoch.push((Unit::Act(act).name(), curve));
+            }
             runs.push((Unit::Act(act).name(), lr, dead, run));
         }
     }
@@ -91,7 +114,7 @@ pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
         ]);
     }
     table.note(
-        "A unit is dead when its output is the same for all 1,000 test images (max − min ≤ 1e-6; \
+        "The dead fraction is measured after every epoch with `diagnostics::activation_stats` (second plot). A unit is dead when its output is the same for all 1,000 test images (max − min ≤ 1e-6; \
          `diagnostics::DEAD_TOLERANCE`). For a ReLU that means it is 0 for every input, so it passes \
          no gradient and cannot recover. \
          \"diverged\": the loss became non-finite and training stopped there (units are counted on \
@@ -114,6 +137,20 @@ pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
         plot.line(name, pts);
     }
     plot.save(out, "dying-relu.svg")?;
+    let large = RATES[RATES.len() - 1];
+    let mut by_epoch = Plot::new(
+        &format!("Dying ReLU: dead hidden units per epoch at lr {large}"),
+        "epoch (0 = initialization)",
+        "fraction of dead hidden units",
+    );
+    for (name, curve) in &per_epoch {
+        by_epoch.line(name.clone(), curve.clone());
+    }
+    by_epoch.save(out, "dying-relu-epochs.svg")?;
     table.save(out, "dying-relu")?;
-    Ok(Outcome { runs, table })
+    Ok(Outcome {
+        runs,
+        per_epoch,
+        table,
+    })
 }

@@ -42,7 +42,7 @@ pub fn distinct_units(model: &Sequential) -> usize {
 
 /// 784-32-32-10, SGD with momentum, zero vs random init.
 pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
-    let (train_n, epochs) = budget.pick((1_000, 2), (5_000, 5));
+    let (train_n, epochs) = budget.pick((2_000, 3), (10_000, 5));
     let (train_set, test) = fashion(train_n, 2_000, 6)?;
     let zero = Init::Constant { value: 0.0 };
     let setups = [

@@ -7,6 +7,38 @@
 //! with one epoch at a time) to see vanishing or exploding gradients, saturated or dead
 //! units, and learning rates that move the weights too much or too little. A rule of thumb
 //! (Karpathy's CS231n notes) is an update/weight ratio near `1e-3` per step.
+//!
+//! # Examples
+//! A report per epoch: train one epoch at a time, then measure how far each parameter moved
+//! ([`ParamSnapshot`]) and probe the model on a fixed batch.
+//! ```
+//! use tapegrad::*;
+//! let mut rng = ChaCha8Rng::seed_from_u64(0);
+//! let x = ndarray::Array2::from_shape_fn((120, 4), |(i, j)| ((i * 5 + j * 3) % 7) as f32 - 3.0);
+//! let labels = (0..120).map(|i| usize::from(x[[i, 0]] + x[[i, 1]] > 0.0)).collect();
+//! let data = Dataset::from_floats(x, labels)?;
+//! let mut model = Sequential::new(vec![
+//!     Box::new(Linear::new(4, 8, Init::default(), &mut rng)?),
+//!     Box::new(Relu),
+//!     Box::new(Linear::new(8, 2, Init::default(), &mut rng)?),
+//! ])?;
+//! let mut sgd = Sgd::new(0.1)?;
+//! let (batch, batch_labels) = data.full_batch();
+//! let mut losses = Vec::new();
+//! for epoch in 0..5 {
+//!     let before = ParamSnapshot::of(&model);
+//!     let config = FitConfig { epochs: 1, batch_size: 16, seed: epoch, ..FitConfig::default() };
+//!     fit(&mut model, &mut sgd, &data, None, &config, &mut |_| {})?;
+//!     let moved = before.update_ratios(&model)?; // ‖ΔW‖/‖W‖ over the epoch, per parameter
+//!     let probe = diagnostics::probe(&model, &batch, batch_labels, sgd.lr())?;
+//!     assert_eq!(moved.len(), probe.params.len());
+//!     assert!(moved.iter().all(|(_, ratio)| *ratio > 0.0));
+//!     assert!(probe.layers[1].dead_fraction < 1.0); // some ReLU units are alive
+//!     losses.push(probe.loss);
+//! }
+//! assert!(losses[4] < losses[0]);
+//! # Ok::<(), tapegrad::Error>(())
+//! ```
 
 mod lr_range;
 
