@@ -126,6 +126,8 @@ pub struct Plot {
     pub series: Vec<Series>,
     /// Where the legend goes (upper right unless set).
     pub legend: SeriesLabelPosition,
+    /// A fixed y range; values outside it (and +∞) are drawn at its edge.
+    pub y_range: Option<(f64, f64)>,
 }
 
 const COLORS: [RGBColor; 8] = [
@@ -151,7 +153,14 @@ impl Plot {
             x_names: None,
             series: Vec::new(),
             legend: SeriesLabelPosition::UpperRight,
+            y_range: None,
         }
+    }
+
+    /// Fixes the y range to `lo..hi`, drawing values beyond it at the edge.
+    pub fn clip_y(mut self, lo: f64, hi: f64) -> Self {
+        self.y_range = Some((lo, hi));
+        self
     }
 
     /// Puts the legend in the lower right corner (for curves that rise).
@@ -190,7 +199,11 @@ impl Plot {
                 let pts = s
                     .points
                     .iter()
-                    .map(|&(x, y)| (tx(x), ty(y)))
+                    .map(|&(x, y)| match self.y_range {
+                        Some((lo, hi)) if !y.is_nan() => (x, y.clamp(lo, hi)),
+                        _ => (x, y),
+                    })
+                    .map(|(x, y)| (tx(x), ty(y)))
                     .filter(|(x, y)| x.is_finite() && y.is_finite())
                     .collect();
                 (s.label.clone(), pts)
@@ -208,6 +221,9 @@ impl Plot {
             let d = if hi > lo { (hi - lo) * 0.05 } else { 0.5 };
             (lo - d, hi + d)
         };
+        if let Some((lo, hi)) = self.y_range {
+            (y0, y1) = (ty(lo), ty(hi));
+        }
         let ((x0, x1), (y0, y1)) = (pad(x0, x1), pad(y0, y1));
         let root = SVGBackend::new(&path, (760, 460)).into_drawing_area();
         root.fill(&WHITE)?;
@@ -233,7 +249,7 @@ impl Plot {
             if self.log_y {
                 format!("{:.0e}", 10f64.powf(*v))
             } else {
-                format!("{v:.3}")
+                format!("{}", (v * 1000.0).round() / 1000.0)
             }
         };
         let mut mesh = chart.configure_mesh();

@@ -80,9 +80,10 @@ pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
     let mut plot = Plot::new(
         "Learning-rate range test",
         "learning rate (log scale)",
-        "training loss",
+        "training loss (clipped at 2× the first)",
     )
-    .log_x();
+    .log_x()
+    .clip_y(0.0, 2.0 * test.smoothed[0]);
     let lrs = test.lrs.iter().map(|&l| f64::from(l));
     plot.line(
         "loss per step",

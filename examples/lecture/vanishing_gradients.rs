@@ -77,7 +77,8 @@ pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
         "layer (1 = input side)",
         "‖∂L/∂W‖ (log scale)",
     )
-    .log_y();
+    .log_y()
+    .legend_lower_right();
     let pts = |v: &[f64]| {
         v.iter()
             .enumerate()
