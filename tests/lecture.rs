@@ -242,7 +242,7 @@ fn readme_section_is_spliced_between_the_markers_with_tables_and_plots() {
         .iter()
         .find(|e| e.name == "xor")
         .unwrap();
-    let section = lecture::results_section(xor, &o.table, &dir).unwrap();
+    let section = lecture::results_section(xor, &o.table.to_markdown(), &dir).unwrap();
     assert!(
         section.contains("| perceptron (one logistic unit) | "),
         "{section}"

@@ -243,7 +243,7 @@ impl Plot {
                 }
             }
             (None, true) => format!("{:.0e}", 10f64.powf(*v)),
-            (None, false) => format!("{v}"),
+            (None, false) => format!("{}", (v * 1000.0).round() / 1000.0),
         };
         let fmt_y = |v: &f64| {
             if self.log_y {

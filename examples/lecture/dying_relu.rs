@@ -81,6 +81,10 @@ pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
                 },
             )?;
             let dead = dead_fraction(&model, &x)?;
+            if run.diverged {
+                // the epoch it diverged in, on the last finite parameters
+                curve.push(((run.epochs.len() + 1) as f64, dead));
+            }
             if lr == RATES[RATES.len() - 1] {
                 per_epoch.push((Unit::Act(act).name(), curve));
             }
@@ -127,6 +131,7 @@ pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
         "fraction of dead hidden units",
     )
     .log_x();
+    plot.legend = plotters::prelude::SeriesLabelPosition::UpperLeft;
     for act in UNITS {
         let name = Unit::Act(act).name();
         let pts = runs
@@ -140,9 +145,10 @@ pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
     let large = RATES[RATES.len() - 1];
     let mut by_epoch = Plot::new(
         &format!("Dying ReLU: dead hidden units per epoch at lr {large}"),
-        "epoch (0 = initialization)",
+        "epoch (0 = initialization; a diverged run ends in the epoch it diverged)",
         "fraction of dead hidden units",
     );
+    by_epoch.legend = plotters::prelude::SeriesLabelPosition::LowerRight;
     for (name, curve) in &per_epoch {
         by_epoch.line(name.clone(), curve.clone());
     }

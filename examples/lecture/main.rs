@@ -11,7 +11,7 @@
 //! ```
 //!
 //! `--readme FILE` replaces the part of FILE between the lines `<!-- lecture-results:start -->`
-//! and `<!-- lecture-results:end -->` with every table just computed and its plots.
+//! and `<!-- lecture-results:end -->` with the tables (`DIR/NAME.md`) and plots of every experiment in the results folder.
 //!
 //! Each experiment takes a few minutes or less on 2 cores in release mode (`--tiny`:
 //! seconds, the budget of the integration test `tests/lecture.rs`).
@@ -161,12 +161,10 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         }
         chosen
     };
-    let mut section = String::new();
     for e in chosen {
         println!("== {}: {}", e.name, e.claim);
         let start = std::time::Instant::now();
         let table = (e.run)(budget, &out)?;
-        section += &results_section(e, &table, &out)?;
         println!("{}", table.to_markdown());
         println!(
             "(wrote {}/{}.md and the plot; {:.1}s)\n",
@@ -176,6 +174,14 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         );
     }
     if let Some(readme) = readme {
+        // every experiment whose table is in the folder, in the lecture's order, so that
+        // rerunning one experiment keeps the others
+        let mut section = String::new();
+        for e in &EXPERIMENTS {
+            if let Ok(table) = std::fs::read_to_string(out.join(format!("{}.md", e.name))) {
+                section += &results_section(e, &table, &out)?;
+            }
+        }
         splice_readme(&readme, &section)?;
         println!("(updated the results section of {})", readme.display());
     }
@@ -188,8 +194,9 @@ pub const MARKERS: [&str; 2] = [
     "<!-- lecture-results:end -->",
 ];
 
-/// One experiment's part of the README: command, claim, table and its plots.
-pub fn results_section(e: &Experiment, table: &Table, out: &Path) -> Res<String> {
+/// One experiment's part of the README: command, claim, its table (Markdown as saved) and
+/// its plots.
+pub fn results_section(e: &Experiment, table: &str, out: &Path) -> Res<String> {
     let mut plots: Vec<String> = std::fs::read_dir(out)?
         .filter_map(|f| f.ok()?.file_name().into_string().ok())
         .filter(|f| {
@@ -203,7 +210,6 @@ pub fn results_section(e: &Experiment, table: &Table, out: &Path) -> Res<String>
         e.name,
         e.claim,
         table
-            .to_markdown()
             .replacen("### ", "**", 1)
             .replacen("\n\n", "**\n\n", 1)
     );

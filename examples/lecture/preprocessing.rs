@@ -100,10 +100,14 @@ pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
     }
     let best = |f: fn(&(f32, Run, Run)) -> f64| runs.iter().map(f).fold(0.0, f64::max);
     let (raw, std) = (best(|r| r.1.test_accuracy), best(|r| r.2.test_accuracy));
+    let diverged = if runs.iter().any(|r| r.1.diverged || r.2.diverged) {
+        " (\"diverged\": the loss became non-finite)"
+    } else {
+        ""
+    };
     table.note(format!(
         "Best test accuracy over the rates: raw {}, standardized {}. On the raw features one rate \
-         is too large for the large-scale pixels and too small for the small-scale ones at once \
-         (\"diverged\": the loss became non-finite).",
+         is too large for the large-scale pixels and too small for the small-scale ones at once{diverged}.",
         pct(raw),
         pct(std)
     ));
