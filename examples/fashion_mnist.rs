@@ -8,8 +8,14 @@
 //!
 //! ```text
 //! cargo run --release --example fashion_mnist [-- --epochs N --batch B --lr LR --l2 L
-//!     --dropout P --seed S --data DIR --quiet]
+//!     --dropout P --seed S --data DIR --quiet --save PATH --resume PATH]
 //! ```
+//!
+//! `--save PATH` writes a checkpoint after every epoch (atomically: an interrupted run
+//! leaves the last complete one): the model, the standardizer fitted on the training data,
+//! and the training state (momentum buffers, step and epoch counters, dropout generators).
+//! `--resume PATH` restores all of it and trains the remaining epochs; with the same flags
+//! otherwise, the result equals an uninterrupted run bit for bit.
 //!
 //! The data come from Debian's `dataset-fashion-mnist` (`/usr/share/datasets/fashion-mnist`),
 //! or from `--data DIR` or `$FASHION_MNIST_DIR`.
@@ -19,8 +25,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 use tapegrad::data::{FASHION_MNIST_CLASSES, fashion_mnist};
 use tapegrad::{
-    Activation, ChaCha8Rng, Decay, DecayUnit, Dropout, FanMode, FitConfig, Init, Linear, Module,
-    Progress, Relu, Scaler, Schedule, SeedableRng, Sequential, Sgd, evaluate, fit,
+    Activation, ChaCha8Rng, Checkpoint, Decay, DecayUnit, Dropout, FanMode, FitConfig, Init,
+    Linear, Module, Progress, Relu, Scaler, Schedule, SeedableRng, Sequential, Sgd, evaluate, fit,
 };
 
 const EPOCHS: usize = 20;
@@ -43,6 +49,8 @@ struct Args {
     seed: u64,
     data: Option<PathBuf>,
     quiet: bool,
+    save: Option<PathBuf>,
+    resume: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, Box<dyn std::error::Error>> {
@@ -55,6 +63,8 @@ fn parse_args() -> Result<Args, Box<dyn std::error::Error>> {
         seed: SEED,
         data: None,
         quiet: false,
+        save: None,
+        resume: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -68,6 +78,8 @@ fn parse_args() -> Result<Args, Box<dyn std::error::Error>> {
             "--seed" => args.seed = value()?.parse()?,
             "--data" => args.data = Some(PathBuf::from(value()?)),
             "--quiet" => args.quiet = true,
+            "--save" => args.save = Some(PathBuf::from(value()?)),
+            "--resume" => args.resume = Some(PathBuf::from(value()?)),
             other => return Err(format!("unknown flag {other}; see the file header").into()),
         }
     }
@@ -99,8 +111,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let (all_train, mut test) = fashion_mnist(args.data.as_deref())?;
     let (mut train, mut valid) = all_train.split(VALIDATION, &mut rng)?;
-    // fitted on the training part only, then applied unchanged to validation and test
-    let scaler = Scaler::standardize(&train)?;
+    let resume = args.resume.as_deref().map(Checkpoint::load).transpose()?;
+    // fitted on the training part only, then applied unchanged to validation and test; a
+    // resumed run takes the one stored in its checkpoint
+    let scaler = match resume.as_ref().and_then(Checkpoint::scaler) {
+        Some(stored) => stored.clone(),
+        None => Scaler::standardize(&train)?,
+    };
     for data in [&mut train, &mut valid, &mut test] {
         data.set_scaler(scaler.clone())?;
     }
@@ -122,13 +139,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .momentum(MOMENTUM)?
         .l2(args.l2)?
         .schedule(Schedule::new(cosine, DecayUnit::Step)?);
-    let config = FitConfig {
-        epochs: args.epochs,
-        batch_size: args.batch,
-        seed: args.seed,
-        ..FitConfig::default()
+    let start_epoch = match &resume {
+        Some(checkpoint) => {
+            let done = checkpoint.resume(&mut model, &mut sgd)?;
+            println!(
+                "resumed from {} after epoch {done}",
+                checkpoint.source().display()
+            );
+            done
+        }
+        None => 0,
     };
-
     let bar = if args.quiet {
         ProgressBar::hidden()
     } else {
@@ -144,37 +165,54 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             bar.println(line);
         }
     };
-    let history = fit(
-        &mut model,
-        &mut sgd,
-        &train,
-        Some(&valid),
-        &config,
-        &mut |p| match p {
-            Progress::Step {
-                epoch,
-                step,
-                loss,
-                samples_per_second,
-                ..
-            } => {
-                bar.set_prefix(epoch.to_string());
-                bar.set_position(*step as u64);
-                bar.set_message(format!("loss {loss:.4}, {samples_per_second:.0} samples/s"));
-            }
-            Progress::Epoch(r) => say(format!(
-                "epoch {:>2}: train loss {:.4} | valid loss {:.4}, accuracy {:.2}% | lr {:.4} | {:.1}s, {:.0} samples/s",
-                r.epoch,
-                r.train_loss,
-                r.valid_loss.unwrap_or(f64::NAN),
-                100.0 * r.valid_accuracy.unwrap_or(f64::NAN),
-                r.lr,
-                r.seconds,
-                r.samples_per_second
-            )),
-            Progress::Event(e) => say(format!("note: {e}")),
-        },
-    )?;
+    // one epoch per call, so a checkpoint can be written after each; fit resumes from
+    // `start_epoch`, so this trains exactly as one call over all epochs would
+    for epoch in start_epoch..args.epochs {
+        let config = FitConfig {
+            epochs: epoch + 1,
+            start_epoch: epoch,
+            batch_size: args.batch,
+            seed: args.seed,
+            ..FitConfig::default()
+        };
+        fit(
+            &mut model,
+            &mut sgd,
+            &train,
+            Some(&valid),
+            &config,
+            &mut |p| match p {
+                Progress::Step {
+                    epoch,
+                    step,
+                    loss,
+                    samples_per_second,
+                    ..
+                } => {
+                    bar.set_prefix(epoch.to_string());
+                    bar.set_position(*step as u64);
+                    bar.set_message(format!("loss {loss:.4}, {samples_per_second:.0} samples/s"));
+                }
+                Progress::Epoch(r) => say(format!(
+                    "epoch {:>2}: train loss {:.4} | valid loss {:.4}, accuracy {:.2}% | lr {:.4} | {:.1}s, {:.0} samples/s",
+                    r.epoch,
+                    r.train_loss,
+                    r.valid_loss.unwrap_or(f64::NAN),
+                    100.0 * r.valid_accuracy.unwrap_or(f64::NAN),
+                    r.lr,
+                    r.seconds,
+                    r.samples_per_second
+                )),
+                Progress::Event(e) => say(format!("note: {e}")),
+            },
+        )?;
+        if let Some(path) = &args.save {
+            Checkpoint::new(&model)
+                .with_scaler(scaler.clone())
+                .with_training(&sgd, epoch + 1)?
+                .save(path)?;
+        }
+    }
     bar.finish_and_clear();
 
     // the one and only look at the test set
@@ -184,11 +222,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (class, name) in FASHION_MNIST_CLASSES.iter().enumerate() {
         println!("  {class} = {name}");
     }
-    let trained = history.epochs.len();
     println!(
-        "\ntest accuracy {:.2}% (loss {:.4}) after {trained} epochs; wall time {:.1}s",
+        "\ntest accuracy {:.2}% (loss {:.4}) after {} epochs; wall time {:.1}s",
         100.0 * result.accuracy,
         result.loss,
+        args.epochs,
         start.elapsed().as_secs_f64()
     );
     Ok(())

@@ -48,6 +48,27 @@ pub enum Error {
         /// What was expected and what was found.
         message: String,
     },
+    /// A checkpoint was written by a newer (or unknown) version of the format.
+    FormatVersion {
+        /// The file.
+        path: PathBuf,
+        /// The version in the file.
+        found: u32,
+        /// The newest version this build reads.
+        expected: u32,
+    },
+    /// A checkpoint's parameters do not fit the model: a name in one but not the other, or
+    /// different shapes. Shapes are `None` on the side that lacks the parameter.
+    ParamMismatch {
+        /// The file (or `<memory>` for bytes).
+        path: PathBuf,
+        /// The parameter's dotted name, e.g. `"0.weight"`.
+        name: String,
+        /// Its shape in the file.
+        file: Option<Vec<usize>>,
+        /// Its shape in the model.
+        model: Option<Vec<usize>>,
+    },
     /// A data set is not where it was looked for; the message says how to install it.
     DatasetMissing {
         /// The folder or file looked for.
@@ -100,6 +121,41 @@ impl fmt::Display for Error {
             Error::InvalidArgument { op, message } => write!(f, "{op}: {message}"),
             Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
             Error::Decode { path, message } => write!(f, "{}: {message}", path.display()),
+            Error::FormatVersion {
+                path,
+                found,
+                expected,
+            } => write!(
+                f,
+                "checkpoint load: format version {found} is newer than this build reads, expected at most {expected} (path: {})",
+                path.display()
+            ),
+            Error::ParamMismatch {
+                path,
+                name,
+                file,
+                model,
+            } => {
+                let path = path.display();
+                match (file, model) {
+                    (Some(file), Some(model)) => write!(
+                        f,
+                        "checkpoint load: parameter \"{name}\" has shape {file:?} in file, {model:?} in model (path: {path})"
+                    ),
+                    (Some(file), None) => write!(
+                        f,
+                        "checkpoint load: parameter \"{name}\" (shape {file:?}) is in the file but not in the model (path: {path})"
+                    ),
+                    (None, Some(model)) => write!(
+                        f,
+                        "checkpoint load: parameter \"{name}\" (shape {model:?}) is in the model but missing from the file (path: {path})"
+                    ),
+                    (None, None) => write!(
+                        f,
+                        "checkpoint load: parameter \"{name}\" is in neither file nor model (path: {path})"
+                    ),
+                }
+            }
             Error::DatasetMissing { path, hint } => {
                 write!(f, "data set not found at {}; {hint}", path.display())
             }
@@ -185,6 +241,25 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "lsuv: layer 2 (Maxout(..)) output variance 1.5, target 1 ± 0.1; no convergence after 10 iterations"
+        );
+        let e = Error::ParamMismatch {
+            path: "run.bin".into(),
+            name: "0.weight".into(),
+            file: Some(vec![2, 8]),
+            model: Some(vec![2, 4]),
+        };
+        assert_eq!(
+            e.to_string(),
+            "checkpoint load: parameter \"0.weight\" has shape [2, 8] in file, [2, 4] in model (path: run.bin)"
+        );
+        let e = Error::FormatVersion {
+            path: "run.bin".into(),
+            found: 7,
+            expected: 1,
+        };
+        assert_eq!(
+            e.to_string(),
+            "checkpoint load: format version 7 is newer than this build reads, expected at most 1 (path: run.bin)"
         );
     }
 }

@@ -49,6 +49,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub mod autograd;
+pub mod checkpoint;
 pub mod data;
 pub mod diagnostics;
 pub mod error;
@@ -56,9 +57,11 @@ pub mod metrics;
 pub mod nn;
 pub mod optim;
 pub mod tensor;
+mod threads;
 pub mod train;
 
 pub use autograd::{GradcheckConfig, Gradients, Tape, TapeInput, Var, gradcheck, gradcheck_with};
+pub use checkpoint::{Checkpoint, export_safetensors, import_safetensors};
 pub use data::{Batch, Batches, Dataset, Scaler, ScalerKind};
 pub use diagnostics::{
     LayerStats, LrRangeConfig, LrRangeTest, ParamSnapshot, ParamStats, Probe, lr_range_test,
@@ -71,10 +74,11 @@ pub use nn::{
     Linear, LsuvLayer, LsuvReport, Maxout, Mode, Module, Param, ParamId, Relu, Sequential, Sigmoid,
     Step, Tanh, fans, gain, lsuv,
 };
-pub use optim::{Adam, Decay, DecayUnit, Optimizer, Schedule, Sgd};
+pub use optim::{Adam, Decay, DecayUnit, Optimizer, OptimizerState, Schedule, Sgd};
 pub use rand::{Rng, SeedableRng};
 pub use rand_chacha::ChaCha8Rng;
 pub use tensor::{Elem, Tensor};
+pub use threads::{num_threads, set_num_threads};
 pub use train::{
     EpochRecord, Evaluation, FitConfig, History, OnDivergence, Progress, evaluate, fit,
 };

@@ -95,8 +95,16 @@ pub enum OnDivergence {
 /// Settings of [`fit`].
 #[derive(Debug, Clone)]
 pub struct FitConfig {
-    /// Passes over the training data.
+    /// Passes over the training data, counted from the start of training (resumed runs
+    /// included): training ends after epoch `epochs`.
     pub epochs: usize,
+    /// Epochs already done before this call (0 for a fresh run): [`fit`] trains epochs
+    /// `start_epoch + 1 ..= epochs`. To resume from a checkpoint, restore the model and
+    /// optimizer with [`Checkpoint::resume`](crate::Checkpoint::resume) and set this to the
+    /// epochs it returns; with the same seed, the run then continues bit for bit as if it
+    /// had never stopped (the shuffles of the skipped epochs are replayed, without
+    /// training). Early stopping's patience counts from here.
+    pub start_epoch: usize,
     /// Samples per step; the training set's size gives full-batch gradient descent.
     pub batch_size: usize,
     /// Seed of the shuffling order (a fresh order each epoch).
@@ -116,6 +124,7 @@ impl Default for FitConfig {
     fn default() -> Self {
         FitConfig {
             epochs: 10,
+            start_epoch: 0,
             batch_size: 64,
             seed: 0,
             drop_last: false,
@@ -227,8 +236,8 @@ pub enum Progress<'a> {
 /// hears each step (for a progress bar).
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] for a batch size of 0, zero epochs, or `patience` without
-/// validation data; [`Error::Diverged`] when a step's loss or gradients are not finite and
+/// [`Error::InvalidArgument`] for a batch size of 0, zero epochs, a `start_epoch` not
+/// below `epochs`, or `patience` without validation data; [`Error::Diverged`] when a step's loss or gradients are not finite and
 /// `on_divergence` is [`OnDivergence::Stop`] (the parameters are those before that step).
 ///
 /// # Examples
@@ -272,11 +281,25 @@ pub fn fit(
             message: "early stopping (patience) needs validation data, got none".into(),
         });
     }
+    if config.start_epoch >= config.epochs {
+        return Err(Error::InvalidArgument {
+            op: "fit",
+            message: format!(
+                "start_epoch must be below epochs, got start_epoch {} with epochs {}",
+                config.start_epoch, config.epochs
+            ),
+        });
+    }
     let mut history = History::default();
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    for _ in 0..config.start_epoch {
+        // replay the shuffles of the epochs done before, so epoch k shuffles alike whether
+        // or not the run was resumed
+        let _ = train.batches(config.batch_size)?.shuffled(&mut rng);
+    }
     let mut tape = Tape::new();
     let mut best: Option<(f64, usize, Vec<Tensor>)> = None;
-    for epoch in 1..=config.epochs {
+    for epoch in config.start_epoch + 1..=config.epochs {
         let start = Instant::now();
         let mut batches = train
             .batches(config.batch_size)?
@@ -292,7 +315,10 @@ pub fn fit(
             let loss = logits.cross_entropy(batch.labels);
             let value = loss.item();
             let outcome = if value.is_finite() {
-                optimizer.step(model, &loss.backward())
+                let grads = loss.backward();
+                let stepped = optimizer.step(model, &grads);
+                tape.recycle(grads);
+                stepped
             } else {
                 Err(Error::Diverged {
                     op: "fit",
@@ -466,6 +492,54 @@ mod tests {
     }
 
     #[test]
+    fn a_resumed_run_continues_bit_for_bit() {
+        let train = blobs(100, 8);
+        let config = |epochs, start_epoch| FitConfig {
+            epochs,
+            start_epoch,
+            batch_size: 16,
+            seed: 5,
+            ..FitConfig::default()
+        };
+        let mut model = mlp(2);
+        let mut sgd = Sgd::new(0.05).unwrap().momentum(0.9).unwrap();
+        fit(
+            &mut model,
+            &mut sgd,
+            &train,
+            None,
+            &config(3, 0),
+            &mut |_| {},
+        )
+        .unwrap();
+        // 1 epoch, then a fresh optimizer with the same state and 2 more from epoch 1
+        let mut resumed = mlp(2);
+        let mut first = Sgd::new(0.05).unwrap().momentum(0.9).unwrap();
+        fit(
+            &mut resumed,
+            &mut first,
+            &train,
+            None,
+            &config(1, 0),
+            &mut |_| {},
+        )
+        .unwrap();
+        let mut second = Sgd::new(0.05).unwrap().momentum(0.9).unwrap();
+        second.load_state(first.state().unwrap()).unwrap();
+        let history = fit(
+            &mut resumed,
+            &mut second,
+            &train,
+            None,
+            &config(3, 1),
+            &mut |_| {},
+        )
+        .unwrap();
+        assert_eq!(history.epochs[0].epoch, 2);
+        assert_eq!(snapshot(&model), snapshot(&resumed));
+    }
+
+    #[test]
     fn divergence_stops_or_halves_the_learning_rate() {
         let train = blobs(64, 4);
         let config = FitConfig {
@@ -566,5 +640,14 @@ mod tests {
             ..FitConfig::default()
         };
         assert!(run(patience, None, &mut model, &mut sgd).contains("needs validation data"));
+        let done = FitConfig {
+            epochs: 3,
+            start_epoch: 3,
+            ..FitConfig::default()
+        };
+        assert!(
+            run(done, None, &mut model, &mut sgd)
+                .contains("start_epoch must be below epochs, got start_epoch 3 with epochs 3")
+        );
     }
 }

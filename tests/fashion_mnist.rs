@@ -30,14 +30,14 @@ fn small_mlp_reaches_80_percent_on_unseen_test_images() {
         Box::new(Linear::new(128, 10, Init::default(), &mut rng).unwrap()),
     ])
     .unwrap();
-    let mut sgd = Sgd::new(0.05).unwrap().momentum(0.9).unwrap();
+    let mut sgd = Sgd::new(0.01).unwrap().momentum(0.9).unwrap();
     let config = FitConfig {
-        epochs: 3,
-        batch_size: 64,
+        epochs: 6,
+        batch_size: 32,
         ..FitConfig::default()
     };
     let history = fit(&mut model, &mut sgd, &train, None, &config, &mut |_| {}).unwrap();
-    assert!(history.epochs[2].train_loss < history.epochs[0].train_loss);
+    assert!(history.epochs[5].train_loss < history.epochs[0].train_loss);
 
     let result = evaluate(&model, &test, 500).unwrap();
     assert_eq!(result.confusion.total(), 2_000);

@@ -8,8 +8,8 @@
 
 use crate::nn::{Param, ParamId};
 use crate::tensor::{Elem, Tensor};
-use ndarray::{ArcArray, Array, ArrayView, ArrayViewD, Dimension, IxDyn};
-use std::cell::RefCell;
+use ndarray::{ArcArray, Array, ArrayView, ArrayViewD, Dimension, IxDyn, ShapeBuilder};
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -49,6 +49,8 @@ pub(crate) struct Backward<'a> {
     pub inputs: [&'a Value; 2],
     /// Whether each parent needs a gradient; a rule may skip the work for one that does not.
     pub needs: [bool; 2],
+    /// The tape, whose reused buffers a rule should allocate its gradients from.
+    pub tape: &'a Tape,
 }
 
 struct Node {
@@ -119,6 +121,8 @@ pub struct Tape {
     recording: bool,
     nodes: RefCell<Vec<Node>>,
     pool: RefCell<Vec<Vec<Elem>>>,
+    /// Buffers requested since the last reset.
+    taken: Cell<usize>,
 }
 
 impl Default for Tape {
@@ -154,6 +158,7 @@ impl Tape {
             recording,
             nodes: RefCell::new(Vec::new()),
             pool: RefCell::new(Vec::new()),
+            taken: Cell::new(0),
         }
     }
 
@@ -163,19 +168,56 @@ impl Tape {
     }
 
     /// Empties the tape for the next step while keeping its allocations: the node list keeps
-    /// its capacity, and the buffers of this step's values are reused by the next step's ops.
+    /// its capacity, and the buffers of this step's values are reused by the next step's ops
+    /// and backward rules.
     ///
     /// Taking `&mut self` means no [`Var`] of the old step can outlive the reset.
     pub fn reset(&mut self) {
         self.generation += 1;
+        let nodes = self.nodes.get_mut();
         let pool = self.pool.get_mut();
-        pool.clear();
-        for node in self.nodes.get_mut().drain(..) {
+        let step_nodes = nodes.len();
+        for node in nodes.drain(..) {
             // Only the last of several nodes sharing one buffer gets it back.
             if let Ok(owned) = node.value.try_into_owned_nocopy() {
                 pool.push(owned.into_raw_vec_and_offset().0);
             }
         }
+        // Keep as many buffers as the last step asked for (values and gradients), newest
+        // first, so the pool serves a steady loop without growing without bound.
+        let keep = self.taken.replace(0).max(step_nodes) + 16;
+        if pool.len() > keep {
+            pool.drain(..pool.len() - keep);
+        }
+    }
+
+    /// Gives the buffers of gradients the caller is done with (after the optimizer step) back
+    /// to the tape, so the next steps' backward passes reuse them instead of allocating.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Tape};
+    /// let mut tape = Tape::new();
+    /// for _ in 0..3 {
+    ///     tape.reset();
+    ///     let x = tape.leaf(tensor::ones(&[256, 256]));
+    ///     let grads = x.square().sum().backward();
+    ///     assert_eq!(grads.get(x).unwrap()[[0, 0]], 2.0);
+    ///     tape.recycle(grads);
+    /// }
+    /// ```
+    pub fn recycle(&mut self, grads: Gradients) {
+        let pool = self.pool.get_mut();
+        for (_, _, grad) in grads.leaves {
+            pool.push(grad.into_raw_vec_and_offset().0);
+        }
+    }
+
+    /// Puts a tensor's buffer in the pool for reuse.
+    fn reuse(&self, tensor: Tensor) {
+        self.pool
+            .borrow_mut()
+            .push(tensor.into_raw_vec_and_offset().0);
     }
 
     /// Number of nodes recorded so far.
@@ -287,7 +329,7 @@ impl Tape {
     }
 
     /// A copy of `value` in a reused buffer.
-    fn copy(&self, value: ArrayViewD<'_, Elem>) -> Tensor {
+    pub(crate) fn copy(&self, value: ArrayViewD<'_, Elem>) -> Tensor {
         match value.as_slice() {
             Some(slice) => self.collect(value.shape(), slice.iter().copied()),
             None => self.collect(value.shape(), value.iter().copied()),
@@ -300,7 +342,16 @@ impl Tape {
         self.collect(shape, std::iter::repeat_n(0.0, len))
     }
 
+    /// A zero-filled tensor of `shape` laid out column-major, in a reused buffer.
+    pub(crate) fn zeros_column_major(&self, shape: &[usize]) -> Tensor {
+        let len = shape.iter().product();
+        let mut buffer = self.take_buffer(len);
+        buffer.resize(len, 0.0);
+        Tensor::from_shape_vec(IxDyn(shape).f(), buffer).expect("internal error: zeros length")
+    }
+
     fn take_buffer(&self, len: usize) -> Vec<Elem> {
+        self.taken.set(self.taken.get() + 1);
         let mut pool = self.pool.borrow_mut();
         let best = (0..pool.len())
             .filter(|&i| pool[i].capacity() >= len)
@@ -445,11 +496,14 @@ impl<'t> Var<'t> {
                 out: &node.value,
                 inputs: [&nodes[p0].value, &nodes[p1].value],
                 needs: [nodes[p0].requires_grad, nodes[p1].requires_grad],
+                tape: self.tape,
             };
             let parent_grads = rule(&ctx);
+            let needs = ctx.needs;
+            self.tape.reuse(grad);
             for (k, parent_grad) in parent_grads.into_iter().enumerate().take(node.arity) {
                 let parent = node.parents[k];
-                if let Some(g) = parent_grad.filter(|_| ctx.needs[k]) {
+                if let Some(g) = parent_grad.filter(|_| needs[k]) {
                     debug_assert_eq!(
                         g.shape(),
                         nodes[parent].value.shape(),
@@ -457,7 +511,10 @@ impl<'t> Var<'t> {
                         node.op
                     );
                     match &mut grads[parent] {
-                        Some(sum) => *sum += &g,
+                        Some(sum) => {
+                            *sum += &g;
+                            self.tape.reuse(g);
+                        }
                         slot => *slot = Some(g),
                     }
                 }

@@ -180,9 +180,28 @@ impl Dataset {
     fn write_rows(&self, rows: &[usize], out: &mut [Elem]) {
         let d = self.num_features();
         for (&row, out) in rows.iter().zip(out.chunks_exact_mut(d)) {
-            self.raw_row(row, out);
-            if let Some(scaler) = &self.scaler {
-                scaler.apply_row(out);
+            match (&self.features, &self.scaler) {
+                // one pass from bytes to scaled floats: the hot path of image data
+                (Features::Bytes(x), Some(scaler)) => {
+                    let row = x.row(row);
+                    let bytes = row
+                        .as_slice()
+                        .expect("rows of a fresh array are contiguous");
+                    let scaled = out
+                        .iter_mut()
+                        .zip(bytes)
+                        .zip(scaler.scale())
+                        .zip(scaler.shift());
+                    for (((o, &v), &a), &b) in scaled {
+                        *o = Elem::from(v) * a + b;
+                    }
+                }
+                _ => {
+                    self.raw_row(row, out);
+                    if let Some(scaler) = &self.scaler {
+                        scaler.apply_row(out);
+                    }
+                }
             }
         }
     }

@@ -97,8 +97,23 @@ pub fn read_idx_images(path: impl AsRef<Path>) -> Result<Array2<u8>> {
     let path = path.as_ref();
     let bytes = read_maybe_gzipped(path)?;
     let (sizes, payload) = parse_idx(path, &bytes, 3)?;
-    let shape = (sizes[0], sizes[1] * sizes[2]);
-    Ok(Array2::from_shape_vec(shape, payload.to_vec()).expect("length checked against sizes"))
+    // with 0 images the payload check passes for any image size, which may still be too
+    // large for an array's row
+    let too_large = || {
+        Error::decode(
+            path,
+            format!(
+                "idx: expected images of at most {} pixels, found {} × {}",
+                isize::MAX,
+                sizes[1],
+                sizes[2]
+            ),
+        )
+    };
+    let cols = (sizes[1].checked_mul(sizes[2]))
+        .filter(|&c| c <= isize::MAX as usize)
+        .ok_or_else(too_large)?;
+    Array2::from_shape_vec((sizes[0], cols), payload.to_vec()).map_err(|_| too_large())
 }
 
 /// Reads an IDX label file (`0x00000801`, plain or gzipped).
@@ -284,6 +299,16 @@ mod tests {
         let err = read_idx_images(&missing).unwrap_err();
         assert!(matches!(err, Error::Io { .. }), "{err}");
         assert!(err.to_string().contains("nope"));
+    }
+
+    #[test]
+    fn zero_images_of_an_impossible_size_are_an_error_not_a_panic() {
+        // 0 images of 2^32−1 × 2^32−1 pixels: an empty payload, but no array has such rows
+        let dir = TempDir::new("huge");
+        let path = dir.write("huge", &idx(0x803, &[0, u32::MAX, u32::MAX], &[]));
+        let err = read_idx_images(&path).unwrap_err().to_string();
+        assert!(err.contains("idx: expected images of at most"), "{err}");
+        assert!(err.contains("found 4294967295 × 4294967295"), "{err}");
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub enum ScalerKind {
     Standardize,
     /// `y = (x − min) / (max − min)`: each feature in `[0, 1]` on the training data.
     MinMax,
+    /// A map given by the caller, such as `y = x / 255` for pixel bytes.
+    Affine,
 }
 
 /// A fitted per-feature affine preprocessing, `y_j = x_j·scale_j + shift_j`.
@@ -110,6 +112,35 @@ impl Scaler {
             kind: ScalerKind::MinMax,
             scale,
             shift,
+        })
+    }
+
+    /// The same map `y = x·scale + shift` for each of `num_features` features, e.g.
+    /// `Scaler::affine(784, 1.0 / 255.0, 0.0)` to bring pixel bytes into `[0, 1]` as
+    /// `torchvision`'s `ToTensor` does.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] unless `scale` and `shift` are finite.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Scaler, ndarray::array};
+    /// let mut x = array![[255.0, 0.0]].into_dyn();
+    /// Scaler::affine(2, 1.0 / 255.0, 0.0)?.transform(&mut x)?;
+    /// assert_eq!(x, array![[1.0, 0.0]].into_dyn());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    pub fn affine(num_features: usize, scale: Elem, shift: Elem) -> Result<Scaler> {
+        if !(scale.is_finite() && shift.is_finite()) {
+            return Err(Error::InvalidArgument {
+                op: "scaler::affine",
+                message: format!("needs finite scale and shift, got scale {scale}, shift {shift}"),
+            });
+        }
+        Ok(Scaler {
+            kind: ScalerKind::Affine,
+            scale: vec![scale; num_features],
+            shift: vec![shift; num_features],
         })
     }
 

@@ -19,7 +19,8 @@ use std::sync::Mutex;
 ///
 /// The layer keeps its own [`ChaCha8Rng`], seeded from the generator passed to
 /// [`Dropout::new`], so `forward` takes `&self` and a run with the same seed drops the same
-/// units.
+/// units. [`Module::visit_rngs`] shows it as `"rng"`, so checkpoints save where it stands
+/// and a resumed run drops the same units as an uninterrupted one.
 ///
 /// # Shapes
 /// Any shape; the output has the input's shape.
@@ -106,6 +107,14 @@ impl Module for Dropout {
     fn visit_params(&self, _f: &mut dyn FnMut(&str, &Param)) {}
 
     fn visit_params_mut(&mut self, _f: &mut dyn FnMut(&str, &mut Param)) {}
+
+    fn visit_rngs(&self, f: &mut dyn FnMut(&str, &ChaCha8Rng)) {
+        f("rng", &self.rng.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn visit_rngs_mut(&mut self, f: &mut dyn FnMut(&str, &mut ChaCha8Rng)) {
+        f("rng", self.rng.get_mut().unwrap_or_else(|e| e.into_inner()))
+    }
 
     fn describe(&self) -> String {
         format!("Dropout(p={})", self.p)
@@ -197,6 +206,25 @@ mod tests {
             )
             .unwrap();
         }
+    }
+
+    #[test]
+    fn the_generator_is_visible_for_checkpoints() {
+        let mut a = Dropout::new(0.5, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
+        let b = Dropout::new(0.5, &mut ChaCha8Rng::seed_from_u64(2)).unwrap();
+        let tape = Tape::new();
+        let x = tape.constant(tensor::ones(&[4, 8]));
+        b.forward(x, Mode::Train); // b's generator moves on
+        let mut saved = None;
+        b.visit_rngs(&mut |name, rng| saved = Some((name.to_string(), rng.clone())));
+        let (name, rng) = saved.unwrap();
+        assert_eq!(name, "rng");
+        a.visit_rngs_mut(&mut |_, r| *r = rng.clone());
+        // a now continues exactly where b stands
+        assert_eq!(
+            a.forward(x, Mode::Train).value(),
+            b.forward(x, Mode::Train).value()
+        );
     }
 
     #[test]

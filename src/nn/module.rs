@@ -3,6 +3,7 @@
 
 use crate::autograd::Var;
 use crate::tensor::Tensor;
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -98,6 +99,16 @@ pub trait Module {
     fn out_features(&self) -> Option<usize> {
         None
     }
+
+    /// Calls `f(name, rng)` for every random generator the module keeps for itself (such as
+    /// [`Dropout`](crate::Dropout)'s mask generator, named `"rng"`; `"2.rng"` under a
+    /// [`Sequential`](crate::Sequential)), so that a checkpoint can save where each one
+    /// stands and a resumed run draws the same numbers. The default visits none.
+    fn visit_rngs(&self, _f: &mut dyn FnMut(&str, &ChaCha8Rng)) {}
+
+    /// Calls `f(name, rng)` mutably for the generators of [`Module::visit_rngs`], in the same
+    /// order and with the same names (checkpoint loading). The default visits none.
+    fn visit_rngs_mut(&mut self, _f: &mut dyn FnMut(&str, &mut ChaCha8Rng)) {}
 
     /// The total number of scalar parameters (`sum(p.numel() for p in model.parameters())`).
     fn num_params(&self) -> usize {

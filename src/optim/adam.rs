@@ -1,12 +1,11 @@
 //! Adam and AdamW (Kingma & Ba 2015; Loshchilov & Hutter 2019), as PyTorch's
 //! `torch.optim.Adam` and `torch.optim.AdamW`.
 
-use super::sgd::check_lr;
-use super::{Optimizer, check_finite, decays_by_default, invalid};
+use super::{Optimizer, OptimizerState, check_finite, decays_by_default, invalid};
 use crate::autograd::tape::Gradients;
 use crate::error::Result;
 use crate::nn::Module;
-use crate::optim::schedule::Schedule;
+use crate::optim::schedule::{Clock, Schedule};
 use crate::tensor::{Elem, Tensor};
 use ndarray::Zip;
 use std::collections::BTreeMap;
@@ -41,23 +40,21 @@ enum Decoupling {
 /// let mut adam = Adam::new(0.1)?;
 /// let tape = Tape::new();
 /// let x = tape.constant(tensor::from_vec(vec![2.0], &[1, 1])?);
-/// adam.step(&mut model, &model.forward(x, Mode::Train).sum().backward())?;
+/// let grads = model.forward(x, Mode::Train).sum().backward();
+/// adam.step(&mut model, &grads)?;
 /// // the first Adam step moves each weight by about lr, whatever the gradient's size
 /// assert!((model.weight().value()[[0, 0]] - 0.9).abs() < 1e-6);
 /// # Ok::<(), tapegrad::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct Adam {
-    base_lr: Elem,
+    clock: Clock,
     /// Kept in f64, as PyTorch keeps them in Python floats: `1 − 0.999` in f32 is off by
     /// 1.3e-5 relative, which would show in the bias correction.
     betas: (f64, f64),
     eps: Elem,
     weight_decay: Elem,
     decoupling: Decoupling,
-    schedule: Schedule,
-    steps: u64,
-    epochs: u64,
     moments: BTreeMap<String, (Tensor, Tensor)>,
 }
 
@@ -68,16 +65,12 @@ impl Adam {
     /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) unless `lr` is finite and
     /// `> 0`.
     pub fn new(lr: Elem) -> Result<Self> {
-        check_lr("adam", lr)?;
         Ok(Adam {
-            base_lr: lr,
+            clock: Clock::new("adam", lr)?,
             betas: (0.9, 0.999),
             eps: 1e-8,
             weight_decay: 0.0,
             decoupling: Decoupling::Coupled,
-            schedule: Schedule::default(),
-            steps: 0,
-            epochs: 0,
             moments: BTreeMap::new(),
         })
     }
@@ -136,16 +129,16 @@ impl Adam {
 
     /// Sets the learning-rate schedule (constant by default).
     pub fn schedule(mut self, schedule: Schedule) -> Self {
-        self.schedule = schedule;
+        self.clock.schedule = schedule;
         self
     }
 }
 
 impl Optimizer for Adam {
     fn step(&mut self, model: &mut dyn Module, grads: &Gradients) -> Result<()> {
-        check_finite("adam", self.steps, &*model, grads)?;
+        check_finite("adam", self.clock.steps, &*model, grads)?;
         let lr = self.lr();
-        let t = (self.steps + 1) as i32;
+        let t = (self.clock.steps + 1) as i32;
         let (b1, b2) = self.betas;
         // bias corrections in f64, then every factor rounded once to f32
         let (c1, c2) = ((1.0 - b1.powi(t)) as Elem, (1.0 - b2.powi(t)) as Elem);
@@ -181,30 +174,49 @@ impl Optimizer for Adam {
                     *theta -= lr * (*m / c1) / ((*v / c2).sqrt() + eps);
                 });
         });
-        self.steps += 1;
+        self.clock.steps += 1;
         Ok(())
     }
 
     fn lr(&self) -> Elem {
-        self.schedule.lr(self.base_lr, self.steps, self.epochs)
+        self.clock.lr()
     }
 
     fn base_lr(&self) -> Elem {
-        self.base_lr
+        self.clock.base_lr
     }
 
     fn set_base_lr(&mut self, lr: Elem) -> Result<()> {
-        check_lr("adam", lr)?;
-        self.base_lr = lr;
-        Ok(())
+        self.clock.set_base_lr(lr)
     }
 
     fn end_epoch(&mut self) {
-        self.epochs += 1;
+        self.clock.epochs += 1;
     }
 
     fn steps(&self) -> u64 {
-        self.steps
+        self.clock.steps
+    }
+
+    /// The counters, the base rate and the moments `[m, v]` per parameter.
+    fn state(&self) -> Result<OptimizerState> {
+        let moments = self.moments.iter();
+        Ok(self.clock.state(
+            moments
+                .map(|(name, (m, v))| (name.clone(), vec![m.clone(), v.clone()]))
+                .collect(),
+        ))
+    }
+
+    fn load_state(&mut self, state: OptimizerState) -> Result<()> {
+        let buffers = self.clock.load(state, 2)?;
+        self.moments = (buffers.into_iter())
+            .filter_map(|(name, b)| {
+                let mut b = b.into_iter();
+                Some((name, (b.next()?, b.next()?)))
+            })
+            .collect();
+        Ok(())
     }
 }
 
@@ -259,6 +271,40 @@ mod tests {
         let (w, b) = run(Adam::adamw(0.1, 0.1).unwrap());
         assert!((f64::from(w) - 0.67510122).abs() < 1e-6, "{w}");
         assert!((b - 0.2).abs() < 1e-6, "{b}");
+    }
+
+    #[test]
+    fn state_round_trip_continues_the_same_trajectory() {
+        let adam = || Adam::new(0.1).unwrap().weight_decay(0.1).unwrap();
+        let (w, b) = run(adam());
+        // three steps in one go, or one step, a state round trip into a fresh Adam, two more
+        let mut m = Linear::from_parts(
+            tensor::from_vec(vec![1.0], &[1, 1]).unwrap(),
+            Some(tensor::from_vec(vec![0.5], &[1]).unwrap()),
+        )
+        .unwrap();
+        let mut first = adam();
+        let mut second = adam();
+        for i in 0..3 {
+            if i == 1 {
+                second.load_state(first.state().unwrap()).unwrap();
+            }
+            let opt = if i == 0 { &mut first } else { &mut second };
+            let tape = Tape::new();
+            let x = tape.param(m.weight());
+            let loss = m.forward(x, Mode::Train).sum();
+            opt.step(&mut m, &loss.backward()).unwrap();
+        }
+        assert_eq!(
+            (m.weight().value()[[0, 0]], m.bias().unwrap().value()[[0]]),
+            (w, b)
+        );
+        let mut bad = first.state().unwrap();
+        bad.buffers.values_mut().for_each(|b| {
+            b.pop();
+        });
+        let err = second.load_state(bad).unwrap_err().to_string();
+        assert!(err.contains("expected 2 buffers for"), "{err}");
     }
 
     #[test]

@@ -14,6 +14,55 @@ pub use sgd::Sgd;
 use crate::autograd::tape::Gradients;
 use crate::error::{Error, Result};
 use crate::nn::Module;
+use crate::tensor::Tensor;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What an optimizer must remember to go on exactly where it stopped: the counters its
+/// schedule reads, the base learning rate (which [`fit`](crate::fit) may have halved), and
+/// per-parameter buffers keyed by parameter name — the momentum buffer `[b]` of [`Sgd`], the
+/// moments `[m, v]` of [`Adam`].
+///
+/// Hyperparameters (momentum, betas, weight decay, the schedule's rule) are not part of the
+/// state: they come from the code that builds the optimizer, as in PyTorch's
+/// `optimizer.load_state_dict`. Checkpoints store this state (see
+/// [`Checkpoint::with_training`](crate::Checkpoint::with_training)).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OptimizerState {
+    /// Which optimizer wrote it: `"sgd"` or `"adam"`.
+    pub kind: String,
+    /// The base learning rate.
+    pub base_lr: f32,
+    /// Steps taken.
+    pub steps: u64,
+    /// Epochs ended ([`Optimizer::end_epoch`] calls).
+    pub epochs: u64,
+    /// Buffers per parameter name, in the order the optimizer documents.
+    pub buffers: BTreeMap<String, Vec<Tensor>>,
+}
+
+impl OptimizerState {
+    /// Checks that the state was written by optimizer `kind` and that every entry holds
+    /// `per_param` buffers.
+    fn check(&self, kind: &'static str, per_param: usize) -> Result<()> {
+        if self.kind != kind {
+            return invalid(
+                "optimizer state",
+                format!("expected the state of \"{kind}\", found \"{}\"", self.kind),
+            );
+        }
+        if let Some((name, b)) = self.buffers.iter().find(|(_, b)| b.len() != per_param) {
+            return invalid(
+                "optimizer state",
+                format!(
+                    "{kind}: expected {per_param} buffers for \"{name}\", found {}",
+                    b.len()
+                ),
+            );
+        }
+        Ok(())
+    }
+}
 
 /// An update rule: takes the model (`&mut`) and the gradients of one step.
 ///
@@ -44,11 +93,48 @@ pub trait Optimizer {
 
     /// Number of steps taken so far.
     fn steps(&self) -> u64;
+
+    /// The state to save in a checkpoint (see [`OptimizerState`]).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] from optimizers that cannot save their state (the
+    /// default).
+    fn state(&self) -> Result<OptimizerState> {
+        invalid(
+            "optimizer state",
+            "expected an optimizer that saves its state, found one that does not".into(),
+        )
+    }
+
+    /// Puts back a state taken by [`Optimizer::state`] from an optimizer of the same kind.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when `state` comes from another kind of optimizer, holds
+    /// the wrong number of buffers per parameter or an invalid learning rate; the optimizer
+    /// is unchanged then.
+    fn load_state(&mut self, state: OptimizerState) -> Result<()> {
+        let _ = state;
+        invalid(
+            "optimizer state",
+            "expected an optimizer that loads its state, found one that does not".into(),
+        )
+    }
 }
 
 /// `Err(Error::InvalidArgument)` for optimizer `op`.
 fn invalid<T>(op: &'static str, message: String) -> Result<T> {
     Err(Error::InvalidArgument { op, message })
+}
+
+/// Whether no element is NaN or infinite, as one branch-free pass that vectorizes: a
+/// non-finite `f32` has all exponent bits set.
+fn all_finite(values: &[f32]) -> bool {
+    const EXPONENT: u32 = 0x7f80_0000;
+    let non_finite = values
+        .iter()
+        .map(|x| u32::from(x.to_bits() & EXPONENT == EXPONENT))
+        .fold(0, |any, bad| any | bad);
+    non_finite == 0
 }
 
 /// Refuses a step whose gradients are not all finite.
@@ -57,7 +143,11 @@ fn check_finite(op: &'static str, step: u64, model: &dyn Module, grads: &Gradien
     model.visit_params(&mut |name, param| {
         if bad.is_none() {
             if let Some(g) = grads.param(param) {
-                if g.iter().any(|x| !x.is_finite()) {
+                let finite = match g.as_slice_memory_order() {
+                    Some(s) => all_finite(s),
+                    None => g.iter().all(|x| x.is_finite()),
+                };
+                if !finite {
                     bad = Some(format!("the gradient of \"{name}\" is not finite"));
                 }
             }
@@ -66,5 +156,23 @@ fn check_finite(op: &'static str, step: u64, model: &dyn Module, grads: &Gradien
     match bad {
         None => Ok(()),
         Some(what) => Err(Error::Diverged { op, step, what }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::all_finite;
+
+    #[test]
+    fn all_finite_finds_nan_and_both_infinities() {
+        let mut values = vec![1.0f32; 37];
+        assert!(all_finite(&values));
+        values[0] = f32::MAX;
+        values[1] = f32::MIN_POSITIVE / 2.0; // subnormal
+        assert!(all_finite(&values));
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            values[36] = bad;
+            assert!(!all_finite(&values));
+        }
     }
 }

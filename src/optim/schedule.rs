@@ -6,8 +6,10 @@
 //! iterations shrinks the jumps until they settle.
 
 use crate::error::{Error, Result};
-use crate::tensor::Elem;
+use crate::optim::OptimizerState;
+use crate::tensor::{Elem, Tensor};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// How the learning rate decays with the counter `t` (steps or epochs, see [`DecayUnit`]);
 /// `lr0` is the optimizer's base rate.
@@ -155,6 +157,81 @@ impl Schedule {
             }
         };
         (f64::from(base) * factor) as Elem
+    }
+}
+
+/// The learning-rate bookkeeping every optimizer shares: the base rate, the schedule, and the
+/// step and epoch counters the schedule reads.
+#[derive(Debug, Clone)]
+pub(crate) struct Clock {
+    op: &'static str,
+    pub(crate) base_lr: Elem,
+    pub(crate) schedule: Schedule,
+    pub(crate) steps: u64,
+    pub(crate) epochs: u64,
+}
+
+impl Clock {
+    /// A clock at step 0 for optimizer `op` with base rate `lr` and a constant schedule.
+    pub(crate) fn new(op: &'static str, lr: Elem) -> Result<Self> {
+        check_lr(op, lr)?;
+        Ok(Clock {
+            op,
+            base_lr: lr,
+            schedule: Schedule::default(),
+            steps: 0,
+            epochs: 0,
+        })
+    }
+
+    /// The rate of the next step.
+    pub(crate) fn lr(&self) -> Elem {
+        self.schedule.lr(self.base_lr, self.steps, self.epochs)
+    }
+
+    /// Changes the base rate.
+    pub(crate) fn set_base_lr(&mut self, lr: Elem) -> Result<()> {
+        check_lr(self.op, lr)?;
+        self.base_lr = lr;
+        Ok(())
+    }
+
+    /// The optimizer state with these counters and the given per-parameter buffers.
+    pub(crate) fn state(&self, buffers: BTreeMap<String, Vec<Tensor>>) -> OptimizerState {
+        OptimizerState {
+            kind: self.op.into(),
+            base_lr: self.base_lr,
+            steps: self.steps,
+            epochs: self.epochs,
+            buffers,
+        }
+    }
+
+    /// Takes the counters and base rate from `state` after checking it was written by this
+    /// optimizer with `per_param` buffers per parameter; returns the buffers.
+    pub(crate) fn load(
+        &mut self,
+        state: OptimizerState,
+        per_param: usize,
+    ) -> Result<BTreeMap<String, Vec<Tensor>>> {
+        state.check(self.op, per_param)?;
+        check_lr(self.op, state.base_lr)?;
+        self.base_lr = state.base_lr;
+        self.steps = state.steps;
+        self.epochs = state.epochs;
+        Ok(state.buffers)
+    }
+}
+
+/// Checks that a learning rate is finite and positive.
+pub(crate) fn check_lr(op: &'static str, lr: Elem) -> Result<()> {
+    if lr > 0.0 && lr.is_finite() {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument {
+            op,
+            message: format!("learning rate must be finite and > 0, got {lr}"),
+        })
     }
 }
 

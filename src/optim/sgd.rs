@@ -2,12 +2,13 @@
 //! L2 weight decay and a learning-rate schedule: one update rule, PyTorch's
 //! `torch.optim.SGD`.
 
-use super::{Optimizer, check_finite, decays_by_default, invalid};
+use super::{Optimizer, OptimizerState, check_finite, decays_by_default, invalid};
 use crate::autograd::tape::Gradients;
 use crate::error::Result;
 use crate::nn::Module;
-use crate::optim::schedule::Schedule;
+use crate::optim::schedule::{Clock, Schedule};
 use crate::tensor::{Elem, Tensor};
+use crate::threads::parallel;
 use ndarray::Zip;
 use std::collections::BTreeMap;
 
@@ -48,14 +49,11 @@ use std::collections::BTreeMap;
 /// ```
 #[derive(Debug, Clone)]
 pub struct Sgd {
-    base_lr: Elem,
+    clock: Clock,
     momentum: Elem,
     nesterov: bool,
     weight_decay: Elem,
     decay_biases: bool,
-    schedule: Schedule,
-    steps: u64,
-    epochs: u64,
     buffers: BTreeMap<String, Tensor>,
 }
 
@@ -66,16 +64,12 @@ impl Sgd {
     /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) unless `lr` is finite and
     /// `> 0`.
     pub fn new(lr: Elem) -> Result<Self> {
-        check_lr("sgd", lr)?;
         Ok(Sgd {
-            base_lr: lr,
+            clock: Clock::new("sgd", lr)?,
             momentum: 0.0,
             nesterov: false,
             weight_decay: 0.0,
             decay_biases: false,
-            schedule: Schedule::default(),
-            steps: 0,
-            epochs: 0,
             buffers: BTreeMap::new(),
         })
     }
@@ -156,14 +150,14 @@ impl Sgd {
 
     /// Sets the learning-rate schedule (constant by default).
     pub fn schedule(mut self, schedule: Schedule) -> Self {
-        self.schedule = schedule;
+        self.clock.schedule = schedule;
         self
     }
 }
 
 impl Optimizer for Sgd {
     fn step(&mut self, model: &mut dyn Module, grads: &Gradients) -> Result<()> {
-        check_finite("sgd", self.steps, &*model, grads)?;
+        check_finite("sgd", self.clock.steps, &*model, grads)?;
         let lr = self.lr();
         let (mu, nesterov) = (self.momentum, self.nesterov);
         let buffers = &mut self.buffers;
@@ -179,9 +173,13 @@ impl Optimizer for Sgd {
             };
             let theta = param.value_mut();
             if mu == 0.0 {
-                Zip::from(theta)
-                    .and(grad)
-                    .for_each(|t, &g| *t -= lr * (g + wd * *t));
+                let zip = Zip::from(theta).and(grad);
+                let rule = |t: &mut Elem, &g: &Elem| *t -= lr * (g + wd * *t);
+                if parallel(grad.len()) {
+                    zip.par_for_each(rule);
+                } else {
+                    zip.for_each(rule);
+                }
                 return;
             }
             match buffers.get_mut(name) {
@@ -202,42 +200,46 @@ impl Optimizer for Sgd {
                 }
             }
         });
-        self.steps += 1;
+        self.clock.steps += 1;
         Ok(())
     }
 
     fn lr(&self) -> Elem {
-        self.schedule.lr(self.base_lr, self.steps, self.epochs)
+        self.clock.lr()
     }
 
     fn base_lr(&self) -> Elem {
-        self.base_lr
+        self.clock.base_lr
     }
 
     fn set_base_lr(&mut self, lr: Elem) -> Result<()> {
-        check_lr("sgd", lr)?;
-        self.base_lr = lr;
-        Ok(())
+        self.clock.set_base_lr(lr)
     }
 
     fn end_epoch(&mut self) {
-        self.epochs += 1;
+        self.clock.epochs += 1;
     }
 
     fn steps(&self) -> u64 {
-        self.steps
+        self.clock.steps
     }
-}
 
-/// Checks that a learning rate is finite and positive.
-pub(crate) fn check_lr(op: &'static str, lr: Elem) -> Result<()> {
-    if lr > 0.0 && lr.is_finite() {
+    /// The counters, the base rate and the momentum buffer `[b]` per parameter.
+    fn state(&self) -> Result<OptimizerState> {
+        let buffers = self.buffers.iter();
+        Ok(self.clock.state(
+            buffers
+                .map(|(name, b)| (name.clone(), vec![b.clone()]))
+                .collect(),
+        ))
+    }
+
+    fn load_state(&mut self, state: OptimizerState) -> Result<()> {
+        let buffers = self.clock.load(state, 1)?;
+        self.buffers = (buffers.into_iter())
+            .filter_map(|(name, b)| Some((name, b.into_iter().next()?)))
+            .collect();
         Ok(())
-    } else {
-        invalid(
-            op,
-            format!("learning rate must be finite and > 0, got {lr}"),
-        )
     }
 }
 
@@ -382,6 +384,31 @@ mod tests {
         );
         assert!(Sgd::new(0.1).unwrap().weight_decay(Elem::NAN).is_err());
         assert!(Sgd::new(0.1).unwrap().set_base_lr(0.0).is_err());
+    }
+
+    #[test]
+    fn state_round_trip_gives_the_same_next_step() {
+        let mut m = model();
+        let mut opt = Sgd::new(0.1).unwrap().momentum(0.9).unwrap();
+        step(&mut m, &mut opt);
+        let state = opt.state().unwrap();
+        assert_eq!((state.steps, state.buffers.len()), (1, 2));
+        let mut fresh = Sgd::new(0.5).unwrap().momentum(0.9).unwrap();
+        fresh.load_state(state.clone()).unwrap();
+        assert_eq!(fresh.base_lr(), 0.1);
+        let mut m2 = m.clone();
+        step(&mut m, &mut opt);
+        step(&mut m2, &mut fresh);
+        assert_eq!(weight_and_bias(&m), weight_and_bias(&m2));
+        let adam_state = OptimizerState {
+            kind: "adam".into(),
+            ..state
+        };
+        let err = fresh.load_state(adam_state).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "optimizer state: expected the state of \"sgd\", found \"adam\""
+        );
     }
 
     #[test]

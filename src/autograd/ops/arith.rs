@@ -9,7 +9,7 @@
 //! axes it was repeated along, so it has the operand's shape again.
 
 use super::{broadcast_shape, sum_to_shape};
-use crate::autograd::tape::Var;
+use crate::autograd::tape::{Tape, Value, Var};
 use crate::tensor::{Elem, Tensor};
 use ndarray::{ArrayViewD, IxDyn, Zip};
 use std::ops::{Add, Div, Mul, Neg, Sub};
@@ -29,11 +29,19 @@ impl<'t> Var<'t> {
         let (a, b) = (self.data(), rhs.data());
         let shape = broadcast_shape(op, a.shape(), b.shape());
         let tape = self.tape();
-        let value = match (a.as_slice(), b.as_slice()) {
-            (Some(x), Some(y)) if a.shape() == b.shape() => {
-                tape.collect(&shape, x.iter().zip(y).map(|(&x, &y)| f(x, y)))
+        let value = match Periodic::new(&a, &b, &shape) {
+            Some(periodic) => {
+                let mut out = tape.zeros(&shape);
+                let out_slice = out.as_slice_mut().expect("fresh tensor is contiguous");
+                for (c, o) in out_slice.chunks_exact_mut(periodic.period).enumerate() {
+                    let (x, y) = periodic.chunk(c);
+                    for ((o, &x), &y) in o.iter_mut().zip(x).zip(y) {
+                        *o = f(x, y);
+                    }
+                }
+                out
             }
-            _ => {
+            None => {
                 let dim = IxDyn(&shape);
                 let (x, y) = (a.broadcast(dim.clone()), b.broadcast(dim));
                 let (x, y) = (x.expect("shape checked"), y.expect("shape checked"));
@@ -41,18 +49,86 @@ impl<'t> Var<'t> {
             }
         };
         tape.record(op, &[self, rhs], value, move |b| {
+            let shape = b.grad.shape();
+            let (a, c) = (b.inputs[0], b.inputs[1]);
+            if let (Some(g), Some(periodic)) = (b.grad.as_slice(), Periodic::new(a, c, shape)) {
+                return [
+                    b.needs[0].then(|| periodic.partial(b.tape, g, a.shape(), &d_lhs)),
+                    b.needs[1].then(|| periodic.partial(b.tape, g, c.shape(), &d_rhs)),
+                ];
+            }
             let dim = b.grad.raw_dim();
-            let x = b.inputs[0].broadcast(dim.clone()).expect("shape checked");
-            let y = b.inputs[1].broadcast(dim).expect("shape checked");
+            let x = a.broadcast(dim.clone()).expect("shape checked");
+            let y = c.broadcast(dim).expect("shape checked");
             [
-                b.needs[0].then(|| {
-                    sum_to_shape(partial_with(b.grad, &x, &y, &d_lhs), b.inputs[0].shape())
-                }),
-                b.needs[1].then(|| {
-                    sum_to_shape(partial_with(b.grad, &x, &y, &d_rhs), b.inputs[1].shape())
-                }),
+                b.needs[0].then(|| sum_to_shape(partial_with(b.grad, &x, &y, &d_lhs), a.shape())),
+                b.needs[1].then(|| sum_to_shape(partial_with(b.grad, &x, &y, &d_rhs), c.shape())),
             ]
         })
+    }
+}
+
+/// The fast path of broadcasting: both operands row-major, and each either of the output's
+/// shape or broadcast only along leading axes (a bias row over a batch). Then, in the
+/// output's row-major order, the smaller operand repeats with period `period` and the
+/// larger one is read straight through.
+struct Periodic<'a> {
+    x: &'a [Elem],
+    y: &'a [Elem],
+    period: usize,
+}
+
+impl<'a> Periodic<'a> {
+    fn new(a: &'a Value, b: &'a Value, shape: &[usize]) -> Option<Self> {
+        let n: usize = shape.iter().product();
+        let (x, y) = (a.as_slice()?, b.as_slice()?);
+        let leading_only = |s: &[usize]| {
+            let first = s.iter().position(|&d| d != 1).unwrap_or(s.len());
+            shape.ends_with(&s[first..])
+        };
+        let period = x.len().min(y.len());
+        let usable = leading_only(a.shape())
+            && leading_only(b.shape())
+            && x.len().max(y.len()) == n
+            && period > 0;
+        usable.then_some(Periodic { x, y, period })
+    }
+
+    /// The two operands' elements for the `c`-th period of the output.
+    fn chunk(&self, c: usize) -> (&'a [Elem], &'a [Elem]) {
+        let part = |s: &'a [Elem]| {
+            if s.len() == self.period {
+                s
+            } else {
+                &s[c * self.period..(c + 1) * self.period]
+            }
+        };
+        (part(self.x), part(self.y))
+    }
+
+    /// `Σ d(g, x, y)` for an operand of `shape`, summed over the periods it was repeated.
+    fn partial(
+        &self,
+        tape: &Tape,
+        g: &[Elem],
+        shape: &[usize],
+        d: &impl Fn(Elem, Elem, Elem) -> Elem,
+    ) -> Tensor {
+        let len: usize = shape.iter().product();
+        let mut tensor = tape.zeros(shape);
+        let out = tensor.as_slice_mut().expect("fresh tensor is contiguous");
+        for (c, g) in g.chunks_exact(self.period).enumerate() {
+            let (x, y) = self.chunk(c);
+            let o = if len == self.period {
+                &mut out[..]
+            } else {
+                &mut out[c * self.period..(c + 1) * self.period]
+            };
+            for (((o, &g), &x), &y) in o.iter_mut().zip(g).zip(x).zip(y) {
+                *o += d(g, x, y);
+            }
+        }
+        tensor
     }
 }
 

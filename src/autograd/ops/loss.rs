@@ -59,7 +59,7 @@ impl<'t> Var<'t> {
                     .for_each(|y, &z| *y = (z - m) - log_sum);
             });
         self.tape().record("log_softmax", &[self], value, move |b| {
-            let mut dz = b.grad.clone();
+            let mut dz = b.tape.copy(b.grad.view());
             Zip::from(dz.lanes_mut(last))
                 .and(b.out.lanes(last))
                 .for_each(|mut dz, y| {
@@ -149,7 +149,7 @@ impl<'t> Var<'t> {
         self.tape()
             .record("cross_entropy", &[self], value, move |b| {
                 let scale = b.grad.first().copied().expect("scalar gradient") / n;
-                let mut dz = probs.clone();
+                let mut dz = b.tape.copy(probs.view());
                 for (mut d, &y) in dz.lanes_mut(Axis(1)).into_iter().zip(&labels) {
                     d[y] -= 1.0;
                     d.mapv_inplace(|d| d * scale);

@@ -3,9 +3,9 @@
 //! Operands are read through their strides, so a transposed operand (`w.transpose()`, or
 //! `Bᵀ` and `Aᵀ` in the backward pass) costs no copy.
 
-use crate::autograd::tape::Var;
+use crate::autograd::tape::{Tape, Var};
 use crate::tensor::Elem;
-use ndarray::{ArrayView2, ArrayViewMut2, Ix2, IxDyn, ShapeBuilder};
+use ndarray::{ArrayView2, ArrayViewMut2, Ix2};
 
 /// `dst = lhs·rhs`, or `dst += lhs·rhs` when `accumulate`, for views of any strides.
 ///
@@ -51,7 +51,7 @@ pub(crate) fn gemm(
             false,
             false,
             false,
-            gemm::Parallelism::Rayon(0),
+            crate::threads::gemm_parallelism(),
         );
     }
 }
@@ -96,12 +96,12 @@ impl<'t> Var<'t> {
         tape.record("matmul", &[self, rhs], out, |b| {
             let (a, w, g) = (view2(b.inputs[0]), view2(b.inputs[1]), view2(b.grad));
             let da = b.needs[0].then(|| {
-                let mut da = zeros_laid_out_like(&a);
+                let mut da = zeros_laid_out_like(b.tape, &a);
                 gemm(g, w.t(), view2_mut(&mut da), false);
                 da
             });
             let dw = b.needs[1].then(|| {
-                let mut dw = zeros_laid_out_like(&w);
+                let mut dw = zeros_laid_out_like(b.tape, &w);
                 gemm(a.t(), g, view2_mut(&mut dw), false);
                 dw
             });
@@ -113,12 +113,11 @@ impl<'t> Var<'t> {
 /// Zeros of `like`'s shape in its memory order: column-major when `like` is a transposed
 /// row-major matrix (a Linear weight read as `Wᵀ`), so that the gradient, transposed back,
 /// is row-major like the weight it updates.
-fn zeros_laid_out_like(like: &ArrayView2<'_, Elem>) -> crate::Tensor {
-    let shape = IxDyn(like.shape());
+fn zeros_laid_out_like(tape: &Tape, like: &ArrayView2<'_, Elem>) -> crate::Tensor {
     if !like.is_standard_layout() && like.t().is_standard_layout() {
-        crate::Tensor::zeros(shape.f())
+        tape.zeros_column_major(like.shape())
     } else {
-        crate::Tensor::zeros(shape)
+        tape.zeros(like.shape())
     }
 }
 

@@ -13,6 +13,7 @@ mod shape;
 
 use crate::autograd::tape::Var;
 use crate::tensor::{Elem, Tensor};
+use crate::threads::parallel;
 use ndarray::{Axis, Zip};
 
 /// The shape two operands broadcast to under NumPy's rules: align shapes at the right; each
@@ -64,20 +65,30 @@ impl<'t> Var<'t> {
     pub(crate) fn map(
         self,
         op: &'static str,
-        f: impl Fn(Elem) -> Elem,
-        df: impl Fn(Elem, Elem) -> Elem + 'static,
+        f: impl Fn(Elem) -> Elem + Sync,
+        df: impl Fn(Elem, Elem) -> Elem + Send + Sync + 'static,
     ) -> Var<'t> {
         let x = self.data();
         let tape = self.tape();
-        let value = match x.as_slice() {
-            Some(slice) => tape.collect(x.shape(), slice.iter().map(|&v| f(v))),
-            None => tape.collect(x.shape(), x.iter().map(|&v| f(v))),
+        let value = if parallel(x.len()) {
+            let mut y = tape.zeros(x.shape());
+            Zip::from(&mut y).and(&x).par_for_each(|y, &x| *y = f(x));
+            y
+        } else {
+            match x.as_slice() {
+                Some(slice) => tape.collect(x.shape(), slice.iter().map(|&v| f(v))),
+                None => tape.collect(x.shape(), x.iter().map(|&v| f(v))),
+            }
         };
         tape.record(op, &[self], value, move |b| {
-            let dx = Zip::from(b.grad)
-                .and(b.inputs[0])
-                .and(b.out)
-                .map_collect(|&g, &x, &y| g * df(x, y));
+            let mut dx = b.tape.zeros(b.grad.shape());
+            let zip = Zip::from(&mut dx).and(b.grad).and(b.inputs[0]).and(b.out);
+            let rule = |d: &mut Elem, &g: &Elem, &x: &Elem, &y: &Elem| *d = g * df(x, y);
+            if parallel(b.grad.len()) {
+                zip.par_for_each(rule);
+            } else {
+                zip.for_each(rule);
+            }
             [Some(dx), None]
         })
     }

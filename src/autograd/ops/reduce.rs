@@ -24,7 +24,12 @@ impl<'t> Var<'t> {
         let value = Tensor::from_elem(IxDyn(&[]), x.sum());
         self.tape().record("sum", &[self], value, |b| {
             let g = b.grad.first().copied().expect("scalar gradient");
-            [Some(Tensor::from_elem(b.inputs[0].raw_dim(), g)), None]
+            let shape = b.inputs[0].shape();
+            let len = b.inputs[0].len();
+            [
+                Some(b.tape.collect(shape, std::iter::repeat_n(g, len))),
+                None,
+            ]
         })
     }
 
@@ -62,7 +67,7 @@ impl<'t> Var<'t> {
         self.tape().record("sum_axis", &[self], value, move |b| {
             let g = b.grad.view().insert_axis(Axis(axis));
             let g = g.broadcast(b.inputs[0].raw_dim()).expect("shape checked");
-            [Some(g.to_owned()), None]
+            [Some(b.tape.copy(g)), None]
         })
     }
 
@@ -122,7 +127,7 @@ impl<'t> Var<'t> {
                 *i = best;
             });
         self.tape().record("max_axis", &[self], value, move |b| {
-            let mut dx = Tensor::zeros(b.inputs[0].raw_dim());
+            let mut dx = b.tape.zeros(b.inputs[0].shape());
             Zip::from(dx.lanes_mut(Axis(axis)))
                 .and(&argmax)
                 .and(b.grad)

@@ -74,7 +74,10 @@ impl<'t> Var<'t> {
         let input_shape = x.shape().to_vec();
         let value = reshaped(x, shape);
         self.tape().record("reshape", &[self], value, move |b| {
-            [Some(reshaped(b.grad.clone(), &input_shape)), None]
+            [
+                Some(reshaped(b.tape.copy(b.grad.view()), &input_shape)),
+                None,
+            ]
         })
     }
 }

@@ -1,0 +1,69 @@
+//! One full training step of workload W1 — the MLP 784-256-256-10 with ReLU, softmax
+//! cross-entropy and plain SGD — at batch 1, 16 and 128 (forward, backward and update), and
+//! the forward pass alone on an inference tape. Throughput is in samples.
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use std::hint::black_box;
+use tapegrad::{
+    ChaCha8Rng, Init, Linear, Mode, Module, Optimizer, Relu, SeedableRng, Sequential, Sgd, Tape,
+    tensor,
+};
+
+const BATCHES: [usize; 3] = [1, 16, 128];
+const LEARNING_RATE: f32 = 0.05;
+
+fn mlp(rng: &mut ChaCha8Rng) -> Sequential {
+    Sequential::new(vec![
+        Box::new(Linear::new(784, 256, Init::default(), rng).unwrap()),
+        Box::new(Relu),
+        Box::new(Linear::new(256, 256, Init::default(), rng).unwrap()),
+        Box::new(Relu),
+        Box::new(Linear::new(256, 10, Init::default(), rng).unwrap()),
+    ])
+    .unwrap()
+}
+
+fn train_step(c: &mut Criterion) {
+    let mut group = c.benchmark_group("train_step");
+    for batch in BATCHES {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let mut model = mlp(&mut rng);
+        let x = tensor::uniform(&[batch, 784], 0.0, 1.0, &mut rng).unwrap();
+        let labels: Vec<usize> = (0..batch).map(|i| i % 10).collect();
+        let mut sgd = Sgd::new(LEARNING_RATE).unwrap();
+        let mut tape = Tape::new();
+        group.throughput(Throughput::Elements(batch as u64));
+        group.bench_function(format!("mlp_784_256_256_10/batch_{batch}"), |bench| {
+            bench.iter(|| {
+                tape.reset();
+                let logits = model.forward(tape.constant(black_box(&x)), Mode::Train);
+                let grads = logits.cross_entropy(&labels).backward();
+                sgd.step(&mut model, &grads).unwrap();
+                tape.recycle(grads);
+            })
+        });
+    }
+    group.finish();
+}
+
+fn inference(c: &mut Criterion) {
+    let mut group = c.benchmark_group("inference");
+    for batch in BATCHES {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let model = mlp(&mut rng);
+        let x = tensor::uniform(&[batch, 784], 0.0, 1.0, &mut rng).unwrap();
+        let mut tape = Tape::inference();
+        group.throughput(Throughput::Elements(batch as u64));
+        group.bench_function(format!("mlp_784_256_256_10/batch_{batch}"), |bench| {
+            bench.iter(|| {
+                tape.reset();
+                let logits = model.forward(tape.constant(black_box(&x)), Mode::Eval);
+                black_box(logits.shape())
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, train_step, inference);
+criterion_main!(benches);

@@ -1,0 +1,948 @@
+//! Checkpoints: a model's named parameters, and optionally a fitted [`Scaler`] and the
+//! training state, in one file that is written atomically and checked when read back; plus
+//! export to and import from safetensors ([`export_safetensors`], [`import_safetensors`]).
+//!
+//! # Format, version 1
+//!
+//! ```text
+//! offset  bytes  field
+//!      0      8  magic: the ASCII bytes "TGRADCKP"
+//!      8      4  format version, u32 little-endian (1)
+//!     12      8  payload length n, u64 little-endian
+//!     20      4  CRC-32 of the payload, u32 little-endian
+//!     24      n  payload: bincode 2 (standard configuration) of the serde record below
+//! ```
+//!
+//! The checksum is CRC-32 as in zlib, gzip and PNG (IEEE 802.3 polynomial `0x04C11DB7`,
+//! reflected, computed by the `crc32fast` crate): it catches every burst error up to 32
+//! bits and all but 2⁻³² of random corruptions. It guards against damage, not tampering.
+//!
+//! The payload holds, in order: the parameters (dotted name, shape, values in row-major
+//! order), the state of every random generator a module keeps (name, ChaCha8 seed, stream
+//! and word position), the fitted scaler if any, and the training state if any (epochs
+//! done, the optimizer's kind, base learning rate, step and epoch counters and its
+//! per-parameter buffers). Decoding is capped at a small multiple of the payload's length,
+//! so a corrupted length field cannot make it allocate gigabytes.
+//!
+//! # Guarantees
+//! - [`Checkpoint::save`] writes to a temporary file in the target's folder, flushes and
+//!   syncs it, then renames it over the target: a crash or an error mid-write leaves the
+//!   previous checkpoint intact.
+//! - Reading checks, in order: the file exists, the magic, the format version, the payload
+//!   length, the checksum, the decoding, and that every tensor's values fit its shape.
+//!   Restoring checks that names and shapes match the model exactly before it changes
+//!   anything. Every failure is an [`Error`] naming the file and what was expected and
+//!   found; none panics.
+
+mod safetensors;
+
+pub use self::safetensors::{export_safetensors, import_safetensors, safetensors_bytes};
+
+use crate::data::Scaler;
+use crate::error::{Error, Result};
+use crate::nn::Module;
+use crate::optim::{Optimizer, OptimizerState};
+use crate::tensor::{Elem, Tensor};
+use bincode::config::Config;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The first 8 bytes of every checkpoint file.
+pub const MAGIC: [u8; 8] = *b"TGRADCKP";
+
+/// The format version this build writes, and the newest it reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Bytes before the payload: magic, version, payload length, checksum.
+pub const HEADER_LEN: usize = 24;
+
+/// The path named in errors about a checkpoint decoded from memory.
+const MEMORY: &str = "<memory>";
+
+/// A tensor as stored: name, shape and values in row-major order.
+#[derive(Serialize, Deserialize)]
+struct StoredTensor {
+    name: String,
+    shape: Vec<u64>,
+    values: Vec<Elem>,
+}
+
+/// Where a module's [`ChaCha8Rng`] stands.
+#[derive(Serialize, Deserialize)]
+struct StoredRng {
+    name: String,
+    seed: [u8; 32],
+    stream: u64,
+    word_pos: u128,
+}
+
+/// The optimizer's state and the epochs done.
+#[derive(Serialize, Deserialize)]
+struct StoredTraining {
+    epochs_done: u64,
+    kind: String,
+    base_lr: Elem,
+    steps: u64,
+    epochs: u64,
+    buffers: Vec<StoredTensor>,
+    /// The number of buffers per parameter (1 for SGD, 2 for Adam); `buffers` holds them
+    /// parameter by parameter, each named by its parameter.
+    per_param: u32,
+}
+
+/// The serde record behind the header.
+#[derive(Serialize, Deserialize)]
+struct Payload {
+    params: Vec<StoredTensor>,
+    rngs: Vec<StoredRng>,
+    scaler: Option<Scaler>,
+    training: Option<StoredTraining>,
+}
+
+/// A snapshot of a model's parameters, with optionally a fitted [`Scaler`] and the training
+/// state, that can be saved to a file and restored into a model of the same architecture.
+///
+/// # Examples
+/// Save a model with the scaler fitted on its training data, and load both back:
+/// ```
+/// use tapegrad::{ndarray::array, tensor, Checkpoint, Dataset, Linear, Scaler};
+/// let dir = std::env::temp_dir().join(format!("tapegrad-doc-ckpt-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let path = dir.join("model.ckpt");
+///
+/// let train = Dataset::from_floats(array![[1.0, 10.0], [3.0, 30.0]], vec![0, 1])?;
+/// let model = Linear::from_parts(tensor::from_vec(vec![1.0, -1.0], &[1, 2])?, None)?;
+/// Checkpoint::new(&model).with_scaler(Scaler::standardize(&train)?).save(&path)?;
+///
+/// let mut fresh = Linear::from_parts(tensor::zeros(&[1, 2]), None)?;
+/// let checkpoint = Checkpoint::load(&path)?;
+/// checkpoint.restore_model(&mut fresh)?;
+/// assert_eq!(fresh.weight().value(), model.weight().value());
+/// assert_eq!(checkpoint.scaler(), Some(&Scaler::standardize(&train)?));
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    source: PathBuf,
+    params: Vec<(String, Tensor)>,
+    rngs: Vec<(String, ChaCha8Rng)>,
+    scaler: Option<Scaler>,
+    training: Option<(usize, OptimizerState)>,
+}
+
+impl Checkpoint {
+    /// A snapshot of `model`'s parameters (by their dotted names) and of the random
+    /// generators its modules keep ([`Module::visit_rngs`]).
+    pub fn new(model: &dyn Module) -> Checkpoint {
+        let mut params = Vec::new();
+        model.visit_params(&mut |name, p| params.push((name.to_string(), p.value().clone())));
+        let mut rngs = Vec::new();
+        model.visit_rngs(&mut |name, rng| rngs.push((name.to_string(), rng.clone())));
+        Checkpoint {
+            source: PathBuf::from(MEMORY),
+            params,
+            rngs,
+            scaler: None,
+            training: None,
+        }
+    }
+
+    /// Adds the preprocessing fitted on the training data, so that inference applies
+    /// exactly the training-time transform.
+    pub fn with_scaler(mut self, scaler: Scaler) -> Checkpoint {
+        self.scaler = Some(scaler);
+        self
+    }
+
+    /// Adds the training state: the optimizer's state (momentum buffers or moments, step and
+    /// epoch counters, so the schedule's position, and base learning rate) and the number of
+    /// epochs done. With it, [`Checkpoint::resume`] and
+    /// [`FitConfig::start_epoch`](crate::FitConfig::start_epoch) continue training bit for
+    /// bit as if it had never stopped.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when the optimizer cannot save its state.
+    pub fn with_training(
+        mut self,
+        optimizer: &dyn Optimizer,
+        epochs_done: usize,
+    ) -> Result<Checkpoint> {
+        self.training = Some((epochs_done, optimizer.state()?));
+        Ok(self)
+    }
+
+    /// The parameters, by name, in the model's visiting order.
+    pub fn params(&self) -> &[(String, Tensor)] {
+        &self.params
+    }
+
+    /// The stored scaler, if one was saved.
+    pub fn scaler(&self) -> Option<&Scaler> {
+        self.scaler.as_ref()
+    }
+
+    /// The epochs done, if training state was saved.
+    pub fn epochs_done(&self) -> Option<usize> {
+        self.training.as_ref().map(|(epochs, _)| *epochs)
+    }
+
+    /// The saved optimizer state, if training state was saved.
+    pub fn optimizer_state(&self) -> Option<&OptimizerState> {
+        self.training.as_ref().map(|(_, state)| state)
+    }
+
+    /// The file this checkpoint was read from (`<memory>` when it was made or decoded in
+    /// memory).
+    pub fn source(&self) -> &Path {
+        &self.source
+    }
+
+    /// The checkpoint as bytes: the header, then the bincode payload (see the module docs).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when bincode cannot encode it (not expected for the types
+    /// stored).
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let params = self.params.iter().map(|(n, t)| stored(n, t)).collect();
+        let rngs = (self.rngs.iter())
+            .map(|(name, rng)| StoredRng {
+                name: name.clone(),
+                seed: rng.get_seed(),
+                stream: rng.get_stream(),
+                word_pos: rng.get_word_pos(),
+            })
+            .collect();
+        let training = self.training.as_ref().map(|(epochs_done, state)| {
+            let per_param = state.buffers.values().map(Vec::len).max().unwrap_or(0);
+            StoredTraining {
+                epochs_done: *epochs_done as u64,
+                kind: state.kind.clone(),
+                base_lr: state.base_lr,
+                steps: state.steps,
+                epochs: state.epochs,
+                buffers: (state.buffers.iter())
+                    .flat_map(|(name, b)| b.iter().map(move |t| stored(name, t)))
+                    .collect(),
+                per_param: per_param as u32,
+            }
+        });
+        let payload = Payload {
+            params,
+            rngs,
+            scaler: self.scaler.clone(),
+            training,
+        };
+        let body =
+            bincode::serde::encode_to_vec(&payload, bincode::config::standard()).map_err(|e| {
+                Error::InvalidArgument {
+                    op: "checkpoint save",
+                    message: format!("bincode could not encode the checkpoint: {e}"),
+                }
+            })?;
+        let mut bytes = Vec::with_capacity(HEADER_LEN + body.len());
+        bytes.extend_from_slice(&MAGIC);
+        bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        bytes.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+        bytes.extend_from_slice(&body);
+        Ok(bytes)
+    }
+
+    /// Writes the checkpoint to `path` atomically: to a temporary file in the same folder,
+    /// flushed and synced, then renamed over `path`. If anything fails, `path` keeps its
+    /// previous contents and the temporary file is removed.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming `path` when the folder is missing or not writable, or a write,
+    /// sync or rename fails.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        write_atomically(path.as_ref(), &self.to_bytes()?, |file, bytes| {
+            file.write_all(bytes)
+        })
+    }
+
+    /// Reads and checks a checkpoint file (see the module docs for the checks).
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the file cannot be read; [`Error::FormatVersion`] for a newer
+    /// format; [`Error::Decode`] naming the file for a wrong magic, a truncated or oversized
+    /// payload, a checksum mismatch, undecodable bytes, or a tensor whose values do not fit
+    /// its shape.
+    pub fn load(path: impl AsRef<Path>) -> Result<Checkpoint> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        Self::decode(&bytes, path)
+    }
+
+    /// Decodes checkpoint bytes (as [`Checkpoint::load`], with `<memory>` as the path in
+    /// errors).
+    ///
+    /// # Errors
+    /// As [`Checkpoint::load`], except [`Error::Io`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Checkpoint> {
+        Self::decode(bytes, Path::new(MEMORY))
+    }
+
+    fn decode(bytes: &[u8], path: &Path) -> Result<Checkpoint> {
+        let bad = |message: String| Error::decode(path, format!("checkpoint: {message}"));
+        if bytes.len() < HEADER_LEN {
+            return Err(bad(format!(
+                "truncated header: expected at least {HEADER_LEN} bytes, found {}",
+                bytes.len()
+            )));
+        }
+        let word = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4"));
+        if bytes[..8] != MAGIC {
+            return Err(bad(format!(
+                "wrong magic: expected b\"{}\" (a tapegrad checkpoint), found b\"{}\"",
+                MAGIC.escape_ascii(),
+                bytes[..8].escape_ascii()
+            )));
+        }
+        let version = word(8);
+        if version > FORMAT_VERSION {
+            return Err(Error::FormatVersion {
+                path: path.into(),
+                found: version,
+                expected: FORMAT_VERSION,
+            });
+        }
+        if version == 0 {
+            return Err(bad(format!(
+                "format version must be 1 to {FORMAT_VERSION}, found 0"
+            )));
+        }
+        let declared = u64::from_le_bytes(bytes[12..20].try_into().expect("8"));
+        let body = &bytes[HEADER_LEN..];
+        if declared != body.len() as u64 {
+            let what = if declared > body.len() as u64 {
+                "truncated payload"
+            } else {
+                "trailing bytes after the payload"
+            };
+            return Err(bad(format!(
+                "{what}: expected {declared} payload bytes from the header, found {}",
+                body.len()
+            )));
+        }
+        let (expected_crc, found_crc) = (word(20), crc32fast::hash(body));
+        if expected_crc != found_crc {
+            return Err(bad(format!(
+                "checksum mismatch: expected CRC-32 {expected_crc:#010x} from the header, found \
+                 {found_crc:#010x}; the file is corrupt"
+            )));
+        }
+        let (payload, used) =
+            decode_payload(body).map_err(|e| bad(format!("bincode could not decode: {e}")))?;
+        if used != body.len() {
+            return Err(bad(format!(
+                "expected the record to fill the {} payload bytes, found {used}",
+                body.len()
+            )));
+        }
+        Self::from_payload(payload, path)
+    }
+
+    fn from_payload(payload: Payload, path: &Path) -> Result<Checkpoint> {
+        let params = unique(payload.params, "parameter", path)?;
+        let mut rngs = Vec::with_capacity(payload.rngs.len());
+        for r in payload.rngs {
+            if rngs.iter().any(|(name, _)| *name == r.name) {
+                return Err(Error::decode(
+                    path,
+                    format!("checkpoint: generator \"{}\" appears twice", r.name),
+                ));
+            }
+            let mut rng = ChaCha8Rng::from_seed(r.seed);
+            rng.set_stream(r.stream);
+            rng.set_word_pos(r.word_pos);
+            rngs.push((r.name, rng));
+        }
+        if let Some(s) = &payload.scaler
+            && s.scale().len() != s.shift().len()
+        {
+            return Err(Error::decode(
+                path,
+                format!(
+                    "checkpoint: scaler: expected as many shifts as scales ({}), found {}",
+                    s.scale().len(),
+                    s.shift().len()
+                ),
+            ));
+        }
+        let training = match payload.training {
+            None => None,
+            Some(t) => {
+                let per_param = t.per_param as usize;
+                if (per_param == 0) != t.buffers.is_empty()
+                    || t.buffers.len() % per_param.max(1) != 0
+                {
+                    return Err(Error::decode(
+                        path,
+                        format!(
+                            "checkpoint: optimizer state: expected a multiple of {per_param} buffers, found {}",
+                            t.buffers.len()
+                        ),
+                    ));
+                }
+                let mut buffers: BTreeMap<String, Vec<Tensor>> = BTreeMap::new();
+                let chunks = (t.buffers.into_iter()).map(|b| tensor_of(b, "buffer", path));
+                let mut chunks = chunks.peekable();
+                while chunks.peek().is_some() {
+                    let group: Vec<(String, Tensor)> =
+                        chunks.by_ref().take(per_param).collect::<Result<_>>()?;
+                    let name = group[0].0.clone();
+                    if group.iter().any(|(n, _)| *n != name) || buffers.contains_key(&name) {
+                        return Err(Error::decode(
+                            path,
+                            format!(
+                                "checkpoint: optimizer state: expected {per_param} buffers for \"{name}\" in one group, found them split or repeated"
+                            ),
+                        ));
+                    }
+                    buffers.insert(name, group.into_iter().map(|(_, t)| t).collect());
+                }
+                let state = OptimizerState {
+                    kind: t.kind,
+                    base_lr: t.base_lr,
+                    steps: t.steps,
+                    epochs: t.epochs,
+                    buffers,
+                };
+                let epochs = usize::try_from(t.epochs_done).map_err(|_| {
+                    Error::decode(
+                        path,
+                        format!("checkpoint: {} epochs done is too many", t.epochs_done),
+                    )
+                })?;
+                Some((epochs, state))
+            }
+        };
+        Ok(Checkpoint {
+            source: path.into(),
+            params,
+            rngs,
+            scaler: payload.scaler,
+            training,
+        })
+    }
+
+    /// Checks that every stored value (parameters and optimizer buffers) is finite; call it
+    /// before restoring when a NaN or infinity must not get into a model.
+    ///
+    /// # Errors
+    /// [`Error::Decode`] naming the file, the tensor, the element and its value.
+    pub fn ensure_finite(&self) -> Result<()> {
+        let buffers = self.optimizer_state().into_iter().flat_map(|s| {
+            (s.buffers.iter()).flat_map(|(n, b)| b.iter().map(move |t| (n.as_str(), t)))
+        });
+        let params = self.params.iter().map(|(n, t)| (n.as_str(), t));
+        for (kind, (name, tensor)) in params
+            .map(|p| ("parameter", p))
+            .chain(buffers.map(|b| ("optimizer buffer of", b)))
+        {
+            if let Some((index, value)) = tensor.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+                return Err(Error::decode(
+                    &self.source,
+                    format!(
+                        "checkpoint: {kind} \"{name}\" element {index}: expected a finite value, found {value}"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that the stored parameters and generators match `model`'s exactly.
+    fn check_model(&self, model: &dyn Module) -> Result<()> {
+        let mut shapes = Vec::new();
+        model.visit_params(&mut |name, p| {
+            shapes.push((name.to_string(), p.value().shape().to_vec()))
+        });
+        check_names(&self.params, &shapes, &self.source)?;
+        let mut model_rngs = Vec::new();
+        model.visit_rngs(&mut |name, _| model_rngs.push(name.to_string()));
+        let stored: Vec<&str> = self.rngs.iter().map(|(n, _)| n.as_str()).collect();
+        if stored != model_rngs {
+            return Err(Error::Shape {
+                op: "checkpoint load",
+                expected: format!("the model's random generators {model_rngs:?}"),
+                found: format!("{stored:?} in {}", self.source.display()),
+            });
+        }
+        Ok(())
+    }
+
+    /// Copies the stored parameters and generator states into `model`, which must have
+    /// exactly the same parameter names and shapes (the same architecture). Nothing changes
+    /// unless everything fits.
+    ///
+    /// # Errors
+    /// [`Error::ParamMismatch`] naming the parameter and both shapes, when one is missing on
+    /// either side or the shapes differ:
+    /// `checkpoint load: parameter "0.weight" has shape [2, 8] in file, [2, 4] in model
+    /// (path: run.ckpt)`; [`Error::Shape`] when the models' random generators differ.
+    pub fn restore_model(&self, model: &mut dyn Module) -> Result<()> {
+        self.check_model(&*model)?;
+        let values: HashMap<&str, &Tensor> =
+            self.params.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        model.visit_params_mut(&mut |name, p| p.value_mut().assign(values[name]));
+        let rngs: HashMap<&str, &ChaCha8Rng> =
+            self.rngs.iter().map(|(n, r)| (n.as_str(), r)).collect();
+        model.visit_rngs_mut(&mut |name, rng| *rng = rngs[name].clone());
+        Ok(())
+    }
+
+    /// Restores the model ([`Checkpoint::restore_model`]) and the optimizer's state, and
+    /// returns the epochs done: pass them as
+    /// [`FitConfig::start_epoch`](crate::FitConfig::start_epoch) to continue training.
+    /// Build the optimizer with the same hyperparameters as before; its state comes from
+    /// the file. Nothing changes unless everything fits.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when the checkpoint holds no training state or the state
+    /// of another kind of optimizer; [`Error::ParamMismatch`] as in
+    /// [`Checkpoint::restore_model`], also for an optimizer buffer whose parameter is
+    /// missing or has another shape.
+    pub fn resume(&self, model: &mut dyn Module, optimizer: &mut dyn Optimizer) -> Result<usize> {
+        let Some((epochs_done, state)) = &self.training else {
+            return Err(Error::InvalidArgument {
+                op: "checkpoint resume",
+                message: format!(
+                    "expected training state in {}, found a checkpoint of the model only",
+                    self.source.display()
+                ),
+            });
+        };
+        self.check_model(&*model)?;
+        let shapes: HashMap<&str, &[usize]> = self
+            .params
+            .iter()
+            .map(|(n, t)| (n.as_str(), t.shape()))
+            .collect();
+        for (name, buffers) in &state.buffers {
+            for b in buffers {
+                if shapes.get(name.as_str()) != Some(&b.shape()) {
+                    return Err(Error::ParamMismatch {
+                        path: self.source.clone(),
+                        name: format!("{name} (optimizer buffer)"),
+                        file: Some(b.shape().to_vec()),
+                        model: shapes.get(name.as_str()).map(|s| s.to_vec()),
+                    });
+                }
+            }
+        }
+        optimizer.load_state(state.clone())?;
+        self.restore_model(model)?;
+        Ok(*epochs_done)
+    }
+}
+
+/// Saves `model`'s parameters to `path` (a [`Checkpoint`] without scaler or training state).
+///
+/// # Errors
+/// As [`Checkpoint::save`].
+///
+/// # Examples
+/// ```
+/// use tapegrad::{checkpoint, tensor, Linear};
+/// let path = std::env::temp_dir().join(format!("tapegrad-doc-save-{}.ckpt", std::process::id()));
+/// let model = Linear::from_parts(tensor::from_vec(vec![2.0, 3.0], &[1, 2])?, None)?;
+/// checkpoint::save(&model, &path)?;
+/// let mut other = Linear::from_parts(tensor::zeros(&[1, 2]), None)?;
+/// checkpoint::load(&mut other, &path)?;
+/// assert_eq!(other.weight().value(), model.weight().value());
+/// // a model of another shape is refused, naming the parameter and both shapes
+/// let mut wide = Linear::from_parts(tensor::zeros(&[1, 3]), None)?;
+/// let err = checkpoint::load(&mut wide, &path).unwrap_err().to_string();
+/// assert!(err.contains("parameter \"weight\" has shape [1, 2] in file, [1, 3] in model"));
+/// # std::fs::remove_file(&path).unwrap();
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
+pub fn save(model: &dyn Module, path: impl AsRef<Path>) -> Result<()> {
+    Checkpoint::new(model).save(path)
+}
+
+/// Loads parameters saved by [`save`] (or any [`Checkpoint`]) into `model`, which must have
+/// the same architecture.
+///
+/// # Errors
+/// As [`Checkpoint::load`] and [`Checkpoint::restore_model`].
+pub fn load(model: &mut dyn Module, path: impl AsRef<Path>) -> Result<()> {
+    Checkpoint::load(path)?.restore_model(model)
+}
+
+/// A tensor for the payload, in row-major order whatever its memory layout.
+fn stored(name: &str, t: &Tensor) -> StoredTensor {
+    StoredTensor {
+        name: name.to_string(),
+        shape: t.shape().iter().map(|&d| d as u64).collect(),
+        values: t.iter().copied().collect(),
+    }
+}
+
+/// A stored tensor back as a [`Tensor`], checking that its values fit its shape.
+fn tensor_of(t: StoredTensor, what: &str, path: &Path) -> Result<(String, Tensor)> {
+    let shape: Option<Vec<usize>> = t.shape.iter().map(|&d| usize::try_from(d).ok()).collect();
+    let elements = shape
+        .as_ref()
+        .and_then(|s| s.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)));
+    match (shape, elements) {
+        (Some(shape), Some(n)) if n == t.values.len() => {
+            let tensor = Tensor::from_shape_vec(shape, t.values)
+                .expect("internal error: element count checked");
+            Ok((t.name, tensor))
+        }
+        _ => Err(Error::decode(
+            path,
+            format!(
+                "checkpoint: {what} \"{}\" of shape {:?} needs {} values, found {}",
+                t.name,
+                t.shape,
+                elements.map_or("more than usize::MAX".into(), |n| n.to_string()),
+                t.values.len()
+            ),
+        )),
+    }
+}
+
+/// Decodes stored tensors, refusing a name that appears twice.
+fn unique(stored: Vec<StoredTensor>, what: &str, path: &Path) -> Result<Vec<(String, Tensor)>> {
+    let mut out: Vec<(String, Tensor)> = Vec::with_capacity(stored.len());
+    let mut seen = std::collections::HashSet::new();
+    for t in stored {
+        let (name, tensor) = tensor_of(t, what, path)?;
+        if !seen.insert(name.clone()) {
+            return Err(Error::decode(
+                path,
+                format!("checkpoint: {what} \"{name}\" appears twice"),
+            ));
+        }
+        out.push((name, tensor));
+    }
+    Ok(out)
+}
+
+/// Checks that `stored` tensors and the model's `(name, shape)` list hold the same names
+/// with the same shapes.
+pub(crate) fn check_names(
+    stored: &[(String, Tensor)],
+    model: &[(String, Vec<usize>)],
+    path: &Path,
+) -> Result<()> {
+    let in_file: HashMap<&str, &[usize]> = stored
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.shape()))
+        .collect();
+    for (name, shape) in model {
+        match in_file.get(name.as_str()) {
+            Some(file) if *file == shape.as_slice() => {}
+            file => {
+                return Err(Error::ParamMismatch {
+                    path: path.into(),
+                    name: name.clone(),
+                    file: file.map(|s| s.to_vec()),
+                    model: Some(shape.clone()),
+                });
+            }
+        }
+    }
+    let in_model: std::collections::HashSet<&str> = model.iter().map(|(n, _)| n.as_str()).collect();
+    if let Some((name, t)) = stored.iter().find(|(n, _)| !in_model.contains(n.as_str())) {
+        return Err(Error::ParamMismatch {
+            path: path.into(),
+            name: name.clone(),
+            file: Some(t.shape().to_vec()),
+            model: None,
+        });
+    }
+    Ok(())
+}
+
+/// Decodes the payload with bincode's standard configuration and a byte limit of at most
+/// 4× the payload's length (the smallest power of 4 above it, from 64 KiB), so a corrupted
+/// length prefix cannot make the decoder allocate more than that.
+fn decode_payload(body: &[u8]) -> std::result::Result<(Payload, usize), String> {
+    fn with<C: Config>(body: &[u8], config: C) -> std::result::Result<(Payload, usize), String> {
+        bincode::serde::decode_from_slice(body, config).map_err(|e| e.to_string())
+    }
+    let standard = bincode::config::standard();
+    macro_rules! smallest_limit {
+        ($($bits:literal)*) => {
+            $(if body.len() <= 1usize << $bits {
+                return with(body, standard.with_limit::<{ 1usize << $bits }>());
+            })*
+        };
+    }
+    smallest_limit!(16 18 20 22 24 26 28 30 32 34 36 38 40);
+    Err(format!(
+        "expected a payload of at most 1 TiB, found {} bytes",
+        body.len()
+    ))
+}
+
+/// Writes `bytes` to `path` atomically: `write` fills a new temporary file in the same
+/// folder, which is then synced and renamed over `path`; the folder is synced too where the
+/// platform allows. On any error the temporary file is removed and `path` is untouched.
+pub(crate) fn write_atomically(
+    path: &Path,
+    bytes: &[u8],
+    write: impl FnOnce(&mut File, &[u8]) -> std::io::Result<()>,
+) -> Result<()> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let Some(file_name) = path.file_name() else {
+        return Err(Error::io(
+            path,
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "expected a path that names a file, found none",
+            ),
+        ));
+    };
+    let temporary = folder.join(format!(
+        ".{}.tmp-{}-{}",
+        file_name.to_string_lossy(),
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let attempt = || -> std::io::Result<()> {
+        let mut file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&temporary)?;
+        write(&mut file, bytes)?;
+        file.flush()?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&temporary, path)?;
+        // make the rename itself durable; some file systems refuse to sync a folder, which
+        // only weakens durability, not atomicity
+        if let Ok(dir) = File::open(folder) {
+            let _ = dir.sync_all();
+        }
+        Ok(())
+    };
+    attempt().map_err(|e| {
+        let _ = std::fs::remove_file(&temporary);
+        Error::io(path, e)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::{Dropout, Init, Linear, Mode, Relu, Sequential};
+    use crate::optim::Sgd;
+    use crate::{Tape, tensor};
+
+    fn model(seed: u64) -> Sequential {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        Sequential::new(vec![
+            Box::new(Linear::new(3, 4, Init::default(), &mut rng).unwrap()),
+            Box::new(Relu),
+            Box::new(Dropout::new(0.5, &mut rng).unwrap()),
+            Box::new(Linear::new(4, 2, Init::default(), &mut rng).unwrap()),
+        ])
+        .unwrap()
+    }
+
+    fn folder(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("tapegrad-ckpt-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn params(m: &dyn Module) -> Vec<Tensor> {
+        let mut v = Vec::new();
+        m.visit_params(&mut |_, p| v.push(p.value().clone()));
+        v
+    }
+
+    #[test]
+    fn header_layout_is_as_documented() {
+        let bytes = Checkpoint::new(&model(0)).to_bytes().unwrap();
+        assert_eq!(&bytes[..8], b"TGRADCKP");
+        assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 1);
+        let n = u64::from_le_bytes(bytes[12..20].try_into().unwrap());
+        assert_eq!(n as usize, bytes.len() - HEADER_LEN);
+        let crc = u32::from_le_bytes(bytes[20..24].try_into().unwrap());
+        assert_eq!(crc, crc32fast::hash(&bytes[HEADER_LEN..]));
+        // CRC-32 of "123456789" is the standard check value 0xCBF43926
+        assert_eq!(crc32fast::hash(b"123456789"), 0xCBF4_3926);
+    }
+
+    #[test]
+    fn round_trip_restores_parameters_and_the_dropout_generator() {
+        let (a, mut b) = (model(1), model(2));
+        Checkpoint::from_bytes(&Checkpoint::new(&a).to_bytes().unwrap())
+            .unwrap()
+            .restore_model(&mut b)
+            .unwrap();
+        assert_eq!(params(&a), params(&b));
+        let tape = Tape::new();
+        let x = tape.constant(tensor::ones(&[5, 3]));
+        // the same dropout masks follow
+        assert_eq!(
+            a.forward(x, Mode::Train).value(),
+            b.forward(x, Mode::Train).value()
+        );
+    }
+
+    #[test]
+    fn transposed_weights_are_stored_in_logical_order() {
+        let w = tensor::from_vec(vec![1., 2., 3., 4., 5., 6.], &[3, 2]).unwrap();
+        let t = w.t().to_owned(); // [2, 3], column-major in memory
+        let a = Linear::from_parts(t.clone().into_dyn(), None).unwrap();
+        let mut b = Linear::from_parts(tensor::zeros(&[2, 3]), None).unwrap();
+        Checkpoint::from_bytes(&Checkpoint::new(&a).to_bytes().unwrap())
+            .unwrap()
+            .restore_model(&mut b)
+            .unwrap();
+        assert_eq!(b.weight().value(), &t.into_dyn());
+    }
+
+    /// A writer that fails after `left` bytes, like a full disk.
+    struct FailAfter<'f> {
+        file: &'f mut File,
+        left: usize,
+    }
+
+    impl Write for FailAfter<'_> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.left == 0 {
+                return Err(std::io::Error::other("no space left on device (simulated)"));
+            }
+            let n = buf.len().min(self.left);
+            self.left -= n;
+            self.file.write(&buf[..n])
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.file.flush()
+        }
+    }
+
+    #[test]
+    fn a_failure_mid_write_leaves_the_previous_checkpoint_intact() {
+        let dir = folder("atomic");
+        let path = dir.join("run.ckpt");
+        let old = model(3);
+        Checkpoint::new(&old).save(&path).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let newer = Checkpoint::new(&model(4)).to_bytes().unwrap();
+        for fail_at in [0, 10, HEADER_LEN + 7, newer.len() - 1] {
+            let err = write_atomically(&path, &newer, |file, bytes| {
+                FailAfter {
+                    file,
+                    left: fail_at,
+                }
+                .write_all(bytes)
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains("run.ckpt") && err.contains("simulated"),
+                "{err}"
+            );
+            assert_eq!(std::fs::read(&path).unwrap(), before);
+            // no temporary file is left behind
+            assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+            let mut loaded = model(5);
+            load(&mut loaded, &path).unwrap();
+            assert_eq!(params(&loaded), params(&old));
+        }
+        // an unhindered save replaces it
+        write_atomically(&path, &newer, |f, b| f.write_all(b)).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), newer);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn corrupt_headers_and_payloads_are_errors() {
+        let good = Checkpoint::new(&model(0)).to_bytes().unwrap();
+        let msg = |bytes: &[u8]| Checkpoint::from_bytes(bytes).unwrap_err().to_string();
+        assert!(
+            msg(&good[..10]).contains("truncated header: expected at least 24 bytes, found 10")
+        );
+        let mut magic = good.clone();
+        magic[0] = b'X';
+        assert!(msg(&magic).contains("wrong magic: expected b\"TGRADCKP\""));
+        let mut version = good.clone();
+        version[8] = 2;
+        assert!(
+            msg(&version)
+                .contains("format version 2 is newer than this build reads, expected at most 1")
+        );
+        assert!(msg(&good[..good.len() - 3]).contains("truncated payload"));
+        let mut flipped = good.clone();
+        *flipped.last_mut().unwrap() ^= 0x10;
+        assert!(msg(&flipped).contains("checksum mismatch"));
+    }
+
+    #[test]
+    fn a_lying_length_prefix_is_an_error_not_an_allocation() {
+        // a payload whose first parameter claims 2^60 values, with a valid checksum
+        let payload = Payload {
+            params: vec![StoredTensor {
+                name: "w".into(),
+                shape: vec![1],
+                values: vec![1.0],
+            }],
+            rngs: vec![],
+            scaler: None,
+            training: None,
+        };
+        let mut body =
+            bincode::serde::encode_to_vec(&payload, bincode::config::standard()).unwrap();
+        // layout: params len (1 byte), name len (1) "w", shape len (1), 1 (1), values len (1)
+        assert_eq!(body[5], 1);
+        let huge = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0x10]; // varint u64 2^60
+        body.splice(5..6, huge);
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&1u32.to_le_bytes());
+        bytes.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+        bytes.extend_from_slice(&body);
+        let err = Checkpoint::from_bytes(&bytes).unwrap_err().to_string();
+        assert!(err.contains("bincode could not decode"), "{err}");
+    }
+
+    #[test]
+    fn resume_restores_optimizer_state_and_refuses_model_only_files() {
+        let mut a = model(0);
+        let mut sgd = Sgd::new(0.1).unwrap().momentum(0.9).unwrap();
+        let tape = Tape::new();
+        let loss = a
+            .forward(tape.constant(tensor::ones(&[2, 3])), Mode::Train)
+            .cross_entropy(&[0, 1]);
+        sgd.step(&mut a, &loss.backward()).unwrap();
+        let bytes = Checkpoint::new(&a)
+            .with_training(&sgd, 3)
+            .unwrap()
+            .to_bytes()
+            .unwrap();
+        let c = Checkpoint::from_bytes(&bytes).unwrap();
+        let (mut b, mut fresh) = (model(9), Sgd::new(0.1).unwrap().momentum(0.9).unwrap());
+        assert_eq!(c.resume(&mut b, &mut fresh).unwrap(), 3);
+        assert_eq!(fresh.state().unwrap(), sgd.state().unwrap());
+        let only = Checkpoint::from_bytes(&Checkpoint::new(&a).to_bytes().unwrap()).unwrap();
+        let err = only.resume(&mut b, &mut fresh).unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "expected training state in <memory>, found a checkpoint of the model only"
+            ),
+            "{err}"
+        );
+    }
+}

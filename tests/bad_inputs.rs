@@ -1,0 +1,622 @@
+//! A catalogue of bad inputs across the public API — files, shapes, hyperparameters,
+//! non-finite data, checkpoints of the wrong model. Each case must return an `Error` (never
+//! panic) whose message names what was expected and what was found, and must leave every
+//! file on disk as it was (same bytes, same modification time, no new files).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+use tapegrad::data::{read_cifar10, read_idx_dataset, read_idx_images, read_idx_labels};
+use tapegrad::ndarray::{Array2, array};
+use tapegrad::{
+    Adam, ChaCha8Rng, Checkpoint, Dataset, Decay, DecayUnit, Dropout, FitConfig, Identity, Init,
+    Linear, Module, Relu, Result, Scaler, Schedule, SeedableRng, Sequential, Sgd, Tensor,
+    checkpoint, export_safetensors, fit, import_safetensors, tensor,
+};
+
+/// The bytes and modification time of every file under a folder.
+type Disk = BTreeMap<PathBuf, (Vec<u8>, SystemTime)>;
+
+fn disk(dir: &Path) -> Disk {
+    let mut files = Disk::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path.clone());
+                files.insert(path, (Vec::new(), SystemTime::UNIX_EPOCH));
+            } else {
+                let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+                files.insert(path.clone(), (std::fs::read(&path).unwrap(), modified));
+            }
+        }
+    }
+    files
+}
+
+/// The fixture folder with one file of each kind, good and bad.
+struct Fixture {
+    dir: PathBuf,
+    cases: usize,
+}
+
+impl Fixture {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Runs one bad input: it must fail with a message containing every fragment of
+    /// `expected` (each names what was expected or what was found), and leave the disk as
+    /// it was.
+    fn case<T: std::fmt::Debug>(
+        &mut self,
+        what: &str,
+        expected: &[&str],
+        run: impl FnOnce() -> Result<T>,
+    ) {
+        let before = disk(&self.dir);
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run));
+        let result = outcome.unwrap_or_else(|_| panic!("{what}: panicked instead of an Err"));
+        let message = match result {
+            Ok(v) => panic!("{what}: expected an error, got Ok({v:?})"),
+            Err(e) => e.to_string(),
+        };
+        for fragment in expected {
+            assert!(
+                message.contains(fragment),
+                "{what}: the message should contain {fragment:?}, got: {message}"
+            );
+        }
+        assert!(
+            disk(&self.dir) == before,
+            "{what}: the files on disk changed"
+        );
+        self.cases += 1;
+    }
+}
+
+/// 4 → 8 → ReLU → dropout → 3.
+fn model(seed: u64, hidden: usize) -> Sequential {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    Sequential::new(vec![
+        Box::new(Linear::new(4, hidden, Init::default(), &mut rng).unwrap()),
+        Box::new(Relu),
+        Box::new(Dropout::new(0.2, &mut rng).unwrap()),
+        Box::new(Linear::new(hidden, 3, Init::default(), &mut rng).unwrap()),
+    ])
+    .unwrap()
+}
+
+/// The same parameters as [`model`], without the dropout layer's generator.
+fn model_without_dropout(seed: u64) -> Sequential {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    Sequential::new(vec![
+        Box::new(Linear::new(4, 8, Init::default(), &mut rng).unwrap()),
+        Box::new(Relu),
+        Box::new(Identity),
+        Box::new(Linear::new(8, 3, Init::default(), &mut rng).unwrap()),
+    ])
+    .unwrap()
+}
+
+fn params(m: &dyn Module) -> Vec<Tensor> {
+    let mut v = Vec::new();
+    m.visit_params(&mut |_, p| v.push(p.value().clone()));
+    v
+}
+
+fn data() -> Dataset {
+    let x = Array2::from_shape_fn((12, 4), |(i, j)| (i * 4 + j) as f32 / 10.0);
+    Dataset::from_floats(x, (0..12).map(|i| i % 3).collect()).unwrap()
+}
+
+fn fixture() -> Fixture {
+    let dir = std::env::temp_dir().join(format!("tapegrad-bad-inputs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    let f = Fixture { dir, cases: 0 };
+    let m = model(0, 8);
+    let good = Checkpoint::new(&m).to_bytes().unwrap();
+    std::fs::write(f.path("good.ckpt"), &good).unwrap();
+    let mut sgd = Sgd::new(0.1).unwrap().momentum(0.9).unwrap();
+    let config = FitConfig {
+        epochs: 1,
+        batch_size: 4,
+        ..FitConfig::default()
+    };
+    let mut trained = model(0, 8);
+    fit(&mut trained, &mut sgd, &data(), None, &config, &mut |_| {}).unwrap();
+    Checkpoint::new(&trained)
+        .with_training(&sgd, 1)
+        .unwrap()
+        .save(f.path("training.ckpt"))
+        .unwrap();
+    checkpoint::save(&model(0, 16), f.path("wide.ckpt")).unwrap();
+    let no_bias = Sequential::new(vec![
+        Box::new(Linear::from_parts(tensor::zeros(&[8, 4]), None).unwrap()),
+        Box::new(Relu),
+        Box::new(Dropout::new(0.2, &mut ChaCha8Rng::seed_from_u64(0)).unwrap()),
+        Box::new(Linear::new(8, 3, Init::default(), &mut ChaCha8Rng::seed_from_u64(1)).unwrap()),
+    ])
+    .unwrap();
+    checkpoint::save(&no_bias, f.path("no-bias.ckpt")).unwrap();
+    let mut nan = model(0, 8);
+    nan.visit_params_mut(&mut |name, p| {
+        if name == "3.weight" {
+            p.value_mut()[[1, 2]] = f32::NAN;
+        }
+    });
+    checkpoint::save(&nan, f.path("nan.ckpt")).unwrap();
+    std::fs::write(f.path("empty.ckpt"), b"").unwrap();
+    std::fs::write(
+        f.path("png.ckpt"),
+        b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01",
+    )
+    .unwrap();
+    let mut newer = good.clone();
+    newer[8] = 2;
+    std::fs::write(f.path("newer.ckpt"), newer).unwrap();
+    std::fs::write(f.path("truncated.ckpt"), &good[..good.len() - 5]).unwrap();
+    let mut trailing = good.clone();
+    trailing.extend_from_slice(b"junk");
+    std::fs::write(f.path("trailing.ckpt"), trailing).unwrap();
+    let mut flipped = good.clone();
+    flipped[40] ^= 0x04;
+    std::fs::write(f.path("flipped.ckpt"), flipped).unwrap();
+    export_safetensors(&m, f.path("good.safetensors")).unwrap();
+    export_safetensors(&model(0, 16), f.path("wide.safetensors")).unwrap();
+    std::fs::write(
+        f.path("garbage.safetensors"),
+        b"\xff\xff\xff\xff\xff\xff\xff\x7fnot json",
+    )
+    .unwrap();
+
+    let mut images = vec![0, 0, 8, 3, 0, 0, 0, 3, 0, 0, 0, 4, 0, 0, 0, 4];
+    images.extend(0..48u8);
+    std::fs::write(f.path("images.idx"), &images).unwrap();
+    std::fs::write(f.path("images-short.idx"), &images[..images.len() - 1]).unwrap();
+    std::fs::write(f.path("header.idx"), &images[..6]).unwrap();
+    std::fs::write(
+        f.path("labels.idx"),
+        [0, 0, 8, 1, 0, 0, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8],
+    )
+    .unwrap();
+    std::fs::write(f.path("labels-two.idx"), [0, 0, 8, 1, 0, 0, 0, 2, 1, 2]).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&images).unwrap();
+    let mut gz = gz.finish().unwrap();
+    gz.truncate(gz.len() / 2);
+    std::fs::write(f.path("broken.idx.gz"), gz).unwrap();
+    let mut record = vec![1u8];
+    record.extend(std::iter::repeat_n(7u8, 3072));
+    std::fs::write(f.path("short.cifar"), &record[..3000]).unwrap();
+    let mut bad_label = record.clone();
+    bad_label[0] = 10;
+    std::fs::write(f.path("label.cifar"), [record, bad_label].concat()).unwrap();
+    f
+}
+
+#[test]
+fn every_bad_input_is_an_error_naming_expected_and_found_and_changes_no_file() {
+    let mut f = fixture();
+    let base = f.dir.clone();
+    let p = |name: &str| base.join(name);
+    let (good, training, wide, no_bias, nan) = (
+        p("good.ckpt"),
+        p("training.ckpt"),
+        p("wide.ckpt"),
+        p("no-bias.ckpt"),
+        p("nan.ckpt"),
+    );
+    let (empty, png, newer, truncated, trailing, flipped) = (
+        p("empty.ckpt"),
+        p("png.ckpt"),
+        p("newer.ckpt"),
+        p("truncated.ckpt"),
+        p("trailing.ckpt"),
+        p("flipped.ckpt"),
+    );
+    let (st_good, st_wide, st_garbage) = (
+        p("good.safetensors"),
+        p("wide.safetensors"),
+        p("garbage.safetensors"),
+    );
+    let (images, images_short, header, labels, labels_two, broken_gz) = (
+        p("images.idx"),
+        p("images-short.idx"),
+        p("header.idx"),
+        p("labels.idx"),
+        p("labels-two.idx"),
+        p("broken.idx.gz"),
+    );
+    let (short_cifar, label_cifar, missing, sub) = (
+        p("short.cifar"),
+        p("label.cifar"),
+        p("missing.ckpt"),
+        p("sub"),
+    );
+
+    // --- checkpoint files ---
+    f.case(
+        "missing checkpoint",
+        &["missing.ckpt", "No such file"],
+        || Checkpoint::load(&missing),
+    );
+    f.case(
+        "empty checkpoint",
+        &["empty.ckpt", "expected at least 24 bytes, found 0"],
+        || Checkpoint::load(&empty),
+    );
+    f.case(
+        "a PNG, not a checkpoint",
+        &[
+            "png.ckpt",
+            "wrong magic: expected b\"TGRADCKP\"",
+            "found b\"\\x89PNG\\r\\n\\x1a\\n\"",
+        ],
+        || Checkpoint::load(&png),
+    );
+    f.case(
+        "newer format version",
+        &["newer.ckpt", "format version 2", "expected at most 1"],
+        || Checkpoint::load(&newer),
+    );
+    f.case(
+        "truncated payload",
+        &["truncated.ckpt", "truncated payload: expected", "found"],
+        || Checkpoint::load(&truncated),
+    );
+    f.case(
+        "trailing bytes",
+        &[
+            "trailing.ckpt",
+            "trailing bytes after the payload: expected",
+            "found",
+        ],
+        || Checkpoint::load(&trailing),
+    );
+    f.case(
+        "a flipped bit",
+        &[
+            "flipped.ckpt",
+            "checksum mismatch: expected CRC-32",
+            "found",
+        ],
+        || Checkpoint::load(&flipped),
+    );
+    let mut target = model(1, 8);
+    let untouched = params(&target);
+    f.case(
+        "a parameter of another shape",
+        &[
+            "wide.ckpt",
+            "parameter \"0.weight\" has shape [16, 4] in file, [8, 4] in model",
+        ],
+        || checkpoint::load(&mut target, &wide),
+    );
+    f.case(
+        "a parameter missing from the file",
+        &[
+            "no-bias.ckpt",
+            "parameter \"0.bias\" (shape [8]) is in the model but missing from the file",
+        ],
+        || checkpoint::load(&mut target, &no_bias),
+    );
+    let mut no_bias_model = Sequential::new(vec![
+        Box::new(Linear::from_parts(tensor::zeros(&[8, 4]), None).unwrap()),
+        Box::new(Relu),
+        Box::new(Dropout::new(0.2, &mut ChaCha8Rng::seed_from_u64(0)).unwrap()),
+        Box::new(Linear::from_parts(tensor::zeros(&[3, 8]), Some(tensor::zeros(&[3]))).unwrap()),
+    ])
+    .unwrap();
+    f.case(
+        "an extra parameter in the file",
+        &[
+            "good.ckpt",
+            "parameter \"0.bias\" (shape [8]) is in the file but not in the model",
+        ],
+        || checkpoint::load(&mut no_bias_model, &good),
+    );
+    f.case(
+        "a model without the dropout generator",
+        &[
+            "expected the model's random generators []",
+            "found [\"2.rng\"]",
+        ],
+        || checkpoint::load(&mut model_without_dropout(0), &good),
+    );
+    f.case(
+        "a NaN where the caller rejects non-finite values",
+        &[
+            "nan.ckpt",
+            "parameter \"3.weight\" element 10: expected a finite value, found NaN",
+        ],
+        || Checkpoint::load(&nan)?.ensure_finite(),
+    );
+    f.case(
+        "resuming from a model-only checkpoint",
+        &[
+            "expected training state in",
+            "good.ckpt",
+            "found a checkpoint of the model only",
+        ],
+        || Checkpoint::load(&good)?.resume(&mut target, &mut Sgd::new(0.1)?),
+    );
+    f.case(
+        "resuming SGD's state into Adam",
+        &["expected the state of \"adam\", found \"sgd\""],
+        || Checkpoint::load(&training)?.resume(&mut target, &mut Adam::new(0.1)?),
+    );
+    assert_eq!(
+        params(&target),
+        untouched,
+        "a refused load changed the model"
+    );
+    f.case(
+        "saving into a missing folder",
+        &["missing-folder", "No such file"],
+        || checkpoint::save(&target, p("missing-folder/x.ckpt")),
+    );
+    f.case("saving over a folder", &["sub", "directory"], || {
+        checkpoint::save(&target, &sub)
+    });
+
+    // --- safetensors ---
+    f.case(
+        "missing safetensors",
+        &["missing.ckpt", "No such file"],
+        || import_safetensors(&mut target, &missing),
+    );
+    f.case(
+        "garbage safetensors",
+        &[
+            "garbage.safetensors",
+            "safetensors: expected a valid file, found",
+        ],
+        || import_safetensors(&mut target, &st_garbage),
+    );
+    f.case(
+        "a checkpoint given as safetensors",
+        &["good.ckpt", "safetensors: expected a valid file, found"],
+        || import_safetensors(&mut target, &good),
+    );
+    f.case(
+        "safetensors of another model",
+        &[
+            "wide.safetensors",
+            "parameter \"0.weight\" has shape [16, 4] in file, [8, 4] in model",
+        ],
+        || import_safetensors(&mut target, &st_wide),
+    );
+    f.case(
+        "safetensors into a model without biases",
+        &["parameter \"0.bias\" (shape [8]) is in the file but not in the model"],
+        || import_safetensors(&mut no_bias_model, &st_good),
+    );
+    f.case(
+        "exporting into a missing folder",
+        &["missing-folder", "No such file"],
+        || export_safetensors(&target, p("missing-folder/x.safetensors")),
+    );
+    assert_eq!(
+        params(&target),
+        untouched,
+        "a refused import changed the model"
+    );
+
+    // --- IDX and CIFAR-10 ---
+    f.case(
+        "missing IDX file",
+        &["missing.ckpt", "No such file"],
+        || read_idx_images(&missing),
+    );
+    f.case(
+        "labels read as images",
+        &[
+            "labels.idx",
+            "wrong magic number: expected 0x00000803, found 0x00000801",
+        ],
+        || read_idx_images(&labels),
+    );
+    f.case(
+        "images read as labels",
+        &["images.idx", "expected 0x00000801, found 0x00000803"],
+        || read_idx_labels(&images),
+    );
+    f.case(
+        "truncated IDX header",
+        &[
+            "header.idx",
+            "truncated header: expected at least 16 bytes, found 6",
+        ],
+        || read_idx_images(&header),
+    );
+    f.case(
+        "IDX payload one byte short",
+        &["images-short.idx", "needs 48 bytes, found 47"],
+        || read_idx_images(&images_short),
+    );
+    f.case(
+        "fewer labels than images",
+        &[
+            "labels-two.idx",
+            "expected 3 labels, one per image",
+            "found 2",
+        ],
+        || read_idx_dataset(&images, &labels_two),
+    );
+    f.case("a broken gzip stream", &["broken.idx.gz", "gzip:"], || {
+        read_idx_images(&broken_gz)
+    });
+    f.case(
+        "CIFAR file not a whole number of records",
+        &[
+            "short.cifar",
+            "expected a multiple of 3073 bytes",
+            "found 3000",
+        ],
+        || read_cifar10(&[&short_cifar]),
+    );
+    f.case(
+        "CIFAR label out of range",
+        &["label.cifar", "record 1 has label 10, expected 0 to 9"],
+        || read_cifar10(&[&label_cifar]),
+    );
+
+    // --- shapes ---
+    f.case(
+        "tensor of the wrong length",
+        &["expected 6 elements for shape [2, 3], found 5 elements"],
+        || tensor::from_vec(vec![0.0; 5], &[2, 3]),
+    );
+    f.case(
+        "bias of the wrong shape",
+        &["expected bias shape [3], found [2]"],
+        || Linear::from_parts(tensor::ones(&[3, 2]), Some(tensor::ones(&[2]))),
+    );
+    f.case(
+        "layers whose widths do not chain",
+        &["expected layer 2 input width 8 (output of layer 0), found 4"],
+        || {
+            let mut rng = ChaCha8Rng::seed_from_u64(0);
+            Sequential::new(vec![
+                Box::new(Linear::new(2, 8, Init::default(), &mut rng)?),
+                Box::new(Relu),
+                Box::new(Linear::new(4, 1, Init::default(), &mut rng)?),
+            ])
+        },
+    );
+    f.case(
+        "labels and samples of different counts",
+        &["expected one label per sample (3 samples), found 2 labels"],
+        || Dataset::from_floats(Array2::zeros((3, 2)), vec![0, 1]),
+    );
+    f.case(
+        "a scaler fitted on other features",
+        &["expected a scaler for 4 features, found one for 2"],
+        || {
+            let two = Dataset::from_floats(array![[1.0, 2.0], [3.0, 4.0]], vec![0, 1])?;
+            data().set_scaler(Scaler::standardize(&two)?)
+        },
+    );
+    f.case(
+        "a scaler applied to the wrong width",
+        &["expected shape [samples, 4], found shape [2, 3]"],
+        || Scaler::standardize(&data())?.transform(&mut tensor::zeros(&[2, 3])),
+    );
+
+    // --- hyperparameters ---
+    f.case("dropout p = 1.5", &["p must be in [0, 1), got 1.5"], || {
+        Dropout::new(1.5, &mut ChaCha8Rng::seed_from_u64(0))
+    });
+    f.case(
+        "learning rate 0",
+        &["learning rate must be finite and > 0, got 0"],
+        || Sgd::new(0.0),
+    );
+    f.case("momentum 1", &["momentum must be in [0, 1), got 1"], || {
+        Sgd::new(0.1)?.momentum(1.0)
+    });
+    f.case("Adam beta 1", &["betas must be in [0, 1), got 1"], || {
+        Adam::new(0.1)?.betas(0.9, 1.0)
+    });
+    f.case(
+        "decay gamma 1.5",
+        &["gamma must be in (0, 1], got 1.5"],
+        || Schedule::new(Decay::Exponential { gamma: 1.5 }, DecayUnit::Step),
+    );
+    let run = |config: FitConfig, data: &Dataset| {
+        fit(
+            &mut model(0, 8),
+            &mut Sgd::new(0.1)?,
+            data,
+            None,
+            &config,
+            &mut |_| {},
+        )
+    };
+    f.case(
+        "batch size 0",
+        &["batch_size must be at least 1, got 0"],
+        || {
+            run(
+                FitConfig {
+                    batch_size: 0,
+                    ..FitConfig::default()
+                },
+                &data(),
+            )
+        },
+    );
+    f.case(
+        "resuming past the last epoch",
+        &["start_epoch must be below epochs, got start_epoch 5 with epochs 5"],
+        || {
+            run(
+                FitConfig {
+                    epochs: 5,
+                    start_epoch: 5,
+                    ..FitConfig::default()
+                },
+                &data(),
+            )
+        },
+    );
+    f.case(
+        "num_classes below a label",
+        &["num_classes must exceed every label, got 2 with label 2"],
+        || data().with_num_classes(2),
+    );
+
+    // --- non-finite data ---
+    f.case(
+        "a NaN feature in training data",
+        &[
+            "step 0 refused",
+            "the gradient of \"0.weight\" is not finite",
+            "parameters are unchanged",
+        ],
+        || {
+            let mut x = Array2::from_shape_fn((12, 4), |(i, j)| (i + j) as f32);
+            x[[5, 1]] = f32::NAN;
+            let nan_data = Dataset::from_floats(x, (0..12).map(|i| i % 3).collect())?;
+            run(
+                FitConfig {
+                    epochs: 1,
+                    batch_size: 12,
+                    ..FitConfig::default()
+                },
+                &nan_data,
+            )
+        },
+    );
+
+    assert!(f.cases >= 30, "only {} cases", f.cases);
+    std::fs::remove_dir_all(&f.dir).unwrap();
+}
+
+/// The catalogue's own check fails when it should: an error without the expected words,
+/// or a case that changes a file, is caught.
+#[test]
+fn the_catalogue_check_can_fail() {
+    let mut f = Fixture {
+        dir: std::env::temp_dir().join(format!("tapegrad-bad-self-{}", std::process::id())),
+        cases: 0,
+    };
+    std::fs::create_dir_all(&f.dir).unwrap();
+    let dir = f.dir.clone();
+    let wrong_words = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        f.case("x", &["not in the message"], || Sgd::new(0.0))
+    }));
+    assert!(wrong_words.is_err());
+    let writes = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        f.case("y", &["got 0"], || {
+            std::fs::write(dir.join("new"), b"1").unwrap();
+            Sgd::new(0.0)
+        })
+    }));
+    assert!(writes.is_err());
+    std::fs::remove_dir_all(&f.dir).unwrap();
+}
