@@ -51,6 +51,7 @@
 pub mod autograd;
 pub mod checkpoint;
 pub mod data;
+pub mod diagnostics;
 pub mod error;
 pub mod metrics;
 pub mod nn;
@@ -62,6 +63,9 @@ pub mod train;
 pub use autograd::{GradcheckConfig, Gradients, Tape, TapeInput, Var, gradcheck, gradcheck_with};
 pub use checkpoint::{Checkpoint, export_safetensors, import_safetensors};
 pub use data::{Batch, Batches, Dataset, Scaler, ScalerKind};
+pub use diagnostics::{
+    LayerStats, LrRangeConfig, LrRangeTest, ParamSnapshot, ParamStats, Probe, lr_range_test,
+};
 pub use error::{Error, Result};
 pub use metrics::ConfusionMatrix;
 pub use ndarray;

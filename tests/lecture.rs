@@ -1,0 +1,263 @@
+//! The lecture's claims, each through its experiment's own code path
+//! (`examples/lecture/`) at the tiny budget: every experiment runs, writes its table and
+//! plot, and its numbers point the way the lecture says.
+//!
+//! Needs Debian's `dataset-fashion-mnist` (`.ci/run` installs it) or `$FASHION_MNIST_DIR`.
+
+#[path = "../examples/lecture/main.rs"]
+mod lecture;
+
+use lecture::common::Budget;
+use std::path::PathBuf;
+
+/// A fresh results folder per test.
+fn out(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tapegrad-lecture-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// The Markdown table and the plot were written, and the plot is an SVG with a title.
+fn wrote(dir: &std::path::Path, name: &str) {
+    let md = std::fs::read_to_string(dir.join(format!("{name}.md"))).expect("table written");
+    assert!(md.starts_with("### ") && md.contains("|---|"), "{md}");
+    let svg = std::fs::read_to_string(dir.join(format!("{name}.svg"))).expect("plot written");
+    assert!(
+        svg.starts_with("<svg") && svg.contains("<text"),
+        "{name}.svg"
+    );
+}
+
+#[test]
+fn every_experiment_is_listed_once_under_a_unique_name() {
+    let mut names: Vec<&str> = lecture::EXPERIMENTS.iter().map(|e| e.name).collect();
+    let n = names.len();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), n);
+    for required in [
+        "learning-rate",
+        "preprocessing",
+        "overfitting",
+        "xor",
+        "activations",
+        "init-table",
+        "vanishing-gradients",
+        "dying-relu",
+        "zero-init",
+        "dropout",
+        "batch-size",
+        "gd-vs-sgd",
+        "lr-finder",
+    ] {
+        assert!(names.contains(&required), "{required} missing");
+    }
+}
+
+#[test]
+fn xor_perceptron_fails_mlp_succeeds() {
+    let dir = out("xor");
+    let o = lecture::xor_claim::run(Budget::Tiny, &dir).unwrap();
+    assert!(o.perceptron_correct <= 3);
+    assert_eq!(o.mlp_correct, 4);
+    assert!(o.mlp_loss < 0.01);
+    wrote(&dir, "xor");
+}
+
+#[test]
+fn learning_rate_decay_rescues_a_too_large_rate_and_a_tiny_one_crawls() {
+    use lecture::learning_rate::tail_loss;
+    let dir = out("lr");
+    let o = lecture::learning_rate::run(Budget::Tiny, &dir).unwrap();
+    let (large, decayed) = (o.get("too large"), o.get("large + decay"));
+    let (good, small) = (o.get("good"), o.get("too small"));
+    // the fixed large rate ends far above where it started (or diverges) ...
+    assert!(
+        tail_loss(large) > 2.0 * large.step_losses[0],
+        "{:?}",
+        tail_loss(large)
+    );
+    // ... the same rate with decay converges, below the fixed one
+    assert!(tail_loss(decayed) < 0.5 * decayed.step_losses[0]);
+    assert!(tail_loss(decayed) < tail_loss(large));
+    // the tiny rate crawls: after the same steps its loss is well above the good rate's
+    assert!(tail_loss(small) > tail_loss(good) + 0.5);
+    assert!(good.test_accuracy > small.test_accuracy);
+    wrote(&dir, "learning-rate");
+}
+
+#[test]
+fn lr_finder_suggestion_trains_better_than_far_smaller_or_larger_rates() {
+    let dir = out("lrf");
+    let o = lecture::lr_finder::run(Budget::Tiny, &dir).unwrap();
+    assert!(o.test.stopped_early, "the sweep to lr 10 blows up");
+    let (suggested, tiny, huge) = (o.checks[0], o.checks[1], o.checks[2]);
+    assert!(
+        suggested.1 < tiny.1 && suggested.1 < huge.1,
+        "{:?}",
+        o.checks
+    );
+    wrote(&dir, "lr-finder");
+}
+
+#[test]
+fn sgd_beats_gd_per_epoch() {
+    let dir = out("gd");
+    let o = lecture::gd_vs_sgd::run(Budget::Tiny, &dir).unwrap();
+    let e = o.sgd_epochs;
+    assert!(o.sgd.epochs[e - 1].1 < o.gd.epochs[e - 1].1 - 0.2);
+    assert_eq!(o.gd.epochs.len(), 10 * e);
+    wrote(&dir, "gd-vs-sgd");
+}
+
+#[test]
+fn batch_one_learns_most_per_epoch_batch_hundred_most_per_second() {
+    let dir = out("bs");
+    let o = lecture::batch_size::run(Budget::Tiny, &dir).unwrap();
+    let first_epoch = |i: usize| o.runs[i].2.epochs[0].2;
+    assert!(first_epoch(0) > first_epoch(1) && first_epoch(0) > first_epoch(2));
+    // samples per second: batch 100 processes several times more than batch 1
+    let speed = |i: usize| 1.0 / o.runs[i].2.seconds;
+    assert!(
+        speed(1) > 1.5 * speed(0),
+        "{} vs {}",
+        o.runs[1].2.seconds,
+        o.runs[0].2.seconds
+    );
+    wrote(&dir, "batch-size");
+}
+
+#[test]
+fn standardized_features_beat_raw_ones() {
+    let dir = out("pre");
+    let o = lecture::preprocessing::run(Budget::Tiny, &dir).unwrap();
+    let (raw, standardized) = o.best();
+    assert!(
+        standardized > raw + 0.05,
+        "raw {raw}, standardized {standardized}"
+    );
+    wrote(&dir, "preprocessing");
+}
+
+#[test]
+fn zero_init_stays_symmetric_random_init_learns() {
+    let dir = out("zero");
+    let o = lecture::zero_init::run(Budget::Tiny, &dir).unwrap();
+    for (label, distinct, run) in &o.runs {
+        if label.starts_with("zeros") {
+            assert_eq!(*distinct, 1, "{label}");
+            assert!(run.test_accuracy < 0.2, "{label}");
+        } else {
+            assert_eq!(*distinct, 32, "{label}");
+            assert!(run.test_accuracy > 0.5, "{label}: {}", run.test_accuracy);
+        }
+    }
+    wrote(&dir, "zero-init");
+}
+
+#[test]
+fn sigmoid_gradients_vanish_relu_gradients_do_not() {
+    let dir = out("vg");
+    let o = lecture::vanishing_gradients::run(Budget::Tiny, &dir).unwrap();
+    let ratio = |v: &[f64]| v[0] / v[v.len() - 1];
+    assert!(ratio(&o.sigmoid) < 1e-3, "{:?}", o.sigmoid);
+    assert!(ratio(&o.relu) > 0.1, "{:?}", o.relu);
+    wrote(&dir, "vanishing-gradients");
+}
+
+#[test]
+fn rectifiers_beat_step_and_sigmoid_on_a_deep_mlp() {
+    let dir = out("act");
+    let o = lecture::activations::run(Budget::Tiny, &dir).unwrap();
+    assert_eq!(o.runs.len(), 7);
+    for good in ["ReLU", "LeakyReLU (0.01)", "ELU", "Maxout", "Tanh"] {
+        for bad in ["Step", "Sigmoid"] {
+            assert!(o.accuracy(good) > o.accuracy(bad) + 0.2, "{good} vs {bad}");
+        }
+    }
+    wrote(&dir, "activations");
+}
+
+#[test]
+fn a_large_rate_kills_relu_units_not_leaky_ones() {
+    let dir = out("dying");
+    let o = lecture::dying_relu::run(Budget::Tiny, &dir).unwrap();
+    let large = lecture::dying_relu::RATES[2];
+    let relu = o.dead("ReLU", large);
+    assert!(relu > 0.2, "{relu}");
+    assert!(relu > o.dead("LeakyReLU (0.01)", large) + 0.2);
+    assert!(o.dead("ReLU", 0.01) < 0.05);
+    wrote(&dir, "dying-relu");
+}
+
+#[test]
+fn init_table_n0_001_does_not_converge_lsuv_does() {
+    use lecture::init_table::{INITS, UNITS, not_converged};
+    let dir = out("init");
+    let o = lecture::init_table::run(Budget::Tiny, &dir).unwrap();
+    assert_eq!(o.cells.len(), INITS.len());
+    assert!(o.cells.iter().all(|row| row.len() == UNITS.len()));
+    // N(0, 0.01) through 12 layers: the signal vanishes, nothing converges
+    assert!(o.cells[4].iter().all(not_converged));
+    // LSUV trains the very leaky ReLU and tanh nets
+    assert!(!not_converged(&o.cells[0][2]) && !not_converged(&o.cells[0][3]));
+    let md = o.table.to_markdown();
+    assert!(md.contains("93.94") && md.contains("n/c"), "{md}");
+    wrote(&dir, "init-table");
+}
+
+#[test]
+fn regularization_and_more_data_shrink_the_overfitting_gap() {
+    let dir = out("over");
+    let o = lecture::overfitting::run(Budget::Tiny, &dir).unwrap();
+    let none = o.gap("none");
+    assert!(none > 0.15, "gap {none}");
+    assert!(o.gap("more data") < none);
+    assert!(o.gap("dropout") < none);
+    wrote(&dir, "overfitting");
+}
+
+#[test]
+fn dropout_is_train_time_only() {
+    let dir = out("drop");
+    let o = lecture::dropout::run(Budget::Tiny, &dir).unwrap();
+    assert!(
+        (o.dropped_fraction - 0.5).abs() < 0.1,
+        "{}",
+        o.dropped_fraction
+    );
+    assert!(o.train_passes_differ);
+    assert!(o.eval_passes_equal);
+    assert_eq!(o.max_diff_without_dropout, 0.0);
+    // the noisy training-mode loss sits above the loss of the full network
+    assert!(o.run.final_loss() > o.eval_train_loss);
+    wrote(&dir, "dropout");
+}
+
+#[test]
+fn readme_section_is_spliced_between_the_markers_with_tables_and_plots() {
+    let dir = out("readme");
+    let o = lecture::xor_claim::run(Budget::Tiny, &dir).unwrap();
+    let xor = lecture::EXPERIMENTS
+        .iter()
+        .find(|e| e.name == "xor")
+        .unwrap();
+    let section = lecture::results_section(xor, &o.table.to_markdown(), &dir).unwrap();
+    assert!(
+        section.contains("| perceptron (one logistic unit) | "),
+        "{section}"
+    );
+    assert!(
+        section.contains(&format!("]({}/xor.svg)", dir.display())),
+        "{section}"
+    );
+    let readme = dir.join("README.md");
+    let [start, end] = lecture::MARKERS;
+    std::fs::write(&readme, format!("# top\n{start}\nold\n{end}\nbottom\n")).unwrap();
+    lecture::splice_readme(&readme, &section).unwrap();
+    let text = std::fs::read_to_string(&readme).unwrap();
+    assert!(!text.contains("old") && text.contains(&section), "{text}");
+    assert!(text.starts_with("# top\n") && text.ends_with(&format!("{end}\nbottom\n")));
+    std::fs::write(&readme, "no markers").unwrap();
+    assert!(lecture::splice_readme(&readme, &section).is_err());
+}
