@@ -54,6 +54,28 @@ pub fn num_threads() -> usize {
     }
 }
 
+/// Runs `f` on a thread of the pool and returns its result (directly, when there is one
+/// thread or the caller is already a pool thread).
+///
+/// Run a training loop this way to get the most from several cores: the work a matrix
+/// product or an element-wise op splits off is then taken up by the other pool threads while
+/// the loop's own thread does its share, instead of the loop's thread handing everything
+/// over and sleeping until it is done, which costs a thread wake-up per op. [`fit`](crate::fit)
+/// runs its loop this way.
+///
+/// # Examples
+/// ```
+/// let sum = tapegrad::in_pool(|| (1..=4).sum::<i32>());
+/// assert_eq!(sum, 10);
+/// ```
+pub fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if num_threads() == 1 || rayon::current_thread_index().is_some() {
+        f()
+    } else {
+        rayon::scope(|_| f())
+    }
+}
+
 /// Element-wise work on fewer elements than this stays on one thread: below it, rayon's
 /// fork-join costs more than the second core saves.
 const PARALLEL_MIN_ELEMENTS: usize = 1 << 15;

@@ -10,6 +10,7 @@ use crate::metrics::{ConfusionMatrix, predictions};
 use crate::nn::{Mode, Module};
 use crate::optim::Optimizer;
 use crate::tensor::Tensor;
+use crate::threads::in_pool;
 use ndarray::Ix2;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -267,7 +268,19 @@ pub fn fit(
     train: &Dataset,
     valid: Option<&Dataset>,
     config: &FitConfig,
-    on_progress: &mut dyn FnMut(&Progress<'_>),
+    on_progress: &mut (dyn FnMut(&Progress<'_>) + Send),
+) -> Result<History> {
+    in_pool(|| fit_here(model, optimizer, train, valid, config, on_progress))
+}
+
+/// [`fit`] on the calling thread.
+fn fit_here(
+    model: &mut dyn Module,
+    optimizer: &mut dyn Optimizer,
+    train: &Dataset,
+    valid: Option<&Dataset>,
+    config: &FitConfig,
+    on_progress: &mut (dyn FnMut(&Progress<'_>) + Send),
 ) -> Result<History> {
     if config.epochs == 0 {
         return Err(Error::InvalidArgument {

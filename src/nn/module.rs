@@ -64,7 +64,7 @@ pub enum Mode {
 /// assert_eq!(model.describe(), "Scale()");
 /// # Ok::<(), tapegrad::Error>(())
 /// ```
-pub trait Module {
+pub trait Module: Send + Sync {
     /// Records the forward pass of `x` on `x`'s tape and returns the output.
     ///
     /// Shape mismatches are programming errors and panic with the op's name and both

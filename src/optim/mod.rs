@@ -69,7 +69,7 @@ impl OptimizerState {
 /// Every implementation checks all gradients first and refuses a step with a NaN or
 /// infinite one, returning [`Error::Diverged`] with the parameters, the optimizer state
 /// and the step count unchanged.
-pub trait Optimizer {
+pub trait Optimizer: Send {
     /// Updates every parameter of `model` that has a gradient in `grads`.
     ///
     /// # Errors
