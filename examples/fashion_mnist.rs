@@ -4,7 +4,7 @@
 //! Trains on 55,000 training images, watches 5,000 held-out validation images each epoch,
 //! and evaluates **once** on the 10,000 test images at the end (the test set never steers
 //! training). Expected: about 90% test accuracy after 20 epochs (the Fashion-MNIST
-//! benchmark's best scikit-learn MLPClassifier reaches 87.7%), in a few minutes on 2 cores.
+//! benchmark's best scikit-learn MLPClassifier reaches 87.7%), in well under a minute on 2 cores.
 //!
 //! ```text
 //! cargo run --release --example fashion_mnist [-- --epochs N --batch B --lr LR --l2 L
