@@ -5,11 +5,11 @@
 
 use crate::autograd::tape::Tape;
 use crate::data::Dataset;
+use crate::diagnostics::ParamSnapshot;
 use crate::error::{Error, Result};
 use crate::metrics::{ConfusionMatrix, predictions};
 use crate::nn::{Mode, Module};
 use crate::optim::Optimizer;
-use crate::tensor::Tensor;
 use crate::threads::in_pool;
 use ndarray::Ix2;
 use rand::SeedableRng;
@@ -311,7 +311,7 @@ fn fit_here(
         let _ = train.batches(config.batch_size)?.shuffled(&mut rng);
     }
     let mut tape = Tape::new();
-    let mut best: Option<(f64, usize, Vec<Tensor>)> = None;
+    let mut best: Option<(f64, usize, ParamSnapshot)> = None;
     for epoch in config.start_epoch + 1..=config.epochs {
         let start = Instant::now();
         let mut batches = train
@@ -388,7 +388,7 @@ fn fit_here(
         history.epochs.push(record);
         if let (Some(patience), Some(e)) = (config.patience, evaluation) {
             if best.as_ref().is_none_or(|(loss, _, _)| e.loss < *loss) {
-                best = Some((e.loss, epoch, snapshot(&*model)));
+                best = Some((e.loss, epoch, ParamSnapshot::of(&*model)));
             } else if epoch - best.as_ref().expect("set on the first epoch").1 >= patience {
                 let event = format!(
                     "epoch {epoch}: no lower validation loss for {patience} epochs; stopped early"
@@ -402,27 +402,10 @@ fn fit_here(
         }
     }
     if let Some((_, epoch, values)) = best {
-        restore(model, values);
+        values.restore(model)?;
         history.best_epoch = Some(epoch);
     }
     Ok(history)
-}
-
-/// Copies of every parameter value, in visiting order.
-fn snapshot(model: &dyn Module) -> Vec<Tensor> {
-    let mut values = Vec::new();
-    model.visit_params(&mut |_, p| values.push(p.value().clone()));
-    values
-}
-
-/// Puts back values taken by [`snapshot`] of the same model.
-fn restore(model: &mut dyn Module, values: Vec<Tensor>) {
-    let mut values = values.into_iter();
-    model.visit_params_mut(&mut |_, p| {
-        *p.value_mut() = values
-            .next()
-            .expect("internal error: snapshot of another model");
-    });
 }
 
 #[cfg(test)]
@@ -499,7 +482,7 @@ mod tests {
                 ..FitConfig::default()
             };
             fit(&mut model, &mut sgd, &train, None, &config, &mut |_| {}).unwrap();
-            snapshot(&model)
+            ParamSnapshot::of(&model)
         };
         assert_eq!(run(), run());
     }
@@ -549,7 +532,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(history.epochs[0].epoch, 2);
-        assert_eq!(snapshot(&model), snapshot(&resumed));
+        assert_eq!(ParamSnapshot::of(&model), ParamSnapshot::of(&resumed));
     }
 
     #[test]
@@ -572,11 +555,9 @@ mod tests {
         assert!(matches!(err, Error::Diverged { .. }), "{text}");
         assert!(text.contains("smaller learning rate"), "{text}");
         // the refused step left the parameters finite
-        assert!(
-            snapshot(&model)
-                .iter()
-                .all(|t| t.iter().all(|x| x.is_finite()))
-        );
+        let mut finite = true;
+        model.visit_params(&mut |_, p| finite &= p.value().iter().all(|x| x.is_finite()));
+        assert!(finite);
 
         let mut model = mlp(0);
         let mut sgd = Sgd::new(1e30).unwrap();

@@ -3,12 +3,13 @@
 //! few hundred steps while the learning rate grows exponentially, record the loss, and
 //! suggest a rate from where the loss fell fastest before it blew up.
 
+use super::ParamSnapshot;
 use crate::autograd::Tape;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::nn::{Mode, Module};
 use crate::optim::Optimizer;
-use crate::tensor::{Elem, Tensor};
+use crate::tensor::Elem;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -105,10 +106,10 @@ pub fn lr_range_test(
     config: &LrRangeConfig,
 ) -> Result<LrRangeTest> {
     check(config, data)?;
-    let saved = snapshot(&*model);
+    let saved = ParamSnapshot::of(&*model);
     let base_lr = optimizer.base_lr();
     let result = sweep(model, optimizer, data, config);
-    restore(model, saved);
+    saved.restore(model)?;
     optimizer.set_base_lr(base_lr)?;
     result
 }
@@ -217,21 +218,6 @@ fn check(config: &LrRangeConfig, data: &Dataset) -> Result<()> {
     }
 }
 
-fn snapshot(model: &dyn Module) -> Vec<Tensor> {
-    let mut values = Vec::new();
-    model.visit_params(&mut |_, p| values.push(p.value().clone()));
-    values
-}
-
-fn restore(model: &mut dyn Module, values: Vec<Tensor>) {
-    let mut values = values.into_iter();
-    model.visit_params_mut(&mut |_, p| {
-        *p.value_mut() = values
-            .next()
-            .expect("internal error: snapshot of another model");
-    });
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,7 +281,7 @@ mod tests {
     fn the_model_is_restored_and_the_sweep_is_repeatable() {
         let data = blobs(100);
         let mut model = mlp();
-        let before = snapshot(&model);
+        let before = ParamSnapshot::of(&model);
         let config = LrRangeConfig {
             steps: 30,
             batch_size: 16,
@@ -303,7 +289,7 @@ mod tests {
         };
         let mut sgd = Sgd::new(0.5).unwrap();
         let a = lr_range_test(&mut model, &mut sgd, &data, &config).unwrap();
-        assert_eq!(snapshot(&model), before);
+        assert_eq!(ParamSnapshot::of(&model), before);
         assert_eq!(sgd.base_lr(), 0.5);
         let b = lr_range_test(&mut model, &mut Sgd::new(0.5).unwrap(), &data, &config).unwrap();
         assert_eq!(a, b);

@@ -249,7 +249,7 @@ pub fn activation_stats(model: &Sequential, x: &Tensor) -> Result<Vec<LayerStats
 /// The values of a model's parameters at one moment, to measure how far training moved
 /// them later: [`ParamSnapshot::update_ratios`] gives `‖W_now − W_then‖ / ‖W_then‖`, the
 /// real relative update (with momentum, schedules and all), over one step or one epoch.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ParamSnapshot {
     values: Vec<(String, Tensor)>,
 }
@@ -278,39 +278,72 @@ impl ParamSnapshot {
     /// # Ok::<(), tapegrad::Error>(())
     /// ```
     pub fn update_ratios(&self, model: &dyn Module) -> Result<Vec<(String, f64)>> {
-        let mut ratios = Vec::new();
-        let mut mismatch = None;
+        self.check(model, "diagnostics::update_ratios")?;
+        let mut ratios = Vec::with_capacity(self.values.len());
         let mut then = self.values.iter();
         model.visit_params(&mut |name, p| {
-            match then.next() {
-                Some((old_name, old)) if old_name == name && old.shape() == p.value().shape() => {
-                    let moved = norm(&(p.value() - old));
-                    let base = norm(old);
-                    let ratio = if moved == 0.0 { 0.0 } else { moved / base };
-                    ratios.push((name.to_string(), ratio));
-                }
-                other => {
-                    mismatch.get_or_insert_with(|| {
-                        format!(
-                            "parameter \"{name}\" {:?}, snapshot {:?}",
-                            p.value().shape(),
-                            other.map(|(n, v)| (n.clone(), v.shape().to_vec()))
-                        )
-                    });
-                }
-            };
+            let (_, old) = then.next().expect("checked: same parameters");
+            let moved = norm(&(p.value() - old));
+            let ratio = if moved == 0.0 { 0.0 } else { moved / norm(old) };
+            ratios.push((name.to_string(), ratio));
         });
-        if let Some(found) = mismatch.or_else(|| {
+        Ok(ratios)
+    }
+
+    /// Puts the snapshot's values back into `model` (the model it was taken of, or one with
+    /// the same parameter names and shapes), as early stopping restores its best epoch.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] if `model` does not have the snapshot's parameter names and shapes;
+    /// the model is unchanged then.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{diagnostics::ParamSnapshot, tensor, Linear};
+    /// let mut layer = Linear::from_parts(tensor::from_vec(vec![3.0, 4.0], &[1, 2])?, None)?;
+    /// let saved = ParamSnapshot::of(&layer);
+    /// layer.weight_mut().value_mut().fill(0.0);
+    /// saved.restore(&mut layer)?;
+    /// assert_eq!(layer.weight().value()[[0, 1]], 4.0);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    pub fn restore(&self, model: &mut dyn Module) -> Result<()> {
+        self.check(&*model, "param_snapshot::restore")?;
+        let mut values = self.values.iter();
+        model.visit_params_mut(&mut |_, p| {
+            let (_, value) = values.next().expect("checked: same parameters");
+            p.value_mut().assign(value);
+        });
+        Ok(())
+    }
+
+    /// Checks that `model` has the snapshot's parameter names and shapes, in order.
+    fn check(&self, model: &dyn Module, op: &'static str) -> Result<()> {
+        let mut mismatch = None;
+        let mut then = self.values.iter();
+        model.visit_params(&mut |name, p| match then.next() {
+            Some((old_name, old)) if old_name == name && old.shape() == p.value().shape() => {}
+            other => {
+                mismatch.get_or_insert_with(|| {
+                    format!(
+                        "parameter \"{name}\" {:?}, snapshot {:?}",
+                        p.value().shape(),
+                        other.map(|(n, v)| (n.clone(), v.shape().to_vec()))
+                    )
+                });
+            }
+        });
+        match mismatch.or_else(|| {
             then.next()
                 .map(|(n, _)| format!("snapshot parameter \"{n}\" missing in the model"))
         }) {
-            return Err(Error::Shape {
-                op: "diagnostics::update_ratios",
+            None => Ok(()),
+            Some(found) => Err(Error::Shape {
+                op,
                 expected: "the parameters the snapshot was taken of".into(),
                 found,
-            });
+            }),
         }
-        Ok(ratios)
     }
 }
 
