@@ -7,7 +7,8 @@
 //! `state_dict` with the same layers, and weights stored `[out, in]` as PyTorch stores
 //! them, so `model.load_state_dict(load_file(path))` takes them as they are.
 
-use super::{check_names, write_atomically};
+use super::check_names;
+use super::format::write_atomically;
 use crate::error::{Error, Result};
 use crate::nn::Module;
 use crate::tensor::{Elem, Tensor};

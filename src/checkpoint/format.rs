@@ -1,0 +1,425 @@
+//! The on-disk checkpoint format: the header (magic, format version, payload length, CRC-32),
+//! the bincode payload record with its size-capped decoding, and the atomic write that puts
+//! the bytes in place. The layout and the checks are documented in [`crate::checkpoint`].
+
+use crate::data::Scaler;
+use crate::error::{Error, Result};
+use crate::tensor::{Elem, Tensor};
+use bincode::config::Config;
+use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+
+/// The first 8 bytes of every checkpoint file.
+pub const MAGIC: [u8; 8] = *b"TGRADCKP";
+
+/// The format version this build writes, and the newest it reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Bytes before the payload: magic, version, payload length, checksum.
+pub const HEADER_LEN: usize = 24;
+
+/// A tensor as stored: name, shape and values in row-major order.
+#[derive(Serialize, Deserialize)]
+pub(super) struct StoredTensor {
+    pub(super) name: String,
+    pub(super) shape: Vec<u64>,
+    pub(super) values: Vec<Elem>,
+}
+
+/// Where a module's [`ChaCha8Rng`](rand_chacha::ChaCha8Rng) stands.
+#[derive(Serialize, Deserialize)]
+pub(super) struct StoredRng {
+    pub(super) name: String,
+    pub(super) seed: [u8; 32],
+    pub(super) stream: u64,
+    pub(super) word_pos: u128,
+}
+
+/// The optimizer's state and the epochs done.
+#[derive(Serialize, Deserialize)]
+pub(super) struct StoredTraining {
+    pub(super) epochs_done: u64,
+    pub(super) kind: String,
+    pub(super) base_lr: Elem,
+    pub(super) steps: u64,
+    pub(super) epochs: u64,
+    pub(super) buffers: Vec<StoredTensor>,
+    /// The number of buffers per parameter (1 for SGD, 2 for Adam); `buffers` holds them
+    /// parameter by parameter, each named by its parameter.
+    pub(super) per_param: u32,
+}
+
+/// The serde record behind the header.
+#[derive(Serialize, Deserialize)]
+pub(super) struct Payload {
+    pub(super) params: Vec<StoredTensor>,
+    pub(super) rngs: Vec<StoredRng>,
+    pub(super) scaler: Option<Scaler>,
+    pub(super) training: Option<StoredTraining>,
+}
+
+/// The checkpoint bytes for `payload`: the header, then the bincode payload.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] when bincode cannot encode it (not expected for the types
+/// stored).
+pub(super) fn encode(payload: &Payload) -> Result<Vec<u8>> {
+    let body =
+        bincode::serde::encode_to_vec(payload, bincode::config::standard()).map_err(|e| {
+            Error::InvalidArgument {
+                op: "checkpoint save",
+                message: format!("bincode could not encode the checkpoint: {e}"),
+            }
+        })?;
+    let mut bytes = Vec::with_capacity(HEADER_LEN + body.len());
+    bytes.extend_from_slice(&MAGIC);
+    bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    bytes.extend_from_slice(&(body.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    bytes.extend_from_slice(&body);
+    Ok(bytes)
+}
+
+/// Checks the header of checkpoint `bytes` and decodes their payload; errors name `path`.
+///
+/// # Errors
+/// [`Error::FormatVersion`] for a newer format; [`Error::Decode`] naming `path` for a wrong
+/// magic, a truncated or oversized payload, a checksum mismatch or undecodable bytes.
+pub(super) fn decode(bytes: &[u8], path: &Path) -> Result<Payload> {
+    let bad = |message: String| Error::decode(path, format!("checkpoint: {message}"));
+    if bytes.len() < HEADER_LEN {
+        return Err(bad(format!(
+            "truncated header: expected at least {HEADER_LEN} bytes, found {}",
+            bytes.len()
+        )));
+    }
+    let word = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4"));
+    if bytes[..8] != MAGIC {
+        return Err(bad(format!(
+            "wrong magic: expected b\"{}\" (a tapegrad checkpoint), found b\"{}\"",
+            MAGIC.escape_ascii(),
+            bytes[..8].escape_ascii()
+        )));
+    }
+    let version = word(8);
+    if version > FORMAT_VERSION {
+        return Err(Error::FormatVersion {
+            path: path.into(),
+            found: version,
+            expected: FORMAT_VERSION,
+        });
+    }
+    if version == 0 {
+        return Err(bad(format!(
+            "format version must be 1 to {FORMAT_VERSION}, found 0"
+        )));
+    }
+    let declared = u64::from_le_bytes(bytes[12..20].try_into().expect("8"));
+    let body = &bytes[HEADER_LEN..];
+    if declared != body.len() as u64 {
+        let what = if declared > body.len() as u64 {
+            "truncated payload"
+        } else {
+            "trailing bytes after the payload"
+        };
+        return Err(bad(format!(
+            "{what}: expected {declared} payload bytes from the header, found {}",
+            body.len()
+        )));
+    }
+    let (expected_crc, found_crc) = (word(20), crc32fast::hash(body));
+    if expected_crc != found_crc {
+        return Err(bad(format!(
+            "checksum mismatch: expected CRC-32 {expected_crc:#010x} from the header, found \
+             {found_crc:#010x}; the file is corrupt"
+        )));
+    }
+    let (payload, used) =
+        decode_payload(body).map_err(|e| bad(format!("bincode could not decode: {e}")))?;
+    if used != body.len() {
+        return Err(bad(format!(
+            "expected the record to fill the {} payload bytes, found {used}",
+            body.len()
+        )));
+    }
+    Ok(payload)
+}
+
+/// Decodes the payload with bincode's standard configuration and a byte limit of at most
+/// 4× the payload's length (the smallest power of 4 above it, from 64 KiB), so a corrupted
+/// length prefix cannot make the decoder allocate more than that.
+fn decode_payload(body: &[u8]) -> std::result::Result<(Payload, usize), String> {
+    fn with<C: Config>(body: &[u8], config: C) -> std::result::Result<(Payload, usize), String> {
+        bincode::serde::decode_from_slice(body, config).map_err(|e| e.to_string())
+    }
+    let standard = bincode::config::standard();
+    macro_rules! smallest_limit {
+        ($($bits:literal)*) => {
+            $(if body.len() <= 1usize << $bits {
+                return with(body, standard.with_limit::<{ 1usize << $bits }>());
+            })*
+        };
+    }
+    smallest_limit!(16 18 20 22 24 26 28 30 32 34 36 38 40);
+    Err(format!(
+        "expected a payload of at most 1 TiB, found {} bytes",
+        body.len()
+    ))
+}
+
+/// A tensor for the payload, in row-major order whatever its memory layout.
+pub(super) fn stored(name: &str, t: &Tensor) -> StoredTensor {
+    StoredTensor {
+        name: name.to_string(),
+        shape: t.shape().iter().map(|&d| d as u64).collect(),
+        values: t.iter().copied().collect(),
+    }
+}
+
+/// A stored tensor back as a [`Tensor`], checking that its values fit its shape.
+pub(super) fn tensor_of(t: StoredTensor, what: &str, path: &Path) -> Result<(String, Tensor)> {
+    let shape: Option<Vec<usize>> = t.shape.iter().map(|&d| usize::try_from(d).ok()).collect();
+    let elements = shape
+        .as_ref()
+        .and_then(|s| s.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)));
+    match (shape, elements) {
+        (Some(shape), Some(n)) if n == t.values.len() => {
+            let tensor = Tensor::from_shape_vec(shape, t.values)
+                .expect("internal error: element count checked");
+            Ok((t.name, tensor))
+        }
+        _ => Err(Error::decode(
+            path,
+            format!(
+                "checkpoint: {what} \"{}\" of shape {:?} needs {} values, found {}",
+                t.name,
+                t.shape,
+                elements.map_or("more than usize::MAX".into(), |n| n.to_string()),
+                t.values.len()
+            ),
+        )),
+    }
+}
+
+/// Decodes stored tensors, refusing a name that appears twice.
+pub(super) fn unique(
+    stored: Vec<StoredTensor>,
+    what: &str,
+    path: &Path,
+) -> Result<Vec<(String, Tensor)>> {
+    let mut out: Vec<(String, Tensor)> = Vec::with_capacity(stored.len());
+    let mut seen = std::collections::HashSet::new();
+    for t in stored {
+        let (name, tensor) = tensor_of(t, what, path)?;
+        if !seen.insert(name.clone()) {
+            return Err(Error::decode(
+                path,
+                format!("checkpoint: {what} \"{name}\" appears twice"),
+            ));
+        }
+        out.push((name, tensor));
+    }
+    Ok(out)
+}
+
+/// Writes `bytes` to `path` atomically: `write` fills a new temporary file in the same
+/// folder, which is then synced and renamed over `path`; the folder is synced too where the
+/// platform allows. On any error the temporary file is removed and `path` is untouched.
+pub(crate) fn write_atomically(
+    path: &Path,
+    bytes: &[u8],
+    write: impl FnOnce(&mut File, &[u8]) -> std::io::Result<()>,
+) -> Result<()> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let Some(file_name) = path.file_name() else {
+        return Err(Error::io(
+            path,
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "expected a path that names a file, found none",
+            ),
+        ));
+    };
+    let temporary = folder.join(format!(
+        ".{}.tmp-{}-{}",
+        file_name.to_string_lossy(),
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let attempt = || -> std::io::Result<()> {
+        let mut file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&temporary)?;
+        write(&mut file, bytes)?;
+        file.flush()?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&temporary, path)?;
+        // make the rename itself durable; some file systems refuse to sync a folder, which
+        // only weakens durability, not atomicity
+        if let Ok(dir) = File::open(folder) {
+            let _ = dir.sync_all();
+        }
+        Ok(())
+    };
+    attempt().map_err(|e| {
+        let _ = std::fs::remove_file(&temporary);
+        Error::io(path, e)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::tests::{model, params};
+    use crate::checkpoint::{Checkpoint, load};
+    use crate::nn::Linear;
+    use crate::tensor;
+    use std::path::PathBuf;
+
+    fn folder(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("tapegrad-ckpt-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn header_layout_is_as_documented() {
+        let bytes = Checkpoint::new(&model(0)).to_bytes().unwrap();
+        assert_eq!(&bytes[..8], b"TGRADCKP");
+        assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 1);
+        let n = u64::from_le_bytes(bytes[12..20].try_into().unwrap());
+        assert_eq!(n as usize, bytes.len() - HEADER_LEN);
+        let crc = u32::from_le_bytes(bytes[20..24].try_into().unwrap());
+        assert_eq!(crc, crc32fast::hash(&bytes[HEADER_LEN..]));
+        // CRC-32 of "123456789" is the standard check value 0xCBF43926
+        assert_eq!(crc32fast::hash(b"123456789"), 0xCBF4_3926);
+    }
+
+    #[test]
+    fn transposed_weights_are_stored_in_logical_order() {
+        let w = tensor::from_vec(vec![1., 2., 3., 4., 5., 6.], &[3, 2]).unwrap();
+        let t = w.t().to_owned(); // [2, 3], column-major in memory
+        let a = Linear::from_parts(t.clone().into_dyn(), None).unwrap();
+        let mut b = Linear::from_parts(tensor::zeros(&[2, 3]), None).unwrap();
+        Checkpoint::from_bytes(&Checkpoint::new(&a).to_bytes().unwrap())
+            .unwrap()
+            .restore_model(&mut b)
+            .unwrap();
+        assert_eq!(b.weight().value(), &t.into_dyn());
+    }
+
+    /// A writer that fails after `left` bytes, like a full disk.
+    struct FailAfter<'f> {
+        file: &'f mut File,
+        left: usize,
+    }
+
+    impl Write for FailAfter<'_> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.left == 0 {
+                return Err(std::io::Error::other("no space left on device (simulated)"));
+            }
+            let n = buf.len().min(self.left);
+            self.left -= n;
+            self.file.write(&buf[..n])
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.file.flush()
+        }
+    }
+
+    #[test]
+    fn a_failure_mid_write_leaves_the_previous_checkpoint_intact() {
+        let dir = folder("atomic");
+        let path = dir.join("run.ckpt");
+        let old = model(3);
+        Checkpoint::new(&old).save(&path).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let newer = Checkpoint::new(&model(4)).to_bytes().unwrap();
+        for fail_at in [0, 10, HEADER_LEN + 7, newer.len() - 1] {
+            let err = write_atomically(&path, &newer, |file, bytes| {
+                FailAfter {
+                    file,
+                    left: fail_at,
+                }
+                .write_all(bytes)
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains("run.ckpt") && err.contains("simulated"),
+                "{err}"
+            );
+            assert_eq!(std::fs::read(&path).unwrap(), before);
+            // no temporary file is left behind
+            assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+            let mut loaded = model(5);
+            load(&mut loaded, &path).unwrap();
+            assert_eq!(params(&loaded), params(&old));
+        }
+        // an unhindered save replaces it
+        write_atomically(&path, &newer, |f, b| f.write_all(b)).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), newer);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn corrupt_headers_and_payloads_are_errors() {
+        let good = Checkpoint::new(&model(0)).to_bytes().unwrap();
+        let msg = |bytes: &[u8]| Checkpoint::from_bytes(bytes).unwrap_err().to_string();
+        assert!(
+            msg(&good[..10]).contains("truncated header: expected at least 24 bytes, found 10")
+        );
+        let mut magic = good.clone();
+        magic[0] = b'X';
+        assert!(msg(&magic).contains("wrong magic: expected b\"TGRADCKP\""));
+        let mut version = good.clone();
+        version[8] = 2;
+        assert!(
+            msg(&version)
+                .contains("format version 2 is newer than this build reads, expected at most 1")
+        );
+        assert!(msg(&good[..good.len() - 3]).contains("truncated payload"));
+        let mut flipped = good.clone();
+        *flipped.last_mut().unwrap() ^= 0x10;
+        assert!(msg(&flipped).contains("checksum mismatch"));
+    }
+
+    #[test]
+    fn a_lying_length_prefix_is_an_error_not_an_allocation() {
+        // a payload whose first parameter claims 2^60 values, with a valid checksum
+        let payload = Payload {
+            params: vec![StoredTensor {
+                name: "w".into(),
+                shape: vec![1],
+                values: vec![1.0],
+            }],
+            rngs: vec![],
+            scaler: None,
+            training: None,
+        };
+        let mut body =
+            bincode::serde::encode_to_vec(&payload, bincode::config::standard()).unwrap();
+        // layout: params len (1 byte), name len (1) "w", shape len (1), 1 (1), values len (1)
+        assert_eq!(body[5], 1);
+        let huge = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0x10]; // varint u64 2^60
+        body.splice(5..6, huge);
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&1u32.to_le_bytes());
+        bytes.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+        bytes.extend_from_slice(&body);
+        let err = Checkpoint::from_bytes(&bytes).unwrap_err().to_string();
+        assert!(err.contains("bincode could not decode"), "{err}");
+    }
+}
