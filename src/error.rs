@@ -87,7 +87,7 @@ pub enum Error {
         what: String,
     },
     /// An analytic gradient disagrees with its central finite-difference estimate
-    /// (returned by [`gradcheck`](crate::gradcheck)).
+    /// (returned by [`gradcheck()`](crate::gradcheck())).
     GradientMismatch {
         /// The op that produced the checked output.
         op: &'static str,

@@ -42,7 +42,7 @@
 //!   [`Error`].
 //! - Randomness always comes from a generator the caller passes, e.g. [`ChaCha8Rng`]:
 //!   the same seed gives the same numbers on every platform and `rand` version.
-//! - Every op's gradient is checked against central finite differences with [`gradcheck`],
+//! - Every op's gradient is checked against central finite differences with [`gradcheck()`],
 //!   which users can run on their own compositions.
 
 #![deny(missing_docs)]

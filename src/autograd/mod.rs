@@ -1,6 +1,6 @@
 //! Reverse-mode automatic differentiation: the [`Tape`], its [`Var`] handles, the ops
 //! (methods on `Var`, each with its backward rule beside its forward), and the public
-//! finite-difference checker [`gradcheck`].
+//! finite-difference checker [`gradcheck()`].
 
 pub(crate) mod gradcheck;
 pub(crate) mod ops;

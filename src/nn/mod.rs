@@ -1,6 +1,6 @@
 //! Neural-network building blocks: the [`Module`] trait and [`Param`]s, the layers
 //! ([`Linear`], [`Dropout`], [`Maxout`], the activations), [`Sequential`], and the
-//! initializers ([`Init`], [`gain`], [`lsuv`]).
+//! initializers ([`Init`], [`gain`], [`lsuv()`]).
 
 mod activation;
 mod dropout;

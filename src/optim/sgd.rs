@@ -142,7 +142,7 @@ impl Sgd {
     }
 
     /// Decays biases too (off by default, see
-    /// [`decays_by_default`](super::decays_by_default)).
+    /// [`decays_by_default`]).
     pub fn decay_biases(mut self, decay: bool) -> Self {
         self.decay_biases = decay;
         self

@@ -1,5 +1,5 @@
 //! The differentiable ops, one file per family. Each op is a method (or operator) on
-//! [`Var`](crate::Var), with its backward rule written beside its forward.
+//! [`Var`], with its backward rule written beside its forward.
 //!
 //! This file holds the machinery several families share: NumPy broadcasting and its
 //! reverse (summing a gradient back to an input's shape), and element-wise maps.
