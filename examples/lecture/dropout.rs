@@ -34,6 +34,16 @@ pub struct Outcome {
 
 /// 784-256-256-10 ReLU (He init), with dropout `P` after each hidden layer if asked.
 pub fn net(with_dropout: bool, seed: u64) -> Res<Sequential> {
+    net_with_input_dropout(with_dropout, None, seed)
+}
+
+/// [`net`], with dropout of probability `input` on the 784 input pixels too when given (the
+/// recipe of Srivastava et al. 2014: about 0.2 on inputs, 0.5 on hidden units).
+pub fn net_with_input_dropout(
+    with_dropout: bool,
+    input: Option<f32>,
+    seed: u64,
+) -> Res<Sequential> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut drop_rng = ChaCha8Rng::seed_from_u64(seed + 1);
     let he = Init::KaimingNormal {
@@ -41,6 +51,9 @@ pub fn net(with_dropout: bool, seed: u64) -> Res<Sequential> {
         activation: Activation::Relu,
     };
     let mut layers: Vec<Box<dyn Module>> = Vec::new();
+    if let Some(p) = input {
+        layers.push(Box::new(Dropout::new(p, &mut drop_rng)?));
+    }
     let mut width = 784;
     for h in [256, 256] {
         layers.push(Box::new(Linear::new(width, h, he, &mut rng)?));

@@ -3,7 +3,7 @@
 //! shrink the gap between train and test accuracy.
 
 use super::common::{Budget, Plot, Res, Run, Table, fashion, num, pct, train};
-use super::dropout::net;
+use super::dropout::net_with_input_dropout;
 use std::path::Path;
 use tapegrad::{Sgd, evaluate};
 
@@ -30,6 +30,9 @@ impl Outcome {
     }
 }
 
+/// Dropout probability on the input pixels in the dropout run (Srivastava et al. 2014).
+const INPUT_DROPOUT: f32 = 0.2;
+
 /// 784-256-256-10 ReLU, SGD momentum 0.9, lr 0.01, batch 32; the same number of steps for
 /// each setup (the larger set gets proportionally fewer epochs).
 pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
@@ -40,7 +43,10 @@ pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
         (format!("none ({small_n} images)"), false, 0.0, false),
         (format!("L2, λ = {LAMBDA}"), false, LAMBDA, false),
         (
-            format!("dropout, p = {}", super::dropout::P),
+            format!(
+                "dropout, p = {INPUT_DROPOUT} on inputs, {} on hidden units",
+                super::dropout::P
+            ),
             true,
             0.0,
             false,
@@ -54,7 +60,8 @@ pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
     ];
     let mut runs = Vec::new();
     for (name, dropout, lambda, more_data) in setups {
-        let mut model = net(dropout, 0)?;
+        let input = dropout.then_some(INPUT_DROPOUT);
+        let mut model = net_with_input_dropout(dropout, input, 0)?;
         let mut sgd = Sgd::new(0.01)?.momentum(0.9)?.l2(lambda)?;
         let (data, e) = if more_data {
             (&big_train, epochs / more)
