@@ -38,6 +38,7 @@ fn train_step(c: &mut Criterion) {
                 tape.reset();
                 let logits = model.forward(tape.constant(black_box(&x)), Mode::Train);
                 let grads = logits.cross_entropy(&labels).backward();
+                tape.reset();
                 sgd.step(&mut model, &grads).unwrap();
                 tape.recycle(grads);
             })

@@ -105,6 +105,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 tape.reset();
                 let logits = model.forward(tape.constant(batch.x), Mode::Train);
                 let grads = logits.cross_entropy(batch.labels).backward();
+                tape.reset(); // the tape stops sharing the weights: the update writes in place
                 sgd.step(&mut model, &grads)?;
                 tape.recycle(grads);
                 seen += batch.labels.len();

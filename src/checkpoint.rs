@@ -94,7 +94,7 @@ impl Checkpoint {
     /// generators its modules keep ([`Module::visit_rngs`]).
     pub fn new(model: &dyn Module) -> Checkpoint {
         let mut params = Vec::new();
-        model.visit_params(&mut |name, p| params.push((name.to_string(), p.value().clone())));
+        model.visit_params(&mut |name, p| params.push((name.to_string(), p.value().to_owned())));
         let mut rngs = Vec::new();
         model.visit_rngs(&mut |name, rng| rngs.push((name.to_string(), rng.clone())));
         Checkpoint {
@@ -515,7 +515,7 @@ mod tests {
 
     pub(super) fn params(m: &dyn Module) -> Vec<Tensor> {
         let mut v = Vec::new();
-        m.visit_params(&mut |_, p| v.push(p.value().clone()));
+        m.visit_params(&mut |_, p| v.push(p.value().to_owned()));
         v
     }
 

@@ -77,7 +77,7 @@ pub use nn::{
 pub use optim::{Adam, Decay, DecayUnit, Optimizer, OptimizerState, Schedule, Sgd};
 pub use rand::{Rng, SeedableRng};
 pub use rand_chacha::ChaCha8Rng;
-pub use tensor::{Elem, Tensor};
+pub use tensor::{Elem, SharedTensor, Tensor};
 pub use threads::{in_pool, num_threads, set_num_threads};
 pub use train::{
     EpochRecord, Evaluation, FitConfig, History, OnDivergence, Progress, evaluate, fit,

@@ -15,6 +15,11 @@ pub type Elem = f32;
 /// An n-dimensional array of [`Elem`]: the value of every tape node, parameter and gradient.
 pub type Tensor = ArrayD<Elem>;
 
+/// A [`Tensor`] whose buffer can be shared: a clone costs a reference-count increment, and
+/// the first write to a shared one copies it (copy-on-write). Parameters and tape values
+/// are stored this way, so putting a parameter on a tape copies nothing.
+pub type SharedTensor = ndarray::ArcArray<Elem, IxDyn>;
+
 /// A tensor of the given shape filled with `0`.
 ///
 /// # Examples

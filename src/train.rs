@@ -329,6 +329,8 @@ fn fit_here(
             let value = loss.item();
             let outcome = if value.is_finite() {
                 let grads = loss.backward();
+                // drop the tape's shares of the parameters, so the update writes in place
+                tape.reset();
                 let stepped = optimizer.step(model, &grads);
                 tape.recycle(grads);
                 stepped

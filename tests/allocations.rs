@@ -82,6 +82,7 @@ fn a_training_step_allocates_the_same_at_step_10_and_step_1000() {
         tape.reset();
         let logits = model.forward(tape.constant(batch.x), Mode::Train);
         let grads = logits.cross_entropy(batch.labels).backward();
+        tape.reset();
         sgd.step(&mut model, &grads).unwrap();
         tape.recycle(grads);
     };

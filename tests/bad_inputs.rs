@@ -103,7 +103,7 @@ fn model_without_dropout(seed: u64) -> Sequential {
 
 fn params(m: &dyn Module) -> Vec<Tensor> {
     let mut v = Vec::new();
-    m.visit_params(&mut |_, p| v.push(p.value().clone()));
+    m.visit_params(&mut |_, p| v.push(p.value().to_owned()));
     v
 }
 

@@ -71,7 +71,7 @@ fn config(epochs: usize, start_epoch: usize) -> FitConfig {
 
 fn params(m: &dyn Module) -> Vec<(String, Tensor)> {
     let mut v = Vec::new();
-    m.visit_params(&mut |name, p| v.push((name.to_string(), p.value().clone())));
+    m.visit_params(&mut |name, p| v.push((name.to_string(), p.value().to_owned())));
     v
 }
 

@@ -32,7 +32,7 @@ fn train_one_epoch() -> Vec<Tensor> {
     };
     fit(&mut model, &mut sgd, &data, None, &config, &mut |_| {}).unwrap();
     let mut params = Vec::new();
-    model.visit_params(&mut |_, p| params.push(p.value().clone()));
+    model.visit_params(&mut |_, p| params.push(p.value().to_owned()));
     params
 }
 

@@ -70,9 +70,11 @@ pub fn net_with_input_dropout(
 /// Copies the parameters of `from` into `to` in order (same Linear layers).
 fn copy_params(from: &Sequential, to: &mut Sequential) {
     let mut values = Vec::new();
-    from.visit_params(&mut |_, p| values.push(p.value().clone()));
+    from.visit_params(&mut |_, p| values.push(p.value().to_owned()));
     let mut values = values.into_iter();
-    to.visit_params_mut(&mut |_, p| *p.value_mut() = values.next().expect("same layers"));
+    to.visit_params_mut(&mut |_, p| {
+        *p.value_mut() = values.next().expect("same layers").into_shared()
+    });
 }
 
 fn forward(model: &Sequential, x: &Tensor, mode: Mode, upto: usize) -> Tensor {

@@ -20,7 +20,7 @@ pub fn distinct_units(model: &Sequential) -> usize {
     let mut weight = None;
     model.visit_params(&mut |name, p| {
         if name == "0.weight" {
-            weight = Some(p.value().clone());
+            weight = Some(p.value().to_owned());
         }
     });
     let w = weight.expect("first layer weight");

@@ -8,13 +8,14 @@
 
 use crate::nn::{Param, ParamId};
 use crate::tensor::{Elem, Tensor};
-use ndarray::{ArcArray, Array, ArrayView, ArrayViewD, Dimension, IxDyn, ShapeBuilder};
+use ndarray::{Array, ArrayView, ArrayViewD, Dimension, IxDyn, ShapeBuilder};
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// A node's value: shared, so that transpose and reshape of contiguous data are free.
-pub(crate) type Value = ArcArray<Elem, IxDyn>;
+/// A node's value: shared, so that transpose and reshape of contiguous data are free and a
+/// parameter goes on the tape without a copy.
+pub(crate) type Value = crate::tensor::SharedTensor;
 
 /// What a backward rule returns: one gradient per parent, in parent order (`None` for a
 /// parent that needs none).
@@ -174,6 +175,9 @@ impl Tape {
     /// Taking `&mut self` means no [`Var`] of the old step can outlive the reset.
     pub fn reset(&mut self) {
         self.generation += 1;
+        if self.nodes.get_mut().is_empty() && self.taken.get() == 0 {
+            return; // nothing recorded since the last reset
+        }
         let nodes = self.nodes.get_mut();
         let pool = self.pool.get_mut();
         let step_nodes = nodes.len();
@@ -243,12 +247,11 @@ impl Tape {
         self.push_leaf("constant", value, false)
     }
 
-    /// Puts a copy of a module's parameter on the tape, as a leaf that needs a gradient
-    /// (read it with [`Gradients::param`]). Putting the same parameter on the tape again in
-    /// the same step returns the same `Var`, so all its uses add into one gradient.
+    /// Puts a module's parameter on the tape, as a leaf that needs a gradient (read it with
+    /// [`Gradients::param`]). Putting the same parameter on the tape again in the same step
+    /// returns the same `Var`, so all its uses add into one gradient.
     ///
-    /// The copy goes into a buffer reused from the previous step, so a training loop that
-    /// resets its tape allocates nothing for it.
+    /// The tape shares the parameter's buffer instead of copying it (see [`Param`]).
     pub fn param(&self, param: &Param) -> Var<'_> {
         let existing = self
             .nodes
@@ -258,9 +261,15 @@ impl Tape {
         if let Some(id) = existing {
             return Var { tape: self, id };
         }
-        let copy = self.copy(param.value().view());
-        let var = self.push_leaf("param", copy, self.recording);
-        self.nodes.borrow_mut()[var.id].param = Some(param.id());
+        let var = self.push(Node {
+            op: "param",
+            value: param.value().clone(),
+            param: Some(param.id()),
+            parents: [0; 2],
+            arity: 0,
+            requires_grad: self.recording,
+            backward: None,
+        });
         var
     }
 

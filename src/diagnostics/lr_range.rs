@@ -91,7 +91,7 @@ pub struct LrRangeTest {
 /// let data = Dataset::from_floats(x, labels)?;
 /// let mut rng = ChaCha8Rng::seed_from_u64(0);
 /// let mut model = Linear::new(2, 2, Init::default(), &mut rng)?;
-/// let before = model.weight().value().clone();
+/// let before = model.weight().value().to_owned();
 /// let config = LrRangeConfig { steps: 100, batch_size: 20, ..LrRangeConfig::default() };
 /// let test = lr_range_test(&mut model, &mut Sgd::new(0.1)?, &data, &config)?;
 /// assert!(test.lrs.windows(2).all(|w| w[0] < w[1]));

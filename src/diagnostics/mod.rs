@@ -47,7 +47,7 @@ pub use lr_range::{LrRangeConfig, LrRangeTest, lr_range_test};
 use crate::autograd::Tape;
 use crate::error::{Error, Result};
 use crate::nn::{Mode, Module, Sequential};
-use crate::tensor::{Elem, Tensor};
+use crate::tensor::{Elem, SharedTensor, Tensor};
 use std::fmt;
 
 /// A unit counts as dead on a batch when its output varies by at most this much over the
@@ -251,7 +251,9 @@ pub fn activation_stats(model: &Sequential, x: &Tensor) -> Result<Vec<LayerStats
 /// real relative update (with momentum, schedules and all), over one step or one epoch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParamSnapshot {
-    values: Vec<(String, Tensor)>,
+    /// Shared with the parameters until they are next written (copy-on-write), so taking a
+    /// snapshot copies nothing.
+    values: Vec<(String, SharedTensor)>,
 }
 
 impl ParamSnapshot {
@@ -387,7 +389,7 @@ fn check_batch(
 }
 
 /// Euclidean norm of all elements, accumulated in `f64`.
-fn norm(t: &Tensor) -> f64 {
+fn norm<S: ndarray::Data<Elem = Elem>>(t: &ndarray::ArrayBase<S, ndarray::IxDyn>) -> f64 {
     t.iter()
         .map(|&v| f64::from(v) * f64::from(v))
         .sum::<f64>()

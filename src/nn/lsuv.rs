@@ -119,7 +119,7 @@ pub fn lsuv<R: Rng + ?Sized>(
                     let shape = p.value().shape().to_vec();
                     let orthonormal = Init::Orthogonal { gain: 1.0 };
                     match orthonormal.sample(&shape, 0, 0, rng) {
-                        Ok(w) => *p.value_mut() = w,
+                        Ok(w) => *p.value_mut() = w.into_shared(),
                         Err(e) => result = Err(e),
                     }
                 }
@@ -235,7 +235,7 @@ mod tests {
         let mut biases = Vec::new();
         model.visit_params(&mut |n, p| {
             if n.ends_with("bias") {
-                biases.push(p.value().clone())
+                biases.push(p.value().to_owned())
             }
         });
         let report = lsuv(&mut model, &batch, LSUV_TOLERANCE, LSUV_MAX_ITER, &mut rng).unwrap();
@@ -260,7 +260,7 @@ mod tests {
         let mut after = Vec::new();
         model.visit_params(&mut |n, p| {
             if n.ends_with("bias") {
-                after.push(p.value().clone())
+                after.push(p.value().to_owned())
             }
         });
         assert_eq!(biases, after, "lsuv leaves biases untouched");
@@ -278,7 +278,7 @@ mod tests {
         assert_eq!(report.layers[0].iterations, 1);
         assert!((report.layers[0].variance - 1.0).abs() < 1e-4);
         let mut w = None;
-        model.visit_params(&mut |_, p| w = Some(p.value().clone()));
+        model.visit_params(&mut |_, p| w = Some(p.value().to_owned()));
         let w = w.unwrap().into_dimensionality::<Ix2>().unwrap();
         let gram = w.dot(&w.t());
         let c = gram[[0, 0]];

@@ -226,8 +226,8 @@ mod tests {
             )
             .unwrap();
             // and as a function of x, W and b: max_groups(x·Wᵀ + b)
-            let w = layer.weight().value().clone();
-            let b = layer.bias().unwrap().value().clone();
+            let w = layer.weight().value().to_owned();
+            let b = layer.bias().unwrap().value().to_owned();
             gradcheck(
                 |v| (v[0].matmul(v[1].transpose()) + v[2]).max_groups(2),
                 &[x, w, b],

@@ -2,7 +2,7 @@
 //! trainable parameters: [`Param`] and its process-unique [`ParamId`].
 
 use crate::autograd::Var;
-use crate::tensor::Tensor;
+use crate::tensor::{SharedTensor, Tensor};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -134,8 +134,12 @@ impl ParamId {
 /// A trainable tensor owned by a module: its id, its name inside the module (`"weight"`,
 /// `"bias"`) and its value.
 ///
-/// Put it on a tape with [`Tape::param`](crate::Tape::param) (a copy into the tape's reused
-/// buffers) and read its gradient with [`Gradients::param`](crate::Gradients::param).
+/// Put it on a tape with [`Tape::param`](crate::Tape::param) and read its gradient with
+/// [`Gradients::param`](crate::Gradients::param). The value is a [`SharedTensor`]: the tape
+/// shares it rather than copying it, and a write to a value the tape still shares copies it
+/// first (copy-on-write), so the tape always sees the value of its forward pass. Reset the
+/// tape before the optimizer step (as [`fit`](crate::fit) does) and the update writes in
+/// place.
 ///
 /// # Examples
 /// ```
@@ -153,7 +157,7 @@ impl ParamId {
 pub struct Param {
     id: ParamId,
     name: String,
-    value: Tensor,
+    value: SharedTensor,
 }
 
 impl Param {
@@ -162,7 +166,7 @@ impl Param {
         Param {
             id: ParamId::fresh(),
             name: name.into(),
-            value,
+            value: value.into_shared(),
         }
     }
 
@@ -177,12 +181,13 @@ impl Param {
     }
 
     /// The current value.
-    pub fn value(&self) -> &Tensor {
+    pub fn value(&self) -> &SharedTensor {
         &self.value
     }
 
-    /// The value, for in-place updates by optimizers and initializers.
-    pub fn value_mut(&mut self) -> &mut Tensor {
+    /// The value, for in-place updates by optimizers and initializers (copied first if a
+    /// tape or a snapshot still shares it).
+    pub fn value_mut(&mut self) -> &mut SharedTensor {
         &mut self.value
     }
 }
@@ -191,6 +196,6 @@ impl Param {
 /// confused.
 impl Clone for Param {
     fn clone(&self) -> Self {
-        Param::new(self.name.clone(), self.value.clone())
+        Param::new(self.name.clone(), self.value.to_owned())
     }
 }
