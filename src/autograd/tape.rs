@@ -261,7 +261,7 @@ impl Tape {
         if let Some(id) = existing {
             return Var { tape: self, id };
         }
-        let var = self.push(Node {
+        self.push(Node {
             op: "param",
             value: param.value().clone(),
             param: Some(param.id()),
@@ -269,8 +269,7 @@ impl Tape {
             arity: 0,
             requires_grad: self.recording,
             backward: None,
-        });
-        var
+        })
     }
 
     fn push_leaf(&self, op: &'static str, value: Tensor, requires_grad: bool) -> Var<'_> {
