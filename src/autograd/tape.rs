@@ -667,6 +667,23 @@ mod tests {
     }
 
     #[test]
+    fn a_param_is_shared_with_the_tape_and_copied_on_write() {
+        let mut w = Param::new("weight", tensor::from_vec(vec![1.0, 2.0], &[2]).unwrap());
+        let mut tape = Tape::new();
+        let v = tape.param(&w);
+        assert_eq!(v.data().as_ptr(), w.value().as_ptr(), "shared, not copied");
+        // a write while the tape shares the value copies it: the tape keeps its forward value
+        w.value_mut()[[0]] = 10.0;
+        assert_eq!(v.value(), tensor::from_vec(vec![1.0, 2.0], &[2]).unwrap());
+        tape.reset();
+        // no longer shared: written in place
+        let ptr = w.value().as_ptr();
+        w.value_mut()[[1]] = 5.0;
+        assert_eq!(w.value().as_ptr(), ptr);
+        assert_eq!(w.value().as_slice().unwrap(), &[10.0, 5.0]);
+    }
+
+    #[test]
     fn inference_tape_records_no_rules() {
         let tape = Tape::inference();
         let x = tape.leaf(scalar(1.0));
