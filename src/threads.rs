@@ -86,10 +86,14 @@ pub(crate) fn parallel(len: usize) -> bool {
     len >= PARALLEL_MIN_ELEMENTS && num_threads() > 1
 }
 
-/// The `gemm` crate's parallelism for the current setting.
-pub(crate) fn gemm_parallelism() -> gemm::Parallelism {
+/// Products with fewer multiply-adds than this run on one thread: below it, waking the
+/// other threads costs more than they save (measured on workload W1's shapes).
+const PARALLEL_MIN_MULTIPLY_ADDS: usize = 1 << 21;
+
+/// The `gemm` crate's parallelism for a product of `multiply_adds` under the current setting.
+pub(crate) fn gemm_parallelism(multiply_adds: usize) -> gemm::Parallelism {
     match num_threads() {
-        1 => gemm::Parallelism::None,
-        n => gemm::Parallelism::Rayon(n),
+        n if n > 1 && multiply_adds >= PARALLEL_MIN_MULTIPLY_ADDS => gemm::Parallelism::Rayon(n),
+        _ => gemm::Parallelism::None,
     }
 }

@@ -59,7 +59,7 @@ pub(crate) fn gemm(
             false,
             false,
             false,
-            crate::threads::gemm_parallelism(),
+            crate::threads::gemm_parallelism(m * n * k),
         );
     }
 }
