@@ -74,7 +74,7 @@ pub use nn::{
     Linear, LsuvLayer, LsuvReport, Maxout, Mode, Module, Param, ParamId, Relu, Sequential, Sigmoid,
     Step, Tanh, fans, gain, lsuv,
 };
-pub use optim::{Adam, Decay, DecayUnit, Optimizer, OptimizerState, Schedule, Sgd};
+pub use optim::{Adam, Clock, Decay, DecayUnit, Optimizer, OptimizerState, Schedule, Sgd};
 pub use rand::{Rng, SeedableRng};
 pub use rand_chacha::ChaCha8Rng;
 pub use tensor::{Elem, SharedTensor, Tensor};

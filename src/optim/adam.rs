@@ -129,7 +129,7 @@ impl Adam {
 
     /// Sets the learning-rate schedule (constant by default).
     pub fn schedule(mut self, schedule: Schedule) -> Self {
-        self.clock.schedule = schedule;
+        self.clock = self.clock.with_schedule(schedule);
         self
     }
 }
@@ -174,28 +174,16 @@ impl Optimizer for Adam {
                     *theta -= lr * (*m / c1) / ((*v / c2).sqrt() + eps);
                 });
         });
-        self.clock.steps += 1;
+        self.clock.tick();
         Ok(())
     }
 
-    fn lr(&self) -> Elem {
-        self.clock.lr()
+    fn clock(&self) -> &Clock {
+        &self.clock
     }
 
-    fn base_lr(&self) -> Elem {
-        self.clock.base_lr
-    }
-
-    fn set_base_lr(&mut self, lr: Elem) -> Result<()> {
-        self.clock.set_base_lr(lr)
-    }
-
-    fn end_epoch(&mut self) {
-        self.clock.epochs += 1;
-    }
-
-    fn steps(&self) -> u64 {
-        self.clock.steps
+    fn clock_mut(&mut self) -> &mut Clock {
+        &mut self.clock
     }
 
     /// The counters, the base rate and the moments `[m, v]` per parameter.

@@ -8,7 +8,7 @@ mod sgd;
 
 pub use adam::Adam;
 pub use l2::{decays_by_default, l2_penalty};
-pub use schedule::{Decay, DecayUnit, Schedule};
+pub use schedule::{Clock, Decay, DecayUnit, Schedule};
 pub use sgd::Sgd;
 
 use crate::autograd::tape::Gradients;
@@ -76,23 +76,39 @@ pub trait Optimizer: Send {
     /// [`Error::Diverged`] when a gradient is not finite; nothing is changed then.
     fn step(&mut self, model: &mut dyn Module, grads: &Gradients) -> Result<()>;
 
+    /// The optimizer's learning-rate bookkeeping: base rate, schedule and counters.
+    fn clock(&self) -> &Clock;
+
+    /// The same, to change.
+    fn clock_mut(&mut self) -> &mut Clock;
+
     /// The learning rate the next step will use (the base rate after the schedule).
-    fn lr(&self) -> f32;
+    fn lr(&self) -> f32 {
+        self.clock().lr()
+    }
 
     /// The base learning rate the schedule starts from.
-    fn base_lr(&self) -> f32;
+    fn base_lr(&self) -> f32 {
+        self.clock().base_lr()
+    }
 
     /// Changes the base learning rate (e.g. halving it after a divergence).
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] unless `lr` is finite and `> 0`.
-    fn set_base_lr(&mut self, lr: f32) -> Result<()>;
+    fn set_base_lr(&mut self, lr: f32) -> Result<()> {
+        self.clock_mut().set_base_lr(lr)
+    }
 
     /// Advances the epoch counter of per-epoch schedules (call once after each epoch).
-    fn end_epoch(&mut self);
+    fn end_epoch(&mut self) {
+        self.clock_mut().epochs += 1;
+    }
 
     /// Number of steps taken so far.
-    fn steps(&self) -> u64;
+    fn steps(&self) -> u64 {
+        self.clock().steps()
+    }
 
     /// The state to save in a checkpoint (see [`OptimizerState`]).
     ///

@@ -160,10 +160,21 @@ impl Schedule {
     }
 }
 
-/// The learning-rate bookkeeping every optimizer shares: the base rate, the schedule, and the
-/// step and epoch counters the schedule reads.
+/// The learning-rate bookkeeping every optimizer keeps: the base rate, the schedule, and the
+/// step and epoch counters the schedule reads. An [`Optimizer`](crate::Optimizer) exposes it
+/// through `clock()`, which gives it `lr`, `set_base_lr`, `end_epoch` and `steps`.
+///
+/// # Examples
+/// ```
+/// use tapegrad::{Clock, Decay, DecayUnit, Schedule};
+/// let schedule = Schedule::new(Decay::Exponential { gamma: 0.5 }, DecayUnit::Step)?;
+/// let clock = Clock::new("my_optimizer", 0.1)?.with_schedule(schedule);
+/// assert_eq!((clock.lr(), clock.steps()), (0.1, 0));
+/// assert!(Clock::new("my_optimizer", 0.0).is_err());
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
 #[derive(Debug, Clone)]
-pub(crate) struct Clock {
+pub struct Clock {
     op: &'static str,
     pub(crate) base_lr: Elem,
     pub(crate) schedule: Schedule,
@@ -172,8 +183,12 @@ pub(crate) struct Clock {
 }
 
 impl Clock {
-    /// A clock at step 0 for optimizer `op` with base rate `lr` and a constant schedule.
-    pub(crate) fn new(op: &'static str, lr: Elem) -> Result<Self> {
+    /// A clock at step 0 for optimizer `op` (named in errors) with base rate `lr` and a
+    /// constant schedule.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] unless `lr` is finite and `> 0`.
+    pub fn new(op: &'static str, lr: Elem) -> Result<Self> {
         check_lr(op, lr)?;
         Ok(Clock {
             op,
@@ -184,13 +199,42 @@ impl Clock {
         })
     }
 
-    /// The rate of the next step.
-    pub(crate) fn lr(&self) -> Elem {
+    /// The same clock with `schedule`.
+    pub fn with_schedule(mut self, schedule: Schedule) -> Self {
+        self.schedule = schedule;
+        self
+    }
+
+    /// The rate of the next step: the schedule applied to the base rate at these counters.
+    pub fn lr(&self) -> Elem {
         self.schedule.lr(self.base_lr, self.steps, self.epochs)
     }
 
+    /// The base rate.
+    pub fn base_lr(&self) -> Elem {
+        self.base_lr
+    }
+
+    /// Steps counted so far.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// Epochs counted so far.
+    pub fn epochs(&self) -> u64 {
+        self.epochs
+    }
+
+    /// Counts one more step (an optimizer calls this after each update it applies).
+    pub fn tick(&mut self) {
+        self.steps += 1;
+    }
+
     /// Changes the base rate.
-    pub(crate) fn set_base_lr(&mut self, lr: Elem) -> Result<()> {
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] unless `lr` is finite and `> 0`.
+    pub fn set_base_lr(&mut self, lr: Elem) -> Result<()> {
         check_lr(self.op, lr)?;
         self.base_lr = lr;
         Ok(())

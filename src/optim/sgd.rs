@@ -150,7 +150,7 @@ impl Sgd {
 
     /// Sets the learning-rate schedule (constant by default).
     pub fn schedule(mut self, schedule: Schedule) -> Self {
-        self.clock.schedule = schedule;
+        self.clock = self.clock.with_schedule(schedule);
         self
     }
 }
@@ -200,28 +200,16 @@ impl Optimizer for Sgd {
                 }
             }
         });
-        self.clock.steps += 1;
+        self.clock.tick();
         Ok(())
     }
 
-    fn lr(&self) -> Elem {
-        self.clock.lr()
+    fn clock(&self) -> &Clock {
+        &self.clock
     }
 
-    fn base_lr(&self) -> Elem {
-        self.clock.base_lr
-    }
-
-    fn set_base_lr(&mut self, lr: Elem) -> Result<()> {
-        self.clock.set_base_lr(lr)
-    }
-
-    fn end_epoch(&mut self) {
-        self.clock.epochs += 1;
-    }
-
-    fn steps(&self) -> u64 {
-        self.clock.steps
+    fn clock_mut(&mut self) -> &mut Clock {
+        &mut self.clock
     }
 
     /// The counters, the base rate and the momentum buffer `[b]` per parameter.
