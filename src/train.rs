@@ -492,47 +492,27 @@ mod tests {
     #[test]
     fn a_resumed_run_continues_bit_for_bit() {
         let train = blobs(100, 8);
-        let config = |epochs, start_epoch| FitConfig {
-            epochs,
-            start_epoch,
-            batch_size: 16,
-            seed: 5,
-            ..FitConfig::default()
+        let sgd = || Sgd::new(0.05).unwrap().momentum(0.9).unwrap();
+        // trains `model` with `opt` from epoch `start` to epoch `epochs`
+        let run = |model: &mut Sequential, opt: &mut Sgd, epochs, start_epoch| {
+            let config = FitConfig {
+                epochs,
+                start_epoch,
+                batch_size: 16,
+                seed: 5,
+                ..FitConfig::default()
+            };
+            fit(model, opt, &train, None, &config, &mut |_| {}).unwrap()
         };
         let mut model = mlp(2);
-        let mut sgd = Sgd::new(0.05).unwrap().momentum(0.9).unwrap();
-        fit(
-            &mut model,
-            &mut sgd,
-            &train,
-            None,
-            &config(3, 0),
-            &mut |_| {},
-        )
-        .unwrap();
+        run(&mut model, &mut sgd(), 3, 0);
         // 1 epoch, then a fresh optimizer with the same state and 2 more from epoch 1
         let mut resumed = mlp(2);
-        let mut first = Sgd::new(0.05).unwrap().momentum(0.9).unwrap();
-        fit(
-            &mut resumed,
-            &mut first,
-            &train,
-            None,
-            &config(1, 0),
-            &mut |_| {},
-        )
-        .unwrap();
-        let mut second = Sgd::new(0.05).unwrap().momentum(0.9).unwrap();
+        let mut first = sgd();
+        run(&mut resumed, &mut first, 1, 0);
+        let mut second = sgd();
         second.load_state(first.state().unwrap()).unwrap();
-        let history = fit(
-            &mut resumed,
-            &mut second,
-            &train,
-            None,
-            &config(3, 1),
-            &mut |_| {},
-        )
-        .unwrap();
+        let history = run(&mut resumed, &mut second, 3, 1);
         assert_eq!(history.epochs[0].epoch, 2);
         assert_eq!(ParamSnapshot::of(&model), ParamSnapshot::of(&resumed));
     }

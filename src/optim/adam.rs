@@ -1,7 +1,7 @@
 //! Adam and AdamW (Kingma & Ba 2015; Loshchilov & Hutter 2019), as PyTorch's
 //! `torch.optim.Adam` and `torch.optim.AdamW`.
 
-use super::{Optimizer, OptimizerState, check_finite, decays_by_default, invalid};
+use super::{Optimizer, OptimizerState, check_finite, decays_by_default, invalid, non_negative};
 use crate::autograd::tape::Gradients;
 use crate::error::Result;
 use crate::nn::Module;
@@ -117,13 +117,7 @@ impl Adam {
     /// # Errors
     /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) unless finite and `>= 0`.
     pub fn weight_decay(mut self, wd: Elem) -> Result<Self> {
-        if !(wd >= 0.0 && wd.is_finite()) {
-            return invalid(
-                "adam",
-                format!("weight decay must be finite and >= 0, got {wd}"),
-            );
-        }
-        self.weight_decay = wd;
+        self.weight_decay = non_negative("adam", "weight decay", wd)?;
         Ok(self)
     }
 

@@ -137,6 +137,16 @@ pub trait Optimizer: Send {
     }
 }
 
+/// `value` when it is finite and `>= 0`, else an [`Error::InvalidArgument`] of optimizer `op`
+/// naming the hyperparameter `name` and the value.
+fn non_negative(op: &'static str, name: &str, value: f32) -> Result<f32> {
+    if value >= 0.0 && value.is_finite() {
+        Ok(value)
+    } else {
+        invalid(op, format!("{name} must be finite and >= 0, got {value}"))
+    }
+}
+
 /// `Err(Error::InvalidArgument)` for optimizer `op`.
 fn invalid<T>(op: &'static str, message: String) -> Result<T> {
     Err(Error::InvalidArgument { op, message })

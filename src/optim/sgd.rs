@@ -2,7 +2,7 @@
 //! L2 weight decay and a learning-rate schedule: one update rule, PyTorch's
 //! `torch.optim.SGD`.
 
-use super::{Optimizer, OptimizerState, check_finite, decays_by_default, invalid};
+use super::{Optimizer, OptimizerState, check_finite, decays_by_default, invalid, non_negative};
 use crate::autograd::tape::Gradients;
 use crate::error::Result;
 use crate::nn::Module;
@@ -116,13 +116,7 @@ impl Sgd {
     /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) unless `wd` is finite and
     /// `>= 0`.
     pub fn weight_decay(mut self, wd: Elem) -> Result<Self> {
-        if !(wd >= 0.0 && wd.is_finite()) {
-            return invalid(
-                "sgd",
-                format!("weight decay must be finite and >= 0, got {wd}"),
-            );
-        }
-        self.weight_decay = wd;
+        self.weight_decay = non_negative("sgd", "weight decay", wd)?;
         Ok(self)
     }
 
@@ -132,12 +126,7 @@ impl Sgd {
     /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) unless `λ` is finite and
     /// `>= 0`.
     pub fn l2(self, lambda: Elem) -> Result<Self> {
-        if !(lambda >= 0.0 && lambda.is_finite()) {
-            return invalid(
-                "sgd",
-                format!("lambda must be finite and >= 0, got {lambda}"),
-            );
-        }
+        let lambda = non_negative("sgd", "lambda", lambda)?;
         self.weight_decay(2.0 * lambda)
     }
 
@@ -255,6 +244,16 @@ mod tests {
         opt.step(model, &loss.backward()).unwrap();
     }
 
+    /// Weight and bias after three steps of `opt` from [`model`].
+    fn after_three_steps(mut opt: Sgd) -> (Elem, Elem) {
+        let mut m = model();
+        for _ in 0..3 {
+            step(&mut m, &mut opt);
+        }
+        assert_eq!(opt.steps(), 3);
+        weight_and_bias(&m)
+    }
+
     fn weight_and_bias(m: &Linear) -> (Elem, Elem) {
         (m.weight().value()[[0, 0]], m.bias().unwrap().value()[[0]])
     }
@@ -269,20 +268,16 @@ mod tests {
     ///   bias (no decay, g = 2): b = 2, 3.8, 5.42; bias = 0.5 − 0.2 − 0.38 − 0.542 = −0.622
     #[test]
     fn momentum_matches_pytorch_trace() {
-        let mut m = model();
-        let mut opt = Sgd::new(0.1)
-            .unwrap()
-            .momentum(0.9)
-            .unwrap()
-            .weight_decay(0.01)
-            .unwrap();
-        for _ in 0..3 {
-            step(&mut m, &mut opt);
-        }
-        let (w, b) = weight_and_bias(&m);
+        let (w, b) = after_three_steps(
+            Sgd::new(0.1)
+                .unwrap()
+                .momentum(0.9)
+                .unwrap()
+                .weight_decay(0.01)
+                .unwrap(),
+        );
         assert!((f64::from(w) - -0.687165501).abs() < 1e-6, "{w}");
         assert!((b - -0.622).abs() < 1e-6, "{b}");
-        assert_eq!(opt.steps(), 3);
     }
 
     /// Nesterov: g_t as above, b_t as above, w_t = w_{t-1} − 0.1·(g_t + 0.9·b_t)
@@ -295,19 +290,16 @@ mod tests {
     ///         = 0.5 − 0.38 − 0.542 − 0.6878 = −1.1098
     #[test]
     fn nesterov_matches_pytorch_trace() {
-        let mut m = model();
-        let mut opt = Sgd::new(0.1)
-            .unwrap()
-            .momentum(0.9)
-            .unwrap()
-            .nesterov()
-            .unwrap()
-            .weight_decay(0.01)
-            .unwrap();
-        for _ in 0..3 {
-            step(&mut m, &mut opt);
-        }
-        let (w, b) = weight_and_bias(&m);
+        let (w, b) = after_three_steps(
+            Sgd::new(0.1)
+                .unwrap()
+                .momentum(0.9)
+                .unwrap()
+                .nesterov()
+                .unwrap()
+                .weight_decay(0.01)
+                .unwrap(),
+        );
         assert!((f64::from(w) - -1.41856476).abs() < 1e-6, "{w}");
         assert!((b - -1.1098).abs() < 1e-6, "{b}");
     }
@@ -317,16 +309,13 @@ mod tests {
     ///   b: 0.5 → 0.5 − 0.1·2.05 = 0.295 → 0.295 − 0.1·2.0295 = 0.09205 → 0.09205 − 0.1·2.009205 = −0.1088705
     #[test]
     fn plain_sgd_with_decayed_biases_matches_trace() {
-        let mut m = model();
-        let mut opt = Sgd::new(0.1)
-            .unwrap()
-            .weight_decay(0.1)
-            .unwrap()
-            .decay_biases(true);
-        for _ in 0..3 {
-            step(&mut m, &mut opt);
-        }
-        let (w, b) = weight_and_bias(&m);
+        let (w, b) = after_three_steps(
+            Sgd::new(0.1)
+                .unwrap()
+                .weight_decay(0.1)
+                .unwrap()
+                .decay_biases(true),
+        );
         assert!((w - 0.079269).abs() < 1e-6, "{w}");
         assert!((b - -0.1088705).abs() < 1e-6, "{b}");
     }

@@ -31,7 +31,7 @@ impl<'t> Var<'t> {
         let tape = self.tape();
         let value = match Periodic::new(&a, &b, &shape) {
             Some(periodic) => {
-                let mut out = tape.zeros(&shape);
+                let mut out = tape.scratch(&shape, false);
                 let out_slice = out.as_slice_mut().expect("fresh tensor is contiguous");
                 for (c, o) in out_slice.chunks_exact_mut(periodic.period).enumerate() {
                     let (x, y) = periodic.chunk(c);

@@ -49,7 +49,7 @@ impl<'t> Var<'t> {
             "log_softmax: expected at least one axis, found shape []"
         );
         let last = Axis(z.ndim() - 1);
-        let mut value = self.tape().zeros(z.shape());
+        let mut value = self.tape().scratch(z.shape(), false);
         Zip::from(value.lanes_mut(last))
             .and(z.lanes(last))
             .for_each(|mut y, z| {
@@ -134,7 +134,7 @@ impl<'t> Var<'t> {
             );
         }
         let n = shape[0] as Elem;
-        let mut probs = self.tape().zeros(shape);
+        let mut probs = self.tape().scratch(shape, false);
         let mut total = 0.0;
         let rows = probs.lanes_mut(Axis(1)).into_iter().zip(z.lanes(Axis(1)));
         for ((mut p, z), &y) in rows.zip(labels) {
@@ -224,11 +224,14 @@ impl<'t> Var<'t> {
                 let (z, y) = (b.inputs[0], b.inputs[1]);
                 [
                     b.needs[0].then(|| {
-                        Zip::from(z)
+                        let mut dz = b.tape.scratch(z.shape(), false);
+                        Zip::from(&mut dz)
+                            .and(z)
                             .and(y)
-                            .map_collect(|&z, &y| scale * (sigmoid(z) - y))
+                            .for_each(|d, &z, &y| *d = scale * (sigmoid(z) - y));
+                        dz
                     }),
-                    b.needs[1].then(|| z.mapv(|z| -scale * z)),
+                    b.needs[1].then(|| b.tape.collect(z.shape(), z.iter().map(|&z| -scale * z))),
                 ]
             })
     }

@@ -71,7 +71,7 @@ impl<'t> Var<'t> {
         let x = self.data();
         let tape = self.tape();
         let value = if parallel(x.len()) {
-            let mut y = tape.zeros(x.shape());
+            let mut y = tape.scratch(x.shape(), false);
             Zip::from(&mut y).and(&x).par_for_each(|y, &x| *y = f(x));
             y
         } else {
@@ -81,7 +81,7 @@ impl<'t> Var<'t> {
             }
         };
         tape.record(op, &[self], value, move |b| {
-            let mut dx = b.tape.zeros(b.grad.shape());
+            let mut dx = b.tape.scratch(b.grad.shape(), false);
             let zip = Zip::from(&mut dx).and(b.grad).and(b.inputs[0]).and(b.out);
             let rule = |d: &mut Elem, &g: &Elem, &x: &Elem, &y: &Elem| *d = g * df(x, y);
             if parallel(b.grad.len()) {

@@ -115,7 +115,7 @@ impl<'t> Var<'t> {
         let mut out_shape = x.shape().to_vec();
         out_shape.remove(axis);
         let mut argmax = Array::<usize, _>::zeros(IxDyn(&out_shape));
-        let mut value = self.tape().zeros(&out_shape);
+        let mut value = self.tape().scratch(&out_shape, false);
         Zip::from(&mut value)
             .and(&mut argmax)
             .and(x.lanes(Axis(axis)))
