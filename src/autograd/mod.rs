@@ -2,6 +2,7 @@
 //! (methods on `Var`, each with its backward rule beside its forward), and the public
 //! finite-difference checker [`gradcheck()`].
 
+pub(crate) mod grad;
 pub(crate) mod gradcheck;
 pub(crate) mod ops;
 pub(crate) mod tape;

@@ -6,22 +6,22 @@
 //! list backwards is already a topological order: no graph sort is needed. The backward rule
 //! of each op is written beside its forward in `ops/`.
 
+use crate::autograd::grad::Grad;
 use crate::nn::{Param, ParamId};
 use crate::tensor::{Elem, Tensor};
 use ndarray::{Array, ArrayView, ArrayViewD, Dimension, IxDyn, ShapeBuilder};
 use std::cell::{Cell, RefCell};
 use std::fmt;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A node's value: shared, so that transpose and reshape of contiguous data are free and a
 /// parameter goes on the tape without a copy.
 pub(crate) type Value = crate::tensor::SharedTensor;
 
-/// What a backward rule returns: one gradient per parent, in parent order (`None` for a
-/// parent that needs none).
-pub(crate) type Grads = [Option<Tensor>; 2];
-
-type BackwardFn = Box<dyn Fn(&Backward<'_>) -> Grads>;
+/// A backward rule: one gradient per parent, in parent order (`None` for a parent that needs
+/// none).
+type BackwardFn = Box<dyn Fn(&Backward<'_>) -> [Option<Grad>; 2]>;
 
 /// An op's output: a fresh [`Tensor`], or a [`Value`] that shares another node's data.
 pub(crate) trait IntoValue {
@@ -50,6 +50,9 @@ pub(crate) struct Backward<'a> {
     pub inputs: [&'a Value; 2],
     /// Whether each parent needs a gradient; a rule may skip the work for one that does not.
     pub needs: [bool; 2],
+    /// Whether each parent is a leaf (a parameter or an input), whose gradient may be handed
+    /// on as [`Grad::Outer`] factors.
+    pub leaf: [bool; 2],
     /// The tape, whose reused buffers a rule should allocate its gradients from.
     pub tape: &'a Tape,
 }
@@ -211,17 +214,32 @@ impl Tape {
     /// }
     /// ```
     pub fn recycle(&mut self, grads: Gradients) {
-        let pool = self.pool.get_mut();
-        for (_, _, grad) in grads.leaves {
-            pool.push(grad.into_raw_vec_and_offset().0);
+        for leaf in grads.leaves {
+            match leaf.grad {
+                Grad::Dense(tensor) => self.reuse(tensor),
+                Grad::Outer { left, right } => {
+                    self.reuse_value(left);
+                    self.reuse_value(right);
+                }
+            }
+            if let Some(dense) = leaf.dense.into_inner() {
+                self.reuse(dense);
+            }
         }
     }
 
     /// Puts a tensor's buffer in the pool for reuse.
-    fn reuse(&self, tensor: Tensor) {
+    pub(crate) fn reuse(&self, tensor: Tensor) {
         self.pool
             .borrow_mut()
             .push(tensor.into_raw_vec_and_offset().0);
+    }
+
+    /// Puts a shared value's buffer in the pool when nothing else holds it.
+    pub(crate) fn reuse_value(&self, value: Value) {
+        if let Ok(owned) = value.try_into_owned_nocopy() {
+            self.reuse(owned);
+        }
     }
 
     /// Number of nodes recorded so far.
@@ -297,12 +315,12 @@ impl Tape {
     /// maps `∂L/∂out` to one gradient per input. The rule is kept only when some input needs a
     /// gradient.
     #[track_caller]
-    pub(crate) fn record<'t>(
+    pub(crate) fn record<'t, G: Into<Grad>>(
         &'t self,
         op: &'static str,
         inputs: &[Var<'t>],
         value: impl IntoValue,
-        backward: impl Fn(&Backward<'_>) -> Grads + 'static,
+        backward: impl Fn(&Backward<'_>) -> [Option<G>; 2] + 'static,
     ) -> Var<'t> {
         debug_assert!(matches!(inputs.len(), 1 | 2), "internal error: arity");
         for input in inputs {
@@ -323,7 +341,10 @@ impl Tape {
             arity: inputs.len(),
             param: None,
             requires_grad,
-            backward: requires_grad.then(|| Box::new(backward) as BackwardFn),
+            backward: requires_grad.then(|| {
+                Box::new(move |b: &Backward<'_>| backward(b).map(|g| g.map(Into::into)))
+                    as BackwardFn
+            }),
         })
     }
 
@@ -494,9 +515,9 @@ impl<'t> Var<'t> {
             "backward: expected a scalar loss, found shape {:?}",
             loss.value.shape()
         );
-        let mut grads: Vec<Option<Tensor>> = Vec::new();
+        let mut grads: Vec<Option<Grad>> = Vec::new();
         grads.resize_with(self.id + 1, || None);
-        grads[self.id] = Some(Tensor::ones(loss.value.raw_dim()));
+        grads[self.id] = Some(Tensor::ones(loss.value.raw_dim()).into());
         let mut leaves = Vec::new();
         for id in (0..=self.id).rev() {
             let node = &nodes[id];
@@ -507,15 +528,22 @@ impl<'t> Var<'t> {
                 continue;
             };
             let Some(rule) = &node.backward else {
-                leaves.push((id, node.param, grad));
+                leaves.push(Leaf {
+                    id,
+                    param: node.param,
+                    grad,
+                    dense: OnceLock::new(),
+                });
                 continue;
             };
+            let grad = grad.into_dense(self.tape);
             let [p0, p1] = node.parents;
             let ctx = Backward {
                 grad: &grad,
                 out: &node.value,
                 inputs: [&nodes[p0].value, &nodes[p1].value],
                 needs: [nodes[p0].requires_grad, nodes[p1].requires_grad],
+                leaf: [nodes[p0].backward.is_none(), nodes[p1].backward.is_none()],
                 tape: self.tape,
             };
             let parent_grads = rule(&ctx);
@@ -530,12 +558,16 @@ impl<'t> Var<'t> {
                         "internal error: {} gradient shape",
                         node.op
                     );
-                    match &mut grads[parent] {
+                    match grads[parent].take() {
+                        // a value used more than once: the sum of its uses' gradients
                         Some(sum) => {
-                            *sum += &g;
+                            let mut sum = sum.into_dense(self.tape);
+                            let g = g.into_dense(self.tape);
+                            sum += &g;
                             self.tape.reuse(g);
+                            grads[parent] = Some(sum.into());
                         }
-                        slot => *slot = Some(g),
+                        None => grads[parent] = Some(g),
                     }
                 }
             }
@@ -563,8 +595,28 @@ impl fmt::Debug for Var<'_> {
 pub struct Gradients {
     tape: u64,
     generation: u64,
-    /// (node id, parameter held by the leaf, gradient), sorted by node id.
-    leaves: Vec<(usize, Option<ParamId>, Tensor)>,
+    /// The leaves that received a gradient, sorted by node id.
+    leaves: Vec<Leaf>,
+}
+
+/// One leaf's gradient.
+#[derive(Debug, Clone)]
+struct Leaf {
+    id: usize,
+    /// The parameter this leaf holds.
+    param: Option<ParamId>,
+    grad: Grad,
+    /// The product of [`Grad::Outer`] factors, computed on first request.
+    dense: OnceLock<Tensor>,
+}
+
+impl Leaf {
+    fn dense(&self) -> &Tensor {
+        match &self.grad {
+            Grad::Dense(tensor) => tensor,
+            Grad::Outer { .. } => self.dense.get_or_init(|| self.grad.to_dense()),
+        }
+    }
 }
 
 impl Gradients {
@@ -581,18 +633,27 @@ impl Gradients {
             "gradients: {leaf:?} is not from the tape step these gradients were computed on"
         );
         self.leaves
-            .binary_search_by_key(&leaf.id, |(id, _, _)| *id)
+            .binary_search_by_key(&leaf.id, |leaf| leaf.id)
             .ok()
-            .map(|i| &self.leaves[i].2)
+            .map(|i| self.leaves[i].dense())
     }
 
     /// The gradient of the loss with respect to a parameter put on the tape with
     /// [`Tape::param`], or `None` when the loss does not depend on it.
     pub fn param(&self, param: &Param) -> Option<&Tensor> {
+        self.param_leaf(param).map(Leaf::dense)
+    }
+
+    /// A parameter's gradient as the backward pass left it, for optimizers that can apply
+    /// [`Grad::Outer`] factors without forming the product.
+    pub(crate) fn param_grad(&self, param: &Param) -> Option<&Grad> {
+        self.param_leaf(param).map(|leaf| &leaf.grad)
+    }
+
+    fn param_leaf(&self, param: &Param) -> Option<&Leaf> {
         self.leaves
             .iter()
-            .find(|(_, id, _)| *id == Some(param.id()))
-            .map(|(_, _, grad)| grad)
+            .find(|leaf| leaf.param == Some(param.id()))
     }
 
     /// Number of leaves that received a gradient.

@@ -194,7 +194,7 @@ impl Module for Linear {
     #[track_caller]
     fn forward<'t>(&self, x: Var<'t>, _mode: Mode) -> Var<'t> {
         let tape = x.tape();
-        let y = x.matmul(tape.param(&self.weight).transpose());
+        let y = x.matmul_transposed(tape.param(&self.weight));
         match &self.bias {
             Some(b) => y + tape.param(b),
             None => y,
@@ -346,7 +346,9 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "matmul: inner dimensions differ; lhs shape [1, 3]")]
+    #[should_panic(
+        expected = "matmul_transposed: inner dimensions differ; lhs shape [1, 3], rhs shape [2, 4]"
+    )]
     fn wrong_input_width_panics() {
         let layer = Linear::from_parts(tensor::ones(&[2, 4]), None).unwrap();
         let tape = Tape::new();

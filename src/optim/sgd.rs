@@ -8,7 +8,6 @@ use crate::error::Result;
 use crate::nn::Module;
 use crate::optim::schedule::{Clock, Schedule};
 use crate::tensor::{Elem, Tensor};
-use crate::threads::parallel;
 use ndarray::Zip;
 use std::collections::BTreeMap;
 
@@ -152,25 +151,22 @@ impl Optimizer for Sgd {
         let buffers = &mut self.buffers;
         let (wd, decay_biases) = (self.weight_decay, self.decay_biases);
         model.visit_params_mut(&mut |name, param| {
-            let Some(grad) = grads.param(param) else {
-                return;
-            };
             let wd = if decay_biases || decays_by_default(name) {
                 wd
             } else {
                 0.0
             };
-            let theta = param.value_mut();
             if mu == 0.0 {
-                let zip = Zip::from(theta).and(grad);
-                let rule = |t: &mut Elem, &g: &Elem| *t -= lr * (g + wd * *t);
-                if parallel(grad.len()) {
-                    zip.par_for_each(rule);
-                } else {
-                    zip.for_each(rule);
+                // θ ← θ − lr·(g + wd·θ) = (1 − lr·wd)·θ − lr·g, one product for factored g
+                if let Some(grad) = grads.param_grad(param) {
+                    grad.scale_add_into(param.value_mut().view_mut(), 1.0 - lr * wd, -lr);
                 }
                 return;
             }
+            let Some(grad) = grads.param(param) else {
+                return;
+            };
+            let theta = param.value_mut();
             match buffers.get_mut(name) {
                 Some(b) => Zip::from(theta).and(b).and(grad).for_each(|t, b, &g| {
                     let g = g + wd * *t;

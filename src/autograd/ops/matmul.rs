@@ -3,12 +3,13 @@
 //! Operands are read through their strides, so a transposed operand (`w.transpose()`, or
 //! `Bᵀ` and `Aᵀ` in the backward pass) costs no copy.
 
-use crate::autograd::tape::{Tape, Var};
+use crate::autograd::grad::Grad;
+use crate::autograd::tape::{Backward, Tape, Value, Var};
 use crate::tensor::Elem;
 use ndarray::{ArrayView2, ArrayViewMut2, Ix2};
 
-/// `dst = lhs·rhs`, or `dst += lhs·rhs` when `accumulate`, for views of any strides. Without
-/// `accumulate`, `dst`'s old contents are never read, so it may hold anything.
+/// `dst = alpha·dst + beta·lhs·rhs`, for views of any strides. With `alpha = 0`, `dst`'s old
+/// contents are never read, so it may hold anything.
 ///
 /// # Panics
 /// If the shapes do not chain (an internal error: callers check shapes first).
@@ -16,7 +17,8 @@ pub(crate) fn gemm(
     lhs: ArrayView2<'_, Elem>,
     rhs: ArrayView2<'_, Elem>,
     mut dst: ArrayViewMut2<'_, Elem>,
-    accumulate: bool,
+    alpha: Elem,
+    beta: Elem,
 ) {
     let ((m, k), (k2, n)) = (lhs.dim(), rhs.dim());
     assert!(
@@ -28,9 +30,7 @@ pub(crate) fn gemm(
     );
     if k == 0 {
         // an empty sum: gemm need not touch `dst`, but the product is all zeros
-        if !accumulate {
-            dst.fill(0.0);
-        }
+        dst.map_inplace(|d| *d = if alpha == 0.0 { 0.0 } else { alpha * *d });
         return;
     }
     let (ls, rs) = (lhs.strides(), rhs.strides());
@@ -47,15 +47,15 @@ pub(crate) fn gemm(
             dst.as_mut_ptr(),
             dst_cs,
             dst_rs,
-            accumulate,
+            alpha != 0.0,
             lhs.as_ptr(),
             ls[1],
             ls[0],
             rhs.as_ptr(),
             rs[1],
             rs[0],
-            1.0,
-            1.0,
+            alpha,
+            beta,
             false,
             false,
             false,
@@ -100,22 +100,102 @@ impl<'t> Var<'t> {
         );
         let tape = self.tape();
         let mut out = tape.scratch(&[ls[0], rs[1]], false);
-        gemm(view2(&a), view2(&b), view2_mut(&mut out), false);
+        gemm(view2(&a), view2(&b), view2_mut(&mut out), 0.0, 1.0);
         tape.record("matmul", &[self, rhs], out, |b| {
             let (a, w, g) = (view2(b.inputs[0]), view2(b.inputs[1]), view2(b.grad));
             let da = b.needs[0].then(|| {
                 let mut da = laid_out_like(b.tape, &a);
-                gemm(g, w.t(), view2_mut(&mut da), false);
-                da
+                gemm(g, w.t(), view2_mut(&mut da), 0.0, 1.0);
+                da.into()
             });
-            let dw = b.needs[1].then(|| {
-                let mut dw = laid_out_like(b.tape, &w);
-                gemm(a.t(), g, view2_mut(&mut dw), false);
-                dw
+            // ∂L/∂B = Aᵀ·G
+            let dw = b.needs[1].then(|| match b.leaf[1] {
+                true => Grad::Outer {
+                    left: b.inputs[0].clone(),
+                    right: incoming(b),
+                },
+                false => {
+                    let mut dw = laid_out_like(b.tape, &w);
+                    gemm(a.t(), g, view2_mut(&mut dw), 0.0, 1.0);
+                    dw.into()
+                }
             });
             [da, dw]
         })
     }
+
+    /// `C = A·Bᵀ` for a `[m, k]` and a `[n, k]` operand: a linear layer's `x·Wᵀ` with `W`
+    /// stored `[out, in]` (PyTorch's `F.linear` without bias). The same as
+    /// `a.matmul(b.transpose())`, with one node fewer, and `∂L/∂B` comes out in `B`'s own
+    /// layout.
+    ///
+    /// Backward: `∂L/∂A = G·B`, `∂L/∂B = Gᵀ·A`, where `G = ∂L/∂C`. When `B` is a leaf, its
+    /// gradient is kept as the factors `G` and `A` (see [`Gradients`](crate::Gradients)), so
+    /// plain SGD updates it with one product and no `[n, k]` gradient is written.
+    ///
+    /// # Shapes
+    /// `[m, k] · [n, k]ᵀ -> [m, n]`.
+    ///
+    /// # Panics
+    /// If an operand is not 2-D or the inner dimensions differ, e.g.
+    /// `matmul_transposed: inner dimensions differ; lhs shape [2, 3], rhs shape [4, 5]`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Tape};
+    /// let tape = Tape::new();
+    /// let x = tape.constant(tensor::from_vec(vec![1.0, 2.0], &[1, 2])?);
+    /// let w = tape.leaf(tensor::from_vec(vec![1.0, 0.0, 1.0, 1.0, 0.0, 2.0], &[3, 2])?);
+    /// let y = x.matmul_transposed(w);
+    /// assert_eq!(y.value().as_slice().unwrap(), &[1.0, 3.0, 4.0]);
+    /// // ∂Σy/∂W = 1ᵀ·x: every row of W gets x
+    /// let grads = y.sum().backward();
+    /// assert_eq!(grads.get(w).unwrap().as_slice().unwrap(), &[1.0, 2.0, 1.0, 2.0, 1.0, 2.0]);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn matmul_transposed(self, rhs: Var<'t>) -> Var<'t> {
+        let (a, b) = (self.data(), rhs.data());
+        let (ls, rs) = (a.shape(), b.shape());
+        assert!(
+            ls.len() == 2 && rs.len() == 2,
+            "matmul_transposed: expected 2-D operands; lhs shape {ls:?}, rhs shape {rs:?}"
+        );
+        assert!(
+            ls[1] == rs[1],
+            "matmul_transposed: inner dimensions differ; lhs shape {ls:?}, rhs shape {rs:?}"
+        );
+        let tape = self.tape();
+        let mut out = tape.scratch(&[ls[0], rs[0]], false);
+        gemm(view2(&a), view2(&b).t(), view2_mut(&mut out), 0.0, 1.0);
+        tape.record("matmul_transposed", &[self, rhs], out, |b| {
+            let (a, w, g) = (view2(b.inputs[0]), view2(b.inputs[1]), view2(b.grad));
+            let da = b.needs[0].then(|| {
+                let mut da = b.tape.scratch(a.shape(), false);
+                gemm(g, w, view2_mut(&mut da), 0.0, 1.0);
+                da.into()
+            });
+            // ∂L/∂B = Gᵀ·A
+            let dw = b.needs[1].then(|| match b.leaf[1] {
+                true => Grad::Outer {
+                    left: incoming(b),
+                    right: b.inputs[0].clone(),
+                },
+                false => {
+                    let mut dw = b.tape.scratch(w.shape(), false);
+                    gemm(g.t(), a, view2_mut(&mut dw), 0.0, 1.0);
+                    dw.into()
+                }
+            });
+            [da, dw]
+        })
+    }
+}
+
+/// The gradient flowing into a product, kept (in a pooled copy) as a factor of an operand's
+/// gradient: `[m, n]`, small next to a weight's `[n, k]`.
+fn incoming(b: &Backward<'_>) -> Value {
+    b.tape.copy(b.grad.view()).into_shared()
 }
 
 /// An output of `like`'s shape in its memory order (contents unspecified; `gemm`
@@ -183,6 +263,55 @@ mod tests {
         gradcheck(|v| v[0].matmul(v[1].transpose()), &inputs).unwrap();
         let square = [random(&[3, 3], 5)];
         gradcheck(|v| v[0].matmul(v[0]).matmul(v[0].transpose()), &square).unwrap();
+    }
+
+    #[test]
+    fn gradcheck_matmul_transposed_including_factored_leaf_gradients() {
+        for (m, k, n) in [(3, 4, 2), (1, 5, 3), (4, 1, 1)] {
+            let inputs = [random(&[m, k], 1), random(&[n, k], 2)];
+            gradcheck(|v| v[0].matmul_transposed(v[1]), &inputs).unwrap();
+        }
+        // a weight used twice (factored gradients added up), and a non-leaf right operand
+        let square = [random(&[3, 3], 5)];
+        gradcheck(
+            |v| {
+                v[0].matmul_transposed(v[0])
+                    .matmul(v[0])
+                    .matmul_transposed(v[0].exp())
+            },
+            &square,
+        )
+        .unwrap();
+        // B a leaf of `matmul`: Aᵀ·G kept as factors
+        let inputs = [random(&[2, 3], 6), random(&[3, 4], 7)];
+        gradcheck(|v| v[0].tanh().matmul(v[1]), &inputs).unwrap();
+    }
+
+    #[test]
+    fn matmul_transposed_equals_matmul_of_the_transpose() {
+        let (a, b) = (random(&[5, 7], 1), random(&[3, 7], 2));
+        let tape = Tape::new();
+        let (x, w) = (tape.leaf(a.clone()), tape.leaf(b.clone()));
+        let fused = x.matmul_transposed(w);
+        let reference = x.matmul(w.transpose());
+        assert_eq!(fused.value(), reference.value());
+        let (g1, g2) = (fused.sum().backward(), reference.sum().backward());
+        assert_eq!(g1.get(x), g2.get(x));
+        let (gw1, gw2) = (g1.get(w).unwrap(), g2.get(w).unwrap());
+        assert!(gw1.is_standard_layout());
+        let largest_difference = (gw1 - gw2).fold(0.0f32, |m, d| m.max(d.abs()));
+        assert!(largest_difference < 1e-5, "{largest_difference}");
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "matmul_transposed: inner dimensions differ; lhs shape [2, 3], rhs shape [4, 5]"
+    )]
+    fn matmul_transposed_inner_dimension_mismatch_panics() {
+        let tape = Tape::new();
+        let _ = tape
+            .constant(random(&[2, 3], 0))
+            .matmul_transposed(tape.constant(random(&[4, 5], 0)));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 mod activation;
 mod arith;
 mod loss;
-mod matmul;
+pub(crate) mod matmul;
 mod reduce;
 mod shape;
 

@@ -1,0 +1,184 @@
+//! [`Grad`]: a gradient as the backward pass hands it on, either the tensor itself or, for a
+//! matrix product's weight, the two factors whose product it is.
+
+use crate::autograd::ops::matmul::gemm;
+use crate::autograd::tape::{Tape, Value};
+use crate::tensor::{Elem, Tensor};
+use crate::threads::parallel;
+use ndarray::{ArrayViewMutD, Ix2, IxDyn, Zip};
+
+/// A gradient as the backward pass hands it on.
+#[derive(Debug, Clone)]
+pub(crate) enum Grad {
+    /// The gradient itself.
+    Dense(Tensor),
+    /// A matrix product's gradient for a leaf, `leftᵀ·right` (`[m, r]ᵀ·[m, c] -> [r, c]`),
+    /// kept as its two factors. For a layer's weight and a batch of `m` rows the factors are
+    /// far smaller than the product (at `m = 1` they are two vectors), and plain SGD applies
+    /// them with one accumulating product, `W ← W − lr·leftᵀ·right`, without ever writing
+    /// the gradient out.
+    Outer { left: Value, right: Value },
+}
+
+impl From<Tensor> for Grad {
+    fn from(tensor: Tensor) -> Self {
+        Grad::Dense(tensor)
+    }
+}
+
+impl Grad {
+    /// The gradient's shape.
+    pub(crate) fn shape(&self) -> Vec<usize> {
+        match self {
+            Grad::Dense(tensor) => tensor.shape().to_vec(),
+            Grad::Outer { left, right } => vec![left.shape()[1], right.shape()[1]],
+        }
+    }
+
+    /// The gradient as one tensor, its buffer from `tape`'s pool when it must be computed.
+    pub(crate) fn into_dense(self, tape: &Tape) -> Tensor {
+        match self {
+            Grad::Dense(tensor) => tensor,
+            Grad::Outer { left, right } => {
+                let mut dense = tape.scratch(&[left.shape()[1], right.shape()[1]], false);
+                gemm(as2(&left).t(), as2(&right), as2_mut(&mut dense), 0.0, 1.0);
+                tape.reuse_value(left);
+                tape.reuse_value(right);
+                dense
+            }
+        }
+    }
+
+    /// The gradient as a new tensor.
+    pub(crate) fn to_dense(&self) -> Tensor {
+        let mut dense = Tensor::zeros(IxDyn(&self.shape()));
+        self.scale_add_into(dense.view_mut(), 0.0, 1.0);
+        dense
+    }
+
+    /// `dst = alpha·dst + beta·grad` (`dst` is not read when `alpha` is 0). On factors this is
+    /// one accumulating matrix product: plain SGD's `W ← W − lr·leftᵀ·right` reads and writes
+    /// `W` once and never forms the gradient.
+    pub(crate) fn scale_add_into(&self, mut dst: ArrayViewMutD<'_, Elem>, alpha: Elem, beta: Elem) {
+        match self {
+            Grad::Dense(grad) => {
+                let zip = Zip::from(dst).and(grad);
+                let rule = |d: &mut Elem, &g: &Elem| {
+                    *d = if alpha == 0.0 { 0.0 } else { alpha * *d } + beta * g
+                };
+                if parallel(grad.len()) {
+                    zip.par_for_each(rule);
+                } else {
+                    zip.for_each(rule);
+                }
+            }
+            Grad::Outer { left, right } => {
+                let dst = dst
+                    .view_mut()
+                    .into_dimensionality::<Ix2>()
+                    .expect("internal error: a factored gradient is 2-D");
+                gemm(as2(left).t(), as2(right), dst, alpha, beta);
+            }
+        }
+    }
+
+    /// Whether every element of the gradient is finite. Factors are checked without forming
+    /// their product: with `|left| <= a`, `|right| <= b` and `m` rows, every element of
+    /// `leftᵀ·right` is at most `m·a·b` in size, so finite factors under that bound give a
+    /// finite product; only beyond it is the product formed and checked.
+    pub(crate) fn is_finite(&self) -> bool {
+        match self {
+            Grad::Dense(grad) => max_abs(grad).is_some(),
+            Grad::Outer { left, right } => match (max_abs(left), max_abs(right)) {
+                (Some(a), Some(b)) => {
+                    let bound = left.shape()[0] as f64 * f64::from(a) * f64::from(b);
+                    bound < f64::from(Elem::MAX) / 2.0 || max_abs(&self.to_dense()).is_some()
+                }
+                _ => false,
+            },
+        }
+    }
+}
+
+/// The largest absolute value of `values`, or `None` when one is NaN or infinite: one
+/// branch-free pass over the bit patterns (an `f32`'s magnitude orders like its bits without
+/// the sign; NaN and infinity have all exponent bits set).
+fn max_abs<S: ndarray::Data<Elem = Elem>>(values: &ndarray::ArrayBase<S, IxDyn>) -> Option<Elem> {
+    const MAGNITUDE: u32 = 0x7fff_ffff;
+    const INFINITY: u32 = 0x7f80_0000;
+    let fold = |max: u32, x: &Elem| max.max(x.to_bits() & MAGNITUDE);
+    let max = match values.as_slice_memory_order() {
+        Some(slice) => slice.iter().fold(0, fold),
+        None => values.iter().fold(0, fold),
+    };
+    (max < INFINITY).then(|| Elem::from_bits(max))
+}
+
+fn as2<S: ndarray::Data<Elem = Elem>>(
+    a: &ndarray::ArrayBase<S, IxDyn>,
+) -> ndarray::ArrayView2<'_, Elem> {
+    a.view()
+        .into_dimensionality()
+        .expect("internal error: gradient factors are 2-D")
+}
+
+fn as2_mut(a: &mut Tensor) -> ndarray::ArrayViewMut2<'_, Elem> {
+    a.view_mut()
+        .into_dimensionality()
+        .expect("internal error: gradient factors are 2-D")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor::from_vec;
+
+    fn outer(left: Vec<Elem>, l_shape: &[usize], right: Vec<Elem>, r_shape: &[usize]) -> Grad {
+        Grad::Outer {
+            left: from_vec(left, l_shape).unwrap().into_shared(),
+            right: from_vec(right, r_shape).unwrap().into_shared(),
+        }
+    }
+
+    #[test]
+    fn max_abs_finds_nan_and_both_infinities() {
+        let mut values = from_vec(vec![1.0; 37], &[37]).unwrap();
+        values[3] = -7.5;
+        values[4] = f32::MIN_POSITIVE / 2.0; // subnormal
+        assert_eq!(max_abs(&values), Some(7.5));
+        values[0] = f32::MAX;
+        assert_eq!(max_abs(&values), Some(f32::MAX));
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            values[36] = bad;
+            assert_eq!(max_abs(&values), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn factors_by_hand() {
+        // leftᵀ·right with left = [[1, 2]], right = [[3, 4, 5]] (one row): [[3, 4, 5], [6, 8, 10]]
+        let grad = outer(vec![1., 2.], &[1, 2], vec![3., 4., 5.], &[1, 3]);
+        assert_eq!(grad.shape(), vec![2, 3]);
+        let dense = grad.to_dense();
+        assert_eq!(dense.as_slice().unwrap(), &[3., 4., 5., 6., 8., 10.]);
+        // dst = 2·dst − 0.5·grad, from dst = 1
+        let mut dst = Tensor::ones(IxDyn(&[2, 3]));
+        grad.scale_add_into(dst.view_mut(), 2.0, -0.5);
+        assert_eq!(dst.as_slice().unwrap(), &[0.5, 0., -0.5, -1., -2., -3.]);
+        let mut same = Tensor::ones(IxDyn(&[2, 3]));
+        Grad::Dense(dense).scale_add_into(same.view_mut(), 2.0, -0.5);
+        assert_eq!(dst, same);
+    }
+
+    #[test]
+    fn factors_are_checked_for_finite_products() {
+        assert!(outer(vec![1e3, -2.], &[2, 1], vec![4., 1e3], &[2, 1]).is_finite());
+        assert!(!outer(vec![f32::NAN], &[1, 1], vec![1.], &[1, 1]).is_finite());
+        // finite factors whose product overflows
+        assert!(!outer(vec![1e30], &[1, 1], vec![1e30], &[1, 1]).is_finite());
+        // a bound beyond f32::MAX, but a finite product: 1e30·1e-30 + 1e-30·1e30 = 2
+        let big = outer(vec![1e30, 1e-30], &[2, 1], vec![1e-30, 1e30], &[2, 1]);
+        assert!(big.is_finite());
+        assert_eq!(big.to_dense()[[0, 0]], 2.0);
+    }
+}
