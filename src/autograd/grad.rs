@@ -5,7 +5,7 @@ use crate::autograd::ops::matmul::gemm;
 use crate::autograd::tape::{Tape, Value};
 use crate::tensor::{Elem, Tensor};
 use crate::threads::parallel;
-use ndarray::{ArrayViewMutD, Ix2, IxDyn, Zip};
+use ndarray::{ArrayView1, ArrayViewMut2, ArrayViewMutD, Ix2, IxDyn, Zip};
 
 /// A gradient as the backward pass hands it on.
 #[derive(Debug, Clone)]
@@ -77,7 +77,13 @@ impl Grad {
                     .view_mut()
                     .into_dimensionality::<Ix2>()
                     .expect("internal error: a factored gradient is 2-D");
-                gemm(as2(left).t(), as2(right), dst, alpha, beta);
+                let (left, right) = (as2(left), as2(right));
+                match left.nrows() {
+                    1 if alpha == 1.0 && right.iter().all(|x| x.is_finite()) => {
+                        rank_one_update(left.row(0), right.row(0), dst, beta)
+                    }
+                    _ => gemm(left.t(), right, dst, alpha, beta),
+                }
             }
         }
     }
@@ -96,6 +102,24 @@ impl Grad {
                 }
                 _ => false,
             },
+        }
+    }
+}
+
+/// `dst += beta·l·rᵀ` for one-row factors (a batch of one), row by row: a row whose `l` is
+/// zero (a unit ReLU switched off) is skipped, which leaves exactly what adding `beta·0·r`
+/// would when `r` is finite.
+fn rank_one_update(
+    l: ArrayView1<'_, Elem>,
+    r: ArrayView1<'_, Elem>,
+    mut dst: ArrayViewMut2<'_, Elem>,
+    beta: Elem,
+) {
+    for (&li, row) in l.iter().zip(dst.rows_mut()) {
+        if li != 0.0 {
+            Zip::from(row)
+                .and(r)
+                .for_each(|d, &x| *d += beta * (li * x));
         }
     }
 }
@@ -168,6 +192,24 @@ mod tests {
         let mut same = Tensor::ones(IxDyn(&[2, 3]));
         Grad::Dense(dense).scale_add_into(same.view_mut(), 2.0, -0.5);
         assert_eq!(dst, same);
+    }
+
+    #[test]
+    fn one_row_factors_update_like_the_dense_gradient() {
+        // a zero in `left` (a unit switched off) leaves its row alone
+        let grad = outer(vec![2., 0., -1.], &[1, 3], vec![1., 2., 3., 4.], &[1, 4]);
+        let mut dst = Tensor::ones(IxDyn(&[3, 4]));
+        grad.scale_add_into(dst.view_mut(), 1.0, -0.5);
+        let expected = [0., -1., -2., -3., 1., 1., 1., 1., 1.5, 2., 2.5, 3.];
+        assert_eq!(dst.as_slice().unwrap(), &expected);
+        let mut dense = Tensor::ones(IxDyn(&[3, 4]));
+        Grad::Dense(grad.to_dense()).scale_add_into(dense.view_mut(), 1.0, -0.5);
+        assert_eq!(dst, dense);
+        // with an infinite `right`, 0·∞ is NaN, as the dense gradient has it
+        let grad = outer(vec![0.], &[1, 1], vec![f32::INFINITY], &[1, 1]);
+        let mut dst = Tensor::ones(IxDyn(&[1, 1]));
+        grad.scale_add_into(dst.view_mut(), 1.0, -0.5);
+        assert!(dst[[0, 0]].is_nan());
     }
 
     #[test]
