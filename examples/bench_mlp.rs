@@ -15,8 +15,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 use tapegrad::data::fashion_mnist;
 use tapegrad::{
-    ChaCha8Rng, Init, Linear, Mode, Module, Optimizer, Relu, Scaler, SeedableRng, Sequential, Sgd,
-    Tape, evaluate,
+    ChaCha8Rng, Init, Linear, Relu, Scaler, SeedableRng, Sequential, Sgd, TrainStep, evaluate,
 };
 
 const THREADS: usize = 1;
@@ -93,22 +92,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Box::new(Linear::new(256, 10, Init::default(), &mut rng)?),
     ])?;
     let mut sgd = Sgd::new(LEARNING_RATE)?;
-    // the loop runs on a pool thread, so matrix products share work without wake-ups
+    // the loop runs on a pool thread, which does a share of the work itself
     let rates = tapegrad::in_pool(|| -> tapegrad::Result<Vec<f64>> {
-        let mut tape = Tape::new();
+        let mut step = TrainStep::new();
         let mut rates = Vec::new();
         for epoch in 1..=args.epochs {
             let mut batches = train.batches(args.batch)?.shuffled(&mut rng);
             let (mut seen, mut steps) = (0, 0);
             let start = Instant::now();
             while let Some(batch) = batches.next() {
-                tape.reset();
-                let logits = model.forward(tape.constant(batch.x), Mode::Train);
-                let grads = logits.cross_entropy(batch.labels).backward();
-                tape.reset(); // the tape stops sharing the weights: the update writes in place
-                sgd.step(&mut model, &grads)?;
-                tape.recycle(grads);
                 seen += batch.labels.len();
+                step.run(&mut model, &mut sgd, batch, |logits, labels| {
+                    logits.cross_entropy(labels)
+                })?;
                 steps += 1;
                 if args.max_steps > 0 && steps >= args.max_steps {
                     break;

@@ -80,7 +80,7 @@ pub use rand_chacha::ChaCha8Rng;
 pub use tensor::{Elem, SharedTensor, Tensor};
 pub use threads::{in_pool, num_threads, set_num_threads};
 pub use train::{
-    EpochRecord, Evaluation, FitConfig, History, OnDivergence, Progress, evaluate, fit,
+    EpochRecord, Evaluation, FitConfig, History, OnDivergence, Progress, TrainStep, evaluate, fit,
 };
 
 /// The README's examples, run as doctests so they stay true.

@@ -6,7 +6,8 @@
 //! beyond float summation order, and the same thread count always gives the same numbers.
 
 use crate::error::{Error, Result};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// 0 means "not set": use rayon's global pool size.
 static THREADS: AtomicUsize = AtomicUsize::new(0);
@@ -55,13 +56,16 @@ pub fn num_threads() -> usize {
 }
 
 /// Runs `f` on a thread of the pool and returns its result (directly, when there is one
-/// thread or the caller is already a pool thread).
+/// thread or the caller is already a pool thread), with the pool's other threads kept awake
+/// until it returns.
 ///
-/// Run a training loop this way to get the most from several cores: the work a matrix
-/// product or an element-wise op splits off is then taken up by the other pool threads while
-/// the loop's own thread does its share, instead of the loop's thread handing everything
-/// over and sleeping until it is done, which costs a thread wake-up per op. [`fit`](crate::fit)
-/// runs its loop this way.
+/// Run a training loop this way to get the most from several cores. The work a step splits
+/// off (a shard of the batch in [`TrainStep`](crate::TrainStep), a block of a matrix product)
+/// is then taken up at once by the other threads, which wait for it spinning, as OpenMP's
+/// threads do inside a parallel region, instead of sleeping and being woken for every piece:
+/// a wake-up costs tens to hundreds of microseconds on a virtual machine, as much as a
+/// whole product of a small layer. The price is that those threads keep their cores busy
+/// while `f` runs. [`fit`](crate::fit) runs its loop this way.
 ///
 /// # Examples
 /// ```
@@ -69,11 +73,53 @@ pub fn num_threads() -> usize {
 /// assert_eq!(sum, 10);
 /// ```
 pub fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    if num_threads() == 1 || rayon::current_thread_index().is_some() {
-        f()
-    } else {
-        rayon::scope(|_| f())
+    let helpers = num_threads().min(rayon::current_num_threads()) - 1;
+    if helpers == 0 || rayon::current_thread_index().is_some() {
+        return f();
     }
+    let done = &AtomicBool::new(false);
+    rayon::scope(|scope| {
+        let owner = rayon::current_thread_index();
+        for _ in 0..helpers {
+            scope.spawn(move |_| keep_awake(done, owner));
+        }
+        let result = f();
+        done.store(true, Ordering::Release);
+        result
+    })
+}
+
+/// Takes up the pool's work as soon as there is some, until `done`. On the thread that runs
+/// the loop itself (`owner`, which may pick this job up while it waits for its own work) it
+/// returns at once, so the loop never waits on itself.
+fn keep_awake(done: &AtomicBool, owner: Option<usize>) {
+    if rayon::current_thread_index() == owner {
+        return;
+    }
+    while !done.load(Ordering::Acquire) {
+        if let Some(rayon::Yield::Idle) = rayon::yield_now() {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+thread_local! {
+    /// Set while a thread runs one shard of a batch split across the pool: its ops then stay
+    /// on that thread, since every other thread is busy with a shard of its own.
+    static IN_SHARD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with every op it calls on the calling thread only (see [`IN_SHARD`]).
+pub(crate) fn as_shard<R>(f: impl FnOnce() -> R) -> R {
+    let outer = IN_SHARD.replace(true);
+    let result = f();
+    IN_SHARD.set(outer);
+    result
+}
+
+/// The threads an op may use here: 1 inside a shard, else [`num_threads`].
+fn threads_for_ops() -> usize {
+    if IN_SHARD.get() { 1 } else { num_threads() }
 }
 
 /// Element-wise work on fewer elements than this stays on one thread: below it, rayon's
@@ -83,7 +129,7 @@ const PARALLEL_MIN_ELEMENTS: usize = 1 << 15;
 /// Whether element-wise work over `len` elements should be split across threads.
 /// Element-wise results do not depend on the split, so this never changes a number.
 pub(crate) fn parallel(len: usize) -> bool {
-    len >= PARALLEL_MIN_ELEMENTS && num_threads() > 1
+    len >= PARALLEL_MIN_ELEMENTS && threads_for_ops() > 1
 }
 
 /// Products with fewer multiply-adds than this run on one thread: below it, waking the
@@ -92,8 +138,32 @@ const PARALLEL_MIN_MULTIPLY_ADDS: usize = 1 << 21;
 
 /// The `gemm` crate's parallelism for a product of `multiply_adds` under the current setting.
 pub(crate) fn gemm_parallelism(multiply_adds: usize) -> gemm::Parallelism {
-    match num_threads() {
+    match threads_for_ops() {
         n if n > 1 && multiply_adds >= PARALLEL_MIN_MULTIPLY_ADDS => gemm::Parallelism::Rayon(n),
         _ => gemm::Parallelism::None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rayon::prelude::*;
+
+    #[test]
+    fn in_pool_runs_nested_parallel_work_to_the_end() {
+        // the loop's own thread waits for stolen work many times; it must never get stuck in
+        // a keep-awake job of its own
+        let expected: u64 = (0..100_000u64).map(|i| i * i % 7).sum();
+        for _ in 0..20 {
+            let sum = in_pool(|| {
+                (0..100u64)
+                    .map(|block| {
+                        let range = block * 1000..(block + 1) * 1000;
+                        range.into_par_iter().map(|i| i * i % 7).sum::<u64>()
+                    })
+                    .sum::<u64>()
+            });
+            assert_eq!(sum, expected);
+        }
     }
 }

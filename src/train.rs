@@ -3,6 +3,10 @@
 //! accuracy, a progress callback, early stopping, and the divergence guard; plus
 //! [`evaluate`], which measures a model on unseen data in evaluation mode.
 
+mod step;
+
+pub use step::TrainStep;
+
 use crate::autograd::tape::Tape;
 use crate::data::Dataset;
 use crate::diagnostics::ParamSnapshot;
@@ -10,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::metrics::{ConfusionMatrix, predictions};
 use crate::nn::{Mode, Module};
 use crate::optim::Optimizer;
+use crate::tensor::Elem;
 use crate::threads::in_pool;
 use ndarray::Ix2;
 use rand::SeedableRng;
@@ -310,7 +315,7 @@ fn fit_here(
         // or not the run was resumed
         let _ = train.batches(config.batch_size)?.shuffled(&mut rng);
     }
-    let mut tape = Tape::new();
+    let mut train_step = TrainStep::new();
     let mut best: Option<(f64, usize, ParamSnapshot)> = None;
     for epoch in config.start_epoch + 1..=config.epochs {
         let start = Instant::now();
@@ -323,29 +328,16 @@ fn fit_here(
         let mut step = 0;
         while let Some(batch) = batches.next() {
             step += 1;
-            tape.reset();
-            let logits = model.forward(tape.constant(batch.x), Mode::Train);
-            let loss = logits.cross_entropy(batch.labels);
-            let value = loss.item();
-            let outcome = if value.is_finite() {
-                let grads = loss.backward();
-                // drop the tape's shares of the parameters, so the update writes in place
-                tape.reset();
-                let stepped = optimizer.step(model, &grads);
-                tape.recycle(grads);
-                stepped
-            } else {
-                Err(Error::Diverged {
-                    op: "fit",
-                    step: optimizer.steps(),
-                    what: format!("the loss is {value} (epoch {epoch}, batch {step})"),
-                })
-            };
-            match (outcome, config.on_divergence) {
-                (Ok(()), _) => {
+            let samples_in_batch = batch.labels.len();
+            let outcome = train_step.run(model, optimizer, batch, |logits, labels| {
+                logits.cross_entropy(labels)
+            });
+            let value = match (outcome, config.on_divergence) {
+                (Ok(value), _) => {
                     loss_sum += f64::from(value);
                     counted += 1;
-                    samples += batch.labels.len();
+                    samples += samples_in_batch;
+                    value
                 }
                 (Err(Error::Diverged { what, .. }), OnDivergence::HalveLearningRate) => {
                     let lr = optimizer.base_lr() / 2.0;
@@ -356,9 +348,17 @@ fn fit_here(
                     on_progress(&Progress::Event(
                         history.events.last().expect("just pushed"),
                     ));
+                    Elem::NAN
+                }
+                (Err(Error::Diverged { op, step: at, what }), OnDivergence::Stop) => {
+                    return Err(Error::Diverged {
+                        op,
+                        step: at,
+                        what: format!("{what} (epoch {epoch}, batch {step})"),
+                    });
                 }
                 (Err(e), _) => return Err(e),
-            }
+            };
             on_progress(&Progress::Step {
                 epoch,
                 step,

@@ -1,28 +1,36 @@
 //! The same seed and thread count give bit-identical parameters after an epoch of the W1
-//! workload's model (784-256-256-10) on generated data, with matrix products large enough
-//! to run on several threads.
+//! workload's model (784-256-256-10) on generated data, on two threads: with dropout (one
+//! shard per batch, matrix products split across the threads) and without (batches split
+//! into one shard per thread, see `TrainStep`).
 
 use tapegrad::{
     ChaCha8Rng, Dataset, Dropout, FitConfig, Init, Linear, Module, Relu, Scaler, SeedableRng,
     Sequential, Sgd, Tensor, fit, ndarray::Array2,
 };
 
-fn train_one_epoch() -> Vec<Tensor> {
+fn train_one_epoch(dropout: bool) -> Vec<Tensor> {
+    tapegrad::set_num_threads(2).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(42);
     let pixels = Array2::from_shape_fn((2048, 784), |(i, j)| ((i * 131 + j * 17) % 256) as u8);
     let labels = (0..2048).map(|i| (i * 7) % 10).collect();
     let mut data = Dataset::from_bytes(pixels, labels).unwrap();
     data.set_scaler(Scaler::standardize(&data).unwrap())
         .unwrap();
-    let mut model = Sequential::new(vec![
+    let mut layers: Vec<Box<dyn Module>> = vec![
         Box::new(Linear::new(784, 256, Init::default(), &mut rng).unwrap()),
         Box::new(Relu),
-        Box::new(Dropout::new(0.2, &mut rng).unwrap()),
-        Box::new(Linear::new(256, 256, Init::default(), &mut rng).unwrap()),
-        Box::new(Relu),
-        Box::new(Linear::new(256, 10, Init::default(), &mut rng).unwrap()),
-    ])
-    .unwrap();
+    ];
+    if dropout {
+        layers.push(Box::new(Dropout::new(0.2, &mut rng).unwrap()));
+    }
+    layers.push(Box::new(
+        Linear::new(256, 256, Init::default(), &mut rng).unwrap(),
+    ));
+    layers.push(Box::new(Relu));
+    layers.push(Box::new(
+        Linear::new(256, 10, Init::default(), &mut rng).unwrap(),
+    ));
+    let mut model = Sequential::new(layers).unwrap();
     let mut sgd = Sgd::new(0.05).unwrap().momentum(0.9).unwrap();
     let config = FitConfig {
         epochs: 1,
@@ -36,9 +44,8 @@ fn train_one_epoch() -> Vec<Tensor> {
     params
 }
 
-#[test]
-fn same_seed_and_threads_give_bit_identical_parameters() {
-    let (a, b) = (train_one_epoch(), train_one_epoch());
+fn assert_bit_identical(dropout: bool) {
+    let (a, b) = (train_one_epoch(dropout), train_one_epoch(dropout));
     let bits = |ps: &[Tensor]| -> Vec<u32> {
         ps.iter()
             .flat_map(|p| p.iter().map(|x| x.to_bits()))
@@ -46,4 +53,14 @@ fn same_seed_and_threads_give_bit_identical_parameters() {
     };
     assert_eq!(bits(&a), bits(&b));
     assert_eq!(a.len(), 6);
+}
+
+#[test]
+fn same_seed_and_threads_give_bit_identical_parameters_with_dropout() {
+    assert_bit_identical(true);
+}
+
+#[test]
+fn same_seed_and_threads_give_bit_identical_parameters_in_shards() {
+    assert_bit_identical(false);
 }

@@ -113,16 +113,24 @@ fn sgd_beats_gd_per_epoch() {
 #[test]
 fn batch_one_learns_most_per_epoch_batch_hundred_most_per_second() {
     let dir = out("bs");
-    let o = lecture::batch_size::run(Budget::Tiny, &dir).unwrap();
+    // three runs: the timings are milliseconds long, and the fastest of three is the one
+    // least disturbed by whatever else the machine runs (the other tests, in parallel)
+    let outcomes: Vec<_> = (0..3)
+        .map(|_| lecture::batch_size::run(Budget::Tiny, &dir).unwrap())
+        .collect();
+    let o = &outcomes[0];
     let first_epoch = |i: usize| o.runs[i].2.epochs[0].2;
     assert!(first_epoch(0) > first_epoch(1) && first_epoch(0) > first_epoch(2));
     // samples per second: batch 100 processes several times more than batch 1
-    let speed = |i: usize| 1.0 / o.runs[i].2.seconds;
+    let fastest = |i: usize| {
+        let seconds = outcomes.iter().map(|o| o.runs[i].2.seconds);
+        seconds.fold(f64::INFINITY, f64::min)
+    };
     assert!(
-        speed(1) > 1.5 * speed(0),
-        "{} vs {}",
-        o.runs[1].2.seconds,
-        o.runs[0].2.seconds
+        fastest(0) > 1.5 * fastest(1),
+        "{} s vs {} s",
+        fastest(1),
+        fastest(0)
     );
     wrote(&dir, "batch-size");
 }

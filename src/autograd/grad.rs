@@ -18,6 +18,9 @@ pub(crate) enum Grad {
     /// them with one accumulating product, `W ← W − lr·leftᵀ·right`, without ever writing
     /// the gradient out.
     Outer { left: Value, right: Value },
+    /// The sum of the gradients of a batch's shards (see [`TrainStep`](crate::TrainStep)),
+    /// in shard order.
+    Sum(Vec<Grad>),
 }
 
 impl From<Tensor> for Grad {
@@ -32,6 +35,7 @@ impl Grad {
         match self {
             Grad::Dense(tensor) => tensor.shape().to_vec(),
             Grad::Outer { left, right } => vec![left.shape()[1], right.shape()[1]],
+            Grad::Sum(parts) => parts[0].shape(),
         }
     }
 
@@ -44,6 +48,18 @@ impl Grad {
                 gemm(as2(&left).t(), as2(&right), as2_mut(&mut dense), 0.0, 1.0);
                 tape.reuse_value(left);
                 tape.reuse_value(right);
+                dense
+            }
+            Grad::Sum(parts) => {
+                let mut parts = parts.into_iter();
+                let mut dense = parts
+                    .next()
+                    .expect("internal error: an empty sum")
+                    .into_dense(tape);
+                for part in parts {
+                    part.scale_add_into(dense.view_mut(), 1.0, 1.0);
+                    tape.recycle_grad(part);
+                }
                 dense
             }
         }
@@ -85,23 +101,38 @@ impl Grad {
                     _ => gemm(left.t(), right, dst, alpha, beta),
                 }
             }
+            Grad::Sum(parts) => {
+                for (i, part) in parts.iter().enumerate() {
+                    let alpha = if i == 0 { alpha } else { 1.0 };
+                    part.scale_add_into(dst.view_mut(), alpha, beta);
+                }
+            }
         }
     }
 
     /// Whether every element of the gradient is finite. Factors are checked without forming
     /// their product: with `|left| <= a`, `|right| <= b` and `m` rows, every element of
-    /// `leftᵀ·right` is at most `m·a·b` in size, so finite factors under that bound give a
-    /// finite product; only beyond it is the product formed and checked.
+    /// `leftᵀ·right` is at most `m·a·b` in size (and a sum at most the sum of its parts'
+    /// bounds), so finite factors under that bound give a finite gradient; only beyond it is
+    /// the gradient formed and checked.
     pub(crate) fn is_finite(&self) -> bool {
+        match self.bound() {
+            None => false,
+            Some(bound) if bound < f64::from(Elem::MAX) / 2.0 => true,
+            Some(_) => max_abs(&self.to_dense()).is_some(),
+        }
+    }
+
+    /// A bound on the gradient's largest absolute value, or `None` when an element of it (or
+    /// of a factor) is not finite.
+    fn bound(&self) -> Option<f64> {
         match self {
-            Grad::Dense(grad) => max_abs(grad).is_some(),
-            Grad::Outer { left, right } => match (max_abs(left), max_abs(right)) {
-                (Some(a), Some(b)) => {
-                    let bound = left.shape()[0] as f64 * f64::from(a) * f64::from(b);
-                    bound < f64::from(Elem::MAX) / 2.0 || max_abs(&self.to_dense()).is_some()
-                }
-                _ => false,
-            },
+            Grad::Dense(grad) => max_abs(grad).map(f64::from),
+            Grad::Outer { left, right } => {
+                let (a, b) = (max_abs(left)?, max_abs(right)?);
+                Some(left.shape()[0] as f64 * f64::from(a) * f64::from(b))
+            }
+            Grad::Sum(parts) => parts.iter().map(Grad::bound).sum(),
         }
     }
 }
@@ -129,13 +160,15 @@ fn rank_one_update(
 /// the sign; NaN and infinity have all exponent bits set).
 fn max_abs<S: ndarray::Data<Elem = Elem>>(values: &ndarray::ArrayBase<S, IxDyn>) -> Option<Elem> {
     const MAGNITUDE: u32 = 0x7fff_ffff;
-    const INFINITY: u32 = 0x7f80_0000;
-    let fold = |max: u32, x: &Elem| max.max(x.to_bits() & MAGNITUDE);
+    const INFINITY: i32 = 0x7f80_0000;
+    // as i32 (the sign bit is cleared, so the order is the same): a signed maximum vectorizes
+    // on every x86-64, an unsigned one only from SSE4.1
+    let fold = |max: i32, x: &Elem| max.max((x.to_bits() & MAGNITUDE) as i32);
     let max = match values.as_slice_memory_order() {
         Some(slice) => slice.iter().fold(0, fold),
         None => values.iter().fold(0, fold),
     };
-    (max < INFINITY).then(|| Elem::from_bits(max))
+    (max < INFINITY).then(|| Elem::from_bits(max as u32))
 }
 
 fn as2<S: ndarray::Data<Elem = Elem>>(
@@ -210,6 +243,32 @@ mod tests {
         let mut dst = Tensor::ones(IxDyn(&[1, 1]));
         grad.scale_add_into(dst.view_mut(), 1.0, -0.5);
         assert!(dst[[0, 0]].is_nan());
+    }
+
+    #[test]
+    fn a_sum_of_parts_adds_them_up() {
+        let parts = vec![
+            outer(vec![1., 2.], &[1, 2], vec![3., 4.], &[1, 2]),
+            Grad::Dense(from_vec(vec![1., 1., 1., 1.], &[2, 2]).unwrap()),
+            outer(vec![1., 0., 0., 1.], &[2, 2], vec![1., 0., 0., 1.], &[2, 2]),
+        ];
+        let sum = Grad::Sum(parts);
+        assert_eq!(sum.shape(), vec![2, 2]);
+        // [[3, 4], [6, 8]] + 1 + identity
+        assert_eq!(sum.to_dense().as_slice().unwrap(), &[5., 5., 7., 10.]);
+        // dst = 3·dst − sum: the old dst is scaled once, not once per part
+        let mut dst = Tensor::ones(IxDyn(&[2, 2]));
+        sum.scale_add_into(dst.view_mut(), 3.0, -1.0);
+        assert_eq!(dst.as_slice().unwrap(), &[-2., -2., -4., -7.]);
+        assert!(sum.is_finite());
+        let with_nan = Grad::Sum(vec![
+            sum,
+            outer(vec![f32::NAN, 1.], &[1, 2], vec![1., 1.], &[1, 2]),
+        ]);
+        assert!(!with_nan.is_finite());
+        // parts finite, their sum not
+        let big = || outer(vec![3e38], &[1, 1], vec![1.], &[1, 1]);
+        assert!(!Grad::Sum(vec![big(), big()]).is_finite());
     }
 
     #[test]

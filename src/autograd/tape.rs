@@ -21,7 +21,7 @@ pub(crate) type Value = crate::tensor::SharedTensor;
 
 /// A backward rule: one gradient per parent, in parent order (`None` for a parent that needs
 /// none).
-type BackwardFn = Box<dyn Fn(&Backward<'_>) -> [Option<Grad>; 2]>;
+type BackwardFn = Box<dyn Fn(&Backward<'_>) -> [Option<Grad>; 2] + Send>;
 
 /// An op's output: a fresh [`Tensor`], or a [`Value`] that shares another node's data.
 pub(crate) trait IntoValue {
@@ -215,16 +215,22 @@ impl Tape {
     /// ```
     pub fn recycle(&mut self, grads: Gradients) {
         for leaf in grads.leaves {
-            match leaf.grad {
-                Grad::Dense(tensor) => self.reuse(tensor),
-                Grad::Outer { left, right } => {
-                    self.reuse_value(left);
-                    self.reuse_value(right);
-                }
-            }
+            self.recycle_grad(leaf.grad);
             if let Some(dense) = leaf.dense.into_inner() {
                 self.reuse(dense);
             }
+        }
+    }
+
+    /// Puts the buffers of one gradient in the pool.
+    pub(crate) fn recycle_grad(&self, grad: Grad) {
+        match grad {
+            Grad::Dense(tensor) => self.reuse(tensor),
+            Grad::Outer { left, right } => {
+                self.reuse_value(left);
+                self.reuse_value(right);
+            }
+            Grad::Sum(parts) => parts.into_iter().for_each(|part| self.recycle_grad(part)),
         }
     }
 
@@ -320,7 +326,7 @@ impl Tape {
         op: &'static str,
         inputs: &[Var<'t>],
         value: impl IntoValue,
-        backward: impl Fn(&Backward<'_>) -> [Option<G>; 2] + 'static,
+        backward: impl Fn(&Backward<'_>) -> [Option<G>; 2] + Send + 'static,
     ) -> Var<'t> {
         debug_assert!(matches!(inputs.len(), 1 | 2), "internal error: arity");
         for input in inputs {
@@ -614,7 +620,7 @@ impl Leaf {
     fn dense(&self) -> &Tensor {
         match &self.grad {
             Grad::Dense(tensor) => tensor,
-            Grad::Outer { .. } => self.dense.get_or_init(|| self.grad.to_dense()),
+            Grad::Outer { .. } | Grad::Sum(_) => self.dense.get_or_init(|| self.grad.to_dense()),
         }
     }
 }
@@ -654,6 +660,49 @@ impl Gradients {
         self.leaves
             .iter()
             .find(|leaf| leaf.param == Some(param.id()))
+    }
+
+    /// The parameters' gradients of several shards of one batch, each shard's from its own
+    /// tape, added up per parameter (in shard order). Leaves that are not parameters are
+    /// left out, and the sum answers only [`Gradients::param`].
+    pub(crate) fn sum_of_shards(shards: Vec<Gradients>) -> Gradients {
+        let mut leaves: Vec<Leaf> = Vec::new();
+        for leaf in shards.into_iter().flat_map(|shard| shard.leaves) {
+            if leaf.param.is_none() {
+                continue;
+            }
+            match leaves.iter_mut().find(|sum| sum.param == leaf.param) {
+                Some(Leaf {
+                    grad: Grad::Sum(parts),
+                    ..
+                }) => parts.push(leaf.grad),
+                _ => leaves.push(Leaf {
+                    grad: Grad::Sum(vec![leaf.grad]),
+                    ..leaf
+                }),
+            }
+        }
+        Gradients {
+            // no tape's: `get` with any `Var` is refused
+            tape: u64::MAX,
+            generation: 0,
+            leaves,
+        }
+    }
+
+    /// Gives each shard's part of a [`Gradients::sum_of_shards`] back to its tape's pool (the
+    /// `i`-th part to the `i`-th tape: exact when every shard used every parameter).
+    pub(crate) fn recycle_shards(self, tapes: &mut [Tape]) {
+        for leaf in self.leaves {
+            if let Grad::Sum(parts) = leaf.grad {
+                for (tape, part) in tapes.iter().zip(parts) {
+                    tape.recycle_grad(part);
+                }
+            }
+            if let Some(dense) = leaf.dense.into_inner() {
+                tapes[0].reuse(dense);
+            }
+        }
     }
 
     /// Number of leaves that received a gradient.

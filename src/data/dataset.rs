@@ -13,6 +13,7 @@ use crate::tensor::{Elem, Tensor};
 use ndarray::{Array2, ArrayView2, Axis};
 use rand::Rng;
 use rand::seq::SliceRandom;
+use rayon::prelude::*;
 
 /// The stored feature matrix, `[samples, features]`.
 #[derive(Debug, Clone)]
@@ -177,7 +178,21 @@ impl Dataset {
 
     /// Writes the samples `rows` into `out` (`rows.len() × num_features`, row-major) as
     /// `f32`, with the scaler applied.
+    /// Large batches are converted by all threads, in blocks of rows.
     fn write_rows(&self, rows: &[usize], out: &mut [Elem]) {
+        const BLOCK_ROWS: usize = 16;
+        let d = self.num_features();
+        if crate::threads::parallel(out.len()) && d > 0 {
+            out.par_chunks_mut(BLOCK_ROWS * d)
+                .zip(rows.par_chunks(BLOCK_ROWS))
+                .for_each(|(out, rows)| self.write_rows_here(rows, out));
+        } else {
+            self.write_rows_here(rows, out);
+        }
+    }
+
+    /// [`Dataset::write_rows`] on the calling thread.
+    fn write_rows_here(&self, rows: &[usize], out: &mut [Elem]) {
         let d = self.num_features();
         for (&row, out) in rows.iter().zip(out.chunks_exact_mut(d)) {
             match (&self.features, &self.scaler) {

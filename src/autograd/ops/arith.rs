@@ -23,8 +23,8 @@ impl<'t> Var<'t> {
         rhs: Var<'t>,
         op: &'static str,
         f: impl Fn(Elem, Elem) -> Elem,
-        d_lhs: impl Fn(Elem, Elem, Elem) -> Elem + 'static,
-        d_rhs: impl Fn(Elem, Elem, Elem) -> Elem + 'static,
+        d_lhs: impl Fn(Elem, Elem, Elem) -> Elem + Send + 'static,
+        d_rhs: impl Fn(Elem, Elem, Elem) -> Elem + Send + 'static,
     ) -> Var<'t> {
         let (a, b) = (self.data(), rhs.data());
         let shape = broadcast_shape(op, a.shape(), b.shape());

@@ -1,0 +1,301 @@
+//! [`TrainStep`]: one training step — forward, loss, backward, optimizer update — with the
+//! batch's rows split across the threads (data parallelism).
+
+use crate::autograd::tape::{Gradients, Tape, Var};
+use crate::data::Batch;
+use crate::error::{Error, Result};
+use crate::nn::{Mode, Module};
+use crate::optim::Optimizer;
+use crate::tensor::Elem;
+use crate::threads::{as_shard, num_threads};
+use rayon::prelude::*;
+
+/// Batches are split into shards of at least this many rows: below it, a shard's products are
+/// too thin to pay for the fork.
+const MIN_SHARD_ROWS: usize = 32;
+
+/// Runs training steps, keeping one [`Tape`] per thread whose buffers every step reuses.
+///
+/// A step splits the batch's rows into one shard per thread ([`set_num_threads`]; shards of
+/// at least 32 rows). Each thread runs the forward pass, the loss and the backward pass of
+/// its shard on its own tape, with every op on that thread; then the shards' gradients are
+/// added up and the optimizer applies them (its products shared by the threads again). So
+/// a step wakes the other threads twice instead of once per op. This is what PyTorch's
+/// `DistributedDataParallel` does across processes, here inside one.
+///
+/// The loss must be a **mean over the rows** (as [`Var::cross_entropy`] and [`Var::mse`]
+/// are): each shard's loss is weighted by its share of the rows, so the summed gradient is
+/// the gradient of the whole batch's mean loss, as on one thread, up to float rounding. The
+/// same seed and thread count give the same numbers; another thread count splits the sums
+/// differently and so rounds differently.
+///
+/// A model with a random generator (a [`Dropout`](crate::Dropout)) runs as one shard, so that
+/// its masks are drawn in one order whatever the thread count; its ops still use every thread.
+///
+/// [`set_num_threads`]: crate::set_num_threads
+///
+/// # Examples
+/// ```
+/// use tapegrad::{ndarray::array, ChaCha8Rng, Dataset, Init, Linear, SeedableRng, Sgd, TrainStep};
+/// let data = Dataset::from_floats(array![[1.0, 0.0], [0.0, 1.0]], vec![0, 1])?;
+/// let mut model = Linear::new(2, 2, Init::default(), &mut ChaCha8Rng::seed_from_u64(0))?;
+/// let mut sgd = Sgd::new(0.5)?;
+/// let mut step = TrainStep::new();
+/// let mut losses = Vec::new();
+/// for _ in 0..20 {
+///     let mut batches = data.batches(2)?;
+///     while let Some(batch) = batches.next() {
+///         losses.push(step.run(&mut model, &mut sgd, batch, |logits, labels| {
+///             logits.cross_entropy(labels)
+///         })?);
+///     }
+/// }
+/// assert!(losses[19] < losses[0] / 2.0);
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct TrainStep {
+    tapes: Vec<Tape>,
+    /// Shards per batch; `None`: one per thread.
+    shards: Option<usize>,
+}
+
+impl TrainStep {
+    /// A step runner that splits batches into one shard per thread. It makes its tapes on
+    /// the first step.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A step runner that splits every batch into `shards` shards (still of at least 32 rows)
+    /// whatever the thread count, so that its numbers depend on `shards` alone: the same seed
+    /// gives the same parameters on any machine.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when `shards` is 0.
+    pub fn with_shards(shards: usize) -> Result<Self> {
+        if shards == 0 {
+            return Err(Error::InvalidArgument {
+                op: "TrainStep::with_shards",
+                message: "needs at least 1 shard, got 0".into(),
+            });
+        }
+        Ok(TrainStep {
+            tapes: Vec::new(),
+            shards: Some(shards),
+        })
+    }
+
+    /// One step on `batch`: `loss(logits, labels)` of `model`'s forward pass in
+    /// [`Mode::Train`], its gradients, and `optimizer`'s update. Returns the batch's loss.
+    ///
+    /// # Errors
+    /// [`Error::Diverged`] when the loss is not finite (nothing is changed), and whatever
+    /// `optimizer.step` returns (its guard refuses non-finite gradients).
+    pub fn run<L>(
+        &mut self,
+        model: &mut dyn Module,
+        optimizer: &mut dyn Optimizer,
+        batch: Batch<'_>,
+        loss: L,
+    ) -> Result<Elem>
+    where
+        L: for<'t> Fn(Var<'t>, &[usize]) -> Var<'t> + Sync,
+    {
+        let rows = batch.labels.len();
+        let shards = match has_rngs(&*model) {
+            true => 1,
+            false => {
+                let wanted = self.shards.unwrap_or_else(num_threads);
+                wanted.min(rows / MIN_SHARD_ROWS).max(1)
+            }
+        };
+        if self.tapes.len() < shards {
+            self.tapes.resize_with(shards, Tape::new);
+        }
+        let tapes = &mut self.tapes[..shards];
+        let model_ref: &dyn Module = &*model;
+        let run_shard = |s: usize, tape: &mut Tape| {
+            let (start, end) = (s * rows / shards, (s + 1) * rows / shards);
+            let x = batch.x.slice(ndarray::s![start..end, ..]);
+            let weight = (end - start) as Elem / rows as Elem;
+            shard_gradients(tape, model_ref, x, &batch.labels[start..end], weight, &loss)
+        };
+        let results: Vec<(Elem, Option<Gradients>)> = match tapes {
+            [tape] => vec![run_shard(0, tape)],
+            _ => tapes
+                .par_iter_mut()
+                .enumerate()
+                .map(|(s, tape)| as_shard(|| run_shard(s, tape)))
+                .collect(),
+        };
+        let value: Elem = results.iter().map(|(value, _)| value).sum();
+        let shard_grads: Option<Vec<Gradients>> = results.into_iter().map(|(_, g)| g).collect();
+        let Some(mut shard_grads) = shard_grads.filter(|_| value.is_finite()) else {
+            return Err(Error::Diverged {
+                op: "train step",
+                step: optimizer.steps(),
+                what: format!("the loss is {value}"),
+            });
+        };
+        if let [tape] = tapes {
+            let grads = shard_grads.pop().expect("one shard");
+            let stepped = optimizer.step(model, &grads);
+            tape.recycle(grads);
+            return stepped.map(|()| value);
+        }
+        let grads = Gradients::sum_of_shards(shard_grads);
+        let stepped = optimizer.step(model, &grads);
+        grads.recycle_shards(tapes);
+        stepped.map(|()| value)
+    }
+}
+
+/// Forward, weighted loss and (when the loss is finite) backward of one shard on `tape`,
+/// which is reset afterwards so that it no longer shares the parameters: the update then
+/// writes them in place.
+fn shard_gradients<L>(
+    tape: &mut Tape,
+    model: &dyn Module,
+    x: ndarray::ArrayView2<'_, Elem>,
+    labels: &[usize],
+    weight: Elem,
+    loss: &L,
+) -> (Elem, Option<Gradients>)
+where
+    L: for<'t> Fn(Var<'t>, &[usize]) -> Var<'t>,
+{
+    tape.reset();
+    let shard_loss = loss(model.forward(tape.constant(x), Mode::Train), labels);
+    let shard_loss = if weight == 1.0 {
+        shard_loss
+    } else {
+        shard_loss * weight
+    };
+    let value = shard_loss.item();
+    let grads = value.is_finite().then(|| shard_loss.backward());
+    tape.reset();
+    (value, grads)
+}
+
+/// Whether `model` draws random numbers (has a generator to show [`Module::visit_rngs`]).
+fn has_rngs(model: &dyn Module) -> bool {
+    let mut any = false;
+    model.visit_rngs(&mut |_, _| any = true);
+    any
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::Dataset;
+    use crate::nn::{Dropout, Init, Linear, Relu, Sequential};
+    use crate::optim::Sgd;
+    use crate::{ChaCha8Rng, SeedableRng, Tensor};
+    use ndarray::Array2;
+
+    fn data(rows: usize) -> Dataset {
+        let x = Array2::from_shape_fn((rows, 12), |(i, j)| ((i * 7 + j * 3) % 11) as f32 / 5.0);
+        let labels = (0..rows).map(|i| (i * 5) % 3).collect();
+        Dataset::from_floats(x, labels).unwrap()
+    }
+
+    fn mlp(dropout: bool) -> Sequential {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let mut layers: Vec<Box<dyn Module>> = vec![
+            Box::new(Linear::new(12, 16, Init::default(), &mut rng).unwrap()),
+            Box::new(Relu),
+        ];
+        if dropout {
+            layers.push(Box::new(Dropout::new(0.3, &mut rng).unwrap()));
+        }
+        layers.push(Box::new(
+            Linear::new(16, 3, Init::default(), &mut rng).unwrap(),
+        ));
+        Sequential::new(layers).unwrap()
+    }
+
+    /// Parameters and losses after three steps of 96-row batches, split into `shards`.
+    fn train(shards: usize, dropout: bool) -> (Vec<Tensor>, Vec<Elem>) {
+        let (data, mut model) = (data(96), mlp(dropout));
+        let mut sgd = Sgd::new(0.1).unwrap();
+        let mut step = TrainStep::with_shards(shards).unwrap();
+        let mut losses = Vec::new();
+        for _ in 0..3 {
+            let mut batches = data.batches(96).unwrap();
+            let batch = batches.next().unwrap();
+            let loss = step.run(&mut model, &mut sgd, batch, |z, y| z.cross_entropy(y));
+            losses.push(loss.unwrap());
+        }
+        let mut params = Vec::new();
+        model.visit_params(&mut |_, p| params.push(p.value().to_owned()));
+        (params, losses)
+    }
+
+    fn largest_difference(a: &[Tensor], b: &[Tensor]) -> f32 {
+        let pairs = a.iter().zip(b).flat_map(|(a, b)| a.iter().zip(b.iter()));
+        pairs.fold(0.0, |m, (x, y)| m.max((x - y).abs()))
+    }
+
+    #[test]
+    fn shards_sum_to_the_whole_batch_gradient() {
+        let (one, one_losses) = train(1, false);
+        for shards in [2, 3] {
+            let (split, split_losses) = train(shards, false);
+            assert!(largest_difference(&one, &split) < 1e-5, "{shards} shards");
+            for (a, b) in one_losses.iter().zip(&split_losses) {
+                assert!((a - b).abs() < 1e-5, "{shards} shards: loss {a} vs {b}");
+            }
+            // and the same split gives the same bits
+            assert_eq!(split, train(shards, false).0);
+        }
+        // the loss goes down
+        assert!(one_losses[2] < one_losses[0]);
+    }
+
+    #[test]
+    fn a_model_with_dropout_runs_as_one_shard() {
+        assert_eq!(train(3, true), train(1, true));
+    }
+
+    #[test]
+    fn batches_too_small_to_split_run_whole() {
+        // 40 rows: two shards would have 20 < 32 rows each, so both runs are one shard
+        let data = data(40);
+        let after_one_step = |shards: usize| {
+            let mut model = mlp(false);
+            let mut batches = data.batches(40).unwrap();
+            let batch = batches.next().unwrap();
+            let mut step = TrainStep::with_shards(shards).unwrap();
+            let mut sgd = Sgd::new(0.1).unwrap();
+            let loss = step.run(&mut model, &mut sgd, batch, |z, y| z.cross_entropy(y));
+            let mut params = Vec::new();
+            model.visit_params(&mut |_, p| params.push(p.value().to_owned()));
+            (loss.unwrap(), params)
+        };
+        assert_eq!(after_one_step(1), after_one_step(2));
+    }
+
+    #[test]
+    fn a_non_finite_loss_is_refused_and_changes_nothing() {
+        let (data, mut model) = (data(64), mlp(false));
+        let before = mlp(false);
+        let mut sgd = Sgd::new(0.1).unwrap();
+        let mut batches = data.batches(64).unwrap();
+        let batch = batches.next().unwrap();
+        let err = TrainStep::with_shards(2)
+            .unwrap()
+            .run(&mut model, &mut sgd, batch, |z, y| z.cross_entropy(y) / 0.0)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "train step: step 0 refused: the loss is inf; the parameters are unchanged. Training diverged: try a smaller learning rate"
+        );
+        assert_eq!(sgd.steps(), 0);
+        let (mut p, mut q) = (Vec::new(), Vec::new());
+        model.visit_params(&mut |_, v| p.push(v.value().to_owned()));
+        before.visit_params(&mut |_, v| q.push(v.value().to_owned()));
+        assert_eq!(p, q);
+        assert!(TrainStep::with_shards(0).is_err());
+    }
+}
