@@ -6,6 +6,7 @@ use crate::autograd::tape::{Tape, Value};
 use crate::tensor::{Elem, Tensor};
 use crate::threads::parallel;
 use ndarray::{ArrayView1, ArrayViewMut2, ArrayViewMutD, Ix2, IxDyn, Zip};
+use rayon::prelude::*;
 
 /// A gradient as the backward pass hands it on.
 #[derive(Debug, Clone)]
@@ -131,6 +132,12 @@ impl Grad {
             Grad::Outer { left, right } => {
                 let (a, b) = (max_abs(left)?, max_abs(right)?);
                 Some(left.shape()[0] as f64 * f64::from(a) * f64::from(b))
+            }
+            // the shards' parts on all threads (collected in order, so the sum is the same
+            // whatever thread did which)
+            Grad::Sum(parts) if parts.len() > 1 && parallel(self.shape().iter().product()) => {
+                let bounds: Vec<Option<f64>> = parts.par_iter().map(Grad::bound).collect();
+                bounds.into_iter().sum()
             }
             Grad::Sum(parts) => parts.iter().map(Grad::bound).sum(),
         }
