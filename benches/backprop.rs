@@ -1,12 +1,13 @@
 //! One full training step of workload W1 — the MLP 784-256-256-10 with ReLU, softmax
-//! cross-entropy and plain SGD — at batch 1, 16 and 128 (forward, backward and update), and
-//! the forward pass alone on an inference tape. Throughput is in samples.
+//! cross-entropy and plain SGD — at batch 1, 16 and 128 (forward, backward and update, as
+//! `TrainStep` runs them), and the forward pass alone on an inference tape. Throughput is in
+//! samples.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 use tapegrad::{
-    ChaCha8Rng, Init, Linear, Mode, Module, Optimizer, Relu, SeedableRng, Sequential, Sgd, Tape,
-    tensor,
+    Batch, ChaCha8Rng, Init, Linear, Mode, Module, Relu, SeedableRng, Sequential, Sgd, Tape,
+    TrainStep, ndarray::Ix2, tensor,
 };
 
 const BATCHES: [usize; 3] = [1, 16, 128];
@@ -29,18 +30,22 @@ fn train_step(c: &mut Criterion) {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let mut model = mlp(&mut rng);
         let x = tensor::uniform(&[batch, 784], 0.0, 1.0, &mut rng).unwrap();
+        let x = x.into_dimensionality::<Ix2>().unwrap();
         let labels: Vec<usize> = (0..batch).map(|i| i % 10).collect();
         let mut sgd = Sgd::new(LEARNING_RATE).unwrap();
-        let mut tape = Tape::new();
+        let mut step = TrainStep::new();
         group.throughput(Throughput::Elements(batch as u64));
         group.bench_function(format!("mlp_784_256_256_10/batch_{batch}"), |bench| {
-            bench.iter(|| {
-                tape.reset();
-                let logits = model.forward(tape.constant(black_box(&x)), Mode::Train);
-                let grads = logits.cross_entropy(&labels).backward();
-                tape.reset();
-                sgd.step(&mut model, &grads).unwrap();
-                tape.recycle(grads);
+            // on a pool thread, with the other threads kept awake, as `fit` runs its steps
+            tapegrad::in_pool(|| {
+                bench.iter(|| {
+                    let batch = Batch {
+                        x: black_box(x.view()),
+                        labels: &labels,
+                    };
+                    step.run(&mut model, &mut sgd, batch, |z, y| z.cross_entropy(y))
+                        .unwrap()
+                })
             })
         });
     }

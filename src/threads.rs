@@ -89,6 +89,9 @@ pub fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     })
 }
 
+/// Pause instructions a kept-awake thread waits between looks for work.
+const IDLE_SPINS: usize = 32;
+
 /// Takes up the pool's work as soon as there is some, until `done`. On the thread that runs
 /// the loop itself (`owner`, which may pick this job up while it waits for its own work) it
 /// returns at once, so the loop never waits on itself.
@@ -98,7 +101,11 @@ fn keep_awake(done: &AtomicBool, owner: Option<usize>) {
     }
     while !done.load(Ordering::Acquire) {
         if let Some(rayon::Yield::Idle) = rayon::yield_now() {
-            std::hint::spin_loop();
+            // about a microsecond between looks, so that looking for work (which reads the
+            // other threads' queues) does not slow down the thread that is working
+            for _ in 0..IDLE_SPINS {
+                std::hint::spin_loop();
+            }
         }
     }
 }
