@@ -163,26 +163,30 @@ impl Optimizer for Sgd {
                 }
                 return;
             }
-            let Some(grad) = grads.param(param) else {
+            let Some(grad) = grads.param_grad(param) else {
                 return;
             };
             let theta = param.value_mut();
-            match buffers.get_mut(name) {
-                Some(b) => Zip::from(theta).and(b).and(grad).for_each(|t, b, &g| {
-                    let g = g + wd * *t;
-                    *b = mu * *b + g;
-                    *t -= lr * if nesterov { g + mu * *b } else { *b };
-                }),
-                None => {
-                    let b = Zip::from(&*theta)
-                        .and(grad)
-                        .map_collect(|&t, &g| g + wd * t);
-                    Zip::from(theta).and(&b).for_each(|t, &b| {
-                        // first step: b = g, so Nesterov's g + μ·b is (1 + μ)·g
-                        *t -= lr * if nesterov { b + mu * b } else { b };
-                    });
-                    buffers.insert(name.to_string(), b);
-                }
+            let first = !buffers.contains_key(name);
+            if first {
+                buffers.insert(name.to_string(), Tensor::zeros(theta.raw_dim()));
+            }
+            let b = buffers.get_mut(name).expect("inserted above");
+            // b ← μ·b + g + wd·θ; on the first step b = g + wd·θ, as PyTorch starts it
+            grad.scale_add_into(b.view_mut(), if first { 0.0 } else { mu }, 1.0);
+            if wd != 0.0 {
+                Zip::from(&mut *b)
+                    .and(&*theta)
+                    .for_each(|b, &t| *b += wd * t);
+            }
+            if nesterov {
+                // θ ← θ − lr·(g + wd·θ + μ·b) = (1 − lr·wd)·θ − lr·g − lr·μ·b
+                grad.scale_add_into(theta.view_mut(), 1.0 - lr * wd, -lr);
+                Zip::from(theta)
+                    .and(&*b)
+                    .for_each(|t, &b| *t -= lr * mu * b);
+            } else {
+                Zip::from(theta).and(&*b).for_each(|t, &b| *t -= lr * b);
             }
         });
         self.clock.tick();
