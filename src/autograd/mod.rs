@@ -4,8 +4,10 @@
 
 pub(crate) mod grad;
 pub(crate) mod gradcheck;
+pub(crate) mod gradients;
 pub(crate) mod ops;
 pub(crate) mod tape;
 
 pub use gradcheck::{GradcheckConfig, gradcheck, gradcheck_with};
-pub use tape::{Gradients, Tape, TapeInput, Var};
+pub use gradients::Gradients;
+pub use tape::{Tape, TapeInput, Var};

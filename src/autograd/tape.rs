@@ -7,12 +7,12 @@
 //! of each op is written beside its forward in `ops/`.
 
 use crate::autograd::grad::Grad;
+use crate::autograd::gradients::{Gradients, Leaf};
 use crate::nn::{Param, ParamId};
 use crate::tensor::{Elem, Tensor};
 use ndarray::{Array, ArrayView, ArrayViewD, Dimension, IxDyn, ShapeBuilder};
 use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A node's value: shared, so that transpose and reshape of contiguous data are free and a
@@ -120,8 +120,8 @@ static NEXT_TAPE_ID: AtomicU64 = AtomicU64::new(0);
 /// # Ok::<(), tapegrad::Error>(())
 /// ```
 pub struct Tape {
-    id: u64,
-    generation: u64,
+    pub(crate) id: u64,
+    pub(crate) generation: u64,
     recording: bool,
     nodes: RefCell<Vec<Node>>,
     pool: RefCell<Vec<Vec<Elem>>>,
@@ -445,8 +445,8 @@ impl fmt::Debug for Tape {
 /// records one node and returns the handle of its output.
 #[derive(Clone, Copy)]
 pub struct Var<'t> {
-    tape: &'t Tape,
-    id: usize,
+    pub(crate) tape: &'t Tape,
+    pub(crate) id: usize,
 }
 
 impl<'t> Var<'t> {
@@ -534,12 +534,7 @@ impl<'t> Var<'t> {
                 continue;
             };
             let Some(rule) = &node.backward else {
-                leaves.push(Leaf {
-                    id,
-                    param: node.param,
-                    grad,
-                    dense: OnceLock::new(),
-                });
+                leaves.push(Leaf::new(id, node.param, grad));
                 continue;
             };
             let grad = grad.into_dense(self.tape);
@@ -590,129 +585,6 @@ impl<'t> Var<'t> {
 impl fmt::Debug for Var<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Var(%{} = {} {:?})", self.id, self.op(), self.shape())
-    }
-}
-
-/// The gradients of a loss with respect to the leaves of its tape, returned by
-/// [`Var::backward`].
-///
-/// Look one up by leaf with [`Gradients::get`], or by parameter with [`Gradients::param`].
-#[derive(Debug, Clone)]
-pub struct Gradients {
-    tape: u64,
-    generation: u64,
-    /// The leaves that received a gradient, sorted by node id.
-    leaves: Vec<Leaf>,
-}
-
-/// One leaf's gradient.
-#[derive(Debug, Clone)]
-struct Leaf {
-    id: usize,
-    /// The parameter this leaf holds.
-    param: Option<ParamId>,
-    grad: Grad,
-    /// The product of [`Grad::Outer`] factors, computed on first request.
-    dense: OnceLock<Tensor>,
-}
-
-impl Leaf {
-    fn dense(&self) -> &Tensor {
-        match &self.grad {
-            Grad::Dense(tensor) => tensor,
-            Grad::Outer { .. } | Grad::Sum(_) => self.dense.get_or_init(|| self.grad.to_dense()),
-        }
-    }
-}
-
-impl Gradients {
-    /// The gradient of the loss with respect to `leaf`, or `None` when the loss does not
-    /// depend on it.
-    ///
-    /// # Panics
-    /// If `leaf` is on another tape, or on this tape before a [`Tape::reset`] the gradients
-    /// were not computed after.
-    #[track_caller]
-    pub fn get(&self, leaf: Var<'_>) -> Option<&Tensor> {
-        assert!(
-            leaf.tape.id == self.tape && leaf.tape.generation == self.generation,
-            "gradients: {leaf:?} is not from the tape step these gradients were computed on"
-        );
-        self.leaves
-            .binary_search_by_key(&leaf.id, |leaf| leaf.id)
-            .ok()
-            .map(|i| self.leaves[i].dense())
-    }
-
-    /// The gradient of the loss with respect to a parameter put on the tape with
-    /// [`Tape::param`], or `None` when the loss does not depend on it.
-    pub fn param(&self, param: &Param) -> Option<&Tensor> {
-        self.param_leaf(param).map(Leaf::dense)
-    }
-
-    /// A parameter's gradient as the backward pass left it, for optimizers that can apply
-    /// [`Grad::Outer`] factors without forming the product.
-    pub(crate) fn param_grad(&self, param: &Param) -> Option<&Grad> {
-        self.param_leaf(param).map(|leaf| &leaf.grad)
-    }
-
-    fn param_leaf(&self, param: &Param) -> Option<&Leaf> {
-        self.leaves
-            .iter()
-            .find(|leaf| leaf.param == Some(param.id()))
-    }
-
-    /// The parameters' gradients of several shards of one batch, each shard's from its own
-    /// tape, added up per parameter (in shard order). Leaves that are not parameters are
-    /// left out, and the sum answers only [`Gradients::param`].
-    pub(crate) fn sum_of_shards(shards: Vec<Gradients>) -> Gradients {
-        let mut leaves: Vec<Leaf> = Vec::new();
-        for leaf in shards.into_iter().flat_map(|shard| shard.leaves) {
-            if leaf.param.is_none() {
-                continue;
-            }
-            match leaves.iter_mut().find(|sum| sum.param == leaf.param) {
-                Some(Leaf {
-                    grad: Grad::Sum(parts),
-                    ..
-                }) => parts.push(leaf.grad),
-                _ => leaves.push(Leaf {
-                    grad: Grad::Sum(vec![leaf.grad]),
-                    ..leaf
-                }),
-            }
-        }
-        Gradients {
-            // no tape's: `get` with any `Var` is refused
-            tape: u64::MAX,
-            generation: 0,
-            leaves,
-        }
-    }
-
-    /// Gives each shard's part of a [`Gradients::sum_of_shards`] back to its tape's pool (the
-    /// `i`-th part to the `i`-th tape: exact when every shard used every parameter).
-    pub(crate) fn recycle_shards(self, tapes: &mut [Tape]) {
-        for leaf in self.leaves {
-            if let Grad::Sum(parts) = leaf.grad {
-                for (tape, part) in tapes.iter().zip(parts) {
-                    tape.recycle_grad(part);
-                }
-            }
-            if let Some(dense) = leaf.dense.into_inner() {
-                tapes[0].reuse(dense);
-            }
-        }
-    }
-
-    /// Number of leaves that received a gradient.
-    pub fn len(&self) -> usize {
-        self.leaves.len()
-    }
-
-    /// Whether no leaf received a gradient.
-    pub fn is_empty(&self) -> bool {
-        self.leaves.is_empty()
     }
 }
 

@@ -11,7 +11,7 @@ pub use l2::{decays_by_default, l2_penalty};
 pub use schedule::{Clock, Decay, DecayUnit, Schedule};
 pub use sgd::Sgd;
 
-use crate::autograd::tape::Gradients;
+use crate::autograd::gradients::Gradients;
 use crate::error::{Error, Result};
 use crate::nn::Module;
 use crate::tensor::Tensor;

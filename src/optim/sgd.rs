@@ -3,7 +3,7 @@
 //! `torch.optim.SGD`.
 
 use super::{Optimizer, OptimizerState, check_finite, decays_by_default, invalid, non_negative};
-use crate::autograd::tape::Gradients;
+use crate::autograd::gradients::Gradients;
 use crate::error::Result;
 use crate::nn::Module;
 use crate::optim::schedule::{Clock, Schedule};

@@ -1,7 +1,8 @@
 //! [`TrainStep`]: one training step — forward, loss, backward, optimizer update — with the
 //! batch's rows split across the threads (data parallelism).
 
-use crate::autograd::tape::{Gradients, Tape, Var};
+use crate::autograd::gradients::Gradients;
+use crate::autograd::tape::{Tape, Var};
 use crate::data::Batch;
 use crate::error::{Error, Result};
 use crate::nn::{Mode, Module};
