@@ -5,7 +5,7 @@ use crate::autograd::ops::matmul::gemm;
 use crate::autograd::tape::{Tape, Value};
 use crate::tensor::{Elem, Tensor};
 use crate::threads::parallel;
-use ndarray::{ArrayView1, ArrayViewMut2, ArrayViewMutD, Ix2, IxDyn, Zip};
+use ndarray::{ArrayView1, ArrayViewD, ArrayViewMut2, ArrayViewMutD, Dimension, Ix2, IxDyn, Zip};
 use rayon::prelude::*;
 
 /// A gradient as the backward pass hands it on.
@@ -71,6 +71,20 @@ impl Grad {
         let mut dense = Tensor::zeros(IxDyn(&self.shape()));
         self.scale_add_into(dense.view_mut(), 0.0, 1.0);
         dense
+    }
+
+    /// The gradient as a view: a dense one as it is, any other formed in `scratch` (which
+    /// grows to fit and is meant to be reused, so that forming allocates nothing).
+    pub(crate) fn formed_in<'a>(&'a self, scratch: &'a mut Vec<Elem>) -> ArrayViewD<'a, Elem> {
+        if let Grad::Dense(grad) = self {
+            return grad.view();
+        }
+        let shape = IxDyn(&self.shape());
+        scratch.resize(shape.size(), 0.0);
+        let sized = "internal error: scratch sized to the shape";
+        let formed = ArrayViewMutD::from_shape(shape.clone(), &mut scratch[..]).expect(sized);
+        self.scale_add_into(formed, 0.0, 1.0);
+        ArrayViewD::from_shape(shape, &scratch[..]).expect(sized)
     }
 
     /// `dst = alpha·dst + beta·grad` (`dst` is not read when `alpha` is 0). On factors this is
@@ -250,6 +264,18 @@ mod tests {
         let mut dst = Tensor::ones(IxDyn(&[1, 1]));
         grad.scale_add_into(dst.view_mut(), 1.0, -0.5);
         assert!(dst[[0, 0]].is_nan());
+    }
+
+    #[test]
+    fn factors_are_formed_in_a_reused_scratch() {
+        let grad = outer(vec![1., 2.], &[1, 2], vec![3., 4., 5.], &[1, 3]);
+        let mut scratch = vec![9.0; 2]; // too small, and dirty
+        assert_eq!(grad.formed_in(&mut scratch), grad.to_dense());
+        let buffer = scratch.as_ptr();
+        assert_eq!(grad.formed_in(&mut scratch), grad.to_dense());
+        assert_eq!(scratch.as_ptr(), buffer);
+        let dense = Grad::Dense(grad.to_dense());
+        assert_eq!(dense.formed_in(&mut Vec::new()), grad.to_dense());
     }
 
     #[test]

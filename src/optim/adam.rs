@@ -56,6 +56,8 @@ pub struct Adam {
     weight_decay: Elem,
     decoupling: Decoupling,
     moments: BTreeMap<String, (Tensor, Tensor)>,
+    /// Where a gradient kept as factors is formed, reused from step to step.
+    scratch: Vec<Elem>,
 }
 
 impl Adam {
@@ -72,6 +74,7 @@ impl Adam {
             weight_decay: 0.0,
             decoupling: Decoupling::Coupled,
             moments: BTreeMap::new(),
+            scratch: Vec::new(),
         })
     }
 
@@ -139,11 +142,12 @@ impl Optimizer for Adam {
         let (one_minus_b1, one_minus_b2) = ((1.0 - b1) as Elem, (1.0 - b2) as Elem);
         let (b1, b2, eps) = (b1 as Elem, b2 as Elem, self.eps);
         let (decoupling, weight_decay) = (self.decoupling, self.weight_decay);
-        let moments = &mut self.moments;
+        let (moments, scratch) = (&mut self.moments, &mut self.scratch);
         model.visit_params_mut(&mut |name, param| {
-            let Some(grad) = grads.param(param) else {
+            let Some(grad) = grads.param_grad(param) else {
                 return;
             };
+            let grad = grad.formed_in(scratch);
             let wd = if decays_by_default(name) {
                 weight_decay
             } else {
@@ -153,9 +157,11 @@ impl Optimizer for Adam {
                 Decoupling::Coupled => (wd, 0.0),
                 Decoupling::Decoupled => (0.0, wd),
             };
-            let (m, v) = moments
-                .entry(name.to_string())
-                .or_insert_with(|| (Tensor::zeros(grad.raw_dim()), Tensor::zeros(grad.raw_dim())));
+            if !moments.contains_key(name) {
+                let zeros = || Tensor::zeros(grad.raw_dim());
+                moments.insert(name.to_string(), (zeros(), zeros()));
+            }
+            let (m, v) = moments.get_mut(name).expect("inserted above");
             Zip::from(param.value_mut())
                 .and(m)
                 .and(v)
