@@ -21,8 +21,10 @@ const MIN_SHARD_ROWS: usize = 32;
 /// at least 32 rows). Each thread runs the forward pass, the loss and the backward pass of
 /// its shard on its own tape, with every op on that thread; then the shards' gradients are
 /// added up and the optimizer applies them (its products shared by the threads again). So
-/// a step wakes the other threads twice instead of once per op. This is what PyTorch's
-/// `DistributedDataParallel` does across processes, here inside one.
+/// a step wakes the other threads twice instead of once per op (and not at all when the loop
+/// runs in [`in_pool`](crate::in_pool), as [`fit`](crate::fit)'s does, which keeps them
+/// awake). This is what PyTorch's `DistributedDataParallel` does across processes, here
+/// inside one.
 ///
 /// The loss must be a **mean over the rows** (as [`Var::cross_entropy`] and [`Var::mse`]
 /// are): each shard's loss is weighted by its share of the rows, so the summed gradient is
