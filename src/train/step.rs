@@ -71,8 +71,9 @@ impl TrainStep {
     }
 
     /// A step runner that splits every batch into `shards` shards (still of at least 32 rows)
-    /// whatever the thread count, so that its numbers depend on `shards` alone: the same seed
-    /// gives the same parameters on any machine.
+    /// whatever the thread count, so that its numbers do not depend on the thread count:
+    /// the same seed gives the same parameters with 1 thread or 8 (on one kind of CPU; the
+    /// matrix kernels differ between instruction sets).
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] when `shards` is 0.
@@ -121,7 +122,10 @@ impl TrainStep {
         let run_shard = |s: usize, tape: &mut Tape| {
             let (start, end) = (s * rows / shards, (s + 1) * rows / shards);
             let x = batch.x.slice(ndarray::s![start..end, ..]);
-            let weight = (end - start) as Elem / rows as Elem;
+            let weight = match shards {
+                1 => 1.0,
+                _ => (end - start) as Elem / rows as Elem,
+            };
             shard_gradients(tape, model_ref, x, &batch.labels[start..end], weight, &loss)
         };
         let results: Vec<(Elem, Option<Gradients>)> = match tapes {
