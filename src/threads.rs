@@ -8,6 +8,7 @@
 use crate::error::{Error, Result};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 /// 0 means "not set": use rayon's global pool size.
 static THREADS: AtomicUsize = AtomicUsize::new(0);
@@ -65,7 +66,8 @@ pub fn num_threads() -> usize {
 /// threads do inside a parallel region, instead of sleeping and being woken for every piece:
 /// a wake-up costs tens to hundreds of microseconds on a virtual machine, as much as a
 /// whole product of a small layer. The price is that those threads keep their cores busy
-/// while `f` runs. [`fit`](crate::fit) runs its loop this way.
+/// while work keeps coming; after 2 ms without any they only look every 200 µs.
+/// [`fit`](crate::fit) runs its loop this way.
 ///
 /// # Examples
 /// ```
@@ -92,6 +94,15 @@ pub fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 /// Pause instructions a kept-awake thread waits between looks for work.
 const IDLE_SPINS: usize = 32;
 
+/// How long a kept-awake thread spins without finding work before it only looks every
+/// [`IDLE_NAP`]: far longer than the gaps between a training step's parallel pieces, so
+/// training never sees the naps, while a long pause of the loop (evaluation on one thread,
+/// a slow callback, I/O) does not keep a core busy.
+const SPIN_BUDGET: Duration = Duration::from_millis(2);
+
+/// The sleep between looks for work of a thread idle for longer than [`SPIN_BUDGET`].
+const IDLE_NAP: Duration = Duration::from_micros(200);
+
 /// Takes up the pool's work as soon as there is some, until `done`. On the thread that runs
 /// the loop itself (`owner`, which may pick this job up while it waits for its own work) it
 /// returns at once, so the loop never waits on itself.
@@ -99,13 +110,18 @@ fn keep_awake(done: &AtomicBool, owner: Option<usize>) {
     if rayon::current_thread_index() == owner {
         return;
     }
+    let mut idle_since = Instant::now();
     while !done.load(Ordering::Acquire) {
-        if let Some(rayon::Yield::Idle) = rayon::yield_now() {
+        if let Some(rayon::Yield::Executed) = rayon::yield_now() {
+            idle_since = Instant::now();
+        } else if idle_since.elapsed() < SPIN_BUDGET {
             // about a microsecond between looks, so that looking for work (which reads the
             // other threads' queues) does not slow down the thread that is working
             for _ in 0..IDLE_SPINS {
                 std::hint::spin_loop();
             }
+        } else {
+            std::thread::sleep(IDLE_NAP);
         }
     }
 }
