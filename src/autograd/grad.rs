@@ -184,10 +184,23 @@ fn max_abs<S: ndarray::Data<Elem = Elem>>(values: &ndarray::ArrayBase<S, IxDyn>)
     const INFINITY: i32 = 0x7f80_0000;
     // as i32 (the sign bit is cleared, so the order is the same): a signed maximum vectorizes
     // on every x86-64, an unsigned one only from SSE4.1
-    let fold = |max: i32, x: &Elem| max.max((x.to_bits() & MAGNITUDE) as i32);
+    let magnitude = |x: &Elem| (x.to_bits() & MAGNITUDE) as i32;
     let max = match values.as_slice_memory_order() {
-        Some(slice) => slice.iter().fold(0, fold),
-        None => values.iter().fold(0, fold),
+        Some(slice) => {
+            // LANES independent maxima, so that the vector units are not held up by one
+            // chain of dependent comparisons
+            const LANES: usize = 32;
+            let mut lanes = [0i32; LANES];
+            let chunks = slice.chunks_exact(LANES);
+            let tail = chunks.remainder().iter().map(magnitude).max().unwrap_or(0);
+            for chunk in chunks {
+                for (lane, x) in lanes.iter_mut().zip(chunk) {
+                    *lane = (*lane).max(magnitude(x));
+                }
+            }
+            lanes.into_iter().fold(tail, i32::max)
+        }
+        None => values.iter().map(magnitude).fold(0, i32::max),
     };
     (max < INFINITY).then(|| Elem::from_bits(max as u32))
 }
