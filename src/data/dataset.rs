@@ -382,6 +382,21 @@ impl<'d> Batches<'d> {
     }
 }
 
+/// Asks the CPU to start loading `bytes` into its caches (rows of a shuffled batch are
+/// scattered over the whole data set, so without this each row waits on main memory).
+fn prefetch(bytes: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in bytes.chunks(64) {
+        // SAFETY: a prefetch only hints the cache and never faults; SSE, which it needs, is
+        // part of every x86-64 CPU.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                line.as_ptr().cast(),
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -489,20 +504,5 @@ mod tests {
         assert_eq!(data.num_classes(), 2);
         assert_eq!(data.clone().with_num_classes(10).unwrap().num_classes(), 10);
         assert!(data.with_num_classes(1).is_err());
-    }
-}
-
-/// Asks the CPU to start loading `bytes` into its caches (rows of a shuffled batch are
-/// scattered over the whole data set, so without this each row waits on main memory).
-fn prefetch(bytes: &[u8]) {
-    #[cfg(target_arch = "x86_64")]
-    for line in bytes.chunks(64) {
-        // SAFETY: a prefetch only hints the cache and never faults; SSE, which it needs, is
-        // part of every x86-64 CPU.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                line.as_ptr().cast(),
-            );
-        }
     }
 }
