@@ -85,10 +85,20 @@ pub fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
         for _ in 0..helpers {
             scope.spawn(move |_| keep_awake(done, owner));
         }
-        let result = f();
-        done.store(true, Ordering::Release);
-        result
+        // set even when `f` panics: the scope waits for the helpers before it passes the
+        // panic on, and they stop only when this is set
+        let _release_helpers = SetOnDrop(done);
+        f()
     })
+}
+
+/// Sets its flag when dropped.
+struct SetOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for SetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
 }
 
 /// Pause instructions a kept-awake thread waits between looks for work.
@@ -171,6 +181,17 @@ pub(crate) fn gemm_parallelism(multiply_adds: usize) -> gemm::Parallelism {
 mod tests {
     use super::*;
     use rayon::prelude::*;
+
+    #[test]
+    fn a_panic_in_pool_reaches_the_caller_and_releases_the_helpers() {
+        // two threads when the pool allows (it may already be built with one)
+        let _ = set_num_threads(2);
+        let caught = std::panic::catch_unwind(|| in_pool(|| panic!("inside the pool")));
+        let message = caught.unwrap_err();
+        assert_eq!(message.downcast_ref::<&str>(), Some(&"inside the pool"));
+        // the pool still works
+        assert_eq!(in_pool(|| 7), 7);
+    }
 
     #[test]
     fn in_pool_runs_nested_parallel_work_to_the_end() {
