@@ -144,10 +144,15 @@ thread_local! {
 
 /// Runs `f` with every op it calls on the calling thread only (see [`IN_SHARD`]).
 pub(crate) fn as_shard<R>(f: impl FnOnce() -> R) -> R {
-    let outer = IN_SHARD.replace(true);
-    let result = f();
-    IN_SHARD.set(outer);
-    result
+    /// Restores the flag as it was, also when `f` panics (the pool thread lives on).
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            IN_SHARD.set(self.0);
+        }
+    }
+    let _restore = Restore(IN_SHARD.replace(true));
+    f()
 }
 
 /// The threads an op may use here: 1 inside a shard, else [`num_threads`].
@@ -191,6 +196,15 @@ mod tests {
         assert_eq!(message.downcast_ref::<&str>(), Some(&"inside the pool"));
         // the pool still works
         assert_eq!(in_pool(|| 7), 7);
+    }
+
+    #[test]
+    fn a_shard_that_panics_leaves_its_thread_free_to_split_work_again() {
+        let _ = set_num_threads(2);
+        let caught = std::panic::catch_unwind(|| as_shard(|| panic!("in a shard")));
+        assert!(caught.is_err());
+        assert!(!IN_SHARD.get());
+        assert_eq!(as_shard(threads_for_ops), 1);
     }
 
     #[test]
