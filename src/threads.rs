@@ -7,6 +7,7 @@
 
 use crate::error::{Error, Result};
 use std::cell::Cell;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -75,19 +76,24 @@ pub fn num_threads() -> usize {
 /// assert_eq!(sum, 10);
 /// ```
 pub fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    let helpers = num_threads().min(rayon::current_num_threads()) - 1;
-    if helpers == 0 || rayon::current_thread_index().is_some() {
+    let threads = num_threads();
+    if threads == 1 || rayon::current_thread_index().is_some() {
         return f();
     }
-    let done = &AtomicBool::new(false);
-    rayon::scope(|scope| {
+    rayon::scope(|_| {
         let owner = rayon::current_thread_index();
-        for _ in 0..helpers {
-            scope.spawn(move |_| keep_awake(done, owner));
-        }
-        // set even when `f` panics: the scope waits for the helpers before it passes the
-        // panic on, and they stop only when this is set
-        let _release_helpers = SetOnDrop(done);
+        let done = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&done);
+        // one job per pool thread, which no other thread can take (a thread that took a
+        // second one would keep only one thread awake), and not waited for: should a helper
+        // take up another caller's whole loop, this one still returns when `f` does
+        rayon::spawn_broadcast(move |thread| {
+            if Some(thread.index()) != owner && thread.index() < threads {
+                keep_awake(&flag);
+            }
+        });
+        // set even when `f` panics, so that the helpers stop
+        let _release_helpers = SetOnDrop(&done);
         f()
     })
 }
@@ -113,13 +119,8 @@ const SPIN_BUDGET: Duration = Duration::from_millis(2);
 /// The sleep between looks for work of a thread idle for longer than [`SPIN_BUDGET`].
 const IDLE_NAP: Duration = Duration::from_micros(200);
 
-/// Takes up the pool's work as soon as there is some, until `done`. On the thread that runs
-/// the loop itself (`owner`, which may pick this job up while it waits for its own work) it
-/// returns at once, so the loop never waits on itself.
-fn keep_awake(done: &AtomicBool, owner: Option<usize>) {
-    if rayon::current_thread_index() == owner {
-        return;
-    }
+/// Takes up the pool's work as soon as there is some, until `done`.
+fn keep_awake(done: &AtomicBool) {
     let mut idle_since = Instant::now();
     while !done.load(Ordering::Acquire) {
         if let Some(rayon::Yield::Executed) = rayon::yield_now() {
@@ -205,6 +206,28 @@ mod tests {
         assert!(caught.is_err());
         assert!(!IN_SHARD.get());
         assert_eq!(as_shard(threads_for_ops), 1);
+    }
+
+    #[test]
+    fn a_loop_in_pool_returns_while_another_caller_s_loop_still_runs() {
+        // the other loop waits for this one to end: if this one's helper were stuck inside
+        // the other loop and this one waited for its helper, neither would ever end
+        let _ = set_num_threads(2);
+        let first_done = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&first_done);
+        let other = std::thread::spawn(move || {
+            in_pool(|| {
+                while !flag.load(Ordering::Acquire) {
+                    let _: u64 = (0..1000u64).into_par_iter().sum();
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+            })
+        });
+        for _ in 0..50 {
+            in_pool(|| (0..10_000u64).into_par_iter().map(|i| i % 3).sum::<u64>());
+        }
+        first_done.store(true, Ordering::Release);
+        other.join().unwrap();
     }
 
     #[test]

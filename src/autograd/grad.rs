@@ -1,7 +1,7 @@
 //! [`Grad`]: a gradient as the backward pass hands it on, either the tensor itself or, for a
 //! matrix product's weight, the two factors whose product it is.
 
-use crate::autograd::ops::matmul::gemm;
+use crate::autograd::ops::matmul::{gemm, view2, view2_mut};
 use crate::autograd::tape::{Tape, Value};
 use crate::tensor::{Elem, Tensor};
 use crate::threads::parallel;
@@ -46,21 +46,21 @@ impl Grad {
             Grad::Dense(tensor) => tensor,
             Grad::Outer { left, right } => {
                 let mut dense = tape.scratch(&[left.shape()[1], right.shape()[1]], false);
-                gemm(as2(&left).t(), as2(&right), as2_mut(&mut dense), 0.0, 1.0);
+                gemm(
+                    view2(&left).t(),
+                    view2(&right),
+                    view2_mut(&mut dense),
+                    0.0,
+                    1.0,
+                );
                 tape.reuse_value(left);
                 tape.reuse_value(right);
                 dense
             }
-            Grad::Sum(parts) => {
-                let mut parts = parts.into_iter();
-                let mut dense = parts
-                    .next()
-                    .expect("internal error: an empty sum")
-                    .into_dense(tape);
-                for part in parts {
-                    part.scale_add_into(dense.view_mut(), 1.0, 1.0);
-                    tape.recycle_grad(part);
-                }
+            // (the backward pass never meets a sum; shards are summed after it)
+            sum @ Grad::Sum(_) => {
+                let dense = sum.to_dense();
+                tape.recycle_grad(sum);
                 dense
             }
         }
@@ -108,7 +108,7 @@ impl Grad {
                     .view_mut()
                     .into_dimensionality::<Ix2>()
                     .expect("internal error: a factored gradient is 2-D");
-                let (left, right) = (as2(left), as2(right));
+                let (left, right) = (view2(left), view2(right));
                 match left.nrows() {
                     1 if alpha == 1.0 && right.iter().all(|x| x.is_finite()) => {
                         rank_one_update(left.row(0), right.row(0), dst, beta)
@@ -133,7 +133,10 @@ impl Grad {
     pub(crate) fn is_finite(&self) -> bool {
         match self.bound() {
             None => false,
-            Some(bound) if bound < f64::from(Elem::MAX) / 2.0 => true,
+            // a dense gradient's bound is its largest element, already known to be finite
+            Some(bound) if bound < f64::from(Elem::MAX) / 2.0 || matches!(self, Grad::Dense(_)) => {
+                true
+            }
             Some(_) => max_abs(&self.to_dense()).is_some(),
         }
     }
@@ -203,20 +206,6 @@ fn max_abs<S: ndarray::Data<Elem = Elem>>(values: &ndarray::ArrayBase<S, IxDyn>)
         None => values.iter().map(magnitude).fold(0, i32::max),
     };
     (max < INFINITY).then(|| Elem::from_bits(max as u32))
-}
-
-fn as2<S: ndarray::Data<Elem = Elem>>(
-    a: &ndarray::ArrayBase<S, IxDyn>,
-) -> ndarray::ArrayView2<'_, Elem> {
-    a.view()
-        .into_dimensionality()
-        .expect("internal error: gradient factors are 2-D")
-}
-
-fn as2_mut(a: &mut Tensor) -> ndarray::ArrayViewMut2<'_, Elem> {
-    a.view_mut()
-        .into_dimensionality()
-        .expect("internal error: gradient factors are 2-D")
 }
 
 #[cfg(test)]

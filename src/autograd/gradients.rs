@@ -15,7 +15,8 @@ use std::sync::OnceLock;
 pub struct Gradients {
     pub(crate) tape: u64,
     pub(crate) generation: u64,
-    /// The leaves that received a gradient, sorted by node id.
+    /// The leaves that received a gradient, sorted by node id (for one tape's gradients; a
+    /// sum of shards, whose ids come from several tapes, is looked up by parameter only).
     pub(crate) leaves: Vec<Leaf>,
 }
 

@@ -143,6 +143,15 @@ impl Sgd {
     }
 }
 
+/// `θ ← θ − rate·θ`, the weight-decay term of a step, on its own: folded into a factor
+/// `1 − rate` it would be rounded to f32's spacing near 1 (6e-8), wrong by 19% at
+/// `rate = 1e-7`.
+fn decay(theta: &mut crate::tensor::SharedTensor, rate: Elem) {
+    if rate != 0.0 {
+        theta.map_inplace(|t| *t -= rate * *t);
+    }
+}
+
 impl Optimizer for Sgd {
     fn step(&mut self, model: &mut dyn Module, grads: &Gradients) -> Result<()> {
         check_finite("sgd", self.clock.steps, &*model, grads)?;
@@ -156,17 +165,16 @@ impl Optimizer for Sgd {
             } else {
                 0.0
             };
-            if mu == 0.0 {
-                // θ ← θ − lr·(g + wd·θ) = (1 − lr·wd)·θ − lr·g, one product for factored g
-                if let Some(grad) = grads.param_grad(param) {
-                    grad.scale_add_into(param.value_mut().view_mut(), 1.0 - lr * wd, -lr);
-                }
-                return;
-            }
             let Some(grad) = grads.param_grad(param) else {
                 return;
             };
             let theta = param.value_mut();
+            if mu == 0.0 {
+                // θ ← θ − lr·wd·θ − lr·g, one product for factored g
+                decay(theta, lr * wd);
+                grad.scale_add_into(theta.view_mut(), 1.0, -lr);
+                return;
+            }
             let first = !buffers.contains_key(name);
             if first {
                 buffers.insert(name.to_string(), Tensor::zeros(theta.raw_dim()));
@@ -180,8 +188,9 @@ impl Optimizer for Sgd {
                     .for_each(|b, &t| *b += wd * t);
             }
             if nesterov {
-                // θ ← θ − lr·(g + wd·θ + μ·b) = (1 − lr·wd)·θ − lr·g − lr·μ·b
-                grad.scale_add_into(theta.view_mut(), 1.0 - lr * wd, -lr);
+                // θ ← θ − lr·(g + wd·θ + μ·b) = θ − lr·wd·θ − lr·g − lr·μ·b
+                decay(theta, lr * wd);
+                grad.scale_add_into(theta.view_mut(), 1.0, -lr);
                 Zip::from(theta)
                     .and(&*b)
                     .for_each(|t, &b| *t -= lr * mu * b);
@@ -235,6 +244,40 @@ mod tests {
             Some(tensor::from_vec(vec![0.5], &[1]).unwrap()),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn a_small_weight_decay_is_not_rounded_away() {
+        // a zero gradient and lr·wd = 1e-7: every weight should shrink by 1e-7 of itself, and
+        // Nesterov's first step by (1 + μ)·1e-7 (it adds μ·b with b = wd·θ)
+        let (lr, wd) = (1e-3, 1e-4);
+        let weights: Vec<Elem> = (0..4096).map(|i| 0.25 + (i as Elem) / 4096.0).collect();
+        for nesterov in [false, true] {
+            let w = tensor::from_vec(weights.clone(), &[64, 64]).unwrap();
+            let mut layer = Linear::from_parts(w, None).unwrap();
+            let mut sgd = Sgd::new(lr).unwrap().weight_decay(wd).unwrap();
+            if nesterov {
+                sgd = sgd.momentum(0.9).unwrap().nesterov().unwrap();
+            }
+            let tape = Tape::new();
+            let x = tape.constant(tensor::zeros(&[1, 64]));
+            let grads = (layer.forward(x, Mode::Train).sum() * 0.0).backward();
+            drop(tape);
+            sgd.step(&mut layer, &grads).unwrap();
+            let after = layer.weight().value();
+            let shrunk: f64 = weights
+                .iter()
+                .zip(after.iter())
+                .map(|(a, b)| f64::from(a - b))
+                .sum();
+            let rate = if nesterov { 1.9e-7 } else { 1e-7 };
+            let expected: f64 = weights.iter().map(|&a| f64::from(a) * rate).sum();
+            let ratio = shrunk / expected;
+            assert!(
+                (ratio - 1.0).abs() < 0.05,
+                "nesterov {nesterov}: decay ratio {ratio}"
+            );
+        }
     }
 
     fn step(model: &mut Linear, opt: &mut dyn Optimizer) {

@@ -27,7 +27,8 @@ const MIN_SHARD_ROWS: usize = 32;
 /// inside one.
 ///
 /// The loss must be a **mean over the rows** (as [`Var::cross_entropy`] and [`Var::mse`]
-/// are): each shard's loss is weighted by its share of the rows, so the summed gradient is
+/// are), and the model must treat rows independently (no statistics over the batch, as a
+/// batch normalization would take): each shard's loss is weighted by its share of the rows, so the summed gradient is
 /// the gradient of the whole batch's mean loss, as on one thread, up to float rounding. The
 /// same seed and thread count give the same numbers; another thread count splits the sums
 /// differently and so rounds differently.
@@ -71,9 +72,8 @@ impl TrainStep {
     }
 
     /// A step runner that splits every batch into `shards` shards (still of at least 32 rows)
-    /// whatever the thread count, so that its numbers do not depend on the thread count:
-    /// the same seed gives the same parameters with 1 thread or 8 (on one kind of CPU; the
-    /// matrix kernels differ between instruction sets).
+    /// whatever the thread count, so that how the batch's sums are split does not change
+    /// with it (the matrix kernels may still split their own sums by thread).
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] when `shards` is 0.

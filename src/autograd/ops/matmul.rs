@@ -207,18 +207,18 @@ fn laid_out_like(tape: &Tape, like: &ArrayView2<'_, Elem>) -> crate::Tensor {
     tape.scratch(like.shape(), column_major)
 }
 
-fn view2<S: ndarray::Data<Elem = Elem>>(
+pub(crate) fn view2<S: ndarray::Data<Elem = Elem>>(
     a: &ndarray::ArrayBase<S, ndarray::IxDyn>,
 ) -> ArrayView2<'_, Elem> {
     a.view()
         .into_dimensionality::<Ix2>()
-        .expect("internal error: matmul operand is 2-D")
+        .expect("internal error: a matrix product's operand is 2-D")
 }
 
-fn view2_mut(a: &mut crate::Tensor) -> ArrayViewMut2<'_, Elem> {
+pub(crate) fn view2_mut(a: &mut crate::Tensor) -> ArrayViewMut2<'_, Elem> {
     a.view_mut()
         .into_dimensionality::<Ix2>()
-        .expect("internal error: matmul output is 2-D")
+        .expect("internal error: a matrix product's output is 2-D")
 }
 
 #[cfg(test)]
