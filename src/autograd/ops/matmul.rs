@@ -88,20 +88,8 @@ impl<'t> Var<'t> {
     /// ```
     #[track_caller]
     pub fn matmul(self, rhs: Var<'t>) -> Var<'t> {
-        let (a, b) = (self.data(), rhs.data());
-        let (ls, rs) = (a.shape(), b.shape());
-        assert!(
-            ls.len() == 2 && rs.len() == 2,
-            "matmul: expected 2-D operands; lhs shape {ls:?}, rhs shape {rs:?}"
-        );
-        assert!(
-            ls[1] == rs[0],
-            "matmul: inner dimensions differ; lhs shape {ls:?}, rhs shape {rs:?}"
-        );
-        let tape = self.tape();
-        let mut out = tape.scratch(&[ls[0], rs[1]], false);
-        gemm(view2(&a), view2(&b), view2_mut(&mut out), 0.0, 1.0);
-        tape.record("matmul", &[self, rhs], out, |b| {
+        let out = forward_product("matmul", self, rhs, false);
+        self.tape().record("matmul", &[self, rhs], out, |b| {
             let (a, w, g) = (view2(b.inputs[0]), view2(b.inputs[1]), view2(b.grad));
             let da = b.needs[0].then(|| {
                 let mut da = laid_out_like(b.tape, &a);
@@ -155,41 +143,54 @@ impl<'t> Var<'t> {
     /// ```
     #[track_caller]
     pub fn matmul_transposed(self, rhs: Var<'t>) -> Var<'t> {
-        let (a, b) = (self.data(), rhs.data());
-        let (ls, rs) = (a.shape(), b.shape());
-        assert!(
-            ls.len() == 2 && rs.len() == 2,
-            "matmul_transposed: expected 2-D operands; lhs shape {ls:?}, rhs shape {rs:?}"
-        );
-        assert!(
-            ls[1] == rs[1],
-            "matmul_transposed: inner dimensions differ; lhs shape {ls:?}, rhs shape {rs:?}"
-        );
-        let tape = self.tape();
-        let mut out = tape.scratch(&[ls[0], rs[0]], false);
-        gemm(view2(&a), view2(&b).t(), view2_mut(&mut out), 0.0, 1.0);
-        tape.record("matmul_transposed", &[self, rhs], out, |b| {
-            let (a, w, g) = (view2(b.inputs[0]), view2(b.inputs[1]), view2(b.grad));
-            let da = b.needs[0].then(|| {
-                let mut da = b.tape.scratch(a.shape(), false);
-                gemm(g, w, view2_mut(&mut da), 0.0, 1.0);
-                da.into()
-            });
-            // ∂L/∂B = Gᵀ·A
-            let dw = b.needs[1].then(|| match b.leaf[1] {
-                true => Grad::Outer {
-                    left: incoming(b),
-                    right: b.inputs[0].clone(),
-                },
-                false => {
-                    let mut dw = b.tape.scratch(w.shape(), false);
-                    gemm(g.t(), a, view2_mut(&mut dw), 0.0, 1.0);
-                    dw.into()
-                }
-            });
-            [da, dw]
-        })
+        let out = forward_product("matmul_transposed", self, rhs, true);
+        self.tape()
+            .record("matmul_transposed", &[self, rhs], out, |b| {
+                let (a, w, g) = (view2(b.inputs[0]), view2(b.inputs[1]), view2(b.grad));
+                let da = b.needs[0].then(|| {
+                    let mut da = b.tape.scratch(a.shape(), false);
+                    gemm(g, w, view2_mut(&mut da), 0.0, 1.0);
+                    da.into()
+                });
+                // ∂L/∂B = Gᵀ·A
+                let dw = b.needs[1].then(|| match b.leaf[1] {
+                    true => Grad::Outer {
+                        left: incoming(b),
+                        right: b.inputs[0].clone(),
+                    },
+                    false => {
+                        let mut dw = b.tape.scratch(w.shape(), false);
+                        gemm(g.t(), a, view2_mut(&mut dw), 0.0, 1.0);
+                        dw.into()
+                    }
+                });
+                [da, dw]
+            })
     }
+}
+
+/// The forward value of op `op`: `A·B`, or `A·Bᵀ` when `transposed`, after checking that
+/// both operands are 2-D and their inner dimensions agree.
+#[track_caller]
+fn forward_product(op: &str, lhs: Var<'_>, rhs: Var<'_>, transposed: bool) -> crate::Tensor {
+    let (a, b) = (lhs.data(), rhs.data());
+    let (ls, rs) = (a.shape(), b.shape());
+    assert!(
+        ls.len() == 2 && rs.len() == 2,
+        "{op}: expected 2-D operands; lhs shape {ls:?}, rhs shape {rs:?}"
+    );
+    let b = if transposed {
+        view2(&b).reversed_axes()
+    } else {
+        view2(&b)
+    };
+    assert!(
+        ls[1] == b.nrows(),
+        "{op}: inner dimensions differ; lhs shape {ls:?}, rhs shape {rs:?}"
+    );
+    let mut out = lhs.tape().scratch(&[ls[0], b.ncols()], false);
+    gemm(view2(&a), b, view2_mut(&mut out), 0.0, 1.0);
+    out
 }
 
 /// The gradient flowing into a product, kept (in a pooled copy) as a factor of an operand's
