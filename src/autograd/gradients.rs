@@ -118,14 +118,18 @@ impl Gradients {
         }
     }
 
-    /// Gives each shard's part of a [`Gradients::sum_of_shards`] back to its tape's pool (the
-    /// `i`-th part to the `i`-th tape: exact when every shard used every parameter).
-    pub(crate) fn recycle_shards(self, tapes: &mut [Tape]) {
+    /// Gives the gradients' buffers back to the pools of `tapes`: the `i`-th part of a
+    /// [`Gradients::sum_of_shards`] to the `i`-th tape (exact when every shard used every
+    /// parameter), everything else to the first.
+    pub(crate) fn recycle_into(self, tapes: &[Tape]) {
         for leaf in self.leaves {
-            if let Grad::Sum(parts) = leaf.grad {
-                for (tape, part) in tapes.iter().zip(parts) {
-                    tape.recycle_grad(part);
+            match leaf.grad {
+                Grad::Sum(parts) => {
+                    for (i, part) in parts.into_iter().enumerate() {
+                        tapes[i % tapes.len()].recycle_grad(part);
+                    }
                 }
+                grad => tapes[0].recycle_grad(grad),
             }
             if let Some(dense) = leaf.dense.into_inner() {
                 tapes[0].reuse(dense);

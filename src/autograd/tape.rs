@@ -214,12 +214,7 @@ impl Tape {
     /// }
     /// ```
     pub fn recycle(&mut self, grads: Gradients) {
-        for leaf in grads.leaves {
-            self.recycle_grad(leaf.grad);
-            if let Some(dense) = leaf.dense.into_inner() {
-                self.reuse(dense);
-            }
-        }
+        grads.recycle_into(std::slice::from_ref(self));
     }
 
     /// Puts the buffers of one gradient in the pool.

@@ -1,7 +1,9 @@
 //! Adam and AdamW (Kingma & Ba 2015; Loshchilov & Hutter 2019), as PyTorch's
 //! `torch.optim.Adam` and `torch.optim.AdamW`.
 
-use super::{Optimizer, OptimizerState, check_finite, decays_by_default, invalid, non_negative};
+use super::{
+    Optimizer, OptimizerState, buffer, check_finite, decays_by_default, invalid, non_negative,
+};
 use crate::autograd::gradients::Gradients;
 use crate::error::Result;
 use crate::nn::Module;
@@ -157,11 +159,8 @@ impl Optimizer for Adam {
                 Decoupling::Coupled => (wd, 0.0),
                 Decoupling::Decoupled => (0.0, wd),
             };
-            if !moments.contains_key(name) {
-                let zeros = || Tensor::zeros(grad.raw_dim());
-                moments.insert(name.to_string(), (zeros(), zeros()));
-            }
-            let (m, v) = moments.get_mut(name).expect("inserted above");
+            let zeros = || Tensor::zeros(grad.raw_dim());
+            let ((m, v), _) = buffer(moments, name, || (zeros(), zeros()));
             Zip::from(param.value_mut())
                 .and(m)
                 .and(v)

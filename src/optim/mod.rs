@@ -152,6 +152,20 @@ fn invalid<T>(op: &'static str, message: String) -> Result<T> {
     Err(Error::InvalidArgument { op, message })
 }
 
+/// The per-parameter buffer of `name`, made by `make` on the parameter's first step (then
+/// `true` is returned with it). Looks up before it inserts, so a step allocates no key.
+fn buffer<'a, T>(
+    buffers: &'a mut BTreeMap<String, T>,
+    name: &str,
+    make: impl FnOnce() -> T,
+) -> (&'a mut T, bool) {
+    let first = !buffers.contains_key(name);
+    if first {
+        buffers.insert(name.to_string(), make());
+    }
+    (buffers.get_mut(name).expect("inserted above"), first)
+}
+
 /// Refuses a step whose gradients are not all finite.
 fn check_finite(op: &'static str, step: u64, model: &dyn Module, grads: &Gradients) -> Result<()> {
     let mut bad = None;

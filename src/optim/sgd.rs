@@ -2,7 +2,9 @@
 //! L2 weight decay and a learning-rate schedule: one update rule, PyTorch's
 //! `torch.optim.SGD`.
 
-use super::{Optimizer, OptimizerState, check_finite, decays_by_default, invalid, non_negative};
+use super::{
+    Optimizer, OptimizerState, buffer, check_finite, decays_by_default, invalid, non_negative,
+};
 use crate::autograd::gradients::Gradients;
 use crate::error::Result;
 use crate::nn::Module;
@@ -175,11 +177,7 @@ impl Optimizer for Sgd {
                 grad.scale_add_into(theta.view_mut(), 1.0, -lr);
                 return;
             }
-            let first = !buffers.contains_key(name);
-            if first {
-                buffers.insert(name.to_string(), Tensor::zeros(theta.raw_dim()));
-            }
-            let b = buffers.get_mut(name).expect("inserted above");
+            let (b, first) = buffer(buffers, name, || Tensor::zeros(theta.raw_dim()));
             // b ← μ·b + g + wd·θ; on the first step b = g + wd·θ, as PyTorch starts it
             grad.scale_add_into(b.view_mut(), if first { 0.0 } else { mu }, 1.0);
             if wd != 0.0 {

@@ -138,22 +138,19 @@ impl TrainStep {
         };
         let value: Elem = results.iter().map(|(value, _)| value).sum();
         let shard_grads: Option<Vec<Gradients>> = results.into_iter().map(|(_, g)| g).collect();
-        let Some(mut shard_grads) = shard_grads.filter(|_| value.is_finite()) else {
+        let Some(shard_grads) = shard_grads.filter(|_| value.is_finite()) else {
             return Err(Error::Diverged {
                 op: "train step",
                 step: optimizer.steps(),
                 what: format!("the loss is {value}"),
             });
         };
-        if let [tape] = tapes {
-            let grads = shard_grads.pop().expect("one shard");
-            let stepped = optimizer.step(model, &grads);
-            tape.recycle(grads);
-            return stepped.map(|()| value);
-        }
-        let grads = Gradients::sum_of_shards(shard_grads);
+        let grads = match <[Gradients; 1]>::try_from(shard_grads) {
+            Ok([whole]) => whole,
+            Err(shard_grads) => Gradients::sum_of_shards(shard_grads),
+        };
         let stepped = optimizer.step(model, &grads);
-        grads.recycle_shards(tapes);
+        grads.recycle_into(tapes);
         stepped.map(|()| value)
     }
 }
