@@ -21,8 +21,10 @@
 //! order), the state of every random generator a module keeps (name, ChaCha8 seed, stream
 //! and word position), the fitted scaler if any, and the training state if any (epochs
 //! done, the optimizer's kind, base learning rate, step and epoch counters and its
-//! per-parameter buffers). Decoding is capped at a small multiple of the payload's length,
-//! so a corrupted length field cannot make it allocate gigabytes.
+//! per-parameter buffers). Decoding claims at most 16 bytes of memory per payload byte
+//! (bincode's limit; every record tapegrad writes fits it, since each stored primitive takes
+//! at least one byte and at most 16 in memory), so a corrupted length field cannot make it
+//! allocate more than 16 times the file's size.
 //!
 //! # Guarantees
 //! - [`Checkpoint::save`] writes to a temporary file in the target's folder, flushes and

@@ -147,9 +147,18 @@ pub(super) fn decode(bytes: &[u8], path: &Path) -> Result<Payload> {
     Ok(payload)
 }
 
-/// Decodes the payload with bincode's standard configuration and a byte limit of at most
-/// 4× the payload's length (the smallest power of 4 above it, from 64 KiB), so a corrupted
-/// length prefix cannot make the decoder allocate more than that.
+/// How many bytes of memory bincode may claim per payload byte it reads. Decoding through
+/// serde, bincode claims the in-memory size of each primitive it reads (8 for a `u64` or a
+/// length, 16 for a `u128`) and the length of each string, while the standard
+/// configuration stores every primitive in at least one byte (integers as varints) and a
+/// string's bytes as they are. So a record decoded from `n` payload bytes claims at most
+/// `16·n`, whatever it holds: a valid payload always fits, and a corrupted length prefix
+/// can make the decoder reserve at most `16·n` bytes before it fails.
+const CLAIM_PER_BYTE: usize = 16;
+
+/// Decodes the payload with bincode's standard configuration and a memory limit of
+/// [`CLAIM_PER_BYTE`] times the smallest power of two at or above the payload's length
+/// (bincode takes the limit as a constant, so it is picked from a list).
 fn decode_payload(body: &[u8]) -> std::result::Result<(Payload, usize), String> {
     fn with<C: Config>(body: &[u8], config: C) -> std::result::Result<(Payload, usize), String> {
         bincode::serde::decode_from_slice(body, config).map_err(|e| e.to_string())
@@ -158,11 +167,11 @@ fn decode_payload(body: &[u8]) -> std::result::Result<(Payload, usize), String> 
     macro_rules! smallest_limit {
         ($($bits:literal)*) => {
             $(if body.len() <= 1usize << $bits {
-                return with(body, standard.with_limit::<{ 1usize << $bits }>());
+                return with(body, standard.with_limit::<{ CLAIM_PER_BYTE << $bits }>());
             })*
         };
     }
-    smallest_limit!(16 18 20 22 24 26 28 30 32 34 36 38 40);
+    smallest_limit!(12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39 40);
     Err(format!(
         "expected a payload of at most 1 TiB, found {} bytes",
         body.len()
@@ -186,9 +195,17 @@ pub(super) fn tensor_of(t: StoredTensor, what: &str, path: &Path) -> Result<(Str
         .and_then(|s| s.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)));
     match (shape, elements) {
         (Some(shape), Some(n)) if n == t.values.len() => {
-            let tensor = Tensor::from_shape_vec(shape, t.values)
-                .expect("internal error: element count checked");
-            Ok((t.name, tensor))
+            // with a zero among them, the other sizes can still be too large for an array
+            match Tensor::from_shape_vec(shape, t.values) {
+                Ok(tensor) => Ok((t.name, tensor)),
+                Err(e) => Err(Error::decode(
+                    path,
+                    format!(
+                        "checkpoint: {what} \"{}\" has shape {:?}, which no array can hold: {e}",
+                        t.name, t.shape
+                    ),
+                )),
+            }
         }
         _ => Err(Error::decode(
             path,
@@ -421,5 +438,29 @@ mod tests {
         bytes.extend_from_slice(&body);
         let err = Checkpoint::from_bytes(&bytes).unwrap_err().to_string();
         assert!(err.contains("bincode could not decode"), "{err}");
+    }
+
+    #[test]
+    fn a_shape_no_array_can_hold_is_an_error_not_a_panic() {
+        // zero elements match the empty values, but 2^63 is too large for any array's axis
+        let payload = Payload {
+            params: vec![StoredTensor {
+                name: "w".into(),
+                shape: vec![0, 1 << 63],
+                values: vec![],
+            }],
+            rngs: vec![],
+            scaler: None,
+            training: None,
+        };
+        let err = Checkpoint::from_bytes(&encode(&payload).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "parameter \"w\" has shape [0, 9223372036854775808], which no array can hold"
+            ),
+            "{err}"
+        );
     }
 }
