@@ -76,8 +76,9 @@ pub enum Error {
         /// How to get it.
         hint: String,
     },
-    /// A training step was refused because its loss or gradients are NaN or infinite; the
-    /// parameters are as they were before it.
+    /// A training step was refused because its loss, its gradients or its update are NaN or
+    /// infinite; the step changed nothing (parameters and optimizer state are those of the
+    /// last accepted step).
     Diverged {
         /// The optimizer or loop that refused it.
         op: &'static str,
@@ -161,8 +162,8 @@ impl fmt::Display for Error {
             }
             Error::Diverged { op, step, what } => write!(
                 f,
-                "{op}: step {step} refused: {what}; the parameters are unchanged. Training \
-                 diverged: try a smaller learning rate"
+                "{op}: step {step} refused: {what}; the step changed nothing (the parameters \
+                 and the optimizer state are those of the last accepted step)"
             ),
             Error::GradientMismatch {
                 op,

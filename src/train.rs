@@ -38,7 +38,8 @@ pub struct Evaluation {
 /// inference tape, `batch_size` samples at a time.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] when `batch_size` is 0 or `data` is empty.
+/// [`Error::InvalidArgument`] when `batch_size` is 0, or when `data` does not fit `model`
+/// (see [`fit`]'s checks).
 ///
 /// # Examples
 /// ```
@@ -52,12 +53,7 @@ pub struct Evaluation {
 /// # Ok::<(), tapegrad::Error>(())
 /// ```
 pub fn evaluate(model: &dyn Module, data: &Dataset, batch_size: usize) -> Result<Evaluation> {
-    if data.is_empty() {
-        return Err(Error::InvalidArgument {
-            op: "evaluate",
-            message: "cannot evaluate on an empty data set".into(),
-        });
-    }
+    check_data("evaluate", "data set", model, data)?;
     let mut confusion = ConfusionMatrix::new(data.num_classes());
     let mut total_loss = 0.0;
     let mut tape = Tape::inference();
@@ -87,15 +83,73 @@ pub fn evaluate(model: &dyn Module, data: &Dataset, batch_size: usize) -> Result
     })
 }
 
-/// What [`fit`] does when a step's loss or gradients are NaN or infinite. Either way the
-/// step is refused before anything changes.
+/// What [`fit`] does when a step is refused because its loss, its gradients or its update
+/// are NaN or infinite (see [`Optimizer::step`]). Either way the refused step changes
+/// nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnDivergence {
     /// Return [`Error::Diverged`] naming the step.
     Stop,
     /// Skip the batch, halve the base learning rate, record why in
-    /// [`History::events`], and go on.
+    /// [`History::events`], and go on. After 10 refused steps in a row (the rate divided by
+    /// 1,024 without an accepted step in between), or an epoch in which every step was
+    /// refused, return [`Error::Diverged`] as `Stop` does, with the rate reached and the
+    /// largest parameter magnitude: the cause is then not the rate alone (parameters an
+    /// earlier step already drove too far, say).
     HalveLearningRate,
+}
+
+/// Refused steps in a row after which [`OnDivergence::HalveLearningRate`] gives up.
+const MAX_HALVINGS: usize = 10;
+
+/// The largest absolute value among `model`'s parameters (NaN when one is NaN).
+fn largest_magnitude(model: &dyn Module) -> f32 {
+    let mut largest: f32 = 0.0;
+    model.visit_params(&mut |_, p| {
+        largest = p.value().iter().fold(
+            largest,
+            |m, v| {
+                if v.is_nan() { f32::NAN } else { m.max(v.abs()) }
+            },
+        )
+    });
+    largest
+}
+
+/// Checks, before any step, that `data` (called `what` in messages) can go through `model`:
+/// it has samples, its width is the model's input width, every label is one of the model's
+/// outputs, and every feature (and the scaler's factors) is finite. Models that do not
+/// declare their widths ([`Module::in_features`], [`Module::out_features`]) are checked
+/// where they do.
+fn check_data(op: &'static str, what: &str, model: &dyn Module, data: &Dataset) -> Result<()> {
+    let invalid = |message: String| Err(Error::InvalidArgument { op, message });
+    if data.is_empty() {
+        return invalid(format!("the {what} is empty, expected at least one sample"));
+    }
+    if let Some(width) = model.in_features()
+        && width != data.num_features()
+    {
+        return Err(Error::Shape {
+            op,
+            expected: format!(
+                "{what} samples of width {width} (the input width of the model's first layer)"
+            ),
+            found: format!("width {}", data.num_features()),
+        });
+    }
+    if let Some(classes) = model.out_features()
+        && let Some((sample, label)) =
+            (data.labels().iter().enumerate()).find(|(_, l)| **l >= classes)
+    {
+        return invalid(format!(
+            "{what} sample {sample} has label {label}, expected a label below {classes} (the \
+             model's last layer has {classes} outputs)"
+        ));
+    }
+    if let Some(found) = data.first_non_finite() {
+        return invalid(format!("{what}: {found}, expected finite values"));
+    }
+    Ok(())
 }
 
 /// Settings of [`fit`].
@@ -308,6 +362,10 @@ fn fit_here(
             ),
         });
     }
+    check_data("fit", "training set", &*model, train)?;
+    if let Some(valid) = valid {
+        check_data("fit", "validation set", &*model, valid)?;
+    }
     let mut history = History::default();
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     for _ in 0..config.start_epoch {
@@ -316,6 +374,8 @@ fn fit_here(
         let _ = train.batches(config.batch_size)?.shuffled(&mut rng);
     }
     let mut train_step = TrainStep::new();
+    let mut refused_in_a_row = 0;
+    let mut last_refusal = String::new();
     let mut best: Option<(f64, usize, ParamSnapshot)> = None;
     for epoch in config.start_epoch + 1..=config.epochs {
         let start = Instant::now();
@@ -337,24 +397,39 @@ fn fit_here(
                     loss_sum += f64::from(value);
                     counted += 1;
                     samples += samples_in_batch;
+                    refused_in_a_row = 0;
                     value
                 }
-                (Err(Error::Diverged { what, .. }), OnDivergence::HalveLearningRate) => {
+                (Err(Error::Diverged { what, .. }), OnDivergence::HalveLearningRate)
+                    if refused_in_a_row < MAX_HALVINGS =>
+                {
+                    refused_in_a_row += 1;
                     let lr = optimizer.base_lr() / 2.0;
                     optimizer.set_base_lr(lr)?;
                     history.events.push(format!(
                         "epoch {epoch}, batch {step}: step refused because {what}; base learning rate halved to {lr}"
                     ));
+                    last_refusal = what;
                     on_progress(&Progress::Event(
                         history.events.last().expect("just pushed"),
                     ));
                     Elem::NAN
                 }
-                (Err(Error::Diverged { op, step: at, what }), OnDivergence::Stop) => {
+                (Err(Error::Diverged { op, step: at, what }), on_divergence) => {
+                    let gave_up = match on_divergence {
+                        OnDivergence::Stop => String::new(),
+                        OnDivergence::HalveLearningRate => format!(
+                            "; gave up after halving the base learning rate {MAX_HALVINGS} \
+                             times without an accepted step (it is now {}); the largest \
+                             parameter magnitude is {:.3e}",
+                            optimizer.base_lr(),
+                            largest_magnitude(&*model)
+                        ),
+                    };
                     return Err(Error::Diverged {
                         op,
                         step: at,
-                        what: format!("{what} (epoch {epoch}, batch {step})"),
+                        what: format!("{what} (epoch {epoch}, batch {step}){gave_up}"),
                     });
                 }
                 (Err(e), _) => return Err(e),
@@ -367,6 +442,17 @@ fn fit_here(
                 samples_per_second: samples as f64 / start.elapsed().as_secs_f64(),
             });
         }
+        if counted == 0 {
+            return Err(Error::Diverged {
+                op: "fit",
+                step: optimizer.steps(),
+                what: format!(
+                    "every step of epoch {epoch} was refused, the last because {last_refusal}; \
+                     the largest parameter magnitude is {:.3e}",
+                    largest_magnitude(&*model)
+                ),
+            });
+        }
         let seconds = start.elapsed().as_secs_f64();
         let lr = optimizer.lr();
         optimizer.end_epoch();
@@ -375,11 +461,7 @@ fn fit_here(
             .transpose()?;
         let record = EpochRecord {
             epoch,
-            train_loss: if counted > 0 {
-                loss_sum / counted as f64
-            } else {
-                f64::NAN
-            },
+            train_loss: loss_sum / counted as f64,
             valid_loss: evaluation.as_ref().map(|e| e.loss),
             valid_accuracy: evaluation.as_ref().map(|e| e.accuracy),
             lr,
@@ -406,6 +488,16 @@ fn fit_here(
     if let Some((_, epoch, values)) = best {
         values.restore(model)?;
         history.best_epoch = Some(epoch);
+    }
+    // the optimizers refuse every update that would make a parameter non-finite; this holds
+    // fit to it whatever the optimizer
+    let largest = largest_magnitude(&*model);
+    if !largest.is_finite() {
+        return Err(Error::Diverged {
+            op: "fit",
+            step: optimizer.steps(),
+            what: format!("after training a parameter is {largest}"),
+        });
     }
     Ok(history)
 }
@@ -535,23 +627,35 @@ mod tests {
         let err = fit(&mut model, &mut sgd, &train, None, &stop, &mut |_| {}).unwrap_err();
         let text = err.to_string();
         assert!(matches!(err, Error::Diverged { .. }), "{text}");
-        assert!(text.contains("smaller learning rate"), "{text}");
+        assert!(text.contains("the step changed nothing"), "{text}");
         // the refused step left the parameters finite
-        let mut finite = true;
-        model.visit_params(&mut |_, p| finite &= p.value().iter().all(|x| x.is_finite()));
-        assert!(finite);
-
-        let mut model = mlp(0);
-        let mut sgd = Sgd::new(1e30).unwrap();
+        assert!(largest_magnitude(&model).is_finite());
+        // halving cannot undo the accepted first step (lr·g just under 2¹⁰²), so the next
+        // epoch's only step is refused too, and fit says so instead of returning Ok
         let halve = FitConfig {
             epochs: 3,
             on_divergence: OnDivergence::HalveLearningRate,
             ..config
         };
-        let history = fit(&mut model, &mut sgd, &train, None, &halve, &mut |_| {}).unwrap();
-        assert!(!history.events.is_empty());
-        assert!(history.events[0].contains("halved"), "{:?}", history.events);
-        assert!(sgd.base_lr() < 1e30);
+        let (mut model, mut sgd) = (mlp(0), Sgd::new(1e30).unwrap());
+        let err = fit(&mut model, &mut sgd, &train, None, &halve, &mut |_| {}).unwrap_err();
+        assert!(err.to_string().contains("every step of epoch 2 was refused"), "{err}");
+
+        // one sample whose loss overflows: its batch is refused each epoch, the rate halved,
+        // and training goes on
+        let mut x = Array2::from_shape_fn((64, 2), |(i, j)| (i + j) as f32 / 64.0);
+        x[[5, 0]] = 3e38;
+        let spiky = Dataset::from_floats(x, train.labels().to_vec()).unwrap();
+        let (mut model, mut sgd) = (mlp(0), Sgd::new(0.1).unwrap());
+        let eight = FitConfig {
+            batch_size: 8,
+            ..halve
+        };
+        let history = fit(&mut model, &mut sgd, &spiky, None, &eight, &mut |_| {}).unwrap();
+        assert_eq!(history.events.len(), 3, "{:?}", history.events);
+        assert!(history.events[0].contains("halved to 0.05"), "{:?}", history.events);
+        assert_eq!(sgd.base_lr(), 0.1 / 8.0);
+        assert_eq!(history.epochs.len(), 3);
     }
 
     #[test]

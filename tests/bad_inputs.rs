@@ -10,9 +10,10 @@ use std::time::SystemTime;
 use tapegrad::data::{read_cifar10, read_idx_dataset, read_idx_images, read_idx_labels};
 use tapegrad::ndarray::{Array2, array};
 use tapegrad::{
-    Adam, ChaCha8Rng, Checkpoint, Dataset, Decay, DecayUnit, Dropout, FitConfig, Identity, Init,
-    Linear, Module, Relu, Result, Scaler, Schedule, SeedableRng, Sequential, Sgd, Tensor,
-    checkpoint, export_safetensors, fit, import_safetensors, tensor,
+    Adam, Batch, ChaCha8Rng, Checkpoint, Dataset, Decay, DecayUnit, Dropout, FitConfig, Identity,
+    Init, Linear, Module, OnDivergence, Progress, Relu, Result, Scaler, Schedule, SeedableRng,
+    Sequential, Sgd, Tensor, TrainStep, checkpoint, evaluate, export_safetensors, fit,
+    import_safetensors, tensor,
 };
 
 /// The bytes and modification time of every file under a folder.
@@ -573,11 +574,7 @@ fn every_bad_input_is_an_error_naming_expected_and_found_and_changes_no_file() {
     // --- non-finite data ---
     f.case(
         "a NaN feature in training data",
-        &[
-            "step 0 refused",
-            "the gradient of \"0.weight\" is not finite",
-            "parameters are unchanged",
-        ],
+        &["training set: sample 5 feature 1 is NaN, expected finite values"],
         || {
             let mut x = Array2::from_shape_fn((12, 4), |(i, j)| (i + j) as f32);
             x[[5, 1]] = f32::NAN;
@@ -594,6 +591,175 @@ fn every_bad_input_is_an_error_naming_expected_and_found_and_changes_no_file() {
     );
 
     assert!(f.cases >= 30, "only {} cases", f.cases);
+    std::fs::remove_dir_all(&f.dir).unwrap();
+}
+
+/// Data that does not fit the model, and training that cannot go on: `fit`, `evaluate` and
+/// `TrainStep` return an `Error` naming the data set, the sample and the layer, before the
+/// first step, and a refused step leaves the model bit for bit as it was.
+#[test]
+fn training_refuses_what_it_cannot_use() {
+    let mut f = Fixture {
+        dir: std::env::temp_dir().join(format!("tapegrad-bad-training-{}", std::process::id())),
+        cases: 0,
+    };
+    std::fs::create_dir_all(&f.dir).unwrap();
+    let config = || FitConfig {
+        epochs: 2,
+        batch_size: 4,
+        ..FitConfig::default()
+    };
+    let fit_on = |train: &Dataset, valid: Option<&Dataset>| {
+        fit(
+            &mut model(0, 8),
+            &mut Sgd::new(0.1)?,
+            train,
+            valid,
+            &config(),
+            &mut |_| {},
+        )
+    };
+    let floats = |rows: usize, cols: usize, labels: Vec<usize>| {
+        Dataset::from_floats(Array2::from_elem((rows, cols), 0.5), labels).unwrap()
+    };
+    let empty = floats(0, 4, vec![]);
+    f.case(
+        "fit on an empty training set",
+        &["fit: the training set is empty, expected at least one sample"],
+        || fit_on(&empty, None),
+    );
+    f.case(
+        "evaluate on an empty data set",
+        &["evaluate: the data set is empty"],
+        || evaluate(&model(0, 8), &empty, 10),
+    );
+    f.case(
+        "samples 5 wide into a 4-input model",
+        &[
+            "fit: expected training set samples of width 4 (the input width of the model's first layer)",
+            "found width 5",
+        ],
+        || fit_on(&floats(6, 5, vec![0; 6]), None),
+    );
+    // an IDX file of shape [5, 0, 0]: five images of no pixels
+    let no_pixels = Dataset::from_bytes(Array2::zeros((5, 0)), vec![0; 5]).unwrap();
+    f.case(
+        "images of no pixels",
+        &["expected training set samples of width 4", "found width 0"],
+        || fit_on(&no_pixels, None),
+    );
+    let mut labels = vec![0, 1, 2, 0, 1, 2, 0, 200];
+    let label_200 = floats(8, 4, labels.clone());
+    f.case(
+        "label 200 for a 3-class model in fit",
+        &["fit: training set sample 7 has label 200, expected a label below 3 (the model's last layer has 3 outputs)"],
+        || fit_on(&label_200, None),
+    );
+    f.case(
+        "label 200 in the validation set",
+        &["fit: validation set sample 7 has label 200"],
+        || fit_on(&data(), Some(&label_200)),
+    );
+    f.case(
+        "label 200 in evaluate",
+        &["evaluate: data set sample 7 has label 200, expected a label below 3"],
+        || evaluate(&model(0, 8), &label_200, 4),
+    );
+    labels[7] = 2;
+    let mut x = Array2::from_elem((8, 4), 0.5);
+    x[[3, 2]] = f32::INFINITY;
+    let infinite = Dataset::from_floats(x, labels).unwrap();
+    f.case(
+        "an infinite feature",
+        &["fit: training set: sample 3 feature 2 is inf, expected finite values"],
+        || fit_on(&infinite, None),
+    );
+    f.case(
+        "an empty batch in TrainStep",
+        &["train step: the batch is empty, expected at least one sample"],
+        || {
+            let x = Array2::<f32>::zeros((0, 4));
+            let batch = Batch {
+                x: x.view(),
+                labels: &[],
+            };
+            TrainStep::new().run(&mut model(0, 8), &mut Sgd::new(0.1)?, batch, |z, y| {
+                z.cross_entropy(y)
+            })
+        },
+    );
+    f.case(
+        "more threads than CPUs",
+        &[
+            "set_num_threads: expected at most the",
+            "CPUs this process may use, got 1000",
+        ],
+        || tapegrad::set_num_threads(1000),
+    );
+
+    // an update that would overflow: refused, the model untouched
+    let mut m = model_without_dropout(0);
+    let before = params(&m);
+    f.case(
+        "learning rate 1e35",
+        &[
+            "sgd: step 0 refused: the update of",
+            "beyond what f32 holds",
+            "the step changed nothing",
+        ],
+        || {
+            fit(
+                &mut m,
+                &mut Sgd::new(1e35)?,
+                &data(),
+                None,
+                &config(),
+                &mut |_| {},
+            )
+        },
+    );
+    assert_eq!(params(&m), before);
+
+    // parameters already driven too far: every step's loss overflows, so halving the rate
+    // gives up (after ten tries, or at the end of an epoch without an accepted step)
+    // instead of returning Ok with a ruined model
+    for (batch_size, halvings, words) in [
+        (
+            1,
+            10,
+            "gave up after halving the base learning rate 10 times without an accepted step",
+        ),
+        (
+            4,
+            3,
+            "every step of epoch 1 was refused, the last because the loss is NaN",
+        ),
+    ] {
+        let mut ruined = model_without_dropout(0);
+        ruined.visit_params_mut(&mut |_, p| p.value_mut().fill(1e38));
+        let before = params(&ruined);
+        let mut events = 0;
+        f.case(
+            "halving the rate of a ruined model",
+            &[words, "the largest parameter magnitude is 1.000e38"],
+            || {
+                fit(
+                    &mut ruined,
+                    &mut Sgd::new(0.1)?,
+                    &data(),
+                    None,
+                    &FitConfig {
+                        on_divergence: OnDivergence::HalveLearningRate,
+                        batch_size,
+                        ..config()
+                    },
+                    &mut |p| events += usize::from(matches!(p, Progress::Event(_))),
+                )
+            },
+        );
+        assert_eq!(events, halvings);
+        assert_eq!(params(&ruined), before);
+    }
     std::fs::remove_dir_all(&f.dir).unwrap();
 }
 

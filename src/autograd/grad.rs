@@ -125,19 +125,19 @@ impl Grad {
         }
     }
 
-    /// Whether every element of the gradient is finite. Factors are checked without forming
-    /// their product: with `|left| <= a`, `|right| <= b` and `m` rows, every element of
-    /// `leftᵀ·right` is at most `m·a·b` in size (and a sum at most the sum of its parts'
-    /// bounds), so finite factors under that bound give a finite gradient; only beyond it is
-    /// the gradient formed and checked.
-    pub(crate) fn is_finite(&self) -> bool {
-        match self.bound() {
-            None => false,
+    /// A bound on the gradient's largest absolute value (at most `f32::MAX`), or `None` when
+    /// an element of it is not finite. Factors are checked without forming their product:
+    /// with `|left| <= a`, `|right| <= b` and `m` rows, every element of `leftᵀ·right` is at
+    /// most `m·a·b` in size (and a sum at most the sum of its parts' bounds), so finite
+    /// factors under that bound give a finite gradient; only beyond it is the gradient formed
+    /// and its largest element taken.
+    pub(crate) fn finite_bound(&self) -> Option<f64> {
+        match self.bound()? {
             // a dense gradient's bound is its largest element, already known to be finite
-            Some(bound) if bound < f64::from(Elem::MAX) / 2.0 || matches!(self, Grad::Dense(_)) => {
-                true
+            bound if bound < f64::from(Elem::MAX) / 2.0 || matches!(self, Grad::Dense(_)) => {
+                Some(bound)
             }
-            Some(_) => max_abs(&self.to_dense()).is_some(),
+            _ => max_abs(&self.to_dense()).map(f64::from),
         }
     }
 
@@ -182,7 +182,9 @@ fn rank_one_update(
 /// The largest absolute value of `values`, or `None` when one is NaN or infinite: one
 /// branch-free pass over the bit patterns (an `f32`'s magnitude orders like its bits without
 /// the sign; NaN and infinity have all exponent bits set).
-fn max_abs<S: ndarray::Data<Elem = Elem>>(values: &ndarray::ArrayBase<S, IxDyn>) -> Option<Elem> {
+pub(crate) fn max_abs<S: ndarray::Data<Elem = Elem>>(
+    values: &ndarray::ArrayBase<S, IxDyn>,
+) -> Option<Elem> {
     const MAGNITUDE: u32 = 0x7fff_ffff;
     const INFINITY: i32 = 0x7f80_0000;
     // as i32 (the sign bit is cleared, so the order is the same): a signed maximum vectorizes
@@ -295,26 +297,38 @@ mod tests {
         let mut dst = Tensor::ones(IxDyn(&[2, 2]));
         sum.scale_add_into(dst.view_mut(), 3.0, -1.0);
         assert_eq!(dst.as_slice().unwrap(), &[-2., -2., -4., -7.]);
-        assert!(sum.is_finite());
+        assert!(sum.finite_bound().is_some());
         let with_nan = Grad::Sum(vec![
             sum,
             outer(vec![f32::NAN, 1.], &[1, 2], vec![1., 1.], &[1, 2]),
         ]);
-        assert!(!with_nan.is_finite());
+        assert!(with_nan.finite_bound().is_none());
         // parts finite, their sum not
         let big = || outer(vec![3e38], &[1, 1], vec![1.], &[1, 1]);
-        assert!(!Grad::Sum(vec![big(), big()]).is_finite());
+        assert!(Grad::Sum(vec![big(), big()]).finite_bound().is_none());
     }
 
     #[test]
     fn factors_are_checked_for_finite_products() {
-        assert!(outer(vec![1e3, -2.], &[2, 1], vec![4., 1e3], &[2, 1]).is_finite());
-        assert!(!outer(vec![f32::NAN], &[1, 1], vec![1.], &[1, 1]).is_finite());
+        assert!(
+            outer(vec![1e3, -2.], &[2, 1], vec![4., 1e3], &[2, 1])
+                .finite_bound()
+                .is_some()
+        );
+        assert!(
+            outer(vec![f32::NAN], &[1, 1], vec![1.], &[1, 1])
+                .finite_bound()
+                .is_none()
+        );
         // finite factors whose product overflows
-        assert!(!outer(vec![1e30], &[1, 1], vec![1e30], &[1, 1]).is_finite());
+        assert!(
+            outer(vec![1e30], &[1, 1], vec![1e30], &[1, 1])
+                .finite_bound()
+                .is_none()
+        );
         // a bound beyond f32::MAX, but a finite product: 1e30·1e-30 + 1e-30·1e30 = 2
         let big = outer(vec![1e30, 1e-30], &[2, 1], vec![1e-30, 1e30], &[2, 1]);
-        assert!(big.is_finite());
+        assert_eq!(big.finite_bound(), Some(2.0));
         assert_eq!(big.to_dense()[[0, 0]], 2.0);
     }
 }

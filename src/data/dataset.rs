@@ -160,6 +160,23 @@ impl Dataset {
         Ok(())
     }
 
+    /// Where the first NaN or infinite value is that a batch of this data set would hold:
+    /// a stored feature (`"sample 5 feature 1 is NaN"`) or a factor of the scaler (`"the
+    /// scaler's scale of feature 3 is inf"`); `None` when every batch will be finite.
+    pub(crate) fn first_non_finite(&self) -> Option<String> {
+        if let Features::Floats(x) = &self.features
+            && let Some(((row, col), v)) = x.indexed_iter().find(|(_, v)| !v.is_finite())
+        {
+            return Some(format!("sample {row} feature {col} is {v}"));
+        }
+        let scaler = self.scaler.as_ref()?;
+        let factors = [("scale", scaler.scale()), ("shift", scaler.shift())];
+        factors.into_iter().find_map(|(name, values)| {
+            let (col, v) = values.iter().enumerate().find(|(_, v)| !v.is_finite())?;
+            Some(format!("the scaler's {name} of feature {col} is {v}"))
+        })
+    }
+
     /// Writes the raw features (without the scaler) of sample `row` into `out` as `f32`.
     pub(crate) fn raw_row(&self, row: usize, out: &mut [Elem]) {
         match &self.features {

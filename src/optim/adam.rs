@@ -1,15 +1,13 @@
 //! Adam and AdamW (Kingma & Ba 2015; Loshchilov & Hutter 2019), as PyTorch's
 //! `torch.optim.Adam` and `torch.optim.AdamW`.
 
-use super::{
-    Optimizer, OptimizerState, buffer, check_finite, decays_by_default, invalid, non_negative,
-};
+use super::{Optimizer, OptimizerState, buffer, decays_by_default, guard, invalid, non_negative};
 use crate::autograd::gradients::Gradients;
 use crate::error::Result;
 use crate::nn::Module;
 use crate::optim::schedule::{Clock, Schedule};
 use crate::tensor::{Elem, Tensor};
-use ndarray::Zip;
+use ndarray::{ArrayViewD, Zip};
 use std::collections::BTreeMap;
 
 /// How an [`Adam`] applies weight decay.
@@ -58,8 +56,9 @@ pub struct Adam {
     weight_decay: Elem,
     decoupling: Decoupling,
     moments: BTreeMap<String, (Tensor, Tensor)>,
-    /// Where a gradient kept as factors is formed, reused from step to step.
-    scratch: Vec<Elem>,
+    /// Where gradients kept as factors are formed, one slot per parameter, reused from step
+    /// to step.
+    scratch: Vec<Vec<Elem>>,
 }
 
 impl Adam {
@@ -133,44 +132,132 @@ impl Adam {
     }
 }
 
+/// The factors of one Adam step, the same for every element.
+#[derive(Debug, Clone, Copy)]
+struct Rule {
+    lr: Elem,
+    /// Bias corrections `1 − β₁ᵗ`, `1 − β₂ᵗ`.
+    c1: Elem,
+    c2: Elem,
+    b1: Elem,
+    b2: Elem,
+    one_minus_b1: Elem,
+    one_minus_b2: Elem,
+    eps: Elem,
+}
+
+impl Rule {
+    /// The new `(θ, m, v)` of one element with gradient `g`, L2 factor `coupled` and
+    /// decoupled factor `decoupled`.
+    #[inline(always)]
+    fn apply(
+        &self,
+        theta: Elem,
+        m: Elem,
+        v: Elem,
+        g: Elem,
+        coupled: Elem,
+        decoupled: Elem,
+    ) -> (Elem, Elem, Elem) {
+        let g = g + coupled * theta;
+        let theta = theta * (1.0 - self.lr * decoupled);
+        let m = self.b1 * m + self.one_minus_b1 * g;
+        let v = self.b2 * v + self.one_minus_b2 * g * g;
+        let theta = theta - self.lr * (m / self.c1) / ((v / self.c2).sqrt() + self.eps);
+        (theta, m, v)
+    }
+}
+
+/// The (L2, decoupled) weight-decay factors of parameter `name`.
+fn decay_of(weight_decay: Elem, decoupling: Decoupling, name: &str) -> (Elem, Elem) {
+    let wd = if decays_by_default(name) {
+        weight_decay
+    } else {
+        0.0
+    };
+    match decoupling {
+        Decoupling::Coupled => (wd, 0.0),
+        Decoupling::Decoupled => (0.0, wd),
+    }
+}
+
 impl Optimizer for Adam {
     fn step(&mut self, model: &mut dyn Module, grads: &Gradients) -> Result<()> {
-        check_finite("adam", self.clock.steps, &*model, grads)?;
-        let lr = self.lr();
-        let t = (self.clock.steps + 1) as i32;
+        // t counts from 1; in f64, so that no counter overflows the bias corrections
+        let t = self.clock.steps as f64 + 1.0;
         let (b1, b2) = self.betas;
         // bias corrections in f64, then every factor rounded once to f32
-        let (c1, c2) = ((1.0 - b1.powi(t)) as Elem, (1.0 - b2.powi(t)) as Elem);
-        let (one_minus_b1, one_minus_b2) = ((1.0 - b1) as Elem, (1.0 - b2) as Elem);
-        let (b1, b2, eps) = (b1 as Elem, b2 as Elem, self.eps);
-        let (decoupling, weight_decay) = (self.decoupling, self.weight_decay);
-        let (moments, scratch) = (&mut self.moments, &mut self.scratch);
+        let rule = Rule {
+            lr: self.lr(),
+            c1: (1.0 - b1.powf(t)) as Elem,
+            c2: (1.0 - b2.powf(t)) as Elem,
+            b1: b1 as Elem,
+            b2: b2 as Elem,
+            one_minus_b1: (1.0 - b1) as Elem,
+            one_minus_b2: (1.0 - b2) as Elem,
+            eps: self.eps,
+        };
+        let (weight_decay, decoupling) = (self.weight_decay, self.decoupling);
+        let (step, moments) = (self.clock.steps, &mut self.moments);
+        // pass 1: every gradient formed (factors in a scratch slot each) and every update
+        // computed without being written, so that nothing changes unless all are finite
+        let mut count = 0;
+        model.visit_params(&mut |_, p| count += usize::from(grads.param_grad(p).is_some()));
+        if self.scratch.len() < count {
+            self.scratch.resize_with(count, Vec::new);
+        }
+        let mut slots = self.scratch.iter_mut();
+        let mut formed: Vec<ArrayViewD<'_, Elem>> = Vec::with_capacity(count);
+        guard("adam", step, &*model, grads, |name, param, grad, _| {
+            let g = grad.formed_in(slots.next().expect("a slot per gradient"));
+            let (coupled, decoupled) = decay_of(weight_decay, decoupling, name);
+            let finite = |ok: [bool; 3], (t, m, v): (Elem, Elem, Elem)| {
+                [
+                    ok[0] & t.is_finite(),
+                    ok[1] & m.is_finite(),
+                    ok[2] & v.is_finite(),
+                ]
+            };
+            let ok = match moments.get(name) {
+                Some((m, v)) => Zip::from(param.value())
+                    .and(m)
+                    .and(v)
+                    .and(&g)
+                    .fold([true; 3], |ok, &t, &m, &v, &g| {
+                        finite(ok, rule.apply(t, m, v, g, coupled, decoupled))
+                    }),
+                None => Zip::from(param.value())
+                    .and(&g)
+                    .fold([true; 3], |ok, &t, &g| {
+                        finite(ok, rule.apply(t, 0.0, 0.0, g, coupled, decoupled))
+                    }),
+            };
+            formed.push(g);
+            match ok.iter().position(|ok| !ok) {
+                None => Ok(()),
+                Some(i) => Err(format!(
+                    "the update of \"{name}\" would make {} not finite (learning rate {:.3e})",
+                    ["a value", "a first moment", "a second moment"][i],
+                    rule.lr
+                )),
+            }
+        })?;
+        // pass 2: the same updates, written
+        let mut formed = formed.into_iter();
         model.visit_params_mut(&mut |name, param| {
-            let Some(grad) = grads.param_grad(param) else {
+            if grads.param_grad(param).is_none() {
                 return;
-            };
-            let grad = grad.formed_in(scratch);
-            let wd = if decays_by_default(name) {
-                weight_decay
-            } else {
-                0.0
-            };
-            let (coupled, decoupled) = match decoupling {
-                Decoupling::Coupled => (wd, 0.0),
-                Decoupling::Decoupled => (0.0, wd),
-            };
-            let zeros = || Tensor::zeros(grad.raw_dim());
+            }
+            let g = formed.next().expect("formed in pass 1, in the same order");
+            let (coupled, decoupled) = decay_of(weight_decay, decoupling, name);
+            let zeros = || Tensor::zeros(g.raw_dim());
             let ((m, v), _) = buffer(moments, name, || (zeros(), zeros()));
             Zip::from(param.value_mut())
                 .and(m)
                 .and(v)
-                .and(grad)
+                .and(&g)
                 .for_each(|theta, m, v, &g| {
-                    let g = g + coupled * *theta;
-                    *theta *= 1.0 - lr * decoupled;
-                    *m = b1 * *m + one_minus_b1 * g;
-                    *v = b2 * *v + one_minus_b2 * g * g;
-                    *theta -= lr * (*m / c1) / ((*v / c2).sqrt() + eps);
+                    (*theta, *m, *v) = rule.apply(*theta, *m, *v, g, coupled, decoupled);
                 });
         });
         self.clock.tick();

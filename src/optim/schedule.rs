@@ -260,12 +260,42 @@ impl Clock {
     ) -> Result<BTreeMap<String, Vec<Tensor>>> {
         state.check(self.op, per_param)?;
         check_lr(self.op, state.base_lr)?;
+        for (what, count) in [("steps", state.steps), ("epochs", state.epochs)] {
+            if count > MAX_COUNT {
+                return Err(Error::InvalidArgument {
+                    op: self.op,
+                    message: format!(
+                        "optimizer state: expected at most {MAX_COUNT} {what}, found {count}"
+                    ),
+                });
+            }
+        }
+        let buffers = state
+            .buffers
+            .iter()
+            .flat_map(|(n, b)| b.iter().map(move |b| (n, b)));
+        for (name, buffer) in buffers {
+            if let Some((i, v)) = buffer.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+                return Err(Error::InvalidArgument {
+                    op: self.op,
+                    message: format!(
+                        "optimizer state: buffer of \"{name}\" element {i}: expected a finite \
+                         value, found {v}"
+                    ),
+                });
+            }
+        }
         self.base_lr = state.base_lr;
         self.steps = state.steps;
         self.epochs = state.epochs;
         Ok(state.buffers)
     }
 }
+
+/// The largest step or epoch count a loaded optimizer state may hold: 2⁵³, the last count
+/// that `f64` (in which schedules and bias corrections are computed) still tells from the
+/// next, and far beyond any real run.
+const MAX_COUNT: u64 = 1 << 53;
 
 /// Checks that a learning rate is finite and positive.
 pub(crate) fn check_lr(op: &'static str, lr: Elem) -> Result<()> {

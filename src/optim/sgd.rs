@@ -3,8 +3,10 @@
 //! `torch.optim.SGD`.
 
 use super::{
-    Optimizer, OptimizerState, buffer, check_finite, decays_by_default, invalid, non_negative,
+    Optimizer, OptimizerState, SAFE_CHANGE, SAFE_VALUE, buffer, decays_by_default, guard, invalid,
+    non_negative,
 };
+use crate::autograd::grad::max_abs;
 use crate::autograd::gradients::Gradients;
 use crate::error::Result;
 use crate::nn::Module;
@@ -154,19 +156,100 @@ fn decay(theta: &mut crate::tensor::SharedTensor, rate: Elem) {
     }
 }
 
+/// The weight decay `wd` applies to parameter `name`: all of it, or none for a bias unless
+/// `decay_biases`.
+fn decay_of(wd: Elem, decay_biases: bool, name: &str) -> Elem {
+    if decay_biases || decays_by_default(name) {
+        wd
+    } else {
+        0.0
+    }
+}
+
+impl Sgd {
+    /// Checks, from bounds on the sizes involved, that updating `theta` (named `name`) with
+    /// a gradient of largest absolute value at most `g` at learning rate `lr` keeps it and
+    /// its momentum buffer finite; otherwise says why. Reads `theta` and the buffer only
+    /// when a term of the update depends on their size.
+    fn check_update(
+        &self,
+        name: &str,
+        theta: &crate::tensor::SharedTensor,
+        g: f64,
+        lr: Elem,
+    ) -> std::result::Result<(), String> {
+        let (lr, mu, wd) = (
+            f64::from(lr),
+            f64::from(self.momentum),
+            f64::from(decay_of(self.weight_decay, self.decay_biases, name)),
+        );
+        let theta_max = || {
+            max_abs(theta)
+                .map(f64::from)
+                .ok_or_else(|| format!("\"{name}\" holds a value that is not finite"))
+        };
+        // how far the gradient terms may move a value, and the new momentum buffer's bound
+        let (change, buffer) = if mu == 0.0 {
+            (lr * g, 0.0)
+        } else {
+            let old = match self.buffers.get(name) {
+                Some(b) => max_abs(b).map(f64::from).ok_or_else(|| {
+                    format!("the momentum buffer of \"{name}\" holds a value that is not finite")
+                })?,
+                None => 0.0,
+            };
+            let decay = if wd > 0.0 { wd * theta_max()? } else { 0.0 };
+            let buffer = mu * old + g + decay;
+            let change = if self.nesterov {
+                lr * (g + mu * buffer)
+            } else {
+                lr * buffer
+            };
+            (change, buffer)
+        };
+        // the decay θ ← θ − lr·wd·θ on its own (plain and Nesterov) keeps |θ| when lr·wd <= 1
+        let rate = if mu > 0.0 && !self.nesterov {
+            0.0
+        } else {
+            lr * wd
+        };
+        let safe = buffer <= SAFE_VALUE
+            && if rate <= 1.0 {
+                change < SAFE_CHANGE
+            } else {
+                rate * theta_max()? + change <= SAFE_VALUE
+            };
+        if safe {
+            return Ok(());
+        }
+        Err(format!(
+            "the update of \"{name}\" could reach {:.3e} (learning rate {lr:.3e}, gradient up \
+             to {g:.3e}{}), beyond what f32 holds",
+            change.max(buffer),
+            if mu > 0.0 {
+                format!(", momentum buffer up to {buffer:.3e}")
+            } else {
+                String::new()
+            }
+        ))
+    }
+}
+
 impl Optimizer for Sgd {
     fn step(&mut self, model: &mut dyn Module, grads: &Gradients) -> Result<()> {
-        check_finite("sgd", self.clock.steps, &*model, grads)?;
         let lr = self.lr();
+        guard(
+            "sgd",
+            self.clock.steps,
+            &*model,
+            grads,
+            |name, param, _, g| self.check_update(name, param.value(), g, lr),
+        )?;
         let (mu, nesterov) = (self.momentum, self.nesterov);
-        let buffers = &mut self.buffers;
         let (wd, decay_biases) = (self.weight_decay, self.decay_biases);
+        let buffers = &mut self.buffers;
         model.visit_params_mut(&mut |name, param| {
-            let wd = if decay_biases || decays_by_default(name) {
-                wd
-            } else {
-                0.0
-            };
+            let wd = decay_of(wd, decay_biases, name);
             let Some(grad) = grads.param_grad(param) else {
                 return;
             };
@@ -440,7 +523,7 @@ mod tests {
         let loss = m.forward(x, Mode::Train).sum();
         let err = opt.step(&mut m, &loss.backward()).unwrap_err().to_string();
         assert!(err.contains("step 1"), "{err}");
-        assert!(err.contains("smaller learning rate"), "{err}");
+        assert!(err.contains("the step changed nothing"), "{err}");
         assert_eq!(weight_and_bias(&m), before);
         assert_eq!(opt.steps(), 1);
     }

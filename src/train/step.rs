@@ -94,8 +94,9 @@ impl TrainStep {
     /// [`Mode::Train`], its gradients, and `optimizer`'s update. Returns the batch's loss.
     ///
     /// # Errors
-    /// [`Error::Diverged`] when the loss is not finite (nothing is changed), and whatever
-    /// `optimizer.step` returns (its guard refuses non-finite gradients).
+    /// [`Error::InvalidArgument`] for an empty batch; [`Error::Diverged`] when the loss is
+    /// not finite (nothing is changed), and whatever `optimizer.step` returns (its guard
+    /// refuses non-finite gradients and updates).
     pub fn run<L>(
         &mut self,
         model: &mut dyn Module,
@@ -107,6 +108,12 @@ impl TrainStep {
         L: for<'t> Fn(Var<'t>, &[usize]) -> Var<'t> + Sync,
     {
         let rows = batch.labels.len();
+        if rows == 0 {
+            return Err(Error::InvalidArgument {
+                op: "train step",
+                message: "the batch is empty, expected at least one sample".into(),
+            });
+        }
         let shards = match has_rngs(&*model) {
             true => 1,
             false => {
@@ -293,7 +300,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "train step: step 0 refused: the loss is inf; the parameters are unchanged. Training diverged: try a smaller learning rate"
+            "train step: step 0 refused: the loss is inf; the step changed nothing (the parameters and the optimizer state are those of the last accepted step)"
         );
         assert_eq!(sgd.steps(), 0);
         let (mut p, mut q) = (Vec::new(), Vec::new());
