@@ -9,8 +9,8 @@
 //! `TAPEGRAD_SOAK=1 cargo test --release --test soak -- --nocapture`.
 
 use rand::RngExt;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 use tapegrad::ndarray::Array2;
@@ -81,7 +81,7 @@ fn train(dir: &Path, epochs: usize, mut on_saved: impl FnMut(usize)) {
     } else {
         0
     };
-    println!("{READY}{done}");
+    report(&format!("{READY}{done}"));
     let train = data();
     for epoch in done + 1..=epochs {
         fit(
@@ -100,6 +100,13 @@ fn train(dir: &Path, epochs: usize, mut on_saved: impl FnMut(usize)) {
             .unwrap();
         on_saved(epoch);
     }
+}
+
+/// Tells the parent a line at once (stdout to a pipe may be held in a buffer until exit).
+fn report(line: &str) {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{line}").unwrap();
+    stdout.flush().unwrap();
 }
 
 fn bits(model: &dyn Module) -> Vec<(String, Vec<u32>)> {
@@ -145,7 +152,7 @@ fn wait_for_saves(stdout: &mut BufReader<ChildStdout>, count: usize) -> bool {
         if stdout.read_line(&mut line).unwrap() == 0 {
             return false;
         }
-        seen += usize::from(line.starts_with(SAVED));
+        seen += usize::from(line.contains(SAVED));
     }
     true
 }
@@ -158,7 +165,8 @@ fn wait_until_ready(stdout: &mut BufReader<ChildStdout>) -> bool {
         if stdout.read_line(&mut line).unwrap() == 0 {
             return false;
         }
-        if line.starts_with(READY) {
+        // the test harness may have written "test <name> ... " before it on the line
+        if line.contains(READY) {
             return true;
         }
     }
@@ -168,7 +176,7 @@ fn wait_until_ready(stdout: &mut BufReader<ChildStdout>) -> bool {
 fn training_killed_at_random_moments_resumes_bit_for_bit() {
     if let Ok(dir) = std::env::var(CHILD) {
         let epochs = std::env::var(CHILD_EPOCHS).unwrap().parse().unwrap();
-        train(Path::new(&dir), epochs, |epoch| println!("{SAVED}{epoch}"));
+        train(Path::new(&dir), epochs, |epoch| report(&format!("{SAVED}{epoch}")));
         return;
     }
     let long = std::env::var("TAPEGRAD_SOAK").is_ok_and(|v| v == "1");
