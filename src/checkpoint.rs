@@ -578,11 +578,31 @@ mod tests {
     #[test]
     fn a_scaler_with_a_non_finite_or_zero_value_is_refused_naming_file_feature_and_value() {
         let cases = [
-            (vec![1.0, f32::NAN], vec![0.0, 0.0], "feature 1: expected a finite, nonzero scale, found NaN"),
-            (vec![1.0, 2.0, f32::INFINITY], vec![0.0; 3], "feature 2: expected a finite, nonzero scale, found inf"),
-            (vec![0.0], vec![0.0], "feature 0: expected a finite, nonzero scale, found 0"),
-            (vec![1.0, 1.0], vec![0.0, f32::NEG_INFINITY], "feature 1: expected a finite shift, found -inf"),
-            (vec![1.0, 1.0], vec![0.0], "expected as many shifts as scales (2), found 1"),
+            (
+                vec![1.0, f32::NAN],
+                vec![0.0, 0.0],
+                "feature 1: expected a finite, nonzero scale, found NaN",
+            ),
+            (
+                vec![1.0, 2.0, f32::INFINITY],
+                vec![0.0; 3],
+                "feature 2: expected a finite, nonzero scale, found inf",
+            ),
+            (
+                vec![0.0],
+                vec![0.0],
+                "feature 0: expected a finite, nonzero scale, found 0",
+            ),
+            (
+                vec![1.0, 1.0],
+                vec![0.0, f32::NEG_INFINITY],
+                "feature 1: expected a finite shift, found -inf",
+            ),
+            (
+                vec![1.0, 1.0],
+                vec![0.0],
+                "expected as many shifts as scales (2), found 1",
+            ),
         ];
         let dir = std::env::temp_dir().join(format!("tapegrad-ckpt-scaler-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -598,12 +618,18 @@ mod tests {
             };
             std::fs::write(&path, format::encode(&payload).unwrap()).unwrap();
             let err = Checkpoint::load(&path).unwrap_err().to_string();
-            assert_eq!(err, format!("{}: checkpoint: scaler {problem}", path.display()));
+            assert_eq!(
+                err,
+                format!("{}: checkpoint: scaler {problem}", path.display())
+            );
             // in memory: ensure_finite refuses it, and saving refuses to write it
             let in_memory = Checkpoint::new(&model(0)).with_scaler(bad);
             let err = in_memory.ensure_finite().unwrap_err().to_string();
             assert_eq!(err, format!("<memory>: checkpoint: scaler {problem}"));
-            let err = in_memory.save(dir.join("never.ckpt")).unwrap_err().to_string();
+            let err = in_memory
+                .save(dir.join("never.ckpt"))
+                .unwrap_err()
+                .to_string();
             assert_eq!(err, format!("checkpoint save: scaler {problem}"));
             assert!(!dir.join("never.ckpt").exists());
         }

@@ -11,8 +11,8 @@ use std::process::Command;
 use tapegrad::ndarray::Array2;
 use tapegrad::{
     Adam, ChaCha8Rng, Checkpoint, Dataset, Decay, DecayUnit, Dropout, FitConfig, Init, Linear,
-    Mode, Module, Optimizer, Param, Relu, Scaler, Schedule, SeedableRng, Sequential, Sgd,
-    Tape, Tensor, Var, checkpoint, evaluate, export_safetensors, fit, import_safetensors, tensor,
+    Mode, Module, Optimizer, Param, Relu, Scaler, Schedule, SeedableRng, Sequential, Sgd, Tape,
+    Tensor, Var, checkpoint, evaluate, export_safetensors, fit, import_safetensors, tensor,
 };
 
 fn folder(name: &str) -> PathBuf {
@@ -515,8 +515,8 @@ fn checkpoints_just_below_at_and_above_every_power_of_4_load_back() {
                 let case = exact(coarse_case, coarse_len, target, &mut rng);
                 let (model, optimizer, saved) = case.build(0);
                 saved.save(&path).unwrap();
-                let payload = std::fs::metadata(&path).unwrap().len() as usize
-                    - checkpoint::HEADER_LEN;
+                let payload =
+                    std::fs::metadata(&path).unwrap().len() as usize - checkpoint::HEADER_LEN;
                 assert_eq!(payload, target, "{case:?}");
 
                 let loaded = Checkpoint::load(&path).unwrap();

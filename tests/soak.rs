@@ -112,7 +112,10 @@ fn report(line: &str) {
 fn bits(model: &dyn Module) -> Vec<(String, Vec<u32>)> {
     let mut v = Vec::new();
     model.visit_params(&mut |name, p| {
-        v.push((name.to_string(), p.value().iter().map(|x| x.to_bits()).collect()))
+        v.push((
+            name.to_string(),
+            p.value().iter().map(|x| x.to_bits()).collect(),
+        ))
     });
     v
 }
@@ -176,7 +179,9 @@ fn wait_until_ready(stdout: &mut BufReader<ChildStdout>) -> bool {
 fn training_killed_at_random_moments_resumes_bit_for_bit() {
     if let Ok(dir) = std::env::var(CHILD) {
         let epochs = std::env::var(CHILD_EPOCHS).unwrap().parse().unwrap();
-        train(Path::new(&dir), epochs, |epoch| report(&format!("{SAVED}{epoch}")));
+        train(Path::new(&dir), epochs, |epoch| {
+            report(&format!("{SAVED}{epoch}"))
+        });
         return;
     }
     let long = std::env::var("TAPEGRAD_SOAK").is_ok_and(|v| v == "1");
@@ -241,6 +246,10 @@ fn training_killed_at_random_moments_resumes_bit_for_bit() {
         kills += 1;
         left_temporaries += usize::from(!temporaries(&dir).is_empty());
     }
+    let reached = match Checkpoint::load(dir.join("run.ckpt")) {
+        Ok(checkpoint) => checkpoint.epochs_done().unwrap(),
+        Err(_) => 0, // every kill came before the first save
+    };
     // the last run goes to the end
     let (mut child, mut stdout) = spawn(&dir, epochs);
     std::io::copy(&mut stdout, &mut std::io::sink()).unwrap();
@@ -258,7 +267,8 @@ fn training_killed_at_random_moments_resumes_bit_for_bit() {
     assert!(finished_early || kills == cycles);
     let message = format!(
         "soak: {kills} kills in {cycles} cycles (a temporary file was left after \
-         {left_temporaries}), {epochs} epochs, {:.1} s",
+         {left_temporaries}; the killed runs reached epoch {reached}), {epochs} epochs, \
+         {:.1} s",
         started.elapsed().as_secs_f64()
     );
     eprintln!("{message}");

@@ -312,7 +312,9 @@ impl Drop for Writing {
 
 fn writing() -> std::sync::MutexGuard<'static, BTreeSet<String>> {
     // the set stays consistent even if a thread panicked while holding it
-    WRITING.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    WRITING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Creates `.{name}.tmp-{pid}-{n}` in `folder` with the next free counter `n`, registered in
@@ -410,7 +412,10 @@ pub(crate) fn remove_stale_temporaries(folder: &Path, name: &str, now: SystemTim
             }
             continue;
         }
-        let untouched = metadata.modified().ok().and_then(|m| now.duration_since(m).ok());
+        let untouched = metadata
+            .modified()
+            .ok()
+            .and_then(|m| now.duration_since(m).ok());
         if other_is_stale(process_ended(pid), untouched) {
             let _ = std::fs::remove_file(entry.path());
         }
@@ -559,7 +564,10 @@ mod tests {
         let zombie = child.id();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         while process_ended(zombie) != Some(true) {
-            assert!(std::time::Instant::now() < deadline, "the child never exited");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the child never exited"
+            );
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         assert_eq!(process_ended(own), Some(false));

@@ -111,7 +111,10 @@ fn read_tensors(bytes: &[u8], path: &Path) -> Result<Vec<(String, Tensor)>> {
     // the safetensors crate reads the header into a map, which keeps one of two entries
     // with the same name; scan the header's own keys to see them
     let mut seen = std::collections::HashSet::new();
-    if let Some(name) = header_keys(bytes).into_iter().find(|k| !seen.insert(k.clone())) {
+    if let Some(name) = header_keys(bytes)
+        .into_iter()
+        .find(|k| !seen.insert(k.clone()))
+    {
         return Err(Error::decode(
             path,
             format!("safetensors: expected unique names in the header, found \"{name}\" twice"),
@@ -289,9 +292,14 @@ mod tests {
 
     #[test]
     fn duplicate_names_are_errors_even_when_the_crate_keeps_one() {
-        let entry = |offsets: &str| format!(r#"{{"dtype":"F32","shape":[1],"data_offsets":{offsets}}}"#);
+        let entry =
+            |offsets: &str| format!(r#"{{"dtype":"F32","shape":[1],"data_offsets":{offsets}}}"#);
         // both entries describe the same bytes, so the map the crate builds is valid
-        let same = format!(r#"{{"weight":{},"weight":{}}}"#, entry("[0,4]"), entry("[0,4]"));
+        let same = format!(
+            r#"{{"weight":{},"weight":{}}}"#,
+            entry("[0,4]"),
+            entry("[0,4]")
+        );
         let bytes = raw(&same, &[1.0]);
         assert_eq!(SafeTensors::deserialize(&bytes).unwrap().len(), 1);
         let err = read_tensors(&bytes, Path::new("dup.safetensors"))
@@ -318,7 +326,11 @@ mod tests {
             .to_string();
         assert!(err.ends_with("found \"weight\" twice"), "{err}");
         // distinct names pass, and surrogate pairs decode
-        let fine = format!(r#"{{"\ud83d\ude00":{},"b\"c":{}}}"#, entry("[0,4]"), entry("[4,8]"));
+        let fine = format!(
+            r#"{{"\ud83d\ude00":{},"b\"c":{}}}"#,
+            entry("[0,4]"),
+            entry("[4,8]")
+        );
         let bytes = raw(&fine, &[1.0, 2.0]);
         assert_eq!(header_keys(&bytes), ["\u{1F600}", "b\"c"]);
         assert_eq!(read_tensors(&bytes, Path::new("x")).unwrap().len(), 2);

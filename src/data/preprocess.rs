@@ -223,7 +223,9 @@ impl Scaler {
                 ));
             }
             if !shift.is_finite() {
-                return Some(format!("feature {j}: expected a finite shift, found {shift}"));
+                return Some(format!(
+                    "feature {j}: expected a finite shift, found {shift}"
+                ));
             }
         }
         None
