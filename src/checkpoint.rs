@@ -21,20 +21,37 @@
 //! order), the state of every random generator a module keeps (name, ChaCha8 seed, stream
 //! and word position), the fitted scaler if any, and the training state if any (epochs
 //! done, the optimizer's kind, base learning rate, step and epoch counters and its
-//! per-parameter buffers). Decoding claims at most 16 bytes of memory per payload byte
-//! (bincode's limit; every record tapegrad writes fits it, since each stored primitive takes
-//! at least one byte and at most 16 in memory), so a corrupted length field cannot make it
-//! allocate more than 16 times the file's size.
+//! per-parameter buffers). Decoding a payload of `n` bytes may claim up to 16 bytes of
+//! memory per byte of the smallest power of two at or above `n` (bincode's limit). Every
+//! record tapegrad writes fits it, whatever its size: bincode claims a primitive's
+//! in-memory size (at most 16 bytes, for a `u128`) and stores it in at least one byte, and
+//! claims a string's bytes once each. So a corrupted length field cannot make decoding
+//! allocate more than 32 times the file's size.
 //!
 //! # Guarantees
 //! - [`Checkpoint::save`] writes to a temporary file in the target's folder, flushes and
 //!   syncs it, then renames it over the target: a crash or an error mid-write leaves the
-//!   previous checkpoint intact.
+//!   previous checkpoint intact. A save that fails with an error removes its temporary file.
+//! - Temporary files are named `.{name}.tmp-{pid}-{n}` for a target named `{name}`, with the
+//!   writing process's id and a counter. A process killed mid-save (`kill -9`, a crash, a
+//!   power cut) cannot remove its own, so each save first removes those of the same target
+//!   whose save is over: the ones of its own process that no save of this process is
+//!   writing (a process that reuses the pid of an earlier one, as a restarted container
+//!   does), and, on Linux, those of a process that no longer runs (no `/proc/{pid}`, or a
+//!   zombie). Elsewhere, where a process's liveness cannot be told without platform calls,
+//!   it removes those of another process that nobody has modified for an hour. The save of
+//!   another thread or of a running process is never touched, nor any file whose name does
+//!   not follow the pattern for this target (another target's, a user's `.run.ckpt.bak`).
+//!   Saves of one folder are assumed to run in one PID namespace (one machine, one
+//!   container); a writer elsewhere whose temporary file is removed gets an error from its
+//!   rename, never a damaged target. [`export_safetensors`] writes the same way.
 //! - Reading checks, in order: the file exists, the magic, the format version, the payload
-//!   length, the checksum, the decoding, and that every tensor's values fit its shape.
+//!   length, the checksum, the decoding, that every tensor's values fit its shape, and that
+//!   a stored scaler passes [`Scaler::validate`] (finite shifts, finite nonzero scales).
 //!   Restoring checks that names and shapes match the model exactly before it changes
 //!   anything. Every failure is an [`Error`] naming the file and what was expected and
-//!   found; none panics.
+//!   found; none panics. Saving refuses a scaler that loading would refuse, so every
+//!   checkpoint [`Checkpoint::save`] writes loads back.
 
 mod format;
 mod safetensors;
@@ -161,9 +178,17 @@ impl Checkpoint {
     /// The checkpoint as bytes: the header, then the bincode payload (see the module docs).
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] when bincode cannot encode it (not expected for the types
+    /// [`Error::InvalidArgument`] when the scaler fails [`Scaler::validate`] (loading would
+    /// refuse it), or when bincode cannot encode the record (not expected for the types
     /// stored).
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        // a file that loading would refuse is not written
+        if let Some(problem) = self.scaler.as_ref().and_then(Scaler::first_problem) {
+            return Err(Error::InvalidArgument {
+                op: "checkpoint save",
+                message: format!("scaler {problem}"),
+            });
+        }
         let params = self.params.iter().map(|(n, t)| stored(n, t)).collect();
         let rngs = (self.rngs.iter())
             .map(|(name, rng)| StoredRng {
@@ -200,9 +225,12 @@ impl Checkpoint {
     /// flushed and synced, then renamed over `path`. If anything fails, `path` keeps its
     /// previous contents and the temporary file is removed.
     ///
+    /// Before writing, it removes the temporary files that earlier saves of `path` left
+    /// behind when their process died mid-write (see the module docs for the rule).
+    ///
     /// # Errors
-    /// [`Error::Io`] naming `path` when the folder is missing or not writable, or a write,
-    /// sync or rename fails.
+    /// As [`Checkpoint::to_bytes`]; [`Error::Io`] naming `path` when the folder is missing or
+    /// not writable, or a write, sync or rename fails.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         write_atomically(path.as_ref(), &self.to_bytes()?, |file, bytes| {
             file.write_all(bytes)
@@ -214,8 +242,9 @@ impl Checkpoint {
     /// # Errors
     /// [`Error::Io`] when the file cannot be read; [`Error::FormatVersion`] for a newer
     /// format; [`Error::Decode`] naming the file for a wrong magic, a truncated or oversized
-    /// payload, a checksum mismatch, undecodable bytes, or a tensor whose values do not fit
-    /// its shape.
+    /// payload, a checksum mismatch, undecodable bytes, a tensor whose values do not fit
+    /// its shape, or a scaler that fails [`Scaler::validate`] (naming the feature and the
+    /// value).
     pub fn load(path: impl AsRef<Path>) -> Result<Checkpoint> {
         let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
@@ -247,17 +276,8 @@ impl Checkpoint {
             rng.set_word_pos(r.word_pos);
             rngs.push((r.name, rng));
         }
-        if let Some(s) = &payload.scaler
-            && s.scale().len() != s.shift().len()
-        {
-            return Err(Error::decode(
-                path,
-                format!(
-                    "checkpoint: scaler: expected as many shifts as scales ({}), found {}",
-                    s.scale().len(),
-                    s.shift().len()
-                ),
-            ));
+        if let Some(problem) = payload.scaler.as_ref().and_then(Scaler::first_problem) {
+            return Err(Error::decode(path, format!("checkpoint: scaler {problem}")));
         }
         let training = match payload.training {
             None => None,
@@ -316,12 +336,21 @@ impl Checkpoint {
         })
     }
 
-    /// Checks that every stored value (parameters and optimizer buffers) is finite; call it
-    /// before restoring when a NaN or infinity must not get into a model.
+    /// Checks that every stored value (parameters, optimizer buffers and the scaler's shifts
+    /// and scales) is finite; call it before restoring when a NaN or infinity must not get
+    /// into a model. (Loading always checks the scaler; this also covers one added with
+    /// [`Checkpoint::with_scaler`].)
     ///
     /// # Errors
-    /// [`Error::Decode`] naming the file, the tensor, the element and its value.
+    /// [`Error::Decode`] naming the file, the tensor, the element and its value, or the
+    /// scaler's feature and its value.
     pub fn ensure_finite(&self) -> Result<()> {
+        if let Some(problem) = self.scaler.as_ref().and_then(Scaler::first_problem) {
+            return Err(Error::decode(
+                &self.source,
+                format!("checkpoint: scaler {problem}"),
+            ));
+        }
         let buffers = self.optimizer_state().into_iter().flat_map(|s| {
             (s.buffers.iter()).flat_map(|(n, b)| b.iter().map(move |t| (n.as_str(), t)))
         });
@@ -536,6 +565,79 @@ mod tests {
             a.forward(x, Mode::Train).value(),
             b.forward(x, Mode::Train).value()
         );
+    }
+
+    /// A scaler as a damaged file could hold it, decoded through serde as loading does
+    /// (`ScalerKind::Affine` is variant 2).
+    fn decoded_scaler(scale: Vec<f32>, shift: Vec<f32>) -> Scaler {
+        let config = bincode::config::standard();
+        let bytes = bincode::serde::encode_to_vec((2u32, scale, shift), config).unwrap();
+        bincode::serde::decode_from_slice(&bytes, config).unwrap().0
+    }
+
+    #[test]
+    fn a_scaler_with_a_non_finite_or_zero_value_is_refused_naming_file_feature_and_value() {
+        let cases = [
+            (
+                vec![1.0, f32::NAN],
+                vec![0.0, 0.0],
+                "feature 1: expected a finite, nonzero scale, found NaN",
+            ),
+            (
+                vec![1.0, 2.0, f32::INFINITY],
+                vec![0.0; 3],
+                "feature 2: expected a finite, nonzero scale, found inf",
+            ),
+            (
+                vec![0.0],
+                vec![0.0],
+                "feature 0: expected a finite, nonzero scale, found 0",
+            ),
+            (
+                vec![1.0, 1.0],
+                vec![0.0, f32::NEG_INFINITY],
+                "feature 1: expected a finite shift, found -inf",
+            ),
+            (
+                vec![1.0, 1.0],
+                vec![0.0],
+                "expected as many shifts as scales (2), found 1",
+            ),
+        ];
+        let dir = std::env::temp_dir().join(format!("tapegrad-ckpt-scaler-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bad.ckpt");
+        for (scale, shift, problem) in cases {
+            let bad = decoded_scaler(scale, shift);
+            // a file holding it, as a damaged or hand-made one would
+            let payload = Payload {
+                params: vec![],
+                rngs: vec![],
+                scaler: Some(bad.clone()),
+                training: None,
+            };
+            std::fs::write(&path, format::encode(&payload).unwrap()).unwrap();
+            let err = Checkpoint::load(&path).unwrap_err().to_string();
+            assert_eq!(
+                err,
+                format!("{}: checkpoint: scaler {problem}", path.display())
+            );
+            // in memory: ensure_finite refuses it, and saving refuses to write it
+            let in_memory = Checkpoint::new(&model(0)).with_scaler(bad);
+            let err = in_memory.ensure_finite().unwrap_err().to_string();
+            assert_eq!(err, format!("<memory>: checkpoint: scaler {problem}"));
+            let err = in_memory
+                .save(dir.join("never.ckpt"))
+                .unwrap_err()
+                .to_string();
+            assert_eq!(err, format!("checkpoint save: scaler {problem}"));
+            assert!(!dir.join("never.ckpt").exists());
+        }
+        // a valid one passes both
+        let good = Checkpoint::new(&model(0)).with_scaler(decoded_scaler(vec![2.0], vec![-1.0]));
+        good.ensure_finite().unwrap();
+        Checkpoint::from_bytes(&good.to_bytes().unwrap()).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -1,15 +1,18 @@
 //! Checkpoints through the public API: a save/load round trip gives the same forward output
 //! and the same next optimizer step; training 2 epochs, saving, resuming in a fresh process
 //! and training 2 more equals 4 uninterrupted epochs bit for bit; a stored scaler restores
-//! the training-time transform; safetensors round trips.
+//! the training-time transform; safetensors round trips; checkpoints of every size load
+//! back, in particular payloads just below, at and just above each power of 4 from 4^6 to
+//! 4^11; a save killed mid-write leaves a temporary file that the next save removes.
 
+use rand::RngExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use tapegrad::ndarray::Array2;
 use tapegrad::{
-    ChaCha8Rng, Checkpoint, Dataset, Decay, DecayUnit, Dropout, FitConfig, Init, Linear, Mode,
-    Module, Optimizer, Relu, Scaler, Schedule, SeedableRng, Sequential, Sgd, Tape, Tensor,
-    checkpoint, evaluate, export_safetensors, fit, import_safetensors, tensor,
+    Adam, ChaCha8Rng, Checkpoint, Dataset, Decay, DecayUnit, Dropout, FitConfig, Init, Linear,
+    Mode, Module, Optimizer, Param, Relu, Scaler, Schedule, SeedableRng, Sequential, Sgd, Tape,
+    Tensor, Var, checkpoint, evaluate, export_safetensors, fit, import_safetensors, tensor,
 };
 
 fn folder(name: &str) -> PathBuf {
@@ -298,5 +301,326 @@ fn safetensors_round_trip() {
     // the same names as the bincode checkpoint and PyTorch's nn.Sequential state_dict
     let names: Vec<String> = params(&a).into_iter().map(|(n, _)| n).collect();
     assert_eq!(names, ["0.weight", "0.bias", "3.weight", "3.bias"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A model whose first parameter has a longer name than its [`Sequential`] gives it, so that
+/// the payload can be set to the byte: each extra letter adds one byte to every record that
+/// names the parameter (the parameter itself and each of its optimizer buffers).
+struct Padded {
+    inner: Sequential,
+    first: String,
+    padded: String,
+}
+
+impl Module for Padded {
+    fn forward<'t>(&self, x: Var<'t>, mode: Mode) -> Var<'t> {
+        self.inner.forward(x, mode)
+    }
+
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param)) {
+        let (first, padded) = (&self.first, &self.padded);
+        self.inner
+            .visit_params(&mut |n, p| f(if n == first { padded } else { n }, p));
+    }
+
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param)) {
+        let (first, padded) = (&self.first, &self.padded);
+        self.inner
+            .visit_params_mut(&mut |n, p| f(if n == first { padded } else { n }, p));
+    }
+
+    fn visit_rngs(&self, f: &mut dyn FnMut(&str, &ChaCha8Rng)) {
+        self.inner.visit_rngs(f);
+    }
+
+    fn visit_rngs_mut(&mut self, f: &mut dyn FnMut(&str, &mut ChaCha8Rng)) {
+        self.inner.visit_rngs_mut(f);
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Training {
+    None,
+    SgdMomentum,
+    Adam,
+}
+
+impl Training {
+    /// How many records name each parameter: itself, plus its optimizer buffers.
+    fn records(self) -> usize {
+        match self {
+            Training::None => 1,
+            Training::SgdMomentum => 2,
+            Training::Adam => 3,
+        }
+    }
+
+    fn optimizer(self) -> Option<Box<dyn Optimizer>> {
+        match self {
+            Training::None => None,
+            Training::SgdMomentum => Some(Box::new(Sgd::new(0.1).unwrap().momentum(0.9).unwrap())),
+            Training::Adam => Some(Box::new(Adam::new(0.01).unwrap())),
+        }
+    }
+}
+
+/// One checkpoint of the sweep: an `inputs → hidden → outputs` MLP (with dropout or not),
+/// its first parameter's name `pad` letters longer, the training state of `training` after
+/// one step, and an affine scaler of `scaler` features if any.
+#[derive(Clone, Copy, Debug)]
+struct Case {
+    inputs: usize,
+    hidden: usize,
+    outputs: usize,
+    dropout: bool,
+    training: Training,
+    pad: usize,
+    scaler: Option<usize>,
+}
+
+impl Case {
+    /// Payload bytes per hidden unit: its weights in and out and its bias, 4 bytes each, in
+    /// every record (until a length prefix grows a byte).
+    fn per_hidden(&self) -> usize {
+        4 * (self.inputs + 1 + self.outputs) * self.training.records()
+    }
+
+    /// The model (built from `seed`), its optimizer after one step, and the checkpoint.
+    fn build(&self, seed: u64) -> (Padded, Option<Box<dyn Optimizer>>, Checkpoint) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut layers: Vec<Box<dyn Module>> = vec![
+            Box::new(Linear::new(self.inputs, self.hidden, Init::default(), &mut rng).unwrap()),
+            Box::new(Relu),
+        ];
+        if self.dropout {
+            layers.push(Box::new(Dropout::new(0.25, &mut rng).unwrap()));
+        }
+        layers.push(Box::new(
+            Linear::new(self.hidden, self.outputs, Init::default(), &mut rng).unwrap(),
+        ));
+        let inner = Sequential::new(layers).unwrap();
+        let mut first = String::new();
+        inner.visit_params(&mut |n, _| {
+            if first.is_empty() {
+                first = n.to_string();
+            }
+        });
+        let padded = format!("{first}{}", "p".repeat(self.pad));
+        let mut model = Padded {
+            inner,
+            first,
+            padded,
+        };
+        let mut optimizer = self.training.optimizer();
+        if let Some(opt) = optimizer.as_mut() {
+            let tape = Tape::new();
+            let x = tensor::normal(&[3, self.inputs], 0.0, 1.0, &mut rng).unwrap();
+            let labels: Vec<usize> = (0..3).map(|i| i % self.outputs).collect();
+            let loss = model
+                .forward(tape.constant(x), Mode::Train)
+                .cross_entropy(&labels);
+            opt.step(&mut model, &loss.backward()).unwrap();
+        }
+        let mut checkpoint = Checkpoint::new(&model);
+        if let Some(opt) = optimizer.as_deref() {
+            checkpoint = checkpoint.with_training(opt, 1).unwrap();
+        }
+        if let Some(features) = self.scaler {
+            checkpoint = checkpoint.with_scaler(Scaler::affine(features, 0.5, -1.0).unwrap());
+        }
+        (model, optimizer, checkpoint)
+    }
+
+    fn payload_len(&self) -> usize {
+        let bytes = self.build(0).2.to_bytes().unwrap();
+        bytes.len() - checkpoint::HEADER_LEN
+    }
+}
+
+/// The smallest remainder the fine adjustment is asked to fill: enough for a scaler of up to
+/// 2 features (3 + 8·k bytes) plus letters.
+const SLACK: usize = 24;
+
+/// A case like `base` whose payload, before the fine adjustment, is at least `SLACK` and
+/// less than `SLACK + per_hidden + 64` bytes below `target`: the hidden width solved from
+/// the bytes per hidden unit and corrected by measuring (a length prefix that grows a byte
+/// moves the payload by a few bytes more).
+fn coarse(base: Case, target: usize) -> (Case, usize) {
+    let slope = base.per_hidden();
+    let mut case = Case {
+        hidden: (target.saturating_sub(SLACK + 300) / slope).max(1),
+        ..base
+    };
+    for _ in 0..10 {
+        let len = case.payload_len();
+        let gap = target as i64 - SLACK as i64 - len as i64;
+        if (0..(slope + 64) as i64).contains(&gap) {
+            return (case, len);
+        }
+        case.hidden = (case.hidden as i64 + gap.div_euclid(slope as i64)).max(1) as usize;
+    }
+    panic!("no hidden width puts {base:?} near {target} bytes");
+}
+
+/// `case` adjusted to a payload of exactly `target` bytes, from its coarse payload `len`:
+/// `pad` letters add `records` bytes each, a scaler of k features 3 + 8·k (its `Some` tag,
+/// its kind, two one-byte lengths and 2·k floats). Among the ways to do it, `rng` picks one.
+fn exact(case: Case, len: usize, target: usize, rng: &mut ChaCha8Rng) -> Case {
+    let remainder = target - len;
+    let records = case.training.records();
+    let scalers = std::iter::once(None).chain((0..40).map(Some));
+    let ways: Vec<Case> = scalers
+        .filter_map(|scaler| {
+            let scaler_bytes = scaler.map_or(0, |k| 3 + 8 * k);
+            let letters = remainder.checked_sub(scaler_bytes)?;
+            (letters % records == 0 && letters / records <= 200).then_some(Case {
+                pad: letters / records,
+                scaler,
+                ..case
+            })
+        })
+        .collect();
+    assert!(!ways.is_empty(), "no adjustment fills {remainder} bytes");
+    ways[rng.random_range(0..ways.len())]
+}
+
+#[test]
+fn checkpoints_just_below_at_and_above_every_power_of_4_load_back() {
+    let dir = folder("sizes");
+    let path = dir.join("sweep.ckpt");
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let mut checked = 0;
+    for power in 6..=11 {
+        let boundary = 1usize << (2 * power);
+        for training in [Training::None, Training::SgdMomentum, Training::Adam] {
+            let base = Case {
+                inputs: rng.random_range(1..=8),
+                hidden: 1,
+                outputs: rng.random_range(2..=8),
+                dropout: rng.random_bool(0.5),
+                training,
+                pad: 0,
+                scaler: None,
+            };
+            let offset = rng.random_range(2..=300);
+            for target in [
+                boundary - offset,
+                boundary - 1,
+                boundary,
+                boundary + 1,
+                boundary + offset,
+            ] {
+                let (coarse_case, coarse_len) = coarse(base, target);
+                let case = exact(coarse_case, coarse_len, target, &mut rng);
+                let (model, optimizer, saved) = case.build(0);
+                saved.save(&path).unwrap();
+                let payload =
+                    std::fs::metadata(&path).unwrap().len() as usize - checkpoint::HEADER_LEN;
+                assert_eq!(payload, target, "{case:?}");
+
+                let loaded = Checkpoint::load(&path).unwrap();
+                let (mut fresh, _, _) = Case {
+                    training: Training::None,
+                    scaler: None,
+                    ..case
+                }
+                .build(1);
+                assert_ne!(bits(&params(&fresh)), bits(&params(&model)));
+                match (optimizer, case.training.optimizer()) {
+                    (Some(optimizer), Some(mut other)) => {
+                        assert_eq!(loaded.resume(&mut fresh, other.as_mut()).unwrap(), 1);
+                        assert_eq!(other.state().unwrap(), optimizer.state().unwrap());
+                    }
+                    (None, None) => loaded.restore_model(&mut fresh).unwrap(),
+                    _ => unreachable!("both or neither have an optimizer"),
+                }
+                assert_eq!(bits(&params(&fresh)), bits(&params(&model)), "{case:?}");
+                let scaler = case.scaler.map(|k| Scaler::affine(k, 0.5, -1.0).unwrap());
+                assert_eq!(loaded.scaler(), scaler.as_ref());
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 6 * 3 * 5);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+const SAVER: &str = "TAPEGRAD_KILLED_SAVER_DIR";
+
+/// The temporary files of target `run.ckpt` in `dir` (`.run.ckpt.tmp-{pid}-{n}`).
+fn temporaries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = (std::fs::read_dir(dir).unwrap())
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| {
+            n.strip_prefix(".run.ckpt.tmp-")
+                .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_save_killed_mid_write_leaves_a_temporary_file_that_the_next_save_removes() {
+    if let Ok(dir) = std::env::var(SAVER) {
+        // the child: save a 32 MB checkpoint over and over until killed
+        let model = Linear::from_parts(tensor::zeros(&[2048, 4096]), None).unwrap();
+        let big = Checkpoint::new(&model);
+        loop {
+            big.save(Path::new(&dir).join("run.ckpt")).unwrap();
+        }
+    }
+    let dir = folder("killed");
+    let path = dir.join("run.ckpt");
+    // not ours to remove: another target's temporary file, and a file that only looks like one
+    let others = [".other.ckpt.tmp-999999999-0", ".run.ckpt.tmp-notes"];
+    for name in others {
+        std::fs::write(dir.join(name), b"keep").unwrap();
+    }
+    let mut left = Vec::new();
+    for _attempt in 0..20 {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "a_save_killed_mid_write_leaves_a_temporary_file_that_the_next_save_removes",
+                "--exact",
+                "--test-threads=1",
+            ])
+            .env(SAVER, &dir)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let prefix = format!(".run.ckpt.tmp-{}-", child.id());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !temporaries(&dir).iter().any(|n| n.starts_with(&prefix)) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the child never started a save"
+            );
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+        child.kill().unwrap(); // SIGKILL: no destructor, no cleanup
+        child.wait().unwrap();
+        left = temporaries(&dir);
+        left.retain(|n| n.starts_with(&prefix));
+        if !left.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(left.len(), 1, "no kill landed mid-write in 20 attempts");
+    let partial = std::fs::metadata(dir.join(&left[0])).unwrap().len();
+    assert!(partial < 32 << 20, "{partial} bytes");
+
+    // the next save of the same path removes it, and only it
+    let model = Linear::from_parts(tensor::ones(&[2, 3]), None).unwrap();
+    Checkpoint::new(&model).save(&path).unwrap();
+    assert_eq!(temporaries(&dir), Vec::<String>::new());
+    for name in others {
+        assert_eq!(std::fs::read(dir.join(name)).unwrap(), b"keep");
+    }
+    let mut back = Linear::from_parts(tensor::zeros(&[2, 3]), None).unwrap();
+    checkpoint::load(&mut back, &path).unwrap();
+    assert_eq!(back.weight().value(), model.weight().value());
     std::fs::remove_dir_all(&dir).unwrap();
 }

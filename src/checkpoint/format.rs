@@ -7,9 +7,12 @@ use crate::error::{Error, Result};
 use crate::tensor::{Elem, Tensor};
 use bincode::config::Config;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::Write;
 use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
 
 /// The first 8 bytes of every checkpoint file.
 pub const MAGIC: [u8; 8] = *b"TGRADCKP";
@@ -244,13 +247,13 @@ pub(super) fn unique(
 /// Writes `bytes` to `path` atomically: `write` fills a new temporary file in the same
 /// folder, which is then synced and renamed over `path`; the folder is synced too where the
 /// platform allows. On any error the temporary file is removed and `path` is untouched.
+/// First, it removes the temporary files of `path` that crashed saves left behind
+/// ([`remove_stale_temporaries`]).
 pub(crate) fn write_atomically(
     path: &Path,
     bytes: &[u8],
     write: impl FnOnce(&mut File, &[u8]) -> std::io::Result<()>,
 ) -> Result<()> {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
     let folder = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -264,17 +267,11 @@ pub(crate) fn write_atomically(
             ),
         ));
     };
-    let temporary = folder.join(format!(
-        ".{}.tmp-{}-{}",
-        file_name.to_string_lossy(),
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
+    let name = file_name.to_string_lossy();
+    remove_stale_temporaries(folder, &name, SystemTime::now());
+    let (mut file, writing) = create_temporary(folder, &name).map_err(|e| Error::io(path, e))?;
+    let temporary = folder.join(&writing.0);
     let attempt = || -> std::io::Result<()> {
-        let mut file = File::options()
-            .write(true)
-            .create_new(true)
-            .open(&temporary)?;
         write(&mut file, bytes)?;
         file.flush()?;
         file.sync_all()?;
@@ -287,10 +284,142 @@ pub(crate) fn write_atomically(
         }
         Ok(())
     };
-    attempt().map_err(|e| {
+    let result = attempt().map_err(|e| {
         let _ = std::fs::remove_file(&temporary);
         Error::io(path, e)
-    })
+    });
+    // only now may another save of this process treat a file of this name as stale
+    drop(writing);
+    result
+}
+
+/// The temporary files this process is writing, by file name (unique within the process,
+/// whatever folder they are in, thanks to the counter in them).
+static WRITING: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+/// How long a temporary file of another process must have gone unmodified before a save
+/// removes it, where the process's liveness cannot be read (everywhere but Linux).
+const UNTOUCHED_FOR: Duration = Duration::from_secs(3600);
+
+/// A temporary file name held in [`WRITING`] while its save runs.
+struct Writing(String);
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        writing().remove(&self.0);
+    }
+}
+
+fn writing() -> std::sync::MutexGuard<'static, BTreeSet<String>> {
+    // the set stays consistent even if a thread panicked while holding it
+    WRITING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Creates `.{name}.tmp-{pid}-{n}` in `folder` with the next free counter `n`, registered in
+/// [`WRITING`] before it exists so that no other save of this process takes it for stale.
+fn create_temporary(folder: &Path, name: &str) -> std::io::Result<(File, Writing)> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut tries = 0;
+    loop {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let temporary = format!(".{name}.tmp-{}-{n}", std::process::id());
+        writing().insert(temporary.clone());
+        let registered = Writing(temporary);
+        match File::options()
+            .write(true)
+            .create_new(true)
+            .open(folder.join(&registered.0))
+        {
+            Ok(file) => return Ok((file, registered)),
+            // a file of an earlier process with this pid that could not be removed
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && tries < 100 => tries += 1,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The process id in `file_name` if it is a temporary file of the target whose temporary
+/// names start with `prefix` (`.{name}.tmp-`): the prefix, then `{pid}-{n}` in decimal
+/// digits, and nothing else.
+fn temporary_pid(file_name: &str, prefix: &str) -> Option<u32> {
+    let (pid, n) = file_name.strip_prefix(prefix)?.split_once('-')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !(digits(pid) && digits(n)) {
+        return None;
+    }
+    n.parse::<u64>().ok()?;
+    pid.parse().ok()
+}
+
+/// Whether process `pid` has ended, by `/proc/{pid}/stat` (a zombie, `Z` or `X`, has ended
+/// but not been reaped), or `None` when `/proc` cannot tell (not Linux, or not mounted).
+fn process_ended(pid: u32) -> Option<bool> {
+    if !cfg!(target_os = "linux") || !Path::new("/proc/self/stat").exists() {
+        return None;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(e) => Some(e.kind() == std::io::ErrorKind::NotFound),
+        // "pid (command) state ...", where the command may hold spaces and parentheses
+        Ok(stat) => Some(matches!(
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next()),
+            Some('Z' | 'X')
+        )),
+    }
+}
+
+/// Whether a temporary file of another process is stale: its process has `ended`, or, where
+/// that cannot be told, the file has gone `untouched` for [`UNTOUCHED_FOR`].
+fn other_is_stale(ended: Option<bool>, untouched: Option<Duration>) -> bool {
+    ended.unwrap_or_else(|| untouched.is_some_and(|age| age >= UNTOUCHED_FOR))
+}
+
+/// Removes the temporary files of target `name` in `folder` whose save is over (the rule is
+/// in the [`crate::checkpoint`] module docs): those of this process that no save of it is
+/// writing, and those of a process that has ended (on Linux; elsewhere, those of another
+/// process unmodified for [`UNTOUCHED_FOR`] before `now`). Best effort: a file that cannot be
+/// read or removed is left for a later save.
+pub(crate) fn remove_stale_temporaries(folder: &Path, name: &str, now: SystemTime) {
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return;
+    };
+    let prefix = format!(".{name}.tmp-");
+    let own = std::process::id();
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(file_name) = file_name.to_str() else {
+            continue;
+        };
+        let Some(pid) = temporary_pid(file_name, &prefix) else {
+            continue;
+        };
+        // regular files only, never through a symbolic link
+        let Ok(metadata) = std::fs::symlink_metadata(entry.path()) else {
+            continue;
+        };
+        if !metadata.is_file() {
+            continue;
+        }
+        if pid == own {
+            // checked and removed under the lock, so no save of this process starts
+            // writing a file of this name in between
+            let writing = writing();
+            if !writing.contains(file_name) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+            continue;
+        }
+        let untouched = metadata
+            .modified()
+            .ok()
+            .and_then(|m| now.duration_since(m).ok());
+        if other_is_stale(process_ended(pid), untouched) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 #[cfg(test)]
@@ -387,6 +516,130 @@ mod tests {
         // an unhindered save replaces it
         write_atomically(&path, &newer, |f, b| f.write_all(b)).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), newer);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = (std::fs::read_dir(dir).unwrap())
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn temporary_names_are_recognised_strictly() {
+        let prefix = ".run.ckpt.tmp-";
+        assert_eq!(temporary_pid(".run.ckpt.tmp-123-4", prefix), Some(123));
+        for other in [
+            ".run.ckpt.tmp-123-4.bak",
+            ".run.ckpt.tmp-123-",
+            ".run.ckpt.tmp--4",
+            ".run.ckpt.tmp-12a-4",
+            ".run.ckpt.tmp-99999999999-4", // beyond u32
+            "run.ckpt.tmp-123-4",
+            ".run.ckpt.tmp-123-4-5",
+            ".other.ckpt.tmp-123-4",
+            // a temporary file of target "run.ckpt.tmp-1-2", not of "run.ckpt"
+            ".run.ckpt.tmp-1-2.tmp-123-4",
+        ] {
+            assert_eq!(temporary_pid(other, prefix), None, "{other}");
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_save_removes_stale_temporary_files_of_its_target_and_nothing_else() {
+        let dir = folder("stale");
+        let path = dir.join("run.ckpt");
+        let own = std::process::id();
+        // no process has a pid above the kernel's limit of 2^22
+        let dead = 999_999_999;
+        // a zombie: a child that has exited but not been reaped
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .arg("--list")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let zombie = child.id();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while process_ended(zombie) != Some(true) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the child never exited"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(process_ended(own), Some(false));
+        assert_eq!(process_ended(dead), Some(true));
+        let stale = [
+            format!(".run.ckpt.tmp-{dead}-0"),
+            format!(".run.ckpt.tmp-{zombie}-3"),
+            // an earlier process with this pid (a restarted container) left it
+            format!(".run.ckpt.tmp-{own}-999999999"),
+        ];
+        let kept = [
+            // init always runs
+            ".run.ckpt.tmp-1-0".to_string(),
+            format!(".run.ckpt.tmp-{dead}-0.bak"),
+            format!(".other.ckpt.tmp-{dead}-0"),
+            format!("run.ckpt.tmp-{dead}-0"),
+            ".run.ckpt.tmp-notes".to_string(),
+        ];
+        for name in stale.iter().chain(&kept) {
+            std::fs::write(dir.join(name), b"partial").unwrap();
+        }
+        // a folder with a temporary file's name is not a file we wrote
+        std::fs::create_dir(dir.join(format!(".run.ckpt.tmp-{dead}-1"))).unwrap();
+        // another thread of this process is writing this one
+        let busy = format!(".run.ckpt.tmp-{own}-999999998");
+        writing().insert(busy.clone());
+        std::fs::write(dir.join(&busy), b"partial").unwrap();
+
+        Checkpoint::new(&model(0)).save(&path).unwrap();
+        let mut expected: Vec<String> = kept.to_vec();
+        expected.extend([
+            format!(".run.ckpt.tmp-{dead}-1"),
+            busy.clone(),
+            "run.ckpt".to_string(),
+        ]);
+        expected.sort();
+        assert_eq!(names(&dir), expected);
+        // once that save is over, its file is stale too
+        writing().remove(&busy);
+        Checkpoint::new(&model(0)).save(&path).unwrap();
+        assert!(!dir.join(&busy).exists());
+        child.wait().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn without_proc_files_of_other_processes_go_once_untouched_for_an_hour() {
+        let minute = Duration::from_secs(60);
+        assert!(other_is_stale(Some(true), Some(Duration::ZERO)));
+        assert!(!other_is_stale(Some(false), Some(UNTOUCHED_FOR * 2)));
+        assert!(!other_is_stale(None, Some(UNTOUCHED_FOR - minute)));
+        assert!(other_is_stale(None, Some(UNTOUCHED_FOR)));
+        // a modification time in the future or unknown keeps the file
+        assert!(!other_is_stale(None, None));
+    }
+
+    #[test]
+    fn concurrent_saves_of_one_path_all_succeed_and_leave_no_temporary_file() {
+        let dir = folder("concurrent");
+        let path = dir.join("run.ckpt");
+        let bytes = Checkpoint::new(&model(1)).to_bytes().unwrap();
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..25 {
+                        write_atomically(&path, &bytes, |f, b| f.write_all(b)).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(names(&dir), ["run.ckpt"]);
+        assert_eq!(std::fs::read(&path).unwrap(), bytes);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

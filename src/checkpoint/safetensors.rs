@@ -83,7 +83,9 @@ pub fn export_safetensors(model: &dyn Module, path: impl AsRef<Path>) -> Result<
 ///
 /// # Errors
 /// [`Error::Io`] when the file cannot be read; [`Error::Decode`] naming the file for bytes
-/// that are not safetensors or a tensor that is not `F32`; [`Error::ParamMismatch`] naming
+/// that are not safetensors, a name that appears twice in the header (the `safetensors`
+/// crate would silently keep one of the two), a tensor that is not `F32`, or a NaN or
+/// infinite value (naming the tensor and the element); [`Error::ParamMismatch`] naming
 /// the parameter and both shapes for a missing, extra or differently shaped tensor.
 pub fn import_safetensors(model: &mut dyn Module, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
@@ -97,7 +99,8 @@ pub fn import_safetensors(model: &mut dyn Module, path: impl AsRef<Path>) -> Res
     Ok(())
 }
 
-/// Every tensor of a safetensors buffer as an `f32` [`Tensor`], in the file's order.
+/// Every tensor of a safetensors buffer as an `f32` [`Tensor`], in the file's order,
+/// refusing a name that appears twice in the header and a value that is not finite.
 fn read_tensors(bytes: &[u8], path: &Path) -> Result<Vec<(String, Tensor)>> {
     let file = SafeTensors::deserialize(bytes).map_err(|e| {
         Error::decode(
@@ -105,6 +108,18 @@ fn read_tensors(bytes: &[u8], path: &Path) -> Result<Vec<(String, Tensor)>> {
             format!("safetensors: expected a valid file, found: {e}"),
         )
     })?;
+    // the safetensors crate reads the header into a map, which keeps one of two entries
+    // with the same name; scan the header's own keys to see them
+    let mut seen = std::collections::HashSet::new();
+    if let Some(name) = header_keys(bytes)
+        .into_iter()
+        .find(|k| !seen.insert(k.clone()))
+    {
+        return Err(Error::decode(
+            path,
+            format!("safetensors: expected unique names in the header, found \"{name}\" twice"),
+        ));
+    }
     let mut out = Vec::with_capacity(file.len());
     for (name, view) in file.iter() {
         if view.dtype() != Dtype::F32 {
@@ -119,6 +134,14 @@ fn read_tensors(bytes: &[u8], path: &Path) -> Result<Vec<(String, Tensor)>> {
         let values: Vec<Elem> = (view.data().chunks_exact(4))
             .map(|b| Elem::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect();
+        if let Some((index, value)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(Error::decode(
+                path,
+                format!(
+                    "safetensors: tensor \"{name}\" element {index}: expected a finite value, found {value}"
+                ),
+            ));
+        }
         let tensor = Tensor::from_shape_vec(view.shape().to_vec(), values).map_err(|e| {
             Error::decode(
                 path,
@@ -133,6 +156,83 @@ fn read_tensors(bytes: &[u8], path: &Path) -> Result<Vec<(String, Tensor)>> {
         out.push((name.to_string(), tensor));
     }
     Ok(out)
+}
+
+/// The keys of the top-level JSON object in the header of a safetensors buffer (tensor
+/// names and `__metadata__`), in file order, with JSON escapes decoded, so that `"a"` and
+/// `"\u0061"` are one name as they are to a JSON reader. The header must already have been
+/// parsed as valid JSON ([`SafeTensors::deserialize`] does).
+fn header_keys(bytes: &[u8]) -> Vec<String> {
+    let header = (bytes.get(..8))
+        .and_then(|n| usize::try_from(u64::from_le_bytes(n.try_into().ok()?)).ok())
+        .and_then(|n| bytes.get(8..8usize.checked_add(n)?))
+        .and_then(|h| std::str::from_utf8(h).ok())
+        .unwrap_or("");
+    let mut keys = Vec::new();
+    let (mut depth, mut key_next) = (0usize, false);
+    let mut chars = header.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' | '[' => {
+                depth += 1;
+                key_next = depth == 1 && c == '{';
+            }
+            '}' | ']' => {
+                depth = depth.saturating_sub(1);
+                key_next = false;
+            }
+            ',' => key_next = depth == 1,
+            '"' => {
+                let string = json_string(&mut chars);
+                if key_next {
+                    keys.push(string);
+                }
+                key_next = false;
+            }
+            c if c.is_whitespace() => {}
+            _ => key_next = false,
+        }
+    }
+    keys
+}
+
+/// Reads a JSON string whose opening quote has been consumed, up to and including its
+/// closing quote, decoding escapes (`\uXXXX` as UTF-16, pairs included).
+fn json_string(chars: &mut std::str::Chars<'_>) -> String {
+    let mut out = String::new();
+    let mut units: Vec<u16> = Vec::new();
+    let flush = |units: &mut Vec<u16>, out: &mut String| {
+        out.extend(
+            char::decode_utf16(units.drain(..)).map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER)),
+        );
+    };
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            let Some(escaped) = chars.next() else { break };
+            if escaped == 'u' {
+                let hex: String = chars.by_ref().take(4).collect();
+                units.push(u16::from_str_radix(&hex, 16).unwrap_or(0xFFFD));
+                continue;
+            }
+            flush(&mut units, &mut out);
+            out.push(match escaped {
+                'n' => '\n',
+                't' => '\t',
+                'r' => '\r',
+                'b' => '\u{8}',
+                'f' => '\u{c}',
+                other => other, // '"', '\\' and '/'
+            });
+        } else {
+            flush(&mut units, &mut out);
+            if c == '"' {
+                break;
+            }
+            out.push(c);
+        }
+    }
+    flush(&mut units, &mut out);
+    out
 }
 
 #[cfg(test)]
@@ -180,6 +280,83 @@ mod tests {
 
     fn tensor_of(values: &[f32], shape: &[usize]) -> Tensor {
         Tensor::from_shape_vec(shape.to_vec(), values.to_vec()).unwrap()
+    }
+
+    /// A safetensors buffer with `header` as its JSON header and `data` after it.
+    fn raw(header: &str, data: &[f32]) -> Vec<u8> {
+        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.extend(data.iter().flat_map(|v| v.to_le_bytes()));
+        bytes
+    }
+
+    #[test]
+    fn duplicate_names_are_errors_even_when_the_crate_keeps_one() {
+        let entry =
+            |offsets: &str| format!(r#"{{"dtype":"F32","shape":[1],"data_offsets":{offsets}}}"#);
+        // both entries describe the same bytes, so the map the crate builds is valid
+        let same = format!(
+            r#"{{"weight":{},"weight":{}}}"#,
+            entry("[0,4]"),
+            entry("[0,4]")
+        );
+        let bytes = raw(&same, &[1.0]);
+        assert_eq!(SafeTensors::deserialize(&bytes).unwrap().len(), 1);
+        let err = read_tensors(&bytes, Path::new("dup.safetensors"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "dup.safetensors: safetensors: expected unique names in the header, found \"weight\" twice"
+        );
+        // an escaped spelling of the same name, with metadata, nesting and spaces around
+        let escaped = format!(
+            r#"{{ "__metadata__" : {{"format":"pt","a":"{{\"weight\":1}}"}} , "bias":{} , "w\u0065ight":{}, "weight" :{} }}"#,
+            entry("[0,4]"),
+            entry("[4,8]"),
+            entry("[4,8]")
+        );
+        let bytes = raw(&escaped, &[1.0, 2.0]);
+        assert_eq!(
+            header_keys(&bytes),
+            ["__metadata__", "bias", "weight", "weight"]
+        );
+        let err = read_tensors(&bytes, Path::new("dup.safetensors"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.ends_with("found \"weight\" twice"), "{err}");
+        // distinct names pass, and surrogate pairs decode
+        let fine = format!(
+            r#"{{"\ud83d\ude00":{},"b\"c":{}}}"#,
+            entry("[0,4]"),
+            entry("[4,8]")
+        );
+        let bytes = raw(&fine, &[1.0, 2.0]);
+        assert_eq!(header_keys(&bytes), ["\u{1F600}", "b\"c"]);
+        assert_eq!(read_tensors(&bytes, Path::new("x")).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn non_finite_values_are_errors_naming_tensor_and_element() {
+        for (bad, shown) in [
+            (f32::NAN, "NaN"),
+            (f32::INFINITY, "inf"),
+            (f32::NEG_INFINITY, "-inf"),
+        ] {
+            let values = [0.5, 1.0, bad, 2.0];
+            let view_bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let view = TensorView::new(Dtype::F32, vec![2, 2], &view_bytes).unwrap();
+            let bytes = safetensors::serialize([("0.weight", view)], None).unwrap();
+            let err = read_tensors(&bytes, Path::new("nan.safetensors"))
+                .unwrap_err()
+                .to_string();
+            assert_eq!(
+                err,
+                format!(
+                    "nan.safetensors: safetensors: tensor \"0.weight\" element 2: expected a finite value, found {shown}"
+                )
+            );
+        }
     }
 
     #[test]

@@ -68,8 +68,9 @@ impl Scaler {
             .map(|(&s, &q)| {
                 let mean = s / n;
                 let std = (q / n - mean * mean).max(0.0).sqrt();
-                // a spread below f32 resolution of the mean is a constant feature
-                if std <= mean.abs() * 1e-7 || std == 0.0 {
+                // a spread below f32 resolution of the mean is a constant feature, and so is
+                // one whose reciprocal overflows f32 (a spread below about 3e-39)
+                if std <= mean.abs() * 1e-7 || std == 0.0 || !((1.0 / std) as Elem).is_finite() {
                     (1.0, -mean as Elem)
                 } else {
                     ((1.0 / std) as Elem, (-mean / std) as Elem)
@@ -102,10 +103,19 @@ impl Scaler {
             .zip(&high)
             .map(|(&l, &h)| {
                 if h > l {
-                    (1.0 / (h - l), -l / (h - l))
-                } else {
-                    (1.0, -l)
+                    let (scale, shift) = (1.0 / (h - l), -l / (h - l));
+                    if scale.is_finite() && scale != 0.0 && shift.is_finite() {
+                        return (scale, shift);
+                    }
+                    // a range beyond f32 (overflowing to infinity) is computed in f64; one
+                    // whose reciprocal overflows f32 (below about 3e-39) is a constant feature
+                    let range = f64::from(h) - f64::from(l);
+                    let (scale, shift) = ((1.0 / range) as Elem, (-f64::from(l) / range) as Elem);
+                    if scale.is_finite() && scale != 0.0 && shift.is_finite() {
+                        return (scale, shift);
+                    }
                 }
+                (1.0, -l)
             })
             .unzip();
         Ok(Scaler {
@@ -120,7 +130,8 @@ impl Scaler {
     /// `torchvision`'s `ToTensor` does.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] unless `scale` and `shift` are finite.
+    /// [`Error::InvalidArgument`] unless `scale` is finite and nonzero and `shift` is finite
+    /// (see [`Scaler::validate`]).
     ///
     /// # Examples
     /// ```
@@ -131,10 +142,12 @@ impl Scaler {
     /// # Ok::<(), tapegrad::Error>(())
     /// ```
     pub fn affine(num_features: usize, scale: Elem, shift: Elem) -> Result<Scaler> {
-        if !(scale.is_finite() && shift.is_finite()) {
+        if !(scale.is_finite() && scale != 0.0 && shift.is_finite()) {
             return Err(Error::InvalidArgument {
                 op: "scaler::affine",
-                message: format!("needs finite scale and shift, got scale {scale}, shift {shift}"),
+                message: format!(
+                    "needs a finite, nonzero scale and a finite shift, got scale {scale}, shift {shift}"
+                ),
             });
         }
         Ok(Scaler {
@@ -162,6 +175,60 @@ impl Scaler {
     /// The per-feature offsets `shift_j` of `y_j = x_j·scale_j + shift_j`.
     pub fn shift(&self) -> &[Elem] {
         &self.shift
+    }
+
+    /// Checks that the map is one the fitting functions can produce, as a scaler read from a
+    /// file must be: as many shifts as scales, every shift finite, every scale finite and
+    /// nonzero. A zero scale would map every value of a feature to the same number, throwing
+    /// the feature away; no fitted scaler has one (a constant feature gets scale 1 and maps
+    /// to 0), so it can only come from a damaged or hand-edited file.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming the first bad feature, whether its scale or shift,
+    /// and the value.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Scaler, ndarray::array, Dataset};
+    /// let train = Dataset::from_floats(array![[1.0, 5.0], [3.0, 5.0]], vec![0, 1])?;
+    /// assert!(Scaler::standardize(&train)?.validate().is_ok());
+    /// // the constructors refuse what validation refuses
+    /// assert!(Scaler::affine(2, 0.0, 1.0).is_err());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    pub fn validate(&self) -> Result<()> {
+        match self.first_problem() {
+            None => Ok(()),
+            Some(problem) => Err(Error::InvalidArgument {
+                op: "scaler::validate",
+                message: problem,
+            }),
+        }
+    }
+
+    /// What [`Scaler::validate`] refuses, as `"feature 2: expected ..., found ..."`.
+    pub(crate) fn first_problem(&self) -> Option<String> {
+        if self.scale.len() != self.shift.len() {
+            return Some(format!(
+                "expected as many shifts as scales ({}), found {}",
+                self.scale.len(),
+                self.shift.len()
+            ));
+        }
+        let features = self.scale.iter().zip(&self.shift).enumerate();
+        for (j, (&scale, &shift)) in features {
+            if !scale.is_finite() || scale == 0.0 {
+                return Some(format!(
+                    "feature {j}: expected a finite, nonzero scale, found {scale}"
+                ));
+            }
+            if !shift.is_finite() {
+                return Some(format!(
+                    "feature {j}: expected a finite shift, found {shift}"
+                ));
+            }
+        }
+        None
     }
 
     /// Applies the map in place to one sample's features.
@@ -252,6 +319,53 @@ mod tests {
         // test data outside the training range stays outside [0, 1]
         assert_eq!(y.into_raw_vec_and_offset().0, vec![0.5, 2.0]);
         assert_eq!(scaler.kind(), ScalerKind::MinMax);
+    }
+
+    #[test]
+    fn validate_refuses_non_finite_values_zero_scales_and_length_mismatches() {
+        let bad = |scale: Vec<Elem>, shift: Vec<Elem>| {
+            (Scaler {
+                kind: ScalerKind::Standardize,
+                scale,
+                shift,
+            })
+            .validate()
+            .unwrap_err()
+            .to_string()
+        };
+        assert_eq!(
+            bad(vec![1.0, Elem::NAN], vec![0.0, 0.0]),
+            "scaler::validate: feature 1: expected a finite, nonzero scale, found NaN"
+        );
+        assert_eq!(
+            bad(vec![1.0, 0.0], vec![0.0, 0.0]),
+            "scaler::validate: feature 1: expected a finite, nonzero scale, found 0"
+        );
+        assert_eq!(
+            bad(vec![2.0], vec![Elem::NEG_INFINITY]),
+            "scaler::validate: feature 0: expected a finite shift, found -inf"
+        );
+        assert_eq!(
+            bad(vec![2.0, 1.0], vec![0.0]),
+            "scaler::validate: expected as many shifts as scales (2), found 1"
+        );
+        let err = Scaler::affine(3, 0.0, 1.0).unwrap_err().to_string();
+        assert!(err.contains("got scale 0, shift 1"), "{err}");
+    }
+
+    #[test]
+    fn fitting_extreme_ranges_gives_valid_scalers() {
+        // a spread of 1e-44 has a reciprocal beyond f32: a constant feature, not an infinite
+        // scale; a range of 6e38 overflows f32 but its reciprocal does not
+        let tiny = Dataset::from_floats(array![[0.0, -3e38], [1e-44, 3e38]], vec![0, 1]).unwrap();
+        for scaler in [Scaler::standardize(&tiny), Scaler::min_max(&tiny)] {
+            let scaler = scaler.unwrap();
+            scaler.validate().unwrap();
+            assert_eq!(scaler.scale()[0], 1.0);
+        }
+        let wide = Scaler::min_max(&tiny).unwrap();
+        assert!(wide.scale()[1] > 0.0 && wide.scale()[1] < 1e-38);
+        assert_eq!(wide.shift()[1], 0.5);
     }
 
     #[test]
