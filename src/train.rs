@@ -118,7 +118,7 @@ fn largest_magnitude(model: &dyn Module) -> f32 {
 
 /// Checks, before any step, that `data` (called `what` in messages) can go through `model`:
 /// it has samples, its width is the model's input width, every label is one of the model's
-/// outputs, and every feature (and the scaler's factors) is finite. Models that do not
+/// outputs, and every stored feature is finite. Models that do not
 /// declare their widths ([`Module::in_features`], [`Module::out_features`]) are checked
 /// where they do.
 fn check_data(op: &'static str, what: &str, model: &dyn Module, data: &Dataset) -> Result<()> {
@@ -639,7 +639,11 @@ mod tests {
         };
         let (mut model, mut sgd) = (mlp(0), Sgd::new(1e30).unwrap());
         let err = fit(&mut model, &mut sgd, &train, None, &halve, &mut |_| {}).unwrap_err();
-        assert!(err.to_string().contains("every step of epoch 2 was refused"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("every step of epoch 2 was refused"),
+            "{err}"
+        );
 
         // one sample whose loss overflows: its batch is refused each epoch, the rate halved,
         // and training goes on
@@ -653,7 +657,11 @@ mod tests {
         };
         let history = fit(&mut model, &mut sgd, &spiky, None, &eight, &mut |_| {}).unwrap();
         assert_eq!(history.events.len(), 3, "{:?}", history.events);
-        assert!(history.events[0].contains("halved to 0.05"), "{:?}", history.events);
+        assert!(
+            history.events[0].contains("halved to 0.05"),
+            "{:?}",
+            history.events
+        );
         assert_eq!(sgd.base_lr(), 0.1 / 8.0);
         assert_eq!(history.epochs.len(), 3);
     }

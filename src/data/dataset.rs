@@ -147,7 +147,9 @@ impl Dataset {
     /// then set the same scaler on the validation and test data).
     ///
     /// # Errors
-    /// [`Error::Shape`] when the scaler was fitted on another number of features.
+    /// [`Error::Shape`] when the scaler was fitted on another number of features;
+    /// [`Error::InvalidArgument`] when it fails [`Scaler::validate`] (a scaler read from
+    /// outside with a non-finite or zero factor).
     pub fn set_scaler(&mut self, scaler: Scaler) -> Result<()> {
         if scaler.num_features() != self.num_features() {
             return Err(Error::Shape {
@@ -156,25 +158,19 @@ impl Dataset {
                 found: format!("one for {}", scaler.num_features()),
             });
         }
+        scaler.validate()?;
         self.scaler = Some(scaler);
         Ok(())
     }
 
-    /// Where the first NaN or infinite value is that a batch of this data set would hold:
-    /// a stored feature (`"sample 5 feature 1 is NaN"`) or a factor of the scaler (`"the
-    /// scaler's scale of feature 3 is inf"`); `None` when every batch will be finite.
+    /// Where the first NaN or infinite stored feature is (`"sample 5 feature 1 is NaN"`);
+    /// `None` when every feature is finite.
     pub(crate) fn first_non_finite(&self) -> Option<String> {
-        if let Features::Floats(x) = &self.features
-            && let Some(((row, col), v)) = x.indexed_iter().find(|(_, v)| !v.is_finite())
-        {
-            return Some(format!("sample {row} feature {col} is {v}"));
-        }
-        let scaler = self.scaler.as_ref()?;
-        let factors = [("scale", scaler.scale()), ("shift", scaler.shift())];
-        factors.into_iter().find_map(|(name, values)| {
-            let (col, v) = values.iter().enumerate().find(|(_, v)| !v.is_finite())?;
-            Some(format!("the scaler's {name} of feature {col} is {v}"))
-        })
+        let Features::Floats(x) = &self.features else {
+            return None;
+        };
+        let ((row, col), v) = x.indexed_iter().find(|(_, v)| !v.is_finite())?;
+        Some(format!("sample {row} feature {col} is {v}"))
     }
 
     /// Writes the raw features (without the scaler) of sample `row` into `out` as `f32`.
