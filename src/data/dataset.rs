@@ -51,7 +51,8 @@ impl Dataset {
     /// A data set of `f32` features `[samples, features]` and one label per sample.
     ///
     /// # Errors
-    /// [`Error::Shape`] when the number of labels differs from the number of rows.
+    /// [`Error::Shape`] when the number of labels differs from the number of rows, or there
+    /// are no features.
     pub fn from_floats(features: Array2<Elem>, labels: Vec<usize>) -> Result<Self> {
         Self::new(Features::Floats(features), labels)
     }
@@ -60,7 +61,8 @@ impl Dataset {
     /// to `f32` batch by batch, and one label per sample.
     ///
     /// # Errors
-    /// [`Error::Shape`] when the number of labels differs from the number of rows.
+    /// [`Error::Shape`] when the number of labels differs from the number of rows, or there
+    /// are no features.
     pub fn from_bytes(features: Array2<u8>, labels: Vec<usize>) -> Result<Self> {
         Self::new(Features::Bytes(features), labels)
     }
@@ -75,6 +77,17 @@ impl Dataset {
                 op: "dataset",
                 expected: format!("one label per sample ({rows} samples)"),
                 found: format!("{} labels", labels.len()),
+            });
+        }
+        let width = match &features {
+            Features::Bytes(x) => x.ncols(),
+            Features::Floats(x) => x.ncols(),
+        };
+        if width == 0 {
+            return Err(Error::Shape {
+                op: "dataset",
+                expected: "at least one feature per sample".into(),
+                found: format!("{rows} samples of 0 features"),
             });
         }
         let num_classes = labels.iter().max().map_or(0, |&m| m + 1);
