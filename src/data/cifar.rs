@@ -1,9 +1,13 @@
 //! The CIFAR-10 binary format: records of one label byte and 3,072 pixel bytes
 //! (32×32, red plane, then green, then blue), 10,000 records per batch file.
+//!
+//! The format has no header that declares its size, so memory is bounded by the file: a
+//! plain file's size, or the uncompressed size in a gzipped file's trailer, which the
+//! stream may not pass. Files are read record by record, never whole.
 
 use crate::data::dataset::Dataset;
-use crate::data::idx::read_maybe_gzipped;
-use crate::error::{Error, Result};
+use crate::data::read::Input;
+use crate::error::Result;
 use ndarray::Array2;
 use std::path::Path;
 
@@ -30,34 +34,68 @@ const RECORD: usize = 1 + CIFAR10_PIXELS;
 /// `test_batch.bin`), plain or gzipped, into one data set of `[images, 3072]` bytes in
 /// channel-major order, with 10 classes.
 ///
+/// Memory: the returned data set, read record by record; no file is held whole. Its
+/// buffers grow as records arrive and never past what a file can hold: a plain file's size,
+/// or for a gzipped file the uncompressed size its gzip trailer declares (its last 4 bytes,
+/// the size modulo 2^32). So a gzipped file must inflate to less than 4 GiB (decompress a
+/// larger one first), and a gzip stream that inflates past its trailer's size fails there.
+///
 /// # Errors
-/// [`Error::Io`] when a file cannot be read; [`Error::Decode`] naming the file when its
-/// length is not a whole number of 3,073-byte records or a label is not below 10.
+/// [`Error::Io`](crate::Error::Io) when a file cannot be read or is not a regular file (a FIFO, a device, a
+/// directory: refused before reading); [`Error::Decode`](crate::Error::Decode) naming the file when its length
+/// is not a whole number of 3,073-byte records, a label is not below 10, or its gzip
+/// stream is broken, inflates past its trailer's size, is followed by further bytes or is
+/// one of several concatenated gzip members.
 pub fn read_cifar10<P: AsRef<Path>>(files: &[P]) -> Result<Dataset> {
     let mut pixels = Vec::new();
     let mut labels = Vec::new();
+    let mut record = vec![0; RECORD];
     for path in files {
-        let path = path.as_ref();
-        let bytes = read_maybe_gzipped(path)?;
-        if bytes.len() % RECORD != 0 {
-            return Err(Error::decode(
-                path,
-                format!(
-                    "cifar10: expected a multiple of {RECORD} bytes (label + {CIFAR10_PIXELS} pixels per image), found {}",
-                    bytes.len()
-                ),
-            ));
+        let mut input = Input::open(path.as_ref(), "cifar10")?;
+        let bound = input.size_bound();
+        let not_whole = |found: u64| {
+            format!(
+                "expected a multiple of {RECORD} bytes (label + {CIFAR10_PIXELS} pixels per \
+                 image), found {found}"
+            )
+        };
+        if !input.is_gzip() && bound % RECORD as u64 != 0 {
+            return Err(input.error(not_whole(bound)));
         }
-        for (i, record) in bytes.chunks_exact(RECORD).enumerate() {
-            if record[0] >= 10 {
-                return Err(Error::decode(
-                    path,
-                    format!(
-                        "cifar10: record {i} has label {}, expected 0 to 9",
-                        record[0]
-                    ),
-                ));
+        let records = usize::try_from(bound / RECORD as u64).unwrap_or(usize::MAX);
+        let (labels_limit, pixels_limit) = (
+            labels.len().saturating_add(records),
+            pixels
+                .len()
+                .saturating_add(records.saturating_mul(CIFAR10_PIXELS)),
+        );
+        let mut read = 0u64;
+        for i in 0.. {
+            let found = input.read_full(&mut record)?;
+            read += found as u64;
+            if read > bound {
+                // only a gzip stream can pass its bound; a plain file is read up to its size
+                return Err(input.error(format!(
+                    "the gzip stream inflates to more than the {bound} bytes its gzip trailer \
+                     declares (gzip stores the size modulo 2^32: decompress a file of 4 GiB or \
+                     more first)"
+                )));
             }
+            if found < RECORD {
+                input.expect_no_more_members()?;
+                if found == 0 {
+                    break;
+                }
+                return Err(input.error(not_whole(read)));
+            }
+            if record[0] >= 10 {
+                return Err(input.error(format!(
+                    "record {i} has label {}, expected 0 to 9",
+                    record[0]
+                )));
+            }
+            input.grow(&mut labels, 1, labels_limit)?;
+            input.grow(&mut pixels, CIFAR10_PIXELS, pixels_limit)?;
             labels.push(usize::from(record[0]));
             pixels.extend_from_slice(&record[1..]);
         }
