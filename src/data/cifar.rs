@@ -38,7 +38,9 @@ const RECORD: usize = 1 + CIFAR10_PIXELS;
 /// buffers grow as records arrive and never past what a file can hold: a plain file's size,
 /// or for a gzipped file the uncompressed size its gzip trailer declares (its last 4 bytes,
 /// the size modulo 2^32). So a gzipped file must inflate to less than 4 GiB (decompress a
-/// larger one first), and a gzip stream that inflates past its trailer's size fails there.
+/// larger one first), and a gzip stream that inflates past its trailer's size fails there
+/// (as may, with that message, a file whose last 4 bytes are not its trailer: several gzip
+/// members or bytes after the stream).
 ///
 /// # Errors
 /// [`Error::Io`](crate::Error::Io) when a file cannot be read or is not a regular file (a FIFO, a device, a
@@ -77,8 +79,9 @@ pub fn read_cifar10<P: AsRef<Path>>(files: &[P]) -> Result<Dataset> {
                 // only a gzip stream can pass its bound; a plain file is read up to its size
                 return Err(input.error(format!(
                     "the gzip stream inflates to more than the {bound} bytes its gzip trailer \
-                     declares (gzip stores the size modulo 2^32: decompress a file of 4 GiB or \
-                     more first)"
+                     declares (the file's last 4 bytes, the size modulo 2^32): a wrong trailer, \
+                     several gzip members or bytes after the stream (re-compress it as one \
+                     stream), or 4 GiB of data or more (decompress it first)"
                 )));
             }
             if found < RECORD {
@@ -145,6 +148,49 @@ mod tests {
         let err = read_cifar10(&[&bad_label]).unwrap_err().to_string();
         assert!(
             err.contains("record 1 has label 10, expected 0 to 9"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn gzip_streams_are_bounded_by_their_trailer_and_must_be_one_member() {
+        let dir = std::env::temp_dir().join(format!("tapegrad-cifar-gz-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("x.bin.gz");
+        let two = [record(3, 7), record(9, 1)].concat();
+        std::fs::write(&path, gzip(&two)).unwrap();
+        assert_eq!(read_cifar10(&[&path]).unwrap().labels(), &[3, 9]);
+
+        // 1,000 records of zeros (valid ones) whose trailer says 2 records: refused once
+        // the stream passes 2 records' bytes
+        let mut bomb = gzip(&vec![0; 1000 * RECORD]);
+        let n = bomb.len();
+        bomb[n - 4..].copy_from_slice(&(2 * RECORD as u32).to_le_bytes());
+        std::fs::write(&path, &bomb).unwrap();
+        let err = read_cifar10(&[&path]).unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "cifar10: the gzip stream inflates to more than the 6146 bytes its gzip trailer declares"
+            ),
+            "{err}"
+        );
+
+        // before: the first member's records loaded silently
+        std::fs::write(&path, [gzip(&record(1, 0)), gzip(&record(2, 0))].concat()).unwrap();
+        let err = read_cifar10(&[&path]).unwrap_err().to_string();
+        assert!(err.contains("several gzip members"), "{err}");
+        std::fs::write(&path, [gzip(&two), vec![0; 3]].concat()).unwrap();
+        let err = read_cifar10(&[&path]).unwrap_err().to_string();
+        assert!(
+            err.contains("3 trailing bytes after the gzip stream"),
             "{err}"
         );
         std::fs::remove_dir_all(&dir).unwrap();

@@ -335,6 +335,103 @@ mod tests {
     }
 
     #[test]
+    fn images_of_zero_pixels_are_refused_and_no_images_load_empty() {
+        let dir = TempDir::new("zero");
+        for sizes in [[5, 0, 0], [5, 28, 0], [0, 0, 28]] {
+            let path = dir.write("zero", &idx(0x803, &sizes, &[]));
+            let err = read_idx_images(&path).unwrap_err().to_string();
+            assert!(
+                err.contains("idx: expected images of at least 1 pixel, found"),
+                "{sizes:?}: {err}"
+            );
+            assert!(
+                err.contains(&format!("{} × {}", sizes[1], sizes[2])),
+                "{err}"
+            );
+        }
+        let path = dir.write("none", &idx(0x803, &[0, 28, 28], &[]));
+        assert_eq!(read_idx_images(&path).unwrap().dim(), (0, 784));
+    }
+
+    #[test]
+    fn a_gzip_bomb_fails_at_the_declared_size() {
+        // 1 image of 2 × 2 pixels declared, 16 MiB of pixels inflated
+        let dir = TempDir::new("bomb");
+        let mut bomb = idx(0x803, &[1, 2, 2], &[]);
+        bomb.resize(bomb.len() + (16 << 20), 0);
+        let path = dir.write("bomb.gz", &gzip(&bomb));
+        let err = read_idx_images(&path).unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "idx: the gzip stream inflates to more than the 4 payload bytes its header \
+                 declares for sizes [1, 2, 2]"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn several_gzip_members_or_trailing_bytes_are_refused() {
+        let dir = TempDir::new("members");
+        let images = idx(0x803, &[2, 2, 2], &[1, 2, 3, 4, 5, 6, 7, 8]);
+        // split inside the header, inside the payload, and at its end
+        for at in [6, 20, images.len()] {
+            let mut two = gzip(&images[..at]);
+            two.extend(gzip(&images[at..]));
+            let path = dir.write("two.gz", &two);
+            let err = read_idx_images(&path).unwrap_err().to_string();
+            assert!(
+                err.contains("idx: the file holds several gzip members (concatenated streams)"),
+                "{at}: {err}"
+            );
+        }
+        let mut junk = gzip(&images);
+        junk.extend(b"junk!");
+        let path = dir.write("junk.gz", &junk);
+        let err = read_idx_images(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("idx: 5 trailing bytes after the gzip stream"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_lying_header_fails_without_allocating_its_claim() {
+        // 2^32−1 labels declared, 3 present: the plain size is checked first, and a gzip
+        // stream ends long before the buffer could grow to the claim
+        let dir = TempDir::new("lying");
+        let labels = idx(0x801, &[u32::MAX], &[1, 2, 3]);
+        for (name, bytes) in [("plain", labels.clone()), ("gz", gzip(&labels))] {
+            let path = dir.write(name, &bytes);
+            let err = read_idx_labels(&path).unwrap_err().to_string();
+            assert!(
+                err.contains("payload of sizes [4294967295] needs 4294967295 bytes, found 3"),
+                "{name}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn paths_that_are_not_regular_files_are_refused() {
+        let dir = TempDir::new("kinds");
+        let err = read_idx_labels(&dir.0).unwrap_err();
+        assert!(matches!(err, Error::Io { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains("idx: expected a regular file, found a directory"),
+            "{err}"
+        );
+        #[cfg(unix)]
+        if Path::new("/dev/zero").exists() {
+            let err = read_idx_images("/dev/zero").unwrap_err().to_string();
+            assert!(
+                err.contains("expected a regular file, found a character device"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
     fn image_and_label_counts_must_agree() {
         let dir = TempDir::new("count");
         let images = dir.write("i", &idx(0x803, &[2, 1, 1], &[1, 2]));
