@@ -187,10 +187,19 @@ mod tests {
         std::fs::write(&path, [gzip(&record(1, 0)), gzip(&record(2, 0))].concat()).unwrap();
         let err = read_cifar10(&[&path]).unwrap_err().to_string();
         assert!(err.contains("several gzip members"), "{err}");
-        std::fs::write(&path, [gzip(&two), vec![0; 3]].concat()).unwrap();
+        // trailing bytes become the size the last 4 bytes declare: here a large one ...
+        std::fs::write(&path, [gzip(&two), vec![0xff; 3]].concat()).unwrap();
         let err = read_cifar10(&[&path]).unwrap_err().to_string();
         assert!(
             err.contains("3 trailing bytes after the gzip stream"),
+            "{err}"
+        );
+        // ... and here 0: the bound stops the stream first, and says what may be wrong
+        std::fs::write(&path, [gzip(&two), vec![0; 3]].concat()).unwrap();
+        let err = read_cifar10(&[&path]).unwrap_err().to_string();
+        assert!(
+            err.contains("more than the 0 bytes its gzip trailer declares")
+                && err.contains("bytes after the stream"),
             "{err}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
