@@ -785,3 +785,209 @@ fn the_catalogue_check_can_fail() {
     assert!(writes.is_err());
     std::fs::remove_dir_all(&f.dir).unwrap();
 }
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+/// Runs a loader on a path in another thread and fails, instead of hanging, when it does not
+/// return within 10 s (as opening a FIFO for reading would, waiting for a writer).
+fn within_seconds<T: Send + 'static>(
+    run: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || send.send(run()));
+    receive
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the loader hung")
+}
+
+/// Loader inputs that used to hang, read without bound, or load silently wrong: paths that
+/// are not files, gzip bombs, several gzip members, bytes after the gzip stream, images of
+/// no pixels.
+#[test]
+fn loaders_refuse_non_files_bombs_and_concatenated_streams() {
+    let mut f = Fixture {
+        dir: std::env::temp_dir().join(format!("tapegrad-bad-loaders-{}", std::process::id())),
+        cases: 0,
+    };
+    let _ = std::fs::remove_dir_all(&f.dir);
+    std::fs::create_dir_all(f.dir.join("folder")).unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let path = f.dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+    let idx = |magic: u32, sizes: &[u32], payload: &[u8]| {
+        let mut bytes = magic.to_be_bytes().to_vec();
+        sizes.iter().for_each(|s| bytes.extend(s.to_be_bytes()));
+        bytes.extend_from_slice(payload);
+        bytes
+    };
+    let images = idx(0x803, &[3, 4, 4], &[9; 48]);
+    let labels = idx(0x801, &[3], &[0, 1, 2]);
+    let mut record = vec![4u8];
+    record.extend(std::iter::repeat_n(5u8, 3072));
+
+    // 1 image of 28 × 28 declared, 64 MiB inflated from a file of about 64 KiB
+    let mut bomb = idx(0x803, &[1, 28, 28], &[]);
+    bomb.resize(16 + (64 << 20), 0);
+    let bomb = write("bomb-images.gz", &gzip(&bomb));
+    // concatenated members: split inside the header, and after the whole file
+    let split_header = write(
+        "split-header.gz",
+        &[gzip(&images[..10]), gzip(&images[10..])].concat(),
+    );
+    let split_labels = write(
+        "split-labels.gz",
+        &[gzip(&labels), gzip(&labels[..0])].concat(),
+    );
+    let split_cifar = write("split.cifar.gz", &[gzip(&record), gzip(&record)].concat());
+    let junk_images = write(
+        "junk-images.gz",
+        &[gzip(&images), b"junk".to_vec()].concat(),
+    );
+    let junk_cifar = write("junk.cifar.gz", &[gzip(&record), vec![0xee; 100]].concat());
+    // 10 records of zeros whose trailer says 1 record
+    let mut cifar_bomb = gzip(&vec![0; 10 * 3073]);
+    let n = cifar_bomb.len();
+    cifar_bomb[n - 4..].copy_from_slice(&3073u32.to_le_bytes());
+    let cifar_bomb = write("bomb.cifar.gz", &cifar_bomb);
+    let no_pixels = write("no-pixels.idx", &idx(0x803, &[5, 0, 0], &[]));
+    let folder = f.dir.join("folder");
+    let fine_labels = write("labels.idx", &labels);
+    let plain_images = write("images.idx", &images);
+
+    f.case(
+        "a directory as IDX images",
+        &["folder", "idx: expected a regular file, found a directory"],
+        || read_idx_images(&folder),
+    );
+    f.case(
+        "a directory as CIFAR-10",
+        &[
+            "folder",
+            "cifar10: expected a regular file, found a directory",
+        ],
+        || read_cifar10(&[&folder]),
+    );
+    f.case(
+        "/dev/zero as IDX labels",
+        &[
+            "/dev/zero",
+            "idx: expected a regular file, found a character device",
+        ],
+        || within_seconds(|| read_idx_labels("/dev/zero")),
+    );
+    f.case(
+        "/dev/zero as CIFAR-10",
+        &[
+            "/dev/zero",
+            "cifar10: expected a regular file, found a character device",
+        ],
+        || within_seconds(|| read_cifar10(&["/dev/zero"])),
+    );
+    f.case(
+        "a gzip bomb behind a valid IDX header",
+        &[
+            "bomb-images.gz",
+            "idx: the gzip stream inflates to more than the 784 payload bytes its header \
+             declares for sizes [1, 28, 28]",
+        ],
+        || read_idx_images(&bomb),
+    );
+    f.case(
+        "a CIFAR-10 gzip stream past its trailer's size",
+        &[
+            "bomb.cifar.gz",
+            "cifar10: the gzip stream inflates to more than the 3073 bytes its gzip trailer \
+             declares",
+        ],
+        || read_cifar10(&[&cifar_bomb]),
+    );
+    f.case(
+        "IDX images in two gzip members, the first shorter than the header",
+        &[
+            "split-header.gz",
+            "idx: the file holds several gzip members (concatenated streams), expected one",
+            "re-compress it as one stream",
+        ],
+        || read_idx_images(&split_header),
+    );
+    f.case(
+        "IDX labels followed by a second gzip member",
+        &[
+            "split-labels.gz",
+            "idx: the file holds several gzip members",
+        ],
+        || read_idx_dataset(&plain_images, &split_labels),
+    );
+    f.case(
+        "CIFAR-10 records in two gzip members",
+        &[
+            "split.cifar.gz",
+            "cifar10: the file holds several gzip members (concatenated streams), expected one",
+        ],
+        || read_cifar10(&[&split_cifar]),
+    );
+    f.case(
+        "garbage after an IDX gzip stream",
+        &[
+            "junk-images.gz",
+            "idx: 4 trailing bytes after the gzip stream, expected the file to end with it",
+        ],
+        || read_idx_images(&junk_images),
+    );
+    f.case(
+        "bytes after a CIFAR-10 gzip stream",
+        &[
+            "junk.cifar.gz",
+            "cifar10: 100 trailing bytes after the gzip stream",
+        ],
+        || read_cifar10(&[&junk_cifar]),
+    );
+    f.case(
+        "IDX images of 0 × 0 pixels",
+        &[
+            "no-pixels.idx",
+            "idx: expected images of at least 1 pixel, found 0 × 0 (sizes [5, 0, 0])",
+        ],
+        || read_idx_dataset(&no_pixels, &fine_labels),
+    );
+
+    // a FIFO, outside the fixture folder (whose check reads every file in it)
+    #[cfg(unix)]
+    {
+        let fifo_dir = f.dir.with_extension("fifo");
+        let _ = std::fs::remove_dir_all(&fifo_dir);
+        std::fs::create_dir_all(&fifo_dir).unwrap();
+        let fifo = fifo_dir.join("pipe");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo runs");
+        assert!(made.success(), "mkfifo failed");
+        let pipe = fifo.clone();
+        f.case(
+            "a FIFO as IDX images",
+            &[
+                "pipe",
+                "idx: expected a regular file, found a named pipe (FIFO)",
+            ],
+            || within_seconds(move || read_idx_images(&pipe)),
+        );
+        f.case(
+            "a FIFO as CIFAR-10",
+            &[
+                "pipe",
+                "cifar10: expected a regular file, found a named pipe (FIFO)",
+            ],
+            || within_seconds(move || read_cifar10(&[&fifo])),
+        );
+        std::fs::remove_dir_all(&fifo_dir).unwrap();
+    }
+    assert!(f.cases >= 12, "only {} cases", f.cases);
+    std::fs::remove_dir_all(&f.dir).unwrap();
+}

@@ -1,9 +1,13 @@
 //! The CIFAR-10 binary format: records of one label byte and 3,072 pixel bytes
 //! (32×32, red plane, then green, then blue), 10,000 records per batch file.
+//!
+//! The format has no header that declares its size, so memory is bounded by the file: a
+//! plain file's size, or the uncompressed size in a gzipped file's trailer, which the
+//! stream may not pass. Files are read record by record, never whole.
 
 use crate::data::dataset::Dataset;
-use crate::data::idx::read_maybe_gzipped;
-use crate::error::{Error, Result};
+use crate::data::read::Input;
+use crate::error::Result;
 use ndarray::Array2;
 use std::path::Path;
 
@@ -30,34 +34,71 @@ const RECORD: usize = 1 + CIFAR10_PIXELS;
 /// `test_batch.bin`), plain or gzipped, into one data set of `[images, 3072]` bytes in
 /// channel-major order, with 10 classes.
 ///
+/// Memory: the returned data set, read record by record; no file is held whole. Its
+/// buffers grow as records arrive and never past what a file can hold: a plain file's size,
+/// or for a gzipped file the uncompressed size its gzip trailer declares (its last 4 bytes,
+/// the size modulo 2^32). So a gzipped file must inflate to less than 4 GiB (decompress a
+/// larger one first), and a gzip stream that inflates past its trailer's size fails there
+/// (as may, with that message, a file whose last 4 bytes are not its trailer: several gzip
+/// members or bytes after the stream).
+///
 /// # Errors
-/// [`Error::Io`] when a file cannot be read; [`Error::Decode`] naming the file when its
-/// length is not a whole number of 3,073-byte records or a label is not below 10.
+/// [`Error::Io`](crate::Error::Io) when a file cannot be read or is not a regular file (a FIFO, a device, a
+/// directory: refused before reading); [`Error::Decode`](crate::Error::Decode) naming the file when its length
+/// is not a whole number of 3,073-byte records, a label is not below 10, or its gzip
+/// stream is broken, inflates past its trailer's size, is followed by further bytes or is
+/// one of several concatenated gzip members.
 pub fn read_cifar10<P: AsRef<Path>>(files: &[P]) -> Result<Dataset> {
     let mut pixels = Vec::new();
     let mut labels = Vec::new();
+    let mut record = vec![0; RECORD];
     for path in files {
-        let path = path.as_ref();
-        let bytes = read_maybe_gzipped(path)?;
-        if bytes.len() % RECORD != 0 {
-            return Err(Error::decode(
-                path,
-                format!(
-                    "cifar10: expected a multiple of {RECORD} bytes (label + {CIFAR10_PIXELS} pixels per image), found {}",
-                    bytes.len()
-                ),
-            ));
+        let mut input = Input::open(path.as_ref(), "cifar10")?;
+        let bound = input.size_bound();
+        let not_whole = |found: u64| {
+            format!(
+                "expected a multiple of {RECORD} bytes (label + {CIFAR10_PIXELS} pixels per \
+                 image), found {found}"
+            )
+        };
+        if !input.is_gzip() && bound % RECORD as u64 != 0 {
+            return Err(input.error(not_whole(bound)));
         }
-        for (i, record) in bytes.chunks_exact(RECORD).enumerate() {
-            if record[0] >= 10 {
-                return Err(Error::decode(
-                    path,
-                    format!(
-                        "cifar10: record {i} has label {}, expected 0 to 9",
-                        record[0]
-                    ),
-                ));
+        let records = usize::try_from(bound / RECORD as u64).unwrap_or(usize::MAX);
+        let (labels_limit, pixels_limit) = (
+            labels.len().saturating_add(records),
+            pixels
+                .len()
+                .saturating_add(records.saturating_mul(CIFAR10_PIXELS)),
+        );
+        let mut read = 0u64;
+        for i in 0.. {
+            let found = input.read_full(&mut record)?;
+            read += found as u64;
+            if read > bound {
+                // only a gzip stream can pass its bound; a plain file is read up to its size
+                return Err(input.error(format!(
+                    "the gzip stream inflates to more than the {bound} bytes its gzip trailer \
+                     declares (the file's last 4 bytes, the size modulo 2^32): a wrong trailer, \
+                     several gzip members or bytes after the stream (re-compress it as one \
+                     stream), or 4 GiB of data or more (decompress it first)"
+                )));
             }
+            if found < RECORD {
+                input.expect_no_more_members()?;
+                if found == 0 {
+                    break;
+                }
+                return Err(input.error(not_whole(read)));
+            }
+            if record[0] >= 10 {
+                return Err(input.error(format!(
+                    "record {i} has label {}, expected 0 to 9",
+                    record[0]
+                )));
+            }
+            input.grow(&mut labels, 1, labels_limit)?;
+            input.grow(&mut pixels, CIFAR10_PIXELS, pixels_limit)?;
             labels.push(usize::from(record[0]));
             pixels.extend_from_slice(&record[1..]);
         }
@@ -107,6 +148,58 @@ mod tests {
         let err = read_cifar10(&[&bad_label]).unwrap_err().to_string();
         assert!(
             err.contains("record 1 has label 10, expected 0 to 9"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn gzip_streams_are_bounded_by_their_trailer_and_must_be_one_member() {
+        let dir = std::env::temp_dir().join(format!("tapegrad-cifar-gz-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("x.bin.gz");
+        let two = [record(3, 7), record(9, 1)].concat();
+        std::fs::write(&path, gzip(&two)).unwrap();
+        assert_eq!(read_cifar10(&[&path]).unwrap().labels(), &[3, 9]);
+
+        // 1,000 records of zeros (valid ones) whose trailer says 2 records: refused once
+        // the stream passes 2 records' bytes
+        let mut bomb = gzip(&vec![0; 1000 * RECORD]);
+        let n = bomb.len();
+        bomb[n - 4..].copy_from_slice(&(2 * RECORD as u32).to_le_bytes());
+        std::fs::write(&path, &bomb).unwrap();
+        let err = read_cifar10(&[&path]).unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "cifar10: the gzip stream inflates to more than the 6146 bytes its gzip trailer declares"
+            ),
+            "{err}"
+        );
+
+        // before: the first member's records loaded silently
+        std::fs::write(&path, [gzip(&record(1, 0)), gzip(&record(2, 0))].concat()).unwrap();
+        let err = read_cifar10(&[&path]).unwrap_err().to_string();
+        assert!(err.contains("several gzip members"), "{err}");
+        // trailing bytes become the size the last 4 bytes declare: here a large one ...
+        std::fs::write(&path, [gzip(&two), vec![0xff; 3]].concat()).unwrap();
+        let err = read_cifar10(&[&path]).unwrap_err().to_string();
+        assert!(
+            err.contains("3 trailing bytes after the gzip stream"),
+            "{err}"
+        );
+        // ... and here 0: the bound stops the stream first, and says what may be wrong
+        std::fs::write(&path, [gzip(&two), vec![0; 3]].concat()).unwrap();
+        let err = read_cifar10(&[&path]).unwrap_err().to_string();
+        assert!(
+            err.contains("more than the 0 bytes its gzip trailer declares")
+                && err.contains("bytes after the stream"),
             "{err}"
         );
         std::fs::remove_dir_all(&dir).unwrap();

@@ -3,12 +3,19 @@
 //! An IDX file is a 4-byte magic number `[0, 0, type, ndim]`, then `ndim` big-endian `u32`
 //! sizes, then the payload. Images are type `0x08` (unsigned byte) with 3 dimensions
 //! (`0x00000803`), labels are bytes with 1 dimension (`0x00000801`).
+//!
+//! Memory is bounded by the header: it is read first, then exactly the payload it
+//! declares, into a buffer that grows as the data arrives (a plain file's size is checked
+//! against the header before anything is allocated). A gzipped file is inflated as it is
+//! read and fails as soon as it passes the declared size, so a small file that inflates to
+//! gigabytes costs no more than its header's size. Paths that are not regular files (a
+//! FIFO, `/dev/zero`, a directory) are refused before reading, and a gzipped file must be
+//! one gzip member with nothing after it.
 
 use crate::data::dataset::Dataset;
+use crate::data::read::Input;
 use crate::error::{Error, Result};
-use flate2::read::GzDecoder;
 use ndarray::Array2;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Where Debian's package `dataset-fashion-mnist` installs Fashion-MNIST.
@@ -33,97 +40,113 @@ pub const FASHION_MNIST_CLASSES: [&str; 10] = [
 
 const UNSIGNED_BYTE: u8 = 0x08;
 
-/// Reads a whole file, un-gzipping it when it starts with the gzip magic bytes.
-pub(crate) fn read_maybe_gzipped(path: &Path) -> Result<Vec<u8>> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    if !bytes.starts_with(&[0x1f, 0x8b]) {
-        return Ok(bytes);
-    }
-    let mut plain = Vec::new();
-    GzDecoder::new(&bytes[..])
-        .read_to_end(&mut plain)
-        .map_err(|e| Error::decode(path, format!("gzip: {e}")))?;
-    Ok(plain)
-}
-
-/// Splits IDX `bytes` into its sizes and its payload, checking the magic number for
-/// unsigned bytes in `ndim` dimensions and that the payload has exactly the declared length.
-fn parse_idx<'b>(path: &Path, bytes: &'b [u8], ndim: u8) -> Result<(Vec<usize>, &'b [u8])> {
+/// Reads the IDX file at `path` of unsigned bytes in `ndim` dimensions: its sizes and its
+/// payload, which has exactly the length the sizes declare. Images (`ndim == 3`) must have
+/// at least one pixel, and at most `isize::MAX`.
+///
+/// The header is read first; the payload buffer then grows as data arrives up to the
+/// declared length, and a plain file's size is checked against it before anything is
+/// allocated. A gzip stream that inflates past the declared length fails there.
+fn read_idx(path: &Path, ndim: u8) -> Result<(Vec<usize>, Vec<u8>)> {
+    let mut input = Input::open(path, "idx")?;
     let expected_magic = u32::from_be_bytes([0, 0, UNSIGNED_BYTE, ndim]);
     let header_len = 4 + 4 * usize::from(ndim);
-    if bytes.len() < header_len {
-        return Err(Error::decode(
-            path,
-            format!(
-                "idx: truncated header: expected at least {header_len} bytes, found {}",
-                bytes.len()
-            ),
-        ));
+    let mut header = vec![0; header_len];
+    let found = input.read_full(&mut header)?;
+    if found < header_len {
+        // a second gzip member would explain the short first one
+        input.expect_no_more_members()?;
+        return Err(input.error(format!(
+            "truncated header: expected at least {header_len} bytes, found {found}"
+        )));
     }
-    let magic = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+    let magic = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
     if magic != expected_magic {
-        return Err(Error::decode(
-            path,
-            format!(
-                "idx: wrong magic number: expected {expected_magic:#010x}, found {magic:#010x}"
-            ),
-        ));
+        return Err(input.error(format!(
+            "wrong magic number: expected {expected_magic:#010x}, found {magic:#010x}"
+        )));
     }
-    let sizes: Vec<usize> = bytes[4..header_len]
+    let sizes: Vec<usize> = header[4..]
         .chunks_exact(4)
         .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
         .collect();
-    let payload = &bytes[header_len..];
-    let expected = sizes.iter().try_fold(1usize, |acc, &s| acc.checked_mul(s));
-    if expected != Some(payload.len()) {
-        let expected = expected.map_or("more than usize::MAX".into(), |n| n.to_string());
-        return Err(Error::decode(
-            path,
-            format!(
-                "idx: payload of sizes {sizes:?} needs {expected} bytes, found {}",
-                payload.len()
-            ),
-        ));
+    let Some(needed) = sizes.iter().try_fold(1usize, |acc, &s| acc.checked_mul(s)) else {
+        return Err(input.error(format!(
+            "payload of sizes {sizes:?} needs more than usize::MAX bytes, more than any \
+             file holds"
+        )));
+    };
+    if let [_, rows, cols] = sizes[..] {
+        // with 0 images the payload is empty for any image size, which may still be too
+        // large for an array's row, or 0 pixels, which no model can take
+        match rows.checked_mul(cols) {
+            Some(0) => {
+                return Err(input.error(format!(
+                    "expected images of at least 1 pixel, found {rows} × {cols} (sizes \
+                     {sizes:?})"
+                )));
+            }
+            Some(pixels) if pixels <= isize::MAX as usize => {}
+            _ => {
+                return Err(input.error(format!(
+                    "expected images of at most {} pixels, found {rows} × {cols}",
+                    isize::MAX
+                )));
+            }
+        }
     }
+    let short =
+        |found: u64| format!("payload of sizes {sizes:?} needs {needed} bytes, found {found}");
+    if let Some(left) = input.plain_remaining() {
+        if left != needed as u64 {
+            return Err(input.error(short(left)));
+        }
+    }
+    let payload = input.read_vec(needed)?;
+    if payload.len() < needed {
+        input.expect_no_more_members()?;
+        return Err(input.error(short(payload.len() as u64)));
+    }
+    input.expect_end(&format!(
+        "the {needed} payload bytes its header declares for sizes {sizes:?}"
+    ))?;
     Ok((sizes, payload))
 }
 
 /// Reads an IDX image file (`0x00000803`, plain or gzipped) as `[images, rows·cols]` bytes.
 ///
+/// Memory: the returned array, read incrementally; the file is never held whole beside it.
+/// The payload buffer holds at most the size the header declares and never more than the
+/// file really provides (plus a 64 KiB read buffer), so a header that lies about its size
+/// or a gzip bomb fails without allocating what it claims.
+///
 /// # Errors
-/// [`Error::Io`] when the file cannot be read; [`Error::Decode`] naming the file for a bad
-/// gzip stream, a wrong magic number, or a payload whose length disagrees with the header.
+/// [`Error::Io`] when the file cannot be read or is not a regular file (a FIFO, a device,
+/// a directory: refused before reading); [`Error::Decode`] naming the file for a wrong
+/// magic number, images of 0 pixels, a payload whose length disagrees with the header, a
+/// gzip stream that is broken, inflates past the size the header declares, is followed by
+/// further bytes or is one of several concatenated gzip members.
 pub fn read_idx_images(path: impl AsRef<Path>) -> Result<Array2<u8>> {
     let path = path.as_ref();
-    let bytes = read_maybe_gzipped(path)?;
-    let (sizes, payload) = parse_idx(path, &bytes, 3)?;
-    // with 0 images the payload check passes for any image size, which may still be too
-    // large for an array's row
-    let too_large = || {
+    let (sizes, payload) = read_idx(path, 3)?;
+    let shape = (sizes[0], sizes[1] * sizes[2]);
+    Array2::from_shape_vec(shape, payload).map_err(|e| {
         Error::decode(
             path,
-            format!(
-                "idx: expected images of at most {} pixels, found {} × {}",
-                isize::MAX,
-                sizes[1],
-                sizes[2]
-            ),
+            format!("idx: expected images of shape {shape:?} to fit an array, found: {e}"),
         )
-    };
-    let cols = (sizes[1].checked_mul(sizes[2]))
-        .filter(|&c| c <= isize::MAX as usize)
-        .ok_or_else(too_large)?;
-    Array2::from_shape_vec((sizes[0], cols), payload.to_vec()).map_err(|_| too_large())
+    })
 }
 
 /// Reads an IDX label file (`0x00000801`, plain or gzipped).
 ///
+/// Memory: the payload bytes, read incrementally and bounded as in [`read_idx_images`],
+/// then one `usize` per label.
+///
 /// # Errors
-/// As [`read_idx_images`].
+/// As [`read_idx_images`] (without the pixel check).
 pub fn read_idx_labels(path: impl AsRef<Path>) -> Result<Vec<usize>> {
-    let path = path.as_ref();
-    let bytes = read_maybe_gzipped(path)?;
-    let (_, payload) = parse_idx(path, &bytes, 1)?;
+    let (_, payload) = read_idx(path.as_ref(), 1)?;
     Ok(payload.iter().map(|&b| usize::from(b)).collect())
 }
 
@@ -309,6 +332,103 @@ mod tests {
         let err = read_idx_images(&path).unwrap_err().to_string();
         assert!(err.contains("idx: expected images of at most"), "{err}");
         assert!(err.contains("found 4294967295 × 4294967295"), "{err}");
+    }
+
+    #[test]
+    fn images_of_zero_pixels_are_refused_and_no_images_load_empty() {
+        let dir = TempDir::new("zero");
+        for sizes in [[5, 0, 0], [5, 28, 0], [0, 0, 28]] {
+            let path = dir.write("zero", &idx(0x803, &sizes, &[]));
+            let err = read_idx_images(&path).unwrap_err().to_string();
+            assert!(
+                err.contains("idx: expected images of at least 1 pixel, found"),
+                "{sizes:?}: {err}"
+            );
+            assert!(
+                err.contains(&format!("{} × {}", sizes[1], sizes[2])),
+                "{err}"
+            );
+        }
+        let path = dir.write("none", &idx(0x803, &[0, 28, 28], &[]));
+        assert_eq!(read_idx_images(&path).unwrap().dim(), (0, 784));
+    }
+
+    #[test]
+    fn a_gzip_bomb_fails_at_the_declared_size() {
+        // 1 image of 2 × 2 pixels declared, 16 MiB of pixels inflated
+        let dir = TempDir::new("bomb");
+        let mut bomb = idx(0x803, &[1, 2, 2], &[]);
+        bomb.resize(bomb.len() + (16 << 20), 0);
+        let path = dir.write("bomb.gz", &gzip(&bomb));
+        let err = read_idx_images(&path).unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "idx: the gzip stream inflates to more than the 4 payload bytes its header \
+                 declares for sizes [1, 2, 2]"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn several_gzip_members_or_trailing_bytes_are_refused() {
+        let dir = TempDir::new("members");
+        let images = idx(0x803, &[2, 2, 2], &[1, 2, 3, 4, 5, 6, 7, 8]);
+        // split inside the header, inside the payload, and at its end
+        for at in [6, 20, images.len()] {
+            let mut two = gzip(&images[..at]);
+            two.extend(gzip(&images[at..]));
+            let path = dir.write("two.gz", &two);
+            let err = read_idx_images(&path).unwrap_err().to_string();
+            assert!(
+                err.contains("idx: the file holds several gzip members (concatenated streams)"),
+                "{at}: {err}"
+            );
+        }
+        let mut junk = gzip(&images);
+        junk.extend(b"junk!");
+        let path = dir.write("junk.gz", &junk);
+        let err = read_idx_images(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("idx: 5 trailing bytes after the gzip stream"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_lying_header_fails_without_allocating_its_claim() {
+        // 2^32−1 labels declared, 3 present: the plain size is checked first, and a gzip
+        // stream ends long before the buffer could grow to the claim
+        let dir = TempDir::new("lying");
+        let labels = idx(0x801, &[u32::MAX], &[1, 2, 3]);
+        for (name, bytes) in [("plain", labels.clone()), ("gz", gzip(&labels))] {
+            let path = dir.write(name, &bytes);
+            let err = read_idx_labels(&path).unwrap_err().to_string();
+            assert!(
+                err.contains("payload of sizes [4294967295] needs 4294967295 bytes, found 3"),
+                "{name}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn paths_that_are_not_regular_files_are_refused() {
+        let dir = TempDir::new("kinds");
+        let err = read_idx_labels(&dir.0).unwrap_err();
+        assert!(matches!(err, Error::Io { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains("idx: expected a regular file, found a directory"),
+            "{err}"
+        );
+        #[cfg(unix)]
+        if Path::new("/dev/zero").exists() {
+            let err = read_idx_images("/dev/zero").unwrap_err().to_string();
+            assert!(
+                err.contains("expected a regular file, found a character device"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -1,0 +1,413 @@
+//! Reading a loader's input file, plain or gzipped, with a bound on memory.
+//!
+//! [`Input::open`] refuses anything but a regular file (a FIFO, `/dev/zero`, a folder) before
+//! reading a byte, so no path can make a loader hang or read without end. A gzipped file
+//! (one that starts with the gzip magic bytes `1f 8b`) is inflated as it is read, never
+//! whole: the loaders ask for exactly the bytes their format declares and stop with an
+//! error as soon as the stream gives more. A plain file is bounded by its size, known before
+//! reading. A gzipped file must hold exactly one gzip member: several concatenated members
+//! or bytes after the member are refused rather than silently ignored.
+
+use crate::error::{Error, Result};
+use flate2::bufread::GzDecoder;
+use std::fs::File;
+use std::io::{BufRead, BufReader, ErrorKind, Read, Seek, SeekFrom, Take};
+use std::path::{Path, PathBuf};
+
+/// The first two bytes of every gzip member (RFC 1952, section 2.3.1).
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// The smallest gzip member: a 10-byte header, an empty deflate block, an 8-byte trailer.
+const GZIP_MIN_LEN: u64 = 20;
+
+/// Bytes read from the stream at a time when the total is not known in advance.
+const CHUNK: usize = 64 << 10;
+
+/// An open input file: its plain bytes, or the inflated bytes of its one gzip member.
+pub(crate) struct Input {
+    path: PathBuf,
+    /// The loader, for messages: `"idx"`, `"cifar10"`.
+    op: &'static str,
+    stream: Stream,
+    /// See [`Input::size_bound`].
+    size_bound: u64,
+}
+
+enum Stream {
+    /// A plain file, read up to the size it had when opened.
+    Plain(BufReader<Take<File>>),
+    /// A gzipped file, inflated as it is read.
+    Gzip(GzDecoder<BufReader<Take<File>>>),
+}
+
+/// What the metadata of a path that is not a regular file says it is.
+fn kind_of(file_type: std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if file_type.is_fifo() {
+            return "a named pipe (FIFO)";
+        }
+        if file_type.is_char_device() {
+            return "a character device";
+        }
+        if file_type.is_block_device() {
+            return "a block device";
+        }
+        if file_type.is_socket() {
+            return "a socket";
+        }
+    }
+    if file_type.is_dir() {
+        "a directory"
+    } else {
+        "neither a file nor a directory"
+    }
+}
+
+/// Reads into `buf` until it is full or the reader ends; returns the bytes read.
+fn fill(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match reader.read(&mut buf[done..]) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+impl Input {
+    /// Opens `path` for loader `op`, refusing a path that is not a regular file before
+    /// opening it (opening a FIFO would wait for a writer), and again by the metadata of the
+    /// opened handle, in case the path changed in between.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the path when it cannot be opened or is not a regular file;
+    /// [`Error::Decode`] when it starts like gzip but is shorter than any gzip member.
+    pub(crate) fn open(path: &Path, op: &'static str) -> Result<Input> {
+        let not_a_file = |file_type| {
+            Error::io(
+                path,
+                std::io::Error::new(
+                    ErrorKind::InvalidInput,
+                    format!(
+                        "{op}: expected a regular file, found {}",
+                        kind_of(file_type)
+                    ),
+                ),
+            )
+        };
+        let metadata = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        if !metadata.is_file() {
+            return Err(not_a_file(metadata.file_type()));
+        }
+        let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let metadata = file.metadata().map_err(|e| Error::io(path, e))?;
+        if !metadata.is_file() {
+            return Err(not_a_file(metadata.file_type()));
+        }
+        let len = metadata.len();
+        let mut magic = [0; 2];
+        let io = |e| Error::io(path, e);
+        let found = fill(&mut file, &mut magic).map_err(io)?;
+        let gzip = found == 2 && magic == GZIP_MAGIC;
+        let mut trailer_size = 0;
+        if gzip {
+            if len < GZIP_MIN_LEN {
+                return Err(Error::decode(
+                    path,
+                    format!(
+                        "{op}: gzip: truncated stream: expected at least {GZIP_MIN_LEN} bytes \
+                         (a gzip header, a deflate block and a trailer), found {len}"
+                    ),
+                ));
+            }
+            // the trailer's last 4 bytes: the uncompressed size modulo 2^32 (RFC 1952 ISIZE)
+            let mut size = [0; 4];
+            file.seek(SeekFrom::End(-4)).map_err(io)?;
+            file.read_exact(&mut size).map_err(io)?;
+            trailer_size = u32::from_le_bytes(size);
+        }
+        file.seek(SeekFrom::Start(0)).map_err(io)?;
+        let reader = BufReader::new(file.take(len));
+        let size_bound = if gzip { u64::from(trailer_size) } else { len };
+        let stream = if gzip {
+            Stream::Gzip(GzDecoder::new(reader))
+        } else {
+            Stream::Plain(reader)
+        };
+        Ok(Input {
+            path: path.to_path_buf(),
+            op,
+            stream,
+            size_bound,
+        })
+    }
+
+    /// An [`Error::Decode`] for this file, with the loader's name first.
+    pub(crate) fn error(&self, message: impl std::fmt::Display) -> Error {
+        Error::decode(&self.path, format!("{}: {message}", self.op))
+    }
+
+    /// The bytes left in a plain file; `None` for a gzipped one, whose size is only known
+    /// once inflated.
+    pub(crate) fn plain_remaining(&self) -> Option<u64> {
+        match &self.stream {
+            Stream::Plain(reader) => Some(reader.buffer().len() as u64 + reader.get_ref().limit()),
+            Stream::Gzip(_) => None,
+        }
+    }
+
+    /// The most bytes this input yields in all: a plain file's size, or the uncompressed
+    /// size its gzip trailer declares (below 4 GiB, as gzip stores it modulo 2^32).
+    pub(crate) fn size_bound(&self) -> u64 {
+        self.size_bound
+    }
+
+    /// Whether the input is gzipped.
+    pub(crate) fn is_gzip(&self) -> bool {
+        matches!(self.stream, Stream::Gzip(_))
+    }
+
+    /// Reads into `buf` until it is full or the input ends; returns the bytes read.
+    ///
+    /// # Errors
+    /// [`Error::Decode`] for a broken gzip stream (including a wrong checksum or size in
+    /// its trailer, checked when the member ends); [`Error::Io`] when reading fails.
+    pub(crate) fn read_full(&mut self, buf: &mut [u8]) -> Result<usize> {
+        match &mut self.stream {
+            Stream::Plain(reader) => fill(reader, buf).map_err(|e| Error::io(&self.path, e)),
+            Stream::Gzip(decoder) => fill(decoder, buf)
+                .map_err(|e| Error::decode(&self.path, format!("{}: gzip: {e}", self.op))),
+        }
+    }
+
+    /// Makes room in `v` for `additional` more elements: at least doubles its capacity, but
+    /// never past `limit` elements in all (or `len + additional` when that is more).
+    ///
+    /// # Errors
+    /// [`Error::Decode`] naming the file when the allocator refuses the memory.
+    pub(crate) fn grow<T>(&self, v: &mut Vec<T>, additional: usize, limit: usize) -> Result<()> {
+        if v.capacity() - v.len() >= additional {
+            return Ok(());
+        }
+        let room = limit.saturating_sub(v.len()).max(additional);
+        let grow = v.capacity().max(additional).min(room);
+        v.try_reserve_exact(grow).map_err(|e| {
+            self.error(format!(
+                "could not allocate room for {} more elements of {} bytes: {e}",
+                grow,
+                size_of::<T>()
+            ))
+        })
+    }
+
+    /// Reads up to `n` bytes into a vector that grows as data arrives, so that it never
+    /// holds more than `n` bytes, nor more than about twice what the file really provides
+    /// plus 64 KiB: a header that declares more than the file holds costs no more than the
+    /// file's real content. Returns fewer than `n` bytes only when the input ends first.
+    ///
+    /// # Errors
+    /// As [`Input::read_full`], and as [`Input::grow`].
+    pub(crate) fn read_vec(&mut self, n: usize) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        // a plain file's size is known: allocate once
+        let first = match self.plain_remaining() {
+            Some(left) => n.min(usize::try_from(left).unwrap_or(usize::MAX)),
+            None => n.min(CHUNK),
+        };
+        self.grow(&mut out, first, n)?;
+        while out.len() < n {
+            let want = CHUNK.min(n - out.len());
+            self.grow(&mut out, want, n)?;
+            let start = out.len();
+            out.resize(start + want, 0);
+            let got = self.read_full(&mut out[start..])?;
+            out.truncate(start + got);
+            if got < want {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Requires the input to end here: a plain file that has no more bytes, or a gzip
+    /// member that inflates to nothing more and is the last thing in the file.
+    /// `declared` says what declared the size read so far, for the message (e.g. "the 48
+    /// payload bytes its header declares").
+    ///
+    /// # Errors
+    /// [`Error::Decode`] when more data follows, naming `declared`; when the file holds
+    /// several gzip members or trailing bytes after its one member; as
+    /// [`Input::read_full`].
+    pub(crate) fn expect_end(&mut self, declared: &str) -> Result<()> {
+        let mut byte = [0];
+        if self.read_full(&mut byte)? > 0 {
+            let verb = if self.is_gzip() {
+                "the gzip stream inflates to"
+            } else {
+                "the file holds"
+            };
+            return Err(self.error(format!("{verb} more than {declared}")));
+        }
+        self.expect_no_more_members()
+    }
+
+    /// Once the input has ended (its reads return 0 bytes), requires that a gzip member
+    /// was all of the file. Call it before reporting that the data is too short, as a
+    /// second member would explain the shortage.
+    ///
+    /// # Errors
+    /// [`Error::Decode`] when the file holds several gzip members or bytes after the gzip
+    /// member; [`Error::Io`] when reading fails.
+    pub(crate) fn expect_no_more_members(&mut self) -> Result<()> {
+        let Stream::Gzip(decoder) = &mut self.stream else {
+            return Ok(());
+        };
+        let rest = decoder.get_mut();
+        let io = |e| Error::io(&self.path, e);
+        let buffered = rest.fill_buf().map_err(io)?.len();
+        if buffered == 0 {
+            return Ok(());
+        }
+        let trailing = buffered as u64 + rest.get_ref().limit();
+        let first = rest.buffer()[0];
+        let second = match rest.buffer().get(1) {
+            Some(&b) => Some(b),
+            None => {
+                let mut b = [0];
+                (fill(rest.get_mut(), &mut b).map_err(io)? == 1).then_some(b[0])
+            }
+        };
+        if [Some(first), second] == GZIP_MAGIC.map(Some) {
+            return Err(self.error(
+                "the file holds several gzip members (concatenated streams), expected one; \
+                 re-compress it as one stream (`zcat FILE | gzip > NEW`) or pass the \
+                 uncompressed file",
+            ));
+        }
+        Err(self.error(format!(
+            "{trailing} trailing bytes after the gzip stream, expected the file to end with it"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::Compression;
+    use flate2::write::GzEncoder;
+    use std::io::Write;
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
+        encoder.write_all(bytes).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    fn file(name: &str, bytes: &[u8]) -> PathBuf {
+        let path =
+            std::env::temp_dir().join(format!("tapegrad-read-{name}-{}", std::process::id()));
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    #[test]
+    fn plain_and_gzipped_inputs_read_the_same_bytes() {
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+        for (name, bytes) in [("plain", data.clone()), ("gz", gzip(&data))] {
+            let path = file(name, &bytes);
+            let mut input = Input::open(&path, "test").unwrap();
+            assert_eq!(input.is_gzip(), name == "gz");
+            let expected_bound = if name == "gz" {
+                data.len()
+            } else {
+                bytes.len()
+            };
+            assert_eq!(input.size_bound(), expected_bound as u64);
+            let head = input.read_vec(10).unwrap();
+            assert_eq!(head, &data[..10]);
+            let rest = input.read_vec(usize::MAX).unwrap();
+            assert_eq!(rest, &data[10..]);
+            input.expect_end("all of it").unwrap();
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_gzip_stream_longer_than_declared_fails_at_the_declared_size() {
+        let path = file("long", &gzip(&[7; 1000]));
+        let mut input = Input::open(&path, "test").unwrap();
+        assert_eq!(input.read_vec(100).unwrap().len(), 100);
+        let err = input.expect_end("the 100 bytes it should").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("test: the gzip stream inflates to more than the 100 bytes"),
+            "{text}"
+        );
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn several_members_and_trailing_bytes_are_refused() {
+        let one = gzip(b"hello");
+        let cases = [
+            (
+                "two",
+                [one.clone(), gzip(b"world")].concat(),
+                "several gzip members",
+            ),
+            (
+                "junk",
+                [one.clone(), b"junk".to_vec()].concat(),
+                "4 trailing bytes after the gzip stream",
+            ),
+            // a lone 0x1f is not the start of a member
+            (
+                "lone",
+                [one.clone(), vec![0x1f]].concat(),
+                "1 trailing bytes after the gzip stream",
+            ),
+        ];
+        for (name, bytes, expected) in cases {
+            let path = file(name, &bytes);
+            let mut input = Input::open(&path, "test").unwrap();
+            assert_eq!(input.read_vec(100).unwrap(), b"hello");
+            let text = input.expect_no_more_members().unwrap_err().to_string();
+            assert!(text.contains(expected), "{name}: {text}");
+            let mut input = Input::open(&path, "test").unwrap();
+            input.read_vec(5).unwrap();
+            let text = input.expect_end("5 bytes").unwrap_err().to_string();
+            assert!(text.contains(expected), "{name}: {text}");
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_folder_is_refused_before_reading() {
+        let dir = std::env::temp_dir();
+        let err = Input::open(&dir, "test").err().unwrap();
+        assert!(matches!(err, Error::Io { .. }));
+        let text = err.to_string();
+        assert!(
+            text.contains("test: expected a regular file, found a directory"),
+            "{text}"
+        );
+        assert!(text.starts_with(&dir.display().to_string()), "{text}");
+    }
+
+    #[test]
+    fn a_gzip_file_shorter_than_any_member_is_refused() {
+        let path = file("tiny", &[0x1f, 0x8b, 8, 0]);
+        let text = Input::open(&path, "test").err().unwrap().to_string();
+        assert!(
+            text.contains("test: gzip: truncated stream: expected at least 20 bytes"),
+            "{text}"
+        );
+        assert!(text.contains("found 4"), "{text}");
+        std::fs::remove_file(&path).unwrap();
+    }
+}
