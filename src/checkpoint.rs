@@ -63,6 +63,7 @@ use self::format::{
     Payload, StoredRng, StoredTraining, stored, tensor_of, unique, write_atomically,
 };
 use crate::data::Scaler;
+use crate::data::read::read_regular_file;
 use crate::error::{Error, Result};
 use crate::nn::Module;
 use crate::optim::{Optimizer, OptimizerState};
@@ -240,14 +241,15 @@ impl Checkpoint {
     /// Reads and checks a checkpoint file (see the module docs for the checks).
     ///
     /// # Errors
-    /// [`Error::Io`] when the file cannot be read; [`Error::FormatVersion`] for a newer
+    /// [`Error::Io`] when the file cannot be read or is not a regular file (a FIFO, a device,
+    /// a folder); [`Error::FormatVersion`] for a newer
     /// format; [`Error::Decode`] naming the file for a wrong magic, a truncated or oversized
     /// payload, a checksum mismatch, undecodable bytes, a tensor whose values do not fit
     /// its shape, or a scaler that fails [`Scaler::validate`] (naming the feature and the
     /// value).
     pub fn load(path: impl AsRef<Path>) -> Result<Checkpoint> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = read_regular_file(path, "checkpoint load")?;
         Self::from_payload(format::decode(&bytes, path)?, path)
     }
 

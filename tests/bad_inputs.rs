@@ -890,6 +890,22 @@ fn loaders_refuse_non_files_bombs_and_concatenated_streams() {
         || within_seconds(|| read_cifar10(&["/dev/zero"])),
     );
     f.case(
+        "/dev/zero as a checkpoint",
+        &[
+            "/dev/zero",
+            "checkpoint load: expected a regular file, found a character device",
+        ],
+        || within_seconds(|| Checkpoint::load("/dev/zero")),
+    );
+    f.case(
+        "a directory as safetensors",
+        &[
+            "folder",
+            "safetensors import: expected a regular file, found a directory",
+        ],
+        || import_safetensors(&mut model(0, 8), &folder),
+    );
+    f.case(
         "a gzip bomb behind a valid IDX header",
         &[
             "bomb-images.gz",
@@ -984,7 +1000,21 @@ fn loaders_refuse_non_files_bombs_and_concatenated_streams() {
                 "pipe",
                 "cifar10: expected a regular file, found a named pipe (FIFO)",
             ],
-            || within_seconds(move || read_cifar10(&[&fifo])),
+            || {
+                within_seconds({
+                    let pipe = fifo.clone();
+                    move || read_cifar10(&[&pipe])
+                })
+            },
+        );
+        let pipe = fifo.clone();
+        f.case(
+            "a FIFO as a checkpoint",
+            &[
+                "pipe",
+                "checkpoint load: expected a regular file, found a named pipe (FIFO)",
+            ],
+            || within_seconds(move || Checkpoint::load(&pipe)),
         );
         std::fs::remove_dir_all(&fifo_dir).unwrap();
     }

@@ -9,6 +9,7 @@
 
 use super::check_names;
 use super::format::write_atomically;
+use crate::data::read::read_regular_file;
 use crate::error::{Error, Result};
 use crate::nn::Module;
 use crate::tensor::{Elem, Tensor};
@@ -82,14 +83,15 @@ pub fn export_safetensors(model: &dyn Module, path: impl AsRef<Path>) -> Result<
 /// everything fits.
 ///
 /// # Errors
-/// [`Error::Io`] when the file cannot be read; [`Error::Decode`] naming the file for bytes
+/// [`Error::Io`] when the file cannot be read or is not a regular file; [`Error::Decode`]
+/// naming the file for bytes
 /// that are not safetensors, a name that appears twice in the header (the `safetensors`
 /// crate would silently keep one of the two), a tensor that is not `F32`, or a NaN or
 /// infinite value (naming the tensor and the element); [`Error::ParamMismatch`] naming
 /// the parameter and both shapes for a missing, extra or differently shaped tensor.
 pub fn import_safetensors(model: &mut dyn Module, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = read_regular_file(path, "safetensors import")?;
     let tensors = read_tensors(&bytes, path)?;
     let mut shapes = Vec::new();
     model.visit_params(&mut |name, p| shapes.push((name.to_string(), p.value().shape().to_vec())));
@@ -147,7 +149,9 @@ fn read_tensors(bytes: &[u8], path: &Path) -> Result<Vec<(String, Tensor)>> {
                 path,
                 format!(
                     "safetensors: tensor \"{name}\": expected {} bytes for shape {:?}, found {} ({e})",
-                    4 * view.shape().iter().product::<usize>(),
+                    (view.shape().iter())
+                        .try_fold(4usize, |n, &d| n.checked_mul(d))
+                        .map_or("more than usize::MAX".into(), |n| n.to_string()),
                     view.shape(),
                     view.data().len()
                 ),

@@ -5,7 +5,7 @@ mod cifar;
 mod dataset;
 mod idx;
 mod preprocess;
-mod read;
+pub(crate) mod read;
 
 pub use cifar::{CIFAR10_CLASSES, CIFAR10_PIXELS, read_cifar10};
 pub use dataset::{Batch, Batches, Dataset};

@@ -10,7 +10,7 @@
 
 use crate::error::{Error, Result};
 use flate2::bufread::GzDecoder;
-use std::fs::File;
+use std::fs::{File, Metadata};
 use std::io::{BufRead, BufReader, ErrorKind, Read, Seek, SeekFrom, Take};
 use std::path::{Path, PathBuf};
 
@@ -79,6 +79,60 @@ fn fill(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(done)
 }
 
+/// Opens `path` for reading after checking that it is a regular file (before opening, since
+/// opening a FIFO blocks, and again on the opened handle), with its metadata.
+///
+/// # Errors
+/// [`Error::Io`] naming the path when it is missing or unreadable, or is not a regular file
+/// (a FIFO, a device such as `/dev/zero`, a directory, a socket): `"{op}: expected a
+/// regular file, found a named pipe (FIFO)"`.
+pub(crate) fn open_regular_file(path: &Path, op: &'static str) -> Result<(File, Metadata)> {
+    let not_a_file = |file_type| {
+        Error::io(
+            path,
+            std::io::Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "{op}: expected a regular file, found {}",
+                    kind_of(file_type)
+                ),
+            ),
+        )
+    };
+    let metadata = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if !metadata.is_file() {
+        return Err(not_a_file(metadata.file_type()));
+    }
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let metadata = file.metadata().map_err(|e| Error::io(path, e))?;
+    if !metadata.is_file() {
+        return Err(not_a_file(metadata.file_type()));
+    }
+    Ok((file, metadata))
+}
+
+/// The whole of the regular file `path` (see [`open_regular_file`]), read into a buffer of
+/// the size its metadata gives.
+///
+/// # Errors
+/// As [`open_regular_file`], and [`Error::Io`] when reading fails.
+pub(crate) fn read_regular_file(path: &Path, op: &'static str) -> Result<Vec<u8>> {
+    let (file, metadata) = open_regular_file(path, op)?;
+    let mut bytes = Vec::new();
+    let expected = usize::try_from(metadata.len()).unwrap_or(usize::MAX);
+    bytes.try_reserve_exact(expected).map_err(|e| {
+        Error::io(
+            path,
+            std::io::Error::new(ErrorKind::OutOfMemory, e.to_string()),
+        )
+    })?;
+    // a file that grows while it is read is read up to the size it had when opened
+    file.take(metadata.len())
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, e))?;
+    Ok(bytes)
+}
+
 impl Input {
     /// Opens `path` for loader `op`, refusing a path that is not a regular file before
     /// opening it (opening a FIFO would wait for a writer), and again by the metadata of the
@@ -88,27 +142,7 @@ impl Input {
     /// [`Error::Io`] naming the path when it cannot be opened or is not a regular file;
     /// [`Error::Decode`] when it starts like gzip but is shorter than any gzip member.
     pub(crate) fn open(path: &Path, op: &'static str) -> Result<Input> {
-        let not_a_file = |file_type| {
-            Error::io(
-                path,
-                std::io::Error::new(
-                    ErrorKind::InvalidInput,
-                    format!(
-                        "{op}: expected a regular file, found {}",
-                        kind_of(file_type)
-                    ),
-                ),
-            )
-        };
-        let metadata = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-        if !metadata.is_file() {
-            return Err(not_a_file(metadata.file_type()));
-        }
-        let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let metadata = file.metadata().map_err(|e| Error::io(path, e))?;
-        if !metadata.is_file() {
-            return Err(not_a_file(metadata.file_type()));
-        }
+        let (mut file, metadata) = open_regular_file(path, op)?;
         let len = metadata.len();
         let mut magic = [0; 2];
         let io = |e| Error::io(path, e);
