@@ -97,10 +97,10 @@ fn read_idx(path: &Path, ndim: u8) -> Result<(Vec<usize>, Vec<u8>)> {
     }
     let short =
         |found: u64| format!("payload of sizes {sizes:?} needs {needed} bytes, found {found}");
-    if let Some(left) = input.plain_remaining() {
-        if left != needed as u64 {
-            return Err(input.error(short(left)));
-        }
+    if let Some(left) = input.plain_remaining()
+        && left != needed as u64
+    {
+        return Err(input.error(short(left)));
     }
     let payload = input.read_vec(needed)?;
     if payload.len() < needed {

@@ -218,6 +218,17 @@ impl Optimizer for Adam {
                     ok[2] & v.is_finite(),
                 ]
             };
+            if let Some((m, v)) = moments.get(name)
+                && (m.shape() != g.shape() || v.shape() != g.shape())
+            {
+                return Err(format!(
+                    "the moments of \"{name}\" have shapes {:?} and {:?}, its gradient {:?} (an \
+                     optimizer state loaded for another model)",
+                    m.shape(),
+                    v.shape(),
+                    g.shape()
+                ));
+            }
             let ok = match moments.get(name) {
                 Some((m, v)) => Zip::from(param.value())
                     .and(m)

@@ -360,6 +360,32 @@ mod tests {
             err.contains("expected at most 9007199254740992 steps, found 1152921504606846976"),
             "{err}"
         );
+        // a state of another model's shapes is refused at the step, not a panic
+        let mut other = state.clone();
+        for b in other.buffers.get_mut("weight").unwrap() {
+            *b = tensor::zeros(&[3, 2]);
+        }
+        let mut wrong = Adam::new(0.1).unwrap();
+        wrong.load_state(other).unwrap();
+        assert_refused(
+            &mut wrong,
+            &mut model,
+            1.0,
+            "the moments of \"weight\" have shapes [3, 2]",
+        );
+        let mut sgd = Sgd::new(0.1).unwrap().momentum(0.9).unwrap();
+        step(&mut sgd, &mut model, 1.0).unwrap();
+        let mut other = sgd.state().unwrap();
+        other.buffers.get_mut("bias").unwrap()[0] = tensor::zeros(&[5]);
+        let mut wrong = Sgd::new(0.1).unwrap().momentum(0.9).unwrap();
+        wrong.load_state(other).unwrap();
+        assert_refused(
+            &mut wrong,
+            &mut model,
+            1.0,
+            "the momentum buffer of \"bias\" has shape [5]",
+        );
+
         let mut nan = state.clone();
         nan.buffers.get_mut("weight").unwrap()[1][[0, 1]] = f32::NAN;
         let err = Adam::new(0.1)

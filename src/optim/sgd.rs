@@ -193,6 +193,14 @@ impl Sgd {
             (lr * g, 0.0)
         } else {
             let old = match self.buffers.get(name) {
+                Some(b) if b.shape() != theta.shape() => {
+                    return Err(format!(
+                        "the momentum buffer of \"{name}\" has shape {:?}, the parameter {:?} \
+                         (an optimizer state loaded for another model)",
+                        b.shape(),
+                        theta.shape()
+                    ));
+                }
                 Some(b) => max_abs(b).map(f64::from).ok_or_else(|| {
                     format!("the momentum buffer of \"{name}\" holds a value that is not finite")
                 })?,
