@@ -11,9 +11,9 @@ use tapegrad::data::{read_cifar10, read_idx_dataset, read_idx_images, read_idx_l
 use tapegrad::ndarray::{Array2, array};
 use tapegrad::{
     Adam, Batch, ChaCha8Rng, Checkpoint, Dataset, Decay, DecayUnit, Dropout, FitConfig, Identity,
-    Init, Linear, Module, OnDivergence, Progress, Relu, Result, Scaler, Schedule, SeedableRng,
-    Sequential, Sgd, Tensor, TrainStep, checkpoint, evaluate, export_safetensors, fit,
-    import_safetensors, tensor,
+    Init, Linear, Module, OnDivergence, Optimizer, OptimizerState, Progress, Relu, Result, Scaler,
+    Schedule, SeedableRng, Sequential, Sgd, Tensor, TrainStep, checkpoint, evaluate,
+    export_safetensors, fit, import_safetensors, tensor,
 };
 
 /// The bytes and modification time of every file under a folder.
@@ -759,6 +759,171 @@ fn training_refuses_what_it_cannot_use() {
         assert_eq!(events, halvings);
         assert_eq!(params(&ruined), before);
     }
+    std::fs::remove_dir_all(&f.dir).unwrap();
+}
+
+/// A safetensors file of F32 tensors, its JSON header written by hand (so that a name can
+/// appear twice).
+fn safetensors_file(tensors: &[(&str, &[f32])]) -> Vec<u8> {
+    let (mut entries, mut data) = (Vec::new(), Vec::new());
+    for (name, values) in tensors {
+        let start = data.len();
+        values.iter().for_each(|v| data.extend(v.to_le_bytes()));
+        entries.push(format!(
+            "\"{name}\":{{\"dtype\":\"F32\",\"shape\":[{}],\"data_offsets\":[{start},{}]}}",
+            values.len(),
+            data.len()
+        ));
+    }
+    let header = format!("{{{}}}", entries.join(","));
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend(header.as_bytes());
+    bytes.extend(data);
+    bytes
+}
+
+/// An optimizer whose saved state is whatever the test says, to write checkpoints with
+/// counters no real run reaches.
+struct Stated(tapegrad::Clock, OptimizerState);
+
+impl Optimizer for Stated {
+    fn step(&mut self, _: &mut dyn Module, _: &tapegrad::Gradients) -> Result<()> {
+        Ok(())
+    }
+    fn clock(&self) -> &tapegrad::Clock {
+        &self.0
+    }
+    fn clock_mut(&mut self) -> &mut tapegrad::Clock {
+        &mut self.0
+    }
+    fn state(&self) -> Result<OptimizerState> {
+        Ok(self.1.clone())
+    }
+}
+
+/// State read from outside — a scaler or optimizer counters in a checkpoint, safetensors
+/// values and names — is checked before it is used.
+#[test]
+fn state_from_outside_is_validated() {
+    let mut f = Fixture {
+        dir: std::env::temp_dir().join(format!("tapegrad-bad-state-{}", std::process::id())),
+        cases: 0,
+    };
+    std::fs::create_dir_all(&f.dir).unwrap();
+
+    // a scaler of [NaN, inf] factors in a checkpoint with a valid checksum: save an affine
+    // scaler of 0.5s, then overwrite two of its factors and the checksum
+    let mut bytes = Checkpoint::new(&model(0, 8))
+        .with_scaler(Scaler::affine(4, 0.5, 0.25).unwrap())
+        .to_bytes()
+        .unwrap();
+    let half = 0.5f32.to_le_bytes().repeat(4);
+    let at = (bytes.windows(16).position(|w| w == half.as_slice())).expect("the scales");
+    bytes[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    bytes[at + 4..at + 8].copy_from_slice(&f32::INFINITY.to_le_bytes());
+    let crc = crc32fast::hash(&bytes[24..]);
+    bytes[20..24].copy_from_slice(&crc.to_le_bytes());
+    f.case(
+        "a scaler of NaN in a checkpoint",
+        &[
+            "<memory>",
+            "scaler feature 0: expected a finite, nonzero scale, found NaN",
+        ],
+        || Checkpoint::from_bytes(&bytes),
+    );
+
+    let duplicate = f.path("duplicate.safetensors");
+    let (w, b): (&[f32], &[f32]) = (&[0.5; 32], &[0.0; 8]);
+    std::fs::write(
+        &duplicate,
+        safetensors_file(&[("0.weight", w), ("0.weight", w), ("0.bias", b)]),
+    )
+    .unwrap();
+    let nan = f.path("nan.safetensors");
+    let mut with_nan = [0.5; 32];
+    with_nan[7] = f32::NAN;
+    std::fs::write(
+        &nan,
+        safetensors_file(&[("0.weight", &with_nan), ("0.bias", b)]),
+    )
+    .unwrap();
+    let mut target = Sequential::new(vec![Box::new(
+        Linear::new(4, 8, Init::default(), &mut ChaCha8Rng::seed_from_u64(0)).unwrap(),
+    )])
+    .unwrap();
+    let before = params(&target);
+    f.case(
+        "a name twice in safetensors",
+        &["duplicate.safetensors", "found \"0.weight\" twice"],
+        || import_safetensors(&mut target, &duplicate),
+    );
+    f.case(
+        "a NaN in safetensors",
+        &[
+            "nan.safetensors",
+            "tensor \"0.weight\" element 7: expected a finite value, found NaN",
+        ],
+        || import_safetensors(&mut target, &nan),
+    );
+    assert_eq!(params(&target), before);
+
+    // Adam's step counter in a checkpoint: u32::MAX resumes and steps finitely, 2^60 is refused
+    let mut m = model_without_dropout(0);
+    let mut adam = Adam::new(0.01).unwrap();
+    fit(
+        &mut m,
+        &mut adam,
+        &data(),
+        None,
+        &FitConfig {
+            epochs: 1,
+            ..FitConfig::default()
+        },
+        &mut |_| {},
+    )
+    .unwrap();
+    let saved = |steps: u64| {
+        let state = OptimizerState {
+            steps,
+            ..adam.state().unwrap()
+        };
+        let stated = Stated(tapegrad::Clock::new("adam", 0.01).unwrap(), state);
+        Checkpoint::new(&m)
+            .with_training(&stated, 1)
+            .unwrap()
+            .to_bytes()
+            .unwrap()
+    };
+    let mut resumed = (model_without_dropout(1), Adam::new(0.01).unwrap());
+    Checkpoint::from_bytes(&saved(u64::from(u32::MAX)))
+        .unwrap()
+        .resume(&mut resumed.0, &mut resumed.1)
+        .unwrap();
+    let config = FitConfig {
+        epochs: 2,
+        start_epoch: 1,
+        ..FitConfig::default()
+    };
+    fit(
+        &mut resumed.0,
+        &mut resumed.1,
+        &data(),
+        None,
+        &config,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert!(
+        params(&resumed.0)
+            .iter()
+            .all(|t| t.iter().all(|v| v.is_finite()))
+    );
+    let huge = saved(1 << 60);
+    f.case(
+        "an Adam step counter of 2^60",
+        &["adam: optimizer state: expected at most 9007199254740992 steps, found 1152921504606846976"],
+        || Checkpoint::from_bytes(&huge)?.resume(&mut resumed.0, &mut resumed.1),
+    );
     std::fs::remove_dir_all(&f.dir).unwrap();
 }
 

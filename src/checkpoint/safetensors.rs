@@ -104,24 +104,22 @@ pub fn import_safetensors(model: &mut dyn Module, path: impl AsRef<Path>) -> Res
 /// Every tensor of a safetensors buffer as an `f32` [`Tensor`], in the file's order,
 /// refusing a name that appears twice in the header and a value that is not finite.
 fn read_tensors(bytes: &[u8], path: &Path) -> Result<Vec<(String, Tensor)>> {
+    // the safetensors crate reads the header into a map, which keeps one of two entries
+    // with the same name (and may then fail on the data the other one covered): scan the
+    // header's own keys first
+    let mut seen = std::collections::HashSet::new();
+    if let Some(name) = (header_keys(bytes).into_iter()).find(|k| !seen.insert(k.clone())) {
+        return Err(Error::decode(
+            path,
+            format!("safetensors: expected unique names in the header, found \"{name}\" twice"),
+        ));
+    }
     let file = SafeTensors::deserialize(bytes).map_err(|e| {
         Error::decode(
             path,
             format!("safetensors: expected a valid file, found: {e}"),
         )
     })?;
-    // the safetensors crate reads the header into a map, which keeps one of two entries
-    // with the same name; scan the header's own keys to see them
-    let mut seen = std::collections::HashSet::new();
-    if let Some(name) = header_keys(bytes)
-        .into_iter()
-        .find(|k| !seen.insert(k.clone()))
-    {
-        return Err(Error::decode(
-            path,
-            format!("safetensors: expected unique names in the header, found \"{name}\" twice"),
-        ));
-    }
     let mut out = Vec::with_capacity(file.len());
     for (name, view) in file.iter() {
         if view.dtype() != Dtype::F32 {
@@ -164,8 +162,8 @@ fn read_tensors(bytes: &[u8], path: &Path) -> Result<Vec<(String, Tensor)>> {
 
 /// The keys of the top-level JSON object in the header of a safetensors buffer (tensor
 /// names and `__metadata__`), in file order, with JSON escapes decoded, so that `"a"` and
-/// `"\u0061"` are one name as they are to a JSON reader. The header must already have been
-/// parsed as valid JSON ([`SafeTensors::deserialize`] does).
+/// `"\u0061"` are one name as they are to a JSON reader. Any bytes are safe to scan; for a
+/// header that is not valid JSON the keys are only a guess (such a file is refused anyway).
 fn header_keys(bytes: &[u8]) -> Vec<String> {
     let header = (bytes.get(..8))
         .and_then(|n| usize::try_from(u64::from_le_bytes(n.try_into().ok()?)).ok())
