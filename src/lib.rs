@@ -60,28 +60,54 @@ pub mod tensor;
 mod threads;
 pub mod train;
 
-pub use autograd::{GradcheckConfig, Gradients, Tape, TapeInput, Var, gradcheck, gradcheck_with};
-pub use checkpoint::{Checkpoint, export_safetensors, import_safetensors};
-pub use data::{Batch, Batches, Dataset, Scaler, ScalerKind};
-pub use diagnostics::{
-    LayerStats, LrRangeConfig, LrRangeTest, ParamSnapshot, ParamStats, Probe, lr_range_test,
-};
-pub use error::{Error, Result};
-pub use metrics::ConfusionMatrix;
-pub use ndarray;
-pub use nn::{
-    Activation, Dropout, Elu, FanMode, Identity, Init, LSUV_MAX_ITER, LSUV_TOLERANCE, LeakyRelu,
-    Linear, LsuvLayer, LsuvReport, Maxout, Mode, Module, Param, ParamId, Relu, Sequential, Sigmoid,
-    Step, Tanh, fans, gain, lsuv,
-};
-pub use optim::{Adam, Clock, Decay, DecayUnit, Optimizer, OptimizerState, Schedule, Sgd};
-pub use rand::{Rng, SeedableRng};
-pub use rand_chacha::ChaCha8Rng;
-pub use tensor::{Elem, SharedTensor, Tensor};
-pub use threads::{in_pool, num_threads, set_num_threads};
-pub use train::{
-    EpochRecord, Evaluation, FitConfig, History, OnDivergence, Progress, TrainStep, evaluate, fit,
-};
+/// Everything a training script uses, for `use tapegrad::prelude::*;`: the crate root's
+/// items without [`Result`], so a glob import shadows nothing of Rust's own prelude
+/// (`collect::<Result<_, _>>()` keeps meaning `std::result::Result`).
+///
+/// # Examples
+/// ```
+/// use tapegrad::prelude::*;
+/// let parsed: Result<Vec<u32>, _> = ["1", "2"].iter().map(|s| s.parse::<u32>()).collect();
+/// assert_eq!(parsed, Ok(vec![1, 2]));
+/// let model = Linear::new(2, 1, Init::default(), &mut ChaCha8Rng::seed_from_u64(0))?;
+/// assert_eq!(model.num_params(), 3);
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
+pub mod prelude {
+    // the modules whose functions scripts call by path (`tensor::zeros`,
+    // `checkpoint::save`, `diagnostics::probe`)
+    pub use crate::{checkpoint, data, diagnostics, tensor};
+    pub use crate::autograd::{
+        GradcheckConfig, Gradients, Tape, TapeInput, Var, gradcheck, gradcheck_with,
+    };
+    pub use crate::checkpoint::{Checkpoint, export_safetensors, import_safetensors};
+    pub use crate::data::{Batch, Batches, Dataset, Scaler, ScalerKind};
+    pub use crate::diagnostics::{
+        LayerStats, LrRangeConfig, LrRangeTest, ParamSnapshot, ParamStats, Probe, lr_range_test,
+    };
+    pub use crate::error::Error;
+    pub use crate::metrics::ConfusionMatrix;
+    pub use crate::nn::{
+        Activation, Dropout, Elu, FanMode, Identity, Init, LSUV_MAX_ITER, LSUV_TOLERANCE,
+        LeakyRelu, Linear, LsuvLayer, LsuvReport, Maxout, Mode, Module, Param, ParamId, Relu,
+        Sequential, Sigmoid, Step, Tanh, fans, gain, lsuv,
+    };
+    pub use crate::optim::{
+        Adam, Clock, Decay, DecayUnit, Optimizer, OptimizerState, Schedule, Sgd,
+    };
+    pub use crate::tensor::{Elem, SharedTensor, Tensor};
+    pub use crate::threads::{in_pool, num_threads, set_num_threads};
+    pub use crate::train::{
+        EpochRecord, Evaluation, FitConfig, History, OnDivergence, Progress, TrainStep, evaluate,
+        fit,
+    };
+    pub use ndarray;
+    pub use rand::{Rng, SeedableRng};
+    pub use rand_chacha::ChaCha8Rng;
+}
+
+pub use error::Result;
+pub use prelude::*;
 
 /// The README's examples, run as doctests so they stay true.
 #[doc = include_str!("../README.md")]

@@ -156,27 +156,31 @@ fn check_data(op: &'static str, what: &str, model: &dyn Module, data: &Dataset) 
 #[derive(Debug, Clone)]
 pub struct FitConfig {
     /// Passes over the training data, counted from the start of training (resumed runs
-    /// included): training ends after epoch `epochs`.
+    /// included): training ends after epoch `epochs`. Default 10.
     pub epochs: usize,
     /// Epochs already done before this call (0 for a fresh run): [`fit`] trains epochs
     /// `start_epoch + 1 ..= epochs`. To resume from a checkpoint, restore the model and
     /// optimizer with [`Checkpoint::resume`](crate::Checkpoint::resume) and set this to the
     /// epochs it returns; with the same seed, the run then continues bit for bit as if it
     /// had never stopped (the shuffles of the skipped epochs are replayed, without
-    /// training). Early stopping's patience counts from here.
+    /// training). Early stopping's patience counts from here. Default 0.
     pub start_epoch: usize,
     /// Samples per step; the training set's size gives full-batch gradient descent.
+    /// Default 64.
     pub batch_size: usize,
-    /// Seed of the shuffling order (a fresh order each epoch).
+    /// Seed of the shuffling order (a fresh order each epoch). Default 0.
     pub seed: u64,
-    /// Leave out a last batch smaller than `batch_size`.
+    /// Leave out a last batch smaller than `batch_size`. Default `false` (kept, as
+    /// PyTorch's `DataLoader`).
     pub drop_last: bool,
-    /// What to do with a non-finite loss or gradient.
+    /// What to do with a step refused for a non-finite loss, gradient or update. Default
+    /// [`OnDivergence::Stop`].
     pub on_divergence: OnDivergence,
     /// Early stopping: stop after this many epochs without a lower validation loss, and
-    /// restore the parameters of the best epoch. Needs validation data.
+    /// restore the parameters of the best epoch. Needs validation data. Default `None`
+    /// (no early stopping).
     pub patience: Option<usize>,
-    /// Batch size of the validation pass.
+    /// Batch size of the validation pass. Default 1,000.
     pub eval_batch_size: usize,
 }
 
@@ -267,6 +271,48 @@ impl History {
     }
 }
 
+/// The per-epoch table, one line per epoch, then the events and the restored epoch:
+///
+/// ```text
+/// epoch  train loss  valid loss  valid acc      lr  seconds  samples/s
+///     1      0.5000           -          -  0.1000     2.00        100
+/// ```
+///
+/// # Examples
+/// ```
+/// use tapegrad::{EpochRecord, History};
+/// let mut h = History::default();
+/// h.epochs.push(EpochRecord { epoch: 1, train_loss: 0.5, valid_loss: Some(0.25),
+///     valid_accuracy: Some(0.9), lr: 0.1, seconds: 2.0, samples_per_second: 100.0 });
+/// let table = h.to_string();
+/// assert_eq!(table.lines().nth(1), Some(
+///     "    1      0.5000      0.2500     90.00%  0.1000     2.00        100"));
+/// ```
+impl std::fmt::Display for History {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "epoch  train loss  valid loss  valid acc      lr  seconds  samples/s"
+        )?;
+        for r in &self.epochs {
+            let loss = r.valid_loss.map_or("-".into(), |l| format!("{l:.4}"));
+            let accuracy = (r.valid_accuracy).map_or("-".into(), |a| format!("{:.2}%", 100.0 * a));
+            writeln!(
+                f,
+                "{:>5}  {:>10.4}  {loss:>10}  {accuracy:>9}  {:>6.4}  {:>7.2}  {:>9.0}",
+                r.epoch, r.train_loss, r.lr, r.seconds, r.samples_per_second
+            )?;
+        }
+        for event in &self.events {
+            writeln!(f, "{event}")?;
+        }
+        if let Some(epoch) = self.best_epoch {
+            writeln!(f, "restored the parameters of epoch {epoch}")?;
+        }
+        Ok(())
+    }
+}
+
 /// What [`fit`] reports to its callback as it goes.
 #[derive(Debug)]
 pub enum Progress<'a> {
@@ -296,14 +342,19 @@ pub enum Progress<'a> {
 /// hears each step (for a progress bar).
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] for a batch size of 0, zero epochs, a `start_epoch` not
-/// below `epochs`, or `patience` without validation data; [`Error::Diverged`] when a step's loss or gradients are not finite and
-/// `on_divergence` is [`OnDivergence::Stop`] (the parameters are those before that step).
+/// Before the first step: [`Error::InvalidArgument`] for a batch size of 0, zero epochs, a
+/// `start_epoch` not below `epochs`, `patience` without validation data, an empty training
+/// or validation set, a label that is not one of the model's outputs or a feature that is
+/// not finite (naming the data set and the sample); [`Error::Shape`] when the samples'
+/// width is not the model's input width. While training: [`Error::Diverged`] when a step is
+/// refused (its loss, gradients or update not finite) and `on_divergence` is
+/// [`OnDivergence::Stop`], or when [`OnDivergence::HalveLearningRate`] gives up; the
+/// parameters are then those of the last accepted step.
 ///
 /// # Examples
 /// ```
-/// use tapegrad::*;
-/// # fn main() -> Result<()> {
+/// use tapegrad::prelude::*;
+/// # fn main() -> tapegrad::Result<()> {
 /// let mut rng = ChaCha8Rng::seed_from_u64(0);
 /// // two Gaussian blobs
 /// let x = ndarray::Array2::from_shape_fn((200, 2), |(i, j)| {
