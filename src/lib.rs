@@ -76,7 +76,6 @@ pub mod train;
 pub mod prelude {
     // the modules whose functions scripts call by path (`tensor::zeros`,
     // `checkpoint::save`, `diagnostics::probe`)
-    pub use crate::{checkpoint, data, diagnostics, tensor};
     pub use crate::autograd::{
         GradcheckConfig, Gradients, Tape, TapeInput, Var, gradcheck, gradcheck_with,
     };
@@ -101,6 +100,7 @@ pub mod prelude {
         EpochRecord, Evaluation, FitConfig, History, OnDivergence, Progress, TrainStep, evaluate,
         fit,
     };
+    pub use crate::{checkpoint, data, diagnostics, tensor};
     pub use ndarray;
     pub use rand::{Rng, SeedableRng};
     pub use rand_chacha::ChaCha8Rng;

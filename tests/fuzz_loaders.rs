@@ -280,6 +280,20 @@ fn no_panic<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     })
 }
 
+/// A new folder for the files of one fuzz run, on a memory file system where there is one:
+/// the loaders read files, and many small writes to a disk can stall on its journal.
+fn scratch_dir(kind: &str, seed: u64) -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    let base = if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    };
+    let dir = base.join(format!("tapegrad-{kind}-{}-{seed}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 fn write(path: &Path, bytes: &[u8]) {
     std::fs::write(path, bytes).unwrap();
 }
@@ -288,16 +302,7 @@ fn write(path: &Path, bytes: &[u8]) {
 fn mutated_inputs_never_panic_any_loader() {
     let cases = env_number("TAPEGRAD_FUZZ_CASES", DEFAULT_CASES as u64) as usize;
     let seed = env_number("TAPEGRAD_FUZZ_SEED", 0);
-    // a memory file system where there is one: the loaders read files, and many small
-    // writes to a disk can stall on its journal
-    let shm = Path::new("/dev/shm");
-    let base = if shm.is_dir() {
-        shm.to_path_buf()
-    } else {
-        std::env::temp_dir()
-    };
-    let dir: PathBuf = base.join(format!("tapegrad-fuzz-{}-{seed}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("fuzz", seed);
     let corpus = corpus(&dir);
     let (file_a, file_b) = (dir.join("a"), dir.join("b"));
     // keep panics of the loaders out of the output; they are collected below
@@ -1038,14 +1043,7 @@ fn crafted_safetensors(rng: &mut ChaCha8Rng) -> (Vec<u8>, bool, bool) {
 fn crafted_inputs_never_panic_and_loaders_accept_exactly_the_valid_ones() {
     let cases = env_number("TAPEGRAD_FUZZ_CASES", DEFAULT_CASES as u64) as usize;
     let seed = env_number("TAPEGRAD_FUZZ_SEED", 0);
-    let shm = Path::new("/dev/shm");
-    let base = if shm.is_dir() {
-        shm.to_path_buf()
-    } else {
-        std::env::temp_dir()
-    };
-    let dir: PathBuf = base.join(format!("tapegrad-crafted-{}-{seed}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("crafted", seed);
     let corpus = corpus(&dir);
     let training = payload_of(&corpus.checkpoints[1]);
     let bombs = bombs();
