@@ -29,8 +29,8 @@ fn full_set_or_skip(test: &str) -> Option<(Dataset, Dataset)> {
         Err(Error::DatasetMissing { path, .. }) => {
             let _ = writeln!(
                 std::io::stderr().lock(),
-                "fashion_mnist::{test}: skipped, the full Fashion-MNIST set is not installed ({} missing; \
-                 `apt-get install dataset-fashion-mnist` or set FASHION_MNIST_DIR)",
+                "fashion_mnist::{test}: skipped, the full Fashion-MNIST set is not installed \
+                 ({} missing; `apt-get install dataset-fashion-mnist` or set FASHION_MNIST_DIR)",
                 path.display()
             );
             None
