@@ -1,45 +1,141 @@
-//! Real data: a small MLP trained on a 10,000-image subset of Fashion-MNIST for a short
-//! budget reaches at least 80% on 2,000 test images it never saw.
+//! Real data: a small MLP trained for 10 epochs on 2,000 Fashion-MNIST images reaches at
+//! least 80% on 1,000 test images it never saw (it measured 83.0% with seed 0, and 83.0% to
+//! 84.1% with seeds 0 to 7).
 //!
-//! Needs Debian's `dataset-fashion-mnist` (`.ci/run` installs it) or `$FASHION_MNIST_DIR`.
+//! The images come from the subset shipped in `data/fashion-mnist-subset/` (the first 2,000
+//! training and first 1,000 test images of the full set), so this test needs nothing
+//! installed. When the full set is present (Debian's `dataset-fashion-mnist`, or
+//! `$FASHION_MNIST_DIR`), two more tests check the subset against it and train on 10,000
+//! of its images; without it they print that they were skipped and pass.
 
-use tapegrad::data::fashion_mnist;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use tapegrad::data::{Dataset, fashion_mnist, fashion_mnist_dir, read_idx_images};
 use tapegrad::{
-    ChaCha8Rng, FitConfig, Init, Linear, Relu, Scaler, SeedableRng, Sequential, Sgd, evaluate, fit,
+    ChaCha8Rng, Error, FitConfig, Init, Linear, Relu, Scaler, SeedableRng, Sequential, Sgd,
+    evaluate, fit,
 };
 
-#[test]
-fn small_mlp_reaches_80_percent_on_unseen_test_images() {
-    let (train, test) = fashion_mnist(None).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        (train.len(), test.len(), train.num_features()),
-        (60_000, 10_000, 784)
-    );
-    assert!(train.stores_bytes());
+/// The Fashion-MNIST subset shipped with the crate.
+fn subset_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mnist-subset")
+}
 
-    let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let (_, mut train) = train.split(10_000, &mut rng).unwrap();
-    let (_, mut test) = test.split(2_000, &mut rng).unwrap();
+/// The full set, or `None` (after saying so on stderr, past the test harness's capture) when
+/// its files are not installed. Any other error, such as a damaged file, fails the test.
+fn full_set_or_skip(test: &str) -> Option<(Dataset, Dataset)> {
+    match fashion_mnist(None) {
+        Ok(sets) => Some(sets),
+        Err(Error::DatasetMissing { path, .. }) => {
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "fashion_mnist::{test}: skipped, the full Fashion-MNIST set is not installed \
+                 ({} missing; `apt-get install dataset-fashion-mnist` or set FASHION_MNIST_DIR)",
+                path.display()
+            );
+            None
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Standardizes both sets with a scaler fitted on `train`, trains a 784-128-10 ReLU MLP with
+/// SGD and momentum, and returns the test accuracy.
+fn train_and_test(
+    mut train: Dataset,
+    mut test: Dataset,
+    epochs: usize,
+    rng: &mut ChaCha8Rng,
+) -> f64 {
     let scaler = Scaler::standardize(&train).unwrap();
     train.set_scaler(scaler.clone()).unwrap();
     test.set_scaler(scaler).unwrap();
 
     let mut model = Sequential::new(vec![
-        Box::new(Linear::new(784, 128, Init::default(), &mut rng).unwrap()),
+        Box::new(Linear::new(784, 128, Init::default(), rng).unwrap()),
         Box::new(Relu),
-        Box::new(Linear::new(128, 10, Init::default(), &mut rng).unwrap()),
+        Box::new(Linear::new(128, 10, Init::default(), rng).unwrap()),
     ])
     .unwrap();
     let mut sgd = Sgd::new(0.01).unwrap().momentum(0.9).unwrap();
     let config = FitConfig {
-        epochs: 6,
+        epochs,
         batch_size: 32,
         ..FitConfig::default()
     };
     let history = fit(&mut model, &mut sgd, &train, None, &config, &mut |_| {}).unwrap();
-    assert!(history.epochs[5].train_loss < history.epochs[0].train_loss);
+    assert!(history.epochs[epochs - 1].train_loss < history.epochs[0].train_loss);
 
     let result = evaluate(&model, &test, 500).unwrap();
-    assert_eq!(result.confusion.total(), 2_000);
-    assert!(result.accuracy >= 0.80, "test accuracy {}", result.accuracy);
+    assert_eq!(result.confusion.total(), test.len() as u64);
+    result.accuracy
+}
+
+#[test]
+fn small_mlp_reaches_80_percent_on_unseen_subset_test_images() {
+    let (train, test) = fashion_mnist(Some(&subset_dir())).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (train.len(), test.len(), train.num_features()),
+        (2_000, 1_000, 784)
+    );
+    assert!(train.stores_bytes());
+    // every class is well represented in both parts
+    for (name, set, least) in [("train", &train, 150), ("test", &test, 75)] {
+        let mut counts = [0usize; 10];
+        for &label in set.labels() {
+            counts[label] += 1;
+        }
+        assert!(counts.iter().all(|&c| c >= least), "{name}: {counts:?}");
+    }
+
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let accuracy = train_and_test(train, test, 10, &mut rng);
+    assert!(accuracy >= 0.80, "test accuracy {accuracy}");
+}
+
+#[test]
+fn shipped_subset_is_the_start_of_the_full_set() {
+    let test = "shipped_subset_is_the_start_of_the_full_set";
+    let Some((full_train, full_test)) = full_set_or_skip(test) else {
+        return;
+    };
+    let (train, test) = fashion_mnist(Some(&subset_dir())).unwrap();
+    assert_eq!(train.labels(), &full_train.labels()[..train.len()]);
+    assert_eq!(test.labels(), &full_test.labels()[..test.len()]);
+    let (subset, full) = (subset_dir(), fashion_mnist_dir(None));
+    for (stem, n) in [("train", train.len()), ("t10k", test.len())] {
+        let images = |dir: &Path| {
+            let gz = dir.join(format!("{stem}-images-idx3-ubyte.gz"));
+            let path = if gz.is_file() {
+                gz
+            } else {
+                dir.join(format!("{stem}-images-idx3-ubyte"))
+            };
+            read_idx_images(path).unwrap()
+        };
+        let (part, whole) = (images(&subset), images(&full));
+        assert_eq!(
+            part,
+            whole.slice(tapegrad::ndarray::s![..n, ..]),
+            "{stem} images"
+        );
+    }
+}
+
+#[test]
+fn small_mlp_reaches_80_percent_on_unseen_full_set_test_images() {
+    let Some((train, test)) =
+        full_set_or_skip("small_mlp_reaches_80_percent_on_unseen_full_set_test_images")
+    else {
+        return;
+    };
+    assert_eq!(
+        (train.len(), test.len(), train.num_features()),
+        (60_000, 10_000, 784)
+    );
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let (_, train) = train.split(10_000, &mut rng).unwrap();
+    let (_, test) = test.split(2_000, &mut rng).unwrap();
+    let accuracy = train_and_test(train, test, 6, &mut rng);
+    assert!(accuracy >= 0.80, "test accuracy {accuracy}");
 }
