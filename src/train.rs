@@ -152,6 +152,53 @@ fn check_data(op: &'static str, what: &str, model: &dyn Module, data: &Dataset) 
     Ok(())
 }
 
+/// What early stopping watches ([`FitConfig::patience`]), and which way is better: as
+/// Keras' `EarlyStopping(monitor=..., mode=...)` and Lightning's, with the mode that fits
+/// the metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Monitor {
+    /// The validation loss; lower is better (`monitor="val_loss", mode="min"`).
+    ValidLoss,
+    /// The validation accuracy; higher is better (`monitor="val_accuracy", mode="max"`).
+    /// Accuracy moves in steps of one sample, so ties are common: a tie is no improvement,
+    /// and the earlier epoch stays the best.
+    ValidAccuracy,
+}
+
+impl Monitor {
+    /// The watched value of an epoch (`None` without validation data).
+    pub fn value(self, record: &EpochRecord) -> Option<f64> {
+        match self {
+            Monitor::ValidLoss => record.valid_loss,
+            Monitor::ValidAccuracy => record.valid_accuracy,
+        }
+    }
+
+    /// Whether `value` is better than `best`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::Monitor;
+    /// assert!(Monitor::ValidLoss.improves(0.3, 0.4));
+    /// assert!(Monitor::ValidAccuracy.improves(0.9, 0.8));
+    /// assert!(!Monitor::ValidAccuracy.improves(0.8, 0.8));
+    /// ```
+    pub fn improves(self, value: f64, best: f64) -> bool {
+        match self {
+            Monitor::ValidLoss => value < best,
+            Monitor::ValidAccuracy => value > best,
+        }
+    }
+
+    /// The metric's name in messages.
+    fn name(self) -> &'static str {
+        match self {
+            Monitor::ValidLoss => "validation loss",
+            Monitor::ValidAccuracy => "validation accuracy",
+        }
+    }
+}
+
 /// Settings of [`fit`].
 #[derive(Debug, Clone)]
 pub struct FitConfig {
@@ -176,10 +223,12 @@ pub struct FitConfig {
     /// What to do with a step refused for a non-finite loss, gradient or update. Default
     /// [`OnDivergence::Stop`].
     pub on_divergence: OnDivergence,
-    /// Early stopping: stop after this many epochs without a lower validation loss, and
-    /// restore the parameters of the best epoch. Needs validation data. Default `None`
-    /// (no early stopping).
+    /// Early stopping: stop after this many epochs in which [`FitConfig::monitor`] did not
+    /// improve, and restore the parameters of the best epoch. Needs validation data.
+    /// Default `None` (no early stopping).
     pub patience: Option<usize>,
+    /// What early stopping watches. Default [`Monitor::ValidLoss`].
+    pub monitor: Monitor,
     /// Batch size of the validation pass. Default 1,000.
     pub eval_batch_size: usize,
 }
@@ -194,6 +243,7 @@ impl Default for FitConfig {
             drop_last: false,
             on_divergence: OnDivergence::Stop,
             patience: None,
+            monitor: Monitor::ValidLoss,
             eval_batch_size: 1000,
         }
     }
@@ -521,12 +571,16 @@ fn fit_here(
         };
         on_progress(&Progress::Epoch(&record));
         history.epochs.push(record);
-        if let (Some(patience), Some(e)) = (config.patience, evaluation) {
-            if best.as_ref().is_none_or(|(loss, _, _)| e.loss < *loss) {
-                best = Some((e.loss, epoch, ParamSnapshot::of(&*model)));
+        let watched = config
+            .monitor
+            .value(history.epochs.last().expect("just pushed"));
+        if let (Some(patience), Some(value)) = (config.patience, watched) {
+            if (best.as_ref()).is_none_or(|(b, _, _)| config.monitor.improves(value, *b)) {
+                best = Some((value, epoch, ParamSnapshot::of(&*model)));
             } else if epoch - best.as_ref().expect("set on the first epoch").1 >= patience {
                 let event = format!(
-                    "epoch {epoch}: no lower validation loss for {patience} epochs; stopped early"
+                    "epoch {epoch}: no better {} for {patience} epochs; stopped early",
+                    config.monitor.name()
                 );
                 history.events.push(event);
                 on_progress(&Progress::Event(
@@ -751,6 +805,46 @@ mod tests {
             .loss;
         assert_eq!(now, best_loss);
         assert!(history.epochs.len() < 30, "stopped early");
+    }
+
+    #[test]
+    fn early_stopping_can_watch_validation_accuracy() {
+        let (train, valid) = (blobs(64, 5), blobs(400, 6));
+        let config = FitConfig {
+            epochs: 30,
+            batch_size: 8,
+            patience: Some(3),
+            monitor: Monitor::ValidAccuracy,
+            ..FitConfig::default()
+        };
+        let (mut model, mut sgd) = (mlp(1), Sgd::new(2.0).unwrap());
+        let history = fit(
+            &mut model,
+            &mut sgd,
+            &train,
+            Some(&valid),
+            &config,
+            &mut |_| {},
+        );
+        let history = history.unwrap();
+        let best = history.best_epoch.unwrap();
+        let accuracy = |r: &EpochRecord| r.valid_accuracy.unwrap();
+        let best_accuracy = accuracy(&history.epochs[best - 1]);
+        // the first epoch with the highest accuracy, whatever its loss
+        let first_best = (history.epochs.iter()).position(|r| accuracy(r) == best_accuracy);
+        assert_eq!(first_best, Some(best - 1));
+        assert!(history.epochs.iter().all(|r| accuracy(r) <= best_accuracy));
+        let now = evaluate(&model, &valid, 1000).unwrap().accuracy;
+        assert_eq!(now, best_accuracy);
+        assert!(
+            history
+                .events
+                .last()
+                .unwrap()
+                .contains("no better validation accuracy for 3 epochs"),
+            "{:?}",
+            history.events
+        );
     }
 
     #[test]
