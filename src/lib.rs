@@ -97,8 +97,8 @@ pub mod prelude {
     pub use crate::tensor::{Elem, SharedTensor, Tensor};
     pub use crate::threads::{in_pool, num_threads, set_num_threads};
     pub use crate::train::{
-        EpochRecord, Evaluation, FitConfig, History, Monitor, OnDivergence, Progress, TrainStep,
-        evaluate, fit,
+        EpochRecord, Evaluation, FitConfig, History, Monitor, OnDivergence, Predictions, Predictor,
+        Progress, Samples, TrainStep, evaluate, fit,
     };
     pub use crate::{checkpoint, data, diagnostics, tensor};
     pub use ndarray;

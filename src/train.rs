@@ -1,10 +1,13 @@
 //! The training loop for classifiers: epochs of shuffled mini-batches (or the full batch
 //! for gradient descent), softmax cross-entropy, per-epoch history with validation loss and
 //! accuracy, a progress callback, early stopping, and the divergence guard; plus
-//! [`evaluate`], which measures a model on unseen data in evaluation mode.
+//! [`evaluate`], which measures a model on unseen data in evaluation mode, and
+//! [`Predictor`], which classifies new samples with the fitted scaler applied.
 
+mod predict;
 mod step;
 
+pub use predict::{Predictions, Predictor, Samples};
 pub use step::TrainStep;
 
 use crate::autograd::tape::Tape;

@@ -1,0 +1,349 @@
+//! [`Predictor`]: a trained classifier with the scaler fitted on its training data, from raw
+//! samples to logits, probabilities and classes in one call, saved and loaded as one file.
+
+use crate::autograd::tape::Tape;
+use crate::checkpoint::Checkpoint;
+use crate::data::Scaler;
+use crate::error::{Error, Result};
+use crate::metrics::predictions;
+use crate::nn::{Mode, Module};
+use crate::tensor::Elem;
+use ndarray::{Array2, ArrayView2, Axis, Ix2, s};
+use std::path::Path;
+
+/// Rows run through the model at a time, so that predicting on many samples holds one
+/// chunk's activations, not all of them.
+const CHUNK_ROWS: usize = 1024;
+
+/// Samples to predict on, one per row: raw bytes (such as image pixels) or `f32` features,
+/// before any scaling.
+#[derive(Debug, Clone, Copy)]
+pub enum Samples<'a> {
+    /// Bytes, converted to `f32` (then scaled) as they are read.
+    Bytes(ArrayView2<'a, u8>),
+    /// Features.
+    Floats(ArrayView2<'a, Elem>),
+}
+
+impl<'a> From<ArrayView2<'a, u8>> for Samples<'a> {
+    fn from(x: ArrayView2<'a, u8>) -> Self {
+        Samples::Bytes(x)
+    }
+}
+
+impl<'a> From<&'a Array2<u8>> for Samples<'a> {
+    fn from(x: &'a Array2<u8>) -> Self {
+        Samples::Bytes(x.view())
+    }
+}
+
+impl<'a> From<ArrayView2<'a, Elem>> for Samples<'a> {
+    fn from(x: ArrayView2<'a, Elem>) -> Self {
+        Samples::Floats(x)
+    }
+}
+
+impl<'a> From<&'a Array2<Elem>> for Samples<'a> {
+    fn from(x: &'a Array2<Elem>) -> Self {
+        Samples::Floats(x.view())
+    }
+}
+
+impl Samples<'_> {
+    fn rows(&self) -> usize {
+        match self {
+            Samples::Bytes(x) => x.nrows(),
+            Samples::Floats(x) => x.nrows(),
+        }
+    }
+
+    fn width(&self) -> usize {
+        match self {
+            Samples::Bytes(x) => x.ncols(),
+            Samples::Floats(x) => x.ncols(),
+        }
+    }
+
+    /// Rows `start..end` as `f32`, scaled, into `out` (resized to fit).
+    fn write(&self, start: usize, end: usize, scaler: Option<&Scaler>, out: &mut Array2<Elem>) {
+        *out = match self {
+            Samples::Bytes(x) => x.slice(s![start..end, ..]).mapv(Elem::from),
+            Samples::Floats(x) => x.slice(s![start..end, ..]).to_owned(),
+        };
+        if let Some(scaler) = scaler {
+            for mut row in out.rows_mut() {
+                scaler.apply_row(
+                    row.as_slice_mut()
+                        .expect("a fresh array's rows are contiguous"),
+                );
+            }
+        }
+    }
+}
+
+/// What a classifier says about each sample: its logits, the softmax probabilities
+/// `p = exp(z − max z) / Σ exp(z − max z)`, and the class of the largest logit (the first
+/// one on a tie).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Predictions {
+    /// The model's outputs, `[samples, classes]`.
+    pub logits: Array2<Elem>,
+    /// Softmax of each row of logits, `[samples, classes]`; each row sums to 1.
+    pub probabilities: Array2<Elem>,
+    /// The predicted class of each sample.
+    pub classes: Vec<usize>,
+}
+
+/// A trained classifier and the scaler fitted on its training data, used as one thing:
+/// [`Predictor::predict`] takes raw samples (bytes or floats), applies the scaler, runs the
+/// model in [`Mode::Eval`] (dropout off) on an inference tape and returns logits,
+/// probabilities and classes, as `model.eval()`, `torch.no_grad()`, `softmax` and `argmax`
+/// would in PyTorch. [`Predictor::save`] writes both into one checkpoint;
+/// [`Predictor::load`] reads them back into a model built by the same code.
+///
+/// # Examples
+/// ```
+/// use tapegrad::{ndarray::array, tensor, Linear, Predictor, Scaler};
+/// // class 1 when the (scaled) feature is positive
+/// let model = Linear::from_parts(tensor::from_vec(vec![-1.0, 1.0], &[2, 1])?, None)?;
+/// // bytes 0..=255 to [-1, 1]
+/// let predictor = Predictor::new(model, Some(Scaler::affine(1, 2.0 / 255.0, -1.0)?))?;
+/// let out = predictor.predict(&array![[255u8], [0], [200]])?;
+/// assert_eq!(out.classes, vec![1, 0, 1]);
+/// assert!((out.probabilities[[0, 1]] - 0.880_797).abs() < 1e-5); // softmax of (−1, 1)
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Predictor<M> {
+    model: M,
+    scaler: Option<Scaler>,
+}
+
+impl<M: Module> Predictor<M> {
+    /// A predictor of `model` with the preprocessing `scaler` (fitted on the training data)
+    /// or none.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] when the scaler's width differs from the model's input width;
+    /// [`Error::InvalidArgument`] when it fails [`Scaler::validate`].
+    pub fn new(model: M, scaler: Option<Scaler>) -> Result<Self> {
+        if let Some(scaler) = &scaler {
+            scaler.validate()?;
+            if let Some(width) = model.in_features()
+                && width != scaler.num_features()
+            {
+                return Err(Error::Shape {
+                    op: "predictor",
+                    expected: format!("a scaler for the model's {width} input features"),
+                    found: format!("one for {}", scaler.num_features()),
+                });
+            }
+        }
+        Ok(Predictor { model, scaler })
+    }
+
+    /// The model.
+    pub fn model(&self) -> &M {
+        &self.model
+    }
+
+    /// The scaler, if any.
+    pub fn scaler(&self) -> Option<&Scaler> {
+        self.scaler.as_ref()
+    }
+
+    /// The predictions for `samples` (one per row), scaled by the scaler, with the model in
+    /// [`Mode::Eval`], 1,024 rows at a time.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for no samples, a non-finite feature (naming the sample),
+    /// or a model whose output is not `[samples, classes]`; [`Error::Shape`] when the
+    /// samples' width is not the model's (or the scaler's) input width.
+    pub fn predict<'a>(&self, samples: impl Into<Samples<'a>>) -> Result<Predictions> {
+        let samples = samples.into();
+        let invalid = |message: String| Error::InvalidArgument {
+            op: "predict",
+            message,
+        };
+        if samples.rows() == 0 {
+            return Err(invalid("expected at least one sample, found none".into()));
+        }
+        let width = (self.scaler.as_ref().map(Scaler::num_features)).or(self.model.in_features());
+        if let Some(width) = width
+            && width != samples.width()
+        {
+            return Err(Error::Shape {
+                op: "predict",
+                expected: format!("samples of width {width} (the model's input width)"),
+                found: format!("width {}", samples.width()),
+            });
+        }
+        if let Samples::Floats(x) = samples
+            && let Some(((row, col), v)) = x.indexed_iter().find(|(_, v)| !v.is_finite())
+        {
+            return Err(invalid(format!(
+                "sample {row} feature {col} is {v}, expected finite values"
+            )));
+        }
+        let mut tape = Tape::inference();
+        let mut chunk = Array2::zeros((0, 0));
+        let mut logits: Option<Array2<Elem>> = None;
+        for start in (0..samples.rows()).step_by(CHUNK_ROWS) {
+            let end = (start + CHUNK_ROWS).min(samples.rows());
+            samples.write(start, end, self.scaler.as_ref(), &mut chunk);
+            tape.reset();
+            let output = self.model.forward(tape.constant(chunk.view()), Mode::Eval);
+            let output = output.value().into_dimensionality::<Ix2>().map_err(|_| {
+                invalid(format!(
+                    "expected model outputs of shape [samples, classes], found {:?}",
+                    output.shape()
+                ))
+            })?;
+            match &mut logits {
+                None => {
+                    let mut all = Array2::zeros((samples.rows(), output.ncols()));
+                    all.slice_mut(s![..end, ..]).assign(&output);
+                    logits = Some(all);
+                }
+                Some(all) => all.slice_mut(s![start..end, ..]).assign(&output),
+            }
+        }
+        let logits = logits.expect("at least one chunk");
+        let mut probabilities = logits.clone();
+        for mut row in probabilities.axis_iter_mut(Axis(0)) {
+            let max = row.fold(Elem::NEG_INFINITY, |m, &z| m.max(z));
+            row.mapv_inplace(|z| (z - max).exp());
+            let total = row.sum();
+            row.mapv_inplace(|p| p / total);
+        }
+        let classes = predictions(&logits);
+        Ok(Predictions {
+            logits,
+            probabilities,
+            classes,
+        })
+    }
+
+    /// Writes the model's parameters and the scaler to `path` as one checkpoint (atomically,
+    /// see [`Checkpoint::save`]).
+    ///
+    /// # Errors
+    /// As [`Checkpoint::save`].
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let checkpoint = Checkpoint::new(&self.model);
+        match &self.scaler {
+            Some(scaler) => checkpoint.with_scaler(scaler.clone()),
+            None => checkpoint,
+        }
+        .save(path)
+    }
+
+    /// Reads a file written by [`Predictor::save`] (or any checkpoint) into `model`, which
+    /// must have the same architecture, with the scaler stored in it.
+    ///
+    /// # Errors
+    /// As [`Checkpoint::load`] and [`Checkpoint::restore_model`], and as
+    /// [`Predictor::new`].
+    pub fn load(path: impl AsRef<Path>, mut model: M) -> Result<Self> {
+        let checkpoint = Checkpoint::load(path)?;
+        checkpoint.restore_model(&mut model)?;
+        Predictor::new(model, checkpoint.scaler().cloned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::{Dropout, Init, Linear, Relu, Sequential};
+    use crate::train::evaluate;
+    use crate::{Dataset, tensor};
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    fn model(seed: u64) -> Sequential {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        Sequential::new(vec![
+            Box::new(Linear::new(3, 8, Init::default(), &mut rng).unwrap()),
+            Box::new(Relu),
+            Box::new(Dropout::new(0.5, &mut rng).unwrap()),
+            Box::new(Linear::new(8, 4, Init::default(), &mut rng).unwrap()),
+        ])
+        .unwrap()
+    }
+
+    fn bytes(rows: usize) -> Array2<u8> {
+        Array2::from_shape_fn((rows, 3), |(i, j)| ((i * 37 + j * 101) % 256) as u8)
+    }
+
+    #[test]
+    fn predictions_agree_with_evaluate_in_eval_mode_across_chunks() {
+        // more rows than one chunk, so the chunks must line up
+        let x = bytes(2500);
+        let labels: Vec<usize> = (0..2500).map(|i| i % 4).collect();
+        let mut data = Dataset::from_bytes(x.clone(), labels.clone()).unwrap();
+        let scaler = Scaler::standardize(&data).unwrap();
+        data.set_scaler(scaler.clone()).unwrap();
+        let predictor = Predictor::new(model(0), Some(scaler)).unwrap();
+        let out = predictor.predict(&x).unwrap();
+        // the same classes, so the same accuracy, as evaluate's (dropout off in both)
+        let right = (out.classes.iter().zip(&labels))
+            .filter(|(p, l)| p == l)
+            .count();
+        let accuracy = evaluate(predictor.model(), &data, 1000).unwrap().accuracy;
+        assert_eq!(right as f64 / 2500.0, accuracy);
+        // eval mode: the same answer twice despite the dropout layer
+        assert_eq!(predictor.predict(&x).unwrap(), out);
+        for (row, probabilities) in out.probabilities.rows().into_iter().enumerate() {
+            assert!((probabilities.sum() - 1.0).abs() < 1e-5);
+            let best = probabilities.iter().cloned().fold(0.0, Elem::max);
+            assert_eq!(probabilities[out.classes[row]], best);
+        }
+        // floats give what the same values as bytes give
+        let floats = x.mapv(Elem::from);
+        assert_eq!(predictor.predict(&floats).unwrap(), out);
+    }
+
+    #[test]
+    fn a_predictor_saves_and_loads_as_one_file() {
+        let dir = std::env::temp_dir().join(format!("tapegrad-predictor-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("classifier.ckpt");
+        let scaler = Scaler::affine(3, 1.0 / 255.0, -0.5).unwrap();
+        let predictor = Predictor::new(model(1), Some(scaler.clone())).unwrap();
+        predictor.save(&path).unwrap();
+        let loaded = Predictor::load(&path, model(2)).unwrap();
+        assert_eq!(loaded.scaler(), Some(&scaler));
+        assert_eq!(
+            loaded.predict(&bytes(10)).unwrap(),
+            predictor.predict(&bytes(10)).unwrap()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn bad_samples_are_errors() {
+        let predictor = Predictor::new(model(0), None).unwrap();
+        let message = |r: Result<Predictions>| r.unwrap_err().to_string();
+        assert!(
+            message(predictor.predict(&Array2::<u8>::zeros((0, 3))))
+                .contains("predict: expected at least one sample, found none")
+        );
+        assert!(
+            message(predictor.predict(&Array2::<u8>::zeros((2, 5))))
+                .contains("expected samples of width 3 (the model's input width), found width 5")
+        );
+        let mut x = Array2::<Elem>::zeros((2, 3));
+        x[[1, 2]] = Elem::NAN;
+        assert!(message(predictor.predict(&x)).contains("sample 1 feature 2 is NaN"));
+        let wide = Scaler::affine(5, 1.0, 0.0).unwrap();
+        let err = Predictor::new(model(0), Some(wide))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("expected a scaler for the model's 3 input features, found one for 5"),
+            "{err}"
+        );
+        let flat = Linear::from_parts(tensor::zeros(&[2, 3]), None).unwrap();
+        assert!(Predictor::new(flat, None).is_ok());
+    }
+}
