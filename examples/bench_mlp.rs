@@ -14,9 +14,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 use tapegrad::data::fashion_mnist;
-use tapegrad::{
-    ChaCha8Rng, Init, Linear, Relu, Scaler, SeedableRng, Sequential, Sgd, TrainStep, evaluate,
-};
+use tapegrad::prelude::*;
 
 const THREADS: usize = 1;
 const BATCH: usize = 128;

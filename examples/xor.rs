@@ -10,7 +10,7 @@
 //! cargo run --release --example xor [-- --steps N --lr LR --hidden H --seed S]
 //! ```
 
-use tapegrad::{ChaCha8Rng, Param, SeedableRng, Tape, Tensor, Var, tensor};
+use tapegrad::prelude::*;
 
 const STEPS: usize = 2_000;
 const LEARNING_RATE: f32 = 0.5;

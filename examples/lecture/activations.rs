@@ -4,10 +4,7 @@
 
 use super::common::{Budget, Plot, Res, Run, Table, Unit, fashion, mlp, pct, train};
 use std::path::Path;
-use tapegrad::{
-    Activation, ChaCha8Rng, Dataset, Init, LSUV_MAX_ITER, LSUV_TOLERANCE, SeedableRng, Sequential,
-    Sgd, lsuv,
-};
+use tapegrad::prelude::*;
 
 /// Hidden layers (width 64 each).
 pub const DEPTH: usize = 6;

@@ -3,7 +3,7 @@
 
 use super::common::{Budget, Plot, Res, Run, Table, Unit, fashion, mlp, pct, train};
 use std::path::Path;
-use tapegrad::{Activation, Init, Sgd};
+use tapegrad::prelude::*;
 
 /// `(batch size, learning rate, run)` for 1, 100 and the full batch.
 pub struct Outcome {

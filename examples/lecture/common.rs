@@ -6,10 +6,7 @@ use std::error::Error;
 use std::path::Path;
 use std::sync::OnceLock;
 use tapegrad::data::fashion_mnist;
-use tapegrad::{
-    Activation, ChaCha8Rng, Dataset, FitConfig, Init, Linear, Maxout, Module, Optimizer, Progress,
-    Scaler, SeedableRng, Sequential, fit,
-};
+use tapegrad::prelude::*;
 
 /// The result type of the experiments.
 pub type Res<T> = Result<T, Box<dyn Error + Send + Sync>>;

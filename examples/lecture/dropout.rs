@@ -5,10 +5,7 @@
 
 use super::common::{Budget, Plot, Res, Run, Table, fashion, pct, train};
 use std::path::Path;
-use tapegrad::{
-    Activation, ChaCha8Rng, Dropout, FanMode, Init, Linear, Mode, Module, Relu, SeedableRng,
-    Sequential, Sgd, Tape, Tensor, evaluate,
-};
+use tapegrad::prelude::*;
 
 /// The drop probability.
 pub const P: f32 = 0.5;

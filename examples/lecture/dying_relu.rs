@@ -4,7 +4,7 @@
 
 use super::common::{Budget, Plot, Res, Run, Table, Unit, fashion, mlp, num, pct, train_observed};
 use std::path::Path;
-use tapegrad::{Activation, FanMode, Init, Sequential, Sgd, Tensor, diagnostics};
+use tapegrad::prelude::*;
 
 /// The learning rates: a normal one and a large one.
 pub const RATES: [f32; 3] = [0.01, 0.03, 0.1];

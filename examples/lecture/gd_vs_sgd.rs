@@ -3,7 +3,7 @@
 
 use super::common::{Budget, Plot, Res, Run, Table, Unit, fashion, mlp, pct, train};
 use std::path::Path;
-use tapegrad::{Activation, Init, Sgd};
+use tapegrad::prelude::*;
 
 /// The two runs.
 pub struct Outcome {

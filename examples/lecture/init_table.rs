@@ -5,7 +5,7 @@
 use super::activations::lsuv_init;
 use super::common::{Budget, Plot, Res, Run, Table, Unit, fashion, mlp, train};
 use std::path::Path;
-use tapegrad::{Activation, FanMode, Init, Sgd};
+use tapegrad::prelude::*;
 
 /// Hidden layers, each [`WIDTH`] units wide.
 pub const DEPTH: usize = 12;

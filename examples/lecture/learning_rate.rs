@@ -4,7 +4,7 @@
 
 use super::common::{Budget, Plot, Res, Run, Table, Unit, fashion, mlp, num, pct, train};
 use std::path::Path;
-use tapegrad::{Activation, Decay, DecayUnit, Init, Schedule, Sgd};
+use tapegrad::prelude::*;
 
 /// Base learning rates: too large, good, too small.
 pub const LARGE: f32 = 0.5;

@@ -3,7 +3,7 @@
 
 use super::common::{Budget, Plot, Res, Table, Unit, fashion, mlp, num, pct, train};
 use std::path::Path;
-use tapegrad::{Activation, Init, LrRangeConfig, LrRangeTest, Sgd, lr_range_test};
+use tapegrad::prelude::*;
 
 /// The sweep and a check of its suggestion.
 pub struct Outcome {

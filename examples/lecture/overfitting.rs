@@ -5,7 +5,7 @@
 use super::common::{Budget, Plot, Res, Run, Table, fashion, num, pct, train};
 use super::dropout::net_with_input_dropout;
 use std::path::Path;
-use tapegrad::{Sgd, evaluate};
+use tapegrad::prelude::*;
 
 /// λ of the lecture's `cost + λ·Σ W²`.
 pub const LAMBDA: f32 = 0.03;

@@ -5,9 +5,8 @@
 
 use super::common::{Budget, Plot, Res, Run, Table, Unit, fashion_raw, mlp, num, pct, train};
 use std::path::Path;
-use tapegrad::{
-    Activation, ChaCha8Rng, Dataset, Init, Scaler, SeedableRng, Sgd, ndarray::Array2, tensor,
-};
+use tapegrad::ndarray::Array2;
+use tapegrad::prelude::*;
 
 /// Learning rates tried for both.
 pub const RATES: [f32; 5] = [0.1, 0.01, 1e-3, 1e-4, 1e-5];

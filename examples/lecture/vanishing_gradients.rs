@@ -4,7 +4,7 @@
 
 use super::common::{Budget, Plot, Res, Table, Unit, fashion, mlp};
 use std::path::Path;
-use tapegrad::{Activation, FanMode, Init, diagnostics};
+use tapegrad::prelude::*;
 
 /// Hidden layers of the deep nets.
 pub const DEPTH: usize = 10;

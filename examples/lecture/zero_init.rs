@@ -5,7 +5,7 @@
 
 use super::common::{Budget, Plot, Res, Run, Table, Unit, fashion, mlp, pct, train};
 use std::path::Path;
-use tapegrad::{Activation, Init, Module, Sequential, Sgd};
+use tapegrad::prelude::*;
 
 /// One row per setup.
 pub struct Outcome {
