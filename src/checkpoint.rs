@@ -63,7 +63,6 @@ use self::format::{
     Payload, StoredRng, StoredTraining, stored, tensor_of, unique, write_atomically,
 };
 use crate::data::Scaler;
-use crate::data::read::read_regular_file;
 use crate::error::{Error, Result};
 use crate::nn::Module;
 use crate::optim::{Optimizer, OptimizerState};
@@ -249,7 +248,7 @@ impl Checkpoint {
     /// value).
     pub fn load(path: impl AsRef<Path>) -> Result<Checkpoint> {
         let path = path.as_ref();
-        let bytes = read_regular_file(path, "checkpoint load")?;
+        let bytes = format::read_checkpoint_file(path)?;
         Self::from_payload(format::decode(&bytes, path)?, path)
     }
 

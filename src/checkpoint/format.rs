@@ -3,6 +3,7 @@
 //! the bytes in place. The layout and the checks are documented in [`crate::checkpoint`].
 
 use crate::data::Scaler;
+use crate::data::read::open_regular_file;
 use crate::error::{Error, Result};
 use crate::tensor::{Elem, Tensor};
 use bincode::config::Config;
@@ -85,28 +86,30 @@ pub(super) fn encode(payload: &Payload) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Checks the header of checkpoint `bytes` and decodes their payload; errors name `path`.
+/// Checks a checkpoint's `header` (its first bytes, at most [`HEADER_LEN`]) against the
+/// `payload_len` bytes that follow it: the magic, the format version, and the payload
+/// length it declares. [`Checkpoint::load`](super::Checkpoint::load) runs it on the first
+/// bytes of a file before reading the rest, so a file that is not a checkpoint, or whose
+/// size disagrees with its header, is refused without being read.
 ///
 /// # Errors
-/// [`Error::FormatVersion`] for a newer format; [`Error::Decode`] naming `path` for a wrong
-/// magic, a truncated or oversized payload, a checksum mismatch or undecodable bytes.
-pub(super) fn decode(bytes: &[u8], path: &Path) -> Result<Payload> {
+/// As [`decode`], except for the checksum and the payload's contents.
+pub(super) fn check_header(header: &[u8], payload_len: u64, path: &Path) -> Result<()> {
     let bad = |message: String| Error::decode(path, format!("checkpoint: {message}"));
-    if bytes.len() < HEADER_LEN {
+    if header.len() < HEADER_LEN {
         return Err(bad(format!(
             "truncated header: expected at least {HEADER_LEN} bytes, found {}",
-            bytes.len()
+            header.len()
         )));
     }
-    let word = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4"));
-    if bytes[..8] != MAGIC {
+    if header[..8] != MAGIC {
         return Err(bad(format!(
             "wrong magic: expected b\"{}\" (a tapegrad checkpoint), found b\"{}\"",
             MAGIC.escape_ascii(),
-            bytes[..8].escape_ascii()
+            header[..8].escape_ascii()
         )));
     }
-    let version = word(8);
+    let version = u32::from_le_bytes(header[8..12].try_into().expect("4"));
     if version > FORMAT_VERSION {
         return Err(Error::FormatVersion {
             path: path.into(),
@@ -119,20 +122,31 @@ pub(super) fn decode(bytes: &[u8], path: &Path) -> Result<Payload> {
             "format version must be 1 to {FORMAT_VERSION}, found 0"
         )));
     }
-    let declared = u64::from_le_bytes(bytes[12..20].try_into().expect("8"));
-    let body = &bytes[HEADER_LEN..];
-    if declared != body.len() as u64 {
-        let what = if declared > body.len() as u64 {
+    let declared = u64::from_le_bytes(header[12..20].try_into().expect("8"));
+    if declared != payload_len {
+        let what = if declared > payload_len {
             "truncated payload"
         } else {
             "trailing bytes after the payload"
         };
         return Err(bad(format!(
-            "{what}: expected {declared} payload bytes from the header, found {}",
-            body.len()
+            "{what}: expected {declared} payload bytes from the header, found {payload_len}"
         )));
     }
-    let (expected_crc, found_crc) = (word(20), crc32fast::hash(body));
+    Ok(())
+}
+
+/// Checks the header of checkpoint `bytes` and decodes their payload; errors name `path`.
+///
+/// # Errors
+/// [`Error::FormatVersion`] for a newer format; [`Error::Decode`] naming `path` for a wrong
+/// magic, a truncated or oversized payload, a checksum mismatch or undecodable bytes.
+pub(super) fn decode(bytes: &[u8], path: &Path) -> Result<Payload> {
+    let bad = |message: String| Error::decode(path, format!("checkpoint: {message}"));
+    let (header, body) = bytes.split_at(bytes.len().min(HEADER_LEN));
+    check_header(header, body.len() as u64, path)?;
+    let expected_crc = u32::from_le_bytes(header[20..24].try_into().expect("4"));
+    let found_crc = crc32fast::hash(body);
     if expected_crc != found_crc {
         return Err(bad(format!(
             "checksum mismatch: expected CRC-32 {expected_crc:#010x} from the header, found \
@@ -420,6 +434,37 @@ pub(crate) fn remove_stale_temporaries(folder: &Path, name: &str, now: SystemTim
             let _ = std::fs::remove_file(entry.path());
         }
     }
+}
+
+/// The bytes of the checkpoint file `path`, read only after its header (the first
+/// [`HEADER_LEN`] bytes) agrees with the file's size ([`check_header`]): memory is bounded by
+/// the size of a file that claims to be a checkpoint of that size.
+///
+/// # Errors
+/// [`Error::Io`] when the file cannot be read or is not a regular file; as [`check_header`].
+pub(super) fn read_checkpoint_file(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let (file, metadata) = open_regular_file(path, "checkpoint load")?;
+    let mut bytes = Vec::new();
+    let mut file = file.take(metadata.len());
+    (file.by_ref().take(HEADER_LEN as u64))
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, e))?;
+    check_header(
+        &bytes,
+        metadata.len().saturating_sub(HEADER_LEN as u64),
+        path,
+    )?;
+    let total = usize::try_from(metadata.len()).map_err(|_| {
+        Error::decode(
+            path,
+            format!("checkpoint: {} bytes do not fit in memory", metadata.len()),
+        )
+    })?;
+    bytes.reserve_exact(total - bytes.len());
+    file.read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, e))?;
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -715,5 +760,28 @@ mod tests {
             ),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_huge_file_whose_header_disagrees_is_refused_without_being_read() {
+        // a sparse 64 GiB file: reading it whole would exhaust memory
+        let dir = folder("huge");
+        let path = dir.join("huge.ckpt");
+        let mut header = Checkpoint::new(&model(0)).to_bytes().unwrap();
+        header.truncate(HEADER_LEN);
+        std::fs::write(&path, &header).unwrap();
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(64 << 30)
+            .unwrap();
+        let err = Checkpoint::load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("trailing bytes after the payload: expected")
+                && err.contains("found 68719476712"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
