@@ -11,9 +11,9 @@ use tapegrad::data::{read_cifar10, read_idx_dataset, read_idx_images, read_idx_l
 use tapegrad::ndarray::{Array2, array};
 use tapegrad::{
     Adam, Batch, ChaCha8Rng, Checkpoint, Dataset, Decay, DecayUnit, Dropout, FitConfig, Identity,
-    Init, Linear, Module, OnDivergence, Optimizer, OptimizerState, Progress, Relu, Result, Scaler,
-    Schedule, SeedableRng, Sequential, Sgd, Tensor, TrainStep, checkpoint, evaluate,
-    export_safetensors, fit, import_safetensors, tensor,
+    Init, Linear, Module, OnDivergence, Optimizer, OptimizerState, Predictor, Progress, Relu,
+    Result, Scaler, Schedule, SeedableRng, Sequential, Sgd, Tensor, TrainStep, checkpoint,
+    evaluate, export_safetensors, fit, import_safetensors, tensor,
 };
 
 /// The bytes and modification time of every file under a folder.
@@ -686,6 +686,22 @@ fn training_refuses_what_it_cannot_use() {
                 z.cross_entropy(y)
             })
         },
+    );
+    let predictor = Predictor::new(model(0, 8), None).unwrap();
+    f.case(
+        "predict on samples 5 wide",
+        &["predict: expected samples of width 4 (the model's input width), found width 5"],
+        || predictor.predict(&Array2::<u8>::zeros((3, 5))),
+    );
+    f.case(
+        "predict on no samples",
+        &["predict: expected at least one sample, found none"],
+        || predictor.predict(&Array2::<f32>::zeros((0, 4))),
+    );
+    f.case(
+        "a predictor with a scaler of another width",
+        &["predictor: expected a scaler for the model's 4 input features, found one for 2"],
+        || Predictor::new(model(0, 8), Some(Scaler::affine(2, 1.0, 0.0)?)),
     );
     f.case(
         "more threads than CPUs",
