@@ -2,7 +2,8 @@
 //! PyTorch.
 //!
 //! # Shapes
-//! `x: [batch, in]`, `W: [out, in]`, `b: [out]`, `y: [batch, out]`.
+//! `x: [..., in]`, `W: [out, in]`, `b: [out]`, `y: [..., out]` (any leading axes, as
+//! `nn.Linear`).
 
 use crate::autograd::Var;
 use crate::error::{Error, Result};
@@ -20,10 +21,12 @@ use rand::Rng;
 /// Parameters are named `"weight"` and `"bias"`.
 ///
 /// # Shapes
-/// `[batch, in] -> [batch, out]`.
+/// `[batch, in] -> [batch, out]`; any leading axes, as `nn.Linear`: `[a, b, in] -> [a, b,
+/// out]`, and `[in] -> [out]`.
 ///
 /// # Panics
-/// `forward` panics (from `matmul`) when the input is not `[batch, in]`.
+/// `forward` panics (from `matmul`) when the input's last axis is not `in` wide, and (from
+/// `reshape`) on a 0-dimensional input.
 ///
 /// # Examples
 /// ```
@@ -192,7 +195,18 @@ impl Linear {
 
 impl Module for Linear {
     #[track_caller]
-    fn forward<'t>(&self, x: Var<'t>, _mode: Mode) -> Var<'t> {
+    fn forward<'t>(&self, x: Var<'t>, mode: Mode) -> Var<'t> {
+        if x.data().ndim() != 2 {
+            // [..., in] (or [in]) as one matrix of rows, then back: free reshapes of
+            // row-major values, and the 2-D product with its factored weight gradient
+            let shape = x.shape();
+            let (&inner, leading) = shape.split_last().unwrap_or((&0, &[]));
+            let rows = leading.iter().product();
+            let y = self.forward(x.reshape(&[rows, inner]), mode);
+            let mut out = leading.to_vec();
+            out.push(self.weight.value().shape()[0]);
+            return y.reshape(&out);
+        }
         let tape = x.tape();
         let y = x.matmul_transposed(tape.param(&self.weight));
         match &self.bias {
@@ -290,6 +304,30 @@ mod tests {
                 by_module.param(layer.bias().unwrap()),
                 by_formula.get(leaves[2])
             );
+        }
+    }
+
+    #[test]
+    fn leading_axes_are_rows_and_a_vector_is_one_row() {
+        let (w, b) = (random(&[2, 3], 2), random(&[2], 3));
+        let layer = Linear::from_parts(w, Some(b)).unwrap();
+        let x = random(&[2, 4, 3], 1);
+        // [2, 4, 3] -> [2, 4, 2]: row (i, j) is the layer applied to x[i, j, :]
+        let tape = Tape::new();
+        let y = layer.forward(tape.constant(x.clone()), Mode::Eval).value();
+        assert_eq!(y.shape(), &[2, 4, 2]);
+        let rows = layer.forward(
+            tape.constant(x.clone().into_shape_with_order(vec![8, 3]).unwrap()),
+            Mode::Eval,
+        );
+        assert_eq!(y.into_shape_with_order(vec![8, 2]).unwrap(), rows.value());
+        let v = tape.constant(x.slice(ndarray::s![1, 2, ..]).to_owned());
+        assert_eq!(
+            layer.forward(v, Mode::Eval).value(),
+            rows.value().index_axis(ndarray::Axis(0), 6).to_owned()
+        );
+        for shape in [&[2, 4, 3][..], &[3]] {
+            gradcheck(|v| layer.forward(v[0], Mode::Train), &[random(shape, 5)]).unwrap();
         }
     }
 
