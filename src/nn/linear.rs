@@ -193,26 +193,34 @@ impl Linear {
     }
 }
 
-impl Module for Linear {
+impl Linear {
+    /// `x·Wᵀ + b` for `x: [batch, in]`.
     #[track_caller]
-    fn forward<'t>(&self, x: Var<'t>, mode: Mode) -> Var<'t> {
-        if x.data().ndim() != 2 {
-            // [..., in] (or [in]) as one matrix of rows, then back: free reshapes of
-            // row-major values, and the 2-D product with its factored weight gradient
-            let shape = x.shape();
-            let (&inner, leading) = shape.split_last().unwrap_or((&0, &[]));
-            let rows = leading.iter().product();
-            let y = self.forward(x.reshape(&[rows, inner]), mode);
-            let mut out = leading.to_vec();
-            out.push(self.weight.value().shape()[0]);
-            return y.reshape(&out);
-        }
+    fn forward_rows<'t>(&self, x: Var<'t>) -> Var<'t> {
         let tape = x.tape();
         let y = x.matmul_transposed(tape.param(&self.weight));
         match &self.bias {
             Some(b) => y + tape.param(b),
             None => y,
         }
+    }
+}
+
+impl Module for Linear {
+    #[track_caller]
+    fn forward<'t>(&self, x: Var<'t>, _mode: Mode) -> Var<'t> {
+        if x.data().ndim() == 2 {
+            return self.forward_rows(x);
+        }
+        // [..., in] (or [in]) as one matrix of rows, then back: free reshapes of row-major
+        // values around the 2-D product, which keeps its factored weight gradient
+        let shape = x.shape();
+        let (&inner, leading) = shape.split_last().unwrap_or((&0, &[]));
+        let rows = leading.iter().product();
+        let y = self.forward_rows(x.reshape(&[rows, inner]));
+        let mut out = leading.to_vec();
+        out.push(self.weight.value().shape()[0]);
+        y.reshape(&out)
     }
 
     fn visit_params(&self, f: &mut dyn FnMut(&str, &Param)) {
