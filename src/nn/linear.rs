@@ -191,9 +191,7 @@ impl Linear {
     pub fn bias_mut(&mut self) -> Option<&mut Param> {
         self.bias.as_mut()
     }
-}
 
-impl Linear {
     /// `x·Wᵀ + b` for `x: [batch, in]`.
     #[track_caller]
     fn forward_rows<'t>(&self, x: Var<'t>) -> Var<'t> {
