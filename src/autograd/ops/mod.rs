@@ -6,6 +6,7 @@
 
 mod activation;
 mod arith;
+mod index;
 mod loss;
 pub(crate) mod matmul;
 mod reduce;
