@@ -5,7 +5,7 @@
 
 use crate::autograd::tape::{Value, Var};
 use crate::tensor::Elem;
-use ndarray::{Axis, Slice};
+use ndarray::{ArrayBase, Axis, Data, Dimension, IxDyn, Slice};
 
 impl<'t> Var<'t> {
     /// The `len` elements starting at `start` along `axis` (`torch.narrow(x, dim, start,
@@ -211,6 +211,138 @@ impl<'t> Var<'t> {
             [Some(b.tape.copy(g)), None]
         })
     }
+    /// The slices of `x` at `indices` along `axis`, in that order (`torch.index_select(x, dim,
+    /// index)`): `y[.., k, ..] = x[.., indices[k], ..]`. Indices may repeat and be in any order.
+    ///
+    /// Backward: `∂L/∂x[.., i, ..] = Σ_{k : indices[k] = i} G[.., k, ..]`; a repeated index
+    /// gets the sum of its uses.
+    ///
+    /// # Shapes
+    /// `[a, b, c]` with `n` indices along axis 1 gives `[a, n, c]`.
+    ///
+    /// # Panics
+    /// If `axis` is out of range or an index is not below the size of `axis`, e.g.
+    /// `index_select: index 3 out of range for size 3 along axis 0; x shape [3, 2]`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Tape};
+    /// let tape = Tape::new();
+    /// let x = tape.leaf(tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[3, 2])?);
+    /// let y = x.index_select(0, &[2, 0, 2]);
+    /// assert_eq!(y.value(), tensor::from_vec(vec![5.0, 6.0, 1.0, 2.0, 5.0, 6.0], &[3, 2])?);
+    /// let g = y.sum().backward();
+    /// // row 2 was picked twice, row 1 never
+    /// assert_eq!(g.get(x).unwrap().as_slice().unwrap(), &[1.0, 1.0, 0.0, 0.0, 2.0, 2.0]);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn index_select(self, axis: usize, indices: &[usize]) -> Var<'t> {
+        let x = self.data();
+        check_axis("index_select", axis, x.shape());
+        let size = x.len_of(Axis(axis));
+        if let Some(&bad) = indices.iter().find(|&&i| i >= size) {
+            panic!(
+                "index_select: index {bad} out of range for size {size} along axis {axis}; \
+                 x shape {:?}",
+                x.shape()
+            );
+        }
+        let mut shape = x.shape().to_vec();
+        shape[axis] = indices.len();
+        let tape = self.tape();
+        let mut out = tape.scratch(&shape, false);
+        for (k, &i) in indices.iter().enumerate() {
+            out.index_axis_mut(Axis(axis), k)
+                .assign(&x.index_axis(Axis(axis), i));
+        }
+        let indices = indices.to_vec();
+        tape.record("index_select", &[self], out, move |b| {
+            let mut dx = b.tape.zeros(b.inputs[0].shape());
+            for (k, &i) in indices.iter().enumerate() {
+                let mut row = dx.index_axis_mut(Axis(axis), i);
+                row += &b.grad.index_axis(Axis(axis), k);
+            }
+            [Some(dx), None]
+        })
+    }
+
+    /// Elements of `x` picked along `axis` by an index array (`torch.gather(x, dim, index)`):
+    /// the output has `index`'s shape, and for a position `p` of it,
+    /// `y[p] = x[p with axis replaced by index[p]]`. For a matrix and `axis = 1`:
+    /// `y[i][j] = x[i][index[i][j]]` (pick one entry per row, as a loss picks each sample's
+    /// target class).
+    ///
+    /// `index` has as many axes as `x`, and along every other axis `d` at most `x`'s size.
+    ///
+    /// Backward: `∂L/∂x[q] = Σ_{p : q = p with axis replaced by index[p]} G[p]`, so an element
+    /// picked twice gets the sum, and one never picked gets `0`.
+    ///
+    /// # Shapes
+    /// `x: [a, b]`, `index: [a, k]` with `axis = 1` gives `[a, k]`.
+    ///
+    /// # Panics
+    /// If `axis` is out of range, `index` has another number of axes or is larger than `x`
+    /// along another axis, or an index is not below the size of `axis`, e.g.
+    /// `gather: index 4 at [1, 0] out of range for size 3 along axis 1; x shape [2, 3]`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Tape};
+    /// use tapegrad::ndarray::array;
+    /// let tape = Tape::new();
+    /// let x = tape.leaf(tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3])?);
+    /// let y = x.gather(1, &array![[2, 0], [1, 1]]);
+    /// assert_eq!(y.value(), tensor::from_vec(vec![3.0, 1.0, 5.0, 5.0], &[2, 2])?);
+    /// let g = y.sum().backward();
+    /// assert_eq!(g.get(x).unwrap().as_slice().unwrap(), &[1.0, 0.0, 1.0, 0.0, 2.0, 0.0]);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn gather<S, D>(self, axis: usize, index: &ArrayBase<S, D>) -> Var<'t>
+    where
+        S: Data<Elem = usize>,
+        D: Dimension,
+    {
+        let x = self.data();
+        let index = index.view().into_dyn();
+        check_axis("gather", axis, x.shape());
+        let fits = index.ndim() == x.ndim()
+            && (0..x.ndim()).all(|d| d == axis || index.len_of(Axis(d)) <= x.len_of(Axis(d)));
+        assert!(
+            fits,
+            "gather: index must have x's number of axes and be no larger outside axis {axis}; \
+             index shape {:?}, x shape {:?}",
+            index.shape(),
+            x.shape()
+        );
+        let size = x.len_of(Axis(axis));
+        if let Some((p, &i)) = index.indexed_iter().find(|&(_, &i)| i >= size) {
+            panic!(
+                "gather: index {i} at {:?} out of range for size {size} along axis {axis}; \
+                 x shape {:?}",
+                p.slice(),
+                x.shape()
+            );
+        }
+        let source = move |mut p: IxDyn, i: usize| {
+            p[axis] = i;
+            p
+        };
+        let tape = self.tape();
+        let out = tape.collect(
+            index.shape(),
+            index.indexed_iter().map(|(p, &i)| x[source(p, i)]),
+        );
+        let index = index.to_owned();
+        tape.record("gather", &[self], out, move |b| {
+            let mut dx = b.tape.zeros(b.inputs[0].shape());
+            for ((p, &i), &g) in index.indexed_iter().zip(b.grad.iter()) {
+                dx[source(p, i)] += g;
+            }
+            [Some(dx), None]
+        })
+    }
 }
 
 /// The window `start..start + size` along `axis` of a padded array.
@@ -265,6 +397,7 @@ mod tests {
     use super::super::t;
     use crate::autograd::gradcheck::testing::random;
     use crate::{Tape, Var, gradcheck};
+    use ndarray::array;
 
     #[test]
     fn narrow_concat_stack_pad_by_hand() {
@@ -452,5 +585,98 @@ mod tests {
     fn pad_with_too_few_pairs_panics() {
         let tape = Tape::new();
         let _ = tape.constant(random(&[2, 3], 0)).pad(&[(1, 1)], 0.0);
+    }
+    #[test]
+    fn index_select_and_gather_by_hand() {
+        let tape = Tape::new();
+        let x = tape.leaf(t(&[2, 3], &[1., 2., 3., 4., 5., 6.]));
+        assert_eq!(
+            x.index_select(1, &[2, 2, 0]).value(),
+            t(&[2, 3], &[3., 3., 1., 6., 6., 4.])
+        );
+        assert_eq!(x.index_select(0, &[]).value(), t(&[0, 3], &[]));
+        assert_eq!(
+            x.gather(0, &array![[1, 0, 1]]).value(),
+            t(&[1, 3], &[4., 2., 6.])
+        );
+        assert_eq!(
+            x.gather(1, &array![[0], [2]]).value(),
+            t(&[2, 1], &[1., 6.])
+        );
+        // L = Σ c ⊙ index_select(x, 1, [2, 2, 0]): ∂L/∂x[:, 2] = c[:, 0] + c[:, 1], ∂L/∂x[:, 0] = c[:, 2]
+        let c = tape.constant(t(&[2, 3], &[1., 2., 3., 4., 5., 6.]));
+        let g = (x.index_select(1, &[2, 2, 0]) * c).sum().backward();
+        assert_eq!(g.get(x).unwrap(), t(&[2, 3], &[3., 0., 3., 6., 0., 9.]));
+        // L = Σ c ⊙ gather(x, 1, [[1, 1, 0], [2, 0, 2]]): each c lands where its element came from
+        let g = (x.gather(1, &array![[1, 1, 0], [2, 0, 2]]) * c)
+            .sum()
+            .backward();
+        assert_eq!(g.get(x).unwrap(), t(&[2, 3], &[3., 3., 0., 5., 0., 10.]));
+    }
+
+    #[test]
+    fn gradcheck_index_select_and_gather() {
+        let x = [random(&[3, 4], 1)];
+        gradcheck(|v| v[0].index_select(0, &[2, 0, 2, 1]), &x).unwrap();
+        gradcheck(|v| v[0].index_select(1, &[3, 3]), &x).unwrap();
+        gradcheck(|v| v[0].transpose().index_select(1, &[1, 0]), &x).unwrap();
+        gradcheck(|v| v[0].gather(0, &array![[2, 0, 1, 2], [2, 2, 0, 1]]), &x).unwrap();
+        gradcheck(|v| v[0].gather(1, &array![[3, 3], [0, 1], [2, 0]]), &x).unwrap();
+        let single = [random(&[1, 3, 2], 2)];
+        gradcheck(|v| v[0].index_select(2, &[1, 0, 1]), &single).unwrap();
+        gradcheck(|v| v[0].gather(1, &array![[[2, 0], [1, 1]]]), &single).unwrap();
+        gradcheck(|v| v[0].index_select(0, &[0, 0]), &[random(&[1], 3)]).unwrap();
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "index_select: index 3 out of range for size 3 along axis 0; x shape [3, 2]"
+    )]
+    fn index_select_out_of_range_panics() {
+        let tape = Tape::new();
+        let _ = tape.constant(random(&[3, 2], 0)).index_select(0, &[0, 3]);
+    }
+
+    #[test]
+    #[should_panic(expected = "index_select: axis 2 out of range for shape [3, 2]")]
+    fn index_select_bad_axis_panics() {
+        let tape = Tape::new();
+        let _ = tape.constant(random(&[3, 2], 0)).index_select(2, &[0]);
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "gather: index 4 at [1, 0] out of range for size 3 along axis 1; x shape [2, 3]"
+    )]
+    fn gather_out_of_range_panics() {
+        let tape = Tape::new();
+        let _ = tape
+            .constant(random(&[2, 3], 0))
+            .gather(1, &array![[0], [4]]);
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "gather: index must have x's number of axes and be no larger outside axis 1; index shape [3, 1], x shape [2, 3]"
+    )]
+    fn gather_with_a_larger_index_panics() {
+        let tape = Tape::new();
+        let _ = tape
+            .constant(random(&[2, 3], 0))
+            .gather(1, &array![[0], [1], [2]]);
+    }
+
+    #[test]
+    #[should_panic(expected = "gather: index must have x's number of axes")]
+    fn gather_with_another_rank_panics() {
+        let tape = Tape::new();
+        let _ = tape.constant(random(&[2, 3], 0)).gather(1, &array![0, 1]);
+    }
+
+    #[test]
+    #[should_panic(expected = "gather: axis 2 out of range for shape [2, 3]")]
+    fn gather_bad_axis_panics() {
+        let tape = Tape::new();
+        let _ = tape.constant(random(&[2, 3], 0)).gather(2, &array![[0]]);
     }
 }
