@@ -620,6 +620,15 @@ mod tests {
         gradcheck(|v| v[0].index_select(0, &[2, 0, 2, 1]), &x).unwrap();
         gradcheck(|v| v[0].index_select(1, &[3, 3]), &x).unwrap();
         gradcheck(|v| v[0].transpose().index_select(1, &[1, 0]), &x).unwrap();
+        // a strided gradient (from the transpose after)
+        gradcheck(|v| v[0].index_select(1, &[1, 0, 1]).transpose(), &x).unwrap();
+        gradcheck(|v| v[0].gather(0, &array![[2, 0], [1, 1]]).transpose(), &x).unwrap();
+        gradcheck(
+            |v| v[0].narrow(1, 1, 2).pad(&[(1, 0), (0, 2)], 0.0).transpose(),
+            &x,
+        )
+        .unwrap();
+        gradcheck(|v| Var::concat(&[v[0], v[0]], 1).permute(&[1, 0]), &x).unwrap();
         gradcheck(|v| v[0].gather(0, &array![[2, 0, 1, 2], [2, 2, 0, 1]]), &x).unwrap();
         gradcheck(|v| v[0].gather(1, &array![[3, 3], [0, 1], [2, 0]]), &x).unwrap();
         let single = [random(&[1, 3, 2], 2)];
