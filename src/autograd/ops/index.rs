@@ -3,6 +3,7 @@
 //! [`Var::gather`]). Each backward rule moves the gradient back to where the element came
 //! from: the inverse of the forward's copy.
 
+use super::check_axis;
 use crate::autograd::tape::{Value, Var};
 use crate::tensor::Elem;
 use ndarray::{ArrayBase, Axis, Data, Dimension, IxDyn, Slice};
@@ -382,14 +383,6 @@ fn concat_two<'t>(a: Var<'t>, b: Var<'t>, axis: usize) -> Var<'t> {
             b.needs[1].then(|| b.tape.copy(right)),
         ]
     })
-}
-
-#[track_caller]
-fn check_axis(op: &str, axis: usize, shape: &[usize]) {
-    assert!(
-        axis < shape.len(),
-        "{op}: axis {axis} out of range for shape {shape:?}"
-    );
 }
 
 #[cfg(test)]

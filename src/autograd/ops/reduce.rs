@@ -1,6 +1,7 @@
 //! Reductions: sum and mean (of everything, along one axis, or along several), and max along
 //! one axis, several axes, or over groups of `k` (what Maxout needs).
 
+use super::check_axis;
 use crate::autograd::tape::Var;
 use crate::tensor::{Elem, Tensor};
 use ndarray::{Array, Axis, IxDyn, Zip};
@@ -294,14 +295,6 @@ impl<'t> Var<'t> {
         let axis = shape.len() - 1;
         self.reshape(&shape).max_axis(axis)
     }
-}
-
-#[track_caller]
-fn check_axis(op: &str, axis: usize, shape: &[usize]) {
-    assert!(
-        axis < shape.len(),
-        "{op}: axis {axis} out of range for shape {shape:?}"
-    );
 }
 
 /// `axes` sorted, after checking that it is non-empty and that each axis is in range and
