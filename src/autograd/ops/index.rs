@@ -468,6 +468,14 @@ mod tests {
             gradcheck(|v| v[0].pad(&pads, 0.3), &x).unwrap();
             gradcheck(|v| v[0].transpose().pad(&pads, -1.0), &x).unwrap();
         }
+        // a narrowed view (row stride larger than its width) into a matrix product
+        let (a, w) = (random(&[3, 5], 7), random(&[2, 4], 8));
+        gradcheck(
+            |v| v[0].narrow(1, 2, 2).matmul(v[1]),
+            &[a.clone(), w.clone()],
+        )
+        .unwrap();
+        gradcheck(|v| v[1].transpose().matmul(v[0].narrow(0, 1, 2)), &[a, w]).unwrap();
     }
 
     #[test]
