@@ -6,6 +6,7 @@
 
 mod activation;
 mod arith;
+mod index;
 mod loss;
 pub(crate) mod matmul;
 mod reduce;
@@ -56,6 +57,18 @@ pub(crate) fn sum_to_shape(grad: Tensor, shape: &[usize]) -> Tensor {
         }
     }
     grad
+}
+
+/// Checks that `axis` is an axis of `shape`.
+///
+/// # Panics
+/// With `"{op}: axis {axis} out of range for shape [..]"`.
+#[track_caller]
+pub(crate) fn check_axis(op: &str, axis: usize, shape: &[usize]) {
+    assert!(
+        axis < shape.len(),
+        "{op}: axis {axis} out of range for shape {shape:?}"
+    );
 }
 
 impl<'t> Var<'t> {

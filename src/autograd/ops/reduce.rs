@@ -1,6 +1,7 @@
-//! Reductions: sum and mean (of everything, or along one axis), and max along an axis or
-//! over groups of `k` (what Maxout needs).
+//! Reductions: sum and mean (of everything, along one axis, or along several), and max along
+//! one axis, several axes, or over groups of `k` (what Maxout needs).
 
+use super::check_axis;
 use crate::autograd::tape::Var;
 use crate::tensor::{Elem, Tensor};
 use ndarray::{Array, Axis, IxDyn, Zip};
@@ -136,6 +137,134 @@ impl<'t> Var<'t> {
         })
     }
 
+    /// The sum over several axes at once (`torch.sum(x, dim=axes, keepdim)`). With
+    /// `keepdim` the reduced axes stay as size 1 (so the result broadcasts against `x`);
+    /// without it they are removed. The order of `axes` does not matter.
+    ///
+    /// Backward: `G` repeated along the reduced axes.
+    ///
+    /// # Shapes
+    /// `[a, b, c]` summed over `[0, 2]` gives `[b]`, or `[1, b, 1]` with `keepdim`.
+    ///
+    /// # Panics
+    /// If `axes` is empty (unlike `torch.sum(x, dim=[])`, which sums everything; use
+    /// [`Var::sum`] for that), or an axis is out of range or repeated, e.g.
+    /// `sum_axes: axis 1 repeated in [1, 1]; x shape [2, 3]`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Tape};
+    /// let tape = Tape::new();
+    /// let x = tape.leaf(tensor::from_vec((1..=8).map(|v| v as f32).collect(), &[2, 2, 2])?);
+    /// let y = x.sum_axes(&[0, 2], false);
+    /// assert_eq!(y.value().as_slice().unwrap(), &[1.0 + 2.0 + 5.0 + 6.0, 3.0 + 4.0 + 7.0 + 8.0]);
+    /// assert_eq!(x.sum_axes(&[2, 0], true).shape(), vec![1, 2, 1]);
+    /// // L = Σ c ⊙ y with c = [1, 10]: ∂L/∂x[i, j, k] = c[j]
+    /// let c = tape.constant(tensor::from_vec(vec![1.0, 10.0], &[2])?);
+    /// let g = (y * c).sum().backward();
+    /// assert_eq!(g.get(x).unwrap().as_slice().unwrap(), &[1.0, 1.0, 10.0, 10.0, 1.0, 1.0, 10.0, 10.0]);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn sum_axes(self, axes: &[usize], keepdim: bool) -> Var<'t> {
+        let x = self.data();
+        let axes = check_axes("sum_axes", axes, x.shape());
+        let mut value = x.sum_axis(Axis(axes[axes.len() - 1]));
+        for &axis in axes.iter().rev().skip(1) {
+            value = value.sum_axis(Axis(axis));
+        }
+        if keepdim {
+            for &axis in &axes {
+                value.insert_axis_inplace(Axis(axis));
+            }
+        }
+        self.tape().record("sum_axes", &[self], value, move |b| {
+            // the gradient may be strided (after a transpose): insert axes, do not reshape
+            let mut g = b.grad.view();
+            if !keepdim {
+                for &axis in &axes {
+                    g.insert_axis_inplace(Axis(axis));
+                }
+            }
+            let g = g
+                .broadcast(b.inputs[0].raw_dim())
+                .expect("internal error: sum_axes broadcast");
+            [Some(b.tape.copy(g)), None]
+        })
+    }
+
+    /// The mean over several axes at once (`torch.mean(x, dim=axes, keepdim)`): [`Var::sum_axes`]
+    /// then a scale by `1/n`, `n` the number of elements each mean is taken over.
+    ///
+    /// # Panics
+    /// As [`Var::sum_axes`] (with `mean_axes:` in the message).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Tape};
+    /// let tape = Tape::new();
+    /// let x = tape.constant(tensor::from_vec((1..=8).map(|v| v as f32).collect(), &[2, 2, 2])?);
+    /// assert_eq!(x.mean_axes(&[1, 2], false).value().as_slice().unwrap(), &[2.5, 6.5]);
+    /// assert_eq!(x.mean_axes(&[0, 1, 2], true).value().as_slice().unwrap(), &[4.5]);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn mean_axes(self, axes: &[usize], keepdim: bool) -> Var<'t> {
+        let shape = self.shape();
+        let axes = check_axes("mean_axes", axes, &shape);
+        let n: usize = axes.iter().map(|&a| shape[a]).product();
+        self.sum_axes(&axes, keepdim) * (1.0 / n as Elem)
+    }
+
+    /// The maximum over several axes at once (`torch.amax(x, dim=axes, keepdim)`), recorded
+    /// as a [`Var::permute`] that moves the reduced axes last (in their original order), a
+    /// [`Var::reshape`] that merges them, and [`Var::max_axis`].
+    ///
+    /// Backward: `G` goes to the maximal element of each reduced block and `0` elsewhere; on a
+    /// tie to the **first** one in row-major order of the reduced axes, as [`Var::max_axis`].
+    ///
+    /// # Shapes
+    /// `[a, b, c]` over `[0, 2]` gives `[b]`, or `[1, b, 1]` with `keepdim`.
+    ///
+    /// # Panics
+    /// As [`Var::sum_axes`] (with `max_axes:` in the message), and if a reduced axis has
+    /// size 0: `max_axes: axes [1] have no elements; x shape [2, 0]`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Tape};
+    /// let tape = Tape::new();
+    /// let x = tape.leaf(tensor::from_vec(vec![1.0, 9.0, 3.0, 4.0, 9.0, 2.0, 0.0, 8.0], &[2, 2, 2])?);
+    /// let m = x.max_axes(&[0, 2], false);
+    /// assert_eq!(m.value().as_slice().unwrap(), &[9.0, 8.0]);
+    /// let g = m.sum().backward();
+    /// // the 9 at [0, 0, 1] comes first in row-major order, so the tie at [1, 0, 0] gets 0
+    /// assert_eq!(g.get(x).unwrap().as_slice().unwrap(), &[0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn max_axes(self, axes: &[usize], keepdim: bool) -> Var<'t> {
+        let shape = self.shape();
+        let axes = check_axes("max_axes", axes, &shape);
+        let block: usize = axes.iter().map(|&a| shape[a]).product();
+        assert!(
+            block > 0,
+            "max_axes: axes {axes:?} have no elements; x shape {shape:?}"
+        );
+        let kept: Vec<usize> = (0..shape.len()).filter(|a| !axes.contains(a)).collect();
+        let mut order = kept.clone();
+        order.extend_from_slice(&axes);
+        let mut merged: Vec<usize> = kept.iter().map(|&a| shape[a]).collect();
+        merged.push(block);
+        let last = merged.len() - 1;
+        let m = self.permute(&order).reshape(&merged).max_axis(last);
+        if keepdim {
+            m.reshape(&kept_shape(&shape, &axes))
+        } else {
+            m
+        }
+    }
+
     /// The maximum over consecutive groups of `k` along the last axis: `[.., n]` becomes
     /// `[.., n/k]`, with `out[.., i] = max_j x[.., i·k + j]`. This is the max of a Maxout
     /// unit (Goodfellow et al. 2013), recorded as a reshape to `[.., n/k, k]` and
@@ -168,12 +297,36 @@ impl<'t> Var<'t> {
     }
 }
 
+/// `axes` sorted, after checking that it is non-empty and that each axis is in range and
+/// appears once.
 #[track_caller]
-fn check_axis(op: &str, axis: usize, shape: &[usize]) {
+fn check_axes(op: &str, axes: &[usize], shape: &[usize]) -> Vec<usize> {
     assert!(
-        axis < shape.len(),
-        "{op}: axis {axis} out of range for shape {shape:?}"
+        !axes.is_empty(),
+        "{op}: no axes given (use sum or mean to reduce all of them); x shape {shape:?}"
     );
+    let mut sorted = axes.to_vec();
+    sorted.sort_unstable();
+    for pair in sorted.windows(2) {
+        assert!(
+            pair[0] != pair[1],
+            "{op}: axis {} repeated in {axes:?}; x shape {shape:?}",
+            pair[0]
+        );
+    }
+    for &axis in &sorted {
+        check_axis(op, axis, shape);
+    }
+    sorted
+}
+
+/// `shape` with each of `axes` set to 1.
+fn kept_shape(shape: &[usize], axes: &[usize]) -> Vec<usize> {
+    let mut shape = shape.to_vec();
+    for &axis in axes {
+        shape[axis] = 1;
+    }
+    shape
 }
 
 #[cfg(test)]
@@ -269,5 +422,118 @@ mod tests {
     fn max_groups_that_do_not_divide_panic() {
         let tape = Tape::new();
         let _ = tape.constant(random(&[2, 5], 0)).max_groups(2);
+    }
+    #[test]
+    fn multi_axis_reductions_by_hand() {
+        let tape = Tape::new();
+        let x = tape.leaf(t(
+            &[2, 3, 2],
+            &[1., 2., 3., 4., 5., 6., 7., 8., 9., 10., 11., 12.],
+        ));
+        assert_eq!(x.sum_axes(&[1], false).value(), x.sum_axis(1).value());
+        assert_eq!(
+            x.sum_axes(&[0, 2], false).value(),
+            t(&[3], &[18., 26., 34.])
+        );
+        assert_eq!(
+            x.sum_axes(&[2, 0], true).value(),
+            t(&[1, 3, 1], &[18., 26., 34.])
+        );
+        assert_eq!(x.sum_axes(&[0, 1, 2], false).value(), t(&[], &[78.]));
+        assert_eq!(x.mean_axes(&[0, 1], false).value(), t(&[2], &[6., 7.]));
+        assert_eq!(
+            x.mean_axes(&[1, 2], true).value(),
+            t(&[2, 1, 1], &[3.5, 9.5])
+        );
+        assert_eq!(x.max_axes(&[1], false).value(), x.max_axis(1).value());
+        assert_eq!(x.max_axes(&[0, 2], false).value(), t(&[3], &[8., 10., 12.]));
+        assert_eq!(
+            x.max_axes(&[0, 1], true).value(),
+            t(&[1, 1, 2], &[11., 12.])
+        );
+        // L = Σ c ⊙ sum_axes(x, [0, 2], keepdim): ∂L/∂x[i, j, k] = c[0, j, 0]
+        let c = tape.constant(t(&[1, 3, 1], &[1., 2., 3.]));
+        let g = (x.sum_axes(&[0, 2], true) * c).sum().backward();
+        assert_eq!(
+            g.get(x).unwrap(),
+            t(
+                &[2, 3, 2],
+                &[1., 1., 2., 2., 3., 3., 1., 1., 2., 2., 3., 3.]
+            )
+        );
+        // L = Σ mean_axes(x, [0, 1]): ∂L/∂x = 1/6 everywhere
+        let g = x.mean_axes(&[0, 1], false).sum().backward();
+        assert_eq!(g.get(x).unwrap(), t(&[2, 3, 2], &[1. / 6.; 12]));
+        // ties: the first maximal element of each block in row-major order gets the gradient;
+        // over axes [0, 1] the block of k = 1 is y[0, 0, 1], y[0, 1, 1], y[1, 0, 1], y[1, 1, 1]
+        // = 1, 5, 5, 3, so y[0, 1, 1] wins; over axes [1, 2] the block of i = 1 is 0, 5, 2, 3
+        let y = tape.leaf(t(&[2, 2, 2], &[5., 1., 5., 5., 0., 5., 2., 3.]));
+        let g = y.max_axes(&[0, 1], false).sum().backward();
+        assert_eq!(
+            g.get(y).unwrap(),
+            t(&[2, 2, 2], &[1., 0., 0., 1., 0., 0., 0., 0.])
+        );
+        let g = y.max_axes(&[1, 2], true).sum().backward();
+        assert_eq!(
+            g.get(y).unwrap(),
+            t(&[2, 2, 2], &[1., 0., 0., 0., 0., 1., 0., 0.])
+        );
+    }
+
+    #[test]
+    fn gradcheck_multi_axis_reductions() {
+        let axis_sets: [&[usize]; 5] = [&[0], &[2], &[0, 2], &[2, 1], &[0, 1, 2]];
+        for shape in [vec![2, 3, 4], vec![1, 3, 1]] {
+            let x = [random(&shape, 5)];
+            let distinct = [no_ties(&shape, 6)];
+            for axes in axis_sets {
+                for keepdim in [false, true] {
+                    gradcheck(|v| v[0].sum_axes(axes, keepdim), &x).unwrap();
+                    gradcheck(|v| v[0].mean_axes(axes, keepdim), &x).unwrap();
+                    gradcheck(|v| v[0].max_axes(axes, keepdim), &distinct).unwrap();
+                    // a strided input, and a strided gradient (from the transpose after)
+                    gradcheck(|v| v[0].transpose().sum_axes(axes, keepdim), &x).unwrap();
+                    gradcheck(|v| v[0].sum_axes(axes, keepdim).transpose(), &x).unwrap();
+                    gradcheck(|v| v[0].max_axes(axes, keepdim).transpose(), &distinct).unwrap();
+                }
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "sum_axes: axis 1 repeated in [1, 1]; x shape [2, 3]")]
+    fn sum_axes_with_a_repeated_axis_panics() {
+        let tape = Tape::new();
+        let _ = tape.constant(random(&[2, 3], 0)).sum_axes(&[1, 1], false);
+    }
+
+    #[test]
+    #[should_panic(expected = "sum_axes: axis 2 out of range for shape [2, 3]")]
+    fn sum_axes_out_of_range_panics() {
+        let tape = Tape::new();
+        let _ = tape.constant(random(&[2, 3], 0)).sum_axes(&[0, 2], true);
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "mean_axes: no axes given (use sum or mean to reduce all of them); x shape [2, 3]"
+    )]
+    fn mean_axes_without_axes_panics() {
+        let tape = Tape::new();
+        let _ = tape.constant(random(&[2, 3], 0)).mean_axes(&[], false);
+    }
+
+    #[test]
+    #[should_panic(expected = "max_axes: axis 3 out of range for shape [2, 3]")]
+    fn max_axes_out_of_range_panics() {
+        let tape = Tape::new();
+        let _ = tape.constant(random(&[2, 3], 0)).max_axes(&[3], false);
+    }
+
+    #[test]
+    #[should_panic(expected = "max_axes: axes [1] have no elements; x shape [2, 0]")]
+    fn max_axes_over_an_empty_axis_panics() {
+        let tape = Tape::new();
+        let _ = tape.constant(random(&[2, 0], 0)).max_axes(&[1], false);
     }
 }
