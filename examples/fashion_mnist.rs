@@ -8,7 +8,8 @@
 //!
 //! ```text
 //! cargo run --release --example fashion_mnist [-- --epochs N --batch B --lr LR --l2 L
-//!     --dropout P --seed S --data DIR --quiet --save PATH --resume PATH]
+//!     --dropout P --seed S --data DIR --quiet --save PATH --resume PATH
+//!     --scaler global|feature|bytes]
 //! ```
 //!
 //! `--save PATH` writes a checkpoint after every epoch (atomically: an interrupted run
@@ -39,6 +40,9 @@ const DROPOUT: f32 = 0.2;
 const HIDDEN: [usize; 2] = [512, 256];
 const VALIDATION: usize = 5_000;
 const SEED: u64 = 0;
+/// Input preprocessing: `global` (one mean and σ over all pixels), `feature` (per pixel) or
+/// `bytes` (x / 255).
+const SCALER: &str = "global";
 
 struct Args {
     epochs: usize,
@@ -51,6 +55,7 @@ struct Args {
     quiet: bool,
     save: Option<PathBuf>,
     resume: Option<PathBuf>,
+    scaler: String,
 }
 
 fn parse_args() -> Result<Args, Box<dyn std::error::Error>> {
@@ -65,6 +70,7 @@ fn parse_args() -> Result<Args, Box<dyn std::error::Error>> {
         quiet: false,
         save: None,
         resume: None,
+        scaler: SCALER.to_string(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -80,6 +86,7 @@ fn parse_args() -> Result<Args, Box<dyn std::error::Error>> {
             "--quiet" => args.quiet = true,
             "--save" => args.save = Some(PathBuf::from(value()?)),
             "--resume" => args.resume = Some(PathBuf::from(value()?)),
+            "--scaler" => args.scaler = value()?,
             other => return Err(format!("unknown flag {other}; see the file header").into()),
         }
     }
@@ -116,7 +123,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // resumed run takes the one stored in its checkpoint
     let scaler = match resume.as_ref().and_then(Checkpoint::scaler) {
         Some(stored) => stored.clone(),
-        None => Scaler::standardize(&train)?,
+        None => match args.scaler.as_str() {
+            "global" => Scaler::standardize_global(&train)?,
+            "feature" => Scaler::standardize(&train)?,
+            "bytes" => Scaler::affine(train.num_features(), 1.0 / 255.0, 0.0)?,
+            other => return Err(format!("unknown --scaler {other}; see the file header").into()),
+        },
     };
     for data in [&mut train, &mut valid, &mut test] {
         data.set_scaler(scaler.clone())?;
