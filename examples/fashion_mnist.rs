@@ -12,6 +12,11 @@
 //!     --scaler global|feature|bytes]
 //! ```
 //!
+//! `--scaler` picks the input preprocessing, fitted on the training part: `global` (the
+//! default: one mean and σ over all pixels, as torchvision's `Normalize`), `feature` (per
+//! pixel, σ floored) or `bytes` (`x / 255`). On validation, with seed 0, the three reach
+//! 90.00%, 90.08% and 89.48% (the `Scaler` docs have the table).
+//!
 //! `--save PATH` writes a checkpoint after every epoch (atomically: an interrupted run
 //! leaves the last complete one): the model, the standardizer fitted on the training data,
 //! and the training state (momentum buffers, step and epoch counters, dropout generators).
