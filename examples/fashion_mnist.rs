@@ -15,7 +15,7 @@
 //! `--scaler` picks the input preprocessing, fitted on the training part: `global` (the
 //! default: one mean and σ over all pixels, as torchvision's `Normalize`), `feature` (per
 //! pixel, σ floored) or `bytes` (`x / 255`). On validation, with seed 0, the three reach
-//! 90.00%, 90.08% and 89.48% (seed 1: 90.90%, 90.94%, not run); `global` and `feature` tie
+//! 90.00%, 90.08% and 89.48% (seed 1: 90.90% and 90.94%); `global` and `feature` tie
 //! within 4 images, and `global` has the lower validation loss and does not depend on a
 //! floor for rarely lit border pixels (the `Scaler` docs have the table).
 //!
