@@ -8,8 +8,16 @@
 //!
 //! ```text
 //! cargo run --release --example fashion_mnist [-- --epochs N --batch B --lr LR --l2 L
-//!     --dropout P --seed S --data DIR --quiet --save PATH --resume PATH]
+//!     --dropout P --seed S --data DIR --quiet --save PATH --resume PATH
+//!     --scaler global|feature|bytes]
 //! ```
+//!
+//! `--scaler` picks the input preprocessing, fitted on the training part: `global` (the
+//! default: one mean and σ over all pixels, as torchvision's `Normalize`), `feature` (per
+//! pixel, σ floored) or `bytes` (`x / 255`). On validation, with seed 0, the three reach
+//! 90.00%, 90.08% and 89.48% (seed 1: 90.90% and 90.94%); `global` and `feature` tie
+//! within 4 images, and `global` has the lower validation loss and does not depend on a
+//! floor for rarely lit border pixels (the `Scaler` docs have the table).
 //!
 //! `--save PATH` writes a checkpoint after every epoch (atomically: an interrupted run
 //! leaves the last complete one): the model, the standardizer fitted on the training data,
@@ -39,6 +47,9 @@ const DROPOUT: f32 = 0.2;
 const HIDDEN: [usize; 2] = [512, 256];
 const VALIDATION: usize = 5_000;
 const SEED: u64 = 0;
+/// Input preprocessing: `global` (one mean and σ over all pixels), `feature` (per pixel) or
+/// `bytes` (x / 255).
+const SCALER: &str = "global";
 
 struct Args {
     epochs: usize,
@@ -51,6 +62,7 @@ struct Args {
     quiet: bool,
     save: Option<PathBuf>,
     resume: Option<PathBuf>,
+    scaler: String,
 }
 
 fn parse_args() -> Result<Args, Box<dyn std::error::Error>> {
@@ -65,6 +77,7 @@ fn parse_args() -> Result<Args, Box<dyn std::error::Error>> {
         quiet: false,
         save: None,
         resume: None,
+        scaler: SCALER.to_string(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -80,6 +93,7 @@ fn parse_args() -> Result<Args, Box<dyn std::error::Error>> {
             "--quiet" => args.quiet = true,
             "--save" => args.save = Some(PathBuf::from(value()?)),
             "--resume" => args.resume = Some(PathBuf::from(value()?)),
+            "--scaler" => args.scaler = value()?,
             other => return Err(format!("unknown flag {other}; see the file header").into()),
         }
     }
@@ -116,7 +130,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // resumed run takes the one stored in its checkpoint
     let scaler = match resume.as_ref().and_then(Checkpoint::scaler) {
         Some(stored) => stored.clone(),
-        None => Scaler::standardize(&train)?,
+        None => match args.scaler.as_str() {
+            "global" => Scaler::standardize_global(&train)?,
+            "feature" => Scaler::standardize(&train)?,
+            "bytes" => Scaler::affine(train.num_features(), 1.0 / 255.0, 0.0)?,
+            other => return Err(format!("unknown --scaler {other}; see the file header").into()),
+        },
     };
     for data in [&mut train, &mut valid, &mut test] {
         data.set_scaler(scaler.clone())?;

@@ -1202,3 +1202,32 @@ fn loaders_refuse_non_files_bombs_and_concatenated_streams() {
     assert!(f.cases >= 12, "only {} cases", f.cases);
     std::fs::remove_dir_all(&f.dir).unwrap();
 }
+
+#[test]
+fn global_standardization_refuses_what_per_feature_standardization_refuses() {
+    let dir =
+        std::env::temp_dir().join(format!("tapegrad-bad-inputs-scaler-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut f = Fixture { dir, cases: 0 };
+    f.case(
+        "global standardization of an empty data set",
+        &["scaler::standardize_global: cannot fit on an empty data set"],
+        || Scaler::standardize_global(&Dataset::from_floats(Array2::zeros((0, 4)), vec![])?),
+    );
+    f.case(
+        "a global scaler fitted on other features",
+        &["expected a scaler for 4 features, found one for 2"],
+        || {
+            let two = Dataset::from_floats(array![[1.0, 2.0], [3.0, 4.0]], vec![0, 1])?;
+            data().set_scaler(Scaler::standardize_global(&two)?)
+        },
+    );
+    f.case(
+        "a global scaler applied to the wrong width",
+        &["scaler::transform: expected shape [samples, 4], found shape [2, 3]"],
+        || Scaler::standardize_global(&data())?.transform(&mut tensor::zeros(&[2, 3])),
+    );
+    assert_eq!(f.cases, 3);
+    std::fs::remove_dir_all(&f.dir).unwrap();
+}

@@ -1,6 +1,7 @@
-//! Preprocessing fitted on training data: standardization and min-max scaling.
+//! Preprocessing fitted on training data: standardization (per feature or over all
+//! features) and min-max scaling.
 //!
-//! Both are per-feature affine maps `y_j = x_j·scale_j + shift_j`, fitted on the training
+//! All are per-feature affine maps `y_j = x_j·scale_j + shift_j`, fitted on the training
 //! set only and then applied unchanged to validation and test data (fitting on test data
 //! would leak it into training). A feature with zero variance or zero range (a pixel that is
 //! always black) maps to 0 instead of dividing by zero.
@@ -13,12 +14,15 @@ use serde::{Deserialize, Serialize};
 /// Which statistic a [`Scaler`] was fitted with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ScalerKind {
-    /// `y = (x − μ) / σ`: zero mean and unit variance per feature on the training data.
+    /// `y = (x − μ) / σ`: zero mean and unit variance per feature on the training data, with
+    /// `σ` floored at a twentieth of the feature's range (see [`Scaler::standardize`]).
     Standardize,
     /// `y = (x − min) / (max − min)`: each feature in `[0, 1]` on the training data.
     MinMax,
     /// A map given by the caller, such as `y = x / 255` for pixel bytes.
     Affine,
+    /// `y = (x − μ) / σ` with one `μ` and `σ` over all features on the training data.
+    StandardizeGlobal,
 }
 
 /// A fitted per-feature affine preprocessing, `y_j = x_j·scale_j + shift_j`.
@@ -26,6 +30,35 @@ pub enum ScalerKind {
 /// Standardizing puts every feature on the same scale, so that one learning rate suits
 /// every weight: with raw features of very different scales, gradient descent must use a
 /// learning rate small enough for the largest feature and then crawls along the others.
+///
+/// # Which to use
+/// - **Images** (every feature a pixel in the same units): [`Scaler::standardize_global`],
+///   one mean and σ for all pixels, as `torchvision.transforms.Normalize` with scalars
+///   (or one per channel). It keeps the relative brightness of pixels. Per-pixel
+///   standardization divides pixels that are almost always 0 (image borders) by a tiny σ,
+///   so a bright value there on new data becomes huge: on Fashion-MNIST, without a floor
+///   on σ, test pixels reach 284 standard deviations; an outside test on handwritten digits
+///   saw a 255 pixel map to about 3,800 and validation accuracy drop from 96.6% (global) to
+///   93.6%.
+/// - **Tabular features in different units** (dollars, years, ratios):
+///   [`Scaler::standardize`], per feature, whose σ floor compares each feature only with
+///   itself; or [`Scaler::min_max`] for features with known bounds.
+/// - [`Scaler::affine`] for a fixed map such as `x / 255`.
+///
+/// Measured on Fashion-MNIST (784-512-256-10 MLP with dropout, SGD with momentum, 20
+/// epochs; 55,000 training and 5,000 held-out validation images), validation accuracy and
+/// loss after the last epoch:
+///
+/// | preprocessing | seed 0 | seed 1 |
+/// |---|---|---|
+/// | per feature, σ not floored | 89.90%, 0.3002 | |
+/// | per feature, σ floored ([`Scaler::standardize`]) | 90.08%, 0.2972 | 90.94%, 0.2752 |
+/// | global ([`Scaler::standardize_global`]) | 90.00%, 0.2827 | 90.90%, 0.2751 |
+/// | `x / 255` ([`Scaler::affine`]) | 89.48%, 0.2789 | |
+///
+/// The standardizations differ by at most 9 of the 5,000 validation images, far less than
+/// the seed changes (about 45 images); `x / 255`, whose inputs are not centred, ends with a
+/// higher training loss (0.199 against 0.107 to 0.139) and half a point lower accuracy.
 ///
 /// # Examples
 /// ```
@@ -46,41 +79,119 @@ pub struct Scaler {
 }
 
 impl Scaler {
-    /// Fits standardization on `train`: per feature, the mean `μ` and the population
-    /// standard deviation `σ` (as scikit-learn's `StandardScaler`); `scale = 1/σ`,
-    /// `shift = −μ/σ`, or `scale = 1`, `shift = −μ` when `σ = 0`.
+    /// Fits per-feature standardization on `train`: per feature, the mean `μ_j` and the
+    /// population standard deviation `σ_j` (as scikit-learn's `StandardScaler`), with `σ_j`
+    /// floored at a fraction of the feature's own training range:
+    /// `s_j = max(σ_j, (max_j − min_j) / 20)`, then `scale = 1/s_j`, `shift = −μ_j/s_j`;
+    /// a constant feature (`σ_j = 0`) gets `scale = 1`, `shift = −μ_j`.
+    ///
+    /// Why the floor: a feature that is almost constant on the training data, such as a
+    /// border pixel that is 0 in all but a few images, has a tiny `σ_j`, and dividing by it
+    /// blows up any other value it takes on new data. The floor keeps every training value
+    /// within 20 units of the mean after scaling (without it, a single deviating value among
+    /// `n` maps to up to `√(n−1)`, about 234 for 55,000 samples). A normally distributed
+    /// feature has a range of about `8.5·σ` over 55,000 samples, so the floor leaves it
+    /// alone. The rule compares each feature only with itself, so it does not depend on the
+    /// units of the other features.
+    ///
+    /// Use this for tabular features in different units. For images, prefer
+    /// [`Scaler::standardize_global`] (see [`Scaler`] for measured figures).
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] on an empty data set.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Dataset, Scaler, ndarray::array, ndarray::Array2};
+    /// // feature 0 is 0 in 999 samples and 100 in one: σ ≈ 3.16 is floored at 100 / 20 = 5;
+    /// // feature 1 alternates 1 and 3: σ = 1 is above its floor (3 − 1) / 20 and is kept
+    /// let x = Array2::from_shape_fn((1000, 2), |(i, j)| match j {
+    ///     0 => if i == 0 { 100.0 } else { 0.0 },
+    ///     _ => if i % 2 == 0 { 1.0 } else { 3.0 },
+    /// });
+    /// let scaler = Scaler::standardize(&Dataset::from_floats(x, vec![0; 1000])?)?;
+    /// assert_eq!(scaler.scale(), &[0.2, 1.0]);
+    /// // a new 255 maps to (255 − 0.1) / 5 ≈ 51, not (255 − 0.1) / 3.16 ≈ 81
+    /// let mut new = array![[255.0, 3.0]].into_dyn();
+    /// scaler.transform(&mut new)?;
+    /// assert!((new[[0, 0]] - 50.98).abs() < 1e-3 && new[[0, 1]] == 1.0);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn standardize(train: &Dataset) -> Result<Scaler> {
         let d = train.num_features();
         let (mut sum, mut sum_sq) = (vec![0f64; d], vec![0f64; d]);
+        let (mut low, mut high) = (vec![f64::INFINITY; d], vec![f64::NEG_INFINITY; d]);
         for_each_row(train, "scaler::standardize", |row| {
-            for ((s, q), &x) in sum.iter_mut().zip(&mut sum_sq).zip(row) {
-                *s += f64::from(x);
-                *q += f64::from(x) * f64::from(x);
+            for (j, &x) in row.iter().enumerate() {
+                let x = f64::from(x);
+                sum[j] += x;
+                sum_sq[j] += x * x;
+                low[j] = low[j].min(x);
+                high[j] = high[j].max(x);
             }
         })?;
         let n = train.len() as f64;
-        let (scale, shift) = sum
-            .iter()
-            .zip(&sum_sq)
-            .map(|(&s, &q)| {
-                let mean = s / n;
-                let std = (q / n - mean * mean).max(0.0).sqrt();
-                // a spread below f32 resolution of the mean is a constant feature, and so is
-                // one whose reciprocal overflows f32 (a spread below about 3e-39)
-                if std <= mean.abs() * 1e-7 || std == 0.0 || !((1.0 / std) as Elem).is_finite() {
-                    (1.0, -mean as Elem)
-                } else {
-                    ((1.0 / std) as Elem, (-mean / std) as Elem)
-                }
+        let (scale, shift) = (0..d)
+            .map(|j| {
+                let mean = sum[j] / n;
+                let std = (sum_sq[j] / n - mean * mean).max(0.0).sqrt();
+                let floored = std.max((high[j] - low[j]) / STD_FLOOR_RANGE_DIVISOR);
+                standardizing_map(mean, std, floored)
             })
             .unzip();
         Ok(Scaler {
             kind: ScalerKind::Standardize,
             scale,
             shift,
+        })
+    }
+
+    /// Fits one mean `μ` and one population standard deviation `σ` over all values of all
+    /// features of `train` (computed in `f64`), and maps every feature by
+    /// `y = (x − μ) / σ`, as `torchvision.transforms.Normalize(mean, std)` with scalars does
+    /// (the usual MNIST recipe). A data set whose values are all equal gets `scale = 1`,
+    /// `shift = −μ`.
+    ///
+    /// This suits features in the same units, such as the pixels of an image: it keeps their
+    /// relative sizes, so a rarely lit border pixel is not blown up as per-feature
+    /// standardization would (see [`Scaler`] for measured figures).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] on an empty data set.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Dataset, Scaler, ScalerKind, ndarray::array};
+    /// // values 0, 4, 2, 6: mean 3, population std √5
+    /// let train = Dataset::from_floats(array![[0.0, 4.0], [2.0, 6.0]], vec![0, 1])?;
+    /// let scaler = Scaler::standardize_global(&train)?;
+    /// assert_eq!(scaler.kind(), ScalerKind::StandardizeGlobal);
+    /// let mut x = array![[3.0, 3.0 + 5f32.sqrt()]].into_dyn();
+    /// scaler.transform(&mut x)?;
+    /// assert!(x[[0, 0]].abs() < 1e-6 && (x[[0, 1]] - 1.0).abs() < 1e-6);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    pub fn standardize_global(train: &Dataset) -> Result<Scaler> {
+        let d = train.num_features();
+        let (mut sum, mut sum_sq) = (0f64, 0f64);
+        for_each_row(train, "scaler::standardize_global", |row| {
+            for &x in row {
+                sum += f64::from(x);
+                sum_sq += f64::from(x) * f64::from(x);
+            }
+        })?;
+        let n = train.len() as f64 * d as f64;
+        let (mean, std) = if n > 0.0 {
+            let mean = sum / n;
+            (mean, (sum_sq / n - mean * mean).max(0.0).sqrt())
+        } else {
+            (0.0, 0.0)
+        };
+        let (scale, shift) = standardizing_map(mean, std, std);
+        Ok(Scaler {
+            kind: ScalerKind::StandardizeGlobal,
+            scale: vec![scale; d],
+            shift: vec![shift; d],
         })
     }
 
@@ -260,6 +371,22 @@ impl Scaler {
     }
 }
 
+/// `Scaler::standardize` floors a feature's `σ` at its training range divided by this, so
+/// that no training value maps further than this from 0.
+const STD_FLOOR_RANGE_DIVISOR: f64 = 20.0;
+
+/// `(scale, shift)` mapping `mean` to 0 and dividing by `divisor`, the spread `std`
+/// possibly floored; a constant feature (by `std`) gets scale 1 and maps to 0.
+fn standardizing_map(mean: f64, std: f64, divisor: f64) -> (Elem, Elem) {
+    // a spread below f32 resolution of the mean is a constant feature, and so is one whose
+    // reciprocal overflows f32 (a spread below about 3e-39)
+    if std <= mean.abs() * 1e-7 || std == 0.0 || !((1.0 / divisor) as Elem).is_finite() {
+        (1.0, -mean as Elem)
+    } else {
+        ((1.0 / divisor) as Elem, (-mean / divisor) as Elem)
+    }
+}
+
 /// Calls `f` with each sample's raw features as `f32`.
 fn for_each_row(data: &Dataset, op: &'static str, mut f: impl FnMut(&[Elem])) -> Result<()> {
     if data.is_empty() {
@@ -366,6 +493,121 @@ mod tests {
         let wide = Scaler::min_max(&tiny).unwrap();
         assert!(wide.scale()[1] > 0.0 && wide.scale()[1] < 1e-38);
         assert_eq!(wide.shift()[1], 0.5);
+    }
+
+    /// A feature that is 0 in all training samples but one, where it is 10: `σ ≈ 0.224`.
+    fn rare_spike(n: usize) -> Dataset {
+        let x = Array2::from_shape_fn((n, 2), |(i, j)| match (i, j) {
+            (0, 0) => 10.0,
+            (_, 0) => 0.0,
+            _ => (i % 7) as Elem,
+        });
+        Dataset::from_floats(x, vec![0; n]).unwrap()
+    }
+
+    #[test]
+    fn a_near_constant_feature_does_not_blow_up_new_values() {
+        let scaler = Scaler::standardize(&rare_spike(2000)).unwrap();
+        let mean = 10.0 / 2000.0;
+        let std = (10.0f64 * 10.0 / 2000.0 - mean * mean).sqrt();
+        // unfloored, a new 255 would map to (255 − μ)/σ ≈ 1140
+        assert!((255.0 - mean) / std > 1000.0);
+        // floored at the range over 20: 10 / 20 = 0.5
+        let mut x = array![[255.0, 3.0]].into_dyn();
+        scaler.transform(&mut x).unwrap();
+        assert!((f64::from(x[[0, 0]]) - (255.0 - mean) / 0.5).abs() < 1e-3);
+        // the ordinary feature beside it (range/σ ≈ 3) is standardized as before
+        let mut data = rare_spike(2000);
+        data.set_scaler(scaler).unwrap();
+        let (y, _) = data.full_batch();
+        let other = y.index_axis(ndarray::Axis(1), 1);
+        assert!(other.mean().unwrap().abs() < 1e-5 && (other.std(0.0) - 1.0).abs() < 1e-5);
+        // every training value stays within 20 of 0, the spike included
+        let spike = y.index_axis(ndarray::Axis(1), 0);
+        assert!(spike.iter().all(|v| v.abs() <= 20.0));
+        assert!((spike[0] - 19.99).abs() < 1e-4, "{}", spike[0]);
+    }
+
+    #[test]
+    fn the_floor_leaves_normally_distributed_features_alone() {
+        use rand::SeedableRng;
+        use rand_distr::{Distribution, Normal};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        let normal = Normal::new(3.0f32, 1e-3).unwrap();
+        let x = Array2::from_shape_fn((20_000, 2), |(_, j)| {
+            normal.sample(&mut rng) * if j == 0 { 1.0 } else { 1e6 }
+        });
+        let mut data = Dataset::from_floats(x, vec![0; 20_000]).unwrap();
+        data.set_scaler(Scaler::standardize(&data).unwrap())
+            .unwrap();
+        let (y, _) = data.full_batch();
+        // a spread of 1e-3 and a spread of 1e3 both come out with unit variance: the floor
+        // compares a feature with itself only
+        for column in y.axis_iter(ndarray::Axis(1)) {
+            assert!(column.mean().unwrap().abs() < 1e-3);
+            assert!((column.std(0.0) - 1.0).abs() < 1e-3, "{}", column.std(0.0));
+        }
+    }
+
+    #[test]
+    fn global_standardization_has_zero_mean_unit_variance_over_all_values() {
+        let x = Array2::from_shape_fn((40, 3), |(i, j)| (i * i) as Elem * 0.5 + (j * 100) as Elem);
+        let mut data = Dataset::from_floats(x.clone(), vec![0; 40]).unwrap();
+        let scaler = Scaler::standardize_global(&data).unwrap();
+        assert_eq!(scaler.kind(), ScalerKind::StandardizeGlobal);
+        scaler.validate().unwrap();
+        // one scale and one shift for every feature
+        assert!(scaler.scale().iter().all(|&a| a == scaler.scale()[0]));
+        assert!(scaler.shift().iter().all(|&b| b == scaler.shift()[0]));
+        data.set_scaler(scaler).unwrap();
+        let (y, _) = data.full_batch();
+        let all: Vec<f64> = y.iter().map(|&v| f64::from(v)).collect();
+        let mean = all.iter().sum::<f64>() / all.len() as f64;
+        let var = all.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / all.len() as f64;
+        assert!(
+            mean.abs() < 1e-5 && (var - 1.0).abs() < 1e-5,
+            "{mean} {var}"
+        );
+        // unlike per-feature standardization, columns keep their relative offsets
+        let per_column: Vec<f64> = y
+            .axis_iter(ndarray::Axis(1))
+            .map(|c| f64::from(c.mean().unwrap()))
+            .collect();
+        assert!(per_column[0] < per_column[1] && per_column[1] < per_column[2]);
+        // and its statistics are those of every value: mean and std of the raw data
+        let raw: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+        let raw_mean = raw.iter().sum::<f64>() / raw.len() as f64;
+        let raw_std =
+            (raw.iter().map(|v| (v - raw_mean).powi(2)).sum::<f64>() / raw.len() as f64).sqrt();
+        let fitted = Scaler::standardize_global(&data).unwrap();
+        assert!((f64::from(fitted.scale()[0]) - 1.0 / raw_std).abs() < 1e-7);
+        assert!((f64::from(fitted.shift()[0]) + raw_mean / raw_std).abs() < 1e-5);
+    }
+
+    #[test]
+    fn global_standardization_of_constant_data_maps_to_zero() {
+        let data = Dataset::from_bytes(array![[7u8, 7], [7, 7]], vec![0, 1]).unwrap();
+        let scaler = Scaler::standardize_global(&data).unwrap();
+        assert_eq!(
+            (scaler.scale(), scaler.shift()),
+            (&[1.0, 1.0][..], &[-7.0, -7.0][..])
+        );
+    }
+
+    #[test]
+    fn the_new_kind_is_added_last_so_stored_kinds_keep_their_numbers() {
+        let config = bincode::config::standard();
+        let kinds = [
+            ScalerKind::Standardize,
+            ScalerKind::MinMax,
+            ScalerKind::Affine,
+            ScalerKind::StandardizeGlobal,
+        ];
+        for (index, kind) in kinds.into_iter().enumerate() {
+            let bytes = bincode::serde::encode_to_vec(kind, config).unwrap();
+            let expected = bincode::serde::encode_to_vec(index as u32, config).unwrap();
+            assert_eq!(bytes, expected, "{kind:?}");
+        }
     }
 
     #[test]
