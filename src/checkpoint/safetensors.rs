@@ -9,6 +9,7 @@
 
 use super::check_names;
 use super::format::write_atomically;
+use crate::data::Scaler;
 use crate::data::read::read_regular_file;
 use crate::error::{Error, Result};
 use crate::nn::Module;
@@ -26,12 +27,30 @@ use std::path::Path;
 /// [`Error::InvalidArgument`] if the safetensors crate refuses the tensors (not expected
 /// for a model's parameters).
 pub fn safetensors_bytes(model: &dyn Module) -> Result<Vec<u8>> {
+    bytes_with_scaler(model, None)
+}
+
+/// [`safetensors_bytes`], plus, when `scaler` is given, its factors as the 1-D tensors
+/// `"scaler.scale"` and `"scaler.shift"` (the transform is `x·scale + shift` per feature).
+fn bytes_with_scaler(model: &dyn Module, scaler: Option<&Scaler>) -> Result<Vec<u8>> {
+    let little_endian = |values: &mut dyn Iterator<Item = &Elem>| -> Vec<u8> {
+        values.flat_map(|v| v.to_le_bytes()).collect()
+    };
     let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     model.visit_params(&mut |name, p| {
         // `iter` walks in logical (row-major) order whatever the memory layout
-        let bytes = p.value().iter().flat_map(|v| v.to_le_bytes()).collect();
+        let bytes = little_endian(&mut p.value().iter());
         tensors.push((name.to_string(), p.value().shape().to_vec(), bytes));
     });
+    if let Some(scaler) = scaler {
+        for (name, values) in [
+            ("scaler.scale", scaler.scale()),
+            ("scaler.shift", scaler.shift()),
+        ] {
+            let bytes = little_endian(&mut values.iter());
+            tensors.push((name.to_string(), vec![values.len()], bytes));
+        }
+    }
     let refuse = |e: safetensors::SafeTensorError| Error::InvalidArgument {
         op: "safetensors export",
         message: format!("expected tensors the format accepts, found an error: {e}"),
@@ -73,8 +92,20 @@ pub fn safetensors_bytes(model: &dyn Module) -> Result<Vec<u8>> {
 /// # Ok::<(), tapegrad::Error>(())
 /// ```
 pub fn export_safetensors(model: &dyn Module, path: impl AsRef<Path>) -> Result<()> {
-    let bytes = safetensors_bytes(model)?;
-    write_atomically(path.as_ref(), &bytes, |file, bytes| file.write_all(bytes))
+    export_with_scaler(model, None, path.as_ref())
+}
+
+/// [`export_safetensors`], plus the scaler's factors as `"scaler.scale"` and
+/// `"scaler.shift"` when one is given (what [`Predictor::export_safetensors`] writes).
+///
+/// [`Predictor::export_safetensors`]: crate::Predictor::export_safetensors
+pub(crate) fn export_with_scaler(
+    model: &dyn Module,
+    scaler: Option<&Scaler>,
+    path: &Path,
+) -> Result<()> {
+    let bytes = bytes_with_scaler(model, scaler)?;
+    write_atomically(path, &bytes, |file, bytes| file.write_all(bytes))
 }
 
 /// Reads parameters from a safetensors file into `model`, matching them by name; the file

@@ -2,7 +2,7 @@
 //! samples to logits, probabilities and classes in one call, saved and loaded as one file.
 
 use crate::autograd::tape::Tape;
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{Checkpoint, export_with_scaler};
 use crate::data::Scaler;
 use crate::error::{Error, Result};
 use crate::metrics::predictions;
@@ -238,6 +238,24 @@ impl<M: Module> Predictor<M> {
         .save(path)
     }
 
+    /// Writes the model's parameters and the scaler in the safetensors format, so that
+    /// PyTorch reproduces the predictions from the file alone: the parameters under their
+    /// module names (as [`export_safetensors`](crate::export_safetensors)), and the scaler,
+    /// if any, as the 1-D tensors `"scaler.scale"` and `"scaler.shift"`. In PyTorch:
+    ///
+    /// ```text
+    /// f = safetensors.torch.load_file(path)
+    /// scale, shift = f.pop("scaler.scale"), f.pop("scaler.shift")
+    /// model.load_state_dict(f)
+    /// probabilities = model(x * scale + shift).softmax(-1)
+    /// ```
+    ///
+    /// # Errors
+    /// As [`export_safetensors`](crate::export_safetensors).
+    pub fn export_safetensors(&self, path: impl AsRef<Path>) -> Result<()> {
+        export_with_scaler(&self.model, self.scaler.as_ref(), path.as_ref())
+    }
+
     /// Reads a file written by [`Predictor::save`] (or any checkpoint) into `model`, which
     /// must have the same architecture, with the scaler stored in it.
     ///
@@ -318,6 +336,35 @@ mod tests {
             predictor.predict(&bytes(10)).unwrap()
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_safetensors_export_carries_the_scaler() {
+        let path =
+            std::env::temp_dir().join(format!("tapegrad-predictor-{}.st", std::process::id()));
+        let scaler = Scaler::affine(3, 0.5, -1.0).unwrap();
+        let predictor = Predictor::new(model(3), Some(scaler)).unwrap();
+        predictor.export_safetensors(&path).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let values = |name: &str| -> Vec<Elem> {
+            let view = file.tensor(name).unwrap();
+            (view.data().chunks_exact(4))
+                .map(|b| Elem::from_le_bytes(b.try_into().unwrap()))
+                .collect()
+        };
+        assert_eq!(values("scaler.scale"), vec![0.5; 3]);
+        assert_eq!(values("scaler.shift"), vec![-1.0; 3]);
+        let weight = predictor.model().layers()[0].as_ref();
+        let mut first = Vec::new();
+        weight.visit_params(&mut |_, p| first.push(p.value().iter().copied().collect::<Vec<_>>()));
+        assert_eq!(values("0.weight"), first[0]);
+        // the model's parameters alone, as before, for import_safetensors
+        let mut copy = model(4);
+        crate::checkpoint::import_safetensors(&mut copy, &path).unwrap_err();
+        crate::checkpoint::export_safetensors(predictor.model(), &path).unwrap();
+        crate::checkpoint::import_safetensors(&mut copy, &path).unwrap();
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]
