@@ -57,6 +57,12 @@ pub struct Evaluation {
 /// ```
 pub fn evaluate(model: &dyn Module, data: &Dataset, batch_size: usize) -> Result<Evaluation> {
     check_data("evaluate", "data set", model, data)?;
+    evaluate_checked(model, data, batch_size)
+}
+
+/// [`evaluate`] on data already checked against the model ([`fit`] checks its validation
+/// set once, not every epoch).
+fn evaluate_checked(model: &dyn Module, data: &Dataset, batch_size: usize) -> Result<Evaluation> {
     let mut confusion = ConfusionMatrix::new(data.num_classes());
     let mut total_loss = 0.0;
     let mut tape = Tape::inference();
@@ -561,7 +567,7 @@ fn fit_here(
         let lr = optimizer.lr();
         optimizer.end_epoch();
         let evaluation = valid
-            .map(|v| evaluate(&*model, v, config.eval_batch_size))
+            .map(|v| evaluate_checked(&*model, v, config.eval_batch_size))
             .transpose()?;
         let record = EpochRecord {
             epoch,
