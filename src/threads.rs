@@ -6,7 +6,7 @@
 //! beyond float summation order, and the same thread count always gives the same numbers.
 
 use crate::error::{Error, Result};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -74,7 +74,7 @@ pub fn num_threads() -> usize {
 
 /// Runs `f` on a thread of the pool and returns its result (directly, when there is one
 /// thread or the caller is already a pool thread), with the pool's other threads kept awake
-/// until it returns.
+/// while it runs.
 ///
 /// Run a training loop this way to get the most from several cores. The work a step splits
 /// off (a shard of the batch in [`TrainStep`](crate::TrainStep), a block of a matrix product)
@@ -82,12 +82,13 @@ pub fn num_threads() -> usize {
 /// threads do inside a parallel region, instead of sleeping and being woken for every piece:
 /// a wake-up costs tens to hundreds of microseconds on a virtual machine, as much as a
 /// whole product of a small layer. The price is that those threads keep their cores busy
-/// while work keeps coming; after 2 ms without any they only look every 200 µs.
-/// [`fit`](crate::fit) runs its loop this way.
+/// while work keeps coming. A thread that finds no work for 2 ms goes back to rayon's
+/// ordinary sleep, and the next training step wakes it again.
 ///
-/// As in any rayon pool, `f` must not block waiting for another thread's work in the pool
-/// (such as another caller's loop): a pool thread that waits may take up that other work
-/// itself, on top of its own.
+/// One loop at a time keeps the threads awake: while one runs, another caller's `f` runs on
+/// the pool as any rayon work does (same numbers, without the spinning helpers). As in any
+/// rayon pool, `f` must not block waiting for another thread's work in the pool: a pool
+/// thread that waits may take up that other work itself, on top of its own.
 ///
 /// # Examples
 /// ```
@@ -99,62 +100,128 @@ pub fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     if threads == 1 || rayon::current_thread_index().is_some() {
         return f();
     }
+    if LOOP_KEPT_AWAKE
+        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        return rayon::scope(|_| f());
+    }
+    let _release_claim = StoreOnDrop(&LOOP_KEPT_AWAKE, false);
     rayon::scope(|_| {
-        let owner = rayon::current_thread_index();
-        let done = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&done);
-        // one job per pool thread, which no other thread can take (a thread that took a
-        // second one would keep only one thread awake), and not waited for: should a helper
-        // take up another caller's whole loop, this one still returns when `f` does
-        rayon::spawn_broadcast(move |thread| {
-            if Some(thread.index()) != owner && thread.index() < threads {
-                keep_awake(&flag);
-            }
+        let kept = Arc::new(KeptAwake {
+            owner: rayon::current_thread_index(),
+            awake: (0..threads).map(|_| AtomicBool::new(false)).collect(),
+            done: AtomicBool::new(false),
         });
         // set even when `f` panics, so that the helpers stop
-        let _release_helpers = SetOnDrop(&done);
+        let _release_helpers = StoreOnDrop(&kept.done, true);
+        let _forget_loop = ForgetLoopOnDrop(CURRENT_LOOP.replace(Some(Arc::clone(&kept))));
+        kept.wake_helpers();
         f()
     })
 }
 
-/// Sets its flag when dropped.
-struct SetOnDrop<'a>(&'a AtomicBool);
+/// Wakes the helpers of the loop this thread runs in [`in_pool`] that have gone back to
+/// sleep (after a pause without work); does nothing outside such a loop.
+pub(crate) fn keep_helpers_awake() {
+    CURRENT_LOOP.with_borrow(|kept| {
+        if let Some(kept) = kept {
+            kept.wake_helpers();
+        }
+    });
+}
 
-impl Drop for SetOnDrop<'_> {
+/// Whether some [`in_pool`] call keeps the pool's threads awake now. Only one may: two loops
+/// that each kept helpers could deadlock, each loop's thread waiting inside its own work
+/// while running the other loop's helper, which ends only when that loop ends.
+static LOOP_KEPT_AWAKE: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    /// The loop this thread runs in [`in_pool`], if any.
+    static CURRENT_LOOP: RefCell<Option<Arc<KeptAwake>>> = const { RefCell::new(None) };
+}
+
+/// The state one [`in_pool`] loop shares with its helper threads.
+struct KeptAwake {
+    /// The pool thread that runs the loop itself.
+    owner: Option<usize>,
+    /// Per pool thread: whether a helper job is queued or running there.
+    awake: Vec<AtomicBool>,
+    /// Set when the loop has returned.
+    done: AtomicBool,
+}
+
+impl KeptAwake {
+    /// Queues a helper job on every thread (but the owner) that has none.
+    fn wake_helpers(self: &Arc<Self>) {
+        let mut asleep = false;
+        for (index, awake) in self.awake.iter().enumerate() {
+            if Some(index) != self.owner && !awake.swap(true, Ordering::AcqRel) {
+                asleep = true;
+            }
+        }
+        if !asleep {
+            return;
+        }
+        // one job per pool thread, which no other thread can take, and not waited for
+        let kept = Arc::clone(self);
+        rayon::spawn_broadcast(move |thread| {
+            let index = thread.index();
+            if Some(index) != kept.owner && index < kept.awake.len() {
+                kept.help();
+                kept.awake[index].store(false, Ordering::Release);
+            }
+        });
+    }
+
+    /// Takes up the pool's work as soon as there is some, until the loop is done or no work
+    /// has come for [`SPIN_BUDGET`].
+    ///
+    /// The time limit is what makes this safe: a thread may pick this job up while it waits
+    /// inside a piece of the loop's own work that the loop in turn waits for; the loop then
+    /// has nothing to hand out, and the helper steps aside after the budget.
+    fn help(&self) {
+        let mut idle_since = Instant::now();
+        while !self.done.load(Ordering::Acquire) && idle_since.elapsed() < SPIN_BUDGET {
+            if let Some(rayon::Yield::Executed) = rayon::yield_now() {
+                idle_since = Instant::now();
+            } else {
+                // about a microsecond between looks, so that looking for work (which reads
+                // the other threads' queues) does not slow down the thread that is working
+                for _ in 0..IDLE_SPINS {
+                    std::hint::spin_loop();
+                }
+            }
+        }
+    }
+}
+
+/// Stores its value in its flag when dropped.
+struct StoreOnDrop<'a>(&'a AtomicBool, bool);
+
+impl Drop for StoreOnDrop<'_> {
     fn drop(&mut self) {
-        self.0.store(true, Ordering::Release);
+        self.0.store(self.1, Ordering::Release);
+    }
+}
+
+/// Restores [`CURRENT_LOOP`] when dropped.
+struct ForgetLoopOnDrop(Option<Arc<KeptAwake>>);
+
+impl Drop for ForgetLoopOnDrop {
+    fn drop(&mut self) {
+        CURRENT_LOOP.set(self.0.take());
     }
 }
 
 /// Pause instructions a kept-awake thread waits between looks for work.
 const IDLE_SPINS: usize = 32;
 
-/// How long a kept-awake thread spins without finding work before it only looks every
-/// [`IDLE_NAP`]: far longer than the gaps between a training step's parallel pieces, so
-/// training never sees the naps, while a long pause of the loop (evaluation on one thread,
-/// a slow callback, I/O) does not keep a core busy.
+/// How long a kept-awake thread spins without finding work before it goes back to rayon's
+/// sleep: far longer than the gaps between a training step's parallel pieces, so training
+/// never sees it, while a long pause of the loop (evaluation on one thread, a slow callback,
+/// I/O) does not keep a core busy.
 const SPIN_BUDGET: Duration = Duration::from_millis(2);
-
-/// The sleep between looks for work of a thread idle for longer than [`SPIN_BUDGET`].
-const IDLE_NAP: Duration = Duration::from_micros(200);
-
-/// Takes up the pool's work as soon as there is some, until `done`.
-fn keep_awake(done: &AtomicBool) {
-    let mut idle_since = Instant::now();
-    while !done.load(Ordering::Acquire) {
-        if let Some(rayon::Yield::Executed) = rayon::yield_now() {
-            idle_since = Instant::now();
-        } else if idle_since.elapsed() < SPIN_BUDGET {
-            // about a microsecond between looks, so that looking for work (which reads the
-            // other threads' queues) does not slow down the thread that is working
-            for _ in 0..IDLE_SPINS {
-                std::hint::spin_loop();
-            }
-        } else {
-            std::thread::sleep(IDLE_NAP);
-        }
-    }
-}
 
 thread_local! {
     /// Set while a thread runs one shard of a batch split across the pool: its ops then stay
@@ -228,17 +295,36 @@ mod tests {
     }
 
     #[test]
-    fn two_loops_in_pool_at_once_both_finish() {
+    fn loops_in_pool_on_several_threads_at_once_all_finish() {
+        // Each loop waits for stolen work many times; before one loop at a time kept the pool
+        // awake, two loops could each take up the other's keep-awake job and wait forever.
         let _ = set_num_threads(2);
-        let work = || {
-            (0..50)
-                .map(|_| in_pool(|| (0..10_000u64).into_par_iter().map(|i| i % 3).sum::<u64>()))
+        let block_sum = |b: u64| {
+            (0..20_000u64)
+                .into_par_iter()
+                .map(move |i| (i + b) % 3)
                 .sum::<u64>()
         };
-        let other = std::thread::spawn(work);
-        let expected = 50 * (0..10_000u64).map(|i| i % 3).sum::<u64>();
-        assert_eq!(work(), expected);
-        assert_eq!(other.join().unwrap(), expected);
+        let work = move || {
+            (0..500)
+                .map(|_| in_pool(|| (0..10u64).map(block_sum).sum::<u64>()))
+                .sum::<u64>()
+        };
+        let expected: u64 = 500
+            * (0..10u64)
+                .map(|b| (0..20_000u64).map(|i| (i + b) % 3).sum::<u64>())
+                .sum::<u64>();
+        let (sender, finished) = std::sync::mpsc::channel();
+        for _ in 0..3 {
+            let sender = sender.clone();
+            std::thread::spawn(move || sender.send(work()).unwrap());
+        }
+        for _ in 0..3 {
+            let sum = finished
+                .recv_timeout(Duration::from_secs(60))
+                .expect("three loops in the pool at once did not finish within a minute");
+            assert_eq!(sum, expected);
+        }
     }
 
     #[test]

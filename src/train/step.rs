@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::nn::{Mode, Module};
 use crate::optim::Optimizer;
 use crate::tensor::Elem;
-use crate::threads::{as_shard, num_threads};
+use crate::threads::{as_shard, keep_helpers_awake, num_threads};
 use rayon::prelude::*;
 
 /// Batches are split into shards of at least this many rows: below it, a shard's products are
@@ -125,6 +125,7 @@ impl TrainStep {
             self.tapes.resize_with(shards, Tape::new);
         }
         let tapes = &mut self.tapes[..shards];
+        keep_helpers_awake();
         let model_ref: &dyn Module = &*model;
         let run_shard = |s: usize, tape: &mut Tape| {
             let (start, end) = (s * rows / shards, (s + 1) * rows / shards);
