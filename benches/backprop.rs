@@ -6,8 +6,8 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 use tapegrad::{
-    Batch, ChaCha8Rng, Init, Linear, Mode, Module, Relu, SeedableRng, Sequential, Sgd, Tape,
-    TrainStep, ndarray::Ix2, tensor,
+    Batch, BatchTargets, ChaCha8Rng, Init, Linear, Loss, Mode, Module, Relu, SeedableRng,
+    Sequential, Sgd, Tape, TrainStep, ndarray::Ix2, tensor,
 };
 
 const BATCHES: [usize; 3] = [1, 16, 128];
@@ -40,10 +40,10 @@ fn train_step(c: &mut Criterion) {
             tapegrad::in_pool(|| {
                 bench.iter(|| {
                     let batch = Batch {
-                        x: black_box(x.view()),
-                        labels: &labels,
+                        x: black_box(x.view().into_dyn()),
+                        targets: BatchTargets::Classes(&labels),
                     };
-                    step.run(&mut model, &mut sgd, batch, |z, y| z.cross_entropy(y))
+                    step.run(&mut model, &mut sgd, batch, &Loss::CrossEntropy)
                         .unwrap()
                 })
             })

@@ -99,10 +99,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let (mut seen, mut steps) = (0, 0);
             let start = Instant::now();
             while let Some(batch) = batches.next() {
-                seen += batch.labels.len();
-                step.run(&mut model, &mut sgd, batch, |logits, labels| {
-                    logits.cross_entropy(labels)
-                })?;
+                seen += batch.len();
+                step.run(&mut model, &mut sgd, batch, &Loss::CrossEntropy)?;
                 steps += 1;
                 if args.max_steps > 0 && steps >= args.max_steps {
                     break;
@@ -117,7 +115,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         Ok(rates)
     })?;
-    let accuracy = evaluate(&model, &test, 1000)?.accuracy;
+    let accuracy = evaluate(&model, &test, 1000)?.accuracy.unwrap_or(f64::NAN);
     println!(
         "{{\"lib\": \"tapegrad {}\", \"threads\": {}, \"batch\": {}, \"median_samples_per_s\": {:.0}, \"test_acc\": {:.4}, \"peak_rss_mib\": {:.1}}}",
         env!("CARGO_PKG_VERSION"),

@@ -238,13 +238,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // the one and only look at the test set
     let result = evaluate(&model, &test, 1000)?;
     println!("\nconfusion matrix on the test set (rows: true class, columns: prediction)");
-    print!("{}", result.confusion);
+    if let Some(confusion) = &result.confusion {
+        print!("{confusion}");
+    }
     for (class, name) in FASHION_MNIST_CLASSES.iter().enumerate() {
         println!("  {class} = {name}");
     }
     println!(
         "\ntest accuracy {:.2}% (loss {:.4}) after {} epochs; wall time {:.1}s",
-        100.0 * result.accuracy,
+        100.0 * result.accuracy.unwrap_or(f64::NAN),
         result.loss,
         args.epochs,
         start.elapsed().as_secs_f64()

@@ -80,16 +80,18 @@ pub mod prelude {
         GradcheckConfig, Gradients, Tape, TapeInput, Var, gradcheck, gradcheck_with,
     };
     pub use crate::checkpoint::{Checkpoint, export_safetensors, import_safetensors};
-    pub use crate::data::{Batch, Batches, Dataset, Scaler, ScalerKind};
+    pub use crate::data::{
+        Batch, BatchTargets, Batches, Dataset, SampleArray, Scaler, ScalerKind, Targets,
+    };
     pub use crate::diagnostics::{
         LayerStats, LrRangeConfig, LrRangeTest, ParamSnapshot, ParamStats, Probe, lr_range_test,
     };
     pub use crate::error::Error;
-    pub use crate::metrics::ConfusionMatrix;
+    pub use crate::metrics::{ConfusionMatrix, RegressionMetrics};
     pub use crate::nn::{
         Activation, Dropout, Elu, FanMode, Identity, Init, LSUV_MAX_ITER, LSUV_TOLERANCE,
-        LeakyRelu, Linear, LsuvLayer, LsuvReport, Maxout, Mode, Module, Param, ParamId, Relu,
-        Sequential, Sigmoid, Step, Tanh, fans, gain, lsuv,
+        LeakyRelu, Linear, Loss, LossFn, LsuvLayer, LsuvReport, Maxout, Mode, Module, Param,
+        ParamId, Relu, Sequential, Sigmoid, Step, Tanh, fans, gain, lsuv,
     };
     pub use crate::optim::{
         Adam, Clock, Decay, DecayUnit, Optimizer, OptimizerState, Schedule, Sgd,
@@ -97,8 +99,8 @@ pub mod prelude {
     pub use crate::tensor::{Elem, SharedTensor, Tensor};
     pub use crate::threads::{in_pool, num_threads, set_num_threads};
     pub use crate::train::{
-        EpochRecord, Evaluation, FitConfig, History, Monitor, OnDivergence, Predictions, Predictor,
-        Progress, Samples, TrainStep, evaluate, fit,
+        EpochRecord, Evaluation, FitConfig, Goal, History, Metric, Monitor, OnDivergence,
+        Predictions, Predictor, Progress, Samples, TrainStep, evaluate, evaluate_with, fit,
     };
     pub use crate::{checkpoint, data, diagnostics, tensor};
     pub use ndarray;

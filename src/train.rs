@@ -1,96 +1,31 @@
-//! The training loop for classifiers: epochs of shuffled mini-batches (or the full batch
-//! for gradient descent), softmax cross-entropy, per-epoch history with validation loss and
-//! accuracy, a progress callback, early stopping, and the divergence guard; plus
-//! [`evaluate`], which measures a model on unseen data in evaluation mode, and
+//! The training loop: epochs of shuffled mini-batches (or the full batch for gradient
+//! descent) under any [`Loss`], per-epoch history with the validation metrics that fit the
+//! targets, a progress callback, early stopping on a chosen metric, and the divergence
+//! guard; plus [`evaluate`], which measures a model on unseen data in evaluation mode, and
 //! [`Predictor`], which classifies new samples with the fitted scaler applied.
 
+mod evaluate;
 mod predict;
 mod step;
 
+pub use evaluate::{Evaluation, Metric, evaluate, evaluate_with};
 pub use predict::{Predictions, Predictor, Samples};
 pub use step::TrainStep;
 
 use crate::autograd::tape::Tape;
-use crate::data::Dataset;
+use crate::data::{Dataset, Targets};
 use crate::diagnostics::ParamSnapshot;
 use crate::error::{Error, Result};
-use crate::metrics::{ConfusionMatrix, predictions};
-use crate::nn::{Mode, Module};
+use crate::nn::{Loss, Mode, Module};
 use crate::optim::Optimizer;
 use crate::tensor::Elem;
 use crate::threads::in_pool;
-use ndarray::Ix2;
+use evaluate::evaluate_checked;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Instant;
-
-/// Loss, accuracy and confusion matrix of a model on a data set.
-#[derive(Debug, Clone)]
-pub struct Evaluation {
-    /// Mean softmax cross-entropy over all samples.
-    pub loss: f64,
-    /// Fraction of samples whose arg-max prediction is the label.
-    pub accuracy: f64,
-    /// Counts of (true class, predicted class).
-    pub confusion: ConfusionMatrix,
-}
-
-/// Evaluates `model` on `data` in [`Mode::Eval`] (dropout off, every unit used) on an
-/// inference tape, `batch_size` samples at a time.
-///
-/// # Errors
-/// [`Error::InvalidArgument`] when `batch_size` is 0, or when `data` does not fit `model`
-/// (see [`fit`]'s checks).
-///
-/// # Examples
-/// ```
-/// use tapegrad::{evaluate, ndarray::array, tensor, Dataset, Linear};
-/// // a fixed classifier: class 1 when x > 0
-/// let model = Linear::from_parts(tensor::from_vec(vec![-1.0, 1.0], &[2, 1])?, None)?;
-/// let data = Dataset::from_floats(array![[2.0], [-1.0], [3.0]], vec![1, 0, 0])?;
-/// let eval = evaluate(&model, &data, 2)?;
-/// assert!((eval.accuracy - 2.0 / 3.0).abs() < 1e-12);
-/// assert_eq!(eval.confusion.count(0, 1), 1);
-/// # Ok::<(), tapegrad::Error>(())
-/// ```
-pub fn evaluate(model: &dyn Module, data: &Dataset, batch_size: usize) -> Result<Evaluation> {
-    check_data("evaluate", "data set", model, data)?;
-    evaluate_checked(model, data, batch_size)
-}
-
-/// [`evaluate`] on data already checked against the model ([`fit`] checks its validation
-/// set once, not every epoch).
-fn evaluate_checked(model: &dyn Module, data: &Dataset, batch_size: usize) -> Result<Evaluation> {
-    let mut confusion = ConfusionMatrix::new(data.num_classes());
-    let mut total_loss = 0.0;
-    let mut tape = Tape::inference();
-    let mut batches = data.batches(batch_size)?;
-    while let Some(batch) = batches.next() {
-        tape.reset();
-        let logits = model.forward(tape.constant(batch.x), Mode::Eval);
-        let loss = logits.cross_entropy(batch.labels).item();
-        total_loss += f64::from(loss) * batch.labels.len() as f64;
-        let scores =
-            logits
-                .value()
-                .into_dimensionality::<Ix2>()
-                .map_err(|_| Error::InvalidArgument {
-                    op: "evaluate",
-                    message: format!(
-                        "model output must be [batch, classes], got {:?}",
-                        logits.shape()
-                    ),
-                })?;
-        confusion.add(&predictions(&scores), batch.labels);
-    }
-    Ok(Evaluation {
-        loss: total_loss / data.len() as f64,
-        accuracy: confusion.accuracy(),
-        confusion,
-    })
-}
 
 /// What [`fit`] does when a step is refused because its loss, its gradients or its update
 /// are NaN or infinite (see [`Optimizer::step`]). Either way the refused step changes
@@ -125,62 +60,189 @@ fn largest_magnitude(model: &dyn Module) -> f32 {
     largest
 }
 
-/// Checks, before any step, that `data` (called `what` in messages) can go through `model`:
-/// it has samples, its width is the model's input width, every label is one of the model's
-/// outputs, and every stored feature is finite. Models that do not
-/// declare their widths ([`Module::in_features`], [`Module::out_features`]) are checked
-/// where they do.
-fn check_data(op: &'static str, what: &str, model: &dyn Module, data: &Dataset) -> Result<()> {
+/// Checks, before any step, that `data` (called `what` in messages) can go through `model`
+/// and `loss`: it has samples, every stored feature is finite, the loss fits its targets,
+/// the samples fit the model's first layer ([`Module::in_features`], the last axis of a
+/// sample, as `nn.Linear` reads it), and the model's output for one sample fits its target
+/// (classes below the output width; float targets of the output's shape).
+fn check_data(
+    op: &'static str,
+    what: &str,
+    model: &dyn Module,
+    data: &Dataset,
+    loss: &Loss,
+) -> Result<()> {
     let invalid = |message: String| Err(Error::InvalidArgument { op, message });
     if data.is_empty() {
         return invalid(format!("the {what} is empty, expected at least one sample"));
     }
-    if let Some(width) = model.in_features()
-        && width != data.num_features()
-    {
-        return Err(Error::Shape {
-            op,
-            expected: format!(
-                "{what} samples of width {width} (the input width of the model's first layer)"
-            ),
-            found: format!("width {}", data.num_features()),
-        });
-    }
-    if let Some(classes) = model.out_features()
-        && let Some((sample, label)) =
-            (data.labels().iter().enumerate()).find(|(_, l)| **l >= classes)
-    {
-        return invalid(format!(
-            "{what} sample {sample} has label {label}, expected a label below {classes} (the \
-             model's last layer has {classes} outputs)"
-        ));
-    }
     if let Some(found) = data.first_non_finite() {
         return invalid(format!("{what}: {found}, expected finite values"));
+    }
+    let sample_shape = data.sample_shape();
+    if let Some(width) = model.in_features()
+        && sample_shape.last() != Some(&width)
+    {
+        let (expected, found) = match sample_shape {
+            [n] => (format!("samples of width {width}"), format!("width {n}")),
+            _ => (
+                format!("samples whose last axis is {width}"),
+                format!(
+                    "samples of shape {sample_shape:?}; flatten them with \
+                     Dataset::with_sample_shape"
+                ),
+            ),
+        };
+        return Err(Error::Shape {
+            op,
+            expected: format!("{what} {expected} (the input width of the model's first layer)"),
+            found,
+        });
+    }
+    let mut first = data.batches(1)?;
+    let first = first.next().expect("the data set has a sample");
+    loss.check(&first.targets).map_err(|e| match e {
+        Error::InvalidArgument { message, .. } => Error::InvalidArgument {
+            op,
+            message: format!("{what}: {message}"),
+        },
+        other => other,
+    })?;
+    let output = trial_output(op, model, &first)?;
+    match data.targets() {
+        Targets::Classes { labels, .. } => {
+            let classes = match output.as_slice() {
+                [1, classes] => *classes,
+                _ => {
+                    return Err(Error::Shape {
+                        op,
+                        expected: format!(
+                            "model outputs [batch, classes] for the {what}'s class labels"
+                        ),
+                        found: format!("output shape {output:?} for one sample"),
+                    });
+                }
+            };
+            if let Some((sample, label)) = labels.iter().enumerate().find(|(_, l)| **l >= classes) {
+                return invalid(format!(
+                    "{what} sample {sample} has label {label}, expected a label below {classes} \
+                     (the model's last layer has {classes} outputs)"
+                ));
+            }
+        }
+        _ => {
+            let mut expected = vec![1];
+            expected.extend(data.target_shape());
+            if output != expected {
+                return Err(Error::Shape {
+                    op,
+                    expected: format!(
+                        "model output of shape {expected:?} for one sample (the {what}'s \
+                         targets are {:?} per sample)",
+                        data.target_shape()
+                    ),
+                    found: format!("output shape {output:?}"),
+                });
+            }
+        }
     }
     Ok(())
 }
 
+/// The shape of `model`'s output for `batch` (one sample) in evaluation mode on an
+/// inference tape; a model that panics on it (a layer whose width does not fit) gives an
+/// error with the panic's message.
+fn trial_output(
+    op: &'static str,
+    model: &dyn Module,
+    batch: &crate::data::Batch<'_>,
+) -> Result<Vec<usize>> {
+    let run = || {
+        let tape = Tape::inference();
+        model
+            .forward(tape.constant(batch.x.view()), Mode::Eval)
+            .shape()
+    };
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).map_err(|panic| {
+        let message = (panic.downcast_ref::<String>().cloned())
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_string()))
+            .unwrap_or_else(|| "the model panicked".into());
+        Error::Shape {
+            op,
+            expected: format!(
+                "samples of shape {:?} to go through the model",
+                &batch.x.shape()[1..]
+            ),
+            found: format!("the model fails on them: {message}"),
+        }
+    })
+}
+
+/// Whether evaluating on `targets` reports `metric`.
+fn has_metric(targets: &Targets, metric: Metric) -> bool {
+    match (targets, metric) {
+        (_, Metric::Loss) => true,
+        (Targets::Classes { .. }, Metric::Accuracy | Metric::TopK(_)) => true,
+        (Targets::MultiLabel(_), Metric::Accuracy) => true,
+        (Targets::Values(_) | Targets::Inputs, Metric::Mse | Metric::Mae | Metric::R2) => true,
+        _ => false,
+    }
+}
+
 /// What early stopping watches ([`FitConfig::patience`]), and which way is better: as
-/// Keras' `EarlyStopping(monitor=..., mode=...)` and Lightning's, with the mode that fits
-/// the metric.
+/// Keras' `EarlyStopping(monitor=..., mode=...)` and Lightning's.
+///
+/// A tie is no improvement, so the earlier epoch stays the best (accuracy moves in steps of
+/// one sample, so ties are common).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Monitor {
     /// The validation loss; lower is better (`monitor="val_loss", mode="min"`).
     ValidLoss,
     /// The validation accuracy; higher is better (`monitor="val_accuracy", mode="max"`).
-    /// Accuracy moves in steps of one sample, so ties are common: a tie is no improvement,
-    /// and the earlier epoch stays the best.
     ValidAccuracy,
+    /// Any validation [`Metric`], in the given mode.
+    Valid(Metric, Goal),
+}
+
+/// Which way a watched metric improves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Goal {
+    /// Smaller is better (`mode="min"`).
+    Min,
+    /// Larger is better (`mode="max"`).
+    Max,
 }
 
 impl Monitor {
-    /// The watched value of an epoch (`None` without validation data).
-    pub fn value(self, record: &EpochRecord) -> Option<f64> {
+    /// Watches `metric` in the mode that fits it ([`Metric::higher_is_better`]).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Goal, Metric, Monitor};
+    /// assert_eq!(Monitor::metric(Metric::R2), Monitor::Valid(Metric::R2, Goal::Max));
+    /// ```
+    pub fn metric(metric: Metric) -> Monitor {
+        let goal = if metric.higher_is_better() {
+            Goal::Max
+        } else {
+            Goal::Min
+        };
+        Monitor::Valid(metric, goal)
+    }
+
+    /// The watched metric.
+    pub fn watched(self) -> Metric {
         match self {
-            Monitor::ValidLoss => record.valid_loss,
-            Monitor::ValidAccuracy => record.valid_accuracy,
+            Monitor::ValidLoss => Metric::Loss,
+            Monitor::ValidAccuracy => Metric::Accuracy,
+            Monitor::Valid(metric, _) => metric,
         }
+    }
+
+    /// The watched value of an epoch (`None` without validation data, or when the
+    /// validation targets have no such metric).
+    pub fn value(self, record: &EpochRecord) -> Option<f64> {
+        record.metric(self.watched())
     }
 
     /// Whether `value` is better than `best`.
@@ -193,17 +255,14 @@ impl Monitor {
     /// assert!(!Monitor::ValidAccuracy.improves(0.8, 0.8));
     /// ```
     pub fn improves(self, value: f64, best: f64) -> bool {
-        match self {
-            Monitor::ValidLoss => value < best,
-            Monitor::ValidAccuracy => value > best,
-        }
-    }
-
-    /// The metric's name in messages.
-    fn name(self) -> &'static str {
-        match self {
-            Monitor::ValidLoss => "validation loss",
-            Monitor::ValidAccuracy => "validation accuracy",
+        let goal = match self {
+            Monitor::ValidLoss => Goal::Min,
+            Monitor::ValidAccuracy => Goal::Max,
+            Monitor::Valid(_, goal) => goal,
+        };
+        match goal {
+            Goal::Min => value < best,
+            Goal::Max => value > best,
         }
     }
 }
@@ -238,6 +297,10 @@ pub struct FitConfig {
     pub patience: Option<usize>,
     /// What early stopping watches. Default [`Monitor::ValidLoss`].
     pub monitor: Monitor,
+    /// The criterion. Default `None`: the one that fits the training targets
+    /// ([`Loss::default_for`]: cross-entropy for classes, MSE for float values and inputs,
+    /// BCE with logits for multi-label targets).
+    pub loss: Option<Loss>,
     /// Batch size of the validation pass. Default 1,000.
     pub eval_batch_size: usize,
 }
@@ -253,6 +316,7 @@ impl Default for FitConfig {
             on_divergence: OnDivergence::Stop,
             patience: None,
             monitor: Monitor::ValidLoss,
+            loss: None,
             eval_batch_size: 1000,
         }
     }
@@ -267,14 +331,26 @@ pub struct EpochRecord {
     pub train_loss: f64,
     /// Validation loss in evaluation mode, if validation data was given.
     pub valid_loss: Option<f64>,
-    /// Validation accuracy, if validation data was given.
+    /// Validation accuracy, if validation data was given and its targets have one.
     pub valid_accuracy: Option<f64>,
+    /// Every validation metric the targets have ([`Evaluation::metrics`], plus the one
+    /// early stopping watches), if validation data was given.
+    pub valid_metrics: Vec<(Metric, f64)>,
     /// The learning rate of the epoch's last step.
     pub lr: f32,
     /// Wall time of the epoch's training steps, in seconds.
     pub seconds: f64,
     /// Training throughput.
     pub samples_per_second: f64,
+}
+
+impl EpochRecord {
+    /// The value of a validation metric, if reported.
+    pub fn metric(&self, metric: Metric) -> Option<f64> {
+        (self.valid_metrics.iter())
+            .find(|(m, _)| *m == metric)
+            .map(|(_, v)| *v)
+    }
 }
 
 /// The per-epoch record of a [`fit`], printable and exportable as CSV.
@@ -289,23 +365,45 @@ pub struct History {
 }
 
 impl History {
+    /// The validation metrics beyond loss and accuracy that the first epoch reports (top-5
+    /// accuracy, MSE, MAE, R²), the extra columns of the CSV and the table.
+    fn extra_metrics(&self) -> Vec<Metric> {
+        let first = self
+            .epochs
+            .first()
+            .map_or(&[][..], |r| &r.valid_metrics[..]);
+        (first.iter())
+            .map(|(m, _)| *m)
+            .filter(|m| !matches!(m, Metric::Loss | Metric::Accuracy))
+            .collect()
+    }
+
     /// The records as CSV with a header line; missing validation values are empty fields.
+    /// Validation metrics beyond loss and accuracy follow as columns `valid_top5_accuracy`,
+    /// `valid_mse`, `valid_mae`, `valid_r2`.
     ///
     /// # Examples
     /// ```
     /// use tapegrad::{EpochRecord, History};
     /// let mut h = History::default();
     /// h.epochs.push(EpochRecord { epoch: 1, train_loss: 0.5, valid_loss: None,
-    ///     valid_accuracy: None, lr: 0.1, seconds: 2.0, samples_per_second: 100.0 });
+    ///     valid_accuracy: None, valid_metrics: vec![], lr: 0.1, seconds: 2.0,
+    ///     samples_per_second: 100.0 });
     /// assert_eq!(h.to_csv().lines().nth(1), Some("1,0.5,,,0.1,2,100"));
     /// ```
     pub fn to_csv(&self) -> String {
+        let extra = self.extra_metrics();
         let mut csv = String::from(
-            "epoch,train_loss,valid_loss,valid_accuracy,lr,seconds,samples_per_second\n",
+            "epoch,train_loss,valid_loss,valid_accuracy,lr,seconds,samples_per_second",
         );
+        for m in &extra {
+            let name = m.to_string().replace("-", "").replace(' ', "_");
+            let _ = write!(csv, ",valid_{name}");
+        }
+        csv.push('\n');
         let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
         for r in &self.epochs {
-            let _ = writeln!(
+            let _ = write!(
                 csv,
                 "{},{},{},{},{},{},{}",
                 r.epoch,
@@ -316,6 +414,10 @@ impl History {
                 r.seconds,
                 r.samples_per_second
             );
+            for m in &extra {
+                let _ = write!(csv, ",{}", opt(r.metric(*m)));
+            }
+            csv.push('\n');
         }
         csv
     }
@@ -342,25 +444,36 @@ impl History {
 /// use tapegrad::{EpochRecord, History};
 /// let mut h = History::default();
 /// h.epochs.push(EpochRecord { epoch: 1, train_loss: 0.5, valid_loss: Some(0.25),
-///     valid_accuracy: Some(0.9), lr: 0.1, seconds: 2.0, samples_per_second: 100.0 });
+///     valid_accuracy: Some(0.9), valid_metrics: vec![], lr: 0.1, seconds: 2.0,
+///     samples_per_second: 100.0 });
 /// let table = h.to_string();
 /// assert_eq!(table.lines().nth(1), Some(
 ///     "    1      0.5000      0.2500     90.00%  0.1000     2.00        100"));
 /// ```
 impl std::fmt::Display for History {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(
+        let extra = self.extra_metrics();
+        write!(
             f,
             "epoch  train loss  valid loss  valid acc      lr  seconds  samples/s"
         )?;
+        for m in &extra {
+            write!(f, "  {:>10}", format!("valid {m}"))?;
+        }
+        writeln!(f)?;
         for r in &self.epochs {
             let loss = r.valid_loss.map_or("-".into(), |l| format!("{l:.4}"));
             let accuracy = (r.valid_accuracy).map_or("-".into(), |a| format!("{:.2}%", 100.0 * a));
-            writeln!(
+            write!(
                 f,
                 "{:>5}  {:>10.4}  {loss:>10}  {accuracy:>9}  {:>6.4}  {:>7.2}  {:>9.0}",
                 r.epoch, r.train_loss, r.lr, r.seconds, r.samples_per_second
             )?;
+            for m in &extra {
+                let value = r.metric(*m).map_or("-".into(), |v| format!("{v:.4}"));
+                write!(f, "  {value:>10}")?;
+            }
+            writeln!(f)?;
         }
         for event in &self.events {
             writeln!(f, "{event}")?;
@@ -472,9 +585,20 @@ fn fit_here(
             ),
         });
     }
-    check_data("fit", "training set", &*model, train)?;
+    let loss = (config.loss.clone()).unwrap_or_else(|| Loss::default_for(train.targets()));
+    check_data("fit", "training set", &*model, train, &loss)?;
     if let Some(valid) = valid {
-        check_data("fit", "validation set", &*model, valid)?;
+        check_data("fit", "validation set", &*model, valid, &loss)?;
+        let watched = config.monitor.watched();
+        if config.patience.is_some() && !has_metric(valid.targets(), watched) {
+            return Err(Error::InvalidArgument {
+                op: "fit",
+                message: format!(
+                    "early stopping watches the validation {watched}, which the validation \
+                     targets do not have"
+                ),
+            });
+        }
     }
     let mut history = History::default();
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
@@ -498,10 +622,8 @@ fn fit_here(
         let mut step = 0;
         while let Some(batch) = batches.next() {
             step += 1;
-            let samples_in_batch = batch.labels.len();
-            let outcome = train_step.run(model, optimizer, batch, |logits, labels| {
-                logits.cross_entropy(labels)
-            });
+            let samples_in_batch = batch.len();
+            let outcome = train_step.run(model, optimizer, batch, &loss);
             let value = match (outcome, config.on_divergence) {
                 (Ok(value), _) => {
                     loss_sum += f64::from(value);
@@ -567,13 +689,23 @@ fn fit_here(
         let lr = optimizer.lr();
         optimizer.end_epoch();
         let evaluation = valid
-            .map(|v| evaluate_checked(&*model, v, config.eval_batch_size))
+            .map(|v| evaluate_checked(&*model, v, &loss, config.eval_batch_size))
             .transpose()?;
         let record = EpochRecord {
             epoch,
             train_loss: loss_sum / counted as f64,
             valid_loss: evaluation.as_ref().map(|e| e.loss),
-            valid_accuracy: evaluation.as_ref().map(|e| e.accuracy),
+            valid_accuracy: evaluation.as_ref().and_then(|e| e.accuracy),
+            valid_metrics: evaluation.as_ref().map_or_else(Vec::new, |e| {
+                let mut metrics = e.metrics();
+                let watched = config.monitor.watched();
+                if let Some(value) = e.metric(watched)
+                    && !metrics.iter().any(|(m, _)| *m == watched)
+                {
+                    metrics.push((watched, value));
+                }
+                metrics
+            }),
             lr,
             seconds,
             samples_per_second: samples as f64 / seconds,
@@ -588,8 +720,8 @@ fn fit_here(
                 best = Some((value, epoch, ParamSnapshot::of(&*model)));
             } else if epoch - best.as_ref().expect("set on the first epoch").1 >= patience {
                 let event = format!(
-                    "epoch {epoch}: no better {} for {patience} epochs; stopped early",
-                    config.monitor.name()
+                    "epoch {epoch}: no better validation {} for {patience} epochs; stopped early",
+                    config.monitor.watched()
                 );
                 history.events.push(event);
                 on_progress(&Progress::Event(
@@ -763,7 +895,7 @@ mod tests {
         // and training goes on
         let mut x = Array2::from_shape_fn((64, 2), |(i, j)| (i + j) as f32 / 64.0);
         x[[5, 0]] = 3e38;
-        let spiky = Dataset::from_floats(x, train.labels().to_vec()).unwrap();
+        let spiky = Dataset::from_floats(x, train.labels().unwrap().to_vec()).unwrap();
         let (mut model, mut sgd) = (mlp(0), Sgd::new(0.1).unwrap());
         let eight = FitConfig {
             batch_size: 8,
@@ -843,7 +975,7 @@ mod tests {
         let first_best = (history.epochs.iter()).position(|r| accuracy(r) == best_accuracy);
         assert_eq!(first_best, Some(best - 1));
         assert!(history.epochs.iter().all(|r| accuracy(r) <= best_accuracy));
-        let now = evaluate(&model, &valid, 1000).unwrap().accuracy;
+        let now = evaluate(&model, &valid, 1000).unwrap().accuracy.unwrap();
         assert_eq!(now, best_accuracy);
         assert!(
             history

@@ -7,7 +7,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tapegrad::{
-    ChaCha8Rng, Dataset, Init, Linear, Relu, Scaler, SeedableRng, Sequential, Sgd, TrainStep,
+    ChaCha8Rng, Dataset, Init, Linear, Loss, Relu, Scaler, SeedableRng, Sequential, Sgd, TrainStep,
     ndarray::Array2,
 };
 
@@ -79,7 +79,7 @@ fn a_training_step_allocates_the_same_at_step_10_and_step_1000() {
                 batches.next().unwrap()
             }
         };
-        let loss = train_step.run(&mut model, &mut sgd, batch, |z, y| z.cross_entropy(y));
+        let loss = train_step.run(&mut model, &mut sgd, batch, &Loss::CrossEntropy);
         loss.unwrap();
     };
     // (step, counts), filled in place so that recording allocates nothing

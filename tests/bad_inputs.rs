@@ -10,10 +10,10 @@ use std::time::SystemTime;
 use tapegrad::data::{read_cifar10, read_idx_dataset, read_idx_images, read_idx_labels};
 use tapegrad::ndarray::{Array2, array};
 use tapegrad::{
-    Adam, Batch, ChaCha8Rng, Checkpoint, Dataset, Decay, DecayUnit, Dropout, FitConfig, Identity,
-    Init, Linear, Module, OnDivergence, Optimizer, OptimizerState, Predictor, Progress, Relu,
-    Result, Scaler, Schedule, SeedableRng, Sequential, Sgd, Tensor, TrainStep, checkpoint,
-    evaluate, export_safetensors, fit, import_safetensors, tensor,
+    Adam, Batch, BatchTargets, ChaCha8Rng, Checkpoint, Dataset, Decay, DecayUnit, Dropout,
+    FitConfig, Identity, Init, Linear, Loss, Module, OnDivergence, Optimizer, OptimizerState,
+    Predictor, Progress, Relu, Result, Scaler, Schedule, SeedableRng, Sequential, Sgd, Tensor,
+    TrainStep, checkpoint, evaluate, export_safetensors, fit, import_safetensors, tensor,
 };
 
 /// The bytes and modification time of every file under a folder.
@@ -491,7 +491,7 @@ fn every_bad_input_is_an_error_naming_expected_and_found_and_changes_no_file() {
     );
     f.case(
         "labels and samples of different counts",
-        &["expected one label per sample (3 samples), found 2 labels"],
+        &["expected one target per sample (3 samples), found 2 targets"],
         || Dataset::from_floats(Array2::zeros((3, 2)), vec![0, 1]),
     );
     f.case(
@@ -644,7 +644,7 @@ fn training_refuses_what_it_cannot_use() {
     // an IDX file of shape [5, 0, 0]: five images of no pixels
     f.case(
         "images of no pixels",
-        &["dataset: expected at least one feature per sample, found 5 samples of 0 features"],
+        &["dataset: expected at least one value per sample, found 5 samples of shape [0]"],
         || Dataset::from_bytes(Array2::zeros((5, 0)), vec![0; 5]),
     );
     let mut labels = vec![0, 1, 2, 0, 1, 2, 0, 200];
@@ -677,14 +677,17 @@ fn training_refuses_what_it_cannot_use() {
         "an empty batch in TrainStep",
         &["train step: the batch is empty, expected at least one sample"],
         || {
-            let x = Array2::<f32>::zeros((0, 4));
+            let x = Array2::<f32>::zeros((0, 4)).into_dyn();
             let batch = Batch {
                 x: x.view(),
-                labels: &[],
+                targets: BatchTargets::Classes(&[]),
             };
-            TrainStep::new().run(&mut model(0, 8), &mut Sgd::new(0.1)?, batch, |z, y| {
-                z.cross_entropy(y)
-            })
+            TrainStep::new().run(
+                &mut model(0, 8),
+                &mut Sgd::new(0.1)?,
+                batch,
+                &Loss::CrossEntropy,
+            )
         },
     );
     let predictor = Predictor::new(model(0, 8), None).unwrap();

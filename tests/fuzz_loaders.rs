@@ -1156,6 +1156,7 @@ fn crafted_inputs_never_panic_and_loaders_accept_exactly_the_valid_ones() {
                     if let Ok(d) = &r
                         && !d
                             .labels()
+                            .unwrap_or_default()
                             .iter()
                             .map(|&v| v as u8)
                             .eq(labels.iter().copied())

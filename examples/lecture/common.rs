@@ -492,7 +492,8 @@ pub fn train_observed(
         after_epoch(epoch, model)?;
     }
     run.seconds = seconds;
-    run.test_accuracy = tapegrad::evaluate(&*model, test, 1000)?.accuracy;
+    run.test_accuracy =
+        (tapegrad::evaluate(&*model, test, 1000)?.accuracy).ok_or("class labels expected")?;
     Ok(run)
 }
 

@@ -69,7 +69,9 @@ pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
             (&small, epochs)
         };
         let run = train(&mut model, &mut sgd, data, &test, e, 32)?;
-        let train_acc = evaluate(&model, data, 1000)?.accuracy;
+        let train_acc = evaluate(&model, data, 1000)?
+            .accuracy
+            .ok_or("class labels expected")?;
         runs.push((name, train_acc, run.test_accuracy, run));
     }
     let mut table = Table::new(

@@ -28,7 +28,8 @@ impl Outcome {
 }
 
 fn rescaled(data: &Dataset, factors: &[f32]) -> Res<Dataset> {
-    let (x, labels) = data.full_batch();
+    let (x, _) = data.full_batch();
+    let labels = data.labels().ok_or("class labels expected")?;
     let x = x.into_dimensionality::<tapegrad::ndarray::Ix2>()?;
     let x = Array2::from_shape_fn(x.dim(), |(i, j)| x[[i, j]] / 255.0 * factors[j]);
     Ok(Dataset::from_floats(x, labels.to_vec())?.with_num_classes(10)?)

@@ -23,7 +23,8 @@ pub struct Outcome {
 pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
     let batch = budget.pick(128, 256);
     let (train_set, _) = fashion(batch, 100, 7)?;
-    let (x, labels) = train_set.full_batch();
+    let (x, _) = train_set.full_batch();
+    let labels = train_set.labels().ok_or("class labels expected")?;
     let hidden = [64; DEPTH];
     let sig = mlp(
         784,

@@ -131,7 +131,7 @@ mod tests {
             (data.len(), data.num_features(), data.num_classes()),
             (3, 3072, 10)
         );
-        assert_eq!(data.labels(), &[3, 9, 0]);
+        assert_eq!(data.labels().unwrap(), &[3, 9, 0]);
         assert_eq!(data.full_batch().0[[2, 3071]], 200.0);
 
         let truncated = dir.join("t.bin");
@@ -167,7 +167,7 @@ mod tests {
         let path = dir.join("x.bin.gz");
         let two = [record(3, 7), record(9, 1)].concat();
         std::fs::write(&path, gzip(&two)).unwrap();
-        assert_eq!(read_cifar10(&[&path]).unwrap().labels(), &[3, 9]);
+        assert_eq!(read_cifar10(&[&path]).unwrap().labels().unwrap(), &[3, 9]);
 
         // 1,000 records of zeros (valid ones) whose trailer says 2 records: refused once
         // the stream passes 2 records' bytes

@@ -1,6 +1,6 @@
-//! An in-memory data set of features and class labels; batches (shuffled by a seeded
-//! generator, with or without the last partial batch), the full batch of gradient descent,
-//! subsets and train/validation splits.
+//! An in-memory data set of samples of any shape and their targets; batches (shuffled by a
+//! seeded generator, with or without the last partial batch), the full batch of gradient
+//! descent, subsets and train/validation splits that remember their source rows.
 //!
 //! Image features can stay the `u8` bytes they were stored in (60,000 Fashion-MNIST images
 //! take 47 MB rather than 188 MB as `f32`); each batch is converted to `f32` as it is drawn,
@@ -8,14 +8,15 @@
 //! reuses.
 
 use crate::data::preprocess::Scaler;
+use crate::data::targets::{BatchTargets, Targets};
 use crate::error::{Error, Result};
 use crate::tensor::{Elem, Tensor};
-use ndarray::{Array2, ArrayView2, Axis};
+use ndarray::{Array2, ArrayView2, ArrayViewD, Axis};
 use rand::Rng;
 use rand::seq::SliceRandom;
 use rayon::prelude::*;
 
-/// The stored feature matrix, `[samples, features]`.
+/// The stored samples, flattened to `[samples, features]`.
 #[derive(Debug, Clone)]
 enum Features {
     /// Raw bytes, converted to `f32` per batch.
@@ -24,7 +25,77 @@ enum Features {
     Floats(Array2<Elem>),
 }
 
-/// Samples (rows of features) with one class label each.
+impl Features {
+    fn nrows(&self) -> usize {
+        match self {
+            Features::Bytes(x) => x.nrows(),
+            Features::Floats(x) => x.nrows(),
+        }
+    }
+
+    fn ncols(&self) -> usize {
+        match self {
+            Features::Bytes(x) => x.ncols(),
+            Features::Floats(x) => x.ncols(),
+        }
+    }
+}
+
+/// Samples of any shape, stored as given: bytes (such as image pixels, converted to `f32`
+/// batch by batch) or floats. Axis 0 is the sample; the other axes are one sample's shape.
+/// Made with `From` any `ndarray` array of `u8` or `f32` (owned), for [`Dataset::new`].
+#[derive(Debug, Clone)]
+pub struct SampleArray {
+    features: Features,
+    sample_shape: Vec<usize>,
+}
+
+impl SampleArray {
+    /// Flattens `shape` (axis 0 the samples) into `[samples, features]`.
+    fn flat(shape: &[usize]) -> ((usize, usize), Vec<usize>) {
+        let samples = shape.first().copied().unwrap_or(1);
+        let sample_shape = shape.get(1..).unwrap_or_default().to_vec();
+        let features = sample_shape.iter().product();
+        ((samples, features), sample_shape)
+    }
+}
+
+impl<D: ndarray::Dimension> From<ndarray::Array<u8, D>> for SampleArray {
+    fn from(x: ndarray::Array<u8, D>) -> Self {
+        let (flat, sample_shape) = Self::flat(x.shape());
+        let x = x.as_standard_layout().into_owned();
+        SampleArray {
+            features: Features::Bytes(
+                x.into_shape_with_order(flat)
+                    .expect("a standard-layout array reshapes to its own element count"),
+            ),
+            sample_shape,
+        }
+    }
+}
+
+impl<D: ndarray::Dimension> From<ndarray::Array<Elem, D>> for SampleArray {
+    fn from(x: ndarray::Array<Elem, D>) -> Self {
+        let (flat, sample_shape) = Self::flat(x.shape());
+        let x = x.as_standard_layout().into_owned();
+        SampleArray {
+            features: Features::Floats(
+                x.into_shape_with_order(flat)
+                    .expect("a standard-layout array reshapes to its own element count"),
+            ),
+            sample_shape,
+        }
+    }
+}
+
+/// Samples (of any shape: a row of features, a `[C, H, W]` image) with their [`Targets`]
+/// (class labels, float values, multi-label vectors, or the samples themselves), and the
+/// [`Scaler`] applied as batches are drawn.
+///
+/// Bytes stay bytes in memory (60,000 Fashion-MNIST images take 47 MB rather than 188 MB
+/// as `f32`); each batch is converted to `f32` `[batch, sample shape...]` as it is drawn,
+/// scaler applied, into a buffer the batch iterator reuses, as a PyTorch `DataLoader` with
+/// `ToTensor` and `Normalize` would.
 ///
 /// # Examples
 /// ```
@@ -34,116 +105,230 @@ enum Features {
 /// let mut batches = data.batches(2)?;
 /// let batch = batches.next().unwrap();
 /// assert_eq!(batch.x[[0, 1]], 255.0); // bytes become f32 as the batch is drawn
-/// assert_eq!(batch.labels, &[0, 1]);
-/// assert_eq!(batches.next().unwrap().labels, &[1]); // the last, partial batch
+/// assert_eq!(batch.labels(), Some(&[0, 1][..]));
+/// assert_eq!(batches.next().unwrap().labels(), Some(&[1][..])); // the last, partial batch
 /// assert!(batches.next().is_none());
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
+///
+/// Images keep their shape:
+/// ```
+/// use tapegrad::{Dataset, Targets, ndarray::Array4};
+/// let images = Array4::<u8>::zeros((10, 3, 32, 32)); // [N, C, H, W]
+/// let data = Dataset::new(images, Targets::classes((0..10).collect()))?;
+/// assert_eq!(data.sample_shape(), &[3, 32, 32]);
+/// assert_eq!(data.batches(4)?.next().unwrap().x.shape(), &[4, 3, 32, 32]);
+/// // the same bytes as flat rows of 3,072 features, for an MLP
+/// assert_eq!(data.with_sample_shape(&[3072])?.num_features(), 3072);
 /// # Ok::<(), tapegrad::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct Dataset {
     features: Features,
-    labels: Vec<usize>,
-    num_classes: usize,
+    sample_shape: Vec<usize>,
+    targets: Targets,
     scaler: Option<Scaler>,
+    source_rows: Vec<usize>,
 }
 
 impl Dataset {
-    /// A data set of `f32` features `[samples, features]` and one label per sample.
+    /// A data set of `samples` (axis 0 the samples, any shape after it; bytes or `f32`)
+    /// and their `targets`.
     ///
     /// # Errors
-    /// [`Error::Shape`] when the number of labels differs from the number of rows, or there
-    /// are no features.
+    /// [`Error::Shape`] when there is not one target per sample, a sample has no values,
+    /// or value targets have fewer than 2 axes; [`Error::InvalidArgument`] when a label is
+    /// not below the number of classes, a value target is not finite, or a multi-label
+    /// target is not 0 or 1 (naming the sample).
+    pub fn new(samples: impl Into<SampleArray>, targets: Targets) -> Result<Self> {
+        let SampleArray {
+            features,
+            sample_shape,
+        } = samples.into();
+        let rows = features.nrows();
+        if features.ncols() == 0 {
+            return Err(Error::Shape {
+                op: "dataset",
+                expected: "at least one value per sample".into(),
+                found: format!("{rows} samples of shape {sample_shape:?}"),
+            });
+        }
+        targets.validate("dataset", rows)?;
+        Ok(Dataset {
+            features,
+            sample_shape,
+            targets,
+            scaler: None,
+            source_rows: (0..rows).collect(),
+        })
+    }
+
+    /// A data set of `f32` features `[samples, features]` and one class label per sample.
+    ///
+    /// # Errors
+    /// As [`Dataset::new`].
     pub fn from_floats(features: Array2<Elem>, labels: Vec<usize>) -> Result<Self> {
-        Self::new(Features::Floats(features), labels)
+        Self::new(features, Targets::classes(labels))
     }
 
     /// A data set of byte features `[samples, features]` (such as image pixels), converted
-    /// to `f32` batch by batch, and one label per sample.
+    /// to `f32` batch by batch, and one class label per sample.
     ///
     /// # Errors
-    /// [`Error::Shape`] when the number of labels differs from the number of rows, or there
-    /// are no features.
+    /// As [`Dataset::new`].
     pub fn from_bytes(features: Array2<u8>, labels: Vec<usize>) -> Result<Self> {
-        Self::new(Features::Bytes(features), labels)
-    }
-
-    fn new(features: Features, labels: Vec<usize>) -> Result<Self> {
-        let rows = match &features {
-            Features::Bytes(x) => x.nrows(),
-            Features::Floats(x) => x.nrows(),
-        };
-        if rows != labels.len() {
-            return Err(Error::Shape {
-                op: "dataset",
-                expected: format!("one label per sample ({rows} samples)"),
-                found: format!("{} labels", labels.len()),
-            });
-        }
-        let width = match &features {
-            Features::Bytes(x) => x.ncols(),
-            Features::Floats(x) => x.ncols(),
-        };
-        if width == 0 {
-            return Err(Error::Shape {
-                op: "dataset",
-                expected: "at least one feature per sample".into(),
-                found: format!("{rows} samples of 0 features"),
-            });
-        }
-        let num_classes = labels.iter().max().map_or(0, |&m| m + 1);
-        Ok(Dataset {
-            features,
-            labels,
-            num_classes,
-            scaler: None,
-        })
+        Self::new(features, Targets::classes(labels))
     }
 
     /// Sets the number of classes when some classes have no sample here (a small subset).
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] when a label is not below `num_classes`.
+    /// [`Error::InvalidArgument`] when the targets are not classes or a label is not below
+    /// `num_classes`.
     pub fn with_num_classes(mut self, num_classes: usize) -> Result<Self> {
-        if self.num_classes > num_classes {
+        let Targets::Classes {
+            labels,
+            num_classes: n,
+        } = &mut self.targets
+        else {
+            return Err(Error::InvalidArgument {
+                op: "dataset",
+                message: "num_classes needs class targets, got other targets".into(),
+            });
+        };
+        if let Some(&label) = labels.iter().max()
+            && label >= num_classes
+        {
             return Err(Error::InvalidArgument {
                 op: "dataset",
                 message: format!(
-                    "num_classes must exceed every label, got {num_classes} with label {}",
-                    self.num_classes - 1
+                    "num_classes must exceed every label, got {num_classes} with label {label}"
                 ),
             });
         }
-        self.num_classes = num_classes;
+        *n = num_classes;
+        Ok(self)
+    }
+
+    /// The same samples seen with another shape of the same size: flat rows `[784]` as
+    /// images `[1, 28, 28]` or back (the stored values and their order do not change; the
+    /// scaler stays, as it works per stored value).
+    ///
+    /// # Errors
+    /// [`Error::Shape`] when `shape` does not hold exactly [`Dataset::num_features`] values.
+    pub fn with_sample_shape(mut self, shape: &[usize]) -> Result<Self> {
+        let size = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+        if size != Some(self.num_features()) {
+            return Err(Error::Shape {
+                op: "dataset::with_sample_shape",
+                expected: format!(
+                    "a shape of {} values (samples of shape {:?})",
+                    self.num_features(),
+                    self.sample_shape
+                ),
+                found: format!("shape {shape:?}"),
+            });
+        }
+        self.sample_shape = shape.to_vec();
         Ok(self)
     }
 
     /// Number of samples.
     pub fn len(&self) -> usize {
-        self.labels.len()
+        self.features.nrows()
     }
 
     /// Whether there are no samples.
     pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
+        self.len() == 0
     }
 
-    /// Number of features per sample (784 for a 28×28 image).
+    /// Number of values per sample (784 for a 28×28 image).
     pub fn num_features(&self) -> usize {
-        match &self.features {
-            Features::Bytes(x) => x.ncols(),
-            Features::Floats(x) => x.ncols(),
+        self.features.ncols()
+    }
+
+    /// The shape of one sample (`[784]` for flat rows, `[1, 28, 28]` for an image).
+    pub fn sample_shape(&self) -> &[usize] {
+        &self.sample_shape
+    }
+
+    /// The targets.
+    pub fn targets(&self) -> &Targets {
+        &self.targets
+    }
+
+    /// The shape of one sample's target: `[]` for a class label, the trailing axes of
+    /// value targets, `[labels]` for multi-label targets, `[features]` for
+    /// [`Targets::Inputs`].
+    pub fn target_shape(&self) -> Vec<usize> {
+        match &self.targets {
+            Targets::Classes { .. } => Vec::new(),
+            Targets::Values(v) => v.shape()[1..].to_vec(),
+            Targets::MultiLabel(y) => vec![y.ncols()],
+            Targets::Inputs => vec![self.num_features()],
         }
     }
 
-    /// Number of classes: one more than the largest label, unless set with
-    /// [`Dataset::with_num_classes`].
+    /// Number of classes for class targets (one more than the largest label, unless set with
+    /// [`Dataset::with_num_classes`]); 0 for other targets.
     pub fn num_classes(&self) -> usize {
-        self.num_classes
+        match &self.targets {
+            Targets::Classes { num_classes, .. } => *num_classes,
+            _ => 0,
+        }
     }
 
-    /// The labels, one per sample.
-    pub fn labels(&self) -> &[usize] {
-        &self.labels
+    /// The class labels, one per sample, when the targets are classes.
+    pub fn labels(&self) -> Option<&[usize]> {
+        match &self.targets {
+            Targets::Classes { labels, .. } => Some(labels),
+            _ => None,
+        }
+    }
+
+    /// The stored bytes `[samples, sample shape...]`, when the samples are bytes.
+    pub fn bytes(&self) -> Option<ndarray::ArrayViewD<'_, u8>> {
+        match &self.features {
+            Features::Bytes(x) => Some(self.shaped(x.view())),
+            Features::Floats(_) => None,
+        }
+    }
+
+    /// The stored floats `[samples, sample shape...]` (before the scaler), when the samples
+    /// are floats.
+    pub fn floats(&self) -> Option<ndarray::ArrayViewD<'_, Elem>> {
+        match &self.features {
+            Features::Floats(x) => Some(self.shaped(x.view())),
+            Features::Bytes(_) => None,
+        }
+    }
+
+    /// `flat` (`[samples, features]`) as `[samples, sample shape...]`.
+    fn shaped<'a, T>(&self, flat: ArrayView2<'a, T>) -> ndarray::ArrayViewD<'a, T> {
+        let mut shape = vec![flat.nrows()];
+        shape.extend_from_slice(&self.sample_shape);
+        flat.into_shape_with_order(shape)
+            .expect("the sample shape holds the features of a row")
+    }
+
+    /// For each sample, its row in the data set this one was first built from: a
+    /// [`Dataset::subset`] or [`Dataset::split`] of a subset still points at the original
+    /// rows.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{ChaCha8Rng, Dataset, SeedableRng, ndarray::Array2};
+    /// let data = Dataset::from_floats(Array2::zeros((10, 1)), vec![0; 10])?;
+    /// let (train, valid) = data.split(3, &mut ChaCha8Rng::seed_from_u64(0))?;
+    /// let mut all: Vec<usize> = train.source_rows().iter().chain(valid.source_rows()).copied().collect();
+    /// all.sort();
+    /// assert_eq!(all, (0..10).collect::<Vec<_>>());
+    /// assert_eq!(valid.subset(&[2])?.source_rows(), &valid.source_rows()[2..3]);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    pub fn source_rows(&self) -> &[usize] {
+        &self.source_rows
     }
 
     /// Whether the features are stored as bytes (converted per batch) rather than `f32`.
@@ -250,18 +435,21 @@ impl Dataset {
         }
     }
 
-    /// All samples as one `[samples, features]` `f32` tensor (scaler applied) with their
-    /// labels: the full batch of gradient descent, which uses every training sample in each
-    /// step.
-    pub fn full_batch(&self) -> (Tensor, &[usize]) {
+    /// All samples as one `[samples, sample shape...]` `f32` tensor (scaler applied) with
+    /// their targets: the full batch of gradient descent, which uses every training sample
+    /// in each step.
+    pub fn full_batch(&self) -> (Tensor, &Targets) {
         let rows: Vec<usize> = (0..self.len()).collect();
-        let mut x = Tensor::zeros(ndarray::IxDyn(&[self.len(), self.num_features()]));
+        let mut shape = vec![self.len()];
+        shape.extend_from_slice(&self.sample_shape);
+        let mut x = Tensor::zeros(ndarray::IxDyn(&shape));
         self.write_rows(&rows, x.as_slice_mut().expect("fresh array is contiguous"));
-        (x, &self.labels)
+        (x, &self.targets)
     }
 
-    /// The samples at `indices`, in that order, as a new data set with the same scaler and
-    /// number of classes.
+    /// The samples at `indices`, in that order, as a new data set with the same sample
+    /// shape, scaler and number of classes; [`Dataset::source_rows`] says where each came
+    /// from.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] when an index is out of range.
@@ -278,14 +466,16 @@ impl Dataset {
         };
         Ok(Dataset {
             features,
-            labels: indices.iter().map(|&i| self.labels[i]).collect(),
-            num_classes: self.num_classes,
+            sample_shape: self.sample_shape.clone(),
+            targets: self.targets.select(indices),
             scaler: self.scaler.clone(),
+            source_rows: indices.iter().map(|&i| self.source_rows[i]).collect(),
         })
     }
 
     /// A random split into `(train, validation)` with `validation` samples in the second
-    /// part, drawn by `rng` without replacement.
+    /// part, drawn by `rng` without replacement; [`Dataset::source_rows`] says which rows
+    /// went where.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] when `validation` exceeds the number of samples.
@@ -329,18 +519,36 @@ impl Dataset {
             position: 0,
             buffer: Vec::new(),
             labels: Vec::new(),
+            values: Vec::new(),
         })
     }
 }
 
-/// One batch: features `[batch, features]` as `f32` (scaler applied) and their labels,
-/// borrowed from the iterator's reused buffers.
+/// One batch: the samples `[batch, sample shape...]` as `f32` (scaler applied) and their
+/// targets, borrowed from the iterator's reused buffers.
 #[derive(Debug)]
 pub struct Batch<'a> {
-    /// The features, `[batch, features]`.
-    pub x: ArrayView2<'a, Elem>,
-    /// The class labels, one per row.
-    pub labels: &'a [usize],
+    /// The samples, `[batch, sample shape...]`.
+    pub x: ArrayViewD<'a, Elem>,
+    /// The targets, one per sample.
+    pub targets: BatchTargets<'a>,
+}
+
+impl<'a> Batch<'a> {
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.x.len_of(Axis(0))
+    }
+
+    /// Whether the batch has no samples.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The class labels, when the targets are classes.
+    pub fn labels(&self) -> Option<&'a [usize]> {
+        self.targets.labels()
+    }
 }
 
 /// An iterator over the batches of one epoch, made by [`Dataset::batches`].
@@ -357,6 +565,7 @@ pub struct Batches<'d> {
     position: usize,
     buffer: Vec<Elem>,
     labels: Vec<usize>,
+    values: Vec<Elem>,
 }
 
 impl<'d> Batches<'d> {
@@ -393,19 +602,55 @@ impl<'d> Batches<'d> {
         }
         let rows = &self.order[self.position..self.position + size];
         self.position += size;
-        let d = self.dataset.num_features();
+        let data = self.dataset;
+        let d = data.num_features();
         self.buffer.resize(size * d, 0.0);
-        self.dataset.write_rows(rows, &mut self.buffer);
-        self.labels.clear();
-        self.labels
-            .extend(rows.iter().map(|&r| self.dataset.labels[r]));
-        let x = ArrayView2::from_shape((size, d), &self.buffer[..])
+        data.write_rows(rows, &mut self.buffer);
+        let mut shape = vec![size];
+        shape.extend_from_slice(&data.sample_shape);
+        let x = ArrayViewD::from_shape(shape, &self.buffer[..])
             .expect("internal error: batch buffer length");
-        Some(Batch {
-            x,
-            labels: &self.labels,
-        })
+        let targets = match &data.targets {
+            Targets::Classes { labels, .. } => {
+                self.labels.clear();
+                self.labels.extend(rows.iter().map(|&r| labels[r]));
+                BatchTargets::Classes(&self.labels)
+            }
+            Targets::Values(v) => {
+                let mut shape = v.shape().to_vec();
+                shape[0] = size;
+                BatchTargets::Values(gather_rows(v.view(), rows, &mut self.values, shape))
+            }
+            Targets::MultiLabel(y) => {
+                let shape = vec![size, y.ncols()];
+                let gathered = gather_rows(y.view().into_dyn(), rows, &mut self.values, shape);
+                BatchTargets::MultiLabel(
+                    gathered
+                        .into_dimensionality()
+                        .expect("multi-label targets are 2-D"),
+                )
+            }
+            Targets::Inputs => BatchTargets::Values(
+                ArrayViewD::from_shape(vec![size, d], &self.buffer[..])
+                    .expect("internal error: batch buffer length"),
+            ),
+        };
+        Some(Batch { x, targets })
     }
+}
+
+/// Copies rows `rows` of `from` (axis 0) into `buffer`, viewed with `shape`.
+fn gather_rows<'b>(
+    from: ArrayViewD<'_, Elem>,
+    rows: &[usize],
+    buffer: &'b mut Vec<Elem>,
+    shape: Vec<usize>,
+) -> ArrayViewD<'b, Elem> {
+    buffer.clear();
+    for &r in rows {
+        buffer.extend(from.index_axis(Axis(0), r).iter());
+    }
+    ArrayViewD::from_shape(shape, &buffer[..]).expect("internal error: target buffer length")
 }
 
 /// Asks the CPU to start loading `bytes` into its caches (rows of a shuffled batch are
@@ -440,7 +685,7 @@ mod tests {
         let err = Dataset::from_floats(Array2::zeros((3, 2)), vec![0, 1]).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "dataset: expected one label per sample (3 samples), found 2 labels"
+            "dataset: expected one target per sample (3 samples), found 2 targets"
         );
     }
 
@@ -459,7 +704,12 @@ mod tests {
         let collect = |mut b: Batches<'_>| {
             let mut seen = Vec::new();
             while let Some(batch) = b.next() {
-                for (row, &label) in batch.x.rows().into_iter().zip(batch.labels) {
+                let x = batch
+                    .x
+                    .view()
+                    .into_dimensionality::<ndarray::Ix2>()
+                    .unwrap();
+                for (row, &label) in x.rows().into_iter().zip(batch.labels().unwrap()) {
                     let i = (row[0] / 2.0) as usize;
                     assert_eq!(row[1], row[0] + 1.0);
                     assert_eq!(label, i % 3);
@@ -496,9 +746,9 @@ mod tests {
         let mut data = Dataset::from_bytes(x, vec![0, 1]).unwrap();
         assert!(data.stores_bytes());
         data.set_scaler(Scaler::min_max(&data).unwrap()).unwrap();
-        let (full, labels) = data.full_batch();
+        let (full, targets) = data.full_batch();
         assert_eq!(full, ndarray::arr2(&[[0.0, 0.0], [1.0, 1.0]]).into_dyn());
-        assert_eq!(labels, &[0, 1]);
+        assert_eq!(targets, &Targets::classes(vec![0, 1]));
     }
 
     #[test]
@@ -520,7 +770,7 @@ mod tests {
         assert_eq!(train.num_classes(), 3);
         assert!(data.split(11, &mut rng).is_err());
         let sub = data.subset(&[9, 0]).unwrap();
-        assert_eq!(sub.labels(), &[0, 0]);
+        assert_eq!(sub.labels(), Some(&[0, 0][..]));
         assert!(data.subset(&[10]).is_err());
     }
 
@@ -530,5 +780,111 @@ mod tests {
         assert_eq!(data.num_classes(), 2);
         assert_eq!(data.clone().with_num_classes(10).unwrap().num_classes(), 10);
         assert!(data.with_num_classes(1).is_err());
+    }
+
+    #[test]
+    fn images_keep_their_shape_and_bytes_read_back() {
+        let images = ndarray::Array4::from_shape_fn((5, 2, 3, 4), |(n, c, h, w)| {
+            (n * 24 + c * 12 + h * 4 + w) as u8
+        });
+        let data = Dataset::new(images.clone(), Targets::classes(vec![0, 1, 2, 3, 4])).unwrap();
+        assert_eq!(
+            (data.sample_shape(), data.num_features()),
+            (&[2, 3, 4][..], 24)
+        );
+        assert_eq!(data.bytes().unwrap(), images.view().into_dyn());
+        assert!(data.floats().is_none());
+        let mut batches = data.batches(2).unwrap();
+        let batch = batches.next().unwrap();
+        assert_eq!(batch.x.shape(), &[2, 2, 3, 4]);
+        assert_eq!(batch.x[[1, 1, 2, 3]], Elem::from(images[[1, 1, 2, 3]]));
+        // the same bytes, flat
+        let flat = data.clone().with_sample_shape(&[24]).unwrap();
+        assert_eq!(flat.batches(5).unwrap().next().unwrap().x.shape(), &[5, 24]);
+        let err = data.with_sample_shape(&[5, 5]).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "dataset::with_sample_shape: expected a shape of 24 values (samples of shape [2, 3, 4]), found shape [5, 5]"
+        );
+    }
+
+    #[test]
+    fn float_targets_follow_their_samples_through_shuffles_and_subsets() {
+        let x = Array2::from_shape_fn((7, 2), |(i, j)| (i * 10 + j) as Elem);
+        let y = Array2::from_shape_fn((7, 3), |(i, j)| (i * 100 + j) as Elem).into_dyn();
+        let data = Dataset::new(x, Targets::Values(y)).unwrap();
+        assert_eq!((data.target_shape(), data.num_classes()), (vec![3], 0));
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut batches = data.batches(3).unwrap().shuffled(&mut rng);
+        let mut seen = 0;
+        while let Some(batch) = batches.next() {
+            let BatchTargets::Values(y) = &batch.targets else {
+                panic!("value targets expected")
+            };
+            for (i, row) in batch.x.outer_iter().enumerate() {
+                let sample = (row[0] / 10.0) as usize;
+                assert_eq!(y[[i, 2]], (sample * 100 + 2) as Elem);
+                seen += 1;
+            }
+        }
+        assert_eq!(seen, 7);
+        let sub = data.subset(&[6, 2]).unwrap();
+        assert_eq!(sub.source_rows(), &[6, 2]);
+        let Targets::Values(y) = sub.targets() else {
+            panic!("value targets expected")
+        };
+        assert_eq!(y[[0, 1]], 601.0);
+        // the subset of a subset still names the original rows
+        assert_eq!(sub.subset(&[1]).unwrap().source_rows(), &[2]);
+    }
+
+    #[test]
+    fn autoencoder_targets_are_the_scaled_inputs() {
+        let mut data = Dataset::new(array![[0u8, 10], [255, 30]], Targets::Inputs).unwrap();
+        data.set_scaler(Scaler::min_max(&data).unwrap()).unwrap();
+        assert_eq!(data.target_shape(), vec![2]);
+        let mut batches = data.batches(2).unwrap();
+        let batch = batches.next().unwrap();
+        let BatchTargets::Values(y) = &batch.targets else {
+            panic!("value targets expected")
+        };
+        assert_eq!(y, &batch.x);
+        assert_eq!(y, &ndarray::arr2(&[[0.0, 0.0], [1.0, 1.0]]).into_dyn());
+    }
+
+    #[test]
+    fn bad_targets_are_errors_naming_the_sample() {
+        let x = || Array2::<Elem>::zeros((3, 2));
+        let err = |t: Targets| Dataset::new(x(), t).unwrap_err().to_string();
+        assert_eq!(
+            err(Targets::MultiLabel(array![
+                [0.0, 1.0],
+                [1.0, 0.5],
+                [0.0, 0.0]
+            ])),
+            "dataset: sample 1 label 1 is 0.5, expected 0 or 1"
+        );
+        assert_eq!(
+            err(Targets::Values(
+                array![[0.0], [Elem::NAN], [1.0]].into_dyn()
+            )),
+            "dataset: sample 1 target 0 is NaN, expected finite values"
+        );
+        assert_eq!(
+            err(Targets::Values(array![0.0, 1.0, 2.0].into_dyn())),
+            "dataset: expected value targets of shape [samples, ...] (at least 2 axes; [samples, 1] for one value per sample), found shape [3]"
+        );
+        assert_eq!(
+            err(Targets::Classes {
+                labels: vec![0, 3, 1],
+                num_classes: 2
+            }),
+            "dataset: sample 1 has label 3, expected a label below num_classes 2"
+        );
+        assert_eq!(
+            err(Targets::classes(vec![0, 1])),
+            "dataset: expected one target per sample (3 samples), found 2 targets"
+        );
+        assert!(Dataset::new(Array2::<u8>::zeros((3, 0)), Targets::Inputs).is_err());
     }
 }

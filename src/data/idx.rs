@@ -277,7 +277,7 @@ mod tests {
         .unwrap();
         for data in [plain, zipped] {
             assert_eq!((data.len(), data.num_features()), (3, 4));
-            assert_eq!(data.labels(), &[4, 0, 9]);
+            assert_eq!(data.labels().unwrap(), &[4, 0, 9]);
             let (x, _) = data.full_batch();
             assert_eq!(x[[2, 3]], 11.0);
         }

@@ -1,5 +1,5 @@
-//! Preprocessing fitted on training data: standardization (per feature or over all
-//! features) and min-max scaling.
+//! Preprocessing fitted on training data: standardization (per feature, per channel or over
+//! all features) and min-max scaling.
 //!
 //! All are per-feature affine maps `y_j = x_j·scale_j + shift_j`, fitted on the training
 //! set only and then applied unchanged to validation and test data (fitting on test data
@@ -23,6 +23,8 @@ pub enum ScalerKind {
     Affine,
     /// `y = (x − μ) / σ` with one `μ` and `σ` over all features on the training data.
     StandardizeGlobal,
+    /// `y = (x − μ_c) / σ_c` with one `μ_c` and `σ_c` per channel of `[C, ...]` samples.
+    StandardizePerChannel,
 }
 
 /// A fitted per-feature affine preprocessing, `y_j = x_j·scale_j + shift_j`.
@@ -33,8 +35,8 @@ pub enum ScalerKind {
 ///
 /// # Which to use
 /// - **Images** (every feature a pixel in the same units): [`Scaler::standardize_global`],
-///   one mean and σ for all pixels, as `torchvision.transforms.Normalize` with scalars
-///   (or one per channel). It keeps the relative brightness of pixels. Per-pixel
+///   one mean and σ for all pixels, as `torchvision.transforms.Normalize` with scalars,
+///   or [`Scaler::standardize_per_channel`] for colour images (one per channel). It keeps the relative brightness of pixels. Per-pixel
 ///   standardization divides pixels that are almost always 0 (image borders) by a tiny σ,
 ///   so a bright value there on new data becomes huge: on Fashion-MNIST, without a floor
 ///   on σ, test pixels reach 284 standard deviations; an outside test on handwritten digits
@@ -172,27 +174,50 @@ impl Scaler {
     /// # Ok::<(), tapegrad::Error>(())
     /// ```
     pub fn standardize_global(train: &Dataset) -> Result<Scaler> {
-        let d = train.num_features();
-        let (mut sum, mut sum_sq) = (0f64, 0f64);
-        for_each_row(train, "scaler::standardize_global", |row| {
-            for &x in row {
-                sum += f64::from(x);
-                sum_sq += f64::from(x) * f64::from(x);
-            }
-        })?;
-        let n = train.len() as f64 * d as f64;
-        let (mean, std) = if n > 0.0 {
-            let mean = sum / n;
-            (mean, (sum_sq / n - mean * mean).max(0.0).sqrt())
-        } else {
-            (0.0, 0.0)
-        };
-        let (scale, shift) = standardizing_map(mean, std, std);
-        Ok(Scaler {
-            kind: ScalerKind::StandardizeGlobal,
-            scale: vec![scale; d],
-            shift: vec![shift; d],
-        })
+        standardize_channels(
+            train,
+            1,
+            ScalerKind::StandardizeGlobal,
+            "scaler::standardize_global",
+        )
+    }
+
+    /// Fits one mean `μ_c` and population standard deviation `σ_c` per channel `c` of
+    /// image samples `[C, H, W]` (or any `[C, ...]`) over all values of that channel in
+    /// `train`, and maps them by `y = (x − μ_c) / σ_c`, as
+    /// `torchvision.transforms.Normalize(mean=[...], std=[...])` with the per-channel
+    /// statistics of the training set (CIFAR-10's usual recipe). A channel whose values are
+    /// all equal gets `scale = 1`, `shift = −μ_c`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] on an empty data set; [`Error::Shape`] when the samples
+    /// have fewer than 2 axes (no channel axis: see [`Dataset::with_sample_shape`]).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Dataset, Scaler, ScalerKind, Targets, ndarray::array};
+    /// // two samples of 2 channels × 2 values: channel 0 holds 0, 2, 4, 6, channel 1 all 5
+    /// let x = array![[[0.0f32, 2.0], [5.0, 5.0]], [[4.0, 6.0], [5.0, 5.0]]];
+    /// let train = Dataset::new(x, Targets::classes(vec![0, 1]))?;
+    /// let scaler = Scaler::standardize_per_channel(&train)?;
+    /// assert_eq!(scaler.kind(), ScalerKind::StandardizePerChannel);
+    /// // channel 0: mean 3, population std √5; channel 1 is constant and maps to 0
+    /// let s = 1.0 / 5f32.sqrt();
+    /// assert_eq!(scaler.scale(), &[s, s, 1.0, 1.0]);
+    /// assert!((scaler.shift()[0] + 3.0 * s).abs() < 1e-6 && scaler.shift()[2] == -5.0);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    pub fn standardize_per_channel(train: &Dataset) -> Result<Scaler> {
+        let op = "scaler::standardize_per_channel";
+        let shape = train.sample_shape();
+        if shape.len() < 2 {
+            return Err(Error::Shape {
+                op,
+                expected: "samples with a channel axis, [C, ...] (such as [3, 32, 32])".into(),
+                found: format!("samples of shape {shape:?}"),
+            });
+        }
+        standardize_channels(train, shape[0], ScalerKind::StandardizePerChannel, op)
     }
 
     /// Fits min-max scaling on `train`: `scale = 1/(max − min)`, `shift = −min/(max − min)`,
@@ -385,6 +410,37 @@ fn standardizing_map(mean: f64, std: f64, divisor: f64) -> (Elem, Elem) {
     } else {
         ((1.0 / divisor) as Elem, (-mean / divisor) as Elem)
     }
+}
+
+/// One mean and σ per block of `num_features / channels` consecutive features (a channel of
+/// `[C, ...]` samples), computed in `f64` over all of `train`.
+fn standardize_channels(
+    train: &Dataset,
+    channels: usize,
+    kind: ScalerKind,
+    op: &'static str,
+) -> Result<Scaler> {
+    let d = train.num_features();
+    let per_channel = d / channels.max(1);
+    let (mut sum, mut sum_sq) = (vec![0f64; channels], vec![0f64; channels]);
+    for_each_row(train, op, |row| {
+        for (c, block) in row.chunks(per_channel.max(1)).enumerate() {
+            for &x in block {
+                sum[c] += f64::from(x);
+                sum_sq[c] += f64::from(x) * f64::from(x);
+            }
+        }
+    })?;
+    let n = train.len() as f64 * per_channel as f64;
+    let (mut scale, mut shift) = (Vec::with_capacity(d), Vec::with_capacity(d));
+    for c in 0..channels {
+        let mean = sum[c] / n;
+        let std = (sum_sq[c] / n - mean * mean).max(0.0).sqrt();
+        let (a, b) = standardizing_map(mean, std, std);
+        scale.extend(std::iter::repeat_n(a, per_channel));
+        shift.extend(std::iter::repeat_n(b, per_channel));
+    }
+    Ok(Scaler { kind, scale, shift })
 }
 
 /// Calls `f` with each sample's raw features as `f32`.
@@ -602,6 +658,7 @@ mod tests {
             ScalerKind::MinMax,
             ScalerKind::Affine,
             ScalerKind::StandardizeGlobal,
+            ScalerKind::StandardizePerChannel,
         ];
         for (index, kind) in kinds.into_iter().enumerate() {
             let bytes = bincode::serde::encode_to_vec(kind, config).unwrap();

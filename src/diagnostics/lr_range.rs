@@ -7,7 +7,7 @@ use super::ParamSnapshot;
 use crate::autograd::Tape;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::nn::{Mode, Module};
+use crate::nn::{Loss, Mode, Module};
 use crate::optim::Optimizer;
 use crate::tensor::Elem;
 use rand::SeedableRng;
@@ -68,7 +68,8 @@ pub struct LrRangeTest {
 }
 
 /// Sweeps the learning rate of `optimizer` exponentially from `start_lr` to `end_lr` over
-/// `steps` training steps of softmax cross-entropy on shuffled batches of `data` (cycling
+/// `steps` training steps of the default loss for the data's targets ([`Loss::default_for`]:
+/// softmax cross-entropy for class labels) on shuffled batches of `data` (cycling
 /// through it as often as needed), and records the loss; see [`LrRangeTest`] for the
 /// suggestion. The learning rate must be found by experiment, and this is the cheapest
 /// experiment: one short run instead of one run per candidate rate.
@@ -132,6 +133,7 @@ fn sweep(
     };
     let (mut average, mut best) = (0.0, f64::INFINITY);
     let mut tape = Tape::new();
+    let criterion = Loss::default_for(data.targets());
     let mut step = 0;
     'epochs: loop {
         let mut batches = data.batches(config.batch_size)?.shuffled(&mut rng);
@@ -143,9 +145,8 @@ fn sweep(
             let lr = (f64::from(config.start_lr) * ratio.powf(t)) as Elem;
             optimizer.set_base_lr(lr)?;
             tape.reset();
-            let loss = model
-                .forward(tape.constant(batch.x), Mode::Train)
-                .cross_entropy(batch.labels);
+            let output = model.forward(tape.constant(batch.x.view()), Mode::Train);
+            let loss = criterion.compute(output, &batch.targets)?;
             let value = f64::from(loss.item());
             if !value.is_finite() {
                 if step == 0 {

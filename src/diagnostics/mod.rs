@@ -23,7 +23,8 @@
 //!     Box::new(Linear::new(8, 2, Init::default(), &mut rng)?),
 //! ])?;
 //! let mut sgd = Sgd::new(0.1)?;
-//! let (batch, batch_labels) = data.full_batch();
+//! let (batch, _) = data.full_batch();
+//! let batch_labels = data.labels().unwrap();
 //! let mut losses = Vec::new();
 //! for epoch in 0..5 {
 //!     let before = ParamSnapshot::of(&model);

@@ -6,6 +6,7 @@ mod activation;
 mod dropout;
 mod init;
 mod linear;
+mod loss;
 mod lsuv;
 mod maxout;
 mod module;
@@ -15,6 +16,7 @@ pub use activation::{Activation, Elu, Identity, LeakyRelu, Relu, Sigmoid, Step, 
 pub use dropout::Dropout;
 pub use init::{FanMode, Init, fans, gain};
 pub use linear::Linear;
+pub use loss::{Loss, LossFn};
 pub use lsuv::{LSUV_MAX_ITER, LSUV_TOLERANCE, LsuvLayer, LsuvReport, lsuv};
 pub use maxout::Maxout;
 pub use module::{Mode, Module, Param, ParamId};

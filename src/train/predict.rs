@@ -307,7 +307,10 @@ mod tests {
         let right = (out.classes.iter().zip(&labels))
             .filter(|(p, l)| p == l)
             .count();
-        let accuracy = evaluate(predictor.model(), &data, 1000).unwrap().accuracy;
+        let accuracy = evaluate(predictor.model(), &data, 1000)
+            .unwrap()
+            .accuracy
+            .unwrap();
         assert_eq!(right as f64 / 2500.0, accuracy);
         // eval mode: the same answer twice despite the dropout layer
         assert_eq!(predictor.predict(&x).unwrap(), out);

@@ -2,13 +2,14 @@
 //! batch's rows split across the threads (data parallelism).
 
 use crate::autograd::gradients::Gradients;
-use crate::autograd::tape::{Tape, Var};
-use crate::data::Batch;
+use crate::autograd::tape::Tape;
+use crate::data::{Batch, BatchTargets};
 use crate::error::{Error, Result};
-use crate::nn::{Mode, Module};
+use crate::nn::{Loss, Mode, Module};
 use crate::optim::Optimizer;
 use crate::tensor::Elem;
 use crate::threads::{as_shard, keep_helpers_awake, num_threads};
+use ndarray::{ArrayViewD, Axis};
 use rayon::prelude::*;
 
 /// Batches are split into shards of at least this many rows: below it, a shard's products are
@@ -26,8 +27,7 @@ const MIN_SHARD_ROWS: usize = 32;
 /// awake). This is what PyTorch's `DistributedDataParallel` does across processes, here
 /// inside one.
 ///
-/// The loss must be a **mean over the rows** (as [`Var::cross_entropy`] and [`Var::mse`]
-/// are), and the model must treat rows independently (no statistics over the batch, as a
+/// The loss must be a **mean over the rows** (as every built-in [`Loss`] is), and the model must treat rows independently (no statistics over the batch, as a
 /// batch normalization would take): each shard's loss is weighted by its share of the rows, so the summed gradient is
 /// the gradient of the whole batch's mean loss, as on one thread, up to float rounding. The
 /// same seed and thread count give the same numbers; another thread count splits the sums
@@ -40,7 +40,7 @@ const MIN_SHARD_ROWS: usize = 32;
 ///
 /// # Examples
 /// ```
-/// use tapegrad::{ndarray::array, ChaCha8Rng, Dataset, Init, Linear, SeedableRng, Sgd, TrainStep};
+/// use tapegrad::{ndarray::array, ChaCha8Rng, Dataset, Init, Linear, Loss, SeedableRng, Sgd, TrainStep};
 /// let data = Dataset::from_floats(array![[1.0, 0.0], [0.0, 1.0]], vec![0, 1])?;
 /// let mut model = Linear::new(2, 2, Init::default(), &mut ChaCha8Rng::seed_from_u64(0))?;
 /// let mut sgd = Sgd::new(0.5)?;
@@ -49,9 +49,7 @@ const MIN_SHARD_ROWS: usize = 32;
 /// for _ in 0..20 {
 ///     let mut batches = data.batches(2)?;
 ///     while let Some(batch) = batches.next() {
-///         losses.push(step.run(&mut model, &mut sgd, batch, |logits, labels| {
-///             logits.cross_entropy(labels)
-///         })?);
+///         losses.push(step.run(&mut model, &mut sgd, batch, &Loss::CrossEntropy)?);
 ///     }
 /// }
 /// assert!(losses[19] < losses[0] / 2.0);
@@ -90,24 +88,31 @@ impl TrainStep {
         })
     }
 
-    /// One step on `batch`: `loss(logits, labels)` of `model`'s forward pass in
+    /// One step on `batch`: `loss(output, targets)` of `model`'s forward pass in
     /// [`Mode::Train`], its gradients, and `optimizer`'s update. Returns the batch's loss.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for an empty batch; [`Error::Diverged`] when the loss is
+    /// [`Error::InvalidArgument`] for an empty batch or a loss that does not fit the
+    /// batch's targets ([`Loss::check`]); [`Error::Shape`] when the batch has not one target
+    /// per sample; [`Error::Diverged`] when the loss is
     /// not finite (nothing is changed), and whatever `optimizer.step` returns (its guard
     /// refuses non-finite gradients and updates).
-    pub fn run<L>(
+    pub fn run(
         &mut self,
         model: &mut dyn Module,
         optimizer: &mut dyn Optimizer,
         batch: Batch<'_>,
-        loss: L,
-    ) -> Result<Elem>
-    where
-        L: for<'t> Fn(Var<'t>, &[usize]) -> Var<'t> + Sync,
-    {
-        let rows = batch.labels.len();
+        loss: &Loss,
+    ) -> Result<Elem> {
+        let rows = batch.len();
+        if batch.targets.len() != rows {
+            return Err(Error::Shape {
+                op: "train step",
+                expected: format!("one target per sample ({rows} samples)"),
+                found: format!("{} targets", batch.targets.len()),
+            });
+        }
+        loss.check(&batch.targets)?;
         if rows == 0 {
             return Err(Error::InvalidArgument {
                 op: "train step",
@@ -129,12 +134,13 @@ impl TrainStep {
         let model_ref: &dyn Module = &*model;
         let run_shard = |s: usize, tape: &mut Tape| {
             let (start, end) = (s * rows / shards, (s + 1) * rows / shards);
-            let x = batch.x.slice(ndarray::s![start..end, ..]);
+            let x = batch.x.slice_axis(Axis(0), (start..end).into());
             let weight = match shards {
                 1 => 1.0,
                 _ => (end - start) as Elem / rows as Elem,
             };
-            shard_gradients(tape, model_ref, x, &batch.labels[start..end], weight, &loss)
+            let targets = batch.targets.rows(start, end);
+            shard_gradients(tape, model_ref, x, &targets, weight, loss)
         };
         let results: Vec<(Elem, Option<Gradients>)> = match tapes {
             [tape] => vec![run_shard(0, tape)],
@@ -166,19 +172,17 @@ impl TrainStep {
 /// Forward, weighted loss and (when the loss is finite) backward of one shard on `tape`,
 /// which is reset afterwards so that it no longer shares the parameters: the update then
 /// writes them in place.
-fn shard_gradients<L>(
+fn shard_gradients(
     tape: &mut Tape,
     model: &dyn Module,
-    x: ndarray::ArrayView2<'_, Elem>,
-    labels: &[usize],
+    x: ArrayViewD<'_, Elem>,
+    targets: &BatchTargets<'_>,
     weight: Elem,
-    loss: &L,
-) -> (Elem, Option<Gradients>)
-where
-    L: for<'t> Fn(Var<'t>, &[usize]) -> Var<'t>,
-{
+    loss: &Loss,
+) -> (Elem, Option<Gradients>) {
     tape.reset();
-    let shard_loss = loss(model.forward(tape.constant(x), Mode::Train), labels);
+    let output = model.forward(tape.constant(x), Mode::Train);
+    let shard_loss = loss.compute_checked(output, targets);
     let shard_loss = if weight == 1.0 {
         shard_loss
     } else {
@@ -236,7 +240,7 @@ mod tests {
         for _ in 0..3 {
             let mut batches = data.batches(96).unwrap();
             let batch = batches.next().unwrap();
-            let loss = step.run(&mut model, &mut sgd, batch, |z, y| z.cross_entropy(y));
+            let loss = step.run(&mut model, &mut sgd, batch, &Loss::CrossEntropy);
             losses.push(loss.unwrap());
         }
         let mut params = Vec::new();
@@ -280,7 +284,7 @@ mod tests {
             let batch = batches.next().unwrap();
             let mut step = TrainStep::with_shards(shards).unwrap();
             let mut sgd = Sgd::new(0.1).unwrap();
-            let loss = step.run(&mut model, &mut sgd, batch, |z, y| z.cross_entropy(y));
+            let loss = step.run(&mut model, &mut sgd, batch, &Loss::CrossEntropy);
             let mut params = Vec::new();
             model.visit_params(&mut |_, p| params.push(p.value().to_owned()));
             (loss.unwrap(), params)
@@ -297,7 +301,12 @@ mod tests {
         let batch = batches.next().unwrap();
         let err = TrainStep::with_shards(2)
             .unwrap()
-            .run(&mut model, &mut sgd, batch, |z, y| z.cross_entropy(y) / 0.0)
+            .run(
+                &mut model,
+                &mut sgd,
+                batch,
+                &Loss::custom("inf", |z, y| z.cross_entropy(y.labels().unwrap()) / 0.0),
+            )
             .unwrap_err();
         assert_eq!(
             err.to_string(),

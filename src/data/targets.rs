@@ -1,0 +1,211 @@
+//! What a data set's samples are trained to predict: class labels, float values, multi-label
+//! 0/1 vectors, or the samples themselves (autoencoders).
+
+use crate::error::{Error, Result};
+use crate::tensor::Elem;
+use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, Axis};
+
+/// The targets of a [`Dataset`](crate::Dataset), one per sample.
+///
+/// Each kind has the losses and metrics that fit it:
+///
+/// | kind | typical loss ([`Loss`](crate::Loss)) | metrics |
+/// |---|---|---|
+/// | [`Targets::Classes`] | cross-entropy | accuracy, top-k, confusion matrix |
+/// | [`Targets::Values`] | MSE, L1, Huber | MSE, MAE, R² |
+/// | [`Targets::MultiLabel`] | BCE with logits | per-label accuracy |
+/// | [`Targets::Inputs`] | MSE | MSE, MAE, R² |
+///
+/// # Examples
+/// ```
+/// use tapegrad::{Dataset, Targets, ndarray::array};
+/// let x = array![[0.0f32, 1.0], [2.0, 3.0]];
+/// let regression = Dataset::new(x.clone(), Targets::Values(array![[1.5f32], [2.5]].into_dyn()))?;
+/// assert_eq!(regression.target_shape(), vec![1]);
+/// let autoencoder = Dataset::new(x, Targets::Inputs)?;
+/// assert!(autoencoder.labels().is_none());
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub enum Targets {
+    /// One class index per sample, each below `num_classes`.
+    Classes {
+        /// The class of each sample.
+        labels: Vec<usize>,
+        /// The number of classes (at least one more than the largest label).
+        num_classes: usize,
+    },
+    /// Float values `[samples, ...]` (regression): axis 0 is the sample, the rest is the
+    /// shape of one sample's target, which the model's output must match.
+    Values(ArrayD<Elem>),
+    /// Several independent yes/no labels per sample, `[samples, labels]`, each 0 or 1.
+    MultiLabel(Array2<Elem>),
+    /// Each sample's own input after the scaler, flattened to `[samples, features]`: the
+    /// target of an autoencoder, without storing the data twice.
+    Inputs,
+}
+
+impl Targets {
+    /// Class targets with as many classes as one more than the largest label.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::Targets;
+    /// let t = Targets::classes(vec![2, 0, 1]);
+    /// assert_eq!(t, Targets::Classes { labels: vec![2, 0, 1], num_classes: 3 });
+    /// ```
+    pub fn classes(labels: Vec<usize>) -> Targets {
+        let num_classes = labels.iter().max().map_or(0, |&m| m + 1);
+        Targets::Classes {
+            labels,
+            num_classes,
+        }
+    }
+
+    /// The number of samples the targets are for (`None` for [`Targets::Inputs`], which has
+    /// as many as the data).
+    fn len(&self) -> Option<usize> {
+        match self {
+            Targets::Classes { labels, .. } => Some(labels.len()),
+            Targets::Values(v) => Some(v.len_of(Axis(0))),
+            Targets::MultiLabel(y) => Some(y.nrows()),
+            Targets::Inputs => None,
+        }
+    }
+
+    /// Checks the targets of `samples` samples; `op` names the caller in messages.
+    pub(crate) fn validate(&self, op: &'static str, samples: usize) -> Result<()> {
+        if let Some(len) = self.len()
+            && len != samples
+        {
+            return Err(Error::Shape {
+                op,
+                expected: format!("one target per sample ({samples} samples)"),
+                found: format!("{len} targets"),
+            });
+        }
+        let invalid = |message: String| Err(Error::InvalidArgument { op, message });
+        match self {
+            Targets::Classes {
+                labels,
+                num_classes,
+            } => {
+                if let Some((sample, label)) =
+                    labels.iter().enumerate().find(|(_, l)| *l >= num_classes)
+                {
+                    return invalid(format!(
+                        "sample {sample} has label {label}, expected a label below \
+                         num_classes {num_classes}"
+                    ));
+                }
+            }
+            Targets::Values(v) => {
+                if v.ndim() < 2 {
+                    return Err(Error::Shape {
+                        op,
+                        expected: "value targets of shape [samples, ...] (at least 2 axes; \
+                                   [samples, 1] for one value per sample)"
+                            .into(),
+                        found: format!("shape {:?}", v.shape()),
+                    });
+                }
+                let width = v.len() / samples.max(1);
+                if let Some((i, x)) = v.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+                    return invalid(format!(
+                        "sample {} target {} is {x}, expected finite values",
+                        i / width.max(1),
+                        i % width.max(1)
+                    ));
+                }
+            }
+            Targets::MultiLabel(y) => {
+                if let Some(((sample, label), x)) =
+                    y.indexed_iter().find(|(_, x)| **x != 0.0 && **x != 1.0)
+                {
+                    return invalid(format!(
+                        "sample {sample} label {label} is {x}, expected 0 or 1"
+                    ));
+                }
+            }
+            Targets::Inputs => {}
+        }
+        Ok(())
+    }
+
+    /// The targets of the samples at `rows`, in that order (rows are in range).
+    pub(crate) fn select(&self, rows: &[usize]) -> Targets {
+        match self {
+            Targets::Classes {
+                labels,
+                num_classes,
+            } => Targets::Classes {
+                labels: rows.iter().map(|&r| labels[r]).collect(),
+                num_classes: *num_classes,
+            },
+            Targets::Values(v) => Targets::Values(v.select(Axis(0), rows)),
+            Targets::MultiLabel(y) => Targets::MultiLabel(y.select(Axis(0), rows)),
+            Targets::Inputs => Targets::Inputs,
+        }
+    }
+}
+
+/// The targets of one batch (or part of one), borrowed: what a [`Loss`](crate::Loss) and the
+/// metrics compare a model's output with.
+#[derive(Debug, Clone)]
+pub enum BatchTargets<'a> {
+    /// One class index per row.
+    Classes(&'a [usize]),
+    /// Float targets, `[rows, ...]` (value targets, or the inputs of an autoencoder).
+    Values(ArrayViewD<'a, Elem>),
+    /// 0/1 labels, `[rows, labels]`.
+    MultiLabel(ArrayView2<'a, Elem>),
+}
+
+impl<'a> BatchTargets<'a> {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        match self {
+            BatchTargets::Classes(labels) => labels.len(),
+            BatchTargets::Values(v) => v.len_of(Axis(0)),
+            BatchTargets::MultiLabel(y) => y.nrows(),
+        }
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The class labels, when the targets are classes.
+    pub fn labels(&self) -> Option<&'a [usize]> {
+        match self {
+            BatchTargets::Classes(labels) => Some(labels),
+            _ => None,
+        }
+    }
+
+    /// Rows `start..end`.
+    ///
+    /// # Panics
+    /// If the range is out of bounds.
+    pub fn rows(&self, start: usize, end: usize) -> BatchTargets<'a> {
+        match self {
+            BatchTargets::Classes(labels) => BatchTargets::Classes(&labels[start..end]),
+            BatchTargets::Values(v) => {
+                BatchTargets::Values(v.clone().slice_axis_move(Axis(0), (start..end).into()))
+            }
+            BatchTargets::MultiLabel(y) => {
+                BatchTargets::MultiLabel(y.clone().slice_axis_move(Axis(0), (start..end).into()))
+            }
+        }
+    }
+
+    /// The kind's name in messages ("class labels", "float values", "multi-label 0/1").
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            BatchTargets::Classes(_) => "class labels",
+            BatchTargets::Values(_) => "float values",
+            BatchTargets::MultiLabel(_) => "multi-label 0/1 targets",
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! [`Loss`]: the criterion [`fit`](crate::fit), [`evaluate_with`](crate::evaluate_with) and
+//! [`TrainStep`](crate::TrainStep) minimize, as PyTorch's `nn.CrossEntropyLoss`,
+//! `nn.MSELoss`, ... or the user's own function of `(output, targets)`.
+
+use crate::autograd::tape::Var;
+use crate::data::{BatchTargets, Targets};
+use crate::error::{Error, Result};
+use crate::tensor::Elem;
+use std::fmt;
+use std::sync::Arc;
+
+/// The signature of a user's loss: the model's output for a batch and the batch's targets
+/// in, a scalar on the same tape out.
+pub type LossFn = dyn for<'t> Fn(Var<'t>, &BatchTargets<'_>) -> Var<'t> + Send + Sync;
+
+/// A training criterion. Every built-in one is a **mean** over the batch (PyTorch's
+/// `reduction="mean"`), as [`TrainStep`](crate::TrainStep)'s data parallelism needs: each
+/// shard's loss is weighted by its share of the rows.
+///
+/// | variant | PyTorch | targets |
+/// |---|---|---|
+/// | [`Loss::CrossEntropy`] | `nn.CrossEntropyLoss()` on logits | classes |
+/// | [`Loss::Mse`] | `nn.MSELoss()` | values, inputs |
+/// | [`Loss::L1`] | `nn.L1Loss()` | values, inputs |
+/// | [`Loss::Huber`] | `nn.HuberLoss(delta)` | values, inputs |
+/// | [`Loss::BceWithLogits`] | `nn.BCEWithLogitsLoss()` | multi-label, values in `[0, 1]` |
+/// | [`Loss::custom`] | any function of `(output, targets)` | any |
+///
+/// # Examples
+/// ```
+/// use tapegrad::prelude::*;
+/// // a custom loss: mean squared error plus a penalty on large outputs
+/// let loss = Loss::custom("mse + 0.01·mean(out²)", |out, targets| {
+///     let BatchTargets::Values(y) = targets else { panic!("float targets expected") };
+///     let y = out.tape().constant(y.clone());
+///     out.mse(y) + out.square().mean() * 0.01
+/// });
+/// let tape = Tape::new();
+/// let out = tape.constant(ndarray::array![[1.0f32], [3.0]]);
+/// let y = ndarray::array![[1.0f32], [1.0]].into_dyn();
+/// let value = loss.compute(out, &BatchTargets::Values(y.view()))?.item();
+/// assert!((value - (2.0 + 0.01 * 5.0)).abs() < 1e-6);
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
+#[derive(Clone, Default)]
+pub enum Loss {
+    /// Softmax cross-entropy of logits `[rows, classes]` against class labels.
+    #[default]
+    CrossEntropy,
+    /// Mean squared error `mean((y − t)²)` over every element.
+    Mse,
+    /// Mean absolute error `mean(|y − t|)` over every element.
+    L1,
+    /// Huber loss: `½d²` where `|d| < delta`, else `delta·(|d| − ½delta)`, `d = y − t`,
+    /// averaged over every element.
+    Huber {
+        /// Where the loss turns from quadratic to linear (torch's default is 1.0).
+        delta: Elem,
+    },
+    /// Binary cross-entropy of logits against 0/1 (or `[0, 1]`) targets, averaged over
+    /// every element.
+    BceWithLogits,
+    /// The user's function (made by [`Loss::custom`]).
+    Custom {
+        /// A name for messages and logs.
+        name: String,
+        /// The function.
+        function: Arc<LossFn>,
+    },
+}
+
+impl fmt::Debug for Loss {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Loss::CrossEntropy => write!(f, "CrossEntropy"),
+            Loss::Mse => write!(f, "Mse"),
+            Loss::L1 => write!(f, "L1"),
+            Loss::Huber { delta } => write!(f, "Huber {{ delta: {delta} }}"),
+            Loss::BceWithLogits => write!(f, "BceWithLogits"),
+            Loss::Custom { name, .. } => write!(f, "Custom({name:?})"),
+        }
+    }
+}
+
+impl Loss {
+    /// A loss from the user's function of the model's output and the batch's targets. It
+    /// must return a scalar that is a mean over the batch's rows (so that a batch split
+    /// into shards gives the same gradient).
+    pub fn custom(
+        name: impl Into<String>,
+        function: impl for<'t> Fn(Var<'t>, &BatchTargets<'_>) -> Var<'t> + Send + Sync + 'static,
+    ) -> Loss {
+        Loss::Custom {
+            name: name.into(),
+            function: Arc::new(function),
+        }
+    }
+
+    /// The loss for a kind of targets when none is chosen: cross-entropy for classes, MSE
+    /// for values and inputs, BCE with logits for multi-label targets.
+    pub fn default_for(targets: &Targets) -> Loss {
+        match targets {
+            Targets::Classes { .. } => Loss::CrossEntropy,
+            Targets::Values(_) | Targets::Inputs => Loss::Mse,
+            Targets::MultiLabel(_) => Loss::BceWithLogits,
+        }
+    }
+
+    /// The loss's name in messages.
+    pub fn name(&self) -> &str {
+        match self {
+            Loss::CrossEntropy => "cross-entropy",
+            Loss::Mse => "mse",
+            Loss::L1 => "l1",
+            Loss::Huber { .. } => "huber",
+            Loss::BceWithLogits => "bce with logits",
+            Loss::Custom { name, .. } => name,
+        }
+    }
+
+    /// Checks that the loss can compare a model's output with `targets` and that its
+    /// settings are valid.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming the loss and the targets' kind, or the bad setting.
+    pub fn check(&self, targets: &BatchTargets<'_>) -> Result<()> {
+        let fits = match self {
+            Loss::CrossEntropy => matches!(targets, BatchTargets::Classes(_)),
+            Loss::Mse | Loss::L1 | Loss::Huber { .. } | Loss::BceWithLogits => {
+                !matches!(targets, BatchTargets::Classes(_))
+            }
+            Loss::Custom { .. } => true,
+        };
+        if !fits {
+            let hint = match targets {
+                BatchTargets::Classes(_) => "use Loss::CrossEntropy for class labels",
+                _ => "use Loss::Mse, L1, Huber or BceWithLogits for float targets",
+            };
+            return Err(Error::InvalidArgument {
+                op: "loss",
+                message: format!(
+                    "{} cannot compare outputs with {}; {hint}",
+                    self.name(),
+                    targets.kind()
+                ),
+            });
+        }
+        if let Loss::Huber { delta } = self
+            && !(delta.is_finite() && *delta > 0.0)
+        {
+            return Err(Error::InvalidArgument {
+                op: "loss",
+                message: format!("huber delta must be finite and > 0, got {delta}"),
+            });
+        }
+        Ok(())
+    }
+
+    /// The loss of `output` against `targets`, recorded on `output`'s tape.
+    ///
+    /// # Errors
+    /// As [`Loss::check`].
+    ///
+    /// # Panics
+    /// When the output's shape does not fit the targets (the op names both shapes);
+    /// [`fit`](crate::fit) checks this before training.
+    pub fn compute<'t>(&self, output: Var<'t>, targets: &BatchTargets<'_>) -> Result<Var<'t>> {
+        self.check(targets)?;
+        Ok(self.compute_checked(output, targets))
+    }
+
+    /// [`Loss::compute`] once [`Loss::check`] has passed for these targets.
+    pub(crate) fn compute_checked<'t>(
+        &self,
+        output: Var<'t>,
+        targets: &BatchTargets<'_>,
+    ) -> Var<'t> {
+        let floats = || match targets {
+            BatchTargets::Values(y) => output.tape().constant(y.clone()),
+            BatchTargets::MultiLabel(y) => output.tape().constant(y.clone()),
+            BatchTargets::Classes(_) => unreachable!("checked: float targets"),
+        };
+        match self {
+            Loss::CrossEntropy => match targets {
+                BatchTargets::Classes(labels) => output.cross_entropy(labels),
+                _ => unreachable!("checked: class targets"),
+            },
+            Loss::Mse => output.mse(floats()),
+            Loss::L1 => output.l1_loss(floats()),
+            Loss::Huber { delta } => output.huber_loss(floats(), *delta),
+            Loss::BceWithLogits => output.bce_with_logits(floats()),
+            Loss::Custom { function, .. } => function(output, targets),
+        }
+    }
+}

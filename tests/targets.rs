@@ -1,0 +1,328 @@
+//! Training on targets other than class labels: float values (regression), multi-label 0/1
+//! vectors and the inputs themselves (autoencoders), through `fit`, `TrainStep` and a
+//! hand-written tape loop, with the losses and metrics that fit them.
+
+use tapegrad::ndarray::Array2;
+use tapegrad::prelude::*;
+
+/// `[n, 3]` inputs and `[n, 2]` targets of a noisy linear map.
+fn regression(n: usize, seed: u64) -> Dataset {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let x = tensor::normal(&[n, 3], 0.0, 1.0, &mut rng).unwrap();
+    let noise = tensor::normal(&[n, 2], 0.0, 0.1, &mut rng).unwrap();
+    let x = x.into_dimensionality::<ndarray::Ix2>().unwrap();
+    let w = ndarray::array![[1.0f32, -2.0], [0.5, 0.0], [-1.0, 3.0]];
+    let y = x.dot(&w) + &noise.into_dimensionality::<ndarray::Ix2>().unwrap();
+    Dataset::new(x, Targets::Values(y.into_dyn())).unwrap()
+}
+
+fn linear(seed: u64) -> Linear {
+    Linear::new(3, 2, Init::default(), &mut ChaCha8Rng::seed_from_u64(seed)).unwrap()
+}
+
+fn params(model: &dyn Module) -> Vec<f32> {
+    let mut all = Vec::new();
+    model.visit_params(&mut |_, p| all.extend(p.value().iter().copied()));
+    all
+}
+
+fn max_difference(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn float_targets_train_alike_through_fit_train_step_in_two_shards_and_a_hand_loop() {
+    let data = regression(192, 0);
+    let (epochs, batch, lr, seed) = (3, 64, 0.05, 11);
+
+    // fit
+    let mut by_fit = linear(1);
+    let config = FitConfig {
+        epochs,
+        batch_size: batch,
+        seed,
+        loss: Some(Loss::Mse),
+        ..FitConfig::default()
+    };
+    let history = fit(
+        &mut by_fit,
+        &mut Sgd::new(lr).unwrap(),
+        &data,
+        None,
+        &config,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert!(history.epochs[2].train_loss < history.epochs[0].train_loss);
+
+    // TrainStep in two shards, the same shuffles
+    let mut by_step = linear(1);
+    let mut sgd = Sgd::new(lr).unwrap();
+    let mut step = TrainStep::with_shards(2).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    for _ in 0..epochs {
+        let mut batches = data.batches(batch).unwrap().shuffled(&mut rng);
+        while let Some(b) = batches.next() {
+            step.run(&mut by_step, &mut sgd, b, &Loss::Mse).unwrap();
+        }
+    }
+
+    // a tape loop by hand: w ← w − lr·∂L/∂w with L = mean((y − t)²)
+    let mut by_hand = linear(1);
+    let mut tape = Tape::new();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    for _ in 0..epochs {
+        let mut batches = data.batches(batch).unwrap().shuffled(&mut rng);
+        while let Some(b) = batches.next() {
+            let BatchTargets::Values(y) = &b.targets else {
+                panic!("value targets expected")
+            };
+            tape.reset();
+            let out = by_hand.forward(tape.constant(b.x.view()), Mode::Train);
+            let grads = out.mse(tape.constant(y.view())).backward();
+            by_hand.visit_params_mut(&mut |_, p| {
+                let g = grads.param(p).unwrap().clone();
+                p.value_mut().scaled_add(-lr, &g);
+            });
+        }
+    }
+    let (fit_params, step_params, hand_params) =
+        (params(&by_fit), params(&by_step), params(&by_hand));
+    assert!(max_difference(&fit_params, &hand_params) < 1e-6);
+    assert!(max_difference(&step_params, &hand_params) < 1e-6);
+    assert!(
+        max_difference(&fit_params, &params(&linear(1))) > 0.01,
+        "training moved nothing"
+    );
+}
+
+#[test]
+fn regression_reports_mse_mae_and_r2_and_stops_early_on_r2() {
+    let (train, valid) = (regression(512, 1), regression(128, 2));
+    let mut model = linear(3);
+    let config = FitConfig {
+        epochs: 30,
+        batch_size: 32,
+        patience: Some(3),
+        monitor: Monitor::metric(Metric::R2),
+        ..FitConfig::default()
+    };
+    let history = fit(
+        &mut model,
+        &mut Sgd::new(0.05).unwrap(),
+        &train,
+        Some(&valid),
+        &config,
+        &mut |_| {},
+    )
+    .unwrap();
+    let last = history.epochs.last().unwrap();
+    assert_eq!(last.valid_accuracy, None);
+    let r2 = last.metric(Metric::R2).unwrap();
+    assert!(r2 > 0.99, "{r2}");
+    // the validation loss is the MSE (the default loss for float targets)
+    assert!((last.valid_loss.unwrap() - last.metric(Metric::Mse).unwrap()).abs() < 1e-6);
+    assert!(history.to_csv().starts_with(
+        "epoch,train_loss,valid_loss,valid_accuracy,lr,seconds,samples_per_second,valid_mse,valid_mae,valid_r2\n"
+    ));
+    let eval = evaluate_with(&model, &valid, &Loss::L1, 64).unwrap();
+    assert!((eval.loss - eval.metric(Metric::Mae).unwrap()).abs() < 1e-6);
+}
+
+#[test]
+fn l1_huber_and_a_custom_loss_all_train_a_regression() {
+    let data = regression(256, 4);
+    let custom = Loss::custom("mse / 2", |out, targets| {
+        let BatchTargets::Values(y) = targets else {
+            panic!("value targets expected")
+        };
+        out.mse(out.tape().constant(y.clone())) * 0.5
+    });
+    for loss in [Loss::L1, Loss::Huber { delta: 1.0 }, custom] {
+        let mut model = linear(5);
+        let before = evaluate(&model, &data, 256)
+            .unwrap()
+            .metric(Metric::Mse)
+            .unwrap();
+        let config = FitConfig {
+            epochs: 20,
+            batch_size: 32,
+            loss: Some(loss.clone()),
+            ..FitConfig::default()
+        };
+        fit(
+            &mut model,
+            &mut Sgd::new(0.05).unwrap(),
+            &data,
+            None,
+            &config,
+            &mut |_| {},
+        )
+        .unwrap();
+        let after = evaluate(&model, &data, 256)
+            .unwrap()
+            .metric(Metric::Mse)
+            .unwrap();
+        assert!(after < before / 10.0, "{loss:?}: {before} -> {after}");
+    }
+}
+
+#[test]
+fn multi_label_targets_train_with_bce_and_report_per_label_accuracy() {
+    // label k of a sample is 1 when its feature k is positive
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    let x = tensor::normal(&[400, 3], 0.0, 1.0, &mut rng).unwrap();
+    let x = x.into_dimensionality::<ndarray::Ix2>().unwrap();
+    let y = x.mapv(|v| if v > 0.0 { 1.0 } else { 0.0 });
+    let data = Dataset::new(x, Targets::MultiLabel(y)).unwrap();
+    let mut model = Linear::new(3, 3, Init::default(), &mut rng).unwrap();
+    let config = FitConfig {
+        epochs: 20,
+        batch_size: 20,
+        ..FitConfig::default()
+    };
+    let history = fit(
+        &mut model,
+        &mut Sgd::new(0.5).unwrap(),
+        &data,
+        Some(&data),
+        &config,
+        &mut |_| {},
+    )
+    .unwrap();
+    let accuracy = history.epochs.last().unwrap().valid_accuracy.unwrap();
+    assert!(accuracy > 0.95, "{accuracy}");
+}
+
+#[test]
+fn an_autoencoder_learns_to_reconstruct_its_inputs() {
+    // 8 features that live on a 2-D plane: a 8-2-8 linear autoencoder can reconstruct them
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let codes = tensor::normal(&[300, 2], 0.0, 1.0, &mut rng).unwrap();
+    let codes = codes.into_dimensionality::<ndarray::Ix2>().unwrap();
+    let basis = tensor::normal(&[2, 8], 0.0, 1.0, &mut rng).unwrap();
+    let x = codes.dot(&basis.into_dimensionality::<ndarray::Ix2>().unwrap());
+    let data = Dataset::new(x, Targets::Inputs).unwrap();
+    let mut model = Sequential::new(vec![
+        Box::new(Linear::new(8, 2, Init::default(), &mut rng).unwrap()),
+        Box::new(Linear::new(2, 8, Init::default(), &mut rng).unwrap()),
+    ])
+    .unwrap();
+    let before = evaluate(&model, &data, 300)
+        .unwrap()
+        .metric(Metric::R2)
+        .unwrap();
+    let config = FitConfig {
+        epochs: 60,
+        batch_size: 30,
+        ..FitConfig::default()
+    };
+    fit(
+        &mut model,
+        &mut Sgd::new(0.05).unwrap(),
+        &data,
+        None,
+        &config,
+        &mut |_| {},
+    )
+    .unwrap();
+    let after = evaluate(&model, &data, 300)
+        .unwrap()
+        .metric(Metric::R2)
+        .unwrap();
+    assert!(after > 0.95 && after > before, "{before} -> {after}");
+}
+
+#[test]
+fn top_k_accuracy_counts_the_label_among_the_k_largest_outputs() {
+    let x = Array2::from_shape_vec((4, 1), vec![0.0f32, 1.4, 2.0, 3.6]).unwrap();
+    let labels = vec![0, 2, 0, 1];
+    let data = Dataset::from_floats(x, labels).unwrap();
+    let weights = tensor::from_vec(vec![1.0, 1.0, 1.0, 1.0], &[4, 1]).unwrap();
+    let bias = tensor::from_vec(vec![0.0, -1.0, -2.0, -3.0], &[4]).unwrap();
+    // outputs x − j: the largest for the smallest j, so the ranking is 0, 1, 2, 3 for every x
+    let model = Linear::from_parts(weights, Some(bias)).unwrap();
+    let eval = evaluate(&model, &data, 4).unwrap();
+    assert_eq!(eval.accuracy, Some(0.5));
+    assert_eq!(eval.top_k_accuracy(1), Some(0.5));
+    assert_eq!(eval.top_k_accuracy(2), Some(0.75));
+    assert_eq!(eval.top_k_accuracy(3), Some(1.0));
+    assert_eq!(eval.metric(Metric::TopK(2)), Some(0.75));
+}
+
+#[test]
+fn fit_refuses_losses_monitors_and_models_that_do_not_fit_the_targets() {
+    let data = regression(64, 8);
+    let run = |model: &mut dyn Module, config: FitConfig, valid: Option<&Dataset>| {
+        fit(
+            model,
+            &mut Sgd::new(0.1).unwrap(),
+            &data,
+            valid,
+            &config,
+            &mut |_| {},
+        )
+        .unwrap_err()
+        .to_string()
+    };
+    let config = FitConfig {
+        loss: Some(Loss::CrossEntropy),
+        ..FitConfig::default()
+    };
+    assert_eq!(
+        run(&mut linear(0), config, None),
+        "fit: training set: cross-entropy cannot compare outputs with float values; use Loss::Mse, L1, Huber or BceWithLogits for float targets"
+    );
+    let config = FitConfig {
+        patience: Some(2),
+        monitor: Monitor::ValidAccuracy,
+        ..FitConfig::default()
+    };
+    assert_eq!(
+        run(&mut linear(0), config, Some(&data)),
+        "fit: early stopping watches the validation accuracy, which the validation targets do not have"
+    );
+    let mut three_outputs =
+        Linear::new(3, 3, Init::default(), &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
+    assert_eq!(
+        run(&mut three_outputs, FitConfig::default(), None),
+        "fit: expected model output of shape [1, 2] for one sample (the training set's targets are [2] per sample), found output shape [1, 3]"
+    );
+    let images = Dataset::new(
+        ndarray::Array4::<u8>::zeros((4, 1, 2, 2)),
+        Targets::classes(vec![0, 1, 0, 1]),
+    )
+    .unwrap();
+    let mut mlp = Linear::new(4, 2, Init::default(), &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
+    let err = fit(
+        &mut mlp,
+        &mut Sgd::new(0.1).unwrap(),
+        &images,
+        None,
+        &FitConfig::default(),
+        &mut |_| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        err,
+        "fit: expected training set samples whose last axis is 4 (the input width of the model's first layer), found samples of shape [1, 2, 2]; flatten them with Dataset::with_sample_shape"
+    );
+    let flat = images.with_sample_shape(&[4]).unwrap();
+    fit(
+        &mut mlp,
+        &mut Sgd::new(0.1).unwrap(),
+        &flat,
+        None,
+        &FitConfig {
+            epochs: 1,
+            ..FitConfig::default()
+        },
+        &mut |_| {},
+    )
+    .unwrap();
+}
