@@ -85,7 +85,7 @@ pub mod prelude {
         LayerStats, LrRangeConfig, LrRangeTest, ParamSnapshot, ParamStats, Probe, lr_range_test,
     };
     pub use crate::error::Error;
-    pub use crate::metrics::ConfusionMatrix;
+    pub use crate::metrics::{ConfusionMatrix, RegressionMetrics};
     pub use crate::nn::{
         Activation, Dropout, Elu, FanMode, Identity, Init, LSUV_MAX_ITER, LSUV_TOLERANCE,
         LeakyRelu, Linear, LsuvLayer, LsuvReport, Maxout, Mode, Module, Param, ParamId, Relu,

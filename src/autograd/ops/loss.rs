@@ -1,9 +1,9 @@
 //! Softmax and losses, all in numerically stable forms: log-softmax and softmax along the
-//! last axis, softmax cross-entropy from logits and class labels, mean squared error, and
-//! binary cross-entropy from logits.
+//! last axis, softmax cross-entropy from logits and class labels, binary cross-entropy from
+//! logits, and the regression losses mean squared error, mean absolute error (L1) and Huber.
 //!
-//! Every loss takes raw scores (logits), not probabilities, and returns the **mean** over
-//! its elements (PyTorch's `reduction='mean'`).
+//! Classification losses take raw scores (logits), not probabilities. Every loss returns the
+//! **mean** over its elements (PyTorch's `reduction='mean'`).
 
 use super::activation::sigmoid;
 use crate::autograd::tape::Var;
@@ -19,6 +19,12 @@ fn log_sum_exp(z: ArrayView1<'_, Elem>) -> (Elem, Elem) {
         return (m, 0.0);
     }
     (m, z.fold(0.0, |s, &x| s + (x - m).exp()).ln())
+}
+
+/// `torch.sign`: `1` for positive, `−1` for negative, `0` at zero (where `f32::signum`
+/// gives `±1`), NaN for NaN.
+fn sign(x: Elem) -> Elem {
+    if x == 0.0 { 0.0 } else { x.signum() }
 }
 
 impl<'t> Var<'t> {
@@ -184,6 +190,121 @@ impl<'t> Var<'t> {
         (self - target).square().mean()
     }
 
+    /// Mean absolute error `L = (1/n) Σ |x − t|` between predictions and targets of the same
+    /// shape (`torch.nn.L1Loss`, `reduction='mean'`).
+    ///
+    /// Backward: `∂L/∂x = sign(x − t)/n`, `∂L/∂t = −sign(x − t)/n`, with `sign(0) = 0` as
+    /// `torch.sign`, so an element predicted exactly gets no gradient.
+    ///
+    /// # Shapes
+    /// Predictions and targets of one shape give a scalar.
+    ///
+    /// # Panics
+    /// If the shapes differ (no broadcasting):
+    /// `l1_loss: shapes differ; prediction shape [4, 1], target shape [4]`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Tape};
+    /// let tape = Tape::new();
+    /// let x = tape.leaf(tensor::from_vec(vec![1.0, 3.0, 2.0], &[3])?);
+    /// let t = tape.constant(tensor::from_vec(vec![0.0, 1.0, 2.0], &[3])?);
+    /// let loss = x.l1_loss(t);
+    /// assert_eq!(loss.item(), 1.0); // (1 + 2 + 0) / 3
+    /// let g = loss.backward();
+    /// assert_eq!(g.get(x).unwrap().as_slice().unwrap(), &[1.0 / 3.0, 1.0 / 3.0, 0.0]);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn l1_loss(self, target: Var<'t>) -> Var<'t> {
+        self.mean_over_differences("l1_loss", target, Elem::abs, sign)
+    }
+
+    /// Huber loss `L = (1/n) Σ h(x − t)` with `h(d) = 0.5·d²` if `|d| < δ`, else
+    /// `δ·(|d| − 0.5·δ)`: quadratic near the target, linear (so robust to outliers) beyond
+    /// `δ` (`torch.nn.HuberLoss(delta=δ)`, `reduction='mean'`; Huber 1964,
+    /// <https://doi.org/10.1214/aoms/1177703732>). It equals `δ ·` PyTorch's `SmoothL1Loss`
+    /// with `beta = δ`; for `δ` beyond every `|d|` it is half the [`Var::mse`].
+    ///
+    /// Backward: `∂L/∂x = h'(x − t)/n` with `h'(d) = d` if `|d| < δ`, else `δ·sign(d)`, and
+    /// `∂L/∂t = −∂L/∂x`. `h'` is continuous, so the loss has no kink.
+    ///
+    /// # Shapes
+    /// Predictions and targets of one shape give a scalar.
+    ///
+    /// # Panics
+    /// If `delta` is not finite and positive, a constant of the program
+    /// (`huber_loss: delta must be finite and > 0, got 0`), or if the shapes differ:
+    /// `huber_loss: shapes differ; prediction shape [3], target shape [3, 1]`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Tape};
+    /// let tape = Tape::new();
+    /// let x = tape.leaf(tensor::from_vec(vec![0.5, 3.0], &[2])?);
+    /// let t = tape.constant(tensor::from_vec(vec![0.0, 0.0], &[2])?);
+    /// let loss = x.huber_loss(t, 1.0);
+    /// assert_eq!(loss.item(), 1.3125); // (0.5·0.5² + 1·(3 − 0.5)) / 2
+    /// let g = loss.backward();
+    /// assert_eq!(g.get(x).unwrap().as_slice().unwrap(), &[0.25, 0.5]); // [0.5, 1] / 2
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn huber_loss(self, target: Var<'t>, delta: Elem) -> Var<'t> {
+        assert!(
+            delta.is_finite() && delta > 0.0,
+            "huber_loss: delta must be finite and > 0, got {delta}"
+        );
+        let huber = move |d: Elem| {
+            if d.abs() < delta {
+                0.5 * d * d
+            } else {
+                delta * (d.abs() - 0.5 * delta)
+            }
+        };
+        let slope = move |d: Elem| if d.abs() < delta { d } else { delta * sign(d) };
+        self.mean_over_differences("huber_loss", target, huber, slope)
+    }
+
+    /// Records `L = (1/n) Σ f(x − t)` over predictions `x` and targets `t` of one shape, with
+    /// `∂L/∂x = G·f'(x − t)/n` and `∂L/∂t = −∂L/∂x`. The sum is accumulated in `f64`.
+    #[track_caller]
+    fn mean_over_differences(
+        self,
+        op: &'static str,
+        target: Var<'t>,
+        f: impl Fn(Elem) -> Elem,
+        df: impl Fn(Elem) -> Elem + Send + 'static,
+    ) -> Var<'t> {
+        let (x, t) = (self.data(), target.data());
+        assert!(
+            x.shape() == t.shape(),
+            "{op}: shapes differ; prediction shape {:?}, target shape {:?}",
+            x.shape(),
+            t.shape()
+        );
+        let n = x.len() as Elem;
+        let total = Zip::from(&x)
+            .and(&t)
+            .fold(0.0, |s, &x, &t| s + f64::from(f(x - t)));
+        let value = Tensor::from_elem(ndarray::IxDyn(&[]), (total / f64::from(n)) as Elem);
+        self.tape().record(op, &[self, target], value, move |b| {
+            let scale = b.grad.first().copied().expect("scalar gradient") / n;
+            let (x, t) = (b.inputs[0], b.inputs[1]);
+            let dx = b.tape.collect(
+                x.shape(),
+                x.iter().zip(t.iter()).map(|(&x, &t)| scale * df(x - t)),
+            );
+            let dt = b.needs[1].then(|| b.tape.collect(x.shape(), dx.iter().map(|&d| -d)));
+            if b.needs[0] {
+                [Some(dx), dt]
+            } else {
+                b.tape.reuse(dx);
+                [None, dt]
+            }
+        })
+    }
+
     /// Binary cross-entropy of logits `z` against targets `y ∈ [0, 1]` of the same shape,
     /// averaged: `L = (1/n) Σ max(z, 0) − z·y + ln(1 + e^(−|z|))`, the stable form of
     /// `−y ln σ(z) − (1 − y) ln(1 − σ(z))` (`binary_cross_entropy_with_logits`).
@@ -240,8 +361,8 @@ impl<'t> Var<'t> {
 #[cfg(test)]
 mod tests {
     use super::super::t;
-    use crate::autograd::gradcheck::testing::random;
-    use crate::{Tape, Tensor, gradcheck};
+    use crate::autograd::gradcheck::testing::{away_from_zero, random};
+    use crate::{Elem, Tape, Tensor, gradcheck};
 
     #[test]
     fn softmax_and_log_softmax_by_hand() {
@@ -309,6 +430,81 @@ mod tests {
     }
 
     #[test]
+    fn l1_and_huber_by_hand() {
+        let tape = Tape::new();
+        let x = tape.leaf(t(&[2, 2], &[1., -1., 0.5, 4.]));
+        let y = tape.leaf(t(&[2, 2], &[0., 1., 0.5, 1.]));
+        // d = x − y = [1, −2, 0, 3]; L1 = (1 + 2 + 0 + 3)/4 = 1.5
+        // ∂L/∂x = sign(d)/4 = [0.25, −0.25, 0, 0.25] (sign(0) = 0), ∂L/∂y = −∂L/∂x
+        let l1 = x.l1_loss(y);
+        assert_eq!(l1.item(), 1.5);
+        let g = l1.backward();
+        assert_eq!(g.get(x).unwrap(), t(&[2, 2], &[0.25, -0.25, 0., 0.25]));
+        assert_eq!(g.get(y).unwrap(), t(&[2, 2], &[-0.25, 0.25, 0., -0.25]));
+        // Huber, δ = 1.5: |d| < δ gives 0.5·d² (d = 1: 0.5, d = 0: 0), otherwise
+        // δ·(|d| − δ/2) (d = −2: 1.5·1.25 = 1.875, d = 3: 1.5·2.25 = 3.375);
+        // L = 5.75/4 = 1.4375. h'(d) = [1, −δ, 0, δ] = [1, −1.5, 0, 1.5], over 4.
+        let huber = x.huber_loss(y, 1.5);
+        assert_eq!(huber.item(), 1.4375);
+        let g = huber.backward();
+        assert_eq!(g.get(x).unwrap(), t(&[2, 2], &[0.25, -0.375, 0., 0.375]));
+        assert_eq!(g.get(y).unwrap(), t(&[2, 2], &[-0.25, 0.375, 0., -0.375]));
+        // |d| = δ takes the linear branch: h(1) = 1·(1 − 0.5) = 0.5 = 0.5·1², h'(1) = 1
+        let (one, zero) = (tape.leaf(t(&[1], &[1.])), tape.constant(t(&[1], &[0.])));
+        let g = one.huber_loss(zero, 1.0).backward();
+        assert_eq!(one.huber_loss(zero, 1.0).item(), 0.5);
+        assert_eq!(g.get(one).unwrap(), t(&[1], &[1.]));
+        // only the target needs a gradient
+        let c = tape.constant(t(&[2], &[3., -3.]));
+        let target = tape.leaf(t(&[2], &[1., 1.]));
+        let g = c.l1_loss(target).backward();
+        assert_eq!(g.get(target).unwrap(), t(&[2], &[-0.5, 0.5]));
+        // the same value on both sides: d = 0 everywhere, and the two gradients cancel
+        let g = x.huber_loss(x, 1.0).backward();
+        assert_eq!(g.get(x).unwrap(), t(&[2, 2], &[0.; 4]));
+    }
+
+    #[test]
+    fn huber_limits_match_mse_and_l1() {
+        let tape = Tape::new();
+        let x = random(&[5, 3], 7);
+        let y = &x - &away_from_zero(&[5, 3], 8); // 0.1 ≤ |d| ≤ 2.1
+        let (x, y) = (tape.constant(x), tape.constant(y));
+        // δ above every |d|: the quadratic branch everywhere, half the MSE
+        let (huber, mse) = (x.huber_loss(y, 3.0).item(), x.mse(y).item());
+        assert!((huber - 0.5 * mse).abs() < 1e-6, "{huber} vs {mse}");
+        // δ below every |d|: the linear branch everywhere, δ·(L1 − δ/2)
+        let (huber, l1) = (x.huber_loss(y, 0.05).item(), x.l1_loss(y).item());
+        assert!(
+            (huber - 0.05 * (l1 - 0.025)).abs() < 1e-6,
+            "{huber} vs {l1}"
+        );
+    }
+
+    #[test]
+    fn gradcheck_l1_and_huber() {
+        for (shape, seed) in [(&[4, 3][..], 10), (&[1, 5][..], 20), (&[][..], 30)] {
+            let x = random(shape, seed);
+            // targets at least 0.1 from the predictions: |x − t| has its kink at x = t
+            let d = away_from_zero(shape, seed + 1);
+            let pair = [x.clone(), &x - &d];
+            gradcheck(|v| v[0].l1_loss(v[1]), &pair).unwrap();
+            for delta in [0.5, 1.0, 3.0] {
+                gradcheck(|v| v[0].huber_loss(v[1], delta), &pair).unwrap();
+            }
+            if shape == [4, 3] {
+                // both branches of Huber at δ = 1
+                assert!(d.iter().any(|d| d.abs() < 0.9) && d.iter().any(|d| d.abs() > 1.1));
+            }
+        }
+        // inside a larger graph, prediction used twice
+        let pair = [random(&[3, 4], 40), random(&[3, 4], 41)];
+        gradcheck(|v| v[0].exp().huber_loss(v[1], 1.0) * v[0].sum(), &pair).unwrap();
+        let pair = [pair[0].clone(), &pair[0] - &away_from_zero(&[3, 4], 42)];
+        gradcheck(|v| v[0].l1_loss(v[1]) * v[0].sum(), &pair).unwrap();
+    }
+
+    #[test]
     fn huge_logits_give_finite_loss_and_gradients() {
         let tape = Tape::new();
         let z = tape.leaf(t(&[2, 3], &[1e4, -1e4, 0., -1e4, -1e4, 1e4]));
@@ -368,5 +564,41 @@ mod tests {
     fn log_softmax_of_scalar_panics() {
         let tape = Tape::new();
         let _ = tape.constant(random(&[], 0)).log_softmax();
+    }
+
+    #[test]
+    #[should_panic(expected = "l1_loss: shapes differ; prediction shape [4, 1], target shape [4]")]
+    fn l1_shape_mismatch_panics() {
+        let tape = Tape::new();
+        let _ = tape
+            .constant(random(&[4, 1], 0))
+            .l1_loss(tape.constant(random(&[4], 0)));
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "huber_loss: shapes differ; prediction shape [3], target shape [3, 1]"
+    )]
+    fn huber_shape_mismatch_panics() {
+        let tape = Tape::new();
+        let _ = tape
+            .constant(random(&[3], 0))
+            .huber_loss(tape.constant(random(&[3, 1], 0)), 1.0);
+    }
+
+    #[test]
+    #[should_panic(expected = "huber_loss: delta must be finite and > 0, got 0")]
+    fn huber_zero_delta_panics() {
+        let tape = Tape::new();
+        let x = tape.constant(random(&[3], 0));
+        let _ = x.huber_loss(x, 0.0);
+    }
+
+    #[test]
+    #[should_panic(expected = "huber_loss: delta must be finite and > 0, got inf")]
+    fn huber_infinite_delta_panics() {
+        let tape = Tape::new();
+        let x = tape.constant(random(&[3], 0));
+        let _ = x.huber_loss(x, Elem::INFINITY);
     }
 }
