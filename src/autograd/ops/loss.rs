@@ -227,7 +227,7 @@ impl<'t> Var<'t> {
     /// with `beta = δ`; for `δ` beyond every `|d|` it is half the [`Var::mse`].
     ///
     /// Backward: `∂L/∂x = h'(x − t)/n` with `h'(d) = d` if `|d| < δ`, else `δ·sign(d)`, and
-    /// `∂L/∂t = −∂L/∂x`. `h'` is continuous, so the loss has no kink.
+    /// `∂L/∂t = −∂L/∂x`. `h'` is continuous at `|d| = δ`: the loss is differentiable there.
     ///
     /// # Shapes
     /// Predictions and targets of one shape give a scalar.
