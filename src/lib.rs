@@ -80,6 +80,9 @@ pub mod prelude {
         GradcheckConfig, Gradients, Tape, TapeInput, Var, gradcheck, gradcheck_with,
     };
     pub use crate::checkpoint::{Checkpoint, export_safetensors, import_safetensors};
+    pub use crate::data::{
+        Augment, FnTransform, RandomCrop, RandomHorizontalFlip, RandomTranslate, Transform,
+    };
     pub use crate::data::{Batch, Batches, Dataset, Scaler, ScalerKind};
     pub use crate::diagnostics::{
         LayerStats, LrRangeConfig, LrRangeTest, ParamSnapshot, ParamStats, Probe, lr_range_test,

@@ -1,12 +1,16 @@
 //! Data: in-memory data sets and batches, the IDX (MNIST / Fashion-MNIST) and CIFAR-10
-//! loaders, and preprocessing fitted on training data.
+//! loaders, preprocessing fitted on training data, and augmentation of image batches.
 
+mod augment;
 mod cifar;
 mod dataset;
 mod idx;
 mod preprocess;
 pub(crate) mod read;
 
+pub use augment::{
+    Augment, FnTransform, RandomCrop, RandomHorizontalFlip, RandomTranslate, Transform,
+};
 pub use cifar::{CIFAR10_CLASSES, CIFAR10_PIXELS, read_cifar10};
 pub use dataset::{Batch, Batches, Dataset};
 pub use idx::{
