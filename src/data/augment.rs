@@ -537,7 +537,7 @@ fn check_batch(len: usize, sample_shape: &[usize]) -> Result<[usize; 3]> {
             found: format!("{sample_shape:?}"),
         });
     };
-    if len % sample_len != 0 {
+    if !len.is_multiple_of(sample_len) {
         return Err(Error::Shape {
             op: "augment",
             expected: format!(
@@ -567,6 +567,7 @@ fn with_scratch<R>(f: impl FnOnce(&mut Vec<Elem>) -> R) -> R {
 mod tests {
     use super::*;
     use ndarray::{Array3, array};
+    use rand::Rng;
 
     /// A `[2, 3, 4]` image with distinct nonzero values `1, 2, …, 24`.
     fn image() -> Array3<Elem> {
@@ -615,7 +616,7 @@ mod tests {
         assert_eq!(out, array![[[0.0, 0.0, 1.0], [0.0, 0.0, 4.0]]]);
         let mut out = input.clone();
         shift(out.view_mut(), -2, 0, &mut Vec::new());
-        assert_eq!(out, Array3::zeros((1, 2, 3)));
+        assert_eq!(out, Array3::<Elem>::zeros((1, 2, 3)));
         // every shift within and past the image, on two channels, and on a transposed
         // (non-contiguous) view
         let input = image();
