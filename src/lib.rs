@@ -81,7 +81,8 @@ pub mod prelude {
     };
     pub use crate::checkpoint::{Checkpoint, export_safetensors, import_safetensors};
     pub use crate::data::{
-        Batch, BatchTargets, Batches, Dataset, SampleArray, Scaler, ScalerKind, Targets,
+        Augment, Batch, BatchTargets, Batches, Dataset, FnTransform, RandomCrop,
+        RandomHorizontalFlip, RandomTranslate, SampleArray, Scaler, ScalerKind, Targets, Transform,
     };
     pub use crate::diagnostics::{
         LayerStats, LrRangeConfig, LrRangeTest, ParamSnapshot, ParamStats, Probe, lr_range_test,

@@ -1,6 +1,8 @@
-//! Data: in-memory data sets of any sample shape and target, their batches, the IDX (MNIST / Fashion-MNIST) and CIFAR-10
-//! loaders, and preprocessing fitted on training data.
+//! Data: in-memory data sets of any sample shape and target, their batches, the IDX
+//! (MNIST / Fashion-MNIST) and CIFAR-10 loaders, preprocessing fitted on training data, and
+//! augmentation of image batches.
 
+mod augment;
 mod cifar;
 mod dataset;
 mod idx;
@@ -8,6 +10,9 @@ mod preprocess;
 pub(crate) mod read;
 mod targets;
 
+pub use augment::{
+    Augment, FnTransform, RandomCrop, RandomHorizontalFlip, RandomTranslate, Transform,
+};
 pub use cifar::{CIFAR10_CLASSES, CIFAR10_PIXELS, read_cifar10};
 pub use dataset::{Batch, Batches, Dataset, SampleArray};
 pub use idx::{
