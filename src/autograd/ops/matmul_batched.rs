@@ -172,8 +172,8 @@ fn sum_of_products(
         .expect("internal error: a product's output is row-major");
     let all_multiply_adds = lhs.len() * matrix_len * inner;
     match gemm_parallelism(all_multiply_adds) {
-        // enough destinations to keep every thread busy: one thread per destination, each
-        // product on its own thread
+        // enough destinations to keep every thread busy: the destinations are spread over
+        // the threads, and each product's `gemm` runs on the thread of its destination
         gemm::Parallelism::Rayon(threads) if groups.len() >= threads => dst
             .par_chunks_mut(matrix_len)
             .enumerate()
