@@ -1,4 +1,5 @@
-//! Matrix product of 2-D operands, on the pure-Rust `gemm` kernel.
+//! Matrix product of 2-D operands, on the pure-Rust `gemm` kernel (other ranks, batched and
+//! broadcast, are in `matmul_batched.rs`).
 //!
 //! Operands are read through their strides, so a transposed operand (`w.transpose()`, or
 //! `Bᵀ` and `Aᵀ` in the backward pass) costs no copy.
@@ -65,17 +66,29 @@ pub(crate) fn gemm(
 }
 
 impl<'t> Var<'t> {
-    /// Matrix product `C = A·B` of a `[m, k]` and a `[k, n]` operand.
+    /// Matrix product `C = A·B`, with the rules of `torch.matmul` for operands that are not
+    /// both 2-D: stacks of matrices multiply pairwise, their leading (batch) axes broadcast,
+    /// and vectors count as a row or a column.
     ///
-    /// Backward: `∂L/∂A = G·Bᵀ`, `∂L/∂B = Aᵀ·G`, where `G = ∂L/∂C`; both read the transposes
+    /// Backward: `∂L/∂A = G·Bᵀ`, `∂L/∂B = Aᵀ·G`, where `G = ∂L/∂C`, matrix by matrix, and
+    /// summed over the batch axes along which an operand was broadcast. Transposes are read
     /// through strides, without copies.
     ///
     /// # Shapes
-    /// `[m, k] · [k, n] -> [m, n]`.
+    /// - `[m, k] · [k, n] -> [m, n]`.
+    /// - `[..., m, k] · [..., k, n] -> [..., m, n]`: the batch axes (all but the last two)
+    ///   broadcast by NumPy's rules. Aligned at the right, each pair of sizes must be equal or
+    ///   one of them 1, and a missing axis counts as 1: `[2, 1, 3, 4] · [5, 4, 6] ->
+    ///   [2, 5, 3, 6]`, `[7, 3, 4] · [4, 6] -> [7, 3, 6]` (one matrix for all seven).
+    /// - A 1-D left operand `[k]` is read as the row `[1, k]` and a 1-D right operand `[k]`
+    ///   as the column `[k, 1]`; that axis is then dropped from the result:
+    ///   `[k] · [k, n] -> [n]`, `[..., m, k] · [k] -> [..., m]`, `[k] · [..., k, n] -> [..., n]`,
+    ///   and `[k] · [k] -> []`, the dot product.
     ///
     /// # Panics
-    /// If an operand is not 2-D or the inner dimensions differ, e.g.
-    /// `matmul: inner dimensions differ; lhs shape [2, 3], rhs shape [4, 5]`.
+    /// If an operand is 0-D, the inner dimensions differ, or the batch axes do not broadcast,
+    /// e.g. `matmul: inner dimensions differ; lhs shape [2, 3], rhs shape [4, 5]` or
+    /// `matmul: batch axes cannot be broadcast together; lhs shape [2, 3, 4], rhs shape [5, 4, 6]`.
     ///
     /// # Examples
     /// ```
@@ -84,10 +97,30 @@ impl<'t> Var<'t> {
     /// let a = tape.constant(tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[2, 2])?);
     /// let b = tape.constant(tensor::from_vec(vec![1.0, 0.0, 1.0, 1.0], &[2, 2])?);
     /// assert_eq!(a.matmul(b).value().as_slice().unwrap(), &[3.0, 2.0, 7.0, 4.0]);
+    ///
+    /// // a stack of two matrices times one matrix, broadcast over the stack
+    /// let stack = tape.constant(tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0, 0.0, 1.0, 1.0, 0.0], &[2, 2, 2])?);
+    /// let c = stack.matmul(b);
+    /// assert_eq!(c.shape(), [2, 2, 2]);
+    /// assert_eq!(c.value().as_slice().unwrap(), &[3.0, 2.0, 7.0, 4.0, 1.0, 1.0, 1.0, 0.0]);
+    ///
+    /// // batch axes [3, 1] and [4] broadcast to [3, 4]
+    /// let x = tape.constant(tensor::ones(&[3, 1, 2, 5]));
+    /// let y = tape.constant(tensor::ones(&[4, 5, 6]));
+    /// assert_eq!(x.matmul(y).shape(), [3, 4, 2, 6]);
+    ///
+    /// // vectors: matrix·vector, and the dot product (a 0-D result)
+    /// let v = tape.constant(tensor::from_vec(vec![1.0, -1.0], &[2])?);
+    /// assert_eq!(a.matmul(v).value().as_slice().unwrap(), &[-1.0, -1.0]);
+    /// assert_eq!(v.matmul(v).shape(), Vec::<usize>::new());
+    /// assert_eq!(v.matmul(v).item(), 2.0);
     /// # Ok::<(), tapegrad::Error>(())
     /// ```
     #[track_caller]
     pub fn matmul(self, rhs: Var<'t>) -> Var<'t> {
+        if self.data().ndim() != 2 || rhs.data().ndim() != 2 {
+            return super::matmul_batched::batched_matmul(self, rhs);
+        }
         let out = forward_product("matmul", self, rhs, false);
         self.tape().record("matmul", &[self, rhs], out, |b| {
             let (a, w, g) = (view2(b.inputs[0]), view2(b.inputs[1]), view2(b.grad));
@@ -365,11 +398,13 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "matmul: expected 2-D operands; lhs shape [3], rhs shape [3, 1]")]
-    fn non_2d_operand_panics() {
+    #[should_panic(
+        expected = "matmul_transposed: expected 2-D operands; lhs shape [3], rhs shape [1, 3]"
+    )]
+    fn matmul_transposed_of_a_1d_operand_panics() {
         let tape = Tape::new();
         let _ = tape
             .constant(random(&[3], 0))
-            .matmul(tape.constant(random(&[3, 1], 0)));
+            .matmul_transposed(tape.constant(random(&[1, 3], 0)));
     }
 }

@@ -9,6 +9,7 @@ mod arith;
 mod index;
 mod loss;
 pub(crate) mod matmul;
+mod matmul_batched;
 mod reduce;
 mod shape;
 
