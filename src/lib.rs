@@ -90,7 +90,7 @@ pub mod prelude {
     pub use crate::error::Error;
     pub use crate::metrics::{ConfusionMatrix, RegressionMetrics};
     pub use crate::nn::{
-        Activation, Dropout, Elu, FanMode, Identity, Init, LSUV_MAX_ITER, LSUV_TOLERANCE,
+        Activation, Dropout, Elu, FanMode, Flatten, Identity, Init, LSUV_MAX_ITER, LSUV_TOLERANCE,
         LeakyRelu, Linear, Loss, LossFn, LsuvLayer, LsuvReport, Maxout, Mode, Module, Param,
         ParamId, Relu, Sequential, Sigmoid, Step, Tanh, fans, gain, lsuv,
     };

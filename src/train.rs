@@ -13,7 +13,7 @@ pub use predict::{Predictions, Predictor, Samples};
 pub use step::TrainStep;
 
 use crate::autograd::tape::Tape;
-use crate::data::{Dataset, Targets};
+use crate::data::{Augment, Dataset, Targets};
 use crate::diagnostics::ParamSnapshot;
 use crate::error::{Error, Result};
 use crate::nn::{Loss, Mode, Module};
@@ -21,7 +21,7 @@ use crate::optim::Optimizer;
 use crate::tensor::Elem;
 use crate::threads::in_pool;
 use evaluate::evaluate_checked;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -62,8 +62,8 @@ fn largest_magnitude(model: &dyn Module) -> f32 {
 
 /// Checks, before any step, that `data` (called `what` in messages) can go through `model`
 /// and `loss`: it has samples, every stored feature is finite, the loss fits its targets,
-/// the samples fit the model's first layer ([`Module::in_features`], the last axis of a
-/// sample, as `nn.Linear` reads it), and the model's output for one sample fits its target
+/// the model runs on one sample (in evaluation mode, on an inference tape; when it does not,
+/// the error names the input width of its first layer), and its output fits the target
 /// (classes below the output width; float targets of the output's shape).
 fn check_data(
     op: &'static str,
@@ -79,26 +79,6 @@ fn check_data(
     if let Some(found) = data.first_non_finite() {
         return invalid(format!("{what}: {found}, expected finite values"));
     }
-    let sample_shape = data.sample_shape();
-    if let Some(width) = model.in_features()
-        && sample_shape.last() != Some(&width)
-    {
-        let (expected, found) = match sample_shape {
-            [n] => (format!("samples of width {width}"), format!("width {n}")),
-            _ => (
-                format!("samples whose last axis is {width}"),
-                format!(
-                    "samples of shape {sample_shape:?}; flatten them with \
-                     Dataset::with_sample_shape"
-                ),
-            ),
-        };
-        return Err(Error::Shape {
-            op,
-            expected: format!("{what} {expected} (the input width of the model's first layer)"),
-            found,
-        });
-    }
     let mut first = data.batches(1)?;
     let first = first.next().expect("the data set has a sample");
     loss.check(&first.targets).map_err(|e| match e {
@@ -108,7 +88,9 @@ fn check_data(
         },
         other => other,
     })?;
-    let output = trial_output(op, model, &first)?;
+    let Some(output) = trial_output(model, &first) else {
+        return Err(sample_misfit(op, what, model, data));
+    };
     match data.targets() {
         Targets::Classes { labels, .. } => {
             let classes = match output.as_slice() {
@@ -150,43 +132,70 @@ fn check_data(
 }
 
 /// The shape of `model`'s output for `batch` (one sample) in evaluation mode on an
-/// inference tape; a model that panics on it (a layer whose width does not fit) gives an
-/// error with the panic's message.
-fn trial_output(
-    op: &'static str,
-    model: &dyn Module,
-    batch: &crate::data::Batch<'_>,
-) -> Result<Vec<usize>> {
+/// inference tape; `None` when the model panics on it (a layer whose width does not fit
+/// the samples).
+fn trial_output(model: &dyn Module, batch: &crate::data::Batch<'_>) -> Option<Vec<usize>> {
     let run = || {
         let tape = Tape::inference();
         model
             .forward(tape.constant(batch.x.view()), Mode::Eval)
             .shape()
     };
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).map_err(|panic| {
-        let message = (panic.downcast_ref::<String>().cloned())
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_string()))
-            .unwrap_or_else(|| "the model panicked".into());
-        Error::Shape {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).ok()
+}
+
+/// The error for samples of `data` that `model` cannot take, naming the input width of its
+/// first layer when it declares one ([`Module::in_features`]).
+fn sample_misfit(op: &'static str, what: &str, model: &dyn Module, data: &Dataset) -> Error {
+    let sample_shape = data.sample_shape();
+    let Some(width) = model.in_features() else {
+        return Error::Shape {
             op,
-            expected: format!(
-                "samples of shape {:?} to go through the model",
-                &batch.x.shape()[1..]
+            expected: format!("{what} samples the model can take"),
+            found: format!(
+                "samples of shape {sample_shape:?}, on which the model panics (its message \
+                 is printed above)"
             ),
-            found: format!("the model fails on them: {message}"),
-        }
-    })
+        };
+    };
+    let (expected, found) = match sample_shape {
+        [n] => (format!("samples of width {width}"), format!("width {n}")),
+        _ => (
+            format!("samples whose last axis is {width}"),
+            format!(
+                "samples of shape {sample_shape:?}; flatten them with \
+                 Dataset::with_sample_shape or a Flatten layer"
+            ),
+        ),
+    };
+    Error::Shape {
+        op,
+        expected: format!("{what} {expected} (the input width of the model's first layer)"),
+        found,
+    }
+}
+
+/// The seed of epoch `epoch`'s augmentation: a function of the run's seed and the epoch
+/// only, so a resumed run augments as the uninterrupted one, and the shuffles (drawn from
+/// the seed's own stream) do not depend on whether there is augmentation.
+fn epoch_seed(seed: u64, epoch: usize) -> u64 {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(epoch as u64);
+    rng.next_u64()
 }
 
 /// Whether evaluating on `targets` reports `metric`.
 fn has_metric(targets: &Targets, metric: Metric) -> bool {
-    match (targets, metric) {
-        (_, Metric::Loss) => true,
-        (Targets::Classes { .. }, Metric::Accuracy | Metric::TopK(_)) => true,
-        (Targets::MultiLabel(_), Metric::Accuracy) => true,
-        (Targets::Values(_) | Targets::Inputs, Metric::Mse | Metric::Mae | Metric::R2) => true,
-        _ => false,
-    }
+    matches!(
+        (targets, metric),
+        (_, Metric::Loss)
+            | (Targets::Classes { .. }, Metric::Accuracy | Metric::TopK(_))
+            | (Targets::MultiLabel(_), Metric::Accuracy)
+            | (
+                Targets::Values(_) | Targets::Inputs,
+                Metric::Mse | Metric::Mae | Metric::R2
+            )
+    )
 }
 
 /// What early stopping watches ([`FitConfig::patience`]), and which way is better: as
@@ -297,6 +306,10 @@ pub struct FitConfig {
     pub patience: Option<usize>,
     /// What early stopping watches. Default [`Monitor::ValidLoss`].
     pub monitor: Monitor,
+    /// Augmentation of the training batches (not of validation data), with new random
+    /// changes each epoch, drawn from `seed` and the epoch number. Needs image samples
+    /// `[C, H, W]`. Default `None`.
+    pub augment: Option<Augment>,
     /// The criterion. Default `None`: the one that fits the training targets
     /// ([`Loss::default_for`]: cross-entropy for classes, MSE for float values and inputs,
     /// BCE with logits for multi-label targets).
@@ -316,6 +329,7 @@ impl Default for FitConfig {
             on_divergence: OnDivergence::Stop,
             patience: None,
             monitor: Monitor::ValidLoss,
+            augment: None,
             loss: None,
             eval_batch_size: 1000,
         }
@@ -587,6 +601,9 @@ fn fit_here(
     }
     let loss = (config.loss.clone()).unwrap_or_else(|| Loss::default_for(train.targets()));
     check_data("fit", "training set", &*model, train, &loss)?;
+    if let Some(augment) = &config.augment {
+        train.batches(1)?.augmented(augment, 0)?;
+    }
     if let Some(valid) = valid {
         check_data("fit", "validation set", &*model, valid, &loss)?;
         let watched = config.monitor.watched();
@@ -617,6 +634,9 @@ fn fit_here(
             .batches(config.batch_size)?
             .shuffled(&mut rng)
             .drop_last(config.drop_last);
+        if let Some(augment) = &config.augment {
+            batches = batches.augmented(augment, epoch_seed(config.seed, epoch))?;
+        }
         let steps = batches.num_batches();
         let (mut loss_sum, mut counted, mut samples) = (0.0, 0usize, 0usize);
         let mut step = 0;

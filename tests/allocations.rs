@@ -7,8 +7,8 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tapegrad::{
-    ChaCha8Rng, Dataset, Init, Linear, Loss, Relu, Scaler, SeedableRng, Sequential, Sgd, TrainStep,
-    ndarray::Array2,
+    Augment, ChaCha8Rng, Dataset, Flatten, Init, Linear, Loss, RandomCrop, RandomHorizontalFlip,
+    Relu, Scaler, SeedableRng, Sequential, Sgd, TrainStep, ndarray::Array2,
 };
 
 struct Counting;
@@ -57,10 +57,18 @@ fn a_training_step_allocates_the_same_at_step_10_and_step_1000() {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let pixels = Array2::from_shape_fn((1280, 784), |(i, j)| ((i * 31 + j * 7) % 256) as u8);
     let labels = (0..1280).map(|i| i % 10).collect();
-    let mut data = Dataset::from_bytes(pixels, labels).unwrap();
+    // images [1, 28, 28], flipped and shifted on the fly as the batches are drawn
+    let mut data = Dataset::from_bytes(pixels, labels)
+        .unwrap()
+        .with_sample_shape(&[1, 28, 28])
+        .unwrap();
+    let augment = Augment::new()
+        .then(RandomHorizontalFlip::new(0.5).unwrap())
+        .then(RandomCrop::new(2).unwrap());
     data.set_scaler(Scaler::affine(784, 1.0 / 255.0, 0.0).unwrap())
         .unwrap();
     let mut model = Sequential::new(vec![
+        Box::new(Flatten),
         Box::new(Linear::new(784, 256, Init::default(), &mut rng).unwrap()),
         Box::new(Relu),
         Box::new(Linear::new(256, 256, Init::default(), &mut rng).unwrap()),
@@ -70,12 +78,22 @@ fn a_training_step_allocates_the_same_at_step_10_and_step_1000() {
     .unwrap();
     let mut sgd = Sgd::new(0.05).unwrap();
     let mut train_step = TrainStep::new();
-    let mut batches = data.batches(128).unwrap();
+    let mut epoch = 0;
+    let mut batches = data
+        .batches(128)
+        .unwrap()
+        .augmented(&augment, epoch)
+        .unwrap();
     let mut step = || {
         let batch = match batches.next() {
             Some(batch) => batch,
             None => {
-                batches = data.batches(128).unwrap();
+                epoch += 1;
+                batches = data
+                    .batches(128)
+                    .unwrap()
+                    .augmented(&augment, epoch)
+                    .unwrap();
                 batches.next().unwrap()
             }
         };

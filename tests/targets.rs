@@ -310,8 +310,23 @@ fn fit_refuses_losses_monitors_and_models_that_do_not_fit_the_targets() {
     .to_string();
     assert_eq!(
         err,
-        "fit: expected training set samples whose last axis is 4 (the input width of the model's first layer), found samples of shape [1, 2, 2]; flatten them with Dataset::with_sample_shape"
+        "fit: expected training set samples whose last axis is 4 (the input width of the model's first layer), found samples of shape [1, 2, 2]; flatten them with Dataset::with_sample_shape or a Flatten layer"
     );
+    // a Flatten layer in front takes the images as they are
+    let mut flattening = Sequential::new(vec![Box::new(Flatten), Box::new(mlp.clone())]).unwrap();
+    let one_epoch = FitConfig {
+        epochs: 1,
+        ..FitConfig::default()
+    };
+    fit(
+        &mut flattening,
+        &mut Sgd::new(0.1).unwrap(),
+        &images,
+        None,
+        &one_epoch,
+        &mut |_| {},
+    )
+    .unwrap();
     let flat = images.with_sample_shape(&[4]).unwrap();
     fit(
         &mut mlp,
@@ -325,4 +340,70 @@ fn fit_refuses_losses_monitors_and_models_that_do_not_fit_the_targets() {
         &mut |_| {},
     )
     .unwrap();
+}
+
+#[test]
+fn augmentation_in_fit_is_seeded_per_epoch_and_resumes_alike() {
+    // 4×4 one-channel images whose class is the side of a bright pixel
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let mut images = ndarray::Array4::<u8>::zeros((64, 1, 4, 4));
+    let labels: Vec<usize> = (0..64).map(|i| i % 2).collect();
+    for (i, &label) in labels.iter().enumerate() {
+        let row = (i / 2) % 4;
+        images[[i, 0, row, if label == 0 { 0 } else { 3 }]] = 255;
+    }
+    let data = Dataset::new(images, Targets::classes(labels)).unwrap();
+    let model = || {
+        Sequential::new(vec![
+            Box::new(Flatten),
+            Box::new(
+                Linear::new(16, 2, Init::default(), &mut ChaCha8Rng::seed_from_u64(2)).unwrap(),
+            ),
+        ])
+        .unwrap()
+    };
+    let config = |epochs, start_epoch| FitConfig {
+        epochs,
+        start_epoch,
+        batch_size: 16,
+        seed: 4,
+        augment: Some(Augment::new().then(RandomTranslate::new(1).unwrap())),
+        ..FitConfig::default()
+    };
+    let train = |m: &mut Sequential, c: &FitConfig| {
+        fit(m, &mut Sgd::new(0.1).unwrap(), &data, None, c, &mut |_| {}).unwrap()
+    };
+    let (mut a, mut b, mut plain) = (model(), model(), model());
+    train(&mut a, &config(4, 0));
+    train(&mut b, &config(4, 0));
+    assert_eq!(params(&a), params(&b), "same seed, same augmentation");
+    let mut no_augment = config(4, 0);
+    no_augment.augment = None;
+    train(&mut plain, &no_augment);
+    assert!(
+        max_difference(&params(&a), &params(&plain)) > 1e-4,
+        "augmentation changed nothing"
+    );
+    // epochs 1-2, then 3-4 in a second call (plain SGD has no state to carry)
+    let mut resumed = model();
+    train(&mut resumed, &config(2, 0));
+    train(&mut resumed, &config(4, 2));
+    assert_eq!(params(&resumed), params(&a));
+    // augmentation needs images
+    let flat = data.with_sample_shape(&[16]).unwrap();
+    let mut linear = Linear::new(16, 2, Init::default(), &mut rng).unwrap();
+    let err = fit(
+        &mut linear,
+        &mut Sgd::new(0.1).unwrap(),
+        &flat,
+        None,
+        &config(1, 0),
+        &mut |_| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        err,
+        "augment: expected image samples [C, H, W], found samples of shape [16] (see Dataset::with_sample_shape)"
+    );
 }

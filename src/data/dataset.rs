@@ -7,6 +7,7 @@
 //! applying the data set's fitted [`Scaler`] on the way, into a buffer the batch iterator
 //! reuses.
 
+use crate::data::augment::Augment;
 use crate::data::preprocess::Scaler;
 use crate::data::targets::{BatchTargets, Targets};
 use crate::error::{Error, Result};
@@ -517,6 +518,7 @@ impl Dataset {
             batch_size,
             drop_last: false,
             position: 0,
+            augment: None,
             buffer: Vec::new(),
             labels: Vec::new(),
             values: Vec::new(),
@@ -563,6 +565,7 @@ pub struct Batches<'d> {
     batch_size: usize,
     drop_last: bool,
     position: usize,
+    augment: Option<(&'d Augment, u64)>,
     buffer: Vec<Elem>,
     labels: Vec<usize>,
     values: Vec<Elem>,
@@ -574,6 +577,38 @@ impl<'d> Batches<'d> {
     pub fn shuffled<R: Rng + ?Sized>(mut self, rng: &mut R) -> Self {
         self.order.shuffle(rng);
         self
+    }
+
+    /// Applies `augment` to each batch as it is drawn (after the scaler), with `seed` and
+    /// each sample's position in the epoch choosing its random changes (see
+    /// [`Augment::apply_batch`]; pass a new seed each epoch). Value targets of
+    /// [`Targets::Inputs`] are the augmented samples.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] when the samples are not images `[C, H, W]`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Augment, Dataset, RandomHorizontalFlip, Targets, ndarray::Array4};
+    /// let images = Array4::from_shape_fn((4, 1, 1, 2), |(_, _, _, w)| w as u8); // [0, 1] rows
+    /// let data = Dataset::new(images, Targets::classes(vec![0; 4]))?;
+    /// let flip = Augment::new().then(RandomHorizontalFlip::new(1.0)?);
+    /// let mut batches = data.batches(4)?.augmented(&flip, 0)?;
+    /// assert_eq!(batches.next().unwrap().x[[2, 0, 0, 0]], 1.0); // every row flipped
+    /// assert!(data.with_sample_shape(&[2])?.batches(4)?.augmented(&flip, 0).is_err());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    pub fn augmented(mut self, augment: &'d Augment, seed: u64) -> Result<Self> {
+        let shape = &self.dataset.sample_shape;
+        if shape.len() != 3 {
+            return Err(Error::Shape {
+                op: "augment",
+                expected: "image samples [C, H, W]".into(),
+                found: format!("samples of shape {shape:?} (see Dataset::with_sample_shape)"),
+            });
+        }
+        self.augment = Some((augment, seed));
+        Ok(self)
     }
 
     /// Leaves out the last batch when it has fewer than `batch_size` samples.
@@ -600,12 +635,18 @@ impl<'d> Batches<'d> {
         if size == 0 || (self.drop_last && size < self.batch_size) {
             return None;
         }
-        let rows = &self.order[self.position..self.position + size];
+        let first = self.position;
+        let rows = &self.order[first..first + size];
         self.position += size;
         let data = self.dataset;
         let d = data.num_features();
         self.buffer.resize(size * d, 0.0);
         data.write_rows(rows, &mut self.buffer);
+        if let Some((augment, seed)) = self.augment {
+            augment
+                .apply_batch(&mut self.buffer, &data.sample_shape, seed, first as u64)
+                .expect("the sample shape was checked by Batches::augmented");
+        }
         let mut shape = vec![size];
         shape.extend_from_slice(&data.sample_shape);
         let x = ArrayViewD::from_shape(shape, &self.buffer[..])

@@ -195,7 +195,7 @@ impl<'a> BatchTargets<'a> {
                 BatchTargets::Values(v.clone().slice_axis_move(Axis(0), (start..end).into()))
             }
             BatchTargets::MultiLabel(y) => {
-                BatchTargets::MultiLabel(y.clone().slice_axis_move(Axis(0), (start..end).into()))
+                BatchTargets::MultiLabel(y.slice_axis_move(Axis(0), (start..end).into()))
             }
         }
     }

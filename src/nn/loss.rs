@@ -177,7 +177,7 @@ impl Loss {
     ) -> Var<'t> {
         let floats = || match targets {
             BatchTargets::Values(y) => output.tape().constant(y.clone()),
-            BatchTargets::MultiLabel(y) => output.tape().constant(y.clone()),
+            BatchTargets::MultiLabel(y) => output.tape().constant(*y),
             BatchTargets::Classes(_) => unreachable!("checked: float targets"),
         };
         match self {

@@ -4,6 +4,7 @@
 
 mod activation;
 mod dropout;
+mod flatten;
 mod init;
 mod linear;
 mod loss;
@@ -14,6 +15,7 @@ mod sequential;
 
 pub use activation::{Activation, Elu, Identity, LeakyRelu, Relu, Sigmoid, Step, Tanh};
 pub use dropout::Dropout;
+pub use flatten::Flatten;
 pub use init::{FanMode, Init, fans, gain};
 pub use linear::Linear;
 pub use loss::{Loss, LossFn};
