@@ -10,10 +10,11 @@ use std::time::SystemTime;
 use tapegrad::data::{read_cifar10, read_idx_dataset, read_idx_images, read_idx_labels};
 use tapegrad::ndarray::{Array2, array};
 use tapegrad::{
-    Adam, Batch, BatchTargets, ChaCha8Rng, Checkpoint, Dataset, Decay, DecayUnit, Dropout,
-    FitConfig, Identity, Init, Linear, Loss, Module, OnDivergence, Optimizer, OptimizerState,
-    Predictor, Progress, Relu, Result, Scaler, Schedule, SeedableRng, Sequential, Sgd, Tensor,
-    TrainStep, checkpoint, evaluate, export_safetensors, fit, import_safetensors, tensor,
+    Adam, Augment, Batch, BatchTargets, ChaCha8Rng, Checkpoint, Dataset, Decay, DecayUnit, Dropout,
+    FitConfig, Identity, Init, Linear, Loss, Module, Monitor, OnDivergence, Optimizer,
+    OptimizerState, Predictor, Progress, RandomHorizontalFlip, Relu, Result, Scaler, Schedule,
+    SeedableRng, Sequential, Sgd, Targets, Tensor, TrainStep, checkpoint, evaluate,
+    export_safetensors, fit, import_safetensors, tensor,
 };
 
 /// The bytes and modification time of every file under a folder.
@@ -778,6 +779,198 @@ fn training_refuses_what_it_cannot_use() {
         assert_eq!(events, halvings);
         assert_eq!(params(&ruined), before);
     }
+    std::fs::remove_dir_all(&f.dir).unwrap();
+}
+
+#[test]
+fn targets_losses_shapes_and_augmentation_from_outside_are_checked() {
+    let mut f = Fixture {
+        dir: std::env::temp_dir().join(format!("tapegrad-bad-targets-{}", std::process::id())),
+        cases: 0,
+    };
+    std::fs::create_dir_all(&f.dir).unwrap();
+    let x = || Array2::<f32>::from_elem((3, 4), 0.5);
+    f.case(
+        "a multi-label target of 0.5",
+        &["dataset: sample 2 label 1 is 0.5, expected 0 or 1"],
+        || {
+            Dataset::new(
+                x(),
+                Targets::MultiLabel(array![[0.0, 1.0], [1.0, 1.0], [0.0, 0.5]]),
+            )
+        },
+    );
+    f.case(
+        "an infinite value target",
+        &["dataset: sample 0 target 1 is inf, expected finite values"],
+        || {
+            Dataset::new(
+                x(),
+                Targets::Values(array![[0.0, f32::INFINITY], [1.0, 1.0], [0.0, 0.0]].into_dyn()),
+            )
+        },
+    );
+    f.case(
+        "value targets without a sample axis",
+        &[
+            "expected value targets of shape [samples, ...]",
+            "found shape [3]",
+        ],
+        || Dataset::new(x(), Targets::Values(array![1.0, 2.0, 3.0].into_dyn())),
+    );
+    f.case(
+        "a label above num_classes",
+        &["dataset: sample 0 has label 7, expected a label below num_classes 3"],
+        || {
+            Dataset::new(
+                x(),
+                Targets::Classes {
+                    labels: vec![7, 0, 1],
+                    num_classes: 3,
+                },
+            )
+        },
+    );
+    f.case(
+        "two value targets for three samples",
+        &["expected one target per sample (3 samples), found 2 targets"],
+        || {
+            Dataset::new(
+                x(),
+                Targets::Values(Array2::<f32>::zeros((2, 1)).into_dyn()),
+            )
+        },
+    );
+    let regression = Dataset::new(
+        x(),
+        Targets::Values(Array2::<f32>::zeros((3, 3)).into_dyn()),
+    )
+    .unwrap();
+    f.case(
+        "num_classes on value targets",
+        &["num_classes needs class targets, got other targets"],
+        || regression.clone().with_num_classes(3),
+    );
+    f.case(
+        "a sample shape of another size",
+        &[
+            "expected a shape of 4 values (samples of shape [4])",
+            "found shape [2, 3]",
+        ],
+        || regression.clone().with_sample_shape(&[2, 3]),
+    );
+    let fit_with = |data: &Dataset, config: FitConfig| {
+        let mut model = Linear::new(4, 3, Init::default(), &mut ChaCha8Rng::seed_from_u64(0))?;
+        fit(
+            &mut model,
+            &mut Sgd::new(0.1)?,
+            data,
+            Some(data),
+            &config,
+            &mut |_| {},
+        )
+    };
+    f.case(
+        "cross-entropy on float targets",
+        &[
+            "cross-entropy cannot compare outputs with float values",
+            "use Loss::Mse",
+        ],
+        || {
+            fit_with(
+                &regression,
+                FitConfig {
+                    loss: Some(Loss::CrossEntropy),
+                    ..FitConfig::default()
+                },
+            )
+        },
+    );
+    f.case(
+        "mse on class labels",
+        &[
+            "mse cannot compare outputs with class labels",
+            "use Loss::CrossEntropy",
+        ],
+        || {
+            fit_with(
+                &data().subset(&[0, 1, 2]).unwrap(),
+                FitConfig {
+                    loss: Some(Loss::Mse),
+                    ..FitConfig::default()
+                },
+            )
+        },
+    );
+    f.case(
+        "a Huber delta of 0",
+        &["huber delta must be finite and > 0, got 0"],
+        || {
+            fit_with(
+                &regression,
+                FitConfig {
+                    loss: Some(Loss::Huber { delta: 0.0 }),
+                    ..FitConfig::default()
+                },
+            )
+        },
+    );
+    f.case(
+        "early stopping on accuracy of float targets",
+        &["early stopping watches the validation accuracy, which the validation targets do not have"],
+        || fit_with(&regression, FitConfig { patience: Some(1), monitor: Monitor::ValidAccuracy, ..FitConfig::default() }),
+    );
+    let two_values = Dataset::new(
+        x(),
+        Targets::Values(Array2::<f32>::zeros((3, 2)).into_dyn()),
+    )
+    .unwrap();
+    f.case(
+        "value targets of another width than the model's output",
+        &[
+            "expected model output of shape [1, 2] for one sample",
+            "found output shape [1, 3]",
+        ],
+        || fit_with(&two_values, FitConfig::default()),
+    );
+    f.case(
+        "augmentation of flat samples",
+        &["augment: expected image samples [C, H, W], found samples of shape [4]"],
+        || {
+            let flip = Augment::new().then(RandomHorizontalFlip::new(0.5)?);
+            fit_with(
+                &regression,
+                FitConfig {
+                    augment: Some(flip),
+                    ..FitConfig::default()
+                },
+            )
+        },
+    );
+    f.case(
+        "a flip probability of 1.5",
+        &["p must be in [0, 1], got 1.5"],
+        || RandomHorizontalFlip::new(1.5),
+    );
+    f.case(
+        "per-channel standardization of flat samples",
+        &[
+            "expected samples with a channel axis",
+            "found samples of shape [4]",
+        ],
+        || Scaler::standardize_per_channel(&regression),
+    );
+    f.case(
+        "a loss that does not fit a TrainStep batch",
+        &["cross-entropy cannot compare outputs with float values"],
+        || {
+            let mut batches = regression.batches(3)?;
+            let batch = batches.next().unwrap();
+            let mut model = Linear::new(4, 3, Init::default(), &mut ChaCha8Rng::seed_from_u64(0))?;
+            TrainStep::new().run(&mut model, &mut Sgd::new(0.1)?, batch, &Loss::CrossEntropy)
+        },
+    );
+    assert_eq!(f.cases, 16);
     std::fs::remove_dir_all(&f.dir).unwrap();
 }
 
