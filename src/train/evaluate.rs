@@ -135,7 +135,7 @@ pub fn evaluate(model: &dyn Module, data: &Dataset, batch_size: usize) -> Result
 /// for float targets; per-label accuracy for multi-label targets).
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] when `batch_size` is 0, the loss does not fit the targets, or
+/// [`Error::InvalidArgument`](crate::Error::InvalidArgument) when `batch_size` is 0, the loss does not fit the targets, or
 /// `data` does not fit `model` (see [`fit`](crate::fit)'s checks).
 ///
 /// # Examples
