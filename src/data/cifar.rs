@@ -32,7 +32,8 @@ const RECORD: usize = 1 + CIFAR10_PIXELS;
 
 /// Reads CIFAR-10 binary batch files (such as `data_batch_1.bin` ... `data_batch_5.bin`, or
 /// `test_batch.bin`), plain or gzipped, into one data set of `[images, 3072]` bytes in
-/// channel-major order, with 10 classes.
+/// channel-major order, with 10 classes: flat rows for an MLP, or `[3, 32, 32]` images
+/// (PyTorch's layout) with `.with_sample_shape(&[3, 32, 32])`.
 ///
 /// Memory: the returned data set, read record by record; no file is held whole. Its
 /// buffers grow as records arrive and never past what a file can hold: a plain file's size,

@@ -150,7 +150,10 @@ pub fn read_idx_labels(path: impl AsRef<Path>) -> Result<Vec<usize>> {
     Ok(payload.iter().map(|&b| usize::from(b)).collect())
 }
 
-/// A data set from an IDX image file and its IDX label file, kept as bytes.
+/// A data set from an IDX image file and its IDX label file, kept as bytes, each image a
+/// flat row of `rows × cols` pixels (for an MLP). For image layers, view the same bytes as
+/// `[1, rows, cols]` images with [`Dataset::with_sample_shape`], e.g. `&[1, 28, 28]` for
+/// MNIST and Fashion-MNIST.
 ///
 /// # Errors
 /// As [`read_idx_images`], and [`Error::Decode`] when the two files hold different numbers
@@ -186,7 +189,9 @@ pub fn fashion_mnist_dir(dir: Option<&Path>) -> PathBuf {
 /// Fashion-MNIST (Xiao, Rasul & Vollgraf 2017, <https://arxiv.org/abs/1708.07747>):
 /// 60,000 training and 10,000 test images of 28×28 bytes in 10 classes, as
 /// `(train, test)`, read from [`fashion_mnist_dir`]`(dir)`. Each file may be gzipped
-/// (`train-images-idx3-ubyte.gz`) or not.
+/// (`train-images-idx3-ubyte.gz`) or not. Samples are flat rows of 784 bytes;
+/// `.with_sample_shape(&[1, 28, 28])` gives `[C, H, W]` images (for augmentation or
+/// convolutions).
 ///
 /// # Errors
 /// [`Error::DatasetMissing`] when a file is absent, with how to install the data set
