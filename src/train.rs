@@ -521,8 +521,11 @@ pub enum Progress<'a> {
     Event(&'a str),
 }
 
-/// Trains a classifier with softmax cross-entropy: for each epoch, shuffled batches
-/// (seeded), `loss.backward()`, `optimizer.step`; then validation in evaluation mode.
+/// Trains `model` on `train` under [`FitConfig::loss`] (by default the loss that fits the
+/// targets: softmax cross-entropy for class labels, MSE for float values): for each epoch,
+/// shuffled batches (seeded, augmented if [`FitConfig::augment`] says so),
+/// `loss.backward()`, `optimizer.step`; then validation in evaluation mode with the metrics
+/// of the targets.
 ///
 /// Per-epoch numbers go into the returned [`History`] and to `on_progress`, which also
 /// hears each step (for a progress bar).

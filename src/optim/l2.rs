@@ -19,7 +19,7 @@ pub fn decays_by_default(name: &str) -> bool {
     name.rsplit('.').next() != Some("bias")
 }
 
-/// The lecture's L2 term `λ·Σ W²` over the model's weights (biases excluded, see
+/// The L2 term `λ·Σ W²` over the model's weights (biases excluded, see
 /// [`decays_by_default`]), recorded on `tape` so that adding it to the loss regularizes
 /// through backpropagation. Its gradient is `2λ·W`, so it equals the optimizers'
 /// decoupled `l2(λ)` option (weight decay `2λ`) on the same step.

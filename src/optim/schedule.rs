@@ -2,7 +2,7 @@
 //! count, so a checkpoint only needs the counters.
 //!
 //! A fixed learning rate that is too large makes gradient descent jump across a valley
-//! again and again (the lecture's "ping-pong") or diverge; letting it decay over the
+//! again and again (a "ping-pong") or diverge; letting it decay over the
 //! iterations shrinks the jumps until they settle.
 
 use crate::error::{Error, Result};

@@ -34,7 +34,7 @@ use std::collections::BTreeMap;
 /// stochastic gradient descent steps on the gradient over a mini-batch (many cheap, noisy
 /// steps per epoch, from [`Dataset::batches`](crate::Dataset::batches)).
 ///
-/// **L2.** The lecture's regularized cost `cost + λ·Σ W²` has gradient `g + 2λ·W`, so
+/// **L2.** The regularized cost `cost + λ·Σ W²` has gradient `g + 2λ·W`, so
 /// [`Sgd::l2`]`(λ)` sets weight decay `wd = 2λ`; [`Sgd::weight_decay`] takes PyTorch's `wd`
 /// directly. Either equals adding [`l2_penalty`](super::l2_penalty) to the loss.
 ///
@@ -77,7 +77,7 @@ impl Sgd {
         })
     }
 
-    /// Full-batch gradient descent, the lecture's `W := W − lr · ∂Cost/∂W`: the same rule as
+    /// Full-batch gradient descent, `W := W − lr · ∂Cost/∂W`: the same rule as
     /// [`Sgd::new`], meant to be stepped on gradients of the cost over the whole training
     /// set (see the type's docs).
     ///
@@ -123,7 +123,7 @@ impl Sgd {
         Ok(self)
     }
 
-    /// Sets the lecture's L2 strength `λ >= 0` of `cost + λ·Σ W²`, i.e. weight decay `2λ`.
+    /// Sets the L2 strength `λ >= 0` of `cost + λ·Σ W²`, i.e. weight decay `2λ`.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) unless `λ` is finite and
