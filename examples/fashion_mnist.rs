@@ -33,9 +33,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::time::Instant;
 use tapegrad::data::{FASHION_MNIST_CLASSES, fashion_mnist};
+use tapegrad::ndarray::ArrayViewMut3;
 use tapegrad::{
-    Activation, ChaCha8Rng, Checkpoint, Decay, DecayUnit, Dropout, FanMode, FitConfig, Init,
-    Linear, Module, Progress, Relu, Scaler, Schedule, SeedableRng, Sequential, Sgd, evaluate, fit,
+    Activation, Augment, ChaCha8Rng, Checkpoint, Decay, DecayUnit, Dropout, Elem, FanMode,
+    FitConfig, Flatten, Init, Linear, Module, Progress, RandomCrop, RandomHorizontalFlip,
+    RandomTranslate, Relu, Scaler, Schedule, SeedableRng, Sequential, Sgd, Transform, evaluate,
+    fit,
 };
 
 const EPOCHS: usize = 20;
@@ -51,6 +54,11 @@ const SEED: u64 = 0;
 /// Input preprocessing: `global` (one mean and σ over all pixels), `feature` (per pixel) or
 /// `bytes` (x / 255).
 const SCALER: &str = "feature";
+/// Augmentation of the training images: `none`, `flip`, `crop`, `flip-crop`, `translate` or
+/// `flip-translate`.
+const AUGMENT: &str = "none";
+/// Padding of `crop`, largest shift of `translate`, in pixels.
+const SHIFT: usize = 2;
 
 struct Args {
     epochs: usize,
@@ -64,6 +72,10 @@ struct Args {
     save: Option<PathBuf>,
     resume: Option<PathBuf>,
     scaler: String,
+    augment: String,
+    shift: usize,
+    hidden: Vec<usize>,
+    no_test: bool,
 }
 
 fn parse_args() -> Result<Args, Box<dyn std::error::Error>> {
@@ -79,6 +91,10 @@ fn parse_args() -> Result<Args, Box<dyn std::error::Error>> {
         save: None,
         resume: None,
         scaler: SCALER.to_string(),
+        augment: AUGMENT.to_string(),
+        shift: SHIFT,
+        hidden: HIDDEN.to_vec(),
+        no_test: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -92,24 +108,33 @@ fn parse_args() -> Result<Args, Box<dyn std::error::Error>> {
             "--seed" => args.seed = value()?.parse()?,
             "--data" => args.data = Some(PathBuf::from(value()?)),
             "--quiet" => args.quiet = true,
+            "--no-test" => args.no_test = true,
             "--save" => args.save = Some(PathBuf::from(value()?)),
             "--resume" => args.resume = Some(PathBuf::from(value()?)),
             "--scaler" => args.scaler = value()?,
+            "--augment" => args.augment = value()?,
+            "--shift" => args.shift = value()?.parse()?,
+            "--hidden" => {
+                args.hidden = value()?
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()?
+            }
             other => return Err(format!("unknown flag {other}; see the file header").into()),
         }
     }
     Ok(args)
 }
 
-/// 784 → 512 → 256 → 10 with ReLU and dropout after each hidden layer.
-fn model(dropout: f32, rng: &mut ChaCha8Rng) -> tapegrad::Result<Sequential> {
+/// Flatten, then 784 → 512 → 256 → 10 with ReLU and dropout after each hidden layer.
+fn model(hidden: &[usize], dropout: f32, rng: &mut ChaCha8Rng) -> tapegrad::Result<Sequential> {
     let he = Init::KaimingNormal {
         mode: FanMode::FanIn,
         activation: Activation::Relu,
     };
-    let mut layers: Vec<Box<dyn Module>> = Vec::new();
+    let mut layers: Vec<Box<dyn Module>> = vec![Box::new(Flatten)];
     let mut width = 784;
-    for hidden in HIDDEN {
+    for &hidden in hidden {
         layers.push(Box::new(Linear::new(width, hidden, he, rng)?));
         layers.push(Box::new(Relu));
         layers.push(Box::new(Dropout::new(dropout, rng)?));
@@ -119,13 +144,73 @@ fn model(dropout: f32, rng: &mut ChaCha8Rng) -> tapegrad::Result<Sequential> {
     Sequential::new(layers)
 }
 
+/// Runs `transforms` on the pixel values before scaling, as torchvision's transforms run
+/// before `Normalize`: each sample is mapped back to bytes (`x = (y − shift) / scale`),
+/// transformed, and scaled again. So the zero fill of a crop or shift is a black pixel, and
+/// a pixel moved to another place is scaled with that place's mean and σ.
+#[derive(Debug)]
+struct OnBytes {
+    transforms: Vec<Box<dyn Transform>>,
+    scale: Vec<Elem>,
+    shift: Vec<Elem>,
+}
+
+impl Transform for OnBytes {
+    fn apply(
+        &self,
+        mut sample: ArrayViewMut3<'_, Elem>,
+        rng: &mut ChaCha8Rng,
+        scratch: &mut Vec<Elem>,
+    ) {
+        for ((y, a), b) in sample.iter_mut().zip(&self.scale).zip(&self.shift) {
+            *y = (*y - b) / a;
+        }
+        for transform in &self.transforms {
+            transform.apply(sample.view_mut(), rng, scratch);
+        }
+        for ((y, a), b) in sample.iter_mut().zip(&self.scale).zip(&self.shift) {
+            *y = *y * a + b;
+        }
+    }
+}
+
+/// The augmentation named by `--augment`, or `None` for `none`.
+fn augmentation(
+    name: &str,
+    shift: usize,
+    scaler: &Scaler,
+) -> Result<Option<Augment>, Box<dyn std::error::Error>> {
+    let flip = || -> tapegrad::Result<Box<dyn Transform>> {
+        Ok(Box::new(RandomHorizontalFlip::new(0.5)?))
+    };
+    let transforms: Vec<Box<dyn Transform>> = match name {
+        "none" => return Ok(None),
+        "flip" => vec![flip()?],
+        "crop" => vec![Box::new(RandomCrop::new(shift)?)],
+        "flip-crop" => vec![flip()?, Box::new(RandomCrop::new(shift)?)],
+        "translate" => vec![Box::new(RandomTranslate::new(shift)?)],
+        "flip-translate" => vec![flip()?, Box::new(RandomTranslate::new(shift)?)],
+        other => return Err(format!("unknown --augment {other}; see the file header").into()),
+    };
+    Ok(Some(Augment::new().then(OnBytes {
+        transforms,
+        scale: scaler.scale().to_vec(),
+        shift: scaler.shift().to_vec(),
+    })))
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse_args()?;
     let start = Instant::now();
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
 
-    let (all_train, mut test) = fashion_mnist(args.data.as_deref())?;
-    let (mut train, mut valid) = all_train.split(VALIDATION, &mut rng)?;
+    let (all_train, test) = fashion_mnist(args.data.as_deref())?;
+    let (train, valid) = all_train.split(VALIDATION, &mut rng)?;
+    // images [1, 28, 28], so that crops and shifts know the rows; `Flatten` makes them rows
+    let image = [1, 28, 28];
+    let mut train = train.with_sample_shape(&image)?;
+    let mut valid = valid.with_sample_shape(&image)?;
+    let mut test = test.with_sample_shape(&image)?;
     let resume = args.resume.as_deref().map(Checkpoint::load).transpose()?;
     // fitted on the training part only, then applied unchanged to validation and test; a
     // resumed run takes the one stored in its checkpoint
@@ -141,6 +226,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for data in [&mut train, &mut valid, &mut test] {
         data.set_scaler(scaler.clone())?;
     }
+    let augment = augmentation(&args.augment, args.shift, &scaler)?;
     println!(
         "Fashion-MNIST: {} train, {} validation, {} test images (stored as bytes)",
         train.len(),
@@ -148,7 +234,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         test.len()
     );
 
-    let mut model = model(args.dropout, &mut rng)?;
+    let mut model = model(&args.hidden, args.dropout, &mut rng)?;
     println!("{model}");
     let steps_per_epoch = train.len().div_ceil(args.batch) as u64;
     let cosine = Decay::Cosine {
@@ -193,6 +279,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             start_epoch: epoch,
             batch_size: args.batch,
             seed: args.seed,
+            augment: augment.clone(),
             ..FitConfig::default()
         };
         fit(
@@ -234,6 +321,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     bar.finish_and_clear();
+    if args.no_test {
+        println!(
+            "trained {} epochs; test set not used; wall time {:.1}s",
+            args.epochs,
+            start.elapsed().as_secs_f64()
+        );
+        return Ok(());
+    }
 
     // the one and only look at the test set
     let result = evaluate(&model, &test, 1000)?;
