@@ -1,24 +1,69 @@
-//! Fashion-MNIST with a multilayer perceptron: standardized inputs, ReLU, dropout, He
-//! initialization, SGD with momentum, cosine learning-rate decay and L2 regularization.
+//! Fashion-MNIST with a multilayer perceptron: standardized inputs, optional augmentation
+//! (random horizontal flips, crops, shifts), ReLU, dropout, He initialization, SGD with
+//! momentum, cosine learning-rate decay and L2 regularization.
 //!
 //! Trains on 55,000 training images, watches 5,000 held-out validation images each epoch,
 //! and evaluates **once** on the 10,000 test images at the end (the test set never steers
-//! training). Expected: about 90% test accuracy after 20 epochs (the Fashion-MNIST
-//! benchmark's best scikit-learn MLPClassifier reaches 87.7%), in well under a minute on 2 cores.
+//! training). Expected: about 90.4% test accuracy after 40 epochs (the Fashion-MNIST
+//! benchmark's best scikit-learn MLPClassifier reaches 87.7%), in about 4 minutes on
+//! 2 shared cores (less on an idle machine).
 //!
 //! ```text
 //! cargo run --release --example fashion_mnist [-- --epochs N --batch B --lr LR --l2 L
-//!     --dropout P --seed S --data DIR --quiet --save PATH --resume PATH
-//!     --scaler global|feature|bytes]
+//!     --dropout P --hidden W1,W2,... --seed S --data DIR --quiet --save PATH --resume PATH
+//!     --scaler global|feature|bytes
+//!     --augment none|flip|crop|flip-crop|translate|flip-translate --shift K --no-test]
 //! ```
 //!
 //! `--scaler` picks the input preprocessing, fitted on the training part: `feature` (the
 //! default: per pixel, σ floored), `global` (one mean and σ over all pixels, as
 //! torchvision's `Normalize`) or `bytes` (`x / 255`). The default is the one with the best
-//! validation accuracy: with seed 0 the three reach 90.08%, 90.00% and 89.48% on the 5,000
+//! validation accuracy (measured with 20 epochs, dropout 0.2 and no augmentation): with
+//! seed 0 the three reach 90.08%, 90.00% and 89.48% on the 5,000
 //! validation images (seed 1: 90.94% and 90.90% for the first two). `feature` and `global`
 //! are within a few images of each other, and `global` has the lower validation loss (the
 //! `Scaler` docs have the table).
+//!
+//! `--augment` changes the training images each epoch (never the validation or test
+//! images), with draws that depend only on the seed and the epoch: `flip` mirrors half of
+//! them left to right (a mirrored shirt is still a shirt, so the label holds), `crop` pads
+//! each image with `--shift` black pixels on every side and crops a random 28 × 28 window
+//! (torchvision's `RandomCrop(28, padding=K)`), `translate` shifts it by up to `--shift`
+//! pixels along each axis (the same shifts as `crop`, drawn in another order), and
+//! `flip-crop` / `flip-translate` flip, then shift. The transforms act on the pixel values
+//! before scaling, as torchvision's transforms run before `Normalize`, so the fill is black.
+//! `--no-test` skips the test set, for choosing settings by validation accuracy alone.
+//!
+//! The defaults were chosen by validation accuracy on the 5,000 held-out images, measured on
+//! 2026-11-29 on a 2 vCPU AMD EPYC shared with another job, with
+//! `cargo run --release --example fashion_mnist -- --quiet --no-test --augment A --shift K
+//! --epochs E --dropout P --seed S` (numbers after the last epoch; the shared machine made
+//! the times meaningless, so only the budget below was timed):
+//!
+//! ```text
+//! augment      shift  epochs  dropout   seed 0   seed 1
+//! none           -      20      0.2     90.08%   90.94%
+//! flip           -      20      0.2     89.78%
+//! crop           1      20      0.2     89.52%
+//! crop           2      20      0.2     88.18%
+//! flip-crop      1      20      0.2     88.90%
+//! flip           -      20      0.1     90.16%   90.50%
+//! none           -      40      0.2     90.44%   90.92%
+//! flip           -      40      0.2     90.42%   90.86%
+//! flip           -      40      0.1     90.60%   91.22%
+//! ```
+//!
+//! Shifts hurt this model: an MLP has one weight per pixel and no notion of neighbouring
+//! pixels, so a shifted garment looks like a different input to it (the training loss
+//! stays far above that of unshifted training after 20 epochs); they pay off in
+//! convolutional networks. `translate` draws the same shifts as `crop` and was not run
+//! separately. Flips help only with longer training and less dropout, and the differences
+//! between the rows, a few dozen images out of 5,000, are within the validation set's
+//! noise (one standard error of an accuracy near 90% is 0.42%).
+//! The default is the best mean over the two seeds: `flip`, 40 epochs, dropout 0.1
+//! (90.91%). Its one test run, with seed 0, gave 90.40% test accuracy (validation 90.60%)
+//! in 256.6 s wall time, measured 2026-11-29 on the same shared machine (load average
+//! about 4.5 on its 2 cores), with `cargo run --release --example fashion_mnist -- --quiet`.
 //!
 //! `--save PATH` writes a checkpoint after every epoch (atomically: an interrupted run
 //! leaves the last complete one): the model, the standardizer fitted on the training data,
@@ -41,13 +86,13 @@ use tapegrad::{
     fit,
 };
 
-const EPOCHS: usize = 20;
+const EPOCHS: usize = 40;
 const BATCH: usize = 128;
 const LEARNING_RATE: f32 = 0.05;
 const MOMENTUM: f32 = 0.9;
 /// λ of the lecture's `cost + λ·Σ W²` (weight decay 2λ = 1e-4).
 const L2: f32 = 5e-5;
-const DROPOUT: f32 = 0.2;
+const DROPOUT: f32 = 0.1;
 const HIDDEN: [usize; 2] = [512, 256];
 const VALIDATION: usize = 5_000;
 const SEED: u64 = 0;
@@ -56,7 +101,7 @@ const SEED: u64 = 0;
 const SCALER: &str = "feature";
 /// Augmentation of the training images: `none`, `flip`, `crop`, `flip-crop`, `translate` or
 /// `flip-translate`.
-const AUGMENT: &str = "none";
+const AUGMENT: &str = "flip";
 /// Padding of `crop`, largest shift of `translate`, in pixels.
 const SHIFT: usize = 2;
 
