@@ -60,6 +60,7 @@
 //! separately. Flips help only with longer training and less dropout, and the differences
 //! between the rows, a few dozen images out of 5,000, are within the validation set's
 //! noise (one standard error of an accuracy near 90% is 0.42%).
+//!
 //! The default is the best mean over the two seeds: `flip`, 40 epochs, dropout 0.1
 //! (90.91%). Its one test run, with seed 0, gave 90.40% test accuracy (validation 90.60%)
 //! in 256.6 s wall time, measured 2026-11-29 on the same shared machine (load average
