@@ -5,8 +5,8 @@
 //! Trains on 55,000 training images, watches 5,000 held-out validation images each epoch,
 //! and evaluates **once** on the 10,000 test images at the end (the test set never steers
 //! training). Expected: about 90.4% test accuracy after 40 epochs (the Fashion-MNIST
-//! benchmark's best scikit-learn MLPClassifier reaches 87.7%), in about 4 minutes on
-//! 2 shared cores (less on an idle machine).
+//! benchmark's best scikit-learn MLPClassifier reaches 87.7%), in about 2.5 minutes on
+//! 2 cores shared with another job (less on an idle machine).
 //!
 //! ```text
 //! cargo run --release --example fashion_mnist [-- --epochs N --batch B --lr LR --l2 L
@@ -63,8 +63,9 @@
 //!
 //! The default is the best mean over the two seeds: `flip`, 40 epochs, dropout 0.1
 //! (90.91%). Its one test run, with seed 0, gave 90.40% test accuracy (validation 90.60%)
-//! in 256.6 s wall time, measured 2026-11-29 on the same shared machine (load average
-//! about 4.5 on its 2 cores), with `cargo run --release --example fashion_mnist -- --quiet`.
+//! in 148.0 s wall time, measured 2026-11-29 on the same machine while it was still shared
+//! (load average about 2.5 on its 2 cores; 256.6 s at 4.5), with
+//! `cargo run --release --example fashion_mnist -- --quiet`.
 //!
 //! `--save PATH` writes a checkpoint after every epoch (atomically: an interrupted run
 //! leaves the last complete one): the model, the standardizer fitted on the training data,
