@@ -1,24 +1,71 @@
-//! Fashion-MNIST with a multilayer perceptron: standardized inputs, ReLU, dropout, He
-//! initialization, SGD with momentum, cosine learning-rate decay and L2 regularization.
+//! Fashion-MNIST with a multilayer perceptron: standardized inputs, optional augmentation
+//! (random horizontal flips, crops, shifts), ReLU, dropout, He initialization, SGD with
+//! momentum, cosine learning-rate decay and L2 regularization.
 //!
 //! Trains on 55,000 training images, watches 5,000 held-out validation images each epoch,
 //! and evaluates **once** on the 10,000 test images at the end (the test set never steers
-//! training). Expected: about 90% test accuracy after 20 epochs (the Fashion-MNIST
-//! benchmark's best scikit-learn MLPClassifier reaches 87.7%), in well under a minute on 2 cores.
+//! training). Expected: about 90.4% test accuracy after 40 epochs (the Fashion-MNIST
+//! benchmark's best scikit-learn MLPClassifier reaches 87.7%), in about 2.5 minutes on
+//! 2 cores shared with another job (less on an idle machine).
 //!
 //! ```text
 //! cargo run --release --example fashion_mnist [-- --epochs N --batch B --lr LR --l2 L
-//!     --dropout P --seed S --data DIR --quiet --save PATH --resume PATH
-//!     --scaler global|feature|bytes]
+//!     --dropout P --hidden W1,W2,... --seed S --data DIR --quiet --save PATH --resume PATH
+//!     --scaler global|feature|bytes
+//!     --augment none|flip|crop|flip-crop|translate|flip-translate --shift K --no-test]
 //! ```
 //!
 //! `--scaler` picks the input preprocessing, fitted on the training part: `feature` (the
 //! default: per pixel, σ floored), `global` (one mean and σ over all pixels, as
 //! torchvision's `Normalize`) or `bytes` (`x / 255`). The default is the one with the best
-//! validation accuracy: with seed 0 the three reach 90.08%, 90.00% and 89.48% on the 5,000
+//! validation accuracy (measured with 20 epochs, dropout 0.2 and no augmentation): with
+//! seed 0 the three reach 90.08%, 90.00% and 89.48% on the 5,000
 //! validation images (seed 1: 90.94% and 90.90% for the first two). `feature` and `global`
 //! are within a few images of each other, and `global` has the lower validation loss (the
 //! `Scaler` docs have the table).
+//!
+//! `--augment` changes the training images each epoch (never the validation or test
+//! images), with draws that depend only on the seed and the epoch: `flip` mirrors half of
+//! them left to right (a mirrored shirt is still a shirt, so the label holds), `crop` pads
+//! each image with `--shift` black pixels on every side and crops a random 28 × 28 window
+//! (torchvision's `RandomCrop(28, padding=K)`), `translate` shifts it by up to `--shift`
+//! pixels along each axis (the same shifts as `crop`, drawn in another order), and
+//! `flip-crop` / `flip-translate` flip, then shift. The transforms act on the pixel values
+//! before scaling, as torchvision's transforms run before `Normalize`, so the fill is black.
+//! `--no-test` skips the test set, for choosing settings by validation accuracy alone.
+//!
+//! The defaults were chosen by validation accuracy on the 5,000 held-out images, measured on
+//! 2026-11-29 on a 2 vCPU AMD EPYC shared with another job, with
+//! `cargo run --release --example fashion_mnist -- --quiet --no-test --augment A --shift K
+//! --epochs E --dropout P --seed S` (numbers after the last epoch; the shared machine made
+//! the times meaningless, so only the budget below was timed):
+//!
+//! ```text
+//! augment      shift  epochs  dropout   seed 0   seed 1
+//! none           -      20      0.2     90.08%   90.94%
+//! flip           -      20      0.2     89.78%
+//! crop           1      20      0.2     89.52%
+//! crop           2      20      0.2     88.18%
+//! flip-crop      1      20      0.2     88.90%
+//! flip           -      20      0.1     90.16%   90.50%
+//! none           -      40      0.2     90.44%   90.92%
+//! flip           -      40      0.2     90.42%   90.86%
+//! flip           -      40      0.1     90.60%   91.22%
+//! ```
+//!
+//! Shifts hurt this model: an MLP has one weight per pixel and no notion of neighbouring
+//! pixels, so a shifted garment looks like a different input to it (the training loss
+//! stays far above that of unshifted training after 20 epochs); they pay off in
+//! convolutional networks. `translate` draws the same shifts as `crop` and was not run
+//! separately. Flips help only with longer training and less dropout, and the differences
+//! between the rows, a few dozen images out of 5,000, are within the validation set's
+//! noise (one standard error of an accuracy near 90% is 0.42%).
+//!
+//! The default is the best mean over the two seeds: `flip`, 40 epochs, dropout 0.1
+//! (90.91%). Its one test run, with seed 0, gave 90.40% test accuracy (validation 90.60%)
+//! in 148.0 s wall time, measured 2026-11-29 on the same machine while it was still shared
+//! (load average about 2.5 on its 2 cores; 256.6 s at 4.5), with
+//! `cargo run --release --example fashion_mnist -- --quiet`.
 //!
 //! `--save PATH` writes a checkpoint after every epoch (atomically: an interrupted run
 //! leaves the last complete one): the model, the standardizer fitted on the training data,
@@ -33,24 +80,32 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::time::Instant;
 use tapegrad::data::{FASHION_MNIST_CLASSES, fashion_mnist};
+use tapegrad::ndarray::ArrayViewMut3;
 use tapegrad::{
-    Activation, ChaCha8Rng, Checkpoint, Decay, DecayUnit, Dropout, FanMode, FitConfig, Init,
-    Linear, Module, Progress, Relu, Scaler, Schedule, SeedableRng, Sequential, Sgd, evaluate, fit,
+    Activation, Augment, ChaCha8Rng, Checkpoint, Decay, DecayUnit, Dropout, Elem, FanMode,
+    FitConfig, Flatten, Init, Linear, Module, Progress, RandomCrop, RandomHorizontalFlip,
+    RandomTranslate, Relu, Scaler, Schedule, SeedableRng, Sequential, Sgd, Transform, evaluate,
+    fit,
 };
 
-const EPOCHS: usize = 20;
+const EPOCHS: usize = 40;
 const BATCH: usize = 128;
 const LEARNING_RATE: f32 = 0.05;
 const MOMENTUM: f32 = 0.9;
 /// λ of the lecture's `cost + λ·Σ W²` (weight decay 2λ = 1e-4).
 const L2: f32 = 5e-5;
-const DROPOUT: f32 = 0.2;
+const DROPOUT: f32 = 0.1;
 const HIDDEN: [usize; 2] = [512, 256];
 const VALIDATION: usize = 5_000;
 const SEED: u64 = 0;
 /// Input preprocessing: `global` (one mean and σ over all pixels), `feature` (per pixel) or
 /// `bytes` (x / 255).
 const SCALER: &str = "feature";
+/// Augmentation of the training images: `none`, `flip`, `crop`, `flip-crop`, `translate` or
+/// `flip-translate`.
+const AUGMENT: &str = "flip";
+/// Padding of `crop`, largest shift of `translate`, in pixels.
+const SHIFT: usize = 2;
 
 struct Args {
     epochs: usize,
@@ -64,6 +119,10 @@ struct Args {
     save: Option<PathBuf>,
     resume: Option<PathBuf>,
     scaler: String,
+    augment: String,
+    shift: usize,
+    hidden: Vec<usize>,
+    no_test: bool,
 }
 
 fn parse_args() -> Result<Args, Box<dyn std::error::Error>> {
@@ -79,6 +138,10 @@ fn parse_args() -> Result<Args, Box<dyn std::error::Error>> {
         save: None,
         resume: None,
         scaler: SCALER.to_string(),
+        augment: AUGMENT.to_string(),
+        shift: SHIFT,
+        hidden: HIDDEN.to_vec(),
+        no_test: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -92,24 +155,33 @@ fn parse_args() -> Result<Args, Box<dyn std::error::Error>> {
             "--seed" => args.seed = value()?.parse()?,
             "--data" => args.data = Some(PathBuf::from(value()?)),
             "--quiet" => args.quiet = true,
+            "--no-test" => args.no_test = true,
             "--save" => args.save = Some(PathBuf::from(value()?)),
             "--resume" => args.resume = Some(PathBuf::from(value()?)),
             "--scaler" => args.scaler = value()?,
+            "--augment" => args.augment = value()?,
+            "--shift" => args.shift = value()?.parse()?,
+            "--hidden" => {
+                args.hidden = value()?
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()?
+            }
             other => return Err(format!("unknown flag {other}; see the file header").into()),
         }
     }
     Ok(args)
 }
 
-/// 784 → 512 → 256 → 10 with ReLU and dropout after each hidden layer.
-fn model(dropout: f32, rng: &mut ChaCha8Rng) -> tapegrad::Result<Sequential> {
+/// Flatten, then 784 → 512 → 256 → 10 with ReLU and dropout after each hidden layer.
+fn model(hidden: &[usize], dropout: f32, rng: &mut ChaCha8Rng) -> tapegrad::Result<Sequential> {
     let he = Init::KaimingNormal {
         mode: FanMode::FanIn,
         activation: Activation::Relu,
     };
-    let mut layers: Vec<Box<dyn Module>> = Vec::new();
+    let mut layers: Vec<Box<dyn Module>> = vec![Box::new(Flatten)];
     let mut width = 784;
-    for hidden in HIDDEN {
+    for &hidden in hidden {
         layers.push(Box::new(Linear::new(width, hidden, he, rng)?));
         layers.push(Box::new(Relu));
         layers.push(Box::new(Dropout::new(dropout, rng)?));
@@ -119,13 +191,73 @@ fn model(dropout: f32, rng: &mut ChaCha8Rng) -> tapegrad::Result<Sequential> {
     Sequential::new(layers)
 }
 
+/// Runs `transforms` on the pixel values before scaling, as torchvision's transforms run
+/// before `Normalize`: each sample is mapped back to bytes (`x = (y − shift) / scale`),
+/// transformed, and scaled again. So the zero fill of a crop or shift is a black pixel, and
+/// a pixel moved to another place is scaled with that place's mean and σ.
+#[derive(Debug)]
+struct OnBytes {
+    transforms: Vec<Box<dyn Transform>>,
+    scale: Vec<Elem>,
+    shift: Vec<Elem>,
+}
+
+impl Transform for OnBytes {
+    fn apply(
+        &self,
+        mut sample: ArrayViewMut3<'_, Elem>,
+        rng: &mut ChaCha8Rng,
+        scratch: &mut Vec<Elem>,
+    ) {
+        for ((y, a), b) in sample.iter_mut().zip(&self.scale).zip(&self.shift) {
+            *y = (*y - b) / a;
+        }
+        for transform in &self.transforms {
+            transform.apply(sample.view_mut(), rng, scratch);
+        }
+        for ((y, a), b) in sample.iter_mut().zip(&self.scale).zip(&self.shift) {
+            *y = *y * a + b;
+        }
+    }
+}
+
+/// The augmentation named by `--augment`, or `None` for `none`.
+fn augmentation(
+    name: &str,
+    shift: usize,
+    scaler: &Scaler,
+) -> Result<Option<Augment>, Box<dyn std::error::Error>> {
+    let flip = || -> tapegrad::Result<Box<dyn Transform>> {
+        Ok(Box::new(RandomHorizontalFlip::new(0.5)?))
+    };
+    let transforms: Vec<Box<dyn Transform>> = match name {
+        "none" => return Ok(None),
+        "flip" => vec![flip()?],
+        "crop" => vec![Box::new(RandomCrop::new(shift)?)],
+        "flip-crop" => vec![flip()?, Box::new(RandomCrop::new(shift)?)],
+        "translate" => vec![Box::new(RandomTranslate::new(shift)?)],
+        "flip-translate" => vec![flip()?, Box::new(RandomTranslate::new(shift)?)],
+        other => return Err(format!("unknown --augment {other}; see the file header").into()),
+    };
+    Ok(Some(Augment::new().then(OnBytes {
+        transforms,
+        scale: scaler.scale().to_vec(),
+        shift: scaler.shift().to_vec(),
+    })))
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse_args()?;
     let start = Instant::now();
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
 
-    let (all_train, mut test) = fashion_mnist(args.data.as_deref())?;
-    let (mut train, mut valid) = all_train.split(VALIDATION, &mut rng)?;
+    let (all_train, test) = fashion_mnist(args.data.as_deref())?;
+    let (train, valid) = all_train.split(VALIDATION, &mut rng)?;
+    // images [1, 28, 28], so that crops and shifts know the rows; `Flatten` makes them rows
+    let image = [1, 28, 28];
+    let mut train = train.with_sample_shape(&image)?;
+    let mut valid = valid.with_sample_shape(&image)?;
+    let mut test = test.with_sample_shape(&image)?;
     let resume = args.resume.as_deref().map(Checkpoint::load).transpose()?;
     // fitted on the training part only, then applied unchanged to validation and test; a
     // resumed run takes the one stored in its checkpoint
@@ -141,6 +273,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for data in [&mut train, &mut valid, &mut test] {
         data.set_scaler(scaler.clone())?;
     }
+    let augment = augmentation(&args.augment, args.shift, &scaler)?;
     println!(
         "Fashion-MNIST: {} train, {} validation, {} test images (stored as bytes)",
         train.len(),
@@ -148,7 +281,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         test.len()
     );
 
-    let mut model = model(args.dropout, &mut rng)?;
+    let mut model = model(&args.hidden, args.dropout, &mut rng)?;
     println!("{model}");
     let steps_per_epoch = train.len().div_ceil(args.batch) as u64;
     let cosine = Decay::Cosine {
@@ -193,6 +326,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             start_epoch: epoch,
             batch_size: args.batch,
             seed: args.seed,
+            augment: augment.clone(),
             ..FitConfig::default()
         };
         fit(
@@ -234,6 +368,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     bar.finish_and_clear();
+    if args.no_test {
+        println!(
+            "trained {} epochs; test set not used; wall time {:.1}s",
+            args.epochs,
+            start.elapsed().as_secs_f64()
+        );
+        return Ok(());
+    }
 
     // the one and only look at the test set
     let result = evaluate(&model, &test, 1000)?;
