@@ -26,6 +26,19 @@ fn params(model: &dyn Module) -> Vec<f32> {
     all
 }
 
+/// `fit` with plain SGD at `lr`, no validation data, no progress callback.
+fn fit_sgd(model: &mut dyn Module, data: &Dataset, lr: f32, config: &FitConfig) -> History {
+    fit(
+        model,
+        &mut Sgd::new(lr).unwrap(),
+        data,
+        None,
+        config,
+        &mut |_| {},
+    )
+    .unwrap()
+}
+
 fn max_difference(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter()
@@ -48,15 +61,7 @@ fn float_targets_train_alike_through_fit_train_step_in_two_shards_and_a_hand_loo
         loss: Some(Loss::Mse),
         ..FitConfig::default()
     };
-    let history = fit(
-        &mut by_fit,
-        &mut Sgd::new(lr).unwrap(),
-        &data,
-        None,
-        &config,
-        &mut |_| {},
-    )
-    .unwrap();
+    let history = fit_sgd(&mut by_fit, &data, lr, &config);
     assert!(history.epochs[2].train_loss < history.epochs[0].train_loss);
 
     // TrainStep in two shards, the same shuffles
@@ -154,15 +159,7 @@ fn l1_huber_and_a_custom_loss_all_train_a_regression() {
             loss: Some(loss.clone()),
             ..FitConfig::default()
         };
-        fit(
-            &mut model,
-            &mut Sgd::new(0.05).unwrap(),
-            &data,
-            None,
-            &config,
-            &mut |_| {},
-        )
-        .unwrap();
+        fit_sgd(&mut model, &data, 0.05, &config);
         let after = evaluate(&model, &data, 256)
             .unwrap()
             .metric(Metric::Mse)
@@ -221,15 +218,7 @@ fn an_autoencoder_learns_to_reconstruct_its_inputs() {
         batch_size: 30,
         ..FitConfig::default()
     };
-    fit(
-        &mut model,
-        &mut Sgd::new(0.05).unwrap(),
-        &data,
-        None,
-        &config,
-        &mut |_| {},
-    )
-    .unwrap();
+    fit_sgd(&mut model, &data, 0.05, &config);
     let after = evaluate(&model, &data, 300)
         .unwrap()
         .metric(Metric::R2)
@@ -318,28 +307,9 @@ fn fit_refuses_losses_monitors_and_models_that_do_not_fit_the_targets() {
         epochs: 1,
         ..FitConfig::default()
     };
-    fit(
-        &mut flattening,
-        &mut Sgd::new(0.1).unwrap(),
-        &images,
-        None,
-        &one_epoch,
-        &mut |_| {},
-    )
-    .unwrap();
+    fit_sgd(&mut flattening, &images, 0.1, &one_epoch);
     let flat = images.with_sample_shape(&[4]).unwrap();
-    fit(
-        &mut mlp,
-        &mut Sgd::new(0.1).unwrap(),
-        &flat,
-        None,
-        &FitConfig {
-            epochs: 1,
-            ..FitConfig::default()
-        },
-        &mut |_| {},
-    )
-    .unwrap();
+    fit_sgd(&mut mlp, &flat, 0.1, &one_epoch);
 }
 
 #[test]
@@ -370,9 +340,7 @@ fn augmentation_in_fit_is_seeded_per_epoch_and_resumes_alike() {
         augment: Some(Augment::new().then(RandomTranslate::new(1).unwrap())),
         ..FitConfig::default()
     };
-    let train = |m: &mut Sequential, c: &FitConfig| {
-        fit(m, &mut Sgd::new(0.1).unwrap(), &data, None, c, &mut |_| {}).unwrap()
-    };
+    let train = |m: &mut Sequential, c: &FitConfig| fit_sgd(m, &data, 0.1, c);
     let (mut a, mut b, mut plain) = (model(), model(), model());
     train(&mut a, &config(4, 0));
     train(&mut b, &config(4, 0));

@@ -51,25 +51,28 @@ pub struct SampleArray {
     sample_shape: Vec<usize>,
 }
 
-impl SampleArray {
-    /// Flattens `shape` (axis 0 the samples) into `[samples, features]`.
-    fn flat(shape: &[usize]) -> ((usize, usize), Vec<usize>) {
-        let samples = shape.first().copied().unwrap_or(1);
-        let sample_shape = shape.get(1..).unwrap_or_default().to_vec();
-        let features = sample_shape.iter().product();
-        ((samples, features), sample_shape)
-    }
+/// `x` (axis 0 the samples) as `[samples, features]` rows and the shape of one sample,
+/// copied only when it is not already row-major.
+fn flat_rows<T: Clone, D: ndarray::Dimension>(x: ndarray::Array<T, D>) -> (Array2<T>, Vec<usize>) {
+    let samples = x.shape().first().copied().unwrap_or(1);
+    let sample_shape = x.shape().get(1..).unwrap_or_default().to_vec();
+    let features: usize = sample_shape.iter().product();
+    let x = if x.is_standard_layout() {
+        x
+    } else {
+        x.as_standard_layout().into_owned()
+    };
+    let rows = x
+        .into_shape_with_order((samples, features))
+        .expect("a standard-layout array reshapes to its own element count");
+    (rows, sample_shape)
 }
 
 impl<D: ndarray::Dimension> From<ndarray::Array<u8, D>> for SampleArray {
     fn from(x: ndarray::Array<u8, D>) -> Self {
-        let (flat, sample_shape) = Self::flat(x.shape());
-        let x = x.as_standard_layout().into_owned();
+        let (rows, sample_shape) = flat_rows(x);
         SampleArray {
-            features: Features::Bytes(
-                x.into_shape_with_order(flat)
-                    .expect("a standard-layout array reshapes to its own element count"),
-            ),
+            features: Features::Bytes(rows),
             sample_shape,
         }
     }
@@ -77,13 +80,9 @@ impl<D: ndarray::Dimension> From<ndarray::Array<u8, D>> for SampleArray {
 
 impl<D: ndarray::Dimension> From<ndarray::Array<Elem, D>> for SampleArray {
     fn from(x: ndarray::Array<Elem, D>) -> Self {
-        let (flat, sample_shape) = Self::flat(x.shape());
-        let x = x.as_standard_layout().into_owned();
+        let (rows, sample_shape) = flat_rows(x);
         SampleArray {
-            features: Features::Floats(
-                x.into_shape_with_order(flat)
-                    .expect("a standard-layout array reshapes to its own element count"),
-            ),
+            features: Features::Floats(rows),
             sample_shape,
         }
     }
