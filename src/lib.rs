@@ -77,7 +77,7 @@ pub mod prelude {
     // the modules whose functions scripts call by path (`tensor::zeros`,
     // `checkpoint::save`, `diagnostics::probe`)
     pub use crate::autograd::{
-        GradcheckConfig, Gradients, Tape, TapeInput, Var, gradcheck, gradcheck_with,
+        GradcheckConfig, Gradients, StepRows, Tape, TapeInput, Var, gradcheck, gradcheck_with,
     };
     pub use crate::checkpoint::{Checkpoint, export_safetensors, import_safetensors};
     pub use crate::data::{
@@ -92,7 +92,7 @@ pub mod prelude {
     pub use crate::nn::{
         Activation, Dropout, Elu, FanMode, Flatten, Identity, Init, LSUV_MAX_ITER, LSUV_TOLERANCE,
         LeakyRelu, Linear, Loss, LossFn, LsuvLayer, LsuvReport, Maxout, Mode, Module, Param,
-        ParamId, Relu, Sequential, Sigmoid, Step, Tanh, fans, gain, lsuv,
+        ParamId, Relu, BatchRng, SampleRng, Sequential, Sigmoid, Step, Tanh, fans, gain, lsuv,
     };
     pub use crate::optim::{
         Adam, Clock, Decay, DecayUnit, Optimizer, OptimizerState, Schedule, Sgd,

@@ -10,4 +10,4 @@ pub(crate) mod tape;
 
 pub use gradcheck::{GradcheckConfig, gradcheck, gradcheck_with};
 pub use gradients::Gradients;
-pub use tape::{Tape, TapeInput, Var};
+pub use tape::{StepRows, Tape, TapeInput, Var};

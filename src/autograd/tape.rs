@@ -127,6 +127,18 @@ pub struct Tape {
     pool: RefCell<Vec<Vec<Elem>>>,
     /// Buffers requested since the last reset.
     taken: Cell<usize>,
+    step_rows: Cell<Option<StepRows>>,
+}
+
+/// Where a tape's samples sit in a training step: set by [`TrainStep`](crate::TrainStep) on
+/// the tape of each shard, read by random layers through
+/// [`SampleRng`](crate::SampleRng) so that a sample draws the same numbers in any shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StepRows {
+    /// The step, unique within the process.
+    pub step: u64,
+    /// The row of the whole batch where this tape's rows start.
+    pub first_row: usize,
 }
 
 impl Default for Tape {
@@ -163,7 +175,19 @@ impl Tape {
             nodes: RefCell::new(Vec::new()),
             pool: RefCell::new(Vec::new()),
             taken: Cell::new(0),
+            step_rows: Cell::new(None),
         }
+    }
+
+    /// The training step this tape's batch belongs to and where its rows start in the whole
+    /// batch; `None` (the default) outside [`TrainStep`](crate::TrainStep).
+    pub fn step_rows(&self) -> Option<StepRows> {
+        self.step_rows.get()
+    }
+
+    /// Sets what [`Tape::step_rows`] returns.
+    pub(crate) fn set_step_rows(&self, rows: Option<StepRows>) {
+        self.step_rows.set(rows);
     }
 
     /// Whether this tape records backward rules (false for [`Tape::inference`]).

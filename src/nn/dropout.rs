@@ -4,10 +4,9 @@ use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::nn::module::{Mode, Module, Param};
 use crate::tensor::Elem;
-use rand::{Rng, SeedableRng};
+use crate::nn::SampleRng;
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Bernoulli, Distribution};
-use std::sync::Mutex;
 
 /// Dropout (Srivastava et al. 2014, <https://jmlr.org/papers/v15/srivastava14a.html>), in
 /// PyTorch's inverted form: `p` is the probability of **dropping** a unit.
@@ -17,10 +16,12 @@ use std::sync::Mutex;
 ///   `∂L/∂x = G ⊙ m / (1 − p)`.
 /// - [`Mode::Eval`]: the identity, `y = x`.
 ///
-/// The layer keeps its own [`ChaCha8Rng`], seeded from the generator passed to
+/// The layer keeps its own [`SampleRng`], seeded from the generator passed to
 /// [`Dropout::new`], so `forward` takes `&self` and a run with the same seed drops the same
-/// units. [`Module::visit_rngs`] shows it as `"rng"`, so checkpoints save where it stands
-/// and a resumed run drops the same units as an uninterrupted one.
+/// units. Each sample (row of axis 0) draws its mask from a stream of its own, so a
+/// data-parallel [`TrainStep`](crate::TrainStep) drops the same units whatever the number of
+/// shards. [`Module::visit_rngs`] shows the generator as `"rng"`, so checkpoints save where
+/// it stands and a resumed run drops the same units as an uninterrupted one.
 ///
 /// # Shapes
 /// Any shape; the output has the input's shape.
@@ -41,7 +42,7 @@ use std::sync::Mutex;
 #[derive(Debug)]
 pub struct Dropout {
     p: Elem,
-    rng: Mutex<ChaCha8Rng>,
+    rng: SampleRng,
 }
 
 impl Dropout {
@@ -69,7 +70,7 @@ impl Dropout {
         }
         Ok(Dropout {
             p,
-            rng: Mutex::new(ChaCha8Rng::seed_from_u64(rng.next_u64())),
+            rng: SampleRng::new(rng),
         })
     }
 
@@ -84,21 +85,22 @@ impl Module for Dropout {
         if mode == Mode::Eval || self.p == 0.0 {
             return x;
         }
-        let keep = 1.0 - self.p;
-        let scale = 1.0 / keep;
-        let bernoulli = Bernoulli::new(f64::from(keep)).expect("internal error: p checked");
-        let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+        let scale = 1.0 / (1.0 - self.p);
+        // keep a unit when a uniform u32 falls below (1 − p)·2³²
+        let threshold = ((1.0 - f64::from(self.p)) * 4_294_967_296.0) as u64;
         let tape = x.tape();
         let shape = x.shape();
-        let n = shape.iter().product();
+        let rows = shape.first().copied().unwrap_or(1);
+        let per_row = shape.iter().skip(1).product::<usize>();
+        let streams = self.rng.for_batch(tape);
         let mask = tape.collect(
             &shape,
-            (0..n).map(|_| {
-                if bernoulli.sample(&mut *rng) {
-                    scale
-                } else {
-                    0.0
-                }
+            (0..rows).flat_map(|row| {
+                let mut rng = streams.sample(row);
+                (0..per_row).map(move |_| match u64::from(rng.next_u32()) < threshold {
+                    true => scale,
+                    false => 0.0,
+                })
             }),
         );
         x * tape.constant(mask)
@@ -109,11 +111,11 @@ impl Module for Dropout {
     fn visit_params_mut(&mut self, _f: &mut dyn FnMut(&str, &mut Param)) {}
 
     fn visit_rngs(&self, f: &mut dyn FnMut(&str, &ChaCha8Rng)) {
-        f("rng", &self.rng.lock().unwrap_or_else(|e| e.into_inner()))
+        f("rng", &self.rng.generator())
     }
 
     fn visit_rngs_mut(&mut self, f: &mut dyn FnMut(&str, &mut ChaCha8Rng)) {
-        f("rng", self.rng.get_mut().unwrap_or_else(|e| e.into_inner()))
+        f("rng", self.rng.generator_mut())
     }
 
     fn describe(&self) -> String {
@@ -125,7 +127,7 @@ impl Module for Dropout {
 mod tests {
     use super::*;
     use crate::autograd::gradcheck::testing::random;
-    use crate::{Tape, gradcheck, tensor};
+    use crate::{SeedableRng, Tape, gradcheck, tensor};
 
     #[test]
     fn train_preserves_the_expected_mean_and_drops_about_p() {

@@ -11,6 +11,7 @@ mod loss;
 mod lsuv;
 mod maxout;
 mod module;
+mod sample_rng;
 mod sequential;
 
 pub use activation::{Activation, Elu, Identity, LeakyRelu, Relu, Sigmoid, Step, Tanh};
@@ -22,4 +23,5 @@ pub use loss::{Loss, LossFn};
 pub use lsuv::{LSUV_MAX_ITER, LSUV_TOLERANCE, LsuvLayer, LsuvReport, lsuv};
 pub use maxout::Maxout;
 pub use module::{Mode, Module, Param, ParamId};
+pub use sample_rng::{BatchRng, SampleRng};
 pub use sequential::Sequential;

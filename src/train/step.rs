@@ -2,7 +2,7 @@
 //! batch's rows split across the threads (data parallelism).
 
 use crate::autograd::gradients::Gradients;
-use crate::autograd::tape::Tape;
+use crate::autograd::tape::{StepRows, Tape};
 use crate::data::{Batch, BatchTargets};
 use crate::error::{Error, Result};
 use crate::nn::{Loss, Mode, Module};
@@ -11,10 +11,14 @@ use crate::tensor::Elem;
 use crate::threads::{as_shard, keep_helpers_awake, num_threads};
 use ndarray::{ArrayViewD, Axis};
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Batches are split into shards of at least this many rows: below it, a shard's products are
 /// too thin to pay for the fork.
 const MIN_SHARD_ROWS: usize = 32;
+
+/// Numbers the steps of every [`TrainStep`] in the process, for [`StepRows::step`].
+static NEXT_STEP: AtomicU64 = AtomicU64::new(0);
 
 /// Runs training steps, keeping one [`Tape`] per thread whose buffers every step reuses.
 ///
@@ -33,8 +37,10 @@ const MIN_SHARD_ROWS: usize = 32;
 /// same seed and thread count give the same numbers; another thread count splits the sums
 /// differently and so rounds differently.
 ///
-/// A model with a random generator (a [`Dropout`](crate::Dropout)) runs as one shard, so that
-/// its masks are drawn in one order whatever the thread count; its ops still use every thread.
+/// Random layers draw per sample: a [`Dropout`](crate::Dropout) (or any layer drawing from a
+/// [`SampleRng`](crate::SampleRng)) gives a sample the same mask in whichever shard it lands,
+/// so a model with dropout runs data-parallel and still draws the same masks at any thread
+/// count. Each shard's tape knows its step and first row ([`Tape::step_rows`]).
 ///
 /// [`set_num_threads`]: crate::set_num_threads
 ///
@@ -119,13 +125,9 @@ impl TrainStep {
                 message: "the batch is empty, expected at least one sample".into(),
             });
         }
-        let shards = match has_rngs(&*model) {
-            true => 1,
-            false => {
-                let wanted = self.shards.unwrap_or_else(num_threads);
-                wanted.min(rows / MIN_SHARD_ROWS).max(1)
-            }
-        };
+        let wanted = self.shards.unwrap_or_else(num_threads);
+        let shards = wanted.min(rows / MIN_SHARD_ROWS).max(1);
+        let step = NEXT_STEP.fetch_add(1, Ordering::Relaxed);
         if self.tapes.len() < shards {
             self.tapes.resize_with(shards, Tape::new);
         }
@@ -135,6 +137,10 @@ impl TrainStep {
         let run_shard = |s: usize, tape: &mut Tape| {
             let (start, end) = (s * rows / shards, (s + 1) * rows / shards);
             let x = batch.x.slice_axis(Axis(0), (start..end).into());
+            tape.set_step_rows(Some(StepRows {
+                step,
+                first_row: start,
+            }));
             let weight = match shards {
                 1 => 1.0,
                 _ => (end - start) as Elem / rows as Elem,
@@ -192,13 +198,6 @@ fn shard_gradients(
     let grads = value.is_finite().then(|| shard_loss.backward());
     tape.reset();
     (value, grads)
-}
-
-/// Whether `model` draws random numbers (has a generator to show [`Module::visit_rngs`]).
-fn has_rngs(model: &dyn Module) -> bool {
-    let mut any = false;
-    model.visit_rngs(&mut |_, _| any = true);
-    any
 }
 
 #[cfg(test)]
@@ -270,8 +269,42 @@ mod tests {
     }
 
     #[test]
-    fn a_model_with_dropout_runs_as_one_shard() {
-        assert_eq!(train(3, true), train(1, true));
+    fn a_model_with_dropout_draws_the_same_masks_at_any_shard_count() {
+        let (one, one_losses) = train(1, true);
+        assert_ne!(one, train(1, false).0, "dropout changed nothing");
+        for shards in [2, 3] {
+            let (split, split_losses) = train(shards, true);
+            assert!(largest_difference(&one, &split) < 1e-5, "{shards} shards");
+            for (a, b) in one_losses.iter().zip(&split_losses) {
+                assert!((a - b).abs() < 1e-5, "{shards} shards: loss {a} vs {b}");
+            }
+            assert_eq!(split, train(shards, true).0);
+        }
+    }
+
+    #[test]
+    fn dropout_masks_are_identical_at_one_and_two_shards() {
+        // the masks of one step over a batch of ones, on one tape and split over shards
+        let mask = |shards: usize| {
+            let dropout = Dropout::new(0.5, &mut ChaCha8Rng::seed_from_u64(5)).unwrap();
+            let tapes: Vec<Tape> = (0..shards).map(|_| Tape::new()).collect();
+            let rows = 64;
+            let mut masks = Vec::new();
+            for (s, tape) in tapes.iter().enumerate() {
+                let (start, end) = (s * rows / shards, (s + 1) * rows / shards);
+                tape.set_step_rows(Some(StepRows {
+                    step: 1,
+                    first_row: start,
+                }));
+                let x = tape.constant(crate::tensor::ones(&[end - start, 40]));
+                masks.extend(dropout.forward(x, Mode::Train).value().iter().copied());
+            }
+            masks
+        };
+        let one = mask(1);
+        assert_eq!(one, mask(2));
+        let dropped = one.iter().filter(|&&m| m == 0.0).count() as f32 / one.len() as f32;
+        assert!((dropped - 0.5).abs() < 0.05, "dropped {dropped}");
     }
 
     #[test]

@@ -1,0 +1,174 @@
+//! Random numbers that do not depend on how a batch is split: [`SampleRng`].
+
+use crate::autograd::{StepRows, Tape};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::sync::{Mutex, MutexGuard};
+
+/// A layer's random generator that gives every sample of a batch its own stream, so that a
+/// random layer (such as [`Dropout`](crate::Dropout)) draws the same numbers for a sample
+/// whichever shard of a data-parallel [`TrainStep`](crate::TrainStep) computes it, and however
+/// many shards there are.
+///
+/// It is counter-based, like JAX's keys or PyTorch's Philox generator on CUDA: each step, the
+/// layer's own [`ChaCha8Rng`] (seeded once from the caller's generator) gives one 64-bit key;
+/// sample `r` of the step (its row in the whole batch, not in the shard) then draws from
+/// ChaCha8 keyed by that key on stream `r`. A tape that [`TrainStep`](crate::TrainStep) runs
+/// knows its step and its first row ([`Tape::step_rows`]), so all shards of one step share the
+/// key; on any other tape each call is a step of its own and takes a fresh key.
+///
+/// The layer's generator is what a checkpoint saves ([`Module::visit_rngs`](crate::Module)),
+/// so a resumed run draws the same numbers as an uninterrupted one. One layer called twice
+/// in one [`TrainStep`](crate::TrainStep) step gets the same key both times.
+///
+/// # Examples
+/// ```
+/// use tapegrad::{ChaCha8Rng, Rng, SampleRng, SeedableRng, Tape};
+/// let noise = SampleRng::new(&mut ChaCha8Rng::seed_from_u64(0));
+/// let tape = Tape::new();
+/// let batch = noise.for_batch(&tape);
+/// let a = batch.sample(0).next_u64();
+/// let b = batch.sample(1).next_u64();
+/// assert_ne!(a, b); // each sample has its own stream
+/// assert_eq!(a, batch.sample(0).next_u64()); // and it is reproducible
+/// // a new call on a tape outside TrainStep is a new step: new numbers
+/// assert_ne!(a, noise.for_batch(&tape).sample(0).next_u64());
+/// ```
+#[derive(Debug)]
+pub struct SampleRng {
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    rng: ChaCha8Rng,
+    /// The [`TrainStep`](crate::TrainStep) step the key was drawn for.
+    step: Option<u64>,
+    key: u64,
+}
+
+impl SampleRng {
+    /// A generator seeded from `rng` (one draw of it).
+    pub fn new<R: Rng + ?Sized>(rng: &mut R) -> Self {
+        SampleRng {
+            state: Mutex::new(State {
+                rng: ChaCha8Rng::seed_from_u64(rng.next_u64()),
+                step: None,
+                key: 0,
+            }),
+        }
+    }
+
+    /// The streams of the samples of the batch on `tape`: the key of `tape`'s step (drawn
+    /// now if this is the step's first call) and the row where the tape's samples start.
+    pub fn for_batch(&self, tape: &Tape) -> BatchRng {
+        let mut state = self.lock();
+        match tape.step_rows() {
+            Some(StepRows { step, first_row }) => {
+                if state.step != Some(step) {
+                    state.key = state.rng.next_u64();
+                    state.step = Some(step);
+                }
+                BatchRng {
+                    key: state.key,
+                    first_row,
+                }
+            }
+            None => BatchRng {
+                key: state.rng.next_u64(),
+                first_row: 0,
+            },
+        }
+    }
+
+    /// The layer's generator as it stands (what a checkpoint saves).
+    pub fn generator(&self) -> ChaCha8Rng {
+        self.lock().rng.clone()
+    }
+
+    /// The layer's generator, to restore it from a checkpoint.
+    pub fn generator_mut(&mut self) -> &mut ChaCha8Rng {
+        let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        state.step = None;
+        &mut state.rng
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The random streams of one batch's samples, from [`SampleRng::for_batch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchRng {
+    key: u64,
+    first_row: usize,
+}
+
+impl BatchRng {
+    /// The generator of the batch's sample `row` (counted from the tape's first row): ChaCha8
+    /// keyed by the step's key, on the stream of the sample's row in the whole batch.
+    pub fn sample(&self, row: usize) -> ChaCha8Rng {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.key);
+        rng.set_stream((self.first_row + row) as u64);
+        rng
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draws(rng: &mut ChaCha8Rng) -> [u32; 4] {
+        std::array::from_fn(|_| rng.next_u32())
+    }
+
+    #[test]
+    fn shards_of_one_step_draw_what_one_tape_draws() {
+        let seeded = || SampleRng::new(&mut ChaCha8Rng::seed_from_u64(3));
+        let (whole, split) = (seeded(), seeded());
+        let one = Tape::new();
+        one.set_step_rows(Some(StepRows {
+            step: 10,
+            first_row: 0,
+        }));
+        let (a, b) = (Tape::new(), Tape::new());
+        a.set_step_rows(Some(StepRows {
+            step: 20,
+            first_row: 0,
+        }));
+        b.set_step_rows(Some(StepRows {
+            step: 20,
+            first_row: 5,
+        }));
+        let all = whole.for_batch(&one);
+        // the second shard asks first: the key does not depend on the order
+        let (second, first) = (split.for_batch(&b), split.for_batch(&a));
+        for row in 0..5 {
+            assert_eq!(draws(&mut all.sample(row)), draws(&mut first.sample(row)));
+            assert_eq!(draws(&mut all.sample(row + 5)), draws(&mut second.sample(row)));
+        }
+        assert_ne!(draws(&mut all.sample(0)), draws(&mut all.sample(1)));
+        // the next step draws a new key
+        b.set_step_rows(Some(StepRows {
+            step: 21,
+            first_row: 5,
+        }));
+        assert_ne!(second, split.for_batch(&b));
+    }
+
+    #[test]
+    fn the_generator_round_trips_and_a_restore_forgets_the_step() {
+        let mut rng = SampleRng::new(&mut ChaCha8Rng::seed_from_u64(1));
+        let saved = rng.generator();
+        let tape = Tape::new();
+        tape.set_step_rows(Some(StepRows {
+            step: 7,
+            first_row: 0,
+        }));
+        let first = rng.for_batch(&tape);
+        *rng.generator_mut() = saved;
+        // restored: the same step draws its key again, from the restored generator
+        assert_eq!(rng.for_batch(&tape), first);
+    }
+}
