@@ -90,9 +90,9 @@ pub mod prelude {
     pub use crate::error::Error;
     pub use crate::metrics::{ConfusionMatrix, RegressionMetrics};
     pub use crate::nn::{
-        Activation, Dropout, Elu, FanMode, Flatten, Identity, Init, LSUV_MAX_ITER, LSUV_TOLERANCE,
-        LeakyRelu, Linear, Loss, LossFn, LsuvLayer, LsuvReport, Maxout, Mode, Module, Param,
-        ParamId, Relu, BatchRng, SampleRng, Sequential, Sigmoid, Step, Tanh, fans, gain, lsuv,
+        Activation, BatchRng, Dropout, Elu, FanMode, Flatten, Identity, Init, LSUV_MAX_ITER,
+        LSUV_TOLERANCE, LeakyRelu, Linear, Loss, LossFn, LsuvLayer, LsuvReport, Maxout, Mode,
+        Module, Param, ParamId, Relu, SampleRng, Sequential, Sigmoid, Step, Tanh, fans, gain, lsuv,
     };
     pub use crate::optim::{
         Adam, Clock, Decay, DecayUnit, Optimizer, OptimizerState, Schedule, Sgd,

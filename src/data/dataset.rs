@@ -388,25 +388,25 @@ impl Dataset {
     }
 
     /// Writes the samples `rows` into `out` (`rows.len() × num_features`, row-major) as
-    /// `f32`, with the scaler applied.
+    /// `f32`, with `scaler` applied (the data set's, or none for the stored values).
     /// Large batches are converted by all threads, in blocks of rows.
-    fn write_rows(&self, rows: &[usize], out: &mut [Elem]) {
+    fn write_rows(&self, rows: &[usize], out: &mut [Elem], scaler: Option<&Scaler>) {
         const BLOCK_ROWS: usize = 16;
         let d = self.num_features();
         if crate::threads::parallel(out.len()) && d > 0 {
             out.par_chunks_mut(BLOCK_ROWS * d)
                 .zip(rows.par_chunks(BLOCK_ROWS))
-                .for_each(|(out, rows)| self.write_rows_here(rows, out));
+                .for_each(|(out, rows)| self.write_rows_here(rows, out, scaler));
         } else {
-            self.write_rows_here(rows, out);
+            self.write_rows_here(rows, out, scaler);
         }
     }
 
     /// [`Dataset::write_rows`] on the calling thread.
-    fn write_rows_here(&self, rows: &[usize], out: &mut [Elem]) {
+    fn write_rows_here(&self, rows: &[usize], out: &mut [Elem], scaler: Option<&Scaler>) {
         let d = self.num_features();
         for (i, (&row, out)) in rows.iter().zip(out.chunks_exact_mut(d)).enumerate() {
-            match (&self.features, &self.scaler) {
+            match (&self.features, scaler) {
                 // one pass from bytes to scaled floats: the hot path of image data
                 (Features::Bytes(x), Some(scaler)) => {
                     if let Some(&next) = rows.get(i + 1) {
@@ -427,7 +427,7 @@ impl Dataset {
                 }
                 _ => {
                     self.raw_row(row, out);
-                    if let Some(scaler) = &self.scaler {
+                    if let Some(scaler) = scaler {
                         scaler.apply_row(out);
                     }
                 }
@@ -443,7 +443,11 @@ impl Dataset {
         let mut shape = vec![self.len()];
         shape.extend_from_slice(&self.sample_shape);
         let mut x = Tensor::zeros(ndarray::IxDyn(&shape));
-        self.write_rows(&rows, x.as_slice_mut().expect("fresh array is contiguous"));
+        self.write_rows(
+            &rows,
+            x.as_slice_mut().expect("fresh array is contiguous"),
+            self.scaler.as_ref(),
+        );
         (x, &self.targets)
     }
 
@@ -578,10 +582,14 @@ impl<'d> Batches<'d> {
         self
     }
 
-    /// Applies `augment` to each batch as it is drawn (after the scaler), with `seed` and
-    /// each sample's position in the epoch choosing its random changes (see
-    /// [`Augment::apply_batch`]; pass a new seed each epoch). Value targets of
-    /// [`Targets::Inputs`] are the augmented samples.
+    /// Applies `augment` to each batch as it is drawn, with `seed` and each sample's position
+    /// in the epoch choosing its random changes (see [`Augment::apply_batch`]; pass a new
+    /// seed each epoch). Value targets of [`Targets::Inputs`] are the augmented samples.
+    ///
+    /// The transforms see the stored values (pixel values 0–255 for bytes) and the scaler
+    /// runs after them, as torchvision's transforms run before `Normalize`: the zero fill of a
+    /// crop or a shift is a zero of the stored values (a black pixel, not the mean), and a
+    /// moved pixel is scaled with the statistics of the place it lands on.
     ///
     /// # Errors
     /// [`Error::Shape`] when the samples are not images `[C, H, W]`.
@@ -640,11 +648,19 @@ impl<'d> Batches<'d> {
         let data = self.dataset;
         let d = data.num_features();
         self.buffer.resize(size * d, 0.0);
-        data.write_rows(rows, &mut self.buffer);
-        if let Some((augment, seed)) = self.augment {
-            augment
-                .apply_batch(&mut self.buffer, &data.sample_shape, seed, first as u64)
-                .expect("the sample shape was checked by Batches::augmented");
+        match self.augment {
+            None => data.write_rows(rows, &mut self.buffer, data.scaler.as_ref()),
+            Some((augment, seed)) => {
+                data.write_rows(rows, &mut self.buffer, None);
+                augment
+                    .apply_batch(&mut self.buffer, &data.sample_shape, seed, first as u64)
+                    .expect("the sample shape was checked by Batches::augmented");
+                if let Some(scaler) = &data.scaler {
+                    self.buffer
+                        .chunks_exact_mut(d)
+                        .for_each(|row| scaler.apply_row(row));
+                }
+            }
         }
         let mut shape = vec![size];
         shape.extend_from_slice(&data.sample_shape);
@@ -718,6 +734,27 @@ mod tests {
     fn counting(n: usize) -> Dataset {
         let x = Array2::from_shape_fn((n, 2), |(i, j)| (i * 2 + j) as Elem);
         Dataset::from_floats(x, (0..n).map(|i| i % 3).collect()).unwrap()
+    }
+
+    #[test]
+    fn augmentation_sees_the_stored_values_and_the_scaler_runs_after() {
+        use crate::data::augment::FnTransform;
+        // bytes of 200 scaled by y = x/100 − 1 = 1; the transform zeroes the first pixel
+        let images = ndarray::Array4::from_elem((2, 1, 2, 2), 200u8);
+        let mut data = Dataset::new(images, Targets::classes(vec![0, 1])).unwrap();
+        data.set_scaler(Scaler::affine(4, 0.01, -1.0).unwrap())
+            .unwrap();
+        let zero_first = Augment::new().then(FnTransform::new("zero", |mut sample, _| {
+            assert!(sample.iter().all(|&v| v == 200.0), "saw {sample:?}");
+            sample[[0, 0, 0]] = 0.0;
+        }));
+        let mut batches = data.batches(2).unwrap().augmented(&zero_first, 0).unwrap();
+        let batch = batches.next().unwrap();
+        // a zero of the stored values is a black pixel: 0/100 − 1 = −1
+        assert_eq!(
+            batch.x.iter().copied().collect::<Vec<_>>(),
+            [-1.0, 1.0, 1.0, 1.0, -1.0, 1.0, 1.0, 1.0]
+        );
     }
 
     #[test]

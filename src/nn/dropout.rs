@@ -2,9 +2,9 @@
 
 use crate::autograd::Var;
 use crate::error::{Error, Result};
+use crate::nn::SampleRng;
 use crate::nn::module::{Mode, Module, Param};
 use crate::tensor::Elem;
-use crate::nn::SampleRng;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 

@@ -146,7 +146,10 @@ mod tests {
         let (second, first) = (split.for_batch(&b), split.for_batch(&a));
         for row in 0..5 {
             assert_eq!(draws(&mut all.sample(row)), draws(&mut first.sample(row)));
-            assert_eq!(draws(&mut all.sample(row + 5)), draws(&mut second.sample(row)));
+            assert_eq!(
+                draws(&mut all.sample(row + 5)),
+                draws(&mut second.sample(row))
+            );
         }
         assert_ne!(draws(&mut all.sample(0)), draws(&mut all.sample(1)));
         // the next step draws a new key
