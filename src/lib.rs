@@ -77,7 +77,7 @@ pub mod prelude {
     // the modules whose functions scripts call by path (`tensor::zeros`,
     // `checkpoint::save`, `diagnostics::probe`)
     pub use crate::autograd::{
-        GradcheckConfig, Gradients, Tape, TapeInput, Var, gradcheck, gradcheck_with,
+        GradcheckConfig, Gradients, ParamGrad, Tape, TapeInput, Var, gradcheck, gradcheck_with,
     };
     pub use crate::checkpoint::{Checkpoint, export_safetensors, import_safetensors};
     pub use crate::data::{
@@ -95,7 +95,8 @@ pub mod prelude {
         ParamId, Relu, Sequential, Sigmoid, Step, Tanh, fans, gain, lsuv,
     };
     pub use crate::optim::{
-        Adam, Clock, Decay, DecayUnit, Optimizer, OptimizerState, Schedule, Sgd,
+        Adam, AdamRule, Decay, DecayUnit, Optim, Optimizer, OptimizerState, ParamGroup,
+        ParamStep, RmsProp, RmsPropRule, Schedule, Sgd, SgdRule, UpdateRule,
     };
     pub use crate::tensor::{Elem, SharedTensor, Tensor};
     pub use crate::threads::{in_pool, num_threads, set_num_threads};

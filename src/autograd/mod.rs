@@ -9,5 +9,6 @@ pub(crate) mod ops;
 pub(crate) mod tape;
 
 pub use gradcheck::{GradcheckConfig, gradcheck, gradcheck_with};
+pub use grad::ParamGrad;
 pub use gradients::Gradients;
 pub use tape::{Tape, TapeInput, Var};

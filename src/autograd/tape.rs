@@ -573,6 +573,7 @@ impl<'t> Var<'t> {
             tape: self.tape.id,
             generation: self.tape.generation,
             leaves,
+            formed: Default::default(),
         }
     }
 }
