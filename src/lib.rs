@@ -95,8 +95,8 @@ pub mod prelude {
         ParamId, Relu, Sequential, Sigmoid, Step, Tanh, fans, gain, lsuv,
     };
     pub use crate::optim::{
-        Adam, AdamRule, Decay, DecayUnit, Optim, Optimizer, OptimizerState, ParamGroup,
-        ParamStep, RmsProp, RmsPropRule, Schedule, Sgd, SgdRule, UpdateRule,
+        Adam, AdamRule, Decay, DecayUnit, Optim, Optimizer, OptimizerState, ParamGroup, ParamStep,
+        RmsProp, RmsPropRule, Schedule, Sgd, SgdRule, UpdateRule,
     };
     pub use crate::tensor::{Elem, SharedTensor, Tensor};
     pub use crate::threads::{in_pool, num_threads, set_num_threads};

@@ -227,9 +227,11 @@ impl<'a> ParamGrad<'a> {
             return Cow::Owned(scaled);
         }
         match self.source {
-            Source::Tensor(tensor) | Source::Leaf { grad: Grad::Dense(tensor), .. } => {
-                Cow::Borrowed(tensor)
-            }
+            Source::Tensor(tensor)
+            | Source::Leaf {
+                grad: Grad::Dense(tensor),
+                ..
+            } => Cow::Borrowed(tensor),
             Source::Leaf { grad, dense } => Cow::Borrowed(dense.get_or_init(|| {
                 self.formed.count();
                 grad.to_dense()
@@ -244,7 +246,11 @@ impl<'a> ParamGrad<'a> {
     pub fn dense_in<'s>(&'s self, scratch: &'s mut Vec<Elem>) -> ArrayViewD<'s, Elem> {
         if self.scale == 1.0 {
             match self.source {
-                Source::Tensor(tensor) | Source::Leaf { grad: Grad::Dense(tensor), .. } => {
+                Source::Tensor(tensor)
+                | Source::Leaf {
+                    grad: Grad::Dense(tensor),
+                    ..
+                } => {
                     return tensor.view();
                 }
                 Source::Leaf { dense, .. } if dense.get().is_some() => {

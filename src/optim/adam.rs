@@ -213,11 +213,9 @@ impl UpdateRule for AdamRule {
                 .fold([true; 3], |ok, &t, &m, &v, &g| {
                     finite(ok, factors.apply(t, m, v, g))
                 }),
-            _ => Zip::from(&theta)
-                .and(&g)
-                .fold([true; 3], |ok, &t, &g| {
-                    finite(ok, factors.apply(t, 0.0, 0.0, g))
-                }),
+            _ => Zip::from(&theta).and(&g).fold([true; 3], |ok, &t, &g| {
+                finite(ok, factors.apply(t, 0.0, 0.0, g))
+            }),
         };
         // formed here unless the view is of the gradient's own tensor
         *formed = std::ptr::eq(at_ptr, scratch.as_ptr());

@@ -651,7 +651,11 @@ impl<R: UpdateRule> Optimizer for Optim<R> {
             count += 1;
         });
         if let Some(what) = refused {
-            return Err(Error::Diverged { op: kind, step, what });
+            return Err(Error::Diverged {
+                op: kind,
+                step,
+                what,
+            });
         }
         // torch: clip_coef = max_norm / (total_norm + 1e-6), applied when below 1
         let factor = match *clip_norm {
@@ -695,7 +699,11 @@ impl<R: UpdateRule> Optimizer for Optim<R> {
             index += 1;
         });
         if let Some(what) = refused {
-            return Err(Error::Diverged { op: kind, step, what });
+            return Err(Error::Diverged {
+                op: kind,
+                step,
+                what,
+            });
         }
 
         // pass 3: every update written

@@ -142,7 +142,8 @@ impl UpdateRule for RmsPropRule {
         buffers: &mut [Tensor],
         at: &ParamStep<'_>,
     ) {
-        let (alpha, eps, mu, lr, wd) = (self.alpha, self.eps, self.momentum, at.lr, at.weight_decay);
+        let (alpha, eps, mu, lr, wd) =
+            (self.alpha, self.eps, self.momentum, at.lr, at.weight_decay);
         let one_minus_alpha = 1.0 - alpha;
         let g = grad.dense_in(&mut self.scratch);
         let (square_avg, rest) = buffers

@@ -109,7 +109,10 @@ impl Schedule {
         };
         match &decay {
             Decay::Constant => {}
-            &Decay::MultiStep { ref milestones, gamma } => {
+            &Decay::MultiStep {
+                ref milestones,
+                gamma,
+            } => {
                 if milestones.windows(2).any(|w| w[0] >= w[1]) {
                     return bad(format!(
                         "multi-step decay needs increasing milestones, got {milestones:?}"
