@@ -96,12 +96,12 @@ pub mod prelude {
     };
     pub use crate::optim::{
         Adam, AdamRule, Decay, DecayUnit, Optim, Optimizer, OptimizerState, ParamGroup, ParamStep,
-        RmsProp, RmsPropRule, Schedule, Sgd, SgdRule, UpdateRule,
+        PlateauState, RmsProp, RmsPropRule, Schedule, Sgd, SgdRule, UpdateRule,
     };
     pub use crate::tensor::{Elem, SharedTensor, Tensor};
     pub use crate::threads::{in_pool, num_threads, set_num_threads};
     pub use crate::train::{
-        EpochRecord, Evaluation, FitConfig, Goal, History, Metric, Monitor, OnDivergence,
+        EpochRecord, Evaluation, FitConfig, Goal, History, Metric, Monitor, OnDivergence, Plateau,
         Predictions, Predictor, Progress, Samples, TrainStep, evaluate, evaluate_with, fit,
     };
     pub use crate::{checkpoint, data, diagnostics, tensor};

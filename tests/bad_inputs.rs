@@ -158,7 +158,7 @@ fn fixture() -> Fixture {
     )
     .unwrap();
     let mut newer = good.clone();
-    newer[8] = 2;
+    newer[8] = 3;
     std::fs::write(f.path("newer.ckpt"), newer).unwrap();
     std::fs::write(f.path("truncated.ckpt"), &good[..good.len() - 5]).unwrap();
     let mut trailing = good.clone();
@@ -262,7 +262,7 @@ fn every_bad_input_is_an_error_naming_expected_and_found_and_changes_no_file() {
     );
     f.case(
         "newer format version",
-        &["newer.ckpt", "format version 2", "expected at most 1"],
+        &["newer.ckpt", "format version 3", "expected at most 2"],
         || Checkpoint::load(&newer),
     );
     f.case(
@@ -1015,6 +1015,12 @@ impl Optimizer for Stated {
     fn end_epoch(&mut self) {}
     fn steps(&self) -> u64 {
         self.0.steps
+    }
+    fn plateau(&self) -> Option<tapegrad::PlateauState> {
+        self.0.plateau
+    }
+    fn set_plateau(&mut self, plateau: Option<tapegrad::PlateauState>) {
+        self.0.plateau = plateau;
     }
     fn state(&self) -> Result<OptimizerState> {
         Ok(self.0.clone())

@@ -28,8 +28,8 @@
 use tapegrad::ndarray::{ArrayViewMutD, Zip, array};
 use tapegrad::{
     Adam, ChaCha8Rng, Checkpoint, Dataset, Decay, DecayUnit, Elem, Error, FitConfig, Init, Linear,
-    Mode, Module, Optim, Optimizer, ParamGrad, ParamGroup, ParamStep, Relu, RmsProp, Schedule,
-    SeedableRng, Sequential, Sgd, Tape, Tensor, UpdateRule, fit,
+    Mode, Module, Optim, Optimizer, ParamGrad, ParamGroup, ParamStep, Plateau, Relu, RmsProp,
+    Schedule, SeedableRng, Sequential, Sgd, Tape, Tensor, UpdateRule, fit,
 };
 
 /// The layer at `W0`, `B0`.
@@ -595,4 +595,139 @@ fn rmsprop_with_groups_resumes_bit_for_bit() {
     };
     assert_eq!(bits(&straight), bits(&resumed));
     assert_ne!(bits(&straight), bits(&mlp()));
+}
+
+/// Blobs of three classes, for `fit` with validation.
+fn three_classes(seed: u64) -> Dataset {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let x = tapegrad::tensor::normal(&[60, 4], 0.0, 1.0, &mut rng).unwrap();
+    let labels: Vec<usize> = (0..60).map(|i| i % 3).collect();
+    let x = tapegrad::ndarray::Array2::from_shape_fn((60, 4), |(i, j)| {
+        x[[i, j]] + if j == labels[i] { 1.5 } else { 0.0 }
+    });
+    Dataset::from_floats(x, labels).unwrap()
+}
+
+/// The rate is lowered on a plateau of the validation loss, and the plateau's counters
+/// travel in the checkpoint: 3 + 3 epochs across a checkpoint equal 6 in one go.
+#[test]
+fn a_plateau_lowers_the_rate_and_resumes_bit_for_bit() {
+    let (train, valid) = (three_classes(1), three_classes(2));
+    let config = |epochs, start_epoch| FitConfig {
+        epochs,
+        start_epoch,
+        batch_size: 10,
+        plateau: Some(Plateau {
+            patience: 0,
+            factor: 0.5,
+            threshold: 0.05,
+            ..Plateau::default()
+        }),
+        ..FitConfig::default()
+    };
+    let sgd = || Sgd::new(0.5).unwrap().momentum(0.9).unwrap();
+    let (mut straight, mut opt) = (mlp(), sgd());
+    let history = fit(
+        &mut straight,
+        &mut opt,
+        &train,
+        Some(&valid),
+        &config(6, 0),
+        &mut |_| {},
+    )
+    .unwrap();
+    let reductions = (history.events.iter())
+        .filter(|e| e.contains("base learning rate reduced to"))
+        .count();
+    assert!(reductions >= 1, "{:?}", history.events);
+    assert_eq!(opt.base_lr(), 0.5 * 0.5f32.powi(reductions as i32));
+
+    let (mut first, mut first_opt) = (mlp(), sgd());
+    fit(
+        &mut first,
+        &mut first_opt,
+        &train,
+        Some(&valid),
+        &config(3, 0),
+        &mut |_| {},
+    )
+    .unwrap();
+    let bytes = (Checkpoint::new(&first).with_training(&first_opt, 3))
+        .unwrap()
+        .to_bytes()
+        .unwrap();
+    let (mut resumed, mut resumed_opt) = (mlp(), sgd());
+    let checkpoint = Checkpoint::from_bytes(&bytes).unwrap();
+    assert!(checkpoint.optimizer_state().unwrap().plateau.is_some());
+    let done = checkpoint.resume(&mut resumed, &mut resumed_opt).unwrap();
+    fit(
+        &mut resumed,
+        &mut resumed_opt,
+        &train,
+        Some(&valid),
+        &config(6, done),
+        &mut |_| {},
+    )
+    .unwrap();
+    let bits = |m: &Sequential| {
+        let mut v = Vec::new();
+        m.visit_params(&mut |_, p| v.extend(p.value().iter().map(|x| x.to_bits())));
+        v
+    };
+    assert_eq!(bits(&straight), bits(&resumed));
+    assert_eq!(opt.state().unwrap(), resumed_opt.state().unwrap());
+
+    // plateau settings are checked before training
+    let mut bad = config(2, 0);
+    bad.plateau.as_mut().unwrap().factor = 2.0;
+    let err = fit(
+        &mut mlp(),
+        &mut sgd(),
+        &train,
+        Some(&valid),
+        &bad,
+        &mut |_| {},
+    )
+    .unwrap_err();
+    assert_eq!(err.to_string(), "plateau: factor must be in (0, 1), got 2");
+    let err = fit(
+        &mut mlp(),
+        &mut sgd(),
+        &train,
+        None,
+        &config(2, 0),
+        &mut |_| {},
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("needs validation data"), "{err}");
+}
+
+/// A checkpoint of format version 1 (before the plateau's counters) still resumes. With a
+/// training state and no plateau, version 2's payload is version 1's and one more byte, the
+/// `None` of the plateau at its very end; so the version 1 file is rebuilt from a version 2
+/// one by dropping that byte.
+#[test]
+fn a_version_1_checkpoint_with_training_state_still_resumes() {
+    let (mut model, mut sgd) = (mlp(), Sgd::new(0.1).unwrap().momentum(0.9).unwrap());
+    for x in [1.0, 2.0] {
+        let grads = mlp_gradients(&model, x);
+        sgd.step(&mut model, &grads).unwrap();
+    }
+    let v2 = Checkpoint::new(&model)
+        .with_training(&sgd, 1)
+        .unwrap()
+        .to_bytes()
+        .unwrap();
+    assert_eq!(u32::from_le_bytes(v2[8..12].try_into().unwrap()), 2);
+    assert_eq!(v2.last(), Some(&0)); // Option::None
+    let body = &v2[24..v2.len() - 1];
+    let mut v1 = v2[..8].to_vec();
+    v1.extend(1u32.to_le_bytes());
+    v1.extend((body.len() as u64).to_le_bytes());
+    v1.extend(crc32fast::hash(body).to_le_bytes());
+    v1.extend(body);
+    let (mut fresh, mut fresh_sgd) = (mlp(), Sgd::new(0.1).unwrap().momentum(0.9).unwrap());
+    let checkpoint = Checkpoint::from_bytes(&v1).unwrap();
+    assert_eq!(checkpoint.resume(&mut fresh, &mut fresh_sgd).unwrap(), 1);
+    assert_eq!(fresh_sgd.state().unwrap(), sgd.state().unwrap());
 }

@@ -13,7 +13,7 @@ mod sgd;
 pub use adam::{Adam, AdamRule};
 pub use l2::{decays_by_default, l2_penalty};
 pub use rmsprop::{RmsProp, RmsPropRule};
-pub use schedule::{Decay, DecayUnit, Schedule};
+pub use schedule::{Decay, DecayUnit, PlateauState, Schedule};
 pub use sgd::{Sgd, SgdRule};
 
 use crate::autograd::grad::ParamGrad;
@@ -50,6 +50,8 @@ pub struct OptimizerState {
     pub epochs: u64,
     /// Buffers per parameter name, in the order the update rule documents.
     pub buffers: BTreeMap<String, Vec<Tensor>>,
+    /// Where [`fit`](crate::fit)'s reduction of the rate on a plateau stands, if it ran.
+    pub plateau: Option<PlateauState>,
 }
 
 impl OptimizerState {
@@ -114,6 +116,13 @@ pub trait Optimizer: Send {
 
     /// Number of steps taken so far.
     fn steps(&self) -> u64;
+
+    /// Where [`fit`](crate::fit)'s reduction of the rate on a plateau stands (see
+    /// [`Plateau`](crate::Plateau)), kept here so that [`Optimizer::state`] saves it.
+    fn plateau(&self) -> Option<PlateauState>;
+
+    /// Sets what [`Optimizer::plateau`] returns.
+    fn set_plateau(&mut self, plateau: Option<PlateauState>);
 
     /// The state to save in a checkpoint (see [`OptimizerState`]).
     ///
@@ -411,6 +420,7 @@ pub struct Optim<R> {
     clip_norm: Option<Elem>,
     clip_value: Option<Elem>,
     slots: BTreeMap<ParamId, Slot>,
+    plateau: Option<PlateauState>,
     /// Buffers loaded by name that no step has matched to a parameter yet.
     pending: BTreeMap<String, Vec<Tensor>>,
     /// Gradients clipped by value, one per parameter stepped, reused from step to step.
@@ -437,6 +447,7 @@ impl<R: UpdateRule> Optim<R> {
             clip_norm: None,
             clip_value: None,
             slots: BTreeMap::new(),
+            plateau: None,
             pending: BTreeMap::new(),
             clipped: Vec::new(),
             scratch: Vec::new(),
@@ -608,6 +619,7 @@ impl<R: UpdateRule> Optimizer for Optim<R> {
             pending,
             clipped,
             scratch,
+            ..
         } = self;
 
         // pass 1: finite gradients, state loaded by name matched to the parameters, the
@@ -754,6 +766,14 @@ impl<R: UpdateRule> Optimizer for Optim<R> {
         self.clock.steps
     }
 
+    fn plateau(&self) -> Option<PlateauState> {
+        self.plateau
+    }
+
+    fn set_plateau(&mut self, plateau: Option<PlateauState>) {
+        self.plateau = plateau;
+    }
+
     /// The counters, the base rate and the rule's buffers per parameter name.
     fn state(&self) -> Result<OptimizerState> {
         let mut buffers = self.pending.clone();
@@ -766,13 +786,25 @@ impl<R: UpdateRule> Optimizer for Optim<R> {
             steps: self.clock.steps,
             epochs: self.clock.epochs,
             buffers,
+            plateau: self.plateau,
         })
     }
 
     fn load_state(&mut self, state: OptimizerState) -> Result<()> {
+        if let Some(p) = state.plateau.filter(|p| p.best.is_nan()) {
+            return invalid(
+                self.rule.kind(),
+                format!(
+                    "optimizer state: expected a plateau's best value that is a number, found {}",
+                    p.best
+                ),
+            );
+        }
+        let plateau = state.plateau;
         let buffers = self.clock.load(state, self.rule.buffers())?;
         self.slots.clear();
         self.pending = buffers;
+        self.plateau = plateau;
         Ok(())
     }
 }

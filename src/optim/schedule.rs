@@ -52,6 +52,19 @@ pub enum Decay {
     },
 }
 
+/// Where a reduction of the learning rate on a plateau stands (PyTorch's
+/// `ReduceLROnPlateau.state_dict()` counters), kept by the optimizer so that a checkpoint
+/// carries it: see [`Plateau`](crate::Plateau).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PlateauState {
+    /// The best value of the watched metric so far.
+    pub best: f64,
+    /// Epochs since it last improved.
+    pub bad_epochs: u64,
+    /// Epochs of cooldown left after a reduction.
+    pub cooldown_left: u64,
+}
+
 /// What the counter of a [`Schedule`] counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DecayUnit {
