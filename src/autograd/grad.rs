@@ -44,7 +44,7 @@ pub(crate) enum Grad {
 /// Plain gradient descent on a layer's weight, `W ← W − lr·g`, without forming `g`:
 /// ```
 /// use tapegrad::{tensor, Linear, Mode, Module, Tape};
-/// let mut layer = Linear::from_parts(tensor::zeros(&[2, 3]), None)?;
+/// let layer = Linear::from_parts(tensor::zeros(&[2, 3]), None)?;
 /// let tape = Tape::new();
 /// let x = tape.constant(tensor::from_vec(vec![1.0, 2.0, 3.0], &[1, 3])?);
 /// let grads = layer.forward(x, Mode::Train).sum().backward();

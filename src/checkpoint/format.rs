@@ -540,7 +540,7 @@ mod tests {
     fn header_layout_is_as_documented() {
         let bytes = Checkpoint::new(&model(0)).to_bytes().unwrap();
         assert_eq!(&bytes[..8], b"TGRADCKP");
-        assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 1);
+        assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 2);
         let n = u64::from_le_bytes(bytes[12..20].try_into().unwrap());
         assert_eq!(n as usize, bytes.len() - HEADER_LEN);
         let crc = u32::from_le_bytes(bytes[20..24].try_into().unwrap());
@@ -753,10 +753,10 @@ mod tests {
         magic[0] = b'X';
         assert!(msg(&magic).contains("wrong magic: expected b\"TGRADCKP\""));
         let mut version = good.clone();
-        version[8] = 2;
+        version[8] = 3;
         assert!(
             msg(&version)
-                .contains("format version 2 is newer than this build reads, expected at most 1")
+                .contains("format version 3 is newer than this build reads, expected at most 2")
         );
         assert!(msg(&good[..good.len() - 3]).contains("truncated payload"));
         let mut flipped = good.clone();

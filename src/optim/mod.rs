@@ -289,7 +289,7 @@ pub trait UpdateRule: Send {
 ///
 /// # Examples
 /// ```
-/// use tapegrad::{tensor, Linear, ParamGroup, Sgd};
+/// use tapegrad::{tensor, Linear, Optimizer, ParamGroup, Sgd};
 /// let layer = Linear::from_parts(tensor::zeros(&[2, 2]), Some(tensor::zeros(&[2])))?;
 /// // the bias at a tenth of the rate, and decayed
 /// let bias = ParamGroup::select(&layer, |name, _| name == "bias")
@@ -298,6 +298,7 @@ pub trait UpdateRule: Send {
 ///     .decay_biases(true);
 /// assert_eq!(bias.len(), 1);
 /// let sgd = Sgd::new(0.1)?.group(bias);
+/// assert_eq!(sgd.base_lr(), 0.1);
 /// # Ok::<(), tapegrad::Error>(())
 /// ```
 #[derive(Debug, Clone, Default)]
@@ -390,8 +391,7 @@ struct Slot {
 /// 5. [updates](UpdateRule::update) every parameter, with its buffers (keyed by
 ///    [`ParamId`] inside a run, by name in an [`OptimizerState`]), and counts the step.
 ///
-/// Weight decay, by default, skips biases (see [`decays_by_default`] and
-/// [`Optim::decay_biases`]).
+/// Weight decay, by default, skips biases (see [`Optim::decay_biases`]).
 ///
 /// # Examples
 /// Clipping the global gradient norm to 1 before a plain SGD step:
@@ -485,8 +485,8 @@ impl<R: UpdateRule> Optim<R> {
         self.weight_decay(2.0 * lambda)
     }
 
-    /// Decays every parameter, biases included, as PyTorch does (off by default: see
-    /// [`decays_by_default`]).
+    /// Decays every parameter, biases included, as PyTorch does (off by default: weight
+    /// decay then skips biases, as Caffe's `decay_mult: 0` on biases has it).
     pub fn decay_biases(mut self, decay: bool) -> Self {
         self.decay_biases = decay;
         self
