@@ -2,12 +2,12 @@
 //! training state, in one file that is written atomically and checked when read back; plus
 //! export to and import from safetensors ([`export_safetensors`], [`import_safetensors`]).
 //!
-//! # Format, version 1
+//! # Format, version 2
 //!
 //! ```text
 //! offset  bytes  field
 //!      0      8  magic: the ASCII bytes "TGRADCKP"
-//!      8      4  format version, u32 little-endian (1)
+//!      8      4  format version, u32 little-endian (2; version 1 files load too)
 //!     12      8  payload length n, u64 little-endian
 //!     20      4  CRC-32 of the payload, u32 little-endian
 //!     24      n  payload: bincode 2 (standard configuration) of the serde record below
@@ -20,8 +20,10 @@
 //! The payload holds, in order: the parameters (dotted name, shape, values in row-major
 //! order), the state of every random generator a module keeps (name, ChaCha8 seed, stream
 //! and word position), the fitted scaler if any, and the training state if any (epochs
-//! done, the optimizer's kind, base learning rate, step and epoch counters and its
-//! per-parameter buffers). Decoding a payload of `n` bytes may claim up to 16 bytes of
+//! done, the optimizer's kind, base learning rate, step and epoch counters, its
+//! per-parameter buffers, and from version 2 on, where a reduction of the rate on a plateau
+//! stands: the best value, the epochs without improvement and the cooldown left, or
+//! nothing). Decoding a payload of `n` bytes may claim up to 16 bytes of
 //! memory per byte of the smallest power of two at or above `n` (bincode's limit). Every
 //! record tapegrad writes fits it, whatever its size: bincode claims a primitive's
 //! in-memory size (at most 16 bytes, for a `u128`) and stores it in at least one byte, and
@@ -211,6 +213,7 @@ impl Checkpoint {
                     .flat_map(|(name, b)| b.iter().map(move |t| stored(name, t)))
                     .collect(),
                 per_param: per_param as u32,
+                plateau: (state.plateau).map(|p| (p.best, p.bad_epochs, p.cooldown_left)),
             }
         });
         let payload = Payload {
@@ -319,6 +322,13 @@ impl Checkpoint {
                     steps: t.steps,
                     epochs: t.epochs,
                     buffers,
+                    plateau: t.plateau.map(|(best, bad_epochs, cooldown_left)| {
+                        crate::optim::PlateauState {
+                            best,
+                            bad_epochs,
+                            cooldown_left,
+                        }
+                    }),
                 };
                 let epochs = usize::try_from(t.epochs_done).map_err(|_| {
                     Error::decode(

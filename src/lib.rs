@@ -77,7 +77,8 @@ pub mod prelude {
     // the modules whose functions scripts call by path (`tensor::zeros`,
     // `checkpoint::save`, `diagnostics::probe`)
     pub use crate::autograd::{
-        GradcheckConfig, Gradients, StepRows, Tape, TapeInput, Var, gradcheck, gradcheck_with,
+        GradcheckConfig, Gradients, ParamGrad, StepRows, Tape, TapeInput, Var, gradcheck,
+        gradcheck_with,
     };
     pub use crate::checkpoint::{Checkpoint, export_safetensors, import_safetensors};
     pub use crate::data::{
@@ -95,12 +96,13 @@ pub mod prelude {
         Module, Param, ParamId, Relu, SampleRng, Sequential, Sigmoid, Step, Tanh, fans, gain, lsuv,
     };
     pub use crate::optim::{
-        Adam, Clock, Decay, DecayUnit, Optimizer, OptimizerState, Schedule, Sgd,
+        Adam, AdamRule, Decay, DecayUnit, Optim, Optimizer, OptimizerState, ParamGroup, ParamStep,
+        PlateauState, RmsProp, RmsPropRule, Schedule, Sgd, SgdRule, UpdateRule,
     };
     pub use crate::tensor::{Elem, SharedTensor, Tensor};
     pub use crate::threads::{in_pool, num_threads, set_num_threads};
     pub use crate::train::{
-        EpochRecord, Evaluation, FitConfig, Goal, History, Metric, Monitor, OnDivergence,
+        EpochRecord, Evaluation, FitConfig, Goal, History, Metric, Monitor, OnDivergence, Plateau,
         Predictions, Predictor, Progress, Samples, TrainStep, evaluate, evaluate_with, fit,
     };
     pub use crate::{checkpoint, data, diagnostics, tensor};

@@ -5,10 +5,12 @@
 //! [`Predictor`], which classifies new samples with the fitted scaler applied.
 
 mod evaluate;
+mod plateau;
 mod predict;
 mod step;
 
 pub use evaluate::{Evaluation, Metric, evaluate, evaluate_with};
+pub use plateau::Plateau;
 pub use predict::{Predictions, Predictor, Samples};
 pub use step::TrainStep;
 
@@ -254,6 +256,15 @@ impl Monitor {
         record.metric(self.watched())
     }
 
+    /// Which way the watched metric improves.
+    pub(crate) fn goal(self) -> Goal {
+        match self {
+            Monitor::ValidLoss => Goal::Min,
+            Monitor::ValidAccuracy => Goal::Max,
+            Monitor::Valid(_, goal) => goal,
+        }
+    }
+
     /// Whether `value` is better than `best`.
     ///
     /// # Examples
@@ -264,12 +275,7 @@ impl Monitor {
     /// assert!(!Monitor::ValidAccuracy.improves(0.8, 0.8));
     /// ```
     pub fn improves(self, value: f64, best: f64) -> bool {
-        let goal = match self {
-            Monitor::ValidLoss => Goal::Min,
-            Monitor::ValidAccuracy => Goal::Max,
-            Monitor::Valid(_, goal) => goal,
-        };
-        match goal {
+        match self.goal() {
             Goal::Min => value < best,
             Goal::Max => value > best,
         }
@@ -306,6 +312,9 @@ pub struct FitConfig {
     pub patience: Option<usize>,
     /// What early stopping watches. Default [`Monitor::ValidLoss`].
     pub monitor: Monitor,
+    /// Lowering of the learning rate when a validation metric stops improving (PyTorch's
+    /// `ReduceLROnPlateau`). Needs validation data. Default `None`.
+    pub plateau: Option<Plateau>,
     /// Augmentation of the training batches (not of validation data), with new random
     /// changes each epoch, drawn from `seed` and the epoch number. Needs image samples
     /// `[C, H, W]`. Default `None`.
@@ -329,6 +338,7 @@ impl Default for FitConfig {
             on_divergence: OnDivergence::Stop,
             patience: None,
             monitor: Monitor::ValidLoss,
+            plateau: None,
             augment: None,
             loss: None,
             eval_batch_size: 1000,
@@ -593,6 +603,29 @@ fn fit_here(
             message: "early stopping (patience) needs validation data, got none".into(),
         });
     }
+    if let Some(plateau) = &config.plateau {
+        plateau.validate()?;
+        let watched = plateau.monitor.watched();
+        match valid {
+            None => {
+                return Err(Error::InvalidArgument {
+                    op: "fit",
+                    message: "reducing the rate on a plateau needs validation data, got none"
+                        .into(),
+                });
+            }
+            Some(valid) if !has_metric(valid.targets(), watched) => {
+                return Err(Error::InvalidArgument {
+                    op: "fit",
+                    message: format!(
+                        "the plateau watches the validation {watched}, which the validation \
+                         targets do not have"
+                    ),
+                });
+            }
+            Some(_) => {}
+        }
+    }
     if config.start_epoch >= config.epochs {
         return Err(Error::InvalidArgument {
             op: "fit",
@@ -733,6 +766,25 @@ fn fit_here(
             seconds,
             samples_per_second: samples as f64 / seconds,
         };
+        if let Some(plateau) = &config.plateau
+            && let Some(value) =
+                (evaluation.as_ref()).and_then(|e| e.metric(plateau.monitor.watched()))
+        {
+            let lr = optimizer.base_lr();
+            let (state, next) = plateau.observe(optimizer.plateau(), value, lr);
+            optimizer.set_plateau(Some(state));
+            if next != lr {
+                optimizer.set_base_lr(next)?;
+                history.events.push(format!(
+                    "epoch {epoch}: the validation {} is on a plateau; base learning rate \
+                     reduced to {next}",
+                    plateau.monitor.watched()
+                ));
+                on_progress(&Progress::Event(
+                    history.events.last().expect("just pushed"),
+                ));
+            }
+        }
         on_progress(&Progress::Epoch(&record));
         history.epochs.push(record);
         let watched = config

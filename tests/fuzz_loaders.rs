@@ -638,6 +638,8 @@ struct StoredTraining {
     epochs: u64,
     buffers: Vec<StoredTensor>,
     per_param: u32,
+    /// From format version 2 on.
+    plateau: Option<(f64, u64, u64)>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -659,10 +661,10 @@ fn payload_of(bytes: &[u8]) -> Payload {
         .0
 }
 
-/// A checkpoint file around `body`: magic, version 1, length and CRC-32 of `body`.
+/// A checkpoint file around `body`: magic, version 2, length and CRC-32 of `body`.
 fn checkpoint_file(body: &[u8]) -> Vec<u8> {
     let mut bytes = b"TGRADCKP".to_vec();
-    bytes.extend(1u32.to_le_bytes());
+    bytes.extend(2u32.to_le_bytes());
     bytes.extend((body.len() as u64).to_le_bytes());
     bytes.extend(crc32fast::hash(body).to_le_bytes());
     bytes.extend_from_slice(body);

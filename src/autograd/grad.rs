@@ -1,5 +1,6 @@
 //! [`Grad`]: a gradient as the backward pass hands it on, either the tensor itself or, for a
-//! matrix product's weight, the two factors whose product it is.
+//! matrix product's weight, the two factors whose product it is; and [`ParamGrad`], the
+//! handle through which an optimizer reads a parameter's gradient whichever form it has.
 
 use crate::autograd::ops::matmul::{gemm, view2, view2_mut};
 use crate::autograd::tape::{Tape, Value};
@@ -7,6 +8,9 @@ use crate::tensor::{Elem, Tensor};
 use crate::threads::parallel;
 use ndarray::{ArrayView1, ArrayViewD, ArrayViewMut2, ArrayViewMutD, Dimension, Ix2, IxDyn, Zip};
 use rayon::prelude::*;
+use std::borrow::Cow;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A gradient as the backward pass hands it on.
 #[derive(Debug, Clone)]
@@ -24,6 +28,258 @@ pub(crate) enum Grad {
     Sum(Vec<Grad>),
 }
 
+/// A parameter's gradient as an optimizer's update rule receives it: a handle on the tensor,
+/// or on the factors of a matrix product's weight gradient (`Gᵀ·X`, never written out unless
+/// asked for), or on the parts of a batch's shards, possibly scaled by gradient clipping.
+///
+/// An update that only adds a multiple of the gradient to a buffer ([`ParamGrad::scaled_add_to`],
+/// [`ParamGrad::mix_into`]) gets the fast path for free: on factors it is one accumulating
+/// matrix product that reads and writes the buffer once. An update that needs the gradient
+/// element by element asks for it with [`ParamGrad::dense`] (formed once and kept) or
+/// [`ParamGrad::dense_in`] (formed in a buffer of the caller's, reused from step to step).
+/// [`Gradients::dense_formed`](crate::Gradients::dense_formed) counts how often a gradient
+/// kept in parts was formed.
+///
+/// # Examples
+/// Plain gradient descent on a layer's weight, `W ← W − lr·g`, without forming `g`:
+/// ```
+/// use tapegrad::{tensor, Linear, Mode, Module, Tape};
+/// let layer = Linear::from_parts(tensor::zeros(&[2, 3]), None)?;
+/// let tape = Tape::new();
+/// let x = tape.constant(tensor::from_vec(vec![1.0, 2.0, 3.0], &[1, 3])?);
+/// let grads = layer.forward(x, Mode::Train).sum().backward();
+/// drop(tape);
+/// let g = grads.param_grad(layer.weight()).unwrap();
+/// assert!(g.is_factored() && g.is_finite());
+/// assert_eq!(g.shape(), vec![2, 3]);
+/// let mut w = layer.weight().value().to_owned();
+/// g.scaled_add_to(w.view_mut(), -0.5); // ∂L/∂W = [[1, 2, 3], [1, 2, 3]]
+/// assert_eq!(w.as_slice().unwrap(), &[-0.5, -1.0, -1.5, -0.5, -1.0, -1.5]);
+/// assert_eq!(grads.dense_formed(), 0);
+/// assert_eq!(g.dense()[[1, 2]], 3.0); // formed now, once
+/// assert_eq!(grads.dense_formed(), 1);
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct ParamGrad<'a> {
+    source: Source<'a>,
+    /// A factor on every element (gradient clipping), 1 otherwise.
+    scale: Elem,
+    /// The counter of [`Gradients::dense_formed`](crate::Gradients::dense_formed).
+    formed: &'a FormCounter,
+}
+
+/// Where a [`ParamGrad`] reads its gradient.
+#[derive(Debug, Clone, Copy)]
+enum Source<'a> {
+    /// As the backward pass left it, with the leaf's cache of the formed tensor.
+    Leaf {
+        grad: &'a Grad,
+        dense: &'a OnceLock<Tensor>,
+    },
+    /// A tensor of the optimizer's own (a gradient clipped by value).
+    Tensor(&'a Tensor),
+}
+
+/// Counts the gradients kept in parts that were formed as one tensor.
+#[derive(Debug, Default)]
+pub(crate) struct FormCounter(AtomicUsize);
+
+impl FormCounter {
+    pub(crate) fn count(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl Clone for FormCounter {
+    fn clone(&self) -> Self {
+        FormCounter(AtomicUsize::new(self.get()))
+    }
+}
+
+impl<'a> ParamGrad<'a> {
+    /// The handle on a leaf's gradient `grad`, whose formed tensor `dense` caches.
+    pub(crate) fn of_leaf(
+        grad: &'a Grad,
+        dense: &'a OnceLock<Tensor>,
+        formed: &'a FormCounter,
+    ) -> Self {
+        ParamGrad {
+            source: Source::Leaf { grad, dense },
+            scale: 1.0,
+            formed,
+        }
+    }
+
+    /// The handle on `tensor` (the gradient clipped by value) in place of this gradient,
+    /// with the same scale and counter.
+    pub(crate) fn replaced_by<'b>(self, tensor: &'b Tensor) -> ParamGrad<'b>
+    where
+        'a: 'b,
+    {
+        ParamGrad {
+            source: Source::Tensor(tensor),
+            scale: self.scale,
+            formed: self.formed,
+        }
+    }
+
+    /// The same gradient times `factor`.
+    pub(crate) fn scaled(self, factor: Elem) -> Self {
+        ParamGrad {
+            scale: self.scale * factor,
+            ..self
+        }
+    }
+
+    /// The unscaled gradient as a [`Grad`], or the tensor.
+    fn parts(&self) -> std::result::Result<&'a Grad, &'a Tensor> {
+        match self.source {
+            Source::Leaf { grad, .. } => Ok(grad),
+            Source::Tensor(tensor) => Err(tensor),
+        }
+    }
+
+    /// The gradient's shape (the parameter's).
+    pub fn shape(&self) -> Vec<usize> {
+        match self.parts() {
+            Ok(grad) => grad.shape(),
+            Err(tensor) => tensor.shape().to_vec(),
+        }
+    }
+
+    /// Whether the gradient is kept in parts (the factors of a matrix product, or the
+    /// gradients of a batch's shards) rather than as one tensor: then
+    /// [`ParamGrad::dense`] and [`ParamGrad::dense_in`] must compute it, while
+    /// [`ParamGrad::scaled_add_to`] and [`ParamGrad::mix_into`] apply the parts directly.
+    pub fn is_factored(&self) -> bool {
+        matches!(self.parts(), Ok(Grad::Outer { .. } | Grad::Sum(_)))
+    }
+
+    /// Whether every element is finite. Factors are checked without forming their product
+    /// when a bound on it shows it finite.
+    pub fn is_finite(&self) -> bool {
+        self.finite_bound().is_some()
+    }
+
+    /// A bound on the largest absolute value of the gradient (never below it, at most
+    /// `f32::MAX`), or `None` when an element is NaN or infinite. Update rules use it to
+    /// check that a step cannot overflow without reading the gradient again.
+    pub fn finite_bound(&self) -> Option<f64> {
+        let bound = match self.parts() {
+            Ok(grad) => grad.finite_bound()?,
+            Err(tensor) => f64::from(max_abs(tensor)?),
+        };
+        let scaled = bound * f64::from(self.scale.abs());
+        (scaled <= f64::from(Elem::MAX)).then_some(scaled)
+    }
+
+    /// `dst ← dst + alpha·g`. On factors this is one accumulating matrix product, and the
+    /// gradient is never formed.
+    ///
+    /// # Panics
+    /// When `dst` does not have the gradient's shape.
+    #[track_caller]
+    pub fn scaled_add_to(&self, dst: ArrayViewMutD<'_, Elem>, alpha: Elem) {
+        self.mix_into(dst, 1.0, alpha);
+    }
+
+    /// `dst ← beta·dst + alpha·g` (`dst` is not read when `beta` is 0), e.g. a momentum
+    /// buffer's `b ← μ·b + g`. On factors this is one accumulating matrix product, and the
+    /// gradient is never formed.
+    ///
+    /// # Panics
+    /// When `dst` does not have the gradient's shape.
+    #[track_caller]
+    pub fn mix_into(&self, dst: ArrayViewMutD<'_, Elem>, beta: Elem, alpha: Elem) {
+        let fits = match self.parts() {
+            Ok(Grad::Dense(tensor)) | Err(tensor) => tensor.shape() == dst.shape(),
+            Ok(grad) => grad.has_shape(dst.shape()),
+        };
+        assert!(
+            fits,
+            "param grad: destination shape {:?} differs from the gradient's {:?}",
+            dst.shape(),
+            self.shape()
+        );
+        match self.parts() {
+            Ok(grad) => grad.scale_add_into(dst, beta, alpha * self.scale),
+            Err(tensor) => {
+                Grad::scale_add_dense(tensor, dst, beta, alpha * self.scale);
+            }
+        }
+    }
+
+    /// The gradient as one tensor: borrowed when it is one already; formed on the first call
+    /// (and counted by [`Gradients::dense_formed`](crate::Gradients::dense_formed)) when it
+    /// is kept in parts; a scaled copy when gradient clipping scaled it.
+    pub fn dense(&self) -> Cow<'a, Tensor> {
+        if self.scale != 1.0 {
+            let mut scaled = Tensor::zeros(IxDyn(&self.shape()));
+            self.mix_into(scaled.view_mut(), 0.0, 1.0);
+            if self.is_factored() {
+                self.formed.count();
+            }
+            return Cow::Owned(scaled);
+        }
+        match self.source {
+            Source::Tensor(tensor)
+            | Source::Leaf {
+                grad: Grad::Dense(tensor),
+                ..
+            } => Cow::Borrowed(tensor),
+            Source::Leaf { grad, dense } => Cow::Borrowed(dense.get_or_init(|| {
+                self.formed.count();
+                grad.to_dense()
+            })),
+        }
+    }
+
+    /// The gradient as a view: of the tensor itself when it is one, else formed in
+    /// `scratch` (which grows to fit; reuse it from step to step so that forming allocates
+    /// nothing). Forming a gradient kept in parts is counted by
+    /// [`Gradients::dense_formed`](crate::Gradients::dense_formed).
+    pub fn dense_in<'s>(&'s self, scratch: &'s mut Vec<Elem>) -> ArrayViewD<'s, Elem> {
+        if self.scale == 1.0 {
+            match self.source {
+                Source::Tensor(tensor)
+                | Source::Leaf {
+                    grad: Grad::Dense(tensor),
+                    ..
+                } => {
+                    return tensor.view();
+                }
+                Source::Leaf { dense, .. } if dense.get().is_some() => {
+                    return dense.get().expect("checked").view();
+                }
+                Source::Leaf { .. } => {}
+            }
+        }
+        if self.is_factored() {
+            self.formed.count();
+        }
+        let shape = IxDyn(&self.shape());
+        scratch.resize(shape.size(), 0.0);
+        let sized = "internal error: scratch sized to the shape";
+        let formed = ArrayViewMutD::from_shape(shape.clone(), &mut scratch[..]).expect(sized);
+        self.mix_into(formed, 0.0, 1.0);
+        ArrayViewD::from_shape(shape, &scratch[..]).expect(sized)
+    }
+
+    /// `Σ g²` in `f64`, for clipping by the global norm. A gradient kept in parts is formed
+    /// in `scratch`.
+    pub(crate) fn sum_squares(&self, scratch: &mut Vec<Elem>) -> f64 {
+        self.dense_in(scratch)
+            .iter()
+            .map(|&g| f64::from(g) * f64::from(g))
+            .sum()
+    }
+}
+
 impl From<Tensor> for Grad {
     fn from(tensor: Tensor) -> Self {
         Grad::Dense(tensor)
@@ -37,6 +293,15 @@ impl Grad {
             Grad::Dense(tensor) => tensor.shape().to_vec(),
             Grad::Outer { left, right } => vec![left.shape()[1], right.shape()[1]],
             Grad::Sum(parts) => parts[0].shape(),
+        }
+    }
+
+    /// Whether the gradient's shape is `shape` (without making a `Vec` of it).
+    fn has_shape(&self, shape: &[usize]) -> bool {
+        match self {
+            Grad::Dense(tensor) => tensor.shape() == shape,
+            Grad::Outer { left, right } => shape == [left.shape()[1], right.shape()[1]],
+            Grad::Sum(parts) => parts[0].has_shape(shape),
         }
     }
 
@@ -73,36 +338,12 @@ impl Grad {
         dense
     }
 
-    /// The gradient as a view: a dense one as it is, any other formed in `scratch` (which
-    /// grows to fit and is meant to be reused, so that forming allocates nothing).
-    pub(crate) fn formed_in<'a>(&'a self, scratch: &'a mut Vec<Elem>) -> ArrayViewD<'a, Elem> {
-        if let Grad::Dense(grad) = self {
-            return grad.view();
-        }
-        let shape = IxDyn(&self.shape());
-        scratch.resize(shape.size(), 0.0);
-        let sized = "internal error: scratch sized to the shape";
-        let formed = ArrayViewMutD::from_shape(shape.clone(), &mut scratch[..]).expect(sized);
-        self.scale_add_into(formed, 0.0, 1.0);
-        ArrayViewD::from_shape(shape, &scratch[..]).expect(sized)
-    }
-
     /// `dst = alpha·dst + beta·grad` (`dst` is not read when `alpha` is 0). On factors this is
     /// one accumulating matrix product: plain SGD's `W ← W − lr·leftᵀ·right` reads and writes
     /// `W` once and never forms the gradient.
     pub(crate) fn scale_add_into(&self, mut dst: ArrayViewMutD<'_, Elem>, alpha: Elem, beta: Elem) {
         match self {
-            Grad::Dense(grad) => {
-                let zip = Zip::from(dst).and(grad);
-                let rule = |d: &mut Elem, &g: &Elem| {
-                    *d = if alpha == 0.0 { 0.0 } else { alpha * *d } + beta * g
-                };
-                if parallel(grad.len()) {
-                    zip.par_for_each(rule);
-                } else {
-                    zip.for_each(rule);
-                }
-            }
+            Grad::Dense(grad) => Self::scale_add_dense(grad, dst, alpha, beta),
             Grad::Outer { left, right } => {
                 let dst = dst
                     .view_mut()
@@ -122,6 +363,18 @@ impl Grad {
                     part.scale_add_into(dst.view_mut(), alpha, beta);
                 }
             }
+        }
+    }
+
+    /// `dst = alpha·dst + beta·grad` for a dense `grad`, on all threads when it is large.
+    fn scale_add_dense(grad: &Tensor, dst: ArrayViewMutD<'_, Elem>, alpha: Elem, beta: Elem) {
+        let zip = Zip::from(dst).and(grad);
+        let rule =
+            |d: &mut Elem, &g: &Elem| *d = if alpha == 0.0 { 0.0 } else { alpha * *d } + beta * g;
+        if parallel(grad.len()) {
+            zip.par_for_each(rule);
+        } else {
+            zip.for_each(rule);
         }
     }
 
@@ -271,15 +524,39 @@ mod tests {
     }
 
     #[test]
-    fn factors_are_formed_in_a_reused_scratch() {
+    fn factors_are_formed_in_a_reused_scratch_and_counted() {
         let grad = outer(vec![1., 2.], &[1, 2], vec![3., 4., 5.], &[1, 3]);
+        let (cache, counter) = (OnceLock::new(), FormCounter::default());
+        let handle = ParamGrad::of_leaf(&grad, &cache, &counter);
         let mut scratch = vec![9.0; 2]; // too small, and dirty
-        assert_eq!(grad.formed_in(&mut scratch), grad.to_dense());
+        assert_eq!(handle.dense_in(&mut scratch), grad.to_dense());
         let buffer = scratch.as_ptr();
-        assert_eq!(grad.formed_in(&mut scratch), grad.to_dense());
+        assert_eq!(handle.dense_in(&mut scratch), grad.to_dense());
         assert_eq!(scratch.as_ptr(), buffer);
+        assert_eq!(counter.get(), 2);
+        // formed once by `dense`, then read from its cache
+        assert_eq!(*handle.dense(), grad.to_dense());
+        assert_eq!(handle.dense_in(&mut Vec::new()), grad.to_dense());
+        assert_eq!(counter.get(), 3);
+        // a dense gradient is a view of itself, never counted; a scaled one is a copy
         let dense = Grad::Dense(grad.to_dense());
-        assert_eq!(dense.formed_in(&mut Vec::new()), grad.to_dense());
+        let handle = ParamGrad::of_leaf(&dense, &cache, &counter);
+        assert!(!handle.is_factored());
+        assert_eq!(handle.dense_in(&mut Vec::new()), grad.to_dense());
+        let half = handle.scaled(0.5).dense().into_owned();
+        assert_eq!(half.as_slice().unwrap(), &[1.5, 2., 2.5, 3., 4., 5.]);
+        assert_eq!(counter.get(), 3);
+        assert_eq!(handle.scaled(2.0).finite_bound(), Some(20.0));
+        assert!(handle.scaled(f32::MAX).finite_bound().is_none());
+    }
+
+    #[test]
+    #[should_panic(expected = "param grad:")]
+    fn a_destination_of_another_shape_panics() {
+        let grad = outer(vec![1., 2.], &[1, 2], vec![3., 4., 5.], &[1, 3]);
+        let (cache, counter) = (OnceLock::new(), FormCounter::default());
+        let mut dst = Tensor::zeros(IxDyn(&[3, 2]));
+        ParamGrad::of_leaf(&grad, &cache, &counter).scaled_add_to(dst.view_mut(), 1.0);
     }
 
     #[test]

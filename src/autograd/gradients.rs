@@ -1,7 +1,7 @@
 //! [`Gradients`]: what [`Var::backward`] returns, one gradient per leaf, looked up by leaf or
 //! by parameter.
 
-use crate::autograd::grad::Grad;
+use crate::autograd::grad::{FormCounter, Grad, ParamGrad};
 use crate::autograd::tape::{Tape, Var};
 use crate::nn::{Param, ParamId};
 use crate::tensor::Tensor;
@@ -18,6 +18,8 @@ pub struct Gradients {
     /// The leaves that received a gradient, sorted by node id (for one tape's gradients; a
     /// sum of shards, whose ids come from several tapes, is looked up by parameter only).
     pub(crate) leaves: Vec<Leaf>,
+    /// Gradients kept in parts that were formed as one tensor.
+    pub(crate) formed: FormCounter,
 }
 
 /// One leaf's gradient.
@@ -42,10 +44,13 @@ impl Leaf {
         }
     }
 
-    fn dense(&self) -> &Tensor {
+    fn dense(&self, formed: &FormCounter) -> &Tensor {
         match &self.grad {
             Grad::Dense(tensor) => tensor,
-            Grad::Outer { .. } | Grad::Sum(_) => self.dense.get_or_init(|| self.grad.to_dense()),
+            Grad::Outer { .. } | Grad::Sum(_) => self.dense.get_or_init(|| {
+                formed.count();
+                self.grad.to_dense()
+            }),
         }
     }
 }
@@ -68,20 +73,43 @@ impl Gradients {
         self.leaves
             .binary_search_by_key(&leaf.id, |leaf| leaf.id)
             .ok()
-            .map(|i| self.leaves[i].dense())
+            .map(|i| self.leaves[i].dense(&self.formed))
     }
 
     /// The gradient of the loss with respect to a parameter put on the tape with
     /// [`Tape::param`], or `None` when the loss does not depend on it. Formed on the first
     /// call when it is kept as factors, as [`Gradients::get`] says.
     pub fn param(&self, param: &Param) -> Option<&Tensor> {
-        self.param_leaf(param).map(Leaf::dense)
+        self.param_leaf(param).map(|leaf| leaf.dense(&self.formed))
     }
 
-    /// A parameter's gradient as the backward pass left it, for optimizers that can apply
-    /// [`Grad::Outer`] factors without forming the product.
-    pub(crate) fn param_grad(&self, param: &Param) -> Option<&Grad> {
-        self.param_leaf(param).map(|leaf| &leaf.grad)
+    /// A parameter's gradient as the backward pass left it, as a handle that update rules
+    /// read without forming a matrix product's weight gradient (see [`ParamGrad`]); `None`
+    /// when the loss does not depend on the parameter.
+    pub fn param_grad(&self, param: &Param) -> Option<ParamGrad<'_>> {
+        (self.param_leaf(param))
+            .map(|leaf| ParamGrad::of_leaf(&leaf.grad, &leaf.dense, &self.formed))
+    }
+
+    /// How many gradients kept in parts (a weight's factors, or the gradients of a batch's
+    /// shards) have been formed as one tensor so far, by [`Gradients::get`],
+    /// [`Gradients::param`], [`ParamGrad::dense`] or [`ParamGrad::dense_in`]. An optimizer
+    /// that takes the fast path forms none.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear, Mode, Module, Tape};
+    /// let layer = Linear::from_parts(tensor::zeros(&[2, 3]), None)?;
+    /// let tape = Tape::new();
+    /// let x = tape.constant(tensor::ones(&[1, 3]));
+    /// let grads = layer.forward(x, Mode::Train).sum().backward();
+    /// assert_eq!(grads.dense_formed(), 0);
+    /// assert_eq!(grads.param(layer.weight()).unwrap(), tensor::ones(&[2, 3]));
+    /// assert_eq!(grads.dense_formed(), 1);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    pub fn dense_formed(&self) -> usize {
+        self.formed.get()
     }
 
     fn param_leaf(&self, param: &Param) -> Option<&Leaf> {
@@ -115,6 +143,7 @@ impl Gradients {
             tape: u64::MAX,
             generation: 0,
             leaves,
+            formed: FormCounter::default(),
         }
     }
 

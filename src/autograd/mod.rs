@@ -8,6 +8,7 @@ pub(crate) mod gradients;
 pub(crate) mod ops;
 pub(crate) mod tape;
 
+pub use grad::ParamGrad;
 pub use gradcheck::{GradcheckConfig, gradcheck, gradcheck_with};
 pub use gradients::Gradients;
 pub use tape::{StepRows, Tape, TapeInput, Var};

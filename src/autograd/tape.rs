@@ -597,6 +597,7 @@ impl<'t> Var<'t> {
             tape: self.tape.id,
             generation: self.tape.generation,
             leaves,
+            formed: Default::default(),
         }
     }
 }

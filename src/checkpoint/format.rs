@@ -18,8 +18,9 @@ use std::time::{Duration, SystemTime};
 /// The first 8 bytes of every checkpoint file.
 pub const MAGIC: [u8; 8] = *b"TGRADCKP";
 
-/// The format version this build writes, and the newest it reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this build writes, and the newest it reads (it reads every older one:
+/// version 1 is version 2 without the plateau counters).
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Bytes before the payload: magic, version, payload length, checksum.
 pub const HEADER_LEN: usize = 24;
@@ -53,6 +54,50 @@ pub(super) struct StoredTraining {
     /// The number of buffers per parameter (1 for SGD, 2 for Adam); `buffers` holds them
     /// parameter by parameter, each named by its parameter.
     pub(super) per_param: u32,
+    /// Where a reduction of the learning rate on a plateau stands (version 2 on): the best
+    /// watched value, the epochs without improvement, the cooldown epochs left.
+    pub(super) plateau: Option<(f64, u64, u64)>,
+}
+
+/// [`StoredTraining`] as format version 1 wrote it.
+#[derive(Deserialize)]
+struct StoredTrainingV1 {
+    epochs_done: u64,
+    kind: String,
+    base_lr: Elem,
+    steps: u64,
+    epochs: u64,
+    buffers: Vec<StoredTensor>,
+    per_param: u32,
+}
+
+/// [`Payload`] as format version 1 wrote it.
+#[derive(Deserialize)]
+struct PayloadV1 {
+    params: Vec<StoredTensor>,
+    rngs: Vec<StoredRng>,
+    scaler: Option<Scaler>,
+    training: Option<StoredTrainingV1>,
+}
+
+impl From<PayloadV1> for Payload {
+    fn from(v1: PayloadV1) -> Self {
+        Payload {
+            params: v1.params,
+            rngs: v1.rngs,
+            scaler: v1.scaler,
+            training: v1.training.map(|t| StoredTraining {
+                epochs_done: t.epochs_done,
+                kind: t.kind,
+                base_lr: t.base_lr,
+                steps: t.steps,
+                epochs: t.epochs,
+                buffers: t.buffers,
+                per_param: t.per_param,
+                plateau: None,
+            }),
+        }
+    }
 }
 
 /// The serde record behind the header.
@@ -153,8 +198,12 @@ pub(super) fn decode(bytes: &[u8], path: &Path) -> Result<Payload> {
              {found_crc:#010x}; the file is corrupt"
         )));
     }
-    let (payload, used) =
-        decode_payload(body).map_err(|e| bad(format!("bincode could not decode: {e}")))?;
+    let version = u32::from_le_bytes(header[8..12].try_into().expect("4"));
+    let decoded = match version {
+        1 => decode_payload::<PayloadV1>(body).map(|(p, used)| (p.into(), used)),
+        _ => decode_payload::<Payload>(body),
+    };
+    let (payload, used) = decoded.map_err(|e| bad(format!("bincode could not decode: {e}")))?;
     if used != body.len() {
         return Err(bad(format!(
             "expected the record to fill the {} payload bytes, found {used}",
@@ -176,8 +225,13 @@ const CLAIM_PER_BYTE: usize = 16;
 /// Decodes the payload with bincode's standard configuration and a memory limit of
 /// [`CLAIM_PER_BYTE`] times the smallest power of two at or above the payload's length
 /// (bincode takes the limit as a constant, so it is picked from a list).
-fn decode_payload(body: &[u8]) -> std::result::Result<(Payload, usize), String> {
-    fn with<C: Config>(body: &[u8], config: C) -> std::result::Result<(Payload, usize), String> {
+fn decode_payload<P: serde::de::DeserializeOwned>(
+    body: &[u8],
+) -> std::result::Result<(P, usize), String> {
+    fn with<P: serde::de::DeserializeOwned, C: Config>(
+        body: &[u8],
+        config: C,
+    ) -> std::result::Result<(P, usize), String> {
         bincode::serde::decode_from_slice(body, config).map_err(|e| e.to_string())
     }
     let standard = bincode::config::standard();
@@ -486,7 +540,7 @@ mod tests {
     fn header_layout_is_as_documented() {
         let bytes = Checkpoint::new(&model(0)).to_bytes().unwrap();
         assert_eq!(&bytes[..8], b"TGRADCKP");
-        assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 1);
+        assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 2);
         let n = u64::from_le_bytes(bytes[12..20].try_into().unwrap());
         assert_eq!(n as usize, bytes.len() - HEADER_LEN);
         let crc = u32::from_le_bytes(bytes[20..24].try_into().unwrap());
@@ -699,10 +753,10 @@ mod tests {
         magic[0] = b'X';
         assert!(msg(&magic).contains("wrong magic: expected b\"TGRADCKP\""));
         let mut version = good.clone();
-        version[8] = 2;
+        version[8] = 3;
         assert!(
             msg(&version)
-                .contains("format version 2 is newer than this build reads, expected at most 1")
+                .contains("format version 3 is newer than this build reads, expected at most 2")
         );
         assert!(msg(&good[..good.len() - 3]).contains("truncated payload"));
         let mut flipped = good.clone();

@@ -1,37 +1,32 @@
 //! Adam and AdamW (Kingma & Ba 2015; Loshchilov & Hutter 2019), as PyTorch's
 //! `torch.optim.Adam` and `torch.optim.AdamW`.
 
-use super::{Optimizer, OptimizerState, buffer, decays_by_default, guard, invalid, non_negative};
-use crate::autograd::gradients::Gradients;
+use super::{Optim, ParamStep, UpdateRule, invalid};
+use crate::autograd::grad::ParamGrad;
 use crate::error::Result;
-use crate::nn::Module;
-use crate::optim::schedule::{Clock, Schedule};
 use crate::tensor::{Elem, Tensor};
-use ndarray::{ArrayViewD, Zip};
-use std::collections::BTreeMap;
+use ndarray::{ArrayViewD, ArrayViewMutD, IxDyn, Zip};
 
-/// How an [`Adam`] applies weight decay.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Decoupling {
-    /// Adam's L2: `g ← g + wd·θ` before the moments.
-    Coupled,
-    /// AdamW: `θ ← θ·(1 − lr·wd)` apart from the moments.
-    Decoupled,
-}
-
-/// Adam (<https://arxiv.org/abs/1412.6980>) and AdamW (<https://arxiv.org/abs/1711.05101>).
+/// Adam (<https://arxiv.org/abs/1412.6980>) and AdamW (<https://arxiv.org/abs/1711.05101>):
+/// [`AdamRule`] under the shared driver [`Optim`].
 ///
 /// With step count `t` (from 1), `β₁, β₂` the moment decays, `ε` the stabilizer:
 ///
 /// ```text
-/// g ← g + wd·θ                         (Adam's L2, weights only by default)
-/// θ ← θ·(1 − lr·wd)                     (AdamW instead, weights only by default)
+/// g ← g + wd·θ                         (Adam's L2)
+/// θ ← θ − lr·wd·θ                       (AdamW instead)
 /// m ← β₁·m + (1 − β₁)·g
 /// v ← β₂·v + (1 − β₂)·g²
 /// θ ← θ − lr · (m / (1 − β₁ᵗ)) / (√(v / (1 − β₂ᵗ)) + ε)
 /// ```
 ///
+/// Weight decay skips biases unless [`Optim::decay_biases`] says otherwise (PyTorch decays
+/// every parameter: set `decay_biases(true)` to reproduce it). AdamW's decay is applied as
+/// `θ − (lr·wd)·θ`, not as PyTorch's `θ·(1 − lr·wd)`, whose factor rounds to f32's spacing
+/// near 1 and so loses a small `lr·wd` (by 19% at `1e-7`).
+///
 /// Defaults as PyTorch: `β₁ = 0.9`, `β₂ = 0.999`, `ε = 1e-8`; AdamW's default `wd = 0.01`.
+/// Its buffers per parameter are the moments `[m, v]`.
 ///
 /// # Examples
 /// ```
@@ -46,19 +41,33 @@ enum Decoupling {
 /// assert!((model.weight().value()[[0, 0]] - 0.9).abs() < 1e-6);
 /// # Ok::<(), tapegrad::Error>(())
 /// ```
+pub type Adam = Optim<AdamRule>;
+
+/// The update rule of [`Adam`]: the moment decays, `ε`, and whether weight decay is
+/// decoupled (AdamW).
 #[derive(Debug, Clone)]
-pub struct Adam {
-    clock: Clock,
+pub struct AdamRule {
     /// Kept in f64, as PyTorch keeps them in Python floats: `1 − 0.999` in f32 is off by
     /// 1.3e-5 relative, which would show in the bias correction.
     betas: (f64, f64),
     eps: Elem,
-    weight_decay: Elem,
-    decoupling: Decoupling,
-    moments: BTreeMap<String, (Tensor, Tensor)>,
-    /// Where gradients kept as factors are formed, one slot per parameter, reused from step
-    /// to step.
-    scratch: Vec<Vec<Elem>>,
+    decoupled: bool,
+    /// Per parameter position: where a gradient kept in parts is formed in `check`, reused
+    /// from step to step, and whether it was formed there this step (then `update` reads it
+    /// instead of forming it again).
+    scratch: Vec<(Vec<Elem>, bool)>,
+}
+
+impl Default for AdamRule {
+    /// PyTorch's defaults, coupled decay.
+    fn default() -> Self {
+        AdamRule {
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+            decoupled: false,
+            scratch: Vec::new(),
+        }
+    }
 }
 
 impl Adam {
@@ -68,15 +77,7 @@ impl Adam {
     /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) unless `lr` is finite and
     /// `> 0`.
     pub fn new(lr: Elem) -> Result<Self> {
-        Ok(Adam {
-            clock: Clock::new("adam", lr)?,
-            betas: (0.9, 0.999),
-            eps: 1e-8,
-            weight_decay: 0.0,
-            decoupling: Decoupling::Coupled,
-            moments: BTreeMap::new(),
-            scratch: Vec::new(),
-        })
+        Optim::with_rule(AdamRule::default(), lr)
     }
 
     /// AdamW: Adam with decoupled weight decay `wd` (PyTorch's default is 0.01).
@@ -85,7 +86,7 @@ impl Adam {
     /// As [`Adam::new`], and when `wd` is negative or not finite.
     pub fn adamw(lr: Elem, wd: Elem) -> Result<Self> {
         let mut adam = Self::new(lr)?.weight_decay(wd)?;
-        adam.decoupling = Decoupling::Decoupled;
+        adam.rule.decoupled = true;
         Ok(adam)
     }
 
@@ -100,7 +101,7 @@ impl Adam {
                 return invalid("adam", format!("betas must be in [0, 1), got {beta}"));
             }
         }
-        self.betas = (beta1, beta2);
+        self.rule.betas = (beta1, beta2);
         Ok(self)
     }
 
@@ -112,29 +113,14 @@ impl Adam {
         if !(eps > 0.0 && eps.is_finite()) {
             return invalid("adam", format!("eps must be finite and > 0, got {eps}"));
         }
-        self.eps = eps;
+        self.rule.eps = eps;
         Ok(self)
-    }
-
-    /// Sets the weight decay `wd >= 0` (L2 for Adam, decoupled for AdamW).
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) unless finite and `>= 0`.
-    pub fn weight_decay(mut self, wd: Elem) -> Result<Self> {
-        self.weight_decay = non_negative("adam", "weight decay", wd)?;
-        Ok(self)
-    }
-
-    /// Sets the learning-rate schedule (constant by default).
-    pub fn schedule(mut self, schedule: Schedule) -> Self {
-        self.clock = self.clock.with_schedule(schedule);
-        self
     }
 }
 
-/// The factors of one Adam step, the same for every element.
+/// The factors of one Adam step, the same for every element of a parameter.
 #[derive(Debug, Clone, Copy)]
-struct Rule {
+struct Factors {
     lr: Elem,
     /// Bias corrections `1 − β₁ᵗ`, `1 − β₂ᵗ`.
     c1: Elem,
@@ -144,23 +130,41 @@ struct Rule {
     one_minus_b1: Elem,
     one_minus_b2: Elem,
     eps: Elem,
+    /// L2 factor (Adam) and decoupled rate `lr·wd` (AdamW).
+    coupled: Elem,
+    decay_rate: Elem,
 }
 
-impl Rule {
-    /// The new `(θ, m, v)` of one element with gradient `g`, L2 factor `coupled` and
-    /// decoupled factor `decoupled`.
+impl Factors {
+    /// The factors of `rule` for the parameter step `at`.
+    fn of(rule: &AdamRule, at: &ParamStep<'_>) -> Self {
+        // t counts from 1; in f64, so that no counter overflows the bias corrections
+        let t = at.step as f64 + 1.0;
+        let (b1, b2) = rule.betas;
+        let (coupled, decay_rate) = match rule.decoupled {
+            false => (at.weight_decay, 0.0),
+            true => (0.0, at.lr * at.weight_decay),
+        };
+        // bias corrections in f64, then every factor rounded once to f32
+        Factors {
+            lr: at.lr,
+            c1: (1.0 - b1.powf(t)) as Elem,
+            c2: (1.0 - b2.powf(t)) as Elem,
+            b1: b1 as Elem,
+            b2: b2 as Elem,
+            one_minus_b1: (1.0 - b1) as Elem,
+            one_minus_b2: (1.0 - b2) as Elem,
+            eps: rule.eps,
+            coupled,
+            decay_rate,
+        }
+    }
+
+    /// The new `(θ, m, v)` of one element with gradient `g`.
     #[inline(always)]
-    fn apply(
-        &self,
-        theta: Elem,
-        m: Elem,
-        v: Elem,
-        g: Elem,
-        coupled: Elem,
-        decoupled: Elem,
-    ) -> (Elem, Elem, Elem) {
-        let g = g + coupled * theta;
-        let theta = theta * (1.0 - self.lr * decoupled);
+    fn apply(&self, theta: Elem, m: Elem, v: Elem, g: Elem) -> (Elem, Elem, Elem) {
+        let g = g + self.coupled * theta;
+        let theta = theta - self.decay_rate * theta;
         let m = self.b1 * m + self.one_minus_b1 * g;
         let v = self.b2 * v + self.one_minus_b2 * g * g;
         let theta = theta - self.lr * (m / self.c1) / ((v / self.c2).sqrt() + self.eps);
@@ -168,147 +172,100 @@ impl Rule {
     }
 }
 
-/// The (L2, decoupled) weight-decay factors of parameter `name`.
-fn decay_of(weight_decay: Elem, decoupling: Decoupling, name: &str) -> (Elem, Elem) {
-    let wd = if decays_by_default(name) {
-        weight_decay
-    } else {
-        0.0
-    };
-    match decoupling {
-        Decoupling::Coupled => (wd, 0.0),
-        Decoupling::Decoupled => (0.0, wd),
+impl UpdateRule for AdamRule {
+    fn kind(&self) -> &'static str {
+        "adam"
     }
-}
 
-impl Optimizer for Adam {
-    fn step(&mut self, model: &mut dyn Module, grads: &Gradients) -> Result<()> {
-        // t counts from 1; in f64, so that no counter overflows the bias corrections
-        let t = self.clock.steps as f64 + 1.0;
-        let (b1, b2) = self.betas;
-        // bias corrections in f64, then every factor rounded once to f32
-        let rule = Rule {
-            lr: self.lr(),
-            c1: (1.0 - b1.powf(t)) as Elem,
-            c2: (1.0 - b2.powf(t)) as Elem,
-            b1: b1 as Elem,
-            b2: b2 as Elem,
-            one_minus_b1: (1.0 - b1) as Elem,
-            one_minus_b2: (1.0 - b2) as Elem,
-            eps: self.eps,
-        };
-        let (weight_decay, decoupling) = (self.weight_decay, self.decoupling);
-        let (step, moments) = (self.clock.steps, &mut self.moments);
-        // pass 1: every gradient formed (factors in a scratch slot each) and every update
-        // computed without being written, so that nothing changes unless all are finite
-        let mut count = 0;
-        model.visit_params(&mut |_, p| count += usize::from(grads.param_grad(p).is_some()));
-        if self.scratch.len() < count {
-            self.scratch.resize_with(count, Vec::new);
+    /// The moments `[m, v]`.
+    fn buffers(&self) -> usize {
+        2
+    }
+
+    /// A dry run of the update, element by element, without writing; the gradient formed
+    /// here (when kept in parts) is kept for [`UpdateRule::update`].
+    fn check(
+        &mut self,
+        theta: ArrayViewD<'_, Elem>,
+        grad: &ParamGrad<'_>,
+        buffers: &[Tensor],
+        at: &ParamStep<'_>,
+    ) -> std::result::Result<(), String> {
+        let factors = Factors::of(self, at);
+        if self.scratch.len() <= at.index {
+            self.scratch.resize_with(at.index + 1, Default::default);
         }
-        let mut slots = self.scratch.iter_mut();
-        let mut formed: Vec<ArrayViewD<'_, Elem>> = Vec::with_capacity(count);
-        guard("adam", step, &*model, grads, |name, param, grad, _| {
-            let g = grad.formed_in(slots.next().expect("a slot per gradient"));
-            let (coupled, decoupled) = decay_of(weight_decay, decoupling, name);
-            let finite = |ok: [bool; 3], (t, m, v): (Elem, Elem, Elem)| {
-                [
-                    ok[0] & t.is_finite(),
-                    ok[1] & m.is_finite(),
-                    ok[2] & v.is_finite(),
-                ]
-            };
-            if let Some((m, v)) = moments.get(name)
-                && (m.shape() != g.shape() || v.shape() != g.shape())
-            {
-                return Err(format!(
-                    "the moments of \"{name}\" have shapes {:?} and {:?}, its gradient {:?} (an \
-                     optimizer state loaded for another model)",
-                    m.shape(),
-                    v.shape(),
-                    g.shape()
-                ));
-            }
-            let ok = match moments.get(name) {
-                Some((m, v)) => Zip::from(param.value())
-                    .and(m)
-                    .and(v)
-                    .and(&g)
-                    .fold([true; 3], |ok, &t, &m, &v, &g| {
-                        finite(ok, rule.apply(t, m, v, g, coupled, decoupled))
-                    }),
-                None => Zip::from(param.value())
-                    .and(&g)
-                    .fold([true; 3], |ok, &t, &g| {
-                        finite(ok, rule.apply(t, 0.0, 0.0, g, coupled, decoupled))
-                    }),
-            };
-            formed.push(g);
-            match ok.iter().position(|ok| !ok) {
-                None => Ok(()),
-                Some(i) => Err(format!(
-                    "the update of \"{name}\" would make {} not finite (learning rate {:.3e})",
-                    ["a value", "a first moment", "a second moment"][i],
-                    rule.lr
-                )),
-            }
-        })?;
-        // pass 2: the same updates, written
-        let mut formed = formed.into_iter();
-        model.visit_params_mut(&mut |name, param| {
-            if grads.param_grad(param).is_none() {
-                return;
-            }
-            let g = formed.next().expect("formed in pass 1, in the same order");
-            let (coupled, decoupled) = decay_of(weight_decay, decoupling, name);
-            let zeros = || Tensor::zeros(g.raw_dim());
-            let ((m, v), _) = buffer(moments, name, || (zeros(), zeros()));
-            Zip::from(param.value_mut())
+        let (scratch, formed) = &mut self.scratch[at.index];
+        let g = grad.dense_in(scratch);
+        let at_ptr = g.as_ptr();
+        let finite = |ok: [bool; 3], (t, m, v): (Elem, Elem, Elem)| {
+            [
+                ok[0] & t.is_finite(),
+                ok[1] & m.is_finite(),
+                ok[2] & v.is_finite(),
+            ]
+        };
+        let ok = match buffers {
+            [m, v] => Zip::from(&theta)
                 .and(m)
                 .and(v)
                 .and(&g)
-                .for_each(|theta, m, v, &g| {
-                    (*theta, *m, *v) = rule.apply(*theta, *m, *v, g, coupled, decoupled);
-                });
-        });
-        self.clock.tick();
-        Ok(())
+                .fold([true; 3], |ok, &t, &m, &v, &g| {
+                    finite(ok, factors.apply(t, m, v, g))
+                }),
+            _ => Zip::from(&theta).and(&g).fold([true; 3], |ok, &t, &g| {
+                finite(ok, factors.apply(t, 0.0, 0.0, g))
+            }),
+        };
+        // formed here unless the view is of the gradient's own tensor
+        *formed = std::ptr::eq(at_ptr, scratch.as_ptr());
+        match ok.iter().position(|ok| !ok) {
+            None => Ok(()),
+            Some(i) => Err(format!(
+                "the update of \"{}\" would make {} not finite (learning rate {:.3e})",
+                at.name,
+                ["a value", "a first moment", "a second moment"][i],
+                at.lr
+            )),
+        }
     }
 
-    fn clock(&self) -> &Clock {
-        &self.clock
-    }
-
-    fn clock_mut(&mut self) -> &mut Clock {
-        &mut self.clock
-    }
-
-    /// The counters, the base rate and the moments `[m, v]` per parameter.
-    fn state(&self) -> Result<OptimizerState> {
-        let moments = self.moments.iter();
-        Ok(self.clock.state(
-            moments
-                .map(|(name, (m, v))| (name.clone(), vec![m.clone(), v.clone()]))
-                .collect(),
-        ))
-    }
-
-    fn load_state(&mut self, state: OptimizerState) -> Result<()> {
-        let buffers = self.clock.load(state, 2)?;
-        self.moments = (buffers.into_iter())
-            .filter_map(|(name, b)| {
-                let mut b = b.into_iter();
-                Some((name, (b.next()?, b.next()?)))
-            })
-            .collect();
-        Ok(())
+    fn update(
+        &mut self,
+        theta: ArrayViewMutD<'_, Elem>,
+        grad: &ParamGrad<'_>,
+        buffers: &mut [Tensor],
+        at: &ParamStep<'_>,
+    ) {
+        let factors = Factors::of(self, at);
+        let [m, v] = buffers else {
+            unreachable!("internal error: the driver gives Adam its two moments")
+        };
+        if self.scratch.len() <= at.index {
+            self.scratch.resize_with(at.index + 1, Default::default);
+        }
+        let (scratch, formed) = &mut self.scratch[at.index];
+        let g = match std::mem::take(formed) {
+            // formed by `check` this step
+            true => ArrayViewD::from_shape(IxDyn(theta.shape()), &scratch[..])
+                .expect("internal error: formed to the parameter's shape"),
+            false => grad.dense_in(scratch),
+        };
+        Zip::from(theta)
+            .and(m)
+            .and(v)
+            .and(&g)
+            .for_each(|theta, m, v, &g| {
+                (*theta, *m, *v) = factors.apply(*theta, *m, *v, g);
+            });
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::{Linear, Mode};
+    use crate::nn::{Linear, Mode, Module};
+    use crate::optim::Optimizer;
     use crate::{Tape, tensor};
 
     /// A weight w = 1 and bias b = 0.5 under the loss L = w·x + b with x = w (so the

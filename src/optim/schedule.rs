@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 /// How the learning rate decays with the counter `t` (steps or epochs, see [`DecayUnit`]);
 /// `lr0` is the optimizer's base rate.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Decay {
     /// `lr = lr0`.
     Constant,
@@ -22,6 +22,13 @@ pub enum Decay {
         /// Counter units between decays (at least 1).
         every: u64,
         /// Factor per decay, in `(0, 1]`.
+        gamma: Elem,
+    },
+    /// `lr = lr0 · gamma^(number of milestones <= t)` (PyTorch `MultiStepLR`).
+    MultiStep {
+        /// The counts at which the rate is multiplied by `gamma`, increasing.
+        milestones: Vec<u64>,
+        /// Factor per milestone, in `(0, 1]`.
         gamma: Elem,
     },
     /// `lr = lr0 · gamma^t` (PyTorch `ExponentialLR`).
@@ -34,14 +41,28 @@ pub enum Decay {
         /// Decay rate, `>= 0`.
         k: Elem,
     },
-    /// `lr = min + (lr0 − min)·(1 + cos(π·t/period))/2` for `t <= period`, then `min`
-    /// (PyTorch `CosineAnnealingLR` without restarts), with `min = lr0 · min_factor`.
+    /// `lr = min + (lr0 − min)·(1 + cos(π·t/period))/2`, with `min = lr0 · min_factor`:
+    /// PyTorch's `CosineAnnealingLR` (`T_max = period`, `eta_min = min`) in its closed form,
+    /// which goes on past the period, back up to `lr0` at `2·period`, and so on.
     Cosine {
         /// Units over which the rate falls from `lr0` to its minimum (at least 1).
         period: u64,
         /// The final rate as a fraction of `lr0`, in `[0, 1]`.
         min_factor: Elem,
     },
+}
+
+/// Where a reduction of the learning rate on a plateau stands (PyTorch's
+/// `ReduceLROnPlateau.state_dict()` counters), kept by the optimizer so that a checkpoint
+/// carries it: see [`Plateau`](crate::Plateau).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PlateauState {
+    /// The best value of the watched metric so far.
+    pub best: f64,
+    /// Epochs since it last improved.
+    pub bad_epochs: u64,
+    /// Epochs of cooldown left after a reduction.
+    pub cooldown_left: u64,
 }
 
 /// What the counter of a [`Schedule`] counts.
@@ -53,7 +74,8 @@ pub enum DecayUnit {
     Epoch,
 }
 
-/// A [`Decay`] counted in steps or epochs.
+/// A [`Decay`] counted in steps or epochs, optionally after a linear warm-up
+/// ([`Schedule::warmup`]).
 ///
 /// # Examples
 /// ```
@@ -66,10 +88,12 @@ pub enum DecayUnit {
 /// assert!(Schedule::new(Decay::Exponential { gamma: 1.5 }, DecayUnit::Step).is_err());
 /// # Ok::<(), tapegrad::Error>(())
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Schedule {
     decay: Decay,
     unit: DecayUnit,
+    /// Linear warm-up: (counter units, start factor).
+    warmup: Option<(u64, Elem)>,
 }
 
 impl Default for Schedule {
@@ -78,6 +102,7 @@ impl Default for Schedule {
         Schedule {
             decay: Decay::Constant,
             unit: DecayUnit::Step,
+            warmup: None,
         }
     }
 }
@@ -95,9 +120,22 @@ impl Schedule {
                 message,
             })
         };
-        match decay {
+        match &decay {
             Decay::Constant => {}
-            Decay::Step { every, gamma } => {
+            &Decay::MultiStep {
+                ref milestones,
+                gamma,
+            } => {
+                if milestones.windows(2).any(|w| w[0] >= w[1]) {
+                    return bad(format!(
+                        "multi-step decay needs increasing milestones, got {milestones:?}"
+                    ));
+                }
+                if !(gamma > 0.0 && gamma <= 1.0) {
+                    return bad(format!("gamma must be in (0, 1], got {gamma}"));
+                }
+            }
+            &Decay::Step { every, gamma } => {
                 if every == 0 {
                     return bad("step decay needs every >= 1, got 0".into());
                 }
@@ -105,17 +143,17 @@ impl Schedule {
                     return bad(format!("gamma must be in (0, 1], got {gamma}"));
                 }
             }
-            Decay::Exponential { gamma } => {
+            &Decay::Exponential { gamma } => {
                 if !(gamma > 0.0 && gamma <= 1.0) {
                     return bad(format!("gamma must be in (0, 1], got {gamma}"));
                 }
             }
-            Decay::InverseTime { k } => {
+            &Decay::InverseTime { k } => {
                 if !(k >= 0.0 && k.is_finite()) {
                     return bad(format!("k must be finite and >= 0, got {k}"));
                 }
             }
-            Decay::Cosine { period, min_factor } => {
+            &Decay::Cosine { period, min_factor } => {
                 if period == 0 {
                     return bad("cosine decay needs period >= 1, got 0".into());
                 }
@@ -124,12 +162,50 @@ impl Schedule {
                 }
             }
         }
-        Ok(Schedule { decay, unit })
+        Ok(Schedule {
+            decay,
+            unit,
+            warmup: None,
+        })
+    }
+
+    /// Adds a linear warm-up over the first `units` counts: the decay's rate is multiplied by
+    /// `start + (1 − start)·min(t, units)/units`, from `start_factor` at `t = 0` up to 1 at
+    /// `t = units`. This is PyTorch's `LinearLR(start_factor, end_factor=1, total_iters=units)`
+    /// chained with the decay (`ChainedScheduler`), which multiplies their factors.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Decay, DecayUnit, Schedule};
+    /// let s = Schedule::new(Decay::Constant, DecayUnit::Step)?.warmup(4, 0.2)?;
+    /// assert_eq!([0, 2, 4, 9].map(|t| s.lr(1.0, t, 0)), [0.2, 0.6, 1.0, 1.0]);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when `units` is 0 or `start_factor` is not in `(0, 1]`.
+    pub fn warmup(mut self, units: u64, start_factor: Elem) -> Result<Self> {
+        let bad = |message: String| {
+            Err(Error::InvalidArgument {
+                op: "schedule",
+                message,
+            })
+        };
+        if units == 0 {
+            return bad("warm-up needs at least 1 unit, got 0".into());
+        }
+        if !(start_factor > 0.0 && start_factor <= 1.0) {
+            return bad(format!(
+                "warm-up start_factor must be in (0, 1], got {start_factor}"
+            ));
+        }
+        self.warmup = Some((units, start_factor));
+        Ok(self)
     }
 
     /// The decay rule.
-    pub fn decay(&self) -> Decay {
-        self.decay
+    pub fn decay(&self) -> &Decay {
+        &self.decay
     }
 
     /// What the counter counts.
@@ -148,33 +224,36 @@ impl Schedule {
         let factor = match self.decay {
             Decay::Constant => 1.0,
             Decay::Step { every, gamma } => f64::from(gamma).powf((t / every) as f64),
+            Decay::MultiStep {
+                ref milestones,
+                gamma,
+            } => {
+                let passed = milestones.iter().filter(|&&m| m <= t).count();
+                f64::from(gamma).powi(passed as i32)
+            }
             Decay::Exponential { gamma } => f64::from(gamma).powf(tf),
             Decay::InverseTime { k } => 1.0 / (1.0 + f64::from(k) * tf),
             Decay::Cosine { period, min_factor } => {
                 let m = f64::from(min_factor);
-                let progress = tf.min(period as f64) / period as f64;
+                let progress = tf / period as f64;
                 m + (1.0 - m) * (1.0 + (std::f64::consts::PI * progress).cos()) / 2.0
             }
+        };
+        let factor = match self.warmup {
+            Some((units, start)) => {
+                let start = f64::from(start);
+                factor * (start + (1.0 - start) * t.min(units) as f64 / units as f64)
+            }
+            None => factor,
         };
         (f64::from(base) * factor) as Elem
     }
 }
 
-/// The learning-rate bookkeeping every optimizer keeps: the base rate, the schedule, and the
-/// step and epoch counters the schedule reads. An [`Optimizer`](crate::Optimizer) exposes it
-/// through `clock()`, which gives it `lr`, `set_base_lr`, `end_epoch` and `steps`.
-///
-/// # Examples
-/// ```
-/// use tapegrad::{Clock, Decay, DecayUnit, Schedule};
-/// let schedule = Schedule::new(Decay::Exponential { gamma: 0.5 }, DecayUnit::Step)?;
-/// let clock = Clock::new("my_optimizer", 0.1)?.with_schedule(schedule);
-/// assert_eq!((clock.lr(), clock.steps()), (0.1, 0));
-/// assert!(Clock::new("my_optimizer", 0.0).is_err());
-/// # Ok::<(), tapegrad::Error>(())
-/// ```
+/// The learning-rate bookkeeping of an optimizer: the base rate, the schedule, and the step
+/// and epoch counters the schedule reads.
 #[derive(Debug, Clone)]
-pub struct Clock {
+pub(crate) struct Clock {
     op: &'static str,
     pub(crate) base_lr: Elem,
     pub(crate) schedule: Schedule,
@@ -188,7 +267,7 @@ impl Clock {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] unless `lr` is finite and `> 0`.
-    pub fn new(op: &'static str, lr: Elem) -> Result<Self> {
+    pub(crate) fn new(op: &'static str, lr: Elem) -> Result<Self> {
         check_lr(op, lr)?;
         Ok(Clock {
             op,
@@ -199,56 +278,24 @@ impl Clock {
         })
     }
 
-    /// The same clock with `schedule`.
-    pub fn with_schedule(mut self, schedule: Schedule) -> Self {
-        self.schedule = schedule;
-        self
-    }
-
     /// The rate of the next step: the schedule applied to the base rate at these counters.
-    pub fn lr(&self) -> Elem {
-        self.schedule.lr(self.base_lr, self.steps, self.epochs)
+    pub(crate) fn lr(&self) -> Elem {
+        self.lr_from(self.base_lr)
     }
 
-    /// The base rate.
-    pub fn base_lr(&self) -> Elem {
-        self.base_lr
-    }
-
-    /// Steps counted so far.
-    pub fn steps(&self) -> u64 {
-        self.steps
-    }
-
-    /// Epochs counted so far.
-    pub fn epochs(&self) -> u64 {
-        self.epochs
-    }
-
-    /// Counts one more step (an optimizer calls this after each update it applies).
-    pub fn tick(&mut self) {
-        self.steps += 1;
+    /// The schedule applied to base rate `base` at these counters.
+    pub(crate) fn lr_from(&self, base: Elem) -> Elem {
+        self.schedule.lr(base, self.steps, self.epochs)
     }
 
     /// Changes the base rate.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] unless `lr` is finite and `> 0`.
-    pub fn set_base_lr(&mut self, lr: Elem) -> Result<()> {
+    pub(crate) fn set_base_lr(&mut self, lr: Elem) -> Result<()> {
         check_lr(self.op, lr)?;
         self.base_lr = lr;
         Ok(())
-    }
-
-    /// The optimizer state with these counters and the given per-parameter buffers.
-    pub(crate) fn state(&self, buffers: BTreeMap<String, Vec<Tensor>>) -> OptimizerState {
-        OptimizerState {
-            kind: self.op.into(),
-            base_lr: self.base_lr,
-            steps: self.steps,
-            epochs: self.epochs,
-            buffers,
-        }
     }
 
     /// Takes the counters and base rate from `state` after checking it was written by this
@@ -340,7 +387,8 @@ mod tests {
         assert!(close(cos.lr(1.0, 0, 0), 1.0));
         assert!(close(cos.lr(1.0, 5, 0), 0.55)); // halfway: (1 + 0.1)/2
         assert!(close(cos.lr(1.0, 10, 0), 0.1));
-        assert!(close(cos.lr(1.0, 99, 0), 0.1));
+        assert!(close(cos.lr(1.0, 15, 0), 0.55)); // past the period, back up
+        assert!(close(cos.lr(1.0, 20, 0), 1.0));
         let per_epoch = Schedule::new(Decay::Exponential { gamma: 0.5 }, DecayUnit::Epoch).unwrap();
         assert_eq!(per_epoch.lr(1.0, 12345, 2), 0.25);
     }

@@ -1,29 +1,24 @@
-//! Gradient descent and stochastic gradient descent, with momentum (plain or Nesterov),
-//! L2 weight decay and a learning-rate schedule: one update rule, PyTorch's
-//! `torch.optim.SGD`.
+//! Gradient descent and stochastic gradient descent, with momentum (plain or Nesterov) and
+//! dampening: one update rule, PyTorch's `torch.optim.SGD`.
 
-use super::{
-    Optimizer, OptimizerState, SAFE_CHANGE, SAFE_VALUE, buffer, decays_by_default, guard, invalid,
-    non_negative,
-};
-use crate::autograd::grad::max_abs;
-use crate::autograd::gradients::Gradients;
+use super::{Optim, ParamStep, SAFE_CHANGE, SAFE_VALUE, UpdateRule, invalid};
+use crate::autograd::grad::{ParamGrad, max_abs};
 use crate::error::Result;
-use crate::nn::Module;
-use crate::optim::schedule::{Clock, Schedule};
 use crate::tensor::{Elem, Tensor};
-use ndarray::Zip;
-use std::collections::BTreeMap;
+use ndarray::{ArrayViewD, ArrayViewMutD, Zip};
 
 /// (Stochastic) gradient descent, `W := W − lr · ∂Cost/∂W`, with optional momentum,
-/// Nesterov momentum, L2 weight decay and a learning-rate schedule.
+/// Nesterov momentum, dampening, weight decay and a learning-rate schedule: [`SgdRule`]
+/// under the shared driver [`Optim`] (which gives it weight decay, groups, clipping and the
+/// schedule).
 ///
 /// The update of each parameter `θ` with gradient `g`, as in PyTorch's `torch.optim.SGD`
-/// (`μ` momentum, `wd` weight decay, `b` the momentum buffer, `lr` from the schedule):
+/// (`μ` momentum, `τ` dampening, `wd` weight decay, `b` the momentum buffer, `lr` from the
+/// schedule):
 ///
 /// ```text
 /// g ← g + wd·θ                       (weights only, not biases, unless decay_biases)
-/// b ← g on the first step, else μ·b + g
+/// b ← g on the first step, else μ·b + (1 − τ)·g
 /// g ← g + μ·b  (Nesterov)   or   g ← b  (classical momentum)      when μ > 0
 /// θ ← θ − lr·g
 /// ```
@@ -35,8 +30,12 @@ use std::collections::BTreeMap;
 /// steps per epoch, from [`Dataset::batches`](crate::Dataset::batches)).
 ///
 /// **L2.** The regularized cost `cost + λ·Σ W²` has gradient `g + 2λ·W`, so
-/// [`Sgd::l2`]`(λ)` sets weight decay `wd = 2λ`; [`Sgd::weight_decay`] takes PyTorch's `wd`
-/// directly. Either equals adding [`l2_penalty`](super::l2_penalty) to the loss.
+/// [`Optim::l2`]`(λ)` sets weight decay `wd = 2λ`; [`Optim::weight_decay`] takes PyTorch's
+/// `wd` directly. Either equals adding [`l2_penalty`](super::l2_penalty) to the loss.
+///
+/// Setters can come in any order: `Sgd::new(lr)?.nesterov().momentum(0.9)?` is
+/// Nesterov momentum. Settings that contradict each other (Nesterov without momentum, or
+/// with dampening, as PyTorch refuses) are refused by the first step.
 ///
 /// # Examples
 /// ```
@@ -50,14 +49,15 @@ use std::collections::BTreeMap;
 /// assert!((model.weight().value()[[0, 0]] - 0.8).abs() < 1e-7); // 1 − 0.1·2
 /// # Ok::<(), tapegrad::Error>(())
 /// ```
-#[derive(Debug, Clone)]
-pub struct Sgd {
-    clock: Clock,
+pub type Sgd = Optim<SgdRule>;
+
+/// The update rule of [`Sgd`]: momentum `μ`, dampening `τ`, Nesterov or not. Its buffer per
+/// parameter (when `μ > 0`) is the momentum buffer `[b]`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SgdRule {
     momentum: Elem,
+    dampening: Elem,
     nesterov: bool,
-    weight_decay: Elem,
-    decay_biases: bool,
-    buffers: BTreeMap<String, Tensor>,
 }
 
 impl Sgd {
@@ -67,14 +67,7 @@ impl Sgd {
     /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) unless `lr` is finite and
     /// `> 0`.
     pub fn new(lr: Elem) -> Result<Self> {
-        Ok(Sgd {
-            clock: Clock::new("sgd", lr)?,
-            momentum: 0.0,
-            nesterov: false,
-            weight_decay: 0.0,
-            decay_biases: false,
-            buffers: BTreeMap::new(),
-        })
+        Optim::with_rule(SgdRule::default(), lr)
     }
 
     /// Full-batch gradient descent, `W := W − lr · ∂Cost/∂W`: the same rule as
@@ -96,53 +89,32 @@ impl Sgd {
         if !(0.0..1.0).contains(&momentum) {
             return invalid("sgd", format!("momentum must be in [0, 1), got {momentum}"));
         }
-        self.momentum = momentum;
+        self.rule.momentum = momentum;
         Ok(self)
     }
 
-    /// Uses Nesterov momentum (`g ← g + μ·b` instead of `g ← b`).
+    /// Sets the dampening `τ ∈ [0, 1]` of the momentum buffer, `b ← μ·b + (1 − τ)·g` (not on
+    /// the first step, as PyTorch).
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) when momentum is 0
-    /// (PyTorch's rule: Nesterov needs momentum).
-    pub fn nesterov(mut self) -> Result<Self> {
-        if self.momentum == 0.0 {
-            return invalid("sgd", "nesterov needs momentum > 0, got 0".into());
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) when `τ` is outside
+    /// `[0, 1]`.
+    pub fn dampening(mut self, dampening: Elem) -> Result<Self> {
+        if !(0.0..=1.0).contains(&dampening) {
+            return invalid(
+                "sgd",
+                format!("dampening must be in [0, 1], got {dampening}"),
+            );
         }
-        self.nesterov = true;
+        self.rule.dampening = dampening;
         Ok(self)
     }
 
-    /// Sets PyTorch's weight decay `wd >= 0`: `g ← g + wd·θ`.
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) unless `wd` is finite and
-    /// `>= 0`.
-    pub fn weight_decay(mut self, wd: Elem) -> Result<Self> {
-        self.weight_decay = non_negative("sgd", "weight decay", wd)?;
-        Ok(self)
-    }
-
-    /// Sets the L2 strength `λ >= 0` of `cost + λ·Σ W²`, i.e. weight decay `2λ`.
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) unless `λ` is finite and
-    /// `>= 0`.
-    pub fn l2(self, lambda: Elem) -> Result<Self> {
-        let lambda = non_negative("sgd", "lambda", lambda)?;
-        self.weight_decay(2.0 * lambda)
-    }
-
-    /// Decays biases too (off by default, see
-    /// [`decays_by_default`]).
-    pub fn decay_biases(mut self, decay: bool) -> Self {
-        self.decay_biases = decay;
-        self
-    }
-
-    /// Sets the learning-rate schedule (constant by default).
-    pub fn schedule(mut self, schedule: Schedule) -> Self {
-        self.clock = self.clock.with_schedule(schedule);
+    /// Uses Nesterov momentum (`g ← g + μ·b` instead of `g ← b`). It needs momentum > 0 and
+    /// no dampening (PyTorch's rule), which the first step checks, so the setters may come
+    /// in any order.
+    pub fn nesterov(mut self) -> Self {
+        self.rule.nesterov = true;
         self
     }
 }
@@ -150,41 +122,55 @@ impl Sgd {
 /// `θ ← θ − rate·θ`, the weight-decay term of a step, on its own: folded into a factor
 /// `1 − rate` it would be rounded to f32's spacing near 1 (6e-8), wrong by 19% at
 /// `rate = 1e-7`.
-fn decay(theta: &mut crate::tensor::SharedTensor, rate: Elem) {
+pub(super) fn decay(mut theta: ArrayViewMutD<'_, Elem>, rate: Elem) {
     if rate != 0.0 {
         theta.map_inplace(|t| *t -= rate * *t);
     }
 }
 
-/// The weight decay `wd` applies to parameter `name`: all of it, or none for a bias unless
-/// `decay_biases`.
-fn decay_of(wd: Elem, decay_biases: bool, name: &str) -> Elem {
-    if decay_biases || decays_by_default(name) {
-        wd
-    } else {
-        0.0
+impl UpdateRule for SgdRule {
+    fn kind(&self) -> &'static str {
+        "sgd"
     }
-}
 
-impl Sgd {
-    /// Checks, from bounds on the sizes involved, that updating `theta` (named `name`) with
-    /// a gradient of largest absolute value at most `g` at learning rate `lr` keeps it and
-    /// its momentum buffer finite; otherwise says why. Reads `theta` and the buffer only
-    /// when a term of the update depends on their size.
-    fn check_update(
-        &self,
-        name: &str,
-        theta: &crate::tensor::SharedTensor,
-        g: f64,
-        lr: Elem,
+    /// The momentum buffer `[b]` when `μ > 0`, else none.
+    fn buffers(&self) -> usize {
+        usize::from(self.momentum > 0.0)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.nesterov && (self.momentum == 0.0 || self.dampening != 0.0) {
+            return invalid(
+                "sgd",
+                format!(
+                    "nesterov needs momentum > 0 and dampening 0, got momentum {} and \
+                     dampening {}",
+                    self.momentum, self.dampening
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// Checks, from bounds on the sizes involved, that the update keeps the parameter and
+    /// its momentum buffer finite. Reads the parameter and the buffer only when a term of
+    /// the update depends on their size.
+    fn check(
+        &mut self,
+        theta: ArrayViewD<'_, Elem>,
+        grad: &ParamGrad<'_>,
+        buffers: &[Tensor],
+        at: &ParamStep<'_>,
     ) -> std::result::Result<(), String> {
+        let name = at.name;
+        let g = grad.finite_bound().unwrap_or(f64::INFINITY);
         let (lr, mu, wd) = (
-            f64::from(lr),
+            f64::from(at.lr),
             f64::from(self.momentum),
-            f64::from(decay_of(self.weight_decay, self.decay_biases, name)),
+            f64::from(at.weight_decay),
         );
         let theta_max = || {
-            max_abs(theta)
+            max_abs(&theta)
                 .map(f64::from)
                 .ok_or_else(|| format!("\"{name}\" holds a value that is not finite"))
         };
@@ -192,21 +178,14 @@ impl Sgd {
         let (change, buffer) = if mu == 0.0 {
             (lr * g, 0.0)
         } else {
-            let old = match self.buffers.get(name) {
-                Some(b) if b.shape() != theta.shape() => {
-                    return Err(format!(
-                        "the momentum buffer of \"{name}\" has shape {:?}, the parameter {:?} \
-                         (an optimizer state loaded for another model)",
-                        b.shape(),
-                        theta.shape()
-                    ));
-                }
+            let old = match buffers.first() {
                 Some(b) => max_abs(b).map(f64::from).ok_or_else(|| {
                     format!("the momentum buffer of \"{name}\" holds a value that is not finite")
                 })?,
                 None => 0.0,
             };
             let decay = if wd > 0.0 { wd * theta_max()? } else { 0.0 };
+            // (1 − τ) <= 1, so the undamped sum bounds the damped one
             let buffer = mu * old + g + decay;
             let change = if self.nesterov {
                 lr * (g + mu * buffer)
@@ -241,88 +220,51 @@ impl Sgd {
             }
         ))
     }
-}
 
-impl Optimizer for Sgd {
-    fn step(&mut self, model: &mut dyn Module, grads: &Gradients) -> Result<()> {
-        let lr = self.lr();
-        guard(
-            "sgd",
-            self.clock.steps,
-            &*model,
-            grads,
-            |name, param, _, g| self.check_update(name, param.value(), g, lr),
-        )?;
-        let (mu, nesterov) = (self.momentum, self.nesterov);
-        let (wd, decay_biases) = (self.weight_decay, self.decay_biases);
-        let buffers = &mut self.buffers;
-        model.visit_params_mut(&mut |name, param| {
-            let wd = decay_of(wd, decay_biases, name);
-            let Some(grad) = grads.param_grad(param) else {
-                return;
-            };
-            let theta = param.value_mut();
-            if mu == 0.0 {
-                // θ ← θ − lr·wd·θ − lr·g, one product for factored g
-                decay(theta, lr * wd);
-                grad.scale_add_into(theta.view_mut(), 1.0, -lr);
-                return;
-            }
-            let (b, first) = buffer(buffers, name, || Tensor::zeros(theta.raw_dim()));
-            // b ← μ·b + g + wd·θ; on the first step b = g + wd·θ, as PyTorch starts it
-            grad.scale_add_into(b.view_mut(), if first { 0.0 } else { mu }, 1.0);
-            if wd != 0.0 {
-                Zip::from(&mut *b)
-                    .and(&*theta)
-                    .for_each(|b, &t| *b += wd * t);
-            }
-            if nesterov {
-                // θ ← θ − lr·(g + wd·θ + μ·b) = θ − lr·wd·θ − lr·g − lr·μ·b
-                decay(theta, lr * wd);
-                grad.scale_add_into(theta.view_mut(), 1.0, -lr);
-                Zip::from(theta)
-                    .and(&*b)
-                    .for_each(|t, &b| *t -= lr * mu * b);
-            } else {
-                Zip::from(theta).and(&*b).for_each(|t, &b| *t -= lr * b);
-            }
-        });
-        self.clock.tick();
-        Ok(())
-    }
-
-    fn clock(&self) -> &Clock {
-        &self.clock
-    }
-
-    fn clock_mut(&mut self) -> &mut Clock {
-        &mut self.clock
-    }
-
-    /// The counters, the base rate and the momentum buffer `[b]` per parameter.
-    fn state(&self) -> Result<OptimizerState> {
-        let buffers = self.buffers.iter();
-        Ok(self.clock.state(
-            buffers
-                .map(|(name, b)| (name.clone(), vec![b.clone()]))
-                .collect(),
-        ))
-    }
-
-    fn load_state(&mut self, state: OptimizerState) -> Result<()> {
-        let buffers = self.clock.load(state, 1)?;
-        self.buffers = (buffers.into_iter())
-            .filter_map(|(name, b)| Some((name, b.into_iter().next()?)))
-            .collect();
-        Ok(())
+    fn update(
+        &mut self,
+        mut theta: ArrayViewMutD<'_, Elem>,
+        grad: &ParamGrad<'_>,
+        buffers: &mut [Tensor],
+        at: &ParamStep<'_>,
+    ) {
+        let (lr, wd, mu) = (at.lr, at.weight_decay, self.momentum);
+        let Some(b) = buffers.first_mut().filter(|_| mu > 0.0) else {
+            // θ ← θ − lr·wd·θ − lr·g, one product for factored g
+            decay(theta.view_mut(), lr * wd);
+            grad.scaled_add_to(theta, -lr);
+            return;
+        };
+        // b ← μ·b + (1 − τ)·(g + wd·θ); on the first step b = g + wd·θ, as PyTorch starts it
+        let (keep, take) = match at.first {
+            true => (0.0, 1.0),
+            false => (mu, 1.0 - self.dampening),
+        };
+        grad.mix_into(b.view_mut(), keep, take);
+        if wd != 0.0 {
+            let wd = take * wd;
+            Zip::from(&mut *b)
+                .and(&theta)
+                .for_each(|b, &t| *b += wd * t);
+        }
+        if self.nesterov {
+            // θ ← θ − lr·(g + wd·θ + μ·b) = θ − lr·wd·θ − lr·g − lr·μ·b
+            decay(theta.view_mut(), lr * wd);
+            grad.scaled_add_to(theta.view_mut(), -lr);
+            Zip::from(theta)
+                .and(&*b)
+                .for_each(|t, &b| *t -= lr * mu * b);
+        } else {
+            Zip::from(theta).and(&*b).for_each(|t, &b| *t -= lr * b);
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::{Linear, Mode};
-    use crate::optim::l2_penalty;
+    use crate::nn::{Linear, Mode, Module};
+    use crate::optim::{Optimizer, OptimizerState, l2_penalty};
     use crate::{Tape, tensor};
 
     /// One weight [[w]] and a bias [b]; the loss is L = Σ x·w·c + b·c with fixed x and c, so
@@ -346,7 +288,7 @@ mod tests {
             let mut layer = Linear::from_parts(w, None).unwrap();
             let mut sgd = Sgd::new(lr).unwrap().weight_decay(wd).unwrap();
             if nesterov {
-                sgd = sgd.momentum(0.9).unwrap().nesterov().unwrap();
+                sgd = sgd.momentum(0.9).unwrap().nesterov();
             }
             let tape = Tape::new();
             let x = tape.constant(tensor::zeros(&[1, 64]));
@@ -425,11 +367,10 @@ mod tests {
         let (w, b) = after_three_steps(
             Sgd::new(0.1)
                 .unwrap()
-                .momentum(0.9)
-                .unwrap()
                 .nesterov()
-                .unwrap()
                 .weight_decay(0.01)
+                .unwrap()
+                .momentum(0.9)
                 .unwrap(),
         );
         assert!((f64::from(w) - -1.41856476).abs() < 1e-6, "{w}");
@@ -486,7 +427,10 @@ mod tests {
             "sgd: momentum must be in [0, 1), got 1"
         );
         assert!(Sgd::new(0.1).unwrap().momentum(-0.1).is_err());
-        assert!(Sgd::new(0.1).unwrap().nesterov().is_err());
+        assert_eq!(
+            msg(Sgd::new(0.1).unwrap().dampening(1.5)),
+            "sgd: dampening must be in [0, 1], got 1.5"
+        );
         assert_eq!(
             msg(Sgd::new(0.1).unwrap().l2(-1.0)),
             "sgd: lambda must be finite and >= 0, got -1"
