@@ -92,7 +92,7 @@ pub mod prelude {
     pub use crate::nn::{
         Activation, Dropout, Elu, FanMode, Flatten, Identity, Init, LSUV_MAX_ITER, LSUV_TOLERANCE,
         LeakyRelu, Linear, Loss, LossFn, LsuvLayer, LsuvReport, Maxout, Mode, Module, Param,
-        ParamId, Relu, Sequential, Sigmoid, Step, Tanh, fans, gain, lsuv,
+        ParamId, Relu, Role, Sequential, Sigmoid, Step, Tanh, Walk, fans, gain, lsuv,
     };
     pub use crate::optim::{
         Adam, Clock, Decay, DecayUnit, Optimizer, OptimizerState, Schedule, Sgd,

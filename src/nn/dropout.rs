@@ -2,7 +2,7 @@
 
 use crate::autograd::Var;
 use crate::error::{Error, Result};
-use crate::nn::module::{Mode, Module, Param};
+use crate::nn::module::{Mode, Module};
 use crate::tensor::Elem;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -104,17 +104,7 @@ impl Module for Dropout {
         x * tape.constant(mask)
     }
 
-    fn visit_params(&self, _f: &mut dyn FnMut(&str, &Param)) {}
-
-    fn visit_params_mut(&mut self, _f: &mut dyn FnMut(&str, &mut Param)) {}
-
-    fn visit_rngs(&self, f: &mut dyn FnMut(&str, &ChaCha8Rng)) {
-        f("rng", &self.rng.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    fn visit_rngs_mut(&mut self, f: &mut dyn FnMut(&str, &mut ChaCha8Rng)) {
-        f("rng", self.rng.get_mut().unwrap_or_else(|e| e.into_inner()))
-    }
+    crate::walk!(rng);
 
     fn describe(&self) -> String {
         format!("Dropout(p={})", self.p)

@@ -137,13 +137,7 @@ impl Module for Maxout {
         self.linear.forward(x, mode).max_groups(self.pieces)
     }
 
-    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param)) {
-        self.linear.visit_params(f);
-    }
-
-    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param)) {
-        self.linear.visit_params_mut(f);
-    }
+    crate::walk!(linear as "");
 
     fn describe(&self) -> String {
         format!(

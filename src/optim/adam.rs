@@ -1,10 +1,10 @@
 //! Adam and AdamW (Kingma & Ba 2015; Loshchilov & Hutter 2019), as PyTorch's
 //! `torch.optim.Adam` and `torch.optim.AdamW`.
 
-use super::{Optimizer, OptimizerState, buffer, decays_by_default, guard, invalid, non_negative};
+use super::{Optimizer, OptimizerState, buffer, guard, invalid, non_negative};
 use crate::autograd::gradients::Gradients;
 use crate::error::Result;
-use crate::nn::Module;
+use crate::nn::{Module, Param};
 use crate::optim::schedule::{Clock, Schedule};
 use crate::tensor::{Elem, Tensor};
 use ndarray::{ArrayViewD, Zip};
@@ -168,9 +168,9 @@ impl Rule {
     }
 }
 
-/// The (L2, decoupled) weight-decay factors of parameter `name`.
-fn decay_of(weight_decay: Elem, decoupling: Decoupling, name: &str) -> (Elem, Elem) {
-    let wd = if decays_by_default(name) {
+/// The (L2, decoupled) weight-decay factors of `param`.
+fn decay_of(weight_decay: Elem, decoupling: Decoupling, param: &Param) -> (Elem, Elem) {
+    let wd = if super::l2::decays(param) {
         weight_decay
     } else {
         0.0
@@ -210,7 +210,7 @@ impl Optimizer for Adam {
         let mut formed: Vec<ArrayViewD<'_, Elem>> = Vec::with_capacity(count);
         guard("adam", step, &*model, grads, |name, param, grad, _| {
             let g = grad.formed_in(slots.next().expect("a slot per gradient"));
-            let (coupled, decoupled) = decay_of(weight_decay, decoupling, name);
+            let (coupled, decoupled) = decay_of(weight_decay, decoupling, param);
             let finite = |ok: [bool; 3], (t, m, v): (Elem, Elem, Elem)| {
                 [
                     ok[0] & t.is_finite(),
@@ -260,7 +260,7 @@ impl Optimizer for Adam {
                 return;
             }
             let g = formed.next().expect("formed in pass 1, in the same order");
-            let (coupled, decoupled) = decay_of(weight_decay, decoupling, name);
+            let (coupled, decoupled) = decay_of(weight_decay, decoupling, param);
             let zeros = || Tensor::zeros(g.raw_dim());
             let ((m, v), _) = buffer(moments, name, || (zeros(), zeros()));
             Zip::from(param.value_mut())

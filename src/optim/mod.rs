@@ -7,7 +7,7 @@ mod schedule;
 mod sgd;
 
 pub use adam::Adam;
-pub use l2::{decays_by_default, l2_penalty};
+pub use l2::l2_penalty;
 pub use schedule::{Clock, Decay, DecayUnit, Schedule};
 pub use sgd::Sgd;
 

@@ -3,13 +3,12 @@
 //! `torch.optim.SGD`.
 
 use super::{
-    Optimizer, OptimizerState, SAFE_CHANGE, SAFE_VALUE, buffer, decays_by_default, guard, invalid,
-    non_negative,
+    Optimizer, OptimizerState, SAFE_CHANGE, SAFE_VALUE, buffer, guard, invalid, non_negative,
 };
 use crate::autograd::grad::max_abs;
 use crate::autograd::gradients::Gradients;
 use crate::error::Result;
-use crate::nn::Module;
+use crate::nn::{Module, Param};
 use crate::optim::schedule::{Clock, Schedule};
 use crate::tensor::{Elem, Tensor};
 use ndarray::Zip;
@@ -133,8 +132,8 @@ impl Sgd {
         self.weight_decay(2.0 * lambda)
     }
 
-    /// Decays biases too (off by default, see
-    /// [`decays_by_default`]).
+    /// Decays biases and normalization parameters too (off by default, see
+    /// [`Role`](crate::Role)).
     pub fn decay_biases(mut self, decay: bool) -> Self {
         self.decay_biases = decay;
         self
@@ -156,10 +155,10 @@ fn decay(theta: &mut crate::tensor::SharedTensor, rate: Elem) {
     }
 }
 
-/// The weight decay `wd` applies to parameter `name`: all of it, or none for a bias unless
-/// `decay_biases`.
-fn decay_of(wd: Elem, decay_biases: bool, name: &str) -> Elem {
-    if decay_biases || decays_by_default(name) {
+/// The weight decay `wd` applies to `param`: all of it, or none for a bias (or another
+/// parameter that does not decay by default) unless `decay_biases`.
+fn decay_of(wd: Elem, decay_biases: bool, param: &Param) -> Elem {
+    if decay_biases || super::l2::decays(param) {
         wd
     } else {
         0.0
@@ -174,14 +173,15 @@ impl Sgd {
     fn check_update(
         &self,
         name: &str,
-        theta: &crate::tensor::SharedTensor,
+        param: &Param,
         g: f64,
         lr: Elem,
     ) -> std::result::Result<(), String> {
+        let theta = param.value();
         let (lr, mu, wd) = (
             f64::from(lr),
             f64::from(self.momentum),
-            f64::from(decay_of(self.weight_decay, self.decay_biases, name)),
+            f64::from(decay_of(self.weight_decay, self.decay_biases, param)),
         );
         let theta_max = || {
             max_abs(theta)
@@ -251,13 +251,13 @@ impl Optimizer for Sgd {
             self.clock.steps,
             &*model,
             grads,
-            |name, param, _, g| self.check_update(name, param.value(), g, lr),
+            |name, param, _, g| self.check_update(name, param, g, lr),
         )?;
         let (mu, nesterov) = (self.momentum, self.nesterov);
         let (wd, decay_biases) = (self.weight_decay, self.decay_biases);
         let buffers = &mut self.buffers;
         model.visit_params_mut(&mut |name, param| {
-            let wd = decay_of(wd, decay_biases, name);
+            let wd = decay_of(wd, decay_biases, param);
             let Some(grad) = grads.param_grad(param) else {
                 return;
             };
