@@ -44,3 +44,55 @@ pub fn l2_penalty<'t, M: Module + ?Sized>(tape: &'t Tape, model: &M, lambda: f32
         None => tape.constant(crate::tensor::zeros(&[])),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Tape, tensor};
+
+    /// One parameter of each role, all holding 2, each named as a weight so that no rule
+    /// can go by the name.
+    struct EveryRole {
+        params: Vec<Param>,
+    }
+
+    impl Module for EveryRole {
+        fn forward<'t>(&self, x: Var<'t>, _mode: crate::Mode) -> Var<'t> {
+            x
+        }
+        crate::walk!(params as "");
+    }
+
+    const ROLES: [Role; 5] = [
+        Role::Weight,
+        Role::Bias,
+        Role::NormScale,
+        Role::NormShift,
+        Role::Custom("temperature"),
+    ];
+
+    fn every_role() -> EveryRole {
+        let params = ROLES
+            .iter()
+            .map(|&role| Param::with_role("weight", role, tensor::full(&[1], 2.0)))
+            .collect();
+        EveryRole { params }
+    }
+
+    #[test]
+    fn the_role_alone_decides_decay() {
+        let decayed: Vec<bool> = every_role().params.iter().map(decays).collect();
+        assert_eq!(decayed, [true, false, false, false, true]);
+        // a plain `Param::new` is a weight whatever its name, and a bias is never one
+        assert!(decays(&Param::new("bias", tensor::ones(&[1]))));
+        assert!(!decays(&Param::bias(tensor::ones(&[1]))));
+    }
+
+    #[test]
+    fn the_penalty_follows_the_roles() {
+        let model = every_role();
+        let tape = Tape::new();
+        // λ·(2² + 2²): the weight and the custom parameter only
+        assert_eq!(l2_penalty(&tape, &model, 0.5).item(), 4.0);
+    }
+}
