@@ -74,7 +74,7 @@ pub enum Mode {
 /// A model made of layers: the walk lists the layers, and their parameters get the
 /// layers' field names as prefixes.
 /// ```
-/// use tapegrad::{tensor, ChaCha8Rng, Dropout, Init, Linear, Mode, Module, SeedableRng, Var};
+/// use tapegrad::{ChaCha8Rng, Dropout, Init, Linear, Mode, Module, SeedableRng, Var};
 ///
 /// struct Mlp {
 ///     hidden: Linear,
