@@ -231,6 +231,23 @@ mod tests {
     }
 
     #[test]
+    fn parameters_keep_the_names_and_roles_of_a_linear_layer() {
+        // the checkpoint keys of every earlier version: "weight" and "bias", no prefix
+        let mut layer =
+            Maxout::from_parts(tensor::ones(&[4, 2]), Some(tensor::zeros(&[4])), 2).unwrap();
+        let mut seen = Vec::new();
+        layer.visit_params(&mut |n, p| seen.push((n.to_string(), p.role())));
+        let mut seen_mut = Vec::new();
+        layer.visit_params_mut(&mut |n, p| seen_mut.push((n.to_string(), p.role())));
+        let expected = [
+            ("weight".to_string(), crate::Role::Weight),
+            ("bias".to_string(), crate::Role::Bias),
+        ];
+        assert_eq!(seen, expected);
+        assert_eq!(seen_mut, expected);
+    }
+
+    #[test]
     fn pieces_below_two_and_bad_parts_are_errors() {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         assert_eq!(

@@ -592,3 +592,66 @@ macro_rules! walk {
         }
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Linear, Relu, tensor};
+    use rand::SeedableRng;
+
+    #[test]
+    fn a_clone_keeps_name_role_and_value_under_a_fresh_id() {
+        let p = Param::with_role("gamma", Role::NormScale, tensor::ones(&[3]));
+        let q = p.clone();
+        assert_eq!((q.name(), q.role()), ("gamma", Role::NormScale));
+        assert_eq!(q.value(), p.value());
+        assert_ne!(q.id(), p.id());
+    }
+
+    /// Every kind of part at once: boxed modules in a `Vec`, an absent `Option`, a
+    /// generator behind a `Mutex` and one without, a tuple field renamed.
+    struct Parts(
+        Vec<Box<dyn Module>>,
+        Option<Param>,
+        Option<Param>,
+        Mutex<ChaCha8Rng>,
+        ChaCha8Rng,
+    );
+
+    impl Module for Parts {
+        fn forward<'t>(&self, x: Var<'t>, _mode: Mode) -> Var<'t> {
+            x
+        }
+        crate::walk!(0 as "layers", 1 as "present", 2 as "absent", 3 as "shared", 4 as "own");
+    }
+
+    #[test]
+    fn walk_visits_every_kind_of_part_alike_in_all_four_visits() {
+        let linear = Linear::from_parts(tensor::ones(&[2, 2]), None).unwrap();
+        let mut parts = Parts(
+            vec![Box::new(Relu), Box::new(linear)],
+            Some(Param::bias(tensor::zeros(&[2]))),
+            None,
+            Mutex::new(ChaCha8Rng::seed_from_u64(0)),
+            ChaCha8Rng::seed_from_u64(1),
+        );
+        let (mut params, mut params_mut) = (Vec::new(), Vec::new());
+        parts.visit_params(&mut |n, _| params.push(n.to_string()));
+        parts.visit_params_mut(&mut |n, _| params_mut.push(n.to_string()));
+        assert_eq!(params, ["layers.1.weight", "present"]);
+        assert_eq!(params_mut, params);
+        let (mut rngs, mut rngs_mut) = (Vec::new(), Vec::new());
+        parts.visit_rngs(&mut |n, _| rngs.push(n.to_string()));
+        parts.visit_rngs_mut(&mut |n, r| {
+            rngs_mut.push(n.to_string());
+            *r = ChaCha8Rng::seed_from_u64(7);
+        });
+        assert_eq!(rngs, ["shared", "own"]);
+        assert_eq!(rngs_mut, rngs);
+        // the mutable visit reaches the generators themselves
+        let fresh = ChaCha8Rng::seed_from_u64(7);
+        assert_eq!(*parts.3.lock().unwrap(), fresh);
+        assert_eq!(parts.4, fresh);
+        assert_eq!(parts.num_params(), 6);
+    }
+}
