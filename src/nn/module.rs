@@ -491,27 +491,60 @@ impl<T: Walk> Walk for Option<T> {
 
 impl<T: Walk> Walk for Vec<T> {
     fn walk_params(&self, path: &str, f: &mut dyn FnMut(&str, &Param)) {
+        let mut at = IndexPath::new(path);
         for (index, part) in self.iter().enumerate() {
-            part.walk_params(&join(path, &index.to_string()), f)
+            part.walk_params(at.of(index), f)
         }
     }
 
     fn walk_params_mut(&mut self, path: &str, f: &mut dyn FnMut(&str, &mut Param)) {
+        let mut at = IndexPath::new(path);
         for (index, part) in self.iter_mut().enumerate() {
-            part.walk_params_mut(&join(path, &index.to_string()), f)
+            part.walk_params_mut(at.of(index), f)
         }
     }
 
     fn walk_rngs(&self, path: &str, f: &mut dyn FnMut(&str, &ChaCha8Rng)) {
+        let mut at = IndexPath::new(path);
         for (index, part) in self.iter().enumerate() {
-            part.walk_rngs(&join(path, &index.to_string()), f)
+            part.walk_rngs(at.of(index), f)
         }
     }
 
     fn walk_rngs_mut(&mut self, path: &str, f: &mut dyn FnMut(&str, &mut ChaCha8Rng)) {
+        let mut at = IndexPath::new(path);
         for (index, part) in self.iter_mut().enumerate() {
-            part.walk_rngs_mut(&join(path, &index.to_string()), f)
+            part.walk_rngs_mut(at.of(index), f)
         }
+    }
+}
+
+/// The paths `path.0`, `path.1`, … (or `0`, `1`, … at the top) of a `Vec`'s items, written
+/// into one reused buffer, so that a walk over a [`Sequential`](crate::Sequential)
+/// allocates no more than one name per parameter.
+struct IndexPath {
+    buffer: String,
+    prefix: usize,
+}
+
+impl IndexPath {
+    fn new(path: &str) -> Self {
+        let buffer = if path.is_empty() {
+            String::new()
+        } else {
+            format!("{path}.")
+        };
+        IndexPath {
+            prefix: buffer.len(),
+            buffer,
+        }
+    }
+
+    fn of(&mut self, index: usize) -> &str {
+        use std::fmt::Write;
+        self.buffer.truncate(self.prefix);
+        write!(self.buffer, "{index}").expect("writing to a String cannot fail");
+        &self.buffer
     }
 }
 
