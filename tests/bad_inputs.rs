@@ -1180,7 +1180,7 @@ fn lsuv_refuses_a_variance_that_is_not_finite_or_zero() {
         "a layer with a NaN bias",
         &[
             layer,
-            "has output variance NaN on this batch after 0 rescalings",
+            "has output variance NaN on this batch (rescalings done: 0)",
         ],
         || lsuv(&mut linear(f32::NAN), &batch, 0.1, 10, &mut rng),
     );

@@ -148,7 +148,7 @@ pub fn lsuv<R: Rng + ?Sized>(
                         op: "lsuv",
                         message: format!(
                             "layer {index} ({}) has output variance {variance} on this batch \
-                             after {iterations} rescalings; it cannot be scaled to 1",
+                             (rescalings done: {iterations}); it cannot be scaled to 1",
                             layer.describe()
                         ),
                     });
