@@ -16,9 +16,9 @@ pub(crate) fn decays(param: &Param) -> bool {
 
 /// The L2 term `λ·Σ W²` over the model's parameters that decay by default (weights and
 /// [`Role::Custom`] parameters, not biases or normalization parameters; see [`Role`]),
-/// recorded on `tape` so that adding it to the loss regularizes
-/// through backpropagation. Its gradient is `2λ·W`, so it equals the optimizers'
-/// decoupled `l2(λ)` option (weight decay `2λ`) on the same step.
+/// recorded on `tape` so that adding it to the loss regularizes through backpropagation.
+/// Its gradient is `2λ·W`, so it equals the optimizers' decoupled `l2(λ)` option (weight
+/// decay `2λ`) on the same step.
 ///
 /// # Examples
 /// ```
