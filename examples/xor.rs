@@ -66,7 +66,7 @@ fn linear(fan_in: usize, fan_out: usize, rng: &mut ChaCha8Rng) -> (Param, Param)
     let bound = 1.0 / (fan_in as f32).sqrt();
     let w = tensor::uniform(&[fan_out, fan_in], -bound, bound, rng).expect("valid bounds");
     let b = tensor::uniform(&[fan_out], -bound, bound, rng).expect("valid bounds");
-    (Param::new("weight", w), Param::new("bias", b))
+    (Param::weight(w), Param::bias(b))
 }
 
 /// `x·Wᵀ + b`.

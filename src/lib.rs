@@ -93,7 +93,8 @@ pub mod prelude {
     pub use crate::nn::{
         Activation, BatchRng, Dropout, Elu, FanMode, Flatten, Identity, Init, LSUV_MAX_ITER,
         LSUV_TOLERANCE, LeakyRelu, Linear, Loss, LossFn, LsuvLayer, LsuvReport, Maxout, Mode,
-        Module, Param, ParamId, Relu, SampleRng, Sequential, Sigmoid, Step, Tanh, fans, gain, lsuv,
+        Module, Param, ParamId, Relu, Role, SampleRng, Sequential, Sigmoid, Step, Tanh, Walk, fans,
+        gain, lsuv,
     };
     pub use crate::optim::{
         Adam, AdamRule, Decay, DecayUnit, Optim, Optimizer, OptimizerState, ParamGroup, ParamStep,

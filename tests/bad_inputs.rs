@@ -11,10 +11,10 @@ use tapegrad::data::{read_cifar10, read_idx_dataset, read_idx_images, read_idx_l
 use tapegrad::ndarray::{Array2, array};
 use tapegrad::{
     Adam, Augment, Batch, BatchTargets, ChaCha8Rng, Checkpoint, Dataset, Decay, DecayUnit, Dropout,
-    FitConfig, Identity, Init, Linear, Loss, Module, Monitor, OnDivergence, Optimizer,
-    OptimizerState, Predictor, Progress, RandomHorizontalFlip, Relu, Result, Scaler, Schedule,
-    SeedableRng, Sequential, Sgd, Targets, Tensor, TrainStep, checkpoint, evaluate,
-    export_safetensors, fit, import_safetensors, tensor,
+    FitConfig, Identity, Init, Linear, Loss, Mode, Module, Monitor, OnDivergence, Optimizer,
+    OptimizerState, Param, Predictor, Progress, RandomHorizontalFlip, Relu, Result, Role, Scaler,
+    Schedule, SeedableRng, Sequential, Sgd, Targets, Tensor, TrainStep, Var, checkpoint, evaluate,
+    export_safetensors, fit, import_safetensors, lsuv, tensor,
 };
 
 /// The bytes and modification time of every file under a folder.
@@ -1154,6 +1154,97 @@ fn state_from_outside_is_validated() {
         &["adam: optimizer state: expected at most 9007199254740992 steps, found 1152921504606846976"],
         || Checkpoint::from_bytes(&huge)?.resume(&mut resumed.0, &mut resumed.1),
     );
+    std::fs::remove_dir_all(&f.dir).unwrap();
+}
+
+/// `y = x + s` with a learned shift `s` of a role of its own, which LSUV leaves alone.
+struct Shift {
+    shift: Param,
+}
+
+impl Module for Shift {
+    fn forward<'t>(&self, x: Var<'t>, _mode: Mode) -> Var<'t> {
+        x + x.tape().param(&self.shift)
+    }
+    tapegrad::walk!(shift);
+}
+
+/// LSUV refuses, with an `Error` naming the layer and the variance, every layer whose output
+/// variance is NaN or zero, where it used to return `Ok` with the layer untouched (a NaN
+/// compares false with the tolerance; a zero variance passed a tolerance above 1).
+#[test]
+fn lsuv_refuses_a_variance_that_is_not_finite_or_zero() {
+    let mut f = Fixture {
+        dir: std::env::temp_dir().join(format!("tapegrad-bad-lsuv-{}", std::process::id())),
+        cases: 0,
+    };
+    std::fs::create_dir_all(&f.dir).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let batch = tensor::normal(&[16, 4], 0.0, 1.0, &mut rng).unwrap();
+    let linear = |bias: f32| {
+        let w = tensor::ones(&[3, 4]);
+        let b = tensor::from_vec(vec![0.0, bias, 1.0], &[3]).unwrap();
+        Sequential::new(vec![Box::new(Linear::from_parts(w, Some(b)).unwrap())]).unwrap()
+    };
+    let layer = "layer 0 (Linear(in_features=4, out_features=3, bias=true))";
+    let mut nan_batch = batch.clone();
+    nan_batch[[3, 1]] = f32::NAN;
+    f.case(
+        "a NaN in the batch",
+        &["lsuv: the batch holds NaN at [3, 1]; it must be finite"],
+        || lsuv(&mut linear(0.0), &nan_batch, 0.1, 10, &mut rng),
+    );
+    f.case(
+        "a layer with a NaN bias",
+        &[
+            layer,
+            "has output variance NaN on this batch (rescalings done: 0)",
+        ],
+        || lsuv(&mut linear(f32::NAN), &batch, 0.1, 10, &mut rng),
+    );
+    f.case(
+        "a layer with an infinite bias",
+        &[layer, "has output variance NaN"],
+        || lsuv(&mut linear(f32::INFINITY), &batch, 0.1, 10, &mut rng),
+    );
+    let dead = || {
+        let w = tensor::ones(&[3, 4]);
+        Sequential::new(vec![Box::new(Linear::from_parts(w, None).unwrap())]).unwrap()
+    };
+    f.case(
+        "a dead layer (all outputs 0) with a tolerance above 1",
+        &[
+            "lsuv: layer 0 (Linear(",
+            "has output variance 0 on this batch",
+        ],
+        || lsuv(&mut dead(), &tensor::zeros(&[16, 4]), 1.5, 10, &mut rng),
+    );
+    // A NaN from a layer LSUV does not initialize reaches the next weight layer through
+    // ReLU (relu(NaN) = NaN, as in PyTorch) and is refused there, naming that layer.
+    let mut shifted = Sequential::new(vec![
+        Box::new(Shift {
+            shift: Param::with_role("shift", Role::Custom("shift"), tensor::full(&[4], f32::NAN)),
+        }),
+        Box::new(Relu),
+        Box::new(Linear::new(4, 2, Init::default(), &mut rng).unwrap()),
+    ])
+    .unwrap();
+    f.case(
+        "a NaN from an earlier layer through ReLU",
+        &["lsuv: layer 2 (Linear(in_features=4, out_features=2, bias=true)) has output variance NaN"],
+        || lsuv(&mut shifted, &batch, 0.1, 10, &mut rng),
+    );
+    // the same models with finite values are initialized
+    assert!(lsuv(&mut linear(0.5), &batch, 0.1, 10, &mut rng).is_ok());
+    shifted.visit_params_mut(&mut |_, p| {
+        if p.role() == Role::Custom("shift") {
+            p.value_mut().fill(0.5);
+        }
+    });
+    let report = lsuv(&mut shifted, &batch, 0.1, 10, &mut rng).unwrap();
+    assert_eq!(report.layers.len(), 1);
+    assert_eq!(report.layers[0].index, 2);
+    assert_eq!(f.cases, 5);
     std::fs::remove_dir_all(&f.dir).unwrap();
 }
 

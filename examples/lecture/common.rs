@@ -346,8 +346,8 @@ pub fn mlp(inputs: usize, hidden: &[usize], unit: Unit, init: Init, seed: u64) -
             }
             Unit::Maxout => {
                 let mut m = Maxout::new(width, h, 2, init, &mut rng)?;
-                m.visit_params_mut(&mut |name, p| {
-                    if name.ends_with("bias") {
+                m.visit_params_mut(&mut |_, p| {
+                    if p.role() == Role::Bias {
                         p.value_mut().fill(0.0);
                     }
                 });

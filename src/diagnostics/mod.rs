@@ -47,7 +47,7 @@ pub use lr_range::{LrRangeConfig, LrRangeTest, lr_range_test};
 
 use crate::autograd::Tape;
 use crate::error::{Error, Result};
-use crate::nn::{Mode, Module, Sequential};
+use crate::nn::{Mode, Module, Role, Sequential};
 use crate::tensor::{Elem, SharedTensor, Tensor};
 use std::fmt;
 
@@ -78,6 +78,8 @@ pub struct LayerStats {
 pub struct ParamStats {
     /// The parameter's path name, e.g. `"0.weight"`.
     pub name: String,
+    /// What the parameter is for ([`Param::role`](crate::Param::role)).
+    pub role: Role,
     /// `‖W‖`, the Euclidean (Frobenius) norm of the value.
     pub weight_norm: f64,
     /// `‖∂L/∂W‖`; 0 when the loss does not depend on the parameter.
@@ -100,21 +102,26 @@ pub struct Probe {
 }
 
 impl Probe {
-    /// The gradient norms of the parameters named `*.weight`, first layer first.
+    /// The gradient norms of the weights (parameters of role [`Role::Weight`]), first layer
+    /// first.
     ///
     /// # Examples
     /// ```
     /// use tapegrad::diagnostics::{Probe, ParamStats};
-    /// let stat = |name: &str, g| ParamStats {
-    ///     name: name.into(), weight_norm: 1.0, grad_norm: g, update_ratio: 0.0 };
-    /// let p = Probe { loss: 0.0, layers: vec![],
-    ///     params: vec![stat("0.weight", 2.0), stat("0.bias", 3.0), stat("2.weight", 4.0)] };
+    /// use tapegrad::Role;
+    /// let stat = |name: &str, role, g| ParamStats {
+    ///     name: name.into(), role, weight_norm: 1.0, grad_norm: g, update_ratio: 0.0 };
+    /// let p = Probe { loss: 0.0, layers: vec![], params: vec![
+    ///     stat("0.weight", Role::Weight, 2.0),
+    ///     stat("0.bias", Role::Bias, 3.0),
+    ///     stat("2.weight", Role::Weight, 4.0),
+    /// ] };
     /// assert_eq!(p.weight_grad_norms(), vec![2.0, 4.0]);
     /// ```
     pub fn weight_grad_norms(&self) -> Vec<f64> {
         self.params
             .iter()
-            .filter(|p| p.name.ends_with("weight"))
+            .filter(|p| p.role == Role::Weight)
             .map(|p| p.grad_norm)
             .collect()
     }
@@ -204,6 +211,7 @@ pub fn probe(model: &Sequential, x: &Tensor, labels: &[usize], lr: Elem) -> Resu
         let step = f64::from(lr) * grad_norm;
         params.push(ParamStats {
             name: name.to_string(),
+            role: p.role(),
             weight_norm,
             grad_norm,
             update_ratio: if step == 0.0 { 0.0 } else { step / weight_norm },

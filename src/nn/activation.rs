@@ -7,7 +7,7 @@
 
 use crate::autograd::Var;
 use crate::error::{Error, Result};
-use crate::nn::module::{Mode, Module, Param};
+use crate::nn::module::{Mode, Module};
 use crate::tensor::Elem;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -21,8 +21,7 @@ macro_rules! elementwise_layer {
                 let $self_ = self;
                 $forward
             }
-            fn visit_params(&self, _f: &mut dyn FnMut(&str, &Param)) {}
-            fn visit_params_mut(&mut self, _f: &mut dyn FnMut(&str, &mut Param)) {}
+            crate::walk!();
             fn describe(&self) -> String {
                 let $s = self;
                 $describe

@@ -3,10 +3,9 @@
 use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::nn::SampleRng;
-use crate::nn::module::{Mode, Module, Param};
+use crate::nn::module::{Mode, Module};
 use crate::tensor::Elem;
 use rand::Rng;
-use rand_chacha::ChaCha8Rng;
 
 /// Dropout (Srivastava et al. 2014, <https://jmlr.org/papers/v15/srivastava14a.html>), in
 /// PyTorch's inverted form: `p` is the probability of **dropping** a unit.
@@ -106,17 +105,7 @@ impl Module for Dropout {
         x * tape.constant(mask)
     }
 
-    fn visit_params(&self, _f: &mut dyn FnMut(&str, &Param)) {}
-
-    fn visit_params_mut(&mut self, _f: &mut dyn FnMut(&str, &mut Param)) {}
-
-    fn visit_rngs(&self, f: &mut dyn FnMut(&str, &ChaCha8Rng)) {
-        f("rng", &self.rng.generator())
-    }
-
-    fn visit_rngs_mut(&mut self, f: &mut dyn FnMut(&str, &mut ChaCha8Rng)) {
-        f("rng", self.rng.generator_mut())
-    }
+    crate::walk!(rng);
 
     fn describe(&self) -> String {
         format!("Dropout(p={})", self.p)
@@ -127,7 +116,7 @@ impl Module for Dropout {
 mod tests {
     use super::*;
     use crate::autograd::gradcheck::testing::random;
-    use crate::{SeedableRng, Tape, gradcheck, tensor};
+    use crate::{ChaCha8Rng, SeedableRng, Tape, gradcheck, tensor};
 
     #[test]
     fn train_preserves_the_expected_mean_and_drops_about_p() {

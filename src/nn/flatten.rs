@@ -1,7 +1,7 @@
 //! [`Flatten`]: the samples of a batch as flat rows, between image layers and `Linear` ones.
 
 use crate::autograd::tape::Var;
-use crate::nn::module::{Mode, Module, Param};
+use crate::nn::module::{Mode, Module};
 
 /// Flattens every axis after the first (the batch): `[N, C, H, W] → [N, C·H·W]`, as
 /// PyTorch's `nn.Flatten()` (`start_dim=1`). A batch of rows `[N, D]` passes unchanged.
@@ -23,9 +23,7 @@ impl Module for Flatten {
         if axes <= 2 { x } else { x.flatten(1, axes - 1) }
     }
 
-    fn visit_params(&self, _f: &mut dyn FnMut(&str, &Param)) {}
-
-    fn visit_params_mut(&mut self, _f: &mut dyn FnMut(&str, &mut Param)) {}
+    crate::walk!();
 
     fn describe(&self) -> String {
         "Flatten".into()

@@ -18,7 +18,8 @@ use rand::Rng;
 /// and exported weights mean the same as there; the forward pass reads `Wᵀ` through strides
 /// without a copy. Backward: `∂L/∂x = G·W`, `∂L/∂W = Gᵀ·x`, `∂L/∂b = Σ_batch G`.
 ///
-/// Parameters are named `"weight"` and `"bias"`.
+/// Parameters are named `"weight"` ([`Role::Weight`](crate::Role::Weight)) and `"bias"`
+/// ([`Role::Bias`](crate::Role::Bias)).
 ///
 /// # Shapes
 /// `[batch, in] -> [batch, out]`; any leading axes, as `nn.Linear`: `[a, b, in] -> [a, b,
@@ -84,7 +85,7 @@ impl Linear {
             high: bound,
         }
         .sample(&[out_dim], in_dim, out_dim, rng)?;
-        layer.bias = Some(Param::new("bias", bias));
+        layer.bias = Some(Param::bias(bias));
         Ok(layer)
     }
 
@@ -116,7 +117,7 @@ impl Linear {
         }
         let weight = init.sample(&[out_dim, in_dim], in_dim, out_dim, rng)?;
         Ok(Linear {
-            weight: Param::new("weight", weight),
+            weight: Param::weight(weight),
             bias: None,
         })
     }
@@ -155,8 +156,8 @@ impl Linear {
             });
         }
         Ok(Linear {
-            weight: Param::new("weight", weight),
-            bias: bias.map(|b| Param::new("bias", b)),
+            weight: Param::weight(weight),
+            bias: bias.map(Param::bias),
         })
     }
 
@@ -221,19 +222,7 @@ impl Module for Linear {
         y.reshape(&out)
     }
 
-    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param)) {
-        f("weight", &self.weight);
-        if let Some(b) = &self.bias {
-            f("bias", b);
-        }
-    }
-
-    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param)) {
-        f("weight", &mut self.weight);
-        if let Some(b) = &mut self.bias {
-            f("bias", b);
-        }
-    }
+    crate::walk!(weight, bias);
 
     fn describe(&self) -> String {
         let s = self.weight.value().shape();

@@ -5,7 +5,7 @@
 use crate::autograd::Tape;
 use crate::error::{Error, Result};
 use crate::nn::init::Init;
-use crate::nn::module::{Mode, Module};
+use crate::nn::module::{Mode, Module, Param, Role};
 use crate::nn::sequential::Sequential;
 use crate::tensor::{Elem, Tensor};
 use rand::Rng;
@@ -42,11 +42,12 @@ pub struct LsuvReport {
 /// Layer-sequential unit-variance initialization (Mishkin & Matas 2016, "All you need is a
 /// good init", <https://arxiv.org/abs/1511.06422>): a data-driven init for a whole model.
 ///
-/// 1. Every layer with a 2-D parameter named `"weight"` ([`Linear`](crate::Linear),
-///    [`Maxout`](crate::Maxout)) gets an orthonormal weight
-///    ([`Init::Orthogonal`] with gain 1, Saxe et al. 2013). Biases are untouched. A nested
-///    `Sequential` counts as one layer without such a weight: it is passed through, not
-///    recursed into.
+/// 1. Every layer with exactly one 2-D parameter of role [`Role::Weight`]
+///    ([`Linear`](crate::Linear), [`Maxout`](crate::Maxout), a module of your own with one
+///    weight matrix) gets an orthonormal weight ([`Init::Orthogonal`] with gain 1, Saxe et
+///    al. 2013). Parameters of other roles (biases, [`Role::Custom`]) are untouched. A layer
+///    with several weights, such as a nested `Sequential` of several `Linear`s, is passed
+///    through, not recursed into.
 /// 2. For each such layer, first to last (the final classifier included): forward `batch`
 ///    (in [`Mode::Eval`]) through the layers before it and the layer itself, take the
 ///    variance `v` of the layer's output over the whole batch as one number, and set
@@ -61,8 +62,11 @@ pub struct LsuvReport {
 /// [`LSUV_MAX_ITER`].
 ///
 /// # Errors
-/// - [`Error::InvalidArgument`] if `tol` is not positive and finite, `max_iter` is 0, or a
-///   layer's output has zero or non-finite variance on `batch` (a constant or dead batch).
+/// - [`Error::InvalidArgument`] if `tol` is not positive and finite, `max_iter` is 0,
+///   `batch` holds a value that is not finite, or a layer's output has a variance on
+///   `batch` that is zero (a constant or dead output) or not finite (an overflow, or a NaN
+///   from the layers), before or after any rescaling: such a layer cannot be scaled to
+///   unit variance.
 /// - [`Error::Shape`] if `batch` is not `[n, in]` with `n >= 2` and `in` the model's input
 ///   width.
 /// - [`Error::NoConvergence`] if a layer is still outside the tolerance after `max_iter`
@@ -108,14 +112,23 @@ pub fn lsuv<R: Rng + ?Sized>(
             found: format!("{shape:?}"),
         });
     }
+    if let Some((at, value)) = batch.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        return Err(Error::InvalidArgument {
+            op: "lsuv",
+            message: format!(
+                "the batch holds {value} at {:?}; it must be finite",
+                ndarray::Dimension::slice(&at)
+            ),
+        });
+    }
     let mut report = LsuvReport { layers: Vec::new() };
     let mut input = batch.clone();
     for (index, layer) in model.layers_mut().iter_mut().enumerate() {
         let layer: &mut dyn Module = layer.as_mut();
-        if has_matrix_weight(layer) {
+        if has_one_matrix_weight(layer) {
             let mut result = Ok(());
-            layer.visit_params_mut(&mut |name, p| {
-                if name == "weight" {
+            layer.visit_params_mut(&mut |_, p| {
+                if is_matrix_weight(p) {
                     let shape = p.value().shape().to_vec();
                     let orthonormal = Init::Orthogonal { gain: 1.0 };
                     match orthonormal.sample(&shape, 0, 0, rng) {
@@ -127,20 +140,25 @@ pub fn lsuv<R: Rng + ?Sized>(
             result?;
             let mut iterations = 0;
             let mut variance = output_variance(layer, &input);
-            while (variance - 1.0).abs() >= f64::from(tol) && iterations < max_iter {
+            loop {
+                // checked on every variance, the last one included: NaN compares false with
+                // the tolerance, so it would otherwise pass as converged
                 if !(variance.is_finite() && variance > 0.0) {
                     return Err(Error::InvalidArgument {
                         op: "lsuv",
                         message: format!(
-                            "layer {index} ({}) has output variance {variance} on this batch; \
-                             it cannot be scaled to 1",
+                            "layer {index} ({}) has output variance {variance} on this batch \
+                             (rescalings done: {iterations}); it cannot be scaled to 1",
                             layer.describe()
                         ),
                     });
                 }
+                if (variance - 1.0).abs() < f64::from(tol) || iterations == max_iter {
+                    break;
+                }
                 let scale = (1.0 / variance.sqrt()) as Elem;
-                layer.visit_params_mut(&mut |name, p| {
-                    if name == "weight" {
+                layer.visit_params_mut(&mut |_, p| {
+                    if is_matrix_weight(p) {
                         p.value_mut().mapv_inplace(|w| w * scale);
                     }
                 });
@@ -169,10 +187,17 @@ pub fn lsuv<R: Rng + ?Sized>(
     Ok(report)
 }
 
-fn has_matrix_weight(layer: &dyn Module) -> bool {
-    let mut found = false;
-    layer.visit_params(&mut |name, p| found |= name == "weight" && p.value().ndim() == 2);
-    found
+/// Whether `p` is a weight matrix, the kind of parameter LSUV initializes and rescales.
+fn is_matrix_weight(p: &Param) -> bool {
+    p.role() == Role::Weight && p.value().ndim() == 2
+}
+
+/// Whether `layer` has exactly one weight matrix, so that its output variance is that
+/// weight's to set.
+fn has_one_matrix_weight(layer: &dyn Module) -> bool {
+    let mut count = 0;
+    layer.visit_params(&mut |_, p| count += usize::from(is_matrix_weight(p)));
+    count == 1
 }
 
 /// The variance of all elements of `layer`'s output on `input` (population variance, as
@@ -233,8 +258,8 @@ mod tests {
         let mut model = deep_net(&mut rng);
         let batch = tensor::normal(&[256, 20], 0.0, 1.0, &mut rng).unwrap();
         let mut biases = Vec::new();
-        model.visit_params(&mut |n, p| {
-            if n.ends_with("bias") {
+        model.visit_params(&mut |_, p| {
+            if p.role() == Role::Bias {
                 biases.push(p.value().to_owned())
             }
         });
@@ -258,8 +283,8 @@ mod tests {
         }
         assert_eq!(checked, 10);
         let mut after = Vec::new();
-        model.visit_params(&mut |n, p| {
-            if n.ends_with("bias") {
+        model.visit_params(&mut |_, p| {
+            if p.role() == Role::Bias {
                 after.push(p.value().to_owned())
             }
         });

@@ -137,13 +137,7 @@ impl Module for Maxout {
         self.linear.forward(x, mode).max_groups(self.pieces)
     }
 
-    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param)) {
-        self.linear.visit_params(f);
-    }
-
-    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param)) {
-        self.linear.visit_params_mut(f);
-    }
+    crate::walk!(linear as "");
 
     fn describe(&self) -> String {
         format!(
@@ -234,6 +228,23 @@ mod tests {
             )
             .unwrap();
         }
+    }
+
+    #[test]
+    fn parameters_keep_the_names_and_roles_of_a_linear_layer() {
+        // the checkpoint keys of every earlier version: "weight" and "bias", no prefix
+        let mut layer =
+            Maxout::from_parts(tensor::ones(&[4, 2]), Some(tensor::zeros(&[4])), 2).unwrap();
+        let mut seen = Vec::new();
+        layer.visit_params(&mut |n, p| seen.push((n.to_string(), p.role())));
+        let mut seen_mut = Vec::new();
+        layer.visit_params_mut(&mut |n, p| seen_mut.push((n.to_string(), p.role())));
+        let expected = [
+            ("weight".to_string(), crate::Role::Weight),
+            ("bias".to_string(), crate::Role::Bias),
+        ];
+        assert_eq!(seen, expected);
+        assert_eq!(seen_mut, expected);
     }
 
     #[test]

@@ -22,6 +22,6 @@ pub use linear::Linear;
 pub use loss::{Loss, LossFn};
 pub use lsuv::{LSUV_MAX_ITER, LSUV_TOLERANCE, LsuvLayer, LsuvReport, lsuv};
 pub use maxout::Maxout;
-pub use module::{Mode, Module, Param, ParamId};
+pub use module::{Mode, Module, Param, ParamId, Role, Walk};
 pub use sample_rng::{BatchRng, SampleRng};
 pub use sequential::Sequential;

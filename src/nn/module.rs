@@ -5,6 +5,7 @@ use crate::autograd::Var;
 use crate::tensor::{SharedTensor, Tensor};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Whether a forward pass trains or evaluates (`model.train()` / `model.eval()` in PyTorch).
@@ -37,31 +38,71 @@ pub enum Mode {
 /// names never change. The trait is object safe, so a `Sequential` holds
 /// `Box<dyn Module>`s.
 ///
+/// Write the walk once, with [`walk!`](crate::walk): list the fields that hold parameters,
+/// generators or other modules, and the macro writes [`Module::visit_params`],
+/// [`Module::visit_params_mut`], [`Module::visit_rngs`] and [`Module::visit_rngs_mut`], so
+/// the four visits cannot disagree. A field's name is its path segment (`hidden.weight`);
+/// `field as "name"` renames it and `field as ""` adds no segment.
+///
 /// # Examples
 /// A model with one parameter, `y = x·s` (a learned scale):
 /// ```
 /// use tapegrad::{tensor, Mode, Module, Param, Tape, Var};
 ///
-/// struct Scale(Param);
+/// struct Scale {
+///     scale: Param,
+/// }
 ///
 /// impl Module for Scale {
 ///     fn forward<'t>(&self, x: Var<'t>, _mode: Mode) -> Var<'t> {
-///         x * x.tape().param(&self.0)
+///         x * x.tape().param(&self.scale)
 ///     }
-///     fn visit_params(&self, f: &mut dyn FnMut(&str, &Param)) {
-///         f("scale", &self.0)
-///     }
-///     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param)) {
-///         f("scale", &mut self.0)
-///     }
+///     tapegrad::walk!(scale);
 /// }
 ///
-/// let model = Scale(Param::new("scale", tensor::full(&[1], 3.0)));
+/// let model = Scale { scale: Param::new("scale", tensor::full(&[1], 3.0)) };
 /// let tape = Tape::new();
 /// let y = model.forward(tape.constant(tensor::full(&[2, 1], 2.0)), Mode::Train);
 /// assert_eq!(y.value(), tensor::full(&[2, 1], 6.0));
 /// assert_eq!(model.num_params(), 1);
 /// assert_eq!(model.describe(), "Scale()");
+/// let mut names = Vec::new();
+/// model.visit_params(&mut |name, _| names.push(name.to_string()));
+/// assert_eq!(names, ["scale"]);
+/// ```
+///
+/// A model made of layers: the walk lists the layers, and their parameters get the
+/// layers' field names as prefixes.
+/// ```
+/// use tapegrad::{ChaCha8Rng, Dropout, Init, Linear, Mode, Module, SeedableRng, Var};
+///
+/// struct Mlp {
+///     hidden: Linear,
+///     dropout: Dropout,
+///     out: Linear,
+/// }
+///
+/// impl Module for Mlp {
+///     fn forward<'t>(&self, x: Var<'t>, mode: Mode) -> Var<'t> {
+///         let h = self.dropout.forward(self.hidden.forward(x, mode).relu(), mode);
+///         self.out.forward(h, mode)
+///     }
+///     tapegrad::walk!(hidden, dropout, out);
+/// }
+///
+/// let mut rng = ChaCha8Rng::seed_from_u64(0);
+/// let model = Mlp {
+///     hidden: Linear::new(2, 4, Init::default(), &mut rng)?,
+///     dropout: Dropout::new(0.5, &mut rng)?,
+///     out: Linear::new(4, 1, Init::default(), &mut rng)?,
+/// };
+/// let mut names = Vec::new();
+/// model.visit_params(&mut |name, _| names.push(name.to_string()));
+/// assert_eq!(names, ["hidden.weight", "hidden.bias", "out.weight", "out.bias"]);
+/// let mut rngs = Vec::new();
+/// model.visit_rngs(&mut |name, _| rngs.push(name.to_string()));
+/// assert_eq!(rngs, ["dropout.rng"]);
+/// assert_eq!(model.num_params(), 17);
 /// # Ok::<(), tapegrad::Error>(())
 /// ```
 pub trait Module: Send + Sync {
@@ -71,12 +112,13 @@ pub trait Module: Send + Sync {
     /// shapes, like every op.
     fn forward<'t>(&self, x: Var<'t>, mode: Mode) -> Var<'t>;
 
-    /// Calls `f(name, param)` for every parameter, in a fixed order.
+    /// Calls `f(name, param)` for every parameter, in a fixed order. Write it with
+    /// [`walk!`](crate::walk).
     fn visit_params(&self, f: &mut dyn FnMut(&str, &Param));
 
     /// Calls `f(name, param)` for every parameter, mutably (optimizers, initializers,
     /// checkpoint loading), in the same order and with the same names as
-    /// [`Module::visit_params`].
+    /// [`Module::visit_params`]. Write it with [`walk!`](crate::walk).
     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param));
 
     /// A one-line description in PyTorch's `repr` style, e.g.
@@ -103,7 +145,8 @@ pub trait Module: Send + Sync {
     /// Calls `f(name, rng)` for every random generator the module keeps for itself (such as
     /// [`Dropout`](crate::Dropout)'s mask generator, named `"rng"`; `"2.rng"` under a
     /// [`Sequential`](crate::Sequential)), so that a checkpoint can save where each one
-    /// stands and a resumed run draws the same numbers. The default visits none.
+    /// stands and a resumed run draws the same numbers. The default visits none;
+    /// [`walk!`](crate::walk) writes it.
     fn visit_rngs(&self, _f: &mut dyn FnMut(&str, &ChaCha8Rng)) {}
 
     /// Calls `f(name, rng)` mutably for the generators of [`Module::visit_rngs`], in the same
@@ -131,8 +174,48 @@ impl ParamId {
     }
 }
 
+/// What a [`Param`] is for. Rules that treat parameters differently read the role, never
+/// the name (names exist for checkpoints and summaries):
+///
+/// | role | weight decay and L2 by default | [`lsuv`](crate::lsuv) |
+/// |---|---|---|
+/// | [`Role::Weight`] | yes | rescales it when it is 2-D |
+/// | [`Role::Bias`] | no | leaves it |
+/// | [`Role::NormScale`], [`Role::NormShift`] | no | leaves it |
+/// | [`Role::Custom`] | yes | leaves it |
+///
+/// Biases and normalization parameters are left out of weight decay as in common practice
+/// (Caffe's `decay_mult: 0` on biases; timm's `param_groups_weight_decay` and nanoGPT's
+/// `configure_optimizers`, which decay only matrices): they shift or scale a unit's input
+/// rather than mix inputs, so shrinking them does not make the function smoother.
+///
+/// # Examples
+/// ```
+/// use tapegrad::{tensor, Param, Role};
+/// assert_eq!(Param::bias(tensor::zeros(&[3])).role(), Role::Bias);
+/// let t = Param::with_role("temperature", Role::Custom("temperature"), tensor::ones(&[1]));
+/// assert_eq!(t.role(), Role::Custom("temperature"));
+/// assert_eq!(Param::new("w", tensor::ones(&[2])).role(), Role::Weight);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// A weight that mixes inputs: a [`Linear`](crate::Linear) or
+    /// [`Maxout`](crate::Maxout) weight `[out, in]`.
+    Weight,
+    /// An additive bias, `b` in `x·Wᵀ + b`.
+    Bias,
+    /// A normalization layer's learned scale `γ` (`weight` of PyTorch's `BatchNorm1d`).
+    NormScale,
+    /// A normalization layer's learned shift `β` (`bias` of PyTorch's `BatchNorm1d`).
+    NormShift,
+    /// A kind of parameter of the user's own, named (e.g. `Custom("temperature")`). It
+    /// decays like a weight, as every parameter does under PyTorch's `weight_decay`, and no
+    /// initializer touches it.
+    Custom(&'static str),
+}
+
 /// A trainable tensor owned by a module: its id, its name inside the module (`"weight"`,
-/// `"bias"`) and its value.
+/// `"bias"`), its [`Role`] and its value.
 ///
 /// Put it on a tape with [`Tape::param`](crate::Tape::param) and read its gradient with
 /// [`Gradients::param`](crate::Gradients::param). The value is a [`SharedTensor`]: the tape
@@ -157,17 +240,57 @@ impl ParamId {
 pub struct Param {
     id: ParamId,
     name: String,
+    role: Role,
     value: SharedTensor,
 }
 
 impl Param {
-    /// A new parameter with a fresh id.
+    /// A new parameter with a fresh id and the role [`Role::Weight`], whatever its name: the
+    /// role is never guessed from the name. Give other roles with [`Param::with_role`],
+    /// [`Param::bias`] or [`Param::weight`].
     pub fn new(name: impl Into<String>, value: Tensor) -> Self {
+        Param::with_role(name, Role::Weight, value)
+    }
+
+    /// A new parameter with a fresh id and the given role.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Param, Role};
+    /// let gamma = Param::with_role("gamma", Role::NormScale, tensor::ones(&[4]));
+    /// assert_eq!((gamma.name(), gamma.role()), ("gamma", Role::NormScale));
+    /// ```
+    pub fn with_role(name: impl Into<String>, role: Role, value: Tensor) -> Self {
         Param {
             id: ParamId::fresh(),
             name: name.into(),
+            role,
             value: value.into_shared(),
         }
+    }
+
+    /// A weight named `"weight"` ([`Role::Weight`]).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Param, Role};
+    /// let w = Param::weight(tensor::ones(&[3, 2]));
+    /// assert_eq!((w.name(), w.role()), ("weight", Role::Weight));
+    /// ```
+    pub fn weight(value: Tensor) -> Self {
+        Param::with_role("weight", Role::Weight, value)
+    }
+
+    /// A bias named `"bias"` ([`Role::Bias`]).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Param, Role};
+    /// let b = Param::bias(tensor::zeros(&[3]));
+    /// assert_eq!((b.name(), b.role()), ("bias", Role::Bias));
+    /// ```
+    pub fn bias(value: Tensor) -> Self {
+        Param::with_role("bias", Role::Bias, value)
     }
 
     /// The id gradients are keyed by.
@@ -175,9 +298,15 @@ impl Param {
         self.id
     }
 
-    /// The name inside its module (`"weight"`, `"bias"`).
+    /// The name given at construction (`"weight"`, `"bias"`). Checkpoints use the path the
+    /// owning module's walk gives ([`Module::visit_params`]), such as `"0.weight"`.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// What the parameter is for, which decides weight decay and initialization rules.
+    pub fn role(&self) -> Role {
+        self.role
     }
 
     /// The current value.
@@ -192,10 +321,370 @@ impl Param {
     }
 }
 
-/// A clone is a distinct parameter: it gets a fresh id, so gradients of the two are never
-/// confused.
+/// A clone is a distinct parameter with the same name, role and value: it gets a fresh id,
+/// so gradients of the two are never confused.
 impl Clone for Param {
     fn clone(&self) -> Self {
-        Param::new(self.name.clone(), self.value.to_owned())
+        Param::with_role(self.name.clone(), self.role, self.value.to_owned())
+    }
+}
+
+/// A part of a module that holds parameters or generators, as [`walk!`](crate::walk) lists
+/// them: a [`Param`], any [`Module`] (a nested layer, also as `Box<dyn Module>`), a
+/// generator ([`ChaCha8Rng`], also behind a `Mutex`), or an `Option` or `Vec` of parts.
+///
+/// `path` is the part's name inside its module: a [`Param`] is visited under `path`
+/// itself, a module's parameters under `path.name` (or plain `name` when `path` is empty),
+/// a `Vec`'s items under `path.0`, `path.1`, … and an `Option` only when it is `Some`.
+/// Implement it for a container of your own to list that container in `walk!`.
+///
+/// # Examples
+/// ```
+/// use tapegrad::{tensor, Param, Walk};
+/// let layers = vec![Some(Param::weight(tensor::ones(&[2]))), None];
+/// let mut names = Vec::new();
+/// layers.walk_params("blocks", &mut |name, _| names.push(name.to_string()));
+/// assert_eq!(names, ["blocks.0"]);
+/// ```
+pub trait Walk {
+    /// Calls `f(path, param)` for every parameter of the part, in a fixed order.
+    fn walk_params(&self, path: &str, f: &mut dyn FnMut(&str, &Param));
+
+    /// Calls `f(path, param)` mutably, in the order and with the names of
+    /// [`Walk::walk_params`].
+    fn walk_params_mut(&mut self, path: &str, f: &mut dyn FnMut(&str, &mut Param));
+
+    /// Calls `f(path, rng)` for every generator of the part. The default visits none.
+    fn walk_rngs(&self, _path: &str, _f: &mut dyn FnMut(&str, &ChaCha8Rng)) {}
+
+    /// Calls `f(path, rng)` mutably, in the order and with the names of
+    /// [`Walk::walk_rngs`]. The default visits none.
+    fn walk_rngs_mut(&mut self, _path: &str, _f: &mut dyn FnMut(&str, &mut ChaCha8Rng)) {}
+}
+
+/// `path.name`, or `name` alone at the top (`path` empty).
+fn join(path: &str, name: &str) -> String {
+    if path.is_empty() {
+        name.to_string()
+    } else {
+        format!("{path}.{name}")
+    }
+}
+
+impl Walk for Param {
+    fn walk_params(&self, path: &str, f: &mut dyn FnMut(&str, &Param)) {
+        f(path, self)
+    }
+
+    fn walk_params_mut(&mut self, path: &str, f: &mut dyn FnMut(&str, &mut Param)) {
+        f(path, self)
+    }
+}
+
+impl<M: Module + ?Sized> Walk for M {
+    fn walk_params(&self, path: &str, f: &mut dyn FnMut(&str, &Param)) {
+        if path.is_empty() {
+            self.visit_params(f)
+        } else {
+            self.visit_params(&mut |name, p| f(&join(path, name), p))
+        }
+    }
+
+    fn walk_params_mut(&mut self, path: &str, f: &mut dyn FnMut(&str, &mut Param)) {
+        if path.is_empty() {
+            self.visit_params_mut(f)
+        } else {
+            self.visit_params_mut(&mut |name, p| f(&join(path, name), p))
+        }
+    }
+
+    fn walk_rngs(&self, path: &str, f: &mut dyn FnMut(&str, &ChaCha8Rng)) {
+        if path.is_empty() {
+            self.visit_rngs(f)
+        } else {
+            self.visit_rngs(&mut |name, r| f(&join(path, name), r))
+        }
+    }
+
+    fn walk_rngs_mut(&mut self, path: &str, f: &mut dyn FnMut(&str, &mut ChaCha8Rng)) {
+        if path.is_empty() {
+            self.visit_rngs_mut(f)
+        } else {
+            self.visit_rngs_mut(&mut |name, r| f(&join(path, name), r))
+        }
+    }
+}
+
+impl Walk for Box<dyn Module> {
+    fn walk_params(&self, path: &str, f: &mut dyn FnMut(&str, &Param)) {
+        (**self).walk_params(path, f)
+    }
+
+    fn walk_params_mut(&mut self, path: &str, f: &mut dyn FnMut(&str, &mut Param)) {
+        (**self).walk_params_mut(path, f)
+    }
+
+    fn walk_rngs(&self, path: &str, f: &mut dyn FnMut(&str, &ChaCha8Rng)) {
+        (**self).walk_rngs(path, f)
+    }
+
+    fn walk_rngs_mut(&mut self, path: &str, f: &mut dyn FnMut(&str, &mut ChaCha8Rng)) {
+        (**self).walk_rngs_mut(path, f)
+    }
+}
+
+impl Walk for ChaCha8Rng {
+    fn walk_params(&self, _path: &str, _f: &mut dyn FnMut(&str, &Param)) {}
+
+    fn walk_params_mut(&mut self, _path: &str, _f: &mut dyn FnMut(&str, &mut Param)) {}
+
+    fn walk_rngs(&self, path: &str, f: &mut dyn FnMut(&str, &ChaCha8Rng)) {
+        f(path, self)
+    }
+
+    fn walk_rngs_mut(&mut self, path: &str, f: &mut dyn FnMut(&str, &mut ChaCha8Rng)) {
+        f(path, self)
+    }
+}
+
+/// A generator shared by `&self` forward passes; a poisoned lock is still read, since a
+/// generator's state is valid whatever panicked while it was held.
+impl Walk for Mutex<ChaCha8Rng> {
+    fn walk_params(&self, _path: &str, _f: &mut dyn FnMut(&str, &Param)) {}
+
+    fn walk_params_mut(&mut self, _path: &str, _f: &mut dyn FnMut(&str, &mut Param)) {}
+
+    fn walk_rngs(&self, path: &str, f: &mut dyn FnMut(&str, &ChaCha8Rng)) {
+        f(path, &self.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn walk_rngs_mut(&mut self, path: &str, f: &mut dyn FnMut(&str, &mut ChaCha8Rng)) {
+        f(path, self.get_mut().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl<T: Walk> Walk for Option<T> {
+    fn walk_params(&self, path: &str, f: &mut dyn FnMut(&str, &Param)) {
+        if let Some(part) = self {
+            part.walk_params(path, f)
+        }
+    }
+
+    fn walk_params_mut(&mut self, path: &str, f: &mut dyn FnMut(&str, &mut Param)) {
+        if let Some(part) = self {
+            part.walk_params_mut(path, f)
+        }
+    }
+
+    fn walk_rngs(&self, path: &str, f: &mut dyn FnMut(&str, &ChaCha8Rng)) {
+        if let Some(part) = self {
+            part.walk_rngs(path, f)
+        }
+    }
+
+    fn walk_rngs_mut(&mut self, path: &str, f: &mut dyn FnMut(&str, &mut ChaCha8Rng)) {
+        if let Some(part) = self {
+            part.walk_rngs_mut(path, f)
+        }
+    }
+}
+
+impl<T: Walk> Walk for Vec<T> {
+    fn walk_params(&self, path: &str, f: &mut dyn FnMut(&str, &Param)) {
+        let mut at = IndexPath::new(path);
+        for (index, part) in self.iter().enumerate() {
+            part.walk_params(at.of(index), f)
+        }
+    }
+
+    fn walk_params_mut(&mut self, path: &str, f: &mut dyn FnMut(&str, &mut Param)) {
+        let mut at = IndexPath::new(path);
+        for (index, part) in self.iter_mut().enumerate() {
+            part.walk_params_mut(at.of(index), f)
+        }
+    }
+
+    fn walk_rngs(&self, path: &str, f: &mut dyn FnMut(&str, &ChaCha8Rng)) {
+        let mut at = IndexPath::new(path);
+        for (index, part) in self.iter().enumerate() {
+            part.walk_rngs(at.of(index), f)
+        }
+    }
+
+    fn walk_rngs_mut(&mut self, path: &str, f: &mut dyn FnMut(&str, &mut ChaCha8Rng)) {
+        let mut at = IndexPath::new(path);
+        for (index, part) in self.iter_mut().enumerate() {
+            part.walk_rngs_mut(at.of(index), f)
+        }
+    }
+}
+
+/// The paths `path.0`, `path.1`, … (or `0`, `1`, … at the top) of a `Vec`'s items, written
+/// into one reused buffer, so that a walk over a [`Sequential`](crate::Sequential)
+/// allocates no more than one name per parameter.
+struct IndexPath {
+    buffer: String,
+    prefix: usize,
+}
+
+impl IndexPath {
+    fn new(path: &str) -> Self {
+        let buffer = if path.is_empty() {
+            String::new()
+        } else {
+            format!("{path}.")
+        };
+        IndexPath {
+            prefix: buffer.len(),
+            buffer,
+        }
+    }
+
+    fn of(&mut self, index: usize) -> &str {
+        use std::fmt::Write;
+        self.buffer.truncate(self.prefix);
+        write!(self.buffer, "{index}").expect("writing to a String cannot fail");
+        &self.buffer
+    }
+}
+
+/// Writes a [`Module`]'s parameter walk from one list of its fields: the four visitors
+/// [`Module::visit_params`], [`Module::visit_params_mut`], [`Module::visit_rngs`] and
+/// [`Module::visit_rngs_mut`], in the order of the list and with the same names, so they
+/// cannot disagree. Use it inside `impl Module for …`.
+///
+/// Each field is a [`Walk`] part: a [`Param`], a nested module, a generator, or an
+/// `Option`/`Vec` of them. Its path segment is the field's name; `field as "name"` gives
+/// another one and `field as ""` none (a [`Sequential`](crate::Sequential) lists
+/// `layers as ""`, so its parameters are `"0.weight"`, not `"layers.0.weight"`). Tuple
+/// fields need a name: `0 as "scale"`. A module without parameters writes `walk!()`.
+///
+/// # Examples
+/// ```
+/// use tapegrad::{tensor, Linear, Mode, Module, Param, Role, Tape, Var};
+///
+/// /// `y = Linear(x) / t`, with a learned temperature `t`.
+/// struct Tempered(Linear, Param);
+///
+/// impl Module for Tempered {
+///     fn forward<'t>(&self, x: Var<'t>, mode: Mode) -> Var<'t> {
+///         self.0.forward(x, mode) / x.tape().param(&self.1)
+///     }
+///     tapegrad::walk!(0 as "", 1 as "temperature");
+/// }
+///
+/// let layer = Linear::from_parts(tensor::ones(&[1, 2]), None)?;
+/// let t = Param::with_role("temperature", Role::Custom("temperature"), tensor::full(&[1], 2.0));
+/// let model = Tempered(layer, t);
+/// let tape = Tape::new();
+/// let y = model.forward(tape.constant(tensor::from_vec(vec![1.0, 3.0], &[1, 2])?), Mode::Eval);
+/// assert_eq!(y.item(), 2.0); // (1 + 3) / 2
+/// let mut names = Vec::new();
+/// model.visit_params(&mut |name, p| names.push((name.to_string(), p.role())));
+/// assert_eq!(
+///     names,
+///     [("weight".to_string(), Role::Weight), ("temperature".to_string(), Role::Custom("temperature"))]
+/// );
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
+#[macro_export]
+macro_rules! walk {
+    (@name $field:tt) => {
+        stringify!($field)
+    };
+    (@name $field:tt $name:literal) => {
+        $name
+    };
+    ($($field:tt $(as $name:literal)?),* $(,)?) => {
+        #[allow(unused_variables)]
+        fn visit_params(&self, f: &mut dyn FnMut(&str, &$crate::Param)) {
+            $($crate::Walk::walk_params(&self.$field, $crate::walk!(@name $field $($name)?), f);)*
+        }
+
+        #[allow(unused_variables)]
+        fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut $crate::Param)) {
+            $($crate::Walk::walk_params_mut(
+                &mut self.$field,
+                $crate::walk!(@name $field $($name)?),
+                f,
+            );)*
+        }
+
+        #[allow(unused_variables)]
+        fn visit_rngs(&self, f: &mut dyn FnMut(&str, &$crate::ChaCha8Rng)) {
+            $($crate::Walk::walk_rngs(&self.$field, $crate::walk!(@name $field $($name)?), f);)*
+        }
+
+        #[allow(unused_variables)]
+        fn visit_rngs_mut(&mut self, f: &mut dyn FnMut(&str, &mut $crate::ChaCha8Rng)) {
+            $($crate::Walk::walk_rngs_mut(
+                &mut self.$field,
+                $crate::walk!(@name $field $($name)?),
+                f,
+            );)*
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Linear, Relu, tensor};
+    use rand::SeedableRng;
+
+    #[test]
+    fn a_clone_keeps_name_role_and_value_under_a_fresh_id() {
+        let p = Param::with_role("gamma", Role::NormScale, tensor::ones(&[3]));
+        let q = p.clone();
+        assert_eq!((q.name(), q.role()), ("gamma", Role::NormScale));
+        assert_eq!(q.value(), p.value());
+        assert_ne!(q.id(), p.id());
+    }
+
+    /// Every kind of part at once: boxed modules in a `Vec`, an absent `Option`, a
+    /// generator behind a `Mutex` and one without, a tuple field renamed.
+    struct Parts(
+        Vec<Box<dyn Module>>,
+        Option<Param>,
+        Option<Param>,
+        Mutex<ChaCha8Rng>,
+        ChaCha8Rng,
+    );
+
+    impl Module for Parts {
+        fn forward<'t>(&self, x: Var<'t>, _mode: Mode) -> Var<'t> {
+            x
+        }
+        crate::walk!(0 as "layers", 1 as "present", 2 as "absent", 3 as "shared", 4 as "own");
+    }
+
+    #[test]
+    fn walk_visits_every_kind_of_part_alike_in_all_four_visits() {
+        let linear = Linear::from_parts(tensor::ones(&[2, 2]), None).unwrap();
+        let mut parts = Parts(
+            vec![Box::new(Relu), Box::new(linear)],
+            Some(Param::bias(tensor::zeros(&[2]))),
+            None,
+            Mutex::new(ChaCha8Rng::seed_from_u64(0)),
+            ChaCha8Rng::seed_from_u64(1),
+        );
+        let (mut params, mut params_mut) = (Vec::new(), Vec::new());
+        parts.visit_params(&mut |n, _| params.push(n.to_string()));
+        parts.visit_params_mut(&mut |n, _| params_mut.push(n.to_string()));
+        assert_eq!(params, ["layers.1.weight", "present"]);
+        assert_eq!(params_mut, params);
+        let (mut rngs, mut rngs_mut) = (Vec::new(), Vec::new());
+        parts.visit_rngs(&mut |n, _| rngs.push(n.to_string()));
+        parts.visit_rngs_mut(&mut |n, r| {
+            rngs_mut.push(n.to_string());
+            *r = ChaCha8Rng::seed_from_u64(7);
+        });
+        assert_eq!(rngs, ["shared", "own"]);
+        assert_eq!(rngs_mut, rngs);
+        // the mutable visit reaches the generators themselves
+        let fresh = ChaCha8Rng::seed_from_u64(7);
+        assert_eq!(*parts.3.lock().unwrap(), fresh);
+        assert_eq!(parts.4, fresh);
+        assert_eq!(parts.num_params(), 6);
     }
 }

@@ -1,6 +1,7 @@
 //! Random numbers that do not depend on how a batch is split: [`SampleRng`].
 
 use crate::autograd::{StepRows, Tape};
+use crate::nn::{Param, Walk};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::sync::{Mutex, MutexGuard};
@@ -95,6 +96,21 @@ impl SampleRng {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A module walks its `SampleRng` as the generator it keeps (what a checkpoint saves).
+impl Walk for SampleRng {
+    fn walk_params(&self, _path: &str, _f: &mut dyn FnMut(&str, &Param)) {}
+
+    fn walk_params_mut(&mut self, _path: &str, _f: &mut dyn FnMut(&str, &mut Param)) {}
+
+    fn walk_rngs(&self, path: &str, f: &mut dyn FnMut(&str, &ChaCha8Rng)) {
+        f(path, &self.generator())
+    }
+
+    fn walk_rngs_mut(&mut self, path: &str, f: &mut dyn FnMut(&str, &mut ChaCha8Rng)) {
+        f(path, self.generator_mut())
     }
 }
 

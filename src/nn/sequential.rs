@@ -3,8 +3,7 @@
 
 use crate::autograd::Var;
 use crate::error::{Error, Result};
-use crate::nn::module::{Mode, Module, Param};
-use rand_chacha::ChaCha8Rng;
+use crate::nn::module::{Mode, Module};
 use std::fmt;
 
 /// Modules applied one after another, `y = f_{n−1}(… f_1(f_0(x)))` (`nn.Sequential`).
@@ -118,29 +117,7 @@ impl Module for Sequential {
             .fold(x, |x, layer| layer.forward(x, mode))
     }
 
-    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param)) {
-        for (index, layer) in self.layers.iter().enumerate() {
-            layer.visit_params(&mut |name, p| f(&format!("{index}.{name}"), p));
-        }
-    }
-
-    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param)) {
-        for (index, layer) in self.layers.iter_mut().enumerate() {
-            layer.visit_params_mut(&mut |name, p| f(&format!("{index}.{name}"), p));
-        }
-    }
-
-    fn visit_rngs(&self, f: &mut dyn FnMut(&str, &ChaCha8Rng)) {
-        for (index, layer) in self.layers.iter().enumerate() {
-            layer.visit_rngs(&mut |name, r| f(&format!("{index}.{name}"), r));
-        }
-    }
-
-    fn visit_rngs_mut(&mut self, f: &mut dyn FnMut(&str, &mut ChaCha8Rng)) {
-        for (index, layer) in self.layers.iter_mut().enumerate() {
-            layer.visit_rngs_mut(&mut |name, r| f(&format!("{index}.{name}"), r));
-        }
-    }
+    crate::walk!(layers as "");
 
     fn describe(&self) -> String {
         let inner: Vec<String> = self.layers.iter().map(|l| l.describe()).collect();

@@ -11,7 +11,7 @@ mod schedule;
 mod sgd;
 
 pub use adam::{Adam, AdamRule};
-pub use l2::{decays_by_default, l2_penalty};
+pub use l2::l2_penalty;
 pub use rmsprop::{RmsProp, RmsPropRule};
 pub use schedule::{Decay, DecayUnit, PlateauState, Schedule};
 pub use sgd::{Sgd, SgdRule};
@@ -586,18 +586,12 @@ impl Settings<'_> {
         ParamStep {
             name,
             lr: self.clock.lr_from(lr),
-            weight_decay: if all || decays(name, param) { wd } else { 0.0 },
+            weight_decay: if all || l2::decays(param) { wd } else { 0.0 },
             step: self.clock.steps,
             first,
             index,
         }
     }
-}
-
-/// Whether weight decay applies to the parameter named `name`: the one place the driver
-/// asks the crate's rule.
-fn decays(name: &str, _param: &Param) -> bool {
-    decays_by_default(name)
 }
 
 impl<R: UpdateRule> Optimizer for Optim<R> {

@@ -2,12 +2,18 @@
 //!
 //! At the points where a function has no derivative the rules are fixed and documented:
 //! relu'(0) = 0, leaky_relu'(0) = slope, and the step function has derivative 0 everywhere.
+//!
+//! A NaN input gives a NaN output for every activation, as in PyTorch, so a NaN is never
+//! turned into a number on its way to the loss (where the optimizers' divergence guard
+//! sees it). At a NaN input the derivative rules give what PyTorch's do: the rule of the
+//! `x > 0` branch for relu and elu, `slope` for leaky relu, NaN for sigmoid and tanh.
 
 use crate::autograd::tape::Var;
 use crate::tensor::Elem;
 
 impl<'t> Var<'t> {
-    /// The Heaviside step of the perceptron: `y = 1 if x > 0, else 0`.
+    /// The Heaviside step of the perceptron: `y = 1 if x > 0, else 0` (NaN for a NaN
+    /// input, as NumPy's `heaviside`).
     ///
     /// Not differentiable in any useful sense: its derivative is 0 wherever it exists (and
     /// undefined at 0), so the backward rule returns 0 everywhere and **nothing upstream of a
@@ -25,7 +31,19 @@ impl<'t> Var<'t> {
     /// # Ok::<(), tapegrad::Error>(())
     /// ```
     pub fn step(self) -> Var<'t> {
-        self.map("step", |x| if x > 0.0 { 1.0 } else { 0.0 }, |_, _| 0.0)
+        self.map(
+            "step",
+            |x| {
+                if x > 0.0 {
+                    1.0
+                } else if x <= 0.0 {
+                    0.0
+                } else {
+                    x // NaN
+                }
+            },
+            |_, _| 0.0,
+        )
     }
 
     /// The logistic sigmoid `σ(x) = 1 / (1 + e^(−x))`, computed without overflow for large
@@ -63,23 +81,27 @@ impl<'t> Var<'t> {
         self.map("tanh", Elem::tanh, |_, y| 1.0 - y * y)
     }
 
-    /// The rectifier `relu(x) = max(0, x)`.
+    /// The rectifier `relu(x) = max(0, x)`, with `relu(NaN) = NaN` as in PyTorch (a NaN is
+    /// passed on, not hidden as 0).
     ///
-    /// Backward: 1 for `x > 0`, 0 for `x ≤ 0` (so `relu'(0) = 0`, as in PyTorch).
+    /// Backward: 0 for `x ≤ 0` (so `relu'(0) = 0`, as in PyTorch), 1 otherwise (for `x > 0`
+    /// and, as in PyTorch, for NaN).
     ///
     /// # Examples
     /// ```
     /// use tapegrad::{tensor, Tape};
     /// let tape = Tape::new();
-    /// let x = tape.constant(tensor::from_vec(vec![-2.0, 0.0, 3.0], &[3])?);
-    /// assert_eq!(x.relu().value().as_slice().unwrap(), &[0.0, 0.0, 3.0]);
+    /// let x = tape.constant(tensor::from_vec(vec![-2.0, 0.0, 3.0, f32::NAN], &[4])?);
+    /// let y = x.relu().value();
+    /// assert_eq!(y.as_slice().unwrap()[..3], [0.0, 0.0, 3.0]);
+    /// assert!(y[[3]].is_nan());
     /// # Ok::<(), tapegrad::Error>(())
     /// ```
     pub fn relu(self) -> Var<'t> {
         self.map(
             "relu",
-            |x| if x > 0.0 { x } else { 0.0 },
-            |x, _| if x > 0.0 { 1.0 } else { 0.0 },
+            |x| if x <= 0.0 { 0.0 } else { x },
+            |x, _| if x <= 0.0 { 0.0 } else { 1.0 },
         )
     }
 
@@ -107,7 +129,8 @@ impl<'t> Var<'t> {
     /// The exponential linear unit (Clevert et al. 2015, <https://arxiv.org/abs/1511.07289>):
     /// `y = x if x > 0, else alpha·(e^x − 1)` (PyTorch's default alpha is 1.0).
     ///
-    /// Backward: 1 for `x > 0`, `alpha·e^x = y + alpha` for `x ≤ 0`.
+    /// Backward: `alpha·e^x = y + alpha` for `x ≤ 0`, 1 otherwise (for `x > 0` and, as in
+    /// PyTorch, for NaN).
     ///
     /// # Examples
     /// ```
@@ -120,8 +143,8 @@ impl<'t> Var<'t> {
     pub fn elu(self, alpha: Elem) -> Var<'t> {
         self.map(
             "elu",
-            move |x| if x > 0.0 { x } else { alpha * x.exp_m1() },
-            move |x, y| if x > 0.0 { 1.0 } else { y + alpha },
+            move |x| if x <= 0.0 { alpha * x.exp_m1() } else { x },
+            move |x, y| if x <= 0.0 { y + alpha } else { 1.0 },
         )
     }
 }
@@ -198,6 +221,53 @@ mod tests {
             gradcheck(|v| v[0].elu(0.5), &kinked).unwrap();
             gradcheck(|v| v[0].step(), &kinked).unwrap();
             gradcheck(|v| v[0].relu() * v[0].tanh(), &kinked).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_nan_input_gives_a_nan_output_and_pytorchs_gradient() {
+        // Reference, PyTorch 2.x:
+        //   x = torch.tensor([nan, -1., 2.], requires_grad=True)
+        //   (f(x) * 3).sum().backward(); f(x), x.grad
+        // relu:       [nan, 0, 2]              grad [3, 0, 3]
+        // leaky 0.1:  [nan, -0.1, 2]           grad [0.3, 0.3, 3]
+        // elu 1.0:    [nan, -0.6321206, 2]     grad [3, 1.1036383, 3]
+        // sigmoid, tanh: nan                   grad [nan, .., ..]
+        let tape = Tape::new();
+        let x = tape.leaf(t(&[3], &[f32::NAN, -1., 2.]));
+        let run = |y: crate::Var| {
+            let g = (y * 3.0).sum().backward().get(x).unwrap().clone();
+            (y.value(), g)
+        };
+        let same = |a: &crate::Tensor, b: &[f32]| {
+            a.iter()
+                .zip(b)
+                .all(|(a, b)| (a.is_nan() && b.is_nan()) || (a - b).abs() < 1e-6)
+        };
+        let nan = f32::NAN;
+        let cases = [
+            ("relu", run(x.relu()), [nan, 0., 2.], [3., 0., 3.]),
+            (
+                "leaky_relu",
+                run(x.leaky_relu(0.1)),
+                [nan, -0.1, 2.],
+                [0.3, 0.3, 3.],
+            ),
+            (
+                "elu",
+                run(x.elu(1.0)),
+                [nan, -0.632_120_6, 2.],
+                [3., 1.103_638_3, 3.],
+            ),
+            ("step", run(x.step()), [nan, 0., 1.], [0., 0., 0.]),
+        ];
+        for (op, (y, g), want_y, want_g) in cases {
+            assert!(same(&y, &want_y), "{op}: {y}");
+            assert!(same(&g, &want_g), "{op}: {g}");
+        }
+        for (op, (y, g)) in [("sigmoid", run(x.sigmoid())), ("tanh", run(x.tanh()))] {
+            assert!(y[[0]].is_nan() && g[[0]].is_nan(), "{op}: {y}, {g}");
+            assert!(y[[1]].is_finite() && g[[1]].is_finite(), "{op}: {y}, {g}");
         }
     }
 

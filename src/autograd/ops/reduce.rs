@@ -84,7 +84,8 @@ impl<'t> Var<'t> {
         self.sum_axis(axis) * (1.0 / shape[axis] as Elem)
     }
 
-    /// The maximum along `axis`, which is removed from the shape.
+    /// The maximum along `axis`, which is removed from the shape. A lane holding a NaN has
+    /// the maximum NaN, as in PyTorch, wherever the NaN stands.
     ///
     /// Backward: `G` goes to the position of the maximum of each lane and `0` elsewhere; on a
     /// tie it goes to the **first** maximal index only, so it is not counted twice (the max
@@ -121,8 +122,13 @@ impl<'t> Var<'t> {
             .and(&mut argmax)
             .and(x.lanes(Axis(axis)))
             .for_each(|m, i, lane| {
+                // the first NaN wins (so the gradient goes to it, as in PyTorch)
                 let (best, &v) = lane.iter().enumerate().fold((0, &lane[0]), |acc, (j, v)| {
-                    if *v > *acc.1 { (j, v) } else { acc }
+                    if !acc.1.is_nan() && (v.is_nan() || *v > *acc.1) {
+                        (j, v)
+                    } else {
+                        acc
+                    }
                 });
                 *m = v;
                 *i = best;
@@ -334,6 +340,23 @@ mod tests {
     use super::super::t;
     use crate::autograd::gradcheck::testing::random;
     use crate::{Tape, Tensor, gradcheck};
+
+    #[test]
+    fn max_axis_passes_a_nan_on_wherever_it_stands() {
+        // torch.tensor([[nan, 1.], [2., nan], [3., 1.]]).max(dim=1): values [nan, nan, 3],
+        // and the gradient goes to the NaN
+        let tape = Tape::new();
+        let x = tape.leaf(t(&[3, 2], &[f32::NAN, 1., 2., f32::NAN, 3., 1.]));
+        let m = x.max_axis(1);
+        let v = m.value();
+        assert!(v[[0]].is_nan() && v[[1]].is_nan() && v[[2]] == 3.0, "{v}");
+        let g = m.sum().backward().get(x).unwrap().clone();
+        assert_eq!(g, t(&[3, 2], &[1., 0., 0., 1., 1., 0.]));
+        let groups = tape
+            .constant(t(&[1, 4], &[1., f32::NAN, 5., 4.]))
+            .max_groups(2);
+        assert!(groups.value()[[0, 0]].is_nan() && groups.value()[[0, 1]] == 5.0);
+    }
 
     /// Distinct values spread at least 0.1 apart, in a shuffled order: no ties for max.
     fn no_ties(shape: &[usize], seed: u64) -> Tensor {
