@@ -53,6 +53,7 @@ pub mod checkpoint;
 pub mod data;
 pub mod diagnostics;
 pub mod error;
+mod kernels;
 pub mod metrics;
 pub mod nn;
 pub mod optim;

@@ -2,9 +2,9 @@
 //! matrix product's weight, the two factors whose product it is; and [`ParamGrad`], the
 //! handle through which an optimizer reads a parameter's gradient whichever form it has.
 
-use crate::autograd::ops::matmul::{gemm, view2, view2_mut};
-use crate::autograd::tape::{Tape, Value};
-use crate::tensor::{Elem, Tensor};
+use crate::kernels::gemm::{gemm, view2, view2_mut};
+use crate::kernels::pool::BufferPool;
+use crate::tensor::{Elem, SharedTensor, Tensor};
 use crate::threads::parallel;
 use ndarray::{ArrayView1, ArrayViewD, ArrayViewMut2, ArrayViewMutD, Dimension, Ix2, IxDyn, Zip};
 use rayon::prelude::*;
@@ -22,7 +22,10 @@ pub(crate) enum Grad {
     /// far smaller than the product (at `m = 1` they are two vectors), and plain SGD applies
     /// them with one accumulating product, `W ← W − lr·leftᵀ·right`, without ever writing
     /// the gradient out.
-    Outer { left: Value, right: Value },
+    Outer {
+        left: SharedTensor,
+        right: SharedTensor,
+    },
     /// The sum of the gradients of a batch's shards (see [`TrainStep`](crate::TrainStep)),
     /// in shard order.
     Sum(Vec<Grad>),
@@ -305,12 +308,12 @@ impl Grad {
         }
     }
 
-    /// The gradient as one tensor, its buffer from `tape`'s pool when it must be computed.
-    pub(crate) fn into_dense(self, tape: &Tape) -> Tensor {
+    /// The gradient as one tensor, its buffer from `pool` when it must be computed.
+    pub(crate) fn into_dense(self, pool: &BufferPool) -> Tensor {
         match self {
             Grad::Dense(tensor) => tensor,
             Grad::Outer { left, right } => {
-                let mut dense = tape.scratch(&[left.shape()[1], right.shape()[1]], false);
+                let mut dense = pool.scratch(&[left.shape()[1], right.shape()[1]], false);
                 gemm(
                     view2(&left).t(),
                     view2(&right),
@@ -318,16 +321,28 @@ impl Grad {
                     0.0,
                     1.0,
                 );
-                tape.reuse_value(left);
-                tape.reuse_value(right);
+                pool.reuse_value(left);
+                pool.reuse_value(right);
                 dense
             }
             // (the backward pass never meets a sum; shards are summed after it)
             sum @ Grad::Sum(_) => {
                 let dense = sum.to_dense();
-                tape.recycle_grad(sum);
+                sum.recycle(pool);
                 dense
             }
+        }
+    }
+
+    /// Puts this gradient's buffers in `pool`.
+    pub(crate) fn recycle(self, pool: &BufferPool) {
+        match self {
+            Grad::Dense(tensor) => pool.reuse(tensor),
+            Grad::Outer { left, right } => {
+                pool.reuse_value(left);
+                pool.reuse_value(right);
+            }
+            Grad::Sum(parts) => parts.into_iter().for_each(|part| part.recycle(pool)),
         }
     }
 

@@ -155,10 +155,10 @@ impl Gradients {
             match leaf.grad {
                 Grad::Sum(parts) => {
                     for (i, part) in parts.into_iter().enumerate() {
-                        tapes[i % tapes.len()].recycle_grad(part);
+                        part.recycle(tapes[i % tapes.len()].pool());
                     }
                 }
-                grad => tapes[0].recycle_grad(grad),
+                grad => grad.recycle(tapes[0].pool()),
             }
             if let Some(dense) = leaf.dense.into_inner() {
                 tapes[0].reuse(dense);

@@ -8,9 +8,10 @@
 
 use crate::autograd::grad::Grad;
 use crate::autograd::gradients::{Gradients, Leaf};
+use crate::kernels::pool::BufferPool;
 use crate::nn::{Param, ParamId};
 use crate::tensor::{Elem, Tensor};
-use ndarray::{Array, ArrayView, ArrayViewD, Dimension, IxDyn, ShapeBuilder};
+use ndarray::{Array, ArrayView, ArrayViewD, Dimension};
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -124,9 +125,8 @@ pub struct Tape {
     pub(crate) generation: u64,
     recording: bool,
     nodes: RefCell<Vec<Node>>,
-    pool: RefCell<Vec<Vec<Elem>>>,
-    /// Buffers requested since the last reset.
-    taken: Cell<usize>,
+    /// The buffers this tape's ops and backward rules reuse from step to step.
+    pool: BufferPool,
     step_rows: Cell<Option<StepRows>>,
 }
 
@@ -173,8 +173,7 @@ impl Tape {
             generation: 0,
             recording,
             nodes: RefCell::new(Vec::new()),
-            pool: RefCell::new(Vec::new()),
-            taken: Cell::new(0),
+            pool: BufferPool::new(),
             step_rows: Cell::new(None),
         }
     }
@@ -202,24 +201,11 @@ impl Tape {
     /// Taking `&mut self` means no [`Var`] of the old step can outlive the reset.
     pub fn reset(&mut self) {
         self.generation += 1;
-        if self.nodes.get_mut().is_empty() && self.taken.get() == 0 {
+        if self.nodes.get_mut().is_empty() && self.pool.is_untouched() {
             return; // nothing recorded since the last reset
         }
-        let nodes = self.nodes.get_mut();
-        let pool = self.pool.get_mut();
-        let step_nodes = nodes.len();
-        for node in nodes.drain(..) {
-            // Only the last of several nodes sharing one buffer gets it back.
-            if let Ok(owned) = node.value.try_into_owned_nocopy() {
-                pool.push(owned.into_raw_vec_and_offset().0);
-            }
-        }
-        // Keep as many buffers as the last step asked for (values and gradients), newest
-        // first, so the pool serves a steady loop without growing without bound.
-        let keep = self.taken.replace(0).max(step_nodes) + 16;
-        if pool.len() > keep {
-            pool.drain(..pool.len() - keep);
-        }
+        self.pool
+            .reclaim(self.nodes.get_mut().drain(..).map(|node| node.value));
     }
 
     /// Gives the buffers of gradients the caller is done with (after the optimizer step) back
@@ -241,30 +227,14 @@ impl Tape {
         grads.recycle_into(std::slice::from_ref(self));
     }
 
-    /// Puts the buffers of one gradient in the pool.
-    pub(crate) fn recycle_grad(&self, grad: Grad) {
-        match grad {
-            Grad::Dense(tensor) => self.reuse(tensor),
-            Grad::Outer { left, right } => {
-                self.reuse_value(left);
-                self.reuse_value(right);
-            }
-            Grad::Sum(parts) => parts.into_iter().for_each(|part| self.recycle_grad(part)),
-        }
+    /// The buffers this tape reuses from step to step.
+    pub(crate) fn pool(&self) -> &BufferPool {
+        &self.pool
     }
 
     /// Puts a tensor's buffer in the pool for reuse.
     pub(crate) fn reuse(&self, tensor: Tensor) {
-        self.pool
-            .borrow_mut()
-            .push(tensor.into_raw_vec_and_offset().0);
-    }
-
-    /// Puts a shared value's buffer in the pool when nothing else holds it.
-    pub(crate) fn reuse_value(&self, value: Value) {
-        if let Ok(owned) = value.try_into_owned_nocopy() {
-            self.reuse(owned);
-        }
+        self.pool.reuse(tensor);
     }
 
     /// Number of nodes recorded so far.
@@ -376,60 +346,24 @@ impl Tape {
     /// A tensor of `shape` whose elements come from `values` (in row-major order), built in a
     /// buffer left over from the previous step when one is large enough.
     pub(crate) fn collect(&self, shape: &[usize], values: impl Iterator<Item = Elem>) -> Tensor {
-        let len = shape.iter().product();
-        let mut buffer = self.take_buffer(len);
-        buffer.extend(values);
-        Tensor::from_shape_vec(IxDyn(shape), buffer).expect("internal error: collect length")
+        self.pool.collect(shape, values)
     }
 
     /// A copy of `value` in a reused buffer.
     pub(crate) fn copy(&self, value: ArrayViewD<'_, Elem>) -> Tensor {
-        match value.as_slice() {
-            Some(slice) => self.collect(value.shape(), slice.iter().copied()),
-            None => self.collect(value.shape(), value.iter().copied()),
-        }
+        self.pool.copy(value)
     }
 
     /// A zero-filled tensor of `shape`, in a reused buffer when one is large enough.
     pub(crate) fn zeros(&self, shape: &[usize]) -> Tensor {
-        let len = shape.iter().product();
-        self.collect(shape, std::iter::repeat_n(0.0, len))
+        self.pool.zeros(shape)
     }
 
     /// A tensor of `shape`, row-major or column-major, whose elements are **unspecified**
     /// (zeros, or values left from an earlier step): for an output a kernel overwrites
     /// completely, such as a matrix product's, so no time goes into zeroing it first.
     pub(crate) fn scratch(&self, shape: &[usize], column_major: bool) -> Tensor {
-        let len = shape.iter().product();
-        let mut buffer = self.take_dirty_buffer(len);
-        // keeps the old contents where there are some: only a shorter buffer's tail is filled
-        buffer.resize(len, 0.0);
-        let tensor = if column_major {
-            Tensor::from_shape_vec(IxDyn(shape).f(), buffer)
-        } else {
-            Tensor::from_shape_vec(IxDyn(shape), buffer)
-        };
-        tensor.expect("internal error: scratch length")
-    }
-
-    /// A buffer from the pool with at least `len` of capacity, cleared.
-    fn take_buffer(&self, len: usize) -> Vec<Elem> {
-        let mut buffer = self.take_dirty_buffer(len);
-        buffer.clear();
-        buffer
-    }
-
-    /// A buffer from the pool with at least `len` of capacity, with whatever it held.
-    fn take_dirty_buffer(&self, len: usize) -> Vec<Elem> {
-        self.taken.set(self.taken.get() + 1);
-        let mut pool = self.pool.borrow_mut();
-        let best = (0..pool.len())
-            .filter(|&i| pool[i].capacity() >= len)
-            .min_by_key(|&i| pool[i].capacity());
-        match best {
-            Some(i) => pool.swap_remove(i),
-            None => Vec::with_capacity(len),
-        }
+        self.pool.scratch(shape, column_major)
     }
 }
 
@@ -556,7 +490,7 @@ impl<'t> Var<'t> {
                 leaves.push(Leaf::new(id, node.param, grad));
                 continue;
             };
-            let grad = grad.into_dense(self.tape);
+            let grad = grad.into_dense(self.tape.pool());
             let [p0, p1] = node.parents;
             let ctx = Backward {
                 grad: &grad,
@@ -581,8 +515,8 @@ impl<'t> Var<'t> {
                     match grads[parent].take() {
                         // a value used more than once: the sum of its uses' gradients
                         Some(sum) => {
-                            let mut sum = sum.into_dense(self.tape);
-                            let g = g.into_dense(self.tape);
+                            let mut sum = sum.into_dense(self.tape.pool());
+                            let g = g.into_dense(self.tape.pool());
                             sum += &g;
                             self.tape.reuse(g);
                             grads[parent] = Some(sum.into());

@@ -6,64 +6,9 @@
 
 use crate::autograd::grad::Grad;
 use crate::autograd::tape::{Backward, Tape, Value, Var};
+use crate::kernels::gemm::{gemm, view2, view2_mut};
 use crate::tensor::Elem;
-use ndarray::{ArrayView2, ArrayViewMut2, Ix2};
-
-/// `dst = alpha·dst + beta·lhs·rhs`, for views of any strides. With `alpha = 0`, `dst`'s old
-/// contents are never read, so it may hold anything.
-///
-/// # Panics
-/// If the shapes do not chain (an internal error: callers check shapes first).
-pub(crate) fn gemm(
-    lhs: ArrayView2<'_, Elem>,
-    rhs: ArrayView2<'_, Elem>,
-    mut dst: ArrayViewMut2<'_, Elem>,
-    alpha: Elem,
-    beta: Elem,
-) {
-    let ((m, k), (k2, n)) = (lhs.dim(), rhs.dim());
-    assert!(
-        k == k2 && dst.dim() == (m, n),
-        "internal error: gemm shapes {:?} x {:?} -> {:?}",
-        lhs.shape(),
-        rhs.shape(),
-        dst.shape()
-    );
-    if k == 0 {
-        // an empty sum: gemm need not touch `dst`, but the product is all zeros
-        dst.map_inplace(|d| *d = if alpha == 0.0 { 0.0 } else { alpha * *d });
-        return;
-    }
-    let (ls, rs) = (lhs.strides(), rhs.strides());
-    let (dst_rs, dst_cs) = (dst.strides()[0], dst.strides()[1]);
-    // SAFETY: the three pointers come from live ndarray views whose shapes were checked
-    // above to be m×k, k×n and m×n; gemm reads and writes only elements at
-    // `ptr + i·row_stride + j·col_stride` inside those shapes, with each view's own strides.
-    // `dst` is a unique mutable borrow, so it aliases neither input.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            dst_cs,
-            dst_rs,
-            alpha != 0.0,
-            lhs.as_ptr(),
-            ls[1],
-            ls[0],
-            rhs.as_ptr(),
-            rs[1],
-            rs[0],
-            alpha,
-            beta,
-            false,
-            false,
-            false,
-            crate::threads::gemm_parallelism(m * n * k),
-        );
-    }
-}
+use ndarray::ArrayView2;
 
 impl<'t> Var<'t> {
     /// Matrix product `C = A·B`, with the rules of `torch.matmul` for operands that are not
@@ -239,20 +184,6 @@ fn incoming(b: &Backward<'_>) -> Value {
 fn laid_out_like(tape: &Tape, like: &ArrayView2<'_, Elem>) -> crate::Tensor {
     let column_major = !like.is_standard_layout() && like.t().is_standard_layout();
     tape.scratch(like.shape(), column_major)
-}
-
-pub(crate) fn view2<S: ndarray::Data<Elem = Elem>>(
-    a: &ndarray::ArrayBase<S, ndarray::IxDyn>,
-) -> ArrayView2<'_, Elem> {
-    a.view()
-        .into_dimensionality::<Ix2>()
-        .expect("internal error: a matrix product's operand is 2-D")
-}
-
-pub(crate) fn view2_mut(a: &mut crate::Tensor) -> ArrayViewMut2<'_, Elem> {
-    a.view_mut()
-        .into_dimensionality::<Ix2>()
-        .expect("internal error: a matrix product's output is 2-D")
 }
 
 #[cfg(test)]

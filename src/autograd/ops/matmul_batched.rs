@@ -5,8 +5,8 @@
 //! column `[k, 1]`; the added axis is dropped from the result. Each pair of matrices goes
 //! through the same `gemm` kernel as a 2-D product, read through its strides.
 
-use crate::autograd::ops::matmul::gemm;
 use crate::autograd::tape::Var;
+use crate::kernels::gemm::gemm;
 use crate::tensor::{Elem, Tensor};
 use crate::threads::{as_shard, gemm_parallelism};
 use ndarray::{ArrayView2, ArrayViewD, ArrayViewMut2, Axis, IxDyn};

@@ -1,0 +1,5 @@
+//! Kernels below autograd: the matrix product ([`gemm`]) and the buffer pool a tape reuses
+//! ([`pool`]). Nothing here knows a tape, an op or a layer.
+
+pub(crate) mod gemm;
+pub(crate) mod pool;

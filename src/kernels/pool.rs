@@ -1,0 +1,152 @@
+//! The buffer pool a [`Tape`](crate::Tape) owns: the `Vec<f32>` buffers of one step's values
+//! and gradients, handed back at reset and reused by the next step's ops and backward rules,
+//! so that a steady training loop stops allocating after its first step.
+
+use crate::tensor::{Elem, SharedTensor, Tensor};
+use ndarray::{ArrayViewD, IxDyn, ShapeBuilder};
+use std::cell::{Cell, RefCell};
+
+/// Buffers kept for reuse, with a count of those requested since the last
+/// [`BufferPool::reclaim`].
+#[derive(Debug, Default)]
+pub(crate) struct BufferPool {
+    buffers: RefCell<Vec<Vec<Elem>>>,
+    /// Buffers requested since the last reclaim.
+    taken: Cell<usize>,
+}
+
+impl BufferPool {
+    /// An empty pool.
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether no buffer was requested since the last reclaim.
+    pub(crate) fn is_untouched(&self) -> bool {
+        self.taken.get() == 0
+    }
+
+    /// Takes back the buffers of a finished step's values (those that nothing else holds),
+    /// then keeps as many buffers as the step asked for (at least `step_values`), newest
+    /// first, so the pool serves a steady loop without growing without bound.
+    pub(crate) fn reclaim(&mut self, values: impl ExactSizeIterator<Item = SharedTensor>) {
+        let step_values = values.len();
+        let pool = self.buffers.get_mut();
+        for value in values {
+            // Only the last of several values sharing one buffer gets it back.
+            if let Ok(owned) = value.try_into_owned_nocopy() {
+                pool.push(owned.into_raw_vec_and_offset().0);
+            }
+        }
+        let keep = self.taken.replace(0).max(step_values) + 16;
+        if pool.len() > keep {
+            pool.drain(..pool.len() - keep);
+        }
+    }
+
+    /// Puts a tensor's buffer in the pool for reuse.
+    pub(crate) fn reuse(&self, tensor: Tensor) {
+        self.buffers
+            .borrow_mut()
+            .push(tensor.into_raw_vec_and_offset().0);
+    }
+
+    /// Puts a shared value's buffer in the pool when nothing else holds it.
+    pub(crate) fn reuse_value(&self, value: SharedTensor) {
+        if let Ok(owned) = value.try_into_owned_nocopy() {
+            self.reuse(owned);
+        }
+    }
+
+    /// A tensor of `shape` whose elements come from `values` (in row-major order), built in a
+    /// pooled buffer when one is large enough.
+    pub(crate) fn collect(&self, shape: &[usize], values: impl Iterator<Item = Elem>) -> Tensor {
+        let len = shape.iter().product();
+        let mut buffer = self.take_buffer(len);
+        buffer.extend(values);
+        Tensor::from_shape_vec(IxDyn(shape), buffer).expect("internal error: collect length")
+    }
+
+    /// A copy of `value` in a pooled buffer.
+    pub(crate) fn copy(&self, value: ArrayViewD<'_, Elem>) -> Tensor {
+        match value.as_slice() {
+            Some(slice) => self.collect(value.shape(), slice.iter().copied()),
+            None => self.collect(value.shape(), value.iter().copied()),
+        }
+    }
+
+    /// A zero-filled tensor of `shape`, in a pooled buffer when one is large enough.
+    pub(crate) fn zeros(&self, shape: &[usize]) -> Tensor {
+        let len = shape.iter().product();
+        self.collect(shape, std::iter::repeat_n(0.0, len))
+    }
+
+    /// A tensor of `shape`, row-major or column-major, whose elements are **unspecified**
+    /// (zeros, or values left from an earlier step): for an output a kernel overwrites
+    /// completely, such as a matrix product's, so no time goes into zeroing it first.
+    pub(crate) fn scratch(&self, shape: &[usize], column_major: bool) -> Tensor {
+        let len = shape.iter().product();
+        let mut buffer = self.take_dirty_buffer(len);
+        // keeps the old contents where there are some: only a shorter buffer's tail is filled
+        buffer.resize(len, 0.0);
+        let tensor = if column_major {
+            Tensor::from_shape_vec(IxDyn(shape).f(), buffer)
+        } else {
+            Tensor::from_shape_vec(IxDyn(shape), buffer)
+        };
+        tensor.expect("internal error: scratch length")
+    }
+
+    /// A buffer from the pool with at least `len` of capacity, cleared.
+    fn take_buffer(&self, len: usize) -> Vec<Elem> {
+        let mut buffer = self.take_dirty_buffer(len);
+        buffer.clear();
+        buffer
+    }
+
+    /// A buffer from the pool with at least `len` of capacity, with whatever it held.
+    fn take_dirty_buffer(&self, len: usize) -> Vec<Elem> {
+        self.taken.set(self.taken.get() + 1);
+        let mut pool = self.buffers.borrow_mut();
+        let best = (0..pool.len())
+            .filter(|&i| pool[i].capacity() >= len)
+            .min_by_key(|&i| pool[i].capacity());
+        match best {
+            Some(i) => pool.swap_remove(i),
+            None => Vec::with_capacity(len),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_returned_buffer_is_reused_and_counted() {
+        let pool = BufferPool::new();
+        assert!(pool.is_untouched());
+        let a = pool.zeros(&[4, 4]);
+        let ptr = a.as_ptr();
+        assert!(!pool.is_untouched());
+        pool.reuse(a);
+        let b = pool.scratch(&[2, 8], false);
+        assert_eq!(
+            b.as_ptr(),
+            ptr,
+            "the returned buffer serves the next request"
+        );
+        assert_eq!(b.shape(), &[2, 8]);
+    }
+
+    #[test]
+    fn reclaim_keeps_a_bounded_number_of_buffers() {
+        let mut pool = BufferPool::new();
+        for _ in 0..100 {
+            pool.reuse(Tensor::zeros(IxDyn(&[1])));
+        }
+        pool.reclaim(std::iter::empty());
+        assert!(pool.is_untouched());
+        assert_eq!(pool.buffers.borrow().len(), 16);
+    }
+}
