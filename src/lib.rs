@@ -57,6 +57,7 @@ mod kernels;
 pub mod metrics;
 pub mod nn;
 pub mod optim;
+mod param;
 pub mod tensor;
 mod threads;
 pub mod train;

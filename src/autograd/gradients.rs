@@ -3,7 +3,7 @@
 
 use crate::autograd::grad::{FormCounter, Grad, ParamGrad};
 use crate::autograd::tape::{Tape, Var};
-use crate::nn::{Param, ParamId};
+use crate::param::{Param, ParamId};
 use crate::tensor::Tensor;
 use std::sync::OnceLock;
 

@@ -9,7 +9,7 @@
 use crate::autograd::grad::Grad;
 use crate::autograd::gradients::{Gradients, Leaf};
 use crate::kernels::pool::BufferPool;
-use crate::nn::{Param, ParamId};
+use crate::param::{Param, ParamId};
 use crate::tensor::{Elem, Tensor};
 use ndarray::{Array, ArrayView, ArrayViewD, Dimension};
 use std::cell::{Cell, RefCell};

@@ -8,7 +8,8 @@
 use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::nn::init::Init;
-use crate::nn::module::{Mode, Module, Param};
+use crate::nn::module::{Mode, Module};
+use crate::param::Param;
 use crate::tensor::Tensor;
 use rand::Rng;
 

@@ -5,8 +5,9 @@
 use crate::autograd::Tape;
 use crate::error::{Error, Result};
 use crate::nn::init::Init;
-use crate::nn::module::{Mode, Module, Param, Role};
+use crate::nn::module::{Mode, Module};
 use crate::nn::sequential::Sequential;
+use crate::param::{Param, Role};
 use crate::tensor::{Elem, Tensor};
 use rand::Rng;
 

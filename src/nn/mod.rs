@@ -14,6 +14,7 @@ mod module;
 mod sample_rng;
 mod sequential;
 
+pub use crate::param::{Param, ParamId, Role};
 pub use activation::{Activation, Elu, Identity, LeakyRelu, Relu, Sigmoid, Step, Tanh};
 pub use dropout::Dropout;
 pub use flatten::Flatten;
@@ -22,6 +23,6 @@ pub use linear::Linear;
 pub use loss::{Loss, LossFn};
 pub use lsuv::{LSUV_MAX_ITER, LSUV_TOLERANCE, LsuvLayer, LsuvReport, lsuv};
 pub use maxout::Maxout;
-pub use module::{Mode, Module, Param, ParamId, Role, Walk};
+pub use module::{Mode, Module, Walk};
 pub use sample_rng::{BatchRng, SampleRng};
 pub use sequential::Sequential;

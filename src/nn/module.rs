@@ -2,11 +2,10 @@
 //! trainable parameters: [`Param`] and its process-unique [`ParamId`].
 
 use crate::autograd::Var;
-use crate::tensor::{SharedTensor, Tensor};
+use crate::param::Param;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Whether a forward pass trains or evaluates (`model.train()` / `model.eval()` in PyTorch).
 ///
@@ -158,174 +157,6 @@ pub trait Module: Send + Sync {
         let mut count = 0;
         self.visit_params(&mut |_, p| count += p.value().len());
         count
-    }
-}
-
-static NEXT_PARAM_ID: AtomicU64 = AtomicU64::new(0);
-
-/// Identifies one [`Param`] for the life of the process; [`Gradients`](crate::Gradients)
-/// are keyed by it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ParamId(u64);
-
-impl ParamId {
-    fn fresh() -> Self {
-        ParamId(NEXT_PARAM_ID.fetch_add(1, Ordering::Relaxed))
-    }
-}
-
-/// What a [`Param`] is for. Rules that treat parameters differently read the role, never
-/// the name (names exist for checkpoints and summaries):
-///
-/// | role | weight decay and L2 by default | [`lsuv`](crate::lsuv) |
-/// |---|---|---|
-/// | [`Role::Weight`] | yes | rescales it when it is 2-D |
-/// | [`Role::Bias`] | no | leaves it |
-/// | [`Role::NormScale`], [`Role::NormShift`] | no | leaves it |
-/// | [`Role::Custom`] | yes | leaves it |
-///
-/// Biases and normalization parameters are left out of weight decay as in common practice
-/// (Caffe's `decay_mult: 0` on biases; timm's `param_groups_weight_decay` and nanoGPT's
-/// `configure_optimizers`, which decay only matrices): they shift or scale a unit's input
-/// rather than mix inputs, so shrinking them does not make the function smoother.
-///
-/// # Examples
-/// ```
-/// use tapegrad::{tensor, Param, Role};
-/// assert_eq!(Param::bias(tensor::zeros(&[3])).role(), Role::Bias);
-/// let t = Param::with_role("temperature", Role::Custom("temperature"), tensor::ones(&[1]));
-/// assert_eq!(t.role(), Role::Custom("temperature"));
-/// assert_eq!(Param::new("w", tensor::ones(&[2])).role(), Role::Weight);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Role {
-    /// A weight that mixes inputs: a [`Linear`](crate::Linear) or
-    /// [`Maxout`](crate::Maxout) weight `[out, in]`.
-    Weight,
-    /// An additive bias, `b` in `x·Wᵀ + b`.
-    Bias,
-    /// A normalization layer's learned scale `γ` (`weight` of PyTorch's `BatchNorm1d`).
-    NormScale,
-    /// A normalization layer's learned shift `β` (`bias` of PyTorch's `BatchNorm1d`).
-    NormShift,
-    /// A kind of parameter of the user's own, named (e.g. `Custom("temperature")`). It
-    /// decays like a weight, as every parameter does under PyTorch's `weight_decay`, and no
-    /// initializer touches it.
-    Custom(&'static str),
-}
-
-/// A trainable tensor owned by a module: its id, its name inside the module (`"weight"`,
-/// `"bias"`), its [`Role`] and its value.
-///
-/// Put it on a tape with [`Tape::param`](crate::Tape::param) and read its gradient with
-/// [`Gradients::param`](crate::Gradients::param). The value is a [`SharedTensor`]: the tape
-/// shares it rather than copying it, and a write to a value the tape still shares copies it
-/// first (copy-on-write), so the tape always sees the value of its forward pass. Reset the
-/// tape before the optimizer step (as [`fit`](crate::fit) does) and the update writes in
-/// place.
-///
-/// # Examples
-/// ```
-/// use tapegrad::{tensor, Param, Tape};
-/// let mut w = Param::new("weight", tensor::from_vec(vec![2.0], &[1])?);
-/// let tape = Tape::new();
-/// let loss = (tape.param(&w) * tape.param(&w)).sum(); // w², used twice
-/// let grads = loss.backward();
-/// let g = grads.param(&w).unwrap(); // 2w = 4
-/// w.value_mut().scaled_add(-0.25, g); // one step of gradient descent
-/// assert_eq!(w.value()[[0]], 1.0);
-/// # Ok::<(), tapegrad::Error>(())
-/// ```
-#[derive(Debug)]
-pub struct Param {
-    id: ParamId,
-    name: String,
-    role: Role,
-    value: SharedTensor,
-}
-
-impl Param {
-    /// A new parameter with a fresh id and the role [`Role::Weight`], whatever its name: the
-    /// role is never guessed from the name. Give other roles with [`Param::with_role`],
-    /// [`Param::bias`] or [`Param::weight`].
-    pub fn new(name: impl Into<String>, value: Tensor) -> Self {
-        Param::with_role(name, Role::Weight, value)
-    }
-
-    /// A new parameter with a fresh id and the given role.
-    ///
-    /// # Examples
-    /// ```
-    /// use tapegrad::{tensor, Param, Role};
-    /// let gamma = Param::with_role("gamma", Role::NormScale, tensor::ones(&[4]));
-    /// assert_eq!((gamma.name(), gamma.role()), ("gamma", Role::NormScale));
-    /// ```
-    pub fn with_role(name: impl Into<String>, role: Role, value: Tensor) -> Self {
-        Param {
-            id: ParamId::fresh(),
-            name: name.into(),
-            role,
-            value: value.into_shared(),
-        }
-    }
-
-    /// A weight named `"weight"` ([`Role::Weight`]).
-    ///
-    /// # Examples
-    /// ```
-    /// use tapegrad::{tensor, Param, Role};
-    /// let w = Param::weight(tensor::ones(&[3, 2]));
-    /// assert_eq!((w.name(), w.role()), ("weight", Role::Weight));
-    /// ```
-    pub fn weight(value: Tensor) -> Self {
-        Param::with_role("weight", Role::Weight, value)
-    }
-
-    /// A bias named `"bias"` ([`Role::Bias`]).
-    ///
-    /// # Examples
-    /// ```
-    /// use tapegrad::{tensor, Param, Role};
-    /// let b = Param::bias(tensor::zeros(&[3]));
-    /// assert_eq!((b.name(), b.role()), ("bias", Role::Bias));
-    /// ```
-    pub fn bias(value: Tensor) -> Self {
-        Param::with_role("bias", Role::Bias, value)
-    }
-
-    /// The id gradients are keyed by.
-    pub fn id(&self) -> ParamId {
-        self.id
-    }
-
-    /// The name given at construction (`"weight"`, `"bias"`). Checkpoints use the path the
-    /// owning module's walk gives ([`Module::visit_params`]), such as `"0.weight"`.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// What the parameter is for, which decides weight decay and initialization rules.
-    pub fn role(&self) -> Role {
-        self.role
-    }
-
-    /// The current value.
-    pub fn value(&self) -> &SharedTensor {
-        &self.value
-    }
-
-    /// The value, for in-place updates by optimizers and initializers (copied first if a
-    /// tape or a snapshot still shares it).
-    pub fn value_mut(&mut self) -> &mut SharedTensor {
-        &mut self.value
-    }
-}
-
-/// A clone is a distinct parameter with the same name, role and value: it gets a fresh id,
-/// so gradients of the two are never confused.
-impl Clone for Param {
-    fn clone(&self) -> Self {
-        Param::with_role(self.name.clone(), self.role, self.value.to_owned())
     }
 }
 
@@ -631,15 +462,6 @@ mod tests {
     use super::*;
     use crate::{Linear, Relu, tensor};
     use rand::SeedableRng;
-
-    #[test]
-    fn a_clone_keeps_name_role_and_value_under_a_fresh_id() {
-        let p = Param::with_role("gamma", Role::NormScale, tensor::ones(&[3]));
-        let q = p.clone();
-        assert_eq!((q.name(), q.role()), ("gamma", Role::NormScale));
-        assert_eq!(q.value(), p.value());
-        assert_ne!(q.id(), p.id());
-    }
 
     /// Every kind of part at once: boxed modules in a `Vec`, an absent `Option`, a
     /// generator behind a `Mutex` and one without, a tuple field renamed.
