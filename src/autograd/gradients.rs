@@ -2,7 +2,7 @@
 //! by parameter.
 
 use crate::autograd::grad::{FormCounter, Grad, ParamGrad};
-use crate::autograd::tape::{Tape, Var};
+use crate::autograd::tape::{Backward, Tape, Var};
 use crate::param::{Param, ParamId};
 use crate::tensor::Tensor;
 use std::sync::OnceLock;
@@ -174,5 +174,113 @@ impl Gradients {
     /// Whether no leaf received a gradient.
     pub fn is_empty(&self) -> bool {
         self.leaves.is_empty()
+    }
+}
+
+impl Tape {
+    /// Gives the buffers of gradients the caller is done with (after the optimizer step) back
+    /// to the tape, so the next steps' backward passes reuse them instead of allocating.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Tape};
+    /// let mut tape = Tape::new();
+    /// for _ in 0..3 {
+    ///     tape.reset();
+    ///     let x = tape.leaf(tensor::ones(&[256, 256]));
+    ///     let grads = x.square().sum().backward();
+    ///     assert_eq!(grads.get(x).unwrap()[[0, 0]], 2.0);
+    ///     tape.recycle(grads);
+    /// }
+    /// ```
+    pub fn recycle(&mut self, grads: Gradients) {
+        grads.recycle_into(std::slice::from_ref(self));
+    }
+}
+
+impl<'t> Var<'t> {
+    /// Reverse-mode differentiation: the gradient of this scalar with respect to every leaf
+    /// that needs one (`loss.backward()` in PyTorch, but returned rather than stored).
+    ///
+    /// Walks the tape from this node back to the first, applying each op's backward rule
+    /// and **adding** the results into each parent's gradient, so a value used several times
+    /// (`x * x`, a weight shared by two layers) gets the sum of all its uses. Nodes that no
+    /// leaf depends on are skipped. Leaves not reached get no entry.
+    ///
+    /// # Panics
+    /// If this value has more than one element (`backward: expected a scalar loss`), or the
+    /// tape was made by [`Tape::inference`].
+    #[track_caller]
+    pub fn backward(self) -> Gradients {
+        assert!(
+            self.tape.recording,
+            "backward: this tape was made by Tape::inference and records no backward rules"
+        );
+        let nodes = self.tape.nodes.borrow();
+        let loss = &nodes[self.id];
+        assert!(
+            loss.value.len() == 1,
+            "backward: expected a scalar loss, found shape {:?}",
+            loss.value.shape()
+        );
+        let mut grads: Vec<Option<Grad>> = Vec::new();
+        grads.resize_with(self.id + 1, || None);
+        grads[self.id] = Some(Tensor::ones(loss.value.raw_dim()).into());
+        let mut leaves = Vec::new();
+        for id in (0..=self.id).rev() {
+            let node = &nodes[id];
+            if !node.requires_grad {
+                continue;
+            }
+            let Some(grad) = grads[id].take() else {
+                continue;
+            };
+            let Some(rule) = &node.backward else {
+                leaves.push(Leaf::new(id, node.param, grad));
+                continue;
+            };
+            let grad = grad.into_dense(self.tape.pool());
+            let [p0, p1] = node.parents;
+            let ctx = Backward {
+                grad: &grad,
+                out: &node.value,
+                inputs: [&nodes[p0].value, &nodes[p1].value],
+                needs: [nodes[p0].requires_grad, nodes[p1].requires_grad],
+                leaf: [nodes[p0].backward.is_none(), nodes[p1].backward.is_none()],
+                tape: self.tape,
+            };
+            let parent_grads = rule(&ctx);
+            let needs = ctx.needs;
+            self.tape.reuse(grad);
+            for (k, parent_grad) in parent_grads.into_iter().enumerate().take(node.arity) {
+                let parent = node.parents[k];
+                if let Some(g) = parent_grad.filter(|_| needs[k]) {
+                    debug_assert_eq!(
+                        g.shape(),
+                        nodes[parent].value.shape(),
+                        "internal error: {} gradient shape",
+                        node.op
+                    );
+                    match grads[parent].take() {
+                        // a value used more than once: the sum of its uses' gradients
+                        Some(sum) => {
+                            let mut sum = sum.into_dense(self.tape.pool());
+                            let g = g.into_dense(self.tape.pool());
+                            sum += &g;
+                            self.tape.reuse(g);
+                            grads[parent] = Some(sum.into());
+                        }
+                        None => grads[parent] = Some(g),
+                    }
+                }
+            }
+        }
+        leaves.reverse();
+        Gradients {
+            tape: self.tape.id,
+            generation: self.tape.generation,
+            leaves,
+            formed: Default::default(),
+        }
     }
 }

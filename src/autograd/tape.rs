@@ -1,5 +1,6 @@
 //! The [`Tape`] (a Wengert list of recorded ops), the [`Var`] handle into it, reverse-mode
-//! [`Var::backward`], and the [`Gradients`] it returns.
+//! and the ops' shared plumbing (recording, the buffer pool). Reverse-mode [`Var::backward`]
+//! and the [`Gradients`](crate::Gradients) it returns are in `gradients.rs`.
 //!
 //! Every op appends one node holding its output value, its parents and, when some input
 //! needs a gradient, its backward rule. Nodes are stored in creation order, so walking the
@@ -7,7 +8,6 @@
 //! of each op is written beside its forward in `ops/`.
 
 use crate::autograd::grad::Grad;
-use crate::autograd::gradients::{Gradients, Leaf};
 use crate::kernels::pool::BufferPool;
 use crate::param::{Param, ParamId};
 use crate::tensor::{Elem, Tensor};
@@ -58,15 +58,15 @@ pub(crate) struct Backward<'a> {
     pub tape: &'a Tape,
 }
 
-struct Node {
-    op: &'static str,
-    value: Value,
+pub(super) struct Node {
+    pub(super) op: &'static str,
+    pub(super) value: Value,
     /// The parameter this leaf holds a copy of.
-    param: Option<ParamId>,
-    parents: [usize; 2],
-    arity: usize,
-    requires_grad: bool,
-    backward: Option<BackwardFn>,
+    pub(super) param: Option<ParamId>,
+    pub(super) parents: [usize; 2],
+    pub(super) arity: usize,
+    pub(super) requires_grad: bool,
+    pub(super) backward: Option<BackwardFn>,
 }
 
 /// A value that can be put on a tape with [`Tape::leaf`] or [`Tape::constant`]: an owned
@@ -101,7 +101,7 @@ static NEXT_TAPE_ID: AtomicU64 = AtomicU64::new(0);
 ///
 /// Create leaves with [`Tape::leaf`] (inputs that need a gradient) and [`Tape::constant`]
 /// (inputs that do not), combine them with the methods of [`Var`], then call
-/// [`Var::backward`] on a scalar to get [`Gradients`]. For the next step call
+/// [`Var::backward`] on a scalar to get [`Gradients`](crate::Gradients). For the next step call
 /// [`Tape::reset`]: it keeps the tape's allocations (its node list and the value buffers,
 /// which the next step's ops reuse).
 ///
@@ -123,8 +123,8 @@ static NEXT_TAPE_ID: AtomicU64 = AtomicU64::new(0);
 pub struct Tape {
     pub(crate) id: u64,
     pub(crate) generation: u64,
-    recording: bool,
-    nodes: RefCell<Vec<Node>>,
+    pub(super) recording: bool,
+    pub(super) nodes: RefCell<Vec<Node>>,
     /// The buffers this tape's ops and backward rules reuse from step to step.
     pool: BufferPool,
     step_rows: Cell<Option<StepRows>>,
@@ -208,25 +208,6 @@ impl Tape {
             .reclaim(self.nodes.get_mut().drain(..).map(|node| node.value));
     }
 
-    /// Gives the buffers of gradients the caller is done with (after the optimizer step) back
-    /// to the tape, so the next steps' backward passes reuse them instead of allocating.
-    ///
-    /// # Examples
-    /// ```
-    /// use tapegrad::{tensor, Tape};
-    /// let mut tape = Tape::new();
-    /// for _ in 0..3 {
-    ///     tape.reset();
-    ///     let x = tape.leaf(tensor::ones(&[256, 256]));
-    ///     let grads = x.square().sum().backward();
-    ///     assert_eq!(grads.get(x).unwrap()[[0, 0]], 2.0);
-    ///     tape.recycle(grads);
-    /// }
-    /// ```
-    pub fn recycle(&mut self, grads: Gradients) {
-        grads.recycle_into(std::slice::from_ref(self));
-    }
-
     /// The buffers this tape reuses from step to step.
     pub(crate) fn pool(&self) -> &BufferPool {
         &self.pool
@@ -261,7 +242,7 @@ impl Tape {
     }
 
     /// Puts a module's parameter on the tape, as a leaf that needs a gradient (read it with
-    /// [`Gradients::param`]). Putting the same parameter on the tape again in the same step
+    /// [`Gradients::param`](crate::Gradients::param)). Putting the same parameter on the tape again in the same step
     /// returns the same `Var`, so all its uses add into one gradient.
     ///
     /// The tape shares the parameter's buffer instead of copying it (see [`Param`]).
@@ -448,91 +429,6 @@ impl<'t> Var<'t> {
             value.shape()
         );
         *value.iter().next().expect("internal error: length checked")
-    }
-
-    /// Reverse-mode differentiation: the gradient of this scalar with respect to every leaf
-    /// that needs one (`loss.backward()` in PyTorch, but returned rather than stored).
-    ///
-    /// Walks the tape from this node back to the first, applying each op's backward rule
-    /// and **adding** the results into each parent's gradient, so a value used several times
-    /// (`x * x`, a weight shared by two layers) gets the sum of all its uses. Nodes that no
-    /// leaf depends on are skipped. Leaves not reached get no entry.
-    ///
-    /// # Panics
-    /// If this value has more than one element (`backward: expected a scalar loss`), or the
-    /// tape was made by [`Tape::inference`].
-    #[track_caller]
-    pub fn backward(self) -> Gradients {
-        assert!(
-            self.tape.recording,
-            "backward: this tape was made by Tape::inference and records no backward rules"
-        );
-        let nodes = self.tape.nodes.borrow();
-        let loss = &nodes[self.id];
-        assert!(
-            loss.value.len() == 1,
-            "backward: expected a scalar loss, found shape {:?}",
-            loss.value.shape()
-        );
-        let mut grads: Vec<Option<Grad>> = Vec::new();
-        grads.resize_with(self.id + 1, || None);
-        grads[self.id] = Some(Tensor::ones(loss.value.raw_dim()).into());
-        let mut leaves = Vec::new();
-        for id in (0..=self.id).rev() {
-            let node = &nodes[id];
-            if !node.requires_grad {
-                continue;
-            }
-            let Some(grad) = grads[id].take() else {
-                continue;
-            };
-            let Some(rule) = &node.backward else {
-                leaves.push(Leaf::new(id, node.param, grad));
-                continue;
-            };
-            let grad = grad.into_dense(self.tape.pool());
-            let [p0, p1] = node.parents;
-            let ctx = Backward {
-                grad: &grad,
-                out: &node.value,
-                inputs: [&nodes[p0].value, &nodes[p1].value],
-                needs: [nodes[p0].requires_grad, nodes[p1].requires_grad],
-                leaf: [nodes[p0].backward.is_none(), nodes[p1].backward.is_none()],
-                tape: self.tape,
-            };
-            let parent_grads = rule(&ctx);
-            let needs = ctx.needs;
-            self.tape.reuse(grad);
-            for (k, parent_grad) in parent_grads.into_iter().enumerate().take(node.arity) {
-                let parent = node.parents[k];
-                if let Some(g) = parent_grad.filter(|_| needs[k]) {
-                    debug_assert_eq!(
-                        g.shape(),
-                        nodes[parent].value.shape(),
-                        "internal error: {} gradient shape",
-                        node.op
-                    );
-                    match grads[parent].take() {
-                        // a value used more than once: the sum of its uses' gradients
-                        Some(sum) => {
-                            let mut sum = sum.into_dense(self.tape.pool());
-                            let g = g.into_dense(self.tape.pool());
-                            sum += &g;
-                            self.tape.reuse(g);
-                            grads[parent] = Some(sum.into());
-                        }
-                        None => grads[parent] = Some(g),
-                    }
-                }
-            }
-        }
-        leaves.reverse();
-        Gradients {
-            tape: self.tape.id,
-            generation: self.tape.generation,
-            leaves,
-            formed: Default::default(),
-        }
     }
 }
 
