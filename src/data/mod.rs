@@ -5,6 +5,7 @@
 mod augment;
 mod cifar;
 mod dataset;
+mod fit;
 mod idx;
 mod preprocess;
 pub(crate) mod read;
