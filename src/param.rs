@@ -2,7 +2,9 @@
 //! (the tape puts parameters on itself and keys gradients by [`ParamId`]) and below `nn`
 //! (modules own parameters), so neither layer imports the other for it.
 
-use crate::tensor::{SharedTensor, Tensor};
+use crate::error::{Error, Result};
+use crate::tensor::{Elem, SharedTensor, Tensor};
+use ndarray::ArrayViewMutD;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 static NEXT_PARAM_ID: AtomicU64 = AtomicU64::new(0);
@@ -158,10 +160,55 @@ impl Param {
         &self.value
     }
 
-    /// The value, for in-place updates by optimizers and initializers (copied first if a
-    /// tape or a snapshot still shares it).
-    pub fn value_mut(&mut self) -> &mut SharedTensor {
-        &mut self.value
+    /// The value as a mutable view, for in-place updates by optimizers and initializers
+    /// (copied first if a tape or a snapshot still shares it, so they keep the old value).
+    /// A view keeps the shape: replace the value with one of another shape only through
+    /// [`Param::set_value`], which checks it.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Param};
+    /// let mut w = Param::weight(tensor::ones(&[2, 2]));
+    /// w.value_mut()[[0, 1]] = 3.0;
+    /// w.value_mut().mapv_inplace(|x| x * 2.0);
+    /// assert_eq!(w.value().as_slice().unwrap(), &[2.0, 6.0, 2.0, 2.0]);
+    /// ```
+    pub fn value_mut(&mut self) -> ArrayViewMutD<'_, Elem> {
+        self.value.view_mut()
+    }
+
+    /// Replaces the value with `value`, which must have the parameter's shape (PyTorch's
+    /// `param.data = value` does not check; a weight of another shape would only fail later,
+    /// inside a forward pass). A tape or snapshot that shares the old value keeps it.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] naming the parameter when `value`'s shape differs; the parameter is
+    /// left unchanged.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Param};
+    /// let mut w = Param::weight(tensor::zeros(&[2, 3]));
+    /// w.set_value(tensor::ones(&[2, 3]))?;
+    /// assert_eq!(w.value().sum(), 6.0);
+    /// let err = w.set_value(tensor::ones(&[3, 2])).unwrap_err();
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "param::set_value: expected shape [2, 3] (parameter `weight`), found shape [3, 2]"
+    /// );
+    /// assert_eq!(w.value().shape(), &[2, 3]);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    pub fn set_value(&mut self, value: Tensor) -> Result<()> {
+        if value.shape() != self.value.shape() {
+            return Err(Error::Shape {
+                op: "param::set_value",
+                expected: format!("shape {:?} (parameter `{}`)", self.value.shape(), self.name),
+                found: format!("shape {:?}", value.shape()),
+            });
+        }
+        self.value = value.into_shared();
+        Ok(())
     }
 }
 

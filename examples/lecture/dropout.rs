@@ -70,7 +70,8 @@ fn copy_params(from: &Sequential, to: &mut Sequential) {
     from.visit_params(&mut |_, p| values.push(p.value().to_owned()));
     let mut values = values.into_iter();
     to.visit_params_mut(&mut |_, p| {
-        *p.value_mut() = values.next().expect("same layers").into_shared()
+        p.set_value(values.next().expect("same layers"))
+            .expect("same shapes")
     });
 }
 

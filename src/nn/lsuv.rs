@@ -133,7 +133,11 @@ pub fn lsuv<R: Rng + ?Sized>(
                     let shape = p.value().shape().to_vec();
                     let orthonormal = Init::Orthogonal { gain: 1.0 };
                     match orthonormal.sample(&shape, 0, 0, rng) {
-                        Ok(w) => *p.value_mut() = w.into_shared(),
+                        Ok(w) => {
+                            if let Err(e) = p.set_value(w) {
+                                result = Err(e);
+                            }
+                        }
                         Err(e) => result = Err(e),
                     }
                 }
