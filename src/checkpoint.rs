@@ -58,7 +58,6 @@
 mod format;
 mod safetensors;
 
-pub use self::format::{FORMAT_VERSION, HEADER_LEN, MAGIC};
 pub(crate) use self::safetensors::export_with_scaler;
 pub use self::safetensors::{export_safetensors, import_safetensors, safetensors_bytes};
 

@@ -48,23 +48,29 @@
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
-pub mod autograd;
+mod autograd;
 pub mod checkpoint;
 pub mod data;
 pub mod diagnostics;
-pub mod error;
+mod error;
 mod kernels;
 pub mod metrics;
-pub mod nn;
-pub mod optim;
+mod nn;
+mod optim;
 mod param;
 pub mod tensor;
 mod threads;
-pub mod train;
+mod train;
 
 /// Everything a training script uses, for `use tapegrad::prelude::*;`: the crate root's
 /// items without [`Result`], so a glob import shadows nothing of Rust's own prelude
 /// (`collect::<Result<_, _>>()` keeps meaning `std::result::Result`).
+///
+/// Every type, trait and function of the crate is reached at the root (`tapegrad::Linear`,
+/// `tapegrad::fit`) and here. Only five modules are public, for the functions and constants
+/// called by path: [`tensor`] (`tensor::zeros`), [`data`] (`data::fashion_mnist`),
+/// [`checkpoint`] (`checkpoint::save`), [`diagnostics`] (`diagnostics::probe`) and
+/// [`metrics`] (`metrics::accuracy`).
 ///
 /// # Examples
 /// ```
@@ -100,7 +106,7 @@ pub mod prelude {
     };
     pub use crate::optim::{
         Adam, AdamRule, Decay, DecayUnit, Optim, Optimizer, OptimizerState, ParamGroup, ParamStep,
-        PlateauState, RmsProp, RmsPropRule, Schedule, Sgd, SgdRule, UpdateRule,
+        PlateauState, RmsProp, RmsPropRule, Schedule, Sgd, SgdRule, UpdateRule, l2_penalty,
     };
     pub use crate::tensor::{Elem, SharedTensor, Tensor};
     pub use crate::threads::{in_pool, num_threads, set_num_threads};
@@ -108,7 +114,7 @@ pub mod prelude {
         EpochRecord, Evaluation, FitConfig, Goal, History, Metric, Monitor, OnDivergence, Plateau,
         Predictions, Predictor, Progress, Samples, TrainStep, evaluate, evaluate_with, fit,
     };
-    pub use crate::{checkpoint, data, diagnostics, tensor};
+    pub use crate::{checkpoint, data, diagnostics, metrics, tensor};
     pub use ndarray;
     pub use rand::{Rng, SeedableRng};
     pub use rand_chacha::ChaCha8Rng;

@@ -9,6 +9,10 @@ use rand::RngExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use tapegrad::ndarray::Array2;
+
+/// Bytes before a checkpoint's payload (magic 8, version 4, payload length 8, CRC-32 4), as the
+/// format documented on `tapegrad::checkpoint` lays them out; the format constants are private.
+const HEADER_LEN: usize = 8 + 4 + 8 + 4;
 use tapegrad::{
     Adam, ChaCha8Rng, Checkpoint, Dataset, Decay, DecayUnit, Dropout, FitConfig, Init, Linear,
     Mode, Module, Optimizer, Param, Relu, Scaler, Schedule, SeedableRng, Sequential, Sgd, Tape,
@@ -437,7 +441,7 @@ impl Case {
 
     fn payload_len(&self) -> usize {
         let bytes = self.build(0).2.to_bytes().unwrap();
-        bytes.len() - checkpoint::HEADER_LEN
+        bytes.len() - HEADER_LEN
     }
 }
 
@@ -518,8 +522,7 @@ fn checkpoints_just_below_at_and_above_every_power_of_4_load_back() {
                 let case = exact(coarse_case, coarse_len, target, &mut rng);
                 let (model, optimizer, saved) = case.build(0);
                 saved.save(&path).unwrap();
-                let payload =
-                    std::fs::metadata(&path).unwrap().len() as usize - checkpoint::HEADER_LEN;
+                let payload = std::fs::metadata(&path).unwrap().len() as usize - HEADER_LEN;
                 assert_eq!(payload, target, "{case:?}");
 
                 let loaded = Checkpoint::load(&path).unwrap();

@@ -16,14 +16,14 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 /// The first 8 bytes of every checkpoint file.
-pub const MAGIC: [u8; 8] = *b"TGRADCKP";
+pub(crate) const MAGIC: [u8; 8] = *b"TGRADCKP";
 
 /// The format version this build writes, and the newest it reads (it reads every older one:
 /// version 1 is version 2 without the plateau counters).
-pub const FORMAT_VERSION: u32 = 2;
+pub(crate) const FORMAT_VERSION: u32 = 2;
 
 /// Bytes before the payload: magic, version, payload length, checksum.
-pub const HEADER_LEN: usize = 24;
+pub(crate) const HEADER_LEN: usize = 24;
 
 /// A tensor as stored: name, shape and values in row-major order.
 #[derive(Serialize, Deserialize)]

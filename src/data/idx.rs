@@ -19,9 +19,11 @@ use ndarray::Array2;
 use std::path::{Path, PathBuf};
 
 /// Where Debian's package `dataset-fashion-mnist` installs Fashion-MNIST.
-pub const FASHION_MNIST_DEFAULT_DIR: &str = "/usr/share/datasets/fashion-mnist";
+pub(crate) const FASHION_MNIST_DEFAULT_DIR: &str = "/usr/share/datasets/fashion-mnist";
 
-/// The environment variable that overrides [`FASHION_MNIST_DEFAULT_DIR`].
+/// The environment variable that overrides the default Fashion-MNIST folder,
+/// `/usr/share/datasets/fashion-mnist` (where Debian's package `dataset-fashion-mnist`
+/// installs it).
 pub const FASHION_MNIST_ENV: &str = "FASHION_MNIST_DIR";
 
 /// The ten Fashion-MNIST classes, by label.
@@ -177,7 +179,15 @@ pub fn read_idx_dataset(images: impl AsRef<Path>, labels: impl AsRef<Path>) -> R
 }
 
 /// The Fashion-MNIST folder: `dir` when given, else `$FASHION_MNIST_DIR`, else
-/// [`FASHION_MNIST_DEFAULT_DIR`].
+/// `/usr/share/datasets/fashion-mnist` (where Debian's package `dataset-fashion-mnist`
+/// installs it).
+///
+/// # Examples
+/// ```
+/// use std::path::{Path, PathBuf};
+/// use tapegrad::data::fashion_mnist_dir;
+/// assert_eq!(fashion_mnist_dir(Some(Path::new("/data/fm"))), PathBuf::from("/data/fm"));
+/// ```
 pub fn fashion_mnist_dir(dir: Option<&Path>) -> PathBuf {
     match (dir, std::env::var_os(FASHION_MNIST_ENV)) {
         (Some(dir), _) => dir.to_path_buf(),

@@ -17,8 +17,8 @@ pub use augment::{
 pub use cifar::{CIFAR10_CLASSES, CIFAR10_PIXELS, read_cifar10};
 pub use dataset::{Batch, Batches, Dataset, SampleArray};
 pub use idx::{
-    FASHION_MNIST_CLASSES, FASHION_MNIST_DEFAULT_DIR, FASHION_MNIST_ENV, fashion_mnist,
-    fashion_mnist_dir, read_idx_dataset, read_idx_images, read_idx_labels,
+    FASHION_MNIST_CLASSES, FASHION_MNIST_ENV, fashion_mnist, fashion_mnist_dir, read_idx_dataset,
+    read_idx_images, read_idx_labels,
 };
 pub use preprocess::{Scaler, ScalerKind};
 pub use targets::{BatchTargets, Targets};

@@ -22,7 +22,7 @@ pub(crate) fn decays(param: &Param) -> bool {
 ///
 /// # Examples
 /// ```
-/// use tapegrad::{optim::l2_penalty, tensor, Linear, Tape};
+/// use tapegrad::{l2_penalty, tensor, Linear, Tape};
 /// let layer = Linear::from_parts(tensor::from_vec(vec![1.0, -2.0], &[1, 2])?, None)?;
 /// let tape = Tape::new();
 /// assert_eq!(l2_penalty(&tape, &layer, 0.5).item(), 2.5); // 0.5 · (1 + 4)
