@@ -233,4 +233,18 @@ mod tests {
         assert_eq!(q.value(), p.value());
         assert_ne!(q.id(), p.id());
     }
+
+    #[test]
+    fn set_value_leaves_a_shared_copy_alone_and_refuses_another_shape() {
+        let mut w = Param::weight(tensor::zeros(&[2]));
+        let shared = w.value().clone();
+        w.set_value(tensor::ones(&[2])).unwrap();
+        assert_eq!(shared.sum(), 0.0, "a tape's copy keeps its forward value");
+        assert_eq!(w.value().sum(), 2.0);
+        let err = w.set_value(tensor::ones(&[1, 2])).unwrap_err();
+        assert!(err.to_string().contains("parameter `weight`"), "{err}");
+        assert_eq!(w.value().sum(), 2.0, "a refused value changes nothing");
+        w.value_mut().fill(3.0);
+        assert_eq!((shared.sum(), w.value().sum()), (0.0, 6.0));
+    }
 }
