@@ -145,7 +145,9 @@ pub trait Module: Send + Sync {
     /// [`Dropout`](crate::Dropout)'s mask generator, named `"rng"`; `"2.rng"` under a
     /// [`Sequential`](crate::Sequential)), so that a checkpoint can save where each one
     /// stands and a resumed run draws the same numbers. The default visits none;
-    /// [`walk!`](crate::walk) writes it.
+    /// [`walk!`](crate::walk) writes it. A generator that a data-parallel
+    /// [`TrainStep`](crate::TrainStep) should not make thread-order dependent is a
+    /// [`SampleRng`](crate::SampleRng), which draws per sample.
     fn visit_rngs(&self, _f: &mut dyn FnMut(&str, &ChaCha8Rng)) {}
 
     /// Calls `f(name, rng)` mutably for the generators of [`Module::visit_rngs`], in the same
