@@ -352,7 +352,7 @@ fn geometry(xs: &[usize], ws: &[usize], options: Conv2dOptions) -> Geometry {
     );
     let groups = options.groups;
     assert!(
-        groups >= 1 && ws[0] % groups == 0,
+        groups >= 1 && ws[0].is_multiple_of(groups),
         "conv2d: groups {groups} must be at least 1 and divide the output channels; \
          weight shape {ws:?}"
     );

@@ -344,7 +344,8 @@ mod tests {
 
     /// (x shape, kernel, stride, padding): W2's 2×2/2, overlapping, padded, odd sizes,
     /// rectangular windows, a batch of 1.
-    const CASES: [([usize; 4], [usize; 2], [usize; 2], [usize; 2]); 5] = [
+    type Case = ([usize; 4], [usize; 2], [usize; 2], [usize; 2]);
+    const CASES: [Case; 5] = [
         ([2, 3, 4, 6], [2, 2], [2, 2], [0, 0]),
         ([1, 2, 5, 5], [3, 3], [1, 1], [1, 1]),
         ([2, 1, 7, 5], [3, 3], [2, 2], [1, 1]),
