@@ -95,12 +95,57 @@ impl Pooling {
         best
     }
 
+    /// Whether this is the common non-overlapping 2×2 window with stride 2 and no padding,
+    /// which has a faster path.
+    fn is_2x2(&self) -> bool {
+        (self.kh, self.kw, self.sh, self.sw, self.ph, self.pw) == (2, 2, 2, 2, 0, 0)
+    }
+
+    /// [`Pooling::argmax`] of every output of a plane, in order, passed to `f(output, index)`.
+    fn argmaxes(&self, plane: &[Elem], mut f: impl FnMut(usize, usize)) {
+        if !self.is_2x2() {
+            for i in 0..self.plane_out() {
+                f(i, self.argmax(plane, i / self.ow, i % self.ow));
+            }
+            return;
+        }
+        for oy in 0..self.oh {
+            let top = 2 * oy * self.w;
+            for ox in 0..self.ow {
+                let at = top + 2 * ox;
+                let k = first_max_of_4(plane, at, self.w);
+                f(oy * self.ow + ox, at + (k >> 1) * self.w + (k & 1));
+            }
+        }
+    }
+
     fn plane_in(&self) -> usize {
         self.h * self.w
     }
 
     fn plane_out(&self) -> usize {
         self.oh * self.ow
+    }
+}
+
+/// Which of the 2×2 window at `at` (row stride `w`) holds its first maximum, as
+/// [`Pooling::argmax`] scans it: 0, 1 (top row), 2, 3 (bottom row). Branch-free, since the
+/// comparisons of real data are unpredictable.
+#[inline(always)]
+fn first_max_of_4(plane: &[Elem], at: usize, w: usize) -> usize {
+    let [a, b, c, d] = [plane[at], plane[at + 1], plane[at + w], plane[at + w + 1]];
+    // the first position holding the largest non-NaN value, from a bit mask of the
+    // positions that hold it (no branch on the data)
+    let max = a.max(b).max(c.max(d));
+    let holds = |v: Elem, bit: u32| u32::from(v == max) << bit;
+    let first = (holds(a, 0) | holds(b, 1) | holds(c, 2) | 8).trailing_zeros();
+    // a NaN wins over numbers, and a later NaN over an earlier one, as in `argmax` (rare,
+    // so this branch is predicted)
+    let nan = |v: Elem, bit: u32| u32::from(v.is_nan()) << bit;
+    let nans = nan(a, 0) | nan(b, 1) | nan(c, 2) | nan(d, 3);
+    match nans {
+        0 => first as usize,
+        _ => (31 - nans.leading_zeros()) as usize,
     }
 }
 
@@ -176,14 +221,15 @@ impl<'t> Var<'t> {
             .as_slice_mut()
             .expect("internal error: fresh output is row-major");
         for_planes(input, pool.plane_in(), output, pool.plane_out(), |x, y| {
-            for (oy, row) in y.chunks_exact_mut(pool.ow).enumerate() {
-                for (ox, y) in row.iter_mut().enumerate() {
-                    *y = x[pool.argmax(x, oy, ox)];
-                }
-            }
+            pool.argmaxes(x, |i, at| y[i] = x[at]);
         });
         tape.record("max_pool2d", &[x], out, move |b| {
-            let mut dx = b.tape.zeros(b.inputs[0].shape());
+            // 2×2 windows that tile the image write every element of dx; others add into 0s
+            let tiled = pool.is_2x2() && pool.h % 2 == 0 && pool.w % 2 == 0;
+            let mut dx = match tiled {
+                true => b.tape.scratch(b.inputs[0].shape(), false),
+                false => b.tape.zeros(b.inputs[0].shape()),
+            };
             let input = b.inputs[0]
                 .as_slice()
                 .expect("internal error: row-major input");
@@ -196,8 +242,20 @@ impl<'t> Var<'t> {
             let (in_len, out_len) = (pool.plane_in(), pool.plane_out());
             let planes = input.chunks(in_len).zip(grad.chunks(out_len));
             for ((x, g), dx) in planes.zip(dxs.chunks_mut(in_len)) {
-                for (i, &g) in g.iter().enumerate() {
-                    dx[pool.argmax(x, i / pool.ow, i % pool.ow)] += g;
+                if tiled {
+                    let w = pool.w;
+                    for (oy, g) in g.chunks_exact(pool.ow).enumerate() {
+                        let (top, bottom) = dx[2 * oy * w..(2 * oy + 2) * w].split_at_mut(w);
+                        top.fill(0.0);
+                        bottom.fill(0.0);
+                        for (ox, &g) in g.iter().enumerate() {
+                            let k = first_max_of_4(x, 2 * oy * w + 2 * ox, w);
+                            let row = if k < 2 { &mut *top } else { &mut *bottom };
+                            row[2 * ox + (k & 1)] = g;
+                        }
+                    }
+                } else {
+                    pool.argmaxes(x, |i, at| dx[at] += g[i]);
                 }
             }
             if let Some(copied) = copied {
