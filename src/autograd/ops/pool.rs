@@ -225,7 +225,7 @@ impl<'t> Var<'t> {
         });
         tape.record("max_pool2d", &[x], out, move |b| {
             // 2×2 windows that tile the image write every element of dx; others add into 0s
-            let tiled = pool.is_2x2() && pool.h % 2 == 0 && pool.w % 2 == 0;
+            let tiled = pool.is_2x2() && pool.h.is_multiple_of(2) && pool.w.is_multiple_of(2);
             let mut dx = match tiled {
                 true => b.tape.scratch(b.inputs[0].shape(), false),
                 false => b.tape.zeros(b.inputs[0].shape()),
