@@ -84,6 +84,7 @@ mod train;
 pub mod prelude {
     // the modules whose functions scripts call by path (`tensor::zeros`,
     // `checkpoint::save`, `diagnostics::probe`)
+    pub use crate::autograd::ops::conv::Conv2dOptions;
     pub use crate::autograd::{
         GradcheckConfig, Gradients, ParamGrad, StepRows, Tape, TapeInput, Var, gradcheck,
         gradcheck_with,
@@ -99,10 +100,10 @@ pub mod prelude {
     pub use crate::error::Error;
     pub use crate::metrics::{ConfusionMatrix, RegressionMetrics};
     pub use crate::nn::{
-        Activation, BatchRng, Dropout, Elu, FanMode, Flatten, Identity, Init, LSUV_MAX_ITER,
-        LSUV_TOLERANCE, LeakyRelu, Linear, Loss, LossFn, LsuvLayer, LsuvReport, Maxout, Mode,
-        Module, Param, ParamId, Relu, Role, SampleRng, Sequential, Sigmoid, Step, Tanh, Walk, fans,
-        gain, lsuv,
+        Activation, AdaptiveAvgPool2d, AvgPool2d, BatchRng, Conv2d, Dropout, Elu, FanMode, Flatten,
+        Identity, Init, LSUV_MAX_ITER, LSUV_TOLERANCE, LeakyRelu, Linear, Loss, LossFn, LsuvLayer,
+        LsuvReport, MaxPool2d, Maxout, Mode, Module, Param, ParamId, Relu, Role, SampleRng,
+        Sequential, Sigmoid, Step, Tanh, Walk, fans, fans_grouped, gain, lsuv,
     };
     pub use crate::optim::{
         Adam, AdamRule, Decay, DecayUnit, Optim, Optimizer, OptimizerState, ParamGroup, ParamStep,

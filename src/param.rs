@@ -25,7 +25,7 @@ impl ParamId {
 ///
 /// | role | weight decay and L2 by default | [`lsuv`](crate::lsuv) |
 /// |---|---|---|
-/// | [`Role::Weight`] | yes | rescales it when it is 2-D |
+/// | [`Role::Weight`] | yes | rescales it when it has 2 axes or more |
 /// | [`Role::Bias`] | no | leaves it |
 /// | [`Role::NormScale`], [`Role::NormShift`] | no | leaves it |
 /// | [`Role::Custom`] | yes | leaves it |

@@ -60,13 +60,15 @@ pub enum FanMode {
 ///   [`gain`]`(activation)`; PyTorch's default `kaiming_*_(a=0, nonlinearity='leaky_relu')`
 ///   is `activation: Activation::LeakyRelu { slope: 0.0 }`.
 /// - **Orthogonal** (Saxe et al. 2013, <https://arxiv.org/abs/1312.6120>): the weight viewed
-///   as a `rows × cols` matrix (`rows = shape[0]`) has orthonormal rows (if `rows ≤ cols`) or
+///   as a `rows × cols` matrix (`rows = shape[0]`, `cols` the product of the other axes: a
+///   [`Conv2d`](crate::Conv2d) weight `[out, in, kh, kw]` is read as `[out, in·kh·kw]`, as
+///   PyTorch's `orthogonal_` flattens it) has orthonormal rows (if `rows ≤ cols`) or
 ///   columns, times `gain`. It is the `Q` of a QR decomposition of a standard normal matrix,
 ///   with `Q`'s columns signed so that `diag(R) > 0`, which makes `Q` uniformly (Haar)
 ///   distributed (Mezzadri 2007, <https://arxiv.org/abs/math-ph/0609050>). Fans are unused.
 ///
-/// [`Init::default`] is PyTorch's `nn.Linear` weight init, `kaiming_uniform_(a=√5)`, which
-/// works out to `U(−1/√fan_in, 1/√fan_in)`.
+/// [`Init::default`] is PyTorch's `nn.Linear` and `nn.Conv2d` weight init,
+/// `kaiming_uniform_(a=√5)`, which works out to `U(−1/√fan_in, 1/√fan_in)`.
 ///
 /// # Examples
 /// ```
@@ -207,7 +209,8 @@ impl Init {
 
 /// PyTorch's fans of a weight `[out, in, k…]`: `fan_in = in·∏k`, `fan_out = out·∏k`
 /// (`torch.nn.init._calculate_fan_in_and_fan_out`). For a [`Linear`](crate::Linear) weight
-/// `[out, in]`: `(in, out)`.
+/// `[out, in]`: `(in, out)`; for a [`Conv2d`](crate::Conv2d) weight `[out, in, kh, kw]`:
+/// `(in·kh·kw, out·kh·kw)` (with groups, see [`fans_grouped`]).
 ///
 /// # Errors
 /// [`Error::Shape`] for fewer than 2 axes (a bias has no fans), as PyTorch's `ValueError`.
@@ -229,6 +232,42 @@ pub fn fans(shape: &[usize]) -> Result<(usize, usize)> {
     }
     let receptive: usize = shape[2..].iter().product();
     Ok((shape[1] * receptive, shape[0] * receptive))
+}
+
+/// The fans of a grouped convolution's weight `[out, in/groups, k…]`: `fan_in = (in/groups)·∏k`
+/// (the inputs one output unit sums) and `fan_out = (out/groups)·∏k` (the outputs one input
+/// unit feeds). [`Conv2d`](crate::Conv2d) draws its weight with these.
+///
+/// With `groups = 1` this is [`fans`]. PyTorch's `_calculate_fan_in_and_fan_out` sees only
+/// the shape, so for `groups > 1` it counts `fan_out = out·∏k`, `groups` times the outputs an
+/// input really feeds; `fan_in` (which PyTorch's default init and Kaiming's `fan_in` mode
+/// use) is the same in both.
+///
+/// # Errors
+/// [`Error::Shape`] for fewer than 2 axes; [`Error::InvalidArgument`] when `groups` is 0 or
+/// does not divide `out`.
+///
+/// # Examples
+/// ```
+/// use tapegrad::fans_grouped;
+/// // Conv2d(32, 64, 3): weight [64, 32, 3, 3]
+/// assert_eq!(fans_grouped(&[64, 32, 3, 3], 1)?, (288, 576));
+/// // depthwise Conv2d(32, 32, 3, groups=32): weight [32, 1, 3, 3], each input feeds 9 outputs
+/// assert_eq!(fans_grouped(&[32, 1, 3, 3], 32)?, (9, 9));
+/// assert!(fans_grouped(&[32, 1, 3, 3], 5).is_err());
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
+pub fn fans_grouped(shape: &[usize], groups: usize) -> Result<(usize, usize)> {
+    let (fan_in, fan_out) = fans(shape)?;
+    if groups == 0 || !shape[0].is_multiple_of(groups) {
+        return Err(Error::InvalidArgument {
+            op: "init::fans_grouped",
+            message: format!(
+                "groups {groups} must divide the weight's first axis; shape {shape:?}"
+            ),
+        });
+    }
+    Ok((fan_in, fan_out / groups))
 }
 
 /// PyTorch's recommended gain for a nonlinearity (`torch.nn.init.calculate_gain`): the
@@ -401,6 +440,60 @@ mod tests {
         let n = w.len() as f64;
         let mean = w.iter().map(|&x| f64::from(x)).sum::<f64>() / n;
         (mean, variance(&w).sqrt())
+    }
+
+    #[test]
+    fn initializers_on_conv_weights_use_the_grouped_fans() {
+        // Conv2d(64, 128, 3, groups=2): weight [128, 32, 3, 3], fan_in 288, fan_out 576
+        let shape = [128, 32, 3, 3];
+        let (fan_in, fan_out) = fans_grouped(&shape, 2).unwrap();
+        assert_eq!((fan_in, fan_out), (288, 576));
+        assert_eq!(
+            fans(&shape).unwrap(),
+            (288, 1152),
+            "PyTorch's shape-only rule"
+        );
+        let relu = Activation::Relu;
+        let cases = [
+            (Init::XavierNormal { gain: 1.0 }, (2.0 / 864f64).sqrt()),
+            (Init::XavierUniform { gain: 1.0 }, (2.0 / 864f64).sqrt()),
+            (
+                Init::KaimingNormal {
+                    mode: FanMode::FanIn,
+                    activation: relu,
+                },
+                (2.0 / 288f64).sqrt(),
+            ),
+            (
+                Init::KaimingUniform {
+                    mode: FanMode::FanOut,
+                    activation: relu,
+                },
+                (2.0 / 576f64).sqrt(),
+            ),
+            (Init::default(), (1.0 / 3.0 / 288f64).sqrt()),
+        ];
+        for (seed, (init, std)) in cases.into_iter().enumerate() {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed as u64);
+            let w = init.sample(&shape, fan_in, fan_out, &mut rng).unwrap();
+            assert_eq!(w.shape(), shape);
+            let found = variance(&w).sqrt();
+            assert!(
+                (found / std - 1.0).abs() < 0.02,
+                "{init:?}: std {found}, expected {std}"
+            );
+        }
+        // orthogonal: the weight read as [128, 288] has orthonormal rows
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let w = Init::Orthogonal { gain: 1.0 }
+            .sample(&shape, fan_in, fan_out, &mut rng)
+            .unwrap();
+        let m = w.into_shape_with_order((128, 288)).unwrap();
+        let gram = m.dot(&m.t());
+        let off = gram
+            .indexed_iter()
+            .map(|((i, j), &g)| (g - f32::from(i == j)).abs());
+        assert!(off.fold(0.0, f32::max) < 1e-4);
     }
 
     #[test]

@@ -43,10 +43,11 @@ pub struct LsuvReport {
 /// Layer-sequential unit-variance initialization (Mishkin & Matas 2016, "All you need is a
 /// good init", <https://arxiv.org/abs/1511.06422>): a data-driven init for a whole model.
 ///
-/// 1. Every layer with exactly one 2-D parameter of role [`Role::Weight`]
-///    ([`Linear`](crate::Linear), [`Maxout`](crate::Maxout), a module of your own with one
-///    weight matrix) gets an orthonormal weight ([`Init::Orthogonal`] with gain 1, Saxe et
-///    al. 2013). Parameters of other roles (biases, [`Role::Custom`]) are untouched. A layer
+/// 1. Every layer with exactly one parameter of role [`Role::Weight`] with at least 2 axes
+///    ([`Linear`](crate::Linear), [`Conv2d`](crate::Conv2d), [`Maxout`](crate::Maxout), a
+///    module of your own with one weight) gets an orthonormal weight ([`Init::Orthogonal`]
+///    with gain 1, Saxe et al. 2013; a convolution's `[out, in, kh, kw]` read as the matrix
+///    `[out, in·kh·kw]`, as the paper does for its convnets). Parameters of other roles (biases, [`Role::Custom`]) are untouched. A layer
 ///    with several weights, such as a nested `Sequential` of several `Linear`s, is passed
 ///    through, not recursed into.
 /// 2. For each such layer, first to last (the final classifier included): forward `batch`
@@ -55,8 +56,10 @@ pub struct LsuvReport {
 ///    `W ← W / √v`; repeat while `|v − 1| >= tol`, at most `max_iter` times, on the same
 ///    batch each time.
 ///
-/// The statistic is the layer's own output: the pre-activation for a `Linear` (its
-/// activation is a separate layer), the max over each group for a `Maxout`. With a zero
+/// The statistic is the layer's own output: the pre-activation for a `Linear` or a
+/// `Conv2d` (its activation is a separate layer; for a convolution the variance is over
+/// every sample, channel and position of its output, as the paper takes it over the whole
+/// output blob of each layer), the max over each group for a `Maxout`. With a zero
 /// bias one rescaling gives exactly `v = 1`, since both are positively homogeneous in `W`;
 /// a bias makes a few iterations necessary. Scale the inputs to unit variance first, as
 /// the paper's authors advise. The usual settings are [`LSUV_TOLERANCE`] and
@@ -68,8 +71,10 @@ pub struct LsuvReport {
 ///   `batch` that is zero (a constant or dead output) or not finite (an overflow, or a NaN
 ///   from the layers), before or after any rescaling: such a layer cannot be scaled to
 ///   unit variance.
-/// - [`Error::Shape`] if `batch` is not `[n, in]` with `n >= 2` and `in` the model's input
-///   width.
+/// - [`Error::Shape`] if `batch` has fewer than 2 samples or fewer than 2 axes, is a batch
+///   of rows `[n, w]` whose width `w` is not the model's input width
+///   ([`Module::in_features`]), or is a batch the model's forward pass panics on (such as
+///   rows into a convolution, which takes `[n, C, H, W]`).
 /// - [`Error::NoConvergence`] if a layer is still outside the tolerance after `max_iter`
 ///   rescalings; the layers before it stay initialized.
 ///
@@ -102,11 +107,15 @@ pub fn lsuv<R: Rng + ?Sized>(
         });
     }
     let shape = batch.shape();
-    let width_ok = model.in_features().is_none_or(|w| shape.get(1) == Some(&w));
-    if shape.len() != 2 || shape[0] < 2 || !width_ok {
+    // rows must have the model's input width; other batches (images) are tried below
+    let width_ok = match (model.in_features(), shape.len()) {
+        (Some(width), 2) => shape[1] == width,
+        _ => true,
+    };
+    if shape.len() < 2 || shape[0] < 2 || !width_ok {
         let width = model
             .in_features()
-            .map_or_else(|| "in".to_string(), |w| w.to_string());
+            .map_or_else(|| "…".to_string(), |w| w.to_string());
         return Err(Error::Shape {
             op: "lsuv",
             expected: format!("a batch [n, {width}] with n >= 2"),
@@ -119,6 +128,20 @@ pub fn lsuv<R: Rng + ?Sized>(
             message: format!(
                 "the batch holds {value} at {:?}; it must be finite",
                 ndarray::Dimension::slice(&at)
+            ),
+        });
+    }
+    let trial = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let tape = Tape::inference();
+        let two = batch.slice_axis(ndarray::Axis(0), (0..2).into());
+        model.forward(tape.constant(two), Mode::Eval).shape()
+    }));
+    if trial.is_err() {
+        return Err(Error::Shape {
+            op: "lsuv",
+            expected: "a batch the model can take".into(),
+            found: format!(
+                "shape {shape:?}, on which the model panics (its message is printed above)"
             ),
         });
     }
@@ -192,9 +215,10 @@ pub fn lsuv<R: Rng + ?Sized>(
     Ok(report)
 }
 
-/// Whether `p` is a weight matrix, the kind of parameter LSUV initializes and rescales.
+/// Whether `p` is a weight with at least 2 axes (a matrix, or a convolution's filters), the
+/// kind of parameter LSUV initializes and rescales.
 fn is_matrix_weight(p: &Param) -> bool {
-    p.role() == Role::Weight && p.value().ndim() == 2
+    p.role() == Role::Weight && p.value().ndim() >= 2
 }
 
 /// Whether `layer` has exactly one weight matrix, so that its output variance is that
@@ -315,6 +339,63 @@ mod tests {
         assert!(
             gram.indexed_iter()
                 .all(|((i, j), &g)| { (g - if i == j { c } else { 0.0 }).abs() < 1e-4 * c })
+        );
+    }
+
+    #[test]
+    fn lsuv_scales_each_convolution_by_its_pre_activation_variance() {
+        use crate::{Conv2d, Conv2dOptions, Flatten, MaxPool2d};
+        let mut rng = ChaCha8Rng::seed_from_u64(8);
+        let pad = Conv2dOptions::default().padding(1);
+        let mut model = Sequential::new(vec![
+            Box::new(Conv2d::new(2, 8, [3, 3], pad, Init::default(), &mut rng).unwrap()),
+            Box::new(Relu),
+            Box::new(MaxPool2d::new(2).unwrap()),
+            Box::new(Conv2d::new(8, 6, [3, 3], pad.groups(2), Init::default(), &mut rng).unwrap()),
+            Box::new(Tanh),
+            Box::new(Flatten),
+            Box::new(Linear::new(6 * 4 * 4, 5, Init::default(), &mut rng).unwrap()),
+        ])
+        .unwrap();
+        let batch = tensor::normal(&[16, 2, 8, 8], 0.0, 1.0, &mut rng).unwrap();
+        let report = lsuv(&mut model, &batch, 0.05, LSUV_MAX_ITER, &mut rng).unwrap();
+        let indices: Vec<usize> = report.layers.iter().map(|l| l.index).collect();
+        assert_eq!(indices, [0, 3, 6]);
+        assert!(report.layers[0].layer.starts_with("Conv2d(2, 8"));
+        // every weight layer's own output (the pre-activation) has variance 1 ± 0.05 over
+        // all samples, channels and positions
+        let tape = Tape::inference();
+        let mut h = tape.constant(batch);
+        for (index, layer) in model.layers().iter().enumerate() {
+            h = layer.forward(h, Mode::Eval);
+            if indices.contains(&index) {
+                let v = variance(&h.value());
+                assert!((v - 1.0).abs() < 0.05, "layer {index}: variance {v}");
+            }
+        }
+        // the first convolution's weight, read as [8, 2·3·3], has orthogonal rows (a
+        // multiple of an orthonormal matrix)
+        let mut w = None;
+        model.visit_params(&mut |name, p| {
+            if name == "0.weight" {
+                w = Some(p.value().to_owned())
+            }
+        });
+        let w = w.unwrap().into_shape_with_order((8, 18)).unwrap();
+        let gram = w.dot(&w.t());
+        let c = gram[[0, 0]];
+        assert!(
+            gram.indexed_iter()
+                .all(|((i, j), &g)| (g - if i == j { c } else { 0.0 }).abs() < 1e-4 * c)
+        );
+        // a model that starts with a convolution takes image batches, not rows
+        let rows = tensor::normal(&[16, 96], 0.0, 1.0, &mut rng).unwrap();
+        assert!(lsuv(&mut model, &tensor::zeros(&[1, 2, 8, 8]), 0.1, 10, &mut rng).is_err());
+        let err = lsuv(&mut model, &rows, 0.1, 10, &mut rng).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "lsuv: expected a batch the model can take, found shape [16, 96], on which the \
+             model panics (its message is printed above)"
         );
     }
 

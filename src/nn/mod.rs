@@ -1,8 +1,9 @@
 //! Neural-network building blocks: the [`Module`] trait and [`Param`]s, the layers
-//! ([`Linear`], [`Dropout`], [`Maxout`], the activations), [`Sequential`], and the
+//! ([`Linear`], [`Conv2d`], the pooling layers, [`Dropout`], [`Maxout`], the activations), [`Sequential`], and the
 //! initializers ([`Init`], [`gain`], [`lsuv()`]).
 
 mod activation;
+mod conv;
 mod dropout;
 mod flatten;
 mod init;
@@ -11,18 +12,21 @@ mod loss;
 mod lsuv;
 mod maxout;
 mod module;
+mod pool;
 mod sample_rng;
 mod sequential;
 
 pub use crate::param::{Param, ParamId, Role};
 pub use activation::{Activation, Elu, Identity, LeakyRelu, Relu, Sigmoid, Step, Tanh};
+pub use conv::Conv2d;
 pub use dropout::Dropout;
 pub use flatten::Flatten;
-pub use init::{FanMode, Init, fans, gain};
+pub use init::{FanMode, Init, fans, fans_grouped, gain};
 pub use linear::Linear;
 pub use loss::{Loss, LossFn};
 pub use lsuv::{LSUV_MAX_ITER, LSUV_TOLERANCE, LsuvLayer, LsuvReport, lsuv};
 pub use maxout::Maxout;
 pub use module::{Mode, Module, Walk};
+pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
 pub use sample_rng::{BatchRng, SampleRng};
 pub use sequential::Sequential;

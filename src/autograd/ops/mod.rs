@@ -6,10 +6,12 @@
 
 mod activation;
 mod arith;
+pub(crate) mod conv;
 mod index;
 mod loss;
 pub(crate) mod matmul;
 mod matmul_batched;
+pub(crate) mod pool;
 mod reduce;
 mod shape;
 

@@ -1,0 +1,715 @@
+//! 2-D convolution of NCHW batches, [`Var::conv2d`] (`torch.nn.functional.conv2d`), and its
+//! geometry, [`Conv2dOptions`]. The forward unfolds each image's patches into a matrix
+//! (im2col) and multiplies it by the weight on the `gemm` kernel; the backward multiplies
+//! back and folds the patches' gradients into the image (col2im), beside it.
+//!
+//! # Shapes
+//! `x: [N, C, H, W]`, `weight: [O, C/groups, kh, kw]`, `bias: [O]`, output `[N, O, OH, OW]`
+//! with `OH = ⌊(H + 2·ph − dh·(kh − 1) − 1)/sh⌋ + 1` (and `OW` alike).
+
+use crate::autograd::tape::Var;
+use crate::kernels::gemm::gemm;
+use crate::tensor::{Elem, Tensor};
+use ndarray::{ArrayView2, ArrayViewMut2, s};
+use serde::{Deserialize, Serialize};
+
+/// Stride, zero padding, dilation and groups of a 2-D convolution (the keyword arguments of
+/// `torch.nn.Conv2d` after the kernel size), each `[rows, columns]`.
+///
+/// The defaults are PyTorch's: stride 1, padding 0, dilation 1, one group. The setters take
+/// one number for both sides, as PyTorch's `Conv2d(.., stride=2)` does; set the fields for
+/// different ones.
+///
+/// - **stride** `s`: the step between neighbouring windows.
+/// - **padding** `p`: zeros added on each side (top and bottom, left and right).
+/// - **dilation** `d`: the step between a window's taps; a `k`-tap kernel spans
+///   `d·(k − 1) + 1` pixels (the "atrous" convolution of Yu & Koltun 2016,
+///   <https://arxiv.org/abs/1511.07122>).
+/// - **groups** `g`: input and output channels are split into `g` groups, each output
+///   group seeing only its input group; `g = C` is a depthwise convolution (Chollet 2017,
+///   <https://arxiv.org/abs/1610.02357>).
+///
+/// # Examples
+/// ```
+/// use tapegrad::Conv2dOptions;
+/// let options = Conv2dOptions::default().padding(1).stride(2);
+/// assert_eq!(options.padding, [1, 1]);
+/// // ⌊(28 + 2·1 − 1·(3 − 1) − 1)/2⌋ + 1 = 14
+/// assert_eq!(options.output_size([28, 28], [3, 3]), Some([14, 14]));
+/// // a 5-tap kernel dilated by 2 spans 9 pixels: too wide for 8 without padding
+/// assert_eq!(Conv2dOptions::default().dilation(2).output_size([8, 8], [5, 5]), None);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Conv2dOptions {
+    /// Step between windows, `[sh, sw]`, each at least 1.
+    pub stride: [usize; 2],
+    /// Zeros added on each side, `[ph, pw]`.
+    pub padding: [usize; 2],
+    /// Step between the taps of a window, `[dh, dw]`, each at least 1.
+    pub dilation: [usize; 2],
+    /// Number of channel groups, at least 1; divides both channel counts.
+    pub groups: usize,
+}
+
+impl Default for Conv2dOptions {
+    fn default() -> Self {
+        Conv2dOptions {
+            stride: [1, 1],
+            padding: [0, 0],
+            dilation: [1, 1],
+            groups: 1,
+        }
+    }
+}
+
+impl Conv2dOptions {
+    /// The same options with stride `stride` along both axes.
+    pub fn stride(self, stride: usize) -> Self {
+        Conv2dOptions {
+            stride: [stride; 2],
+            ..self
+        }
+    }
+
+    /// The same options with `padding` zeros on every side.
+    pub fn padding(self, padding: usize) -> Self {
+        Conv2dOptions {
+            padding: [padding; 2],
+            ..self
+        }
+    }
+
+    /// The same options with dilation `dilation` along both axes.
+    pub fn dilation(self, dilation: usize) -> Self {
+        Conv2dOptions {
+            dilation: [dilation; 2],
+            ..self
+        }
+    }
+
+    /// The same options with `groups` channel groups.
+    pub fn groups(self, groups: usize) -> Self {
+        Conv2dOptions { groups, ..self }
+    }
+
+    /// The output's `[OH, OW]` for an input of `[H, W]` and a kernel of `[kh, kw]`:
+    /// `OH = ⌊(H + 2·ph − dh·(kh − 1) − 1)/sh⌋ + 1`, as in PyTorch's `Conv2d` docs. `None`
+    /// when the (dilated) kernel is wider than the padded input, or a kernel side, stride or
+    /// dilation is 0.
+    pub fn output_size(&self, input: [usize; 2], kernel: [usize; 2]) -> Option<[usize; 2]> {
+        let axis = |a: usize| {
+            output_len(
+                input[a],
+                kernel[a],
+                self.stride[a],
+                self.padding[a],
+                self.dilation[a],
+            )
+        };
+        Some([axis(0)?, axis(1)?])
+    }
+}
+
+/// `⌊(input + 2·padding − dilation·(kernel − 1) − 1)/stride⌋ + 1`, or `None` when the
+/// dilated kernel does not fit in the padded input or a size is 0.
+pub(crate) fn output_len(
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    dilation: usize,
+) -> Option<usize> {
+    if kernel == 0 || stride == 0 || dilation == 0 {
+        return None;
+    }
+    let span = dilation * (kernel - 1) + 1;
+    (input + 2 * padding)
+        .checked_sub(span)
+        .map(|room| room / stride + 1)
+}
+
+/// The sizes of one convolution, checked.
+#[derive(Debug, Clone, Copy)]
+struct Geometry {
+    /// Input channels, height, width.
+    c: usize,
+    h: usize,
+    w: usize,
+    /// Input channels per group.
+    cg: usize,
+    /// Output channels, and per group.
+    o: usize,
+    og: usize,
+    groups: usize,
+    kh: usize,
+    kw: usize,
+    sh: usize,
+    sw: usize,
+    ph: usize,
+    pw: usize,
+    dh: usize,
+    dw: usize,
+    oh: usize,
+    ow: usize,
+}
+
+impl Geometry {
+    /// Rows of one group's patch matrix: `cg·kh·kw` (without the bias row).
+    fn k(&self) -> usize {
+        self.cg * self.kh * self.kw
+    }
+
+    /// Output positions per image, `OH·OW`.
+    fn l(&self) -> usize {
+        self.oh * self.ow
+    }
+
+    /// The output columns `ox` whose tap `j` lands inside the image (not in the padding):
+    /// `0 <= ox·sw + j·dw − pw < w`.
+    fn valid_columns(&self, j: usize) -> (usize, usize) {
+        let offset = j * self.dw;
+        let lo = self.pw.saturating_sub(offset).div_ceil(self.sw);
+        let hi = (self.w + self.pw)
+            .saturating_sub(offset)
+            .div_ceil(self.sw)
+            .min(self.ow);
+        (lo.min(hi), hi)
+    }
+
+    /// The input row of output row `oy`'s tap `i`, if it is inside the image.
+    fn input_row(&self, oy: usize, i: usize) -> Option<usize> {
+        (oy * self.sh + i * self.dh)
+            .checked_sub(self.ph)
+            .filter(|&y| y < self.h)
+    }
+}
+
+/// Writes group `group`'s patches of one image `[C, H, W]` into `cols`, a row-major
+/// `[cg·kh·kw, OH·OW]` matrix: row `(c·kh + i)·kw + j`, column `oy·OW + ox` holds
+/// `x[c, oy·sh + i·dh − ph, ox·sw + j·dw − pw]`, or 0 in the padding. Every element of
+/// `cols` is written.
+fn im2col(image: &[Elem], geo: &Geometry, group: usize, cols: &mut [Elem]) {
+    let (l, plane) = (geo.l(), geo.h * geo.w);
+    let mut rows = cols.chunks_exact_mut(l);
+    for c in group * geo.cg..(group + 1) * geo.cg {
+        let channel = &image[c * plane..(c + 1) * plane];
+        for i in 0..geo.kh {
+            for j in 0..geo.kw {
+                let row = rows.next().expect("internal error: im2col rows");
+                let (lo, hi) = geo.valid_columns(j);
+                for (oy, out) in row.chunks_exact_mut(geo.ow).enumerate() {
+                    let Some(y) = geo.input_row(oy, i) else {
+                        out.fill(0.0);
+                        continue;
+                    };
+                    let src = &channel[y * geo.w..(y + 1) * geo.w];
+                    out[..lo].fill(0.0);
+                    out[hi..].fill(0.0);
+                    let x0 = lo * geo.sw + j * geo.dw - geo.pw;
+                    if geo.sw == 1 {
+                        out[lo..hi].copy_from_slice(&src[x0..x0 + hi - lo]);
+                    } else {
+                        let taps = src[x0..].iter().step_by(geo.sw);
+                        out[lo..hi].iter_mut().zip(taps).for_each(|(o, &v)| *o = v);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col`]: adds each element of group `group`'s patch gradients `cols`
+/// (`[cg·kh·kw, OH·OW]`) into the image gradient `image` (`[C, H, W]`) at the pixel it was
+/// read from; padding positions are dropped.
+fn col2im(cols: &[Elem], geo: &Geometry, group: usize, image: &mut [Elem]) {
+    let (l, plane) = (geo.l(), geo.h * geo.w);
+    let mut rows = cols.chunks_exact(l);
+    for c in group * geo.cg..(group + 1) * geo.cg {
+        let channel = &mut image[c * plane..(c + 1) * plane];
+        for i in 0..geo.kh {
+            for j in 0..geo.kw {
+                let row = rows.next().expect("internal error: col2im rows");
+                let (lo, hi) = geo.valid_columns(j);
+                for (oy, grad) in row.chunks_exact(geo.ow).enumerate() {
+                    let Some(y) = geo.input_row(oy, i) else {
+                        continue;
+                    };
+                    let dst = &mut channel[y * geo.w..(y + 1) * geo.w];
+                    let x0 = lo * geo.sw + j * geo.dw - geo.pw;
+                    if geo.sw == 1 {
+                        let dst = &mut dst[x0..x0 + hi - lo];
+                        dst.iter_mut()
+                            .zip(&grad[lo..hi])
+                            .for_each(|(d, &g)| *d += g);
+                    } else {
+                        let taps = dst[x0..].iter_mut().step_by(geo.sw);
+                        taps.zip(&grad[lo..hi]).for_each(|(d, &g)| *d += g);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One image's patch matrix for every group, `[groups, K + bias, L]`, with a row of ones
+/// after each group's `K` rows when `bias` (so that the bias is one more weight column).
+fn patches(image: &[Elem], geo: &Geometry, bias: bool, cols: &mut Tensor) {
+    let (k, l) = (geo.k(), geo.l());
+    let rows = k + usize::from(bias);
+    let cols = cols
+        .as_slice_mut()
+        .expect("internal error: patches are row-major");
+    for (group, block) in cols.chunks_exact_mut(rows * l).enumerate() {
+        let (taps, ones) = block.split_at_mut(k * l);
+        im2col(image, geo, group, taps);
+        ones.fill(1.0);
+    }
+}
+
+impl<'t> Var<'t> {
+    /// 2-D cross-correlation of a batch of images with a bank of filters, plus a bias per
+    /// output channel (`torch.nn.functional.conv2d`, which, like every deep learning
+    /// library, does not flip the kernel):
+    ///
+    /// `y[n, o, oy, ox] = b[o] + Σ_{c, i, j} W[o, c, i, j] · x[n, g·cg + c, oy·sh + i·dh − ph, ox·sw + j·dw − pw]`
+    ///
+    /// where `g = o / (O/groups)` is the output channel's group, `cg = C/groups`, and `x` is
+    /// 0 outside the image (zero padding). See [`Conv2dOptions`] for stride, padding,
+    /// dilation and groups.
+    ///
+    /// Backward, with `G = ∂L/∂y`: `∂L/∂b[o] = Σ_{n, oy, ox} G[n, o, oy, ox]`;
+    /// `∂L/∂W[o, c, i, j] = Σ_{n, oy, ox} G[n, o, oy, ox] · x[n, …]` (the same tap as the
+    /// forward); `∂L/∂x` adds `G[n, o, oy, ox] · W[o, c, i, j]` into every pixel each
+    /// output read (a transposed convolution).
+    ///
+    /// It runs as im2col and matrix products (Chellapilla et al. 2006,
+    /// <https://inria.hal.science/inria-00112631>): each image's patches are unfolded into a
+    /// `[cg·kh·kw, OH·OW]` matrix in a buffer the tape reuses, and the weight, read as a
+    /// `[O, cg·kh·kw]` matrix with the bias as one more column, multiplies it. The backward
+    /// unfolds the patches again rather than keeping them.
+    ///
+    /// # Shapes
+    /// `x: [N, C, H, W]`, `weight: [O, C/groups, kh, kw]`, `bias: [O]` →
+    /// `[N, O, OH, OW]`, with `OH = ⌊(H + 2·ph − dh·(kh − 1) − 1)/sh⌋ + 1` and `OW` alike
+    /// ([`Conv2dOptions::output_size`]).
+    ///
+    /// # Panics
+    /// If `x` or `weight` is not 4-D, the channels do not match
+    /// (`conv2d: expected input channels 3 (weight [8, 3, 3, 3], groups 1); x shape
+    /// [2, 4, 8, 8]`), `groups` does not divide the output channels, `bias` is not `[O]`, a
+    /// stride or dilation is 0, or the dilated kernel is larger than the padded image.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Conv2dOptions, Tape};
+    /// let tape = Tape::new();
+    /// // a 3×3 image 1..9 and a 2×2 kernel [[1, 0], [0, -1]], bias 10
+    /// let x = tape.leaf(tensor::from_vec((1..=9).map(|v| v as f32).collect(), &[1, 1, 3, 3])?);
+    /// let w = tape.leaf(tensor::from_vec(vec![1.0, 0.0, 0.0, -1.0], &[1, 1, 2, 2])?);
+    /// let b = tape.leaf(tensor::from_vec(vec![10.0], &[1])?);
+    /// let y = x.conv2d(w, Some(b), Conv2dOptions::default());
+    /// // each output is x[i, j] − x[i + 1, j + 1] + 10 = −4 + 10
+    /// assert_eq!(y.value(), tensor::full(&[1, 1, 2, 2], 6.0));
+    /// // with one zero of padding on each side: a 4×4 output; the corner sees only −x[0, 0]
+    /// let padded = x.conv2d(w, None, Conv2dOptions::default().padding(1));
+    /// assert_eq!(padded.shape(), [1, 1, 4, 4]);
+    /// assert_eq!(padded.value()[[0, 0, 0, 0]], -1.0);
+    /// let g = y.sum().backward();
+    /// // ∂Σy/∂b = number of outputs; ∂Σy/∂W[0, 0, 0, 0] = sum of the top-left 2×2 window sums
+    /// assert_eq!(g.get(b).unwrap()[[0]], 4.0);
+    /// assert_eq!(g.get(w).unwrap()[[0, 0, 0, 0]], 1.0 + 2.0 + 4.0 + 5.0);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn conv2d(self, weight: Var<'t>, bias: Option<Var<'t>>, options: Conv2dOptions) -> Var<'t> {
+        let (xs, ws) = (self.shape(), weight.shape());
+        let geo = geometry(&xs, &ws, options);
+        if let Some(b) = bias {
+            let bs = b.shape();
+            assert!(
+                bs == [geo.o],
+                "conv2d: expected bias shape [{}]; bias shape {bs:?}, weight shape {ws:?}",
+                geo.o
+            );
+        }
+        // the weight as one [O, cg·kh·kw] matrix (a free reshape), the bias as one more column
+        let matrix = weight.reshape(&[geo.o, geo.k()]);
+        let matrix = match bias {
+            Some(b) => Var::concat(&[matrix, b.reshape(&[geo.o, 1])], 1),
+            None => matrix,
+        };
+        convolve(self, matrix, geo, bias.is_some())
+    }
+}
+
+/// Checks the shapes and options of a convolution and works out its sizes.
+#[track_caller]
+fn geometry(xs: &[usize], ws: &[usize], options: Conv2dOptions) -> Geometry {
+    assert!(
+        xs.len() == 4 && ws.len() == 4,
+        "conv2d: expected a 4-D input [N, C, H, W] and a 4-D weight [O, C/groups, kh, kw]; \
+         x shape {xs:?}, weight shape {ws:?}"
+    );
+    let groups = options.groups;
+    assert!(
+        groups >= 1 && ws[0].is_multiple_of(groups),
+        "conv2d: groups {groups} must be at least 1 and divide the output channels; \
+         weight shape {ws:?}"
+    );
+    assert!(
+        xs[1] == ws[1] * groups,
+        "conv2d: expected input channels {} (weight {ws:?}, groups {groups}); x shape {xs:?}",
+        ws[1] * groups
+    );
+    let out = options.output_size([xs[2], xs[3]], [ws[2], ws[3]]);
+    let Some([oh, ow]) = out.filter(|_| ws[2] > 0 && ws[3] > 0) else {
+        panic!(
+            "conv2d: the kernel does not fit the padded image, or a stride, dilation or \
+             kernel side is 0; x shape {xs:?}, weight shape {ws:?}, {options:?}"
+        )
+    };
+    Geometry {
+        c: xs[1],
+        h: xs[2],
+        w: xs[3],
+        cg: ws[1],
+        o: ws[0],
+        og: ws[0] / groups,
+        groups,
+        kh: ws[2],
+        kw: ws[3],
+        sh: options.stride[0],
+        sw: options.stride[1],
+        ph: options.padding[0],
+        pw: options.padding[1],
+        dh: options.dilation[0],
+        dw: options.dilation[1],
+        oh,
+        ow,
+    }
+}
+
+/// The convolution primitive: `x` `[N, C, H, W]` with the weight matrix `matrix`
+/// `[O, cg·kh·kw (+ 1 when bias)]`, one node on the tape.
+fn convolve<'t>(x: Var<'t>, matrix: Var<'t>, geo: Geometry, bias: bool) -> Var<'t> {
+    // a strided input (a permuted view) is copied to row-major order first
+    let x = x.contiguous();
+    let tape = x.tape();
+    let (image, weights) = (x.data(), matrix.data());
+    let n = image.shape()[0];
+    let k = geo.k() + usize::from(bias);
+    let mut out = tape.scratch(&[n, geo.o, geo.oh, geo.ow], false);
+    let mut cols = tape.scratch(&[geo.groups * k, geo.l()], false);
+    let images = image.as_slice().expect("internal error: row-major input");
+    let weights = matrix_view(&weights, geo.o, k);
+    let dst = out
+        .as_slice_mut()
+        .expect("internal error: fresh output is row-major");
+    for (sample, dst) in dst.chunks_exact_mut(geo.o * geo.l()).enumerate() {
+        patches(image_of(images, &geo, sample), &geo, bias, &mut cols);
+        for g in 0..geo.groups {
+            let w = weights.slice(s![g * geo.og..(g + 1) * geo.og, ..]);
+            gemm(
+                w,
+                group_block(&cols, g, k, geo.l()),
+                block_mut(dst, g, geo.og, geo.l()),
+                0.0,
+                1.0,
+            );
+        }
+    }
+    tape.reuse(cols);
+    tape.record("conv2d", &[x, matrix], out, move |b| {
+        let images = b.inputs[0]
+            .as_slice()
+            .expect("internal error: row-major input");
+        let weights = matrix_view(b.inputs[1], geo.o, k);
+        let copied = (!b.grad.is_standard_layout()).then(|| b.tape.copy(b.grad.view()));
+        let grad = copied.as_ref().unwrap_or(b.grad);
+        let grad = grad.as_slice().expect("internal error: row-major gradient");
+        let (l, og, kx) = (geo.l(), geo.og, geo.k());
+        // ∂L/∂W = Σ_n G_n·P_nᵀ, group by group, P_n the patches of image n
+        let dw = b.needs[1].then(|| {
+            let mut dw = b.tape.zeros(&[geo.o, k]);
+            let mut cols = b.tape.scratch(&[geo.groups * k, l], false);
+            let dws = dw
+                .as_slice_mut()
+                .expect("internal error: fresh dw is row-major");
+            for (sample, g_out) in grad.chunks_exact(geo.o * l).enumerate() {
+                patches(image_of(images, &geo, sample), &geo, bias, &mut cols);
+                for g in 0..geo.groups {
+                    let p = group_block(&cols, g, k, l);
+                    gemm(
+                        block(g_out, g, og, l),
+                        p.t(),
+                        block_mut(dws, g, og, k),
+                        1.0,
+                        1.0,
+                    );
+                }
+            }
+            b.tape.reuse(cols);
+            dw
+        });
+        // ∂L/∂x: the patches' gradients W_gᵀ·G_n folded back into the image
+        let dx = b.needs[0].then(|| {
+            let mut dx =
+                b.tape
+                    .zeros(&[images.len() / (geo.c * geo.h * geo.w), geo.c, geo.h, geo.w]);
+            let mut dcols = b.tape.scratch(&[kx, l], false);
+            let image_len = geo.c * geo.h * geo.w;
+            let dxs = dx
+                .as_slice_mut()
+                .expect("internal error: fresh dx is row-major");
+            for (g_out, dx) in grad
+                .chunks_exact(geo.o * l)
+                .zip(dxs.chunks_exact_mut(image_len))
+            {
+                for g in 0..geo.groups {
+                    let w = weights.slice(s![g * og..(g + 1) * og, ..kx]);
+                    let dst = dcols
+                        .as_slice_mut()
+                        .expect("internal error: row-major buffer");
+                    gemm(
+                        w.t(),
+                        block(g_out, g, og, l),
+                        block_mut(dst, 0, kx, l),
+                        0.0,
+                        1.0,
+                    );
+                    col2im(
+                        dcols.as_slice().expect("internal error: row-major buffer"),
+                        &geo,
+                        g,
+                        dx,
+                    );
+                }
+            }
+            b.tape.reuse(dcols);
+            dx
+        });
+        if let Some(copied) = copied {
+            b.tape.reuse(copied);
+        }
+        [dx, dw]
+    })
+}
+
+/// Image `sample` of a row-major batch `[N, C, H, W]`.
+fn image_of<'a>(images: &'a [Elem], geo: &Geometry, sample: usize) -> &'a [Elem] {
+    let len = geo.c * geo.h * geo.w;
+    &images[sample * len..(sample + 1) * len]
+}
+
+/// A row-major `[rows, cols]` value as a matrix view.
+fn matrix_view(
+    value: &crate::autograd::tape::Value,
+    rows: usize,
+    cols: usize,
+) -> ArrayView2<'_, Elem> {
+    let data = value
+        .as_slice()
+        .expect("internal error: row-major weight matrix");
+    ArrayView2::from_shape((rows, cols), data).expect("internal error: weight matrix shape")
+}
+
+/// Group `g`'s `[rows, cols]` block of a row-major `[groups·rows, cols]` matrix.
+fn block(data: &[Elem], g: usize, rows: usize, cols: usize) -> ArrayView2<'_, Elem> {
+    let len = rows * cols;
+    ArrayView2::from_shape((rows, cols), &data[g * len..(g + 1) * len])
+        .expect("internal error: block shape")
+}
+
+/// Group `g`'s block of a patch tensor `[groups·rows, cols]`.
+fn group_block(cols: &Tensor, g: usize, rows: usize, l: usize) -> ArrayView2<'_, Elem> {
+    block(
+        cols.as_slice().expect("internal error: row-major patches"),
+        g,
+        rows,
+        l,
+    )
+}
+
+/// [`block`], mutably.
+fn block_mut(data: &mut [Elem], g: usize, rows: usize, cols: usize) -> ArrayViewMut2<'_, Elem> {
+    let len = rows * cols;
+    ArrayViewMut2::from_shape((rows, cols), &mut data[g * len..(g + 1) * len])
+        .expect("internal error: block shape")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::t;
+    use super::*;
+    use crate::autograd::gradcheck::testing::random;
+    use crate::{Tape, gradcheck};
+
+    /// The definition, loop by loop.
+    fn naive(x: &Tensor, w: &Tensor, b: Option<&Tensor>, o: Conv2dOptions) -> Tensor {
+        let (xs, ws) = (x.shape(), w.shape());
+        let [oh, ow] = o.output_size([xs[2], xs[3]], [ws[2], ws[3]]).unwrap();
+        let og = ws[0] / o.groups;
+        let mut y = Tensor::zeros(ndarray::IxDyn(&[xs[0], ws[0], oh, ow]));
+        for ((n, oc, oy, ox), v) in y
+            .view_mut()
+            .into_dimensionality::<ndarray::Ix4>()
+            .unwrap()
+            .indexed_iter_mut()
+        {
+            let g = oc / og;
+            let mut sum = b.map_or(0.0, |b| b[[oc]]);
+            for c in 0..ws[1] {
+                for i in 0..ws[2] {
+                    for j in 0..ws[3] {
+                        let iy =
+                            (oy * o.stride[0] + i * o.dilation[0]) as isize - o.padding[0] as isize;
+                        let ix =
+                            (ox * o.stride[1] + j * o.dilation[1]) as isize - o.padding[1] as isize;
+                        if iy >= 0 && ix >= 0 && (iy as usize) < xs[2] && (ix as usize) < xs[3] {
+                            let xv = x[[n, g * ws[1] + c, iy as usize, ix as usize]];
+                            sum += w[[oc, c, i, j]] * xv;
+                        }
+                    }
+                }
+            }
+            *v = sum;
+        }
+        y
+    }
+
+    /// (x shape, weight shape, options) of the cases checked: plain, stride, padding,
+    /// dilation, asymmetric settings, groups, depthwise, batch of 1, 1×1 kernels.
+    fn cases() -> Vec<([usize; 4], [usize; 4], Conv2dOptions)> {
+        let d = Conv2dOptions::default();
+        vec![
+            ([2, 3, 5, 6], [4, 3, 3, 3], d),
+            ([2, 2, 7, 7], [3, 2, 3, 2], d.stride(2)),
+            ([1, 2, 4, 5], [2, 2, 3, 3], d.padding(1)),
+            ([2, 1, 7, 6], [2, 1, 3, 2], d.dilation(2).padding(1)),
+            (
+                [1, 2, 6, 7],
+                [3, 2, 2, 3],
+                Conv2dOptions {
+                    stride: [1, 2],
+                    padding: [1, 0],
+                    dilation: [2, 1],
+                    groups: 1,
+                },
+            ),
+            ([2, 4, 5, 5], [6, 2, 3, 3], d.groups(2).padding(1)),
+            ([1, 3, 5, 4], [3, 1, 3, 3], d.groups(3).stride(2).padding(1)),
+            ([2, 3, 4, 4], [5, 3, 1, 1], d),
+        ]
+    }
+
+    #[test]
+    fn forward_matches_the_definition() {
+        for (k, (xs, ws, o)) in cases().into_iter().enumerate() {
+            let (x, w, b) = (random(&xs, 1), random(&ws, 2), random(&[ws[0]], 3));
+            let tape = Tape::new();
+            let (xv, wv, bv) = (
+                tape.constant(x.clone()),
+                tape.constant(w.clone()),
+                tape.constant(b.clone()),
+            );
+            for bias in [Some(&b), None] {
+                let y = xv.conv2d(wv, bias.map(|_| bv), o).value();
+                let expected = naive(&x, &w, bias, o);
+                assert_eq!(y.shape(), expected.shape(), "case {k}");
+                let diff = (&y - &expected).fold(0.0f32, |m, d| m.max(d.abs()));
+                assert!(diff < 1e-4, "case {k}: {diff}");
+            }
+        }
+    }
+
+    #[test]
+    fn gradcheck_input_weight_and_bias() {
+        for (k, (xs, ws, o)) in cases().into_iter().enumerate() {
+            let inputs = [
+                random(&xs, 10 + k as u64),
+                random(&ws, 20),
+                random(&[ws[0]], 30),
+            ];
+            gradcheck(|v| v[0].conv2d(v[1], Some(v[2]), o), &inputs)
+                .unwrap_or_else(|e| panic!("case {k}: {e}"));
+            gradcheck(|v| v[0].conv2d(v[1], None, o), &inputs[..2])
+                .unwrap_or_else(|e| panic!("case {k} without bias: {e}"));
+        }
+    }
+
+    #[test]
+    fn hand_derived_gradients() {
+        // x = [[1, 2], [3, 4]], W = [[a]] = [[2]] (1×1), b = 1: y = 2x + 1
+        // L = Σ y: ∂L/∂x = 2 everywhere, ∂L/∂W = Σ x = 10, ∂L/∂b = 4
+        let tape = Tape::new();
+        let x = tape.leaf(t(&[1, 1, 2, 2], &[1., 2., 3., 4.]));
+        let w = tape.leaf(t(&[1, 1, 1, 1], &[2.]));
+        let b = tape.leaf(t(&[1], &[1.]));
+        let y = x.conv2d(w, Some(b), Conv2dOptions::default());
+        assert_eq!(y.value(), t(&[1, 1, 2, 2], &[3., 5., 7., 9.]));
+        let g = y.sum().backward();
+        assert_eq!(g.get(x).unwrap(), t(&[1, 1, 2, 2], &[2.; 4]));
+        assert_eq!(g.get(w).unwrap(), t(&[1, 1, 1, 1], &[10.]));
+        assert_eq!(g.get(b).unwrap(), t(&[1], &[4.]));
+    }
+
+    #[test]
+    fn a_permuted_input_and_a_dirty_pool_give_the_same_result() {
+        let (x, w) = (random(&[2, 5, 5, 3], 4), random(&[2, 3, 3, 3], 5));
+        let mut tape = Tape::new();
+        // fill the pool with garbage from a previous step
+        let junk = tape.constant(random(&[4096], 6)).exp();
+        let _ = junk.sum();
+        tape.reset();
+        let nchw = x.clone().permuted_axes(vec![0, 3, 1, 2]);
+        let expected = naive(
+            &nchw.as_standard_layout().to_owned(),
+            &w,
+            None,
+            Conv2dOptions::default().padding(1),
+        );
+        let xv = tape.constant(x).permute(&[0, 3, 1, 2]);
+        let y = xv.conv2d(tape.constant(w), None, Conv2dOptions::default().padding(1));
+        let diff = (&y.value() - &expected).fold(0.0f32, |m, d| m.max(d.abs()));
+        assert!(diff < 1e-4, "{diff}");
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "conv2d: expected input channels 3 (weight [8, 3, 3, 3], groups 1); x shape [2, 4, 8, 8]"
+    )]
+    fn channel_mismatch_panics() {
+        let tape = Tape::new();
+        let x = tape.constant(random(&[2, 4, 8, 8], 0));
+        let _ = x.conv2d(
+            tape.constant(random(&[8, 3, 3, 3], 0)),
+            None,
+            Conv2dOptions::default(),
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "conv2d: the kernel does not fit the padded image")]
+    fn kernel_larger_than_the_image_panics() {
+        let tape = Tape::new();
+        let x = tape.constant(random(&[1, 1, 2, 2], 0));
+        let _ = x.conv2d(
+            tape.constant(random(&[1, 1, 3, 3], 0)),
+            None,
+            Conv2dOptions::default(),
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "conv2d: expected bias shape [2]")]
+    fn wrong_bias_panics() {
+        let tape = Tape::new();
+        let x = tape.constant(random(&[1, 1, 3, 3], 0));
+        let w = tape.constant(random(&[2, 1, 2, 2], 0));
+        let _ = x.conv2d(
+            w,
+            Some(tape.constant(random(&[3], 0))),
+            Conv2dOptions::default(),
+        );
+    }
+}
