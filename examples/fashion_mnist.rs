@@ -95,11 +95,12 @@
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::time::Instant;
+use tapegrad::checkpoint::Checkpoint;
 use tapegrad::data::{FASHION_MNIST_CLASSES, fashion_mnist};
 use tapegrad::{
-    Activation, Augment, ChaCha8Rng, Checkpoint, Decay, DecayUnit, Dropout, FanMode, FitConfig,
-    Flatten, Init, Linear, Module, Progress, RandomCrop, RandomHorizontalFlip, RandomTranslate,
-    Relu, Scaler, Schedule, SeedableRng, Sequential, Sgd, evaluate, fit,
+    Activation, Augment, ChaCha8Rng, Decay, DecayUnit, Dropout, FanMode, FitConfig, Flatten, Init,
+    Linear, Module, Progress, RandomCrop, RandomHorizontalFlip, RandomTranslate, Relu, Scaler,
+    Schedule, SeedableRng, Sequential, Sgd, evaluate, fit,
 };
 
 const EPOCHS: usize = 50;

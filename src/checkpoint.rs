@@ -84,7 +84,8 @@ const MEMORY: &str = "<memory>";
 /// # Examples
 /// Save a model with the scaler fitted on its training data, and load both back:
 /// ```
-/// use tapegrad::{ndarray::array, tensor, Checkpoint, Dataset, Linear, Scaler};
+/// use tapegrad::{ndarray::array, tensor, Dataset, Linear, Scaler};
+/// use tapegrad::checkpoint::Checkpoint;
 /// let dir = std::env::temp_dir().join(format!("tapegrad-doc-ckpt-{}", std::process::id()));
 /// std::fs::create_dir_all(&dir).unwrap();
 /// let path = dir.join("model.ckpt");

@@ -66,11 +66,13 @@ mod train;
 /// items without [`Result`], so a glob import shadows nothing of Rust's own prelude
 /// (`collect::<Result<_, _>>()` keeps meaning `std::result::Result`).
 ///
-/// Every type, trait and function of the crate is reached at the root (`tapegrad::Linear`,
-/// `tapegrad::fit`) and here. Only five modules are public, for the functions and constants
-/// called by path: [`tensor`] (`tensor::zeros`), [`data`] (`data::fashion_mnist`),
-/// [`checkpoint`] (`checkpoint::save`), [`diagnostics`] (`diagnostics::probe`) and
-/// [`metrics`] (`metrics::accuracy`).
+/// Each public item has one path. Five modules are public: [`tensor`] (`tensor::zeros`),
+/// [`data`] (`data::fashion_mnist`), [`checkpoint`] (`checkpoint::save`,
+/// `checkpoint::Checkpoint`), [`diagnostics`] (`diagnostics::probe`) and [`metrics`]
+/// (`metrics::accuracy`); what they hold is reached through them, except the tensor and
+/// data-set types, which every script names and so live at the root (`tapegrad::Tensor`,
+/// `tapegrad::Dataset`) and not in their module. Everything else (layers, tape, optimizers,
+/// training) is reached at the root and here.
 ///
 /// # Examples
 /// ```
@@ -89,16 +91,13 @@ pub mod prelude {
         GradcheckConfig, Gradients, ParamGrad, StepRows, Tape, TapeInput, Var, gradcheck,
         gradcheck_with,
     };
-    pub use crate::checkpoint::{Checkpoint, export_safetensors, import_safetensors};
-    pub use crate::data::{
-        Augment, Batch, BatchTargets, Batches, Dataset, FnTransform, RandomCrop,
-        RandomHorizontalFlip, RandomTranslate, SampleArray, Scaler, ScalerKind, Targets, Transform,
+    pub use crate::data::augment::{
+        Augment, FnTransform, RandomCrop, RandomHorizontalFlip, RandomTranslate, Transform,
     };
-    pub use crate::diagnostics::{
-        LayerStats, LrRangeConfig, LrRangeTest, ParamSnapshot, ParamStats, Probe, lr_range_test,
-    };
+    pub use crate::data::dataset::{Batch, Batches, Dataset, SampleArray};
+    pub use crate::data::preprocess::{Scaler, ScalerKind};
+    pub use crate::data::targets::{BatchTargets, Targets};
     pub use crate::error::Error;
-    pub use crate::metrics::{ConfusionMatrix, RegressionMetrics};
     pub use crate::nn::{
         Activation, AdaptiveAvgPool2d, AvgPool2d, BatchRng, Conv2d, Dropout, Elu, FanMode, Flatten,
         Identity, Init, LSUV_MAX_ITER, LSUV_TOLERANCE, LeakyRelu, Linear, Loss, LossFn, LsuvLayer,
@@ -109,7 +108,7 @@ pub mod prelude {
         Adam, AdamRule, Decay, DecayUnit, Optim, Optimizer, OptimizerState, ParamGroup, ParamStep,
         PlateauState, RmsProp, RmsPropRule, Schedule, Sgd, SgdRule, UpdateRule, l2_penalty,
     };
-    pub use crate::tensor::{Elem, SharedTensor, Tensor};
+    pub use crate::tensor::types::{Elem, SharedTensor, Tensor};
     pub use crate::threads::{in_pool, num_threads, set_num_threads};
     pub use crate::train::{
         EpochRecord, Evaluation, FitConfig, Goal, History, Metric, Monitor, OnDivergence, Plateau,

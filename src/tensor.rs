@@ -5,20 +5,29 @@
 //! outside (lengths, ranges) and return an [`Error`] rather than panic.
 
 use crate::error::{Error, Result};
-use ndarray::{ArrayD, Dimension, IxDyn};
+use ndarray::{Dimension, IxDyn};
 use rand::Rng;
 use rand_distr::{Distribution, Normal, Uniform};
 
-/// The element type of every tensor: `f32`, named in this one place.
-pub type Elem = f32;
+pub(crate) use types::{Elem, SharedTensor, Tensor};
 
-/// An n-dimensional array of [`Elem`]: the value of every tape node, parameter and gradient.
-pub type Tensor = ArrayD<Elem>;
+/// The types, reached at the crate root (`tapegrad::Tensor`); the functions are reached here
+/// (`tensor::zeros`).
+pub(crate) mod types {
+    use ndarray::{ArrayD, IxDyn};
 
-/// A [`Tensor`] whose buffer can be shared: a clone costs a reference-count increment, and
-/// the first write to a shared one copies it (copy-on-write). Parameters and tape values
-/// are stored this way, so putting a parameter on a tape copies nothing.
-pub type SharedTensor = ndarray::ArcArray<Elem, IxDyn>;
+    /// The element type of every tensor: `f32`, named in this one place.
+    pub type Elem = f32;
+
+    /// An n-dimensional array of [`Elem`]: the value of every tape node, parameter and
+    /// gradient.
+    pub type Tensor = ArrayD<Elem>;
+
+    /// A [`Tensor`] whose buffer can be shared: a clone costs a reference-count increment,
+    /// and the first write to a shared one copies it (copy-on-write). Parameters and tape
+    /// values are stored this way, so putting a parameter on a tape copies nothing.
+    pub type SharedTensor = ndarray::ArcArray<Elem, IxDyn>;
+}
 
 /// A tensor of the given shape filled with `0`.
 ///

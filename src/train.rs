@@ -290,7 +290,7 @@ pub struct FitConfig {
     pub epochs: usize,
     /// Epochs already done before this call (0 for a fresh run): [`fit`] trains epochs
     /// `start_epoch + 1 ..= epochs`. To resume from a checkpoint, restore the model and
-    /// optimizer with [`Checkpoint::resume`](crate::Checkpoint::resume) and set this to the
+    /// optimizer with [`Checkpoint::resume`](crate::checkpoint::Checkpoint::resume) and set this to the
     /// epochs it returns; with the same seed, the run then continues bit for bit as if it
     /// had never stopped (the shuffles of the skipped epochs are replayed, without
     /// training). Early stopping's patience counts from here. Default 0.

@@ -7,14 +7,15 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
+use tapegrad::checkpoint::{Checkpoint, export_safetensors, import_safetensors};
 use tapegrad::data::{read_cifar10, read_idx_dataset, read_idx_images, read_idx_labels};
 use tapegrad::ndarray::{Array2, array};
 use tapegrad::{
-    Adam, Augment, Batch, BatchTargets, ChaCha8Rng, Checkpoint, Dataset, Decay, DecayUnit, Dropout,
-    FitConfig, Identity, Init, Linear, Loss, Mode, Module, Monitor, OnDivergence, Optimizer,
-    OptimizerState, Param, Predictor, Progress, RandomHorizontalFlip, Relu, Result, Role, Scaler,
-    Schedule, SeedableRng, Sequential, Sgd, Targets, Tensor, TrainStep, Var, checkpoint, evaluate,
-    export_safetensors, fit, import_safetensors, lsuv, tensor,
+    Adam, Augment, Batch, BatchTargets, ChaCha8Rng, Dataset, Decay, DecayUnit, Dropout, FitConfig,
+    Identity, Init, Linear, Loss, Mode, Module, Monitor, OnDivergence, Optimizer, OptimizerState,
+    Param, Predictor, Progress, RandomHorizontalFlip, Relu, Result, Role, Scaler, Schedule,
+    SeedableRng, Sequential, Sgd, Targets, Tensor, TrainStep, Var, checkpoint, evaluate, fit, lsuv,
+    tensor,
 };
 
 /// The bytes and modification time of every file under a folder.

@@ -13,10 +13,11 @@ use tapegrad::ndarray::Array2;
 /// Bytes before a checkpoint's payload (magic 8, version 4, payload length 8, CRC-32 4), as the
 /// format documented on `tapegrad::checkpoint` lays them out; the format constants are private.
 const HEADER_LEN: usize = 8 + 4 + 8 + 4;
+use tapegrad::checkpoint::{Checkpoint, export_safetensors, import_safetensors};
 use tapegrad::{
-    Adam, ChaCha8Rng, Checkpoint, Dataset, Decay, DecayUnit, Dropout, FitConfig, Init, Linear,
-    Mode, Module, Optimizer, Param, Relu, Scaler, Schedule, SeedableRng, Sequential, Sgd, Tape,
-    Tensor, Var, checkpoint, evaluate, export_safetensors, fit, import_safetensors, tensor,
+    Adam, ChaCha8Rng, Dataset, Decay, DecayUnit, Dropout, FitConfig, Init, Linear, Mode, Module,
+    Optimizer, Param, Relu, Scaler, Schedule, SeedableRng, Sequential, Sgd, Tape, Tensor, Var,
+    checkpoint, evaluate, fit, tensor,
 };
 
 fn folder(name: &str) -> PathBuf {

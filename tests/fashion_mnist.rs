@@ -10,7 +10,8 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use tapegrad::data::{Dataset, fashion_mnist, fashion_mnist_dir, read_idx_images};
+use tapegrad::Dataset;
+use tapegrad::data::{fashion_mnist, fashion_mnist_dir, read_idx_images};
 use tapegrad::{
     ChaCha8Rng, Error, FitConfig, Init, Linear, Relu, Scaler, SeedableRng, Sequential, Sgd,
     evaluate, fit,

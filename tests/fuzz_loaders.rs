@@ -35,10 +35,11 @@ use std::cell::Cell;
 use std::io::Write;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
+use tapegrad::checkpoint::{Checkpoint, export_safetensors, import_safetensors};
 use tapegrad::data::{read_cifar10, read_idx_dataset, read_idx_images, read_idx_labels};
 use tapegrad::{
-    Adam, ChaCha8Rng, Checkpoint, Dropout, Init, Linear, Relu, Scaler, SeedableRng, Sequential,
-    Sgd, export_safetensors, import_safetensors, ndarray::array,
+    Adam, ChaCha8Rng, Dropout, Init, Linear, Relu, Scaler, SeedableRng, Sequential, Sgd,
+    ndarray::array,
 };
 
 const DEFAULT_CASES: usize = 4_000;

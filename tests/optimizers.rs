@@ -25,11 +25,12 @@
 //! Each test quotes its `run(...)` call. PyTorch decays every parameter, biases included, so
 //! the runs with weight decay set `decay_biases(true)`.
 
+use tapegrad::checkpoint::Checkpoint;
 use tapegrad::ndarray::{ArrayViewMutD, Zip, array};
 use tapegrad::{
-    Adam, ChaCha8Rng, Checkpoint, Dataset, Decay, DecayUnit, Elem, Error, FitConfig, Init, Linear,
-    Mode, Module, Optim, Optimizer, ParamGrad, ParamGroup, ParamStep, Plateau, Relu, RmsProp,
-    Schedule, SeedableRng, Sequential, Sgd, Tape, Tensor, UpdateRule, fit,
+    Adam, ChaCha8Rng, Dataset, Decay, DecayUnit, Elem, Error, FitConfig, Init, Linear, Mode,
+    Module, Optim, Optimizer, ParamGrad, ParamGroup, ParamStep, Plateau, Relu, RmsProp, Schedule,
+    SeedableRng, Sequential, Sgd, Tape, Tensor, UpdateRule, fit,
 };
 
 /// The layer at `W0`, `B0`.

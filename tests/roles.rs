@@ -5,10 +5,11 @@
 //! names.
 
 use std::path::PathBuf;
+use tapegrad::checkpoint::Checkpoint;
 use tapegrad::ndarray::Array2;
 use tapegrad::{
-    ChaCha8Rng, Checkpoint, Dataset, Dropout, FitConfig, Init, Linear, Mode, Module, Optimizer,
-    Param, Role, SeedableRng, Sgd, Tape, Tensor, Var, fit, tensor,
+    ChaCha8Rng, Dataset, Dropout, FitConfig, Init, Linear, Mode, Module, Optimizer, Param, Role,
+    SeedableRng, Sgd, Tape, Tensor, Var, fit, tensor,
 };
 
 /// `4 → 16`, two residual blocks `h + relu(B·h)`, dropout, `16 → 3`, and the logits divided

@@ -13,10 +13,11 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
+use tapegrad::checkpoint::Checkpoint;
 use tapegrad::ndarray::Array2;
 use tapegrad::{
-    Adam, ChaCha8Rng, Checkpoint, Dataset, Dropout, FitConfig, Init, Linear, Module, Optimizer,
-    Relu, SeedableRng, Sequential, Tensor, fit, tensor,
+    Adam, ChaCha8Rng, Dataset, Dropout, FitConfig, Init, Linear, Module, Optimizer, Relu,
+    SeedableRng, Sequential, Tensor, fit, tensor,
 };
 
 /// Set to the run's folder in the child process.

@@ -1,8 +1,9 @@
-//! `lr-finder`: the learning-rate range test (`tapegrad::lr_range_test`) sweeps the rate
+//! `lr-finder`: the learning-rate range test (`tapegrad::diagnostics::lr_range_test`) sweeps the rate
 //! exponentially over a few hundred steps; its suggestion then trains well.
 
 use super::common::{Budget, Plot, Res, Table, Unit, fashion, mlp, num, pct, train};
 use std::path::Path;
+use tapegrad::diagnostics::{LrRangeConfig, LrRangeTest, lr_range_test};
 use tapegrad::prelude::*;
 
 /// The sweep and a check of its suggestion.

@@ -72,14 +72,15 @@ fn bytes_with_scaler(model: &dyn Module, scaler: Option<&Scaler>) -> Result<Vec<
 }
 
 /// Writes `model`'s parameters to `path` in the safetensors format (see
-/// [`safetensors_bytes`]), atomically as [`Checkpoint::save`](crate::Checkpoint::save) does.
+/// [`safetensors_bytes`]), atomically as [`Checkpoint::save`](crate::checkpoint::Checkpoint::save) does.
 ///
 /// # Errors
 /// [`Error::Io`] naming `path` when it cannot be written.
 ///
 /// # Examples
 /// ```
-/// use tapegrad::{export_safetensors, import_safetensors, tensor, Linear};
+/// use tapegrad::{tensor, Linear};
+/// use tapegrad::checkpoint::{export_safetensors, import_safetensors};
 /// let path = std::env::temp_dir().join(format!("tapegrad-doc-{}.safetensors", std::process::id()));
 /// let w = tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[3, 2])?;
 /// let model = Linear::from_parts(w, Some(tensor::from_vec(vec![0.5, 0.0, -0.5], &[3])?))?;

@@ -2,23 +2,23 @@
 //! (MNIST / Fashion-MNIST) and CIFAR-10 loaders, preprocessing fitted on training data, and
 //! augmentation of image batches.
 
-mod augment;
+// The types are reached at the crate root (`tapegrad::Dataset`), the functions and
+// constants here (`data::fashion_mnist`): one path for each.
+pub(crate) mod augment;
 mod cifar;
-mod dataset;
+pub(crate) mod dataset;
 mod fit;
 mod idx;
-mod preprocess;
+pub(crate) mod preprocess;
 pub(crate) mod read;
-mod targets;
+pub(crate) mod targets;
 
-pub use augment::{
-    Augment, FnTransform, RandomCrop, RandomHorizontalFlip, RandomTranslate, Transform,
-};
+pub(crate) use augment::Augment;
 pub use cifar::{CIFAR10_CLASSES, CIFAR10_PIXELS, read_cifar10};
-pub use dataset::{Batch, Batches, Dataset, SampleArray};
+pub(crate) use dataset::{Batch, Dataset};
 pub use idx::{
     FASHION_MNIST_CLASSES, FASHION_MNIST_ENV, fashion_mnist, fashion_mnist_dir, read_idx_dataset,
     read_idx_images, read_idx_labels,
 };
-pub use preprocess::{Scaler, ScalerKind};
-pub use targets::{BatchTargets, Targets};
+pub(crate) use preprocess::Scaler;
+pub(crate) use targets::{BatchTargets, Targets};

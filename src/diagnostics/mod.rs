@@ -12,6 +12,7 @@
 //! A report per epoch: train one epoch at a time, then measure how far each parameter moved
 //! ([`ParamSnapshot`]) and probe the model on a fixed batch.
 //! ```
+//! use tapegrad::diagnostics::ParamSnapshot;
 //! use tapegrad::prelude::*;
 //! let mut rng = ChaCha8Rng::seed_from_u64(0);
 //! let x = ndarray::Array2::from_shape_fn((120, 4), |(i, j)| ((i * 5 + j * 3) % 7) as f32 - 3.0);

@@ -37,7 +37,7 @@ use std::collections::{BTreeMap, BTreeSet};
 /// (momentum, betas, weight decay, groups, the schedule's rule) are not part of the state:
 /// they come from the code that builds the optimizer, as in PyTorch's
 /// `optimizer.load_state_dict`. Checkpoints store this state (see
-/// [`Checkpoint::with_training`](crate::Checkpoint::with_training)).
+/// [`Checkpoint::with_training`](crate::checkpoint::Checkpoint::with_training)).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OptimizerState {
     /// Which update rule wrote it ([`UpdateRule::kind`]): `"sgd"`, `"adam"`, `"rmsprop"`.

@@ -240,7 +240,7 @@ impl<M: Module> Predictor<M> {
 
     /// Writes the model's parameters and the scaler in the safetensors format, so that
     /// PyTorch reproduces the predictions from the file alone: the parameters under their
-    /// module names (as [`export_safetensors`](crate::export_safetensors)), and the scaler,
+    /// module names (as [`export_safetensors`](crate::checkpoint::export_safetensors)), and the scaler,
     /// if any, as the 1-D tensors `"scaler.scale"` and `"scaler.shift"`. In PyTorch:
     ///
     /// ```text
@@ -251,7 +251,7 @@ impl<M: Module> Predictor<M> {
     /// ```
     ///
     /// # Errors
-    /// As [`export_safetensors`](crate::export_safetensors).
+    /// As [`export_safetensors`](crate::checkpoint::export_safetensors).
     pub fn export_safetensors(&self, path: impl AsRef<Path>) -> Result<()> {
         export_with_scaler(&self.model, self.scaler.as_ref(), path.as_ref())
     }
