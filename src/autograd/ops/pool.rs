@@ -221,7 +221,20 @@ impl<'t> Var<'t> {
             .as_slice_mut()
             .expect("internal error: fresh output is row-major");
         for_planes(input, pool.plane_in(), output, pool.plane_out(), |x, y| {
-            pool.argmaxes(x, |i, at| y[i] = x[at]);
+            if !pool.is_2x2() {
+                return pool.argmaxes(x, |i, at| y[i] = x[at]);
+            }
+            // the maximum of each 2×2 window, NaN if it holds one
+            for (oy, y) in y.chunks_exact_mut(pool.ow).enumerate() {
+                let top = &x[2 * oy * pool.w..][..2 * pool.ow];
+                let bottom = &x[(2 * oy + 1) * pool.w..][..2 * pool.ow];
+                let windows = top.chunks_exact(2).zip(bottom.chunks_exact(2));
+                for (y, (t, b)) in y.iter_mut().zip(windows) {
+                    let max = t[0].max(t[1]).max(b[0].max(b[1]));
+                    let nan = t[0].is_nan() | t[1].is_nan() | b[0].is_nan() | b[1].is_nan();
+                    *y = if nan { Elem::NAN } else { max };
+                }
+            }
         });
         tape.record("max_pool2d", &[x], out, move |b| {
             // 2×2 windows that tile the image write every element of dx; others add into 0s
