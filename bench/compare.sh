@@ -20,7 +20,7 @@ for config in "${configs[@]}"; do
   args=(--threads "$threads" --batch "$batch" --epochs "$epochs" --max-steps "$steps")
   torch=() ours=() rss=()
   for _ in $(seq "$rounds"); do
-    t=$("$python" ../shared/bench/torch_mlp.py "${args[@]}" | tail -1)
+    t=$("$python" bench/torch_mlp.py "${args[@]}" | tail -1)
     o=$("$target"/release/examples/bench_mlp "${args[@]}" | tail -1)
     torch+=("$(sed -E 's/.*"median_samples_per_s": ([0-9]+).*/\1/' <<<"$t")")
     ours+=("$(sed -E 's/.*"median_samples_per_s": ([0-9]+).*/\1/' <<<"$o")")
@@ -36,7 +36,7 @@ for config in "1 128 1 0" "2 128 1 0"; do
   args=(--threads "$threads" --batch "$batch" --epochs "$epochs" --max-steps "$steps")
   torch=() ours=() rss=()
   for _ in $(seq "$rounds"); do
-    t=$("$python" ../shared/bench/torch_cnn.py "${args[@]}" | tail -1)
+    t=$("$python" bench/torch_cnn.py "${args[@]}" | tail -1)
     o=$("$target"/release/examples/bench_cnn "${args[@]}" | tail -1)
     torch+=("$(field median_samples_per_s <<<"$t")")
     ours+=("$(field median_samples_per_s <<<"$o")")

@@ -1,4 +1,4 @@
-"""Inference side of workload W2 (see ../../shared/bench/torch_cnn.py for the model): forward passes of
+"""Inference side of workload W2 (see torch_cnn.py beside this file for the model): forward passes of
 single Fashion-MNIST test images (batch 1) through the untrained CNN, model.eval() under torch.no_grad(),
 timed after as many warm-up passes. Prints one JSON line, as `bench_cnn --infer N` does.
 

@@ -1,4 +1,4 @@
-//! Workload W2 of the speed goals, exactly as `../shared/bench/torch_cnn.py` runs it in
+//! Workload W2 of the speed goals, exactly as `bench/torch_cnn.py` runs it in
 //! PyTorch, so the two can be timed side by side on one machine.
 //!
 //! Fashion-MNIST CNN on `[N, 1, 28, 28]` images scaled to `[0, 1]`:

@@ -1,4 +1,4 @@
-//! Workload W1 of the speed goals, exactly as `../shared/bench/torch_mlp.py` runs it in
+//! Workload W1 of the speed goals, exactly as `bench/torch_mlp.py` runs it in
 //! PyTorch, so the two can be timed side by side on one machine.
 //!
 //! Fashion-MNIST MLP 784-256-256-10 (ReLU), softmax cross-entropy, plain SGD lr 0.05 (no
