@@ -8,7 +8,7 @@
 use crate::autograd::Var;
 use crate::autograd::ops::conv::Conv2dOptions;
 use crate::error::{Error, Result};
-use crate::nn::init::{Init, fans_grouped};
+use crate::nn::init::{Init, default_bias, fans_grouped};
 use crate::nn::module::{Mode, Module};
 use crate::param::Param;
 use crate::tensor::Tensor;
@@ -103,13 +103,7 @@ impl Conv2d {
         let mut layer =
             Self::new_no_bias(in_channels, out_channels, kernel_size, options, init, rng)?;
         let (fan_in, fan_out) = fans_grouped(layer.weight.value().shape(), options.groups)?;
-        let bound = 1.0 / (fan_in as f32).sqrt();
-        let bias = Init::Uniform {
-            low: -bound,
-            high: bound,
-        }
-        .sample(&[out_channels], fan_in, fan_out, rng)?;
-        layer.bias = Some(Param::bias(bias));
+        layer.bias = Some(default_bias(out_channels, fan_in, fan_out, rng)?);
         Ok(layer)
     }
 

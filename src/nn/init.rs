@@ -8,6 +8,7 @@
 
 use crate::error::{Error, Result};
 use crate::nn::activation::Activation;
+use crate::param::Param;
 use crate::tensor::{self, Elem, Tensor};
 use ndarray::IxDyn;
 use rand::Rng;
@@ -205,6 +206,23 @@ impl Init {
             Init::Orthogonal { gain } => orthogonal(shape, gain, rng),
         }
     }
+}
+
+/// PyTorch's default bias of `Linear` and `Conv2d` (`reset_parameters`): `len` values from
+/// `U(−1/√fan_in, 1/√fan_in)`, as a [`Role::Bias`](crate::Role) parameter.
+pub(crate) fn default_bias<R: Rng + ?Sized>(
+    len: usize,
+    fan_in: usize,
+    fan_out: usize,
+    rng: &mut R,
+) -> Result<Param> {
+    let bound = 1.0 / (fan_in as f32).sqrt();
+    let bias = Init::Uniform {
+        low: -bound,
+        high: bound,
+    }
+    .sample(&[len], fan_in, fan_out, rng)?;
+    Ok(Param::bias(bias))
 }
 
 /// PyTorch's fans of a weight `[out, in, k…]`: `fan_in = in·∏k`, `fan_out = out·∏k`

@@ -7,7 +7,7 @@
 
 use crate::autograd::Var;
 use crate::error::{Error, Result};
-use crate::nn::init::Init;
+use crate::nn::init::{Init, default_bias};
 use crate::nn::module::{Mode, Module};
 use crate::param::Param;
 use crate::tensor::Tensor;
@@ -80,13 +80,7 @@ impl Linear {
         rng: &mut R,
     ) -> Result<Self> {
         let mut layer = Self::new_no_bias(in_dim, out_dim, init, rng)?;
-        let bound = 1.0 / (in_dim as f32).sqrt();
-        let bias = Init::Uniform {
-            low: -bound,
-            high: bound,
-        }
-        .sample(&[out_dim], in_dim, out_dim, rng)?;
-        layer.bias = Some(Param::bias(bias));
+        layer.bias = Some(default_bias(out_dim, in_dim, out_dim, rng)?);
         Ok(layer)
     }
 
