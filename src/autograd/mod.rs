@@ -6,6 +6,7 @@ pub(crate) mod grad;
 pub(crate) mod gradcheck;
 pub(crate) mod gradients;
 pub(crate) mod ops;
+pub(crate) mod shard_group;
 pub(crate) mod tape;
 
 pub use grad::ParamGrad;

@@ -8,6 +8,7 @@
 //! of each op is written beside its forward in `ops/`.
 
 use crate::autograd::grad::Grad;
+use crate::autograd::shard_group::ShardMember;
 use crate::kernels::pool::BufferPool;
 use crate::param::{Param, ParamId};
 use crate::tensor::{Elem, Tensor};
@@ -128,6 +129,8 @@ pub struct Tape {
     /// The buffers this tape's ops and backward rules reuse from step to step.
     pool: BufferPool,
     step_rows: Cell<Option<StepRows>>,
+    /// This tape's shard of a data-parallel step, for ops that sum over the whole batch.
+    shard: RefCell<Option<ShardMember>>,
 }
 
 /// Where a tape's samples sit in a training step: set by [`TrainStep`](crate::TrainStep) on
@@ -175,6 +178,7 @@ impl Tape {
             nodes: RefCell::new(Vec::new()),
             pool: BufferPool::new(),
             step_rows: Cell::new(None),
+            shard: RefCell::new(None),
         }
     }
 
@@ -187,6 +191,17 @@ impl Tape {
     /// Sets what [`Tape::step_rows`] returns.
     pub(crate) fn set_step_rows(&self, rows: Option<StepRows>) {
         self.step_rows.set(rows);
+    }
+
+    /// The shard of a data-parallel step this tape runs (set by
+    /// [`TrainStep`](crate::TrainStep)); `None` when its rows are the whole batch.
+    pub(crate) fn shard(&self) -> Option<ShardMember> {
+        self.shard.borrow().clone()
+    }
+
+    /// Sets what [`Tape::shard`] returns.
+    pub(crate) fn set_shard(&self, shard: Option<ShardMember>) {
+        *self.shard.borrow_mut() = shard;
     }
 
     /// Whether this tape records backward rules (false for [`Tape::inference`]).

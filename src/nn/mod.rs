@@ -1,5 +1,5 @@
 //! Neural-network building blocks: the [`Module`] trait and [`Param`]s, the layers
-//! ([`Linear`], [`Conv2d`], the pooling layers, [`Dropout`], [`Maxout`], the activations), [`Sequential`], and the
+//! ([`Linear`], [`Conv2d`], the pooling layers, [`BatchNorm2d`], [`Dropout`], [`Maxout`], the activations), [`Sequential`], and the
 //! initializers ([`Init`], [`gain`], [`lsuv()`]).
 
 mod activation;
@@ -12,6 +12,7 @@ mod loss;
 mod lsuv;
 mod maxout;
 mod module;
+mod norm;
 mod pool;
 mod sample_rng;
 mod sequential;
@@ -27,6 +28,7 @@ pub use loss::{Loss, LossFn};
 pub use lsuv::{LSUV_MAX_ITER, LSUV_TOLERANCE, LsuvLayer, LsuvReport, lsuv};
 pub use maxout::Maxout;
 pub use module::{Mode, Module, Walk};
+pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormOptions};
 pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
 pub use sample_rng::{BatchRng, SampleRng};
 pub use sequential::Sequential;

@@ -3,6 +3,7 @@
 
 use crate::autograd::Var;
 use crate::param::Param;
+use crate::tensor::Tensor;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
@@ -38,9 +39,9 @@ pub enum Mode {
 /// `Box<dyn Module>`s.
 ///
 /// Write the walk once, with [`walk!`](crate::walk): list the fields that hold parameters,
-/// generators or other modules, and the macro writes [`Module::visit_params`],
-/// [`Module::visit_params_mut`], [`Module::visit_rngs`] and [`Module::visit_rngs_mut`], so
-/// the four visits cannot disagree. A field's name is its path segment (`hidden.weight`);
+/// generators, buffers or other modules, and the macro writes [`Module::visit_params`],
+/// [`Module::visit_rngs`], [`Module::visit_buffers`] and their `_mut` twins, so the visits
+/// cannot disagree. A field's name is its path segment (`hidden.weight`);
 /// `field as "name"` renames it and `field as ""` adds no segment.
 ///
 /// # Examples
@@ -154,6 +155,17 @@ pub trait Module: Send + Sync {
     /// order and with the same names (checkpoint loading). The default visits none.
     fn visit_rngs_mut(&mut self, _f: &mut dyn FnMut(&str, &mut ChaCha8Rng)) {}
 
+    /// Calls `f(name, buffer)` for every buffer: state that is saved with the model but not
+    /// trained, such as a [`BatchNorm2d`](crate::BatchNorm2d)'s `"running_mean"` (PyTorch's
+    /// `named_buffers()`; buffers are in its `state_dict` beside the parameters, and so in a
+    /// checkpoint and in [`export_safetensors`](crate::checkpoint::export_safetensors) here).
+    /// The default visits none; [`walk!`](crate::walk) writes it.
+    fn visit_buffers(&self, _f: &mut dyn FnMut(&str, &Tensor)) {}
+
+    /// Calls `f(name, buffer)` mutably for the buffers of [`Module::visit_buffers`], in the
+    /// same order and with the same names (checkpoint loading). The default visits none.
+    fn visit_buffers_mut(&mut self, _f: &mut dyn FnMut(&str, &mut Tensor)) {}
+
     /// The total number of scalar parameters (`sum(p.numel() for p in model.parameters())`).
     fn num_params(&self) -> usize {
         let mut count = 0;
@@ -162,9 +174,11 @@ pub trait Module: Send + Sync {
     }
 }
 
-/// A part of a module that holds parameters or generators, as [`walk!`](crate::walk) lists
-/// them: a [`Param`], any [`Module`] (a nested layer, also as `Box<dyn Module>`), a
-/// generator ([`ChaCha8Rng`], also behind a `Mutex`), or an `Option` or `Vec` of parts.
+/// A part of a module that holds parameters, generators or buffers, as
+/// [`walk!`](crate::walk) lists them: a [`Param`], any [`Module`] (a nested layer, also as
+/// `Box<dyn Module>`), a generator ([`ChaCha8Rng`], also behind a `Mutex`), a buffer
+/// ([`Tensor`], also behind a `Mutex` when the forward pass updates it), or an `Option` or
+/// `Vec` of parts.
 ///
 /// `path` is the part's name inside its module: a [`Param`] is visited under `path`
 /// itself, a module's parameters under `path.name` (or plain `name` when `path` is empty),
@@ -193,6 +207,14 @@ pub trait Walk {
     /// Calls `f(path, rng)` mutably, in the order and with the names of
     /// [`Walk::walk_rngs`]. The default visits none.
     fn walk_rngs_mut(&mut self, _path: &str, _f: &mut dyn FnMut(&str, &mut ChaCha8Rng)) {}
+
+    /// Calls `f(path, buffer)` for every buffer of the part (see [`Module::visit_buffers`]).
+    /// The default visits none.
+    fn walk_buffers(&self, _path: &str, _f: &mut dyn FnMut(&str, &Tensor)) {}
+
+    /// Calls `f(path, buffer)` mutably, in the order and with the names of
+    /// [`Walk::walk_buffers`]. The default visits none.
+    fn walk_buffers_mut(&mut self, _path: &str, _f: &mut dyn FnMut(&str, &mut Tensor)) {}
 }
 
 /// `path.name`, or `name` alone at the top (`path` empty).
@@ -246,6 +268,22 @@ impl<M: Module + ?Sized> Walk for M {
             self.visit_rngs_mut(&mut |name, r| f(&join(path, name), r))
         }
     }
+
+    fn walk_buffers(&self, path: &str, f: &mut dyn FnMut(&str, &Tensor)) {
+        if path.is_empty() {
+            self.visit_buffers(f)
+        } else {
+            self.visit_buffers(&mut |name, b| f(&join(path, name), b))
+        }
+    }
+
+    fn walk_buffers_mut(&mut self, path: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
+        if path.is_empty() {
+            self.visit_buffers_mut(f)
+        } else {
+            self.visit_buffers_mut(&mut |name, b| f(&join(path, name), b))
+        }
+    }
 }
 
 impl Walk for Box<dyn Module> {
@@ -263,6 +301,45 @@ impl Walk for Box<dyn Module> {
 
     fn walk_rngs_mut(&mut self, path: &str, f: &mut dyn FnMut(&str, &mut ChaCha8Rng)) {
         (**self).walk_rngs_mut(path, f)
+    }
+
+    fn walk_buffers(&self, path: &str, f: &mut dyn FnMut(&str, &Tensor)) {
+        (**self).walk_buffers(path, f)
+    }
+
+    fn walk_buffers_mut(&mut self, path: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
+        (**self).walk_buffers_mut(path, f)
+    }
+}
+
+/// A buffer the module only reads in its forward pass (PyTorch's `register_buffer`).
+impl Walk for Tensor {
+    fn walk_params(&self, _path: &str, _f: &mut dyn FnMut(&str, &Param)) {}
+
+    fn walk_params_mut(&mut self, _path: &str, _f: &mut dyn FnMut(&str, &mut Param)) {}
+
+    fn walk_buffers(&self, path: &str, f: &mut dyn FnMut(&str, &Tensor)) {
+        f(path, self)
+    }
+
+    fn walk_buffers_mut(&mut self, path: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
+        f(path, self)
+    }
+}
+
+/// A buffer the module updates in its `&self` forward pass, such as a batch norm's running
+/// statistics; a poisoned lock is still read, as for a generator.
+impl Walk for Mutex<Tensor> {
+    fn walk_params(&self, _path: &str, _f: &mut dyn FnMut(&str, &Param)) {}
+
+    fn walk_params_mut(&mut self, _path: &str, _f: &mut dyn FnMut(&str, &mut Param)) {}
+
+    fn walk_buffers(&self, path: &str, f: &mut dyn FnMut(&str, &Tensor)) {
+        f(path, &self.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn walk_buffers_mut(&mut self, path: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
+        f(path, self.get_mut().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
@@ -320,6 +397,18 @@ impl<T: Walk> Walk for Option<T> {
             part.walk_rngs_mut(path, f)
         }
     }
+
+    fn walk_buffers(&self, path: &str, f: &mut dyn FnMut(&str, &Tensor)) {
+        if let Some(part) = self {
+            part.walk_buffers(path, f)
+        }
+    }
+
+    fn walk_buffers_mut(&mut self, path: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
+        if let Some(part) = self {
+            part.walk_buffers_mut(path, f)
+        }
+    }
 }
 
 impl<T: Walk> Walk for Vec<T> {
@@ -348,6 +437,20 @@ impl<T: Walk> Walk for Vec<T> {
         let mut at = IndexPath::new(path);
         for (index, part) in self.iter_mut().enumerate() {
             part.walk_rngs_mut(at.of(index), f)
+        }
+    }
+
+    fn walk_buffers(&self, path: &str, f: &mut dyn FnMut(&str, &Tensor)) {
+        let mut at = IndexPath::new(path);
+        for (index, part) in self.iter().enumerate() {
+            part.walk_buffers(at.of(index), f)
+        }
+    }
+
+    fn walk_buffers_mut(&mut self, path: &str, f: &mut dyn FnMut(&str, &mut Tensor)) {
+        let mut at = IndexPath::new(path);
+        for (index, part) in self.iter_mut().enumerate() {
+            part.walk_buffers_mut(at.of(index), f)
         }
     }
 }
@@ -381,10 +484,10 @@ impl IndexPath {
     }
 }
 
-/// Writes a [`Module`]'s parameter walk from one list of its fields: the four visitors
-/// [`Module::visit_params`], [`Module::visit_params_mut`], [`Module::visit_rngs`] and
-/// [`Module::visit_rngs_mut`], in the order of the list and with the same names, so they
-/// cannot disagree. Use it inside `impl Module for …`.
+/// Writes a [`Module`]'s parameter walk from one list of its fields: the six visitors
+/// [`Module::visit_params`], [`Module::visit_rngs`] and [`Module::visit_buffers`] and their
+/// `_mut` twins, in the order of the list and with the same names, so they cannot
+/// disagree. Use it inside `impl Module for …`.
 ///
 /// Each field is a [`Walk`] part: a [`Param`], a nested module, a generator, or an
 /// `Option`/`Vec` of them. Its path segment is the field's name; `field as "name"` gives
@@ -451,6 +554,20 @@ macro_rules! walk {
         #[allow(unused_variables)]
         fn visit_rngs_mut(&mut self, f: &mut dyn FnMut(&str, &mut $crate::ChaCha8Rng)) {
             $($crate::Walk::walk_rngs_mut(
+                &mut self.$field,
+                $crate::walk!(@name $field $($name)?),
+                f,
+            );)*
+        }
+
+        #[allow(unused_variables)]
+        fn visit_buffers(&self, f: &mut dyn FnMut(&str, &$crate::Tensor)) {
+            $($crate::Walk::walk_buffers(&self.$field, $crate::walk!(@name $field $($name)?), f);)*
+        }
+
+        #[allow(unused_variables)]
+        fn visit_buffers_mut(&mut self, f: &mut dyn FnMut(&str, &mut $crate::Tensor)) {
+            $($crate::Walk::walk_buffers_mut(
                 &mut self.$field,
                 $crate::walk!(@name $field $($name)?),
                 f,

@@ -2,6 +2,7 @@
 //! batch's rows split across the threads (data parallelism).
 
 use crate::autograd::gradients::Gradients;
+use crate::autograd::shard_group::{AbortOnPanic, ShardGroup, ShardMember};
 use crate::autograd::tape::{StepRows, Tape};
 use crate::data::{Batch, BatchTargets};
 use crate::error::{Error, Result};
@@ -11,6 +12,7 @@ use crate::tensor::Elem;
 use crate::threads::{as_shard, keep_helpers_awake, num_threads};
 use ndarray::{ArrayViewD, Axis};
 use rayon::prelude::*;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Batches are split into shards of at least this many rows: below it, a shard's products are
@@ -66,6 +68,10 @@ pub struct TrainStep {
     tapes: Vec<Tape>,
     /// Shards per batch; `None`: one per thread.
     shards: Option<usize>,
+    /// Whether the model takes statistics over the batch (so its shards must run at once,
+    /// each on a thread of its own, and wait for each other); `None` until a step with
+    /// several shards has shown it.
+    batch_coupled: Option<bool>,
 }
 
 impl TrainStep {
@@ -91,6 +97,7 @@ impl TrainStep {
         Ok(TrainStep {
             tapes: Vec::new(),
             shards: Some(shards),
+            batch_coupled: None,
         })
     }
 
@@ -132,29 +139,50 @@ impl TrainStep {
             self.tapes.resize_with(shards, Tape::new);
         }
         let tapes = &mut self.tapes[..shards];
-        keep_helpers_awake();
         let model_ref: &dyn Module = &*model;
-        let run_shard = |s: usize, tape: &mut Tape| {
+        let run_shard = |s: usize, tape: &mut Tape, member: Option<ShardMember>| {
             let (start, end) = (s * rows / shards, (s + 1) * rows / shards);
             let x = batch.x.slice_axis(Axis(0), (start..end).into());
             tape.set_step_rows(Some(StepRows {
                 step,
                 first_row: start,
             }));
+            tape.set_shard(member);
             let weight = match shards {
                 1 => 1.0,
                 _ => (end - start) as Elem / rows as Elem,
             };
             let targets = batch.targets.rows(start, end);
-            shard_gradients(tape, model_ref, x, &targets, weight, loss)
+            let result = shard_gradients(tape, model_ref, x, &targets, weight, loss);
+            tape.set_shard(None);
+            result
         };
-        let results: Vec<(Elem, Option<Gradients>)> = match tapes {
-            [tape] => vec![run_shard(0, tape)],
-            _ => tapes
-                .par_iter_mut()
-                .enumerate()
-                .map(|(s, tape)| as_shard(|| run_shard(s, tape)))
-                .collect(),
+        let results = match tapes {
+            [tape] => vec![run_shard(0, tape, None)],
+            _ if self.batch_coupled == Some(false) => {
+                // the model took no statistics over the batch so far: shards on the pool
+                let group = ShardGroup::new(shards, false);
+                keep_helpers_awake();
+                let results: Vec<_> = tapes
+                    .par_iter_mut()
+                    .enumerate()
+                    .map(|(s, tape)| as_shard(|| run_shard(s, tape, Some(group.member(s)))))
+                    .collect();
+                if group.needed_waiting() {
+                    // it does now (another model, or a layer that was not used before): the
+                    // shards' statistics were their own, so run the step again with shards
+                    // that wait for each other
+                    self.batch_coupled = Some(true);
+                    run_waiting_shards(tapes, &run_shard).0
+                } else {
+                    results
+                }
+            }
+            _ => {
+                let (results, group) = run_waiting_shards(tapes, &run_shard);
+                self.batch_coupled = Some(group.used());
+                results
+            }
         };
         let value: Elem = results.iter().map(|(value, _)| value).sum();
         let shard_grads: Option<Vec<Gradients>> = results.into_iter().map(|(_, g)| g).collect();
@@ -195,9 +223,59 @@ fn shard_gradients(
         shard_loss * weight
     };
     let value = shard_loss.item();
-    let grads = value.is_finite().then(|| shard_loss.backward());
+    // under shards that share sums, all of them must agree on whether to go backward
+    let whole = match tape.shard().filter(|m| m.sums_whole_batch()) {
+        Some(member) => {
+            let mut total = [f64::from(value)];
+            member.sum(&mut total);
+            total[0]
+        }
+        None => f64::from(value),
+    };
+    let grads = whole.is_finite().then(|| shard_loss.backward());
     tape.reset();
     (value, grads)
+}
+
+/// One shard's forward, loss and backward: `(shard index, its tape, its handle on the
+/// step's shards)` to `(weighted loss, gradients)`.
+type ShardRun<'a> =
+    dyn Fn(usize, &mut Tape, Option<ShardMember>) -> (Elem, Option<Gradients>) + Sync + 'a;
+
+/// Runs one shard per tape, each on a thread of its own (the first on the calling thread),
+/// so that the shards can wait for each other in a sum over the whole batch (batch
+/// normalization). Returns their results in shard order and the group, which says whether
+/// any shard asked for such a sum. A panic in a shard releases the others and reaches the
+/// caller.
+fn run_waiting_shards(
+    tapes: &mut [Tape],
+    run_shard: &ShardRun<'_>,
+) -> (Vec<(Elem, Option<Gradients>)>, Arc<ShardGroup>) {
+    let group = ShardGroup::new(tapes.len(), true);
+    let (first, rest) = tapes.split_first_mut().expect("at least one shard");
+    let results = std::thread::scope(|scope| {
+        let others: Vec<_> = rest
+            .iter_mut()
+            .enumerate()
+            .map(|(i, tape)| {
+                let (group, member) = (&*group, group.member(i + 1));
+                scope.spawn(move || {
+                    let _abort = AbortOnPanic(group);
+                    as_shard(|| run_shard(i + 1, tape, Some(member)))
+                })
+            })
+            .collect();
+        let _abort = AbortOnPanic(&group);
+        let mut results = vec![as_shard(|| run_shard(0, first, Some(group.member(0))))];
+        for other in others {
+            match other.join() {
+                Ok(result) => results.push(result),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        results
+    });
+    (results, group)
 }
 
 #[cfg(test)]

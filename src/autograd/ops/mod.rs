@@ -11,6 +11,7 @@ mod index;
 mod loss;
 pub(crate) mod matmul;
 mod matmul_batched;
+pub(crate) mod norm;
 pub(crate) mod pool;
 mod reduce;
 mod shape;

@@ -1,0 +1,335 @@
+//! Batch normalization as one op (forward and backward each one pass over the data after the
+//! statistics): [`Var::batch_norm`], used by the [`BatchNorm1d`](crate::BatchNorm1d) and
+//! [`BatchNorm2d`](crate::BatchNorm2d) layers.
+//!
+//! # Shapes
+//! `x` is `[N, C, ...]` (channels on axis 1, any number of trailing axes), `affine` is
+//! `[2, C]` (the scale `γ` in row 0, the shift `β` in row 1); the output has `x`'s shape.
+
+use crate::autograd::tape::Var;
+use crate::tensor::Elem;
+
+/// Which mean and variance normalize the batch.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum NormStats<'a> {
+    /// The batch's own (biased) statistics per channel, over every axis but the channels';
+    /// over the whole batch when the tape runs a shard of a data-parallel step.
+    Batch,
+    /// Given statistics per channel (a layer's running estimates, in evaluation).
+    Fixed { mean: &'a [Elem], var: &'a [Elem] },
+}
+
+/// The statistics a [`NormStats::Batch`] normalization used, for the running estimates.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct BatchMoments {
+    /// Per-channel mean.
+    pub(crate) mean: Vec<f64>,
+    /// Per-channel biased variance (divided by `count`).
+    pub(crate) var: Vec<f64>,
+    /// Values per channel the statistics were taken over (`N·H·W` of the whole batch).
+    pub(crate) count: f64,
+    /// Whether these are the whole batch's statistics and this tape should update state kept
+    /// across steps: false on every shard but the first, and when the shards of the step
+    /// could not share their sums (the step then runs again).
+    pub(crate) update_running: bool,
+}
+
+impl<'t> Var<'t> {
+    /// Batch normalization (Ioffe & Szegedy, 2015), `torch.nn.functional.batch_norm`:
+    /// per channel `c`, `y = γ_c·(x − μ_c)/√(σ²_c + eps) + β_c`, with `μ`, `σ²` from `stats`
+    /// and `γ`, `β` the rows of `affine` (`γ = 1`, `β = 0` without it). Returns the output
+    /// and, for [`NormStats::Batch`], the statistics used.
+    ///
+    /// Backward, with `x̂ = (x − μ)/√(σ² + eps)` and sums over the `M` values of a channel:
+    /// `∂L/∂γ = Σ G·x̂`, `∂L/∂β = Σ G`, and `∂L/∂x = γ/√(σ² + eps)·(G − Σ G/M − x̂·Σ G·x̂/M)`
+    /// for batch statistics (they depend on `x`), `γ/√(σ² + eps)·G` for fixed ones. Under a
+    /// data-parallel [`TrainStep`](crate::TrainStep) both the statistics and the sums of
+    /// `∂L/∂x` are the whole batch's.
+    ///
+    /// # Panics
+    /// If `x` has fewer than 2 axes or `affine` is not `[2, C]`.
+    #[track_caller]
+    pub(crate) fn batch_norm(
+        self,
+        affine: Option<Var<'t>>,
+        stats: NormStats<'_>,
+        eps: f64,
+    ) -> (Var<'t>, Option<BatchMoments>) {
+        let shape = self.shape();
+        assert!(
+            shape.len() >= 2,
+            "batch_norm: expected an input [N, C, ...] of at least 2 axes; x shape {shape:?}"
+        );
+        let channels = shape[1];
+        if let Some(affine) = affine {
+            assert!(
+                affine.shape() == [2, channels],
+                "batch_norm: expected scale and shift [2, {channels}]; affine shape {:?}",
+                affine.shape()
+            );
+        }
+        let x = self.contiguous();
+        let data = x.data();
+        let values = data.as_slice().expect("contiguous");
+        let inner: usize = shape[2..].iter().product();
+        let tape = self.tape();
+        let member = tape.shard();
+
+        let (mean, var, moments) = match stats {
+            NormStats::Fixed { mean, var } => {
+                assert!(
+                    mean.len() == channels && var.len() == channels,
+                    "batch_norm: expected {channels} statistics per channel; found {} means and \
+                     {} variances",
+                    mean.len(),
+                    var.len()
+                );
+                let widen = |v: &[Elem]| v.iter().map(|&a| a as f64).collect::<Vec<f64>>();
+                (widen(mean), widen(var), None)
+            }
+            NormStats::Batch => {
+                // [Σx per channel, Σx² per channel, count], summed over the step's shards
+                let mut sums = vec![0.0f64; 2 * channels + 1];
+                for_each_plane(values, channels, inner, |c, plane| {
+                    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+                    for &v in plane {
+                        let v = v as f64;
+                        s1 += v;
+                        s2 += v * v;
+                    }
+                    sums[c] += s1;
+                    sums[channels + c] += s2;
+                });
+                sums[2 * channels] = (values.len() / channels.max(1)) as f64;
+                if let Some(member) = &member {
+                    member.sum(&mut sums);
+                }
+                let count = sums[2 * channels];
+                let mean: Vec<f64> = sums[..channels].iter().map(|s| s / count).collect();
+                let var: Vec<f64> = (0..channels)
+                    .map(|c| (sums[channels + c] / count - mean[c] * mean[c]).max(0.0))
+                    .collect();
+                let update_running = member
+                    .as_ref()
+                    .is_none_or(|m| m.is_lead() && m.sums_whole_batch());
+                let moments = BatchMoments {
+                    mean: mean.clone(),
+                    var: var.clone(),
+                    count,
+                    update_running,
+                };
+                (mean, var, Some(moments))
+            }
+        };
+        let inv_std: Vec<Elem> = var
+            .iter()
+            .map(|v| (1.0 / (v + eps).sqrt()) as Elem)
+            .collect();
+        let mean: Vec<Elem> = mean.iter().map(|&m| m as Elem).collect();
+        let (scale, shift): (Vec<Elem>, Vec<Elem>) = match affine {
+            Some(affine) => {
+                let a = affine.data();
+                let a = a.as_standard_layout();
+                let a = a.as_slice().expect("standard layout");
+                (a[..channels].to_vec(), a[channels..].to_vec())
+            }
+            None => (vec![1.0; channels], vec![0.0; channels]),
+        };
+        // y = x·a + b per channel, with a = γ/σ and b = β − μ·a
+        let a: Vec<Elem> = (0..channels).map(|c| scale[c] * inv_std[c]).collect();
+        let b: Vec<Elem> = (0..channels).map(|c| shift[c] - mean[c] * a[c]).collect();
+        let out = tape.collect(
+            &shape,
+            values
+                .chunks(inner.max(1))
+                .enumerate()
+                .flat_map(|(i, plane)| {
+                    let (ac, bc) = (a[i % channels], b[i % channels]);
+                    plane.iter().map(move |&v| v * ac + bc)
+                }),
+        );
+        let batch_stats = moments.is_some();
+        let has_affine = affine.is_some();
+        let inputs: Vec<Var<'t>> = std::iter::once(x).chain(affine).collect();
+        let y = tape.record("batch_norm", &inputs, out, move |bw| {
+            let x = bw.inputs[0].as_slice().expect("contiguous");
+            let grad = bw.grad.as_standard_layout();
+            let g = grad.as_slice().expect("standard layout");
+            // [Σ G·x̂ per channel, Σ G per channel]: ∂L/∂γ and ∂L/∂β of this shard
+            let mut sums = vec![0.0f64; 2 * channels];
+            for (i, (xs, gs)) in x
+                .chunks(inner.max(1))
+                .zip(g.chunks(inner.max(1)))
+                .enumerate()
+            {
+                let c = i % channels;
+                let (mut gx, mut gs_sum) = (0.0f64, 0.0f64);
+                for (&xv, &gv) in xs.iter().zip(gs) {
+                    let xhat = (xv - mean[c]) * inv_std[c];
+                    gx += (gv * xhat) as f64;
+                    gs_sum += gv as f64;
+                }
+                sums[c] += gx;
+                sums[channels + c] += gs_sum;
+            }
+            let affine_grad = (has_affine && bw.needs[1]).then(|| {
+                bw.tape
+                    .collect(&[2, channels], sums.iter().map(|&s| s as Elem))
+            });
+            let dx = bw.needs[0].then(|| {
+                if !batch_stats {
+                    return bw.tape.collect(
+                        &shape,
+                        g.chunks(inner.max(1)).enumerate().flat_map(|(i, gs)| {
+                            let ac = a[i % channels];
+                            gs.iter().map(move |&gv| gv * ac)
+                        }),
+                    );
+                }
+                // the whole batch's sums and count, as the forward pass's statistics
+                let mut whole = sums.clone();
+                whole.push((x.len() / channels.max(1)) as f64);
+                if let Some(member) = &member {
+                    member.sum(&mut whole);
+                }
+                let m = whole[2 * channels];
+                let mean_gx: Vec<Elem> =
+                    whole[..channels].iter().map(|s| (s / m) as Elem).collect();
+                let mean_g: Vec<Elem> = whole[channels..].iter().map(|s| (s / m) as Elem).collect();
+                bw.tape.collect(
+                    &shape,
+                    x.chunks(inner.max(1))
+                        .zip(g.chunks(inner.max(1)))
+                        .enumerate()
+                        .flat_map(|(i, (xs, gs))| {
+                            let c = i % channels;
+                            let (mu, is, ac, mg, mgx) =
+                                (mean[c], inv_std[c], a[c], mean_g[c], mean_gx[c]);
+                            xs.iter().zip(gs).map(move |(&xv, &gv)| {
+                                let xhat = (xv - mu) * is;
+                                ac * (gv - mg - xhat * mgx)
+                            })
+                        }),
+                )
+            });
+            [dx, affine_grad]
+        });
+        (y, moments)
+    }
+}
+
+/// Calls `f(c, plane)` for every `[n, c]` plane of `inner` contiguous values of an
+/// `[N, C, ...]` array, in memory order.
+fn for_each_plane(
+    values: &[Elem],
+    channels: usize,
+    inner: usize,
+    mut f: impl FnMut(usize, &[Elem]),
+) {
+    for (i, plane) in values.chunks(inner.max(1)).enumerate() {
+        f(i % channels, plane)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::autograd::gradcheck::testing::random;
+    use crate::tensor::Tensor;
+    use crate::{Tape, gradcheck};
+
+    /// The definition, element by element, with statistics in f64.
+    fn naive(x: &Tensor, gamma: &[f32], beta: &[f32], eps: f64) -> Tensor {
+        let c = x.shape()[1];
+        let inner: usize = x.shape()[2..].iter().product();
+        let v = x.as_slice().unwrap();
+        let mut out = v.to_vec();
+        for ch in 0..c {
+            let idx: Vec<usize> = (0..v.len()).filter(|i| (i / inner) % c == ch).collect();
+            let m = idx.iter().map(|&i| v[i] as f64).sum::<f64>() / idx.len() as f64;
+            let var =
+                idx.iter().map(|&i| (v[i] as f64 - m).powi(2)).sum::<f64>() / idx.len() as f64;
+            for &i in &idx {
+                out[i] = (gamma[ch] as f64 * (v[i] as f64 - m) / (var + eps).sqrt()
+                    + beta[ch] as f64) as f32;
+            }
+        }
+        Tensor::from_shape_vec(x.raw_dim(), out).unwrap()
+    }
+
+    #[test]
+    fn batch_statistics_normalize_every_channel_as_the_definition() {
+        for shape in [vec![5, 3], vec![2, 3, 4], vec![3, 2, 3, 2]] {
+            let x = random(&shape, 1);
+            let c = shape[1];
+            let gamma: Vec<f32> = (0..c).map(|i| 0.5 + i as f32).collect();
+            let beta: Vec<f32> = (0..c).map(|i| i as f32 - 1.0).collect();
+            let tape = Tape::new();
+            let affine = tape.constant(
+                Tensor::from_shape_vec(
+                    ndarray::IxDyn(&[2, c]),
+                    [gamma.clone(), beta.clone()].concat(),
+                )
+                .unwrap(),
+            );
+            let (y, moments) =
+                tape.constant(x.clone())
+                    .batch_norm(Some(affine), NormStats::Batch, 1e-5);
+            let want = naive(&x, &gamma, &beta, 1e-5);
+            for (a, b) in y.value().iter().zip(want.iter()) {
+                assert!((a - b).abs() < 1e-5, "{shape:?}: {a} vs {b}");
+            }
+            let moments = moments.unwrap();
+            assert_eq!(moments.count, (x.len() / c) as f64);
+            assert!(moments.update_running);
+        }
+    }
+
+    #[test]
+    fn gradcheck_batch_norm_with_batch_and_fixed_statistics() {
+        for (case, shape) in [vec![6, 3], vec![3, 2, 5], vec![2, 3, 3, 2]]
+            .into_iter()
+            .enumerate()
+        {
+            let c = shape[1];
+            let seed = case as u64;
+            let affine = random(&[2, c], 10 + seed);
+            gradcheck(
+                |v| v[0].batch_norm(Some(v[1]), NormStats::Batch, 1e-3).0,
+                &[random(&shape, seed), affine.clone()],
+            )
+            .unwrap_or_else(|e| panic!("batch, affine, {shape:?}: {e}"));
+            gradcheck(
+                |v| v[0].batch_norm(None, NormStats::Batch, 1e-3).0,
+                &[random(&shape, 20 + seed)],
+            )
+            .unwrap_or_else(|e| panic!("batch, no affine, {shape:?}: {e}"));
+            let mean: Vec<f32> = (0..c).map(|i| 0.3 * i as f32 - 0.2).collect();
+            let var: Vec<f32> = (0..c).map(|i| 0.5 + i as f32).collect();
+            gradcheck(
+                |v| {
+                    let stats = NormStats::Fixed {
+                        mean: &mean,
+                        var: &var,
+                    };
+                    v[0].batch_norm(Some(v[1]), stats, 1e-5).0
+                },
+                &[random(&shape, 30 + seed), affine],
+            )
+            .unwrap_or_else(|e| panic!("fixed, {shape:?}: {e}"));
+        }
+    }
+
+    #[test]
+    fn fixed_statistics_are_a_per_channel_affine_map() {
+        let tape = Tape::new();
+        let x = tape.constant(crate::autograd::ops::t(&[2, 2], &[1.0, 2.0, 3.0, 4.0]));
+        let stats = NormStats::Fixed {
+            mean: &[1.0, 0.0],
+            var: &[4.0, 1.0],
+        };
+        let (y, moments) = x.batch_norm(None, stats, 0.0);
+        assert_eq!(y.value().as_slice().unwrap(), &[0.0, 2.0, 1.0, 4.0]);
+        assert!(moments.is_none());
+    }
+}

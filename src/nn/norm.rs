@@ -1,0 +1,389 @@
+//! Batch normalization layers: [`BatchNorm1d`] and [`BatchNorm2d`] (one type,
+//! [`BatchNorm`], for both), with their options [`BatchNormOptions`].
+
+use crate::autograd::Var;
+use crate::autograd::ops::norm::{BatchMoments, NormStats};
+use crate::error::{Error, Result};
+use crate::nn::module::{Mode, Module};
+use crate::param::{Param, Role};
+use crate::tensor::{self, Elem, Tensor};
+use ndarray::IxDyn;
+use std::sync::{Mutex, MutexGuard};
+
+/// The options of a batch normalization, PyTorch's keyword arguments with its defaults:
+/// `eps = 1e-5`, `momentum = Some(0.1)`, `affine = true`, `track_running_stats = true`.
+/// Each setter replaces one option; [`BatchNorm::with_options`] checks them.
+///
+/// # Examples
+/// ```
+/// use tapegrad::BatchNormOptions;
+/// let options = BatchNormOptions::default().eps(1e-3).momentum(None).affine(false);
+/// assert_eq!(options.eps, 1e-3);
+/// assert_eq!(options.momentum, None);
+/// assert!(!options.affine && options.track_running_stats);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BatchNormOptions {
+    /// Added to the variance before its square root, for stability (`eps`).
+    pub eps: f64,
+    /// The weight of a batch in the running estimates,
+    /// `running = (1 − momentum)·running + momentum·batch`; `None` gives their cumulative
+    /// average over all batches seen (`momentum=None` in PyTorch).
+    pub momentum: Option<f64>,
+    /// Whether the layer learns a scale `γ` and a shift `β` per channel (`affine`).
+    pub affine: bool,
+    /// Whether the layer keeps running estimates of the mean and variance and normalizes by
+    /// them in [`Mode::Eval`] (`track_running_stats`); without them it always normalizes by
+    /// the batch's own statistics.
+    pub track_running_stats: bool,
+}
+
+impl Default for BatchNormOptions {
+    fn default() -> Self {
+        BatchNormOptions {
+            eps: 1e-5,
+            momentum: Some(0.1),
+            affine: true,
+            track_running_stats: true,
+        }
+    }
+}
+
+impl BatchNormOptions {
+    /// These options with `eps` replaced.
+    pub fn eps(self, eps: f64) -> Self {
+        BatchNormOptions { eps, ..self }
+    }
+
+    /// These options with `momentum` replaced (`None`: cumulative average).
+    pub fn momentum(self, momentum: Option<f64>) -> Self {
+        BatchNormOptions { momentum, ..self }
+    }
+
+    /// These options with `affine` replaced.
+    pub fn affine(self, affine: bool) -> Self {
+        BatchNormOptions { affine, ..self }
+    }
+
+    /// These options with `track_running_stats` replaced.
+    pub fn track_running_stats(self, track_running_stats: bool) -> Self {
+        BatchNormOptions {
+            track_running_stats,
+            ..self
+        }
+    }
+}
+
+/// Batch normalization (Ioffe & Szegedy, 2015, <https://arxiv.org/abs/1502.03167>) over the
+/// channels of axis 1, as PyTorch's `nn.BatchNorm1d` (`D = 1`: input `[N, C]` or
+/// `[N, C, L]`) and `nn.BatchNorm2d` (`D = 2`: input `[N, C, H, W]`). Use the aliases
+/// [`BatchNorm1d`] and [`BatchNorm2d`].
+///
+/// Per channel `c`: `y = γ_c·(x − μ_c)/√(σ²_c + eps) + β_c`.
+/// - [`Mode::Train`]: `μ`, `σ²` are the batch's mean and biased variance over every axis but
+///   the channels'; the running estimates move towards them,
+///   `running_mean ← (1 − m)·running_mean + m·μ` and
+///   `running_var ← (1 − m)·running_var + m·σ²·M/(M − 1)` (the unbiased variance of the `M`
+///   values per channel), and `num_batches_tracked` counts the batches.
+/// - [`Mode::Eval`]: `μ`, `σ²` are the running estimates (the batch's own without
+///   `track_running_stats`).
+///
+/// Under a data-parallel [`TrainStep`](crate::TrainStep) the statistics, and the sums the
+/// backward pass takes over the batch, are those of the **whole batch**, not of one shard
+/// (PyTorch's `SyncBatchNorm`): the shards then run at once, each on a thread of its own, and
+/// add their per-channel sums together, so the numbers are those of one shard up to float
+/// rounding. Only the first shard updates the running estimates.
+///
+/// Parameters: `weight` (`γ`, ones, [`Role::NormScale`]) and `bias` (`β`, zeros,
+/// [`Role::NormShift`]), both `[C]`, when `affine`. Buffers ([`Module::visit_buffers`]):
+/// `running_mean` (zeros), `running_var` (ones), both `[C]`, and `num_batches_tracked`
+/// (shape `[]`), when `track_running_stats`: the names of PyTorch's `state_dict`, so a
+/// checkpoint keeps them and an exported model loads into PyTorch.
+///
+/// A batch with one value per channel (`M = 1`) normalizes to `β` and leaves the running
+/// estimates as they were (PyTorch refuses it in training).
+///
+/// # Examples
+/// ```
+/// use tapegrad::{tensor, BatchNorm2d, Mode, Module, Tape};
+/// let bn = BatchNorm2d::new(3)?;
+/// let tape = Tape::new();
+/// let x = tensor::from_vec((0..24).map(|v| v as f32).collect(), &[2, 3, 2, 2])?;
+/// let y = bn.forward(tape.constant(x), Mode::Train).value();
+/// // every channel now has mean 0 and variance 1 over the batch
+/// let channel0: Vec<f32> = [0, 1, 2, 3, 12, 13, 14, 15].iter().map(|&i| y.as_slice().unwrap()[i]).collect();
+/// assert!(channel0.iter().sum::<f32>().abs() < 1e-5);
+/// assert!((channel0.iter().map(|v| v * v).sum::<f32>() / 8.0 - 1.0).abs() < 1e-3);
+/// // the running mean moved 10% of the way to the batch mean of channel 0, 7.5
+/// assert!((bn.running_mean().unwrap()[0] - 0.75).abs() < 1e-6);
+/// let mut buffers = Vec::new();
+/// bn.visit_buffers(&mut |name, _| buffers.push(name.to_string()));
+/// assert_eq!(buffers, ["running_mean", "running_var", "num_batches_tracked"]);
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct BatchNorm<const D: usize> {
+    num_features: usize,
+    options: BatchNormOptions,
+    weight: Option<Param>,
+    bias: Option<Param>,
+    running_mean: Option<Mutex<Tensor>>,
+    running_var: Option<Mutex<Tensor>>,
+    num_batches_tracked: Option<Mutex<Tensor>>,
+}
+
+/// Batch normalization of `[N, C]` or `[N, C, L]` inputs (`nn.BatchNorm1d`); see
+/// [`BatchNorm`].
+///
+/// # Examples
+/// ```
+/// use tapegrad::{tensor, BatchNorm1d, Mode, Module, Tape};
+/// let bn = BatchNorm1d::new(2)?;
+/// let tape = Tape::new();
+/// let x = tensor::from_vec(vec![1.0, 10.0, 3.0, 30.0], &[2, 2])?;
+/// let y = bn.forward(tape.constant(x), Mode::Train).value();
+/// // each column becomes (−1, 1): (x − mean)/std with the biased std
+/// for (got, want) in y.iter().zip([-1.0, -1.0, 1.0, 1.0]) {
+///     assert!((got - want).abs() < 1e-4);
+/// }
+/// assert_eq!(bn.describe(), "BatchNorm1d(2, eps=1e-5, momentum=0.1, affine=true, track_running_stats=true)");
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
+pub type BatchNorm1d = BatchNorm<1>;
+
+/// Batch normalization of `[N, C, H, W]` inputs (`nn.BatchNorm2d`); see [`BatchNorm`].
+///
+/// # Examples
+/// ```
+/// use tapegrad::{tensor, BatchNorm2d, Mode, Module, Tape};
+/// let bn = BatchNorm2d::new(4)?;
+/// assert_eq!(bn.num_params(), 8); // γ and β per channel
+/// let tape = Tape::new();
+/// // in evaluation a fresh layer (running mean 0, variance 1) is almost the identity
+/// let x = tensor::full(&[1, 4, 2, 2], 2.0);
+/// let y = bn.forward(tape.constant(x), Mode::Eval).value();
+/// assert!(y.iter().all(|v| (v - 2.0).abs() < 1e-4));
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
+pub type BatchNorm2d = BatchNorm<2>;
+
+impl<const D: usize> BatchNorm<D> {
+    /// A batch normalization of `num_features` channels with PyTorch's default options.
+    ///
+    /// # Errors
+    /// As [`BatchNorm::with_options`].
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::BatchNorm2d;
+    /// assert_eq!(BatchNorm2d::new(16)?.num_features(), 16);
+    /// assert!(BatchNorm2d::new(0).is_err());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    pub fn new(num_features: usize) -> Result<Self> {
+        Self::with_options(num_features, BatchNormOptions::default())
+    }
+
+    /// A batch normalization of `num_features` channels with `options`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when `num_features` is 0, `eps` is not finite and > 0, or
+    /// `momentum` is not in `[0, 1]`:
+    /// `batchnorm: momentum must be in [0, 1], got 1.5`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{BatchNorm1d, BatchNormOptions, Module};
+    /// let bn = BatchNorm1d::with_options(8, BatchNormOptions::default().affine(false))?;
+    /// assert_eq!(bn.num_params(), 0);
+    /// let err = BatchNorm1d::with_options(8, BatchNormOptions::default().momentum(Some(1.5)));
+    /// assert_eq!(err.unwrap_err().to_string(), "batchnorm: momentum must be in [0, 1], got 1.5");
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    pub fn with_options(num_features: usize, options: BatchNormOptions) -> Result<Self> {
+        let invalid = |message: String| Error::InvalidArgument {
+            op: "batchnorm",
+            message,
+        };
+        if num_features == 0 {
+            return Err(invalid("num_features must be at least 1, got 0".into()));
+        }
+        if !(options.eps.is_finite() && options.eps > 0.0) {
+            return Err(invalid(format!(
+                "eps must be finite and > 0, got {}",
+                options.eps
+            )));
+        }
+        if let Some(m) = options.momentum.filter(|m| !(0.0..=1.0).contains(m)) {
+            return Err(invalid(format!("momentum must be in [0, 1], got {m}")));
+        }
+        let per_channel = |value: Elem| tensor::full(&[num_features], value);
+        let buffer = |value: Tensor| options.track_running_stats.then(|| Mutex::new(value));
+        Ok(BatchNorm {
+            num_features,
+            options,
+            weight: (options.affine)
+                .then(|| Param::with_role("weight", Role::NormScale, per_channel(1.0))),
+            bias: (options.affine)
+                .then(|| Param::with_role("bias", Role::NormShift, per_channel(0.0))),
+            running_mean: buffer(per_channel(0.0)),
+            running_var: buffer(per_channel(1.0)),
+            num_batches_tracked: buffer(Tensor::zeros(IxDyn(&[]))),
+        })
+    }
+
+    /// The number of channels `C`.
+    pub fn num_features(&self) -> usize {
+        self.num_features
+    }
+
+    /// The options the layer was made with.
+    pub fn options(&self) -> BatchNormOptions {
+        self.options
+    }
+
+    /// The scale `γ` (`weight`), when `affine`.
+    pub fn weight(&self) -> Option<&Param> {
+        self.weight.as_ref()
+    }
+
+    /// The shift `β` (`bias`), when `affine`.
+    pub fn bias(&self) -> Option<&Param> {
+        self.bias.as_ref()
+    }
+
+    /// A copy of the running mean, when the layer tracks running statistics.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, BatchNorm1d, BatchNormOptions};
+    /// assert_eq!(BatchNorm1d::new(2)?.running_mean(), Some(tensor::zeros(&[2])));
+    /// let untracked = BatchNormOptions::default().track_running_stats(false);
+    /// assert_eq!(BatchNorm1d::with_options(2, untracked)?.running_mean(), None);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    pub fn running_mean(&self) -> Option<Tensor> {
+        self.running_mean.as_ref().map(|b| lock(b).clone())
+    }
+
+    /// A copy of the running (unbiased) variance, when the layer tracks running statistics.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, BatchNorm1d};
+    /// assert_eq!(BatchNorm1d::new(2)?.running_var(), Some(tensor::ones(&[2])));
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    pub fn running_var(&self) -> Option<Tensor> {
+        self.running_var.as_ref().map(|b| lock(b).clone())
+    }
+
+    /// The shape this layer accepts, checked: `[N, C]` or `[N, C, L]` for `D = 1`,
+    /// `[N, C, H, W]` for `D = 2`, with `C` its number of features.
+    #[track_caller]
+    fn check_input(&self, shape: &[usize]) {
+        let name = Self::name();
+        let axes_ok = match D {
+            1 => matches!(shape.len(), 2 | 3),
+            _ => shape.len() == D + 2,
+        };
+        let expected = match D {
+            1 => format!(
+                "[N, {}] or [N, {}, L]",
+                self.num_features, self.num_features
+            ),
+            _ => format!("[N, {}, H, W]", self.num_features),
+        };
+        assert!(
+            axes_ok && shape[1] == self.num_features,
+            "{name}: expected an input {expected}; x shape {shape:?}"
+        );
+    }
+
+    /// `BatchNorm1d` or `BatchNorm2d`.
+    fn name() -> &'static str {
+        match D {
+            1 => "BatchNorm1d",
+            _ => "BatchNorm2d",
+        }
+    }
+
+    /// Moves the running estimates towards a training batch's statistics.
+    fn update_running(&self, moments: &BatchMoments) {
+        let (Some(mean), Some(var), Some(tracked)) = (
+            &self.running_mean,
+            &self.running_var,
+            &self.num_batches_tracked,
+        ) else {
+            return;
+        };
+        if !moments.update_running || moments.count < 2.0 {
+            return;
+        }
+        let mut tracked = lock(tracked);
+        tracked.map_inplace(|n| *n += 1.0);
+        let batches = tracked.first().copied().unwrap_or(1.0) as f64;
+        let factor = self.options.momentum.unwrap_or(1.0 / batches);
+        let unbiased = moments.count / (moments.count - 1.0);
+        let blend = |running: &mut Tensor, batch: &[f64], scale: f64| {
+            for (r, &b) in running.iter_mut().zip(batch) {
+                *r = ((1.0 - factor) * f64::from(*r) + factor * b * scale) as Elem;
+            }
+        };
+        blend(&mut lock(mean), &moments.mean, 1.0);
+        blend(&mut lock(var), &moments.var, unbiased);
+    }
+}
+
+/// A buffer's value; a poisoned lock is still read (its tensor is whole whatever panicked).
+fn lock(buffer: &Mutex<Tensor>) -> MutexGuard<'_, Tensor> {
+    buffer.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl<const D: usize> Module for BatchNorm<D> {
+    fn forward<'t>(&self, x: Var<'t>, mode: Mode) -> Var<'t> {
+        self.check_input(&x.shape());
+        let tape = x.tape();
+        let affine = match (&self.weight, &self.bias) {
+            (Some(w), Some(b)) => Some(Var::stack(&[tape.param(w), tape.param(b)], 0)),
+            _ => None,
+        };
+        let eps = self.options.eps;
+        match (&self.running_mean, &self.running_var) {
+            (Some(mean), Some(var)) if mode == Mode::Eval => {
+                let (mean, var) = (lock(mean).clone(), lock(var).clone());
+                let stats = NormStats::Fixed {
+                    mean: mean.as_slice().expect("a fresh [C] buffer"),
+                    var: var.as_slice().expect("a fresh [C] buffer"),
+                };
+                x.batch_norm(affine, stats, eps).0
+            }
+            _ => {
+                let (y, moments) = x.batch_norm(affine, NormStats::Batch, eps);
+                if mode == Mode::Train
+                    && let Some(moments) = moments
+                {
+                    self.update_running(&moments);
+                }
+                y
+            }
+        }
+    }
+
+    crate::walk!(weight, bias, running_mean, running_var, num_batches_tracked);
+
+    fn describe(&self) -> String {
+        let momentum = match self.options.momentum {
+            Some(m) => m.to_string(),
+            None => "None".into(),
+        };
+        format!(
+            "{}({}, eps={:e}, momentum={momentum}, affine={}, track_running_stats={})",
+            Self::name(),
+            self.num_features,
+            self.options.eps,
+            self.options.affine,
+            self.options.track_running_stats
+        )
+    }
+}
