@@ -86,6 +86,16 @@ pub(super) struct Node {
 /// ```
 pub trait TapeInput {
     /// The value as a [`Tensor`] owned by `tape`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Tape, TapeInput};
+    /// let tape = Tape::new();
+    /// let owned = tensor::from_vec(vec![1.0, 2.0], &[2])?.into_tensor(&tape); // moved
+    /// let copied = (&owned).into_tensor(&tape); // copied into one of the tape's buffers
+    /// assert_eq!(owned, copied);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     fn into_tensor(self, tape: &Tape) -> Tensor;
 }
 

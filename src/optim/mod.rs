@@ -285,10 +285,27 @@ pub struct ParamStep<'a> {
 /// ```
 pub trait UpdateRule: Send {
     /// The rule's name, in errors and in the saved [`OptimizerState`] (`"sgd"`).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Adam, Optimizer, Sgd, UpdateRule};
+    /// assert_eq!(Sgd::new(0.1)?.rule().kind(), "sgd");
+    /// assert_eq!(Adam::new(0.1)?.rule().kind(), "adam");
+    /// assert_eq!(Adam::new(0.1)?.state()?.kind, "adam"); // the saved state names it
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     fn kind(&self) -> &'static str;
 
     /// How many buffers, each of the parameter's shape, the rule keeps per parameter (the
     /// default: none).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{RmsProp, UpdateRule};
+    /// assert_eq!(RmsProp::new(0.01)?.rule().buffers(), 1); // [s]
+    /// assert_eq!(RmsProp::new(0.01)?.centered(true).rule().buffers(), 2); // [s, a]
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     fn buffers(&self) -> usize {
         0
     }
@@ -298,6 +315,14 @@ pub trait UpdateRule: Send {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] naming the rule and the settings.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Sgd, UpdateRule};
+    /// assert!(Sgd::new(0.1)?.nesterov().rule().validate().is_err()); // no momentum
+    /// assert!(Sgd::new(0.1)?.nesterov().momentum(0.9)?.rule().validate().is_ok());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     fn validate(&self) -> Result<()> {
         Ok(())
     }
@@ -314,6 +339,19 @@ pub trait UpdateRule: Send {
     /// # Errors
     /// A sentence saying what would overflow, which the driver puts in
     /// [`Error::Diverged`].
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Error, Linear, Mode, Module, Optimizer, Sgd, Tape};
+    /// let mut layer = Linear::from_parts(tensor::ones(&[1, 1]), None)?;
+    /// let tape = Tape::new();
+    /// let grads = layer.forward(tape.constant(tensor::full(&[1, 1], 1e30)), Mode::Train).sum().backward();
+    /// // lr·g = 1e40 overflows f32: SgdRule's check refuses it before anything changes
+    /// let err = Sgd::new(1e10)?.step(&mut layer, &grads).unwrap_err();
+    /// assert!(matches!(err, Error::Diverged { step: 0, .. }));
+    /// assert_eq!(layer.weight().value()[[0, 0]], 1.0);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     fn check(
         &mut self,
         value: ArrayViewD<'_, Elem>,
