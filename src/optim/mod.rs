@@ -195,6 +195,9 @@ pub trait Optimizer: Send {
 ///     fn kind(&self) -> &'static str {
 ///         "record"
 ///     }
+///     fn buffers(&self) -> usize {
+///         1
+///     }
 ///     fn check(&mut self, _: ArrayViewD<'_, f32>, _: &ParamGrad<'_>, _: &[Tensor],
 ///              _: &ParamStep<'_>) -> Result<(), String> {
 ///         Ok(())
@@ -232,7 +235,8 @@ pub struct ParamStep<'a> {
     pub weight_decay: Elem,
     /// Steps taken before this one (0 on the first).
     pub step: u64,
-    /// Whether the parameter's buffers were just made (zeros): its first update.
+    /// Whether the parameter's buffers were just made (zeros): its first update. A rule
+    /// that keeps no buffers ([`UpdateRule::buffers`] is 0) sees `true` at every step.
     pub first: bool,
     /// The parameter's position among those updated this step (0, 1, …), the same in
     /// [`UpdateRule::check`] and [`UpdateRule::update`]: a rule may keep, in a slot of its
