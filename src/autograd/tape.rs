@@ -158,10 +158,37 @@ pub struct Tape {
 ///
 /// # Examples
 /// ```
-/// use tapegrad::{StepRows, Tape};
-/// let rows = StepRows { step: 3, first_row: 64 }; // the second shard of a batch of 128
-/// assert_eq!(rows.first_row, 64);
+/// use std::sync::Mutex;
+/// use tapegrad::{ndarray::Array2, ChaCha8Rng, Dataset, Init, Linear, Loss, Mode, Module,
+///     SeedableRng, Sgd, StepRows, Tape, TrainStep, Var};
+///
+/// /// A linear layer that notes where each shard's rows start.
+/// struct Spy {
+///     linear: Linear,
+///     seen: Mutex<Vec<StepRows>>,
+/// }
+///
+/// impl Module for Spy {
+///     fn forward<'t>(&self, x: Var<'t>, mode: Mode) -> Var<'t> {
+///         self.seen.lock().unwrap().extend(x.tape().step_rows());
+///         self.linear.forward(x, mode)
+///     }
+///     tapegrad::walk!(linear);
+/// }
+///
+/// let labels = (0..64).map(|i| i % 2).collect();
+/// let data = Dataset::from_floats(Array2::<f32>::ones((64, 2)), labels)?;
+/// let linear = Linear::new(2, 2, Init::default(), &mut ChaCha8Rng::seed_from_u64(0))?;
+/// let mut model = Spy { linear, seen: Mutex::default() };
+/// let mut batches = data.batches(64)?;
+/// let batch = batches.next().unwrap();
+/// TrainStep::with_shards(2)?.run(&mut model, &mut Sgd::new(0.1)?, batch, &Loss::CrossEntropy)?;
+/// let mut seen = model.seen.into_inner().unwrap();
+/// seen.sort_by_key(|rows| rows.first_row);
+/// assert_eq!(seen.iter().map(|rows| rows.first_row).collect::<Vec<_>>(), [0, 32]);
+/// assert_eq!(seen[0].step, seen[1].step); // two shards of one step
 /// assert_eq!(Tape::new().step_rows(), None); // outside TrainStep
+/// # Ok::<(), tapegrad::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct StepRows {

@@ -116,10 +116,13 @@ impl Conv2dOptions {
     ///
     /// # Examples
     /// ```
-    /// use tapegrad::Conv2dOptions;
+    /// use tapegrad::{tensor, Conv2d, Conv2dOptions};
     /// let depthwise = Conv2dOptions::default().groups(8);
     /// assert_eq!(depthwise.groups, 8);
-    /// assert_eq!(Conv2dOptions::default().groups, 1);
+    /// // one 3×3 filter per channel: each sees 1 of the 8 input channels
+    /// let conv = Conv2d::from_parts(tensor::ones(&[8, 1, 3, 3]), None, depthwise)?;
+    /// assert_eq!(conv.in_channels(), 8);
+    /// # Ok::<(), tapegrad::Error>(())
     /// ```
     pub fn groups(self, groups: usize) -> Self {
         Conv2dOptions { groups, ..self }
