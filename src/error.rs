@@ -8,12 +8,31 @@ use std::fmt;
 use std::path::PathBuf;
 
 /// The result type of every fallible function in this crate.
+///
+/// # Examples
+/// ```
+/// use tapegrad::{tensor, Tensor};
+/// fn column(values: Vec<f32>) -> tapegrad::Result<Tensor> {
+///     let n = values.len();
+///     tensor::from_vec(values, &[n, 1])
+/// }
+/// assert_eq!(column(vec![1.0, 2.0])?.shape(), &[2, 1]);
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// Everything that can go wrong with input from outside the program.
 ///
 /// Each variant carries the context a user needs to fix the input: what was expected and
 /// what was found.
+///
+/// # Examples
+/// ```
+/// use tapegrad::{tensor, Error};
+/// let err = tensor::from_vec(vec![1.0, 2.0, 3.0], &[2, 2]).unwrap_err();
+/// assert!(matches!(err, Error::Shape { op: "tensor::from_vec", .. }));
+/// assert!(err.to_string().starts_with("tensor::from_vec: "));
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {

@@ -11,6 +11,14 @@ static NEXT_PARAM_ID: AtomicU64 = AtomicU64::new(0);
 
 /// Identifies one [`Param`] for the life of the process; [`Gradients`](crate::Gradients)
 /// are keyed by it.
+///
+/// # Examples
+/// ```
+/// use tapegrad::{tensor, Param};
+/// let (a, b) = (Param::weight(tensor::ones(&[1])), Param::weight(tensor::ones(&[1])));
+/// assert_ne!(a.id(), b.id()); // the same name and value, two parameters
+/// assert_eq!(a.id(), a.id());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ParamId(u64);
 
@@ -94,6 +102,15 @@ impl Param {
     /// A new parameter with a fresh id and the role [`Role::Weight`], whatever its name: the
     /// role is never guessed from the name. Give other roles with [`Param::with_role`],
     /// [`Param::bias`] or [`Param::weight`].
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Param, Role};
+    /// let scale = Param::new("scale", tensor::ones(&[3]));
+    /// assert_eq!((scale.name(), scale.role()), ("scale", Role::Weight));
+    /// // the role is not guessed from the name
+    /// assert_eq!(Param::new("bias", tensor::zeros(&[3])).role(), Role::Weight);
+    /// ```
     pub fn new(name: impl Into<String>, value: Tensor) -> Self {
         Param::with_role(name, Role::Weight, value)
     }
@@ -140,22 +157,57 @@ impl Param {
     }
 
     /// The id gradients are keyed by.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear};
+    /// let layer = Linear::from_parts(tensor::ones(&[2, 2]), Some(tensor::zeros(&[2])))?;
+    /// assert_ne!(layer.weight().id(), layer.bias().unwrap().id());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn id(&self) -> ParamId {
         self.id
     }
 
     /// The name given at construction (`"weight"`, `"bias"`). Checkpoints use the path the
     /// owning module's walk gives ([`Module::visit_params`](crate::Module::visit_params)), such as `"0.weight"`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear};
+    /// let layer = Linear::from_parts(tensor::ones(&[2, 2]), Some(tensor::zeros(&[2])))?;
+    /// assert_eq!(layer.weight().name(), "weight");
+    /// assert_eq!(layer.bias().unwrap().name(), "bias");
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// What the parameter is for, which decides weight decay and initialization rules.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear, Role};
+    /// let layer = Linear::from_parts(tensor::ones(&[2, 2]), Some(tensor::zeros(&[2])))?;
+    /// assert_eq!(layer.weight().role(), Role::Weight);
+    /// assert_eq!(layer.bias().unwrap().role(), Role::Bias);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn role(&self) -> Role {
         self.role
     }
 
     /// The current value.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Param};
+    /// let w = Param::weight(tensor::from_vec(vec![1.0, 2.0], &[2])?);
+    /// assert_eq!(w.value().as_slice().unwrap(), &[1.0, 2.0]);
+    /// assert_eq!(w.value().shape(), &[2]);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn value(&self) -> &SharedTensor {
         &self.value
     }

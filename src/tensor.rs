@@ -17,15 +17,42 @@ pub(crate) mod types {
     use ndarray::{ArrayD, IxDyn};
 
     /// The element type of every tensor: `f32`, named in this one place.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Elem};
+    /// let t = tensor::full(&[2], 0.5);
+    /// let first: Elem = t[[0]];
+    /// assert_eq!(first, 0.5f32);
+    /// ```
     pub type Elem = f32;
 
     /// An n-dimensional array of [`Elem`]: the value of every tape node, parameter and
     /// gradient.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{ndarray, tensor, Tensor};
+    /// let t: Tensor = ndarray::array![[1.0f32, 2.0], [3.0, 4.0]].into_dyn();
+    /// assert_eq!(t.shape(), &[2, 2]);
+    /// assert_eq!(t, tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[2, 2])?);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub type Tensor = ArrayD<Elem>;
 
     /// A [`Tensor`] whose buffer can be shared: a clone costs a reference-count increment,
     /// and the first write to a shared one copies it (copy-on-write). Parameters and tape
     /// values are stored this way, so putting a parameter on a tape copies nothing.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, SharedTensor};
+    /// let a: SharedTensor = tensor::ones(&[2]).into_shared();
+    /// let mut b = a.clone(); // shares a's buffer
+    /// b[[0]] = 5.0; // the first write copies it
+    /// assert_eq!(a.as_slice().unwrap(), &[1.0, 1.0]);
+    /// assert_eq!(b.as_slice().unwrap(), &[5.0, 1.0]);
+    /// ```
     pub type SharedTensor = ndarray::ArcArray<Elem, IxDyn>;
 }
 

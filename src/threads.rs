@@ -65,6 +65,14 @@ pub fn set_num_threads(n: usize) -> Result<()> {
 }
 
 /// The number of threads matrix products may use.
+///
+/// # Examples
+/// ```
+/// assert!(tapegrad::num_threads() >= 1); // rayon's pool size until set
+/// tapegrad::set_num_threads(1)?;
+/// assert_eq!(tapegrad::num_threads(), 1);
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
 pub fn num_threads() -> usize {
     match THREADS.load(Ordering::Relaxed) {
         0 => rayon::current_num_threads(),

@@ -148,6 +148,15 @@ impl<'a> ParamGrad<'a> {
     }
 
     /// The gradient's shape (the parameter's).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Param, Tape};
+    /// let w = Param::weight(tensor::ones(&[2, 3]));
+    /// let tape = Tape::new();
+    /// let grads = tape.param(&w).sum().backward();
+    /// assert_eq!(grads.param_grad(&w).unwrap().shape(), vec![2, 3]);
+    /// ```
     pub fn shape(&self) -> Vec<usize> {
         match self.parts() {
             Ok(grad) => grad.shape(),
@@ -159,12 +168,36 @@ impl<'a> ParamGrad<'a> {
     /// gradients of a batch's shards) rather than as one tensor: then
     /// [`ParamGrad::dense`] and [`ParamGrad::dense_in`] must compute it, while
     /// [`ParamGrad::scaled_add_to`] and [`ParamGrad::mix_into`] apply the parts directly.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear, Mode, Module, Tape};
+    /// let layer = Linear::from_parts(tensor::ones(&[2, 3]), Some(tensor::zeros(&[2])))?;
+    /// let tape = Tape::new();
+    /// let x = tape.constant(tensor::ones(&[4, 3]));
+    /// let grads = layer.forward(x, Mode::Train).sum().backward();
+    /// // the weight's gradient Gᵀ·X stays as its two factors; the bias's is one tensor
+    /// assert!(grads.param_grad(layer.weight()).unwrap().is_factored());
+    /// assert!(!grads.param_grad(layer.bias().unwrap()).unwrap().is_factored());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn is_factored(&self) -> bool {
         matches!(self.parts(), Ok(Grad::Outer { .. } | Grad::Sum(_)))
     }
 
     /// Whether every element is finite. Factors are checked without forming their product
     /// when a bound on it shows it finite.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Param, Tape};
+    /// let w = Param::weight(tensor::ones(&[2]));
+    /// let tape = Tape::new();
+    /// let finite = (tape.param(&w) * 3.0).sum().backward();
+    /// assert!(finite.param_grad(&w).unwrap().is_finite());
+    /// let overflowing = (tape.param(&w) * f32::INFINITY).sum().backward();
+    /// assert!(!overflowing.param_grad(&w).unwrap().is_finite());
+    /// ```
     pub fn is_finite(&self) -> bool {
         self.finite_bound().is_some()
     }
@@ -172,6 +205,18 @@ impl<'a> ParamGrad<'a> {
     /// A bound on the largest absolute value of the gradient (never below it, at most
     /// `f32::MAX`), or `None` when an element is NaN or infinite. Update rules use it to
     /// check that a step cannot overflow without reading the gradient again.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Param, Tape};
+    /// let w = Param::weight(tensor::ones(&[2]));
+    /// let tape = Tape::new();
+    /// let grads = (tape.param(&w) * -3.0).sum().backward(); // ∂L/∂w = [-3, -3]
+    /// let bound = grads.param_grad(&w).unwrap().finite_bound().unwrap();
+    /// assert!(bound >= 3.0);
+    /// let grads = (tape.param(&w) * f32::NAN).sum().backward();
+    /// assert_eq!(grads.param_grad(&w).unwrap().finite_bound(), None);
+    /// ```
     pub fn finite_bound(&self) -> Option<f64> {
         let bound = match self.parts() {
             Ok(grad) => grad.finite_bound()?,
@@ -186,6 +231,18 @@ impl<'a> ParamGrad<'a> {
     ///
     /// # Panics
     /// When `dst` does not have the gradient's shape.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Param, Tape};
+    /// let w = Param::weight(tensor::from_vec(vec![1.0, 2.0], &[2])?);
+    /// let tape = Tape::new();
+    /// let grads = tape.param(&w).square().sum().backward(); // ∂L/∂w = 2w = [2, 4]
+    /// let mut dst = tensor::ones(&[2]);
+    /// grads.param_grad(&w).unwrap().scaled_add_to(dst.view_mut(), 0.5);
+    /// assert_eq!(dst.as_slice().unwrap(), &[2.0, 3.0]);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     #[track_caller]
     pub fn scaled_add_to(&self, dst: ArrayViewMutD<'_, Elem>, alpha: Elem) {
         self.mix_into(dst, 1.0, alpha);
@@ -197,6 +254,19 @@ impl<'a> ParamGrad<'a> {
     ///
     /// # Panics
     /// When `dst` does not have the gradient's shape.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Param, Tape};
+    /// let w = Param::weight(tensor::from_vec(vec![1.0, 2.0], &[2])?);
+    /// let tape = Tape::new();
+    /// let grads = tape.param(&w).square().sum().backward(); // g = 2w = [2, 4]
+    /// let mut momentum = tensor::ones(&[2]);
+    /// // b ← 0.5·b + g
+    /// grads.param_grad(&w).unwrap().mix_into(momentum.view_mut(), 0.5, 1.0);
+    /// assert_eq!(momentum.as_slice().unwrap(), &[2.5, 4.5]);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     #[track_caller]
     pub fn mix_into(&self, dst: ArrayViewMutD<'_, Elem>, beta: Elem, alpha: Elem) {
         let fits = match self.parts() {
@@ -220,6 +290,17 @@ impl<'a> ParamGrad<'a> {
     /// The gradient as one tensor: borrowed when it is one already; formed on the first call
     /// (and counted by [`Gradients::dense_formed`](crate::Gradients::dense_formed)) when it
     /// is kept in parts; a scaled copy when gradient clipping scaled it.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Param, Tape};
+    /// let w = Param::weight(tensor::from_vec(vec![1.0, -2.0], &[2])?);
+    /// let tape = Tape::new();
+    /// let grads = tape.param(&w).square().sum().backward();
+    /// let g = grads.param_grad(&w).unwrap().dense(); // 2w
+    /// assert_eq!(g.as_slice().unwrap(), &[2.0, -4.0]);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn dense(&self) -> Cow<'a, Tensor> {
         if self.scale != 1.0 {
             let mut scaled = Tensor::zeros(IxDyn(&self.shape()));
@@ -246,6 +327,20 @@ impl<'a> ParamGrad<'a> {
     /// `scratch` (which grows to fit; reuse it from step to step so that forming allocates
     /// nothing). Forming a gradient kept in parts is counted by
     /// [`Gradients::dense_formed`](crate::Gradients::dense_formed).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear, Mode, Module, Tape};
+    /// let layer = Linear::from_parts(tensor::zeros(&[2, 2]), None)?;
+    /// let tape = Tape::new();
+    /// let x = tape.constant(tensor::from_vec(vec![1.0, 2.0], &[1, 2])?);
+    /// let grads = layer.forward(x, Mode::Train).sum().backward();
+    /// let mut scratch = Vec::new(); // keep it across steps
+    /// let g = grads.param_grad(layer.weight()).unwrap();
+    /// assert_eq!(g.dense_in(&mut scratch).as_slice().unwrap(), &[1.0, 2.0, 1.0, 2.0]);
+    /// assert_eq!(grads.dense_formed(), 1);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn dense_in<'s>(&'s self, scratch: &'s mut Vec<Elem>) -> ArrayViewD<'s, Elem> {
         if self.scale == 1.0 {
             match self.source {

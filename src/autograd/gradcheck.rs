@@ -8,6 +8,15 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 /// Settings of [`gradcheck_with`]. The defaults suit `f32`: `eps = 1e-3`, `tolerance = 1e-2`.
+///
+/// # Examples
+/// ```
+/// use tapegrad::GradcheckConfig;
+/// let config = GradcheckConfig::default();
+/// assert_eq!((config.eps, config.tolerance, config.seed), (1e-3, 1e-2, 0));
+/// let other_weights = GradcheckConfig { seed: 7, ..config };
+/// assert_ne!(other_weights, config);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GradcheckConfig {
     /// Half the width of the central difference.
@@ -45,9 +54,12 @@ impl Default for GradcheckConfig {
 ///
 /// # Examples
 /// ```
-/// use tapegrad::{gradcheck, tensor};
+/// use tapegrad::{gradcheck, tensor, Error};
 /// let x = tensor::from_vec(vec![0.5, -1.0, 2.0], &[3])?;
-/// gradcheck(|v| v[0].tanh() * v[0], &[x])?;
+/// assert!(gradcheck(|v| v[0].tanh() * v[0], &[x]).is_ok());
+/// // at relu's kink the estimate (ε − 0)/2ε = 0.5 differs from relu'(0) = 0
+/// let err = gradcheck(|v| v[0].relu(), &[tensor::zeros(&[1])]).unwrap_err();
+/// assert!(matches!(err, Error::GradientMismatch { element: 0, analytic: 0.0, .. }));
 /// # Ok::<(), tapegrad::Error>(())
 /// ```
 pub fn gradcheck<F>(f: F, inputs: &[Tensor]) -> Result<()>
@@ -61,6 +73,18 @@ where
 ///
 /// # Errors
 /// As [`gradcheck`].
+///
+/// # Examples
+/// ```
+/// use tapegrad::{gradcheck_with, tensor, GradcheckConfig};
+/// let x = tensor::from_vec(vec![0.5], &[1])?;
+/// // relu(x) is smooth within 1e-3 of 0.5, so the default ε agrees with backward
+/// assert!(gradcheck_with(&GradcheckConfig::default(), |v| v[0].relu(), &[x.clone()]).is_ok());
+/// // an ε of 1 steps over the kink at 0: the estimate (1.5 − 0)/2 = 0.75 is not 1
+/// let wide = GradcheckConfig { eps: 1.0, ..GradcheckConfig::default() };
+/// assert!(gradcheck_with(&wide, |v| v[0].relu(), &[x]).is_err());
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
 pub fn gradcheck_with<F>(config: &GradcheckConfig, f: F, inputs: &[Tensor]) -> Result<()>
 where
     F: for<'t> Fn(&[Var<'t>]) -> Var<'t>,

@@ -11,6 +11,18 @@ use std::sync::OnceLock;
 /// [`Var::backward`].
 ///
 /// Look one up by leaf with [`Gradients::get`], or by parameter with [`Gradients::param`].
+///
+/// # Examples
+/// ```
+/// use tapegrad::{tensor, Tape};
+/// let tape = Tape::new();
+/// let (a, b) = (tape.leaf(tensor::ones(&[2])), tape.leaf(tensor::ones(&[2])));
+/// let c = tape.constant(tensor::ones(&[2]));
+/// let grads = (a * 3.0 + c).sum().backward();
+/// assert_eq!(grads.get(a).unwrap().as_slice().unwrap(), &[3.0, 3.0]);
+/// assert!(grads.get(b).is_none()); // the loss does not use b
+/// assert_eq!(grads.len(), 1);
+/// ```
 #[derive(Debug, Clone)]
 pub struct Gradients {
     pub(crate) tape: u64,
@@ -64,6 +76,16 @@ impl Gradients {
     /// # Panics
     /// If `leaf` is on another tape, or on this tape before a [`Tape::reset`] the gradients
     /// were not computed after.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Tape};
+    /// let tape = Tape::new();
+    /// let x = tape.leaf(tensor::from_vec(vec![1.0, 2.0], &[2])?);
+    /// let grads = (x * x).sum().backward(); // ∂Σx²/∂x = 2x
+    /// assert_eq!(grads.get(x).unwrap().as_slice().unwrap(), &[2.0, 4.0]);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     #[track_caller]
     pub fn get(&self, leaf: Var<'_>) -> Option<&Tensor> {
         assert!(
@@ -79,6 +101,16 @@ impl Gradients {
     /// The gradient of the loss with respect to a parameter put on the tape with
     /// [`Tape::param`], or `None` when the loss does not depend on it. Formed on the first
     /// call when it is kept as factors, as [`Gradients::get`] says.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Param, Tape};
+    /// let (w, unused) = (Param::weight(tensor::ones(&[2])), Param::bias(tensor::ones(&[2])));
+    /// let tape = Tape::new();
+    /// let grads = (tape.param(&w) * 2.0).sum().backward();
+    /// assert_eq!(grads.param(&w).unwrap().as_slice().unwrap(), &[2.0, 2.0]);
+    /// assert!(grads.param(&unused).is_none());
+    /// ```
     pub fn param(&self, param: &Param) -> Option<&Tensor> {
         self.param_leaf(param).map(|leaf| leaf.dense(&self.formed))
     }
@@ -86,6 +118,21 @@ impl Gradients {
     /// A parameter's gradient as the backward pass left it, as a handle that update rules
     /// read without forming a matrix product's weight gradient (see [`ParamGrad`]); `None`
     /// when the loss does not depend on the parameter.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear, Mode, Module, Tape};
+    /// let layer = Linear::from_parts(tensor::zeros(&[1, 2]), None)?;
+    /// let tape = Tape::new();
+    /// let x = tape.constant(tensor::from_vec(vec![3.0, 4.0], &[1, 2])?);
+    /// let grads = layer.forward(x, Mode::Train).sum().backward();
+    /// let g = grads.param_grad(layer.weight()).unwrap();
+    /// let mut w = tensor::zeros(&[1, 2]);
+    /// g.scaled_add_to(w.view_mut(), -0.1); // W ← W − 0.1·g, g = x
+    /// assert_eq!(w.as_slice().unwrap(), &[-0.3, -0.4]);
+    /// assert_eq!(grads.dense_formed(), 0); // g was never written out
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn param_grad(&self, param: &Param) -> Option<ParamGrad<'_>> {
         (self.param_leaf(param))
             .map(|leaf| ParamGrad::of_leaf(&leaf.grad, &leaf.dense, &self.formed))
@@ -167,11 +214,30 @@ impl Gradients {
     }
 
     /// Number of leaves that received a gradient.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Tape};
+    /// let tape = Tape::new();
+    /// let (a, b) = (tape.leaf(tensor::ones(&[2])), tape.leaf(tensor::ones(&[2])));
+    /// assert_eq!((a * b).sum().backward().len(), 2);
+    /// assert_eq!(a.sum().backward().len(), 1);
+    /// ```
     pub fn len(&self) -> usize {
         self.leaves.len()
     }
 
     /// Whether no leaf received a gradient.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Tape};
+    /// let tape = Tape::new();
+    /// let x = tape.leaf(tensor::ones(&[2]));
+    /// assert!(!x.sum().backward().is_empty());
+    /// let c = tape.constant(tensor::ones(&[2]));
+    /// assert!(c.sum().backward().is_empty()); // nothing on the tape needs a gradient
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.leaves.is_empty()
     }
@@ -210,6 +276,17 @@ impl<'t> Var<'t> {
     /// # Panics
     /// If this value has more than one element (`backward: expected a scalar loss`), or the
     /// tape was made by [`Tape::inference`].
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Tape};
+    /// let tape = Tape::new();
+    /// let x = tape.leaf(tensor::from_vec(vec![3.0], &[])?);
+    /// // y = x·x + x uses x three times: dy/dx = 2x + 1 = 7, the sum of all uses
+    /// let grads = (x * x + x).backward();
+    /// assert_eq!(grads.get(x).unwrap().sum(), 7.0);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     #[track_caller]
     pub fn backward(self) -> Gradients {
         assert!(

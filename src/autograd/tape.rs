@@ -73,8 +73,30 @@ pub(super) struct Node {
 /// A value that can be put on a tape with [`Tape::leaf`] or [`Tape::constant`]: an owned
 /// array of any dimensionality (moved in, no copy), or a borrowed array or view (copied into
 /// a buffer the tape reuses across steps, so a training loop allocates nothing for it).
+///
+/// # Examples
+/// ```
+/// use tapegrad::{ndarray, tensor, Tape};
+/// let tape = Tape::new();
+/// let owned = tensor::ones(&[2, 2]); // moved in, no copy
+/// let borrowed = ndarray::arr2(&[[1.0f32, 2.0], [3.0, 4.0]]); // copied into a reused buffer
+/// let x = tape.constant(owned) + tape.leaf(&borrowed);
+/// let view = tape.constant(borrowed.row(0)); // a view, copied
+/// assert_eq!(x.value().as_slice().unwrap(), &[2.0, 3.0, 4.0, 5.0]);
+/// assert_eq!(view.shape(), vec![2]);
+/// ```
 pub trait TapeInput {
     /// The value as a [`Tensor`] owned by `tape`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Tape, TapeInput};
+    /// let tape = Tape::new();
+    /// let owned = tensor::from_vec(vec![1.0, 2.0], &[2])?.into_tensor(&tape); // moved
+    /// let copied = (&owned).into_tensor(&tape); // copied into one of the tape's buffers
+    /// assert_eq!(owned, copied);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     fn into_tensor(self, tape: &Tape) -> Tensor;
 }
 
@@ -136,6 +158,41 @@ pub struct Tape {
 /// Where a tape's samples sit in a training step: set by [`TrainStep`](crate::TrainStep) on
 /// the tape of each shard, read by random layers through
 /// [`SampleRng`](crate::SampleRng) so that a sample draws the same numbers in any shard.
+///
+/// # Examples
+/// ```
+/// use std::sync::Mutex;
+/// use tapegrad::{ndarray::Array2, ChaCha8Rng, Dataset, Init, Linear, Loss, Mode, Module,
+///     SeedableRng, Sgd, StepRows, Tape, TrainStep, Var};
+///
+/// /// A linear layer that notes where each shard's rows start.
+/// struct Spy {
+///     linear: Linear,
+///     seen: Mutex<Vec<StepRows>>,
+/// }
+///
+/// impl Module for Spy {
+///     fn forward<'t>(&self, x: Var<'t>, mode: Mode) -> Var<'t> {
+///         self.seen.lock().unwrap().extend(x.tape().step_rows());
+///         self.linear.forward(x, mode)
+///     }
+///     tapegrad::walk!(linear);
+/// }
+///
+/// let labels = (0..64).map(|i| i % 2).collect();
+/// let data = Dataset::from_floats(Array2::<f32>::ones((64, 2)), labels)?;
+/// let linear = Linear::new(2, 2, Init::default(), &mut ChaCha8Rng::seed_from_u64(0))?;
+/// let mut model = Spy { linear, seen: Mutex::default() };
+/// let mut batches = data.batches(64)?;
+/// let batch = batches.next().unwrap();
+/// TrainStep::with_shards(2)?.run(&mut model, &mut Sgd::new(0.1)?, batch, &Loss::CrossEntropy)?;
+/// let mut seen = model.seen.into_inner().unwrap();
+/// seen.sort_by_key(|rows| rows.first_row);
+/// assert_eq!(seen.iter().map(|rows| rows.first_row).collect::<Vec<_>>(), [0, 32]);
+/// assert_eq!(seen[0].step, seen[1].step); // two shards of one step
+/// assert_eq!(Tape::new().step_rows(), None); // outside TrainStep
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct StepRows {
     /// The step, unique within the process.
@@ -152,6 +209,13 @@ impl Default for Tape {
 
 impl Tape {
     /// An empty tape that records backward rules.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::new();
+    /// assert!(tape.is_recording() && tape.is_empty());
+    /// ```
     pub fn new() -> Self {
         Self::with_recording(true)
     }
@@ -184,6 +248,13 @@ impl Tape {
 
     /// The training step this tape's batch belongs to and where its rows start in the whole
     /// batch; `None` (the default) outside [`TrainStep`](crate::TrainStep).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::new();
+    /// assert!(tape.step_rows().is_none()); // set only on the tapes TrainStep runs
+    /// ```
     pub fn step_rows(&self) -> Option<StepRows> {
         self.step_rows.get()
     }
@@ -205,6 +276,13 @@ impl Tape {
     }
 
     /// Whether this tape records backward rules (false for [`Tape::inference`]).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::Tape;
+    /// assert!(Tape::new().is_recording());
+    /// assert!(!Tape::inference().is_recording());
+    /// ```
     pub fn is_recording(&self) -> bool {
         self.recording
     }
@@ -214,6 +292,17 @@ impl Tape {
     /// and backward rules.
     ///
     /// Taking `&mut self` means no [`Var`] of the old step can outlive the reset.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Tape};
+    /// let mut tape = Tape::new();
+    /// let x = tape.leaf(tensor::ones(&[3]));
+    /// assert_eq!(x.relu().shape(), vec![3]);
+    /// assert_eq!(tape.len(), 2);
+    /// tape.reset();
+    /// assert!(tape.is_empty());
+    /// ```
     pub fn reset(&mut self) {
         self.generation += 1;
         if self.nodes.get_mut().is_empty() && self.pool.is_untouched() {
@@ -234,23 +323,66 @@ impl Tape {
     }
 
     /// Number of nodes recorded so far.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Tape};
+    /// let tape = Tape::new();
+    /// let x = tape.leaf(tensor::ones(&[3]));
+    /// let y = (x * 2.0).sum(); // a leaf, a scale and a sum: three nodes
+    /// assert_eq!(y.item(), 6.0);
+    /// assert_eq!(tape.len(), 3);
+    /// ```
     pub fn len(&self) -> usize {
         self.nodes.borrow().len()
     }
 
     /// Whether nothing has been recorded yet.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Tape};
+    /// let tape = Tape::new();
+    /// assert!(tape.is_empty());
+    /// assert_eq!(tape.constant(tensor::zeros(&[1])).op(), "constant");
+    /// assert!(!tape.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Puts an input that needs a gradient on the tape (`requires_grad=True` in PyTorch).
     /// [`Var::backward`] returns its gradient. On an inference tape it needs none.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Tape};
+    /// let tape = Tape::new();
+    /// let x = tape.leaf(tensor::from_vec(vec![1.0, 2.0], &[2])?);
+    /// assert!(x.requires_grad());
+    /// let grads = (x * 3.0).sum().backward();
+    /// assert_eq!(grads.get(x).unwrap().as_slice().unwrap(), &[3.0, 3.0]);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn leaf(&self, value: impl TapeInput) -> Var<'_> {
         let value = value.into_tensor(self);
         self.push_leaf("leaf", value, self.recording)
     }
 
     /// Puts an input that needs no gradient on the tape: data, labels, targets.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Tape};
+    /// let tape = Tape::new();
+    /// let w = tape.leaf(tensor::ones(&[2]));
+    /// let data = tape.constant(tensor::from_vec(vec![1.0, 2.0], &[2])?);
+    /// assert!(!data.requires_grad());
+    /// let grads = (w * data).sum().backward();
+    /// assert!(grads.get(w).is_some());
+    /// assert!(grads.get(data).is_none()); // constants get no gradient
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn constant(&self, value: impl TapeInput) -> Var<'_> {
         let value = value.into_tensor(self);
         self.push_leaf("constant", value, false)
@@ -261,6 +393,18 @@ impl Tape {
     /// returns the same `Var`, so all its uses add into one gradient.
     ///
     /// The tape shares the parameter's buffer instead of copying it (see [`Param`]).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Param, Tape};
+    /// let w = Param::weight(tensor::from_vec(vec![3.0], &[1])?);
+    /// let tape = Tape::new();
+    /// let (a, b) = (tape.param(&w), tape.param(&w));
+    /// assert_eq!(tape.len(), 1); // the same parameter is one node
+    /// let grads = (a * b).sum().backward(); // w²: ∂/∂w = 2w = 6
+    /// assert_eq!(grads.param(&w).unwrap()[[0]], 6.0);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn param(&self, param: &Param) -> Var<'_> {
         let existing = self
             .nodes
@@ -392,6 +536,17 @@ impl fmt::Debug for Tape {
 ///
 /// Ops are methods (`x.relu()`, `a.matmul(b)`) and operators (`a + b`, `x * 2.0`); each
 /// records one node and returns the handle of its output.
+///
+/// # Examples
+/// ```
+/// use tapegrad::{tensor, Tape};
+/// let tape = Tape::new();
+/// let x = tape.leaf(tensor::from_vec(vec![-1.0, 2.0], &[2])?);
+/// let y = x.relu() * 3.0 + 1.0; // x is Copy: use it as often as needed
+/// assert_eq!(y.value().as_slice().unwrap(), &[1.0, 7.0]);
+/// assert_eq!(y.shape(), vec![2]);
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
 #[derive(Clone, Copy)]
 pub struct Var<'t> {
     pub(crate) tape: &'t Tape,
@@ -400,6 +555,17 @@ pub struct Var<'t> {
 
 impl<'t> Var<'t> {
     /// The tape this value lives on.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Tape};
+    /// let tape = Tape::new();
+    /// let x = tape.leaf(tensor::ones(&[2]));
+    /// assert!(std::ptr::eq(x.tape(), &tape));
+    /// // e.g. to put a constant of the same shape on the same tape
+    /// let y = x + x.tape().constant(tensor::ones(&[2]));
+    /// assert_eq!(y.value().sum(), 4.0);
+    /// ```
     pub fn tape(self) -> &'t Tape {
         self.tape
     }
@@ -410,22 +576,59 @@ impl<'t> Var<'t> {
     }
 
     /// A copy of this value.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Tape};
+    /// let tape = Tape::new();
+    /// let x = tape.constant(tensor::from_vec(vec![1.0, 4.0], &[2])?);
+    /// let y = x.sqrt().value(); // an owned Tensor
+    /// assert_eq!(y.as_slice().unwrap(), &[1.0, 2.0]);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn value(self) -> Tensor {
         self.data().into_owned()
     }
 
     /// The shape of this value.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Tape};
+    /// let tape = Tape::new();
+    /// let x = tape.constant(tensor::ones(&[2, 3]));
+    /// assert_eq!(x.shape(), vec![2, 3]);
+    /// assert_eq!(x.sum_axis(1).shape(), vec![2]);
+    /// ```
     pub fn shape(self) -> Vec<usize> {
         self.tape.nodes.borrow()[self.id].value.shape().to_vec()
     }
 
     /// The name of the op that produced this value (`"leaf"`, `"constant"`, `"matmul"`, ...).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Tape};
+    /// let tape = Tape::new();
+    /// let x = tape.leaf(tensor::ones(&[2, 2]));
+    /// assert_eq!(x.op(), "leaf");
+    /// assert_eq!(x.matmul(x).op(), "matmul");
+    /// ```
     pub fn op(self) -> &'static str {
         self.tape.nodes.borrow()[self.id].op
     }
 
     /// Whether a gradient flows to this value: it is a leaf made by [`Tape::leaf`], or depends
     /// on one, on a recording tape.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Tape};
+    /// let tape = Tape::new();
+    /// let (x, c) = (tape.leaf(tensor::ones(&[2])), tape.constant(tensor::ones(&[2])));
+    /// assert!((x * c).requires_grad()); // depends on a leaf
+    /// assert!(!(c * 2.0).requires_grad());
+    /// ```
     pub fn requires_grad(self) -> bool {
         self.tape.nodes.borrow()[self.id].requires_grad
     }
@@ -434,6 +637,15 @@ impl<'t> Var<'t> {
     ///
     /// # Panics
     /// If the value does not have exactly one element.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Tape};
+    /// let tape = Tape::new();
+    /// let x = tape.constant(tensor::from_vec(vec![1.0, 2.0, 3.0], &[3])?);
+    /// assert_eq!(x.sum().item(), 6.0);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     #[track_caller]
     pub fn item(self) -> Elem {
         let nodes = self.tape.nodes.borrow();

@@ -126,6 +126,16 @@ impl LeakyRelu {
     /// # Errors
     /// [`Error::InvalidArgument`] if `slope` is not finite:
     /// `leaky_relu: slope must be finite, got NaN`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::LeakyRelu;
+    /// let very_leaky = LeakyRelu::new(1.0 / 3.0)?; // the LSUV paper's
+    /// assert_eq!(very_leaky.slope(), 1.0 / 3.0);
+    /// let err = LeakyRelu::new(f32::NAN).unwrap_err();
+    /// assert_eq!(err.to_string(), "leaky_relu: slope must be finite, got NaN");
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn new(slope: Elem) -> Result<Self> {
         if !slope.is_finite() {
             return Err(Error::InvalidArgument {
@@ -137,6 +147,14 @@ impl LeakyRelu {
     }
 
     /// The negative-side slope.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::LeakyRelu;
+    /// assert_eq!(LeakyRelu::new(0.2)?.slope(), 0.2);
+    /// assert_eq!(LeakyRelu::default().slope(), 0.01); // PyTorch's default
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn slope(&self) -> Elem {
         self.slope
     }
@@ -178,6 +196,18 @@ impl Elu {
     /// # Errors
     /// [`Error::InvalidArgument`] if `alpha` is not finite:
     /// `elu: alpha must be finite, got inf`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Elu, Mode, Module, Tape};
+    /// let layer = Elu::new(0.5)?;
+    /// let tape = Tape::new();
+    /// let x = tape.constant(tensor::from_vec(vec![-100.0, 2.0], &[1, 2])?);
+    /// // saturates at −alpha on the left, identity on the right
+    /// assert_eq!(layer.forward(x, Mode::Eval).value().as_slice().unwrap(), &[-0.5, 2.0]);
+    /// assert!(Elu::new(f32::INFINITY).is_err());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn new(alpha: Elem) -> Result<Self> {
         if !alpha.is_finite() {
             return Err(Error::InvalidArgument {
@@ -189,6 +219,14 @@ impl Elu {
     }
 
     /// The saturation parameter.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::Elu;
+    /// assert_eq!(Elu::new(0.5)?.alpha(), 0.5);
+    /// assert_eq!(Elu::default().alpha(), 1.0);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn alpha(&self) -> Elem {
         self.alpha
     }
@@ -256,6 +294,18 @@ pub enum Activation {
 
 impl Activation {
     /// Every activation with its default parameters, for sweeps.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::Activation;
+    /// assert_eq!(Activation::ALL.len(), 7);
+    /// assert!(Activation::ALL.contains(&Activation::Relu));
+    /// // every one parses back from its name
+    /// for act in Activation::ALL {
+    ///     assert_eq!(act.to_string().parse::<Activation>()?, act);
+    /// }
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub const ALL: [Activation; 7] = [
         Activation::Identity,
         Activation::Step,
@@ -270,6 +320,18 @@ impl Activation {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] if a slope or alpha is not finite.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Activation, Mode, Tape};
+    /// let layer = Activation::LeakyRelu { slope: 0.5 }.layer()?;
+    /// assert_eq!(layer.describe(), "LeakyReLU(negative_slope=0.5)");
+    /// let tape = Tape::new();
+    /// let y = layer.forward(tape.constant(tensor::full(&[1, 1], -2.0)), Mode::Eval);
+    /// assert_eq!(y.item(), -1.0);
+    /// assert!(Activation::Elu { alpha: f32::NAN }.layer().is_err());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn layer(self) -> Result<Box<dyn Module>> {
         Ok(match self {
             Activation::Identity => Box::new(Identity),
@@ -283,6 +345,17 @@ impl Activation {
     }
 
     /// Applies the activation to `x` directly, without a layer.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Activation, Tape};
+    /// let tape = Tape::new();
+    /// let x = tape.constant(tensor::from_vec(vec![-1.0, 0.0, 2.0], &[3])?);
+    /// assert_eq!(Activation::Relu.apply(x).value().as_slice().unwrap(), &[0.0, 0.0, 2.0]);
+    /// assert_eq!(Activation::Step.apply(x).value().as_slice().unwrap(), &[0.0, 0.0, 1.0]);
+    /// assert_eq!(Activation::Identity.apply(x).value(), x.value());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn apply<'t>(self, x: Var<'t>) -> Var<'t> {
         match self {
             Activation::Identity => x,

@@ -217,41 +217,117 @@ impl Conv2d {
     }
 
     /// The weight, `[out, in/groups, kh, kw]`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Conv2d, Conv2dOptions};
+    /// let conv = Conv2d::from_parts(tensor::ones(&[4, 3, 5, 5]), None, Conv2dOptions::default())?;
+    /// assert_eq!(conv.weight().value().shape(), &[4, 3, 5, 5]);
+    /// assert_eq!(conv.weight().name(), "weight");
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn weight(&self) -> &Param {
         &self.weight
     }
 
     /// The weight, for in-place changes of its values (its shape must not change).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Conv2d, Conv2dOptions};
+    /// let mut conv = Conv2d::from_parts(tensor::ones(&[2, 1, 3, 3]), None, Conv2dOptions::default())?;
+    /// conv.weight_mut().value_mut().fill(0.5);
+    /// assert!(conv.weight().value().iter().all(|&w| w == 0.5));
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn weight_mut(&mut self) -> &mut Param {
         &mut self.weight
     }
 
     /// The bias, `[out]`, if the layer has one.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Conv2d, Conv2dOptions, Role};
+    /// let options = Conv2dOptions::default();
+    /// let conv = Conv2d::from_parts(tensor::ones(&[2, 1, 3, 3]), Some(tensor::zeros(&[2])), options)?;
+    /// assert_eq!(conv.bias().unwrap().role(), Role::Bias);
+    /// let no_bias = Conv2d::from_parts(tensor::ones(&[2, 1, 3, 3]), None, options)?;
+    /// assert!(no_bias.bias().is_none());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn bias(&self) -> Option<&Param> {
         self.bias.as_ref()
     }
 
     /// The bias, for in-place changes of its values (its shape must not change).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Conv2d, Conv2dOptions};
+    /// let options = Conv2dOptions::default();
+    /// let mut conv = Conv2d::from_parts(tensor::ones(&[2, 1, 3, 3]), Some(tensor::zeros(&[2])), options)?;
+    /// conv.bias_mut().unwrap().value_mut().fill(0.1);
+    /// assert_eq!(conv.bias().unwrap().value().as_slice().unwrap(), &[0.1, 0.1]);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn bias_mut(&mut self) -> Option<&mut Param> {
         self.bias.as_mut()
     }
 
     /// Stride, padding, dilation and groups.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Conv2d, Conv2dOptions};
+    /// let options = Conv2dOptions::default().stride(2).padding(1);
+    /// let conv = Conv2d::from_parts(tensor::ones(&[4, 2, 3, 3]), None, options)?;
+    /// assert_eq!(conv.options(), options);
+    /// assert_eq!(conv.options().stride, [2, 2]);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn options(&self) -> Conv2dOptions {
         self.options
     }
 
     /// The number of input channels, `C` of `[N, C, H, W]`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Conv2d, Conv2dOptions};
+    /// let conv = Conv2d::from_parts(tensor::ones(&[6, 4, 3, 3]), None, Conv2dOptions::default())?;
+    /// assert_eq!(conv.in_channels(), 4);
+    /// // with 2 groups each filter sees 4 of the 8 input channels
+    /// let grouped = Conv2d::from_parts(tensor::ones(&[6, 4, 3, 3]), None, Conv2dOptions::default().groups(2))?;
+    /// assert_eq!(grouped.in_channels(), 8);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn in_channels(&self) -> usize {
         self.weight.value().shape()[1] * self.options.groups
     }
 
     /// The number of output channels (filters).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Conv2d, Conv2dOptions};
+    /// let conv = Conv2d::from_parts(tensor::ones(&[6, 4, 3, 3]), None, Conv2dOptions::default())?;
+    /// assert_eq!(conv.out_channels(), 6);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn out_channels(&self) -> usize {
         self.weight.value().shape()[0]
     }
 
     /// The kernel's `[kh, kw]`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Conv2d, Conv2dOptions};
+    /// let conv = Conv2d::from_parts(tensor::ones(&[6, 4, 3, 5]), None, Conv2dOptions::default())?;
+    /// assert_eq!(conv.kernel_size(), [3, 5]);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn kernel_size(&self) -> [usize; 2] {
         let s = self.weight.value().shape();
         [s[2], s[3]]

@@ -74,6 +74,14 @@ impl Dropout {
     }
 
     /// The drop probability.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{ChaCha8Rng, Dropout, SeedableRng};
+    /// let dropout = Dropout::new(0.5, &mut ChaCha8Rng::seed_from_u64(0))?;
+    /// assert_eq!(dropout.p(), 0.5);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn p(&self) -> Elem {
         self.p
     }

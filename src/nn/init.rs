@@ -19,6 +19,20 @@ use serde::{Deserialize, Serialize};
 ///
 /// `FanIn` keeps the variance of the activations constant in the forward pass; `FanOut`
 /// keeps the variance of the gradients constant in the backward pass (He et al. 2015, §2.2).
+///
+/// # Examples
+/// ```
+/// use tapegrad::{Activation, ChaCha8Rng, FanMode, Init, Linear, SeedableRng};
+/// let mut rng = ChaCha8Rng::seed_from_u64(0);
+/// let he = |mode| Init::KaimingUniform { mode, activation: Activation::Relu };
+/// // a weight [out = 2, in = 8]: a = √2·√(3/fan) is √(6/8) by fan_in, √(6/2) by fan_out
+/// let by_in = Linear::new(8, 2, he(FanMode::FanIn), &mut rng)?;
+/// let by_out = Linear::new(8, 2, he(FanMode::FanOut), &mut rng)?;
+/// assert!(by_in.weight().value().iter().all(|w| w.abs() <= (6.0f32 / 8.0).sqrt()));
+/// assert!(by_out.weight().value().iter().all(|w| w.abs() <= (6.0f32 / 2.0).sqrt()));
+/// assert!(by_out.weight().value().iter().any(|w| w.abs() > (6.0f32 / 8.0).sqrt()));
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FanMode {

@@ -157,16 +157,44 @@ impl Linear {
     }
 
     /// The weight, `[out, in]`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear};
+    /// let layer = Linear::from_parts(tensor::ones(&[3, 2]), None)?;
+    /// assert_eq!(layer.weight().value().shape(), &[3, 2]); // [out, in]
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn weight(&self) -> &Param {
         &self.weight
     }
 
     /// The weight, for in-place changes of its values (its shape must not change).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear, Mode, Module, Tape};
+    /// let mut layer = Linear::from_parts(tensor::ones(&[1, 2]), None)?;
+    /// layer.weight_mut().value_mut()[[0, 1]] = 3.0;
+    /// let tape = Tape::new();
+    /// let y = layer.forward(tape.constant(tensor::ones(&[1, 2])), Mode::Eval);
+    /// assert_eq!(y.item(), 4.0);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn weight_mut(&mut self) -> &mut Param {
         &mut self.weight
     }
 
     /// The bias, `[out]`, if the layer has one.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear};
+    /// let layer = Linear::from_parts(tensor::ones(&[3, 2]), Some(tensor::zeros(&[3])))?;
+    /// assert_eq!(layer.bias().unwrap().value().shape(), &[3]);
+    /// assert!(Linear::from_parts(tensor::ones(&[3, 2]), None)?.bias().is_none());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn bias(&self) -> Option<&Param> {
         self.bias.as_ref()
     }

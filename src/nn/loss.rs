@@ -11,6 +11,21 @@ use std::sync::Arc;
 
 /// The signature of a user's loss: the model's output for a batch and the batch's targets
 /// in, a scalar on the same tape out.
+///
+/// # Examples
+/// ```
+/// use std::sync::Arc;
+/// use tapegrad::{BatchTargets, Loss, LossFn, Tape, Var};
+/// fn mean_output<'t>(out: Var<'t>, _: &BatchTargets<'_>) -> Var<'t> {
+///     out.mean()
+/// }
+/// let function: Arc<LossFn> = Arc::new(mean_output);
+/// let loss = Loss::Custom { name: "mean output".into(), function };
+/// let tape = Tape::new();
+/// let out = tape.constant(tapegrad::tensor::full(&[2, 1], 3.0));
+/// assert_eq!(loss.compute(out, &BatchTargets::Classes(&[0, 1]))?.item(), 3.0);
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
 pub type LossFn = dyn for<'t> Fn(Var<'t>, &BatchTargets<'_>) -> Var<'t> + Send + Sync;
 
 /// A training criterion. Every built-in one is a **mean** over the batch (PyTorch's
@@ -86,6 +101,18 @@ impl Loss {
     /// A loss from the user's function of the model's output and the batch's targets. It
     /// must return a scalar that is a mean over the batch's rows (so that a batch split
     /// into shards gives the same gradient).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, BatchTargets, Loss, Tape};
+    /// // the mean squared output, whatever the targets
+    /// let loss = Loss::custom("mean out²", |out, _| out.square().mean());
+    /// assert_eq!(loss.name(), "mean out²");
+    /// let tape = Tape::new();
+    /// let out = tape.constant(tensor::from_vec(vec![-1.0, 3.0], &[2, 1])?);
+    /// assert_eq!(loss.compute(out, &BatchTargets::Classes(&[0, 0]))?.item(), 5.0);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn custom(
         name: impl Into<String>,
         function: impl for<'t> Fn(Var<'t>, &BatchTargets<'_>) -> Var<'t> + Send + Sync + 'static,
@@ -98,6 +125,15 @@ impl Loss {
 
     /// The loss for a kind of targets when none is chosen: cross-entropy for classes, MSE
     /// for values and inputs, BCE with logits for multi-label targets.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{ndarray, Loss, Targets};
+    /// assert_eq!(Loss::default_for(&Targets::classes(vec![0, 1])).name(), "cross-entropy");
+    /// assert_eq!(Loss::default_for(&Targets::Inputs).name(), "mse");
+    /// let multi = Targets::MultiLabel(ndarray::Array2::zeros((2, 3)));
+    /// assert_eq!(Loss::default_for(&multi).name(), "bce with logits");
+    /// ```
     pub fn default_for(targets: &Targets) -> Loss {
         match targets {
             Targets::Classes { .. } => Loss::CrossEntropy,
@@ -107,6 +143,13 @@ impl Loss {
     }
 
     /// The loss's name in messages.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::Loss;
+    /// assert_eq!(Loss::Huber { delta: 1.0 }.name(), "huber");
+    /// assert_eq!(Loss::custom("my loss", |out, _| out.mean()).name(), "my loss");
+    /// ```
     pub fn name(&self) -> &str {
         match self {
             Loss::CrossEntropy => "cross-entropy",
@@ -123,6 +166,16 @@ impl Loss {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] naming the loss and the targets' kind, or the bad setting.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{ndarray, BatchTargets, Loss};
+    /// let classes = BatchTargets::Classes(&[0, 2]);
+    /// assert!(Loss::CrossEntropy.check(&classes).is_ok());
+    /// assert!(Loss::Mse.check(&classes).is_err()); // MSE needs float targets
+    /// let values = ndarray::ArrayD::<f32>::zeros(vec![2, 1]);
+    /// assert!(Loss::Mse.check(&BatchTargets::Values(values.view())).is_ok());
+    /// ```
     pub fn check(&self, targets: &BatchTargets<'_>) -> Result<()> {
         let fits = match self {
             Loss::CrossEntropy => matches!(targets, BatchTargets::Classes(_)),
@@ -164,6 +217,18 @@ impl Loss {
     /// # Panics
     /// When the output's shape does not fit the targets (the op names both shapes);
     /// [`fit`](crate::fit) checks this before training.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, BatchTargets, Loss, Tape};
+    /// let tape = Tape::new();
+    /// let out = tape.constant(tensor::from_vec(vec![1.0, 4.0], &[2, 1])?);
+    /// let target = tensor::from_vec(vec![0.0, 2.0], &[2, 1])?;
+    /// // mean((1 − 0)², (4 − 2)²) = 2.5
+    /// let loss = Loss::Mse.compute(out, &BatchTargets::Values(target.view()))?;
+    /// assert_eq!(loss.item(), 2.5);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn compute<'t>(&self, output: Var<'t>, targets: &BatchTargets<'_>) -> Result<Var<'t>> {
         self.check(targets)?;
         Ok(self.compute_checked(output, targets))

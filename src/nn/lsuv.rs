@@ -13,13 +13,51 @@ use rand::Rng;
 
 /// The tolerance on the output variance that [`lsuv`] is usually run with (the Keras and
 /// PyTorch ports of LSUV use 0.1).
+///
+/// # Examples
+/// ```
+/// use tapegrad::{lsuv, tensor, ChaCha8Rng, Init, Linear, SeedableRng, Sequential, LSUV_MAX_ITER, LSUV_TOLERANCE};
+/// let mut rng = ChaCha8Rng::seed_from_u64(0);
+/// let mut model = Sequential::new(vec![Box::new(Linear::new(4, 8, Init::default(), &mut rng)?)])?;
+/// let batch = tensor::normal(&[32, 4], 0.0, 1.0, &mut rng)?;
+/// let report = lsuv(&mut model, &batch, LSUV_TOLERANCE, LSUV_MAX_ITER, &mut rng)?;
+/// assert!((report.layers[0].variance - 1.0).abs() < LSUV_TOLERANCE);
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
 pub const LSUV_TOLERANCE: Elem = 0.1;
 
 /// The iteration limit per layer that [`lsuv`] is usually run with (10 in the Keras and
 /// PyTorch ports).
+///
+/// # Examples
+/// ```
+/// use tapegrad::{lsuv, tensor, ChaCha8Rng, Init, Linear, SeedableRng, Sequential, LSUV_MAX_ITER};
+/// let mut rng = ChaCha8Rng::seed_from_u64(0);
+/// let mut model = Sequential::new(vec![Box::new(Linear::new(4, 8, Init::default(), &mut rng)?)])?;
+/// let batch = tensor::normal(&[32, 4], 0.0, 1.0, &mut rng)?;
+/// let report = lsuv(&mut model, &batch, 0.1, LSUV_MAX_ITER, &mut rng)?;
+/// assert!(report.layers[0].iterations <= LSUV_MAX_ITER);
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
 pub const LSUV_MAX_ITER: usize = 10;
 
 /// What [`lsuv`] did to one layer.
+///
+/// # Examples
+/// ```
+/// use tapegrad::{lsuv, tensor, ChaCha8Rng, Init, Linear, Relu, SeedableRng, Sequential};
+/// let mut rng = ChaCha8Rng::seed_from_u64(0);
+/// let mut model = Sequential::new(vec![
+///     Box::new(Relu),
+///     Box::new(Linear::new(4, 8, Init::default(), &mut rng)?),
+/// ])?;
+/// let batch = tensor::normal(&[32, 4], 0.0, 1.0, &mut rng)?;
+/// let layer = &lsuv(&mut model, &batch, 0.1, 10, &mut rng)?.layers[0];
+/// assert_eq!(layer.index, 1); // the Relu has no weight and gets no entry
+/// assert!(layer.layer.starts_with("Linear"));
+/// assert!(layer.iterations >= 1 && (layer.variance - 1.0).abs() < 0.1);
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct LsuvLayer {
     /// The layer's index in the [`Sequential`].
@@ -34,6 +72,22 @@ pub struct LsuvLayer {
 }
 
 /// The per-layer record of an [`lsuv`] run, first layer first.
+///
+/// # Examples
+/// ```
+/// use tapegrad::{lsuv, tensor, ChaCha8Rng, Init, Linear, SeedableRng, Sequential, Tanh};
+/// let mut rng = ChaCha8Rng::seed_from_u64(1);
+/// let mut model = Sequential::new(vec![
+///     Box::new(Linear::new(6, 16, Init::default(), &mut rng)?),
+///     Box::new(Tanh),
+///     Box::new(Linear::new(16, 3, Init::default(), &mut rng)?),
+/// ])?;
+/// let batch = tensor::normal(&[50, 6], 0.0, 1.0, &mut rng)?;
+/// let report = lsuv(&mut model, &batch, 0.1, 10, &mut rng)?;
+/// let indices: Vec<usize> = report.layers.iter().map(|l| l.index).collect();
+/// assert_eq!(indices, vec![0, 2]);
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct LsuvReport {
     /// One entry per layer that has a weight, in order.

@@ -107,16 +107,42 @@ impl Maxout {
     }
 
     /// The number of linear pieces per unit, `k`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Maxout};
+    /// let layer = Maxout::from_parts(tensor::ones(&[6, 4]), None, 3)?;
+    /// assert_eq!(layer.pieces(), 3);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn pieces(&self) -> usize {
         self.pieces
     }
 
     /// The weight, `[out·k, in]`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Maxout};
+    /// // 2 units of 3 pieces each: 6 rows
+    /// let layer = Maxout::from_parts(tensor::ones(&[6, 4]), None, 3)?;
+    /// assert_eq!(layer.weight().value().shape(), &[6, 4]);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn weight(&self) -> &Param {
         self.linear.weight()
     }
 
     /// The bias, `[out·k]`, if the layer has one.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Maxout};
+    /// let layer = Maxout::from_parts(tensor::ones(&[6, 4]), Some(tensor::zeros(&[6])), 3)?;
+    /// assert_eq!(layer.bias().unwrap().value().shape(), &[6]);
+    /// assert!(Maxout::from_parts(tensor::ones(&[6, 4]), None, 2)?.bias().is_none());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn bias(&self) -> Option<&Param> {
         self.linear.bias()
     }

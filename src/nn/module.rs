@@ -119,6 +119,20 @@ pub trait Module: Send + Sync {
     /// Calls `f(name, param)` for every parameter, mutably (optimizers, initializers,
     /// checkpoint loading), in the same order and with the same names as
     /// [`Module::visit_params`]. Write it with [`walk!`](crate::walk).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear, Module};
+    /// let mut layer = Linear::from_parts(tensor::ones(&[2, 2]), Some(tensor::ones(&[2])))?;
+    /// layer.visit_params_mut(&mut |name, p| {
+    ///     if name == "bias" {
+    ///         p.value_mut().fill(0.0);
+    ///     }
+    /// });
+    /// assert!(layer.bias().unwrap().value().iter().all(|&b| b == 0.0));
+    /// assert!(layer.weight().value().iter().all(|&w| w == 1.0));
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param));
 
     /// A one-line description in PyTorch's `repr` style, e.g.
@@ -132,12 +146,30 @@ pub trait Module: Send + Sync {
 
     /// The width of the last axis the layer expects, where it has one (`None` for layers
     /// that take any width, such as activations and dropout).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear, Module, Relu};
+    /// let layer = Linear::from_parts(tensor::ones(&[3, 2]), None)?; // [out, in]
+    /// assert_eq!(layer.in_features(), Some(2));
+    /// assert_eq!(Relu.in_features(), None); // any width
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     fn in_features(&self) -> Option<usize> {
         None
     }
 
     /// The width of the last axis the layer produces, where it has one (`None` for layers
     /// that keep their input's width).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear, Module, Relu};
+    /// let layer = Linear::from_parts(tensor::ones(&[3, 2]), None)?;
+    /// assert_eq!(layer.out_features(), Some(3));
+    /// assert_eq!(Relu.out_features(), None); // keeps its input's width
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     fn out_features(&self) -> Option<usize> {
         None
     }
@@ -153,6 +185,18 @@ pub trait Module: Send + Sync {
 
     /// Calls `f(name, rng)` mutably for the generators of [`Module::visit_rngs`], in the same
     /// order and with the same names (checkpoint loading). The default visits none.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{ChaCha8Rng, Dropout, Module, SeedableRng};
+    /// let mut dropout = Dropout::new(0.5, &mut ChaCha8Rng::seed_from_u64(0))?;
+    /// // put back a saved generator, as loading a checkpoint does
+    /// dropout.visit_rngs_mut(&mut |_, rng| *rng = ChaCha8Rng::seed_from_u64(42));
+    /// let mut seen = Vec::new();
+    /// dropout.visit_rngs(&mut |name, rng| seen.push((name.to_string(), rng.clone())));
+    /// assert_eq!(seen, [("rng".to_string(), ChaCha8Rng::seed_from_u64(42))]);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     fn visit_rngs_mut(&mut self, _f: &mut dyn FnMut(&str, &mut ChaCha8Rng)) {}
 
     /// Calls `f(name, buffer)` for every buffer: state that is saved with the model but not
@@ -199,13 +243,43 @@ pub trait Walk {
 
     /// Calls `f(path, param)` mutably, in the order and with the names of
     /// [`Walk::walk_params`].
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Param, Walk};
+    /// let mut params = vec![Param::weight(tensor::ones(&[2])), Param::bias(tensor::ones(&[2]))];
+    /// params.walk_params_mut("", &mut |name, p| {
+    ///     if name == "1" {
+    ///         p.value_mut().fill(0.0);
+    ///     }
+    /// });
+    /// assert_eq!(params[1].value().sum(), 0.0);
+    /// assert_eq!(params[0].value().sum(), 2.0);
+    /// ```
     fn walk_params_mut(&mut self, path: &str, f: &mut dyn FnMut(&str, &mut Param));
 
     /// Calls `f(path, rng)` for every generator of the part. The default visits none.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{ChaCha8Rng, SeedableRng, Walk};
+    /// let noise = vec![ChaCha8Rng::seed_from_u64(1), ChaCha8Rng::seed_from_u64(2)];
+    /// let mut names = Vec::new();
+    /// noise.walk_rngs("noise", &mut |name, _| names.push(name.to_string()));
+    /// assert_eq!(names, ["noise.0", "noise.1"]);
+    /// ```
     fn walk_rngs(&self, _path: &str, _f: &mut dyn FnMut(&str, &ChaCha8Rng)) {}
 
     /// Calls `f(path, rng)` mutably, in the order and with the names of
     /// [`Walk::walk_rngs`]. The default visits none.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{ChaCha8Rng, SeedableRng, Walk};
+    /// let mut noise = Some(ChaCha8Rng::seed_from_u64(1));
+    /// noise.walk_rngs_mut("noise", &mut |_, rng| *rng = ChaCha8Rng::seed_from_u64(7));
+    /// assert_eq!(noise, Some(ChaCha8Rng::seed_from_u64(7)));
+    /// ```
     fn walk_rngs_mut(&mut self, _path: &str, _f: &mut dyn FnMut(&str, &mut ChaCha8Rng)) {}
 
     /// Calls `f(path, buffer)` for every buffer of the part (see [`Module::visit_buffers`]).

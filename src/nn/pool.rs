@@ -104,6 +104,15 @@ impl MaxPool2d {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] if `kernel` is 0.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::MaxPool2d;
+    /// let pool = MaxPool2d::new(2)?;
+    /// assert_eq!(pool.output_size([28, 28]), Some([14, 14]));
+    /// assert!(MaxPool2d::new(0).is_err());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn new(kernel: usize) -> Result<Self> {
         Self::with_options([kernel; 2], [kernel; 2], [0; 2])
     }
@@ -137,6 +146,15 @@ impl MaxPool2d {
 
     /// The output's `[OH, OW]` for an input of `[H, W]`, or `None` when the kernel is
     /// larger than the padded image.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::MaxPool2d;
+    /// let pool = MaxPool2d::new(3)?;
+    /// assert_eq!(pool.output_size([7, 7]), Some([2, 2])); // ⌊(7 − 3)/3⌋ + 1
+    /// assert_eq!(pool.output_size([2, 2]), None);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn output_size(&self, input: [usize; 2]) -> Option<[usize; 2]> {
         self.window.output_size(input)
     }
@@ -186,6 +204,15 @@ impl AvgPool2d {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] if `kernel` is 0.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::AvgPool2d;
+    /// let pool = AvgPool2d::new(4)?;
+    /// assert_eq!(pool.output_size([8, 12]), Some([2, 3]));
+    /// assert!(AvgPool2d::new(0).is_err());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn new(kernel: usize) -> Result<Self> {
         Self::with_options([kernel; 2], [kernel; 2], [0; 2])
     }
@@ -218,6 +245,15 @@ impl AvgPool2d {
 
     /// The output's `[OH, OW]` for an input of `[H, W]`, or `None` when the kernel is
     /// larger than the padded image.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::AvgPool2d;
+    /// let pool = AvgPool2d::with_options([3, 3], [1, 1], [1, 1])?;
+    /// assert_eq!(pool.output_size([5, 5]), Some([5, 5])); // padded by one: same size
+    /// assert_eq!(AvgPool2d::new(2)?.output_size([1, 1]), None);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn output_size(&self, input: [usize; 2]) -> Option<[usize; 2]> {
         self.window.output_size(input)
     }

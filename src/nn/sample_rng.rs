@@ -50,6 +50,16 @@ struct State {
 
 impl SampleRng {
     /// A generator seeded from `rng` (one draw of it).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{ChaCha8Rng, Rng, SampleRng, SeedableRng, Tape};
+    /// let a = SampleRng::new(&mut ChaCha8Rng::seed_from_u64(7));
+    /// let b = SampleRng::new(&mut ChaCha8Rng::seed_from_u64(7));
+    /// let tape = Tape::new();
+    /// // the same seed gives the same streams
+    /// assert_eq!(a.for_batch(&tape).sample(0).next_u64(), b.for_batch(&tape).sample(0).next_u64());
+    /// ```
     pub fn new<R: Rng + ?Sized>(rng: &mut R) -> Self {
         SampleRng {
             state: Mutex::new(State {
@@ -62,6 +72,16 @@ impl SampleRng {
 
     /// The streams of the samples of the batch on `tape`: the key of `tape`'s step (drawn
     /// now if this is the step's first call) and the row where the tape's samples start.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{ChaCha8Rng, Rng, SampleRng, SeedableRng, Tape};
+    /// let noise = SampleRng::new(&mut ChaCha8Rng::seed_from_u64(0));
+    /// let tape = Tape::new();
+    /// let (first, second) = (noise.for_batch(&tape), noise.for_batch(&tape));
+    /// assert_ne!(first, second); // outside TrainStep each call is a new step
+    /// assert_ne!(first.sample(0).next_u64(), second.sample(0).next_u64());
+    /// ```
     pub fn for_batch(&self, tape: &Tape) -> BatchRng {
         let mut state = self.lock();
         match tape.step_rows() {
@@ -83,11 +103,32 @@ impl SampleRng {
     }
 
     /// The layer's generator as it stands (what a checkpoint saves).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{ChaCha8Rng, SampleRng, SeedableRng, Tape};
+    /// let noise = SampleRng::new(&mut ChaCha8Rng::seed_from_u64(0));
+    /// let saved = noise.generator();
+    /// assert_eq!(saved, noise.generator()); // unchanged until a batch draws its key
+    /// noise.for_batch(&Tape::new());
+    /// assert_ne!(saved, noise.generator());
+    /// ```
     pub fn generator(&self) -> ChaCha8Rng {
         self.lock().rng.clone()
     }
 
     /// The layer's generator, to restore it from a checkpoint.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{ChaCha8Rng, SampleRng, SeedableRng, Tape};
+    /// let mut noise = SampleRng::new(&mut ChaCha8Rng::seed_from_u64(0));
+    /// let saved = noise.generator();
+    /// let tape = Tape::new();
+    /// let first = noise.for_batch(&tape);
+    /// *noise.generator_mut() = saved; // restore, as a checkpoint does
+    /// assert_eq!(noise.for_batch(&tape), first); // the same key again
+    /// ```
     pub fn generator_mut(&mut self) -> &mut ChaCha8Rng {
         let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
         state.step = None;
@@ -115,6 +156,15 @@ impl Walk for SampleRng {
 }
 
 /// The random streams of one batch's samples, from [`SampleRng::for_batch`].
+///
+/// # Examples
+/// ```
+/// use tapegrad::{BatchRng, ChaCha8Rng, Rng, SampleRng, SeedableRng, Tape};
+/// let noise = SampleRng::new(&mut ChaCha8Rng::seed_from_u64(0));
+/// let batch: BatchRng = noise.for_batch(&Tape::new());
+/// let copy = batch; // Copy: hand it to the threads of a layer
+/// assert_eq!(copy.sample(3).next_u64(), batch.sample(3).next_u64());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchRng {
     key: u64,
@@ -124,6 +174,15 @@ pub struct BatchRng {
 impl BatchRng {
     /// The generator of the batch's sample `row` (counted from the tape's first row): ChaCha8
     /// keyed by the step's key, on the stream of the sample's row in the whole batch.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{ChaCha8Rng, Rng, SampleRng, SeedableRng, Tape};
+    /// let batch = SampleRng::new(&mut ChaCha8Rng::seed_from_u64(0)).for_batch(&Tape::new());
+    /// let draws: Vec<u64> = (0..3).map(|row| batch.sample(row).next_u64()).collect();
+    /// assert_ne!(draws[0], draws[1]); // one stream per row
+    /// assert_eq!(draws[2], batch.sample(2).next_u64()); // the same row, the same numbers
+    /// ```
     pub fn sample(&self, row: usize) -> ChaCha8Rng {
         let mut rng = ChaCha8Rng::seed_from_u64(self.key);
         rng.set_stream((self.first_row + row) as u64);

@@ -45,6 +45,16 @@ pub type Adam = Optim<AdamRule>;
 
 /// The update rule of [`Adam`]: the moment decays, `ε`, and whether weight decay is
 /// decoupled (AdamW).
+///
+/// # Examples
+/// ```
+/// use tapegrad::{Adam, AdamRule, Optim, Optimizer, UpdateRule};
+/// let adam = Adam::new(1e-3)?;
+/// assert_eq!((adam.rule().kind(), adam.rule().buffers()), ("adam", 2)); // [m, v]
+/// let same = Optim::with_rule(AdamRule::default(), 1e-3)?; // what Adam::new builds
+/// assert_eq!(same.lr(), adam.lr());
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct AdamRule {
     /// Kept in f64, as PyTorch keeps them in Python floats: `1 − 0.999` in f32 is off by
@@ -76,6 +86,14 @@ impl Adam {
     /// # Errors
     /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) unless `lr` is finite and
     /// `> 0`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Adam, Optimizer};
+    /// assert_eq!(Adam::new(1e-3)?.lr(), 1e-3);
+    /// assert!(Adam::new(0.0).is_err());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn new(lr: Elem) -> Result<Self> {
         Optim::with_rule(AdamRule::default(), lr)
     }
@@ -84,6 +102,24 @@ impl Adam {
     ///
     /// # Errors
     /// As [`Adam::new`], and when `wd` is negative or not finite.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Adam, Linear, Mode, Module, Optimizer, Tape};
+    /// let mut coupled = Linear::from_parts(tensor::ones(&[1, 1]), None)?;
+    /// let mut decoupled = Linear::from_parts(tensor::ones(&[1, 1]), None)?;
+    /// let tape = Tape::new();
+    /// let x = tape.constant(tensor::full(&[1, 1], 2.0));
+    /// let g1 = coupled.forward(x, Mode::Train).sum().backward();
+    /// let g2 = decoupled.forward(x, Mode::Train).sum().backward();
+    /// Adam::new(0.1)?.weight_decay(0.5)?.step(&mut coupled, &g1)?;
+    /// Adam::adamw(0.1, 0.5)?.step(&mut decoupled, &g2)?;
+    /// // Adam adds wd·θ to g, and its first step still moves θ by lr: 1 − 0.1
+    /// assert!((coupled.weight().value()[[0, 0]] - 0.9).abs() < 1e-6);
+    /// // AdamW shrinks θ by lr·wd·θ = 0.05 besides
+    /// assert!((decoupled.weight().value()[[0, 0]] - 0.85).abs() < 1e-6);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn adamw(lr: Elem, wd: Elem) -> Result<Self> {
         let mut adam = Self::new(lr)?.weight_decay(wd)?;
         adam.rule.decoupled = true;
@@ -95,6 +131,22 @@ impl Adam {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) otherwise.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Adam, Linear, Mode, Module, Optimizer, Tape};
+    /// let mut model = Linear::from_parts(tensor::ones(&[1, 1]), None)?;
+    /// // no averaging at all: each step is θ ← θ − lr·sign(g)
+    /// let mut adam = Adam::new(0.1)?.betas(0.0, 0.0)?;
+    /// for x in [2.0, -1.0] {
+    ///     let tape = Tape::new();
+    ///     let grads = model.forward(tape.constant(tensor::full(&[1, 1], x)), Mode::Train).sum().backward();
+    ///     adam.step(&mut model, &grads)?;
+    /// }
+    /// assert!((model.weight().value()[[0, 0]] - 1.0).abs() < 1e-6); // down 0.1, then up 0.1
+    /// assert!(Adam::new(0.1)?.betas(0.9, 1.0).is_err());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn betas(mut self, beta1: f64, beta2: f64) -> Result<Self> {
         for beta in [beta1, beta2] {
             if !(0.0..1.0).contains(&beta) {
@@ -109,6 +161,19 @@ impl Adam {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) unless finite and `> 0`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Adam, Linear, Mode, Module, Optimizer, Tape};
+    /// let mut model = Linear::from_parts(tensor::ones(&[1, 1]), None)?;
+    /// let tape = Tape::new();
+    /// let grads = model.forward(tape.constant(tensor::full(&[1, 1], 2.0)), Mode::Train).sum().backward();
+    /// Adam::new(0.1)?.eps(2.0)?.step(&mut model, &grads)?;
+    /// // first step: lr·g/(|g| + ε) = 0.1·2/(2 + 2)
+    /// assert!((model.weight().value()[[0, 0]] - 0.95).abs() < 1e-6);
+    /// assert!(Adam::new(0.1)?.eps(0.0).is_err());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn eps(mut self, eps: Elem) -> Result<Self> {
         if !(eps > 0.0 && eps.is_finite()) {
             return invalid("adam", format!("eps must be finite and > 0, got {eps}"));

@@ -38,6 +38,20 @@ use std::collections::{BTreeMap, BTreeSet};
 /// they come from the code that builds the optimizer, as in PyTorch's
 /// `optimizer.load_state_dict`. Checkpoints store this state (see
 /// [`Checkpoint::with_training`](crate::checkpoint::Checkpoint::with_training)).
+///
+/// # Examples
+/// ```
+/// use tapegrad::{tensor, Linear, Mode, Module, Optimizer, Sgd, Tape};
+/// let mut model = Linear::from_parts(tensor::ones(&[1, 1]), None)?;
+/// let mut sgd = Sgd::new(0.1)?.momentum(0.9)?;
+/// let tape = Tape::new();
+/// let grads = model.forward(tape.constant(tensor::ones(&[1, 1])), Mode::Train).sum().backward();
+/// sgd.step(&mut model, &grads)?;
+/// let state = sgd.state()?;
+/// assert_eq!((state.kind.as_str(), state.steps, state.base_lr), ("sgd", 1, 0.1));
+/// assert_eq!(state.buffers["weight"][0][[0, 0]], 1.0); // the momentum buffer b = g
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OptimizerState {
     /// Which update rule wrote it ([`UpdateRule::kind`]): `"sgd"`, `"adam"`, `"rmsprop"`.
@@ -88,6 +102,32 @@ impl OptimizerState {
 /// that `lr·g` overflows). A parameter that is already non-finite before the step is not
 /// the update's doing: its gradients are then not finite either, and the step is refused
 /// for them.
+///
+/// # Examples
+/// ```
+/// use tapegrad::{tensor, Decay, DecayUnit, Linear, Mode, Module, Optimizer, PlateauState, Schedule, Sgd, Tape};
+/// let mut model = Linear::from_parts(tensor::ones(&[1, 1]), None)?;
+/// let halving = Schedule::new(Decay::Exponential { gamma: 0.5 }, DecayUnit::Epoch)?;
+/// let mut opt: Box<dyn Optimizer> = Box::new(Sgd::new(0.1)?.momentum(0.9)?.schedule(halving));
+/// let tape = Tape::new();
+/// let grads = model.forward(tape.constant(tensor::ones(&[1, 1])), Mode::Train).sum().backward();
+/// opt.step(&mut model, &grads)?; // w ← 1 − 0.1·1
+/// assert!((model.weight().value()[[0, 0]] - 0.9).abs() < 1e-6);
+/// assert_eq!(opt.steps(), 1);
+/// opt.end_epoch(); // one epoch of the schedule: the rate halves
+/// assert_eq!(opt.base_lr(), 0.1);
+/// assert!((opt.lr() - 0.05).abs() < 1e-9);
+/// opt.set_base_lr(0.2)?;
+/// assert!((opt.lr() - 0.1).abs() < 1e-9);
+/// assert_eq!(opt.plateau(), None);
+/// opt.set_plateau(Some(PlateauState { best: 0.5, bad_epochs: 1, cooldown_left: 0 }));
+/// assert_eq!(opt.plateau().unwrap().bad_epochs, 1);
+/// let saved = opt.state()?;
+/// let mut resumed = Sgd::new(0.1)?.momentum(0.9)?;
+/// resumed.load_state(saved.clone())?;
+/// assert_eq!(resumed.state()?, saved);
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
 pub trait Optimizer: Send {
     /// Updates every parameter of `model` that has a gradient in `grads`.
     ///
@@ -141,6 +181,48 @@ pub trait Optimizer: Send {
 }
 
 /// Where a parameter stands in one step, as the driver tells an [`UpdateRule`].
+///
+/// # Examples
+/// ```
+/// use tapegrad::{tensor, Linear, Mode, Module, Optim, Optimizer, ParamGrad, ParamStep, Tape, Tensor, UpdateRule};
+/// use tapegrad::ndarray::{ArrayViewD, ArrayViewMutD};
+///
+/// /// Records what the driver says of each parameter, and changes nothing.
+/// #[derive(Debug, Default)]
+/// struct Record(Vec<(String, f32, f32, u64, bool)>);
+///
+/// impl UpdateRule for Record {
+///     fn kind(&self) -> &'static str {
+///         "record"
+///     }
+///     fn buffers(&self) -> usize {
+///         1
+///     }
+///     fn check(&mut self, _: ArrayViewD<'_, f32>, _: &ParamGrad<'_>, _: &[Tensor],
+///              _: &ParamStep<'_>) -> Result<(), String> {
+///         Ok(())
+///     }
+///     fn update(&mut self, _: ArrayViewMutD<'_, f32>, _: &ParamGrad<'_>, _: &mut [Tensor],
+///               at: &ParamStep<'_>) {
+///         self.0.push((at.name.into(), at.lr, at.weight_decay, at.step, at.first));
+///     }
+/// }
+///
+/// let mut layer = Linear::from_parts(tensor::ones(&[1, 1]), Some(tensor::zeros(&[1])))?;
+/// let mut opt = Optim::with_rule(Record::default(), 0.5)?.weight_decay(0.1)?;
+/// for _ in 0..2 {
+///     let tape = Tape::new();
+///     let grads = layer.forward(tape.constant(tensor::ones(&[1, 1])), Mode::Train).sum().backward();
+///     opt.step(&mut layer, &grads)?;
+/// }
+/// assert_eq!(opt.rule().0, vec![
+///     ("weight".to_string(), 0.5, 0.1, 0, true),
+///     ("bias".to_string(), 0.5, 0.0, 0, true), // biases are not decayed by default
+///     ("weight".to_string(), 0.5, 0.1, 1, false),
+///     ("bias".to_string(), 0.5, 0.0, 1, false),
+/// ]);
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub struct ParamStep<'a> {
@@ -153,7 +235,8 @@ pub struct ParamStep<'a> {
     pub weight_decay: Elem,
     /// Steps taken before this one (0 on the first).
     pub step: u64,
-    /// Whether the parameter's buffers were just made (zeros): its first update.
+    /// Whether the parameter's buffers were just made (zeros): its first update. A rule
+    /// that keeps no buffers ([`UpdateRule::buffers`] is 0) sees `true` at every step.
     pub first: bool,
     /// The parameter's position among those updated this step (0, 1, …), the same in
     /// [`UpdateRule::check`] and [`UpdateRule::update`]: a rule may keep, in a slot of its
@@ -206,10 +289,27 @@ pub struct ParamStep<'a> {
 /// ```
 pub trait UpdateRule: Send {
     /// The rule's name, in errors and in the saved [`OptimizerState`] (`"sgd"`).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Adam, Optimizer, Sgd, UpdateRule};
+    /// assert_eq!(Sgd::new(0.1)?.rule().kind(), "sgd");
+    /// assert_eq!(Adam::new(0.1)?.rule().kind(), "adam");
+    /// assert_eq!(Adam::new(0.1)?.state()?.kind, "adam"); // the saved state names it
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     fn kind(&self) -> &'static str;
 
     /// How many buffers, each of the parameter's shape, the rule keeps per parameter (the
     /// default: none).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{RmsProp, UpdateRule};
+    /// assert_eq!(RmsProp::new(0.01)?.rule().buffers(), 1); // [s]
+    /// assert_eq!(RmsProp::new(0.01)?.centered(true).rule().buffers(), 2); // [s, a]
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     fn buffers(&self) -> usize {
         0
     }
@@ -219,6 +319,14 @@ pub trait UpdateRule: Send {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] naming the rule and the settings.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Sgd, UpdateRule};
+    /// assert!(Sgd::new(0.1)?.nesterov().rule().validate().is_err()); // no momentum
+    /// assert!(Sgd::new(0.1)?.nesterov().momentum(0.9)?.rule().validate().is_ok());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     fn validate(&self) -> Result<()> {
         Ok(())
     }
@@ -235,6 +343,19 @@ pub trait UpdateRule: Send {
     /// # Errors
     /// A sentence saying what would overflow, which the driver puts in
     /// [`Error::Diverged`].
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Error, Linear, Mode, Module, Optimizer, Sgd, Tape};
+    /// let mut layer = Linear::from_parts(tensor::ones(&[1, 1]), None)?;
+    /// let tape = Tape::new();
+    /// let grads = layer.forward(tape.constant(tensor::full(&[1, 1], 1e30)), Mode::Train).sum().backward();
+    /// // lr·g = 1e40 overflows f32: SgdRule's check refuses it before anything changes
+    /// let err = Sgd::new(1e10)?.step(&mut layer, &grads).unwrap_err();
+    /// assert!(matches!(err, Error::Diverged { step: 0, .. }));
+    /// assert_eq!(layer.weight().value()[[0, 0]], 1.0);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     fn check(
         &mut self,
         value: ArrayViewD<'_, Elem>,
@@ -311,6 +432,15 @@ pub struct ParamGroup {
 
 impl ParamGroup {
     /// A group of the parameters with these ids.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear, ParamGroup};
+    /// let layer = Linear::from_parts(tensor::zeros(&[2, 2]), Some(tensor::zeros(&[2])))?;
+    /// let group = ParamGroup::new([layer.weight().id(), layer.bias().unwrap().id()]);
+    /// assert_eq!(group.len(), 2);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn new(params: impl IntoIterator<Item = ParamId>) -> Self {
         ParamGroup {
             params: params.into_iter().collect(),
@@ -319,6 +449,15 @@ impl ParamGroup {
     }
 
     /// A group of the parameters of `model` for which `select(name, param)` is true.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear, ParamGroup, Role};
+    /// let layer = Linear::from_parts(tensor::zeros(&[2, 2]), Some(tensor::zeros(&[2])))?;
+    /// assert_eq!(ParamGroup::select(&layer, |_, p| p.role() == Role::Bias).len(), 1);
+    /// assert!(ParamGroup::select(&layer, |name, _| name == "gamma").is_empty());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn select(model: &dyn Module, mut select: impl FnMut(&str, &Param) -> bool) -> Self {
         let mut params = BTreeSet::new();
         model.visit_params(&mut |name, param| {
@@ -336,6 +475,21 @@ impl ParamGroup {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] unless `lr` is finite and `> 0`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear, Mode, Module, Optimizer, ParamGroup, Sgd, Tape};
+    /// let mut layer = Linear::from_parts(tensor::ones(&[1, 1]), Some(tensor::zeros(&[1])))?;
+    /// let biases = ParamGroup::select(&layer, |name, _| name == "bias").lr(0.5)?;
+    /// let mut sgd = Sgd::new(0.1)?.group(biases);
+    /// let tape = Tape::new();
+    /// let grads = layer.forward(tape.constant(tensor::full(&[1, 1], 2.0)), Mode::Train).sum().backward();
+    /// sgd.step(&mut layer, &grads)?; // ∂L/∂w = 2, ∂L/∂b = 1
+    /// assert!((layer.weight().value()[[0, 0]] - 0.8).abs() < 1e-6); // 1 − 0.1·2
+    /// assert!((layer.bias().unwrap().value()[[0]] + 0.5).abs() < 1e-6); // 0 − 0.5·1
+    /// assert!(ParamGroup::default().lr(-1.0).is_err());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn lr(mut self, lr: Elem) -> Result<Self> {
         schedule::check_lr("param group", lr)?;
         self.lr = Some(lr);
@@ -346,6 +500,20 @@ impl ParamGroup {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] unless `wd` is finite and `>= 0`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear, Mode, Module, Optimizer, ParamGroup, Sgd, Tape};
+    /// let mut layer = Linear::from_parts(tensor::ones(&[1, 1]), None)?;
+    /// let weights = ParamGroup::select(&layer, |name, _| name == "weight").weight_decay(0.5)?;
+    /// let mut sgd = Sgd::new(0.1)?.group(weights);
+    /// let tape = Tape::new();
+    /// let grads = layer.forward(tape.constant(tensor::full(&[1, 1], 2.0)), Mode::Train).sum().backward();
+    /// sgd.step(&mut layer, &grads)?; // g ← 2 + 0.5·1
+    /// assert!((layer.weight().value()[[0, 0]] - 0.75).abs() < 1e-6);
+    /// assert!(ParamGroup::default().weight_decay(-0.1).is_err());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn weight_decay(mut self, wd: Elem) -> Result<Self> {
         self.weight_decay = Some(non_negative("param group", "weight decay", wd)?);
         Ok(self)
@@ -353,17 +521,47 @@ impl ParamGroup {
 
     /// Whether the group's weight decay reaches its biases too (see
     /// [`Optim::decay_biases`]).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear, Mode, Module, Optimizer, ParamGroup, Sgd, Tape};
+    /// let mut layer = Linear::from_parts(tensor::ones(&[1, 1]), Some(tensor::ones(&[1])))?;
+    /// let biases = ParamGroup::select(&layer, |name, _| name == "bias")
+    ///     .weight_decay(1.0)?
+    ///     .decay_biases(true);
+    /// let mut sgd = Sgd::new(0.1)?.group(biases);
+    /// let tape = Tape::new();
+    /// let grads = layer.forward(tape.constant(tensor::ones(&[1, 1])), Mode::Train).sum().backward();
+    /// sgd.step(&mut layer, &grads)?; // the bias: g ← 1 + 1.0·1
+    /// assert!((layer.bias().unwrap().value()[[0]] - 0.8).abs() < 1e-6);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn decay_biases(mut self, decay: bool) -> Self {
         self.decay_biases = Some(decay);
         self
     }
 
     /// Number of parameters in the group.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear, ParamGroup};
+    /// let layer = Linear::from_parts(tensor::zeros(&[2, 2]), Some(tensor::zeros(&[2])))?;
+    /// assert_eq!(ParamGroup::select(&layer, |_, _| true).len(), 2);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn len(&self) -> usize {
         self.params.len()
     }
 
     /// Whether the group has no parameter.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::ParamGroup;
+    /// assert!(ParamGroup::default().is_empty());
+    /// assert!(ParamGroup::new([]).is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.params.is_empty()
     }
@@ -435,6 +633,15 @@ impl<R: UpdateRule> Optim<R> {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] unless `lr` is finite and `> 0`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Optim, Optimizer, SgdRule};
+    /// let sgd = Optim::with_rule(SgdRule::default(), 0.1)?; // the same as Sgd::new(0.1)
+    /// assert_eq!((sgd.lr(), sgd.steps()), (0.1, 0));
+    /// assert!(Optim::with_rule(SgdRule::default(), f32::NAN).is_err());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn with_rule(rule: R, lr: Elem) -> Result<Self> {
         let clock = Clock::new(rule.kind(), lr)?;
         Ok(Optim {
@@ -455,11 +662,29 @@ impl<R: UpdateRule> Optim<R> {
     }
 
     /// The update rule.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Sgd, UpdateRule};
+    /// let sgd = Sgd::new(0.1)?.momentum(0.9)?;
+    /// assert_eq!(sgd.rule().kind(), "sgd");
+    /// assert_eq!(sgd.rule().buffers(), 1); // the momentum buffer
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn rule(&self) -> &R {
         &self.rule
     }
 
     /// The update rule, to change its settings.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Sgd, SgdRule, UpdateRule};
+    /// let mut sgd = Sgd::new(0.1)?.momentum(0.9)?;
+    /// *sgd.rule_mut() = SgdRule::default(); // momentum off
+    /// assert_eq!(sgd.rule().buffers(), 0);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn rule_mut(&mut self) -> &mut R {
         &mut self.rule
     }
@@ -469,6 +694,20 @@ impl<R: UpdateRule> Optim<R> {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] unless `wd` is finite and `>= 0`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear, Mode, Module, Optimizer, Sgd, Tape};
+    /// let mut layer = Linear::from_parts(tensor::ones(&[1, 1]), Some(tensor::ones(&[1])))?;
+    /// let mut sgd = Sgd::new(0.1)?.weight_decay(0.5)?;
+    /// let tape = Tape::new();
+    /// let grads = layer.forward(tape.constant(tensor::full(&[1, 1], 2.0)), Mode::Train).sum().backward();
+    /// sgd.step(&mut layer, &grads)?;
+    /// assert!((layer.weight().value()[[0, 0]] - 0.75).abs() < 1e-6); // 1 − 0.1·(2 + 0.5·1)
+    /// assert!((layer.bias().unwrap().value()[[0]] - 0.9).abs() < 1e-6); // 1 − 0.1·1, not decayed
+    /// assert!(Sgd::new(0.1)?.weight_decay(-1.0).is_err());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn weight_decay(mut self, wd: Elem) -> Result<Self> {
         self.weight_decay = non_negative(self.rule.kind(), "weight decay", wd)?;
         Ok(self)
@@ -480,6 +719,18 @@ impl<R: UpdateRule> Optim<R> {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] unless `λ` is finite and `>= 0`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear, Mode, Module, Optimizer, Sgd, Tape};
+    /// let mut layer = Linear::from_parts(tensor::ones(&[1, 1]), None)?;
+    /// let mut sgd = Sgd::new(0.1)?.l2(0.25)?; // λ = 0.25: weight decay 0.5
+    /// let tape = Tape::new();
+    /// let grads = layer.forward(tape.constant(tensor::full(&[1, 1], 2.0)), Mode::Train).sum().backward();
+    /// sgd.step(&mut layer, &grads)?; // g ← 2 + 2·0.25·1
+    /// assert!((layer.weight().value()[[0, 0]] - 0.75).abs() < 1e-6);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn l2(self, lambda: Elem) -> Result<Self> {
         let lambda = non_negative(self.rule.kind(), "lambda", lambda)?;
         self.weight_decay(2.0 * lambda)
@@ -487,12 +738,36 @@ impl<R: UpdateRule> Optim<R> {
 
     /// Decays every parameter, biases included, as PyTorch does (off by default: weight
     /// decay then skips biases, as Caffe's `decay_mult: 0` on biases has it).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear, Mode, Module, Optimizer, Sgd, Tape};
+    /// let mut layer = Linear::from_parts(tensor::ones(&[1, 1]), Some(tensor::ones(&[1])))?;
+    /// let mut sgd = Sgd::new(0.1)?.weight_decay(1.0)?.decay_biases(true);
+    /// let tape = Tape::new();
+    /// let grads = layer.forward(tape.constant(tensor::ones(&[1, 1])), Mode::Train).sum().backward();
+    /// sgd.step(&mut layer, &grads)?; // the bias too: g ← 1 + 1.0·1
+    /// assert!((layer.bias().unwrap().value()[[0]] - 0.8).abs() < 1e-6);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn decay_biases(mut self, decay: bool) -> Self {
         self.decay_biases = decay;
         self
     }
 
     /// Sets the learning-rate schedule (constant by default).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Decay, DecayUnit, Optimizer, Schedule, Sgd};
+    /// let per_epoch = Schedule::new(Decay::Step { every: 2, gamma: 0.1 }, DecayUnit::Epoch)?;
+    /// let mut sgd = Sgd::new(1.0)?.schedule(per_epoch);
+    /// sgd.end_epoch();
+    /// assert_eq!(sgd.lr(), 1.0);
+    /// sgd.end_epoch();
+    /// assert!((sgd.lr() - 0.1).abs() < 1e-7);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn schedule(mut self, schedule: Schedule) -> Self {
         self.clock.schedule = schedule;
         self
@@ -500,6 +775,21 @@ impl<R: UpdateRule> Optim<R> {
 
     /// Adds a parameter group; parameters in no group use the optimizer's settings. A
     /// parameter in two groups is refused at the first step.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear, Mode, Module, Optimizer, ParamGroup, Sgd, Tape};
+    /// let mut layer = Linear::from_parts(tensor::ones(&[1, 1]), Some(tensor::zeros(&[1])))?;
+    /// // freeze the bias in all but name: a rate far below the weight's
+    /// let bias = ParamGroup::select(&layer, |name, _| name == "bias").lr(1e-6)?;
+    /// let mut sgd = Sgd::new(0.5)?.group(bias);
+    /// let tape = Tape::new();
+    /// let grads = layer.forward(tape.constant(tensor::ones(&[1, 1])), Mode::Train).sum().backward();
+    /// sgd.step(&mut layer, &grads)?;
+    /// assert!((layer.weight().value()[[0, 0]] - 0.5).abs() < 1e-6);
+    /// assert!(layer.bias().unwrap().value()[[0]].abs() < 1e-5);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn group(mut self, group: ParamGroup) -> Self {
         self.groups.push(group);
         self
@@ -511,6 +801,20 @@ impl<R: UpdateRule> Optim<R> {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] unless `max_norm` is finite and `> 0`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear, Mode, Module, Optimizer, Sgd, Tape};
+    /// let mut layer = Linear::from_parts(tensor::ones(&[1, 2]), None)?;
+    /// let mut sgd = Sgd::new(0.1)?.clip_grad_norm(1.0)?;
+    /// let tape = Tape::new();
+    /// let x = tape.constant(tensor::from_vec(vec![3.0, 4.0], &[1, 2])?);
+    /// let grads = layer.forward(x, Mode::Train).sum().backward(); // g = [3, 4], ‖g‖ = 5
+    /// sgd.step(&mut layer, &grads)?; // g becomes [0.6, 0.8]
+    /// let w = layer.weight().value();
+    /// assert!((w[[0, 0]] - 0.94).abs() < 1e-6 && (w[[0, 1]] - 0.92).abs() < 1e-6);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn clip_grad_norm(mut self, max_norm: Elem) -> Result<Self> {
         self.clip_norm = Some(positive(self.rule.kind(), "max_norm", max_norm)?);
         Ok(self)
@@ -523,6 +827,20 @@ impl<R: UpdateRule> Optim<R> {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] unless `clip` is finite and `> 0`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear, Mode, Module, Optimizer, Sgd, Tape};
+    /// let mut layer = Linear::from_parts(tensor::ones(&[1, 2]), None)?;
+    /// let mut sgd = Sgd::new(0.1)?.clip_grad_value(0.5)?;
+    /// let tape = Tape::new();
+    /// let x = tape.constant(tensor::from_vec(vec![0.2, -3.0], &[1, 2])?);
+    /// let grads = layer.forward(x, Mode::Train).sum().backward(); // g = [0.2, −3]
+    /// sgd.step(&mut layer, &grads)?; // g becomes [0.2, −0.5]
+    /// let w = layer.weight().value();
+    /// assert!((w[[0, 0]] - 0.98).abs() < 1e-6 && (w[[0, 1]] - 1.05).abs() < 1e-6);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn clip_grad_value(mut self, clip: Elem) -> Result<Self> {
         self.clip_value = Some(positive(self.rule.kind(), "clip value", clip)?);
         Ok(self)

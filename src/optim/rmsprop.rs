@@ -42,6 +42,17 @@ use ndarray::ArrayViewMutD;
 pub type RmsProp = Optim<RmsPropRule>;
 
 /// The update rule of [`RmsProp`].
+///
+/// # Examples
+/// ```
+/// use tapegrad::{Optim, Optimizer, RmsProp, RmsPropRule, UpdateRule};
+/// let plain = RmsProp::new(0.01)?;
+/// assert_eq!((plain.rule().kind(), plain.rule().buffers()), ("rmsprop", 1)); // [s]
+/// let full = RmsProp::new(0.01)?.momentum(0.9)?.centered(true);
+/// assert_eq!(full.rule().buffers(), 3); // [s, b, a]
+/// assert_eq!(Optim::with_rule(RmsPropRule::default(), 0.01)?.lr(), plain.lr());
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct RmsPropRule {
     alpha: Elem,
@@ -77,6 +88,14 @@ impl RmsProp {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] unless `lr` is finite and `> 0`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Optimizer, RmsProp};
+    /// assert_eq!(RmsProp::new(0.01)?.lr(), 0.01);
+    /// assert!(RmsProp::new(-0.01).is_err());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn new(lr: Elem) -> Result<Self> {
         Optim::with_rule(RmsPropRule::default(), lr)
     }
@@ -85,6 +104,19 @@ impl RmsProp {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] otherwise.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear, Mode, Module, Optimizer, RmsProp, Tape};
+    /// let mut model = Linear::from_parts(tensor::ones(&[1, 1]), None)?;
+    /// let tape = Tape::new();
+    /// let grads = model.forward(tape.constant(tensor::full(&[1, 1], 2.0)), Mode::Train).sum().backward();
+    /// // α = 0 keeps no history: s = g², so the step is lr·g/|g| = lr
+    /// RmsProp::new(0.01)?.alpha(0.0)?.step(&mut model, &grads)?;
+    /// assert!((model.weight().value()[[0, 0]] - 0.99).abs() < 1e-6);
+    /// assert!(RmsProp::new(0.01)?.alpha(1.0).is_err());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn alpha(mut self, alpha: Elem) -> Result<Self> {
         if !(0.0..1.0).contains(&alpha) {
             return invalid(format!("alpha must be in [0, 1), got {alpha}"));
@@ -97,6 +129,19 @@ impl RmsProp {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] unless finite and `> 0`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear, Mode, Module, Optimizer, RmsProp, Tape};
+    /// let mut model = Linear::from_parts(tensor::ones(&[1, 1]), None)?;
+    /// let tape = Tape::new();
+    /// let grads = model.forward(tape.constant(tensor::full(&[1, 1], 2.0)), Mode::Train).sum().backward();
+    /// // s = 0.01·4, so the step is lr·g/(√s + ε) = 0.01·2/(0.2 + 0.2)
+    /// RmsProp::new(0.01)?.eps(0.2)?.step(&mut model, &grads)?;
+    /// assert!((model.weight().value()[[0, 0]] - 0.95).abs() < 1e-6);
+    /// assert!(RmsProp::new(0.01)?.eps(0.0).is_err());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn eps(mut self, eps: Elem) -> Result<Self> {
         if !(eps > 0.0 && eps.is_finite()) {
             return invalid(format!("eps must be finite and > 0, got {eps}"));
@@ -109,6 +154,22 @@ impl RmsProp {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] otherwise.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear, Mode, Module, Optimizer, RmsProp, Tape};
+    /// let mut model = Linear::from_parts(tensor::ones(&[1, 1]), None)?;
+    /// let mut rmsprop = RmsProp::new(0.01)?.alpha(0.0)?.momentum(0.5)?;
+    /// for _ in 0..2 {
+    ///     let tape = Tape::new();
+    ///     let grads = model.forward(tape.constant(tensor::full(&[1, 1], 2.0)), Mode::Train).sum().backward();
+    ///     rmsprop.step(&mut model, &grads)?;
+    /// }
+    /// // g/√s = 1 each step: b = 1, then 0.5·1 + 1 = 1.5; θ = 1 − 0.01·(1 + 1.5)
+    /// assert!((model.weight().value()[[0, 0]] - 0.975).abs() < 1e-6);
+    /// assert!(RmsProp::new(0.01)?.momentum(1.0).is_err());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn momentum(mut self, momentum: Elem) -> Result<Self> {
         if !(0.0..1.0).contains(&momentum) {
             return invalid(format!("momentum must be in [0, 1), got {momentum}"));
@@ -119,6 +180,19 @@ impl RmsProp {
 
     /// Normalizes by an estimate of the gradient's variance, `s − a²`, instead of its raw
     /// second moment `s`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear, Mode, Module, Optimizer, RmsProp, Tape};
+    /// let mut model = Linear::from_parts(tensor::ones(&[1, 1]), None)?;
+    /// let tape = Tape::new();
+    /// let grads = model.forward(tape.constant(tensor::full(&[1, 1], 2.0)), Mode::Train).sum().backward();
+    /// RmsProp::new(0.01)?.centered(true).step(&mut model, &grads)?;
+    /// // s = 0.01·g² = 0.04, a = 0.01·g = 0.02: θ = 1 − 0.01·2/√(s − a²)
+    /// let expected = 1.0 - 0.02 / (0.04f32 - 0.0004).sqrt();
+    /// assert!((model.weight().value()[[0, 0]] - expected).abs() < 1e-5);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn centered(mut self, centered: bool) -> Self {
         self.rule_mut().centered = centered;
         self

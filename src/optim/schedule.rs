@@ -13,6 +13,19 @@ use std::collections::BTreeMap;
 
 /// How the learning rate decays with the counter `t` (steps or epochs, see [`DecayUnit`]);
 /// `lr0` is the optimizer's base rate.
+///
+/// # Examples
+/// ```
+/// use tapegrad::{Decay, DecayUnit, Schedule};
+/// let milestones = Decay::MultiStep { milestones: vec![2, 5], gamma: 0.1 };
+/// let s = Schedule::new(milestones, DecayUnit::Epoch)?;
+/// assert_eq!(s.lr(1.0, 0, 1), 1.0);
+/// assert!((s.lr(1.0, 0, 2) - 0.1).abs() < 1e-7);
+/// assert!((s.lr(1.0, 0, 5) - 0.01).abs() < 1e-7);
+/// let cosine = Schedule::new(Decay::Cosine { period: 10, min_factor: 0.0 }, DecayUnit::Step)?;
+/// assert!((cosine.lr(1.0, 5, 0) - 0.5).abs() < 1e-6); // halfway down
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Decay {
     /// `lr = lr0`.
@@ -55,6 +68,17 @@ pub enum Decay {
 /// Where a reduction of the learning rate on a plateau stands (PyTorch's
 /// `ReduceLROnPlateau.state_dict()` counters), kept by the optimizer so that a checkpoint
 /// carries it: see [`Plateau`](crate::Plateau).
+///
+/// # Examples
+/// ```
+/// use tapegrad::{Optimizer, PlateauState, Sgd};
+/// let mut sgd = Sgd::new(0.1)?;
+/// let where_it_stands = PlateauState { best: 0.31, bad_epochs: 2, cooldown_left: 0 };
+/// sgd.set_plateau(Some(where_it_stands));
+/// // saved with the optimizer's state, so a resumed run goes on counting
+/// assert_eq!(sgd.state()?.plateau, Some(where_it_stands));
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct PlateauState {
     /// The best value of the watched metric so far.
@@ -66,6 +90,18 @@ pub struct PlateauState {
 }
 
 /// What the counter of a [`Schedule`] counts.
+///
+/// # Examples
+/// ```
+/// use tapegrad::{Decay, DecayUnit, Schedule};
+/// let decay = Decay::Exponential { gamma: 0.5 };
+/// let per_step = Schedule::new(decay.clone(), DecayUnit::Step)?;
+/// let per_epoch = Schedule::new(decay, DecayUnit::Epoch)?;
+/// // after 3 steps of the first epoch
+/// assert!((per_step.lr(1.0, 3, 0) - 0.125).abs() < 1e-7);
+/// assert_eq!(per_epoch.lr(1.0, 3, 0), 1.0);
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DecayUnit {
     /// Optimizer steps (mini-batches).
@@ -113,6 +149,16 @@ impl Schedule {
     /// # Errors
     /// [`Error::InvalidArgument`] when a factor is outside its range (`gamma ∈ (0, 1]`,
     /// `k >= 0`, `min_factor ∈ [0, 1]`) or not finite, or `every`/`period` is 0.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Decay, DecayUnit, Schedule};
+    /// let s = Schedule::new(Decay::Step { every: 3, gamma: 0.5 }, DecayUnit::Step)?;
+    /// assert_eq!(s.lr(0.2, 2, 0), 0.2);
+    /// assert!((s.lr(0.2, 3, 0) - 0.1).abs() < 1e-7);
+    /// assert!(Schedule::new(Decay::Step { every: 0, gamma: 0.5 }, DecayUnit::Step).is_err());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn new(decay: Decay, unit: DecayUnit) -> Result<Self> {
         let bad = |message: String| {
             Err(Error::InvalidArgument {
@@ -204,17 +250,43 @@ impl Schedule {
     }
 
     /// The decay rule.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Decay, DecayUnit, Schedule};
+    /// let s = Schedule::new(Decay::InverseTime { k: 0.5 }, DecayUnit::Step)?;
+    /// assert_eq!(s.decay(), &Decay::InverseTime { k: 0.5 });
+    /// assert_eq!(Schedule::default().decay(), &Decay::Constant);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn decay(&self) -> &Decay {
         &self.decay
     }
 
     /// What the counter counts.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Decay, DecayUnit, Schedule};
+    /// let s = Schedule::new(Decay::Constant, DecayUnit::Epoch)?;
+    /// assert_eq!(s.unit(), DecayUnit::Epoch);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn unit(&self) -> DecayUnit {
         self.unit
     }
 
     /// The learning rate after `step` optimizer steps and `epoch` completed epochs, for
     /// base rate `base`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Decay, DecayUnit, Schedule};
+    /// let s = Schedule::new(Decay::Exponential { gamma: 0.9 }, DecayUnit::Epoch)?;
+    /// assert_eq!(s.lr(0.1, 1000, 0), 0.1); // steps do not count for a per-epoch schedule
+    /// assert!((s.lr(0.1, 1000, 2) - 0.081).abs() < 1e-7); // 0.1·0.9²
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn lr(&self, base: Elem, step: u64, epoch: u64) -> Elem {
         let t = match self.unit {
             DecayUnit::Step => step,

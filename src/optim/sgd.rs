@@ -53,6 +53,17 @@ pub type Sgd = Optim<SgdRule>;
 
 /// The update rule of [`Sgd`]: momentum `μ`, dampening `τ`, Nesterov or not. Its buffer per
 /// parameter (when `μ > 0`) is the momentum buffer `[b]`.
+///
+/// # Examples
+/// ```
+/// use tapegrad::{Optim, Optimizer, Sgd, SgdRule, UpdateRule};
+/// let plain = Sgd::new(0.1)?;
+/// assert_eq!(plain.rule(), &SgdRule::default()); // no momentum, no buffer
+/// assert_eq!((plain.rule().kind(), plain.rule().buffers()), ("sgd", 0));
+/// assert_eq!(Sgd::new(0.1)?.momentum(0.9)?.rule().buffers(), 1); // [b]
+/// assert_eq!(Optim::with_rule(SgdRule::default(), 0.1)?.lr(), plain.lr());
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SgdRule {
     momentum: Elem,
@@ -66,6 +77,15 @@ impl Sgd {
     /// # Errors
     /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) unless `lr` is finite and
     /// `> 0`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Optimizer, Sgd};
+    /// assert_eq!(Sgd::new(0.1)?.lr(), 0.1);
+    /// assert!(Sgd::new(0.0).is_err());
+    /// assert!(Sgd::new(f32::INFINITY).is_err());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn new(lr: Elem) -> Result<Self> {
         Optim::with_rule(SgdRule::default(), lr)
     }
@@ -76,6 +96,20 @@ impl Sgd {
     ///
     /// # Errors
     /// As [`Sgd::new`].
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear, Mode, Module, Optimizer, Sgd, Tape};
+    /// let mut model = Linear::from_parts(tensor::ones(&[1, 1]), None)?;
+    /// let mut gd = Sgd::gd(0.5)?;
+    /// let tape = Tape::new();
+    /// let all_samples = tape.constant(tensor::from_vec(vec![1.0, 3.0], &[2, 1])?);
+    /// // the cost over the whole training set: mean(w·x), ∂/∂w = mean(x) = 2
+    /// let grads = model.forward(all_samples, Mode::Train).mean().backward();
+    /// gd.step(&mut model, &grads)?;
+    /// assert_eq!(model.weight().value()[[0, 0]], 0.0); // 1 − 0.5·2
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn gd(lr: Elem) -> Result<Self> {
         Self::new(lr)
     }
@@ -85,6 +119,22 @@ impl Sgd {
     /// # Errors
     /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) when `μ` is outside
     /// `[0, 1)`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear, Mode, Module, Optimizer, Sgd, Tape};
+    /// let mut model = Linear::from_parts(tensor::ones(&[1, 1]), None)?;
+    /// let mut sgd = Sgd::new(0.1)?.momentum(0.9)?;
+    /// for _ in 0..2 {
+    ///     let tape = Tape::new();
+    ///     let grads = model.forward(tape.constant(tensor::full(&[1, 1], 2.0)), Mode::Train).sum().backward();
+    ///     sgd.step(&mut model, &grads)?;
+    /// }
+    /// // b = 2, then 0.9·2 + 2 = 3.8: θ = 1 − 0.1·2 − 0.1·3.8
+    /// assert!((model.weight().value()[[0, 0]] - 0.42).abs() < 1e-6);
+    /// assert!(Sgd::new(0.1)?.momentum(1.0).is_err());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn momentum(mut self, momentum: Elem) -> Result<Self> {
         if !(0.0..1.0).contains(&momentum) {
             return invalid("sgd", format!("momentum must be in [0, 1), got {momentum}"));
@@ -99,6 +149,22 @@ impl Sgd {
     /// # Errors
     /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) when `τ` is outside
     /// `[0, 1]`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear, Mode, Module, Optimizer, Sgd, Tape};
+    /// let mut model = Linear::from_parts(tensor::ones(&[1, 1]), None)?;
+    /// let mut sgd = Sgd::new(0.1)?.momentum(0.9)?.dampening(0.5)?;
+    /// for _ in 0..2 {
+    ///     let tape = Tape::new();
+    ///     let grads = model.forward(tape.constant(tensor::full(&[1, 1], 2.0)), Mode::Train).sum().backward();
+    ///     sgd.step(&mut model, &grads)?;
+    /// }
+    /// // b = 2 (no dampening on the first step), then 0.9·2 + 0.5·2 = 2.8
+    /// assert!((model.weight().value()[[0, 0]] - 0.52).abs() < 1e-6);
+    /// assert!(Sgd::new(0.1)?.dampening(1.5).is_err());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn dampening(mut self, dampening: Elem) -> Result<Self> {
         if !(0.0..=1.0).contains(&dampening) {
             return invalid(
@@ -113,6 +179,21 @@ impl Sgd {
     /// Uses Nesterov momentum (`g ← g + μ·b` instead of `g ← b`). It needs momentum > 0 and
     /// no dampening (PyTorch's rule), which the first step checks, so the setters may come
     /// in any order.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear, Mode, Module, Optimizer, Sgd, Tape};
+    /// let mut model = Linear::from_parts(tensor::ones(&[1, 1]), None)?;
+    /// let tape = Tape::new();
+    /// let grads = model.forward(tape.constant(tensor::full(&[1, 1], 2.0)), Mode::Train).sum().backward();
+    /// // Nesterov without momentum is refused by the step, and nothing changes
+    /// assert!(Sgd::new(0.1)?.nesterov().step(&mut model, &grads).is_err());
+    /// assert_eq!(model.weight().value()[[0, 0]], 1.0);
+    /// // b = g = 2, g ← g + 0.9·b = 3.8
+    /// Sgd::new(0.1)?.nesterov().momentum(0.9)?.step(&mut model, &grads)?;
+    /// assert!((model.weight().value()[[0, 0]] - 0.62).abs() < 1e-6);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn nesterov(mut self) -> Self {
         self.rule.nesterov = true;
         self

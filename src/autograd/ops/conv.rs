@@ -64,6 +64,14 @@ impl Default for Conv2dOptions {
 
 impl Conv2dOptions {
     /// The same options with stride `stride` along both axes.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::Conv2dOptions;
+    /// let options = Conv2dOptions::default().stride(2);
+    /// assert_eq!(options.stride, [2, 2]);
+    /// assert_eq!(options.output_size([8, 8], [2, 2]), Some([4, 4]));
+    /// ```
     pub fn stride(self, stride: usize) -> Self {
         Conv2dOptions {
             stride: [stride; 2],
@@ -72,6 +80,14 @@ impl Conv2dOptions {
     }
 
     /// The same options with `padding` zeros on every side.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::Conv2dOptions;
+    /// let same = Conv2dOptions::default().padding(1);
+    /// assert_eq!(same.padding, [1, 1]);
+    /// assert_eq!(same.output_size([5, 5], [3, 3]), Some([5, 5])); // "same" size for a 3×3 kernel
+    /// ```
     pub fn padding(self, padding: usize) -> Self {
         Conv2dOptions {
             padding: [padding; 2],
@@ -80,6 +96,15 @@ impl Conv2dOptions {
     }
 
     /// The same options with dilation `dilation` along both axes.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::Conv2dOptions;
+    /// let atrous = Conv2dOptions::default().dilation(2);
+    /// assert_eq!(atrous.dilation, [2, 2]);
+    /// // a 3-tap kernel dilated by 2 spans 5 pixels: 7 − 5 + 1 = 3 outputs
+    /// assert_eq!(atrous.output_size([7, 7], [3, 3]), Some([3, 3]));
+    /// ```
     pub fn dilation(self, dilation: usize) -> Self {
         Conv2dOptions {
             dilation: [dilation; 2],
@@ -88,6 +113,17 @@ impl Conv2dOptions {
     }
 
     /// The same options with `groups` channel groups.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Conv2d, Conv2dOptions};
+    /// let depthwise = Conv2dOptions::default().groups(8);
+    /// assert_eq!(depthwise.groups, 8);
+    /// // one 3×3 filter per channel: each sees 1 of the 8 input channels
+    /// let conv = Conv2d::from_parts(tensor::ones(&[8, 1, 3, 3]), None, depthwise)?;
+    /// assert_eq!(conv.in_channels(), 8);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn groups(self, groups: usize) -> Self {
         Conv2dOptions { groups, ..self }
     }
@@ -96,6 +132,15 @@ impl Conv2dOptions {
     /// `OH = ⌊(H + 2·ph − dh·(kh − 1) − 1)/sh⌋ + 1`, as in PyTorch's `Conv2d` docs. `None`
     /// when the (dilated) kernel is wider than the padded input, or a kernel side, stride or
     /// dilation is 0.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::Conv2dOptions;
+    /// let options = Conv2dOptions::default();
+    /// assert_eq!(options.output_size([6, 4], [3, 3]), Some([4, 2]));
+    /// assert_eq!(options.output_size([2, 2], [3, 3]), None); // kernel wider than the input
+    /// assert_eq!(options.stride(0).output_size([6, 6], [3, 3]), None);
+    /// ```
     pub fn output_size(&self, input: [usize; 2], kernel: [usize; 2]) -> Option<[usize; 2]> {
         let axis = |a: usize| {
             output_len(

@@ -36,6 +36,18 @@ impl<'t> Var<'t> {
 
     /// The mean of all elements, as a scalar: `sum / n`, recorded as [`Var::sum`] then a
     /// scale.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Tape};
+    /// let tape = Tape::new();
+    /// let x = tape.leaf(tensor::from_vec(vec![1.0, 2.0, 3.0, 6.0], &[2, 2])?);
+    /// let m = x.mean();
+    /// assert_eq!(m.item(), 3.0);
+    /// // ∂mean/∂x = 1/n for every element
+    /// assert!(m.backward().get(x).unwrap().iter().all(|&g| g == 0.25));
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn mean(self) -> Var<'t> {
         let n = self.data().len();
         self.sum() * (1.0 / n as Elem)
@@ -77,6 +89,16 @@ impl<'t> Var<'t> {
     ///
     /// # Panics
     /// If `axis` is out of range (`sum_axis: axis ...`).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Tape};
+    /// let tape = Tape::new();
+    /// let x = tape.constant(tensor::from_vec(vec![1.0, 2.0, 3.0, 6.0], &[2, 2])?);
+    /// assert_eq!(x.mean_axis(0).value().as_slice().unwrap(), &[2.0, 4.0]);
+    /// assert_eq!(x.mean_axis(1).value().as_slice().unwrap(), &[1.5, 4.5]);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     #[track_caller]
     pub fn mean_axis(self, axis: usize) -> Var<'t> {
         let shape = self.shape();
