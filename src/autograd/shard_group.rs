@@ -113,14 +113,28 @@ impl ShardMember {
     }
 
     /// Replaces `values` by their sum over every shard of the step, added in shard order
-    /// (the same numbers in every shard and on every run). Waits for the other shards.
+    /// (the same numbers in every shard and on every run), and marks the group as one whose
+    /// model needs the whole batch. Waits for the other shards.
     ///
     /// # Panics
     /// When another shard of the step panicked, or when the shards bring different numbers
     /// of values (they do not run the same model).
     pub(crate) fn sum(&self, values: &mut [f64]) {
+        self.group.used.store(true, Ordering::Release);
+        self.all_reduce(values);
+    }
+
+    /// The step's total loss from this shard's `loss`, so that all shards agree on whether to
+    /// go backward; unlike [`ShardMember::sum`] it does not mark the model as needing the
+    /// whole batch, and it adds nothing when the shards cannot wait.
+    pub(crate) fn total_loss(&self, loss: f64) -> f64 {
+        let mut total = [loss];
+        self.all_reduce(&mut total);
+        total[0]
+    }
+
+    fn all_reduce(&self, values: &mut [f64]) {
         let group = &*self.group;
-        group.used.store(true, Ordering::Release);
         if !group.can_wait {
             return;
         }

@@ -224,12 +224,8 @@ fn shard_gradients(
     };
     let value = shard_loss.item();
     // under shards that share sums, all of them must agree on whether to go backward
-    let whole = match tape.shard().filter(|m| m.sums_whole_batch()) {
-        Some(member) => {
-            let mut total = [f64::from(value)];
-            member.sum(&mut total);
-            total[0]
-        }
+    let whole = match tape.shard() {
+        Some(member) => member.total_loss(f64::from(value)),
         None => f64::from(value),
     };
     let grads = whole.is_finite().then(|| shard_loss.backward());
@@ -281,8 +277,12 @@ fn run_waiting_shards(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Conv2dOptions;
     use crate::data::Dataset;
-    use crate::nn::{Dropout, Init, Linear, Relu, Sequential};
+    use crate::nn::{
+        BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Init, Linear, MaxPool2d, Relu,
+        Sequential,
+    };
     use crate::optim::Sgd;
     use crate::{ChaCha8Rng, SeedableRng, Tensor};
     use ndarray::Array2;
@@ -383,6 +383,158 @@ mod tests {
         assert_eq!(one, mask(2));
         let dropped = one.iter().filter(|&&m| m == 0.0).count() as f32 / one.len() as f32;
         assert!((dropped - 0.5).abs() < 0.05, "dropped {dropped}");
+    }
+
+    /// A small CNN with both batch norms: conv, BatchNorm2d, ReLU, pool, flatten,
+    /// BatchNorm1d, linear.
+    fn batch_norm_cnn() -> Sequential {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let conv = Conv2d::new(
+            2,
+            4,
+            [3, 3],
+            Conv2dOptions::default().padding(1),
+            Init::default(),
+            &mut rng,
+        );
+        let layers: Vec<Box<dyn Module>> = vec![
+            Box::new(conv.unwrap()),
+            Box::new(BatchNorm2d::new(4).unwrap()),
+            Box::new(Relu),
+            Box::new(MaxPool2d::new(2).unwrap()),
+            Box::new(Flatten),
+            Box::new(BatchNorm1d::new(36).unwrap()),
+            Box::new(Linear::new(36, 3, Init::default(), &mut rng).unwrap()),
+        ];
+        Sequential::new(layers).unwrap()
+    }
+
+    fn images(rows: usize) -> Dataset {
+        // uniform noise, each row shifted by its own offset: batch statistics vary by rows
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let noise = crate::tensor::uniform(&[rows, 72], -1.0, 1.0, &mut rng).unwrap();
+        let x = Array2::from_shape_fn((rows, 72), |(i, j)| noise[[i, j]] + (i % 7) as f32 * 0.3);
+        let labels = (0..rows).map(|i| (i * 5) % 3).collect();
+        let data = Dataset::from_floats(x, labels).unwrap();
+        data.with_sample_shape(&[2, 6, 6]).unwrap()
+    }
+
+    /// Parameters, buffers (running statistics) and evaluation outputs after three steps on
+    /// a 96-image batch split into `shards`, with `step` (a fresh one unless given).
+    fn train_batch_norm(
+        shards: usize,
+        step: Option<TrainStep>,
+    ) -> (Vec<Tensor>, Vec<Tensor>, Tensor) {
+        let (data, mut model) = (images(96), batch_norm_cnn());
+        let mut sgd = Sgd::new(0.1).unwrap().momentum(0.9).unwrap();
+        let mut step = step.unwrap_or_else(|| TrainStep::with_shards(shards).unwrap());
+        for _ in 0..3 {
+            let mut batches = data.batches(96).unwrap();
+            let batch = batches.next().unwrap();
+            step.run(&mut model, &mut sgd, batch, &Loss::CrossEntropy)
+                .unwrap();
+        }
+        let (mut params, mut buffers) = (Vec::new(), Vec::new());
+        model.visit_params(&mut |_, p| params.push(p.value().to_owned()));
+        model.visit_buffers(&mut |_, b| buffers.push(b.clone()));
+        let tape = Tape::inference();
+        let mut batches = data.batches(96).unwrap();
+        let x = tape.constant(batches.next().unwrap().x);
+        (params, buffers, model.forward(x, Mode::Eval).value())
+    }
+
+    #[test]
+    fn batch_norm_takes_the_whole_batch_statistics_at_any_shard_count() {
+        let (params, buffers, output) = train_batch_norm(1, None);
+        assert_eq!(buffers.len(), 6);
+        assert_eq!(buffers[2].first(), Some(&3.0), "num_batches_tracked");
+        for shards in [2, 3] {
+            let (p, b, o) = train_batch_norm(shards, None);
+            assert!(
+                largest_difference(&params, &p) < 1e-6,
+                "{shards} shards: parameters"
+            );
+            assert!(
+                largest_difference(&buffers, &b) < 1e-6,
+                "{shards} shards: running statistics"
+            );
+            assert!(
+                largest_difference(&[output.clone()], &[o]) < 1e-5,
+                "{shards} shards: outputs"
+            );
+        }
+        // and a shard's own statistics would not do: they normalize its rows otherwise
+        let data = images(96);
+        let mut batches = data.batches(96).unwrap();
+        let x = batches.next().unwrap().x;
+        let bn = BatchNorm2d::new(2).unwrap();
+        let tape = Tape::inference();
+        let whole = bn.forward(tape.constant(x.view()), Mode::Train).value();
+        let half = x.slice_axis(ndarray::Axis(0), (0..48).into());
+        let alone = bn.forward(tape.constant(half), Mode::Train).value();
+        let whole_half = whole
+            .slice_axis(ndarray::Axis(0), (0..48).into())
+            .to_owned();
+        assert!(largest_difference(&[whole_half], &[alone]) > 1e-3);
+    }
+
+    #[test]
+    fn a_step_runner_first_used_without_batch_norm_still_syncs_a_model_with_it() {
+        // an MLP step shows that model took no batch statistics; the batch-norm model's step
+        // then runs again with shards that wait for each other
+        let mut step = TrainStep::with_shards(2).unwrap();
+        let (data, mut model) = (data(96), mlp(false));
+        let mut sgd = Sgd::new(0.1).unwrap();
+        for _ in 0..2 {
+            let mut batches = data.batches(96).unwrap();
+            step.run(
+                &mut model,
+                &mut sgd,
+                batches.next().unwrap(),
+                &Loss::CrossEntropy,
+            )
+            .unwrap();
+        }
+        assert_eq!(step.batch_coupled, Some(false));
+        let reused = train_batch_norm(2, Some(step));
+        let fresh = train_batch_norm(1, None);
+        assert!(largest_difference(&reused.0, &fresh.0) < 1e-6);
+        assert!(largest_difference(&reused.1, &fresh.1) < 1e-6);
+    }
+
+    #[test]
+    fn a_shard_that_panics_under_batch_norm_ends_the_step_with_its_panic() {
+        // 2 shards of 48 rows: the second gets 30 targets short, its loss panics
+        struct PanicsOnShard;
+        impl Module for PanicsOnShard {
+            fn forward<'t>(&self, x: crate::Var<'t>, _mode: Mode) -> crate::Var<'t> {
+                let first = x.tape().step_rows().map_or(0, |r| r.first_row);
+                assert!(first == 0, "shard at row {first} fails");
+                x
+            }
+            crate::walk!();
+        }
+        let model =
+            Sequential::new(vec![Box::new(batch_norm_cnn()), Box::new(PanicsOnShard)]).unwrap();
+        let mut model = model;
+        let data = images(96);
+        let mut sgd = Sgd::new(0.1).unwrap();
+        let mut step = TrainStep::with_shards(2).unwrap();
+        let mut batches = data.batches(96).unwrap();
+        let batch = batches.next().unwrap();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            step.run(&mut model, &mut sgd, batch, &Loss::CrossEntropy)
+        }));
+        let message = outcome.unwrap_err();
+        let text = message
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| message.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap();
+        assert!(
+            text.contains("shard at row 48 fails") || text.contains("another shard"),
+            "{text}"
+        );
     }
 
     #[test]
