@@ -638,7 +638,7 @@ impl std::fmt::Display for History {
 /// let config = FitConfig { epochs: 2, batch_size: 2, ..FitConfig::default() };
 /// let (mut steps, mut epochs) = (Vec::new(), Vec::new());
 /// fit(&mut model, &mut Sgd::new(0.1)?, &data, None, &config, &mut |p| match p {
-///     Progress::Step { epoch, step, steps: of, .. } => steps.push((epoch, step, of)),
+///     Progress::Step { epoch, step, steps: of, .. } => steps.push((*epoch, *step, *of)),
 ///     Progress::Epoch(record) => epochs.push(record.epoch),
 ///     Progress::Event(_) => {}
 /// })?;

@@ -51,6 +51,16 @@ use std::sync::Arc;
 /// ```
 pub trait Transform: Send + Sync + fmt::Debug {
     /// Changes `sample` (shape `[C, H, W]`) in place, drawing from `rng`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{ChaCha8Rng, RandomHorizontalFlip, SeedableRng, Transform, ndarray::array};
+    /// let mut image = array![[[1.0, 2.0, 3.0]]]; // [C, H, W] = [1, 1, 3]
+    /// let (mut rng, mut scratch) = (ChaCha8Rng::seed_from_u64(0), Vec::new());
+    /// RandomHorizontalFlip::new(1.0)?.apply(image.view_mut(), &mut rng, &mut scratch);
+    /// assert_eq!(image, array![[[3.0, 2.0, 1.0]]]);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     fn apply(&self, sample: ArrayViewMut3<'_, Elem>, rng: &mut ChaCha8Rng, scratch: &mut Vec<Elem>);
 }
 

@@ -521,9 +521,9 @@ impl Dataset {
     /// # Examples
     /// ```
     /// use tapegrad::{Dataset, Scaler, ndarray::array};
-    /// let mut data = Dataset::from_bytes(array![[255, 51]], vec![0])?;
+    /// let mut data = Dataset::from_bytes(array![[255, 0]], vec![0])?;
     /// data.set_scaler(Scaler::affine(2, 1.0 / 255.0, 0.0)?)?;
-    /// assert_eq!(data.full_batch().0, array![[1.0, 0.2]].into_dyn());
+    /// assert_eq!(data.full_batch().0, array![[1.0, 0.0]].into_dyn());
     /// assert!(data.set_scaler(Scaler::affine(3, 1.0, 0.0)?).is_err()); // 3 features, not 2
     /// # Ok::<(), tapegrad::Error>(())
     /// ```

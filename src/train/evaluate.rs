@@ -112,7 +112,8 @@ impl Evaluation {
     /// use tapegrad::{evaluate, ndarray::array, tensor, Dataset, Linear};
     /// // logits [x, 0, −x]
     /// let model = Linear::from_parts(tensor::from_vec(vec![1.0, 0.0, -1.0], &[3, 1])?, None)?;
-    /// let data = Dataset::from_floats(array![[2.0], [-1.0], [0.5]], vec![0, 0, 1])?;
+    /// // three classes, though class 2 has no sample here
+    /// let data = Dataset::from_floats(array![[2.0], [-1.0], [0.5]], vec![0, 0, 1])?.with_num_classes(3)?;
     /// let eval = evaluate(&model, &data, 3)?;
     /// // the labels rank first, third and second among the outputs
     /// assert_eq!(eval.top_k_accuracy(1), Some(1.0 / 3.0));

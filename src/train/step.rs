@@ -102,7 +102,8 @@ impl TrainStep {
     /// let data = Dataset::from_floats(x, (0..128).map(|i| i % 2).collect())?;
     /// let run = |shards| -> tapegrad::Result<Vec<f32>> {
     ///     let mut model = Linear::from_parts(tensor::ones(&[2, 2]), None)?;
-    ///     let batch = data.batches(128)?.next().unwrap();
+    ///     let mut batches = data.batches(128)?;
+    ///     let batch = batches.next().unwrap();
     ///     TrainStep::with_shards(shards)?.run(&mut model, &mut Sgd::new(0.1)?, batch, &Loss::CrossEntropy)?;
     ///     Ok(model.weight().value().iter().copied().collect())
     /// };
