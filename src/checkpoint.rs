@@ -114,6 +114,18 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// A snapshot of `model`'s parameters (by their dotted names) and of the random
     /// generators its modules keep ([`Module::visit_rngs`]).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear};
+    /// use tapegrad::checkpoint::Checkpoint;
+    /// let model = Linear::from_parts(tensor::ones(&[2, 3]), Some(tensor::zeros(&[2])))?;
+    /// let checkpoint = Checkpoint::new(&model);
+    /// let names: Vec<&str> = checkpoint.params().iter().map(|(n, _)| n.as_str()).collect();
+    /// assert_eq!(names, ["weight", "bias"]);
+    /// assert!(checkpoint.scaler().is_none() && checkpoint.epochs_done().is_none());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn new(model: &dyn Module) -> Checkpoint {
         let mut params = Vec::new();
         model.visit_params(&mut |name, p| params.push((name.to_string(), p.value().to_owned())));
@@ -130,6 +142,17 @@ impl Checkpoint {
 
     /// Adds the preprocessing fitted on the training data, so that inference applies
     /// exactly the training-time transform.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear, Scaler};
+    /// use tapegrad::checkpoint::Checkpoint;
+    /// let model = Linear::from_parts(tensor::ones(&[1, 784]), None)?;
+    /// let pixels = Scaler::affine(784, 1.0 / 255.0, 0.0)?;
+    /// let bytes = Checkpoint::new(&model).with_scaler(pixels.clone()).to_bytes()?;
+    /// assert_eq!(Checkpoint::from_bytes(&bytes)?.scaler(), Some(&pixels));
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn with_scaler(mut self, scaler: Scaler) -> Checkpoint {
         self.scaler = Some(scaler);
         self
@@ -143,6 +166,21 @@ impl Checkpoint {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] when the optimizer cannot save its state.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear, Mode, Module, Optimizer, Sgd, Tape};
+    /// use tapegrad::checkpoint::Checkpoint;
+    /// let mut model = Linear::from_parts(tensor::ones(&[1, 1]), None)?;
+    /// let mut sgd = Sgd::new(0.1)?.momentum(0.9)?;
+    /// let tape = Tape::new();
+    /// let loss = model.forward(tape.constant(tensor::ones(&[1, 1])), Mode::Train).sum();
+    /// sgd.step(&mut model, &loss.backward())?;
+    /// let checkpoint = Checkpoint::new(&model).with_training(&sgd, 3)?;
+    /// assert_eq!(checkpoint.epochs_done(), Some(3));
+    /// assert_eq!(checkpoint.optimizer_state().map(|s| s.steps), Some(1));
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn with_training(
         mut self,
         optimizer: &dyn Optimizer,
@@ -153,27 +191,87 @@ impl Checkpoint {
     }
 
     /// The parameters, by name, in the model's visiting order.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear};
+    /// use tapegrad::checkpoint::Checkpoint;
+    /// let model = Linear::from_parts(tensor::from_vec(vec![1.0, 2.0], &[1, 2])?, None)?;
+    /// let checkpoint = Checkpoint::new(&model);
+    /// let (name, value) = &checkpoint.params()[0];
+    /// assert_eq!((name.as_str(), value.shape()), ("weight", &[1, 2][..]));
+    /// assert_eq!(value.as_slice(), Some(&[1.0, 2.0][..]));
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn params(&self) -> &[(String, Tensor)] {
         &self.params
     }
 
     /// The stored scaler, if one was saved.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear, Scaler};
+    /// use tapegrad::checkpoint::Checkpoint;
+    /// let model = Linear::from_parts(tensor::ones(&[1, 2]), None)?;
+    /// assert_eq!(Checkpoint::new(&model).scaler(), None);
+    /// let scaler = Scaler::affine(2, 0.5, 1.0)?;
+    /// assert_eq!(Checkpoint::new(&model).with_scaler(scaler.clone()).scaler(), Some(&scaler));
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn scaler(&self) -> Option<&Scaler> {
         self.scaler.as_ref()
     }
 
     /// The epochs done, if training state was saved.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear, Sgd};
+    /// use tapegrad::checkpoint::Checkpoint;
+    /// let model = Linear::from_parts(tensor::ones(&[1, 2]), None)?;
+    /// assert_eq!(Checkpoint::new(&model).epochs_done(), None); // model only
+    /// let bytes = Checkpoint::new(&model).with_training(&Sgd::new(0.1)?, 7)?.to_bytes()?;
+    /// assert_eq!(Checkpoint::from_bytes(&bytes)?.epochs_done(), Some(7));
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn epochs_done(&self) -> Option<usize> {
         self.training.as_ref().map(|(epochs, _)| *epochs)
     }
 
     /// The saved optimizer state, if training state was saved.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear, Sgd};
+    /// use tapegrad::checkpoint::Checkpoint;
+    /// let model = Linear::from_parts(tensor::ones(&[1, 2]), None)?;
+    /// assert!(Checkpoint::new(&model).optimizer_state().is_none());
+    /// let checkpoint = Checkpoint::new(&model).with_training(&Sgd::new(0.25)?, 0)?;
+    /// let state = checkpoint.optimizer_state().unwrap();
+    /// assert_eq!((state.base_lr, state.steps), (0.25, 0));
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn optimizer_state(&self) -> Option<&OptimizerState> {
         self.training.as_ref().map(|(_, state)| state)
     }
 
     /// The file this checkpoint was read from (`<memory>` when it was made or decoded in
     /// memory).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::path::Path;
+    /// use tapegrad::{tensor, Linear};
+    /// use tapegrad::checkpoint::Checkpoint;
+    /// let model = Linear::from_parts(tensor::ones(&[1, 2]), None)?;
+    /// assert_eq!(Checkpoint::new(&model).source(), Path::new("<memory>"));
+    /// let path = std::env::temp_dir().join(format!("tapegrad-doc-source-{}.ckpt", std::process::id()));
+    /// Checkpoint::new(&model).save(&path)?;
+    /// assert_eq!(Checkpoint::load(&path)?.source(), path.as_path());
+    /// # std::fs::remove_file(&path).unwrap();
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn source(&self) -> &Path {
         &self.source
     }
@@ -184,6 +282,17 @@ impl Checkpoint {
     /// [`Error::InvalidArgument`] when the scaler fails [`Scaler::validate`] (loading would
     /// refuse it), or when bincode cannot encode the record (not expected for the types
     /// stored).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear};
+    /// use tapegrad::checkpoint::Checkpoint;
+    /// let model = Linear::from_parts(tensor::ones(&[1, 2]), None)?;
+    /// let bytes = Checkpoint::new(&model).to_bytes()?;
+    /// assert_eq!(&bytes[..8], b"TGRADCKP");
+    /// assert_eq!(bytes[8..12], 2u32.to_le_bytes()); // format version 2
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         // a file that loading would refuse is not written
         if let Some(problem) = self.scaler.as_ref().and_then(Scaler::first_problem) {
@@ -235,6 +344,20 @@ impl Checkpoint {
     /// # Errors
     /// As [`Checkpoint::to_bytes`]; [`Error::Io`] naming `path` when the folder is missing or
     /// not writable, or a write, sync or rename fails.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear};
+    /// use tapegrad::checkpoint::Checkpoint;
+    /// let path = std::env::temp_dir().join(format!("tapegrad-doc-ckpt-save-{}.ckpt", std::process::id()));
+    /// let checkpoint = Checkpoint::new(&Linear::from_parts(tensor::ones(&[1, 2]), None)?);
+    /// checkpoint.save(&path)?;
+    /// assert_eq!(std::fs::read(&path).unwrap(), checkpoint.to_bytes()?);
+    /// // a missing folder is an error naming the path, and nothing is written
+    /// assert!(checkpoint.save(path.join("no-such-folder/model.ckpt")).is_err());
+    /// # std::fs::remove_file(&path).unwrap();
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         write_atomically(path.as_ref(), &self.to_bytes()?, |file, bytes| {
             file.write_all(bytes)
@@ -250,6 +373,20 @@ impl Checkpoint {
     /// payload, a checksum mismatch, undecodable bytes, a tensor whose values do not fit
     /// its shape, or a scaler that fails [`Scaler::validate`] (naming the feature and the
     /// value).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear};
+    /// use tapegrad::checkpoint::Checkpoint;
+    /// let path = std::env::temp_dir().join(format!("tapegrad-doc-ckpt-load-{}.ckpt", std::process::id()));
+    /// Checkpoint::new(&Linear::from_parts(tensor::ones(&[2, 2]), None)?).save(&path)?;
+    /// assert_eq!(Checkpoint::load(&path)?.params()[0].1.shape(), &[2, 2]);
+    /// std::fs::write(&path, b"not a checkpoint").unwrap();
+    /// let err = Checkpoint::load(&path).unwrap_err().to_string();
+    /// assert!(err.contains(&path.display().to_string())); // errors name the file
+    /// # std::fs::remove_file(&path).unwrap();
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn load(path: impl AsRef<Path>) -> Result<Checkpoint> {
         let path = path.as_ref();
         let bytes = format::read_checkpoint_file(path)?;
@@ -261,6 +398,17 @@ impl Checkpoint {
     ///
     /// # Errors
     /// As [`Checkpoint::load`], except [`Error::Io`].
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear};
+    /// use tapegrad::checkpoint::Checkpoint;
+    /// let mut bytes = Checkpoint::new(&Linear::from_parts(tensor::ones(&[1, 2]), None)?).to_bytes()?;
+    /// assert_eq!(Checkpoint::from_bytes(&bytes)?.params().len(), 1);
+    /// *bytes.last_mut().unwrap() ^= 1; // one flipped bit: the checksum no longer matches
+    /// assert!(Checkpoint::from_bytes(&bytes).is_err());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn from_bytes(bytes: &[u8]) -> Result<Checkpoint> {
         let path = Path::new(MEMORY);
         Self::from_payload(format::decode(bytes, path)?, path)
@@ -356,6 +504,18 @@ impl Checkpoint {
     /// # Errors
     /// [`Error::Decode`] naming the file, the tensor, the element and its value, or the
     /// scaler's feature and its value.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear};
+    /// use tapegrad::checkpoint::Checkpoint;
+    /// let good = Linear::from_parts(tensor::ones(&[1, 2]), None)?;
+    /// assert!(Checkpoint::new(&good).ensure_finite().is_ok());
+    /// let bad = Linear::from_parts(tensor::from_vec(vec![1.0, f32::NAN], &[1, 2])?, None)?;
+    /// let err = Checkpoint::new(&bad).ensure_finite().unwrap_err().to_string();
+    /// assert!(err.contains("\"weight\" element 1"));
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn ensure_finite(&self) -> Result<()> {
         if let Some(problem) = self.scaler.as_ref().and_then(Scaler::first_problem) {
             return Err(Error::decode(
@@ -412,6 +572,22 @@ impl Checkpoint {
     /// either side or the shapes differ:
     /// `checkpoint load: parameter "0.weight" has shape [2, 8] in file, [2, 4] in model
     /// (path: run.ckpt)`; [`Error::Shape`] when the models' random generators differ.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear};
+    /// use tapegrad::checkpoint::Checkpoint;
+    /// let trained = Linear::from_parts(tensor::from_vec(vec![4.0, 5.0], &[1, 2])?, None)?;
+    /// let checkpoint = Checkpoint::new(&trained);
+    /// let mut model = Linear::from_parts(tensor::zeros(&[1, 2]), None)?;
+    /// checkpoint.restore_model(&mut model)?;
+    /// assert_eq!(model.weight().value(), trained.weight().value());
+    /// // another architecture is refused and left unchanged
+    /// let mut biased = Linear::from_parts(tensor::zeros(&[1, 2]), Some(tensor::zeros(&[1])))?;
+    /// assert!(checkpoint.restore_model(&mut biased).is_err());
+    /// assert!(biased.weight().value().iter().all(|&w| w == 0.0));
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn restore_model(&self, model: &mut dyn Module) -> Result<()> {
         self.check_model(&*model)?;
         let values: HashMap<&str, &Tensor> =
@@ -434,6 +610,25 @@ impl Checkpoint {
     /// of another kind of optimizer; [`Error::ParamMismatch`] as in
     /// [`Checkpoint::restore_model`], also for an optimizer buffer whose parameter is
     /// missing or has another shape.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear, Mode, Module, Optimizer, Sgd, Tape};
+    /// use tapegrad::checkpoint::Checkpoint;
+    /// let mut model = Linear::from_parts(tensor::ones(&[1, 1]), None)?;
+    /// let mut sgd = Sgd::new(0.1)?.momentum(0.9)?;
+    /// let tape = Tape::new();
+    /// let grads = model.forward(tape.constant(tensor::ones(&[1, 1])), Mode::Train).sum().backward();
+    /// sgd.step(&mut model, &grads)?;
+    /// let checkpoint = Checkpoint::new(&model).with_training(&sgd, 2)?;
+    /// let mut fresh = Linear::from_parts(tensor::zeros(&[1, 1]), None)?;
+    /// let mut fresh_sgd = Sgd::new(0.1)?.momentum(0.9)?;
+    /// assert_eq!(checkpoint.resume(&mut fresh, &mut fresh_sgd)?, 2); // start at epoch 2
+    /// assert_eq!((fresh_sgd.steps(), fresh.weight().value()), (1, model.weight().value()));
+    /// // a checkpoint of the model only has nothing to resume
+    /// assert!(Checkpoint::new(&model).resume(&mut fresh, &mut fresh_sgd).is_err());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn resume(&self, model: &mut dyn Module, optimizer: &mut dyn Optimizer) -> Result<usize> {
         let Some((epochs_done, state)) = &self.training else {
             return Err(Error::InvalidArgument {
@@ -498,6 +693,20 @@ pub fn save(model: &dyn Module, path: impl AsRef<Path>) -> Result<()> {
 ///
 /// # Errors
 /// As [`Checkpoint::load`] and [`Checkpoint::restore_model`].
+///
+/// # Examples
+/// ```
+/// use tapegrad::{checkpoint, tensor, Linear};
+/// let path = std::env::temp_dir().join(format!("tapegrad-doc-load-{}.ckpt", std::process::id()));
+/// let trained = Linear::from_parts(tensor::from_vec(vec![0.5, -0.5], &[2, 1])?, None)?;
+/// checkpoint::save(&trained, &path)?;
+/// let mut model = Linear::from_parts(tensor::zeros(&[2, 1]), None)?;
+/// checkpoint::load(&mut model, &path)?;
+/// assert_eq!(model.weight().value(), trained.weight().value());
+/// std::fs::remove_file(&path).unwrap();
+/// assert!(checkpoint::load(&mut model, &path).is_err()); // no file
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
 pub fn load(model: &mut dyn Module, path: impl AsRef<Path>) -> Result<()> {
     Checkpoint::load(path)?.restore_model(model)
 }

@@ -157,6 +157,14 @@ pub struct ConfusionMatrix {
 
 impl ConfusionMatrix {
     /// An all-zero matrix for `classes` classes.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::metrics::ConfusionMatrix;
+    /// let m = ConfusionMatrix::new(3);
+    /// assert_eq!((m.classes(), m.total()), (3, 0));
+    /// assert_eq!(m.per_class_accuracy(), vec![None, None, None]);
+    /// ```
     pub fn new(classes: usize) -> Self {
         ConfusionMatrix {
             classes,
@@ -168,6 +176,16 @@ impl ConfusionMatrix {
     ///
     /// # Panics
     /// If the lengths differ or a class is not below the number of classes.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::metrics::ConfusionMatrix;
+    /// let mut m = ConfusionMatrix::new(2);
+    /// m.add(&[1, 1], &[0, 1]);
+    /// m.add(&[0], &[0]);
+    /// assert_eq!((m.count(0, 1), m.count(1, 1), m.count(0, 0)), (1, 1, 1));
+    /// assert_eq!(m.total(), 3);
+    /// ```
     #[track_caller]
     pub fn add(&mut self, predicted: &[usize], labels: &[usize]) {
         assert_eq!(
@@ -189,21 +207,53 @@ impl ConfusionMatrix {
     }
 
     /// Number of classes.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::metrics::ConfusionMatrix;
+    /// assert_eq!(ConfusionMatrix::new(10).classes(), 10);
+    /// ```
     pub fn classes(&self) -> usize {
         self.classes
     }
 
     /// How many samples of true class `truth` were predicted as `predicted`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::metrics::ConfusionMatrix;
+    /// let mut m = ConfusionMatrix::new(3);
+    /// m.add(&[2, 2, 0], &[1, 1, 1]); // two true 1s predicted as 2
+    /// assert_eq!(m.count(1, 2), 2);
+    /// assert_eq!(m.count(2, 1), 0);
+    /// ```
     pub fn count(&self, truth: usize, predicted: usize) -> u64 {
         self.counts[truth * self.classes + predicted]
     }
 
     /// Number of samples counted.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::metrics::ConfusionMatrix;
+    /// let mut m = ConfusionMatrix::new(2);
+    /// m.add(&[0, 1, 1, 0], &[0, 0, 1, 1]);
+    /// assert_eq!(m.total(), 4);
+    /// ```
     pub fn total(&self) -> u64 {
         self.counts.iter().sum()
     }
 
     /// The fraction on the diagonal (0 when empty).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::metrics::ConfusionMatrix;
+    /// let mut m = ConfusionMatrix::new(2);
+    /// assert_eq!(m.accuracy(), 0.0); // empty
+    /// m.add(&[0, 1, 1, 0], &[0, 0, 1, 1]);
+    /// assert_eq!(m.accuracy(), 0.5);
+    /// ```
     pub fn accuracy(&self) -> f64 {
         let correct: u64 = (0..self.classes).map(|c| self.count(c, c)).sum();
         match self.total() {
@@ -214,6 +264,15 @@ impl ConfusionMatrix {
 
     /// For each class, the fraction of its samples predicted correctly (its recall), or
     /// `None` for a class with no samples.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::metrics::ConfusionMatrix;
+    /// let mut m = ConfusionMatrix::new(3);
+    /// m.add(&[0, 0, 1, 0], &[0, 0, 1, 1]);
+    /// // class 0: 2 of 2, class 1: 1 of 2, class 2: no samples
+    /// assert_eq!(m.per_class_accuracy(), vec![Some(1.0), Some(0.5), None]);
+    /// ```
     pub fn per_class_accuracy(&self) -> Vec<Option<f64>> {
         (0..self.classes)
             .map(|t| {
@@ -303,6 +362,16 @@ impl RegressionMetrics {
     /// If the two shapes differ
     /// (`regression_metrics: shapes differ; prediction shape [4, 1], target shape [4, 2]`), or
     /// the number of outputs differs from earlier batches'.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{metrics::RegressionMetrics, ndarray::array};
+    /// let mut m = RegressionMetrics::default();
+    /// m.add(array![[1.0, 0.0]].view(), array![[2.0, 0.0]].view());
+    /// m.add(array![[0.0, 4.0]].view(), array![[0.0, 2.0]].view());
+    /// assert_eq!((m.count(), m.outputs()), (2, 2));
+    /// assert_eq!(m.mse(), (1.0 + 4.0) / 4.0); // errors 1, 0, 0, 2 over 4 elements
+    /// ```
     #[track_caller]
     pub fn add(&mut self, predicted: ArrayView2<'_, Elem>, target: ArrayView2<'_, Elem>) {
         assert!(
@@ -341,6 +410,20 @@ impl RegressionMetrics {
     ///
     /// # Panics
     /// If both have rows with different numbers of outputs.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{metrics::RegressionMetrics, ndarray::{array, s}};
+    /// let (p, y) = (array![[1.0], [2.0], [4.0]], array![[0.0], [2.0], [6.0]]);
+    /// let mut all = RegressionMetrics::default();
+    /// all.add(p.view(), y.view());
+    /// let (mut a, mut b) = (RegressionMetrics::default(), RegressionMetrics::default());
+    /// a.add(p.slice(s![..1, ..]), y.slice(s![..1, ..]));
+    /// b.add(p.slice(s![1.., ..]), y.slice(s![1.., ..]));
+    /// a.merge(&b); // as if all three rows had been added to `a`
+    /// assert_eq!((a.count(), a.mse(), a.mae()), (all.count(), all.mse(), all.mae()));
+    /// assert!((a.r2() - all.r2()).abs() < 1e-12);
+    /// ```
     #[track_caller]
     pub fn merge(&mut self, other: &RegressionMetrics) {
         if other.rows == 0 {
@@ -369,11 +452,28 @@ impl RegressionMetrics {
     }
 
     /// Number of rows (samples) added.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{metrics::RegressionMetrics, ndarray::Array2};
+    /// let mut m = RegressionMetrics::default();
+    /// m.add(Array2::zeros((5, 3)).view(), Array2::ones((5, 3)).view());
+    /// assert_eq!(m.count(), 5); // rows, not elements
+    /// ```
     pub fn count(&self) -> u64 {
         self.rows
     }
 
     /// Number of outputs per row (0 before the first row).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{metrics::RegressionMetrics, ndarray::Array2};
+    /// let mut m = RegressionMetrics::default();
+    /// assert_eq!(m.outputs(), 0);
+    /// m.add(Array2::zeros((5, 3)).view(), Array2::ones((5, 3)).view());
+    /// assert_eq!(m.outputs(), 3);
+    /// ```
     pub fn outputs(&self) -> usize {
         self.columns.len()
     }
@@ -381,12 +481,28 @@ impl RegressionMetrics {
     /// Mean squared error over all elements, `(1/(N·K)) Σ (ŷ − y)²` (0 when empty, as
     /// [`accuracy`]). The same as scikit-learn's `mean_squared_error` and
     /// `torch.nn.functional.mse_loss`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{metrics::RegressionMetrics, ndarray::array};
+    /// let mut m = RegressionMetrics::default();
+    /// m.add(array![[1.0], [4.0]].view(), array![[2.0], [2.0]].view());
+    /// assert_eq!(m.mse(), (1.0 + 4.0) / 2.0);
+    /// ```
     pub fn mse(&self) -> f64 {
         self.mean_of(|c| c.squared_error)
     }
 
     /// Mean absolute error over all elements, `(1/(N·K)) Σ |ŷ − y|` (0 when empty). The same
     /// as scikit-learn's `mean_absolute_error` and `torch.nn.functional.l1_loss`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{metrics::RegressionMetrics, ndarray::array};
+    /// let mut m = RegressionMetrics::default();
+    /// m.add(array![[1.0], [4.0]].view(), array![[2.0], [2.0]].view());
+    /// assert_eq!(m.mae(), (1.0 + 2.0) / 2.0);
+    /// ```
     pub fn mae(&self) -> f64 {
         self.mean_of(|c| c.absolute_error)
     }
@@ -401,6 +517,18 @@ impl RegressionMetrics {
     /// negative for worse. An output whose targets are all equal (`SS_tot = 0`) scores 1 if
     /// predicted exactly and 0 otherwise, as scikit-learn's `force_finite=True`. NaN with
     /// fewer than two rows, where R² is not defined (scikit-learn also returns NaN).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{metrics::RegressionMetrics, ndarray::array};
+    /// let mut m = RegressionMetrics::default();
+    /// m.add(array![[1.0], [2.0]].view(), array![[1.0], [3.0]].view());
+    /// // SS_res = 0 + 1, SS_tot = 1 + 1 around the mean 2
+    /// assert_eq!(m.r2(), 1.0 - 1.0 / 2.0);
+    /// let mut one_row = RegressionMetrics::default();
+    /// one_row.add(array![[1.0]].view(), array![[1.0]].view());
+    /// assert!(one_row.r2().is_nan());
+    /// ```
     pub fn r2(&self) -> f64 {
         if self.rows < 2 || self.columns.is_empty() {
             return f64::NAN;

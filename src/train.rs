@@ -32,6 +32,23 @@ use std::time::Instant;
 /// What [`fit`] does when a step is refused because its loss, its gradients or its update
 /// are NaN or infinite (see [`Optimizer::step`]). Either way the refused step changes
 /// nothing.
+///
+/// # Examples
+/// ```
+/// use tapegrad::{ndarray::Array2, tensor, Dataset, Error, FitConfig, Linear, OnDivergence, Sgd, fit};
+/// // one sample so large that its logits overflow to infinity
+/// let mut x = Array2::from_elem((8, 2), 1.0);
+/// x[[5, 0]] = 3e38;
+/// let data = Dataset::from_floats(x, vec![0, 1, 0, 1, 0, 1, 0, 1])?;
+/// let model = || Linear::from_parts(tensor::from_vec(vec![2.0; 4], &[2, 2])?, None);
+/// let stop = FitConfig { epochs: 1, batch_size: 4, ..FitConfig::default() };
+/// let err = fit(&mut model()?, &mut Sgd::new(0.1)?, &data, None, &stop, &mut |_| {}).unwrap_err();
+/// assert!(matches!(err, Error::Diverged { .. }));
+/// let halve = FitConfig { on_divergence: OnDivergence::HalveLearningRate, ..stop };
+/// let history = fit(&mut model()?, &mut Sgd::new(0.1)?, &data, None, &halve, &mut |_| {})?;
+/// assert!(history.events[0].contains("halved to 0.05"));
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnDivergence {
     /// Return [`Error::Diverged`] naming the step.
@@ -205,6 +222,15 @@ fn has_metric(targets: &Targets, metric: Metric) -> bool {
 ///
 /// A tie is no improvement, so the earlier epoch stays the best (accuracy moves in steps of
 /// one sample, so ties are common).
+///
+/// # Examples
+/// ```
+/// use tapegrad::{Goal, Metric, Monitor};
+/// let mae = Monitor::Valid(Metric::Mae, Goal::Min);
+/// assert!(mae.improves(0.1, 0.2) && !mae.improves(0.2, 0.1));
+/// assert!(Monitor::ValidAccuracy.improves(0.9, 0.8));
+/// assert_eq!(Monitor::metric(Metric::Accuracy), Monitor::Valid(Metric::Accuracy, Goal::Max));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Monitor {
     /// The validation loss; lower is better (`monitor="val_loss", mode="min"`).
@@ -216,6 +242,13 @@ pub enum Monitor {
 }
 
 /// Which way a watched metric improves.
+///
+/// # Examples
+/// ```
+/// use tapegrad::{Goal, Metric, Monitor};
+/// assert_eq!(Monitor::metric(Metric::Loss), Monitor::Valid(Metric::Loss, Goal::Min));
+/// assert!(Monitor::Valid(Metric::Loss, Goal::Max).improves(2.0, 1.0)); // as asked, not as usual
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Goal {
     /// Smaller is better (`mode="min"`).
@@ -242,6 +275,13 @@ impl Monitor {
     }
 
     /// The watched metric.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Goal, Metric, Monitor};
+    /// assert_eq!(Monitor::ValidAccuracy.watched(), Metric::Accuracy);
+    /// assert_eq!(Monitor::Valid(Metric::TopK(5), Goal::Max).watched(), Metric::TopK(5));
+    /// ```
     pub fn watched(self) -> Metric {
         match self {
             Monitor::ValidLoss => Metric::Loss,
@@ -252,6 +292,16 @@ impl Monitor {
 
     /// The watched value of an epoch (`None` without validation data, or when the
     /// validation targets have no such metric).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{EpochRecord, Metric, Monitor};
+    /// let record = EpochRecord { epoch: 1, train_loss: 0.5, valid_loss: Some(0.3),
+    ///     valid_accuracy: None, valid_metrics: vec![(Metric::Loss, 0.3)], lr: 0.1, seconds: 1.0,
+    ///     samples_per_second: 10.0 };
+    /// assert_eq!(Monitor::ValidLoss.value(&record), Some(0.3));
+    /// assert_eq!(Monitor::ValidAccuracy.value(&record), None); // not reported
+    /// ```
     pub fn value(self, record: &EpochRecord) -> Option<f64> {
         record.metric(self.watched())
     }
@@ -283,6 +333,21 @@ impl Monitor {
 }
 
 /// Settings of [`fit`].
+///
+/// # Examples
+/// ```
+/// use tapegrad::{ndarray::array, tensor, Dataset, FitConfig, Linear, Sgd, fit};
+/// let config = FitConfig::default();
+/// assert_eq!((config.epochs, config.batch_size, config.start_epoch), (10, 64, 0));
+/// let data = Dataset::from_floats(array![[-1.0], [1.0]], vec![0, 1])?;
+/// let mut model = Linear::from_parts(tensor::zeros(&[2, 1]), None)?;
+/// let short = FitConfig { epochs: 3, batch_size: 2, ..config };
+/// assert_eq!(fit(&mut model, &mut Sgd::new(0.1)?, &data, None, &short, &mut |_| {})?.epochs.len(), 3);
+/// // settings are checked before the first step
+/// let done = FitConfig { start_epoch: 3, ..short };
+/// assert!(fit(&mut model, &mut Sgd::new(0.1)?, &data, None, &done, &mut |_| {}).is_err());
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct FitConfig {
     /// Passes over the training data, counted from the start of training (resumed runs
@@ -347,6 +412,21 @@ impl Default for FitConfig {
 }
 
 /// One epoch's numbers.
+///
+/// # Examples
+/// ```
+/// use tapegrad::{ndarray::array, tensor, Dataset, FitConfig, Linear, Sgd, fit};
+/// let data = Dataset::from_floats(array![[-1.0], [1.0], [-2.0], [2.0]], vec![0, 1, 0, 1])?;
+/// let mut model = Linear::from_parts(tensor::zeros(&[2, 1]), None)?;
+/// let config = FitConfig { epochs: 2, batch_size: 2, ..FitConfig::default() };
+/// let history = fit(&mut model, &mut Sgd::new(0.5)?, &data, Some(&data), &config, &mut |_| {})?;
+/// let (first, second) = (&history.epochs[0], &history.epochs[1]);
+/// assert_eq!((first.epoch, second.epoch, first.lr), (1, 2, 0.5));
+/// assert!(first.train_loss <= 2f64.ln() + 1e-6); // zero weights start at ln 2
+/// assert!(second.valid_loss.unwrap() < first.train_loss);
+/// assert_eq!(second.valid_accuracy, Some(1.0));
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct EpochRecord {
     /// Epoch number, from 1.
@@ -370,6 +450,16 @@ pub struct EpochRecord {
 
 impl EpochRecord {
     /// The value of a validation metric, if reported.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{EpochRecord, Metric};
+    /// let record = EpochRecord { epoch: 3, train_loss: 0.5, valid_loss: Some(0.4),
+    ///     valid_accuracy: Some(0.8), valid_metrics: vec![(Metric::Loss, 0.4), (Metric::Accuracy, 0.8)],
+    ///     lr: 0.1, seconds: 1.0, samples_per_second: 10.0 };
+    /// assert_eq!(record.metric(Metric::Accuracy), Some(0.8));
+    /// assert_eq!(record.metric(Metric::R2), None);
+    /// ```
     pub fn metric(&self, metric: Metric) -> Option<f64> {
         (self.valid_metrics.iter())
             .find(|(m, _)| *m == metric)
@@ -378,6 +468,20 @@ impl EpochRecord {
 }
 
 /// The per-epoch record of a [`fit`], printable and exportable as CSV.
+///
+/// # Examples
+/// ```
+/// use tapegrad::{ndarray::array, tensor, Dataset, FitConfig, Linear, Sgd, fit};
+/// let data = Dataset::from_floats(array![[-1.0], [1.0]], vec![0, 1])?;
+/// let mut model = Linear::from_parts(tensor::zeros(&[2, 1]), None)?;
+/// let config = FitConfig { epochs: 4, batch_size: 2, ..FitConfig::default() };
+/// let history = fit(&mut model, &mut Sgd::new(0.5)?, &data, None, &config, &mut |_| {})?;
+/// assert_eq!(history.epochs.len(), 4);
+/// assert!(history.epochs[3].train_loss < history.epochs[0].train_loss);
+/// assert!(history.events.is_empty() && history.best_epoch.is_none());
+/// assert_eq!(history.to_csv().lines().count(), 1 + 4); // header and one line per epoch
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct History {
     /// One record per completed epoch.
@@ -450,6 +554,21 @@ impl History {
     ///
     /// # Errors
     /// [`Error::Io`] naming the path.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{EpochRecord, History};
+    /// let path = std::env::temp_dir().join(format!("tapegrad-doc-history-{}.csv", std::process::id()));
+    /// let mut history = History::default();
+    /// history.epochs.push(EpochRecord { epoch: 1, train_loss: 0.25, valid_loss: None,
+    ///     valid_accuracy: None, valid_metrics: vec![], lr: 0.1, seconds: 1.0,
+    ///     samples_per_second: 50.0 });
+    /// history.write_csv(&path)?;
+    /// assert_eq!(std::fs::read_to_string(&path).unwrap(), history.to_csv());
+    /// assert!(history.write_csv(path.join("no-such-folder/h.csv")).is_err());
+    /// # std::fs::remove_file(&path).unwrap();
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn write_csv(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         std::fs::write(path, self.to_csv()).map_err(|e| Error::io(path, e))
@@ -510,6 +629,24 @@ impl std::fmt::Display for History {
 }
 
 /// What [`fit`] reports to its callback as it goes.
+///
+/// # Examples
+/// ```
+/// use tapegrad::{ndarray::array, tensor, Dataset, FitConfig, Linear, Progress, Sgd, fit};
+/// let data = Dataset::from_floats(array![[-1.0], [1.0], [-2.0], [2.0], [3.0]], vec![0, 1, 0, 1, 1])?;
+/// let mut model = Linear::from_parts(tensor::zeros(&[2, 1]), None)?;
+/// let config = FitConfig { epochs: 2, batch_size: 2, ..FitConfig::default() };
+/// let (mut steps, mut epochs) = (Vec::new(), Vec::new());
+/// fit(&mut model, &mut Sgd::new(0.1)?, &data, None, &config, &mut |p| match p {
+///     Progress::Step { epoch, step, steps: of, .. } => steps.push((*epoch, *step, *of)),
+///     Progress::Epoch(record) => epochs.push(record.epoch),
+///     Progress::Event(_) => {}
+/// })?;
+/// assert_eq!(steps.len(), 6); // 3 batches of 5 samples, 2 epochs
+/// assert_eq!(steps[5], (2, 3, 3));
+/// assert_eq!(epochs, [1, 2]);
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
 #[derive(Debug)]
 pub enum Progress<'a> {
     /// A training step finished.

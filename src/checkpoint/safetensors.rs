@@ -26,6 +26,20 @@ use std::path::Path;
 /// # Errors
 /// [`Error::InvalidArgument`] if the safetensors crate refuses the tensors (not expected
 /// for a model's parameters).
+///
+/// # Examples
+/// ```
+/// use tapegrad::{tensor, Linear};
+/// use tapegrad::checkpoint::safetensors_bytes;
+/// let model = Linear::from_parts(tensor::from_vec(vec![1.0, 2.0], &[1, 2])?, None)?;
+/// let bytes = safetensors_bytes(&model)?;
+/// // an 8-byte header length, the JSON header, then the values as little-endian f32
+/// let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+/// let header = std::str::from_utf8(&bytes[8..8 + n]).unwrap();
+/// assert!(header.contains("\"weight\"") && header.contains("\"F32\""));
+/// assert_eq!(bytes[8 + n..], [1.0f32.to_le_bytes(), 2.0f32.to_le_bytes()].concat());
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
 pub fn safetensors_bytes(model: &dyn Module) -> Result<Vec<u8>> {
     bytes_with_scaler(model, None)
 }
@@ -121,6 +135,23 @@ pub(crate) fn export_with_scaler(
 /// crate would silently keep one of the two), a tensor that is not `F32`, or a NaN or
 /// infinite value (naming the tensor and the element); [`Error::ParamMismatch`] naming
 /// the parameter and both shapes for a missing, extra or differently shaped tensor.
+///
+/// # Examples
+/// ```
+/// use tapegrad::{tensor, Linear};
+/// use tapegrad::checkpoint::{export_safetensors, import_safetensors};
+/// let path = std::env::temp_dir().join(format!("tapegrad-doc-import-{}.safetensors", std::process::id()));
+/// let saved = Linear::from_parts(tensor::from_vec(vec![3.0, -1.0], &[2, 1])?, None)?;
+/// export_safetensors(&saved, &path)?;
+/// let mut model = Linear::from_parts(tensor::zeros(&[2, 1]), None)?;
+/// import_safetensors(&mut model, &path)?;
+/// assert_eq!(model.weight().value(), saved.weight().value());
+/// // a model with a bias finds no "bias" tensor in the file
+/// let mut biased = Linear::from_parts(tensor::zeros(&[2, 1]), Some(tensor::zeros(&[2])))?;
+/// assert!(import_safetensors(&mut biased, &path).unwrap_err().to_string().contains("bias"));
+/// # std::fs::remove_file(&path).unwrap();
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
 pub fn import_safetensors(model: &mut dyn Module, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
     let bytes = read_regular_file(path, "safetensors import")?;

@@ -51,6 +51,16 @@ use std::sync::Arc;
 /// ```
 pub trait Transform: Send + Sync + fmt::Debug {
     /// Changes `sample` (shape `[C, H, W]`) in place, drawing from `rng`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{ChaCha8Rng, RandomHorizontalFlip, SeedableRng, Transform, ndarray::array};
+    /// let mut image = array![[[1.0, 2.0, 3.0]]]; // [C, H, W] = [1, 1, 3]
+    /// let (mut rng, mut scratch) = (ChaCha8Rng::seed_from_u64(0), Vec::new());
+    /// RandomHorizontalFlip::new(1.0)?.apply(image.view_mut(), &mut rng, &mut scratch);
+    /// assert_eq!(image, array![[[3.0, 2.0, 1.0]]]);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     fn apply(&self, sample: ArrayViewMut3<'_, Elem>, rng: &mut ChaCha8Rng, scratch: &mut Vec<Elem>);
 }
 
@@ -87,6 +97,17 @@ where
     F: Fn(ArrayViewMut3<'_, Elem>, &mut ChaCha8Rng) + Send + Sync,
 {
     /// The transform that calls `f` on each sample; `name` is what `Debug` shows.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Augment, FnTransform};
+    /// let negate = FnTransform::new("negate", |mut sample, _| sample.mapv_inplace(|v| -v));
+    /// assert_eq!(format!("{negate:?}"), "FnTransform(\"negate\")");
+    /// let mut batch = [1.0, -2.0];
+    /// Augment::new().then(negate).apply_batch(&mut batch, &[1, 1, 2], 0, 0)?;
+    /// assert_eq!(batch, [-1.0, 2.0]);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn new(name: impl Into<String>, f: F) -> Self {
         Self {
             name: name.into(),
@@ -165,12 +186,29 @@ impl RandomCrop {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] when `padding` is larger than 2³² − 1 pixels.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Augment, RandomCrop};
+    /// let mut batch = [1.0, 2.0, 3.0, 4.0];
+    /// Augment::new().then(RandomCrop::new(0)?).apply_batch(&mut batch, &[1, 2, 2], 9, 0)?;
+    /// assert_eq!(batch, [1.0, 2.0, 3.0, 4.0]); // padding 0 crops the sample itself
+    /// assert!(RandomCrop::new(usize::MAX).is_err());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn new(padding: usize) -> Result<Self> {
         check_shift("random_crop", "padding", padding)?;
         Ok(Self { padding })
     }
 
     /// The padding on each side, in pixels.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::RandomCrop;
+    /// assert_eq!(RandomCrop::new(4)?.padding(), 4);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn padding(&self) -> usize {
         self.padding
     }
@@ -225,12 +263,29 @@ impl RandomTranslate {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] when `max_pixels` is larger than 2³² − 1.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Augment, RandomTranslate};
+    /// let mut batch = [1.0, 2.0, 3.0, 4.0];
+    /// Augment::new().then(RandomTranslate::new(0)?).apply_batch(&mut batch, &[1, 2, 2], 9, 0)?;
+    /// assert_eq!(batch, [1.0, 2.0, 3.0, 4.0]); // no shift
+    /// assert!(RandomTranslate::new(usize::MAX).is_err());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn new(max_pixels: usize) -> Result<Self> {
         check_shift("random_translate", "max_pixels", max_pixels)?;
         Ok(Self { max_pixels })
     }
 
     /// The largest shift along each axis, in pixels.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::RandomTranslate;
+    /// assert_eq!(RandomTranslate::new(3)?.max_pixels(), 3);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn max_pixels(&self) -> usize {
         self.max_pixels
     }
@@ -320,6 +375,17 @@ impl RandomHorizontalFlip {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] when `p` is not in `[0, 1]` (NaN included).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Augment, RandomHorizontalFlip};
+    /// let mut batch = [1.0, 2.0];
+    /// Augment::new().then(RandomHorizontalFlip::new(0.0)?).apply_batch(&mut batch, &[1, 1, 2], 0, 0)?;
+    /// assert_eq!(batch, [1.0, 2.0]); // p = 0 never flips
+    /// assert!(RandomHorizontalFlip::new(-0.1).is_err());
+    /// assert!(RandomHorizontalFlip::new(f32::NAN).is_err());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn new(p: f32) -> Result<Self> {
         if !(0.0..=1.0).contains(&p) {
             return Err(Error::InvalidArgument {
@@ -331,6 +397,13 @@ impl RandomHorizontalFlip {
     }
 
     /// The probability of a flip.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::RandomHorizontalFlip;
+    /// assert_eq!(RandomHorizontalFlip::new(0.25)?.p(), 0.25);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn p(&self) -> f32 {
         self.p
     }
@@ -383,22 +456,58 @@ pub struct Augment {
 
 impl Augment {
     /// The empty pipeline, which leaves samples unchanged.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::Augment;
+    /// let augment = Augment::new();
+    /// assert!(augment.is_empty());
+    /// let mut batch = [1.0, 2.0, 3.0];
+    /// augment.apply_batch(&mut batch, &[3, 1, 1], 0, 0)?;
+    /// assert_eq!(batch, [1.0, 2.0, 3.0]);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
     /// This pipeline followed by `transform`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Augment, RandomCrop, RandomHorizontalFlip};
+    /// let augment = Augment::new().then(RandomHorizontalFlip::new(1.0)?).then(RandomCrop::new(0)?);
+    /// assert_eq!(augment.len(), 2);
+    /// let mut batch = [1.0, 2.0, 3.0];
+    /// augment.apply_batch(&mut batch, &[1, 1, 3], 0, 0)?;
+    /// assert_eq!(batch, [3.0, 2.0, 1.0]); // flipped, then cropped with no padding
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn then(mut self, transform: impl Transform + 'static) -> Self {
         self.transforms.push(Arc::new(transform));
         self
     }
 
     /// The number of transforms.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Augment, RandomHorizontalFlip};
+    /// assert_eq!(Augment::new().len(), 0);
+    /// assert_eq!(Augment::new().then(RandomHorizontalFlip::default()).len(), 1);
+    /// ```
     pub fn len(&self) -> usize {
         self.transforms.len()
     }
 
     /// Whether the pipeline has no transforms (and so changes nothing).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Augment, RandomHorizontalFlip};
+    /// assert!(Augment::new().is_empty());
+    /// assert!(!Augment::new().then(RandomHorizontalFlip::default()).is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.transforms.is_empty()
     }

@@ -12,9 +12,20 @@ use ndarray::Array2;
 use std::path::Path;
 
 /// Pixel bytes per CIFAR-10 image: 3 channels of 32×32.
+///
+/// # Examples
+/// ```
+/// assert_eq!(tapegrad::data::CIFAR10_PIXELS, 3 * 32 * 32);
+/// ```
 pub const CIFAR10_PIXELS: usize = 3 * 32 * 32;
 
 /// The ten CIFAR-10 classes, by label.
+///
+/// # Examples
+/// ```
+/// use tapegrad::data::CIFAR10_CLASSES;
+/// assert_eq!((CIFAR10_CLASSES.len(), CIFAR10_CLASSES[3]), (10, "cat"));
+/// ```
 pub const CIFAR10_CLASSES: [&str; 10] = [
     "airplane",
     "automobile",
@@ -49,6 +60,23 @@ const RECORD: usize = 1 + CIFAR10_PIXELS;
 /// is not a whole number of 3,073-byte records, a label is not below 10, or its gzip
 /// stream is broken, inflates past its trailer's size, is followed by further bytes or is
 /// one of several concatenated gzip members.
+///
+/// # Examples
+/// ```
+/// use tapegrad::data::{CIFAR10_PIXELS, read_cifar10};
+/// let path = std::env::temp_dir().join(format!("tapegrad-doc-{}.bin", std::process::id()));
+/// let mut record = vec![7u8]; // label 7, "horse"
+/// record.extend((0..CIFAR10_PIXELS).map(|i| (i % 251) as u8));
+/// std::fs::write(&path, [record.clone(), record].concat())?;
+/// let data = read_cifar10(&[&path])?.with_sample_shape(&[3, 32, 32])?;
+/// assert_eq!((data.len(), data.num_classes()), (2, 10));
+/// assert_eq!(data.labels(), Some(&[7, 7][..]));
+/// assert_eq!(data.bytes().unwrap()[[1, 0, 0, 5]], 5);
+/// std::fs::write(&path, [1u8, 2, 3])?; // not a whole record
+/// assert!(read_cifar10(&[&path]).is_err());
+/// # std::fs::remove_file(&path)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn read_cifar10<P: AsRef<Path>>(files: &[P]) -> Result<Dataset> {
     let mut pixels = Vec::new();
     let mut labels = Vec::new();

@@ -45,6 +45,20 @@ impl Features {
 /// Samples of any shape, stored as given: bytes (such as image pixels, converted to `f32`
 /// batch by batch) or floats. Axis 0 is the sample; the other axes are one sample's shape.
 /// Made with `From` any `ndarray` array of `u8` or `f32` (owned), for [`Dataset::new`].
+///
+/// # Examples
+/// ```
+/// use tapegrad::{SampleArray, ndarray::{Array2, Array4}};
+/// let images: SampleArray = Array4::<u8>::zeros((5, 1, 28, 28)).into();
+/// let rows: SampleArray = Array2::<f32>::zeros((5, 784)).into();
+/// let (a, b) = (
+///     tapegrad::Dataset::new(images, tapegrad::Targets::Inputs)?,
+///     tapegrad::Dataset::new(rows, tapegrad::Targets::Inputs)?,
+/// );
+/// assert_eq!((a.sample_shape(), a.stores_bytes()), (&[1, 28, 28][..], true));
+/// assert_eq!((b.sample_shape(), b.stores_bytes()), (&[784][..], false));
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct SampleArray {
     features: Features,
@@ -140,6 +154,16 @@ impl Dataset {
     /// or value targets have fewer than 2 axes; [`Error::InvalidArgument`] when a label is
     /// not below the number of classes, a value target is not finite, or a multi-label
     /// target is not 0 or 1 (naming the sample).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Dataset, Targets, ndarray::Array3};
+    /// let data = Dataset::new(Array3::<f32>::zeros((4, 2, 3)), Targets::classes(vec![0, 1, 2, 1]))?;
+    /// assert_eq!((data.len(), data.sample_shape(), data.num_classes()), (4, &[2, 3][..], 3));
+    /// // one target per sample, or an error naming both counts
+    /// assert!(Dataset::new(Array3::<f32>::zeros((4, 2, 3)), Targets::classes(vec![0])).is_err());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn new(samples: impl Into<SampleArray>, targets: Targets) -> Result<Self> {
         let SampleArray {
             features,
@@ -167,6 +191,15 @@ impl Dataset {
     ///
     /// # Errors
     /// As [`Dataset::new`].
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Dataset, ndarray::array};
+    /// let data = Dataset::from_floats(array![[0.5, -1.0], [2.0, 0.0]], vec![1, 0])?;
+    /// assert!(!data.stores_bytes());
+    /// assert_eq!(data.labels(), Some(&[1, 0][..]));
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn from_floats(features: Array2<Elem>, labels: Vec<usize>) -> Result<Self> {
         Self::new(features, Targets::classes(labels))
     }
@@ -176,6 +209,15 @@ impl Dataset {
     ///
     /// # Errors
     /// As [`Dataset::new`].
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Dataset, ndarray::array};
+    /// let data = Dataset::from_bytes(array![[0, 255], [7, 8]], vec![0, 1])?;
+    /// assert!(data.stores_bytes());
+    /// assert_eq!(data.full_batch().0[[0, 1]], 255.0);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn from_bytes(features: Array2<u8>, labels: Vec<usize>) -> Result<Self> {
         Self::new(features, Targets::classes(labels))
     }
@@ -185,6 +227,16 @@ impl Dataset {
     /// # Errors
     /// [`Error::InvalidArgument`] when the targets are not classes or a label is not below
     /// `num_classes`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Dataset, ndarray::Array2};
+    /// let data = Dataset::from_floats(Array2::zeros((2, 1)), vec![0, 1])?;
+    /// assert_eq!(data.num_classes(), 2);
+    /// assert_eq!(data.clone().with_num_classes(10)?.num_classes(), 10);
+    /// assert!(data.with_num_classes(1).is_err()); // label 1 needs 2 classes
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn with_num_classes(mut self, num_classes: usize) -> Result<Self> {
         let Targets::Classes {
             labels,
@@ -216,6 +268,16 @@ impl Dataset {
     ///
     /// # Errors
     /// [`Error::Shape`] when `shape` does not hold exactly [`Dataset::num_features`] values.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Dataset, ndarray::Array2};
+    /// let flat = Dataset::from_bytes(Array2::zeros((3, 784)), vec![0; 3])?;
+    /// let images = flat.clone().with_sample_shape(&[1, 28, 28])?;
+    /// assert_eq!(images.full_batch().0.shape(), &[3, 1, 28, 28]);
+    /// assert!(flat.with_sample_shape(&[1, 28, 27]).is_err());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn with_sample_shape(mut self, shape: &[usize]) -> Result<Self> {
         let size = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
         if size != Some(self.num_features()) {
@@ -234,26 +296,66 @@ impl Dataset {
     }
 
     /// Number of samples.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Dataset, ndarray::Array2};
+    /// assert_eq!(Dataset::from_floats(Array2::zeros((7, 2)), vec![0; 7])?.len(), 7);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn len(&self) -> usize {
         self.features.nrows()
     }
 
     /// Whether there are no samples.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Dataset, ndarray::Array2};
+    /// let data = Dataset::from_floats(Array2::zeros((3, 2)), vec![0; 3])?;
+    /// assert!(!data.is_empty());
+    /// assert!(data.subset(&[])?.is_empty());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Number of values per sample (784 for a 28×28 image).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Dataset, Targets, ndarray::Array4};
+    /// let data = Dataset::new(Array4::<u8>::zeros((2, 3, 4, 5)), Targets::Inputs)?;
+    /// assert_eq!(data.num_features(), 3 * 4 * 5);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn num_features(&self) -> usize {
         self.features.ncols()
     }
 
     /// The shape of one sample (`[784]` for flat rows, `[1, 28, 28]` for an image).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Dataset, Targets, ndarray::Array4};
+    /// let data = Dataset::new(Array4::<u8>::zeros((2, 3, 4, 5)), Targets::Inputs)?;
+    /// assert_eq!(data.sample_shape(), &[3, 4, 5]);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn sample_shape(&self) -> &[usize] {
         &self.sample_shape
     }
 
     /// The targets.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Dataset, Targets, ndarray::Array2};
+    /// let data = Dataset::from_floats(Array2::zeros((2, 1)), vec![1, 0])?;
+    /// assert_eq!(data.targets(), &Targets::Classes { labels: vec![1, 0], num_classes: 2 });
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn targets(&self) -> &Targets {
         &self.targets
     }
@@ -261,6 +363,16 @@ impl Dataset {
     /// The shape of one sample's target: `[]` for a class label, the trailing axes of
     /// value targets, `[labels]` for multi-label targets, `[features]` for
     /// [`Targets::Inputs`].
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Dataset, Targets, ndarray::Array2};
+    /// let x = Array2::<f32>::zeros((2, 3));
+    /// assert_eq!(Dataset::new(x.clone(), Targets::classes(vec![0, 1]))?.target_shape(), Vec::<usize>::new());
+    /// assert_eq!(Dataset::new(x.clone(), Targets::MultiLabel(Array2::zeros((2, 4))))?.target_shape(), vec![4]);
+    /// assert_eq!(Dataset::new(x, Targets::Inputs)?.target_shape(), vec![3]);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn target_shape(&self) -> Vec<usize> {
         match &self.targets {
             Targets::Classes { .. } => Vec::new(),
@@ -272,6 +384,15 @@ impl Dataset {
 
     /// Number of classes for class targets (one more than the largest label, unless set with
     /// [`Dataset::with_num_classes`]); 0 for other targets.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Dataset, Targets, ndarray::Array2};
+    /// let data = Dataset::from_floats(Array2::zeros((3, 1)), vec![0, 4, 2])?;
+    /// assert_eq!(data.num_classes(), 5); // one more than the largest label
+    /// assert_eq!(Dataset::new(Array2::<f32>::zeros((3, 1)), Targets::Inputs)?.num_classes(), 0);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn num_classes(&self) -> usize {
         match &self.targets {
             Targets::Classes { num_classes, .. } => *num_classes,
@@ -280,6 +401,15 @@ impl Dataset {
     }
 
     /// The class labels, one per sample, when the targets are classes.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Dataset, Targets, ndarray::Array2};
+    /// let data = Dataset::from_floats(Array2::zeros((3, 1)), vec![2, 0, 1])?;
+    /// assert_eq!(data.labels(), Some(&[2, 0, 1][..]));
+    /// assert_eq!(Dataset::new(Array2::<f32>::zeros((3, 1)), Targets::Inputs)?.labels(), None);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn labels(&self) -> Option<&[usize]> {
         match &self.targets {
             Targets::Classes { labels, .. } => Some(labels),
@@ -288,6 +418,16 @@ impl Dataset {
     }
 
     /// The stored bytes `[samples, sample shape...]`, when the samples are bytes.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Dataset, Targets, ndarray::Array3};
+    /// let data = Dataset::new(Array3::<u8>::from_elem((2, 2, 2), 9), Targets::Inputs)?;
+    /// let bytes = data.bytes().unwrap();
+    /// assert_eq!((bytes.shape(), bytes[[1, 1, 0]]), (&[2, 2, 2][..], 9));
+    /// assert!(data.floats().is_none());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn bytes(&self) -> Option<ndarray::ArrayViewD<'_, u8>> {
         match &self.features {
             Features::Bytes(x) => Some(self.shaped(x.view())),
@@ -297,6 +437,16 @@ impl Dataset {
 
     /// The stored floats `[samples, sample shape...]` (before the scaler), when the samples
     /// are floats.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Dataset, Scaler, ndarray::array};
+    /// let mut data = Dataset::from_floats(array![[2.0], [4.0]], vec![0, 1])?;
+    /// data.set_scaler(Scaler::affine(1, 0.5, 0.0)?)?;
+    /// assert_eq!(data.floats().unwrap()[[1, 0]], 4.0); // stored, not scaled
+    /// assert!(data.bytes().is_none());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn floats(&self) -> Option<ndarray::ArrayViewD<'_, Elem>> {
         match &self.features {
             Features::Floats(x) => Some(self.shaped(x.view())),
@@ -332,11 +482,30 @@ impl Dataset {
     }
 
     /// Whether the features are stored as bytes (converted per batch) rather than `f32`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Dataset, ndarray::Array2};
+    /// assert!(Dataset::from_bytes(Array2::zeros((1, 1)), vec![0])?.stores_bytes());
+    /// assert!(!Dataset::from_floats(Array2::zeros((1, 1)), vec![0])?.stores_bytes());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn stores_bytes(&self) -> bool {
         matches!(self.features, Features::Bytes(_))
     }
 
     /// The preprocessing applied to every batch, if any.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Dataset, Scaler, ndarray::Array2};
+    /// let mut data = Dataset::from_bytes(Array2::zeros((1, 4)), vec![0])?;
+    /// assert!(data.scaler().is_none());
+    /// let scaler = Scaler::affine(4, 1.0 / 255.0, 0.0)?;
+    /// data.set_scaler(scaler.clone())?;
+    /// assert_eq!(data.scaler(), Some(&scaler));
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn scaler(&self) -> Option<&Scaler> {
         self.scaler.as_ref()
     }
@@ -348,6 +517,16 @@ impl Dataset {
     /// [`Error::Shape`] when the scaler was fitted on another number of features;
     /// [`Error::InvalidArgument`] when it fails [`Scaler::validate`] (a scaler read from
     /// outside with a non-finite or zero factor).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Dataset, Scaler, ndarray::array};
+    /// let mut data = Dataset::from_bytes(array![[255, 0]], vec![0])?;
+    /// data.set_scaler(Scaler::affine(2, 1.0 / 255.0, 0.0)?)?;
+    /// assert_eq!(data.full_batch().0, array![[1.0, 0.0]].into_dyn());
+    /// assert!(data.set_scaler(Scaler::affine(3, 1.0, 0.0)?).is_err()); // 3 features, not 2
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn set_scaler(&mut self, scaler: Scaler) -> Result<()> {
         if scaler.num_features() != self.num_features() {
             return Err(Error::Shape {
@@ -438,6 +617,16 @@ impl Dataset {
     /// All samples as one `[samples, sample shape...]` `f32` tensor (scaler applied) with
     /// their targets: the full batch of gradient descent, which uses every training sample
     /// in each step.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Dataset, Targets, ndarray::array};
+    /// let data = Dataset::from_bytes(array![[1, 2], [3, 4], [5, 6]], vec![0, 1, 0])?;
+    /// let (x, targets) = data.full_batch();
+    /// assert_eq!(x, array![[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]].into_dyn());
+    /// assert_eq!(targets, &Targets::classes(vec![0, 1, 0]));
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn full_batch(&self) -> (Tensor, &Targets) {
         let rows: Vec<usize> = (0..self.len()).collect();
         let mut shape = vec![self.len()];
@@ -457,6 +646,17 @@ impl Dataset {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] when an index is out of range.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Dataset, ndarray::array};
+    /// let data = Dataset::from_floats(array![[0.0], [1.0], [2.0]], vec![0, 1, 2])?;
+    /// let picked = data.subset(&[2, 0])?;
+    /// assert_eq!(picked.labels(), Some(&[2, 0][..]));
+    /// assert_eq!(picked.num_classes(), 3);
+    /// assert!(data.subset(&[3]).is_err());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn subset(&self, indices: &[usize]) -> Result<Dataset> {
         if let Some(&bad) = indices.iter().find(|&&i| i >= self.len()) {
             return Err(Error::InvalidArgument {
@@ -483,6 +683,17 @@ impl Dataset {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] when `validation` exceeds the number of samples.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{ChaCha8Rng, Dataset, SeedableRng, ndarray::Array2};
+    /// let data = Dataset::from_floats(Array2::zeros((10, 2)), vec![0; 10])?;
+    /// let mut rng = ChaCha8Rng::seed_from_u64(0);
+    /// let (train, valid) = data.split(2, &mut rng)?;
+    /// assert_eq!((train.len(), valid.len()), (8, 2));
+    /// assert!(data.split(11, &mut rng).is_err());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn split<R: Rng + ?Sized>(
         &self,
         validation: usize,
@@ -508,6 +719,20 @@ impl Dataset {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] when `batch_size` is 0.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Dataset, ndarray::Array2};
+    /// let data = Dataset::from_floats(Array2::zeros((5, 2)), vec![0; 5])?;
+    /// let mut batches = data.batches(2)?;
+    /// let mut sizes = Vec::new();
+    /// while let Some(batch) = batches.next() {
+    ///     sizes.push(batch.len());
+    /// }
+    /// assert_eq!(sizes, vec![2, 2, 1]);
+    /// assert!(data.batches(0).is_err());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn batches(&self, batch_size: usize) -> Result<Batches<'_>> {
         if batch_size == 0 {
             return Err(Error::InvalidArgument {
@@ -531,6 +756,17 @@ impl Dataset {
 
 /// One batch: the samples `[batch, sample shape...]` as `f32` (scaler applied) and their
 /// targets, borrowed from the iterator's reused buffers.
+///
+/// # Examples
+/// ```
+/// use tapegrad::{BatchTargets, Dataset, ndarray::array};
+/// let data = Dataset::from_floats(array![[1.0, 2.0], [3.0, 4.0]], vec![1, 0])?;
+/// let mut batches = data.batches(2)?;
+/// let batch = batches.next().unwrap();
+/// assert_eq!(batch.x, array![[1.0, 2.0], [3.0, 4.0]].into_dyn());
+/// assert!(matches!(batch.targets, BatchTargets::Classes(&[1, 0])));
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Batch<'a> {
     /// The samples, `[batch, sample shape...]`.
@@ -541,16 +777,44 @@ pub struct Batch<'a> {
 
 impl<'a> Batch<'a> {
     /// Number of samples.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Dataset, ndarray::Array2};
+    /// let data = Dataset::from_floats(Array2::zeros((5, 1)), vec![0; 5])?;
+    /// let mut batches = data.batches(3)?;
+    /// assert_eq!(batches.next().unwrap().len(), 3);
+    /// assert_eq!(batches.next().unwrap().len(), 2);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn len(&self) -> usize {
         self.x.len_of(Axis(0))
     }
 
     /// Whether the batch has no samples.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Dataset, ndarray::Array2};
+    /// let data = Dataset::from_floats(Array2::zeros((1, 1)), vec![0])?;
+    /// assert!(!data.batches(8)?.next().unwrap().is_empty());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// The class labels, when the targets are classes.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Dataset, Targets, ndarray::{Array2, array}};
+    /// let data = Dataset::from_floats(array![[0.0], [1.0]], vec![1, 0])?;
+    /// assert_eq!(data.batches(2)?.next().unwrap().labels(), Some(&[1, 0][..]));
+    /// let values = Dataset::new(Array2::<f32>::zeros((2, 1)), Targets::Inputs)?;
+    /// assert_eq!(values.batches(2)?.next().unwrap().labels(), None);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn labels(&self) -> Option<&'a [usize]> {
         self.targets.labels()
     }
@@ -561,6 +825,21 @@ impl<'a> Batch<'a> {
 /// It is a *lending* iterator: each [`Batches::next`] converts the next batch into a
 /// buffer it reuses, so drawing batches allocates nothing after the first. Put a batch on a
 /// tape with `tape.constant(batch.x)`, which copies it into the tape's own reused memory.
+///
+/// # Examples
+/// ```
+/// use tapegrad::{ChaCha8Rng, Dataset, SeedableRng, ndarray::Array2};
+/// let data = Dataset::from_floats(Array2::zeros((10, 1)), (0..10).collect())?;
+/// let mut rng = ChaCha8Rng::seed_from_u64(0);
+/// let mut batches = data.batches(4)?.shuffled(&mut rng);
+/// let mut seen = Vec::new();
+/// while let Some(batch) = batches.next() {
+///     seen.extend_from_slice(batch.labels().unwrap());
+/// }
+/// seen.sort();
+/// assert_eq!(seen, (0..10).collect::<Vec<_>>()); // each sample once per epoch
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Batches<'d> {
     dataset: &'d Dataset,
@@ -577,6 +856,19 @@ pub struct Batches<'d> {
 impl<'d> Batches<'d> {
     /// Visits the samples in a random order drawn from `rng` (a new order per call: call it
     /// once per epoch, with the same generator, for reproducible epochs).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{ChaCha8Rng, Dataset, SeedableRng, ndarray::Array2};
+    /// let data = Dataset::from_floats(Array2::zeros((100, 1)), (0..100).map(|i| i % 10).collect())?;
+    /// let first_labels = |seed| {
+    ///     let mut batches = data.batches(100).unwrap().shuffled(&mut ChaCha8Rng::seed_from_u64(seed));
+    ///     batches.next().unwrap().labels().unwrap().to_vec()
+    /// };
+    /// assert_eq!(first_labels(3), first_labels(3)); // same seed, same order
+    /// assert_ne!(first_labels(3), data.labels().unwrap()); // not the stored order
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn shuffled<R: Rng + ?Sized>(mut self, rng: &mut R) -> Self {
         self.order.shuffle(rng);
         self
@@ -619,12 +911,33 @@ impl<'d> Batches<'d> {
     }
 
     /// Leaves out the last batch when it has fewer than `batch_size` samples.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Dataset, ndarray::Array2};
+    /// let data = Dataset::from_floats(Array2::zeros((5, 1)), vec![0; 5])?;
+    /// let mut batches = data.batches(2)?.drop_last(true);
+    /// assert_eq!(batches.num_batches(), 2);
+    /// assert_eq!(batches.next().unwrap().len(), 2);
+    /// assert_eq!(batches.next().unwrap().len(), 2);
+    /// assert!(batches.next().is_none()); // the single last sample is left out
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn drop_last(mut self, drop: bool) -> Self {
         self.drop_last = drop;
         self
     }
 
     /// Number of batches this epoch yields in all.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Dataset, ndarray::Array2};
+    /// let data = Dataset::from_floats(Array2::zeros((10, 1)), vec![0; 10])?;
+    /// assert_eq!(data.batches(3)?.num_batches(), 4);
+    /// assert_eq!(data.batches(3)?.drop_last(true).num_batches(), 3);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn num_batches(&self) -> usize {
         let n = self.order.len();
         if self.drop_last {
@@ -635,6 +948,17 @@ impl<'d> Batches<'d> {
     }
 
     /// The next batch, or `None` at the end of the epoch.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Dataset, ndarray::array};
+    /// let data = Dataset::from_floats(array![[1.0], [2.0], [3.0]], vec![0, 1, 0])?;
+    /// let mut batches = data.batches(2)?;
+    /// assert_eq!(batches.next().unwrap().x, array![[1.0], [2.0]].into_dyn());
+    /// assert_eq!(batches.next().unwrap().x, array![[3.0]].into_dyn());
+    /// assert!(batches.next().is_none());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     #[allow(clippy::should_implement_trait)] // lending: the batch borrows the iterator
     pub fn next(&mut self) -> Option<Batch<'_>> {
         let remaining = self.order.len() - self.position;

@@ -152,6 +152,17 @@ impl Scaler {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] on an empty data set.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Dataset, Scaler, ndarray::array};
+    /// let train = Dataset::from_floats(array![[-1.0, 10.0], [3.0, 20.0]], vec![0, 1])?;
+    /// let scaler = Scaler::min_max(&train)?;
+    /// let mut x = array![[-1.0, 15.0], [3.0, 20.0]].into_dyn();
+    /// scaler.transform(&mut x)?;
+    /// assert_eq!(x, array![[0.0, 0.5], [1.0, 1.0]].into_dyn());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn min_max(train: &Dataset) -> Result<Scaler> {
         let d = train.num_features();
         let (mut low, mut high) = (vec![Elem::INFINITY; d], vec![Elem::NEG_INFINITY; d]);

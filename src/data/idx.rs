@@ -24,9 +24,24 @@ pub(crate) const FASHION_MNIST_DEFAULT_DIR: &str = "/usr/share/datasets/fashion-
 /// The environment variable that overrides the default Fashion-MNIST folder,
 /// `/usr/share/datasets/fashion-mnist` (where Debian's package `dataset-fashion-mnist`
 /// installs it).
+///
+/// # Examples
+/// ```
+/// use tapegrad::data::{FASHION_MNIST_ENV, fashion_mnist_dir};
+/// assert_eq!(FASHION_MNIST_ENV, "FASHION_MNIST_DIR");
+/// if let Some(dir) = std::env::var_os(FASHION_MNIST_ENV) {
+///     assert_eq!(fashion_mnist_dir(None), std::path::PathBuf::from(dir));
+/// }
+/// ```
 pub const FASHION_MNIST_ENV: &str = "FASHION_MNIST_DIR";
 
 /// The ten Fashion-MNIST classes, by label.
+///
+/// # Examples
+/// ```
+/// use tapegrad::data::FASHION_MNIST_CLASSES;
+/// assert_eq!((FASHION_MNIST_CLASSES[0], FASHION_MNIST_CLASSES[9]), ("T-shirt/top", "Ankle boot"));
+/// ```
 pub const FASHION_MNIST_CLASSES: [&str; 10] = [
     "T-shirt/top",
     "Trouser",
@@ -128,6 +143,22 @@ fn read_idx(path: &Path, ndim: u8) -> Result<(Vec<usize>, Vec<u8>)> {
 /// magic number, images of 0 pixels, a payload whose length disagrees with the header, a
 /// gzip stream that is broken, inflates past the size the header declares, is followed by
 /// further bytes or is one of several concatenated gzip members.
+///
+/// # Examples
+/// ```
+/// use tapegrad::data::read_idx_images;
+/// let path = std::env::temp_dir().join(format!("tapegrad-doc-img-{}.idx", std::process::id()));
+/// // magic 0x00000803, then 2 images of 2 × 3 pixels, then 12 pixel bytes
+/// let mut file = vec![0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 3];
+/// file.extend(0..12u8);
+/// std::fs::write(&path, &file)?;
+/// let images = read_idx_images(&path)?;
+/// assert_eq!((images.shape(), images[[1, 0]]), (&[2, 6][..], 6));
+/// std::fs::write(&path, &file[..20])?; // payload shorter than the header says
+/// assert!(read_idx_images(&path).is_err());
+/// # std::fs::remove_file(&path)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn read_idx_images(path: impl AsRef<Path>) -> Result<Array2<u8>> {
     let path = path.as_ref();
     let (sizes, payload) = read_idx(path, 3)?;
@@ -147,6 +178,19 @@ pub fn read_idx_images(path: impl AsRef<Path>) -> Result<Array2<u8>> {
 ///
 /// # Errors
 /// As [`read_idx_images`] (without the pixel check).
+///
+/// # Examples
+/// ```
+/// use tapegrad::data::read_idx_labels;
+/// let path = std::env::temp_dir().join(format!("tapegrad-doc-lbl-{}.idx", std::process::id()));
+/// // magic 0x00000801, 3 labels, then the labels
+/// std::fs::write(&path, [0, 0, 8, 1, 0, 0, 0, 3, 4, 0, 9])?;
+/// assert_eq!(read_idx_labels(&path)?, vec![4, 0, 9]);
+/// std::fs::write(&path, [0, 0, 8, 3, 0, 0, 0, 0])?; // an image file's magic
+/// assert!(read_idx_labels(&path).is_err());
+/// # std::fs::remove_file(&path)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn read_idx_labels(path: impl AsRef<Path>) -> Result<Vec<usize>> {
     let (_, payload) = read_idx(path.as_ref(), 1)?;
     Ok(payload.iter().map(|&b| usize::from(b)).collect())
@@ -160,6 +204,23 @@ pub fn read_idx_labels(path: impl AsRef<Path>) -> Result<Vec<usize>> {
 /// # Errors
 /// As [`read_idx_images`], and [`Error::Decode`] when the two files hold different numbers
 /// of samples.
+///
+/// # Examples
+/// ```
+/// use tapegrad::data::read_idx_dataset;
+/// let stem = std::env::temp_dir().join(format!("tapegrad-doc-ds-{}", std::process::id()));
+/// let (images, labels) = (stem.with_extension("idx3"), stem.with_extension("idx1"));
+/// // 2 images of 1 × 2 pixels, and their 2 labels
+/// std::fs::write(&images, [0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 2, 10, 20, 30, 40])?;
+/// std::fs::write(&labels, [0, 0, 8, 1, 0, 0, 0, 2, 1, 0])?;
+/// let data = read_idx_dataset(&images, &labels)?;
+/// assert_eq!((data.len(), data.num_features(), data.labels()), (2, 2, Some(&[1, 0][..])));
+/// std::fs::write(&labels, [0, 0, 8, 1, 0, 0, 0, 1, 1])?; // one label for two images
+/// assert!(read_idx_dataset(&images, &labels).is_err());
+/// # std::fs::remove_file(&images)?;
+/// # std::fs::remove_file(&labels)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn read_idx_dataset(images: impl AsRef<Path>, labels: impl AsRef<Path>) -> Result<Dataset> {
     let (images, labels_path) = (images.as_ref(), labels.as_ref());
     let x = read_idx_images(images)?;
@@ -206,6 +267,20 @@ pub fn fashion_mnist_dir(dir: Option<&Path>) -> PathBuf {
 /// # Errors
 /// [`Error::DatasetMissing`] when a file is absent, with how to install the data set
 /// (`apt-get install dataset-fashion-mnist`); otherwise as [`read_idx_dataset`].
+///
+/// # Examples
+/// ```
+/// use tapegrad::{Error, data::fashion_mnist};
+/// let empty = std::env::temp_dir().join(format!("tapegrad-doc-no-fm-{}", std::process::id()));
+/// std::fs::create_dir_all(&empty)?;
+/// // a folder without the files: the error says how to install the data set
+/// let Err(Error::DatasetMissing { hint, .. }) = fashion_mnist(Some(&empty)) else {
+///     panic!("expected DatasetMissing");
+/// };
+/// assert!(hint.contains("dataset-fashion-mnist"));
+/// # std::fs::remove_dir(&empty)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn fashion_mnist(dir: Option<&Path>) -> Result<(Dataset, Dataset)> {
     let dir = fashion_mnist_dir(dir);
     let find = |stem: &str| -> Result<PathBuf> {

@@ -11,6 +11,15 @@ use crate::tensor::{Elem, Tensor};
 use serde::{Deserialize, Serialize};
 
 /// Which statistic a [`Scaler`] was fitted with.
+///
+/// # Examples
+/// ```
+/// use tapegrad::{Dataset, Scaler, ScalerKind, ndarray::array};
+/// let train = Dataset::from_floats(array![[0.0], [4.0]], vec![0, 1])?;
+/// assert_eq!(Scaler::min_max(&train)?.kind(), ScalerKind::MinMax);
+/// assert_eq!(Scaler::standardize(&train)?.kind(), ScalerKind::Standardize);
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ScalerKind {
     /// `y = (x − μ) / σ`: zero mean and unit variance per feature on the training data, with
@@ -113,21 +122,54 @@ impl Scaler {
     }
 
     /// Which statistic this scaler was fitted with.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Scaler, ScalerKind};
+    /// assert_eq!(Scaler::affine(3, 2.0, 0.0)?.kind(), ScalerKind::Affine);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn kind(&self) -> ScalerKind {
         self.kind
     }
 
     /// Number of features it was fitted on.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Dataset, Scaler, ndarray::Array2};
+    /// let train = Dataset::from_floats(Array2::zeros((4, 6)), vec![0; 4])?;
+    /// assert_eq!(Scaler::standardize(&train)?.num_features(), 6);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn num_features(&self) -> usize {
         self.scale.len()
     }
 
     /// The per-feature factors `scale_j` of `y_j = x_j·scale_j + shift_j`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Dataset, Scaler, ndarray::array};
+    /// let train = Dataset::from_floats(array![[0.0, 1.0], [4.0, 1.0]], vec![0, 1])?;
+    /// // range 4, and a constant feature keeps scale 1
+    /// assert_eq!(Scaler::min_max(&train)?.scale(), &[0.25, 1.0]);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn scale(&self) -> &[Elem] {
         &self.scale
     }
 
     /// The per-feature offsets `shift_j` of `y_j = x_j·scale_j + shift_j`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Dataset, Scaler, ndarray::array};
+    /// let train = Dataset::from_floats(array![[2.0, 1.0], [6.0, 1.0]], vec![0, 1])?;
+    /// // −min/(max − min) = −2/4, and −min for the constant feature
+    /// assert_eq!(Scaler::min_max(&train)?.shift(), &[-0.5, -1.0]);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn shift(&self) -> &[Elem] {
         &self.shift
     }
@@ -198,6 +240,17 @@ impl Scaler {
     ///
     /// # Errors
     /// [`Error::Shape`] when `x` is not 2-D with this scaler's number of features.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Scaler, ndarray::array};
+    /// let scaler = Scaler::affine(2, 2.0, 1.0)?;
+    /// let mut x = array![[0.0, 1.0], [-1.0, 3.0]].into_dyn();
+    /// scaler.transform(&mut x)?;
+    /// assert_eq!(x, array![[1.0, 3.0], [-1.0, 7.0]].into_dyn());
+    /// assert!(scaler.transform(&mut array![[1.0, 2.0, 3.0]].into_dyn()).is_err());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn transform(&self, x: &mut Tensor) -> Result<()> {
         if x.ndim() != 2 || x.shape()[1] != self.num_features() {
             return Err(Error::Shape {

@@ -151,6 +151,17 @@ impl Targets {
 
 /// The targets of one batch (or part of one), borrowed: what a [`Loss`](crate::Loss) and the
 /// metrics compare a model's output with.
+///
+/// # Examples
+/// ```
+/// use tapegrad::{BatchTargets, Dataset, Targets, ndarray::array};
+/// let data = Dataset::new(array![[1.0f32], [2.0]], Targets::Values(array![[10.0f32], [20.0]].into_dyn()))?;
+/// let mut batches = data.batches(2)?;
+/// let batch = batches.next().unwrap();
+/// let BatchTargets::Values(y) = &batch.targets else { panic!("value targets") };
+/// assert_eq!(y, &array![[10.0], [20.0]].into_dyn());
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub enum BatchTargets<'a> {
     /// One class index per row.
@@ -163,6 +174,14 @@ pub enum BatchTargets<'a> {
 
 impl<'a> BatchTargets<'a> {
     /// Number of rows.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{BatchTargets, ndarray::Array2};
+    /// assert_eq!(BatchTargets::Classes(&[3, 1, 4]).len(), 3);
+    /// let y = Array2::<f32>::zeros((2, 5));
+    /// assert_eq!(BatchTargets::MultiLabel(y.view()).len(), 2); // rows, not labels
+    /// ```
     pub fn len(&self) -> usize {
         match self {
             BatchTargets::Classes(labels) => labels.len(),
@@ -172,11 +191,26 @@ impl<'a> BatchTargets<'a> {
     }
 
     /// Whether there are no rows.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::BatchTargets;
+    /// assert!(BatchTargets::Classes(&[]).is_empty());
+    /// assert!(!BatchTargets::Classes(&[0]).is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// The class labels, when the targets are classes.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{BatchTargets, ndarray::Array2};
+    /// assert_eq!(BatchTargets::Classes(&[2, 0]).labels(), Some(&[2, 0][..]));
+    /// let y = Array2::<f32>::zeros((2, 1)).into_dyn();
+    /// assert_eq!(BatchTargets::Values(y.view()).labels(), None);
+    /// ```
     pub fn labels(&self) -> Option<&'a [usize]> {
         match self {
             BatchTargets::Classes(labels) => Some(labels),
@@ -188,6 +222,13 @@ impl<'a> BatchTargets<'a> {
     ///
     /// # Panics
     /// If the range is out of bounds.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::BatchTargets;
+    /// let targets = BatchTargets::Classes(&[5, 6, 7, 8]);
+    /// assert_eq!(targets.rows(1, 3).labels(), Some(&[6, 7][..]));
+    /// ```
     pub fn rows(&self, start: usize, end: usize) -> BatchTargets<'a> {
         match self {
             BatchTargets::Classes(labels) => BatchTargets::Classes(&labels[start..end]),

@@ -14,6 +14,20 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 /// Settings of [`lr_range_test`].
+///
+/// # Examples
+/// ```
+/// use tapegrad::diagnostics::{lr_range_test, LrRangeConfig};
+/// use tapegrad::{ndarray::Array2, Dataset, Linear, Sgd, tensor};
+/// let config = LrRangeConfig::default();
+/// assert_eq!((config.start_lr, config.end_lr, config.steps), (1e-5, 10.0, 200));
+/// // settings outside their ranges are refused before any step
+/// let data = Dataset::from_floats(Array2::zeros((4, 1)), vec![0, 1, 0, 1])?;
+/// let mut model = Linear::from_parts(tensor::zeros(&[2, 1]), None)?;
+/// let backwards = LrRangeConfig { start_lr: 1.0, end_lr: 0.1, ..config };
+/// assert!(lr_range_test(&mut model, &mut Sgd::new(0.1)?, &data, &backwards).is_err());
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct LrRangeConfig {
     /// The learning rate of the first step, `> 0`.
@@ -49,6 +63,23 @@ impl Default for LrRangeConfig {
 }
 
 /// The record of a [`lr_range_test`].
+///
+/// # Examples
+/// ```
+/// use tapegrad::diagnostics::{lr_range_test, LrRangeConfig};
+/// use tapegrad::{ndarray::Array2, Dataset, Linear, Sgd, tensor};
+/// let x = Array2::from_shape_fn((40, 1), |(i, _)| i as f32 / 20.0 - 1.0);
+/// let labels = (0..40).map(|i| usize::from(i >= 20)).collect();
+/// let data = Dataset::from_floats(x, labels)?;
+/// let mut model = Linear::from_parts(tensor::zeros(&[2, 1]), None)?;
+/// let config = LrRangeConfig { steps: 30, batch_size: 8, ..LrRangeConfig::default() };
+/// let test = lr_range_test(&mut model, &mut Sgd::new(0.1)?, &data, &config)?;
+/// assert_eq!((test.lrs.len(), test.losses.len()), (test.smoothed.len(), test.smoothed.len()));
+/// assert_eq!(test.lrs[0], 1e-5);
+/// assert_eq!(test.suggested_lr, test.min_loss_lr / 10.0);
+/// assert!(test.stopped_early || test.lrs.len() == 30);
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct LrRangeTest {
     /// The learning rate of each step taken.

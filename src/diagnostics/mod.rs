@@ -54,9 +54,36 @@ use std::fmt;
 
 /// A unit counts as dead on a batch when its output varies by at most this much over the
 /// batch (`max − min ≤ DEAD_TOLERANCE`).
+///
+/// # Examples
+/// ```
+/// use tapegrad::{diagnostics, tensor, Linear, Sequential};
+/// // the second output varies by 1e-7 over the batch: below the tolerance, so dead
+/// let w = tensor::from_vec(vec![1.0, 1e-7], &[2, 1])?;
+/// let model = Sequential::new(vec![Box::new(Linear::from_parts(w, None)?)])?;
+/// let x = tensor::from_vec(vec![0.0, 1.0], &[2, 1])?;
+/// assert!(1e-7 <= diagnostics::DEAD_TOLERANCE);
+/// assert_eq!(diagnostics::activation_stats(&model, &x)?[0].dead_fraction, 0.5);
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
 pub const DEAD_TOLERANCE: Elem = 1e-6;
 
 /// What one layer's output looks like on a batch.
+///
+/// # Examples
+/// ```
+/// use tapegrad::{diagnostics, tensor, Linear, Relu, Sequential};
+/// let model = Sequential::new(vec![
+///     Box::new(Linear::from_parts(tensor::from_vec(vec![1.0, -1.0], &[2, 1])?, None)?),
+///     Box::new(Relu),
+/// ])?;
+/// let x = tensor::from_vec(vec![1.0, 3.0], &[2, 1])?;
+/// let relu = &diagnostics::activation_stats(&model, &x)?[1];
+/// assert_eq!((relu.index, relu.mean), (1, 1.0)); // outputs [1, 0] and [3, 0]
+/// assert!((relu.std - 1.5f64.sqrt()).abs() < 1e-12); // deviations 0, −1, 2, −1
+/// assert_eq!(relu.dead_fraction, 0.5); // the second unit is 0 for every sample
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct LayerStats {
     /// The layer's index in the [`Sequential`].
@@ -75,6 +102,20 @@ pub struct LayerStats {
 }
 
 /// What one parameter's gradient looks like.
+///
+/// # Examples
+/// ```
+/// use tapegrad::{diagnostics, tensor, Linear, Role, Sequential};
+/// // logits [3w, 0] for x = 3; weight ‖W‖ = 1
+/// let w = tensor::from_vec(vec![1.0, 0.0], &[2, 1])?;
+/// let model = Sequential::new(vec![Box::new(Linear::from_parts(w, None)?)])?;
+/// let probe = diagnostics::probe(&model, &tensor::from_vec(vec![3.0], &[1, 1])?, &[1], 0.5)?;
+/// let stats = &probe.params[0];
+/// assert_eq!((stats.name.as_str(), stats.role, stats.weight_norm), ("0.weight", Role::Weight, 1.0));
+/// assert!(stats.grad_norm > 0.0);
+/// assert!((stats.update_ratio - 0.5 * stats.grad_norm).abs() < 1e-12); // lr·‖g‖/‖W‖
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParamStats {
     /// The parameter's path name, e.g. `"0.weight"`.
@@ -92,6 +133,20 @@ pub struct ParamStats {
 
 /// One look at a model: its loss, its layers' outputs and its parameters' gradients on a
 /// batch, as returned by [`probe`].
+///
+/// # Examples
+/// ```
+/// use tapegrad::{diagnostics, tensor, Linear, Sequential, Tanh};
+/// let model = Sequential::new(vec![
+///     Box::new(Linear::from_parts(tensor::zeros(&[2, 2]), Some(tensor::zeros(&[2])))?),
+///     Box::new(Tanh),
+/// ])?;
+/// let probe = diagnostics::probe(&model, &tensor::ones(&[4, 2]), &[0, 1, 0, 1], 0.1)?;
+/// assert!((probe.loss - 2f64.ln()).abs() < 1e-6); // equal logits over 2 classes
+/// assert_eq!((probe.layers.len(), probe.params.len()), (2, 2));
+/// assert!(probe.to_string().contains("| 0.bias |"));
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Probe {
     /// The softmax cross-entropy on the batch.
@@ -259,6 +314,17 @@ pub fn activation_stats(model: &Sequential, x: &Tensor) -> Result<Vec<LayerStats
 /// The values of a model's parameters at one moment, to measure how far training moved
 /// them later: [`ParamSnapshot::update_ratios`] gives `‖W_now − W_then‖ / ‖W_then‖`, the
 /// real relative update (with momentum, schedules and all), over one step or one epoch.
+///
+/// # Examples
+/// ```
+/// use tapegrad::{diagnostics::ParamSnapshot, tensor, Linear};
+/// let mut layer = Linear::from_parts(tensor::ones(&[1, 4]), None)?;
+/// let before = ParamSnapshot::of(&layer);
+/// assert_eq!(before.update_ratios(&layer)?[0].1, 0.0); // nothing moved yet
+/// layer.weight_mut().value_mut().fill(2.0); // ‖ΔW‖ = ‖W‖ = 2
+/// assert_eq!(before.update_ratios(&layer)?[0].1, 1.0);
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParamSnapshot {
     /// Shared with the parameters until they are next written (copy-on-write), so taking a
@@ -268,6 +334,18 @@ pub struct ParamSnapshot {
 
 impl ParamSnapshot {
     /// Copies every parameter of `model`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{diagnostics::ParamSnapshot, tensor, Linear};
+    /// let layer = Linear::from_parts(tensor::ones(&[2, 2]), Some(tensor::ones(&[2])))?;
+    /// let snapshot = ParamSnapshot::of(&layer);
+    /// let names: Vec<String> = snapshot.update_ratios(&layer)?.into_iter().map(|(n, _)| n).collect();
+    /// assert_eq!(names, ["weight", "bias"]);
+    /// // another architecture does not match the snapshot
+    /// assert!(snapshot.update_ratios(&Linear::from_parts(tensor::ones(&[2, 2]), None)?).is_err());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn of(model: &dyn Module) -> Self {
         let mut values = Vec::new();
         model.visit_params(&mut |name, p| values.push((name.to_string(), p.value().clone())));

@@ -13,6 +13,19 @@ use std::fmt;
 
 /// A number [`evaluate`] reports, to watch with [`Monitor`](crate::Monitor) or read with
 /// [`Evaluation::metric`].
+///
+/// # Examples
+/// ```
+/// use tapegrad::{evaluate, ndarray::array, tensor, Dataset, Linear, Metric};
+/// let model = Linear::from_parts(tensor::from_vec(vec![-1.0, 1.0], &[2, 1])?, None)?;
+/// let data = Dataset::from_floats(array![[2.0], [-1.0]], vec![1, 1])?;
+/// let eval = evaluate(&model, &data, 2)?;
+/// assert_eq!(eval.metric(Metric::Accuracy), Some(0.5));
+/// assert_eq!(eval.metric(Metric::TopK(2)), Some(1.0));
+/// assert_eq!(eval.metric(Metric::Mse), None); // class targets have no MSE
+/// assert_eq!(Metric::TopK(5).to_string(), "top-5 accuracy");
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Metric {
     /// The mean loss (lower is better).
@@ -34,6 +47,13 @@ pub enum Metric {
 
 impl Metric {
     /// Whether larger values are better (accuracies, R²) rather than smaller (loss, errors).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::Metric;
+    /// assert!(Metric::Accuracy.higher_is_better() && Metric::R2.higher_is_better());
+    /// assert!(!Metric::Loss.higher_is_better() && !Metric::Mae.higher_is_better());
+    /// ```
     pub fn higher_is_better(self) -> bool {
         matches!(self, Metric::Accuracy | Metric::TopK(_) | Metric::R2)
     }
@@ -53,6 +73,19 @@ impl fmt::Display for Metric {
 }
 
 /// Loss and metrics of a model on a data set, as [`evaluate`] measures them.
+///
+/// # Examples
+/// ```
+/// use tapegrad::{evaluate, ndarray::array, tensor, Dataset, Linear};
+/// let model = Linear::from_parts(tensor::from_vec(vec![-1.0, 1.0], &[2, 1])?, None)?;
+/// let data = Dataset::from_floats(array![[2.0], [-1.0], [3.0], [-4.0]], vec![1, 0, 0, 0])?;
+/// let eval = evaluate(&model, &data, 3)?;
+/// assert_eq!((eval.samples, eval.accuracy), (4, Some(0.75)));
+/// assert_eq!(eval.confusion.as_ref().map(|m| m.count(0, 1)), Some(1)); // x = 3
+/// assert!(eval.regression.is_none());
+/// assert!(eval.loss > 0.0);
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Evaluation {
     /// Mean loss over all samples.
@@ -73,6 +106,21 @@ pub struct Evaluation {
 impl Evaluation {
     /// The fraction of samples whose label is among the `k` largest outputs, for class
     /// targets.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{evaluate, ndarray::array, tensor, Dataset, Linear};
+    /// // logits [x, 0, −x]
+    /// let model = Linear::from_parts(tensor::from_vec(vec![1.0, 0.0, -1.0], &[3, 1])?, None)?;
+    /// // three classes, though class 2 has no sample here
+    /// let data = Dataset::from_floats(array![[2.0], [-1.0], [0.5]], vec![0, 0, 1])?.with_num_classes(3)?;
+    /// let eval = evaluate(&model, &data, 3)?;
+    /// // the labels rank first, third and second among the outputs
+    /// assert_eq!(eval.top_k_accuracy(1), Some(1.0 / 3.0));
+    /// assert_eq!(eval.top_k_accuracy(2), Some(2.0 / 3.0));
+    /// assert_eq!(eval.top_k_accuracy(3), Some(1.0));
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn top_k_accuracy(&self, k: usize) -> Option<f64> {
         if self.label_ranks.is_empty() || self.samples == 0 {
             return None;
@@ -82,6 +130,19 @@ impl Evaluation {
     }
 
     /// The value of `metric`, when the targets have it.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{evaluate, ndarray::array, tensor, Dataset, Linear, Metric, Targets};
+    /// // y = x predicted by y = 2x: errors 1 and 2
+    /// let model = Linear::from_parts(tensor::from_vec(vec![2.0], &[1, 1])?, None)?;
+    /// let data = Dataset::new(array![[1.0f32], [2.0]], Targets::Values(array![[1.0f32], [2.0]].into_dyn()))?;
+    /// let eval = evaluate(&model, &data, 2)?;
+    /// assert_eq!(eval.metric(Metric::Mae), Some(1.5));
+    /// assert_eq!(eval.metric(Metric::Mse), Some(2.5));
+    /// assert_eq!(eval.metric(Metric::Accuracy), None); // float targets have no accuracy
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn metric(&self, metric: Metric) -> Option<f64> {
         let regression = self.regression.as_ref();
         match metric {
@@ -96,6 +157,18 @@ impl Evaluation {
 
     /// Every metric the targets have, in a fixed order: loss; accuracy and, with more than
     /// 5 classes, top-5 accuracy; MSE, MAE and R² for float targets.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{evaluate, ndarray::array, tensor, Dataset, Linear, Metric};
+    /// let model = Linear::from_parts(tensor::from_vec(vec![-1.0, 1.0], &[2, 1])?, None)?;
+    /// let data = Dataset::from_floats(array![[2.0], [-1.0]], vec![1, 0])?;
+    /// let eval = evaluate(&model, &data, 2)?;
+    /// let names: Vec<Metric> = eval.metrics().into_iter().map(|(m, _)| m).collect();
+    /// assert_eq!(names, [Metric::Loss, Metric::Accuracy]); // 2 classes: no top-5
+    /// assert_eq!(eval.metrics()[1].1, 1.0);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn metrics(&self) -> Vec<(Metric, f64)> {
         let mut all = vec![Metric::Loss, Metric::Accuracy];
         if self.label_ranks.len() > 5 {

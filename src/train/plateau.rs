@@ -71,6 +71,14 @@ impl Plateau {
     /// # Errors
     /// [`Error::InvalidArgument`] when `factor` is not in `(0, 1)`, or `threshold` or
     /// `min_lr` is negative or not finite.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::Plateau;
+    /// assert!(Plateau::default().validate().is_ok());
+    /// assert!(Plateau { factor: 1.0, ..Plateau::default() }.validate().is_err());
+    /// assert!(Plateau { min_lr: -1e-3, ..Plateau::default() }.validate().is_err());
+    /// ```
     pub fn validate(&self) -> Result<()> {
         let bad = |message: String| {
             Err(Error::InvalidArgument {
@@ -99,6 +107,18 @@ impl Plateau {
     /// One epoch's step: from the counters `state` (`None` before the first epoch), the
     /// epoch's watched `value` and the current rate `lr`, the new counters and the rate for
     /// the next epoch.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::Plateau;
+    /// let plateau = Plateau { patience: 0, factor: 0.5, cooldown: 1, ..Plateau::default() };
+    /// let (state, lr) = plateau.observe(None, 1.0, 0.1); // the first value is the best so far
+    /// assert_eq!((state.best, state.bad_epochs, lr), (1.0, 0, 0.1));
+    /// let (state, lr) = plateau.observe(Some(state), 1.0, lr); // no better: more than 0 bad epochs
+    /// assert_eq!((state.cooldown_left, lr), (1, 0.05));
+    /// let (state, lr) = plateau.observe(Some(state), 1.0, lr); // cooldown: not counted
+    /// assert_eq!((state.bad_epochs, lr), (0, 0.05));
+    /// ```
     pub fn observe(&self, state: Option<PlateauState>, value: f64, lr: f32) -> (PlateauState, f32) {
         let goal = self.monitor.goal();
         let mut s = state.unwrap_or(PlateauState {

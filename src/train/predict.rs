@@ -17,6 +17,18 @@ const CHUNK_ROWS: usize = 1024;
 
 /// Samples to predict on, one per row: raw bytes (such as image pixels) or `f32` features,
 /// before any scaling.
+///
+/// # Examples
+/// ```
+/// use tapegrad::{ndarray::array, tensor, Linear, Predictor, Samples};
+/// let predictor = Predictor::new(Linear::from_parts(tensor::from_vec(vec![-1.0, 1.0], &[2, 1])?, None)?, None)?;
+/// let bytes = array![[3u8], [0]];
+/// let floats = array![[3.0f32], [-1.0]];
+/// assert!(matches!(Samples::from(&bytes), Samples::Bytes(_)));
+/// assert_eq!(predictor.predict(&bytes)?.classes, vec![1, 0]); // 0 is a tie: the first class
+/// assert_eq!(predictor.predict(Samples::Floats(floats.view()))?.classes, vec![1, 0]);
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub enum Samples<'a> {
     /// Bytes, converted to `f32` (then scaled) as they are read.
@@ -84,6 +96,18 @@ impl Samples<'_> {
 /// What a classifier says about each sample: its logits, the softmax probabilities
 /// `p = exp(z − max z) / Σ exp(z − max z)`, and the class of the largest logit (the first
 /// one on a tie).
+///
+/// # Examples
+/// ```
+/// use tapegrad::{ndarray::array, tensor, Linear, Predictor};
+/// let predictor = Predictor::new(Linear::from_parts(tensor::from_vec(vec![1.0, 0.0], &[2, 1])?, None)?, None)?;
+/// let out = predictor.predict(&array![[0.0f32], [2.0f32.ln()]])?;
+/// assert_eq!(out.logits, array![[0.0, 0.0], [2.0f32.ln(), 0.0]]);
+/// assert_eq!(out.probabilities.row(0).to_vec(), [0.5, 0.5]);
+/// assert!((out.probabilities[[1, 0]] - 2.0 / 3.0).abs() < 1e-6); // e^ln2 / (e^ln2 + 1)
+/// assert_eq!(out.classes, vec![0, 0]);
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Predictions {
     /// The model's outputs, `[samples, classes]`.
@@ -126,6 +150,15 @@ impl<M: Module> Predictor<M> {
     /// # Errors
     /// [`Error::Shape`] when the scaler's width differs from the model's input width;
     /// [`Error::InvalidArgument`] when it fails [`Scaler::validate`].
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear, Predictor, Scaler};
+    /// let model = Linear::from_parts(tensor::ones(&[2, 3]), None)?; // 3 inputs
+    /// assert!(Predictor::new(model.clone(), Some(Scaler::affine(3, 0.5, 0.0)?)).is_ok());
+    /// assert!(Predictor::new(model, Some(Scaler::affine(4, 0.5, 0.0)?)).is_err()); // 4 features
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn new(model: M, scaler: Option<Scaler>) -> Result<Self> {
         if let Some(scaler) = &scaler {
             scaler.validate()?;
@@ -143,11 +176,29 @@ impl<M: Module> Predictor<M> {
     }
 
     /// The model.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear, Predictor};
+    /// let predictor = Predictor::new(Linear::from_parts(tensor::ones(&[2, 3]), None)?, None)?;
+    /// assert_eq!(predictor.model().weight().value().shape(), &[2, 3]);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn model(&self) -> &M {
         &self.model
     }
 
     /// The scaler, if any.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear, Predictor, Scaler};
+    /// let model = Linear::from_parts(tensor::ones(&[2, 3]), None)?;
+    /// assert!(Predictor::new(model.clone(), None)?.scaler().is_none());
+    /// let scaler = Scaler::affine(3, 1.0 / 255.0, 0.0)?;
+    /// assert_eq!(Predictor::new(model, Some(scaler.clone()))?.scaler(), Some(&scaler));
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn scaler(&self) -> Option<&Scaler> {
         self.scaler.as_ref()
     }
@@ -159,6 +210,18 @@ impl<M: Module> Predictor<M> {
     /// [`Error::InvalidArgument`] for no samples, a non-finite feature (naming the sample),
     /// or a model whose output is not `[samples, classes]`; [`Error::Shape`] when the
     /// samples' width is not the model's (or the scaler's) input width.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{ndarray::{Array2, array}, tensor, Linear, Predictor, Scaler};
+    /// // class 1 when the feature is above 10 after scaling by 1/10 and shifting by −1
+    /// let model = Linear::from_parts(tensor::from_vec(vec![-1.0, 1.0], &[2, 1])?, None)?;
+    /// let predictor = Predictor::new(model, Some(Scaler::affine(1, 0.1, -1.0)?))?;
+    /// assert_eq!(predictor.predict(&array![[5.0f32], [20.0]])?.classes, vec![0, 1]);
+    /// assert!(predictor.predict(&array![[1.0f32, 2.0]]).is_err()); // width 2, not 1
+    /// assert!(predictor.predict(&Array2::<f32>::zeros((0, 1))).is_err()); // no samples
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn predict<'a>(&self, samples: impl Into<Samples<'a>>) -> Result<Predictions> {
         let samples = samples.into();
         let invalid = |message: String| Error::InvalidArgument {
@@ -229,6 +292,19 @@ impl<M: Module> Predictor<M> {
     ///
     /// # Errors
     /// As [`Checkpoint::save`].
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{checkpoint::Checkpoint, tensor, Linear, Predictor, Scaler};
+    /// let path = std::env::temp_dir().join(format!("tapegrad-doc-predictor-save-{}.ckpt", std::process::id()));
+    /// let scaler = Scaler::affine(2, 0.5, 0.0)?;
+    /// let predictor = Predictor::new(Linear::from_parts(tensor::ones(&[3, 2]), None)?, Some(scaler.clone()))?;
+    /// predictor.save(&path)?;
+    /// let checkpoint = Checkpoint::load(&path)?; // an ordinary checkpoint, with the scaler
+    /// assert_eq!((checkpoint.params().len(), checkpoint.scaler()), (1, Some(&scaler)));
+    /// # std::fs::remove_file(&path).unwrap();
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let checkpoint = Checkpoint::new(&self.model);
         match &self.scaler {
@@ -252,6 +328,21 @@ impl<M: Module> Predictor<M> {
     ///
     /// # Errors
     /// As [`export_safetensors`](crate::checkpoint::export_safetensors).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear, Predictor, Scaler};
+    /// let path = std::env::temp_dir().join(format!("tapegrad-doc-predictor-{}.safetensors", std::process::id()));
+    /// let scaler = Scaler::affine(2, 0.5, 1.0)?;
+    /// let predictor = Predictor::new(Linear::from_parts(tensor::ones(&[3, 2]), None)?, Some(scaler))?;
+    /// predictor.export_safetensors(&path)?;
+    /// let bytes = std::fs::read(&path).unwrap();
+    /// let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    /// let header = std::str::from_utf8(&bytes[8..8 + n]).unwrap();
+    /// assert!(["\"weight\"", "\"scaler.scale\"", "\"scaler.shift\""].iter().all(|k| header.contains(k)));
+    /// # std::fs::remove_file(&path).unwrap();
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn export_safetensors(&self, path: impl AsRef<Path>) -> Result<()> {
         export_with_scaler(&self.model, self.scaler.as_ref(), path.as_ref())
     }
@@ -262,6 +353,22 @@ impl<M: Module> Predictor<M> {
     /// # Errors
     /// As [`Checkpoint::load`] and [`Checkpoint::restore_model`], and as
     /// [`Predictor::new`].
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{ndarray::array, tensor, Linear, Predictor, Scaler};
+    /// let path = std::env::temp_dir().join(format!("tapegrad-doc-predictor-load-{}.ckpt", std::process::id()));
+    /// let trained = Linear::from_parts(tensor::from_vec(vec![-1.0, 1.0], &[2, 1])?, None)?;
+    /// let predictor = Predictor::new(trained, Some(Scaler::affine(1, 1.0, -3.0)?))?;
+    /// predictor.save(&path)?;
+    /// // the same architecture, built by the same code, gets the weights and the scaler
+    /// let loaded = Predictor::load(&path, Linear::from_parts(tensor::zeros(&[2, 1]), None)?)?;
+    /// let x = array![[1.0f32], [5.0]];
+    /// assert_eq!(loaded.predict(&x)?, predictor.predict(&x)?);
+    /// assert!(Predictor::load(&path, Linear::from_parts(tensor::zeros(&[3, 1]), None)?).is_err());
+    /// # std::fs::remove_file(&path).unwrap();
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn load(path: impl AsRef<Path>, mut model: M) -> Result<Self> {
         let checkpoint = Checkpoint::load(path)?;
         checkpoint.restore_model(&mut model)?;

@@ -77,6 +77,19 @@ pub struct TrainStep {
 impl TrainStep {
     /// A step runner that splits batches into one shard per thread. It makes its tapes on
     /// the first step.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{ndarray::array, tensor, Dataset, Linear, Loss, Sgd, TrainStep};
+    /// let data = Dataset::from_floats(array![[1.0]], vec![1])?;
+    /// let mut model = Linear::from_parts(tensor::zeros(&[2, 1]), None)?;
+    /// let mut step = TrainStep::new();
+    /// let loss = step.run(&mut model, &mut Sgd::new(1.0)?, data.batches(1)?.next().unwrap(), &Loss::CrossEntropy)?;
+    /// assert!((loss - 2f32.ln()).abs() < 1e-6); // logits [0, 0]
+    /// // ∂L/∂W = (softmax − onehot)·x = [0.5, −0.5], so W = −1·[0.5, −0.5]
+    /// assert_eq!(model.weight().value().as_slice(), Some(&[-0.5, 0.5][..]));
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
@@ -87,6 +100,25 @@ impl TrainStep {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] when `shards` is 0.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{ndarray::Array2, tensor, Dataset, Linear, Loss, Sgd, TrainStep};
+    /// let x = Array2::from_shape_fn((128, 2), |(i, j)| ((i * 3 + j) % 5) as f32 - 2.0);
+    /// let data = Dataset::from_floats(x, (0..128).map(|i| i % 2).collect())?;
+    /// let run = |shards| -> tapegrad::Result<Vec<f32>> {
+    ///     let mut model = Linear::from_parts(tensor::ones(&[2, 2]), None)?;
+    ///     let mut batches = data.batches(128)?;
+    ///     let batch = batches.next().unwrap();
+    ///     TrainStep::with_shards(shards)?.run(&mut model, &mut Sgd::new(0.1)?, batch, &Loss::CrossEntropy)?;
+    ///     Ok(model.weight().value().iter().copied().collect())
+    /// };
+    /// // 4 shards of 32 rows give the one-shard step, up to rounding
+    /// let (one, four) = (run(1)?, run(4)?);
+    /// assert!(one.iter().zip(&four).all(|(a, b)| (a - b).abs() < 1e-6));
+    /// assert!(TrainStep::with_shards(0).is_err());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn with_shards(shards: usize) -> Result<Self> {
         if shards == 0 {
             return Err(Error::InvalidArgument {
@@ -110,6 +142,20 @@ impl TrainStep {
     /// per sample; [`Error::Diverged`] when the loss is
     /// not finite (nothing is changed), and whatever `optimizer.step` returns (its guard
     /// refuses non-finite gradients and updates).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{ndarray::array, tensor, Dataset, Linear, Loss, Sgd, TrainStep};
+    /// let data = Dataset::from_floats(array![[1.0], [-1.0]], vec![1, 0])?;
+    /// let mut model = Linear::from_parts(tensor::zeros(&[2, 1]), None)?;
+    /// let (mut step, mut sgd) = (TrainStep::new(), Sgd::new(0.5)?);
+    /// let first = step.run(&mut model, &mut sgd, data.batches(2)?.next().unwrap(), &Loss::CrossEntropy)?;
+    /// let second = step.run(&mut model, &mut sgd, data.batches(2)?.next().unwrap(), &Loss::CrossEntropy)?;
+    /// assert!(second < first);
+    /// // a loss that does not fit class targets is refused before anything changes
+    /// assert!(step.run(&mut model, &mut sgd, data.batches(2)?.next().unwrap(), &Loss::Mse).is_err());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn run(
         &mut self,
         model: &mut dyn Module,
