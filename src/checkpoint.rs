@@ -1,13 +1,13 @@
-//! Checkpoints: a model's named parameters, and optionally a fitted [`Scaler`] and the
+//! Checkpoints: a model's named parameters and buffers, and optionally a fitted [`Scaler`] and the
 //! training state, in one file that is written atomically and checked when read back; plus
 //! export to and import from safetensors ([`export_safetensors`], [`import_safetensors`]).
 //!
-//! # Format, version 2
+//! # Format, version 3
 //!
 //! ```text
 //! offset  bytes  field
 //!      0      8  magic: the ASCII bytes "TGRADCKP"
-//!      8      4  format version, u32 little-endian (2; version 1 files load too)
+//!      8      4  format version, u32 little-endian (3; files of versions 1 and 2 load too)
 //!     12      8  payload length n, u64 little-endian
 //!     20      4  CRC-32 of the payload, u32 little-endian
 //!     24      n  payload: bincode 2 (standard configuration) of the serde record below
@@ -18,7 +18,8 @@
 //! bits and all but 2⁻³² of random corruptions. It guards against damage, not tampering.
 //!
 //! The payload holds, in order: the parameters (dotted name, shape, values in row-major
-//! order), the state of every random generator a module keeps (name, ChaCha8 seed, stream
+//! order), from version 3 on the modules' buffers (such as batch norms' running statistics,
+//! stored as parameters are), the state of every random generator a module keeps (name, ChaCha8 seed, stream
 //! and word position), the fitted scaler if any, and the training state if any (epochs
 //! done, the optimizer's kind, base learning rate, step and epoch counters, its
 //! per-parameter buffers, and from version 2 on, where a reduction of the rate on a plateau
@@ -106,14 +107,16 @@ const MEMORY: &str = "<memory>";
 pub struct Checkpoint {
     source: PathBuf,
     params: Vec<(String, Tensor)>,
+    buffers: Vec<(String, Tensor)>,
     rngs: Vec<(String, ChaCha8Rng)>,
     scaler: Option<Scaler>,
     training: Option<(usize, OptimizerState)>,
 }
 
 impl Checkpoint {
-    /// A snapshot of `model`'s parameters (by their dotted names) and of the random
-    /// generators its modules keep ([`Module::visit_rngs`]).
+    /// A snapshot of `model`'s parameters and buffers ([`Module::visit_buffers`]) by their
+    /// dotted names, and of the random generators its modules keep
+    /// ([`Module::visit_rngs`]).
     ///
     /// # Examples
     /// ```
@@ -129,11 +132,14 @@ impl Checkpoint {
     pub fn new(model: &dyn Module) -> Checkpoint {
         let mut params = Vec::new();
         model.visit_params(&mut |name, p| params.push((name.to_string(), p.value().to_owned())));
+        let mut buffers = Vec::new();
+        model.visit_buffers(&mut |name, b| buffers.push((name.to_string(), b.to_owned())));
         let mut rngs = Vec::new();
         model.visit_rngs(&mut |name, rng| rngs.push((name.to_string(), rng.clone())));
         Checkpoint {
             source: PathBuf::from(MEMORY),
             params,
+            buffers,
             rngs,
             scaler: None,
             training: None,
@@ -205,6 +211,24 @@ impl Checkpoint {
     /// ```
     pub fn params(&self) -> &[(String, Tensor)] {
         &self.params
+    }
+
+    /// The stored buffers (such as batch norms' running statistics,
+    /// [`Module::visit_buffers`]) by their dotted names, in the model's order; empty for a
+    /// model without buffers and for files of format version 2 and older.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::BatchNorm1d;
+    /// use tapegrad::checkpoint::Checkpoint;
+    /// let checkpoint = Checkpoint::new(&BatchNorm1d::new(3)?);
+    /// let names: Vec<&str> = checkpoint.buffers().iter().map(|(n, _)| n.as_str()).collect();
+    /// assert_eq!(names, ["running_mean", "running_var", "num_batches_tracked"]);
+    /// assert_eq!(checkpoint.buffers()[1].1.as_slice(), Some(&[1.0, 1.0, 1.0][..]));
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    pub fn buffers(&self) -> &[(String, Tensor)] {
+        &self.buffers
     }
 
     /// The stored scaler, if one was saved.
@@ -290,7 +314,7 @@ impl Checkpoint {
     /// let model = Linear::from_parts(tensor::ones(&[1, 2]), None)?;
     /// let bytes = Checkpoint::new(&model).to_bytes()?;
     /// assert_eq!(&bytes[..8], b"TGRADCKP");
-    /// assert_eq!(bytes[8..12], 2u32.to_le_bytes()); // format version 2
+    /// assert_eq!(bytes[8..12], 3u32.to_le_bytes()); // format version 3
     /// # Ok::<(), tapegrad::Error>(())
     /// ```
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
@@ -302,6 +326,7 @@ impl Checkpoint {
             });
         }
         let params = self.params.iter().map(|(n, t)| stored(n, t)).collect();
+        let buffers = self.buffers.iter().map(|(n, t)| stored(n, t)).collect();
         let rngs = (self.rngs.iter())
             .map(|(name, rng)| StoredRng {
                 name: name.clone(),
@@ -327,6 +352,7 @@ impl Checkpoint {
         });
         let payload = Payload {
             params,
+            buffers,
             rngs,
             scaler: self.scaler.clone(),
             training,
@@ -416,6 +442,7 @@ impl Checkpoint {
 
     fn from_payload(payload: Payload, path: &Path) -> Result<Checkpoint> {
         let params = unique(payload.params, "parameter", path)?;
+        let buffers = unique(payload.buffers, "buffer", path)?;
         let mut rngs = Vec::with_capacity(payload.rngs.len());
         for r in payload.rngs {
             if rngs.iter().any(|(name, _)| *name == r.name) {
@@ -490,6 +517,7 @@ impl Checkpoint {
         Ok(Checkpoint {
             source: path.into(),
             params,
+            buffers,
             rngs,
             scaler: payload.scaler,
             training,
@@ -527,8 +555,10 @@ impl Checkpoint {
             (s.buffers.iter()).flat_map(|(n, b)| b.iter().map(move |t| (n.as_str(), t)))
         });
         let params = self.params.iter().map(|(n, t)| (n.as_str(), t));
+        let module_buffers = self.buffers.iter().map(|(n, t)| (n.as_str(), t));
         for (kind, (name, tensor)) in params
             .map(|p| ("parameter", p))
+            .chain(module_buffers.map(|b| ("buffer", b)))
             .chain(buffers.map(|b| ("optimizer buffer of", b)))
         {
             if let Some((index, value)) = tensor.iter().enumerate().find(|(_, v)| !v.is_finite()) {
@@ -550,6 +580,11 @@ impl Checkpoint {
             shapes.push((name.to_string(), p.value().shape().to_vec()))
         });
         check_names(&self.params, &shapes, &self.source)?;
+        let mut buffer_shapes = Vec::new();
+        model.visit_buffers(&mut |name, b| {
+            buffer_shapes.push((name.to_string(), b.shape().to_vec()))
+        });
+        check_names(&self.buffers, &buffer_shapes, &self.source)?;
         let mut model_rngs = Vec::new();
         model.visit_rngs(&mut |name, _| model_rngs.push(name.to_string()));
         let stored: Vec<&str> = self.rngs.iter().map(|(n, _)| n.as_str()).collect();
@@ -593,6 +628,9 @@ impl Checkpoint {
         let values: HashMap<&str, &Tensor> =
             self.params.iter().map(|(n, t)| (n.as_str(), t)).collect();
         model.visit_params_mut(&mut |name, p| p.value_mut().assign(values[name]));
+        let buffers: HashMap<&str, &Tensor> =
+            self.buffers.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        model.visit_buffers_mut(&mut |name, b| b.assign(buffers[name]));
         let rngs: HashMap<&str, &ChaCha8Rng> =
             self.rngs.iter().map(|(n, r)| (n.as_str(), r)).collect();
         model.visit_rngs_mut(&mut |name, rng| *rng = rngs[name].clone());
@@ -833,6 +871,7 @@ mod tests {
             // a file holding it, as a damaged or hand-made one would
             let payload = Payload {
                 params: vec![],
+                buffers: vec![],
                 rngs: vec![],
                 scaler: Some(bad.clone()),
                 training: None,

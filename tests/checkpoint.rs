@@ -15,9 +15,9 @@ use tapegrad::ndarray::Array2;
 const HEADER_LEN: usize = 8 + 4 + 8 + 4;
 use tapegrad::checkpoint::{Checkpoint, export_safetensors, import_safetensors};
 use tapegrad::{
-    Adam, ChaCha8Rng, Dataset, Decay, DecayUnit, Dropout, FitConfig, Init, Linear, Mode, Module,
-    Optimizer, Param, Relu, Scaler, Schedule, SeedableRng, Sequential, Sgd, Tape, Tensor, Var,
-    checkpoint, evaluate, fit, tensor,
+    Adam, BatchNorm1d, ChaCha8Rng, Dataset, Decay, DecayUnit, Dropout, FitConfig, Init, Linear,
+    Mode, Module, Optimizer, Param, Relu, Scaler, Schedule, SeedableRng, Sequential, Sgd, Tape,
+    Tensor, Var, checkpoint, evaluate, fit, tensor,
 };
 
 fn folder(name: &str) -> PathBuf {
@@ -39,12 +39,14 @@ fn blobs(n: usize, seed: u64) -> Dataset {
     Dataset::from_floats(x, labels).unwrap()
 }
 
-/// 4 → 16 → ReLU → dropout → 3; the construction seed differs between runs on purpose:
-/// everything that matters must come from the checkpoint.
+/// 4 → 16 → batch norm → ReLU → dropout → 3; the construction seed differs between runs on
+/// purpose: everything that matters must come from the checkpoint (the batch norm's running
+/// statistics too).
 fn model(seed: u64) -> Sequential {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     Sequential::new(vec![
         Box::new(Linear::new(4, 16, Init::default(), &mut rng).unwrap()),
+        Box::new(BatchNorm1d::new(16).unwrap()),
         Box::new(Relu),
         Box::new(Dropout::new(0.3, &mut rng).unwrap()),
         Box::new(Linear::new(16, 3, Init::default(), &mut rng).unwrap()),
@@ -80,6 +82,12 @@ fn config(epochs: usize, start_epoch: usize) -> FitConfig {
 fn params(m: &dyn Module) -> Vec<(String, Tensor)> {
     let mut v = Vec::new();
     m.visit_params(&mut |name, p| v.push((name.to_string(), p.value().to_owned())));
+    v
+}
+
+fn buffers(m: &dyn Module) -> Vec<(String, Tensor)> {
+    let mut v = Vec::new();
+    m.visit_buffers(&mut |name, b| v.push((name.to_string(), b.to_owned())));
     v
 }
 
@@ -185,6 +193,8 @@ fn two_plus_two_epochs_across_processes_equal_four_bit_for_bit() {
 
     let resumed = Checkpoint::load(dir.join("resumed.ckpt")).unwrap();
     assert_eq!(bits(resumed.params()), bits(&params(&straight)));
+    assert_eq!(bits(resumed.buffers()), bits(&buffers(&straight)));
+    assert_eq!(resumed.buffers()[2].1.first(), Some(&40.0)); // 4 epochs of 10 batches
     // the optimizer too: momentum buffers, counters (and so the schedule's position)
     assert_eq!(
         resumed.optimizer_state().unwrap(),
@@ -300,6 +310,7 @@ fn safetensors_round_trip() {
     assert_ne!(bits(&params(&a)), bits(&params(&b)));
     import_safetensors(&mut b, &path).unwrap();
     assert_eq!(bits(&params(&a)), bits(&params(&b)));
+    assert_eq!(bits(&buffers(&a)), bits(&buffers(&b))); // the running statistics
     let (x, _) = train.full_batch();
     let tape = Tape::new();
     assert_eq!(
@@ -308,7 +319,9 @@ fn safetensors_round_trip() {
     );
     // the same names as the bincode checkpoint and PyTorch's nn.Sequential state_dict
     let names: Vec<String> = params(&a).into_iter().map(|(n, _)| n).collect();
-    assert_eq!(names, ["0.weight", "0.bias", "3.weight", "3.bias"]);
+    assert_eq!(names, ["0.weight", "0.bias", "1.weight", "1.bias", "4.weight", "4.bias"]);
+    let names: Vec<String> = buffers(&a).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["1.running_mean", "1.running_var", "1.num_batches_tracked"]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -19,8 +19,9 @@ use std::time::{Duration, SystemTime};
 pub(crate) const MAGIC: [u8; 8] = *b"TGRADCKP";
 
 /// The format version this build writes, and the newest it reads (it reads every older one:
-/// version 1 is version 2 without the plateau counters).
-pub(crate) const FORMAT_VERSION: u32 = 2;
+/// version 1 is version 2 without the plateau counters, version 2 is version 3 without the
+/// modules' buffers).
+pub(crate) const FORMAT_VERSION: u32 = 3;
 
 /// Bytes before the payload: magic, version, payload length, checksum.
 pub(crate) const HEADER_LEN: usize = 24;
@@ -61,6 +62,7 @@ pub(super) struct StoredTraining {
 
 /// [`StoredTraining`] as format version 1 wrote it.
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
 struct StoredTrainingV1 {
     epochs_done: u64,
     kind: String,
@@ -73,6 +75,7 @@ struct StoredTrainingV1 {
 
 /// [`Payload`] as format version 1 wrote it.
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
 struct PayloadV1 {
     params: Vec<StoredTensor>,
     rngs: Vec<StoredRng>,
@@ -84,6 +87,7 @@ impl From<PayloadV1> for Payload {
     fn from(v1: PayloadV1) -> Self {
         Payload {
             params: v1.params,
+            buffers: Vec::new(),
             rngs: v1.rngs,
             scaler: v1.scaler,
             training: v1.training.map(|t| StoredTraining {
@@ -100,10 +104,34 @@ impl From<PayloadV1> for Payload {
     }
 }
 
+/// [`Payload`] as format version 2 wrote it.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+struct PayloadV2 {
+    params: Vec<StoredTensor>,
+    rngs: Vec<StoredRng>,
+    scaler: Option<Scaler>,
+    training: Option<StoredTraining>,
+}
+
+impl From<PayloadV2> for Payload {
+    fn from(v2: PayloadV2) -> Self {
+        Payload {
+            params: v2.params,
+            buffers: Vec::new(),
+            rngs: v2.rngs,
+            scaler: v2.scaler,
+            training: v2.training,
+        }
+    }
+}
+
 /// The serde record behind the header.
 #[derive(Serialize, Deserialize)]
 pub(super) struct Payload {
     pub(super) params: Vec<StoredTensor>,
+    /// The modules' buffers, such as batch norms' running statistics (version 3 on).
+    pub(super) buffers: Vec<StoredTensor>,
     pub(super) rngs: Vec<StoredRng>,
     pub(super) scaler: Option<Scaler>,
     pub(super) training: Option<StoredTraining>,
@@ -201,6 +229,7 @@ pub(super) fn decode(bytes: &[u8], path: &Path) -> Result<Payload> {
     let version = u32::from_le_bytes(header[8..12].try_into().expect("4"));
     let decoded = match version {
         1 => decode_payload::<PayloadV1>(body).map(|(p, used)| (p.into(), used)),
+        2 => decode_payload::<PayloadV2>(body).map(|(p, used)| (p.into(), used)),
         _ => decode_payload::<Payload>(body),
     };
     let (payload, used) = decoded.map_err(|e| bad(format!("bincode could not decode: {e}")))?;
@@ -528,6 +557,7 @@ mod tests {
     use crate::checkpoint::{Checkpoint, load};
     use crate::nn::Linear;
     use crate::tensor;
+    use crate::{Optimizer, Sgd};
     use std::path::PathBuf;
 
     fn folder(name: &str) -> PathBuf {
@@ -540,7 +570,7 @@ mod tests {
     fn header_layout_is_as_documented() {
         let bytes = Checkpoint::new(&model(0)).to_bytes().unwrap();
         assert_eq!(&bytes[..8], b"TGRADCKP");
-        assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 2);
+        assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 3);
         let n = u64::from_le_bytes(bytes[12..20].try_into().unwrap());
         assert_eq!(n as usize, bytes.len() - HEADER_LEN);
         let crc = u32::from_le_bytes(bytes[20..24].try_into().unwrap());
@@ -753,10 +783,10 @@ mod tests {
         magic[0] = b'X';
         assert!(msg(&magic).contains("wrong magic: expected b\"TGRADCKP\""));
         let mut version = good.clone();
-        version[8] = 3;
+        version[8] = 4;
         assert!(
             msg(&version)
-                .contains("format version 3 is newer than this build reads, expected at most 2")
+                .contains("format version 4 is newer than this build reads, expected at most 3")
         );
         assert!(msg(&good[..good.len() - 3]).contains("truncated payload"));
         let mut flipped = good.clone();
@@ -773,6 +803,7 @@ mod tests {
                 shape: vec![1],
                 values: vec![1.0],
             }],
+            buffers: vec![],
             rngs: vec![],
             scaler: None,
             training: None,
@@ -801,6 +832,7 @@ mod tests {
                 shape: vec![0, 1 << 63],
                 values: vec![],
             }],
+            buffers: vec![],
             rngs: vec![],
             scaler: None,
             training: None,
@@ -837,5 +869,93 @@ mod tests {
             "{err}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A checkpoint file of format `version` around `payload`.
+    fn file_of(version: u32, payload: &impl Serialize) -> Vec<u8> {
+        let body = bincode::serde::encode_to_vec(payload, bincode::config::standard()).unwrap();
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&version.to_le_bytes());
+        bytes.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+        bytes.extend_from_slice(&body);
+        bytes
+    }
+
+    #[test]
+    fn files_of_versions_1_and_2_still_resume() {
+        // a model and an SGD with momentum after a step, saved in this build's format
+        let mut trained = model(3);
+        let mut sgd = Sgd::new(0.1).unwrap().momentum(0.9).unwrap();
+        let tape = crate::Tape::new();
+        let x = tape.constant(tensor::ones(&[2, 3]));
+        let loss = crate::Module::forward(&trained, x, crate::Mode::Train).cross_entropy(&[0, 1]);
+        sgd.step(&mut trained, &loss.backward()).unwrap();
+        let current = Checkpoint::new(&trained).with_training(&sgd, 2).unwrap();
+        let payload = decode(&current.to_bytes().unwrap(), Path::new("<memory>")).unwrap();
+        assert!(payload.buffers.is_empty());
+        let training = payload.training.unwrap();
+        // the same content as versions 1 and 2 wrote it
+        let v1 = file_of(
+            1,
+            &PayloadV1 {
+                params: (payload.params.iter())
+                    .map(|t| StoredTensor {
+                        name: t.name.clone(),
+                        shape: t.shape.clone(),
+                        values: t.values.clone(),
+                    })
+                    .collect(),
+                rngs: (payload.rngs.iter())
+                    .map(|r| StoredRng {
+                        name: r.name.clone(),
+                        seed: r.seed,
+                        stream: r.stream,
+                        word_pos: r.word_pos,
+                    })
+                    .collect(),
+                scaler: None,
+                training: Some(StoredTrainingV1 {
+                    epochs_done: training.epochs_done,
+                    kind: training.kind.clone(),
+                    base_lr: training.base_lr,
+                    steps: training.steps,
+                    epochs: training.epochs,
+                    buffers: (training.buffers.iter())
+                        .map(|t| StoredTensor {
+                            name: t.name.clone(),
+                            shape: t.shape.clone(),
+                            values: t.values.clone(),
+                        })
+                        .collect(),
+                    per_param: training.per_param,
+                }),
+            },
+        );
+        let v2 = file_of(
+            2,
+            &PayloadV2 {
+                params: payload.params,
+                rngs: payload.rngs,
+                scaler: None,
+                training: Some(training),
+            },
+        );
+        for (version, bytes) in [(1, v1), (2, v2)] {
+            let (mut fresh, mut fresh_sgd) =
+                (model(9), Sgd::new(0.1).unwrap().momentum(0.9).unwrap());
+            let checkpoint = Checkpoint::from_bytes(&bytes).unwrap();
+            assert_eq!(
+                checkpoint.resume(&mut fresh, &mut fresh_sgd).unwrap(),
+                2,
+                "v{version}"
+            );
+            assert_eq!(params(&fresh), params(&trained), "v{version}");
+            assert_eq!(
+                fresh_sgd.state().unwrap(),
+                sgd.state().unwrap(),
+                "v{version}"
+            );
+        }
     }
 }

@@ -2,9 +2,11 @@
 //! (<https://github.com/huggingface/safetensors>), which PyTorch
 //! (`safetensors.torch.load_file`), candle and burn read.
 //!
-//! Each parameter becomes one `F32` tensor, little-endian and row-major, under its dotted
+//! Each parameter and buffer ([`Module::visit_buffers`], such as a batch norm's
+//! `"1.running_mean"`) becomes one `F32` tensor, little-endian and row-major, under its dotted
 //! module name (`"0.weight"`, `"2.bias"`): the keys of a PyTorch `nn.Sequential`'s
-//! `state_dict` with the same layers, and weights stored `[out, in]` as PyTorch stores
+//! `state_dict` with the same layers (`num_batches_tracked`, an integer in PyTorch, is
+//! stored as `F32` too; `load_state_dict` converts it), and weights stored `[out, in]` as PyTorch stores
 //! them, so `model.load_state_dict(load_file(path))` takes them as they are.
 
 use super::check_names;
@@ -19,7 +21,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 
-/// `model`'s parameters in the safetensors format, with the metadata
+/// `model`'s parameters and buffers in the safetensors format, with the metadata
 /// `{"format": "pt", "producer": "tapegrad"}` (the `"pt"` tag is what Hugging Face's
 /// loaders look for).
 ///
@@ -56,6 +58,10 @@ fn bytes_with_scaler(model: &dyn Module, scaler: Option<&Scaler>) -> Result<Vec<
         let bytes = little_endian(&mut p.value().iter());
         tensors.push((name.to_string(), p.value().shape().to_vec(), bytes));
     });
+    model.visit_buffers(&mut |name, b| {
+        let bytes = little_endian(&mut b.iter());
+        tensors.push((name.to_string(), b.shape().to_vec(), bytes));
+    });
     if let Some(scaler) = scaler {
         for (name, values) in [
             ("scaler.scale", scaler.scale()),
@@ -85,7 +91,7 @@ fn bytes_with_scaler(model: &dyn Module, scaler: Option<&Scaler>) -> Result<Vec<
     safetensors::serialize(views, Some(metadata)).map_err(refuse)
 }
 
-/// Writes `model`'s parameters to `path` in the safetensors format (see
+/// Writes `model`'s parameters and buffers to `path` in the safetensors format (see
 /// [`safetensors_bytes`]), atomically as [`Checkpoint::save`](crate::checkpoint::Checkpoint::save) does.
 ///
 /// # Errors
@@ -123,8 +129,8 @@ pub(crate) fn export_with_scaler(
     write_atomically(path, &bytes, |file, bytes| file.write_all(bytes))
 }
 
-/// Reads parameters from a safetensors file into `model`, matching them by name; the file
-/// must hold exactly the model's parameters, as `F32` tensors of the same shapes (other
+/// Reads parameters and buffers from a safetensors file into `model`, matching them by name;
+/// the file must hold exactly the model's parameters and buffers, as `F32` tensors of the same shapes (other
 /// tools' names must follow the module naming, e.g. `"0.weight"`). Nothing changes unless
 /// everything fits.
 ///
@@ -158,9 +164,11 @@ pub fn import_safetensors(model: &mut dyn Module, path: impl AsRef<Path>) -> Res
     let tensors = read_tensors(&bytes, path)?;
     let mut shapes = Vec::new();
     model.visit_params(&mut |name, p| shapes.push((name.to_string(), p.value().shape().to_vec())));
+    model.visit_buffers(&mut |name, b| shapes.push((name.to_string(), b.shape().to_vec())));
     check_names(&tensors, &shapes, path)?;
     let values: HashMap<&str, &Tensor> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
     model.visit_params_mut(&mut |name, p| p.value_mut().assign(values[name]));
+    model.visit_buffers_mut(&mut |name, b| b.assign(values[name]));
     Ok(())
 }
 
