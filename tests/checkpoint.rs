@@ -319,9 +319,17 @@ fn safetensors_round_trip() {
     );
     // the same names as the bincode checkpoint and PyTorch's nn.Sequential state_dict
     let names: Vec<String> = params(&a).into_iter().map(|(n, _)| n).collect();
-    assert_eq!(names, ["0.weight", "0.bias", "1.weight", "1.bias", "4.weight", "4.bias"]);
+    assert_eq!(
+        names,
+        [
+            "0.weight", "0.bias", "1.weight", "1.bias", "4.weight", "4.bias"
+        ]
+    );
     let names: Vec<String> = buffers(&a).into_iter().map(|(n, _)| n).collect();
-    assert_eq!(names, ["1.running_mean", "1.running_var", "1.num_batches_tracked"]);
+    assert_eq!(
+        names,
+        ["1.running_mean", "1.running_var", "1.num_batches_tracked"]
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -387,3 +387,138 @@ impl<const D: usize> Module for BatchNorm<D> {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Tape;
+    use crate::autograd::ops::t;
+
+    /// Two training batches of `[4, 2]` through `bn`; returns the running mean and variance.
+    fn two_batches(bn: &BatchNorm1d) -> (Tensor, Tensor) {
+        let tape = Tape::new();
+        for x in [
+            t(&[4, 2], &[1.0, 0.0, 2.0, 0.0, 3.0, 4.0, 6.0, 4.0]),
+            t(&[4, 2], &[0.0, 1.0, 0.0, 1.0, 4.0, 1.0, 4.0, 1.0]),
+        ] {
+            bn.forward(tape.constant(x), Mode::Train);
+        }
+        (bn.running_mean().unwrap(), bn.running_var().unwrap())
+    }
+
+    #[test]
+    fn running_statistics_follow_pytorch_with_momentum_and_cumulative_average() {
+        // channel 0: batch means 3 and 2, unbiased variances 14/3 and 16/3;
+        // channel 1: means 2 and 1, unbiased variances 16/3 and 0
+        let bn = BatchNorm1d::new(2).unwrap();
+        let (mean, var) = two_batches(&bn);
+        let momentum = |first: f64, second: f64, start: f64| {
+            let after_one = 0.9 * start + 0.1 * first;
+            (0.9 * after_one + 0.1 * second) as f32
+        };
+        let expected_mean = [momentum(3.0, 2.0, 0.0), momentum(2.0, 1.0, 0.0)];
+        let expected_var = [
+            momentum(14.0 / 3.0, 16.0 / 3.0, 1.0),
+            momentum(16.0 / 3.0, 0.0, 1.0),
+        ];
+        for c in 0..2 {
+            assert!(
+                (mean[c] - expected_mean[c]).abs() < 1e-6,
+                "mean {c}: {}",
+                mean[c]
+            );
+            assert!(
+                (var[c] - expected_var[c]).abs() < 1e-5,
+                "var {c}: {}",
+                var[c]
+            );
+        }
+        let mut tracked = Vec::new();
+        bn.visit_buffers(&mut |name, b| tracked.push((name.to_string(), b.sum())));
+        assert_eq!(tracked[2], ("num_batches_tracked".to_string(), 2.0));
+
+        // momentum None: the plain average of the two batches' statistics
+        let cumulative = BatchNormOptions::default().momentum(None);
+        let bn = BatchNorm1d::with_options(2, cumulative).unwrap();
+        let (mean, var) = two_batches(&bn);
+        assert_eq!(mean.as_slice().unwrap(), &[2.5, 1.5]);
+        assert!((var[0] - 5.0).abs() < 1e-5 && (var[1] - 8.0 / 3.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn evaluation_uses_the_running_statistics_and_leaves_them_alone() {
+        let bn = BatchNorm1d::new(2).unwrap();
+        let (mean, var) = two_batches(&bn);
+        let tape = Tape::new();
+        let x = t(&[1, 2], &[5.0, -1.0]);
+        let y = bn.forward(tape.constant(x.clone()), Mode::Eval).value();
+        for c in 0..2 {
+            let want = (x[[0, c]] - mean[c]) / (var[c] + 1e-5).sqrt();
+            assert!((y[[0, c]] - want).abs() < 1e-6);
+        }
+        assert_eq!(bn.running_mean().unwrap(), mean);
+        // without running statistics, evaluation normalizes by the batch as training does
+        let untracked = BatchNormOptions::default().track_running_stats(false);
+        let bn = BatchNorm1d::with_options(2, untracked).unwrap();
+        let batch = t(&[2, 2], &[1.0, 5.0, 3.0, 7.0]);
+        let y = bn.forward(tape.constant(batch), Mode::Eval).value();
+        assert!((y[[0, 0]] + 1.0).abs() < 1e-4 && (y[[1, 1]] - 1.0).abs() < 1e-4);
+    }
+
+    #[test]
+    fn one_value_per_channel_gives_the_shift_and_keeps_the_running_statistics() {
+        let bn = BatchNorm2d::new(3).unwrap();
+        let tape = Tape::new();
+        let y = bn.forward(
+            tape.constant(t(&[1, 3, 1, 1], &[4.0, -2.0, 9.0])),
+            Mode::Train,
+        );
+        assert_eq!(y.value().as_slice().unwrap(), &[0.0, 0.0, 0.0]);
+        assert_eq!(bn.running_mean().unwrap(), tensor::zeros(&[3]));
+        assert_eq!(bn.running_var().unwrap(), tensor::ones(&[3]));
+    }
+
+    #[test]
+    fn weight_and_bias_get_their_gradients_through_the_layer() {
+        // L = Σ y·w_out: ∂L/∂β_c = Σ w_out over channel c, ∂L/∂γ_c = Σ w_out·x̂
+        let bn = BatchNorm2d::new(2).unwrap();
+        let tape = Tape::new();
+        let x = tape.leaf(t(&[2, 2, 1, 2], &[1.0, 3.0, 0.0, 2.0, 5.0, 7.0, 4.0, 4.0]));
+        let w_out = tape.constant(t(&[2, 2, 1, 2], &[1.0, 2.0, 0.5, 0.5, -1.0, 1.0, 3.0, 0.0]));
+        let loss = (bn.forward(x, Mode::Train) * w_out).sum();
+        let grads = loss.backward();
+        let db = grads.param(bn.bias().unwrap()).unwrap();
+        assert_eq!(db.as_slice().unwrap(), &[3.0, 4.0]);
+        // channel 0 holds 1, 3, 5, 7: mean 4, biased variance 5
+        let xhat = |v: f32| (v - 4.0) / (5.0f32 + 1e-5).sqrt();
+        let dw0 = xhat(1.0) + 2.0 * xhat(3.0) - xhat(5.0) + xhat(7.0);
+        let dw = grads.param(bn.weight().unwrap()).unwrap();
+        assert!((dw[[0]] - dw0).abs() < 1e-5, "{} vs {dw0}", dw[[0]]);
+        assert!(grads.get(x).is_some());
+    }
+
+    #[test]
+    #[should_panic(expected = "BatchNorm2d: expected an input [N, 3, H, W]; x shape [2, 4, 5, 5]")]
+    fn a_wrong_channel_count_panics_naming_both_shapes() {
+        let bn = BatchNorm2d::new(3).unwrap();
+        let tape = Tape::new();
+        bn.forward(tape.constant(tensor::zeros(&[2, 4, 5, 5])), Mode::Train);
+    }
+
+    #[test]
+    fn options_are_checked() {
+        let err = |o: BatchNormOptions| BatchNorm1d::with_options(4, o).unwrap_err().to_string();
+        assert_eq!(
+            err(BatchNormOptions::default().eps(0.0)),
+            "batchnorm: eps must be finite and > 0, got 0"
+        );
+        assert_eq!(
+            err(BatchNormOptions::default().momentum(Some(-0.1))),
+            "batchnorm: momentum must be in [0, 1], got -0.1"
+        );
+        assert_eq!(
+            BatchNorm2d::new(0).unwrap_err().to_string(),
+            "batchnorm: num_features must be at least 1, got 0"
+        );
+    }
+}
