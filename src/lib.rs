@@ -102,7 +102,8 @@ pub mod prelude {
         Activation, AdaptiveAvgPool2d, AvgPool2d, BatchRng, Conv2d, Dropout, Elu, FanMode, Flatten,
         Identity, Init, LSUV_MAX_ITER, LSUV_TOLERANCE, LeakyRelu, Linear, Loss, LossFn, LsuvLayer,
         LsuvReport, MaxPool2d, Maxout, Mode, Module, Param, ParamId, Relu, Role, SampleRng,
-        Sequential, Sigmoid, Step, Tanh, Walk, fans, fans_grouped, gain, lsuv,
+        Sequential, Sigmoid, Spatial, Step, Tanh, Unflatten, Walk, Window, fans, fans_grouped,
+        gain, lsuv,
     };
     pub use crate::optim::{
         Adam, AdamRule, Decay, DecayUnit, Optim, Optimizer, OptimizerState, ParamGroup, ParamStep,
