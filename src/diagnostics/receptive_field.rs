@@ -196,12 +196,12 @@ pub fn receptive_field(model: &Sequential, input_shape: &[usize]) -> Result<Vec<
 fn step(before: Field, window: Window) -> Field {
     let span = window.span();
     let mut after = before;
-    for a in 0..2 {
+    for (a, &span) in span.iter().enumerate() {
         let j = before.jump[a];
         after.jump[a] = j * window.stride[a];
-        after.size[a] = before.size[a] + (span[a] - 1) * j;
+        after.size[a] = before.size[a] + (span - 1) * j;
         after.start[a] =
-            before.start[a] + ((span[a] as f64 - 1.0) / 2.0 - window.padding[a] as f64) * j as f64;
+            before.start[a] + ((span as f64 - 1.0) / 2.0 - window.padding[a] as f64) * j as f64;
     }
     after
 }

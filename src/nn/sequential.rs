@@ -246,9 +246,8 @@ impl Module for Sequential {
                 Spatial::Global => global = true,
                 Spatial::Window(w) => {
                     let mut c = window.unwrap_or(Window::square(1, 1, 0));
-                    let span = w.span();
-                    for a in 0..2 {
-                        c.kernel[a] += (span[a] - 1) * c.stride[a];
+                    for (a, span) in w.span().into_iter().enumerate() {
+                        c.kernel[a] += (span - 1) * c.stride[a];
                         c.padding[a] += w.padding[a] * c.stride[a];
                         c.stride[a] *= w.stride[a];
                     }
