@@ -78,7 +78,7 @@ pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
                 f.jump[0].to_string(),
                 format!("{}", f.start[0]),
             ),
-            None => ("whole image".into(), "–".into(), "–".into()),
+            None => ("off the grid".into(), "–".into(), "–".into()),
         };
         table.row(vec![
             format!("({}) {}", row.index, row.layer),
@@ -91,9 +91,11 @@ pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
     table.note(format!(
         "r: receptive field size in input pixels (square here, so one number per layer); j: \
          jump, the input pixels between neighbouring units (product of strides); start: center \
-         of unit (0, 0)'s field, with pixel centers at 0 … 27. Recurrence: j ← j·s, \
-         r ← r + (k − 1)·j, start ← start + ((k − 1)/2 − p)·j (Araujo et al. 2019, Distill). \
-         After Flatten every unit sees the whole image. Trained {epochs} epoch(s) on {train_n} \
+         of unit (0, 0)'s field, with pixel centers at 0 … 27. Recurrence per layer \
+         (kernel k, stride s, padding p): r ← r + (k − 1)·j, start ← start + ((k − 1)/2 − \
+         p)·j, then j ← j·s (Araujo et al. 2019, Distill). \
+         From Flatten on the units leave the image grid; a Linear unit sees what all units \
+         of the last pooling layer see, here the whole image. Trained {epochs} epoch(s) on {train_n} \
          images (SGD lr 0.05, batch 32): test accuracy {} on {test_n} images.",
         pct(run.test_accuracy)
     ));
