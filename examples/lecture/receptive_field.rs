@@ -99,10 +99,13 @@ pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
          images (SGD lr 0.05, batch 32): test accuracy {} on {test_n} images.",
         pct(run.test_accuracy)
     ));
-    table.note(format!(
+    table.note(
         "Plots: the fields of the middle unit of each convolution and pooling layer on a test \
-         image, and the first layer's 32 learned 3×3 filters. Model: `{}`.",
-        model.describe()
+         image, and the first layer's 32 learned 3×3 filters.",
+    );
+    table.note(format!(
+        "The model, as `Sequential::summary` prints it (torchinfo's layout):\n\n```text\n{}\n```",
+        model.summary(&input)?
     ));
     table.save(out, "receptive-field")?;
 
