@@ -230,6 +230,82 @@ mod tests {
     }
 
     #[test]
+    fn every_built_in_layer_computes_the_shape_its_forward_gives() {
+        use crate::{
+            AdaptiveAvgPool2d, AvgPool2d, ChaCha8Rng, Conv2d, Conv2dOptions, Dropout, Elu, Flatten,
+            Init, LeakyRelu, Linear, MaxPool2d, Maxout, Relu, SeedableRng, Sigmoid, Unflatten,
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let d = Conv2dOptions::default();
+        let layers: Vec<Box<dyn Module>> = vec![
+            Box::new(
+                Conv2d::new(
+                    4,
+                    6,
+                    [3, 2],
+                    d.stride(2).padding(1),
+                    Init::default(),
+                    &mut rng,
+                )
+                .unwrap(),
+            ),
+            Box::new(
+                Conv2d::new(
+                    4,
+                    4,
+                    [3, 3],
+                    d.dilation(2).groups(4),
+                    Init::default(),
+                    &mut rng,
+                )
+                .unwrap(),
+            ),
+            Box::new(MaxPool2d::with_options([3, 2], [2, 1], [1, 1]).unwrap()),
+            Box::new(AvgPool2d::new(2).unwrap()),
+            Box::new(AdaptiveAvgPool2d),
+            Box::new(Flatten),
+            Box::new(Relu),
+            Box::new(LeakyRelu::default()),
+            Box::new(Elu::default()),
+            Box::new(Sigmoid),
+            Box::new(Dropout::new(0.5, &mut rng).unwrap()),
+            Box::new(Linear::new(7, 3, Init::default(), &mut rng).unwrap()),
+            Box::new(Maxout::new(7, 3, 2, Init::default(), &mut rng).unwrap()),
+            Box::new(Unflatten::new(&[2, 2]).unwrap()),
+        ];
+        let shapes: [&[usize]; 8] = [
+            &[2, 4, 9, 7],
+            &[1, 4, 5, 5],
+            &[3, 4, 2, 2],
+            &[1, 4, 1, 1],
+            &[5, 7],
+            &[2, 3, 7],
+            &[7],
+            &[3, 4],
+        ];
+        let tape = Tape::new();
+        let mut checked = 0;
+        for layer in &layers {
+            for &shape in &shapes {
+                let x = tape.constant(tensor::zeros(shape));
+                // the forward's own shape, or its panic
+                let forward = quietly(|| layer.forward(x, Mode::Eval).shape());
+                let computed = layer.output_shape(shape);
+                match (&forward, &computed) {
+                    (Ok(f), Ok(c)) => assert_eq!(f, c, "{} on {shape:?}", layer.describe()),
+                    (Err(_), Err(_)) => {}
+                    _ => panic!(
+                        "{} on {shape:?}: forward {forward:?}, output_shape {computed:?}",
+                        layer.describe()
+                    ),
+                }
+                checked += usize::from(forward.is_ok());
+            }
+        }
+        assert!(checked > 40, "{checked}");
+    }
+
+    #[test]
     fn windows_give_pytorchs_sizes_and_errors_name_what_fits() {
         let w = Window::square(3, 1, 1);
         assert_eq!(
