@@ -103,7 +103,7 @@ pub mod prelude {
         BatchNormOptions, BatchRng, Conv2d, Dropout, Elu, FanMode, Flatten, Identity, Init,
         LSUV_MAX_ITER, LSUV_TOLERANCE, LeakyRelu, Linear, Loss, LossFn, LsuvLayer, LsuvReport,
         MaxPool2d, Maxout, Mode, Module, Param, ParamId, Relu, Role, SampleRng, Sequential,
-        Sigmoid, Step, Tanh, Walk, fans, fans_grouped, gain, lsuv,
+        Sigmoid, Spatial, Step, Tanh, Unflatten, Walk, Window, fans, fans_grouped, gain, lsuv,
     };
     pub use crate::optim::{
         Adam, AdamRule, Decay, DecayUnit, Optim, Optimizer, OptimizerState, ParamGroup, ParamStep,

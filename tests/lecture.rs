@@ -77,6 +77,7 @@ fn every_experiment_is_listed_once_under_a_unique_name() {
         "batch-size",
         "gd-vs-sgd",
         "lr-finder",
+        "receptive-field",
     ] {
         assert!(names.contains(&required), "{required} missing");
     }
@@ -304,6 +305,42 @@ fn dropout_is_train_time_only() {
     // the noisy training-mode loss sits above the loss of the full network
     assert!(o.run.final_loss() > o.eval_train_loss);
     wrote(&dir, "dropout");
+}
+
+#[test]
+fn receptive_fields_grow_with_depth_and_the_filters_are_drawn() {
+    if !full_set_present("receptive_fields_grow_with_depth_and_the_filters_are_drawn") {
+        return;
+    }
+    let dir = out("rf");
+    let o = lecture::receptive_field::run(Budget::Tiny, &dir).unwrap();
+    // W2 by hand: conv 3 pad 1 → r 3; pool 2 → r 4, j 2; conv → r 8; pool → r 10, j 4
+    let sizes: Vec<Option<(usize, usize)>> = o
+        .fields
+        .iter()
+        .map(|l| l.field.map(|f| (f.size[0], f.jump[0])))
+        .collect();
+    assert_eq!(
+        sizes[..7],
+        [
+            Some((3, 1)),
+            Some((3, 1)),
+            Some((4, 2)),
+            Some((8, 2)),
+            Some((8, 2)),
+            Some((10, 4)),
+            None
+        ]
+    );
+    assert_eq!(o.fields[5].output_shape, [1, 64, 7, 7]);
+    assert_eq!(o.filters.shape(), [32, 1, 3, 3]);
+    // a few hundred images already lift it well above chance (10%)
+    assert!(o.test_accuracy > 0.3, "{}", o.test_accuracy);
+    wrote(&dir, "receptive-field");
+    let filters = std::fs::read_to_string(dir.join("receptive-field-filters.svg")).unwrap();
+    assert_eq!(filters.matches("<rect").count(), 1 + 32 * 9);
+    let fields = std::fs::read_to_string(dir.join("receptive-field.svg")).unwrap();
+    assert_eq!(fields.matches("stroke=").count(), 2 * 4); // 4 outlines and their legend keys
 }
 
 #[test]

@@ -30,6 +30,7 @@ pub mod learning_rate;
 pub mod lr_finder;
 pub mod overfitting;
 pub mod preprocessing;
+pub mod receptive_field;
 pub mod vanishing_gradients;
 pub mod xor_claim;
 pub mod zero_init;
@@ -48,7 +49,7 @@ pub struct Experiment {
 }
 
 /// Every experiment, in the lecture's order.
-pub const EXPERIMENTS: [Experiment; 13] = [
+pub const EXPERIMENTS: [Experiment; 14] = [
     Experiment {
         name: "xor",
         claim: "the perceptron cannot learn XOR; an MLP with backpropagation can",
@@ -113,6 +114,11 @@ pub const EXPERIMENTS: [Experiment; 13] = [
         name: "dropout",
         claim: "dropout acts at training time only; evaluation is deterministic and uses every unit",
         run: |b, o| Ok(dropout::run(b, o)?.table),
+    },
+    Experiment {
+        name: "receptive-field",
+        claim: "a CNN unit sees a patch of the layer below; the patches grow with depth",
+        run: |b, o| Ok(receptive_field::run(b, o)?.table),
     },
 ];
 

@@ -1,7 +1,8 @@
 //! Training diagnostics: what each layer of a [`Sequential`] does to a batch (activation
 //! mean and standard deviation, dead units), what each parameter's gradient and update
-//! look like (gradient norm, update/weight ratio), and the learning-rate range test
-//! ([`lr_range_test`]).
+//! look like (gradient norm, update/weight ratio), the learning-rate range test
+//! ([`lr_range_test`]), and the receptive fields of an image model's layers
+//! ([`receptive_field`]).
 //!
 //! Call [`probe`] between epochs of your own training (for instance [`fit`](crate::fit)
 //! with one epoch at a time) to see vanishing or exploding gradients, saturated or dead
@@ -43,8 +44,10 @@
 //! ```
 
 mod lr_range;
+mod receptive_field;
 
 pub use lr_range::{LrRangeConfig, LrRangeTest, lr_range_test};
+pub use receptive_field::{Field, LayerField, receptive_field};
 
 use crate::autograd::Tape;
 use crate::error::{Error, Result};

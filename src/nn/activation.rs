@@ -26,6 +26,9 @@ macro_rules! elementwise_layer {
                 let $s = self;
                 $describe
             }
+            fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+                crate::nn::shape::same_shape(input)
+            }
         }
     };
 }

@@ -10,6 +10,7 @@ use crate::autograd::ops::conv::Conv2dOptions;
 use crate::error::{Error, Result};
 use crate::nn::init::{Init, default_bias, fans_grouped};
 use crate::nn::module::{Mode, Module};
+use crate::nn::shape::{Spatial, Window, windowed_shape};
 use crate::param::Param;
 use crate::tensor::Tensor;
 use rand::Rng;
@@ -404,6 +405,27 @@ impl Module for Conv2d {
             text += ", bias=False";
         }
         text + ")"
+    }
+
+    /// `[N, in, H, W] -> [N, out, OH, OW]`; an error for another rank or channel count, or
+    /// an image smaller than the dilated kernel after padding.
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        let Spatial::Window(window) = self.spatial() else {
+            unreachable!("a convolution is a window")
+        };
+        let mut shape = windowed_shape("conv2d", window, Some(self.in_channels()), input)?;
+        shape[1] = self.out_channels();
+        Ok(shape)
+    }
+
+    fn spatial(&self) -> Spatial {
+        let o = self.options;
+        Spatial::Window(Window {
+            kernel: self.kernel_size(),
+            stride: o.stride,
+            padding: o.padding,
+            dilation: o.dilation,
+        })
     }
 }
 

@@ -118,6 +118,10 @@ impl Module for Dropout {
     fn describe(&self) -> String {
         format!("Dropout(p={})", self.p)
     }
+
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        crate::nn::shape::same_shape(input)
+    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::nn::init::{Init, default_bias};
 use crate::nn::module::{Mode, Module};
+use crate::nn::shape::{Spatial, shape_error};
 use crate::param::Param;
 use crate::tensor::Tensor;
 use rand::Rng;
@@ -263,6 +264,23 @@ impl Module for Linear {
 
     fn out_features(&self) -> Option<usize> {
         Some(self.weight.value().shape()[0])
+    }
+
+    /// `[.., in] -> [.., out]`; an error for a 0-D input or another last axis.
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        let [out, inner] = [0, 1].map(|a| self.weight.value().shape()[a]);
+        match input.split_last() {
+            Some((&last, leading)) if last == inner => Ok([leading, &[out]].concat()),
+            _ => Err(shape_error(
+                "linear",
+                format!("an input [.., {inner}]"),
+                input,
+            )),
+        }
+    }
+
+    fn spatial(&self) -> Spatial {
+        Spatial::Flat
     }
 }
 

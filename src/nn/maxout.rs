@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use crate::nn::init::Init;
 use crate::nn::linear::Linear;
 use crate::nn::module::{Mode, Module};
+use crate::nn::shape::{Spatial, shape_error};
 use crate::param::Param;
 use crate::tensor::Tensor;
 use rand::Rng;
@@ -182,6 +183,27 @@ impl Module for Maxout {
 
     fn out_features(&self) -> Option<usize> {
         Some(self.linear.weight().value().shape()[0] / self.pieces)
+    }
+
+    /// `[.., in] -> [.., out]`, as [`Linear`].
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        let inner = self.linear.weight().value().shape()[1];
+        match input.split_last() {
+            Some((&last, leading)) if last == inner => Ok([
+                leading,
+                &[self.linear.weight().value().shape()[0] / self.pieces],
+            ]
+            .concat()),
+            _ => Err(shape_error(
+                "maxout",
+                format!("an input [.., {inner}]"),
+                input,
+            )),
+        }
+    }
+
+    fn spatial(&self) -> Spatial {
+        Spatial::Flat
     }
 }
 

@@ -1,5 +1,6 @@
 //! Neural-network building blocks: the [`Module`] trait and [`Param`]s, the layers
-//! ([`Linear`], [`Conv2d`], the pooling layers, [`BatchNorm2d`], [`Dropout`], [`Maxout`], the activations), [`Sequential`], and the
+//! ([`Linear`], [`Conv2d`], the pooling layers, [`BatchNorm1d`] and [`BatchNorm2d`],
+//! [`Flatten`] and [`Unflatten`], [`Dropout`], [`Maxout`], the activations), [`Sequential`], and the
 //! initializers ([`Init`], [`gain`], [`lsuv()`]).
 
 mod activation;
@@ -16,12 +17,13 @@ mod norm;
 mod pool;
 mod sample_rng;
 mod sequential;
+mod shape;
 
 pub use crate::param::{Param, ParamId, Role};
 pub use activation::{Activation, Elu, Identity, LeakyRelu, Relu, Sigmoid, Step, Tanh};
 pub use conv::Conv2d;
 pub use dropout::Dropout;
-pub use flatten::Flatten;
+pub use flatten::{Flatten, Unflatten};
 pub use init::{FanMode, Init, fans, fans_grouped, gain};
 pub use linear::Linear;
 pub use loss::{Loss, LossFn};
@@ -32,3 +34,4 @@ pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormOptions};
 pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
 pub use sample_rng::{BatchRng, SampleRng};
 pub use sequential::Sequential;
+pub use shape::{Spatial, Window};

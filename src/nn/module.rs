@@ -2,6 +2,8 @@
 //! trainable parameters: [`Param`] and its process-unique [`ParamId`].
 
 use crate::autograd::Var;
+use crate::error::Result;
+use crate::nn::shape::{Spatial, trial_output_shape};
 use crate::param::Param;
 use crate::tensor::Tensor;
 use rand_chacha::ChaCha8Rng;
@@ -172,6 +174,47 @@ pub trait Module: Send + Sync {
     /// ```
     fn out_features(&self) -> Option<usize> {
         None
+    }
+
+    /// The shape of the output for an input of shape `input`, or an error saying why the
+    /// layer does not accept that input, without running the layer's arithmetic where the
+    /// layer knows its shapes (as PyTorch users learn them from torchinfo's `summary`).
+    ///
+    /// Every layer of this crate computes it exactly. The default, for your own layers,
+    /// runs [`Module::forward`] once in [`Mode::Eval`] on zeros of shape `input` on a fresh
+    /// tape, and turns a panic of that pass (an op's shape check) into an error carrying
+    /// the panic's message. The panic is caught with `std::panic::catch_unwind` (so a build
+    /// with `panic = "abort"` aborts instead) and is not printed: the first trial installs
+    /// a panic hook that forwards every other panic to the hook it replaced. Override it
+    /// when the trial pass is expensive or the layer knows its shapes.
+    ///
+    /// # Errors
+    /// [`Error::Shape`](crate::Error::Shape) naming the layer, the input it expects and
+    /// the one it got: `conv2d: expected a 4-D input [N, 1, H, W], found [1, 3, 28, 28]`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear, Module};
+    /// let layer = Linear::from_parts(tensor::ones(&[3, 2]), None)?;
+    /// assert_eq!(layer.output_shape(&[5, 2])?, [5, 3]);
+    /// let err = layer.output_shape(&[5, 4]).unwrap_err();
+    /// assert_eq!(err.to_string(), "linear: expected an input [.., 2], found [5, 4]");
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        trial_output_shape(self, input)
+    }
+
+    /// Where each output unit looks on the input's image grid, for receptive fields
+    /// ([`diagnostics::receptive_field`](crate::diagnostics::receptive_field)): a sliding
+    /// [`Window`](crate::Window) for convolutions and pooling, [`Spatial::Flat`] for
+    /// layers whose outputs leave the grid (flatten, linear), [`Spatial::Global`] for global
+    /// pooling. The default is [`Spatial::Pointwise`] (activations, dropout,
+    /// normalization): override it in a layer of your own that mixes neighbouring pixels
+    /// or changes the image size. (The receptive-field report checks a pointwise layer's
+    /// output against [`Module::output_shape`] and fails rather than report wrong fields.)
+    fn spatial(&self) -> Spatial {
+        Spatial::Pointwise
     }
 
     /// Calls `f(name, rng)` for every random generator the module keeps for itself (such as

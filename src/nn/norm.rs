@@ -278,26 +278,25 @@ impl<const D: usize> BatchNorm<D> {
         self.running_var.as_ref().map(|b| lock(b).clone())
     }
 
-    /// The shape this layer accepts, checked: `[N, C]` or `[N, C, L]` for `D = 1`,
+    /// Checks that this layer accepts `shape`: `[N, C]` or `[N, C, L]` for `D = 1`,
     /// `[N, C, H, W]` for `D = 2`, with `C` its number of features.
-    #[track_caller]
-    fn check_input(&self, shape: &[usize]) {
-        let name = Self::name();
+    fn check_input(&self, shape: &[usize]) -> Result<()> {
         let axes_ok = match D {
             1 => matches!(shape.len(), 2 | 3),
             _ => shape.len() == D + 2,
         };
-        let expected = match D {
-            1 => format!(
-                "[N, {}] or [N, {}, L]",
-                self.num_features, self.num_features
-            ),
-            _ => format!("[N, {}, H, W]", self.num_features),
-        };
-        assert!(
-            axes_ok && shape[1] == self.num_features,
-            "{name}: expected an input {expected}; x shape {shape:?}"
-        );
+        if axes_ok && shape[1] == self.num_features {
+            return Ok(());
+        }
+        let c = self.num_features;
+        Err(Error::Shape {
+            op: Self::name(),
+            expected: match D {
+                1 => format!("an input [N, {c}] or [N, {c}, L]"),
+                _ => format!("an input [N, {c}, H, W]"),
+            },
+            found: format!("{shape:?}"),
+        })
     }
 
     /// `BatchNorm1d` or `BatchNorm2d`.
@@ -342,7 +341,9 @@ fn lock(buffer: &Mutex<Tensor>) -> MutexGuard<'_, Tensor> {
 
 impl<const D: usize> Module for BatchNorm<D> {
     fn forward<'t>(&self, x: Var<'t>, mode: Mode) -> Var<'t> {
-        self.check_input(&x.shape());
+        if let Err(e) = self.check_input(&x.shape()) {
+            panic!("{e}")
+        }
         let tape = x.tape();
         let affine = match (&self.weight, &self.bias) {
             (Some(w), Some(b)) => Some(Var::stack(&[tape.param(w), tape.param(b)], 0)),
@@ -371,6 +372,11 @@ impl<const D: usize> Module for BatchNorm<D> {
     }
 
     crate::walk!(weight, bias, running_mean, running_var, num_batches_tracked);
+
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        self.check_input(input)?;
+        Ok(input.to_vec())
+    }
 
     fn describe(&self) -> String {
         let momentum = match self.options.momentum {
@@ -498,7 +504,7 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "BatchNorm2d: expected an input [N, 3, H, W]; x shape [2, 4, 5, 5]")]
+    #[should_panic(expected = "BatchNorm2d: expected an input [N, 3, H, W], found [2, 4, 5, 5]")]
     fn a_wrong_channel_count_panics_naming_both_shapes() {
         let bn = BatchNorm2d::new(3).unwrap();
         let tape = Tape::new();

@@ -9,6 +9,7 @@
 use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::nn::module::{Mode, Module};
+use crate::nn::shape::{Spatial, shape_error, windowed_shape};
 
 /// Kernel, stride and padding of a pooling layer, checked as PyTorch checks them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +58,24 @@ impl Window {
                 .map(|room| room / self.stride[a] + 1)
         };
         Some([axis(0)?, axis(1)?])
+    }
+
+    /// The window as [`Module::spatial`] reports it (no dilation).
+    fn spatial(&self) -> Spatial {
+        Spatial::Window(crate::nn::Window {
+            kernel: self.kernel,
+            stride: self.stride,
+            padding: self.padding,
+            dilation: [1, 1],
+        })
+    }
+
+    /// `[N, C, H, W] -> [N, C, OH, OW]`, checked.
+    fn output_shape(&self, op: &'static str, input: &[usize]) -> Result<Vec<usize>> {
+        let Spatial::Window(window) = self.spatial() else {
+            unreachable!("a pooling window is a window")
+        };
+        windowed_shape(op, window, None, input)
     }
 
     fn describe(&self, name: &str) -> String {
@@ -172,6 +191,14 @@ impl Module for MaxPool2d {
     fn describe(&self) -> String {
         self.window.describe("MaxPool2d")
     }
+
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        self.window.output_shape("max_pool2d", input)
+    }
+
+    fn spatial(&self) -> Spatial {
+        self.window.spatial()
+    }
 }
 
 /// Average pooling (`torch.nn.AvgPool2d(kernel_size, stride, padding)` with PyTorch's
@@ -271,6 +298,14 @@ impl Module for AvgPool2d {
     fn describe(&self) -> String {
         self.window.describe("AvgPool2d")
     }
+
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        self.window.output_shape("avg_pool2d", input)
+    }
+
+    fn spatial(&self) -> Spatial {
+        self.window.spatial()
+    }
 }
 
 /// Global average pooling, `torch.nn.AdaptiveAvgPool2d(1)`: the mean of each feature map,
@@ -317,6 +352,21 @@ impl Module for AdaptiveAvgPool2d {
 
     fn describe(&self) -> String {
         "AdaptiveAvgPool2d(output_size=1)".into()
+    }
+
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        match input {
+            &[n, c, _, _] => Ok(vec![n, c, 1, 1]),
+            _ => Err(shape_error(
+                "adaptive_avg_pool2d",
+                "a 4-D input [N, C, H, W]".into(),
+                input,
+            )),
+        }
+    }
+
+    fn spatial(&self) -> Spatial {
+        Spatial::Global
     }
 }
 

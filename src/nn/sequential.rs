@@ -1,9 +1,11 @@
 //! [`Sequential`]: a chain of modules, each fed the previous one's output, with its widths
-//! checked at construction and a readable summary.
+//! checked at construction, its shapes checked for a given input, and a torchinfo-like
+//! [`Sequential::summary`].
 
 use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::nn::module::{Mode, Module};
+use crate::nn::shape::{Spatial, Window};
 use std::fmt;
 
 /// Modules applied one after another, `y = f_{n−1}(… f_1(f_0(x)))` (`nn.Sequential`).
@@ -12,7 +14,10 @@ use std::fmt;
 /// `Sequential` gives `"i.j.weight"`), as in PyTorch's `state_dict`.
 ///
 /// `Display` prints a summary in the spirit of PyTorch's `print(model)` and Keras'
-/// `summary()`: each layer, its output shape and its parameter count, then the total.
+/// `summary()`: each layer, its output width where the layers' widths tell it (`[N, 3]`,
+/// `N` standing for the leading axes; `?` after layers that change the shape in other
+/// ways, such as convolutions), and its parameter count, then the total. For the shapes of
+/// an actual input, image models included, use [`Sequential::summary`].
 ///
 /// # Examples
 /// ```
@@ -48,8 +53,11 @@ pub struct Sequential {
 impl Sequential {
     /// Chains `layers` in order, checking that each layer's input width
     /// ([`Module::in_features`]) equals the output width of the last layer before it that
-    /// has one ([`Module::out_features`]). Layers without widths (activations, dropout) pass
-    /// the width through.
+    /// has one ([`Module::out_features`]). Pointwise layers without widths (activations,
+    /// dropout: [`Spatial::Pointwise`]) pass the width through; other layers without one
+    /// (convolutions, pooling, [`Flatten`](crate::Flatten)) end it, so a `Linear` after a
+    /// `Flatten` is checked against the input shape by [`Sequential::summary`] and
+    /// [`Sequential::output_shape`](Module::output_shape) instead.
     ///
     /// # Errors
     /// [`Error::Shape`] naming the layer and both widths:
@@ -80,11 +88,81 @@ impl Sequential {
                     found: input.to_string(),
                 });
             }
-            if let Some(out) = layer.out_features() {
-                previous = Some((index, out));
-            }
+            previous = carried_width(previous, index, layer.as_ref());
         }
         Ok(Sequential { layers })
+    }
+
+    /// A table in the style of torchinfo's `summary(model, input_size=...)`: for an input
+    /// of shape `input_shape`, each layer's description, its output shape and its
+    /// parameter count, then the total and trainable parameter counts and the parameters'
+    /// size in MB (4-byte floats). Shapes come from [`Module::output_shape`], so nothing
+    /// is computed on real data.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] at the first layer whose input does not fit, naming the layer, what
+    /// it expects and the shape it would get:
+    /// `sequential: expected at layer 0 (Conv2d(1, 32, ...)) a 4-D input [N, 1, H, W], found
+    /// [1, 3, 28, 28]`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Conv2d, Conv2dOptions, Flatten, Linear, MaxPool2d, Relu, Sequential};
+    /// let model = Sequential::new(vec![
+    ///     Box::new(Conv2d::from_parts(tensor::ones(&[2, 1, 3, 3]), None, Conv2dOptions::default())?),
+    ///     Box::new(Relu),
+    ///     Box::new(MaxPool2d::new(2)?),
+    ///     Box::new(Flatten),
+    ///     Box::new(Linear::from_parts(tensor::ones(&[3, 8]), Some(tensor::zeros(&[3])))?),
+    /// ])?;
+    /// let summary = model.summary(&[1, 1, 6, 6])?;
+    /// let rows: Vec<&str> = summary.lines().filter(|l| l.starts_with('(')).collect();
+    /// assert!(rows[0].contains("[1, 2, 4, 4]") && rows[0].ends_with(" 18"));
+    /// assert!(rows[2].contains("[1, 2, 2, 2]")); // ⌊4/2⌋
+    /// assert!(rows[3].contains("[1, 8]"));
+    /// assert!(rows[4].contains("[1, 3]") && rows[4].ends_with(" 27"));
+    /// assert!(summary.contains("Total params: 45\nTrainable params: 45"));
+    /// let err = model.summary(&[1, 1, 8, 8]).unwrap_err(); // 2·3·3 = 18 features, not 8
+    /// assert!(err.to_string().starts_with("sequential: expected at layer 4 (Linear("));
+    /// assert!(err.to_string().ends_with("an input [.., 8], found [1, 18]"));
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    pub fn summary(&self, input_shape: &[usize]) -> Result<String> {
+        let mut rows = Vec::with_capacity(self.layers.len());
+        let mut shape = input_shape.to_vec();
+        for (index, layer) in self.layers.iter().enumerate() {
+            shape = layer_output_shape(index, layer.as_ref(), &shape)?;
+            rows.push([
+                format!("({index}): {}", layer.describe()),
+                format!("{shape:?}"),
+                thousands(layer.num_params()),
+            ]);
+        }
+        let header = ["Layer".to_string(), "Output Shape".into(), "Param #".into()];
+        let width = |c: usize| {
+            (rows.iter().chain([&header]))
+                .map(|r| r[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        };
+        let [w0, w1, w2] = [width(0), width(1), width(2)];
+        let rule = "=".repeat(w0 + w1 + w2 + 4);
+        let line = |r: &[String; 3]| format!("{:<w0$}  {:<w1$}  {:>w2$}\n", r[0], r[1], r[2]);
+        let total = self.num_params();
+        let mut text = format!(
+            "Input shape: {input_shape:?}\n{rule}\n{}{rule}\n",
+            line(&header)
+        );
+        for row in &rows {
+            text += &line(row);
+        }
+        text += &format!(
+            "{rule}\nTotal params: {}\nTrainable params: {}\nParams size (MB): {:.2}\n{rule}",
+            thousands(total),
+            thousands(total),
+            total as f64 * 4.0 / 1e6
+        );
+        Ok(text)
     }
 
     /// The layers, in order.
@@ -124,25 +202,129 @@ impl Module for Sequential {
         format!("Sequential({})", inner.join(", "))
     }
 
+    /// The first layer's input width, looking past leading pointwise layers without one
+    /// (dropout on the inputs); `None` when the first layer that shapes the input has no
+    /// width, as a convolution.
     fn in_features(&self) -> Option<usize> {
-        self.layers.iter().find_map(|l| l.in_features())
+        self.layers
+            .iter()
+            .find(|l| l.in_features().is_some() || l.spatial() != Spatial::Pointwise)
+            .and_then(|l| l.in_features())
     }
 
+    /// The last layer's output width, looking past trailing pointwise layers without one;
+    /// `None` when the last layer that shapes the output has no width.
     fn out_features(&self) -> Option<usize> {
-        self.layers.iter().rev().find_map(|l| l.out_features())
+        self.layers
+            .iter()
+            .rev()
+            .find(|l| l.out_features().is_some() || l.spatial() != Spatial::Pointwise)
+            .and_then(|l| l.out_features())
     }
+
+    /// Each layer's output shape in turn; an error names the first layer that does not
+    /// accept its input.
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        let mut shape = input.to_vec();
+        for (index, layer) in self.layers.iter().enumerate() {
+            shape = layer_output_shape(index, layer.as_ref(), &shape)?;
+        }
+        Ok(shape)
+    }
+
+    /// The layers' windows composed into one: receptive field `r` as the kernel, jump `j`
+    /// as the stride and the padding in input pixels, `Σ p_l·j_(l−1)` (the standard
+    /// recurrence, see [`diagnostics::receptive_field`](crate::diagnostics::receptive_field));
+    /// [`Spatial::Pointwise`] when every layer is, [`Spatial::Global`] for global pooling
+    /// among pointwise layers, and [`Spatial::Flat`] otherwise.
+    fn spatial(&self) -> Spatial {
+        let (mut window, mut global) = (None::<Window>, false);
+        for layer in &self.layers {
+            match layer.spatial() {
+                Spatial::Pointwise => {}
+                Spatial::Flat => return Spatial::Flat,
+                Spatial::Global => global = true,
+                Spatial::Window(w) => {
+                    let mut c = window.unwrap_or(Window::square(1, 1, 0));
+                    for (a, span) in w.span().into_iter().enumerate() {
+                        c.kernel[a] += (span - 1) * c.stride[a];
+                        c.padding[a] += w.padding[a] * c.stride[a];
+                        c.stride[a] *= w.stride[a];
+                    }
+                    window = Some(c);
+                }
+            }
+        }
+        match (window, global) {
+            (None, false) => Spatial::Pointwise,
+            (None, true) => Spatial::Global,
+            (Some(w), false) => Spatial::Window(w),
+            (Some(_), true) => Spatial::Flat,
+        }
+    }
+}
+
+/// The width `[layer, width]` that reaches the layer after `layer` (number `index`), given
+/// the one that reached it: a layer with an output width sets it, a pointwise layer passes
+/// it on, any other layer (convolution, pooling, flatten) ends it.
+fn carried_width(
+    previous: Option<(usize, usize)>,
+    index: usize,
+    layer: &dyn Module,
+) -> Option<(usize, usize)> {
+    match layer.out_features() {
+        Some(out) => Some((index, out)),
+        None if layer.spatial() == Spatial::Pointwise => previous,
+        None => None,
+    }
+}
+
+/// Layer `index`'s output shape for `input`, its error rewritten to name the layer.
+fn layer_output_shape(index: usize, layer: &dyn Module, input: &[usize]) -> Result<Vec<usize>> {
+    layer.output_shape(input).map_err(|err| match err {
+        Error::Shape {
+            op: _,
+            expected,
+            found,
+        } => Error::Shape {
+            op: "sequential",
+            expected: format!("at layer {index} ({}) {expected}", layer.describe()),
+            found,
+        },
+        other => Error::Shape {
+            op: "sequential",
+            expected: format!(
+                "at layer {index} ({}) an input it accepts",
+                layer.describe()
+            ),
+            found: format!("{input:?} ({other})"),
+        },
+    })
+}
+
+/// `421642` as `421,642`, as torchinfo prints counts.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 impl fmt::Display for Sequential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut width: Option<usize> = None;
+        let mut width: Option<(usize, usize)> = None;
         let rows: Vec<(String, String, usize)> = self
             .layers
             .iter()
             .enumerate()
             .map(|(i, layer)| {
-                width = layer.out_features().or(width);
-                let shape = width.map_or_else(|| "[N, *]".into(), |w| format!("[N, {w}]"));
+                width = carried_width(width, i, layer.as_ref());
+                let shape = width.map_or_else(|| "?".into(), |(_, w)| format!("[N, {w}]"));
                 (
                     format!("({i}): {}", layer.describe()),
                     shape,
@@ -174,7 +356,10 @@ impl fmt::Debug for Sequential {
 mod tests {
     use super::*;
     use crate::autograd::gradcheck::testing::random;
-    use crate::{ChaCha8Rng, Dropout, Init, Linear, Maxout, SeedableRng, Tanh, Tape, gradcheck};
+    use crate::{
+        AdaptiveAvgPool2d, ChaCha8Rng, Conv2d, Conv2dOptions, Dropout, Flatten, Init, Linear,
+        MaxPool2d, Maxout, Relu, SeedableRng, Tanh, Tape, Unflatten, gradcheck,
+    };
 
     fn mlp(rng: &mut ChaCha8Rng) -> Sequential {
         Sequential::new(vec![
@@ -250,6 +435,159 @@ mod tests {
             let x = random(&[batch, 3], 5);
             gradcheck(|v| model.forward(v[0], Mode::Eval), &[x]).unwrap();
         }
+    }
+
+    /// W2's CNN: Conv(1→32, 3, pad 1) ReLU MaxPool2 Conv(32→64, 3, pad 1) ReLU MaxPool2
+    /// Flatten Linear(3136→128) ReLU Linear(128→10).
+    fn w2(rng: &mut ChaCha8Rng) -> Sequential {
+        let pad = Conv2dOptions::default().padding(1);
+        let init = Init::default();
+        Sequential::new(vec![
+            Box::new(Conv2d::new(1, 32, [3, 3], pad, init, rng).unwrap()),
+            Box::new(Relu),
+            Box::new(MaxPool2d::new(2).unwrap()),
+            Box::new(Conv2d::new(32, 64, [3, 3], pad, init, rng).unwrap()),
+            Box::new(Relu),
+            Box::new(MaxPool2d::new(2).unwrap()),
+            Box::new(Flatten),
+            Box::new(Linear::new(3136, 128, init, rng).unwrap()),
+            Box::new(Relu),
+            Box::new(Linear::new(128, 10, init, rng).unwrap()),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn summary_of_w2_gives_torchinfos_shapes_and_counts() {
+        let model = w2(&mut ChaCha8Rng::seed_from_u64(0));
+        let text = model.summary(&[1, 1, 28, 28]).unwrap();
+        let rows: Vec<&str> = text.lines().filter(|l| l.starts_with('(')).collect();
+        // torchinfo's summary(model, input_size=(1, 1, 28, 28)) for the same nn.Sequential
+        let expected = [
+            ("[1, 32, 28, 28]", "320"), // 32·(1·9) + 32
+            ("[1, 32, 28, 28]", "0"),
+            ("[1, 32, 14, 14]", "0"),
+            ("[1, 64, 14, 14]", "18,496"), // 64·(32·9) + 64
+            ("[1, 64, 14, 14]", "0"),
+            ("[1, 64, 7, 7]", "0"),
+            ("[1, 3136]", "0"),
+            ("[1, 128]", "401,536"), // 128·3136 + 128
+            ("[1, 128]", "0"),
+            ("[1, 10]", "1,290"),
+        ];
+        assert_eq!(rows.len(), expected.len());
+        for (row, (shape, params)) in rows.iter().zip(expected) {
+            let cells: Vec<&str> = row.split("  ").filter(|c| !c.trim().is_empty()).collect();
+            assert_eq!(cells[cells.len() - 2].trim(), shape, "{row}");
+            assert_eq!(cells[cells.len() - 1].trim(), params, "{row}");
+        }
+        assert!(
+            rows[0].starts_with(
+                "(0): Conv2d(1, 32, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))"
+            )
+        );
+        assert!(text.starts_with("Input shape: [1, 1, 28, 28]\n"));
+        assert!(text.contains("Total params: 421,642\nTrainable params: 421,642\n"));
+        assert!(text.contains("Params size (MB): 1.69"));
+        assert_eq!(model.num_params(), 421_642);
+        // the whole model's shape, and a batch of 5
+        assert_eq!(model.output_shape(&[5, 1, 28, 28]).unwrap(), [5, 10]);
+        // a real forward pass agrees
+        let tape = Tape::new();
+        let y = model.forward(tape.constant(random(&[2, 1, 28, 28], 1)), Mode::Eval);
+        assert_eq!(y.shape(), [2, 10]);
+    }
+
+    #[test]
+    fn summary_fails_at_the_first_layer_that_does_not_fit() {
+        let model = w2(&mut ChaCha8Rng::seed_from_u64(0));
+        let err = model.summary(&[1, 3, 28, 28]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "sequential: expected at layer 0 (Conv2d(1, 32, kernel_size=(3, 3), stride=(1, 1), \
+             padding=(1, 1))) a 4-D input [N, 1, H, W], found [1, 3, 28, 28]"
+        );
+        // 32×32 images give 64·8·8 = 4096 features, not 3136: the Linear layer says so
+        let err = model.output_shape(&[1, 1, 32, 32]).unwrap_err().to_string();
+        assert!(err.starts_with("sequential: expected at layer 7 (Linear(in_features=3136"));
+        assert!(
+            err.ends_with("an input [.., 3136], found [1, 4096]"),
+            "{err}"
+        );
+        // rows are not images
+        let err = model.summary(&[1, 784]).unwrap_err().to_string();
+        assert!(
+            err.ends_with("a 4-D input [N, 1, H, W], found [1, 784]"),
+            "{err}"
+        );
+        // a nested Sequential's error names both layers
+        let outer = Sequential::new(vec![Box::new(Tanh), Box::new(model)]).unwrap();
+        let err = outer.output_shape(&[1, 2, 28, 28]).unwrap_err().to_string();
+        assert!(
+            err.starts_with("sequential: expected at layer 1 (Sequential(Conv2d("),
+            "{err}"
+        );
+        assert!(err.contains("at layer 0 (Conv2d(1, 32"), "{err}");
+    }
+
+    #[test]
+    fn widths_of_a_conv_model_are_not_guessed() {
+        let model = w2(&mut ChaCha8Rng::seed_from_u64(0));
+        assert_eq!(
+            (model.in_features(), model.out_features()),
+            (None, Some(10))
+        );
+        let text = model.to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        for conv_row in &lines[1..8] {
+            assert!(conv_row.contains("-> ?"), "{conv_row}");
+        }
+        assert!(lines[8].contains("-> [N, 128]") && lines[9].contains("-> [N, 128]"));
+        assert!(lines[10].contains("-> [N, 10]"));
+        // dropout on the inputs does not hide the first Linear's width
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let mlp = Sequential::new(vec![
+            Box::new(Dropout::new(0.2, &mut rng).unwrap()),
+            Box::new(Linear::new(784, 10, Init::default(), &mut rng).unwrap()),
+            Box::new(Unflatten::new(&[10, 1]).unwrap()),
+        ])
+        .unwrap();
+        assert_eq!((mlp.in_features(), mlp.out_features()), (Some(784), None));
+        // a Linear after a Flatten is not checked against a width before the Flatten
+        let decoder = Sequential::new(vec![
+            Box::new(Linear::new(4, 18, Init::default(), &mut rng).unwrap()),
+            Box::new(Unflatten::new(&[2, 3, 3]).unwrap()),
+            Box::new(MaxPool2d::new(3).unwrap()),
+            Box::new(Flatten),
+            Box::new(Linear::new(2, 1, Init::default(), &mut rng).unwrap()),
+        ]);
+        assert!(decoder.is_ok());
+        assert_eq!(decoder.unwrap().output_shape(&[7, 4]).unwrap(), [7, 1]);
+    }
+
+    #[test]
+    fn windows_compose_by_the_receptive_field_recurrence() {
+        let model = w2(&mut ChaCha8Rng::seed_from_u64(0));
+        let features = Sequential::new(model.layers.into_iter().take(6).collect()).unwrap();
+        // r = 1 + 2·1 + 1·1 + 2·2 + 1·2 = 10, j = 4, padding 1·1 + 1·2 = 3
+        let expected = Window {
+            kernel: [10, 10],
+            stride: [4, 4],
+            padding: [3, 3],
+            dilation: [1, 1],
+        };
+        assert_eq!(features.spatial(), Spatial::Window(expected));
+        assert_eq!(expected.output_size([28, 28]), Some([7, 7]));
+        assert_eq!(
+            mlp(&mut ChaCha8Rng::seed_from_u64(0)).spatial(),
+            Spatial::Flat
+        );
+        let global = Sequential::new(vec![Box::new(Relu), Box::new(AdaptiveAvgPool2d)]).unwrap();
+        assert_eq!(global.spatial(), Spatial::Global);
+        assert_eq!(
+            Sequential::new(vec![]).unwrap().spatial(),
+            Spatial::Pointwise
+        );
     }
 
     #[test]
