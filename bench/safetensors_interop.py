@@ -50,11 +50,13 @@ def read_safetensors(path):
     return tensors
 
 
-def w2():
-    return nn.Sequential(
-        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(3136, 128), nn.ReLU(), nn.Linear(128, 10))
+def w2(batchnorm):
+    """W2's CNN; with batchnorm, a BatchNorm2d after each convolution."""
+    def block(cin, cout):
+        norm = [nn.BatchNorm2d(cout)] if batchnorm else []
+        return [nn.Conv2d(cin, cout, 3, padding=1), *norm, nn.ReLU(), nn.MaxPool2d(2)]
+    return nn.Sequential(*block(1, 32), *block(32, 64),
+                         nn.Flatten(), nn.Linear(3136, 128), nn.ReLU(), nn.Linear(128, 10))
 
 
 def main():
@@ -64,10 +66,12 @@ def main():
     p.add_argument("--count", type=int, default=4, help="number of random inputs without --inputs")
     p.add_argument("--expected", help="raw float32 logits [N, 10] to compare with")
     p.add_argument("--tol", type=float, default=1e-4, help="largest allowed absolute difference")
+    p.add_argument("--batchnorm", action="store_true",
+                   help="the model has a BatchNorm2d after each convolution (running statistics in the file)")
     a = p.parse_args()
     torch.set_num_threads(1)
 
-    model = w2()
+    model = w2(a.batchnorm)
     model.load_state_dict(read_safetensors(a.weights), strict=True)
     model.eval()
     if a.inputs:

@@ -17,21 +17,31 @@ const INPUTS: usize = 100;
 const TOLERANCE: f32 = 1e-4;
 
 /// W2: Conv(1→32, 3, pad 1) ReLU MaxPool2 Conv(32→64, 3, pad 1) ReLU MaxPool2 Flatten
-/// Linear(3136→128) ReLU Linear(128→10), PyTorch's default inits.
-fn w2(rng: &mut ChaCha8Rng) -> tapegrad::Result<Sequential> {
+/// Linear(3136→128) ReLU Linear(128→10), PyTorch's default inits; with `batchnorm`, a
+/// BatchNorm2d after each convolution.
+fn w2(batchnorm: bool, rng: &mut ChaCha8Rng) -> tapegrad::Result<Sequential> {
     let pad = Conv2dOptions::default().padding(1);
-    Sequential::new(vec![
-        Box::new(Conv2d::new(1, 32, [3, 3], pad, Init::default(), rng)?),
-        Box::new(Relu),
-        Box::new(MaxPool2d::new(2)?),
-        Box::new(Conv2d::new(32, 64, [3, 3], pad, Init::default(), rng)?),
-        Box::new(Relu),
-        Box::new(MaxPool2d::new(2)?),
-        Box::new(Flatten),
-        Box::new(Linear::new(3136, 128, Init::default(), rng)?),
-        Box::new(Relu),
-        Box::new(Linear::new(128, 10, Init::default(), rng)?),
-    ])
+    let mut layers: Vec<Box<dyn Module>> = Vec::new();
+    for (cin, cout) in [(1, 32), (32, 64)] {
+        layers.push(Box::new(Conv2d::new(
+            cin,
+            cout,
+            [3, 3],
+            pad,
+            Init::default(),
+            rng,
+        )?));
+        if batchnorm {
+            layers.push(Box::new(BatchNorm2d::new(cout)?));
+        }
+        layers.push(Box::new(Relu));
+        layers.push(Box::new(MaxPool2d::new(2)?));
+    }
+    layers.push(Box::new(Flatten));
+    layers.push(Box::new(Linear::new(3136, 128, Init::default(), rng)?));
+    layers.push(Box::new(Relu));
+    layers.push(Box::new(Linear::new(128, 10, Init::default(), rng)?));
+    Sequential::new(layers)
 }
 
 /// `n` images in [0, 1) with a bright square whose corner (one of 4) is the label.
@@ -79,6 +89,17 @@ fn write_f32(path: &Path, values: impl IntoIterator<Item = f32>) {
 
 #[test]
 fn exported_cnn_gives_pytorchs_logits() {
+    exported_model_gives_pytorchs_logits(false);
+}
+
+#[test]
+fn exported_cnn_with_batch_norm_gives_pytorchs_logits_in_eval_mode() {
+    exported_model_gives_pytorchs_logits(true);
+}
+
+/// Trains W2 (with or without batch norms) a few steps, exports it, and has PyTorch load it
+/// with `strict=True` and compute the logits of 100 inputs in evaluation mode.
+fn exported_model_gives_pytorchs_logits(batchnorm: bool) {
     let python = match python_with_torch() {
         Ok(python) => python,
         Err(why) => {
@@ -87,7 +108,7 @@ fn exported_cnn_gives_pytorchs_logits() {
         }
     };
     let mut rng = ChaCha8Rng::seed_from_u64(SEED);
-    let mut model = w2(&mut rng).unwrap();
+    let mut model = w2(batchnorm, &mut rng).unwrap();
     // a few SGD steps, so the weights are no longer the initial ones
     let (x, labels) = images(256, &mut rng);
     let data = Dataset::from_floats(x, labels)
@@ -124,7 +145,10 @@ fn exported_cnn_gives_pytorchs_logits() {
         .value();
     assert_eq!(logits.shape(), [INPUTS, 10]);
 
-    let dir = std::env::temp_dir().join(format!("tapegrad-interop-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "tapegrad-interop-{batchnorm}-{}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let (weights, input_file, expected) = (
         dir.join("w2.safetensors"),
@@ -135,8 +159,12 @@ fn exported_cnn_gives_pytorchs_logits() {
     write_f32(&input_file, inputs.iter().copied());
     write_f32(&expected, logits.iter().copied());
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/safetensors_interop.py");
-    let out = Command::new(&python)
-        .arg(&script)
+    let mut command = Command::new(&python);
+    command.arg(&script);
+    if batchnorm {
+        command.arg("--batchnorm");
+    }
+    let out = command
         .arg("--weights")
         .arg(&weights)
         .arg("--inputs")
