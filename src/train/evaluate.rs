@@ -119,6 +119,10 @@ impl Evaluation {
     /// assert_eq!(eval.top_k_accuracy(1), Some(1.0 / 3.0));
     /// assert_eq!(eval.top_k_accuracy(2), Some(2.0 / 3.0));
     /// assert_eq!(eval.top_k_accuracy(3), Some(1.0));
+    /// // a subset whose labels are all 0, which the model puts in class 2 (an output the
+    /// // data set does not know of): counted as wrong, not refused
+    /// let subset = Dataset::from_floats(array![[-2.0]], vec![0])?;
+    /// assert_eq!(evaluate(&model, &subset, 1)?.top_k_accuracy(1), Some(0.0));
     /// # Ok::<(), tapegrad::Error>(())
     /// ```
     pub fn top_k_accuracy(&self, k: usize) -> Option<f64> {
@@ -270,7 +274,7 @@ pub(super) fn evaluate_checked(
                     ranks[label_rank(row, label)] += 1;
                 }
                 (evaluation.confusion)
-                    .get_or_insert_with(|| ConfusionMatrix::new(classes))
+                    .get_or_insert_with(|| ConfusionMatrix::new(classes.max(scores.ncols())))
                     .add(&predictions(&scores), labels);
             }
             BatchTargets::Values(y) => {
