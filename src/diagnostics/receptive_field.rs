@@ -11,6 +11,14 @@ use crate::nn::{Module, Sequential, Spatial, Window};
 /// the layer's output map is centered on input pixel `(start[0] + a·jump[0],
 /// start[1] + b·jump[1])` and sees the `size[0] × size[1]` pixels around it
 /// ([`Field::pixels`]), some of which may lie in the padding outside the image.
+///
+/// # Examples
+/// ```
+/// use tapegrad::diagnostics::Field;
+/// // a 3×3 convolution with padding 1: every unit sees 3×3 pixels centred on its own
+/// let field = Field { size: [3, 3], jump: [1, 1], start: [0.0, 0.0] };
+/// assert_eq!(field.pixels([5, 5]), [[4, 6], [4, 6]]);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Field {
     /// The receptive field's size `r` in input pixels.
@@ -48,6 +56,23 @@ impl Field {
 }
 
 /// One layer's row of [`receptive_field`].
+///
+/// # Examples
+/// ```
+/// use tapegrad::diagnostics::receptive_field;
+/// use tapegrad::{ChaCha8Rng, Conv2d, Conv2dOptions, Flatten, Init, MaxPool2d, SeedableRng, Sequential};
+/// let mut rng = ChaCha8Rng::seed_from_u64(0);
+/// let model = Sequential::new(vec![
+///     Box::new(Conv2d::new(1, 4, [3, 3], Conv2dOptions::default(), Init::default(), &mut rng)?),
+///     Box::new(MaxPool2d::new(2)?),
+///     Box::new(Flatten),
+/// ])?;
+/// let rows = receptive_field(&model, &[1, 1, 10, 10])?;
+/// assert_eq!(rows[1].output_shape, [1, 4, 4, 4]);
+/// assert_eq!(rows[1].field.unwrap().size, [4, 4]); // 3 + (2 − 1)·1
+/// assert!(rows[2].field.is_none()); // flattened: off the image grid
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct LayerField {
     /// The layer's index in the [`Sequential`].

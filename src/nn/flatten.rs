@@ -104,6 +104,13 @@ impl Unflatten {
     }
 
     /// The sizes axis 1 is split into.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::Unflatten;
+    /// assert_eq!(Unflatten::new(&[64, 7, 7])?.sizes(), &[64, 7, 7]);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn sizes(&self) -> &[usize] {
         &self.sizes
     }

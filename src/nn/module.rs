@@ -213,6 +213,16 @@ pub trait Module: Send + Sync {
     /// normalization): override it in a layer of your own that mixes neighbouring pixels
     /// or changes the image size. (The receptive-field report checks a pointwise layer's
     /// output against [`Module::output_shape`] and fails rather than report wrong fields.)
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{ChaCha8Rng, Conv2d, Conv2dOptions, Flatten, Init, Module, Relu, SeedableRng, Spatial, Window};
+    /// let conv = Conv2d::new(1, 4, [3, 3], Conv2dOptions::default().padding(1), Init::default(), &mut ChaCha8Rng::seed_from_u64(0))?;
+    /// assert_eq!(conv.spatial(), Spatial::Window(Window::square(3, 1, 1)));
+    /// assert_eq!(Relu.spatial(), Spatial::Pointwise);
+    /// assert_eq!(Flatten.spatial(), Spatial::Flat);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     fn spatial(&self) -> Spatial {
         Spatial::Pointwise
     }
@@ -247,10 +257,31 @@ pub trait Module: Send + Sync {
     /// `named_buffers()`; buffers are in its `state_dict` beside the parameters, and so in a
     /// checkpoint and in [`export_safetensors`](crate::checkpoint::export_safetensors) here).
     /// The default visits none; [`walk!`](crate::walk) writes it.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{BatchNorm1d, Linear, Module, tensor};
+    /// let mut names = Vec::new();
+    /// BatchNorm1d::new(2)?.visit_buffers(&mut |name, b| names.push((name.to_string(), b.len())));
+    /// assert_eq!(names[0], ("running_mean".to_string(), 2));
+    /// let mut none = 0;
+    /// Linear::from_parts(tensor::ones(&[1, 2]), None)?.visit_buffers(&mut |_, _| none += 1);
+    /// assert_eq!(none, 0); // the default visits nothing
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     fn visit_buffers(&self, _f: &mut dyn FnMut(&str, &Tensor)) {}
 
     /// Calls `f(name, buffer)` mutably for the buffers of [`Module::visit_buffers`], in the
     /// same order and with the same names (checkpoint loading). The default visits none.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{BatchNorm1d, Module, tensor};
+    /// let mut bn = BatchNorm1d::new(2)?;
+    /// bn.visit_buffers_mut(&mut |name, b| if name == "running_mean" { b.fill(3.0) });
+    /// assert_eq!(bn.running_mean(), Some(tensor::full(&[2], 3.0)));
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     fn visit_buffers_mut(&mut self, _f: &mut dyn FnMut(&str, &mut Tensor)) {}
 
     /// The total number of scalar parameters (`sum(p.numel() for p in model.parameters())`).
@@ -327,10 +358,27 @@ pub trait Walk {
 
     /// Calls `f(path, buffer)` for every buffer of the part (see [`Module::visit_buffers`]).
     /// The default visits none.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Walk};
+    /// let stats = vec![tensor::zeros(&[2]), tensor::ones(&[3])];
+    /// let mut seen = Vec::new();
+    /// stats.walk_buffers("stats", &mut |name, b| seen.push((name.to_string(), b.len())));
+    /// assert_eq!(seen, [("stats.0".to_string(), 2), ("stats.1".to_string(), 3)]);
+    /// ```
     fn walk_buffers(&self, _path: &str, _f: &mut dyn FnMut(&str, &Tensor)) {}
 
     /// Calls `f(path, buffer)` mutably, in the order and with the names of
     /// [`Walk::walk_buffers`]. The default visits none.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Walk};
+    /// let mut scale = tensor::ones(&[2]);
+    /// scale.walk_buffers_mut("scale", &mut |_, b| b.fill(0.5));
+    /// assert_eq!(scale, tensor::full(&[2], 0.5));
+    /// ```
     fn walk_buffers_mut(&mut self, _path: &str, _f: &mut dyn FnMut(&str, &mut Tensor)) {}
 }
 

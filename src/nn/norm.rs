@@ -51,21 +51,51 @@ impl Default for BatchNormOptions {
 
 impl BatchNormOptions {
     /// These options with `eps` replaced.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::BatchNormOptions;
+    /// assert_eq!(BatchNormOptions::default().eps(1e-3).eps, 1e-3);
+    /// ```
     pub fn eps(self, eps: f64) -> Self {
         BatchNormOptions { eps, ..self }
     }
 
     /// These options with `momentum` replaced (`None`: cumulative average).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::BatchNormOptions;
+    /// assert_eq!(BatchNormOptions::default().momentum(Some(0.01)).momentum, Some(0.01));
+    /// ```
     pub fn momentum(self, momentum: Option<f64>) -> Self {
         BatchNormOptions { momentum, ..self }
     }
 
     /// These options with `affine` replaced.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{BatchNorm2d, BatchNormOptions, Module};
+    /// let bn = BatchNorm2d::with_options(4, BatchNormOptions::default().affine(false))?;
+    /// assert!(bn.weight().is_none() && bn.num_params() == 0);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn affine(self, affine: bool) -> Self {
         BatchNormOptions { affine, ..self }
     }
 
     /// These options with `track_running_stats` replaced.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{BatchNorm2d, BatchNormOptions, Module};
+    /// let bn = BatchNorm2d::with_options(4, BatchNormOptions::default().track_running_stats(false))?;
+    /// let mut buffers = 0;
+    /// bn.visit_buffers(&mut |_, _| buffers += 1);
+    /// assert_eq!(buffers, 0);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn track_running_stats(self, track_running_stats: bool) -> Self {
         BatchNormOptions {
             track_running_stats,
@@ -233,21 +263,53 @@ impl<const D: usize> BatchNorm<D> {
     }
 
     /// The number of channels `C`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::BatchNorm1d;
+    /// assert_eq!(BatchNorm1d::new(64)?.num_features(), 64);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn num_features(&self) -> usize {
         self.num_features
     }
 
     /// The options the layer was made with.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{BatchNorm2d, BatchNormOptions};
+    /// assert_eq!(BatchNorm2d::new(8)?.options(), BatchNormOptions::default());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn options(&self) -> BatchNormOptions {
         self.options
     }
 
     /// The scale `γ` (`weight`), when `affine`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, BatchNorm2d, Role};
+    /// let bn = BatchNorm2d::new(3)?;
+    /// let gamma = bn.weight().unwrap();
+    /// assert_eq!((gamma.role(), gamma.value().to_owned()), (Role::NormScale, tensor::ones(&[3])));
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn weight(&self) -> Option<&Param> {
         self.weight.as_ref()
     }
 
     /// The shift `β` (`bias`), when `affine`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, BatchNorm2d, Role};
+    /// let bn = BatchNorm2d::new(3)?;
+    /// let beta = bn.bias().unwrap();
+    /// assert_eq!((beta.role(), beta.value().to_owned()), (Role::NormShift, tensor::zeros(&[3])));
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn bias(&self) -> Option<&Param> {
         self.bias.as_ref()
     }

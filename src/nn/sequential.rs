@@ -166,6 +166,14 @@ impl Sequential {
     }
 
     /// The layers, in order.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Flatten, Relu, Sequential};
+    /// let model = Sequential::new(vec![Box::new(Flatten), Box::new(Relu)])?;
+    /// assert_eq!(model.layers()[1].describe(), "ReLU()");
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn layers(&self) -> &[Box<dyn Module>] {
         &self.layers
     }
@@ -177,11 +185,28 @@ impl Sequential {
     }
 
     /// The number of layers.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Relu, Sequential, Tanh};
+    /// assert_eq!(Sequential::new(vec![Box::new(Relu), Box::new(Tanh)])?.len(), 2);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn len(&self) -> usize {
         self.layers.len()
     }
 
     /// Whether there are no layers (then the model is the identity).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Mode, Module, Sequential, Tape};
+    /// let identity = Sequential::new(vec![])?;
+    /// assert!(identity.is_empty());
+    /// let tape = Tape::new();
+    /// assert_eq!(identity.forward(tape.constant(tensor::ones(&[2])), Mode::Eval).value(), tensor::ones(&[2]));
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.layers.is_empty()
     }

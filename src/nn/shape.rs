@@ -43,6 +43,13 @@ pub struct Window {
 impl Window {
     /// A `kernel × kernel` window with the same stride and padding on both axes and no
     /// dilation.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::Window;
+    /// let w = Window::square(2, 2, 0);
+    /// assert_eq!((w.kernel, w.stride, w.padding, w.dilation), ([2, 2], [2, 2], [0, 0], [1, 1]));
+    /// ```
     pub fn square(kernel: usize, stride: usize, padding: usize) -> Self {
         Window {
             kernel: [kernel; 2],
@@ -53,6 +60,13 @@ impl Window {
     }
 
     /// The pixels one window spans per axis, `k_eff = d·(k − 1) + 1`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::Window;
+    /// let dilated = Window { dilation: [3, 1], ..Window::square(3, 1, 0) };
+    /// assert_eq!(dilated.span(), [7, 3]); // 3·(3 − 1) + 1 rows, 3 columns
+    /// ```
     pub fn span(&self) -> [usize; 2] {
         [0, 1].map(|a| self.dilation[a] * (self.kernel[a].max(1) - 1) + 1)
     }
@@ -60,6 +74,14 @@ impl Window {
     /// The output's `[OH, OW]` for an input image of `[H, W]`,
     /// `OH = ⌊(H + 2·ph − k_eff)/sh⌋ + 1`, or `None` when the window does not fit in the
     /// padded image (or a stride is 0).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::Window;
+    /// // MaxPool2d(2) halves a 28×28 map; a 5×5 kernel without padding takes 4 pixels off
+    /// assert_eq!(Window::square(2, 2, 0).output_size([28, 28]), Some([14, 14]));
+    /// assert_eq!(Window::square(5, 1, 0).output_size([28, 28]), Some([24, 24]));
+    /// ```
     pub fn output_size(&self, input: [usize; 2]) -> Option<[usize; 2]> {
         let span = self.span();
         let axis = |a: usize| {
