@@ -505,7 +505,7 @@ mod tests {
                 "{shards} shards: running statistics"
             );
             assert!(
-                largest_difference(&[output.clone()], &[o]) < 1e-5,
+                largest_difference(std::slice::from_ref(&output), &[o]) < 1e-5,
                 "{shards} shards: outputs"
             );
         }
