@@ -107,6 +107,19 @@ fn check_data(
         },
         other => other,
     })?;
+    if model.in_features().is_none() {
+        // an image model (its first layer has no input width): its layers' own shape checks
+        // name the one that does not fit, without running it
+        let mut input = vec![1];
+        input.extend_from_slice(data.sample_shape());
+        if let Err(e) = model.output_shape(&input) {
+            return Err(Error::Shape {
+                op,
+                expected: format!("{what} samples the model can take"),
+                found: format!("samples of shape {:?}: {e}", data.sample_shape()),
+            });
+        }
+    }
     let Some(output) = trial_output(model, &first) else {
         return Err(sample_misfit(op, what, model, data));
     };
@@ -1234,6 +1247,45 @@ mod tests {
         assert!(
             run(done, None, &mut model, &mut sgd)
                 .contains("start_epoch must be below epochs, got start_epoch 3 with epochs 3")
+        );
+    }
+
+    #[test]
+    fn an_image_model_names_the_layer_its_samples_do_not_fit() {
+        use crate::nn::{Conv2d, Flatten};
+        let mut rng = crate::ChaCha8Rng::seed_from_u64(0);
+        let conv = Conv2d::new(
+            1,
+            2,
+            [3, 3],
+            crate::Conv2dOptions::default(),
+            Init::default(),
+            &mut rng,
+        );
+        let mut model = Sequential::new(vec![
+            Box::new(conv.unwrap()),
+            Box::new(Flatten),
+            Box::new(Linear::new(2 * 4 * 4, 2, Init::default(), &mut rng).unwrap()),
+        ])
+        .unwrap();
+        // two-channel 6×6 images into a one-channel convolution
+        let x = Array2::from_elem((4, 72), 0.5);
+        let data = Dataset::from_floats(x, vec![0, 1, 0, 1])
+            .unwrap()
+            .with_sample_shape(&[2, 6, 6])
+            .unwrap();
+        let mut sgd = Sgd::new(0.1).unwrap();
+        let config = FitConfig {
+            epochs: 1,
+            batch_size: 2,
+            ..FitConfig::default()
+        };
+        let err = fit(&mut model, &mut sgd, &data, None, &config, &mut |_| {}).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "fit: expected training set samples the model can take, found samples of shape [2, 6, 6]: \
+             sequential: expected at layer 0 (Conv2d(1, 2, kernel_size=(3, 3), stride=(1, 1), padding=(0, 0))) \
+             a 4-D input [N, 1, H, W], found [1, 2, 6, 6]"
         );
     }
 }
