@@ -4,16 +4,54 @@
 //!
 //! Trains on 55,000 training images, watches 5,000 held-out validation images each epoch,
 //! and evaluates **once** on the 10,000 test images at the end (the test set never steers
-//! training). The settings were chosen by validation accuracy (below); `--refit` then trains
-//! with them on all 60,000 training images.
+//! training). `--refit` trains with the same settings on all 60,000 training images instead
+//! (no validation). `--no-test` skips the test set, for choosing settings by validation
+//! accuracy alone.
 //!
 //! ```text
-//! cargo run --release --example fashion_cnn [-- --epochs N --batch B --lr LR
-//!     --wd WD --dropout P --seed S --data DIR --quiet --save PATH --resume PATH
+//! cargo run --release --example fashion_cnn [-- --epochs N --batch B --lr LR --wd WD
+//!     --dropout P --seed S --data DIR --quiet --save PATH --resume PATH
 //!     --augment none|flip|crop|flip-crop|translate|flip-translate --shift K --no-test --refit]
 //! ```
 //!
-//! TODO: results
+//! The network is the speed benchmark's workload W2 (two 3×3 convolutions, 32 and 64
+//! channels, each followed by 2×2 max pooling, then 3136 → 128 → 10) with batch
+//! normalization after the second convolution and after the hidden linear layer, and
+//! dropout before both linear layers (see `model` below). The inputs are standardized with
+//! one mean and σ over all pixels of the training part (torchvision's `Normalize`).
+//! `--augment` changes the training images each epoch (never the validation or test
+//! images), as in the `fashion_mnist` example: `flip` mirrors half of them left to right,
+//! `crop` pads with `--shift` black pixels on every side and crops a random 28 × 28 window
+//! (torchvision's `RandomCrop(28, padding=K)`), `translate` shifts by up to `--shift`
+//! pixels, and the `flip-…` forms flip first. Training uses SGD with Nesterov momentum 0.9,
+//! weight decay on the weights (not on biases or batch-norm scales and shifts), one epoch
+//! of linear warm-up from a tenth of `--lr`, then cosine decay to 0 at the last step.
+//!
+//! The settings were chosen by validation accuracy on the 5,000 held-out images, measured on
+//! 2026-11-29 on a 2 vCPU AMD EPYC shared with other builds (load average 3 to 5), two runs
+//! side by side at one thread each (`RAYON_NUM_THREADS=1`), with
+//! `cargo run --release --example fashion_cnn -- --quiet --no-test --shift K --save PATH`
+//! (the defaults otherwise: `flip-crop`, 15 epochs, batch 128, lr 0.05, wd 5e-4, dropout
+//! 0.25, seed 0):
+//!
+//! ```text
+//! augment     shift   epoch 5   epoch 10   epoch 14   epoch 15 (final)
+//! flip-crop     1     91.24%    92.00%     93.38%     93.26%
+//! flip-crop     2     90.46%    90.94%     93.12%     93.16%
+//! ```
+//!
+//! The two are 5 images apart at the end (one standard error of an accuracy near 93% on
+//! 5,000 images is 0.36%); the default is the one-pixel crop, which led at every epoch.
+//! Only these two configurations were run: on the shared machine each took about 39
+//! minutes (epochs of 76 to 184 s at one thread while the other run and other builds
+//! competed).
+//!
+//! Decided before looking at the test set: the chosen run is evaluated on the split it was
+//! trained on (no refit). Its checkpoint after epoch 15, evaluated once with
+//! `cargo run --release --example fashion_cnn -- --quiet --resume PATH` (the same settings;
+//! nothing left to train, so this evaluates the saved model on the test images), gave
+//! **93.02%** test accuracy (loss 0.1936), short of the 93.5% this example aims at. Shirts
+//! (78.3%) are the weak class, mostly taken for T-shirts, pullovers and coats.
 //!
 //! `--save PATH` writes a checkpoint after every epoch (atomically: an interrupted run
 //! leaves the last complete one): the model with its batch normalizations' running
@@ -41,7 +79,8 @@ const EPOCHS: usize = 15;
 const BATCH: usize = 128;
 const LEARNING_RATE: f32 = 0.05;
 const MOMENTUM: f32 = 0.9;
-/// PyTorch's `weight_decay` (`g ← g + wd·θ`), on weights only (not biases).
+/// PyTorch's `weight_decay` (`g ← g + wd·θ`), on weights only (not on biases or batch-norm
+/// parameters).
 const WEIGHT_DECAY: f32 = 5e-4;
 const DROPOUT: f32 = 0.25;
 /// Epochs of linear warm-up from a tenth of the learning rate.
