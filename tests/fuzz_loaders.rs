@@ -646,6 +646,8 @@ struct StoredTraining {
 #[derive(Serialize, Deserialize, Clone, Debug)]
 struct Payload {
     params: Vec<StoredTensor>,
+    /// From format version 3 on: the modules' buffers (batch norms' running statistics).
+    buffers: Vec<StoredTensor>,
     rngs: Vec<StoredRng>,
     scaler: Option<StoredScaler>,
     training: Option<StoredTraining>,
@@ -662,10 +664,10 @@ fn payload_of(bytes: &[u8]) -> Payload {
         .0
 }
 
-/// A checkpoint file around `body`: magic, version 2, length and CRC-32 of `body`.
+/// A checkpoint file around `body`: magic, version 3, length and CRC-32 of `body`.
 fn checkpoint_file(body: &[u8]) -> Vec<u8> {
     let mut bytes = b"TGRADCKP".to_vec();
-    bytes.extend(2u32.to_le_bytes());
+    bytes.extend(3u32.to_le_bytes());
     bytes.extend((body.len() as u64).to_le_bytes());
     bytes.extend(crc32fast::hash(body).to_le_bytes());
     bytes.extend_from_slice(body);
@@ -715,6 +717,7 @@ fn tensors_by_hand(tensors: &[StoredTensor], claims: &[[Option<u128>; 3]]) -> Ve
 /// The payload bytes of `p`, with the parameters written by hand (lengths may lie).
 fn payload_by_hand(p: &Payload, claims: &[[Option<u128>; 3]]) -> Vec<u8> {
     let mut out = tensors_by_hand(&p.params, claims);
+    out.extend(bincode_bytes(&p.buffers));
     out.extend(bincode_bytes(&p.rngs));
     out.extend(bincode_bytes(&p.scaler));
     out.extend(bincode_bytes(&p.training));

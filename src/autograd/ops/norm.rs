@@ -90,16 +90,11 @@ impl<'t> Var<'t> {
             NormStats::Batch => {
                 // [Σx per channel, Σx² per channel, count], summed over the step's shards
                 let mut sums = vec![0.0f64; 2 * channels + 1];
-                for_each_plane(values, channels, inner, |c, plane| {
-                    let (mut s1, mut s2) = (0.0f64, 0.0f64);
-                    for &v in plane {
-                        let v = v as f64;
-                        s1 += v;
-                        s2 += v * v;
-                    }
-                    sums[c] += s1;
-                    sums[channels + c] += s2;
-                });
+                for (i, plane) in values.chunks(inner.max(1)).enumerate() {
+                    let (s1, s2) = sum_and_squares(plane);
+                    sums[i % channels] += s1;
+                    sums[channels + i % channels] += s2;
+                }
                 sums[2 * channels] = (values.len() / channels.max(1)) as f64;
                 if let Some(member) = &member {
                     member.sum(&mut sums);
@@ -138,16 +133,17 @@ impl<'t> Var<'t> {
         // y = x·a + b per channel, with a = γ/σ and b = β − μ·a
         let a: Vec<Elem> = (0..channels).map(|c| scale[c] * inv_std[c]).collect();
         let b: Vec<Elem> = (0..channels).map(|c| shift[c] - mean[c] * a[c]).collect();
-        let out = tape.collect(
-            &shape,
-            values
-                .chunks(inner.max(1))
-                .enumerate()
-                .flat_map(|(i, plane)| {
-                    let (ac, bc) = (a[i % channels], b[i % channels]);
-                    plane.iter().map(move |&v| v * ac + bc)
-                }),
-        );
+        let mut out = tape.scratch(&shape, false);
+        let out_values = out.as_slice_mut().expect("a fresh row-major buffer");
+        for (i, (o, x)) in (out_values.chunks_mut(inner.max(1)))
+            .zip(values.chunks(inner.max(1)))
+            .enumerate()
+        {
+            let (ac, bc) = (a[i % channels], b[i % channels]);
+            for (o, &x) in o.iter_mut().zip(x) {
+                *o = x * ac + bc;
+            }
+        }
         let batch_stats = moments.is_some();
         let has_affine = affine.is_some();
         let inputs: Vec<Var<'t>> = std::iter::once(x).chain(affine).collect();
@@ -163,28 +159,28 @@ impl<'t> Var<'t> {
                 .enumerate()
             {
                 let c = i % channels;
-                let (mut gx, mut gs_sum) = (0.0f64, 0.0f64);
-                for (&xv, &gv) in xs.iter().zip(gs) {
-                    let xhat = (xv - mean[c]) * inv_std[c];
-                    gx += (gv * xhat) as f64;
-                    gs_sum += gv as f64;
-                }
-                sums[c] += gx;
-                sums[channels + c] += gs_sum;
+                let (gx, g_sum) = centered_dot_and_sum(xs, gs, mean[c]);
+                sums[c] += gx * f64::from(inv_std[c]);
+                sums[channels + c] += g_sum;
             }
             let affine_grad = (has_affine && bw.needs[1]).then(|| {
                 bw.tape
                     .collect(&[2, channels], sums.iter().map(|&s| s as Elem))
             });
             let dx = bw.needs[0].then(|| {
+                let mut dx = bw.tape.scratch(&shape, false);
+                let dx_values = dx.as_slice_mut().expect("a fresh row-major buffer");
                 if !batch_stats {
-                    return bw.tape.collect(
-                        &shape,
-                        g.chunks(inner.max(1)).enumerate().flat_map(|(i, gs)| {
-                            let ac = a[i % channels];
-                            gs.iter().map(move |&gv| gv * ac)
-                        }),
-                    );
+                    for (i, (d, gs)) in (dx_values.chunks_mut(inner.max(1)))
+                        .zip(g.chunks(inner.max(1)))
+                        .enumerate()
+                    {
+                        let ac = a[i % channels];
+                        for (d, &gv) in d.iter_mut().zip(gs) {
+                            *d = gv * ac;
+                        }
+                    }
+                    return dx;
                 }
                 // the whole batch's sums and count, as the forward pass's statistics
                 let mut whole = sums.clone();
@@ -195,22 +191,24 @@ impl<'t> Var<'t> {
                 let m = whole[2 * channels];
                 let mean_gx: Vec<Elem> =
                     whole[..channels].iter().map(|s| (s / m) as Elem).collect();
-                let mean_g: Vec<Elem> = whole[channels..].iter().map(|s| (s / m) as Elem).collect();
-                bw.tape.collect(
-                    &shape,
-                    x.chunks(inner.max(1))
-                        .zip(g.chunks(inner.max(1)))
-                        .enumerate()
-                        .flat_map(|(i, (xs, gs))| {
-                            let c = i % channels;
-                            let (mu, is, ac, mg, mgx) =
-                                (mean[c], inv_std[c], a[c], mean_g[c], mean_gx[c]);
-                            xs.iter().zip(gs).map(move |(&xv, &gv)| {
-                                let xhat = (xv - mu) * is;
-                                ac * (gv - mg - xhat * mgx)
-                            })
-                        }),
-                )
+                let mean_g: Vec<Elem> = (whole[channels..2 * channels].iter())
+                    .map(|s| (s / m) as Elem)
+                    .collect();
+                for (i, ((d, xs), gs)) in (dx_values.chunks_mut(inner.max(1)))
+                    .zip(x.chunks(inner.max(1)))
+                    .zip(g.chunks(inner.max(1)))
+                    .enumerate()
+                {
+                    let c = i % channels;
+                    // a·(G − mean G − x̂·mean(G·x̂)) with x̂ = (x − μ)·is, as G·a + x·k + offset
+                    let (ac, mu, is) = (a[c], mean[c], inv_std[c]);
+                    let k = -ac * is * mean_gx[c];
+                    let offset = -ac * mean_g[c] - k * mu;
+                    for ((d, &xv), &gv) in d.iter_mut().zip(xs).zip(gs) {
+                        *d = ac * gv + k * xv + offset;
+                    }
+                }
+                dx
             });
             [dx, affine_grad]
         });
@@ -218,17 +216,46 @@ impl<'t> Var<'t> {
     }
 }
 
-/// Calls `f(c, plane)` for every `[n, c]` plane of `inner` contiguous values of an
-/// `[N, C, ...]` array, in memory order.
-fn for_each_plane(
-    values: &[Elem],
-    channels: usize,
-    inner: usize,
-    mut f: impl FnMut(usize, &[Elem]),
-) {
-    for (i, plane) in values.chunks(inner.max(1)).enumerate() {
-        f(i % channels, plane)
+/// `(Σ v, Σ v²)` of a plane, in 8 lanes of f32 (which vectorize) added up in f64: the
+/// lanes hold at most a plane's worth of values (an image's pixels), so their rounding stays
+/// near f32's, and the totals over the batch are f64.
+fn sum_and_squares(plane: &[Elem]) -> (f64, f64) {
+    let (mut s1, mut s2) = ([0.0f32; 8], [0.0f32; 8]);
+    let mut chunks = plane.chunks_exact(8);
+    for chunk in &mut chunks {
+        for k in 0..8 {
+            s1[k] += chunk[k];
+            s2[k] += chunk[k] * chunk[k];
+        }
     }
+    let (mut t1, mut t2) = (0.0f64, 0.0f64);
+    for &v in chunks.remainder() {
+        t1 += f64::from(v);
+        t2 += f64::from(v) * f64::from(v);
+    }
+    let lanes = |s: [f32; 8]| s.iter().map(|&v| f64::from(v)).sum::<f64>();
+    (t1 + lanes(s1), t2 + lanes(s2))
+}
+
+/// `(Σ G·(x − μ), Σ G)` of a plane, in 8 lanes of f32 added up in f64 (as
+/// [`sum_and_squares`]).
+fn centered_dot_and_sum(xs: &[Elem], gs: &[Elem], mu: Elem) -> (f64, f64) {
+    let (mut dot, mut sum) = ([0.0f32; 8], [0.0f32; 8]);
+    let mut x_chunks = xs.chunks_exact(8);
+    let mut g_chunks = gs.chunks_exact(8);
+    for (xc, gc) in (&mut x_chunks).zip(&mut g_chunks) {
+        for k in 0..8 {
+            dot[k] += gc[k] * (xc[k] - mu);
+            sum[k] += gc[k];
+        }
+    }
+    let (mut t1, mut t2) = (0.0f64, 0.0f64);
+    for (&xv, &gv) in x_chunks.remainder().iter().zip(g_chunks.remainder()) {
+        t1 += f64::from(gv) * f64::from(xv - mu);
+        t2 += f64::from(gv);
+    }
+    let lanes = |s: [f32; 8]| s.iter().map(|&v| f64::from(v)).sum::<f64>();
+    (t1 + lanes(dot), t2 + lanes(sum))
 }
 
 #[cfg(test)]
