@@ -240,7 +240,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let mut model = model(args.dropout, &mut rng)?;
-    println!("{model}");
+    println!("{}", model.summary(&[1, 1, 28, 28])?);
     let steps_per_epoch = train.len().div_ceil(args.batch) as u64;
     let cosine = Decay::Cosine {
         period: args.epochs as u64 * steps_per_epoch,
