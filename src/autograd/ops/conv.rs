@@ -8,9 +8,10 @@
 //! with `OH = ⌊(H + 2·ph − dh·(kh − 1) − 1)/sh⌋ + 1` (and `OW` alike).
 
 use crate::autograd::tape::Var;
-use crate::kernels::gemm::gemm;
+use crate::kernels::conv::{self, Geometry};
+use crate::kernels::gemm::view2_mut;
 use crate::tensor::{Elem, Tensor};
-use ndarray::{ArrayView2, ArrayViewMut2, s};
+use ndarray::{ArrayBase, ArrayView2, Data, IxDyn};
 use serde::{Deserialize, Serialize};
 
 /// Stride, zero padding, dilation and groups of a 2-D convolution (the keyword arguments of
@@ -173,144 +174,6 @@ pub(crate) fn output_len(
         .map(|room| room / stride + 1)
 }
 
-/// The sizes of one convolution, checked.
-#[derive(Debug, Clone, Copy)]
-struct Geometry {
-    /// Input channels, height, width.
-    c: usize,
-    h: usize,
-    w: usize,
-    /// Input channels per group.
-    cg: usize,
-    /// Output channels, and per group.
-    o: usize,
-    og: usize,
-    groups: usize,
-    kh: usize,
-    kw: usize,
-    sh: usize,
-    sw: usize,
-    ph: usize,
-    pw: usize,
-    dh: usize,
-    dw: usize,
-    oh: usize,
-    ow: usize,
-}
-
-impl Geometry {
-    /// Rows of one group's patch matrix: `cg·kh·kw` (without the bias row).
-    fn k(&self) -> usize {
-        self.cg * self.kh * self.kw
-    }
-
-    /// Output positions per image, `OH·OW`.
-    fn l(&self) -> usize {
-        self.oh * self.ow
-    }
-
-    /// The output columns `ox` whose tap `j` lands inside the image (not in the padding):
-    /// `0 <= ox·sw + j·dw − pw < w`.
-    fn valid_columns(&self, j: usize) -> (usize, usize) {
-        let offset = j * self.dw;
-        let lo = self.pw.saturating_sub(offset).div_ceil(self.sw);
-        let hi = (self.w + self.pw)
-            .saturating_sub(offset)
-            .div_ceil(self.sw)
-            .min(self.ow);
-        (lo.min(hi), hi)
-    }
-
-    /// The input row of output row `oy`'s tap `i`, if it is inside the image.
-    fn input_row(&self, oy: usize, i: usize) -> Option<usize> {
-        (oy * self.sh + i * self.dh)
-            .checked_sub(self.ph)
-            .filter(|&y| y < self.h)
-    }
-}
-
-/// Writes group `group`'s patches of one image `[C, H, W]` into `cols`, a row-major
-/// `[cg·kh·kw, OH·OW]` matrix: row `(c·kh + i)·kw + j`, column `oy·OW + ox` holds
-/// `x[c, oy·sh + i·dh − ph, ox·sw + j·dw − pw]`, or 0 in the padding. Every element of
-/// `cols` is written.
-fn im2col(image: &[Elem], geo: &Geometry, group: usize, cols: &mut [Elem]) {
-    let (l, plane) = (geo.l(), geo.h * geo.w);
-    let mut rows = cols.chunks_exact_mut(l);
-    for c in group * geo.cg..(group + 1) * geo.cg {
-        let channel = &image[c * plane..(c + 1) * plane];
-        for i in 0..geo.kh {
-            for j in 0..geo.kw {
-                let row = rows.next().expect("internal error: im2col rows");
-                let (lo, hi) = geo.valid_columns(j);
-                for (oy, out) in row.chunks_exact_mut(geo.ow).enumerate() {
-                    let Some(y) = geo.input_row(oy, i) else {
-                        out.fill(0.0);
-                        continue;
-                    };
-                    let src = &channel[y * geo.w..(y + 1) * geo.w];
-                    out[..lo].fill(0.0);
-                    out[hi..].fill(0.0);
-                    let x0 = lo * geo.sw + j * geo.dw - geo.pw;
-                    if geo.sw == 1 {
-                        out[lo..hi].copy_from_slice(&src[x0..x0 + hi - lo]);
-                    } else {
-                        let taps = src[x0..].iter().step_by(geo.sw);
-                        out[lo..hi].iter_mut().zip(taps).for_each(|(o, &v)| *o = v);
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// The adjoint of [`im2col`]: adds each element of group `group`'s patch gradients `cols`
-/// (`[cg·kh·kw, OH·OW]`) into the image gradient `image` (`[C, H, W]`) at the pixel it was
-/// read from; padding positions are dropped.
-fn col2im(cols: &[Elem], geo: &Geometry, group: usize, image: &mut [Elem]) {
-    let (l, plane) = (geo.l(), geo.h * geo.w);
-    let mut rows = cols.chunks_exact(l);
-    for c in group * geo.cg..(group + 1) * geo.cg {
-        let channel = &mut image[c * plane..(c + 1) * plane];
-        for i in 0..geo.kh {
-            for j in 0..geo.kw {
-                let row = rows.next().expect("internal error: col2im rows");
-                let (lo, hi) = geo.valid_columns(j);
-                for (oy, grad) in row.chunks_exact(geo.ow).enumerate() {
-                    let Some(y) = geo.input_row(oy, i) else {
-                        continue;
-                    };
-                    let dst = &mut channel[y * geo.w..(y + 1) * geo.w];
-                    let x0 = lo * geo.sw + j * geo.dw - geo.pw;
-                    if geo.sw == 1 {
-                        let dst = &mut dst[x0..x0 + hi - lo];
-                        dst.iter_mut()
-                            .zip(&grad[lo..hi])
-                            .for_each(|(d, &g)| *d += g);
-                    } else {
-                        let taps = dst[x0..].iter_mut().step_by(geo.sw);
-                        taps.zip(&grad[lo..hi]).for_each(|(d, &g)| *d += g);
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// One image's patch matrix for every group, `[groups, K + bias, L]`, with a row of ones
-/// after each group's `K` rows when `bias` (so that the bias is one more weight column).
-fn patches(image: &[Elem], geo: &Geometry, bias: bool, cols: &mut Tensor) {
-    let (k, l) = (geo.k(), geo.l());
-    let rows = k + usize::from(bias);
-    let cols = cols
-        .as_slice_mut()
-        .expect("internal error: patches are row-major");
-    for (group, block) in cols.chunks_exact_mut(rows * l).enumerate() {
-        let (taps, ones) = block.split_at_mut(k * l);
-        im2col(image, geo, group, taps);
-        ones.fill(1.0);
-    }
-}
-
 impl<'t> Var<'t> {
     /// 2-D cross-correlation of a batch of images with a bank of filters, plus a bias per
     /// output channel (`torch.nn.functional.conv2d`, which, like every deep learning
@@ -443,143 +306,63 @@ fn convolve<'t>(x: Var<'t>, matrix: Var<'t>, geo: Geometry, bias: bool) -> Var<'
     let (image, weights) = (x.data(), matrix.data());
     let n = image.shape()[0];
     let k = geo.k() + usize::from(bias);
+    let (cols_len, dcols_len) = conv::scratch_lens(&geo, bias);
     let mut out = tape.scratch(&[n, geo.o, geo.oh, geo.ow], false);
-    let mut cols = tape.scratch(&[geo.groups * k, geo.l()], false);
-    let images = image.as_slice().expect("internal error: row-major input");
-    let weights = matrix_view(&weights, geo.o, k);
-    let dst = out
-        .as_slice_mut()
-        .expect("internal error: fresh output is row-major");
-    for (sample, dst) in dst.chunks_exact_mut(geo.o * geo.l()).enumerate() {
-        patches(image_of(images, &geo, sample), &geo, bias, &mut cols);
-        for g in 0..geo.groups {
-            let w = weights.slice(s![g * geo.og..(g + 1) * geo.og, ..]);
-            gemm(
-                w,
-                group_block(&cols, g, k, geo.l()),
-                block_mut(dst, g, geo.og, geo.l()),
-                0.0,
-                1.0,
-            );
-        }
-    }
+    let mut cols = tape.scratch(&[cols_len], false);
+    conv::forward(
+        row_major(&image),
+        matrix_view(&weights, geo.o, k),
+        &geo,
+        bias,
+        row_major_mut(&mut cols),
+        row_major_mut(&mut out),
+    );
     tape.reuse(cols);
     tape.record("conv2d", &[x, matrix], out, move |b| {
-        let images = b.inputs[0]
-            .as_slice()
-            .expect("internal error: row-major input");
-        let weights = matrix_view(b.inputs[1], geo.o, k);
         let copied = (!b.grad.is_standard_layout()).then(|| b.tape.copy(b.grad.view()));
         let grad = copied.as_ref().unwrap_or(b.grad);
-        let grad = grad.as_slice().expect("internal error: row-major gradient");
-        let (l, og, kx) = (geo.l(), geo.og, geo.k());
-        // ∂L/∂W = Σ_n G_n·P_nᵀ, group by group, P_n the patches of image n
-        let dw = b.needs[1].then(|| {
-            let mut dw = b.tape.zeros(&[geo.o, k]);
-            let mut cols = b.tape.scratch(&[geo.groups * k, l], false);
-            let dws = dw
-                .as_slice_mut()
-                .expect("internal error: fresh dw is row-major");
-            for (sample, g_out) in grad.chunks_exact(geo.o * l).enumerate() {
-                patches(image_of(images, &geo, sample), &geo, bias, &mut cols);
-                for g in 0..geo.groups {
-                    let p = group_block(&cols, g, k, l);
-                    gemm(
-                        block(g_out, g, og, l),
-                        p.t(),
-                        block_mut(dws, g, og, k),
-                        1.0,
-                        1.0,
-                    );
-                }
-            }
-            b.tape.reuse(cols);
-            dw
-        });
-        // ∂L/∂x: the patches' gradients W_gᵀ·G_n folded back into the image
-        let dx = b.needs[0].then(|| {
-            let mut dx =
-                b.tape
-                    .zeros(&[images.len() / (geo.c * geo.h * geo.w), geo.c, geo.h, geo.w]);
-            let mut dcols = b.tape.scratch(&[kx, l], false);
-            let image_len = geo.c * geo.h * geo.w;
-            let dxs = dx
-                .as_slice_mut()
-                .expect("internal error: fresh dx is row-major");
-            for (g_out, dx) in grad
-                .chunks_exact(geo.o * l)
-                .zip(dxs.chunks_exact_mut(image_len))
-            {
-                for g in 0..geo.groups {
-                    let w = weights.slice(s![g * og..(g + 1) * og, ..kx]);
-                    let dst = dcols
-                        .as_slice_mut()
-                        .expect("internal error: row-major buffer");
-                    gemm(
-                        w.t(),
-                        block(g_out, g, og, l),
-                        block_mut(dst, 0, kx, l),
-                        0.0,
-                        1.0,
-                    );
-                    col2im(
-                        dcols.as_slice().expect("internal error: row-major buffer"),
-                        &geo,
-                        g,
-                        dx,
-                    );
-                }
-            }
-            b.tape.reuse(dcols);
-            dx
-        });
-        if let Some(copied) = copied {
-            b.tape.reuse(copied);
+        let mut dw = b.needs[1].then(|| b.tape.zeros(&[geo.o, k]));
+        let mut dx = b.needs[0].then(|| b.tape.zeros(b.inputs[0].shape()));
+        let mut cols = b.tape.scratch(&[cols_len], false);
+        let mut dcols = b.tape.scratch(&[dcols_len], false);
+        conv::backward(
+            row_major(b.inputs[0]),
+            row_major(grad),
+            matrix_view(b.inputs[1], geo.o, k),
+            &geo,
+            bias,
+            dw.as_mut().map(view2_mut),
+            dx.as_mut().map(row_major_mut),
+            row_major_mut(&mut cols),
+            row_major_mut(&mut dcols),
+        );
+        for buffer in [cols, dcols].into_iter().chain(copied) {
+            b.tape.reuse(buffer);
         }
         [dx, dw]
     })
 }
 
-/// Image `sample` of a row-major batch `[N, C, H, W]`.
-fn image_of<'a>(images: &'a [Elem], geo: &Geometry, sample: usize) -> &'a [Elem] {
-    let len = geo.c * geo.h * geo.w;
-    &images[sample * len..(sample + 1) * len]
+/// A row-major value's elements.
+fn row_major<S: Data<Elem = Elem>>(value: &ArrayBase<S, IxDyn>) -> &[Elem] {
+    value.as_slice().expect("internal error: row-major value")
+}
+
+/// [`row_major`], mutably.
+fn row_major_mut(value: &mut Tensor) -> &mut [Elem] {
+    value
+        .as_slice_mut()
+        .expect("internal error: row-major buffer")
 }
 
 /// A row-major `[rows, cols]` value as a matrix view.
-fn matrix_view(
-    value: &crate::autograd::tape::Value,
+fn matrix_view<S: Data<Elem = Elem>>(
+    value: &ArrayBase<S, IxDyn>,
     rows: usize,
     cols: usize,
 ) -> ArrayView2<'_, Elem> {
-    let data = value
-        .as_slice()
-        .expect("internal error: row-major weight matrix");
-    ArrayView2::from_shape((rows, cols), data).expect("internal error: weight matrix shape")
-}
-
-/// Group `g`'s `[rows, cols]` block of a row-major `[groups·rows, cols]` matrix.
-fn block(data: &[Elem], g: usize, rows: usize, cols: usize) -> ArrayView2<'_, Elem> {
-    let len = rows * cols;
-    ArrayView2::from_shape((rows, cols), &data[g * len..(g + 1) * len])
-        .expect("internal error: block shape")
-}
-
-/// Group `g`'s block of a patch tensor `[groups·rows, cols]`.
-fn group_block(cols: &Tensor, g: usize, rows: usize, l: usize) -> ArrayView2<'_, Elem> {
-    block(
-        cols.as_slice().expect("internal error: row-major patches"),
-        g,
-        rows,
-        l,
-    )
-}
-
-/// [`block`], mutably.
-fn block_mut(data: &mut [Elem], g: usize, rows: usize, cols: usize) -> ArrayViewMut2<'_, Elem> {
-    let len = rows * cols;
-    ArrayViewMut2::from_shape((rows, cols), &mut data[g * len..(g + 1) * len])
-        .expect("internal error: block shape")
+    ArrayView2::from_shape((rows, cols), row_major(value))
+        .expect("internal error: weight matrix shape")
 }
 
 #[cfg(test)]
@@ -696,6 +479,34 @@ mod tests {
         assert_eq!(g.get(x).unwrap(), t(&[1, 1, 2, 2], &[2.; 4]));
         assert_eq!(g.get(w).unwrap(), t(&[1, 1, 1, 1], &[10.]));
         assert_eq!(g.get(b).unwrap(), t(&[1], &[4.]));
+    }
+
+    #[test]
+    fn a_batch_equals_one_image_at_a_time() {
+        let (xs, ws) = ([5, 16, 50, 50], [3, 16, 3, 3]);
+        let options = Conv2dOptions::default().padding(1);
+        let (x, w, bias) = (random(&xs, 7), random(&ws, 8), random(&[3], 9));
+        let upstream = random(&[5, 3, 50, 50], 10);
+        let run = |x: Tensor, upstream: Tensor| {
+            let tape = Tape::new();
+            let (xv, wv, bv) = (tape.leaf(x), tape.leaf(w.clone()), tape.leaf(bias.clone()));
+            let y = xv.conv2d(wv, Some(bv), options);
+            let g = (y * tape.constant(upstream)).sum().backward();
+            let grads = [xv, wv, bv].map(|v| g.get(v).unwrap().clone());
+            (y.value(), grads)
+        };
+        let (y, [dx, dw, db]) = run(x.clone(), upstream.clone());
+        let (mut dw_sum, mut db_sum) = (Tensor::zeros(dw.raw_dim()), Tensor::zeros(db.raw_dim()));
+        for i in 0..5 {
+            let one = |t: &Tensor| t.slice_axis(ndarray::Axis(0), (i..i + 1).into()).to_owned();
+            let (yi, [dxi, dwi, dbi]) = run(one(&x), one(&upstream));
+            let close = |a: &Tensor, b: &Tensor| (a - b).fold(0.0f32, |m, d| m.max(d.abs())) < 1e-4;
+            assert!(close(&yi, &one(&y)) && close(&dxi, &one(&dx)), "image {i}");
+            dw_sum += &dwi;
+            db_sum += &dbi;
+        }
+        assert!((&dw_sum - &dw).fold(0.0f32, |m, d| m.max(d.abs())) < 1e-2);
+        assert!((&db_sum - &db).fold(0.0f32, |m, d| m.max(d.abs())) < 1e-2);
     }
 
     #[test]

@@ -1,0 +1,254 @@
+//! Convolution kernels: im2col and its adjoint col2im, and the convolution's forward and
+//! backward as matrix products on the [`gemm`] kernel, one image at a time (Chellapilla et
+//! al. 2006, <https://inria.hal.science/inria-00112631>).
+//!
+//! Taking several images into one wider product was measured on workload W2 (batch 128):
+//! it packs the weight once per chunk rather than per image but moves the patches and the
+//! outputs out of cache, and cost 3–15% more cycles than one image at a time.
+
+use crate::kernels::gemm::gemm;
+use crate::tensor::Elem;
+use ndarray::{ArrayView2, ArrayViewMut2, s};
+
+/// The sizes of one convolution, checked by the op that builds it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Geometry {
+    /// Input channels, height, width.
+    pub(crate) c: usize,
+    pub(crate) h: usize,
+    pub(crate) w: usize,
+    /// Input channels per group.
+    pub(crate) cg: usize,
+    /// Output channels, and per group.
+    pub(crate) o: usize,
+    pub(crate) og: usize,
+    pub(crate) groups: usize,
+    /// Kernel height and width.
+    pub(crate) kh: usize,
+    pub(crate) kw: usize,
+    /// Strides, paddings and dilations, rows then columns.
+    pub(crate) sh: usize,
+    pub(crate) sw: usize,
+    pub(crate) ph: usize,
+    pub(crate) pw: usize,
+    pub(crate) dh: usize,
+    pub(crate) dw: usize,
+    /// Output height and width.
+    pub(crate) oh: usize,
+    pub(crate) ow: usize,
+}
+
+impl Geometry {
+    /// Rows of one group's patch matrix: `cg·kh·kw` (without the bias row).
+    pub(crate) fn k(&self) -> usize {
+        self.cg * self.kh * self.kw
+    }
+
+    /// Output positions per image, `OH·OW`.
+    pub(crate) fn l(&self) -> usize {
+        self.oh * self.ow
+    }
+
+    /// Elements of one input image, `C·H·W`.
+    pub(crate) fn image_len(&self) -> usize {
+        self.c * self.h * self.w
+    }
+
+    /// The output columns `ox` whose tap `j` lands inside the image (not in the padding):
+    /// `0 <= ox·sw + j·dw − pw < w`.
+    fn valid_columns(&self, j: usize) -> (usize, usize) {
+        let offset = j * self.dw;
+        let lo = self.pw.saturating_sub(offset).div_ceil(self.sw);
+        let hi = (self.w + self.pw)
+            .saturating_sub(offset)
+            .div_ceil(self.sw)
+            .min(self.ow);
+        (lo.min(hi), hi)
+    }
+
+    /// The input row of output row `oy`'s tap `i`, if it is inside the image.
+    fn input_row(&self, oy: usize, i: usize) -> Option<usize> {
+        (oy * self.sh + i * self.dh)
+            .checked_sub(self.ph)
+            .filter(|&y| y < self.h)
+    }
+}
+
+/// Scratch a [`forward`] or [`backward`] needs, in elements: `(patches, patch gradients)`.
+pub(crate) fn scratch_lens(geo: &Geometry, bias: bool) -> (usize, usize) {
+    let l = geo.l();
+    (geo.groups * (geo.k() + usize::from(bias)) * l, geo.k() * l)
+}
+
+/// Writes group `group`'s patches of one image `[C, H, W]` into `cols`, a row-major
+/// `[cg·kh·kw, OH·OW]` matrix: row `(c·kh + i)·kw + j`, column `oy·OW + ox` holds
+/// `x[c, oy·sh + i·dh − ph, ox·sw + j·dw − pw]`, or 0 in the padding. Every element of
+/// `cols` is written.
+fn im2col(image: &[Elem], geo: &Geometry, group: usize, cols: &mut [Elem]) {
+    let (l, plane) = (geo.l(), geo.h * geo.w);
+    let mut rows = cols.chunks_exact_mut(l);
+    for c in group * geo.cg..(group + 1) * geo.cg {
+        let channel = &image[c * plane..(c + 1) * plane];
+        for i in 0..geo.kh {
+            for j in 0..geo.kw {
+                let row = rows.next().expect("internal error: im2col rows");
+                let (lo, hi) = geo.valid_columns(j);
+                for (oy, out) in row.chunks_exact_mut(geo.ow).enumerate() {
+                    let Some(y) = geo.input_row(oy, i) else {
+                        out.fill(0.0);
+                        continue;
+                    };
+                    let src = &channel[y * geo.w..(y + 1) * geo.w];
+                    out[..lo].fill(0.0);
+                    out[hi..].fill(0.0);
+                    let x0 = lo * geo.sw + j * geo.dw - geo.pw;
+                    if geo.sw == 1 {
+                        out[lo..hi].copy_from_slice(&src[x0..x0 + hi - lo]);
+                    } else {
+                        let taps = src[x0..].iter().step_by(geo.sw);
+                        out[lo..hi].iter_mut().zip(taps).for_each(|(o, &v)| *o = v);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col`]: adds each element of group `group`'s patch gradients `cols`
+/// (`[cg·kh·kw, OH·OW]`) into the image gradient `image` (`[C, H, W]`) at the pixel it was
+/// read from; padding positions are dropped.
+fn col2im(cols: &[Elem], geo: &Geometry, group: usize, image: &mut [Elem]) {
+    let (l, plane) = (geo.l(), geo.h * geo.w);
+    let mut rows = cols.chunks_exact(l);
+    for c in group * geo.cg..(group + 1) * geo.cg {
+        let channel = &mut image[c * plane..(c + 1) * plane];
+        for i in 0..geo.kh {
+            for j in 0..geo.kw {
+                let row = rows.next().expect("internal error: col2im rows");
+                let (lo, hi) = geo.valid_columns(j);
+                for (oy, grad) in row.chunks_exact(geo.ow).enumerate() {
+                    let Some(y) = geo.input_row(oy, i) else {
+                        continue;
+                    };
+                    let dst = &mut channel[y * geo.w..(y + 1) * geo.w];
+                    let x0 = lo * geo.sw + j * geo.dw - geo.pw;
+                    if geo.sw == 1 {
+                        let dst = &mut dst[x0..x0 + hi - lo];
+                        dst.iter_mut()
+                            .zip(&grad[lo..hi])
+                            .for_each(|(d, &g)| *d += g);
+                    } else {
+                        let taps = dst[x0..].iter_mut().step_by(geo.sw);
+                        taps.zip(&grad[lo..hi]).for_each(|(d, &g)| *d += g);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One image's patch matrix for every group, `[groups, K + bias, L]`, with a row of ones
+/// after each group's `K` rows when `bias` (so that the bias is one more weight column).
+fn patches(image: &[Elem], geo: &Geometry, bias: bool, cols: &mut [Elem]) {
+    let (k, l) = (geo.k(), geo.l());
+    let rows = k + usize::from(bias);
+    let cols = &mut cols[..geo.groups * rows * l];
+    for (group, block) in cols.chunks_exact_mut(rows * l).enumerate() {
+        let (taps, ones) = block.split_at_mut(k * l);
+        im2col(image, geo, group, taps);
+        ones.fill(1.0);
+    }
+}
+
+/// Group `g`'s `[rows, cols]` block of a row-major `[groups·rows, cols]` matrix.
+fn block(data: &[Elem], g: usize, rows: usize, cols: usize) -> ArrayView2<'_, Elem> {
+    let len = rows * cols;
+    ArrayView2::from_shape((rows, cols), &data[g * len..(g + 1) * len])
+        .expect("internal error: block shape")
+}
+
+/// [`block`], mutably.
+fn block_mut(data: &mut [Elem], g: usize, rows: usize, cols: usize) -> ArrayViewMut2<'_, Elem> {
+    let len = rows * cols;
+    ArrayViewMut2::from_shape((rows, cols), &mut data[g * len..(g + 1) * len])
+        .expect("internal error: block shape")
+}
+
+/// The convolution of row-major images `[N, C, H, W]` with `weights` (`[O, K + bias]`, the
+/// bias as the last column when `bias`), written to `out` (`[N, O, OH, OW]`, every element).
+/// `cols` holds at least the first of [`scratch_lens`].
+pub(crate) fn forward(
+    images: &[Elem],
+    weights: ArrayView2<'_, Elem>,
+    geo: &Geometry,
+    bias: bool,
+    cols: &mut [Elem],
+    out: &mut [Elem],
+) {
+    let (k, l) = (geo.k() + usize::from(bias), geo.l());
+    let samples = images
+        .chunks_exact(geo.image_len())
+        .zip(out.chunks_exact_mut(geo.o * l));
+    for (image, out) in samples {
+        patches(image, geo, bias, cols);
+        for g in 0..geo.groups {
+            gemm(
+                weights.slice(s![g * geo.og..(g + 1) * geo.og, ..]),
+                block(cols, g, k, l),
+                block_mut(out, g, geo.og, l),
+                0.0,
+                1.0,
+            );
+        }
+    }
+}
+
+/// The convolution's backward: with `grad` the output gradient `[N, O, OH, OW]`, adds
+/// `∂L/∂W = Σ_n G_n·P_nᵀ` (`[O, K + bias]`, `P_n` image `n`'s patches) into `dw` and adds
+/// `∂L/∂x` (`[N, C, H, W]`, the patches' gradients `W_gᵀ·G_n` folded back into the images)
+/// into `dx`. `cols` and `dcols` hold at least [`scratch_lens`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn backward(
+    images: &[Elem],
+    grad: &[Elem],
+    weights: ArrayView2<'_, Elem>,
+    geo: &Geometry,
+    bias: bool,
+    mut dw: Option<ArrayViewMut2<'_, Elem>>,
+    mut dx: Option<&mut [Elem]>,
+    cols: &mut [Elem],
+    dcols: &mut [Elem],
+) {
+    let (k, kx, l, og) = (geo.k() + usize::from(bias), geo.k(), geo.l(), geo.og);
+    let image_len = geo.image_len();
+    let samples = images
+        .chunks_exact(image_len)
+        .zip(grad.chunks_exact(geo.o * l));
+    for (sample, (image, g_out)) in samples.enumerate() {
+        if let Some(dw) = dw.as_mut() {
+            patches(image, geo, bias, cols);
+            for g in 0..geo.groups {
+                gemm(
+                    block(g_out, g, og, l),
+                    block(cols, g, k, l).t(),
+                    dw.slice_mut(s![g * og..(g + 1) * og, ..]),
+                    1.0,
+                    1.0,
+                );
+            }
+        }
+        if let Some(dx) = dx.as_mut() {
+            let dx = &mut dx[sample * image_len..(sample + 1) * image_len];
+            for g in 0..geo.groups {
+                gemm(
+                    weights.slice(s![g * og..(g + 1) * og, ..kx]).t(),
+                    block(g_out, g, og, l),
+                    block_mut(dcols, 0, kx, l),
+                    0.0,
+                    1.0,
+                );
+                col2im(dcols, geo, g, dx);
+            }
+        }
+    }
+}
