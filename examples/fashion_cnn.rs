@@ -70,106 +70,84 @@
 //! The data come from Debian's `dataset-fashion-mnist` (`/usr/share/datasets/fashion-mnist`),
 //! or from `--data DIR` or `$FASHION_MNIST_DIR`.
 
-use indicatif::{ProgressBar, ProgressStyle};
-use std::path::PathBuf;
+#[path = "support/fashion.rs"]
+mod fashion;
+
+use fashion::{Flags, Splits};
+use std::error::Error;
 use std::time::Instant;
 use tapegrad::checkpoint::Checkpoint;
-use tapegrad::data::{FASHION_MNIST_CLASSES, fashion_mnist};
 use tapegrad::{
-    Augment, BatchNorm1d, BatchNorm2d, ChaCha8Rng, Conv2d, Conv2dOptions, Decay, DecayUnit,
-    Dropout, FitConfig, Flatten, Init, Linear, MaxPool2d, Progress, RandomCrop,
-    RandomHorizontalFlip, RandomTranslate, Relu, Scaler, Schedule, SeedableRng, Sequential, Sgd,
-    evaluate, fit,
+    BatchNorm1d, BatchNorm2d, ChaCha8Rng, Conv2d, Conv2dOptions, Decay, DecayUnit, Dropout,
+    Flatten, Init, Linear, MaxPool2d, Mode, Module, Param, Relu, Scaler, Schedule, SeedableRng,
+    Sequential, Sgd, Var, evaluate,
 };
 
-const EPOCHS: usize = 15;
-const BATCH: usize = 128;
-const LEARNING_RATE: f32 = 0.05;
 const MOMENTUM: f32 = 0.9;
-/// PyTorch's `weight_decay` (`g ← g + wd·θ`), on weights only (not on biases or batch-norm
-/// parameters).
-const WEIGHT_DECAY: f32 = 5e-4;
-const DROPOUT: f32 = 0.25;
-/// Epochs of linear warm-up from a tenth of the learning rate.
+/// Epochs of linear warm-up from a tenth of `--lr`.
 const WARMUP_EPOCHS: u64 = 1;
-const VALIDATION: usize = 5_000;
-const SEED: u64 = 0;
-/// Augmentation of the training images: `none`, `flip`, `crop`, `flip-crop`, `translate` or
-/// `flip-translate`.
-const AUGMENT: &str = "flip-crop";
-/// Padding of `crop`, largest shift of `translate`, in pixels.
-const SHIFT: usize = 1;
 
+/// The command line: the shared flags and this example's own.
 struct Args {
-    epochs: usize,
-    batch: usize,
-    lr: f32,
+    flags: Flags,
+    /// PyTorch's `weight_decay` (`g ← g + wd·θ`), on weights only (not on biases or
+    /// batch-norm parameters).
     wd: f32,
-    dropout: f32,
-    seed: u64,
-    data: Option<PathBuf>,
-    quiet: bool,
-    save: Option<PathBuf>,
-    resume: Option<PathBuf>,
-    augment: String,
-    shift: usize,
-    no_test: bool,
-    refit: bool,
+    /// Whether the test images are classified by the logits averaged with their mirror
+    /// images'.
+    flip_average: bool,
 }
 
-fn parse_args() -> Result<Args, Box<dyn std::error::Error>> {
-    let mut args = Args {
-        epochs: EPOCHS,
-        batch: BATCH,
-        lr: LEARNING_RATE,
-        wd: WEIGHT_DECAY,
-        dropout: DROPOUT,
-        seed: SEED,
+fn parse_args() -> Result<Args, Box<dyn Error>> {
+    let (mut wd, mut flip_average) = (5e-4, true);
+    let defaults = Flags {
+        epochs: 15,
+        batch: 128,
+        lr: 0.05,
+        dropout: 0.25,
+        seed: 0,
         data: None,
         quiet: false,
         save: None,
         resume: None,
-        augment: AUGMENT.to_string(),
-        shift: SHIFT,
+        augment: "flip-crop".into(),
+        shift: 1,
         no_test: false,
         refit: false,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--epochs" => args.epochs = value()?.parse()?,
-            "--batch" => args.batch = value()?.parse()?,
-            "--lr" => args.lr = value()?.parse()?,
-            "--wd" => args.wd = value()?.parse()?,
-            "--dropout" => args.dropout = value()?.parse()?,
-            "--seed" => args.seed = value()?.parse()?,
-            "--data" => args.data = Some(PathBuf::from(value()?)),
-            "--quiet" => args.quiet = true,
-            "--no-test" => args.no_test = true,
-            "--refit" => args.refit = true,
-            "--save" => args.save = Some(PathBuf::from(value()?)),
-            "--resume" => args.resume = Some(PathBuf::from(value()?)),
-            "--augment" => args.augment = value()?,
-            "--shift" => args.shift = value()?.parse()?,
-            other => return Err(format!("unknown flag {other}; see the file header").into()),
+    let flags = defaults.parse(|flag, value| {
+        match flag {
+            "--wd" => wd = value()?.parse()?,
+            "--no-flip-average" => flip_average = false,
+            _ => return Ok(false),
         }
-    }
-    if args.epochs == 0 {
-        return Err("--epochs must be at least 1".into());
-    }
-    Ok(args)
+        Ok(true)
+    })?;
+    Ok(Args {
+        flags,
+        wd,
+        flip_average,
+    })
 }
 
-/// The speed benchmark's workload W2 with batch normalization after the second convolution
-/// and the hidden linear layer, and dropout before both linear layers, on `[N, 1, 28, 28]`
-/// images: conv 3×3 1→32 (padding 1), ReLU, max pool 2 (28×28 → 14×14); conv 3×3 32→64 (no
-/// bias), batch norm, ReLU, max pool 2 (→ 7×7); flatten, dropout, 3136 → 128, batch norm,
-/// ReLU, dropout, 128 → 10. PyTorch's default initializations.
+/// The speed benchmark's workload W2 with batch normalization after both convolutions and
+/// the hidden linear layer, and dropout before both linear layers, on `[N, 1, 28, 28]`
+/// images: conv 3×3 1→32 (padding 1, no bias), batch norm, ReLU, max pool 2 (28×28 →
+/// 14×14); conv 3×3 32→64 (no bias), batch norm, ReLU, max pool 2 (→ 7×7); flatten,
+/// dropout, 3136 → 128, batch norm, ReLU, dropout, 128 → 10. PyTorch's default
+/// initializations.
 fn model(dropout: f32, rng: &mut ChaCha8Rng) -> tapegrad::Result<Sequential> {
     let pad = Conv2dOptions::default().padding(1);
     Sequential::new(vec![
-        Box::new(Conv2d::new(1, 32, [3, 3], pad, Init::default(), rng)?),
+        Box::new(Conv2d::new_no_bias(
+            1,
+            32,
+            [3, 3],
+            pad,
+            Init::default(),
+            rng,
+        )?),
+        Box::new(BatchNorm2d::new(32)?),
         Box::new(Relu),
         Box::new(MaxPool2d::new(2)?),
         Box::new(Conv2d::new_no_bias(
@@ -193,170 +171,75 @@ fn model(dropout: f32, rng: &mut ChaCha8Rng) -> tapegrad::Result<Sequential> {
     ])
 }
 
-/// The augmentation named by `--augment`, or `None` for `none`.
-fn augmentation(name: &str, shift: usize) -> Result<Option<Augment>, Box<dyn std::error::Error>> {
-    let flip = || RandomHorizontalFlip::new(0.5);
-    let augment = Augment::new();
-    Ok(Some(match name {
-        "none" => return Ok(None),
-        "flip" => augment.then(flip()?),
-        "crop" => augment.then(RandomCrop::new(shift)?),
-        "flip-crop" => augment.then(flip()?).then(RandomCrop::new(shift)?),
-        "translate" => augment.then(RandomTranslate::new(shift)?),
-        "flip-translate" => augment.then(flip()?).then(RandomTranslate::new(shift)?),
-        other => return Err(format!("unknown --augment {other}; see the file header").into()),
-    }))
+/// A classifier evaluated on each image and its mirror image, averaging the two outputs'
+/// logits (test-time augmentation with the flip the training already uses); training
+/// passes go to the model unchanged.
+struct FlipAveraged<'m>(&'m Sequential);
+
+impl Module for FlipAveraged<'_> {
+    fn forward<'t>(&self, x: Var<'t>, mode: Mode) -> Var<'t> {
+        let plain = self.0.forward(x, mode);
+        if mode == Mode::Train {
+            return plain;
+        }
+        let width = x.shape()[3];
+        let mirrored = x.index_select(3, &(0..width).rev().collect::<Vec<_>>());
+        (plain + self.0.forward(mirrored, mode)) * 0.5
+    }
+
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param)) {
+        self.0.visit_params(f)
+    }
+
+    fn visit_params_mut(&mut self, _: &mut dyn FnMut(&str, &mut Param)) {
+        unreachable!("FlipAveraged only evaluates")
+    }
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Result<(), Box<dyn Error>> {
     let args = parse_args()?;
+    let flags = &args.flags;
     let start = Instant::now();
-    let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
+    let mut rng = ChaCha8Rng::seed_from_u64(flags.seed);
+    let resume = flags.resume.as_deref().map(Checkpoint::load).transpose()?;
+    // one mean and σ over all pixels of the training part (torchvision's `Normalize`)
+    let splits = Splits::load(flags, &mut rng, resume.as_ref(), |train| {
+        Ok(Scaler::standardize_global(train)?)
+    })?;
 
-    let (all_train, test) = fashion_mnist(args.data.as_deref())?;
-    let (train, valid) = all_train.split(VALIDATION, &mut rng)?;
-    // settings chosen on the split; `--refit` then trains on all 60,000 images with them
-    let train = if args.refit { all_train } else { train };
-    let image = [1, 28, 28];
-    let mut train = train.with_sample_shape(&image)?;
-    let mut valid = valid.with_sample_shape(&image)?;
-    let mut test = test.with_sample_shape(&image)?;
-    let resume = args.resume.as_deref().map(Checkpoint::load).transpose()?;
-    // one mean and σ over all pixels of the training part (torchvision's `Normalize`), applied
-    // unchanged to validation and test; a resumed run takes the one stored in its checkpoint
-    let scaler = match resume.as_ref().and_then(Checkpoint::scaler) {
-        Some(stored) => stored.clone(),
-        None => Scaler::standardize_global(&train)?,
-    };
-    for data in [&mut train, &mut valid, &mut test] {
-        data.set_scaler(scaler.clone())?;
-    }
-    let augment = augmentation(&args.augment, args.shift)?;
-    println!(
-        "Fashion-MNIST: {} train, {} validation, {} test images (stored as bytes)",
-        train.len(),
-        valid.len(),
-        test.len()
-    );
-
-    let mut model = model(args.dropout, &mut rng)?;
+    let mut model = model(flags.dropout, &mut rng)?;
     println!("{}", model.summary(&[1, 1, 28, 28])?);
-    let steps_per_epoch = train.len().div_ceil(args.batch) as u64;
+    let steps_per_epoch = splits.train.len().div_ceil(flags.batch) as u64;
     let cosine = Decay::Cosine {
-        period: args.epochs as u64 * steps_per_epoch,
+        period: flags.epochs as u64 * steps_per_epoch,
         min_factor: 0.0,
     };
     let schedule =
         Schedule::new(cosine, DecayUnit::Step)?.warmup(WARMUP_EPOCHS * steps_per_epoch, 0.1)?;
-    let mut sgd = Sgd::new(args.lr)?
+    let mut sgd = Sgd::new(flags.lr)?
         .momentum(MOMENTUM)?
         .nesterov()
         .weight_decay(args.wd)?
         .schedule(schedule);
-    let start_epoch = match &resume {
-        Some(checkpoint) => {
-            let done = checkpoint.resume(&mut model, &mut sgd)?;
-            println!(
-                "resumed from {} after epoch {done}",
-                checkpoint.source().display()
-            );
-            done
-        }
-        None => 0,
-    };
-    let bar = if args.quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(steps_per_epoch)
-    };
-    bar.set_style(ProgressStyle::with_template(
-        "epoch {prefix} [{bar:30}] {pos}/{len} {msg}",
-    )?);
-    let say = |line: String| {
-        if args.quiet {
-            println!("{line}");
-        } else {
-            bar.println(line);
-        }
-    };
-    // one epoch per call, so a checkpoint can be written after each; fit resumes from
-    // `start_epoch`, so this trains exactly as one call over all epochs would
-    for epoch in start_epoch..args.epochs {
-        let config = FitConfig {
-            epochs: epoch + 1,
-            start_epoch: epoch,
-            batch_size: args.batch,
-            seed: args.seed,
-            augment: augment.clone(),
-            ..FitConfig::default()
-        };
-        fit(
-            &mut model,
-            &mut sgd,
-            &train,
-            Some(&valid).filter(|_| !args.refit),
-            &config,
-            &mut |p| match p {
-                Progress::Step {
-                    epoch,
-                    step,
-                    loss,
-                    samples_per_second,
-                    ..
-                } => {
-                    bar.set_prefix(epoch.to_string());
-                    bar.set_position(*step as u64);
-                    bar.set_message(format!("loss {loss:.4}, {samples_per_second:.0} samples/s"));
-                }
-                Progress::Epoch(r) => say(format!(
-                    "epoch {:>2}: train loss {:.4} | {} | lr {:.4} | {:.1}s, {:.0} samples/s | {:.0}s elapsed",
-                    r.epoch,
-                    r.train_loss,
-                    match (r.valid_loss, r.valid_accuracy) {
-                        (Some(loss), Some(accuracy)) =>
-                            format!("valid loss {loss:.4}, accuracy {:.2}%", 100.0 * accuracy),
-                        _ => "no validation (--refit)".into(),
-                    },
-                    r.lr,
-                    r.seconds,
-                    r.samples_per_second,
-                    start.elapsed().as_secs_f64()
-                )),
-                Progress::Event(e) => say(format!("note: {e}")),
-            },
-        )?;
-        if let Some(path) = &args.save {
-            Checkpoint::new(&model)
-                .with_scaler(scaler.clone())
-                .with_training(&sgd, epoch + 1)?
-                .save(path)?;
-        }
-    }
-    bar.finish_and_clear();
-    if args.no_test {
+    fashion::train(flags, &mut model, &mut sgd, &splits, resume.as_ref(), start)?;
+    if !flags.refit {
+        let plain = evaluate(&model, &splits.valid, 1000)?;
+        let averaged = evaluate(&FlipAveraged(&model), &splits.valid, 1000)?;
         println!(
-            "trained {} epochs; test set not used; wall time {:.1}s",
-            args.epochs,
-            start.elapsed().as_secs_f64()
+            "validation accuracy {:.2}% on the images alone, {:.2}% averaged with their mirror images",
+            100.0 * plain.accuracy.unwrap_or(f64::NAN),
+            100.0 * averaged.accuracy.unwrap_or(f64::NAN)
         );
+    }
+    if flags.no_test {
+        fashion::report_without_test(flags, start);
         return Ok(());
     }
-
     // the one and only look at the test set
-    let result = evaluate(&model, &test, 1000)?;
-    println!("\nconfusion matrix on the test set (rows: true class, columns: prediction)");
-    if let Some(confusion) = &result.confusion {
-        print!("{confusion}");
-    }
-    for (class, name) in FASHION_MNIST_CLASSES.iter().enumerate() {
-        println!("  {class} = {name}");
-    }
-    println!(
-        "\ntest accuracy {:.2}% (loss {:.4}) after {} epochs; wall time {:.1}s",
-        100.0 * result.accuracy.unwrap_or(f64::NAN),
-        result.loss,
-        args.epochs,
-        start.elapsed().as_secs_f64()
-    );
+    let result = match args.flip_average {
+        true => evaluate(&FlipAveraged(&model), &splits.test, 1000)?,
+        false => evaluate(&model, &splits.test, 1000)?,
+    };
+    fashion::report_test(&result, flags, start);
     Ok(())
 }

@@ -92,103 +92,69 @@
 //! The data come from Debian's `dataset-fashion-mnist` (`/usr/share/datasets/fashion-mnist`),
 //! or from `--data DIR` or `$FASHION_MNIST_DIR`.
 
-use indicatif::{ProgressBar, ProgressStyle};
-use std::path::PathBuf;
+#[path = "support/fashion.rs"]
+mod fashion;
+
+use fashion::{Flags, Splits};
+use std::error::Error;
 use std::time::Instant;
 use tapegrad::checkpoint::Checkpoint;
-use tapegrad::data::{FASHION_MNIST_CLASSES, fashion_mnist};
 use tapegrad::{
-    Activation, Augment, ChaCha8Rng, Decay, DecayUnit, Dropout, FanMode, FitConfig, Flatten, Init,
-    Linear, Module, Progress, RandomCrop, RandomHorizontalFlip, RandomTranslate, Relu, Scaler,
-    Schedule, SeedableRng, Sequential, Sgd, evaluate, fit,
+    Activation, ChaCha8Rng, Decay, DecayUnit, Dropout, FanMode, Flatten, Init, Linear, Module,
+    Relu, Scaler, Schedule, SeedableRng, Sequential, Sgd, evaluate,
 };
 
-const EPOCHS: usize = 50;
-const BATCH: usize = 128;
-const LEARNING_RATE: f32 = 0.05;
 const MOMENTUM: f32 = 0.9;
-/// λ of the L2 term `cost + λ·Σ W²` (weight decay 2λ = 4e-4).
-const L2: f32 = 2e-4;
-const DROPOUT: f32 = 0.1;
 const HIDDEN: [usize; 2] = [512, 256];
-const VALIDATION: usize = 5_000;
-const SEED: u64 = 0;
-/// Input preprocessing: `global` (one mean and σ over all pixels), `feature` (per pixel) or
-/// `bytes` (x / 255).
-const SCALER: &str = "feature";
-/// Augmentation of the training images: `none`, `flip`, `crop`, `flip-crop`, `translate` or
-/// `flip-translate`.
-const AUGMENT: &str = "flip";
-/// Padding of `crop`, largest shift of `translate`, in pixels.
-const SHIFT: usize = 2;
 
+/// The command line: the shared flags and this example's own.
 struct Args {
-    epochs: usize,
-    batch: usize,
-    lr: f32,
+    flags: Flags,
+    /// λ of the L2 term `cost + λ·Σ W²` (weight decay 2λ = 4e-4).
     l2: f32,
-    dropout: f32,
-    seed: u64,
-    data: Option<PathBuf>,
-    quiet: bool,
-    save: Option<PathBuf>,
-    resume: Option<PathBuf>,
+    /// Input preprocessing: `global` (one mean and σ over all pixels), `feature` (per
+    /// pixel) or `bytes` (x / 255).
     scaler: String,
-    augment: String,
-    shift: usize,
     hidden: Vec<usize>,
-    no_test: bool,
-    refit: bool,
 }
 
-fn parse_args() -> Result<Args, Box<dyn std::error::Error>> {
-    let mut args = Args {
-        epochs: EPOCHS,
-        batch: BATCH,
-        lr: LEARNING_RATE,
-        l2: L2,
-        dropout: DROPOUT,
-        seed: SEED,
+fn parse_args() -> Result<Args, Box<dyn Error>> {
+    let (mut l2, mut scaler, mut hidden) = (2e-4, "feature".to_string(), HIDDEN.to_vec());
+    let defaults = Flags {
+        epochs: 50,
+        batch: 128,
+        lr: 0.05,
+        dropout: 0.1,
+        seed: 0,
         data: None,
         quiet: false,
         save: None,
         resume: None,
-        scaler: SCALER.to_string(),
-        augment: AUGMENT.to_string(),
-        shift: SHIFT,
-        hidden: HIDDEN.to_vec(),
+        augment: "flip".into(),
+        shift: 2,
         no_test: false,
         refit: false,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--epochs" => args.epochs = value()?.parse()?,
-            "--batch" => args.batch = value()?.parse()?,
-            "--lr" => args.lr = value()?.parse()?,
-            "--l2" => args.l2 = value()?.parse()?,
-            "--dropout" => args.dropout = value()?.parse()?,
-            "--seed" => args.seed = value()?.parse()?,
-            "--data" => args.data = Some(PathBuf::from(value()?)),
-            "--quiet" => args.quiet = true,
-            "--no-test" => args.no_test = true,
-            "--refit" => args.refit = true,
-            "--save" => args.save = Some(PathBuf::from(value()?)),
-            "--resume" => args.resume = Some(PathBuf::from(value()?)),
-            "--scaler" => args.scaler = value()?,
-            "--augment" => args.augment = value()?,
-            "--shift" => args.shift = value()?.parse()?,
+    let flags = defaults.parse(|flag, value| {
+        match flag {
+            "--l2" => l2 = value()?.parse()?,
+            "--scaler" => scaler = value()?,
             "--hidden" => {
-                args.hidden = value()?
+                hidden = value()?
                     .split(',')
                     .map(str::parse)
                     .collect::<Result<_, _>>()?
             }
-            other => return Err(format!("unknown flag {other}; see the file header").into()),
+            _ => return Ok(false),
         }
-    }
-    Ok(args)
+        Ok(true)
+    })?;
+    Ok(Args {
+        flags,
+        l2,
+        scaler,
+        hidden,
+    })
 }
 
 /// Flatten, then 784 → 512 → 256 → 10 with ReLU and dropout after each hidden layer.
@@ -209,172 +175,38 @@ fn model(hidden: &[usize], dropout: f32, rng: &mut ChaCha8Rng) -> tapegrad::Resu
     Sequential::new(layers)
 }
 
-/// The augmentation named by `--augment`, or `None` for `none`.
-fn augmentation(name: &str, shift: usize) -> Result<Option<Augment>, Box<dyn std::error::Error>> {
-    let flip = || RandomHorizontalFlip::new(0.5);
-    let augment = Augment::new();
-    Ok(Some(match name {
-        "none" => return Ok(None),
-        "flip" => augment.then(flip()?),
-        "crop" => augment.then(RandomCrop::new(shift)?),
-        "flip-crop" => augment.then(flip()?).then(RandomCrop::new(shift)?),
-        "translate" => augment.then(RandomTranslate::new(shift)?),
-        "flip-translate" => augment.then(flip()?).then(RandomTranslate::new(shift)?),
-        other => return Err(format!("unknown --augment {other}; see the file header").into()),
-    }))
-}
-
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Result<(), Box<dyn Error>> {
     let args = parse_args()?;
+    let flags = &args.flags;
     let start = Instant::now();
-    let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
-
-    let (all_train, test) = fashion_mnist(args.data.as_deref())?;
-    let (train, valid) = all_train.split(VALIDATION, &mut rng)?;
-    // settings chosen on the split; `--refit` then trains on all 60,000 images with them
-    let train = if args.refit { all_train } else { train };
-    // images [1, 28, 28], so that crops and shifts know the rows; `Flatten` makes them rows
-    let image = [1, 28, 28];
-    let mut train = train.with_sample_shape(&image)?;
-    let mut valid = valid.with_sample_shape(&image)?;
-    let mut test = test.with_sample_shape(&image)?;
-    let resume = args.resume.as_deref().map(Checkpoint::load).transpose()?;
-    // fitted on the training part only, then applied unchanged to validation and test; a
-    // resumed run takes the one stored in its checkpoint
-    let scaler = match resume.as_ref().and_then(Checkpoint::scaler) {
-        Some(stored) => stored.clone(),
-        None => match args.scaler.as_str() {
-            "global" => Scaler::standardize_global(&train)?,
-            "feature" => Scaler::standardize(&train)?,
+    let mut rng = ChaCha8Rng::seed_from_u64(flags.seed);
+    let resume = flags.resume.as_deref().map(Checkpoint::load).transpose()?;
+    let splits = Splits::load(flags, &mut rng, resume.as_ref(), |train| {
+        Ok(match args.scaler.as_str() {
+            "global" => Scaler::standardize_global(train)?,
+            "feature" => Scaler::standardize(train)?,
             "bytes" => Scaler::affine(train.num_features(), 1.0 / 255.0, 0.0)?,
             other => return Err(format!("unknown --scaler {other}; see the file header").into()),
-        },
-    };
-    for data in [&mut train, &mut valid, &mut test] {
-        data.set_scaler(scaler.clone())?;
-    }
-    let augment = augmentation(&args.augment, args.shift)?;
-    println!(
-        "Fashion-MNIST: {} train, {} validation, {} test images (stored as bytes)",
-        train.len(),
-        valid.len(),
-        test.len()
-    );
+        })
+    })?;
 
-    let mut model = model(&args.hidden, args.dropout, &mut rng)?;
+    let mut model = model(&args.hidden, flags.dropout, &mut rng)?;
     println!("{model}");
-    let steps_per_epoch = train.len().div_ceil(args.batch) as u64;
+    let steps_per_epoch = splits.train.len().div_ceil(flags.batch) as u64;
     let cosine = Decay::Cosine {
-        period: args.epochs as u64 * steps_per_epoch,
+        period: flags.epochs as u64 * steps_per_epoch,
         min_factor: 0.0,
     };
-    let mut sgd = Sgd::new(args.lr)?
+    let mut sgd = Sgd::new(flags.lr)?
         .momentum(MOMENTUM)?
         .l2(args.l2)?
         .schedule(Schedule::new(cosine, DecayUnit::Step)?);
-    let start_epoch = match &resume {
-        Some(checkpoint) => {
-            let done = checkpoint.resume(&mut model, &mut sgd)?;
-            println!(
-                "resumed from {} after epoch {done}",
-                checkpoint.source().display()
-            );
-            done
-        }
-        None => 0,
-    };
-    let bar = if args.quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(steps_per_epoch)
-    };
-    bar.set_style(ProgressStyle::with_template(
-        "epoch {prefix} [{bar:30}] {pos}/{len} {msg}",
-    )?);
-    let say = |line: String| {
-        if args.quiet {
-            println!("{line}");
-        } else {
-            bar.println(line);
-        }
-    };
-    // one epoch per call, so a checkpoint can be written after each; fit resumes from
-    // `start_epoch`, so this trains exactly as one call over all epochs would
-    for epoch in start_epoch..args.epochs {
-        let config = FitConfig {
-            epochs: epoch + 1,
-            start_epoch: epoch,
-            batch_size: args.batch,
-            seed: args.seed,
-            augment: augment.clone(),
-            ..FitConfig::default()
-        };
-        fit(
-            &mut model,
-            &mut sgd,
-            &train,
-            Some(&valid).filter(|_| !args.refit),
-            &config,
-            &mut |p| match p {
-                Progress::Step {
-                    epoch,
-                    step,
-                    loss,
-                    samples_per_second,
-                    ..
-                } => {
-                    bar.set_prefix(epoch.to_string());
-                    bar.set_position(*step as u64);
-                    bar.set_message(format!("loss {loss:.4}, {samples_per_second:.0} samples/s"));
-                }
-                Progress::Epoch(r) => say(format!(
-                    "epoch {:>2}: train loss {:.4} | {} | lr {:.4} | {:.1}s, {:.0} samples/s",
-                    r.epoch,
-                    r.train_loss,
-                    match (r.valid_loss, r.valid_accuracy) {
-                        (Some(loss), Some(accuracy)) =>
-                            format!("valid loss {loss:.4}, accuracy {:.2}%", 100.0 * accuracy),
-                        _ => "no validation (--refit)".into(),
-                    },
-                    r.lr,
-                    r.seconds,
-                    r.samples_per_second
-                )),
-                Progress::Event(e) => say(format!("note: {e}")),
-            },
-        )?;
-        if let Some(path) = &args.save {
-            Checkpoint::new(&model)
-                .with_scaler(scaler.clone())
-                .with_training(&sgd, epoch + 1)?
-                .save(path)?;
-        }
-    }
-    bar.finish_and_clear();
-    if args.no_test {
-        println!(
-            "trained {} epochs; test set not used; wall time {:.1}s",
-            args.epochs,
-            start.elapsed().as_secs_f64()
-        );
+    fashion::train(flags, &mut model, &mut sgd, &splits, resume.as_ref(), start)?;
+    if flags.no_test {
+        fashion::report_without_test(flags, start);
         return Ok(());
     }
-
     // the one and only look at the test set
-    let result = evaluate(&model, &test, 1000)?;
-    println!("\nconfusion matrix on the test set (rows: true class, columns: prediction)");
-    if let Some(confusion) = &result.confusion {
-        print!("{confusion}");
-    }
-    for (class, name) in FASHION_MNIST_CLASSES.iter().enumerate() {
-        println!("  {class} = {name}");
-    }
-    println!(
-        "\ntest accuracy {:.2}% (loss {:.4}) after {} epochs; wall time {:.1}s",
-        100.0 * result.accuracy.unwrap_or(f64::NAN),
-        result.loss,
-        args.epochs,
-        start.elapsed().as_secs_f64()
-    );
+    fashion::report_test(&evaluate(&model, &splits.test, 1000)?, flags, start);
     Ok(())
 }

@@ -1,0 +1,274 @@
+//! What the Fashion-MNIST examples (`fashion_mnist`, `fashion_cnn`) share: their common
+//! flags, the split into training, validation and test images with a scaler fitted on the
+//! training part, the augmentations, the epoch loop with its progress bar, checkpoints and
+//! resumption, and the one evaluation on the test set.
+
+use indicatif::{ProgressBar, ProgressStyle};
+use std::error::Error;
+use std::path::PathBuf;
+use std::time::Instant;
+use tapegrad::checkpoint::Checkpoint;
+use tapegrad::data::{FASHION_MNIST_CLASSES, fashion_mnist};
+use tapegrad::{
+    Augment, ChaCha8Rng, Dataset, Evaluation, FitConfig, Module, Progress, RandomCrop,
+    RandomHorizontalFlip, RandomTranslate, Scaler, Sgd, fit,
+};
+
+/// Images held out of the 60,000 training images to choose settings by.
+pub const VALIDATION: usize = 5_000;
+
+/// The flags both examples take (each example adds its own).
+pub struct Flags {
+    pub epochs: usize,
+    pub batch: usize,
+    pub lr: f32,
+    pub dropout: f32,
+    pub seed: u64,
+    pub data: Option<PathBuf>,
+    pub quiet: bool,
+    pub save: Option<PathBuf>,
+    pub resume: Option<PathBuf>,
+    /// `none`, `flip`, `crop`, `flip-crop`, `translate` or `flip-translate`.
+    pub augment: String,
+    /// Padding of `crop`, largest shift of `translate`, in pixels.
+    pub shift: usize,
+    pub no_test: bool,
+    pub refit: bool,
+}
+
+impl Flags {
+    /// Takes `flag` (reading its value with `value`) when it is one of the common flags;
+    /// `Ok(false)` leaves it to the example.
+    pub fn take(
+        &mut self,
+        flag: &str,
+        value: &mut dyn FnMut() -> Result<String, String>,
+    ) -> Result<bool, Box<dyn Error>> {
+        match flag {
+            "--epochs" => self.epochs = value()?.parse()?,
+            "--batch" => self.batch = value()?.parse()?,
+            "--lr" => self.lr = value()?.parse()?,
+            "--dropout" => self.dropout = value()?.parse()?,
+            "--seed" => self.seed = value()?.parse()?,
+            "--data" => self.data = Some(PathBuf::from(value()?)),
+            "--quiet" => self.quiet = true,
+            "--no-test" => self.no_test = true,
+            "--refit" => self.refit = true,
+            "--save" => self.save = Some(PathBuf::from(value()?)),
+            "--resume" => self.resume = Some(PathBuf::from(value()?)),
+            "--augment" => self.augment = value()?,
+            "--shift" => self.shift = value()?.parse()?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Parses the command line: the common flags here, the others with `extra`
+    /// (`Ok(false)` for a flag it does not know either).
+    pub fn parse(
+        mut self,
+        mut extra: impl FnMut(
+            &str,
+            &mut dyn FnMut() -> Result<String, String>,
+        ) -> Result<bool, Box<dyn Error>>,
+    ) -> Result<Self, Box<dyn Error>> {
+        let mut it = std::env::args().skip(1);
+        while let Some(flag) = it.next() {
+            let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+            if !self.take(&flag, &mut value)? && !extra(&flag, &mut value)? {
+                return Err(format!("unknown flag {flag}; see the file header").into());
+            }
+        }
+        if self.epochs == 0 {
+            return Err("--epochs must be at least 1".into());
+        }
+        Ok(self)
+    }
+
+    /// The augmentation named by `--augment`, or `None` for `none`.
+    pub fn augmentation(&self) -> Result<Option<Augment>, Box<dyn Error>> {
+        let flip = || RandomHorizontalFlip::new(0.5);
+        let augment = Augment::new();
+        let shift = self.shift;
+        Ok(Some(match self.augment.as_str() {
+            "none" => return Ok(None),
+            "flip" => augment.then(flip()?),
+            "crop" => augment.then(RandomCrop::new(shift)?),
+            "flip-crop" => augment.then(flip()?).then(RandomCrop::new(shift)?),
+            "translate" => augment.then(RandomTranslate::new(shift)?),
+            "flip-translate" => augment.then(flip()?).then(RandomTranslate::new(shift)?),
+            other => return Err(format!("unknown --augment {other}; see the file header").into()),
+        }))
+    }
+}
+
+/// The images, as `[1, 28, 28]` samples with the scaler set.
+pub struct Splits {
+    /// 55,000 training images, or all 60,000 with `--refit`.
+    pub train: Dataset,
+    /// The 5,000 held-out images (not trained on without `--refit`).
+    pub valid: Dataset,
+    pub test: Dataset,
+    /// Fitted on `train` only, or the one a resumed checkpoint stores.
+    pub scaler: Scaler,
+}
+
+impl Splits {
+    /// Loads Fashion-MNIST and splits it with `rng`; the scaler comes from `resume` when it
+    /// stores one, else from `fit_scaler` on the training part.
+    pub fn load(
+        flags: &Flags,
+        rng: &mut ChaCha8Rng,
+        resume: Option<&Checkpoint>,
+        fit_scaler: impl FnOnce(&Dataset) -> Result<Scaler, Box<dyn Error>>,
+    ) -> Result<Splits, Box<dyn Error>> {
+        let (all_train, test) = fashion_mnist(flags.data.as_deref())?;
+        let (train, valid) = all_train.split(VALIDATION, rng)?;
+        // settings chosen on the split; `--refit` then trains on all 60,000 images with them
+        let train = if flags.refit { all_train } else { train };
+        // images [1, 28, 28], so that crops and shifts know the rows
+        let image = [1, 28, 28];
+        let mut train = train.with_sample_shape(&image)?;
+        let mut valid = valid.with_sample_shape(&image)?;
+        let mut test = test.with_sample_shape(&image)?;
+        // fitted on the training part only, then applied unchanged to validation and test
+        let scaler = match resume.and_then(Checkpoint::scaler) {
+            Some(stored) => stored.clone(),
+            None => fit_scaler(&train)?,
+        };
+        for data in [&mut train, &mut valid, &mut test] {
+            data.set_scaler(scaler.clone())?;
+        }
+        println!(
+            "Fashion-MNIST: {} train, {} validation, {} test images (stored as bytes)",
+            train.len(),
+            valid.len(),
+            test.len()
+        );
+        Ok(Splits {
+            train,
+            valid,
+            test,
+            scaler,
+        })
+    }
+}
+
+/// Trains `model` with `sgd` for the epochs `--epochs` asks for, after those a resumed
+/// checkpoint already did, one `fit` call per epoch so that a checkpoint can be written
+/// after each (`fit` resumes from `start_epoch`, so this trains exactly as one call over all
+/// epochs would). Reports every epoch on the validation images unless `--refit`.
+pub fn train(
+    flags: &Flags,
+    model: &mut dyn Module,
+    sgd: &mut Sgd,
+    splits: &Splits,
+    resume: Option<&Checkpoint>,
+    start: Instant,
+) -> Result<(), Box<dyn Error>> {
+    let start_epoch = match resume {
+        Some(checkpoint) => {
+            let done = checkpoint.resume(model, sgd)?;
+            println!(
+                "resumed from {} after epoch {done}",
+                checkpoint.source().display()
+            );
+            done
+        }
+        None => 0,
+    };
+    let augment = flags.augmentation()?;
+    let steps_per_epoch = splits.train.len().div_ceil(flags.batch) as u64;
+    let bar = match flags.quiet {
+        true => ProgressBar::hidden(),
+        false => ProgressBar::new(steps_per_epoch),
+    };
+    bar.set_style(ProgressStyle::with_template(
+        "epoch {prefix} [{bar:30}] {pos}/{len} {msg}",
+    )?);
+    let say = |line: String| match flags.quiet {
+        true => println!("{line}"),
+        false => bar.println(line),
+    };
+    for epoch in start_epoch..flags.epochs {
+        let config = FitConfig {
+            epochs: epoch + 1,
+            start_epoch: epoch,
+            batch_size: flags.batch,
+            seed: flags.seed,
+            augment: augment.clone(),
+            ..FitConfig::default()
+        };
+        fit(
+            &mut *model,
+            sgd,
+            &splits.train,
+            Some(&splits.valid).filter(|_| !flags.refit),
+            &config,
+            &mut |p| match p {
+                Progress::Step {
+                    epoch,
+                    step,
+                    loss,
+                    samples_per_second,
+                    ..
+                } => {
+                    bar.set_prefix(epoch.to_string());
+                    bar.set_position(*step as u64);
+                    bar.set_message(format!("loss {loss:.4}, {samples_per_second:.0} samples/s"));
+                }
+                Progress::Epoch(r) => say(format!(
+                    "epoch {:>2}: train loss {:.4} | {} | lr {:.4} | {:.1}s, {:.0} samples/s | {:.0}s elapsed",
+                    r.epoch,
+                    r.train_loss,
+                    match (r.valid_loss, r.valid_accuracy) {
+                        (Some(loss), Some(accuracy)) =>
+                            format!("valid loss {loss:.4}, accuracy {:.2}%", 100.0 * accuracy),
+                        _ => "no validation (--refit)".into(),
+                    },
+                    r.lr,
+                    r.seconds,
+                    r.samples_per_second,
+                    start.elapsed().as_secs_f64()
+                )),
+                Progress::Event(e) => say(format!("note: {e}")),
+            },
+        )?;
+        if let Some(path) = &flags.save {
+            Checkpoint::new(&*model)
+                .with_scaler(splits.scaler.clone())
+                .with_training(sgd, epoch + 1)?
+                .save(path)?;
+        }
+    }
+    bar.finish_and_clear();
+    Ok(())
+}
+
+/// Says that training ended without a look at the test set (`--no-test`).
+pub fn report_without_test(flags: &Flags, start: Instant) {
+    println!(
+        "trained {} epochs; test set not used; wall time {:.1}s",
+        flags.epochs,
+        start.elapsed().as_secs_f64()
+    );
+}
+
+/// Prints the test set's confusion matrix and accuracy (`result`, the one evaluation on
+/// the test images).
+pub fn report_test(result: &Evaluation, flags: &Flags, start: Instant) {
+    println!("\nconfusion matrix on the test set (rows: true class, columns: prediction)");
+    if let Some(confusion) = &result.confusion {
+        print!("{confusion}");
+    }
+    for (class, name) in FASHION_MNIST_CLASSES.iter().enumerate() {
+        println!("  {class} = {name}");
+    }
+    println!(
+        "\ntest accuracy {:.2}% (loss {:.4}) after {} epochs; wall time {:.1}s",
+        100.0 * result.accuracy.unwrap_or(f64::NAN),
+        result.loss,
+        flags.epochs,
+        start.elapsed().as_secs_f64()
+    );
+}
