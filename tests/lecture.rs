@@ -379,7 +379,12 @@ fn a_cnn_keeps_its_accuracy_under_shifts_better_than_an_mlp_of_its_size() {
     let o = lecture::cnn_vs_mlp::run(Budget::Tiny, &dir).unwrap();
     // about the same size
     let ratio = o.cnn_params as f64 / o.mlp_params as f64;
-    assert!((ratio - 1.0).abs() < 0.02, "{} vs {}", o.cnn_params, o.mlp_params);
+    assert!(
+        (ratio - 1.0).abs() < 0.02,
+        "{} vs {}",
+        o.cnn_params,
+        o.mlp_params
+    );
     assert_eq!((o.cnn.len(), o.mlp.len()), (SHIFTS.len(), SHIFTS.len()));
     // both learned: far above chance (10%) on unshifted images
     assert!(o.cnn[0] > 0.4 && o.mlp[0] > 0.4, "{:?} {:?}", o.cnn, o.mlp);
@@ -439,7 +444,10 @@ fn shifted_images_move_by_exactly_k_pixels_in_one_of_four_directions() {
     // each image keeps its direction from one shift to the next, and all four are drawn
     assert_eq!(directions_at[1], directions_at[2]);
     for d in 0..4 {
-        assert!(directions_at[1].contains(&Some(d)), "direction {d} never drawn");
+        assert!(
+            directions_at[1].contains(&Some(d)),
+            "direction {d} never drawn"
+        );
     }
 }
 
@@ -447,11 +455,19 @@ fn shifted_images_move_by_exactly_k_pixels_in_one_of_four_directions() {
 fn readme_section_shows_only_its_own_plots() {
     let dir = out("plots");
     std::fs::create_dir_all(&dir).unwrap();
-    for plot in ["init-table.svg", "init-table-cnn.svg", "xor.svg", "xor-more.svg"] {
+    for plot in [
+        "init-table.svg",
+        "init-table-cnn.svg",
+        "xor.svg",
+        "xor-more.svg",
+    ] {
         std::fs::write(dir.join(plot), "<svg></svg>").unwrap();
     }
     let section = |name: &str| {
-        let e = lecture::EXPERIMENTS.iter().find(|e| e.name == name).unwrap();
+        let e = lecture::EXPERIMENTS
+            .iter()
+            .find(|e| e.name == name)
+            .unwrap();
         lecture::results_section(e, "### title\n\ntext\n", &dir).unwrap()
     };
     let plot = |name: &str| format!("]({}/{name})", dir.display());
@@ -462,7 +478,10 @@ fn readme_section_shows_only_its_own_plots() {
     assert!(cnn.contains(&plot("init-table-cnn.svg")), "{cnn}");
     assert!(!cnn.contains(&plot("init-table.svg")), "{cnn}");
     let xor = section("xor");
-    assert!(xor.contains(&plot("xor.svg")) && xor.contains(&plot("xor-more.svg")), "{xor}");
+    assert!(
+        xor.contains(&plot("xor.svg")) && xor.contains(&plot("xor-more.svg")),
+        "{xor}"
+    );
 }
 
 #[test]
