@@ -78,6 +78,8 @@ fn every_experiment_is_listed_once_under_a_unique_name() {
         "gd-vs-sgd",
         "lr-finder",
         "receptive-field",
+        "init-table-cnn",
+        "cnn-vs-mlp",
     ] {
         assert!(names.contains(&required), "{required} missing");
     }
@@ -274,6 +276,45 @@ fn init_table_n0_001_does_not_converge_lsuv_does() {
 }
 
 #[test]
+fn init_table_cnn_he_maxout_blows_up_lsuv_and_batch_norm_start_near_chance() {
+    if !full_set_present("init_table_cnn_he_maxout_blows_up_lsuv_and_batch_norm_start_near_chance")
+    {
+        return;
+    }
+    use lecture::init_table::{BATCH_NORM, CNN_INITS, UNITS, not_converged};
+    let dir = out("init-cnn");
+    let o = lecture::init_table::run_cnn(Budget::Tiny, &dir).unwrap();
+    assert_eq!(o.cells.len(), CNN_INITS.len());
+    assert!(o.cells.iter().all(|row| row.len() == UNITS.len()));
+    let (lsuv, he, bn) = (0, 3, 4);
+    assert_eq!(
+        (CNN_INITS[lsuv], CNN_INITS[he], CNN_INITS[bn]),
+        ("LSUV", "He (MSRA)", BATCH_NORM)
+    );
+    let chance = 10f64.ln();
+    // He (MSRA) with maxout: the signal grows layer by layer, so the first loss is far above
+    // chance and the loss then rises (the paper's n/c) ...
+    let he_maxout = &o.cells[he][0];
+    assert!(
+        he_maxout.step_losses[0] > 2.0 * chance,
+        "{:?}",
+        he_maxout.step_losses
+    );
+    assert!(not_converged(he_maxout) && he_maxout.final_loss() > he_maxout.step_losses[0]);
+    // ... while with LSUV, or with the same He init and BatchNorm, it starts near chance
+    for row in [lsuv, bn] {
+        let first = o.cells[row][0].step_losses[0];
+        assert!(first < 1.5 * chance, "{}: {first}", CNN_INITS[row]);
+    }
+    // sigmoid: n/c with every init of the paper's
+    assert!(o.cells[..4].iter().all(|row| not_converged(&row[4])));
+    let md = o.table.to_markdown();
+    assert!(md.contains("93.94") && md.contains(BATCH_NORM), "{md}");
+    assert!(md.contains("LSUV against batch normalization"), "{md}");
+    wrote(&dir, "init-table-cnn");
+}
+
+#[test]
 fn regularization_and_more_data_shrink_the_overfitting_gap() {
     if !full_set_present("regularization_and_more_data_shrink_the_overfitting_gap") {
         return;
@@ -341,6 +382,121 @@ fn receptive_fields_grow_with_depth_and_the_filters_are_drawn() {
     assert_eq!(filters.matches("<rect").count(), 1 + 32 * 9);
     let fields = std::fs::read_to_string(dir.join("receptive-field.svg")).unwrap();
     assert_eq!(fields.matches("stroke=").count(), 2 * 4); // 4 outlines and their legend keys
+}
+
+#[test]
+fn a_cnn_keeps_its_accuracy_under_shifts_better_than_an_mlp_of_its_size() {
+    if !full_set_present("a_cnn_keeps_its_accuracy_under_shifts_better_than_an_mlp_of_its_size") {
+        return;
+    }
+    use lecture::cnn_vs_mlp::SHIFTS;
+    let dir = out("cnn-mlp");
+    let o = lecture::cnn_vs_mlp::run(Budget::Tiny, &dir).unwrap();
+    // about the same size
+    let ratio = o.cnn_params as f64 / o.mlp_params as f64;
+    assert!(
+        (ratio - 1.0).abs() < 0.02,
+        "{} vs {}",
+        o.cnn_params,
+        o.mlp_params
+    );
+    assert_eq!((o.cnn.len(), o.mlp.len()), (SHIFTS.len(), SHIFTS.len()));
+    // both learned: far above chance (10%) on unshifted images
+    assert!(o.cnn[0] > 0.4 && o.mlp[0] > 0.4, "{:?} {:?}", o.cnn, o.mlp);
+    // four pixels hurt both, the MLP more
+    let (cnn, mlp) = o.drop(SHIFTS.len() - 1);
+    assert!(mlp > 5.0 && cnn < mlp, "CNN loses {cnn}, MLP {mlp}");
+    let md = o.table.to_markdown();
+    for count in [o.cnn_params, o.mlp_params] {
+        assert!(md.contains(&format!("({count} parameters)")), "{md}");
+    }
+    wrote(&dir, "cnn-vs-mlp");
+}
+
+#[test]
+fn shifted_images_move_by_exactly_k_pixels_in_one_of_four_directions() {
+    use tapegrad::{Dataset, ndarray::Array2};
+    let n = 64;
+    // no zero pixel, so the zero fill shows where an image was moved from
+    let rows = Array2::from_shape_fn((n, 784), |(i, p)| ((p * 7 + i * 13) % 250 + 1) as u8);
+    let labels: Vec<usize> = (0..n).map(|i| i % 10).collect();
+    let data = Dataset::from_bytes(rows, labels.clone())
+        .unwrap()
+        .with_sample_shape(&[1, 28, 28])
+        .unwrap();
+    let before = data.bytes().unwrap();
+    let mut directions_at = Vec::new();
+    for k in [0, 1, 3] {
+        let moved = lecture::cnn_vs_mlp::shifted(&data, k).unwrap();
+        assert_eq!(moved.labels(), Some(&labels[..]));
+        assert_eq!(moved.sample_shape(), [1, 28, 28]);
+        let after = moved.bytes().unwrap();
+        let k = k as isize;
+        let mut directions = Vec::new();
+        for i in 0..n {
+            let is_shift = |(dy, dx): (isize, isize)| {
+                (0..28).all(|y| {
+                    (0..28).all(|x| {
+                        let (from_y, from_x) = (y - dy, x - dx);
+                        let inside = (0..28).contains(&from_y) && (0..28).contains(&from_x);
+                        let want = if inside {
+                            before[[i, 0, from_y as usize, from_x as usize]]
+                        } else {
+                            0
+                        };
+                        after[[i, 0, y as usize, x as usize]] == want
+                    })
+                })
+            };
+            let found = [(-k, 0), (k, 0), (0, -k), (0, k)]
+                .into_iter()
+                .position(is_shift);
+            assert!(found.is_some(), "image {i} is not shifted by {k} pixels");
+            directions.push(found);
+        }
+        directions_at.push(directions);
+    }
+    // each image keeps its direction from one shift to the next, and all four are drawn
+    assert_eq!(directions_at[1], directions_at[2]);
+    for d in 0..4 {
+        assert!(
+            directions_at[1].contains(&Some(d)),
+            "direction {d} never drawn"
+        );
+    }
+}
+
+#[test]
+fn readme_section_shows_only_its_own_plots() {
+    let dir = out("plots");
+    std::fs::create_dir_all(&dir).unwrap();
+    for plot in [
+        "init-table.svg",
+        "init-table-cnn.svg",
+        "xor.svg",
+        "xor-more.svg",
+    ] {
+        std::fs::write(dir.join(plot), "<svg></svg>").unwrap();
+    }
+    let section = |name: &str| {
+        let e = lecture::EXPERIMENTS
+            .iter()
+            .find(|e| e.name == name)
+            .unwrap();
+        lecture::results_section(e, "### title\n\ntext\n", &dir).unwrap()
+    };
+    let plot = |name: &str| format!("]({}/{name})", dir.display());
+    let mlp = section("init-table");
+    assert!(mlp.contains(&plot("init-table.svg")), "{mlp}");
+    assert!(!mlp.contains(&plot("init-table-cnn.svg")), "{mlp}");
+    let cnn = section("init-table-cnn");
+    assert!(cnn.contains(&plot("init-table-cnn.svg")), "{cnn}");
+    assert!(!cnn.contains(&plot("init-table.svg")), "{cnn}");
+    let xor = section("xor");
+    assert!(
+        xor.contains(&plot("xor.svg")) && xor.contains(&plot("xor-more.svg")),
+        "{xor}"
+    );
 }
 
 #[test]

@@ -289,6 +289,19 @@ pub fn fashion(train: usize, test: usize, seed: u64) -> Res<(Dataset, Dataset)> 
     Ok((train, test))
 }
 
+/// Fashion-MNIST subsets as `[1, 28, 28]` images for convnets, standardized with one mean
+/// and σ over all pixels of the training subset ([`Scaler::standardize_global`], as
+/// torchvision's `Normalize` with scalars), so a black pixel means the same everywhere.
+pub fn fashion_images(train: usize, test: usize, seed: u64) -> Res<(Dataset, Dataset)> {
+    let (train, test) = fashion_raw(train, test, seed)?;
+    let mut train = train.with_sample_shape(&[1, 28, 28])?;
+    let mut test = test.with_sample_shape(&[1, 28, 28])?;
+    let scaler = Scaler::standardize_global(&train)?;
+    train.set_scaler(scaler.clone())?;
+    test.set_scaler(scaler)?;
+    Ok((train, test))
+}
+
 /// Fashion-MNIST subsets as stored: pixel bytes 0..=255, no scaler.
 pub fn fashion_raw(train: usize, test: usize, seed: u64) -> Res<(Dataset, Dataset)> {
     let (all_train, all_test) = match FASHION.get() {

@@ -21,6 +21,7 @@
 
 pub mod activations;
 pub mod batch_size;
+pub mod cnn_vs_mlp;
 pub mod common;
 pub mod dropout;
 pub mod dying_relu;
@@ -49,7 +50,7 @@ pub struct Experiment {
 }
 
 /// Every experiment, in the lecture's order.
-pub const EXPERIMENTS: [Experiment; 14] = [
+pub const EXPERIMENTS: [Experiment; 16] = [
     Experiment {
         name: "xor",
         claim: "the perceptron cannot learn XOR; an MLP with backpropagation can",
@@ -106,6 +107,11 @@ pub const EXPERIMENTS: [Experiment; 14] = [
         run: |b, o| Ok(init_table::run(b, o)?.table),
     },
     Experiment {
+        name: "init-table-cnn",
+        claim: "the same init x activation table with a thin deep convnet, plus BatchNorm",
+        run: |b, o| Ok(init_table::run_cnn(b, o)?.table),
+    },
+    Experiment {
         name: "overfitting",
         claim: "a small training set overfits; L2, dropout and more data shrink the gap",
         run: |b, o| Ok(overfitting::run(b, o)?.table),
@@ -119,6 +125,11 @@ pub const EXPERIMENTS: [Experiment; 14] = [
         name: "receptive-field",
         claim: "a CNN unit sees a patch of the layer below; the patches grow with depth",
         run: |b, o| Ok(receptive_field::run(b, o)?.table),
+    },
+    Experiment {
+        name: "cnn-vs-mlp",
+        claim: "weight sharing and pooling keep a CNN's accuracy better than an MLP's under shifts",
+        run: |b, o| Ok(cnn_vs_mlp::run(b, o)?.table),
     },
 ];
 
@@ -200,15 +211,24 @@ pub const MARKERS: [&str; 2] = [
     "<!-- lecture-results:end -->",
 ];
 
+/// Whether `file` is a plot of the experiment named `name`: `name.svg` or `name-*.svg`.
+fn plot_of(file: &str, name: &str) -> bool {
+    file == format!("{name}.svg")
+        || (file.starts_with(&format!("{name}-")) && file.ends_with(".svg"))
+}
+
 /// One experiment's part of the README: command, claim, its table (Markdown as saved) and
-/// its plots.
+/// its plots (not those of an experiment whose name extends its own, as `init-table-cnn`
+/// extends `init-table`).
 pub fn results_section(e: &Experiment, table: &str, out: &Path) -> Res<String> {
+    let longer = |f: &str| {
+        EXPERIMENTS
+            .iter()
+            .any(|o| o.name.len() > e.name.len() && plot_of(f, o.name))
+    };
     let mut plots: Vec<String> = std::fs::read_dir(out)?
         .filter_map(|f| f.ok()?.file_name().into_string().ok())
-        .filter(|f| {
-            f == &format!("{}.svg", e.name)
-                || (f.starts_with(&format!("{}-", e.name)) && f.ends_with(".svg"))
-        })
+        .filter(|f| plot_of(f, e.name) && !longer(f))
         .collect();
     plots.sort();
     let mut s = format!(
