@@ -1187,7 +1187,7 @@ fn lsuv_refuses_a_variance_that_is_not_finite_or_zero() {
         let b = tensor::from_vec(vec![0.0, bias, 1.0], &[3]).unwrap();
         Sequential::new(vec![Box::new(Linear::from_parts(w, Some(b)).unwrap())]).unwrap()
     };
-    let layer = "layer 0 (Linear(in_features=4, out_features=3, bias=true))";
+    let layer = "layer 0 (Linear(in_features=4, out_features=3, bias=True))";
     let mut nan_batch = batch.clone();
     nan_batch[[3, 1]] = f32::NAN;
     f.case(
@@ -1232,7 +1232,7 @@ fn lsuv_refuses_a_variance_that_is_not_finite_or_zero() {
     .unwrap();
     f.case(
         "a NaN from an earlier layer through ReLU",
-        &["lsuv: layer 2 (Linear(in_features=4, out_features=2, bias=true)) has output variance NaN"],
+        &["lsuv: layer 2 (Linear(in_features=4, out_features=2, bias=True)) has output variance NaN"],
         || lsuv(&mut shifted, &batch, 0.1, 10, &mut rng),
     );
     // the same models with finite values are initialized

@@ -8,7 +8,7 @@
 use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::nn::init::{Init, default_bias};
-use crate::nn::module::{Mode, Module};
+use crate::nn::module::{Mode, Module, python_bool};
 use crate::nn::shape::{Spatial, shape_error};
 use crate::param::Param;
 use crate::tensor::Tensor;
@@ -254,7 +254,7 @@ impl Module for Linear {
             "Linear(in_features={}, out_features={}, bias={})",
             s[1],
             s[0],
-            self.bias.is_some()
+            python_bool(self.bias.is_some())
         )
     }
 
@@ -382,7 +382,7 @@ mod tests {
         assert_eq!(layer.weight().value(), &tensor::ones(&[3, 5]));
         assert_eq!(
             layer.describe(),
-            "Linear(in_features=5, out_features=3, bias=true)"
+            "Linear(in_features=5, out_features=3, bias=True)"
         );
         let no_bias = Linear::new_no_bias(5, 3, Init::default(), &mut rng).unwrap();
         assert_eq!(no_bias.num_params(), 15);

@@ -5,7 +5,7 @@ use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::nn::init::Init;
 use crate::nn::linear::Linear;
-use crate::nn::module::{Mode, Module};
+use crate::nn::module::{Mode, Module, python_bool};
 use crate::nn::shape::{Spatial, shape_error};
 use crate::param::Param;
 use crate::tensor::Tensor;
@@ -173,7 +173,7 @@ impl Module for Maxout {
             self.linear.weight().value().shape()[1],
             self.linear.weight().value().shape()[0] / self.pieces,
             self.pieces,
-            self.linear.bias().is_some()
+            python_bool(self.linear.bias().is_some())
         )
     }
 
@@ -311,7 +311,7 @@ mod tests {
         assert_eq!(m.num_params(), 4 * 3 + 4);
         assert_eq!(
             m.describe(),
-            "Maxout(in_features=3, out_features=2, pieces=2, bias=true)"
+            "Maxout(in_features=3, out_features=2, pieces=2, bias=True)"
         );
     }
 }

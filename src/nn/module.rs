@@ -138,7 +138,7 @@ pub trait Module: Send + Sync {
     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param));
 
     /// A one-line description in PyTorch's `repr` style, e.g.
-    /// `Linear(in_features=2, out_features=8, bias=true)`, used in model summaries. The
+    /// `Linear(in_features=2, out_features=8, bias=True)`, used in model summaries. The
     /// default is the type's name followed by `()`, e.g. `Scale()`.
     fn describe(&self) -> String {
         let path = std::any::type_name::<Self>();
@@ -793,4 +793,10 @@ mod tests {
         assert_eq!(parts.4, fresh);
         assert_eq!(parts.num_params(), 6);
     }
+}
+
+/// A flag as Python writes it (`True`, `False`), for [`Module::describe`]'s PyTorch-style
+/// `repr`.
+pub(crate) fn python_bool(flag: bool) -> &'static str {
+    if flag { "True" } else { "False" }
 }

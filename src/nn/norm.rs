@@ -4,7 +4,7 @@
 use crate::autograd::Var;
 use crate::autograd::ops::norm::{BatchMoments, NormStats};
 use crate::error::{Error, Result};
-use crate::nn::module::{Mode, Module};
+use crate::nn::module::{Mode, Module, python_bool};
 use crate::param::{Param, Role};
 use crate::tensor::{self, Elem, Tensor};
 use ndarray::IxDyn;
@@ -176,7 +176,7 @@ pub struct BatchNorm<const D: usize> {
 /// for (got, want) in y.iter().zip([-1.0, -1.0, 1.0, 1.0]) {
 ///     assert!((got - want).abs() < 1e-4);
 /// }
-/// assert_eq!(bn.describe(), "BatchNorm1d(2, eps=1e-5, momentum=0.1, affine=true, track_running_stats=true)");
+/// assert_eq!(bn.describe(), "BatchNorm1d(2, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True)");
 /// # Ok::<(), tapegrad::Error>(())
 /// ```
 pub type BatchNorm1d = BatchNorm<1>;
@@ -450,8 +450,8 @@ impl<const D: usize> Module for BatchNorm<D> {
             Self::name(),
             self.num_features,
             self.options.eps,
-            self.options.affine,
-            self.options.track_running_stats
+            python_bool(self.options.affine),
+            python_bool(self.options.track_running_stats)
         )
     }
 }

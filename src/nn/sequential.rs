@@ -38,9 +38,9 @@ use std::fmt;
 ///     model.to_string(),
 ///     "\
 /// Sequential(
-///   (0): Linear(in_features=2, out_features=3, bias=true)  -> [N, 3]  params: 9
+///   (0): Linear(in_features=2, out_features=3, bias=True)  -> [N, 3]  params: 9
 ///   (1): ReLU()                                            -> [N, 3]  params: 0
-///   (2): Linear(in_features=3, out_features=1, bias=false) -> [N, 1]  params: 3
+///   (2): Linear(in_features=3, out_features=1, bias=False) -> [N, 1]  params: 3
 /// )
 /// Total params: 12"
 /// );
@@ -621,9 +621,9 @@ mod tests {
         let text = mlp(&mut rng).to_string();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 8);
-        assert!(lines[1].starts_with("  (0): Linear(in_features=3, out_features=5, bias=true)"));
+        assert!(lines[1].starts_with("  (0): Linear(in_features=3, out_features=5, bias=True)"));
         assert!(lines[2].contains("-> [N, 5]") && lines[2].ends_with("params: 0"));
-        assert!(lines[4].contains("Maxout(in_features=5, out_features=4, pieces=2, bias=true)"));
+        assert!(lines[4].contains("Maxout(in_features=5, out_features=4, pieces=2, bias=True)"));
         assert!(lines[4].ends_with("params: 48"));
         assert_eq!(lines[7], "Total params: 78");
         assert_eq!(
