@@ -17,10 +17,14 @@
 //! cargo run --release --example bench_cnn -- --threads 1 --infer 2000
 //! ```
 
+#[path = "support/w2.rs"]
+mod w2;
+
 use std::path::PathBuf;
 use std::time::Instant;
 use tapegrad::data::fashion_mnist;
 use tapegrad::prelude::*;
+use w2::w2;
 
 const THREADS: usize = 1;
 const BATCH: usize = 128;
@@ -95,19 +99,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     train.set_scaler(to_unit.clone())?;
     test.set_scaler(to_unit)?;
 
-    let pad = Conv2dOptions::default().padding(1);
-    let mut model = Sequential::new(vec![
-        Box::new(Conv2d::new(1, 32, [3, 3], pad, Init::default(), &mut rng)?),
-        Box::new(Relu),
-        Box::new(MaxPool2d::new(2)?),
-        Box::new(Conv2d::new(32, 64, [3, 3], pad, Init::default(), &mut rng)?),
-        Box::new(Relu),
-        Box::new(MaxPool2d::new(2)?),
-        Box::new(Flatten),
-        Box::new(Linear::new(3136, 128, Init::default(), &mut rng)?),
-        Box::new(Relu),
-        Box::new(Linear::new(128, 10, Init::default(), &mut rng)?),
-    ])?;
+    let mut model = w2(false, &mut rng)?;
     if args.infer > 0 {
         return infer(&model, &test, &args);
     }

@@ -12,37 +12,13 @@ use tapegrad::checkpoint::export_safetensors;
 use tapegrad::prelude::*;
 
 const SEED: u64 = 14;
+#[path = "../examples/support/w2.rs"]
+mod w2;
+use w2::w2;
+
 const TRAIN_STEPS: usize = 5;
 const INPUTS: usize = 100;
 const TOLERANCE: f32 = 1e-4;
-
-/// W2: Conv(1→32, 3, pad 1) ReLU MaxPool2 Conv(32→64, 3, pad 1) ReLU MaxPool2 Flatten
-/// Linear(3136→128) ReLU Linear(128→10), PyTorch's default inits; with `batchnorm`, a
-/// BatchNorm2d after each convolution.
-fn w2(batchnorm: bool, rng: &mut ChaCha8Rng) -> tapegrad::Result<Sequential> {
-    let pad = Conv2dOptions::default().padding(1);
-    let mut layers: Vec<Box<dyn Module>> = Vec::new();
-    for (cin, cout) in [(1, 32), (32, 64)] {
-        layers.push(Box::new(Conv2d::new(
-            cin,
-            cout,
-            [3, 3],
-            pad,
-            Init::default(),
-            rng,
-        )?));
-        if batchnorm {
-            layers.push(Box::new(BatchNorm2d::new(cout)?));
-        }
-        layers.push(Box::new(Relu));
-        layers.push(Box::new(MaxPool2d::new(2)?));
-    }
-    layers.push(Box::new(Flatten));
-    layers.push(Box::new(Linear::new(3136, 128, Init::default(), rng)?));
-    layers.push(Box::new(Relu));
-    layers.push(Box::new(Linear::new(128, 10, Init::default(), rng)?));
-    Sequential::new(layers)
-}
 
 /// `n` images in [0, 1) with a bright square whose corner (one of 4) is the label.
 fn images(n: usize, rng: &mut ChaCha8Rng) -> (ndarray::Array2<f32>, Vec<usize>) {

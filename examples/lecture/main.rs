@@ -33,6 +33,8 @@ pub mod overfitting;
 pub mod preprocessing;
 pub mod receptive_field;
 pub mod vanishing_gradients;
+#[path = "../support/w2.rs"]
+pub mod w2;
 pub mod xor_claim;
 pub mod zero_init;
 

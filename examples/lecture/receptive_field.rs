@@ -11,6 +11,7 @@
 //! (`receptive-field-filters.svg`).
 
 use super::common::{Budget, Res, Table, fashion_raw, pct, train};
+use super::w2::w2;
 use std::fmt::Write as _;
 use std::path::Path;
 use tapegrad::diagnostics::{LayerField, receptive_field};
@@ -31,25 +32,6 @@ pub struct Outcome {
     pub table: Table,
 }
 
-/// W2's CNN: Conv(1→32, 3, pad 1) ReLU MaxPool2 Conv(32→64, 3, pad 1) ReLU MaxPool2
-/// Flatten Linear(3136→128) ReLU Linear(128→10), PyTorch's default inits.
-pub fn w2(seed: u64) -> Res<Sequential> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let pad = Conv2dOptions::default().padding(1);
-    Ok(Sequential::new(vec![
-        Box::new(Conv2d::new(1, 32, [3, 3], pad, Init::default(), &mut rng)?),
-        Box::new(Relu),
-        Box::new(MaxPool2d::new(2)?),
-        Box::new(Conv2d::new(32, 64, [3, 3], pad, Init::default(), &mut rng)?),
-        Box::new(Relu),
-        Box::new(MaxPool2d::new(2)?),
-        Box::new(Flatten),
-        Box::new(Linear::new(3136, 128, Init::default(), &mut rng)?),
-        Box::new(Relu),
-        Box::new(Linear::new(128, 10, Init::default(), &mut rng)?),
-    ])?)
-}
-
 /// Runs the experiment, writing `receptive-field.md`, `receptive-field.svg` and
 /// `receptive-field-filters.svg` under `out`.
 pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
@@ -61,7 +43,7 @@ pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
     train_set.set_scaler(to_unit.clone())?;
     test_set.set_scaler(to_unit)?;
 
-    let mut model = w2(SEED)?;
+    let mut model = w2(false, &mut ChaCha8Rng::seed_from_u64(SEED))?;
     let mut sgd = Sgd::new(0.05)?;
     let run = train(&mut model, &mut sgd, &train_set, &test_set, epochs, 32)?;
 

@@ -741,6 +741,12 @@ macro_rules! walk {
     };
 }
 
+/// A flag as Python writes it (`True`, `False`), for [`Module::describe`]'s PyTorch-style
+/// `repr`.
+pub(crate) fn python_bool(flag: bool) -> &'static str {
+    if flag { "True" } else { "False" }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -793,10 +799,4 @@ mod tests {
         assert_eq!(parts.4, fresh);
         assert_eq!(parts.num_params(), 6);
     }
-}
-
-/// A flag as Python writes it (`True`, `False`), for [`Module::describe`]'s PyTorch-style
-/// `repr`.
-pub(crate) fn python_bool(flag: bool) -> &'static str {
-    if flag { "True" } else { "False" }
 }
