@@ -31,7 +31,7 @@ pub use lsuv::{LSUV_MAX_ITER, LSUV_TOLERANCE, LsuvLayer, LsuvReport, lsuv};
 pub use maxout::Maxout;
 pub use module::{Mode, Module, Walk};
 pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormOptions};
-pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
+pub use pool::{AdaptiveAvgPool2d, Avg, AvgPool2d, Max, MaxPool2d, Pool2d, PoolKind};
 pub use sample_rng::{BatchRng, SampleRng};
 pub use sequential::Sequential;
 pub use shape::{Spatial, Window};

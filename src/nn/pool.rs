@@ -87,6 +87,108 @@ impl Window {
     }
 }
 
+/// The reduction a [`Pool2d`] takes over each window: [`Max`] or [`Avg`].
+///
+/// # Examples
+/// ```
+/// use tapegrad::{Avg, Max, PoolKind};
+/// assert_eq!(Max::NAME, "MaxPool2d");
+/// assert_eq!(Avg::OP, "avg_pool2d");
+/// ```
+pub trait PoolKind: Copy + std::fmt::Debug + Eq + Send + Sync + 'static {
+    /// The layer's name in PyTorch, e.g. `MaxPool2d`.
+    const NAME: &'static str;
+    /// The functional op's name in messages, e.g. `max_pool2d`.
+    const OP: &'static str;
+
+    /// Records the pooling of `x` on its tape ([`Var::max_pool2d`] or [`Var::avg_pool2d`]).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Avg, Max, PoolKind, Tape};
+    /// let tape = Tape::new();
+    /// let x = tape.constant(tensor::from_vec(vec![1.0, 2.0, 3.0, 6.0], &[1, 1, 2, 2])?);
+    /// assert_eq!(Max::pool(x, [2, 2], [2, 2], [0, 0]).item(), 6.0);
+    /// assert_eq!(Avg::pool(x, [2, 2], [2, 2], [0, 0]).item(), 3.0);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    fn pool<'t>(x: Var<'t>, kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2])
+    -> Var<'t>;
+}
+
+/// The maximum of each window ([`MaxPool2d`]).
+///
+/// # Examples
+/// ```
+/// use tapegrad::{Max, MaxPool2d, Pool2d};
+/// let pool: Pool2d<Max> = MaxPool2d::new(2)?;
+/// assert_eq!(pool.output_size([4, 4]), Some([2, 2]));
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Max;
+
+impl PoolKind for Max {
+    const NAME: &'static str = "MaxPool2d";
+    const OP: &'static str = "max_pool2d";
+
+    #[track_caller]
+    fn pool<'t>(
+        x: Var<'t>,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+    ) -> Var<'t> {
+        x.max_pool2d(kernel, stride, padding)
+    }
+}
+
+/// The mean of each window, padding counted as zeros ([`AvgPool2d`]).
+///
+/// # Examples
+/// ```
+/// use tapegrad::{Avg, AvgPool2d, Pool2d};
+/// let pool: Pool2d<Avg> = AvgPool2d::new(2)?;
+/// assert_eq!(pool.output_size([4, 6]), Some([2, 3]));
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Avg;
+
+impl PoolKind for Avg {
+    const NAME: &'static str = "AvgPool2d";
+    const OP: &'static str = "avg_pool2d";
+
+    #[track_caller]
+    fn pool<'t>(
+        x: Var<'t>,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+    ) -> Var<'t> {
+        x.avg_pool2d(kernel, stride, padding)
+    }
+}
+
+/// A pooling layer: a `kh × kw` window moved by a stride over each feature map, reduced by
+/// `K` ([`Max`] or [`Avg`]); use it as [`MaxPool2d`] or [`AvgPool2d`].
+///
+/// # Shapes
+/// `[N, C, H, W] -> [N, C, OH, OW]`, `OH = ⌊(H + 2·ph − kh)/sh⌋ + 1`, `OW` alike.
+///
+/// # Examples
+/// ```
+/// use tapegrad::{AvgPool2d, MaxPool2d, Module};
+/// assert_eq!(MaxPool2d::new(2)?.describe(), "MaxPool2d(kernel_size=(2, 2), stride=(2, 2), padding=(0, 0))");
+/// assert_eq!(AvgPool2d::new(2)?.output_shape(&[8, 3, 28, 28])?, [8, 3, 14, 14]);
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pool2d<K: PoolKind> {
+    window: Window,
+    kind: std::marker::PhantomData<K>,
+}
+
 /// Max pooling (`torch.nn.MaxPool2d(kernel_size, stride, padding)`): each output is the
 /// largest input of its window, and the gradient goes to that input (the first one on a
 /// tie, as PyTorch). See [`Var::max_pool2d`] for the formula.
@@ -113,93 +215,7 @@ impl Window {
 /// assert_eq!(pool.output_size([28, 28]), Some([14, 14]));
 /// # Ok::<(), tapegrad::Error>(())
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MaxPool2d {
-    window: Window,
-}
-
-impl MaxPool2d {
-    /// A `kernel × kernel` window moved by `kernel` (no overlap), no padding.
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`] if `kernel` is 0.
-    ///
-    /// # Examples
-    /// ```
-    /// use tapegrad::MaxPool2d;
-    /// let pool = MaxPool2d::new(2)?;
-    /// assert_eq!(pool.output_size([28, 28]), Some([14, 14]));
-    /// assert!(MaxPool2d::new(0).is_err());
-    /// # Ok::<(), tapegrad::Error>(())
-    /// ```
-    pub fn new(kernel: usize) -> Result<Self> {
-        Self::with_options([kernel; 2], [kernel; 2], [0; 2])
-    }
-
-    /// A `kernel = [kh, kw]` window moved by `stride`, over an image with `padding` added on
-    /// each side (padding never wins the max).
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`] if a kernel side or stride is 0, or the padding is more
-    /// than half the kernel (PyTorch's rule): `max_pool2d: padding must be at most half the
-    /// kernel, got padding [2, 2], kernel [3, 3]`.
-    ///
-    /// # Examples
-    /// ```
-    /// use tapegrad::MaxPool2d;
-    /// // the overlapping 3×3/2 pooling of AlexNet
-    /// let pool = MaxPool2d::with_options([3, 3], [2, 2], [1, 1])?;
-    /// assert_eq!(pool.output_size([56, 56]), Some([28, 28]));
-    /// assert!(MaxPool2d::with_options([3, 3], [2, 2], [2, 2]).is_err());
-    /// # Ok::<(), tapegrad::Error>(())
-    /// ```
-    pub fn with_options(
-        kernel: [usize; 2],
-        stride: [usize; 2],
-        padding: [usize; 2],
-    ) -> Result<Self> {
-        Ok(MaxPool2d {
-            window: Window::new("max_pool2d", kernel, stride, padding)?,
-        })
-    }
-
-    /// The output's `[OH, OW]` for an input of `[H, W]`, or `None` when the kernel is
-    /// larger than the padded image.
-    ///
-    /// # Examples
-    /// ```
-    /// use tapegrad::MaxPool2d;
-    /// let pool = MaxPool2d::new(3)?;
-    /// assert_eq!(pool.output_size([7, 7]), Some([2, 2])); // ⌊(7 − 3)/3⌋ + 1
-    /// assert_eq!(pool.output_size([2, 2]), None);
-    /// # Ok::<(), tapegrad::Error>(())
-    /// ```
-    pub fn output_size(&self, input: [usize; 2]) -> Option<[usize; 2]> {
-        self.window.output_size(input)
-    }
-}
-
-impl Module for MaxPool2d {
-    #[track_caller]
-    fn forward<'t>(&self, x: Var<'t>, _mode: Mode) -> Var<'t> {
-        let w = self.window;
-        x.max_pool2d(w.kernel, w.stride, w.padding)
-    }
-
-    crate::walk!();
-
-    fn describe(&self) -> String {
-        self.window.describe("MaxPool2d")
-    }
-
-    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
-        self.window.output_shape("max_pool2d", input)
-    }
-
-    fn spatial(&self) -> Spatial {
-        self.window.spatial()
-    }
-}
+pub type MaxPool2d = Pool2d<Max>;
 
 /// Average pooling (`torch.nn.AvgPool2d(kernel_size, stride, padding)` with PyTorch's
 /// default `count_include_pad=True`): each output is the mean of its `kh × kw` window, the
@@ -221,41 +237,47 @@ impl Module for MaxPool2d {
 /// assert_eq!(y.value().as_slice().unwrap(), &[2.5, 4.5, 10.5, 12.5]);
 /// # Ok::<(), tapegrad::Error>(())
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AvgPool2d {
-    window: Window,
-}
+pub type AvgPool2d = Pool2d<Avg>;
 
-impl AvgPool2d {
-    /// A `kernel × kernel` window moved by `kernel`, no padding.
+impl<K: PoolKind> Pool2d<K> {
+    /// A `kernel × kernel` window moved by `kernel` (no overlap), no padding, as
+    /// `nn.MaxPool2d(kernel)` or `nn.AvgPool2d(kernel)`.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] if `kernel` is 0.
     ///
     /// # Examples
     /// ```
-    /// use tapegrad::AvgPool2d;
-    /// let pool = AvgPool2d::new(4)?;
-    /// assert_eq!(pool.output_size([8, 12]), Some([2, 3]));
-    /// assert!(AvgPool2d::new(0).is_err());
+    /// use tapegrad::{AvgPool2d, MaxPool2d};
+    /// let pool = MaxPool2d::new(2)?;
+    /// assert_eq!(pool.output_size([28, 28]), Some([14, 14]));
+    /// assert_eq!(AvgPool2d::new(4)?.output_size([8, 12]), Some([2, 3]));
+    /// assert!(MaxPool2d::new(0).is_err());
     /// # Ok::<(), tapegrad::Error>(())
     /// ```
     pub fn new(kernel: usize) -> Result<Self> {
         Self::with_options([kernel; 2], [kernel; 2], [0; 2])
     }
 
-    /// A `kernel = [kh, kw]` window moved by `stride`, with `padding` zeros on each side
-    /// (counted in the mean).
+    /// A `kernel = [kh, kw]` window moved by `stride`, over an image with `padding` added on
+    /// each side (for max pooling padding never wins the max; for average pooling it counts
+    /// as zeros in the mean).
     ///
     /// # Errors
-    /// As [`MaxPool2d::with_options`] (with `avg_pool2d:` in the message).
+    /// [`Error::InvalidArgument`] if a kernel side or stride is 0, or the padding is more
+    /// than half the kernel (PyTorch's rule): `max_pool2d: padding must be at most half the
+    /// kernel, got padding [2, 2], kernel [3, 3]`.
     ///
     /// # Examples
     /// ```
-    /// use tapegrad::{tensor, AvgPool2d, Mode, Module, Tape};
-    /// let pool = AvgPool2d::with_options([3, 3], [1, 1], [1, 1])?;
+    /// use tapegrad::{tensor, AvgPool2d, MaxPool2d, Mode, Module, Tape};
+    /// // the overlapping 3×3/2 pooling of AlexNet
+    /// let pool = MaxPool2d::with_options([3, 3], [2, 2], [1, 1])?;
+    /// assert_eq!(pool.output_size([56, 56]), Some([28, 28]));
+    /// assert!(MaxPool2d::with_options([3, 3], [2, 2], [2, 2]).is_err());
+    /// let avg = AvgPool2d::with_options([3, 3], [1, 1], [1, 1])?;
     /// let tape = Tape::new();
-    /// let y = pool.forward(tape.constant(tensor::ones(&[1, 1, 3, 3])), Mode::Eval);
+    /// let y = avg.forward(tape.constant(tensor::ones(&[1, 1, 3, 3])), Mode::Eval);
     /// assert_eq!(y.value()[[0, 0, 1, 1]], 1.0);
     /// assert_eq!(y.value()[[0, 0, 0, 0]], 4.0 / 9.0); // 4 pixels and 5 zeros of padding
     /// # Ok::<(), tapegrad::Error>(())
@@ -265,8 +287,9 @@ impl AvgPool2d {
         stride: [usize; 2],
         padding: [usize; 2],
     ) -> Result<Self> {
-        Ok(AvgPool2d {
-            window: Window::new("avg_pool2d", kernel, stride, padding)?,
+        Ok(Pool2d {
+            window: Window::new(K::OP, kernel, stride, padding)?,
+            kind: std::marker::PhantomData,
         })
     }
 
@@ -275,10 +298,12 @@ impl AvgPool2d {
     ///
     /// # Examples
     /// ```
-    /// use tapegrad::AvgPool2d;
-    /// let pool = AvgPool2d::with_options([3, 3], [1, 1], [1, 1])?;
-    /// assert_eq!(pool.output_size([5, 5]), Some([5, 5])); // padded by one: same size
-    /// assert_eq!(AvgPool2d::new(2)?.output_size([1, 1]), None);
+    /// use tapegrad::{AvgPool2d, MaxPool2d};
+    /// let pool = MaxPool2d::new(3)?;
+    /// assert_eq!(pool.output_size([7, 7]), Some([2, 2])); // ⌊(7 − 3)/3⌋ + 1
+    /// assert_eq!(pool.output_size([2, 2]), None);
+    /// let padded = AvgPool2d::with_options([3, 3], [1, 1], [1, 1])?;
+    /// assert_eq!(padded.output_size([5, 5]), Some([5, 5])); // padded by one: same size
     /// # Ok::<(), tapegrad::Error>(())
     /// ```
     pub fn output_size(&self, input: [usize; 2]) -> Option<[usize; 2]> {
@@ -286,21 +311,21 @@ impl AvgPool2d {
     }
 }
 
-impl Module for AvgPool2d {
+impl<K: PoolKind> Module for Pool2d<K> {
     #[track_caller]
     fn forward<'t>(&self, x: Var<'t>, _mode: Mode) -> Var<'t> {
         let w = self.window;
-        x.avg_pool2d(w.kernel, w.stride, w.padding)
+        K::pool(x, w.kernel, w.stride, w.padding)
     }
 
     crate::walk!();
 
     fn describe(&self) -> String {
-        self.window.describe("AvgPool2d")
+        self.window.describe(K::NAME)
     }
 
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
-        self.window.output_shape("avg_pool2d", input)
+        self.window.output_shape(K::OP, input)
     }
 
     fn spatial(&self) -> Spatial {
