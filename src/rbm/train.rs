@@ -321,42 +321,65 @@ impl Workspace {
         let c = c.as_slice().expect("internal error: a bias is contiguous");
         let b = rbm.visible_bias.value();
         let b = b.as_slice().expect("internal error: a bias is contiguous");
-        // positive phase: h⁺ = p(h | v⁺)
-        {
-            let (v, h) = (
-                self.visible.slice(s![..n, ..]),
-                self.hidden.slice_mut(s![..n, ..]),
-            );
-            affine_sigmoid(v, w.t(), c, h);
-        }
         let k = method.steps();
         let m = match (method, persistent) {
-            (RbmMethod::PersistentCd { .. }, Some(chains)) => chains,
-            _ => {
-                // CD: the chains start at h ~ p(h | v⁺)
-                self.chain
-                    .slice_mut(s![..n, ..])
-                    .assign(&self.hidden.slice(s![..n, ..]));
-                sample(self.chain.slice_mut(s![..n, ..]), &mut self.bytes, rng);
-                n
-            }
-        };
-        for step in 0..k {
-            let h_chain = self.chain.slice(s![..m, ..]);
-            let mut v_neg = self.visible.slice_mut(s![n..n + m, ..]);
-            affine_sigmoid(h_chain, w, b, v_neg.view_mut());
-            sample(v_neg, &mut self.bytes, rng);
-            let v_neg = self.visible.slice(s![n..n + m, ..]);
-            let h_neg = self.hidden.slice_mut(s![n..n + m, ..]);
-            affine_sigmoid(v_neg, w.t(), c, h_neg);
-            // the chains move on (for PCD also after the last step: they persist)
-            if step + 1 < k || persistent.is_some() {
+            (RbmMethod::PersistentCd { .. }, Some(m)) => {
+                // the chains first: the data's hidden probabilities do not feed them, so
+                // the positive and the negative phase then share one product
+                for step in 0..k {
+                    let h_chain = self.chain.slice(s![..m, ..]);
+                    let mut v_neg = self.visible.slice_mut(s![n..n + m, ..]);
+                    affine_sigmoid(h_chain, w, b, v_neg.view_mut());
+                    sample(v_neg, &mut self.bytes, rng);
+                    if step + 1 < k {
+                        let v_neg = self.visible.slice(s![n..n + m, ..]);
+                        let mut h_chain = self.chain.slice_mut(s![..m, ..]);
+                        affine_sigmoid(v_neg, w.t(), c, h_chain.view_mut());
+                        sample(h_chain, &mut self.bytes, rng);
+                    }
+                }
+                // h⁺ = p(h | v⁺) and h⁻ = p(h | v⁻) in one product
+                let (v, h) = (
+                    self.visible.slice(s![..n + m, ..]),
+                    self.hidden.slice_mut(s![..n + m, ..]),
+                );
+                affine_sigmoid(v, w.t(), c, h);
+                // the chains persist: they move on to h ~ p(h | v⁻)
                 self.chain
                     .slice_mut(s![..m, ..])
                     .assign(&self.hidden.slice(s![n..n + m, ..]));
                 sample(self.chain.slice_mut(s![..m, ..]), &mut self.bytes, rng);
+                m
             }
-        }
+            _ => {
+                // positive phase: h⁺ = p(h | v⁺); the chains start at h ~ p(h | v⁺)
+                let (v, h) = (
+                    self.visible.slice(s![..n, ..]),
+                    self.hidden.slice_mut(s![..n, ..]),
+                );
+                affine_sigmoid(v, w.t(), c, h);
+                self.chain
+                    .slice_mut(s![..n, ..])
+                    .assign(&self.hidden.slice(s![..n, ..]));
+                sample(self.chain.slice_mut(s![..n, ..]), &mut self.bytes, rng);
+                for step in 0..k {
+                    let h_chain = self.chain.slice(s![..n, ..]);
+                    let mut v_neg = self.visible.slice_mut(s![n..2 * n, ..]);
+                    affine_sigmoid(h_chain, w, b, v_neg.view_mut());
+                    sample(v_neg, &mut self.bytes, rng);
+                    let v_neg = self.visible.slice(s![n..2 * n, ..]);
+                    let h_neg = self.hidden.slice_mut(s![n..2 * n, ..]);
+                    affine_sigmoid(v_neg, w.t(), c, h_neg);
+                    if step + 1 < k {
+                        self.chain
+                            .slice_mut(s![..n, ..])
+                            .assign(&self.hidden.slice(s![n..2 * n, ..]));
+                        sample(self.chain.slice_mut(s![..n, ..]), &mut self.bytes, rng);
+                    }
+                }
+                n
+            }
+        };
         // sums: Σ⁺ − (n/m)·Σ⁻; the model rows of `hidden` are scaled by −n/m, so that one
         // product gives the weight statistic
         let ratio = n as Elem / m as Elem;
