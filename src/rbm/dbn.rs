@@ -140,7 +140,7 @@ fn layers_to_pretrain(model: &Sequential) -> Result<Vec<usize>> {
     let mut targets = Vec::new();
     for (i, layer) in layers.iter().enumerate() {
         let description = layer.describe();
-        let expect_linear = i % 2 == 0;
+        let expect_linear = i.is_multiple_of(2);
         let is_linear = description.starts_with("Linear(");
         let fits = if expect_linear {
             is_linear
@@ -159,7 +159,7 @@ fn layers_to_pretrain(model: &Sequential) -> Result<Vec<usize>> {
             targets.push(i);
         }
     }
-    if layers.len() % 2 == 0 {
+    if layers.len().is_multiple_of(2) {
         return bad(format!(
             "expected {form} (ending with the output layer), found {} at layer {}",
             layers[layers.len() - 1].describe(),

@@ -53,7 +53,7 @@ pub(crate) fn exp(x: Elem) -> Elem {
     let p = p * r + 8.333_452e-3;
     let p = p * r + 4.166_579_6e-2;
     let p = p * r + 1.666_666_5e-1;
-    let p = p * r + 5.000_000_1e-1;
+    let p = p * r + 0.5; // Cephes: 5.0000001201e-1, which is 0.5 in f32
     let e_r = p * r * r + r + 1.0;
     // n is in [−126, 127]: its bits are ROUND's plus n (two's complement, wrapping)
     let n_bits = shifted.to_bits().wrapping_sub(ROUND.to_bits());

@@ -82,6 +82,7 @@ impl RbmMethod {
 /// use tapegrad::{RbmConfig, RbmMethod};
 /// let sklearn = RbmConfig::default();
 /// assert_eq!((sklearn.lr, sklearn.batch_size, sklearn.epochs), (0.1, 10, 10));
+/// assert_eq!(sklearn.method, RbmMethod::PersistentCd { k: 1 });
 /// let hinton = RbmConfig::practical_guide();
 /// assert_eq!(hinton.momentum(0), 0.5);
 /// assert_eq!(hinton.momentum(5), 0.9);
