@@ -30,6 +30,7 @@ pub mod learning_rate;
 pub mod lr_finder;
 pub mod overfitting;
 pub mod preprocessing;
+pub mod rbm_pretrain;
 pub mod receptive_field;
 pub mod vanishing_gradients;
 pub mod xor_claim;
@@ -49,7 +50,7 @@ pub struct Experiment {
 }
 
 /// Every experiment, in the lecture's order.
-pub const EXPERIMENTS: [Experiment; 14] = [
+pub const EXPERIMENTS: [Experiment; 15] = [
     Experiment {
         name: "xor",
         claim: "the perceptron cannot learn XOR; an MLP with backpropagation can",
@@ -119,6 +120,11 @@ pub const EXPERIMENTS: [Experiment; 14] = [
         name: "receptive-field",
         claim: "a CNN unit sees a patch of the layer below; the patches grow with depth",
         run: |b, o| Ok(receptive_field::run(b, o)?.table),
+    },
+    Experiment {
+        name: "rbm-pretrain",
+        claim: "deep nets were first trained by RBM pre-training; simple inits (Xavier, LSUV) replace it",
+        run: |b, o| Ok(rbm_pretrain::run(b, o)?.table),
     },
 ];
 
