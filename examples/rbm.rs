@@ -18,6 +18,14 @@
 //!     --epochs 10 --data DIR --seed S --threads N --out DIR]
 //! ```
 //!
+//! Expected with the defaults (seed 0): after 10 epochs a test pseudo-log-likelihood near
+//! −160 and a reconstruction MSE near 0.057 (scikit-learn: −163.0 and 0.0585), and 77.4%
+//! test accuracy of the softmax regression on the features (scikit-learn's logistic
+//! regression: 78.0%). The pseudo-log-likelihood flips one random pixel per image, so it
+//! moves by several units from epoch to epoch; compare a few epochs, not one. Fitting took
+//! 4–6 times less time than scikit-learn's at one thread, measured on a 2 vCPU AMD EPYC
+//! shared with other jobs (so the seconds themselves varied severalfold).
+//!
 //! `--out DIR` also writes two pictures there (nothing is written without it):
 //! `rbm-filters.png`, each hidden unit's 784 weights as a 28 × 28 tile (gray 0, white
 //! positive, black negative, each tile on its own scale), and `rbm-samples.png`, Gibbs

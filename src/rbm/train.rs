@@ -430,8 +430,9 @@ fn sample<R: Rng + ?Sized>(mut x: ndarray::ArrayViewMut2<'_, Elem>, bytes: &mut 
 
 /// Trains an [`Rbm`] by CD-k or persistent CD ([`RbmConfig`]): it keeps the momentum
 /// buffers, the persistent chains, the update and epoch counters and a seeded
-/// [`ChaCha8Rng`] for shuffling and sampling, and reuses its buffers, so an update
-/// allocates nothing. The same seed and the same thread count give the same numbers.
+/// [`ChaCha8Rng`] for shuffling and sampling, and reuses its buffers (sized once for
+/// `batch_size`), so an update allocates nothing of its own (the gemm kernel's packing
+/// buffers aside). The same seed and the same thread count give the same numbers.
 ///
 /// The gradient is the closed-form CD statistic (no tape): per mini-batch, four matrix
 /// products for `k = 1` (`p(h | v⁺)`, `p(v | h)`, `p(h | v⁻)` and the statistic), each
