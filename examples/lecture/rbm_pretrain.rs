@@ -10,7 +10,7 @@
 //! visible units).
 
 use super::activations::lsuv_init;
-use super::common::{Budget, Plot, Res, Table, num, pct, train};
+use super::common::{Budget, Plot, Res, Table, pct, train};
 use std::path::Path;
 use tapegrad::prelude::*;
 
@@ -78,6 +78,7 @@ pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
         &[
             "start",
             "set-up time",
+            "fine-tuning time",
             "test accuracy",
             "‖∂L/∂W‖ layer 1",
             "layer 2",
@@ -114,18 +115,18 @@ pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
         let mut row = vec![
             label.to_string(),
             format!("{setup:.1} s"),
+            format!("{:.1} s", run.seconds),
             pct(run.test_accuracy),
         ];
-        row.extend(norms.iter().map(|&n| num(n)));
+        row.extend(norms.iter().map(|&n| format!("{n:.1e}")));
         table.row(row);
         outcome.push((label.to_string(), run.test_accuracy, norms));
     }
     table.note(format!(
         "Pre-training: one RBM per hidden layer, CD-1, lr 0.05, momentum 0.5 → 0.9, weight cost \
          2e-4, {pretrain_epochs} epochs each, on the previous layer's hidden probabilities; it \
-         took {pretrain_seconds:.1} s, against {} fine-tuning epochs. Gradient norms on 256 \
-         training images before the first step.",
-        epochs
+         took {pretrain_seconds:.1} s. Gradient norms on 256 training images before the first \
+         step of fine-tuning; all four fine-tune for {epochs} epochs alike."
     ));
     table.save(out, "rbm-pretrain")?;
     plot.save(out, "rbm-pretrain.svg")?;
