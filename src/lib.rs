@@ -58,6 +58,7 @@ pub mod metrics;
 mod nn;
 mod optim;
 mod param;
+mod rbm;
 pub mod tensor;
 mod threads;
 mod train;
@@ -109,6 +110,9 @@ pub mod prelude {
     pub use crate::optim::{
         Adam, AdamRule, Decay, DecayUnit, Optim, Optimizer, OptimizerState, ParamGroup, ParamStep,
         PlateauState, RmsProp, RmsPropRule, Schedule, Sgd, SgdRule, UpdateRule, l2_penalty,
+    };
+    pub use crate::rbm::{
+        PretrainProgress, Rbm, RbmConfig, RbmEpoch, RbmGradient, RbmMethod, RbmTrainer, pretrain,
     };
     pub use crate::tensor::types::{Elem, SharedTensor, Tensor};
     pub use crate::threads::{in_pool, num_threads, set_num_threads};

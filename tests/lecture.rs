@@ -80,6 +80,7 @@ fn every_experiment_is_listed_once_under_a_unique_name() {
         "receptive-field",
         "init-table-cnn",
         "cnn-vs-mlp",
+        "rbm-pretrain",
     ] {
         assert!(names.contains(&required), "{required} missing");
     }
@@ -223,6 +224,28 @@ fn sigmoid_gradients_vanish_relu_gradients_do_not() {
     assert!(ratio(&o.sigmoid) < 1e-3, "{:?}", o.sigmoid);
     assert!(ratio(&o.relu) > 0.1, "{:?}", o.relu);
     wrote(&dir, "vanishing-gradients");
+}
+
+#[test]
+fn rbm_pretraining_lifts_the_first_layers_gradient_above_small_random_inits() {
+    if !full_set_present("rbm_pretraining_lifts_the_first_layers_gradient_above_small_random_inits")
+    {
+        return;
+    }
+    let dir = out("rbm");
+    let o = lecture::rbm_pretrain::run(Budget::Tiny, &dir).unwrap();
+    assert_eq!(o.starts.len(), 4);
+    let (small, pretrained) = (&o.starts[0], &o.starts[1]);
+    // N(0, 0.01²) weights shrink the backward signal at every layer; the RBMs' weights do not
+    assert!(
+        pretrained.2[0] > 3.0 * small.2[0],
+        "first-layer gradient norms: small {:?}, pre-trained {:?}",
+        small.2,
+        pretrained.2
+    );
+    assert!(o.pretrain_seconds > 0.0);
+    assert!(o.starts.iter().all(|s| s.1.is_finite() && s.2.len() == 4));
+    wrote(&dir, "rbm-pretrain");
 }
 
 #[test]

@@ -31,6 +31,7 @@ pub mod learning_rate;
 pub mod lr_finder;
 pub mod overfitting;
 pub mod preprocessing;
+pub mod rbm_pretrain;
 pub mod receptive_field;
 pub mod vanishing_gradients;
 #[path = "../support/w2.rs"]
@@ -52,7 +53,7 @@ pub struct Experiment {
 }
 
 /// Every experiment, in the lecture's order.
-pub const EXPERIMENTS: [Experiment; 16] = [
+pub const EXPERIMENTS: [Experiment; 17] = [
     Experiment {
         name: "xor",
         claim: "the perceptron cannot learn XOR; an MLP with backpropagation can",
@@ -132,6 +133,11 @@ pub const EXPERIMENTS: [Experiment; 16] = [
         name: "cnn-vs-mlp",
         claim: "weight sharing and pooling keep a CNN's accuracy better than an MLP's under shifts",
         run: |b, o| Ok(cnn_vs_mlp::run(b, o)?.table),
+    },
+    Experiment {
+        name: "rbm-pretrain",
+        claim: "deep nets were first trained by RBM pre-training; simple inits (Xavier, LSUV) replace it",
+        run: |b, o| Ok(rbm_pretrain::run(b, o)?.table),
     },
 ];
 
