@@ -11,7 +11,8 @@
 //! ```text
 //! cargo run --release --example fashion_cnn [-- --epochs N --batch B --lr LR --wd WD
 //!     --dropout P --seed S --data DIR --quiet --save PATH --resume PATH
-//!     --augment none|flip|crop|flip-crop|translate|flip-translate --shift K --no-test --refit]
+//!     --augment none|flip|crop|flip-crop|translate|flip-translate --shift K --no-test --refit
+//!     --no-flip-average]
 //! ```
 //!
 //! The network is the speed benchmark's workload W2 (two 3×3 convolutions, 32 and 64
@@ -25,40 +26,40 @@
 //! (torchvision's `RandomCrop(28, padding=K)`), `translate` shifts by up to `--shift`
 //! pixels, and the `flip-…` forms flip first. Training uses SGD with Nesterov momentum 0.9,
 //! weight decay on the weights (not on biases or batch-norm scales and shifts), one epoch
-//! of linear warm-up from a tenth of `--lr`, then cosine decay to 0 at the last step.
+//! of linear warm-up from a tenth of `--lr`, then cosine decay to 0 at the last step. The
+//! test images are classified by the mean of the logits of each image and its mirror image
+//! (test-time augmentation with the flip the training uses; `--no-flip-average` turns it
+//! off); after training the validation accuracy is printed both ways.
 //!
 //! The settings were chosen by validation accuracy on the 5,000 held-out images, measured on
-//! 2026-11-29 on a 2 vCPU AMD EPYC shared with other builds (load average 3 to 5), two runs
-//! side by side at one thread each (`RAYON_NUM_THREADS=1`), with
-//! `cargo run --release --example fashion_cnn -- --quiet --no-test --shift K --save PATH`
-//! (the defaults otherwise: `flip-crop`, 15 epochs, batch 128, lr 0.05, wd 5e-4, dropout
-//! 0.25, seed 0):
+//! 2026-11-29 on a 2 vCPU AMD EPYC shared with other builds, with
+//! `cargo run --release --example fashion_cnn -- --quiet --no-test --save PATH` and the
+//! defaults otherwise (`flip-crop`, 15 epochs, batch 128, lr 0.05, wd 5e-4, dropout 0.25,
+//! seed 0):
 //!
 //! ```text
-//! augment     shift   epoch 5   epoch 10   epoch 14   epoch 15 (final)
-//! flip-crop     1     91.24%    92.00%     93.38%     93.26%
-//! flip-crop     2     90.46%    90.94%     93.12%     93.16%
+//! variant                                  threads   validation   with flip average
+//! crop padding 2                              1        93.16%          –
+//! crop padding 1 (default)                    1        93.26%        93.52%
+//! crop padding 1, batch norm on conv 1 too    2        93.56%        93.60%
+//! crop padding 1 (default)                    2        93.62%        93.54%
 //! ```
 //!
-//! The two are 5 images apart at the end (one standard error of an accuracy near 93% on
-//! 5,000 images is 0.36%); the default is the one-pixel crop, which led at every epoch.
-//! Only these two configurations were run: on the shared machine each took about 39
-//! minutes (epochs of 76 to 184 s at one thread while the other run and other builds
-//! competed).
+//! One standard error of an accuracy near 93% on 5,000 images is 0.36%, so these differ
+//! within noise; the one-pixel crop led at every epoch of the 1-thread pair, batch norm on
+//! the first convolution did not help, and averaging with the mirror image helped the first
+//! 1-thread model (+0.26%) but not the 2-thread one (−0.08%).
 //!
-//! Decided before looking at the test set: the chosen run is evaluated on the split it was
-//! trained on (no refit). Its checkpoint after epoch 15, evaluated once with
-//! `cargo run --release --example fashion_cnn -- --quiet --resume PATH` (the same settings;
-//! nothing left to train, so this evaluates the saved model on the test images), gave
-//! **93.02%** test accuracy (loss 0.1936), short of the 93.5% this example aims at. Shirts
-//! (78.3%) are the weak class, mostly taken for T-shirts, pullovers and coats.
+//! Results on the test set, each configuration evaluated once: the 1-thread default run
+//! without flip averaging gave **93.02%**; the default command at two threads (flip
+//! averaging on) gave **93.15%** (loss 0.1898), short of the 93.5% this example aims at.
+//! Shirts (78.9%) are the weak class, mostly taken for T-shirts, pullovers and coats. That
+//! run took 720 s for 15 epochs (1,200–1,250 samples/s) while a compiler ran beside it at
+//! low priority; on the quiet machine an epoch took 36 s (1,515 samples/s), about 560 s
+//! for 15, within the 10-minute goal, but the whole run has not been timed quiet.
 //!
-//! The runs above used one thread; at the default two threads each batch is cut into two
-//! shards, which round differently, so the plain command gives slightly different numbers
-//! (`RAYON_NUM_THREADS=1` reproduces the ones above). Time was only measured on the loaded
-//! machine: one epoch of the default command at two threads took 96 s (572 samples/s) while
-//! a compiler used more than one core. Fifteen epochs fit in 10 minutes above about 1,400
-//! samples/s; this has not yet been timed on a quiet machine.
+//! At two threads each batch is cut into two shards, which round differently from one
+//! thread, so `RAYON_NUM_THREADS=1` and the default give slightly different numbers.
 //!
 //! `--save PATH` writes a checkpoint after every epoch (atomically: an interrupted run
 //! leaves the last complete one): the model with its batch normalizations' running

@@ -22,9 +22,11 @@
 //! −160 and a reconstruction MSE near 0.057 (scikit-learn: −163.0 and 0.0585), and 77.4%
 //! test accuracy of the softmax regression on the features (scikit-learn's logistic
 //! regression: 78.0%). The pseudo-log-likelihood flips one random pixel per image, so it
-//! moves by several units from epoch to epoch; compare a few epochs, not one. Fitting took
-//! 4–6 times less time than scikit-learn's at one thread, measured on a 2 vCPU AMD EPYC
-//! shared with other jobs (so the seconds themselves varied severalfold).
+//! moves by several units from epoch to epoch; compare a few epochs, not one. Fitting time,
+//! alternated with scikit-learn over 5 rounds on a 2 vCPU AMD EPYC shared with other jobs
+//! (2026-11-29; the seconds themselves varied severalfold): median 3.3 times less than
+//! scikit-learn's at one thread (3.2–6.3 per round) and 13.5 times less at two (where
+//! scikit-learn's BLAS suffered most from the load).
 //!
 //! `--out DIR` also writes two pictures there (nothing is written without it):
 //! `rbm-filters.png`, each hidden unit's 784 weights as a 28 × 28 tile (gray 0, white

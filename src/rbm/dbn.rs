@@ -151,7 +151,9 @@ fn layers_to_pretrain(model: &Sequential) -> Result<Vec<usize>> {
             return bad(format!("expected {form}, found {description} at layer {i}"));
         }
         if is_linear && i + 1 < layers.len() {
-            if !description.ends_with("bias=true)") {
+            let mut has_bias = false;
+            layer.visit_params(&mut |name, _| has_bias |= name == "bias");
+            if !has_bias {
                 return bad(format!(
                     "layer {i} ({description}) needs a bias to take the RBM's hidden bias"
                 ));
