@@ -1,0 +1,154 @@
+//! What the speed benchmarks (`bench_mlp`, workload W1; `bench_cnn`, W2) share: their
+//! flags, the timed training loop with one JSON line per epoch and a summary line, and the
+//! batch-1 inference timing, as the PyTorch scripts in `bench/` do them.
+
+use std::error::Error;
+use std::path::PathBuf;
+use std::time::Instant;
+use tapegrad::prelude::*;
+
+/// The benchmarks' flags, named and defaulted as the PyTorch scripts' (`--bench`, which
+/// `cargo bench` passes, is accepted and ignored).
+pub struct Args {
+    pub threads: usize,
+    pub batch: usize,
+    pub epochs: usize,
+    /// Steps per epoch at most (0: the whole epoch).
+    pub max_steps: usize,
+    pub data: Option<PathBuf>,
+    /// Batch-1 forward passes to time instead of training (0: train).
+    pub infer: usize,
+}
+
+/// Parses the command line; `epochs` is the workload's default epoch count.
+pub fn parse_args(epochs: usize) -> Result<Args, Box<dyn Error>> {
+    let mut args = Args {
+        threads: 1,
+        batch: 128,
+        epochs,
+        max_steps: 0,
+        data: None,
+        infer: 0,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--threads" => args.threads = value()?.parse()?,
+            "--batch" => args.batch = value()?.parse()?,
+            "--epochs" => args.epochs = value()?.parse()?,
+            "--max-steps" => args.max_steps = value()?.parse()?,
+            "--data" => args.data = Some(PathBuf::from(value()?)),
+            "--infer" => args.infer = value()?.parse()?,
+            "--bench" => {} // passed by `cargo bench`; nothing to do
+            other => return Err(format!("unknown flag {other}; see the file header").into()),
+        }
+    }
+    Ok(args)
+}
+
+/// The process's peak resident set size in MiB (Linux `VmHWM`), if known.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+/// Trains `model` with plain SGD at `lr` on shuffled batches of `train` for `args.epochs`
+/// (each cut at `args.max_steps`), printing each epoch's samples/s as a JSON line, then a
+/// summary line with the median samples/s, the test accuracy and the peak RSS.
+pub fn train(
+    model: &mut Sequential,
+    train: &Dataset,
+    test: &Dataset,
+    lr: f32,
+    rng: &mut ChaCha8Rng,
+    args: &Args,
+) -> Result<(), Box<dyn Error>> {
+    let mut sgd = Sgd::new(lr)?;
+    // the loop runs on a pool thread, which does a share of the work itself
+    let rates = tapegrad::in_pool(|| -> tapegrad::Result<Vec<f64>> {
+        let mut step = TrainStep::new();
+        let mut rates = Vec::new();
+        for epoch in 1..=args.epochs {
+            let mut batches = train.batches(args.batch)?.shuffled(rng);
+            let (mut seen, mut steps) = (0, 0);
+            let start = Instant::now();
+            while let Some(batch) = batches.next() {
+                seen += batch.len();
+                step.run(model, &mut sgd, batch, &Loss::CrossEntropy)?;
+                steps += 1;
+                if args.max_steps > 0 && steps >= args.max_steps {
+                    break;
+                }
+            }
+            let secs = start.elapsed().as_secs_f64();
+            rates.push(seen as f64 / secs);
+            println!(
+                "{{\"epoch\": {epoch}, \"secs\": {secs:.3}, \"samples_per_s\": {:.0}}}",
+                seen as f64 / secs
+            );
+        }
+        Ok(rates)
+    })?;
+    let accuracy = evaluate(&*model, test, 1000)?.accuracy.unwrap_or(f64::NAN);
+    println!(
+        "{{\"lib\": \"tapegrad {}\", \"threads\": {}, \"batch\": {}, \"median_samples_per_s\": {:.0}, \"test_acc\": {:.4}, \"peak_rss_mib\": {:.1}}}",
+        env!("CARGO_PKG_VERSION"),
+        args.threads,
+        args.batch,
+        median(rates),
+        accuracy,
+        peak_rss_mib().unwrap_or(f64::NAN)
+    );
+    Ok(())
+}
+
+/// Times `args.infer` forward passes of one test image each (after as many warm-up passes),
+/// on an inference tape reused across passes, as `model.eval()` under `torch.no_grad()`.
+pub fn infer(model: &Sequential, test: &Dataset, args: &Args) -> Result<(), Box<dyn Error>> {
+    let images: Vec<Tensor> = {
+        let mut batches = test.batches(1)?;
+        let mut images = Vec::new();
+        while let Some(batch) = batches.next() {
+            images.push(batch.x.to_owned());
+            if images.len() == 100 {
+                break;
+            }
+        }
+        images
+    };
+    let mut tape = Tape::inference();
+    let mut run = |count: usize| {
+        let mut checksum = 0.0;
+        for i in 0..count {
+            tape.reset();
+            let logits = model.forward(tape.constant(&images[i % images.len()]), Mode::Eval);
+            checksum += logits.value()[[0, 0]];
+        }
+        checksum
+    };
+    run(args.infer);
+    let start = Instant::now();
+    let checksum = run(args.infer);
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{{\"lib\": \"tapegrad {}\", \"threads\": {}, \"infer_batch1_per_s\": {:.0}, \"checksum\": {:.3}}}",
+        env!("CARGO_PKG_VERSION"),
+        args.threads,
+        args.infer as f64 / secs,
+        checksum
+    );
+    Ok(())
+}
