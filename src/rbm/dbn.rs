@@ -16,7 +16,28 @@ const MONITOR_ROWS: usize = 1000;
 /// Where [`pretrain`] stands, reported after each epoch of each layer.
 ///
 /// # Examples
-/// See [`pretrain`].
+/// ```
+/// use tapegrad::{tensor, pretrain, ChaCha8Rng, Init, Linear, RbmConfig, SeedableRng, Sequential, Sigmoid};
+/// let mut rng = ChaCha8Rng::seed_from_u64(0);
+/// let mut model = Sequential::new(vec![
+///     Box::new(Linear::new(6, 5, Init::default(), &mut rng)?),
+///     Box::new(Sigmoid),
+///     Box::new(Linear::new(5, 3, Init::default(), &mut rng)?),
+///     Box::new(Sigmoid),
+///     Box::new(Linear::new(3, 2, Init::default(), &mut rng)?),
+/// ])?;
+/// let data = tensor::from_vec((0..60).map(|i| (i % 3 == 0) as u8 as f32).collect(), &[10, 6])?;
+/// let config = RbmConfig { batch_size: 5, epochs: 2, ..RbmConfig::practical_guide() };
+/// let mut reports = Vec::new();
+/// pretrain(&mut model, &data, &config, &mut |p| {
+///     reports.push((p.layer, p.layers, p.epoch.epoch, p.reconstruction_error))
+/// })?;
+/// // two hidden layers, two epochs each, errors of probabilities in [0, 1]
+/// let steps: Vec<_> = reports.iter().map(|r| (r.0, r.1, r.2)).collect();
+/// assert_eq!(steps, [(1, 2, 1), (1, 2, 2), (2, 2, 1), (2, 2, 2)]);
+/// assert!(reports.iter().all(|r| (0.0..=1.0).contains(&r.3)));
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct PretrainProgress<'a> {
     /// The layer being pre-trained, from 1 (the first hidden layer).

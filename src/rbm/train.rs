@@ -596,7 +596,17 @@ impl RbmTrainer {
     /// As [`RbmTrainer::step`] (data checked once, before the first update).
     ///
     /// # Examples
-    /// See [`RbmEpoch`].
+    /// ```
+    /// use tapegrad::{tensor, ChaCha8Rng, Rbm, RbmConfig, RbmTrainer, SeedableRng};
+    /// let data = tensor::from_vec((0..24).map(|i| (i % 2) as f32).collect(), &[4, 6])?;
+    /// let mut rbm = Rbm::new(6, 3, &mut ChaCha8Rng::seed_from_u64(0))?;
+    /// let config = RbmConfig { batch_size: 3, ..RbmConfig::default() };
+    /// let mut trainer = RbmTrainer::new(&rbm, config)?;
+    /// let record = trainer.epoch(&mut rbm, &data)?;
+    /// assert_eq!((record.epoch, record.updates), (1, 2)); // 4 rows: batches of 3 and 1
+    /// assert!(trainer.epoch(&mut rbm, &tensor::full(&[4, 6], 2.0)).is_err()); // not in [0, 1]
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn epoch(&mut self, rbm: &mut Rbm, data: &Tensor) -> Result<RbmEpoch> {
         self.check_model(rbm)?;
         let data = check_units("rbm::epoch", "visible", data, self.visible)?;
@@ -644,7 +654,18 @@ impl RbmTrainer {
     /// As [`RbmTrainer::epoch`].
     ///
     /// # Examples
-    /// See [`RbmTrainer`].
+    /// ```
+    /// use tapegrad::{tensor, ChaCha8Rng, Rbm, RbmConfig, RbmTrainer, SeedableRng};
+    /// let data = tensor::from_vec((0..24).map(|i| (i % 2) as f32).collect(), &[4, 6])?;
+    /// let mut rbm = Rbm::new(6, 3, &mut ChaCha8Rng::seed_from_u64(0))?;
+    /// let config = RbmConfig { batch_size: 2, epochs: 3, ..RbmConfig::default() };
+    /// let mut trainer = RbmTrainer::new(&rbm, config)?;
+    /// let mut seen = Vec::new();
+    /// let history = trainer.train(&mut rbm, &data, &mut |e| seen.push(e.epoch))?;
+    /// assert_eq!(seen, [1, 2, 3]);
+    /// assert_eq!(history.iter().map(|e| e.updates).sum::<usize>(), 6);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
     pub fn train(
         &mut self,
         rbm: &mut Rbm,
