@@ -86,7 +86,7 @@ impl BufferPool {
     /// completely, such as a matrix product's, so no time goes into zeroing it first.
     pub(crate) fn scratch(&self, shape: &[usize], column_major: bool) -> Tensor {
         let len = shape.iter().product();
-        let mut buffer = self.take_dirty_buffer(len);
+        let mut buffer = self.take_dirty_buffer(len, true);
         // keeps the old contents where there are some: only a shorter buffer's tail is filled
         buffer.resize(len, 0.0);
         let tensor = if column_major {
@@ -99,18 +99,21 @@ impl BufferPool {
 
     /// A buffer from the pool with at least `len` of capacity, cleared.
     fn take_buffer(&self, len: usize) -> Vec<Elem> {
-        let mut buffer = self.take_dirty_buffer(len);
+        let mut buffer = self.take_dirty_buffer(len, false);
         buffer.clear();
         buffer
     }
 
-    /// A buffer from the pool with at least `len` of capacity, with whatever it held.
-    fn take_dirty_buffer(&self, len: usize) -> Vec<Elem> {
+    /// A buffer from the pool with at least `len` of capacity, with whatever it held: the
+    /// smallest that fits, or with `filled`, the smallest that already holds `len` elements
+    /// if there is one (so that a scratch buffer needs no zeros written to its tail; in a
+    /// training loop the same sizes come back every step, so there usually is).
+    fn take_dirty_buffer(&self, len: usize, filled: bool) -> Vec<Elem> {
         self.taken.set(self.taken.get() + 1);
         let mut pool = self.buffers.borrow_mut();
         let best = (0..pool.len())
             .filter(|&i| pool[i].capacity() >= len)
-            .min_by_key(|&i| pool[i].capacity());
+            .min_by_key(|&i| (filled && pool[i].len() < len, pool[i].capacity()));
         match best {
             Some(i) => pool.swap_remove(i),
             None => Vec::with_capacity(len),
@@ -137,6 +140,29 @@ mod tests {
             "the returned buffer serves the next request"
         );
         assert_eq!(b.shape(), &[2, 8]);
+    }
+
+    #[test]
+    fn a_scratch_takes_a_buffer_that_already_holds_enough_elements() {
+        let pool = BufferPool::new();
+        // a large buffer that last held 2 elements, and a smaller one that held 64
+        let mut short = Vec::with_capacity(100);
+        short.extend([1.0, 2.0]);
+        pool.reuse(Tensor::from_shape_vec(IxDyn(&[2]), short).unwrap());
+        let full = pool.scratch(&[64], false);
+        let full_ptr = full.as_ptr();
+        pool.reuse(full);
+        // 50 elements: the 64-element buffer needs no tail filled, the other would
+        assert_eq!(pool.scratch(&[50], false).as_ptr(), full_ptr);
+        // a cleared buffer goes by capacity alone
+        let pool = BufferPool::new();
+        pool.reuse(Tensor::zeros(IxDyn(&[64])));
+        let mut short = Vec::with_capacity(56);
+        short.push(0.0);
+        let short = Tensor::from_shape_vec(IxDyn(&[1]), short).unwrap();
+        let short_ptr = short.as_ptr();
+        pool.reuse(short);
+        assert_eq!(pool.zeros(&[50]).as_ptr(), short_ptr);
     }
 
     #[test]

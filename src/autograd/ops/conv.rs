@@ -7,10 +7,11 @@
 //! `x: [N, C, H, W]`, `weight: [O, C/groups, kh, kw]`, `bias: [O]`, output `[N, O, OH, OW]`
 //! with `OH = ⌊(H + 2·ph − dh·(kh − 1) − 1)/sh⌋ + 1` (and `OW` alike).
 
+use crate::autograd::ops::{row_major, row_major_mut};
 use crate::autograd::tape::Var;
 use crate::kernels::conv::{self, Geometry};
 use crate::kernels::gemm::view2_mut;
-use crate::tensor::{Elem, Tensor};
+use crate::tensor::Elem;
 use ndarray::{ArrayBase, ArrayView2, Data, IxDyn};
 use serde::{Deserialize, Serialize};
 
@@ -343,18 +344,6 @@ fn convolve<'t>(x: Var<'t>, matrix: Var<'t>, geo: Geometry, bias: bool) -> Var<'
     })
 }
 
-/// A row-major value's elements.
-fn row_major<S: Data<Elem = Elem>>(value: &ArrayBase<S, IxDyn>) -> &[Elem] {
-    value.as_slice().expect("internal error: row-major value")
-}
-
-/// [`row_major`], mutably.
-fn row_major_mut(value: &mut Tensor) -> &mut [Elem] {
-    value
-        .as_slice_mut()
-        .expect("internal error: row-major buffer")
-}
-
 /// A row-major `[rows, cols]` value as a matrix view.
 fn matrix_view<S: Data<Elem = Elem>>(
     value: &ArrayBase<S, IxDyn>,
@@ -370,6 +359,7 @@ mod tests {
     use super::super::t;
     use super::*;
     use crate::autograd::gradcheck::testing::random;
+    use crate::tensor::Tensor;
     use crate::{Tape, gradcheck};
 
     /// The definition, loop by loop.

@@ -17,9 +17,9 @@ mod reduce;
 mod shape;
 
 use crate::autograd::tape::Var;
+use crate::kernels::elementwise;
 use crate::tensor::{Elem, Tensor};
-use crate::threads::parallel;
-use ndarray::{Axis, Zip};
+use ndarray::{ArrayBase, Axis, Data, IxDyn};
 
 /// The shape two operands broadcast to under NumPy's rules: align shapes at the right; each
 /// pair of sizes must be equal or one of them 1.
@@ -85,30 +85,41 @@ impl<'t> Var<'t> {
         f: impl Fn(Elem) -> Elem + Sync,
         df: impl Fn(Elem, Elem) -> Elem + Send + Sync + 'static,
     ) -> Var<'t> {
-        let x = self.data();
-        let tape = self.tape();
-        let value = if parallel(x.len()) {
-            let mut y = tape.scratch(x.shape(), false);
-            Zip::from(&mut y).and(&x).par_for_each(|y, &x| *y = f(x));
-            y
-        } else {
-            match x.as_slice() {
-                Some(slice) => tape.collect(x.shape(), slice.iter().map(|&v| f(v))),
-                None => tape.collect(x.shape(), x.iter().map(|&v| f(v))),
-            }
-        };
-        tape.record(op, &[self], value, move |b| {
-            let mut dx = b.tape.scratch(b.grad.shape(), false);
-            let zip = Zip::from(&mut dx).and(b.grad).and(b.inputs[0]).and(b.out);
-            let rule = |d: &mut Elem, &g: &Elem, &x: &Elem, &y: &Elem| *d = g * df(x, y);
-            if parallel(b.grad.len()) {
-                zip.par_for_each(rule);
-            } else {
-                zip.for_each(rule);
+        // a strided input (a permuted or broadcast view) is copied to row-major order first
+        let x = self.contiguous();
+        let tape = x.tape();
+        let value = x.data();
+        let mut y = tape.scratch(value.shape(), false);
+        elementwise::map(row_major(&value), row_major_mut(&mut y), f);
+        tape.record(op, &[x], y, move |b| {
+            let copied = (!b.grad.is_standard_layout()).then(|| b.tape.copy(b.grad.view()));
+            let grad = copied.as_ref().unwrap_or(b.grad);
+            let mut dx = b.tape.scratch(grad.shape(), false);
+            elementwise::map_backward(
+                row_major(grad),
+                row_major(b.inputs[0]),
+                row_major(b.out),
+                row_major_mut(&mut dx),
+                &df,
+            );
+            if let Some(copied) = copied {
+                b.tape.reuse(copied);
             }
             [Some(dx), None]
         })
     }
+}
+
+/// A row-major value's elements.
+pub(crate) fn row_major<S: Data<Elem = Elem>>(value: &ArrayBase<S, IxDyn>) -> &[Elem] {
+    value.as_slice().expect("internal error: row-major value")
+}
+
+/// [`row_major`], mutably.
+pub(crate) fn row_major_mut(value: &mut Tensor) -> &mut [Elem] {
+    value
+        .as_slice_mut()
+        .expect("internal error: row-major buffer")
 }
 
 /// Builds a tensor from a shape and its elements in row-major order (test helper).

@@ -7,6 +7,7 @@
 
 use crate::autograd::ops::conv::output_len;
 use crate::autograd::tape::Var;
+use crate::kernels::max_pool::{self, first_max_of_4};
 use crate::tensor::Elem;
 use crate::threads::parallel;
 use rayon::prelude::*;
@@ -113,8 +114,11 @@ impl Pooling {
             let top = 2 * oy * self.w;
             for ox in 0..self.ow {
                 let at = top + 2 * ox;
-                let k = first_max_of_4(plane, at, self.w);
-                f(oy * self.ow + ox, at + (k >> 1) * self.w + (k & 1));
+                let window = [at, at + 1, at + self.w, at + self.w + 1];
+                f(
+                    oy * self.ow + ox,
+                    window[first_max_of_4(window.map(|i| plane[i]))],
+                );
             }
         }
     }
@@ -125,27 +129,6 @@ impl Pooling {
 
     fn plane_out(&self) -> usize {
         self.oh * self.ow
-    }
-}
-
-/// Which of the 2×2 window at `at` (row stride `w`) holds its first maximum, as
-/// [`Pooling::argmax`] scans it: 0, 1 (top row), 2, 3 (bottom row). Branch-free, since the
-/// comparisons of real data are unpredictable.
-#[inline(always)]
-fn first_max_of_4(plane: &[Elem], at: usize, w: usize) -> usize {
-    let [a, b, c, d] = [plane[at], plane[at + 1], plane[at + w], plane[at + w + 1]];
-    // the first position holding the largest non-NaN value, from a bit mask of the
-    // positions that hold it (no branch on the data)
-    let max = a.max(b).max(c.max(d));
-    let holds = |v: Elem, bit: u32| u32::from(v == max) << bit;
-    let first = (holds(a, 0) | holds(b, 1) | holds(c, 2) | 8).trailing_zeros();
-    // a NaN wins over numbers, and a later NaN over an earlier one, as in `argmax` (rare,
-    // so this branch is predicted)
-    let nan = |v: Elem, bit: u32| u32::from(v.is_nan()) << bit;
-    let nans = nan(a, 0) | nan(b, 1) | nan(c, 2) | nan(d, 3);
-    match nans {
-        0 => first as usize,
-        _ => (31 - nans.leading_zeros()) as usize,
     }
 }
 
@@ -221,19 +204,10 @@ impl<'t> Var<'t> {
             .as_slice_mut()
             .expect("internal error: fresh output is row-major");
         for_planes(input, pool.plane_in(), output, pool.plane_out(), |x, y| {
-            if !pool.is_2x2() {
-                return pool.argmaxes(x, |i, at| y[i] = x[at]);
-            }
-            // the maximum of each 2×2 window, NaN if it holds one
-            for (oy, y) in y.chunks_exact_mut(pool.ow).enumerate() {
-                let top = &x[2 * oy * pool.w..][..2 * pool.ow];
-                let bottom = &x[(2 * oy + 1) * pool.w..][..2 * pool.ow];
-                let windows = top.chunks_exact(2).zip(bottom.chunks_exact(2));
-                for (y, (t, b)) in y.iter_mut().zip(windows) {
-                    let max = t[0].max(t[1]).max(b[0].max(b[1]));
-                    let nan = t[0].is_nan() | t[1].is_nan() | b[0].is_nan() | b[1].is_nan();
-                    *y = if nan { Elem::NAN } else { max };
-                }
+            if pool.is_2x2() {
+                max_pool::forward_2x2(x, pool.w, y, pool.ow);
+            } else {
+                pool.argmaxes(x, |i, at| y[i] = x[at]);
             }
         });
         tape.record("max_pool2d", &[x], out, move |b| {
@@ -256,17 +230,7 @@ impl<'t> Var<'t> {
             let planes = input.chunks(in_len).zip(grad.chunks(out_len));
             for ((x, g), dx) in planes.zip(dxs.chunks_mut(in_len)) {
                 if tiled {
-                    let w = pool.w;
-                    for (oy, g) in g.chunks_exact(pool.ow).enumerate() {
-                        let (top, bottom) = dx[2 * oy * w..(2 * oy + 2) * w].split_at_mut(w);
-                        top.fill(0.0);
-                        bottom.fill(0.0);
-                        for (ox, &g) in g.iter().enumerate() {
-                            let k = first_max_of_4(x, 2 * oy * w + 2 * ox, w);
-                            let row = if k < 2 { &mut *top } else { &mut *bottom };
-                            row[2 * ox + (k & 1)] = g;
-                        }
-                    }
+                    max_pool::backward_2x2(x, pool.w, g, dx);
                 } else {
                     pool.argmaxes(x, |i, at| dx[at] += g[i]);
                 }

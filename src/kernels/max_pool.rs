@@ -1,0 +1,356 @@
+//! 2×2 max pooling with stride 2 and no padding, the common case of convolutional networks
+//! (`torch.nn.MaxPool2d(2)`), over one `[H, W]` plane at a time: the forward maxima and the
+//! backward routing of each output's gradient to its window's first maximum, eight windows
+//! at a time with AVX2 where the CPU has it (masked loads and stores for a row's last few). A row pair that holds a NaN is redone one
+//! window at a time by the exact rule (a NaN is the maximum, the last NaN of a window takes
+//! the gradient), so the vector loops only ever see numbers.
+
+use crate::tensor::Elem;
+
+/// Writes the maximum of each 2×2 window of `plane` (`[H, W]`, row-major, `W = w`) to `out`
+/// (`[⌊H/2⌋, ow]` with `ow = ⌊W/2⌋`): `out[oy, ox] = max(x[2oy, 2ox], x[2oy, 2ox + 1],
+/// x[2oy + 1, 2ox], x[2oy + 1, 2ox + 1])`, NaN when the window holds a NaN. An odd last row
+/// or column is not read.
+pub(crate) fn forward_2x2(plane: &[Elem], w: usize, out: &mut [Elem], ow: usize) {
+    for (oy, y) in out.chunks_exact_mut(ow).enumerate() {
+        let (top, bottom) = rows(plane, w, oy, ow);
+        #[cfg(target_arch = "x86_64")]
+        let done = if avx2::available() {
+            // SAFETY: the CPU has AVX2 (checked just above).
+            unsafe { avx2::forward_row(top, bottom, y) }
+        } else {
+            0
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let done = 0;
+        for ((y, t), b) in y.iter_mut().zip(top).zip(bottom).skip(done) {
+            let window = [t[0], t[1], b[0], b[1]];
+            *y = window[first_max_of_4(window)];
+        }
+    }
+}
+
+/// The backward of [`forward_2x2`] for a plane whose windows tile it (`H` and `W` even):
+/// writes every element of `dx` (`[H, W]`): each output's gradient `grad[oy, ox]` at its
+/// window's first maximum in row-major order ([`first_max_of_4`]), 0 elsewhere.
+pub(crate) fn backward_2x2(plane: &[Elem], w: usize, grad: &[Elem], dx: &mut [Elem]) {
+    let ow = w / 2;
+    let rows_of_dx = dx.chunks_exact_mut(2 * w);
+    for (oy, (g, dx)) in grad.chunks_exact(ow).zip(rows_of_dx).enumerate() {
+        let (top, bottom) = rows(plane, w, oy, ow);
+        let (dtop, dbottom) = dx.split_at_mut(w);
+        let (dtop, dbottom) = (dtop.as_chunks_mut::<2>().0, dbottom.as_chunks_mut::<2>().0);
+        #[cfg(target_arch = "x86_64")]
+        let done = if avx2::available() {
+            // SAFETY: the CPU has AVX2 (checked just above).
+            unsafe { avx2::backward_row(top, bottom, g, dtop, dbottom) }
+        } else {
+            0
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let done = 0;
+        let windows = top.iter().zip(bottom).zip(dtop.iter_mut().zip(dbottom));
+        for (&g, ((t, b), (dt, db))) in g.iter().zip(windows).skip(done) {
+            let mut routed = [0.0; 4];
+            routed[first_max_of_4([t[0], t[1], b[0], b[1]])] = g;
+            *dt = [routed[0], routed[1]];
+            *db = [routed[2], routed[3]];
+        }
+    }
+}
+
+/// The first `2·ow` columns of rows `2oy` and `2oy + 1` of a plane `w` wide, as pairs.
+fn rows(plane: &[Elem], w: usize, oy: usize, ow: usize) -> (&[[Elem; 2]], &[[Elem; 2]]) {
+    let pairs = |y: usize| plane[y * w..][..2 * ow].as_chunks::<2>().0;
+    (pairs(2 * oy), pairs(2 * oy + 1))
+}
+
+/// Eight windows at a time with AVX2 (a row's last few with masked loads and stores). A
+/// window is `[p, q]` over `[r, s]`; eight of them are two 8-lane loads per row, split into
+/// `p`, `q` (and `r`, `s`) vectors whose lanes hold windows `0, 1, 4, 5, 2, 3, 6, 7` (the
+/// order `_mm256_shuffle_ps` leaves; outputs and gradients are brought into that order and
+/// back by swapping the middle 64-bit quarters).
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::Elem;
+    use std::arch::x86_64::*;
+
+    /// Whether the CPU has AVX2 (the standard library detects it once and caches it).
+    pub(super) fn available() -> bool {
+        is_x86_feature_detected!("avx2")
+    }
+
+    /// A mask of the first `lanes` of 8 lanes (all of them from 8 up).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn first(lanes: usize) -> __m256i {
+        let iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes.min(8) as i32), iota)
+    }
+
+    /// The 8 elements at `at`, of which the first `lanes` are read (the others are 0).
+    ///
+    /// # Safety
+    /// `min(lanes, 8)` elements from `at` are readable.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn load(at: *const Elem, lanes: usize) -> __m256 {
+        // SAFETY: the caller's promise; masked-off lanes are not accessed.
+        unsafe {
+            match lanes {
+                8.. => _mm256_loadu_ps(at),
+                _ => _mm256_maskload_ps(at, first(lanes)),
+            }
+        }
+    }
+
+    /// Writes the first `lanes` of `v` to `at`.
+    ///
+    /// # Safety
+    /// `min(lanes, 8)` elements from `at` are writable.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn store(at: *mut Elem, lanes: usize, v: __m256) {
+        // SAFETY: the caller's promise; masked-off lanes are not accessed.
+        unsafe {
+            match lanes {
+                8.. => _mm256_storeu_ps(at, v),
+                _ => _mm256_maskstore_ps(at, first(lanes), v),
+            }
+        }
+    }
+
+    /// Swaps the middle two 64-bit quarters: window order `0, 1, 4, 5, 2, 3, 6, 7` to
+    /// `0..8` and back.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn swap_middle(v: __m256) -> __m256 {
+        _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(v)))
+    }
+
+    /// The left and right columns of the `windows` (1 to 8) pairs from `pairs[0]`, as `p`
+    /// and `q` vectors (lanes past `windows` are 0).
+    ///
+    /// # Safety
+    /// `pairs` holds at least `min(windows, 8)` pairs.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn split(pairs: &[[Elem; 2]], windows: usize) -> (__m256, __m256) {
+        let at = pairs.as_ptr().cast::<Elem>();
+        let lanes = 2 * windows.min(8);
+        // SAFETY: `lanes` elements from `at` lie inside `pairs` (the caller's promise).
+        let (lo, hi) = unsafe {
+            (
+                load(at, lanes),
+                load(at.wrapping_add(8), lanes.saturating_sub(8)),
+            )
+        };
+        (
+            _mm256_shuffle_ps::<0b10_00_10_00>(lo, hi),
+            _mm256_shuffle_ps::<0b11_01_11_01>(lo, hi),
+        )
+    }
+
+    /// Writes the gradients `gp`, `gq` of the `windows` (1 to 8) pairs from `pairs[0]` back
+    /// in pair order.
+    ///
+    /// # Safety
+    /// `pairs` holds at least `min(windows, 8)` pairs.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn merge(pairs: &mut [[Elem; 2]], windows: usize, gp: __m256, gq: __m256) {
+        let at = pairs.as_mut_ptr().cast::<Elem>();
+        let lanes = 2 * windows.min(8);
+        // SAFETY: `lanes` elements from `at` lie inside `pairs` (the caller's promise).
+        unsafe {
+            store(at, lanes, _mm256_unpacklo_ps(gp, gq));
+            store(
+                at.wrapping_add(8),
+                lanes.saturating_sub(8),
+                _mm256_unpackhi_ps(gp, gq),
+            );
+        }
+    }
+
+    /// Whether any lane of `a` or `b` is NaN, as a mask.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn nan_mask(a: __m256, b: __m256) -> __m256 {
+        _mm256_cmp_ps::<_CMP_UNORD_Q>(a, b)
+    }
+
+    /// The maxima of the row pair's windows, 8 at a time, into `out`; returns how many
+    /// windows it wrote: all of them, or 0 when a window holds a NaN (the caller then does
+    /// the row by the exact rule).
+    ///
+    /// # Safety
+    /// The CPU has AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn forward_row(
+        top: &[[Elem; 2]],
+        bottom: &[[Elem; 2]],
+        out: &mut [Elem],
+    ) -> usize {
+        let n = out.len().min(top.len()).min(bottom.len());
+        let mut nan = _mm256_setzero_ps();
+        for i in (0..n).step_by(8) {
+            let windows = n - i;
+            // SAFETY: min(windows, 8) windows from i lie inside both rows and `out`.
+            unsafe {
+                let (p, q) = split(&top[i..], windows);
+                let (r, s) = split(&bottom[i..], windows);
+                nan = _mm256_or_ps(nan, _mm256_or_ps(nan_mask(p, q), nan_mask(r, s)));
+                let max = _mm256_max_ps(_mm256_max_ps(p, q), _mm256_max_ps(r, s));
+                store(out[i..].as_mut_ptr(), windows, swap_middle(max));
+            }
+        }
+        if _mm256_movemask_ps(nan) != 0 { 0 } else { n }
+    }
+
+    /// The gradients of the row pair's windows, 8 at a time: `g` to each window's first
+    /// maximum, 0 to its other three inputs. Returns how many windows it wrote: all of
+    /// them, or 0 when a window holds a NaN (the caller then does the row by the exact
+    /// rule, overwriting what was written).
+    ///
+    /// # Safety
+    /// The CPU has AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn backward_row(
+        top: &[[Elem; 2]],
+        bottom: &[[Elem; 2]],
+        grad: &[Elem],
+        dtop: &mut [[Elem; 2]],
+        dbottom: &mut [[Elem; 2]],
+    ) -> usize {
+        let lens = [
+            top.len(),
+            bottom.len(),
+            grad.len(),
+            dtop.len(),
+            dbottom.len(),
+        ];
+        let n = lens.into_iter().min().unwrap_or(0);
+        let mut nan = _mm256_setzero_ps();
+        for i in (0..n).step_by(8) {
+            let windows = n - i;
+            // SAFETY: min(windows, 8) windows from i lie inside every slice.
+            unsafe {
+                let (p, q) = split(&top[i..], windows);
+                let (r, s) = split(&bottom[i..], windows);
+                nan = _mm256_or_ps(nan, _mm256_or_ps(nan_mask(p, q), nan_mask(r, s)));
+                let max = _mm256_max_ps(_mm256_max_ps(p, q), _mm256_max_ps(r, s));
+                let g = swap_middle(load(grad[i..].as_ptr(), windows));
+                // the first position that holds the maximum takes the gradient
+                let at_p = _mm256_cmp_ps::<_CMP_EQ_OQ>(p, max);
+                let at_q = _mm256_andnot_ps(at_p, _mm256_cmp_ps::<_CMP_EQ_OQ>(q, max));
+                let taken = _mm256_or_ps(at_p, at_q);
+                let at_r = _mm256_andnot_ps(taken, _mm256_cmp_ps::<_CMP_EQ_OQ>(r, max));
+                let taken = _mm256_or_ps(taken, at_r);
+                let (gp, gq) = (_mm256_and_ps(at_p, g), _mm256_and_ps(at_q, g));
+                let (gr, gs) = (_mm256_and_ps(at_r, g), _mm256_andnot_ps(taken, g));
+                merge(&mut dtop[i..], windows, gp, gq);
+                merge(&mut dbottom[i..], windows, gr, gs);
+            }
+        }
+        if _mm256_movemask_ps(nan) != 0 { 0 } else { n }
+    }
+}
+
+/// Which of a 2×2 window `[top left, top right, bottom left, bottom right]` is its first
+/// maximum in row-major order, as PyTorch's CPU kernel picks it (`val > max || isnan(val)`
+/// scanning in order): the first position holding the largest number, or, when the window
+/// holds a NaN, the last NaN. Branch-free but for the rare NaN, since comparisons of real
+/// data are unpredictable.
+#[inline(always)]
+pub(crate) fn first_max_of_4(window: [Elem; 4]) -> usize {
+    let [a, b, c, d] = window;
+    // the first position holding the largest non-NaN value, from a bit mask of the
+    // positions that hold it (no branch on the data)
+    let max = a.max(b).max(c.max(d));
+    let holds = |v: Elem, bit: u32| u32::from(v == max) << bit;
+    let first = (holds(a, 0) | holds(b, 1) | holds(c, 2) | 8).trailing_zeros();
+    let nan = |v: Elem, bit: u32| u32::from(v.is_nan()) << bit;
+    match nan(a, 0) | nan(b, 1) | nan(c, 2) | nan(d, 3) {
+        0 => first as usize,
+        nans => (31 - nans.leading_zeros()) as usize,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The window's first maximum by the definition: scan in order, take a value when it is
+    /// larger than the best so far or NaN.
+    fn scan(window: [Elem; 4]) -> usize {
+        let mut best = (0, Elem::NEG_INFINITY);
+        for (i, v) in window.into_iter().enumerate() {
+            if v > best.1 || v.is_nan() {
+                best = (i, v);
+            }
+        }
+        best.0
+    }
+
+    /// A plane of small integers (many ties), with NaN at the given positions.
+    fn plane(h: usize, w: usize, seed: u32, nans: &[usize]) -> Vec<Elem> {
+        let mut state = seed;
+        let mut v: Vec<Elem> = (0..h * w)
+            .map(|_| {
+                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                ((state >> 28) % 4) as Elem - 1.0
+            })
+            .collect();
+        for &at in nans {
+            v[at] = Elem::NAN;
+        }
+        v
+    }
+
+    #[test]
+    fn first_max_of_4_agrees_with_the_scan_on_ties_and_nans() {
+        let values = [-1.0, 0.0, 2.0, Elem::NAN];
+        for code in 0..256 {
+            let window = [0, 2, 4, 6].map(|shift| values[(code >> shift) & 3]);
+            assert_eq!(first_max_of_4(window), scan(window), "{window:?}");
+        }
+    }
+
+    #[test]
+    fn forward_and_backward_match_the_definition_with_ties_nans_and_odd_sizes() {
+        // widths of 1, 7, 10 and 17 windows: full vectors and masked tails; NaN in some
+        // row pairs only
+        for (h, w, nans) in [
+            (4, 20, vec![]),
+            (6, 20, vec![21, 47]),
+            (5, 7, vec![3]),
+            (14, 14, vec![]),
+            (4, 34, vec![]),
+            (2, 2, vec![]),
+        ] {
+            let x = plane(h, w, 7, &nans);
+            let (oh, ow) = (h / 2, w / 2);
+            let mut y = vec![0.0; oh * ow];
+            forward_2x2(&x, w, &mut y, ow);
+            let grad: Vec<Elem> = (0..oh * ow).map(|i| i as Elem + 1.0).collect();
+            let mut expected_dx = vec![0.0; h * w];
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let at = [0, 1, w, w + 1].map(|o| 2 * oy * w + 2 * ox + o);
+                    let first = at[scan(at.map(|i| x[i]))];
+                    let (got, want) = (y[oy * ow + ox], x[first]);
+                    assert!(
+                        got == want || (got.is_nan() && want.is_nan()),
+                        "{h}x{w} {oy},{ox}"
+                    );
+                    expected_dx[first] = grad[oy * ow + ox];
+                }
+            }
+            if h % 2 == 0 && w % 2 == 0 {
+                let mut dx = vec![Elem::NAN; h * w]; // every element must be written
+                backward_2x2(&x, w, &grad, &mut dx);
+                assert_eq!(dx, expected_dx, "{h}x{w}");
+            }
+        }
+    }
+}
