@@ -40,7 +40,11 @@ fn w1_flop_per_sample_as_counted_by_hand() {
     assert_eq!(flops.training(), 2 * forward + 2 * (macs[1] + macs[2]));
     // the figure: about 1.21 MFLOP per training sample
     assert!((flops.training() as f64 / 1.21e6 - 1.0).abs() < 0.005);
-    assert!(flops.describe().starts_with("1,211,392 FLOP per training sample"));
+    assert!(
+        flops
+            .describe()
+            .starts_with("1,211,392 FLOP per training sample")
+    );
 }
 
 #[test]
@@ -83,13 +87,26 @@ fn the_first_weighted_layer_gets_no_input_gradient_wherever_it_is() {
 #[test]
 fn flops_refuse_a_layer_they_cannot_count_and_a_wrong_sample_shape() {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let maxout = Sequential::new(vec![Box::new(Maxout::new(4, 2, 3, Init::default(), &mut rng).unwrap())])
-        .unwrap();
+    let maxout = Sequential::new(vec![Box::new(
+        Maxout::new(4, 2, 3, Init::default(), &mut rng).unwrap(),
+    )])
+    .unwrap();
     let err = flops::count(&maxout, &[4]).unwrap_err().to_string();
-    assert!(err.starts_with("flops: expected at layer 0 (Maxout("), "{err}");
-    assert!(err.contains("[6, 4]") && err.ends_with("output shape [1, 2]"), "{err}");
-    let err = flops::count(&w1(&mut rng), &[28, 28]).unwrap_err().to_string();
-    assert!(err.starts_with("sequential: expected at layer 0 (Linear("), "{err}");
+    assert!(
+        err.starts_with("flops: expected at layer 0 (Maxout("),
+        "{err}"
+    );
+    assert!(
+        err.contains("[6, 4]") && err.ends_with("output shape [1, 2]"),
+        "{err}"
+    );
+    let err = flops::count(&w1(&mut rng), &[28, 28])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("sequential: expected at layer 0 (Linear("),
+        "{err}"
+    );
 }
 
 #[test]
@@ -101,6 +118,11 @@ fn the_probe_gives_a_positive_finite_peak_and_a_fraction_in_0_1() {
     for gflops in [peak.gflops, peak.one_thread_gflops] {
         assert!(gflops.is_finite() && gflops > 0.0, "{peak:?}");
     }
+    // a share of the run's time, where the system says (Linux)
+    assert!(
+        peak.waited.is_none_or(|w| (0.0..=1.0).contains(&w)),
+        "{peak:?}"
+    );
     // one real workload: a 256×256×256 product, best of a few
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let a = tensor::normal(&[256, 256], 0.0, 1.0, &mut rng).unwrap();
@@ -117,8 +139,20 @@ fn the_probe_gives_a_positive_finite_peak_and_a_fraction_in_0_1() {
     let useful_gflops = 2.0 * 256f64.powi(3) / best / 1e9;
     let fraction = peak.fraction(useful_gflops);
     assert!(fraction > 0.0 && fraction <= 1.0, "{fraction} of {peak:?}");
-    assert!(peak.describe().starts_with("FMA peak ("), "{}", peak.describe());
-    assert!(peak.json_fields().contains("\"peak_gflops\": "));
+    assert!(
+        peak.describe().starts_with("FMA peak ("),
+        "{}",
+        peak.describe()
+    );
+    let json = peak.json_fields();
+    assert!(
+        json.contains(&format!("\"peak_gflops\": {:.1},", peak.gflops)),
+        "{json}"
+    );
+    assert!(json.contains(&format!(
+        "\"threads_add_throughput\": {}",
+        peak.threads_add_throughput
+    )));
 }
 
 #[test]

@@ -79,7 +79,9 @@ pub fn count(model: &Sequential, sample_shape: &[usize]) -> Result<Flops, Error>
         });
         match matrices.as_slice() {
             [] => {}
-            [(name, weight)] if name == "weight" && channels(&output, weight) == Some(weight[0]) => {
+            [(name, weight)]
+                if name == "weight" && channels(&output, weight) == Some(weight[0]) =>
+            {
                 let macs =
                     weight.iter().product::<usize>() * output.iter().product::<usize>() / weight[0];
                 let flop = 2 * macs as u64;

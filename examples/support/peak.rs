@@ -13,7 +13,12 @@
 //!
 //! The N-thread figure is the peak a run on N threads can reach. The probe also says whether
 //! the threads really add FMA throughput: two SMT siblings of one core share its FMA units, so
-//! two threads on them are barely faster than one (as is a machine busy with other work).
+//! two threads on them are barely faster than one.
+//!
+//! Each thread's rate counts only the time it ran on a CPU: the wall time minus the time it
+//! waited for one while other work had it (Linux's `/proc/thread-self/schedstat`; wall time
+//! alone elsewhere). So a busy machine lowers the peak little, while it does slow the workload:
+//! the fraction of peak of such a run is low, and [`Peak::waited`] says so.
 
 use std::hint::black_box;
 use std::sync::Barrier;
@@ -31,6 +36,9 @@ pub const REPEATS: usize = 3;
 /// The N threads add FMA throughput when their peak reaches this share of N times the
 /// 1-thread peak (at N = 2: 1.5 times the 1-thread peak).
 pub const SCALING_RULE: f64 = 0.75;
+/// A run whose threads waited for a CPU more than this share of the time ran on a busy
+/// machine.
+pub const BUSY: f64 = 0.1;
 
 /// The instruction set the probe used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,13 +96,18 @@ pub struct Peak {
     pub isa: Isa,
     /// The run's thread count.
     pub threads: usize,
-    /// GFLOP/s of all `threads` threads together: the peak of the run.
+    /// GFLOP/s of all `threads` threads running at once (the sum of each thread's FLOP per
+    /// second it ran): the peak of the run.
     pub gflops: f64,
-    /// GFLOP/s of one thread alone.
+    /// GFLOP/s of one thread alone (per second it ran).
     pub one_thread_gflops: f64,
     /// Whether the threads add FMA throughput: `true` for one thread, else whether
     /// `gflops ≥ SCALING_RULE · threads · one_thread_gflops`.
     pub threads_add_throughput: bool,
+    /// The share of the fastest timed runs the probe's threads spent waiting for a CPU
+    /// (Linux's schedstat; `None` elsewhere), the larger of the 1-thread and N-thread runs'.
+    /// Above [`BUSY`] other work shared the CPUs, and the peak is too low.
+    pub waited: Option<f64>,
 }
 
 impl Peak {
@@ -128,22 +141,24 @@ impl Peak {
         // Calibrate on one thread (this also warms the core up to its vector clock):
         // quadruple the iterations until a run lasts an eighth of `run`, then scale.
         let mut iterations: u64 = 1 << 10;
-        let mut secs = timed(isa, 1, iterations);
+        let mut secs = timed(isa, 1, iterations).min_running_secs;
         while secs < run.as_secs_f64() / 8.0 {
             iterations *= 4;
-            secs = timed(isa, 1, iterations);
+            secs = timed(isa, 1, iterations).min_running_secs;
         }
         let iterations = ((iterations as f64 * run.as_secs_f64() / secs).ceil() as u64).max(1);
         let flop_per_thread = iterations as f64 * (CHAINS * isa.lanes() * 2) as f64;
         let best = |threads: usize| {
             (0..REPEATS)
                 .map(|_| timed(isa, threads, iterations))
-                .fold(f64::INFINITY, f64::min)
+                .map(|t| (flop_per_thread * t.per_running_sec / 1e9, t.waited))
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+                .expect("REPEATS > 0")
         };
-        let one_thread_gflops = flop_per_thread / best(1) / 1e9;
-        let gflops = match threads {
-            1 => one_thread_gflops,
-            n => n as f64 * flop_per_thread / best(n) / 1e9,
+        let (one_thread_gflops, one_waited) = best(1);
+        let (gflops, all_waited) = match threads {
+            1 => (one_thread_gflops, one_waited),
+            n => best(n),
         };
         Ok(Peak {
             isa,
@@ -152,6 +167,7 @@ impl Peak {
             one_thread_gflops,
             threads_add_throughput: threads == 1
                 || gflops >= SCALING_RULE * threads as f64 * one_thread_gflops,
+            waited: one_waited.zip(all_waited).map(|(a, b)| a.max(b)),
         })
     }
 
@@ -160,64 +176,123 @@ impl Peak {
         useful_gflops / self.gflops
     }
 
-    /// One line for people, e.g. `FMA peak (avx2+fma, f32): 2 threads 215.3 GFLOP/s,
-    /// 1 thread 108.1 GFLOP/s; the 2 threads add FMA throughput (1.99×)`.
+    /// One line for people, e.g. `FMA peak (avx2+fma, f32): 2 threads 140.3 GFLOP/s,
+    /// 1 thread 70.2 GFLOP/s; the 2 threads add FMA throughput (2.00×)`, with a warning when
+    /// the threads do not add throughput or the machine was busy.
     pub fn describe(&self) -> String {
-        let isa = self.isa.name();
-        let one = self.one_thread_gflops;
-        if self.threads == 1 {
-            return format!("FMA peak ({isa}, f32): 1 thread {one:.1} GFLOP/s");
-        }
-        let (n, all) = (self.threads, self.gflops);
-        let scaling = all / one;
-        let verdict = if self.threads_add_throughput {
-            format!("the {n} threads add FMA throughput ({scaling:.2}×)")
-        } else {
-            format!(
-                "WARNING: the {n} threads do not add FMA throughput ({scaling:.2}×, expected at \
-                 least {:.2}×): they share cores (SMT siblings) or the machine is busy",
-                SCALING_RULE * n as f64
-            )
+        let (n, isa, one) = (self.threads, self.isa.name(), self.one_thread_gflops);
+        let mut line = match n {
+            1 => format!("FMA peak ({isa}, f32): 1 thread {one:.1} GFLOP/s"),
+            _ => format!(
+                "FMA peak ({isa}, f32): {n} threads {:.1} GFLOP/s, 1 thread {one:.1} GFLOP/s",
+                self.gflops
+            ),
         };
-        format!("FMA peak ({isa}, f32): {n} threads {all:.1} GFLOP/s, 1 thread {one:.1} GFLOP/s; {verdict}")
+        let scaling = self.gflops / one;
+        let busy = self.waited.filter(|&w| w > BUSY);
+        if n > 1 && self.threads_add_throughput {
+            line += &format!("; the {n} threads add FMA throughput ({scaling:.2}×)");
+        } else if n > 1 {
+            let cause = match busy {
+                Some(_) => "the machine is busy",
+                None => "they share a core's FMA units (SMT siblings, or vCPUs on one host core)",
+            };
+            line += &format!(
+                "; WARNING: the {n} threads do not add FMA throughput ({scaling:.2}×, expected at \
+                 least {:.2}×): {cause}",
+                SCALING_RULE * n as f64
+            );
+        }
+        if let Some(waited) = busy {
+            line += &format!(
+                "; WARNING: busy machine, the probe waited {:.0}% of its time for a CPU, so this \
+                 peak is too low",
+                100.0 * waited
+            );
+        }
+        line
     }
 
     /// The probe's fields for a JSON line, without braces: `"peak_isa": "avx2+fma",
-    /// "peak_gflops": 215.3, "peak_gflops_1thread": 108.1, "threads_add_throughput": true`.
+    /// "peak_gflops": 140.3, "peak_gflops_1thread": 70.2, "threads_add_throughput": true,
+    /// "peak_wait_share": 0.002` (`null` when unknown).
     pub fn json_fields(&self) -> String {
         format!(
-            "\"peak_isa\": \"{}\", \"peak_gflops\": {:.1}, \"peak_gflops_1thread\": {:.1}, \"threads_add_throughput\": {}",
+            "\"peak_isa\": \"{}\", \"peak_gflops\": {:.1}, \"peak_gflops_1thread\": {:.1}, \"threads_add_throughput\": {}, \"peak_wait_share\": {}",
             self.isa.name(),
             self.gflops,
             self.one_thread_gflops,
-            self.threads_add_throughput
+            self.threads_add_throughput,
+            self.waited
+                .map_or("null".to_string(), |w| format!("{w:.3}"))
         )
     }
 }
 
-/// Seconds from the first thread's start to the last one's end, `threads` threads each
-/// running `iterations` rounds of the chains.
-fn timed(isa: Isa, threads: usize, iterations: u64) -> f64 {
+/// One timed run of some threads.
+struct Timing {
+    /// `Σ 1 / running seconds` over the threads: times the FLOP of one thread, their
+    /// throughput together.
+    per_running_sec: f64,
+    /// The shortest thread's running seconds.
+    min_running_secs: f64,
+    /// The share of the threads' wall time they spent waiting for a CPU, if the system says.
+    waited: Option<f64>,
+}
+
+/// Times `threads` threads each running `iterations` rounds of the chains.
+fn timed(isa: Isa, threads: usize, iterations: u64) -> Timing {
     let barrier = Barrier::new(threads);
-    let spans: Vec<(Instant, Instant)> = std::thread::scope(|scope| {
+    let spans: Vec<(Instant, Instant, Option<u64>)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(|| {
                     barrier.wait();
+                    let wait_before = run_delay_ns();
                     let start = Instant::now();
                     chains(isa, black_box(iterations));
-                    (start, Instant::now())
+                    let end = Instant::now();
+                    let waited = wait_before.zip(run_delay_ns()).map(|(a, b)| b - a);
+                    (start, end, waited)
                 })
             })
             .collect();
         handles
             .into_iter()
-            .map(|handle| handle.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p))
+            })
             .collect()
     });
-    let start = spans.iter().map(|s| s.0).min().expect("at least one thread");
-    let end = spans.iter().map(|s| s.1).max().expect("at least one thread");
-    (end - start).as_secs_f64()
+    let (mut per_running_sec, mut min_running_secs) = (0.0, f64::INFINITY);
+    let (mut wall, mut waited) = (0.0, Some(0.0));
+    for (start, end, wait_ns) in spans {
+        let secs = (end - start).as_secs_f64();
+        let wait = wait_ns.map(|ns| (ns as f64 / 1e9).min(secs));
+        // a thread that only waited (clock granularity) counts its wall time
+        let running = match secs - wait.unwrap_or(0.0) {
+            r if r > 0.0 => r,
+            _ => secs,
+        };
+        per_running_sec += 1.0 / running;
+        min_running_secs = min_running_secs.min(running);
+        wall += secs;
+        waited = waited.zip(wait).map(|(a, b)| a + b);
+    }
+    Timing {
+        per_running_sec,
+        min_running_secs,
+        waited: waited.map(|w| w / wall),
+    }
+}
+
+/// Nanoseconds the calling thread has spent runnable but waiting for a CPU (the second field
+/// of Linux's `/proc/thread-self/schedstat`, exact for the waits that have ended), if known.
+fn run_delay_ns() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    stat.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Runs `iterations` rounds of [`CHAINS`] independent FMAs with `isa`.
