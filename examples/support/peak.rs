@@ -106,7 +106,8 @@ pub struct Peak {
     pub threads_add_throughput: bool,
     /// The share of the fastest timed runs the probe's threads spent waiting for a CPU
     /// (Linux's schedstat; `None` elsewhere), the larger of the 1-thread and N-thread runs'.
-    /// Above [`BUSY`] other work shared the CPUs, and the peak is too low.
+    /// Above [`BUSY`] other work shared the CPUs: a workload timed beside the probe runs slow
+    /// and noisy (the peak, which counts running time only, much less so).
     pub waited: Option<f64>,
 }
 
@@ -194,7 +195,9 @@ impl Peak {
             line += &format!("; the {n} threads add FMA throughput ({scaling:.2}×)");
         } else if n > 1 {
             let cause = match busy {
-                Some(_) => "the machine is busy",
+                Some(_) => {
+                    "they share a core's FMA units (SMT siblings, or vCPUs on one host core), or other work on this busy machine does"
+                }
                 None => "they share a core's FMA units (SMT siblings, or vCPUs on one host core)",
             };
             line += &format!(
@@ -205,8 +208,8 @@ impl Peak {
         }
         if let Some(waited) = busy {
             line += &format!(
-                "; WARNING: busy machine, the probe waited {:.0}% of its time for a CPU, so this \
-                 peak is too low",
+                "; WARNING: busy machine, the probe's threads waited {:.0}% of their time for a \
+                 CPU, so timings taken now are low and noisy",
                 100.0 * waited
             );
         }
@@ -333,6 +336,9 @@ mod x86 {
     };
     use std::hint::black_box;
 
+    // The AVX-512 intrinsics are stable since Rust 1.89, above the library's MSRV (1.88):
+    // only the examples, benches and tests that include this file need 1.89.
+    #[allow(clippy::incompatible_msrv)]
     #[target_feature(enable = "avx512f")]
     pub fn avx512(iterations: u64) {
         let (a, b) = (_mm512_set1_ps(black_box(A)), _mm512_set1_ps(black_box(B)));
