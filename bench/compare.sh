@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Runs workloads W1 (MLP) and W2 (CNN, training and batch-1 inference) in PyTorch and in
 # tapegrad side by side, alternating, and prints the median samples/s of each and their ratio
-# per (threads, batch) configuration.
+# per (threads, batch) configuration, and both as a percentage of the machine's f32 FMA peak:
+# useful FLOP/s (samples/s × the model's FLOP per sample, which tapegrad's summary line
+# reports, matrix work only, forward + backward for training) over the peak that tapegrad's
+# probe measured for the run's thread count. Warns when the probe found that the run's
+# threads do not add FMA throughput (SMT siblings of one core) or the machine was busy. Ends
+# with a Markdown table for the README, the CPU model and the date.
 #   bench/compare.sh [ROUNDS] [WORKLOADS]   (WORKLOADS: "W1 W2" by default; needs
 #                                            ~/.cache/torch-venv with torch and numpy)
 set -euo pipefail
@@ -12,48 +17,78 @@ python="${TORCH_PYTHON:-$HOME/.cache/torch-venv/bin/python3}"
 target="${CARGO_TARGET_DIR:-target}"
 cargo build --release --example bench_mlp --example bench_cnn >/dev/null 2>&1
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-field() { sed -E "s/.*\"$1\": ([0-9.]+).*/\1/"; }
-if [[ " $workloads " == *" W1 "* ]]; then
-configs=("1 128 3 0" "2 128 3 0" "1 1 1 5000")
-for config in "${configs[@]}"; do
-  read -r threads batch epochs steps <<<"$config"
-  args=(--threads "$threads" --batch "$batch" --epochs "$epochs" --max-steps "$steps")
-  torch=() ours=() rss=()
+# a number or boolean field of a JSON line (empty when absent or null)
+field() { sed -nE "s/.*\"$1\": ([0-9.]+|true|false).*/\1/p"; }
+calc() { awk "BEGIN {printf \"$1\", $2}"; }
+plural() { if [[ $1 == 1 ]]; then echo "1 $2"; else echo "$1 ${2}s"; fi; }
+rows=()
+declare -A peaks=() flop_per_sample=()  # every run's peak by thread count; FLOP by workload
+
+# compare LABEL METRIC TORCH_SCRIPT EXAMPLE ARGS...: runs both ROUNDS times with ARGS, prints
+# one line, warnings, and adds a table row.
+compare() {
+  local label=$1 metric=$2 script=$3 example=$4
+  shift 4
+  local threads flop torch=() ours=() rss=() peak=() one=() adds=true waited=0 t o w
+  threads=$(sed -nE 's/.*--threads ([0-9]+).*/\1/p' <<<"$*")
   for _ in $(seq "$rounds"); do
-    t=$("$python" bench/torch_mlp.py "${args[@]}" | tail -1)
-    o=$("$target"/release/examples/bench_mlp "${args[@]}" | tail -1)
-    torch+=("$(sed -E 's/.*"median_samples_per_s": ([0-9]+).*/\1/' <<<"$t")")
-    ours+=("$(sed -E 's/.*"median_samples_per_s": ([0-9]+).*/\1/' <<<"$o")")
-    rss+=("$(sed -E 's/.*"peak_rss_mib": ([0-9.]+).*/\1/' <<<"$o")")
+    t=$("$python" "bench/$script" "$@" | tail -1)
+    o=$("$target/release/examples/$example" "$@" | tail -1)
+    torch+=("$(field "$metric" <<<"$t")")
+    ours+=("$(field "$metric" <<<"$o")")
+    rss+=("$(field peak_rss_mib <<<"$o")")
+    peak+=("$(field peak_gflops <<<"$o")")
+    one+=("$(field peak_gflops_1thread <<<"$o")")
+    flop=$(field flop_per_sample <<<"$o")
+    if [[ $(field threads_add_throughput <<<"$o") == false ]]; then adds=false; fi
+    w=$(field peak_wait_share <<<"$o")
+    if [[ -n $w ]]; then waited=$(calc "%.3f" "($w > $waited) ? $w : $waited"); fi
   done
-  mt=$(median "${torch[@]}"); mo=$(median "${ours[@]}"); mr=$(median "${rss[@]}")
-  echo "W1 threads $threads batch $batch: torch ${torch[*]} -> $mt | tapegrad ${ours[*]} -> $mo | ratio $(awk "BEGIN {printf \"%.2f\", $mo/$mt}") | tapegrad peak RSS $mr MiB"
-done
+  local mt mo mp m1 pt po line
+  mt=$(median "${torch[@]}"); mo=$(median "${ours[@]}"); mp=$(median "${peak[@]}"); m1=$(median "${one[@]}")
+  pt=$(calc "%.1f" "100 * $mt * $flop / ($mp * 1e9)")
+  po=$(calc "%.1f" "100 * $mo * $flop / ($mp * 1e9)")
+  line="$label: torch ${torch[*]} -> $mt | tapegrad ${ours[*]} -> $mo | ratio $(calc "%.2f" "$mo/$mt")"
+  line+=" | % of the $threads-thread FMA peak $mp GFLOP/s: torch $pt, tapegrad $po"
+  if [[ -n ${rss[0]} ]]; then line+=" | tapegrad peak RSS $(median "${rss[@]}") MiB"; fi
+  echo "$line"
+  if [[ $adds == false ]]; then
+    echo "warning: $label: the FMA probe found that the $threads threads do not add FMA throughput ($threads-thread peak $mp GFLOP/s, 1 thread $m1): they share a core's FMA units (SMT siblings, or vCPUs on one host core), so this row does not show what $threads cores would do"
+  fi
+  if awk "BEGIN {exit !($waited > 0.1)}"; then
+    echo "warning: $label: the machine was busy (the FMA probe's threads waited up to $(calc "%.0f" "100 * $waited")% of the time for a CPU): speeds are low and noisy, re-run on a quiet machine"
+  fi
+  peaks[$threads]+=" ${peak[*]}"
+  flop_per_sample[${label%%,*}]=$flop
+  rows+=("| $label | $mt | $mo | $(calc "%.2f" "$mo/$mt") | $pt% | $po% |")
+}
+
+if [[ " $workloads " == *" W1 "* ]]; then
+  for config in "1 128 3 0" "2 128 3 0" "1 1 1 5000"; do
+    read -r threads batch epochs steps <<<"$config"
+    compare "W1 training, $(plural "$threads" thread), batch $batch" median_samples_per_s torch_mlp.py bench_mlp \
+      --threads "$threads" --batch "$batch" --epochs "$epochs" --max-steps "$steps"
+  done
 fi
 if [[ " $workloads " == *" W2 "* ]]; then
-for config in "1 128 1 0" "2 128 1 0"; do
-  read -r threads batch epochs steps <<<"$config"
-  args=(--threads "$threads" --batch "$batch" --epochs "$epochs" --max-steps "$steps")
-  torch=() ours=() rss=()
-  for _ in $(seq "$rounds"); do
-    t=$("$python" bench/torch_cnn.py "${args[@]}" | tail -1)
-    o=$("$target"/release/examples/bench_cnn "${args[@]}" | tail -1)
-    torch+=("$(field median_samples_per_s <<<"$t")")
-    ours+=("$(field median_samples_per_s <<<"$o")")
-    rss+=("$(field peak_rss_mib <<<"$o")")
+  for config in "1 128 1 0" "2 128 1 0"; do
+    read -r threads batch epochs steps <<<"$config"
+    compare "W2 training, $(plural "$threads" thread), batch $batch" median_samples_per_s torch_cnn.py bench_cnn \
+      --threads "$threads" --batch "$batch" --epochs "$epochs" --max-steps "$steps"
   done
-  mt=$(median "${torch[@]}"); mo=$(median "${ours[@]}"); mr=$(median "${rss[@]}")
-  echo "W2 threads $threads batch $batch: torch ${torch[*]} -> $mt | tapegrad ${ours[*]} -> $mo | ratio $(awk "BEGIN {printf \"%.2f\", $mo/$mt}") | tapegrad peak RSS $mr MiB"
-done
-for threads in 1 2; do
-  torch=() ours=()
-  for _ in $(seq "$rounds"); do
-    t=$("$python" bench/torch_cnn_infer.py --threads "$threads" --infer 2000 | tail -1)
-    o=$("$target"/release/examples/bench_cnn --threads "$threads" --infer 2000 | tail -1)
-    torch+=("$(field infer_batch1_per_s <<<"$t")")
-    ours+=("$(field infer_batch1_per_s <<<"$o")")
+  for threads in 1 2; do
+    compare "W2 inference, $(plural "$threads" thread), batch 1" infer_batch1_per_s torch_cnn_infer.py bench_cnn \
+      --threads "$threads" --infer 2000
   done
-  mt=$(median "${torch[@]}"); mo=$(median "${ours[@]}")
-  echo "W2 inference threads $threads batch 1: torch ${torch[*]} -> $mt | tapegrad ${ours[*]} -> $mo | ratio $(awk "BEGIN {printf \"%.2f\", $mo/$mt}")"
-done
 fi
+
+cpu=$(lscpu 2>/dev/null | sed -nE 's/^Model name: *//p' | head -1)
+[[ -z $cpu ]] && cpu=$(sed -nE 's/^model name\s*: *//p' /proc/cpuinfo | head -1)
+echo
+echo "CPU: ${cpu:-unknown}, $(nproc) CPUs; measured $(date -u '+%Y-%m-%d %H:%M UTC'), $rounds rounds (medians)"
+echo "f32 FMA peak (tapegrad's probe, medians): $(for n in "${!peaks[@]}"; do echo "$(plural "$n" thread) $(median ${peaks[$n]}) GFLOP/s"; done | sort -n | paste -sd ';' | sed 's/;/; /g')"
+echo "Useful FLOP per sample (matrix work; training = forward + backward): $(for w in "${!flop_per_sample[@]}"; do echo "$w ${flop_per_sample[$w]}"; done | sort | paste -sd ';' | sed 's/;/; /g')"
+echo
+echo "| configuration | PyTorch samples/s | tapegrad samples/s | ratio | PyTorch % of peak | tapegrad % of peak |"
+echo "|---|---:|---:|---:|---:|---:|"
+printf '%s\n' "${rows[@]}"

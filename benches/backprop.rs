@@ -1,9 +1,16 @@
 //! One full training step of workload W1 — the MLP 784-256-256-10 with ReLU, softmax
 //! cross-entropy and plain SGD — at batch 1, 16 and 128 (forward, backward and update, as
 //! `TrainStep` runs them), and the forward pass alone on an inference tape. Throughput is in
-//! samples.
+//! samples; the FMA peak and the model's FLOP per sample printed first turn samples/s into a
+//! fraction of peak.
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+#[path = "../examples/support/flops.rs"]
+mod flops;
+#[allow(dead_code)] // the bench prints the probe's peak only
+#[path = "../examples/support/peak.rs"]
+mod peak;
+
+use criterion::{Criterion, Throughput, criterion_group};
 use std::hint::black_box;
 use tapegrad::{
     Batch, BatchTargets, ChaCha8Rng, Init, Linear, Loss, Mode, Module, Relu, SeedableRng,
@@ -72,4 +79,18 @@ fn inference(c: &mut Criterion) {
 }
 
 criterion_group!(benches, train_step, inference);
-criterion_main!(benches);
+
+fn main() {
+    let threads = tapegrad::num_threads();
+    println!("{}", peak::Peak::measure(threads).unwrap().describe());
+    let flops = flops::count(&mlp(&mut ChaCha8Rng::seed_from_u64(0)), &[784]).unwrap();
+    println!("{}", flops.describe());
+    println!(
+        "throughput is in samples: fraction of peak = thrpt (elem/s = samples/s) × {} FLOP \
+         (train_step) or × {} FLOP (inference) / peak FLOP/s ({threads} threads)",
+        flops.training(),
+        flops.inference()
+    );
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -1,9 +1,14 @@
 //! Convolution and pooling at the shapes of workload W2 (the Fashion-MNIST CNN of
 //! `bench/compare.sh`), batch 128: forward, and forward + backward, with throughput in
 //! FLOP (2 per multiply-add of the convolution; the backward adds two products of the same
-//! size, the input's and the weight's gradients) and, for pooling, in input elements.
+//! size, the input's and the weight's gradients) and, for pooling, in input elements. With the
+//! FMA peak printed first, a convolution's `elem/s` (FLOP/s) read as a fraction of peak.
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+#[allow(dead_code)] // the bench prints the probe's peak only
+#[path = "../examples/support/peak.rs"]
+mod peak;
+
+use criterion::{Criterion, Throughput, criterion_group};
 use std::hint::black_box;
 use tapegrad::{ChaCha8Rng, Conv2dOptions, SeedableRng, Tape, tensor};
 
@@ -92,4 +97,15 @@ fn pool(c: &mut Criterion) {
 }
 
 criterion_group!(benches, conv, pool);
-criterion_main!(benches);
+
+fn main() {
+    let threads = tapegrad::num_threads();
+    println!("{}", peak::Peak::measure(threads).unwrap().describe());
+    println!(
+        "conv2d throughput is in FLOP (2 per multiply-add; forward_backward adds the weight's \
+         and, for conv2, the input's gradient): elem/s are FLOP/s, and thrpt / peak GFLOP/s \
+         is the fraction of peak ({threads} threads); max_pool2d throughput is in input elements"
+    );
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

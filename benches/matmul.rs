@@ -1,8 +1,13 @@
 //! Matrix products through the tape: square sizes, and the six shapes of one training step of
 //! the MLP 784-256-256-10 at batch 128 (forward `Y = X·Wᵀ`, backward `dX = dY·W` and
-//! `dW = dYᵀ·X`). Throughput is reported in FLOP (2·m·n·k per product).
+//! `dW = dYᵀ·X`). Throughput is reported in FLOP (2·m·n·k per product), so criterion's
+//! `elem/s` are FLOP/s; the FMA peak printed first turns them into a fraction of peak.
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+#[allow(dead_code)] // the bench prints the probe's peak only
+#[path = "../examples/support/peak.rs"]
+mod peak;
+
+use criterion::{Criterion, Throughput, criterion_group};
 use std::hint::black_box;
 use tapegrad::{ChaCha8Rng, SeedableRng, Tape, tensor};
 
@@ -83,4 +88,15 @@ fn mlp_shapes(c: &mut Criterion) {
 }
 
 criterion_group!(benches, square, mlp_shapes);
-criterion_main!(benches);
+
+fn main() {
+    let threads = tapegrad::num_threads();
+    println!("{}", peak::Peak::measure(threads).unwrap().describe());
+    println!(
+        "matmul throughput is in FLOP (2·m·n·k per product): elem/s are FLOP/s, and \
+         thrpt / peak GFLOP/s is the fraction of peak; products of 2^21 multiply-adds or more \
+         use {threads} threads, smaller ones one (compare those with the 1-thread peak)"
+    );
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -6,11 +6,15 @@
 //! Flatten → Linear(3136→128) ReLU → Linear(128→10); softmax cross-entropy, plain SGD lr 0.05
 //! (no momentum), PyTorch's default initializations, shuffled batches with the last partial
 //! batch kept, data in memory (as the file's bytes, converted per batch). About 25 MFLOP per
-//! training sample. Only the training loop is timed. Prints one JSON line per epoch and a
-//! summary line with the median samples/s, the test accuracy and the process's peak RSS.
+//! training sample (matrix work, forward and backward; 8.5 MFLOP forward). Only the training
+//! loop is timed. Prints the machine's f32 FMA peak for the run's threads and the model's FLOP
+//! per sample, one JSON line per epoch, and a summary line with the median samples/s, the test
+//! accuracy, the process's peak RSS, and the useful FLOP/s as a fraction of the peak
+//! (`"peak_gflops"`, `"useful_gflops"`, `"fraction_of_peak"`, `"threads_add_throughput"`).
 //!
 //! `--infer N` times forward passes of single images instead (batch 1 on an inference
-//! tape, N of them after a warm-up), printed as `{"infer_batch1_per_s": …}`.
+//! tape, N of them after a warm-up), printed as `{"infer_batch1_per_s": …}` with the same
+//! fraction of peak for the forward FLOP.
 //!
 //! ```text
 //! cargo run --release --example bench_cnn -- --threads 1 [--batch 128 --epochs 1 --max-steps N --data DIR]

@@ -4,8 +4,12 @@
 //! Fashion-MNIST MLP 784-256-256-10 (ReLU), softmax cross-entropy, plain SGD lr 0.05 (no
 //! momentum), PyTorch's default `nn.Linear` initialization, shuffled batches with the last
 //! partial batch kept, inputs scaled to `[0, 1]`, data in memory (as the file's bytes,
-//! converted per batch). Only the training loop is timed. Prints one JSON line per epoch and
-//! a summary line with the median samples/s, the test accuracy and the process's peak RSS.
+//! converted per batch). Only the training loop is timed. Prints the machine's f32 FMA peak for
+//! the run's threads and the model's FLOP per sample (1.21 MFLOP per training sample: matrix
+//! work, forward and backward), one JSON line per epoch, and a summary line with the median
+//! samples/s, the test accuracy, the process's peak RSS, and the useful FLOP/s as a fraction
+//! of the peak (`"peak_gflops"`, `"useful_gflops"`, `"fraction_of_peak"`, and whether the
+//! threads add FMA throughput, `"threads_add_throughput"`).
 //!
 //! ```text
 //! cargo run --release --example bench_mlp -- --threads 1 [--batch 128 --epochs 3 --max-steps N --data DIR]
@@ -13,7 +17,8 @@
 //! ```
 //!
 //! `--infer N` times N forward passes of one test image each instead of training (after as
-//! many warm-up passes) and prints `infer_batch1_per_s`, as `bench_cnn` does for W2.
+//! many warm-up passes) and prints `infer_batch1_per_s` with the same fraction of peak for
+//! the forward FLOP, as `bench_cnn` does for W2.
 
 #[path = "support/bench.rs"]
 mod bench;

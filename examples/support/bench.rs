@@ -1,6 +1,13 @@
 //! What the speed benchmarks (`bench_mlp`, workload W1; `bench_cnn`, W2) share: their
 //! flags, the timed training loop with one JSON line per epoch and a summary line, and the
-//! batch-1 inference timing, as the PyTorch scripts in `bench/` do them.
+//! batch-1 inference timing, as the PyTorch scripts in `bench/` do them; and the fraction of
+//! the machine's FMA peak the run reaches (`peak.rs` measures the peak, `flops.rs` counts the
+//! model's useful FLOP per sample).
+
+#[path = "flops.rs"]
+mod flops;
+#[path = "peak.rs"]
+mod peak;
 
 use std::error::Error;
 use std::path::PathBuf;
@@ -65,9 +72,42 @@ fn median(mut values: Vec<f64>) -> f64 {
     }
 }
 
+/// Measures the FMA peak for the run's threads and counts the model's FLOP per sample,
+/// printing both for people.
+fn peak_and_flops(
+    model: &Sequential,
+    data: &Dataset,
+    args: &Args,
+) -> Result<(peak::Peak, flops::Flops), Box<dyn Error>> {
+    let flops = flops::count(model, data.sample_shape())?;
+    let peak = peak::Peak::measure(args.threads)?;
+    println!("{}", peak.describe());
+    println!("{}", flops.describe());
+    Ok((peak, flops))
+}
+
+/// The JSON fields of the useful FLOP/s (`samples_per_s` samples of `flop_per_sample` FLOP
+/// each) as a fraction of `peak`, after the same said for people.
+fn fraction_of_peak(peak: &peak::Peak, flop_per_sample: u64, samples_per_s: f64) -> String {
+    let useful_gflops = samples_per_s * flop_per_sample as f64 / 1e9;
+    let fraction = peak.fraction(useful_gflops);
+    println!(
+        "useful {useful_gflops:.2} GFLOP/s ({samples_per_s:.0} samples/s × {flop_per_sample} FLOP) = {:.1}% of the {}-thread FMA peak {:.1} GFLOP/s",
+        100.0 * fraction,
+        peak.threads,
+        peak.gflops
+    );
+    format!(
+        "\"flop_per_sample\": {flop_per_sample}, \"useful_gflops\": {useful_gflops:.3}, \"fraction_of_peak\": {fraction:.4}, {}",
+        peak.json_fields()
+    )
+}
+
 /// Trains `model` with plain SGD at `lr` on shuffled batches of `train` for `args.epochs`
 /// (each cut at `args.max_steps`), printing each epoch's samples/s as a JSON line, then a
-/// summary line with the median samples/s, the test accuracy and the peak RSS.
+/// summary line with the median samples/s, the test accuracy, the peak RSS, and the useful
+/// FLOP/s (the model's FLOP per training sample times the median samples/s) as a fraction of
+/// the FMA peak measured before training.
 pub fn train(
     model: &mut Sequential,
     train: &Dataset,
@@ -76,6 +116,7 @@ pub fn train(
     rng: &mut ChaCha8Rng,
     args: &Args,
 ) -> Result<(), Box<dyn Error>> {
+    let (peak, flops) = peak_and_flops(model, train, args)?;
     let mut sgd = Sgd::new(lr)?;
     // the loop runs on a pool thread, which does a share of the work itself
     let rates = tapegrad::in_pool(|| -> tapegrad::Result<Vec<f64>> {
@@ -103,12 +144,14 @@ pub fn train(
         Ok(rates)
     })?;
     let accuracy = evaluate(&*model, test, 1000)?.accuracy.unwrap_or(f64::NAN);
+    let samples_per_s = median(rates);
+    let fraction = fraction_of_peak(&peak, flops.training(), samples_per_s);
     println!(
-        "{{\"lib\": \"tapegrad {}\", \"threads\": {}, \"batch\": {}, \"median_samples_per_s\": {:.0}, \"test_acc\": {:.4}, \"peak_rss_mib\": {:.1}}}",
+        "{{\"lib\": \"tapegrad {}\", \"threads\": {}, \"batch\": {}, \"median_samples_per_s\": {:.0}, \"test_acc\": {:.4}, \"peak_rss_mib\": {:.1}, {fraction}}}",
         env!("CARGO_PKG_VERSION"),
         args.threads,
         args.batch,
-        median(rates),
+        samples_per_s,
         accuracy,
         peak_rss_mib().unwrap_or(f64::NAN)
     );
@@ -116,8 +159,11 @@ pub fn train(
 }
 
 /// Times `args.infer` forward passes of one test image each (after as many warm-up passes),
-/// on an inference tape reused across passes, as `model.eval()` under `torch.no_grad()`.
+/// on an inference tape reused across passes, as `model.eval()` under `torch.no_grad()`, and
+/// prints the passes per second with the useful FLOP/s (the model's forward FLOP per sample
+/// times the passes per second) as a fraction of the FMA peak measured before.
 pub fn infer(model: &Sequential, test: &Dataset, args: &Args) -> Result<(), Box<dyn Error>> {
+    let (peak, flops) = peak_and_flops(model, test, args)?;
     let images: Vec<Tensor> = {
         let mut batches = test.batches(1)?;
         let mut images = Vec::new();
@@ -143,11 +189,13 @@ pub fn infer(model: &Sequential, test: &Dataset, args: &Args) -> Result<(), Box<
     let start = Instant::now();
     let checksum = run(args.infer);
     let secs = start.elapsed().as_secs_f64();
+    let per_s = args.infer as f64 / secs;
+    let fraction = fraction_of_peak(&peak, flops.inference(), per_s);
     println!(
-        "{{\"lib\": \"tapegrad {}\", \"threads\": {}, \"infer_batch1_per_s\": {:.0}, \"checksum\": {:.3}}}",
+        "{{\"lib\": \"tapegrad {}\", \"threads\": {}, \"infer_batch1_per_s\": {:.0}, \"checksum\": {:.3}, {fraction}}}",
         env!("CARGO_PKG_VERSION"),
         args.threads,
-        args.infer as f64 / secs,
+        per_s,
         checksum
     );
     Ok(())
