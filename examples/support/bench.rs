@@ -159,7 +159,8 @@ pub fn train(
 }
 
 /// Times `args.infer` forward passes of one test image each (after as many warm-up passes),
-/// on an inference tape reused across passes, as `model.eval()` under `torch.no_grad()`, and
+/// on an inference tape reused across passes, as `model.eval()` under `torch.no_grad()`, in
+/// [`tapegrad::in_pool`] (the pool's threads wait for work spinning, as PyTorch's do), and
 /// prints the passes per second with the useful FLOP/s (the model's forward FLOP per sample
 /// times the passes per second) as a fraction of the FMA peak measured before.
 pub fn infer(model: &Sequential, test: &Dataset, args: &Args) -> Result<(), Box<dyn Error>> {
@@ -175,20 +176,24 @@ pub fn infer(model: &Sequential, test: &Dataset, args: &Args) -> Result<(), Box<
         }
         images
     };
-    let mut tape = Tape::inference();
-    let mut run = |count: usize| {
-        let mut checksum = 0.0;
-        for i in 0..count {
-            tape.reset();
-            let logits = model.forward(tape.constant(&images[i % images.len()]), Mode::Eval);
-            checksum += logits.value()[[0, 0]];
-        }
-        checksum
-    };
-    run(args.infer);
-    let start = Instant::now();
-    let checksum = run(args.infer);
-    let secs = start.elapsed().as_secs_f64();
+    // inside `in_pool`, as `fit` runs its loop: the pool's threads wait for work spinning
+    // between passes (as PyTorch's OpenMP threads do) instead of sleeping and being woken
+    let (checksum, secs) = tapegrad::in_pool(|| {
+        let mut tape = Tape::inference();
+        let mut run = |count: usize| {
+            let mut checksum = 0.0;
+            for i in 0..count {
+                tape.reset();
+                let image = tape.constant(&images[i % images.len()]);
+                checksum += model.forward(image, Mode::Eval).value()[[0, 0]];
+            }
+            checksum
+        };
+        run(args.infer);
+        let start = Instant::now();
+        let checksum = run(args.infer);
+        (checksum, start.elapsed().as_secs_f64())
+    });
     let per_s = args.infer as f64 / secs;
     let fraction = fraction_of_peak(&peak, flops.inference(), per_s);
     println!(

@@ -336,9 +336,6 @@ mod x86 {
     };
     use std::hint::black_box;
 
-    // The AVX-512 intrinsics are stable since Rust 1.89, above the library's MSRV (1.88):
-    // only the examples, benches and tests that include this file need 1.89.
-    #[allow(clippy::incompatible_msrv)]
     #[target_feature(enable = "avx512f")]
     pub fn avx512(iterations: u64) {
         let (a, b) = (_mm512_set1_ps(black_box(A)), _mm512_set1_ps(black_box(B)));
