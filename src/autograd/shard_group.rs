@@ -14,7 +14,10 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 /// A sum of `f64` values over the processes of a distributed step (an MPI all-reduce),
 /// called once per collective after the shards of this process have been added up.
 #[derive(Clone)]
-pub(crate) struct CrossSum(pub(crate) Arc<dyn Fn(&mut [f64]) + Send + Sync>);
+pub(crate) struct CrossSum(pub(crate) Arc<SumFn>);
+
+/// What a [`CrossSum`] calls: values in, their sums over the processes out.
+pub(crate) type SumFn = dyn Fn(&mut [f64]) + Send + Sync;
 
 impl std::fmt::Debug for CrossSum {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

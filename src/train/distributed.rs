@@ -264,11 +264,13 @@ impl TrainStep {
     /// and every parameter's gradient, formed from this rank's factors by the same
     /// accumulating product the optimizer would have used. Sending a weight's factors
     /// instead (`Gᵀ·X`, an all-gather of `rows·(in + out)` numbers per rank) moves fewer
-    /// bytes only while the global batch stays below about `2·in·out / (in + out)` rows
-    /// (about 620 for a 784 × 512 layer), and it gives every rank the whole batch's product
-    /// to compute, so the work no longer shrinks with the ranks; measured on 2 processes of
-    /// one machine, the dense all-reduce is the faster one at the layer shapes of the
-    /// examples (the README's MPI section has the numbers).
+    /// bytes at small batches, and on 2 ranks of one machine it measured faster up to 128
+    /// rows per rank for an MLP 784-256-256-10; but each rank then receives
+    /// `(N−1)·rows·(in + out)` numbers, a volume that grows with the ranks where a ring
+    /// all-reduce's (`2·(N−1)/N` times the gradient) does not, and every rank must compute
+    /// the whole global batch's weight products for its update, work that no longer
+    /// shrinks as ranks are added. The all-reduce runs after the backward pass (it does not
+    /// overlap with it, as PyTorch's gradient buckets do).
     ///
     /// A step refused for a non-finite loss or gradient is refused on every rank (they all
     /// see the summed numbers), so [`OnDivergence`](crate::OnDivergence), schedules and
@@ -335,7 +337,7 @@ impl StepSync {
                 ),
             });
         }
-        if self.steps % SYNC_CHECK_EVERY == 0 {
+        if self.steps.is_multiple_of(SYNC_CHECK_EVERY) {
             self.world.check_same_parameters(model)?;
             let differ = self.world.ranks_differing(batch_hash(batch));
             if !differ.is_empty() {
