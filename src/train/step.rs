@@ -32,7 +32,8 @@ static NEXT_STEP: AtomicU64 = AtomicU64::new(0);
 /// a step wakes the other threads twice instead of once per op (and not at all when the loop
 /// runs in [`in_pool`](crate::in_pool), as [`fit`](crate::fit)'s does, which keeps them
 /// awake). This is what PyTorch's `DistributedDataParallel` does across processes, here
-/// inside one.
+/// inside one; with the cargo feature `mpi`, `TrainStep::distributed` splits each batch
+/// across processes too, and each process's rows across its threads.
 ///
 /// The loss must be a **mean over the rows** (as every built-in [`Loss`] is), and the model must treat rows independently (no statistics over the batch, as a
 /// batch normalization would take): each shard's loss is weighted by its share of the rows, so the summed gradient is
@@ -217,7 +218,9 @@ impl TrainStep {
                 let lone = (across.clone()).map(|a| ShardGroup::across(1, true, Some(a)).member(0));
                 vec![run_shard(0, tape, lone)]
             }
-            _ if self.batch_coupled == Some(false) => {
+            // (never across ranks: there every step's shards wait, so that each rank makes
+            // the same sums over the ranks whatever its number of shards)
+            _ if self.batch_coupled == Some(false) && across.is_none() => {
                 // the model took no statistics over the batch so far: shards on the pool
                 let group = ShardGroup::new(shards, false);
                 keep_helpers_awake();
