@@ -117,6 +117,7 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
         shift: 1,
         no_test: false,
         refit: false,
+        ranks: Default::default(),
     };
     let flags = defaults.parse(|flag, value| {
         match flag {

@@ -14,7 +14,17 @@
 //! cargo run --release --example fashion_mnist [-- --epochs N --batch B --lr LR --l2 L
 //!     --dropout P --hidden W1,W2,... --seed S --data DIR --quiet --save PATH --resume PATH
 //!     --scaler global|feature|bytes
-//!     --augment none|flip|crop|flip-crop|translate|flip-translate --shift K --no-test --refit]
+//!     --augment none|flip|crop|flip-crop|translate|flip-translate --shift K --no-test --refit
+//!     --threads N --distributed]
+//! ```
+//!
+//! `--distributed` (feature `mpi`) trains data-parallel across the processes `mpirun`
+//! starts, each on its slice of every batch of `--batch` images, with this machine's cores
+//! shared out among its ranks (`--threads N` sets a rank's threads); the result equals one
+//! process's up to float rounding. Only rank 0 prints and writes `--save` checkpoints:
+//!
+//! ```text
+//! mpirun -n 2 cargo run --release --features mpi --example fashion_mnist -- --distributed
 //! ```
 //!
 //! `--scaler` picks the input preprocessing, fitted on the training part: `feature` (the
@@ -134,6 +144,7 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
         shift: 2,
         no_test: false,
         refit: false,
+        ranks: Default::default(),
     };
     let flags = defaults.parse(|flag, value| {
         match flag {
@@ -191,7 +202,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     })?;
 
     let mut model = model(&args.hidden, flags.dropout, &mut rng)?;
-    println!("{model}");
+    if flags.ranks.is_root() {
+        println!("{model}");
+    }
     let steps_per_epoch = splits.train.len().div_ceil(flags.batch) as u64;
     let cosine = Decay::Cosine {
         period: flags.epochs as u64 * steps_per_epoch,

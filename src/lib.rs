@@ -116,6 +116,8 @@ pub mod prelude {
     };
     pub use crate::tensor::types::{Elem, SharedTensor, Tensor};
     pub use crate::threads::{in_pool, num_threads, set_num_threads};
+    #[cfg(feature = "mpi")]
+    pub use crate::train::{Distributed, SYNC_CHECK_EVERY};
     pub use crate::train::{
         EpochRecord, Evaluation, FitConfig, Goal, History, Metric, Monitor, OnDivergence, Plateau,
         Predictions, Predictor, Progress, Samples, TrainStep, evaluate, evaluate_with, fit,

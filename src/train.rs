@@ -4,11 +4,15 @@
 //! guard; plus [`evaluate`], which measures a model on unseen data in evaluation mode, and
 //! [`Predictor`], which classifies new samples with the fitted scaler applied.
 
+#[cfg(feature = "mpi")]
+mod distributed;
 mod evaluate;
 mod plateau;
 mod predict;
 mod step;
 
+#[cfg(feature = "mpi")]
+pub use distributed::{Distributed, SYNC_CHECK_EVERY};
 pub use evaluate::{Evaluation, Metric, evaluate, evaluate_with};
 pub use plateau::Plateau;
 pub use predict::{Predictions, Predictor, Samples};
@@ -403,6 +407,12 @@ pub struct FitConfig {
     pub loss: Option<Loss>,
     /// Batch size of the validation pass. Default 1,000.
     pub eval_batch_size: usize,
+    /// Data parallelism across processes (feature `mpi`): each rank trains on its slice of
+    /// every batch and the ranks sum their gradients ([`Distributed`]). Only rank 0 calls
+    /// `on_progress`; every rank returns the same [`History`] and ends with the same
+    /// parameters. Default `None` (this process alone).
+    #[cfg(feature = "mpi")]
+    pub distributed: Option<Distributed>,
 }
 
 impl Default for FitConfig {
@@ -420,6 +430,8 @@ impl Default for FitConfig {
             augment: None,
             loss: None,
             eval_batch_size: 1000,
+            #[cfg(feature = "mpi")]
+            distributed: None,
         }
     }
 }
@@ -810,7 +822,22 @@ fn fit_here(
         // or not the run was resumed
         let _ = train.batches(config.batch_size)?.shuffled(&mut rng);
     }
+    #[allow(unused_mut)]
     let mut train_step = TrainStep::new();
+    #[cfg(feature = "mpi")]
+    let mut others_quiet = |_: &Progress<'_>| {};
+    #[cfg(feature = "mpi")]
+    let on_progress: &mut (dyn FnMut(&Progress<'_>) + Send) = match &config.distributed {
+        Some(world) => {
+            train_step = train_step.distributed(world.clone());
+            if world.is_root() {
+                on_progress
+            } else {
+                &mut others_quiet
+            }
+        }
+        None => on_progress,
+    };
     let mut refused_in_a_row = 0;
     let mut last_refusal = String::new();
     let mut best: Option<(f64, usize, ParamSnapshot)> = None;

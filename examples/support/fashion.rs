@@ -1,7 +1,9 @@
 //! What the Fashion-MNIST examples (`fashion_mnist`, `fashion_cnn`) share: their common
 //! flags, the split into training, validation and test images with a scaler fitted on the
 //! training part, the augmentations, the epoch loop with its progress bar, checkpoints and
-//! resumption, and the one evaluation on the test set.
+//! resumption, the one evaluation on the test set, and `--distributed` (feature `mpi`):
+//! under `mpirun`, each rank trains on its slice of every batch, rank 0 alone prints and
+//! writes checkpoints.
 
 use indicatif::{ProgressBar, ProgressStyle};
 use std::error::Error;
@@ -34,6 +36,60 @@ pub struct Flags {
     pub shift: usize,
     pub no_test: bool,
     pub refit: bool,
+    /// Set by `--distributed`: this process's rank among those `mpirun` started.
+    pub ranks: Ranks,
+}
+
+/// This process's rank under `--distributed` (feature `mpi`); without it, one process.
+#[derive(Default)]
+pub struct Ranks {
+    #[cfg(feature = "mpi")]
+    world: Option<tapegrad::Distributed>,
+}
+
+impl Ranks {
+    /// Initializes MPI and gives each rank its share of this machine's cores (`--threads`
+    /// overrides it), or says which feature `--distributed` needs.
+    fn init() -> Result<Ranks, Box<dyn Error>> {
+        #[cfg(feature = "mpi")]
+        {
+            let world = tapegrad::Distributed::init()?;
+            // ranks on this machine, as Open MPI or MPICH tell them
+            let local = ["OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"]
+                .iter()
+                .find_map(|v| std::env::var(v).ok()?.parse::<usize>().ok())
+                .unwrap_or(1);
+            let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+            tapegrad::set_num_threads((cpus / local).max(1))?;
+            Ok(Ranks { world: Some(world) })
+        }
+        #[cfg(not(feature = "mpi"))]
+        Err(
+            "--distributed needs the `mpi` feature: mpirun -n 2 cargo run --release \
+             --features mpi --example fashion_mnist -- --distributed"
+                .into(),
+        )
+    }
+
+    /// Whether this process prints and writes checkpoints: rank 0, or the only process.
+    pub fn is_root(&self) -> bool {
+        #[cfg(feature = "mpi")]
+        if let Some(world) = &self.world {
+            return world.is_root();
+        }
+        true
+    }
+
+    /// `FitConfig` with this process's rank set.
+    fn config(&self, config: FitConfig) -> FitConfig {
+        #[cfg(feature = "mpi")]
+        return FitConfig {
+            distributed: self.world.clone(),
+            ..config
+        };
+        #[cfg(not(feature = "mpi"))]
+        config
+    }
 }
 
 impl Flags {
@@ -58,6 +114,8 @@ impl Flags {
             "--resume" => self.resume = Some(PathBuf::from(value()?)),
             "--augment" => self.augment = value()?,
             "--shift" => self.shift = value()?.parse()?,
+            "--distributed" => self.ranks = Ranks::init()?,
+            "--threads" => tapegrad::set_num_threads(value()?.parse()?)?,
             _ => return Ok(false),
         }
         Ok(true)
@@ -139,12 +197,14 @@ impl Splits {
         for data in [&mut train, &mut valid, &mut test] {
             data.set_scaler(scaler.clone())?;
         }
-        println!(
-            "Fashion-MNIST: {} train, {} validation, {} test images (stored as bytes)",
-            train.len(),
-            valid.len(),
-            test.len()
-        );
+        if flags.ranks.is_root() {
+            println!(
+                "Fashion-MNIST: {} train, {} validation, {} test images (stored as bytes)",
+                train.len(),
+                valid.len(),
+                test.len()
+            );
+        }
         Ok(Splits {
             train,
             valid,
@@ -177,28 +237,30 @@ pub fn train(
         }
         None => 0,
     };
+    let root = flags.ranks.is_root();
     let augment = flags.augmentation()?;
     let steps_per_epoch = splits.train.len().div_ceil(flags.batch) as u64;
-    let bar = match flags.quiet {
+    let bar = match flags.quiet || !root {
         true => ProgressBar::hidden(),
         false => ProgressBar::new(steps_per_epoch),
     };
     bar.set_style(ProgressStyle::with_template(
         "epoch {prefix} [{bar:30}] {pos}/{len} {msg}",
     )?);
-    let say = |line: String| match flags.quiet {
-        true => println!("{line}"),
-        false => bar.println(line),
+    let say = |line: String| match (root, flags.quiet) {
+        (false, _) => {}
+        (true, true) => println!("{line}"),
+        (true, false) => bar.println(line),
     };
     for epoch in start_epoch..flags.epochs {
-        let config = FitConfig {
+        let config = flags.ranks.config(FitConfig {
             epochs: epoch + 1,
             start_epoch: epoch,
             batch_size: flags.batch,
             seed: flags.seed,
             augment: augment.clone(),
             ..FitConfig::default()
-        };
+        });
         fit(
             &mut *model,
             sgd,
@@ -234,7 +296,7 @@ pub fn train(
                 Progress::Event(e) => say(format!("note: {e}")),
             },
         )?;
-        if let Some(path) = &flags.save {
+        if let Some(path) = flags.save.as_ref().filter(|_| root) {
             Checkpoint::new(&*model)
                 .with_scaler(splits.scaler.clone())
                 .with_training(sgd, epoch + 1)?
@@ -247,6 +309,9 @@ pub fn train(
 
 /// Says that training ended without a look at the test set (`--no-test`).
 pub fn report_without_test(flags: &Flags, start: Instant) {
+    if !flags.ranks.is_root() {
+        return;
+    }
     println!(
         "trained {} epochs; test set not used; wall time {:.1}s",
         flags.epochs,
@@ -257,6 +322,9 @@ pub fn report_without_test(flags: &Flags, start: Instant) {
 /// Prints the test set's confusion matrix and accuracy (`result`, the one evaluation on
 /// the test images).
 pub fn report_test(result: &Evaluation, flags: &Flags, start: Instant) {
+    if !flags.ranks.is_root() {
+        return;
+    }
     println!("\nconfusion matrix on the test set (rows: true class, columns: prediction)");
     if let Some(confusion) = &result.confusion {
         print!("{confusion}");

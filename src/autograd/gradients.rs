@@ -165,6 +165,15 @@ impl Gradients {
             .find(|leaf| leaf.param == Some(param.id()))
     }
 
+    /// The gradients of one batch's shards as one: the lone shard's, or their
+    /// [`Gradients::sum_of_shards`].
+    pub(crate) fn of_shards(shards: Vec<Gradients>) -> Gradients {
+        match <[Gradients; 1]>::try_from(shards) {
+            Ok([whole]) => whole,
+            Err(shards) => Gradients::sum_of_shards(shards),
+        }
+    }
+
     /// The parameters' gradients of several shards of one batch, each shard's from its own
     /// tape, added up per parameter (in shard order). Leaves that are not parameters are
     /// left out, and the sum answers only [`Gradients::param`].

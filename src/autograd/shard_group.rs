@@ -11,6 +11,20 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
+/// A sum of `f64` values over the processes of a distributed step (an MPI all-reduce),
+/// called once per collective after the shards of this process have been added up.
+#[derive(Clone)]
+pub(crate) struct CrossSum(pub(crate) Arc<SumFn>);
+
+/// What a [`CrossSum`] calls: values in, their sums over the processes out.
+pub(crate) type SumFn = dyn Fn(&mut [f64]) + Send + Sync;
+
+impl std::fmt::Debug for CrossSum {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CrossSum")
+    }
+}
+
 /// The shards of one training step, all running at once on threads of their own.
 #[derive(Debug)]
 pub(crate) struct ShardGroup {
@@ -23,6 +37,9 @@ pub(crate) struct ShardGroup {
     used: AtomicBool,
     round: Mutex<Round>,
     turn: Condvar,
+    /// The sum over the other processes of a distributed step, if any: every collective of
+    /// a group that can wait ends with it, so a batch norm sees the global batch.
+    across: Option<CrossSum>,
 }
 
 /// Where the current collective stands.
@@ -51,7 +68,14 @@ impl ShardGroup {
     /// A group of `shards` shards; `can_wait` says whether they run at once on threads of
     /// their own (so that a collective may wait for all of them).
     pub(crate) fn new(shards: usize, can_wait: bool) -> Arc<Self> {
+        Self::across(shards, can_wait, None)
+    }
+
+    /// A group as [`ShardGroup::new`] makes it whose collectives, when its shards can wait,
+    /// also sum over the processes of a distributed step with `across`.
+    pub(crate) fn across(shards: usize, can_wait: bool, across: Option<CrossSum>) -> Arc<Self> {
         Arc::new(ShardGroup {
+            across,
             shards,
             can_wait,
             used: AtomicBool::new(false),
@@ -160,6 +184,10 @@ impl ShardMember {
                 for (t, v) in total.iter_mut().zip(slot) {
                     *t += v;
                 }
+            }
+            if let Some(across) = &group.across {
+                // the other shards wait on the lock: one MPI call at a time in this process
+                (across.0)(total);
             }
             round.arrived = 0;
             round.done += 1;

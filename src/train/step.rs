@@ -2,7 +2,7 @@
 //! batch's rows split across the threads (data parallelism).
 
 use crate::autograd::gradients::Gradients;
-use crate::autograd::shard_group::{AbortOnPanic, ShardGroup, ShardMember};
+use crate::autograd::shard_group::{AbortOnPanic, CrossSum, ShardGroup, ShardMember};
 use crate::autograd::tape::{StepRows, Tape};
 use crate::data::{Batch, BatchTargets};
 use crate::error::{Error, Result};
@@ -12,6 +12,7 @@ use crate::tensor::Elem;
 use crate::threads::{as_shard, keep_helpers_awake, num_threads};
 use ndarray::{ArrayViewD, Axis};
 use rayon::prelude::*;
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -31,7 +32,8 @@ static NEXT_STEP: AtomicU64 = AtomicU64::new(0);
 /// a step wakes the other threads twice instead of once per op (and not at all when the loop
 /// runs in [`in_pool`](crate::in_pool), as [`fit`](crate::fit)'s does, which keeps them
 /// awake). This is what PyTorch's `DistributedDataParallel` does across processes, here
-/// inside one.
+/// inside one; with the cargo feature `mpi`, `TrainStep::distributed` splits each batch
+/// across processes too, and each process's rows across its threads.
 ///
 /// The loss must be a **mean over the rows** (as every built-in [`Loss`] is), and the model must treat rows independently (no statistics over the batch, as a
 /// batch normalization would take): each shard's loss is weighted by its share of the rows, so the summed gradient is
@@ -72,6 +74,9 @@ pub struct TrainStep {
     /// each on a thread of its own, and wait for each other); `None` until a step with
     /// several shards has shown it.
     batch_coupled: Option<bool>,
+    /// The ranks the batches are split across ([`TrainStep::distributed`]).
+    #[cfg(feature = "mpi")]
+    pub(super) distributed: Option<super::distributed::StepSync>,
 }
 
 impl TrainStep {
@@ -127,9 +132,8 @@ impl TrainStep {
             });
         }
         Ok(TrainStep {
-            tapes: Vec::new(),
             shards: Some(shards),
-            batch_coupled: None,
+            ..TrainStep::default()
         })
     }
 
@@ -178,8 +182,11 @@ impl TrainStep {
                 message: "the batch is empty, expected at least one sample".into(),
             });
         }
+        // the rows this process trains on: all, or its rank's slice
+        let here = self.rows_here(&*model, &batch)?;
         let wanted = self.shards.unwrap_or_else(num_threads);
-        let shards = wanted.min(rows / MIN_SHARD_ROWS).max(1);
+        let shards = wanted.min(here.len() / MIN_SHARD_ROWS).max(1);
+        let across = self.cross_sum();
         let step = NEXT_STEP.fetch_add(1, Ordering::Relaxed);
         if self.tapes.len() < shards {
             self.tapes.resize_with(shards, Tape::new);
@@ -187,15 +194,17 @@ impl TrainStep {
         let tapes = &mut self.tapes[..shards];
         let model_ref: &dyn Module = &*model;
         let run_shard = |s: usize, tape: &mut Tape, member: Option<ShardMember>| {
-            let (start, end) = (s * rows / shards, (s + 1) * rows / shards);
+            let n = here.len();
+            let start = here.start + s * n / shards;
+            let end = here.start + (s + 1) * n / shards;
             let x = batch.x.slice_axis(Axis(0), (start..end).into());
             tape.set_step_rows(Some(StepRows {
                 step,
                 first_row: start,
             }));
             tape.set_shard(member);
-            let weight = match shards {
-                1 => 1.0,
+            let weight = match (shards, n == rows) {
+                (1, true) => 1.0,
                 _ => (end - start) as Elem / rows as Elem,
             };
             let targets = batch.targets.rows(start, end);
@@ -204,8 +213,14 @@ impl TrainStep {
             result
         };
         let results = match tapes {
-            [tape] => vec![run_shard(0, tape, None)],
-            _ if self.batch_coupled == Some(false) => {
+            // across ranks, a lone shard still sums (batch statistics, the loss) with them
+            [tape] => {
+                let lone = (across.clone()).map(|a| ShardGroup::across(1, true, Some(a)).member(0));
+                vec![run_shard(0, tape, lone)]
+            }
+            // (never across ranks: there every step's shards wait, so that each rank makes
+            // the same sums over the ranks whatever its number of shards)
+            _ if self.batch_coupled == Some(false) && across.is_none() => {
                 // the model took no statistics over the batch so far: shards on the pool
                 let group = ShardGroup::new(shards, false);
                 keep_helpers_awake();
@@ -219,19 +234,26 @@ impl TrainStep {
                     // shards' statistics were their own, so run the step again with shards
                     // that wait for each other
                     self.batch_coupled = Some(true);
-                    run_waiting_shards(tapes, &run_shard).0
+                    run_waiting_shards(tapes, &run_shard, across).0
                 } else {
                     results
                 }
             }
             _ => {
-                let (results, group) = run_waiting_shards(tapes, &run_shard);
+                let (results, group) = run_waiting_shards(tapes, &run_shard, across);
                 self.batch_coupled = Some(group.used());
                 results
             }
         };
         let value: Elem = results.iter().map(|(value, _)| value).sum();
         let shard_grads: Option<Vec<Gradients>> = results.into_iter().map(|(_, g)| g).collect();
+        #[cfg(feature = "mpi")]
+        if let Some(sync) = &mut self.distributed {
+            let local = shard_grads
+                .filter(|_| value.is_finite())
+                .map(Gradients::of_shards);
+            return sync.finish(model, optimizer, value, local, tapes);
+        }
         let Some(shard_grads) = shard_grads.filter(|_| value.is_finite()) else {
             return Err(Error::Diverged {
                 op: "train step",
@@ -239,13 +261,30 @@ impl TrainStep {
                 what: format!("the loss is {value}"),
             });
         };
-        let grads = match <[Gradients; 1]>::try_from(shard_grads) {
-            Ok([whole]) => whole,
-            Err(shard_grads) => Gradients::sum_of_shards(shard_grads),
-        };
+        let grads = Gradients::of_shards(shard_grads);
         let stepped = optimizer.step(model, &grads);
         grads.recycle_into(tapes);
         stepped.map(|()| value)
+    }
+
+    /// The rows of a batch of `batch.len()` rows this process trains on: all of them, or
+    /// under [`TrainStep::distributed`] its rank's slice (after the ranks' periodic check).
+    fn rows_here(&mut self, model: &dyn Module, batch: &Batch<'_>) -> Result<Range<usize>> {
+        #[cfg(feature = "mpi")]
+        if let Some(sync) = &mut self.distributed {
+            return sync.begin(model, batch);
+        }
+        let _ = model;
+        Ok(0..batch.len())
+    }
+
+    /// The sum over the other ranks that collectives across shards end with, if any.
+    fn cross_sum(&self) -> Option<CrossSum> {
+        #[cfg(feature = "mpi")]
+        if let Some(sync) = &self.distributed {
+            return Some(sync.cross_sum());
+        }
+        None
     }
 }
 
@@ -288,12 +327,13 @@ type ShardRun<'a> =
 /// so that the shards can wait for each other in a sum over the whole batch (batch
 /// normalization). Returns their results in shard order and the group, which says whether
 /// any shard asked for such a sum. A panic in a shard releases the others and reaches the
-/// caller.
+/// caller. `across` sums the collectives over the other ranks, if any.
 fn run_waiting_shards(
     tapes: &mut [Tape],
     run_shard: &ShardRun<'_>,
+    across: Option<CrossSum>,
 ) -> (Vec<(Elem, Option<Gradients>)>, Arc<ShardGroup>) {
-    let group = ShardGroup::new(tapes.len(), true);
+    let group = ShardGroup::across(tapes.len(), true, across);
     let (first, rest) = tapes.split_first_mut().expect("at least one shard");
     let results = std::thread::scope(|scope| {
         let others: Vec<_> = rest
