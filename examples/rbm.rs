@@ -81,6 +81,7 @@ struct Args {
     data: Option<PathBuf>,
     threads: Option<usize>,
     out: Option<PathBuf>,
+    fit_only: bool,
 }
 
 fn parse_args() -> Result<Args, Box<dyn std::error::Error>> {
@@ -94,6 +95,7 @@ fn parse_args() -> Result<Args, Box<dyn std::error::Error>> {
         data: None,
         threads: None,
         out: None,
+        fit_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -108,6 +110,7 @@ fn parse_args() -> Result<Args, Box<dyn std::error::Error>> {
             "--data" => args.data = Some(PathBuf::from(value()?)),
             "--threads" => args.threads = Some(value()?.parse()?),
             "--out" => args.out = Some(PathBuf::from(value()?)),
+            "--fit-only" => args.fit_only = true,
             other => return Err(format!("unknown flag {other}; see the file header").into()),
         }
     }
@@ -163,6 +166,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for _ in 0..args.epochs {
         let record = trainer.epoch(&mut rbm, &x_train)?;
         fit_secs += record.seconds;
+        if args.fit_only {
+            continue;
+        }
         let pll_train = mean(&rbm.pseudo_log_likelihood(&x_pll, &mut score_rng)?);
         let pll_test = mean(&rbm.pseudo_log_likelihood(&x_test, &mut score_rng)?);
         let recon = rbm.reconstruction_error(&x_test)?;
@@ -171,6 +177,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             record.epoch, fit_secs, pll_train, pll_test, recon
         );
         std::io::stdout().flush()?;
+    }
+
+    if args.fit_only {
+        println!(
+            "{{\"lib\": \"tapegrad Rbm\", \"hidden\": {}, \"train\": {}, \"fit_secs\": {:.2}, \"threads\": {}}}",
+            args.hidden,
+            x_train.shape()[0],
+            fit_secs,
+            tapegrad::num_threads()
+        );
+        return Ok(());
     }
 
     // softmax regression on the hidden probabilities
