@@ -145,7 +145,9 @@ pub(crate) fn select_sum(
         .expect("internal error: select_sum needs a contiguous output");
     let rows = out.len() / width.max(1);
     let ones_count = ones.starts[first + rows] - ones.starts[first];
-    let run = |r0: usize, out: &mut [Elem]| select_sum_rows(src, width, ones, first + r0, out, accumulate);
+    let run = |r0: usize, out: &mut [Elem]| {
+        select_sum_rows(src, width, ones, first + r0, out, accumulate)
+    };
     if crate::threads::parallel(ones_count * width / 8) && rows > 1 {
         // fixed chunks of rows; each row is summed whole by one thread
         const CHUNK: usize = 8;
@@ -191,7 +193,8 @@ fn select_sum_rows_avx2(
     select_sum_rows_portable(src, width, ones, first, out, accumulate);
 }
 
-/// Columns summed at once in registers: 64 floats are eight AVX registers.
+/// Columns summed at once in registers: 32 floats are four AVX registers (eight with the
+/// two partial sums).
 const BLOCK: usize = 32;
 
 /// The loops of [`select_sum`]: column blocks of [`BLOCK`] outside, rows inside, so a block
@@ -238,16 +241,33 @@ fn block_sum<const B: usize>(
         let dst: &mut [Elem; B] = (&mut out[r * width + start..][..B])
             .try_into()
             .expect("internal error: a block is B wide");
-        let mut acc = if accumulate { *dst } else { [0.0; B] };
-        for &i in ones.row(first + r) {
-            let row: &[Elem; B] = (&src[i as usize * width + start..][..B])
+        let block = |i: u32| -> &[Elem; B] {
+            (&src[i as usize * width + start..][..B])
                 .try_into()
-                .expect("internal error: a block is B wide");
+                .expect("internal error: a block is B wide")
+        };
+        // two sums, of the even-numbered and the odd-numbered ones, so that consecutive
+        // additions do not wait for each other (an addition takes several cycles)
+        let (mut even, mut odd) = ([0.0; B], [0.0; B]);
+        let positions = ones.row(first + r);
+        let mut pairs = positions.chunks_exact(2);
+        for pair in &mut pairs {
+            let (a, b) = (block(pair[0]), block(pair[1]));
             for k in 0..B {
-                acc[k] += row[k];
+                even[k] += a[k];
+                odd[k] += b[k];
             }
         }
-        *dst = acc;
+        if let [last] = pairs.remainder() {
+            let a = block(*last);
+            for k in 0..B {
+                even[k] += a[k];
+            }
+        }
+        for k in 0..B {
+            let sum = even[k] + odd[k];
+            dst[k] = if accumulate { dst[k] + sum } else { sum };
+        }
     }
 }
 
@@ -255,8 +275,7 @@ fn block_sum<const B: usize>(
 /// FMA when the CPU has them.
 pub(crate) fn bias_sigmoid(x: &mut [Elem], bias: &[Elem]) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    {
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the CPU has AVX2 and FMA (checked just above), the only requirement of
         // `bias_sigmoid_avx2` beyond its safe signature.
         unsafe { bias_sigmoid_avx2(x, bias) };
@@ -414,9 +433,7 @@ mod tests {
 
     /// A random 0/1 matrix with ones at rate `p`.
     fn binary(rows: usize, cols: usize, p: f64, rng: &mut ChaCha8Rng) -> Array2<Elem> {
-        Array2::from_shape_fn((rows, cols), |_| {
-            if rng.random_bool(p) { 1.0 } else { 0.0 }
-        })
+        Array2::from_shape_fn((rows, cols), |_| if rng.random_bool(p) { 1.0 } else { 0.0 })
     }
 
     #[test]
@@ -442,7 +459,10 @@ mod tests {
             assert!(close(&out, &(&expected * 2.0)));
             let mut tail = Array2::zeros((rows - 1, width));
             select_sum(b.view(), &ones, 1, tail.view_mut(), false);
-            assert!(close(&tail, &expected.slice(ndarray::s![1.., ..]).to_owned()));
+            assert!(close(
+                &tail,
+                &expected.slice(ndarray::s![1.., ..]).to_owned()
+            ));
         }
     }
 
@@ -457,10 +477,16 @@ mod tests {
         let mut t = Ones::new();
         ones.transpose_into(3, &mut t);
         assert_eq!(t.rows(), 3);
-        assert_eq!((t.row(0), t.row(1), t.row(2)), (&[1][..], &[0][..], &[0, 1][..]));
+        assert_eq!(
+            (t.row(0), t.row(1), t.row(2)),
+            (&[1][..], &[0][..], &[0, 1][..])
+        );
         let mut more = Ones::zeros(1);
         more.extend(&ones);
-        assert_eq!((more.rows(), more.row(0), more.row(2)), (3, &[][..], &[0, 2][..]));
+        assert_eq!(
+            (more.rows(), more.row(0), more.row(2)),
+            (3, &[][..], &[0, 2][..])
+        );
     }
 
     #[test]

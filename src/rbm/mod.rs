@@ -1,6 +1,7 @@
 //! Restricted Boltzmann machines with binary (Bernoulli) visible and hidden units: the
 //! model [`Rbm`], its training by contrastive divergence ([`RbmTrainer`], [`RbmConfig`]) and
-//! greedy layer-wise pre-training of a sigmoid network ([`pretrain`], a deep belief net).
+//! greedy layer-wise pre-training of a sigmoid or tanh network ([`pretrain`], a deep belief
+//! net).
 //!
 //! The energy of a visible vector `v ∈ {0,1}^V` and a hidden vector `h ∈ {0,1}^H` is
 //! `E(v, h) = −bᵀv − cᵀh − hᵀ·W·v`, with the weight `W: [H, V]` (the layout of a

@@ -404,10 +404,8 @@ impl Workspace {
             .rows()
             .into_iter()
             .all(|row| {
-                self.data_ones.push_if_binary(
-                    row.as_slice()
-                        .expect("internal error: rows are contiguous"),
-                )
+                self.data_ones
+                    .push_if_binary(row.as_slice().expect("internal error: rows are contiguous"))
             });
         let positive_phase = |work: &mut Self| {
             if data_binary {
@@ -489,7 +487,8 @@ impl Workspace {
                 self.hidden.slice(s![..n, ..]),
             );
             gemm(v.t(), h, self.weight_stat_t.view_mut(), 0.0, 1.0);
-            self.sample_ones.transpose_into(visible, &mut self.by_column);
+            self.sample_ones
+                .transpose_into(visible, &mut self.by_column);
             let h = self.hidden.slice(s![n..n + m, ..]);
             select_sum(h, &self.by_column, 0, self.weight_stat_t.view_mut(), true);
         }
