@@ -99,7 +99,7 @@ impl Ones {
     }
 
     /// The transpose: `out` gets one row per column `0..width`, listing (in increasing
-    /// order) the rows with a one in that column. Also the count of ones per column.
+    /// order) the rows with a one in that column.
     pub(crate) fn transpose_into(&self, width: usize, out: &mut Ones) {
         out.starts.clear();
         out.starts.resize(width + 1, 0);
@@ -111,7 +111,7 @@ impl Ones {
         }
         out.columns.clear();
         out.columns.resize(self.columns.len(), 0);
-        // `next[c]`: where column c's next row goes; reuse starts shifted by one
+        // `next[c]`: where column c's next row goes
         let mut next: Vec<usize> = out.starts[..width].to_vec();
         for r in 0..self.rows() {
             for &c in self.row(r) {
