@@ -15,18 +15,31 @@
 //!
 //! ```text
 //! cargo run --release --example rbm [-- --train 10000 --hidden 256 --lr 0.05 --batch 64
-//!     --epochs 10 --data DIR --seed S --threads N --out DIR]
+//!     --epochs 10 --data DIR --seed S --threads N --out DIR --fit-only]
 //! ```
 //!
+//! `--fit-only` trains and prints only the summary line with the fitting time (no scores, no
+//! softmax regression, no pictures), for timing the fit alone, e.g. under `perf stat`.
+//!
 //! Expected with the defaults (seed 0): after 10 epochs a test pseudo-log-likelihood near
-//! −160 and a reconstruction MSE near 0.057 (scikit-learn: −163.0 and 0.0585), and 77.4%
+//! −158 and a reconstruction MSE near 0.057 (scikit-learn: −163.0 and 0.0585), and 77.2%
 //! test accuracy of the softmax regression on the features (scikit-learn's logistic
-//! regression: 78.0%). The pseudo-log-likelihood flips one random pixel per image, so it
-//! moves by several units from epoch to epoch; compare a few epochs, not one. Fitting time,
-//! alternated with scikit-learn over 5 rounds on a 2 vCPU AMD EPYC shared with other jobs
-//! (2026-11-29; the seconds themselves varied severalfold): median 3.3 times less than
-//! scikit-learn's at one thread (3.2–6.3 per round) and 13.5 times less at two (where
-//! scikit-learn's BLAS suffered most from the load).
+//! regression: 77.9%). The pseudo-log-likelihood flips one random pixel per image, so it
+//! moves by several units from epoch to epoch; compare a few epochs, not one.
+//!
+//! Fitting time (`--fit-only` on both sides, 10 epochs), alternated with scikit-learn over 3
+//! rounds on a 2 vCPU AMD EPYC (Zen 3) shared with other jobs at a load average of about 9
+//! (2026-11-29): at one thread scikit-learn spent a median 2.9 times tapegrad's user-mode
+//! CPU cycles on the fit (2.6–3.0 per round; `perf stat -e cycles:u` of a 10-epoch run
+//! minus a 1-epoch run, so that loading the data and importing Python modules drop out)
+//! and 2.1 times its wall-clock seconds (1.7–2.8); the seconds themselves varied up to
+//! threefold between rounds. At two threads scikit-learn's BLAS suffered most from the
+//! load: 292.5 s against 9.2 s in one round. The goal of 5 times at one thread is not
+//! reached. tapegrad's fit has no dense products left for binary data: the data, the
+//! chains' visible samples and their hidden states are 0/1, and each product with them is
+//! a sum of selected rows; what remains is bound by memory traffic on this loaded machine,
+//! and it measured no faster than the earlier dense products (median 8.4 G against 8.6 G
+//! user-mode cycles for 5 epochs, alternated over 3 rounds).
 //!
 //! `--out DIR` also writes two pictures there (nothing is written without it):
 //! `rbm-filters.png`, each hidden unit's 784 weights as a 28 × 28 tile (gray 0, white
@@ -37,15 +50,15 @@
 //! The data come from Debian's `dataset-fashion-mnist` (`/usr/share/datasets/fashion-mnist`),
 //! or from `--data DIR` or `$FASHION_MNIST_DIR`.
 //!
-//! Side by side (alternate the two, a few rounds, and compare medians; scikit-learn's BLAS
-//! uses the threads `OMP_NUM_THREADS` allows, tapegrad the ones `RAYON_NUM_THREADS` or
-//! `--threads` allow):
+//! Side by side (alternate the two, a few rounds, and compare medians; both take
+//! `--threads`, scikit-learn's script through `threadpoolctl`; on a busy machine compare
+//! user-mode cycles as well, which move less than seconds):
 //!
 //! ```text
 //! cargo build --release --example rbm
-//! for t in 2 1; do
-//!   OMP_NUM_THREADS=$t python3 bench/sklearn_rbm.py | tail -2
-//!   RAYON_NUM_THREADS=$t target/release/examples/rbm | tail -2
+//! for round in 1 2 3; do
+//!   perf stat -e cycles:u target/release/examples/rbm --threads 1 --fit-only
+//!   perf stat -e cycles:u python3 bench/sklearn_rbm.py --threads 1 --fit-only
 //! done
 //! ```
 
@@ -81,6 +94,7 @@ struct Args {
     data: Option<PathBuf>,
     threads: Option<usize>,
     out: Option<PathBuf>,
+    fit_only: bool,
 }
 
 fn parse_args() -> Result<Args, Box<dyn std::error::Error>> {
@@ -94,6 +108,7 @@ fn parse_args() -> Result<Args, Box<dyn std::error::Error>> {
         data: None,
         threads: None,
         out: None,
+        fit_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -108,6 +123,7 @@ fn parse_args() -> Result<Args, Box<dyn std::error::Error>> {
             "--data" => args.data = Some(PathBuf::from(value()?)),
             "--threads" => args.threads = Some(value()?.parse()?),
             "--out" => args.out = Some(PathBuf::from(value()?)),
+            "--fit-only" => args.fit_only = true,
             other => return Err(format!("unknown flag {other}; see the file header").into()),
         }
     }
@@ -163,6 +179,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for _ in 0..args.epochs {
         let record = trainer.epoch(&mut rbm, &x_train)?;
         fit_secs += record.seconds;
+        if args.fit_only {
+            continue;
+        }
         let pll_train = mean(&rbm.pseudo_log_likelihood(&x_pll, &mut score_rng)?);
         let pll_test = mean(&rbm.pseudo_log_likelihood(&x_test, &mut score_rng)?);
         let recon = rbm.reconstruction_error(&x_test)?;
@@ -171,6 +190,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             record.epoch, fit_secs, pll_train, pll_test, recon
         );
         std::io::stdout().flush()?;
+    }
+
+    if args.fit_only {
+        println!(
+            "{{\"lib\": \"tapegrad Rbm\", \"hidden\": {}, \"train\": {}, \"fit_secs\": {:.2}, \"threads\": {}}}",
+            args.hidden,
+            x_train.shape()[0],
+            fit_secs,
+            tapegrad::num_threads()
+        );
+        return Ok(());
     }
 
     // softmax regression on the hidden probabilities

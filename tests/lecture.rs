@@ -295,6 +295,27 @@ fn init_table_n0_001_does_not_converge_lsuv_does() {
     assert!(!not_converged(&o.cells[0][2]) && !not_converged(&o.cells[0][3]));
     let md = o.table.to_markdown();
     assert!(md.contains("93.94") && md.contains("n/c"), "{md}");
+    // the RBM row: a run for sigmoid and tanh, – for the others
+    use lecture::init_table::{RBM_ROW, rbm_applies};
+    assert_eq!(o.rbm.len(), UNITS.len());
+    for (unit, run) in UNITS.iter().zip(&o.rbm) {
+        assert_eq!(run.is_some(), rbm_applies(*unit), "{}", unit.name());
+    }
+    assert_eq!(o.rbm.iter().flatten().count(), 2);
+    assert!(o.pretrain_seconds > 0.0);
+    let row = md
+        .lines()
+        .find(|l| l.starts_with(&format!("| {RBM_ROW} |")))
+        .unwrap_or_else(|| panic!("no RBM row in {md}"));
+    let cells: Vec<&str> = row.trim_matches('|').split('|').map(str::trim).collect();
+    assert_eq!(cells.len(), 1 + UNITS.len(), "{row}");
+    for (cell, unit) in cells[1..].iter().zip(UNITS) {
+        if rbm_applies(unit) {
+            assert!(cell.ends_with(" / –") && *cell != "– / –", "{row}");
+        } else {
+            assert_eq!(*cell, "–", "{row}");
+        }
+    }
     wrote(&dir, "init-table");
 }
 

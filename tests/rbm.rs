@@ -4,8 +4,8 @@
 
 use tapegrad::ndarray::{Array2, Axis, concatenate};
 use tapegrad::{
-    ChaCha8Rng, Error, Init, Linear, Module, Rbm, RbmConfig, RbmGradient, RbmMethod, RbmTrainer,
-    SeedableRng, Sequential, Sigmoid, Tensor, checkpoint, pretrain, tensor,
+    ChaCha8Rng, Error, Init, Linear, Mode, Module, Rbm, RbmConfig, RbmGradient, RbmMethod,
+    RbmTrainer, SeedableRng, Sequential, Sigmoid, Tanh, Tape, Tensor, checkpoint, pretrain, tensor,
 };
 
 /// Every binary vector of length `n`, as rows `[2^n, n]`.
@@ -224,6 +224,11 @@ fn an_rbm_round_trips_through_checkpoints_and_safetensors() {
 
 /// A `16 → 12 → 8 → 4` sigmoid network.
 fn sigmoid_mlp(seed: u64) -> Sequential {
+    mlp_with(seed, [Box::new(Sigmoid), Box::new(Sigmoid)])
+}
+
+/// 16-12-8-4 with the two given hidden activations, weights N(0, 0.01²).
+fn mlp_with(seed: u64, [first, second]: [Box<dyn Module>; 2]) -> Sequential {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let init = Init::Normal {
         mean: 0.0,
@@ -231,12 +236,79 @@ fn sigmoid_mlp(seed: u64) -> Sequential {
     };
     Sequential::new(vec![
         Box::new(Linear::new(16, 12, init, &mut rng).unwrap()),
-        Box::new(Sigmoid),
+        first,
         Box::new(Linear::new(12, 8, init, &mut rng).unwrap()),
-        Box::new(Sigmoid),
+        second,
         Box::new(Linear::new(8, 4, init, &mut rng).unwrap()),
     ])
     .unwrap()
+}
+
+/// The output of each layer of `model` on `x`, in order.
+fn layer_outputs(model: &Sequential, x: &Tensor) -> Vec<Tensor> {
+    let mut outputs = Vec::new();
+    let mut value = x.clone();
+    for layer in model.layers() {
+        let tape = Tape::new();
+        value = layer.forward(tape.constant(value), Mode::Eval).value();
+        outputs.push(value.clone());
+    }
+    outputs
+}
+
+#[test]
+fn pretraining_a_tanh_net_gives_twice_the_sigmoid_nets_hidden_units_minus_one() {
+    let data = bars(200, 6);
+    let config = RbmConfig {
+        lr: 0.1,
+        batch_size: 20,
+        epochs: 5,
+        ..RbmConfig::practical_guide()
+    };
+    let mut sigmoid_net = sigmoid_mlp(0);
+    let rbms = pretrain(&mut sigmoid_net, &data, &config, &mut |_| {}).unwrap();
+    // tanh–tanh and the two mixed stacks
+    let stacks: [[Box<dyn Module>; 2]; 3] = [
+        [Box::new(Tanh), Box::new(Tanh)],
+        [Box::new(Sigmoid), Box::new(Tanh)],
+        [Box::new(Tanh), Box::new(Sigmoid)],
+    ];
+    let reference = layer_outputs(&sigmoid_net, &data);
+    for stack in stacks {
+        let mut net = mlp_with(0, stack);
+        let converted = pretrain(&mut net, &data, &config, &mut |_| {}).unwrap();
+        // the same RBMs: the conversion changes the Linears only
+        for (a, b) in converted.iter().zip(&rbms) {
+            assert_eq!(a.weight().value(), b.weight().value());
+            assert_eq!(a.hidden_bias().value(), b.hidden_bias().value());
+        }
+        let outputs = layer_outputs(&net, &data);
+        // hidden layers after their activations: indices 1 and 3
+        for index in [1, 3] {
+            let tanh = net.layers()[index].describe() == "Tanh()";
+            let (got, sigmoid) = (&outputs[index], &reference[index]);
+            let worst = got
+                .iter()
+                .zip(sigmoid)
+                .map(|(&y, &h)| {
+                    let expected = if tanh { 2.0 * h - 1.0 } else { h };
+                    (y - expected).abs()
+                })
+                .fold(0.0f32, f32::max);
+            assert!(
+                worst < 1e-5,
+                "{} layer {index}: off by {worst}",
+                net.describe()
+            );
+        }
+    }
+    // and the check means something: the hidden values are not all σ(0) = 1/2
+    for index in [1, 3] {
+        let spread = reference[index]
+            .iter()
+            .fold(0.0f32, |m, &h| m.max((h - 0.5).abs()));
+        assert!(spread > 0.05, "layer {index}: {spread}");
+    }
 }
 
 #[test]
@@ -313,7 +385,7 @@ fn pretraining_refuses_other_models_and_data_outside_zero_one() {
     let err = pretrain(&mut relu_net, &bars(10, 0), &config, &mut |_| {}).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "pretrain: expected a Sequential of the form Linear, Sigmoid, …, Linear, found ReLU() at layer 1"
+        "pretrain: expected a Sequential of the form Linear, Sigmoid or Tanh, …, Linear, found ReLU() at layer 1"
     );
     let mut model = sigmoid_mlp(0);
     let mut pixels = bars(10, 0);

@@ -2,7 +2,10 @@
 //! Matas 2016, CIFAR-10, FitNet4) on Fashion-MNIST, with a deep thin MLP (`init-table`) and
 //! with a thin deep FitNet-like convnet plus a batch-normalized row (`init-table-cnn`):
 //! initializations against activations, each cell the test accuracy after a fixed budget,
-//! printed beside the paper's numbers. Both share the grid, the table and the plot.
+//! printed beside the paper's numbers. Both share the grid, the table and the plot. The MLP
+//! table has one more row, greedy RBM pre-training (a deep belief net, Hinton, Osindero &
+//! Teh 2006), in the two columns where an RBM can stand for a layer: sigmoid, and tanh
+//! through `tanh(x) = 2σ(2x) − 1` (see `pretrain`).
 
 use super::activations::lsuv_init;
 use super::common::{Budget, Plot, Res, Run, Table, Unit, fashion, fashion_images, mlp, train};
@@ -26,6 +29,22 @@ pub const BATCH_NORM: &str = "He + BatchNorm";
 
 /// The convnet's 3×3 convolutions, channels per stage; a 2×2 max pool between stages.
 pub const CNN_STAGES: [&[usize]; 3] = [&[8, 8], &[16, 16, 16], &[16, 16]];
+
+/// The extra row of the MLP table: RBM pre-training (sigmoid and tanh columns only).
+pub const RBM_ROW: &str = "RBM pre-training";
+
+/// Epochs of pre-training per layer in the [`RBM_ROW`], (tiny, full).
+pub const RBM_EPOCHS: (usize, usize) = (1, 5);
+
+/// Whether the [`RBM_ROW`] has a cell for `unit`: an RBM's hidden units are binary with
+/// sigmoid probabilities, and a tanh unit is the same unit rescaled to `[−1, 1]`; a ReLU,
+/// leaky ReLU or maxout layer has no such RBM.
+pub fn rbm_applies(unit: Unit) -> bool {
+    matches!(
+        unit,
+        Unit::Act(Activation::Sigmoid) | Unit::Act(Activation::Tanh)
+    )
+}
 
 /// The activations, as columns.
 pub const UNITS: [Unit; 5] = [
@@ -56,6 +75,11 @@ pub fn not_converged(run: &Run) -> bool {
 pub struct Outcome {
     /// `cells[init][unit]`.
     pub cells: Vec<Vec<Run>>,
+    /// The [`RBM_ROW`] of the MLP table, per unit of [`UNITS`] (`None` where an RBM does not
+    /// apply; empty for the convnet table).
+    pub rbm: Vec<Option<Run>>,
+    /// Seconds of RBM pre-training in all (both columns).
+    pub pretrain_seconds: f64,
     /// The Markdown table.
     pub table: Table,
 }
@@ -116,6 +140,22 @@ pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
     let cells = grid(&INITS, &train_set, &test, epochs, &|name, unit| {
         mlp(784, &[WIDTH; DEPTH], unit, init_of(name), 0)
     })?;
+    let pretrain_epochs = budget.pick(RBM_EPOCHS.0, RBM_EPOCHS.1);
+    let mut pretrain_seconds = 0.0;
+    let mut rbm = Vec::new();
+    for unit in UNITS {
+        if !rbm_applies(unit) {
+            rbm.push(None);
+            continue;
+        }
+        let start = std::time::Instant::now();
+        let mut model = rbm_pretrained(unit, &train_set, pretrain_epochs)?;
+        pretrain_seconds += start.elapsed().as_secs_f64();
+        let mut sgd = Sgd::new(0.01)?.momentum(0.9)?;
+        rbm.push(Some(train(
+            &mut model, &mut sgd, &train_set, &test, epochs, 64,
+        )?));
+    }
     let report = Report {
         name: "init-table",
         title: format!(
@@ -126,13 +166,78 @@ pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
             "{NOT_CONVERGED} The paper's row \"OrthoNorm-MSRA scaled\" has \
              no analogue here; it has no N(0, 0.01) row (–). Same seed, optimizer (SGD, momentum 0.9, \
              lr 0.01, batch 64) and budget in every cell; biases start at 0; LSUV scales each layer's \
-             pre-activation to unit variance on 256 training images."
+             pre-activation to unit variance on 256 training images. {RBM_ROW} (not in the \
+             paper, –): one RBM per hidden layer trained greedily on pixels / 255 and then on the \
+             layer below's hidden probabilities (CD-1, lr 0.05, momentum 0.5 → 0.9, weight cost \
+             2e-4, batch 100, {pretrain_epochs} epoch(s) per layer; {pretrain_seconds:.1} s for \
+             both columns), copied into the Linears and rescaled for the standardized input, the \
+             output layer N(0, 0.01); then trained like every other cell. It exists for sigmoid, \
+             whose units are an RBM's hidden units, and for tanh, the same units mapped to \
+             [−1, 1] by tanh(x) = 2σ(2x) − 1 (weights and biases rescaled, so the tanh net \
+             computes 2h − 1 of the sigmoid net's h at every layer); an RBM has no ReLU, very \
+             leaky ReLU or maxout hidden units, so those cells are –."
         ),
         ours: "an MLP on Fashion-MNIST after a few epochs".into(),
         plot_title: "Init × activation: test accuracy (n/c plotted as 0.1)",
+        extra: Some((RBM_ROW, &rbm)),
     };
     let table = report.write(&cells, out)?;
-    Ok(Outcome { cells, table })
+    Ok(Outcome {
+        cells,
+        rbm,
+        pretrain_seconds,
+        table,
+    })
+}
+
+/// The MLP of the table with `unit` (sigmoid or tanh), its hidden layers pre-trained as
+/// RBMs on the training images' pixels / 255 ([`pretrain`], `epochs` per layer), and the
+/// first layer rescaled to take the standardized pixels the net is trained on: with
+/// `y_i = x_i·scale_i + shift_i` for the pixel byte `x_i`, the RBM's input is
+/// `x_i / 255 = (y_i − shift_i) / (255·scale_i)`, so `W·(x/255) + c = W'·y + c'` with
+/// `W'_{:,i} = W_{:,i} / (255·scale_i)` and `c' = c − W'·shift`.
+fn rbm_pretrained(unit: Unit, train_set: &Dataset, epochs: usize) -> Res<Sequential> {
+    let mut model = mlp(784, &[WIDTH; DEPTH], unit, init_of(RBM_ROW), 0)?;
+    let bytes = train_set
+        .bytes()
+        .ok_or("Fashion-MNIST images are stored as bytes")?;
+    let pixels = bytes
+        .to_shape((train_set.len(), 784))?
+        .mapv(|b| Elem::from(b) / 255.0)
+        .into_dyn();
+    let config = RbmConfig {
+        lr: 0.05,
+        batch_size: 100,
+        epochs,
+        ..RbmConfig::practical_guide()
+    };
+    pretrain(&mut model, &pixels, &config, &mut |_| {})?;
+    let scaler = train_set
+        .scaler()
+        .ok_or("the training set is standardized")?;
+    let (scale, shift) = (scaler.scale().to_vec(), scaler.shift().to_vec());
+    let mut weight = None;
+    model.visit_params_mut(&mut |name, p| {
+        if name == "0.weight" {
+            let mut w = p.value_mut();
+            for mut row in w.rows_mut() {
+                for (x, s) in row.iter_mut().zip(&scale) {
+                    *x /= 255.0 * s;
+                }
+            }
+            weight = Some(w.to_owned());
+        }
+    });
+    let weight = weight.ok_or("the first layer is a Linear")?;
+    model.visit_params_mut(&mut |name, p| {
+        if name == "0.bias" {
+            let mut c = p.value_mut();
+            for (c, row) in c.iter_mut().zip(weight.rows()) {
+                *c -= row.iter().zip(&shift).map(|(w, s)| w * s).sum::<Elem>();
+            }
+        }
+    });
+    Ok(model)
 }
 
 /// Maxout across the channels of a convolution's output, `[N, k·C, H, W] → [N, C, H, W]`:
@@ -265,11 +370,17 @@ pub fn run_cnn(budget: Budget, out: &Path) -> Res<Outcome> {
         ),
         ours: format!("a thin convnet on {train_n} Fashion-MNIST images after {epochs} epochs"),
         plot_title: "Init × activation, thin deep convnet: test accuracy (n/c plotted as 0.1)",
+        extra: None,
     };
     let mut table = report.write(&cells, out)?;
     table.note(batch_norm_note(&cells));
     table.save(out, report.name)?;
-    Ok(Outcome { cells, table })
+    Ok(Outcome {
+        cells,
+        rbm: Vec::new(),
+        pretrain_seconds: 0.0,
+        table,
+    })
 }
 
 /// How the batch-normalized row compares with the LSUV row, and what it costs.
@@ -344,6 +455,9 @@ struct Report<'a> {
     ours: String,
     /// The plot's caption.
     plot_title: &'static str,
+    /// A row after the grid's, not in the paper, with a run per unit or `None` (–) where it
+    /// does not apply.
+    extra: Option<(&'a str, &'a [Option<Run>])>,
 }
 
 impl Report<'_> {
@@ -373,6 +487,14 @@ impl Report<'_> {
                     }
                 }
             }
+            table.row(cells_text);
+        }
+        if let Some((name, runs)) = self.extra {
+            let mut cells_text = vec![name.to_string()];
+            cells_text.extend(runs.iter().map(|run| {
+                run.as_ref()
+                    .map_or("–".into(), |r| format!("{} / –", cell(r)))
+            }));
             table.row(cells_text);
         }
         // the best of the paper's rows, as the paper's best is of its rows
@@ -446,20 +568,23 @@ impl Report<'_> {
         ));
         let mut plot = Plot::new(self.plot_title, "initialization", "test accuracy");
         plot.legend = plotters::prelude::SeriesLabelPosition::MiddleLeft;
-        plot.x_names = Some(rows.iter().map(|s| s.to_string()).collect());
+        let mut x_names: Vec<String> = rows.iter().map(|s| s.to_string()).collect();
+        x_names.extend(self.extra.map(|(name, _)| name.to_string()));
+        plot.x_names = Some(x_names);
+        let plotted = |run: &Run| {
+            if not_converged(run) {
+                0.1
+            } else {
+                run.test_accuracy
+            }
+        };
         for (j, name) in names.iter().enumerate() {
-            let pts = (0..rows.len())
-                .map(|i| {
-                    (
-                        i as f64,
-                        if not_converged(&cells[i][j]) {
-                            0.1
-                        } else {
-                            cells[i][j].test_accuracy
-                        },
-                    )
-                })
+            let mut pts: Vec<(f64, f64)> = (0..rows.len())
+                .map(|i| (i as f64, plotted(&cells[i][j])))
                 .collect();
+            if let Some(Some(run)) = self.extra.map(|(_, runs)| &runs[j]) {
+                pts.push((rows.len() as f64, plotted(run)));
+            }
             plot.line(name.clone(), pts);
         }
         plot.save(out, &format!("{}.svg", self.name))?;

@@ -67,6 +67,24 @@ pub struct PretrainProgress<'a> {
 /// `l`'s RBM is drawn and trained with seed `config.seed + l` (`l` from 0), so the whole run
 /// is reproducible. The output layer keeps its initialization.
 ///
+/// # Tanh layers
+/// Any hidden activation may be [`Tanh`](crate::Tanh) instead of `Sigmoid`. The RBMs are
+/// trained exactly as for the sigmoid network, and each `Linear` gets their parameters
+/// rescaled so that every tanh layer outputs `2h − 1`, where `h` is the sigmoid network's
+/// hidden probabilities at that layer (the RBM's `p(h = 1 | ·)`). This uses
+/// `tanh(x) = 2σ(2x) − 1`, that is `2σ(z) − 1 = tanh(z / 2)`. Take an RBM with weight `W`
+/// and hidden bias `c`, so that `h = σ(W·u + c)` for its input `u`:
+///
+/// - If the layer's input is a tanh layer's output `x = 2u − 1`, then `u = (x + 1) / 2` and
+///   `W·u + c = (W/2)·x + (c + W·1/2)`, where `W·1` sums each row of `W`.
+/// - If the layer itself is tanh, the `Linear` must compute half the sigmoid's input:
+///   `tanh(z/2) = 2σ(z) − 1`.
+///
+/// So a `Linear` after a sigmoid layer (or the data) and before a tanh gets `W' = W/2`,
+/// `c' = c/2`; one between two tanh layers gets `W' = W/4`, `c' = c/2 + (W·1)/4`; one after
+/// a tanh and before a sigmoid gets `W' = W/2`, `c' = c + (W·1)/2`. Up to rounding, the
+/// tanh network then computes what the sigmoid network computes, mapped to `[−1, 1]`.
+///
 /// # Errors
 /// [`Error::InvalidArgument`] when the model is not of that form (naming the first layer
 /// that is not), when a `Linear` to pre-train has no bias, or for bad `config` settings (as
@@ -100,11 +118,12 @@ pub fn pretrain(
 ) -> Result<Vec<Rbm>> {
     config.validate()?;
     let targets = layers_to_pretrain(model)?;
+    let mut input_tanh = false;
     let first_in = model.layers()[0].in_features().unwrap_or(0);
     check_units("pretrain", "visible", data, first_in)?;
     let mut rbms = Vec::with_capacity(targets.len());
     let mut input = data.clone();
-    for (l, &index) in targets.iter().enumerate() {
+    for (l, &(index, output_tanh)) in targets.iter().enumerate() {
         let layer = &model.layers()[index];
         let (visible, hidden) = (
             layer.in_features().unwrap_or(0),
@@ -129,22 +148,45 @@ pub fn pretrain(
                 reconstruction_error,
             });
         }
+        let (weight, bias) = linear_parameters(&rbm, input_tanh, output_tanh);
         let (weight_name, bias_name) = (format!("{index}.weight"), format!("{index}.bias"));
         model.visit_params_mut(&mut |name, p| {
             if name == weight_name {
-                p.value_mut().assign(rbm.weight().value());
+                p.value_mut().assign(&weight);
             } else if name == bias_name {
-                p.value_mut().assign(rbm.hidden_bias().value());
+                p.value_mut().assign(&bias);
             }
         });
+        input_tanh = output_tanh;
         input = rbm.hidden_probs(&input)?;
         rbms.push(rbm);
     }
     Ok(rbms)
 }
 
-/// The indices of the `Linear` layers to pre-train, after checking the model's form.
-fn layers_to_pretrain(model: &Sequential) -> Result<Vec<usize>> {
+/// The weight and bias of the `Linear` that stands for `rbm`, for a layer whose input is a
+/// tanh layer's output (`input_tanh`) or not, and whose own activation is tanh
+/// (`output_tanh`) or sigmoid; see [`pretrain`], "Tanh layers".
+fn linear_parameters(rbm: &Rbm, input_tanh: bool, output_tanh: bool) -> (Tensor, Tensor) {
+    let w = rbm.weight().value();
+    let mut weight = w.to_owned();
+    let mut bias = rbm.hidden_bias().value().to_owned();
+    if input_tanh {
+        // c + W·1/2, then W/2
+        let row_sums = w.sum_axis(ndarray::Axis(1));
+        bias.zip_mut_with(&row_sums, |c, &s| *c += 0.5 * s);
+        weight *= 0.5;
+    }
+    if output_tanh {
+        weight *= 0.5;
+        bias *= 0.5;
+    }
+    (weight, bias)
+}
+
+/// The `Linear` layers to pre-train (their indices, and whether the activation after each
+/// is tanh), after checking the model's form.
+fn layers_to_pretrain(model: &Sequential) -> Result<Vec<(usize, bool)>> {
     let bad = |message: String| {
         Err(Error::InvalidArgument {
             op: "pretrain",
@@ -154,10 +196,11 @@ fn layers_to_pretrain(model: &Sequential) -> Result<Vec<usize>> {
     let layers = model.layers();
     if layers.is_empty() {
         return bad(
-            "expected a Sequential of the form Linear, Sigmoid, …, Linear, found no layers".into(),
+            "expected a Sequential of the form Linear, Sigmoid or Tanh, …, Linear, found no layers"
+                .into(),
         );
     }
-    let form = "a Sequential of the form Linear, Sigmoid, …, Linear";
+    let form = "a Sequential of the form Linear, Sigmoid or Tanh, …, Linear";
     let mut targets = Vec::new();
     for (i, layer) in layers.iter().enumerate() {
         let description = layer.describe();
@@ -166,7 +209,7 @@ fn layers_to_pretrain(model: &Sequential) -> Result<Vec<usize>> {
         let fits = if expect_linear {
             is_linear
         } else {
-            description == "Sigmoid()"
+            description == "Sigmoid()" || description == "Tanh()"
         };
         if !fits {
             return bad(format!("expected {form}, found {description} at layer {i}"));
@@ -179,7 +222,7 @@ fn layers_to_pretrain(model: &Sequential) -> Result<Vec<usize>> {
                     "layer {i} ({description}) needs a bias to take the RBM's hidden bias"
                 ));
             }
-            targets.push(i);
+            targets.push((i, layers[i + 1].describe() == "Tanh()"));
         }
     }
     if layers.len().is_multiple_of(2) {

@@ -1,6 +1,7 @@
 //! Restricted Boltzmann machines with binary (Bernoulli) visible and hidden units: the
 //! model [`Rbm`], its training by contrastive divergence ([`RbmTrainer`], [`RbmConfig`]) and
-//! greedy layer-wise pre-training of a sigmoid network ([`pretrain`], a deep belief net).
+//! greedy layer-wise pre-training of a sigmoid or tanh network ([`pretrain`], a deep belief
+//! net).
 //!
 //! The energy of a visible vector `v ∈ {0,1}^V` and a hidden vector `h ∈ {0,1}^H` is
 //! `E(v, h) = −bᵀv − cᵀh − hᵀ·W·v`, with the weight `W: [H, V]` (the layout of a
@@ -21,6 +22,7 @@
 //! know; [`RbmMethod::PersistentCd`] with `k = 1` and no momentum or weight cost is its
 //! update.
 
+mod binary;
 mod dbn;
 mod kernel;
 mod train;
@@ -553,8 +555,11 @@ impl Rbm {
         work.load_rows(v, 0..n);
         work.statistics(self, n, RbmMethod::ContrastiveDivergence { k }, None, rng);
         let scale = 1.0 / n as Elem;
+        let mut weight = Array2::zeros((self.num_hidden(), self.num_visible()));
+        binary::transpose(work.weight_stat_t.view(), weight.view_mut());
+        weight *= scale;
         Ok(RbmGradient {
-            weight: (&work.weight_stat * scale).into_dyn(),
+            weight: weight.into_dyn(),
             hidden_bias: (&work.hidden_stat * scale).into_dyn(),
             visible_bias: (&work.visible_stat * scale).into_dyn(),
         })
