@@ -22,7 +22,7 @@
 //! softmax regression, no pictures), for timing the fit alone, e.g. under `perf stat`.
 //!
 //! Expected with the defaults (seed 0): after 10 epochs a test pseudo-log-likelihood near
-//! −158 and a reconstruction MSE near 0.057 (scikit-learn: −163.0 and 0.0585), and 77.2%
+//! −160 and a reconstruction MSE near 0.057 (scikit-learn: −163.0 and 0.0585), and 77.4%
 //! test accuracy of the softmax regression on the features (scikit-learn's logistic
 //! regression: 77.9%). The pseudo-log-likelihood flips one random pixel per image, so it
 //! moves by several units from epoch to epoch; compare a few epochs, not one.
@@ -35,11 +35,11 @@
 //! and 2.1 times its wall-clock seconds (1.7–2.8); the seconds themselves varied up to
 //! threefold between rounds. At two threads scikit-learn's BLAS suffered most from the
 //! load: 292.5 s against 9.2 s in one round. The goal of 5 times at one thread is not
-//! reached. tapegrad's fit has no dense products left for binary data: the data, the
-//! chains' visible samples and their hidden states are 0/1, and each product with them is
-//! a sum of selected rows; what remains is bound by memory traffic on this loaded machine,
-//! and it measured no faster than the earlier dense products (median 8.4 G against 8.6 G
-//! user-mode cycles for 5 epochs, alternated over 3 rounds).
+//! reached. Those figures were measured on a variant that computed each product with a
+//! binary operand (the data, the chains' samples) as sums of selected rows, which measured
+//! no faster than the dense products kept here (median 8.4 G against 8.6 G user-mode cycles
+//! for 5 epochs, alternated over 3 rounds); what remains is memory-bound on this loaded
+//! machine.
 //!
 //! `--out DIR` also writes two pictures there (nothing is written without it):
 //! `rbm-filters.png`, each hidden unit's 784 weights as a 28 × 28 tile (gray 0, white

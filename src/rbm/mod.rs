@@ -22,7 +22,6 @@
 //! know; [`RbmMethod::PersistentCd`] with `k = 1` and no momentum or weight cost is its
 //! update.
 
-mod binary;
 mod dbn;
 mod kernel;
 mod train;
@@ -555,11 +554,8 @@ impl Rbm {
         work.load_rows(v, 0..n);
         work.statistics(self, n, RbmMethod::ContrastiveDivergence { k }, None, rng);
         let scale = 1.0 / n as Elem;
-        let mut weight = Array2::zeros((self.num_hidden(), self.num_visible()));
-        binary::transpose(work.weight_stat_t.view(), weight.view_mut());
-        weight *= scale;
         Ok(RbmGradient {
-            weight: weight.into_dyn(),
+            weight: (&work.weight_stat * scale).into_dyn(),
             hidden_bias: (&work.hidden_stat * scale).into_dyn(),
             visible_bias: (&work.visible_stat * scale).into_dyn(),
         })

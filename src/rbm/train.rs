@@ -2,8 +2,7 @@
 //! [`RbmMethod`]), the trainer that keeps the momentum buffers, the persistent chains and
 //! the generator ([`RbmTrainer`]), and the per-epoch record ([`RbmEpoch`]).
 
-use super::binary::{Ones, add_transposed, bias_sigmoid, select_sum, transpose};
-use super::kernel::affine_sigmoid;
+use super::kernel::{affine_sigmoid, sample_bernoulli};
 use super::{Rbm, check_units};
 use crate::error::{Error, Result};
 use crate::kernels::gemm::{gemm, view2};
@@ -259,49 +258,31 @@ pub struct RbmEpoch {
 }
 
 /// The buffers of one update, sized once for the largest batch so that an update allocates
-/// nothing after the first: rows `0..n` of `visible`/`hidden` hold the batch and its hidden
-/// probabilities, rows `n..n + m` the `m` chains' visible probabilities and (scaled) hidden
-/// probabilities. Binary rows (the chains' hidden states, the visible samples and binary
-/// data) are kept as the positions of their ones ([`Ones`]), and every product with one of
-/// them is a sum of selected rows ([`select_sum`]).
+/// nothing: rows `0..n` of `visible`/`hidden` hold the batch and its hidden probabilities,
+/// rows `n..n + m` the `m` chains' visible samples and (scaled) hidden probabilities, so
+/// that one product `hiddenᵀ·visible` gives the whole weight statistic.
 pub(crate) struct Workspace {
     visible: Array2<Elem>,
     hidden: Array2<Elem>,
     /// Hidden samples that start the Gibbs steps (CD) or the persistent chains' states (PCD).
-    chain: Ones,
-    /// The batch's rows, when they are all 0/1.
-    data_ones: Ones,
-    /// The visible samples `v⁻`.
-    sample_ones: Ones,
-    /// The batch's and the samples' ones, then per visible unit the rows where it is on.
-    all_ones: Ones,
-    by_column: Ones,
-    /// `Wᵀ`, `[visible, hidden]`, so that `v·Wᵀ` sums contiguous rows.
-    pub(crate) weight_t: Array2<Elem>,
+    chain: Array2<Elem>,
     bytes: Vec<u8>,
-    /// `Σ v⁺h⁺ᵀ − (n/m)·Σ v⁻h⁻ᵀ` transposed, `[visible, hidden]` (the layout of the sums);
-    /// then reused for the new velocity.
-    pub(crate) weight_stat_t: Array2<Elem>,
+    /// `Σ v⁺h⁺ᵀ − (n/m)·Σ v⁻h⁻ᵀ`, `[hidden, visible]`; then reused for the new velocity.
+    pub(crate) weight_stat: Array2<Elem>,
     pub(crate) hidden_stat: Array1<Elem>,
     pub(crate) visible_stat: Array1<Elem>,
 }
 
 impl Workspace {
-    /// Buffers for batches of up to `rows` rows and `chains` persistent chains (which start
-    /// at all-zero hidden states).
+    /// Buffers for batches of up to `rows` rows and `chains` persistent chains.
     pub(crate) fn new(rows: usize, chains: usize, visible: usize, hidden: usize) -> Self {
         let all = rows + chains;
         Workspace {
             visible: Array2::zeros((all, visible)),
             hidden: Array2::zeros((all, hidden)),
-            chain: Ones::zeros(chains),
-            data_ones: Ones::new(),
-            sample_ones: Ones::new(),
-            all_ones: Ones::new(),
-            by_column: Ones::new(),
-            weight_t: Array2::zeros((visible, hidden)),
+            chain: Array2::zeros((chains.max(rows), hidden)),
             bytes: vec![0; 4 * chains.max(rows) * visible.max(hidden)],
-            weight_stat_t: Array2::zeros((visible, hidden)),
+            weight_stat: Array2::zeros((hidden, visible)),
             hidden_stat: Array1::zeros(hidden),
             visible_stat: Array1::zeros(visible),
         }
@@ -324,63 +305,10 @@ impl Workspace {
         }
     }
 
-    /// `hidden[rows] = σ(v·Wᵀ + c)` for the binary visible rows `ones` (from its row 0).
-    fn hidden_of_ones(&mut self, ones_of: OnesOf, rows: std::ops::Range<usize>, c: &[Elem]) {
-        let ones = match ones_of {
-            OnesOf::Data => &self.data_ones,
-            OnesOf::Samples => &self.sample_ones,
-        };
-        let mut h = self.hidden.slice_mut(s![rows, ..]);
-        select_sum(self.weight_t.view(), ones, 0, h.view_mut(), false);
-        bias_sigmoid(as_slice_mut(h), c);
-    }
-
-    /// `sample_ones ~ p(v | chain)` for the first `m` chains: `σ(h·W + b)` into
-    /// `visible[from..from + m]`, then one Bernoulli draw per unit.
-    fn sample_visible<R: Rng + ?Sized>(
-        &mut self,
-        w: ArrayView2<'_, Elem>,
-        b: &[Elem],
-        from: usize,
-        m: usize,
-        rng: &mut R,
-    ) {
-        let mut v = self.visible.slice_mut(s![from..from + m, ..]);
-        select_sum(w, &self.chain, 0, v.view_mut(), false);
-        let probs = as_slice_mut(v);
-        bias_sigmoid(probs, b);
-        let bytes = &mut self.bytes[..4 * probs.len()];
-        rng.fill_bytes(bytes);
-        self.sample_ones.clear();
-        let width = b.len();
-        for (row, bytes) in probs.chunks_exact(width).zip(bytes.chunks_exact(4 * width)) {
-            self.sample_ones.push_sampled(row, bytes);
-        }
-    }
-
-    /// `chain ~ p(h | ·)` from the hidden probabilities in `hidden[rows]`.
-    fn sample_chain<R: Rng + ?Sized>(&mut self, rows: std::ops::Range<usize>, rng: &mut R) {
-        let h = self.hidden.slice(s![rows, ..]);
-        let probs = h
-            .as_slice()
-            .expect("internal error: a block of rows is contiguous");
-        let bytes = &mut self.bytes[..4 * probs.len()];
-        rng.fill_bytes(bytes);
-        self.chain.clear();
-        let width = h.ncols();
-        for (row, bytes) in probs.chunks_exact(width).zip(bytes.chunks_exact(4 * width)) {
-            self.chain.push_sampled(row, bytes);
-        }
-    }
-
     /// Fills the statistics for the `n` rows loaded with [`Workspace::load_rows`]: the
     /// positive phase, `k` Gibbs steps of `method` (on `chains` for PCD, which it advances),
-    /// and the sums. Afterwards `weight_stat_t`, `hidden_stat`, `visible_stat` hold the CD
+    /// and the sums. Afterwards `weight_stat`, `hidden_stat`, `visible_stat` hold the CD
     /// statistic summed over the batch (the model term scaled to `n` rows).
-    ///
-    /// Random draws come in the order of scikit-learn's `_fit` (for PCD: the visible
-    /// samples, then the chains' next hidden states), each block of draws from one call of
-    /// the generator, so the numbers are those of dense products up to rounding.
     pub(crate) fn statistics<R: Rng + ?Sized>(
         &mut self,
         rbm: &Rbm,
@@ -395,74 +323,74 @@ impl Workspace {
         let b = rbm.visible_bias.value();
         let b = b.as_slice().expect("internal error: a bias is contiguous");
         let k = method.steps();
-        transpose(w, self.weight_t.view_mut());
-        // binary data (binarized images) take the sparse product too
-        self.data_ones.clear();
-        let data_binary = self
-            .visible
-            .slice(s![..n, ..])
-            .rows()
-            .into_iter()
-            .all(|row| {
-                self.data_ones
-                    .push_if_binary(row.as_slice().expect("internal error: rows are contiguous"))
-            });
-        let positive_phase = |work: &mut Self| {
-            if data_binary {
-                work.hidden_of_ones(OnesOf::Data, 0..n, c);
-            } else {
-                let (v, h) = (
-                    work.visible.slice(s![..n, ..]),
-                    work.hidden.slice_mut(s![..n, ..]),
-                );
-                affine_sigmoid(v, w.t(), c, h);
-            }
-        };
         let m = match (method, persistent) {
             (RbmMethod::PersistentCd { .. }, Some(m)) => {
+                // the chains first: the data's hidden probabilities do not feed them, so
+                // the positive and the negative phase then share one product
                 for step in 0..k {
-                    self.sample_visible(w, b, n, m, rng);
+                    let h_chain = self.chain.slice(s![..m, ..]);
+                    let mut v_neg = self.visible.slice_mut(s![n..n + m, ..]);
+                    affine_sigmoid(h_chain, w, b, v_neg.view_mut());
+                    sample(v_neg, &mut self.bytes, rng);
                     if step + 1 < k {
-                        self.hidden_of_ones(OnesOf::Samples, n..n + m, c);
-                        self.sample_chain(n..n + m, rng);
+                        let v_neg = self.visible.slice(s![n..n + m, ..]);
+                        let mut h_chain = self.chain.slice_mut(s![..m, ..]);
+                        affine_sigmoid(v_neg, w.t(), c, h_chain.view_mut());
+                        sample(h_chain, &mut self.bytes, rng);
                     }
                 }
-                positive_phase(self);
-                self.hidden_of_ones(OnesOf::Samples, n..n + m, c);
+                // h⁺ = p(h | v⁺) and h⁻ = p(h | v⁻) in one product
+                let (v, h) = (
+                    self.visible.slice(s![..n + m, ..]),
+                    self.hidden.slice_mut(s![..n + m, ..]),
+                );
+                affine_sigmoid(v, w.t(), c, h);
                 // the chains persist: they move on to h ~ p(h | v⁻)
-                self.sample_chain(n..n + m, rng);
+                self.chain
+                    .slice_mut(s![..m, ..])
+                    .assign(&self.hidden.slice(s![n..n + m, ..]));
+                sample(self.chain.slice_mut(s![..m, ..]), &mut self.bytes, rng);
                 m
             }
             _ => {
                 // positive phase: h⁺ = p(h | v⁺); the chains start at h ~ p(h | v⁺)
-                positive_phase(self);
-                self.sample_chain(0..n, rng);
+                let (v, h) = (
+                    self.visible.slice(s![..n, ..]),
+                    self.hidden.slice_mut(s![..n, ..]),
+                );
+                affine_sigmoid(v, w.t(), c, h);
+                self.chain
+                    .slice_mut(s![..n, ..])
+                    .assign(&self.hidden.slice(s![..n, ..]));
+                sample(self.chain.slice_mut(s![..n, ..]), &mut self.bytes, rng);
                 for step in 0..k {
-                    self.sample_visible(w, b, n, n, rng);
-                    self.hidden_of_ones(OnesOf::Samples, n..2 * n, c);
+                    let h_chain = self.chain.slice(s![..n, ..]);
+                    let mut v_neg = self.visible.slice_mut(s![n..2 * n, ..]);
+                    affine_sigmoid(h_chain, w, b, v_neg.view_mut());
+                    sample(v_neg, &mut self.bytes, rng);
+                    let v_neg = self.visible.slice(s![n..2 * n, ..]);
+                    let h_neg = self.hidden.slice_mut(s![n..2 * n, ..]);
+                    affine_sigmoid(v_neg, w.t(), c, h_neg);
                     if step + 1 < k {
-                        self.sample_chain(n..2 * n, rng);
+                        self.chain
+                            .slice_mut(s![..n, ..])
+                            .assign(&self.hidden.slice(s![n..2 * n, ..]));
+                        sample(self.chain.slice_mut(s![..n, ..]), &mut self.bytes, rng);
                     }
                 }
                 n
             }
         };
         // sums: Σ⁺ − (n/m)·Σ⁻; the model rows of `hidden` are scaled by −n/m, so that one
-        // sum per visible unit gives the weight statistic
+        // product gives the weight statistic
         let ratio = n as Elem / m as Elem;
         self.visible_stat.fill(0.0);
         add_rows(self.visible.slice(s![..n, ..]), 1.0, &mut self.visible_stat);
-        {
-            let stat = self
-                .visible_stat
-                .as_slice_mut()
-                .expect("internal error: statistics are contiguous");
-            for r in 0..m {
-                for &i in self.sample_ones.row(r) {
-                    stat[i as usize] -= ratio;
-                }
-            }
-        }
+        add_rows(
+            self.visible.slice(s![n..n + m, ..]),
+            -ratio,
+            &mut self.visible_stat,
+        );
         self.hidden
             .slice_mut(s![n..n + m, ..])
             .mapv_inplace(|x| -ratio * x);
@@ -472,40 +400,13 @@ impl Workspace {
             1.0,
             &mut self.hidden_stat,
         );
-        // the weight statistic, transposed: row i sums the hidden rows where v_i is on
-        let visible = b.len();
-        if data_binary {
-            self.all_ones.clear();
-            self.all_ones.extend(&self.data_ones);
-            self.all_ones.extend(&self.sample_ones);
-            self.all_ones.transpose_into(visible, &mut self.by_column);
-            let h = self.hidden.slice(s![..n + m, ..]);
-            select_sum(h, &self.by_column, 0, self.weight_stat_t.view_mut(), false);
-        } else {
-            let (v, h) = (
-                self.visible.slice(s![..n, ..]),
-                self.hidden.slice(s![..n, ..]),
-            );
-            gemm(v.t(), h, self.weight_stat_t.view_mut(), 0.0, 1.0);
-            self.sample_ones
-                .transpose_into(visible, &mut self.by_column);
-            let h = self.hidden.slice(s![n..n + m, ..]);
-            select_sum(h, &self.by_column, 0, self.weight_stat_t.view_mut(), true);
-        }
+        // the rows after n + m may hold an earlier, longer batch: leave them out
+        let (h, v) = (
+            self.hidden.slice(s![..n + m, ..]),
+            self.visible.slice(s![..n + m, ..]),
+        );
+        gemm(h.t(), v, self.weight_stat.view_mut(), 0.0, 1.0);
     }
-}
-
-/// Which binary visible rows [`Workspace::hidden_of_ones`] reads.
-#[derive(Clone, Copy)]
-enum OnesOf {
-    Data,
-    Samples,
-}
-
-/// The elements of a block of contiguous rows.
-fn as_slice_mut(x: ndarray::ArrayViewMut2<'_, Elem>) -> &mut [Elem] {
-    x.into_slice()
-        .expect("internal error: a block of rows is contiguous")
 }
 
 /// `out += weight · Σ_rows x` (rows contiguous).
@@ -519,6 +420,14 @@ fn add_rows(x: ArrayView2<'_, Elem>, weight: Elem, out: &mut Array1<Elem>) {
     }
 }
 
+/// Replaces the probabilities of `x` (contiguous rows) by Bernoulli draws.
+fn sample<R: Rng + ?Sized>(mut x: ndarray::ArrayViewMut2<'_, Elem>, bytes: &mut [u8], rng: &mut R) {
+    let slice = x
+        .as_slice_mut()
+        .expect("internal error: a leading block of rows is contiguous");
+    sample_bernoulli(slice, bytes, rng);
+}
+
 /// Trains an [`Rbm`] by CD-k or persistent CD ([`RbmConfig`]): it keeps the momentum
 /// buffers, the persistent chains, the update and epoch counters and a seeded
 /// [`ChaCha8Rng`] for shuffling and sampling, and reuses its buffers (sized once for
@@ -527,14 +436,7 @@ fn add_rows(x: ArrayView2<'_, Elem>, weight: Elem, out: &mut Array1<Elem>) {
 ///
 /// The gradient is the closed-form CD statistic (no tape): per mini-batch, four matrix
 /// products for `k = 1` (`p(h | v⁺)`, `p(v | h)`, `p(h | v⁻)` and the statistic), each
-/// followed by a bias-and-sigmoid pass or a Bernoulli sampling pass. Every one of them has
-/// a binary operand when the data are binary (`v⁺`, the sampled `v⁻` and hidden states
-/// are 0/1): the trainer keeps binary rows as the positions of their ones and computes each
-/// such product as sums of the rows they select, one addition per one instead of a
-/// multiply-add per entry (binarized Fashion-MNIST has 31% ones). Real-valued data (gray
-/// levels, the hidden probabilities of a lower layer in [`pretrain`](crate::pretrain)) take
-/// a dense product for the data's terms. The sums run in a fixed order per row, so results
-/// equal a dense product's up to rounding and do not depend on the thread count.
+/// followed by a fused bias-and-sigmoid pass or a Bernoulli sampling pass.
 ///
 /// # Examples
 /// Learn two patterns; the reconstruction error falls.
@@ -558,7 +460,7 @@ pub struct RbmTrainer {
     hidden: usize,
     rng: ChaCha8Rng,
     work: Workspace,
-    /// Momentum buffers `Δθ`; the weight's transposed, `[visible, hidden]`.
+    /// Momentum buffers `Δθ`.
     weight_velocity: Array2<Elem>,
     hidden_velocity: Array1<Elem>,
     visible_velocity: Array1<Elem>,
@@ -591,7 +493,7 @@ impl RbmTrainer {
         Ok(RbmTrainer {
             rng: ChaCha8Rng::seed_from_u64(config.seed),
             work: Workspace::new(batch, batch, visible, hidden),
-            weight_velocity: Array2::zeros((visible, hidden)),
+            weight_velocity: Array2::zeros((hidden, visible)),
             hidden_velocity: Array1::zeros(hidden),
             visible_velocity: Array1::zeros(visible),
             updates: 0,
@@ -817,12 +719,11 @@ impl RbmTrainer {
         // all of them stay finite
         let mut finite = true;
         {
-            // the weight's in the statistic's layout, `[visible, hidden]`: `Wᵀ` is still
-            // the workspace's copy, the weight has not changed since
+            let w = view2(rbm.weight.value());
             finite &= new_velocity(
-                self.work.weight_stat_t.as_slice_mut(),
+                self.work.weight_stat.as_slice_mut(),
                 self.weight_velocity.as_slice(),
-                self.work.weight_t.as_slice(),
+                w.as_slice(),
                 momentum,
                 scale,
                 decay,
@@ -857,16 +758,10 @@ impl RbmTrainer {
                 ),
             });
         }
-        std::mem::swap(&mut self.work.weight_stat_t, &mut self.weight_velocity);
+        std::mem::swap(&mut self.work.weight_stat, &mut self.weight_velocity);
         std::mem::swap(&mut self.work.hidden_stat, &mut self.hidden_velocity);
         std::mem::swap(&mut self.work.visible_stat, &mut self.visible_velocity);
-        add_transposed(
-            self.weight_velocity.view(),
-            rbm.weight
-                .value_mut()
-                .into_dimensionality()
-                .expect("internal error: the weight is 2-D"),
-        );
+        add(rbm.weight.value_mut(), self.weight_velocity.as_slice());
         add(rbm.hidden_bias.value_mut(), self.hidden_velocity.as_slice());
         add(
             rbm.visible_bias.value_mut(),
