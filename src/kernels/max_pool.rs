@@ -172,11 +172,26 @@ mod avx2 {
         }
     }
 
-    /// Whether any lane of `a` or `b` is NaN, as a mask.
+    /// The `windows` (1 to 8) windows from window `i` of a row pair: their inputs
+    /// `[p, q, r, s]` and their maxima; sets in `nan` the lanes of windows holding a NaN.
+    ///
+    /// # Safety
+    /// Both rows hold at least `i + min(windows, 8)` pairs.
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn nan_mask(a: __m256, b: __m256) -> __m256 {
-        _mm256_cmp_ps::<_CMP_UNORD_Q>(a, b)
+    unsafe fn windows_at(
+        top: &[[Elem; 2]],
+        bottom: &[[Elem; 2]],
+        i: usize,
+        windows: usize,
+        nan: &mut __m256,
+    ) -> ([__m256; 4], __m256) {
+        // SAFETY: the caller's promise.
+        let ((p, q), (r, s)) = unsafe { (split(&top[i..], windows), split(&bottom[i..], windows)) };
+        let unordered = |a, b| _mm256_cmp_ps::<_CMP_UNORD_Q>(a, b);
+        *nan = _mm256_or_ps(*nan, _mm256_or_ps(unordered(p, q), unordered(r, s)));
+        let max = _mm256_max_ps(_mm256_max_ps(p, q), _mm256_max_ps(r, s));
+        ([p, q, r, s], max)
     }
 
     /// The maxima of the row pair's windows, 8 at a time, into `out`; returns how many
@@ -197,10 +212,7 @@ mod avx2 {
             let windows = n - i;
             // SAFETY: min(windows, 8) windows from i lie inside both rows and `out`.
             unsafe {
-                let (p, q) = split(&top[i..], windows);
-                let (r, s) = split(&bottom[i..], windows);
-                nan = _mm256_or_ps(nan, _mm256_or_ps(nan_mask(p, q), nan_mask(r, s)));
-                let max = _mm256_max_ps(_mm256_max_ps(p, q), _mm256_max_ps(r, s));
+                let (_, max) = windows_at(top, bottom, i, windows, &mut nan);
                 store(out[i..].as_mut_ptr(), windows, swap_middle(max));
             }
         }
@@ -235,10 +247,7 @@ mod avx2 {
             let windows = n - i;
             // SAFETY: min(windows, 8) windows from i lie inside every slice.
             unsafe {
-                let (p, q) = split(&top[i..], windows);
-                let (r, s) = split(&bottom[i..], windows);
-                nan = _mm256_or_ps(nan, _mm256_or_ps(nan_mask(p, q), nan_mask(r, s)));
-                let max = _mm256_max_ps(_mm256_max_ps(p, q), _mm256_max_ps(r, s));
+                let ([p, q, r, _], max) = windows_at(top, bottom, i, windows, &mut nan);
                 let g = swap_middle(load(grad[i..].as_ptr(), windows));
                 // the first position that holds the maximum takes the gradient
                 let at_p = _mm256_cmp_ps::<_CMP_EQ_OQ>(p, max);
