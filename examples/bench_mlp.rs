@@ -22,6 +22,8 @@
 
 #[path = "support/bench.rs"]
 mod bench;
+#[path = "support/w1.rs"]
+mod w1;
 
 use tapegrad::data::fashion_mnist;
 use tapegrad::prelude::*;
@@ -40,13 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     train.set_scaler(to_unit.clone())?;
     test.set_scaler(to_unit)?;
 
-    let mut model = Sequential::new(vec![
-        Box::new(Linear::new(784, 256, Init::default(), &mut rng)?),
-        Box::new(Relu),
-        Box::new(Linear::new(256, 256, Init::default(), &mut rng)?),
-        Box::new(Relu),
-        Box::new(Linear::new(256, 10, Init::default(), &mut rng)?),
-    ])?;
+    let mut model = w1::w1(&mut rng)?;
     if args.infer > 0 {
         return bench::infer(&model, &test, &args);
     }

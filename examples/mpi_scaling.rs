@@ -33,6 +33,8 @@
 //! per sample, hides an overlapped all-reduce on 16 hosts only from about 1,024 rows per
 //! rank at 10 Gb/s and 512 at 100 Gb/s, while W2 hides it from 8 rows per rank.
 
+#[path = "support/w1.rs"]
+mod w1;
 #[path = "support/w2.rs"]
 mod w2;
 
@@ -101,13 +103,7 @@ struct Workload {
 
 fn workloads() -> tapegrad::Result<Vec<Workload>> {
     let mut rng = ChaCha8Rng::seed_from_u64(SEED);
-    let w1 = Sequential::new(vec![
-        Box::new(Linear::new(784, 256, Init::default(), &mut rng)?),
-        Box::new(Relu),
-        Box::new(Linear::new(256, 256, Init::default(), &mut rng)?),
-        Box::new(Relu),
-        Box::new(Linear::new(256, 10, Init::default(), &mut rng)?),
-    ])?;
+    let w1 = w1::w1(&mut rng)?;
     Ok(vec![
         Workload {
             name: "W1",

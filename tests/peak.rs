@@ -6,6 +6,8 @@
 mod flops;
 #[path = "../examples/support/peak.rs"]
 mod peak;
+#[path = "../examples/support/w1.rs"]
+mod w1;
 #[path = "../examples/support/w2.rs"]
 mod w2;
 
@@ -13,21 +15,9 @@ use peak::{Isa, Peak};
 use std::time::{Duration, Instant};
 use tapegrad::prelude::*;
 
-/// W1 of `bench_mlp`: the MLP 784-256-256-10 with ReLU.
-fn w1(rng: &mut ChaCha8Rng) -> Sequential {
-    Sequential::new(vec![
-        Box::new(Linear::new(784, 256, Init::default(), rng).unwrap()),
-        Box::new(Relu),
-        Box::new(Linear::new(256, 256, Init::default(), rng).unwrap()),
-        Box::new(Relu),
-        Box::new(Linear::new(256, 10, Init::default(), rng).unwrap()),
-    ])
-    .unwrap()
-}
-
 #[test]
 fn w1_flop_per_sample_as_counted_by_hand() {
-    let model = w1(&mut ChaCha8Rng::seed_from_u64(0));
+    let model = w1::w1(&mut ChaCha8Rng::seed_from_u64(0)).unwrap();
     let flops = flops::count(&model, &[784]).unwrap();
     // multiply-adds of the three products, one sample
     let macs = [784 * 256, 256 * 256, 256 * 10];
@@ -100,7 +90,7 @@ fn flops_refuse_a_layer_they_cannot_count_and_a_wrong_sample_shape() {
         err.contains("[6, 4]") && err.ends_with("output shape [1, 2]"),
         "{err}"
     );
-    let err = flops::count(&w1(&mut rng), &[28, 28])
+    let err = flops::count(&w1::w1(&mut rng).unwrap(), &[28, 28])
         .unwrap_err()
         .to_string();
     assert!(
