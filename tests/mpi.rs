@@ -4,7 +4,11 @@
 //! into 2 shards (while each rank runs its rows on 2 threads, so 63 rows as 1 shard, 64 as 2),
 //! within 1e-6, for an MLP with dropout and for one with batch normalization; both ranks
 //! hold the same parameters bit for bit; and a second epoch resumed from rank 0's
-//! checkpoint equals the uninterrupted run bit for bit.
+//! checkpoint equals the uninterrupted run bit for bit. A third run trains on data with one
+//! sample whose loss overflows, so its batch's step is refused although the sample sits in
+//! one rank's rows only: with the learning rate halved on each refusal, a per-step decay, a
+//! plateau schedule and early stopping, both ranks refuse the same steps, keep the same
+//! rates, stop after the same epoch and restore the same best epoch as the one process.
 //!
 //! The test relaunches its own binary under `mpirun -n 2` (the children find themselves
 //! under MPI and train), then compares what the ranks wrote with the one-process run. It
@@ -48,8 +52,9 @@ mod run {
     use tapegrad::checkpoint::Checkpoint;
     use tapegrad::data::fashion_mnist;
     use tapegrad::{
-        BatchNorm1d, ChaCha8Rng, Dataset, Distributed, Dropout, FitConfig, Flatten, Init, Linear,
-        Module, Relu, Scaler, SeedableRng, Sequential, Sgd, fit, set_num_threads,
+        BatchNorm1d, ChaCha8Rng, Dataset, Decay, DecayUnit, Distributed, Dropout, FitConfig,
+        Flatten, Init, Linear, Module, Monitor, OnDivergence, Plateau, Relu, Scaler, Schedule,
+        SeedableRng, Sequential, Sgd, fit, set_num_threads,
     };
 
     /// Where the parent asks the ranks to write their parameters.
@@ -80,6 +85,67 @@ mod run {
         train.set_scaler(scaler).unwrap();
         assert_eq!(train.len(), 2000);
         train
+    }
+
+    /// The shipped subset's training images in [0, 1] with every pixel of sample 7 at 3e38,
+    /// and its first 200 test images for validation.
+    fn spiky_data() -> (Dataset, Dataset) {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mnist-subset");
+        let (train, test) = fashion_mnist(Some(&dir)).unwrap();
+        let floats = |d: &Dataset| {
+            let bytes = d.bytes().unwrap();
+            let x = bytes.mapv(|b| f32::from(b) / 255.0);
+            x.into_shape_with_order((d.len(), 784)).unwrap()
+        };
+        let mut x = floats(&train);
+        x.row_mut(7).fill(3e38);
+        let spiky = Dataset::from_floats(x, train.labels().unwrap().to_vec()).unwrap();
+        let valid = Dataset::from_floats(floats(&test), test.labels().unwrap().to_vec()).unwrap();
+        let valid = valid.subset(&(0..200).collect::<Vec<_>>()).unwrap();
+        (spiky, valid)
+    }
+
+    /// Trains the dropout MLP on [`spiky_data`] with every guard on: the learning rate
+    /// halved on a refused step, a per-step decay, a plateau schedule and early stopping.
+    /// Returns the parameters and what the history says, in a form that must be the same
+    /// for one process and every rank (the loss values aside, which differ in the last
+    /// bits).
+    fn guarded(world: Option<&Distributed>) -> (Vec<f32>, String) {
+        let (train, valid) = spiky_data();
+        let mut model = model("dropout");
+        let decay = Schedule::new(Decay::InverseTime { k: 0.01 }, DecayUnit::Step).unwrap();
+        let mut sgd = sgd().schedule(decay);
+        let config = FitConfig {
+            on_divergence: OnDivergence::HalveLearningRate,
+            patience: Some(1),
+            monitor: Monitor::ValidAccuracy,
+            plateau: Some(Plateau {
+                patience: 0,
+                factor: 0.5,
+                ..Plateau::default()
+            }),
+            ..config(6, 0, world)
+        };
+        let history = fit(
+            &mut model,
+            &mut sgd,
+            &train,
+            Some(&valid),
+            &config,
+            &mut |_| {},
+        );
+        let history = history.unwrap();
+        let refused: Vec<&str> = (history.events.iter())
+            .map(|e| e.split(':').next().unwrap())
+            .collect();
+        let rates: Vec<String> = (history.epochs.iter())
+            .map(|r| format!("{}: {:e}", r.epoch, r.lr))
+            .collect();
+        let summary = format!(
+            "events {refused:?}; epochs {rates:?}; best epoch {:?}",
+            history.best_epoch
+        );
+        (values(&model), summary)
     }
 
     /// 784 → 64 → 10 with ReLU then dropout, or with a batch norm before the ReLU.
@@ -203,6 +269,9 @@ mod run {
             );
             write(out.join(format!("{kind}-epoch2-rank{r}.bin")), &straight);
         }
+        let (values, summary) = guarded(Some(&world));
+        write(out.join(format!("guarded-rank{r}.bin")), &values);
+        std::fs::write(out.join(format!("guarded-rank{r}.txt")), summary).unwrap();
     }
 
     /// The one-process reference, then the two ranks under mpirun, then the comparison.
@@ -231,6 +300,11 @@ mod run {
             .unwrap();
             reference.push((values(&model), history.epochs[0].train_loss));
         }
+        let (guarded_values, guarded_summary) = guarded(None);
+        assert!(
+            guarded_summary.contains("batch") && guarded_summary.contains("best epoch Some"),
+            "the spiky sample refused no step, or early stopping did not run: {guarded_summary}"
+        );
 
         let out = std::env::temp_dir().join(format!("tapegrad-mpi-test-{}", std::process::id()));
         std::fs::create_dir_all(&out).unwrap();
@@ -303,6 +377,33 @@ mod run {
                 "{kind}: epoch 2 differs between ranks"
             );
         }
+        let ranks: Vec<Vec<f32>> = (0..2)
+            .map(|r| read(out.join(format!("guarded-rank{r}.bin"))))
+            .collect();
+        assert!(
+            ranks[0] == ranks[1],
+            "with refused steps, the ranks' parameters differ"
+        );
+        for r in 0..2 {
+            let summary = std::fs::read_to_string(out.join(format!("guarded-rank{r}.txt")));
+            assert_eq!(
+                summary.unwrap(),
+                guarded_summary,
+                "rank {r}: refusals, rates or early stopping differ from one process"
+            );
+            let largest = (ranks[r].iter().zip(&guarded_values))
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            assert!(
+                largest <= 1e-6,
+                "rank {r}: with refused steps, the parameters differ from one process's by \
+                 {largest}"
+            );
+        }
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "mpi: refused steps, schedules and early stopping agree: {guarded_summary}"
+        );
         let _ = std::fs::remove_dir_all(&out);
     }
 }
