@@ -384,14 +384,14 @@ mod run {
             ranks[0] == ranks[1],
             "with refused steps, the ranks' parameters differ"
         );
-        for r in 0..2 {
+        for (r, values) in ranks.iter().enumerate() {
             let summary = std::fs::read_to_string(out.join(format!("guarded-rank{r}.txt")));
             assert_eq!(
                 summary.unwrap(),
                 guarded_summary,
                 "rank {r}: refusals, rates or early stopping differ from one process"
             );
-            let largest = (ranks[r].iter().zip(&guarded_values))
+            let largest = (values.iter().zip(&guarded_values))
                 .map(|(a, b)| (a - b).abs())
                 .fold(0.0, f32::max);
             assert!(
