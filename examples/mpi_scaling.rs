@@ -15,11 +15,13 @@
 //! say from which `b` an implementation that overlaps the all-reduce with the backward
 //! pass (PyTorch DDP's buckets) would hide it, taking the backward pass as 2/3 of a step.
 //! Prints Markdown tables and writes `mpi-scaling.svg` to `--out` (default `docs/results`).
-//! Takes about a minute. `--rates R1,R2` skips the measurement and models a host that
+//! Takes under a minute; measure on a quiet machine (a loaded machine's slow steps make the
+//! communication look cheap). `--rates R1,R2` skips the measurement and models a host that
 //! trains W1 at `R1` and W2 at `R2` samples/s whatever the batch (`t_compute = b / R`), for
-//! rates measured elsewhere (the README uses those of its Speed section, measured on a quiet
-//! machine: this machine is often shared, and a loaded machine's slow steps make the
-//! communication look cheap).
+//! rates measured elsewhere. Expected on a 2-vCPU AMD EPYC with `--threads 2` (the README's
+//! table): W1, with little work per sample, hides an overlapped all-reduce on 16 hosts only
+//! from about 512 rows per rank at 10 Gb/s and 128 at 100 Gb/s, while W2 hides it from 8 to
+//! 16 rows.
 //!
 //! ```text
 //! cargo run --release --example mpi_scaling [-- --threads T --out DIR --rates R1,R2]
@@ -29,9 +31,7 @@
 //! `--collectives` (feature `mpi`, under `mpirun`) instead times the two ways of summing
 //! W1's gradients over the ranks: one all-reduce of the dense gradients, or an all-gather
 //! of each weight's factors (`rows·(in + out)` numbers per rank), at several batches per
-//! rank. Expected, with `--rates 249699,1642` (the README's table): W1, with little work
-//! per sample, hides an overlapped all-reduce on 16 hosts only from about 1,024 rows per
-//! rank at 10 Gb/s and 512 at 100 Gb/s, while W2 hides it from 8 rows per rank.
+//! rank.
 
 #[path = "support/w1.rs"]
 mod w1;
