@@ -1,30 +1,36 @@
 //! 2×2 max pooling with stride 2 and no padding, the common case of convolutional networks
 //! (`torch.nn.MaxPool2d(2)`), over one `[H, W]` plane at a time: the forward maxima and the
 //! backward routing of each output's gradient to its window's first maximum, eight windows
-//! at a time with AVX2 where the CPU has it (masked loads and stores for a row's last few). A row pair that holds a NaN is redone one
-//! window at a time by the exact rule (a NaN is the maximum, the last NaN of a window takes
-//! the gradient), so the vector loops only ever see numbers.
+//! at a time with AVX2 where the CPU has it (masked loads and stores for a row's last few).
+//! A row pair that holds a NaN is redone one window at a time by the exact rule (a NaN is
+//! the maximum, the last NaN of a window takes the gradient), so the vector loops only ever
+//! see numbers.
+//!
+//! With `RELU`, each input goes through the rectifier `relu(x) = x if x > 0 (or NaN), else
+//! 0` before the pooling, and each gradient through its derivative (1 for `x > 0` or NaN, 0
+//! otherwise) after it: the numbers of a ReLU followed by the pooling, bit for bit, without
+//! the ReLU's own pass over the full-size input and gradient.
 
 use crate::tensor::Elem;
 
 /// Writes the maximum of each 2×2 window of `plane` (`[H, W]`, row-major, `W = w`) to `out`
 /// (`[⌊H/2⌋, ow]` with `ow = ⌊W/2⌋`): `out[oy, ox] = max(x[2oy, 2ox], x[2oy, 2ox + 1],
-/// x[2oy + 1, 2ox], x[2oy + 1, 2ox + 1])`, NaN when the window holds a NaN. An odd last row
-/// or column is not read.
-pub(crate) fn forward_2x2(plane: &[Elem], w: usize, out: &mut [Elem], ow: usize) {
+/// x[2oy + 1, 2ox], x[2oy + 1, 2ox + 1])`, NaN when the window holds a NaN, of the rectified
+/// inputs with `RELU`. An odd last row or column is not read.
+pub(crate) fn forward_2x2<const RELU: bool>(plane: &[Elem], w: usize, out: &mut [Elem], ow: usize) {
     for (oy, y) in out.chunks_exact_mut(ow).enumerate() {
         let (top, bottom) = rows(plane, w, oy, ow);
         #[cfg(target_arch = "x86_64")]
         let done = if avx2::available() {
             // SAFETY: the CPU has AVX2 (checked just above).
-            unsafe { avx2::forward_row(top, bottom, y) }
+            unsafe { avx2::forward_row::<RELU>(top, bottom, y) }
         } else {
             0
         };
         #[cfg(not(target_arch = "x86_64"))]
         let done = 0;
         for ((y, t), b) in y.iter_mut().zip(top).zip(bottom).skip(done) {
-            let window = [t[0], t[1], b[0], b[1]];
+            let window = rectified::<RELU>([t[0], t[1], b[0], b[1]]);
             *y = window[first_max_of_4(window)];
         }
     }
@@ -32,8 +38,15 @@ pub(crate) fn forward_2x2(plane: &[Elem], w: usize, out: &mut [Elem], ow: usize)
 
 /// The backward of [`forward_2x2`] for a plane whose windows tile it (`H` and `W` even):
 /// writes every element of `dx` (`[H, W]`): each output's gradient `grad[oy, ox]` at its
-/// window's first maximum in row-major order ([`first_max_of_4`]), 0 elsewhere.
-pub(crate) fn backward_2x2(plane: &[Elem], w: usize, grad: &[Elem], dx: &mut [Elem]) {
+/// window's first maximum in row-major order ([`first_max_of_4`]), 0 elsewhere; with
+/// `RELU`, the first maximum of the rectified window, and the gradient times the
+/// rectifier's derivative there.
+pub(crate) fn backward_2x2<const RELU: bool>(
+    plane: &[Elem],
+    w: usize,
+    grad: &[Elem],
+    dx: &mut [Elem],
+) {
     let ow = w / 2;
     let rows_of_dx = dx.chunks_exact_mut(2 * w);
     for (oy, (g, dx)) in grad.chunks_exact(ow).zip(rows_of_dx).enumerate() {
@@ -43,7 +56,7 @@ pub(crate) fn backward_2x2(plane: &[Elem], w: usize, grad: &[Elem], dx: &mut [El
         #[cfg(target_arch = "x86_64")]
         let done = if avx2::available() {
             // SAFETY: the CPU has AVX2 (checked just above).
-            unsafe { avx2::backward_row(top, bottom, g, dtop, dbottom) }
+            unsafe { avx2::backward_row::<RELU>(top, bottom, g, dtop, dbottom) }
         } else {
             0
         };
@@ -52,11 +65,34 @@ pub(crate) fn backward_2x2(plane: &[Elem], w: usize, grad: &[Elem], dx: &mut [El
         let windows = top.iter().zip(bottom).zip(dtop.iter_mut().zip(dbottom));
         for (&g, ((t, b), (dt, db))) in g.iter().zip(windows).skip(done) {
             let mut routed = [0.0; 4];
-            routed[first_max_of_4([t[0], t[1], b[0], b[1]])] = g;
+            let window = rectified::<RELU>([t[0], t[1], b[0], b[1]]);
+            let first = first_max_of_4(window);
+            routed[first] = if RELU {
+                g * relu_slope(window[first])
+            } else {
+                g
+            };
             *dt = [routed[0], routed[1]];
             *db = [routed[2], routed[3]];
         }
     }
+}
+
+/// The window through the rectifier with `RELU` (NaN stays NaN, as in `Var::relu`), else
+/// as it is.
+#[inline(always)]
+fn rectified<const RELU: bool>(window: [Elem; 4]) -> [Elem; 4] {
+    match RELU {
+        true => window.map(|x| if x <= 0.0 { 0.0 } else { x }),
+        false => window,
+    }
+}
+
+/// The rectifier's derivative at `x` (or at `relu(x)`, the same): 0 for `x <= 0`, 1 for
+/// `x > 0` and for NaN, as `Var::relu`'s backward.
+#[inline(always)]
+fn relu_slope(x: Elem) -> Elem {
+    if x <= 0.0 { 0.0 } else { 1.0 }
 }
 
 /// The first `2·ow` columns of rows `2oy` and `2oy + 1` of a plane `w` wide, as pairs.
@@ -172,14 +208,25 @@ mod avx2 {
         }
     }
 
+    /// `relu(v)` in every lane with `RELU` (0 where `v <= 0`; NaN stays), else `v`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn rectified<const RELU: bool>(v: __m256) -> __m256 {
+        match RELU {
+            true => _mm256_andnot_ps(_mm256_cmp_ps::<_CMP_LE_OQ>(v, _mm256_setzero_ps()), v),
+            false => v,
+        }
+    }
+
     /// The `windows` (1 to 8) windows from window `i` of a row pair: their inputs
-    /// `[p, q, r, s]` and their maxima; sets in `nan` the lanes of windows holding a NaN.
+    /// `[p, q, r, s]` (rectified with `RELU`) and their maxima; sets in `nan` the lanes of
+    /// windows holding a NaN.
     ///
     /// # Safety
     /// Both rows hold at least `i + min(windows, 8)` pairs.
     #[inline]
     #[target_feature(enable = "avx2")]
-    unsafe fn windows_at(
+    unsafe fn windows_at<const RELU: bool>(
         top: &[[Elem; 2]],
         bottom: &[[Elem; 2]],
         i: usize,
@@ -188,10 +235,26 @@ mod avx2 {
     ) -> ([__m256; 4], __m256) {
         // SAFETY: the caller's promise.
         let ((p, q), (r, s)) = unsafe { (split(&top[i..], windows), split(&bottom[i..], windows)) };
+        let [p, q, r, s] = [p, q, r, s].map(|v| rectified::<RELU>(v));
         let unordered = |a, b| _mm256_cmp_ps::<_CMP_UNORD_Q>(a, b);
         *nan = _mm256_or_ps(*nan, _mm256_or_ps(unordered(p, q), unordered(r, s)));
         let max = _mm256_max_ps(_mm256_max_ps(p, q), _mm256_max_ps(r, s));
         ([p, q, r, s], max)
+    }
+
+    /// Masks of the first position of `[p, q, r, s]` that holds `max`, in each lane
+    /// (`s` when none of the first three does); 0.0 and -0.0 count as equal, as in the
+    /// scan's comparison.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn firsts([p, q, r]: [__m256; 3], max: __m256) -> [__m256; 4] {
+        let at_p = _mm256_cmp_ps::<_CMP_EQ_OQ>(p, max);
+        let at_q = _mm256_andnot_ps(at_p, _mm256_cmp_ps::<_CMP_EQ_OQ>(q, max));
+        let taken = _mm256_or_ps(at_p, at_q);
+        let at_r = _mm256_andnot_ps(taken, _mm256_cmp_ps::<_CMP_EQ_OQ>(r, max));
+        let taken = _mm256_or_ps(taken, at_r);
+        let all = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+        [at_p, at_q, at_r, _mm256_andnot_ps(taken, all)]
     }
 
     /// The maxima of the row pair's windows, 8 at a time, into `out`; returns how many
@@ -201,7 +264,7 @@ mod avx2 {
     /// # Safety
     /// The CPU has AVX2.
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn forward_row(
+    pub(super) unsafe fn forward_row<const RELU: bool>(
         top: &[[Elem; 2]],
         bottom: &[[Elem; 2]],
         out: &mut [Elem],
@@ -212,22 +275,30 @@ mod avx2 {
             let windows = n - i;
             // SAFETY: min(windows, 8) windows from i lie inside both rows and `out`.
             unsafe {
-                let (_, max) = windows_at(top, bottom, i, windows, &mut nan);
-                store(out[i..].as_mut_ptr(), windows, swap_middle(max));
+                let ([p, q, r, s], max) = windows_at::<RELU>(top, bottom, i, windows, &mut nan);
+                // the value at the first maximum: of 0.0 and -0.0 the first, as the scan
+                let [at_p, at_q, at_r, _] = firsts([p, q, r], max);
+                let value = _mm256_blendv_ps(
+                    _mm256_blendv_ps(_mm256_blendv_ps(s, r, at_r), q, at_q),
+                    p,
+                    at_p,
+                );
+                store(out[i..].as_mut_ptr(), windows, swap_middle(value));
             }
         }
         if _mm256_movemask_ps(nan) != 0 { 0 } else { n }
     }
 
     /// The gradients of the row pair's windows, 8 at a time: `g` to each window's first
-    /// maximum, 0 to its other three inputs. Returns how many windows it wrote: all of
+    /// maximum (times the rectifier's derivative there with `RELU`), 0 to its other three
+    /// inputs. Returns how many windows it wrote: all of
     /// them, or 0 when a window holds a NaN (the caller then does the row by the exact
     /// rule, overwriting what was written).
     ///
     /// # Safety
     /// The CPU has AVX2.
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn backward_row(
+    pub(super) unsafe fn backward_row<const RELU: bool>(
         top: &[[Elem; 2]],
         bottom: &[[Elem; 2]],
         grad: &[Elem],
@@ -247,16 +318,17 @@ mod avx2 {
             let windows = n - i;
             // SAFETY: min(windows, 8) windows from i lie inside every slice.
             unsafe {
-                let ([p, q, r, _], max) = windows_at(top, bottom, i, windows, &mut nan);
-                let g = swap_middle(load(grad[i..].as_ptr(), windows));
+                let ([p, q, r, _], max) = windows_at::<RELU>(top, bottom, i, windows, &mut nan);
+                let mut g = swap_middle(load(grad[i..].as_ptr(), windows));
+                if RELU {
+                    // times 1 where the maximum is > 0 (NaN is redone by the caller), else 0
+                    let above = _mm256_cmp_ps::<_CMP_NLE_UQ>(max, _mm256_setzero_ps());
+                    g = _mm256_mul_ps(g, _mm256_and_ps(above, _mm256_set1_ps(1.0)));
+                }
                 // the first position that holds the maximum takes the gradient
-                let at_p = _mm256_cmp_ps::<_CMP_EQ_OQ>(p, max);
-                let at_q = _mm256_andnot_ps(at_p, _mm256_cmp_ps::<_CMP_EQ_OQ>(q, max));
-                let taken = _mm256_or_ps(at_p, at_q);
-                let at_r = _mm256_andnot_ps(taken, _mm256_cmp_ps::<_CMP_EQ_OQ>(r, max));
-                let taken = _mm256_or_ps(taken, at_r);
+                let [at_p, at_q, at_r, at_s] = firsts([p, q, r], max);
                 let (gp, gq) = (_mm256_and_ps(at_p, g), _mm256_and_ps(at_q, g));
-                let (gr, gs) = (_mm256_and_ps(at_r, g), _mm256_andnot_ps(taken, g));
+                let (gr, gs) = (_mm256_and_ps(at_r, g), _mm256_and_ps(at_s, g));
                 merge(&mut dtop[i..], windows, gp, gq);
                 merge(&mut dbottom[i..], windows, gr, gs);
             }
@@ -325,10 +397,11 @@ mod tests {
         }
     }
 
-    #[test]
-    fn forward_and_backward_match_the_definition_with_ties_nans_and_odd_sizes() {
+    /// Forward and backward with or without the rectifier against the definition: a ReLU
+    /// (`x <= 0` to 0, NaN kept; derivative 1 for `x > 0` and NaN) then the scan.
+    fn check<const RELU: bool>() {
         // widths of 1, 7, 10 and 17 windows: full vectors and masked tails; NaN in some
-        // row pairs only
+        // row pairs only; many ties, negatives and zeros (all-negative windows included)
         for (h, w, nans) in [
             (4, 20, vec![]),
             (6, 20, vec![21, 47]),
@@ -337,29 +410,45 @@ mod tests {
             (4, 34, vec![]),
             (2, 2, vec![]),
         ] {
-            let x = plane(h, w, 7, &nans);
+            let mut x = plane(h, w, 7, &nans);
+            // a first window [-0.0, 0.0 / -1, -1]: its first maximum is -0.0
+            (x[0], x[1], x[w], x[w + 1]) = (-0.0, 0.0, -1.0, -1.0);
+            let relu = |v: Elem| if RELU && v <= 0.0 { 0.0 } else { v };
             let (oh, ow) = (h / 2, w / 2);
             let mut y = vec![0.0; oh * ow];
-            forward_2x2(&x, w, &mut y, ow);
-            let grad: Vec<Elem> = (0..oh * ow).map(|i| i as Elem + 1.0).collect();
+            forward_2x2::<RELU>(&x, w, &mut y, ow);
+            // negative gradients too: where the derivative is 0 they leave -0.0, as g·0 does
+            let grad: Vec<Elem> = (0..oh * ow).map(|i| i as Elem - 3.5).collect();
             let mut expected_dx = vec![0.0; h * w];
             for oy in 0..oh {
                 for ox in 0..ow {
                     let at = [0, 1, w, w + 1].map(|o| 2 * oy * w + 2 * ox + o);
-                    let first = at[scan(at.map(|i| x[i]))];
-                    let (got, want) = (y[oy * ow + ox], x[first]);
+                    let first = at[scan(at.map(|i| relu(x[i])))];
+                    let (got, want) = (y[oy * ow + ox], relu(x[first]));
                     assert!(
-                        got == want || (got.is_nan() && want.is_nan()),
-                        "{h}x{w} {oy},{ox}"
+                        got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                        "relu {RELU}, {h}x{w} {oy},{ox}: {got} against {want}"
                     );
-                    expected_dx[first] = grad[oy * ow + ox];
+                    let slope = if RELU && x[first] <= 0.0 { 0.0 } else { 1.0 };
+                    expected_dx[first] = grad[oy * ow + ox] * slope;
                 }
             }
             if h % 2 == 0 && w % 2 == 0 {
                 let mut dx = vec![Elem::NAN; h * w]; // every element must be written
-                backward_2x2(&x, w, &grad, &mut dx);
-                assert_eq!(dx, expected_dx, "{h}x{w}");
+                backward_2x2::<RELU>(&x, w, &grad, &mut dx);
+                let bits = |v: &[Elem]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&dx), bits(&expected_dx), "relu {RELU}, {h}x{w}");
             }
         }
+    }
+
+    #[test]
+    fn forward_and_backward_match_the_definition_with_ties_nans_and_odd_sizes() {
+        check::<false>();
+    }
+
+    #[test]
+    fn with_relu_they_equal_a_relu_then_the_pooling_bit_for_bit() {
+        check::<true>();
     }
 }

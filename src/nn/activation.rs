@@ -7,7 +7,7 @@
 
 use crate::autograd::Var;
 use crate::error::{Error, Result};
-use crate::nn::module::{Mode, Module};
+use crate::nn::module::{Fusable, Mode, Module};
 use crate::tensor::Elem;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -16,6 +16,9 @@ use std::str::FromStr;
 /// Implements [`Module`] for a parameterless element-wise layer.
 macro_rules! elementwise_layer {
     ($layer:ty, |$self_:ident, $x:ident| $forward:expr, |$s:ident| $describe:expr) => {
+        elementwise_layer!($layer, |$self_, $x| $forward, |$s| $describe, None);
+    };
+    ($layer:ty, |$self_:ident, $x:ident| $forward:expr, |$s:ident| $describe:expr, $fusable:expr) => {
         impl Module for $layer {
             fn forward<'t>(&self, $x: Var<'t>, _mode: Mode) -> Var<'t> {
                 let $self_ = self;
@@ -28,6 +31,9 @@ macro_rules! elementwise_layer {
             }
             fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
                 crate::nn::shape::same_shape(input)
+            }
+            fn fusable(&self) -> Option<Fusable> {
+                $fusable
             }
         }
     };
@@ -103,7 +109,12 @@ elementwise_layer!(Tanh, |_l, x| x.tanh(), |_l| "Tanh()".into());
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Relu;
-elementwise_layer!(Relu, |_l, x| x.relu(), |_l| "ReLU()".into());
+elementwise_layer!(
+    Relu,
+    |_l, x| x.relu(),
+    |_l| "ReLU()".into(),
+    Some(Fusable::Relu)
+);
 
 /// The leaky rectifier `y = x if x > 0, else slope·x` (see [`Var::leaky_relu`]).
 /// The default slope is PyTorch's 0.01; the "very leaky" ReLU of the LSUV paper uses 1/3.

@@ -29,7 +29,7 @@ pub use linear::Linear;
 pub use loss::{Loss, LossFn};
 pub use lsuv::{LSUV_MAX_ITER, LSUV_TOLERANCE, LsuvLayer, LsuvReport, lsuv};
 pub use maxout::Maxout;
-pub use module::{Mode, Module, Walk};
+pub use module::{Fusable, Mode, Module, Walk};
 pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormOptions};
 pub use pool::{AdaptiveAvgPool2d, Avg, AvgPool2d, Max, MaxPool2d, Pool2d, PoolKind};
 pub use sample_rng::{BatchRng, SampleRng};

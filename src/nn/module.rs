@@ -32,6 +32,18 @@ pub enum Mode {
     Eval,
 }
 
+/// A layer kind that [`Sequential`](crate::Sequential) can fuse with its neighbour (see
+/// [`Module::fusable`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fusable {
+    /// The rectifier `max(x, 0)` ([`Relu`](crate::Relu)).
+    Relu,
+    /// Max pooling over 2×2 windows with stride 2 and no padding
+    /// ([`MaxPool2d::new(2)`](crate::MaxPool2d)).
+    MaxPool2x2,
+}
+
 /// A layer or a model: a forward pass recorded on the tape, and a walk over its parameters
 /// with stable names.
 ///
@@ -225,6 +237,26 @@ pub trait Module: Send + Sync {
     /// ```
     fn spatial(&self) -> Spatial {
         Spatial::Pointwise
+    }
+
+    /// Whether this layer is one that [`Sequential`](crate::Sequential) may run together
+    /// with its neighbour as one op of the same numbers: a [`Relu`](crate::Relu) followed by
+    /// a 2×2, stride-2, unpadded [`MaxPool2d`](crate::MaxPool2d) runs as the pooling of the
+    /// rectified inputs, which computes the ReLU on a quarter of the elements (the maximum of
+    /// rectified values is the rectified maximum, and the gradient takes the same path). The
+    /// default, `None`, never fuses; layers of other crates keep it.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Fusable, MaxPool2d, Module, Relu, Tanh};
+    /// assert_eq!(Relu.fusable(), Some(Fusable::Relu));
+    /// assert_eq!(MaxPool2d::new(2)?.fusable(), Some(Fusable::MaxPool2x2));
+    /// assert_eq!(MaxPool2d::new(3)?.fusable(), None);
+    /// assert_eq!(Tanh.fusable(), None);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    fn fusable(&self) -> Option<Fusable> {
+        None
     }
 
     /// Calls `f(name, rng)` for every random generator the module keeps for itself (such as

@@ -8,7 +8,7 @@
 
 use crate::autograd::Var;
 use crate::error::{Error, Result};
-use crate::nn::module::{Mode, Module};
+use crate::nn::module::{Fusable, Mode, Module};
 use crate::nn::shape::{Spatial, shape_error, windowed_shape};
 
 /// Kernel, stride and padding of a pooling layer, checked as PyTorch checks them.
@@ -100,6 +100,9 @@ pub trait PoolKind: Copy + std::fmt::Debug + Eq + Send + Sync + 'static {
     const NAME: &'static str;
     /// The functional op's name in messages, e.g. `max_pool2d`.
     const OP: &'static str;
+    /// What a 2×2, stride-2, unpadded pooling of this kind can fuse with
+    /// ([`Module::fusable`]); `None` by default.
+    const FUSABLE_2X2: Option<Fusable> = None;
 
     /// Records the pooling of `x` on its tape ([`Var::max_pool2d`] or [`Var::avg_pool2d`]).
     ///
@@ -131,6 +134,7 @@ pub struct Max;
 impl PoolKind for Max {
     const NAME: &'static str = "MaxPool2d";
     const OP: &'static str = "max_pool2d";
+    const FUSABLE_2X2: Option<Fusable> = Some(Fusable::MaxPool2x2);
 
     #[track_caller]
     fn pool<'t>(
@@ -330,6 +334,12 @@ impl<K: PoolKind> Module for Pool2d<K> {
 
     fn spatial(&self) -> Spatial {
         self.window.spatial()
+    }
+
+    fn fusable(&self) -> Option<Fusable> {
+        let w = self.window;
+        let two_by_two = w.kernel == [2, 2] && w.stride == [2, 2] && w.padding == [0, 0];
+        K::FUSABLE_2X2.filter(|_| two_by_two)
     }
 }
 

@@ -4,7 +4,7 @@
 
 use crate::autograd::Var;
 use crate::error::{Error, Result};
-use crate::nn::module::{Mode, Module};
+use crate::nn::module::{Fusable, Mode, Module};
 use crate::nn::shape::{Spatial, Window};
 use std::fmt;
 
@@ -214,10 +214,24 @@ impl Sequential {
 
 impl Module for Sequential {
     #[track_caller]
+    /// The layers in order; a [`Relu`](crate::Relu) followed by a 2×2 stride-2
+    /// [`MaxPool2d`](crate::MaxPool2d) runs as one op with the same values and gradients
+    /// (see [`Module::fusable`]).
     fn forward<'t>(&self, x: Var<'t>, mode: Mode) -> Var<'t> {
-        self.layers
-            .iter()
-            .fold(x, |x, layer| layer.forward(x, mode))
+        let mut x = x;
+        let mut layers = self.layers.iter().peekable();
+        while let Some(layer) = layers.next() {
+            let fused = layer.fusable() == Some(Fusable::Relu)
+                && layers.peek().and_then(|next| next.fusable()) == Some(Fusable::MaxPool2x2)
+                && x.fits_relu_max_pool_2x2();
+            x = if fused {
+                layers.next();
+                x.relu_max_pool_2x2()
+            } else {
+                layer.forward(x, mode)
+            };
+        }
+        x
     }
 
     crate::walk!(layers as "");
@@ -460,6 +474,51 @@ mod tests {
             let x = random(&[batch, 3], 5);
             gradcheck(|v| model.forward(v[0], Mode::Eval), &[x]).unwrap();
         }
+    }
+
+    #[test]
+    fn a_relu_before_2x2_max_pooling_runs_fused_with_the_same_numbers() {
+        use crate::Identity;
+        let mut rng = ChaCha8Rng::seed_from_u64(6);
+        let pad = Conv2dOptions::default().padding(1);
+        let conv = Conv2d::new(2, 3, [3, 3], pad, Init::default(), &mut rng).unwrap();
+        let pool = || Box::new(MaxPool2d::new(2).unwrap()) as Box<dyn Module>;
+        let fused = Sequential::new(vec![Box::new(conv.clone()), Box::new(Relu), pool()]);
+        // an Identity between them keeps the ReLU a layer of its own
+        let apart = Sequential::new(vec![
+            Box::new(conv),
+            Box::new(Relu),
+            Box::new(Identity),
+            pool(),
+        ]);
+        let (fused, apart) = (fused.unwrap(), apart.unwrap());
+        // rounded inputs: ties, zeros, -0.0, all-negative windows, a NaN; even and odd sizes
+        // (odd ones are not fused, and must still agree)
+        for (shape, seed) in [([2, 2, 6, 10], 1), ([1, 2, 4, 4], 2), ([1, 2, 5, 7], 3)] {
+            let mut x = random(&shape, seed).mapv(|v| v.round());
+            x[[0, 0, 0, 0]] = -0.0;
+            x[[0, 1, 2, 3]] = f32::NAN;
+            let run = |model: &Sequential| {
+                let tape = Tape::new();
+                let input = tape.leaf(x.clone());
+                let y = model.forward(input, Mode::Train);
+                // weights of both signs, so that zero slopes leave -0.0 where g·0 does
+                let w = random(&y.shape(), seed + 10).mapv(|v| v.round());
+                let loss = (y * tape.constant(w)).sum();
+                let grads = loss.backward();
+                let mut values = y.value().iter().copied().collect::<Vec<_>>();
+                values.extend(grads.get(input).unwrap().iter().copied());
+                model.visit_params(&mut |_, p| {
+                    values.extend(grads.param_grad(p).unwrap().dense().iter().copied())
+                });
+                values.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            };
+            assert_eq!(run(&fused), run(&apart), "{shape:?}");
+        }
+        // the fused op's gradient against finite differences (inputs away from ties and 0)
+        let model = Sequential::new(vec![Box::new(Relu), pool()]).unwrap();
+        let x = crate::autograd::gradcheck::testing::away_from_zero(&[2, 3, 4, 6], 7);
+        gradcheck(|v| model.forward(v[0], Mode::Eval), &[x]).unwrap();
     }
 
     /// W2's CNN: Conv(1→32, 3, pad 1) ReLU MaxPool2 Conv(32→64, 3, pad 1) ReLU MaxPool2

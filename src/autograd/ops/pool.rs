@@ -193,8 +193,48 @@ impl<'t> Var<'t> {
         stride: [usize; 2],
         padding: [usize; 2],
     ) -> Var<'t> {
+        let pool = Pooling::new("max_pool2d", &self.shape(), kernel, stride, padding);
+        self.record_max_pool("max_pool2d", pool, false)
+    }
+
+    /// `x.relu().max_pool2d([2, 2], [2, 2], [0, 0])` as one op, with the same values and
+    /// gradients bit for bit (the maximum of the rectified window is the rectified maximum),
+    /// without the ReLU's passes over the full-size input and gradient. [`Sequential`]
+    /// runs a [`Relu`] layer followed by a 2×2 [`MaxPool2d`] this way.
+    ///
+    /// # Panics
+    /// If `x` is not 4-D with an even height and width (an internal error: callers check
+    /// with [`Var::fits_relu_max_pool_2x2`]).
+    ///
+    /// [`Sequential`]: crate::Sequential
+    /// [`Relu`]: crate::Relu
+    /// [`MaxPool2d`]: crate::MaxPool2d
+    pub(crate) fn relu_max_pool_2x2(self) -> Var<'t> {
+        assert!(
+            self.fits_relu_max_pool_2x2(),
+            "internal error: relu_max_pool_2x2 on shape {:?}",
+            self.shape()
+        );
+        let pool = Pooling::new("relu_max_pool2d", &self.shape(), [2, 2], [2, 2], [0, 0]);
+        self.record_max_pool("relu_max_pool2d", pool, true)
+    }
+
+    /// Whether [`Var::relu_max_pool_2x2`] takes this input: 4-D, with an even height and
+    /// width, so that the 2×2 windows tile each plane.
+    pub(crate) fn fits_relu_max_pool_2x2(&self) -> bool {
+        matches!(self.shape()[..], [_, _, h, w] if h >= 2 && w >= 2 && h % 2 == 0 && w % 2 == 0)
+    }
+
+    /// Records max pooling by `pool` on the tape as `op`, with a ReLU before it when `relu`
+    /// (only for 2×2 windows that tile the planes).
+    fn record_max_pool(self, op: &'static str, pool: Pooling, relu: bool) -> Var<'t> {
         let shape = self.shape();
-        let pool = Pooling::new("max_pool2d", &shape, kernel, stride, padding);
+        // 2×2 windows that tile the image write every element of dx; others add into 0s
+        let tiled = pool.is_2x2() && pool.h.is_multiple_of(2) && pool.w.is_multiple_of(2);
+        assert!(
+            !relu || tiled,
+            "internal error: {op} needs 2×2 windows that tile"
+        );
         let x = self.contiguous();
         let tape = x.tape();
         let value = x.data();
@@ -203,16 +243,18 @@ impl<'t> Var<'t> {
         let output = out
             .as_slice_mut()
             .expect("internal error: fresh output is row-major");
-        for_planes(input, pool.plane_in(), output, pool.plane_out(), |x, y| {
-            if pool.is_2x2() {
-                max_pool::forward_2x2(x, pool.w, y, pool.ow);
-            } else {
-                pool.argmaxes(x, |i, at| y[i] = x[at]);
-            }
-        });
-        tape.record("max_pool2d", &[x], out, move |b| {
-            // 2×2 windows that tile the image write every element of dx; others add into 0s
-            let tiled = pool.is_2x2() && pool.h.is_multiple_of(2) && pool.w.is_multiple_of(2);
+        for_planes(
+            input,
+            pool.plane_in(),
+            output,
+            pool.plane_out(),
+            |x, y| match (pool.is_2x2(), relu) {
+                (true, true) => max_pool::forward_2x2::<true>(x, pool.w, y, pool.ow),
+                (true, false) => max_pool::forward_2x2::<false>(x, pool.w, y, pool.ow),
+                (false, _) => pool.argmaxes(x, |i, at| y[i] = x[at]),
+            },
+        );
+        tape.record(op, &[x], out, move |b| {
             let mut dx = match tiled {
                 true => b.tape.scratch(b.inputs[0].shape(), false),
                 false => b.tape.zeros(b.inputs[0].shape()),
@@ -229,8 +271,10 @@ impl<'t> Var<'t> {
             let (in_len, out_len) = (pool.plane_in(), pool.plane_out());
             let planes = input.chunks(in_len).zip(grad.chunks(out_len));
             for ((x, g), dx) in planes.zip(dxs.chunks_mut(in_len)) {
-                if tiled {
-                    max_pool::backward_2x2(x, pool.w, g, dx);
+                if tiled && relu {
+                    max_pool::backward_2x2::<true>(x, pool.w, g, dx);
+                } else if tiled {
+                    max_pool::backward_2x2::<false>(x, pool.w, g, dx);
                 } else {
                     pool.argmaxes(x, |i, at| dx[at] += g[i]);
                 }
