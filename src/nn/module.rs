@@ -244,7 +244,8 @@ pub trait Module: Send + Sync {
     /// a 2×2, stride-2, unpadded [`MaxPool2d`](crate::MaxPool2d) runs as the pooling of the
     /// rectified inputs, which computes the ReLU on a quarter of the elements (the maximum of
     /// rectified values is the rectified maximum, and the gradient takes the same path). The
-    /// default, `None`, never fuses; layers of other crates keep it.
+    /// default, `None`, never fuses; a layer of another crate should keep it (returning
+    /// `Some` claims that its forward is exactly that op, and `Sequential` then skips it).
     ///
     /// # Examples
     /// ```
