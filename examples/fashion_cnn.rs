@@ -12,7 +12,7 @@
 //! cargo run --release --example fashion_cnn [-- --epochs N --batch B --lr LR --wd WD
 //!     --dropout P --seed S --data DIR --quiet --save PATH --resume PATH
 //!     --augment none|flip|crop|flip-crop|translate|flip-translate --shift K --no-test --refit
-//!     --no-flip-average]
+//!     --no-flip-average --label-smoothing E]
 //! ```
 //!
 //! The network is the speed benchmark's workload W2 (two 3×3 convolutions, 32 and 64
@@ -81,14 +81,17 @@ use std::error::Error;
 use std::time::Instant;
 use tapegrad::checkpoint::Checkpoint;
 use tapegrad::{
-    BatchNorm1d, BatchNorm2d, ChaCha8Rng, Conv2d, Conv2dOptions, Decay, DecayUnit, Dropout,
-    Flatten, Init, Linear, MaxPool2d, Mode, Module, Param, Relu, Scaler, Schedule, SeedableRng,
-    Sequential, Sgd, Var, evaluate,
+    BatchNorm1d, BatchNorm2d, BatchTargets, ChaCha8Rng, Conv2d, Conv2dOptions, Decay, DecayUnit,
+    Dropout, Flatten, Init, Linear, Loss, MaxPool2d, Mode, Module, Param, Relu, Scaler, Schedule,
+    SeedableRng, Sequential, Sgd, Var, evaluate,
 };
 
 const MOMENTUM: f32 = 0.9;
 /// Epochs of linear warm-up from a tenth of `--lr`.
 const WARMUP_EPOCHS: u64 = 1;
+/// Default `--label-smoothing`: the share of each training target spread evenly over the
+/// ten classes.
+const LABEL_SMOOTHING: f32 = 0.1;
 
 /// The command line: the shared flags and this example's own.
 struct Args {
@@ -99,10 +102,13 @@ struct Args {
     /// Whether the test images are classified by the logits averaged with their mirror
     /// images'.
     flip_average: bool,
+    /// The training loss: cross-entropy with `--label-smoothing E` (PyTorch's
+    /// `CrossEntropyLoss(label_smoothing=E)`), plain cross-entropy for `E = 0`.
+    loss: Loss,
 }
 
 fn parse_args() -> Result<Args, Box<dyn Error>> {
-    let (mut wd, mut flip_average) = (5e-4, true);
+    let (mut wd, mut flip_average, mut label_smoothing) = (5e-4, true, LABEL_SMOOTHING);
     let defaults = Flags {
         epochs: 15,
         batch: 128,
@@ -123,14 +129,22 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
         match flag {
             "--wd" => wd = value()?.parse()?,
             "--no-flip-average" => flip_average = false,
+            "--label-smoothing" => label_smoothing = value()?.parse()?,
             _ => return Ok(false),
         }
         Ok(true)
     })?;
+    let loss = match label_smoothing {
+        0.0 => Loss::CrossEntropy,
+        label_smoothing => Loss::CrossEntropySmoothed { label_smoothing },
+    };
+    // a bad value is refused now, before the data are loaded
+    loss.check(&BatchTargets::Classes(&[]))?;
     Ok(Args {
         flags,
         wd,
         flip_average,
+        loss,
     })
 }
 
@@ -216,7 +230,15 @@ fn main() -> Result<(), Box<dyn Error>> {
         .nesterov()
         .weight_decay(args.wd)?
         .schedule(schedule);
-    fashion::train(flags, &mut model, &mut sgd, &splits, resume.as_ref(), start)?;
+    fashion::train(
+        flags,
+        &mut model,
+        &mut sgd,
+        &args.loss,
+        &splits,
+        resume.as_ref(),
+        start,
+    )?;
     if !flags.refit {
         let plain = evaluate(&model, &splits.valid, 1000)?;
         let averaged = evaluate(&FlipAveraged(&model), &splits.valid, 1000)?;
