@@ -214,7 +214,16 @@ fn main() -> Result<(), Box<dyn Error>> {
         .momentum(MOMENTUM)?
         .l2(args.l2)?
         .schedule(Schedule::new(cosine, DecayUnit::Step)?);
-    fashion::train(flags, &mut model, &mut sgd, &splits, resume.as_ref(), start)?;
+    let loss = tapegrad::Loss::CrossEntropy;
+    fashion::train(
+        flags,
+        &mut model,
+        &mut sgd,
+        &loss,
+        &splits,
+        resume.as_ref(),
+        start,
+    )?;
     if flags.no_test {
         fashion::report_without_test(flags, start);
         return Ok(());

@@ -12,7 +12,7 @@ use std::time::Instant;
 use tapegrad::checkpoint::Checkpoint;
 use tapegrad::data::{FASHION_MNIST_CLASSES, fashion_mnist};
 use tapegrad::{
-    Augment, ChaCha8Rng, Dataset, Evaluation, FitConfig, Module, Progress, RandomCrop,
+    Augment, ChaCha8Rng, Dataset, Evaluation, FitConfig, Loss, Module, Progress, RandomCrop,
     RandomHorizontalFlip, RandomTranslate, Scaler, Sgd, fit,
 };
 
@@ -214,7 +214,7 @@ impl Splits {
     }
 }
 
-/// Trains `model` with `sgd` for the epochs `--epochs` asks for, after those a resumed
+/// Trains `model` with `sgd` on `loss` for the epochs `--epochs` asks for, after those a resumed
 /// checkpoint already did, one `fit` call per epoch so that a checkpoint can be written
 /// after each (`fit` resumes from `start_epoch`, so this trains exactly as one call over all
 /// epochs would). Reports every epoch on the validation images unless `--refit`.
@@ -222,6 +222,7 @@ pub fn train(
     flags: &Flags,
     model: &mut dyn Module,
     sgd: &mut Sgd,
+    loss: &Loss,
     splits: &Splits,
     resume: Option<&Checkpoint>,
     start: Instant,
@@ -259,6 +260,7 @@ pub fn train(
             batch_size: flags.batch,
             seed: flags.seed,
             augment: augment.clone(),
+            loss: Some(loss.clone()),
             ..FitConfig::default()
         });
         fit(

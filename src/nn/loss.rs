@@ -35,6 +35,7 @@ pub type LossFn = dyn for<'t> Fn(Var<'t>, &BatchTargets<'_>) -> Var<'t> + Send +
 /// | variant | PyTorch | targets |
 /// |---|---|---|
 /// | [`Loss::CrossEntropy`] | `nn.CrossEntropyLoss()` on logits | classes |
+/// | [`Loss::CrossEntropySmoothed`] | `nn.CrossEntropyLoss(label_smoothing=ε)` on logits | classes |
 /// | [`Loss::Mse`] | `nn.MSELoss()` | values, inputs |
 /// | [`Loss::L1`] | `nn.L1Loss()` | values, inputs |
 /// | [`Loss::Huber`] | `nn.HuberLoss(delta)` | values, inputs |
@@ -62,6 +63,33 @@ pub enum Loss {
     /// Softmax cross-entropy of logits `[rows, classes]` against class labels.
     #[default]
     CrossEntropy,
+    /// Softmax cross-entropy of logits `[rows, classes]` against class labels smoothed
+    /// towards the uniform distribution: targets `(1 − ε)·onehot + ε/C` for `C` classes,
+    /// so `L = (1 − ε)·CE(y) + ε·(1/C) Σ_c −log p_c` per row (PyTorch's
+    /// `nn.CrossEntropyLoss(label_smoothing=ε)`; see [`Var::cross_entropy_smoothed`]).
+    /// `ε` must be in `[0, 1)`; [`Loss::check`] says so otherwise. `ε = 0` trains as
+    /// [`Loss::CrossEntropy`].
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, BatchTargets, Loss, Tape};
+    /// let tape = Tape::new();
+    /// // logits ln 2 and 0: p = [2/3, 1/3]
+    /// let out = tape.constant(tensor::from_vec(vec![2f32.ln(), 0.0], &[1, 2])?);
+    /// let loss = Loss::CrossEntropySmoothed { label_smoothing: 0.2 };
+    /// let value = loss.compute(out, &BatchTargets::Classes(&[0]))?.item();
+    /// // q = [0.9, 0.1]: −0.9·ln(2/3) − 0.1·ln(1/3)
+    /// let expected = -0.9 * (2f32 / 3.0).ln() - 0.1 * (1f32 / 3.0).ln();
+    /// assert!((value - expected).abs() < 1e-6);
+    /// let bad = Loss::CrossEntropySmoothed { label_smoothing: 1.0 };
+    /// assert!(bad.check(&BatchTargets::Classes(&[0])).is_err());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    CrossEntropySmoothed {
+        /// `ε` in `[0, 1)`: the probability mass spread evenly over all classes (torch's
+        /// `label_smoothing`, default 0.0; 0.1 is the common choice).
+        label_smoothing: Elem,
+    },
     /// Mean squared error `mean((y − t)²)` over every element.
     Mse,
     /// Mean absolute error `mean(|y − t|)` over every element.
@@ -88,6 +116,10 @@ impl fmt::Debug for Loss {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Loss::CrossEntropy => write!(f, "CrossEntropy"),
+            Loss::CrossEntropySmoothed { label_smoothing } => write!(
+                f,
+                "CrossEntropySmoothed {{ label_smoothing: {label_smoothing} }}"
+            ),
             Loss::Mse => write!(f, "Mse"),
             Loss::L1 => write!(f, "L1"),
             Loss::Huber { delta } => write!(f, "Huber {{ delta: {delta} }}"),
@@ -153,6 +185,7 @@ impl Loss {
     pub fn name(&self) -> &str {
         match self {
             Loss::CrossEntropy => "cross-entropy",
+            Loss::CrossEntropySmoothed { .. } => "cross-entropy with label smoothing",
             Loss::Mse => "mse",
             Loss::L1 => "l1",
             Loss::Huber { .. } => "huber",
@@ -178,7 +211,9 @@ impl Loss {
     /// ```
     pub fn check(&self, targets: &BatchTargets<'_>) -> Result<()> {
         let fits = match self {
-            Loss::CrossEntropy => matches!(targets, BatchTargets::Classes(_)),
+            Loss::CrossEntropy | Loss::CrossEntropySmoothed { .. } => {
+                matches!(targets, BatchTargets::Classes(_))
+            }
             Loss::Mse | Loss::L1 | Loss::Huber { .. } | Loss::BceWithLogits => {
                 !matches!(targets, BatchTargets::Classes(_))
             }
@@ -204,6 +239,16 @@ impl Loss {
             return Err(Error::InvalidArgument {
                 op: "loss",
                 message: format!("huber delta must be finite and > 0, got {delta}"),
+            });
+        }
+        if let Loss::CrossEntropySmoothed { label_smoothing } = self
+            && !(0.0..1.0).contains(label_smoothing)
+        {
+            return Err(Error::InvalidArgument {
+                op: "loss",
+                message: format!(
+                    "cross-entropy label smoothing must be in [0, 1), got {label_smoothing}"
+                ),
             });
         }
         Ok(())
@@ -250,11 +295,87 @@ impl Loss {
                 BatchTargets::Classes(labels) => output.cross_entropy(labels),
                 _ => unreachable!("checked: class targets"),
             },
+            Loss::CrossEntropySmoothed { label_smoothing } => match targets {
+                BatchTargets::Classes(labels) => {
+                    output.cross_entropy_smoothed(labels, *label_smoothing)
+                }
+                _ => unreachable!("checked: class targets"),
+            },
             Loss::Mse => output.mse(floats()),
             Loss::L1 => output.l1_loss(floats()),
             Loss::Huber { delta } => output.huber_loss(floats(), *delta),
             Loss::BceWithLogits => output.bce_with_logits(floats()),
             Loss::Custom { function, .. } => function(output, targets),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Loss;
+    use crate::data::BatchTargets;
+    use crate::{Elem, Error, Tape, tensor};
+
+    #[test]
+    fn smoothed_cross_entropy_checks_its_setting_and_targets() {
+        let classes = BatchTargets::Classes(&[0, 1]);
+        for label_smoothing in [0.0, 0.1, 0.999] {
+            let loss = Loss::CrossEntropySmoothed { label_smoothing };
+            assert!(loss.check(&classes).is_ok(), "{loss:?}");
+        }
+        for (label_smoothing, shown) in [
+            (1.0, "1"),
+            (-0.1, "-0.1"),
+            (Elem::NAN, "NaN"),
+            (Elem::INFINITY, "inf"),
+        ] {
+            let loss = Loss::CrossEntropySmoothed { label_smoothing };
+            match loss.check(&classes) {
+                Err(Error::InvalidArgument { op, message }) => {
+                    assert_eq!(op, "loss");
+                    assert_eq!(
+                        message,
+                        format!("cross-entropy label smoothing must be in [0, 1), got {shown}")
+                    );
+                }
+                other => panic!("{loss:?}: {other:?}"),
+            }
+        }
+        let values = ndarray::ArrayD::<Elem>::zeros(vec![2, 1]);
+        let loss = Loss::CrossEntropySmoothed {
+            label_smoothing: 0.1,
+        };
+        let err = loss
+            .check(&BatchTargets::Values(values.view()))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("cross-entropy with label smoothing cannot compare outputs with"),
+            "{err}"
+        );
+        assert_eq!(
+            format!("{loss:?}"),
+            "CrossEntropySmoothed { label_smoothing: 0.1 }"
+        );
+    }
+
+    #[test]
+    fn smoothed_cross_entropy_computes_the_smoothed_op() {
+        let tape = Tape::new();
+        let z = tensor::from_vec(vec![1.0, -0.5, 2.0, 0.0, 0.3, -1.0], &[2, 3]).unwrap();
+        let z = tape.leaf(z);
+        let labels = [2, 0];
+        let targets = BatchTargets::Classes(&labels);
+        let smoothed = Loss::CrossEntropySmoothed {
+            label_smoothing: 0.2,
+        };
+        let value = smoothed.compute(z, &targets).unwrap().item();
+        assert_eq!(value, z.cross_entropy_smoothed(&labels, 0.2).item());
+        let plain = Loss::CrossEntropy.compute(z, &targets).unwrap().item();
+        assert!(value > plain, "{value} vs {plain}");
+        let bad = Loss::CrossEntropySmoothed {
+            label_smoothing: 1.5,
+        };
+        assert!(bad.compute(z, &targets).is_err());
     }
 }

@@ -1,5 +1,6 @@
 //! Softmax and losses, all in numerically stable forms: log-softmax and softmax along the
-//! last axis, softmax cross-entropy from logits and class labels, binary cross-entropy from
+//! last axis, softmax cross-entropy from logits and class labels (optionally with label
+//! smoothing), binary cross-entropy from
 //! logits, and the regression losses mean squared error, mean absolute error (L1) and Huber.
 //!
 //! Classification losses take raw scores (logits), not probabilities. Every loss returns the
@@ -122,46 +123,104 @@ impl<'t> Var<'t> {
     /// ```
     #[track_caller]
     pub fn cross_entropy(self, labels: &[usize]) -> Var<'t> {
+        self.cross_entropy_with("cross_entropy", labels, 0.0)
+    }
+
+    /// Softmax cross-entropy with label smoothing `ε`: the cross-entropy against the target
+    /// distribution `q_n = (1 − ε)·onehot(y_n) + ε/C` instead of `onehot(y_n)`, averaged over
+    /// the batch, as PyTorch's `nn.CrossEntropyLoss(label_smoothing=ε)`:
+    /// `L = (1/N) Σ_n [(1 − ε)·(−log p_n[y_n]) + ε·(1/C) Σ_c −log p_n[c]]` with
+    /// `p_n = softmax(z_n)`. `ε = 0` is [`Var::cross_entropy`]. Smoothing keeps the logits
+    /// from growing without bound to fit one-hot targets (Szegedy et al. 2016, "Rethinking
+    /// the Inception Architecture for Computer Vision", section 7,
+    /// <https://arxiv.org/abs/1512.00567>). The smallest value, reached at `p_n = q_n`, is
+    /// the entropy of `q_n`, not 0.
+    ///
+    /// Backward (fused, stable): `∂L/∂z_n = (softmax(z_n) − q_n) / N`.
+    ///
+    /// # Shapes
+    /// `[N, C]` logits and `N` labels give a scalar.
+    ///
+    /// # Panics
+    /// If `label_smoothing` is not in `[0, 1)`, a constant of the program
+    /// (`cross_entropy_smoothed: label_smoothing must be in [0, 1), got 1`; a value from
+    /// outside goes through [`Loss::check`](crate::Loss::check), which returns an error),
+    /// and on the shapes and labels [`Var::cross_entropy`] panics on.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Tape};
+    /// let tape = Tape::new();
+    /// // two classes, equal logits: p = [0.5, 0.5], so every term is ln 2
+    /// let z = tape.leaf(tensor::from_vec(vec![0.0, 0.0], &[1, 2])?);
+    /// let loss = z.cross_entropy_smoothed(&[0], 0.1);
+    /// assert!((loss.item() - 2f32.ln()).abs() < 1e-6);
+    /// // q = [0.9 + 0.05, 0.05]: ∂L/∂z = p − q = [−0.45, 0.45]
+    /// let g = loss.backward();
+    /// let dz = g.get(z).unwrap();
+    /// assert!((dz[[0, 0]] + 0.45).abs() < 1e-6 && (dz[[0, 1]] - 0.45).abs() < 1e-6);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn cross_entropy_smoothed(self, labels: &[usize], label_smoothing: Elem) -> Var<'t> {
+        assert!(
+            (0.0..1.0).contains(&label_smoothing),
+            "cross_entropy_smoothed: label_smoothing must be in [0, 1), got {label_smoothing}"
+        );
+        self.cross_entropy_with("cross_entropy_smoothed", labels, label_smoothing)
+    }
+
+    /// The primitive behind [`Var::cross_entropy`] (`smoothing = 0`, which takes the plain
+    /// one-hot path) and [`Var::cross_entropy_smoothed`], recorded under `op`.
+    #[track_caller]
+    fn cross_entropy_with(self, op: &'static str, labels: &[usize], smoothing: Elem) -> Var<'t> {
         let z = self.data();
         let shape = z.shape();
         assert!(
             shape.len() == 2,
-            "cross_entropy: expected 2-D logits [batch, classes], found shape {shape:?}"
+            "{op}: expected 2-D logits [batch, classes], found shape {shape:?}"
         );
         assert!(
             labels.len() == shape[0],
-            "cross_entropy: expected {} labels for logits shape {shape:?}, found {}",
+            "{op}: expected {} labels for logits shape {shape:?}, found {}",
             shape[0],
             labels.len()
         );
         if let Some((row, label)) = labels.iter().enumerate().find(|&(_, &y)| y >= shape[1]) {
-            panic!(
-                "cross_entropy: label {label} at row {row} out of range for logits shape {shape:?}"
-            );
+            panic!("{op}: label {label} at row {row} out of range for logits shape {shape:?}");
         }
         let n = shape[0] as Elem;
+        let classes = shape[1] as Elem;
         let mut probs = self.tape().scratch(shape, false);
         let mut total = 0.0;
         let rows = probs.lanes_mut(Axis(1)).into_iter().zip(z.lanes(Axis(1)));
         for ((mut p, z), &y) in rows.zip(labels) {
             let (m, log_sum) = log_sum_exp(z);
-            total += log_sum - (z[y] - m);
+            // −log p[y] = ln Σ e^(z − m) − (z_y − m)
+            let mut row = log_sum - (z[y] - m);
+            if smoothing > 0.0 {
+                // (1/C) Σ_c −log p[c] = ln Σ e^(z − m) − (1/C) Σ_c (z_c − m)
+                let uniform = log_sum - z.fold(0.0, |s, &z| s + (z - m)) / classes;
+                row = (1.0 - smoothing) * row + smoothing * uniform;
+            }
+            total += row;
             Zip::from(&mut p)
                 .and(&z)
                 .for_each(|p, &z| *p = ((z - m) - log_sum).exp());
         }
         let value = Tensor::from_elem(ndarray::IxDyn(&[]), total / n);
         let labels = labels.to_vec();
-        self.tape()
-            .record("cross_entropy", &[self], value, move |b| {
-                let scale = b.grad.first().copied().expect("scalar gradient") / n;
-                let mut dz = b.tape.copy(probs.view());
-                for (mut d, &y) in dz.lanes_mut(Axis(1)).into_iter().zip(&labels) {
-                    d[y] -= 1.0;
-                    d.mapv_inplace(|d| d * scale);
-                }
-                [Some(dz), None]
-            })
+        // the target q = (1 − ε)·onehot + ε/C; with ε = 0 both corrections are exact no-ops
+        let (on_label, everywhere) = (1.0 - smoothing, smoothing / classes);
+        self.tape().record(op, &[self], value, move |b| {
+            let scale = b.grad.first().copied().expect("scalar gradient") / n;
+            let mut dz = b.tape.copy(probs.view());
+            for (mut d, &y) in dz.lanes_mut(Axis(1)).into_iter().zip(&labels) {
+                d[y] -= on_label;
+                d.mapv_inplace(|d| (d - everywhere) * scale);
+            }
+            [Some(dz), None]
+        })
     }
 
     /// Mean squared error `L = (1/n) Σ (x − t)²` between predictions and targets of the same
@@ -417,6 +476,9 @@ mod tests {
             gradcheck(|v| v[0].softmax(), &z).unwrap();
             let labels: Vec<usize> = (0..n).map(|i| (i * 2 + 1) % c).collect();
             gradcheck(|v| v[0].cross_entropy(&labels), &z).unwrap();
+            for epsilon in [0.1, 0.4] {
+                gradcheck(|v| v[0].cross_entropy_smoothed(&labels, epsilon), &z).unwrap();
+            }
             let targets = random(&[n, c], 2).mapv(|x| (x + 2.0) / 4.0);
             let pair = [random(&[n, c], 3), targets];
             gradcheck(|v| v[0].mse(v[1]), &pair).unwrap();
@@ -427,6 +489,78 @@ mod tests {
         // logits used twice
         let z = [random(&[3, 4], 6)];
         gradcheck(|v| (v[0] * v[0]).cross_entropy(&[0, 1, 3]) * v[0].sum(), &z).unwrap();
+        gradcheck(
+            |v| (v[0] * v[0]).cross_entropy_smoothed(&[0, 1, 3], 0.2) * v[0].sum(),
+            &z,
+        )
+        .unwrap();
+    }
+
+    /// `L = −(1/N) Σ_n Σ_c q_nc · log p_nc` with `q = (1 − ε)·onehot(y) + ε/C` and
+    /// `∂L/∂z = (p − q)/N`, from the definitions in f64 (no log-sum-exp shift).
+    fn smoothed_by_definition(z: &Tensor, labels: &[usize], epsilon: f64) -> (f64, Vec<f64>) {
+        let (n, c) = (z.shape()[0], z.shape()[1]);
+        let (mut loss, mut grad) = (0.0, Vec::new());
+        for (row, &y) in labels.iter().enumerate() {
+            let e: Vec<f64> = (0..c).map(|j| f64::from(z[[row, j]]).exp()).collect();
+            let sum: f64 = e.iter().sum();
+            for (j, e) in e.iter().enumerate() {
+                let q = (1.0 - epsilon) * f64::from(u8::from(j == y)) + epsilon / c as f64;
+                let p = e / sum;
+                loss -= q * p.ln() / n as f64;
+                grad.push((p - q) / n as f64);
+            }
+        }
+        (loss, grad)
+    }
+
+    #[test]
+    fn smoothed_cross_entropy_matches_its_definition() {
+        // The definition agrees with PyTorch (2.15) to f64 rounding:
+        //   z = torch.randn(4, 5, dtype=torch.float64) * 2; y = torch.tensor([1, 0, 4, 2])
+        //   q = (1 - eps) * F.one_hot(y, 5).double() + eps / 5
+        //   F.cross_entropy(z, y, label_smoothing=eps) == -(q * F.log_softmax(z, 1)).sum(1).mean()
+        let labels = [1, 0, 4, 2];
+        for (seed, epsilon) in [(50, 0.0), (51, 0.1), (52, 0.3), (53, 0.95)] {
+            let z0 = random(&[4, 5], seed).mapv(|x| 3.0 * x);
+            let tape = Tape::new();
+            let z = tape.leaf(z0.clone());
+            let loss = z.cross_entropy_smoothed(&labels, epsilon as Elem);
+            let (expected, expected_grad) = smoothed_by_definition(&z0, &labels, epsilon);
+            let value = f64::from(loss.item());
+            assert!(
+                (value - expected).abs() < 1e-5,
+                "ε {epsilon}: {value} vs {expected}"
+            );
+            let g = loss.backward();
+            for (a, b) in g.get(z).unwrap().iter().zip(&expected_grad) {
+                assert!((f64::from(*a) - b).abs() < 1e-6, "ε {epsilon}: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn smoothing_zero_is_plain_cross_entropy_bit_for_bit() {
+        let z0 = random(&[6, 4], 60);
+        let labels = [3, 0, 1, 2, 2, 0];
+        let tape = Tape::new();
+        let z = tape.leaf(z0);
+        let (plain, smoothed) = (
+            z.cross_entropy(&labels),
+            z.cross_entropy_smoothed(&labels, 0.0),
+        );
+        assert_eq!(plain.item().to_bits(), smoothed.item().to_bits());
+        assert_eq!(plain.backward().get(z), smoothed.backward().get(z));
+        // any ε > 0 raises the loss of a confident right answer and lowers the gradient's pull
+        let sure = tape.leaf(t(&[1, 3], &[8., 0., 0.]));
+        let (hard, soft) = (
+            sure.cross_entropy(&[0]),
+            sure.cross_entropy_smoothed(&[0], 0.1),
+        );
+        assert!(soft.item() > hard.item());
+        // ∂L/∂z_0 = p_0 − (1 − ε + ε/3) > 0 once p_0 > 0.9333: smoothing pushes back
+        assert!(hard.backward().get(sure).unwrap()[[0, 0]] < 0.0);
+        assert!(soft.backward().get(sure).unwrap()[[0, 0]] > 0.0);
     }
 
     #[test]
@@ -510,15 +644,20 @@ mod tests {
         let z = tape.leaf(t(&[2, 3], &[1e4, -1e4, 0., -1e4, -1e4, 1e4]));
         let y = tape.constant(t(&[2, 3], &[1., 0., 1., 0., 1., 0.]));
         let ce = z.cross_entropy(&[1, 2]);
+        let smoothed = z.cross_entropy_smoothed(&[1, 2], 0.1);
         let bce = z.bce_with_logits(y);
         let soft = (z.softmax() * z.log_softmax()).sum();
-        for loss in [ce, bce, soft] {
+        for loss in [ce, smoothed, bce, soft] {
             assert!(loss.item().is_finite(), "{loss:?}");
             let g = loss.backward();
             assert!(g.get(z).unwrap().iter().all(|g| g.is_finite()), "{loss:?}");
         }
         // row 0 predicts class 0 by 2e4 but the label is 1: loss 2e4 / 2 rows
         assert_eq!(ce.item(), 1e4);
+        // −log p per class: row 0 [0, 2e4, 1e4], row 1 [2e4, 2e4, 0]; with ε = 0.1 each row
+        // costs 0.9·(−log p_y) + 0.1·mean: (0.9·2e4 + 0.1·1e4 + 0.9·0 + 0.1·4e4/3) / 2
+        let expected = (0.9 * 2e4 + 0.1 * 1e4 + 0.1 * 4e4 / 3.0) / 2.0;
+        assert!((smoothed.item() - expected).abs() < 1.0, "{smoothed:?}");
     }
 
     #[test]
@@ -530,6 +669,35 @@ mod tests {
         let _ = tape
             .constant(random(&[4, 3], 0))
             .cross_entropy(&[0, 1, 7, 2]);
+    }
+
+    #[test]
+    #[should_panic(expected = "cross_entropy_smoothed: label_smoothing must be in [0, 1), got 1")]
+    fn smoothing_of_one_panics() {
+        let tape = Tape::new();
+        let _ = tape
+            .constant(random(&[2, 3], 0))
+            .cross_entropy_smoothed(&[0, 1], 1.0);
+    }
+
+    #[test]
+    #[should_panic(expected = "cross_entropy_smoothed: label_smoothing must be in [0, 1), got NaN")]
+    fn smoothing_of_nan_panics() {
+        let tape = Tape::new();
+        let _ = tape
+            .constant(random(&[2, 3], 0))
+            .cross_entropy_smoothed(&[0, 1], Elem::NAN);
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "cross_entropy_smoothed: label 3 at row 1 out of range for logits shape [2, 3]"
+    )]
+    fn smoothed_label_out_of_range_panics() {
+        let tape = Tape::new();
+        let _ = tape
+            .constant(random(&[2, 3], 0))
+            .cross_entropy_smoothed(&[0, 3], 0.1);
     }
 
     #[test]
