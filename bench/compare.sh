@@ -7,12 +7,14 @@
 # probe measured for the run's thread count. Warns when the probe found that the run's
 # threads do not add FMA throughput (SMT siblings of one core) or the machine was busy. Ends
 # with a Markdown table for the README, the CPU model and the date.
-#   bench/compare.sh [ROUNDS] [WORKLOADS]   (WORKLOADS: "W1 W2" by default; needs
+#   bench/compare.sh [ROUNDS] [WORKLOADS] [KINDS]   (WORKLOADS: "W1 W2" by default; KINDS:
+#                                            "training inference" by default; needs
 #                                            ~/.cache/torch-venv with torch and numpy)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds="${1:-3}"
 workloads="${2:-W1 W2}"
+kinds="${3:-training inference}"
 python="${TORCH_PYTHON:-$HOME/.cache/torch-venv/bin/python3}"
 target="${CARGO_TARGET_DIR:-target}"
 cargo build --release --example bench_mlp --example bench_cnn >/dev/null 2>&1
@@ -66,25 +68,26 @@ compare() {
   rows+=("| $label | $mt | $mo | $(calc "%.2f" "$mo/$mt") | $pt% | $po% |")
 }
 
-if [[ " $workloads " == *" W1 "* ]]; then
+if [[ " $workloads " == *" W1 "* && " $kinds " == *" training "* ]]; then
   for config in "1 128 3 0" "2 128 3 0" "1 1 1 5000"; do
     read -r threads batch epochs steps <<<"$config"
     compare "W1 training, $(plural "$threads" thread), batch $batch" median_samples_per_s torch_mlp.py bench_mlp \
       --threads "$threads" --batch "$batch" --epochs "$epochs" --max-steps "$steps"
   done
 fi
-if [[ " $workloads " == *" W2 "* ]]; then
+if [[ " $workloads " == *" W2 "* && " $kinds " == *" training "* ]]; then
   for config in "1 128 1 0" "2 128 1 0"; do
     read -r threads batch epochs steps <<<"$config"
     compare "W2 training, $(plural "$threads" thread), batch $batch" median_samples_per_s torch_cnn.py bench_cnn \
       --threads "$threads" --batch "$batch" --epochs "$epochs" --max-steps "$steps"
   done
 fi
-# inference: samples timed per run (a few seconds for the slower side), by workload and batch
-declare -A infer_samples=([W1 1]=20000 [W1 256]=256000 [W2 1]=2000 [W2 256]=8192)
+# inference: samples timed per run, by workload and batch (a few seconds for the slower side,
+# PyTorch, measured at about 1,400, 20,000, 1,000 and 500 samples/s)
+declare -A infer_samples=([W1 1]=4000 [W1 256]=40960 [W2 1]=2000 [W2 256]=1536)
 declare -A infer_model=([W1]="mlp bench_mlp" [W2]="cnn bench_cnn")
 for workload in W1 W2; do
-  if [[ " $workloads " != *" $workload "* ]]; then continue; fi
+  if [[ " $workloads " != *" $workload "* || " $kinds " != *" inference "* ]]; then continue; fi
   read -r model example <<<"${infer_model[$workload]}"
   for batch in 1 256; do
     for threads in 1 2; do

@@ -9,13 +9,13 @@
 
 #[path = "../examples/support/flops.rs"]
 mod flops;
+#[allow(dead_code)] // the bench prints the probe's peak only
+#[path = "../examples/support/peak.rs"]
+mod peak;
 #[path = "../examples/support/w1.rs"]
 mod w1;
 #[path = "../examples/support/w2.rs"]
 mod w2;
-#[allow(dead_code)] // the bench prints the probe's peak only
-#[path = "../examples/support/peak.rs"]
-mod peak;
 
 use criterion::{Criterion, Throughput, criterion_group};
 use std::hint::black_box;
