@@ -28,6 +28,9 @@ const TRAIN_BATCHES: [usize; 3] = [1, 16, 128];
 const INFER_BATCHES: [usize; 9] = [1, 2, 4, 8, 16, 32, 64, 128, 256];
 const LEARNING_RATE: f32 = 0.05;
 
+/// Builds a workload's model from a seeded RNG.
+type Build = fn(&mut ChaCha8Rng) -> Sequential;
+
 fn mlp(rng: &mut ChaCha8Rng) -> Sequential {
     w1::w1(rng).unwrap()
 }
@@ -66,7 +69,7 @@ fn train_step(c: &mut Criterion) {
 
 fn inference(c: &mut Criterion) {
     let mut group = c.benchmark_group("inference");
-    let models: [(&str, fn(&mut ChaCha8Rng) -> Sequential, &[usize]); 2] = [
+    let models: [(&str, Build, &[usize]); 2] = [
         ("mlp_784_256_256_10", mlp, &[784]),
         ("cnn_w2", cnn, &[1, 28, 28]),
     ];
