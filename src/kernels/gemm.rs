@@ -1,17 +1,18 @@
 //! The matrix product kernel: a strided wrapper around the pure-Rust `gemm` crate, used by
 //! the autograd ops (matmul, batched matmul), factored gradients and anything else that
-//! multiplies matrices; and, for the forward product of a few rows with a matrix read by
-//! contiguous columns (a linear layer's `x·Wᵀ` at a small batch), a kernel of dot products
-//! ([`product`]).
+//! multiplies matrices; and, for the product of a few rows with a matrix read by contiguous
+//! columns (a linear layer's `x·Wᵀ` at a small batch on an inference tape), a kernel of dot
+//! products ([`product`]).
 
 use crate::tensor::Elem;
 use ndarray::{ArrayView2, ArrayViewMut2, Ix2};
 
 /// Products of at most this many rows whose right operand's columns are contiguous (`x·Wᵀ`
 /// with `W` row-major) take the dot-product kernel in [`product`]. Measured on workload W1's
-/// first layer (`k = 784`, `n = 256`, one AVX2 core): the `gemm` crate's kernel, which
-/// vectorizes along the rows, reaches 4 GFLOP/s at 2 rows, 9 at 4, 19 at 16 and 28 at 32,
-/// the dot products 30 to 40 from 2 rows to 64; from 64 rows on, `gemm` catches up.
+/// first layer (`k = 784`, `n = 256`, one AVX2 core of a busy 2-CPU EPYC VM): the `gemm`
+/// crate's kernel, which vectorizes along the rows, reached 4 GFLOP/s at 2 rows, 9 at 4, 19
+/// at 16 and 28 at 32, the dot products 15 at 1 row, 30 at 2 and 35 to 42 from 4 rows to
+/// 64; from 64 rows on, `gemm` caught up.
 const FEW_ROWS: usize = 32;
 
 /// `dst = lhs·rhs`, overwriting `dst`, with the kernel that suits the shape: for at most
@@ -21,7 +22,8 @@ const FEW_ROWS: usize = 32;
 ///
 /// In the dot-product kernel, each element is one dot product whose order of summation
 /// depends only on `k`, so a row's result does not depend on how many other rows are in the
-/// product or on how the columns are split across threads.
+/// product or on how the columns are split across threads. It rounds differently from
+/// `gemm`, though, which is why the autograd op calls it on inference tapes only.
 ///
 /// # Panics
 /// If the shapes do not chain (an internal error: callers check shapes first).
