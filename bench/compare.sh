@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
-# Runs workloads W1 (MLP) and W2 (CNN, training and batch-1 inference) in PyTorch and in
-# tapegrad side by side, alternating, and prints the median samples/s of each and their ratio
+# Runs workloads W1 (MLP) and W2 (CNN), training and inference (forward passes at batch 1 and
+# 256), in PyTorch and in tapegrad side by side, alternating, and prints the median samples/s of each and their ratio
 # per (threads, batch) configuration, and both as a percentage of the machine's f32 FMA peak:
 # useful FLOP/s (samples/s × the model's FLOP per sample, which tapegrad's summary line
 # reports, matrix work only, forward + backward for training) over the peak that tapegrad's
 # probe measured for the run's thread count. Warns when the probe found that the run's
 # threads do not add FMA throughput (SMT siblings of one core) or the machine was busy. Ends
 # with a Markdown table for the README, the CPU model and the date.
-#   bench/compare.sh [ROUNDS] [WORKLOADS]   (WORKLOADS: "W1 W2" by default; needs
+#   bench/compare.sh [ROUNDS] [WORKLOADS] [KINDS]   (WORKLOADS: "W1 W2" by default; KINDS:
+#                                            "training inference" by default; needs
 #                                            ~/.cache/torch-venv with torch and numpy)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds="${1:-3}"
 workloads="${2:-W1 W2}"
+kinds="${3:-training inference}"
 python="${TORCH_PYTHON:-$HOME/.cache/torch-venv/bin/python3}"
 target="${CARGO_TARGET_DIR:-target}"
 cargo build --release --example bench_mlp --example bench_cnn >/dev/null 2>&1
@@ -24,15 +26,18 @@ plural() { if [[ $1 == 1 ]]; then echo "1 $2"; else echo "$1 ${2}s"; fi; }
 rows=()
 declare -A peaks=() flop_per_sample=()  # every run's peak by thread count; FLOP by workload
 
-# compare LABEL METRIC TORCH_SCRIPT EXAMPLE ARGS...: runs both ROUNDS times with ARGS, prints
-# one line, warnings, and adds a table row.
+# compare LABEL METRIC "TORCH_SCRIPT [SCRIPT ARGS]" EXAMPLE ARGS...: runs both ROUNDS times with
+# ARGS (PyTorch's script gets --infer-batch as its --batch), prints one line, warnings, and adds
+# a table row.
 compare() {
-  local label=$1 metric=$2 script=$3 example=$4
+  local label=$1 metric=$2 script=() example=$4
+  read -ra script <<<"$3"
   shift 4
   local threads flop torch=() ours=() rss=() peak=() one=() adds=true waited=0 t o w
+  local torch_args=("${@/#--infer-batch/--batch}")
   threads=$(sed -nE 's/.*--threads ([0-9]+).*/\1/p' <<<"$*")
   for _ in $(seq "$rounds"); do
-    t=$("$python" "bench/$script" "$@" | tail -1)
+    t=$("$python" "bench/${script[0]}" "${script[@]:1}" "${torch_args[@]}" | tail -1)
     o=$("$target/release/examples/$example" "$@" | tail -1)
     torch+=("$(field "$metric" <<<"$t")")
     ours+=("$(field "$metric" <<<"$o")")
@@ -63,24 +68,35 @@ compare() {
   rows+=("| $label | $mt | $mo | $(calc "%.2f" "$mo/$mt") | $pt% | $po% |")
 }
 
-if [[ " $workloads " == *" W1 "* ]]; then
+if [[ " $workloads " == *" W1 "* && " $kinds " == *" training "* ]]; then
   for config in "1 128 3 0" "2 128 3 0" "1 1 1 5000"; do
     read -r threads batch epochs steps <<<"$config"
     compare "W1 training, $(plural "$threads" thread), batch $batch" median_samples_per_s torch_mlp.py bench_mlp \
       --threads "$threads" --batch "$batch" --epochs "$epochs" --max-steps "$steps"
   done
 fi
-if [[ " $workloads " == *" W2 "* ]]; then
+if [[ " $workloads " == *" W2 "* && " $kinds " == *" training "* ]]; then
   for config in "1 128 1 0" "2 128 1 0"; do
     read -r threads batch epochs steps <<<"$config"
     compare "W2 training, $(plural "$threads" thread), batch $batch" median_samples_per_s torch_cnn.py bench_cnn \
       --threads "$threads" --batch "$batch" --epochs "$epochs" --max-steps "$steps"
   done
-  for threads in 1 2; do
-    compare "W2 inference, $(plural "$threads" thread), batch 1" infer_batch1_per_s torch_cnn_infer.py bench_cnn \
-      --threads "$threads" --infer 2000
-  done
 fi
+# inference: samples timed per run, by workload and batch (a few seconds for the slower side,
+# PyTorch, measured at about 1,400, 20,000, 1,000 and 500 samples/s)
+declare -A infer_samples=([W1 1]=4000 [W1 256]=40960 [W2 1]=2000 [W2 256]=1536)
+declare -A infer_model=([W1]="mlp bench_mlp" [W2]="cnn bench_cnn")
+for workload in W1 W2; do
+  if [[ " $workloads " != *" $workload "* || " $kinds " != *" inference "* ]]; then continue; fi
+  read -r model example <<<"${infer_model[$workload]}"
+  for batch in 1 256; do
+    for threads in 1 2; do
+      compare "$workload inference, $(plural "$threads" thread), batch $batch" infer_per_s \
+        "torch_infer.py --model $model" "$example" \
+        --threads "$threads" --infer "${infer_samples[$workload $batch]}" --infer-batch "$batch"
+    done
+  done
+done
 
 cpu=$(lscpu 2>/dev/null | sed -nE 's/^Model name: *//p' | head -1)
 [[ -z $cpu ]] && cpu=$(sed -nE 's/^model name\s*: *//p' /proc/cpuinfo | head -1)

@@ -12,13 +12,15 @@
 //! accuracy, the process's peak RSS, and the useful FLOP/s as a fraction of the peak
 //! (`"peak_gflops"`, `"useful_gflops"`, `"fraction_of_peak"`, `"threads_add_throughput"`).
 //!
-//! `--infer N` times forward passes of single images instead (batch 1 on an inference
-//! tape, N of them after a warm-up), printed as `{"infer_batch1_per_s": …}` with the same
-//! fraction of peak for the forward FLOP.
+//! `--infer N` times forward passes of N test images instead, in batches of `--infer-batch B`
+//! (default 1) on an inference tape with the model in eval mode, after as many warm-up
+//! samples, as `bench/torch_infer.py --model cnn` does in PyTorch; printed as
+//! `{"infer_batch": B, "infer_per_s": …}` (samples/s) with the same fraction of peak for the
+//! forward FLOP.
 //!
 //! ```text
 //! cargo run --release --example bench_cnn -- --threads 1 [--batch 128 --epochs 1 --max-steps N --data DIR]
-//! cargo run --release --example bench_cnn -- --threads 1 --infer 2000
+//! cargo run --release --example bench_cnn -- --threads 1 --infer 2000 [--infer-batch 256]
 //! ```
 
 #[path = "support/bench.rs"]

@@ -13,12 +13,14 @@
 //!
 //! ```text
 //! cargo run --release --example bench_mlp -- --threads 1 [--batch 128 --epochs 3 --max-steps N --data DIR]
-//! cargo run --release --example bench_mlp -- --threads 1 --infer 2000
+//! cargo run --release --example bench_mlp -- --threads 1 --infer 20000 [--infer-batch 256]
 //! ```
 //!
-//! `--infer N` times N forward passes of one test image each instead of training (after as
-//! many warm-up passes) and prints `infer_batch1_per_s` with the same fraction of peak for
-//! the forward FLOP, as `bench_cnn` does for W2.
+//! `--infer N` times forward passes of N test images instead of training, in batches of
+//! `--infer-batch B` (default 1) on an inference tape with the model in eval mode, after as
+//! many warm-up samples, as `bench/torch_infer.py --model mlp` does in PyTorch, and prints
+//! `{"infer_batch": B, "infer_per_s": …}` (samples/s) with the same fraction of peak for the
+//! forward FLOP, as `bench_cnn` does for W2.
 
 #[path = "support/bench.rs"]
 mod bench;

@@ -1,6 +1,6 @@
 //! What the speed benchmarks (`bench_mlp`, workload W1; `bench_cnn`, W2) share: their
 //! flags, the timed training loop with one JSON line per epoch and a summary line, and the
-//! batch-1 inference timing, as the PyTorch scripts in `bench/` do them; and the fraction of
+//! inference timing at a chosen batch, as the PyTorch scripts in `bench/` do them; and the fraction of
 //! the machine's FMA peak the run reaches (`peak.rs` measures the peak, `flops.rs` counts the
 //! model's useful FLOP per sample).
 
@@ -23,8 +23,10 @@ pub struct Args {
     /// Steps per epoch at most (0: the whole epoch).
     pub max_steps: usize,
     pub data: Option<PathBuf>,
-    /// Batch-1 forward passes to time instead of training (0: train).
+    /// Samples to time in forward passes instead of training (0: train).
     pub infer: usize,
+    /// Samples per forward pass when timing inference.
+    pub infer_batch: usize,
 }
 
 /// Parses the command line; `epochs` is the workload's default epoch count.
@@ -36,6 +38,7 @@ pub fn parse_args(epochs: usize) -> Result<Args, Box<dyn Error>> {
         max_steps: 0,
         data: None,
         infer: 0,
+        infer_batch: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -47,9 +50,13 @@ pub fn parse_args(epochs: usize) -> Result<Args, Box<dyn Error>> {
             "--max-steps" => args.max_steps = value()?.parse()?,
             "--data" => args.data = Some(PathBuf::from(value()?)),
             "--infer" => args.infer = value()?.parse()?,
+            "--infer-batch" => args.infer_batch = value()?.parse()?,
             "--bench" => {} // passed by `cargo bench`; nothing to do
             other => return Err(format!("unknown flag {other}; see the file header").into()),
         }
+    }
+    if args.infer_batch == 0 {
+        return Err("--infer-batch needs at least 1 sample per pass, got 0".into());
     }
     Ok(args)
 }
@@ -158,24 +165,39 @@ pub fn train(
     Ok(())
 }
 
-/// Times `args.infer` forward passes of one test image each (after as many warm-up passes),
-/// on an inference tape reused across passes, as `model.eval()` under `torch.no_grad()`, in
+/// Times forward passes of `args.infer` test samples in batches of `args.infer_batch` (after
+/// as many warm-up passes; the sample count is rounded up to whole batches), on an inference
+/// tape reused across passes, as `model.eval()` under `torch.no_grad()`, in
 /// [`tapegrad::in_pool`] (the pool's threads wait for work spinning, as PyTorch's do), and
-/// prints the passes per second with the useful FLOP/s (the model's forward FLOP per sample
-/// times the passes per second) as a fraction of the FMA peak measured before.
+/// prints the samples per second (`"infer_per_s"`, with `"infer_batch"`) with the useful
+/// FLOP/s (the model's forward FLOP per sample times the samples per second) as a fraction of
+/// the FMA peak measured before.
 pub fn infer(model: &Sequential, test: &Dataset, args: &Args) -> Result<(), Box<dyn Error>> {
     let (peak, flops) = peak_and_flops(model, test, args)?;
-    let images: Vec<Tensor> = {
-        let mut batches = test.batches(1)?;
-        let mut images = Vec::new();
-        while let Some(batch) = batches.next() {
-            images.push(batch.x.to_owned());
-            if images.len() == 100 {
+    let batch = args.infer_batch;
+    // whole batches of the first max(100, batch) test samples, cycled through
+    let inputs: Vec<Tensor> = {
+        let mut batches = test.batches(batch)?;
+        let mut inputs = Vec::new();
+        while let Some(b) = batches.next() {
+            if b.len() < batch {
+                break;
+            }
+            inputs.push(b.x.to_owned());
+            if inputs.len() * batch >= 100 {
                 break;
             }
         }
-        images
+        inputs
     };
+    if inputs.is_empty() {
+        return Err(format!(
+            "infer: --infer-batch {batch} is more than the {} test samples",
+            test.len()
+        )
+        .into());
+    }
+    let passes = args.infer.div_ceil(batch);
     // inside `in_pool`, as `fit` runs its loop: the pool's threads wait for work spinning
     // between passes (as PyTorch's OpenMP threads do) instead of sleeping and being woken
     let (checksum, secs) = tapegrad::in_pool(|| {
@@ -184,20 +206,20 @@ pub fn infer(model: &Sequential, test: &Dataset, args: &Args) -> Result<(), Box<
             let mut checksum = 0.0;
             for i in 0..count {
                 tape.reset();
-                let image = tape.constant(&images[i % images.len()]);
-                checksum += model.forward(image, Mode::Eval).value()[[0, 0]];
+                let x = tape.constant(&inputs[i % inputs.len()]);
+                checksum += model.forward(x, Mode::Eval).value()[[0, 0]];
             }
             checksum
         };
-        run(args.infer);
+        run(passes);
         let start = Instant::now();
-        let checksum = run(args.infer);
+        let checksum = run(passes);
         (checksum, start.elapsed().as_secs_f64())
     });
-    let per_s = args.infer as f64 / secs;
+    let per_s = (passes * batch) as f64 / secs;
     let fraction = fraction_of_peak(&peak, flops.inference(), per_s);
     println!(
-        "{{\"lib\": \"tapegrad {}\", \"threads\": {}, \"infer_batch1_per_s\": {:.0}, \"checksum\": {:.3}, {fraction}}}",
+        "{{\"lib\": \"tapegrad {}\", \"threads\": {}, \"infer_batch\": {batch}, \"infer_per_s\": {:.0}, \"checksum\": {:.3}, {fraction}}}",
         env!("CARGO_PKG_VERSION"),
         args.threads,
         per_s,
