@@ -1,7 +1,7 @@
 //! Softmax and losses, all in numerically stable forms: log-softmax and softmax along the
 //! last axis, softmax cross-entropy from logits and class labels (optionally with label
-//! smoothing), binary cross-entropy from
-//! logits, and the regression losses mean squared error, mean absolute error (L1) and Huber.
+//! smoothing), binary cross-entropy from logits, and the regression losses mean squared
+//! error, mean absolute error (L1) and Huber.
 //!
 //! Classification losses take raw scores (logits), not probabilities. Every loss returns the
 //! **mean** over its elements (PyTorch's `reduction='mean'`).
