@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs workloads W1 (MLP) and W2 (CNN), training and inference (forward passes at batch 1 and
-# 256), in PyTorch and in tapegrad side by side, alternating, and prints the median samples/s of each and their ratio
-# per (threads, batch) configuration, and both as a percentage of the machine's f32 FMA peak:
+# 256), in PyTorch and in tapegrad side by side, alternating, and prints the median samples/s
+# of each and their ratio per (threads, batch) configuration, and both as a percentage of the
+# machine's f32 FMA peak:
 # useful FLOP/s (samples/s × the model's FLOP per sample, which tapegrad's summary line
 # reports, matrix work only, forward + backward for training) over the peak that tapegrad's
 # probe measured for the run's thread count. Warns when the probe found that the run's
