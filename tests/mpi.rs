@@ -209,6 +209,16 @@ mod run {
             .collect()
     }
 
+    /// What both ranks wrote under `name` (`{name}-rank{r}.bin`), after checking that it is
+    /// the same bit for bit.
+    fn same_on_both_ranks(out: &Path, name: &str) -> Vec<f32> {
+        let ranks: Vec<Vec<f32>> = (0..2)
+            .map(|r| read(out.join(format!("{name}-rank{r}.bin"))))
+            .collect();
+        assert!(ranks[0] == ranks[1], "{name}: the ranks' values differ");
+        ranks.into_iter().next().unwrap()
+    }
+
     /// One rank: for each model, one epoch across the ranks, a checkpoint from rank 0, a
     /// second epoch, and the second epoch again from the checkpoint.
     fn rank(out: &Path) {
@@ -328,15 +338,12 @@ mod run {
         assert!(status.success(), "mpirun -n 2 failed: {status}");
 
         for (kind, (expected, expected_loss)) in MODELS.iter().zip(&reference) {
-            let ranks: Vec<Vec<f32>> = (0..2)
-                .map(|r| read(out.join(format!("{kind}-epoch1-rank{r}.bin"))))
-                .collect();
-            assert!(ranks[0] == ranks[1], "{kind}: the ranks' parameters differ");
-            assert_eq!(ranks[0].len(), expected.len());
+            let epoch1 = same_on_both_ranks(&out, &format!("{kind}-epoch1"));
+            assert_eq!(epoch1.len(), expected.len());
             // parameters within 1e-6; running statistics (a variance near 10, say) within
             // 1e-6 of their size
             let params = model(kind).num_params();
-            let (largest, relative) = (ranks[0].iter().zip(expected).enumerate())
+            let (largest, relative) = (epoch1.iter().zip(expected).enumerate())
                 .map(|(i, (a, b))| match i < params {
                     true => ((a - b).abs(), 0.0),
                     false => (0.0, (a - b).abs() / b.abs().max(1.0)),
@@ -369,37 +376,24 @@ mod run {
                     "{kind}: rank {r} loss {loss}, one process {expected_loss}"
                 );
             }
-            let second: Vec<Vec<f32>> = (0..2)
-                .map(|r| read(out.join(format!("{kind}-epoch2-rank{r}.bin"))))
-                .collect();
-            assert!(
-                second[0] == second[1],
-                "{kind}: epoch 2 differs between ranks"
-            );
+            same_on_both_ranks(&out, &format!("{kind}-epoch2"));
         }
-        let ranks: Vec<Vec<f32>> = (0..2)
-            .map(|r| read(out.join(format!("guarded-rank{r}.bin"))))
-            .collect();
-        assert!(
-            ranks[0] == ranks[1],
-            "with refused steps, the ranks' parameters differ"
-        );
-        for (r, values) in ranks.iter().enumerate() {
+        let values = same_on_both_ranks(&out, "guarded");
+        for r in 0..2 {
             let summary = std::fs::read_to_string(out.join(format!("guarded-rank{r}.txt")));
             assert_eq!(
                 summary.unwrap(),
                 guarded_summary,
                 "rank {r}: refusals, rates or early stopping differ from one process"
             );
-            let largest = (values.iter().zip(&guarded_values))
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0, f32::max);
-            assert!(
-                largest <= 1e-6,
-                "rank {r}: with refused steps, the parameters differ from one process's by \
-                 {largest}"
-            );
         }
+        let largest = (values.iter().zip(&guarded_values))
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        assert!(
+            largest <= 1e-6,
+            "with refused steps, the ranks' parameters differ from one process's by {largest}"
+        );
         let _ = writeln!(
             std::io::stderr().lock(),
             "mpi: refused steps, schedules and early stopping agree: {guarded_summary}"
