@@ -39,14 +39,7 @@ pub(crate) fn product(
         && is_x86_feature_detected!("avx2")
         && is_x86_feature_detected!("fma")
     {
-        let ((m, k), (k2, n)) = (lhs.dim(), rhs.dim());
-        assert!(
-            k == k2 && dst.dim() == (m, n),
-            "internal error: product shapes {:?} x {:?} -> {:?}",
-            lhs.shape(),
-            rhs.shape(),
-            dst.shape()
-        );
+        let (m, k, n) = chained("product", &lhs, &rhs, &dst);
         let pieces = match crate::threads::gemm_parallelism(m * n * k) {
             gemm::Parallelism::Rayon(threads) => threads,
             _ => 1,
@@ -208,6 +201,27 @@ mod few_rows {
     }
 }
 
+/// `(m, k, n)` of a product `[m, k]·[k, n] -> [m, n]`.
+///
+/// # Panics
+/// If the shapes do not chain (an internal error: callers check shapes first).
+fn chained(
+    kernel: &str,
+    lhs: &ArrayView2<'_, Elem>,
+    rhs: &ArrayView2<'_, Elem>,
+    dst: &ArrayViewMut2<'_, Elem>,
+) -> (usize, usize, usize) {
+    let ((m, k), (k2, n)) = (lhs.dim(), rhs.dim());
+    assert!(
+        k == k2 && dst.dim() == (m, n),
+        "internal error: {kernel} shapes {:?} x {:?} -> {:?}",
+        lhs.shape(),
+        rhs.shape(),
+        dst.shape()
+    );
+    (m, k, n)
+}
+
 /// `dst = alpha·dst + beta·lhs·rhs`, for views of any strides. With `alpha = 0`, `dst`'s old
 /// contents are never read, so it may hold anything.
 ///
@@ -220,14 +234,7 @@ pub(crate) fn gemm(
     alpha: Elem,
     beta: Elem,
 ) {
-    let ((m, k), (k2, n)) = (lhs.dim(), rhs.dim());
-    assert!(
-        k == k2 && dst.dim() == (m, n),
-        "internal error: gemm shapes {:?} x {:?} -> {:?}",
-        lhs.shape(),
-        rhs.shape(),
-        dst.shape()
-    );
+    let (m, k, n) = chained("gemm", &lhs, &rhs, &dst);
     if k == 0 {
         // an empty sum: gemm need not touch `dst`, but the product is all zeros
         dst.map_inplace(|d| *d = if alpha == 0.0 { 0.0 } else { alpha * *d });
