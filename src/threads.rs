@@ -265,6 +265,17 @@ pub(crate) fn parallel(len: usize) -> bool {
     len >= PARALLEL_MIN_ELEMENTS && threads_for_ops() > 1
 }
 
+/// Into how many pieces, one per thread, work over `len` elements made of `items`
+/// independent items (images, rows) should be split: 1 below the element-wise threshold of
+/// [`parallel`] or inside a shard, else the threads ops may use, at most `items`.
+pub(crate) fn pieces(len: usize, items: usize) -> usize {
+    if parallel(len) {
+        threads_for_ops().min(items).max(1)
+    } else {
+        1
+    }
+}
+
 /// Products with fewer multiply-adds than this run on one thread: below it, waking the
 /// other threads costs more than they save (measured on workload W1's shapes).
 const PARALLEL_MIN_MULTIPLY_ADDS: usize = 1 << 21;

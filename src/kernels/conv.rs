@@ -9,6 +9,7 @@
 use crate::kernels::gemm::gemm;
 use crate::tensor::Elem;
 use ndarray::{ArrayView2, ArrayViewMut2, s};
+use rayon::prelude::*;
 
 /// The sizes of one convolution, checked by the op that builds it.
 #[derive(Debug, Clone, Copy)]
@@ -175,9 +176,36 @@ fn block_mut(data: &mut [Elem], g: usize, rows: usize, cols: usize) -> ArrayView
 }
 
 /// The convolution of row-major images `[N, C, H, W]` with `weights` (`[O, K + bias]`, the
-/// bias as the last column when `bias`), written to `out` (`[N, O, OH, OW]`, every element).
-/// `cols` holds at least the first of [`scratch_lens`].
+/// bias as the last column when `bias`), written to `out` (`[N, O, OH, OW]`, every element),
+/// with the images split into `pieces` runs of whole images, one per thread. `cols` holds
+/// at least `pieces` times the first of [`scratch_lens`]. Each image is convolved as one
+/// thread alone would, so `pieces` never changes a number.
 pub(crate) fn forward(
+    images: &[Elem],
+    weights: ArrayView2<'_, Elem>,
+    geo: &Geometry,
+    bias: bool,
+    cols: &mut [Elem],
+    out: &mut [Elem],
+    pieces: usize,
+) {
+    if pieces < 2 {
+        forward_images(images, weights, geo, bias, cols, out);
+        return;
+    }
+    let per_piece = (images.len() / geo.image_len()).div_ceil(pieces);
+    let out_len = geo.o * geo.l();
+    images
+        .par_chunks(per_piece * geo.image_len())
+        .zip(out.par_chunks_mut(per_piece * out_len))
+        .zip(cols.par_chunks_mut(scratch_lens(geo, bias).0))
+        .for_each(|((images, out), cols)| {
+            crate::threads::as_shard(|| forward_images(images, weights, geo, bias, cols, out))
+        });
+}
+
+/// [`forward`] on the calling thread.
+fn forward_images(
     images: &[Elem],
     weights: ArrayView2<'_, Elem>,
     geo: &Geometry,

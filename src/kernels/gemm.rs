@@ -5,7 +5,7 @@
 //! products ([`product`]).
 
 use crate::tensor::Elem;
-use ndarray::{ArrayView2, ArrayViewMut2, Ix2};
+use ndarray::{ArrayView2, ArrayViewMut2, Axis, Ix2};
 
 /// Products of at most this many rows whose right operand's columns are contiguous (`x·Wᵀ`
 /// with `W` row-major) take the dot-product kernel in [`product`]. Measured on workload W1's
@@ -223,7 +223,8 @@ fn chained(
 }
 
 /// `dst = alpha·dst + beta·lhs·rhs`, for views of any strides. With `alpha = 0`, `dst`'s old
-/// contents are never read, so it may hold anything.
+/// contents are never read, so it may hold anything. A product large enough for several
+/// threads ([`crate::threads`]) is cut into one block of `dst` per thread by [`split`].
 ///
 /// # Panics
 /// If the shapes do not chain (an internal error: callers check shapes first).
@@ -238,6 +239,10 @@ pub(crate) fn gemm(
     if k == 0 {
         // an empty sum: gemm need not touch `dst`, but the product is all zeros
         dst.map_inplace(|d| *d = if alpha == 0.0 { 0.0 } else { alpha * *d });
+        return;
+    }
+    if let gemm::Parallelism::Rayon(threads) = crate::threads::gemm_parallelism(m * n * k) {
+        split(lhs, rhs, dst, alpha, beta, threads);
         return;
     }
     let (ls, rs) = (lhs.strides(), rhs.strides());
@@ -266,9 +271,47 @@ pub(crate) fn gemm(
             false,
             false,
             false,
-            crate::threads::gemm_parallelism(m * n * k),
+            gemm::Parallelism::None,
         );
     }
+}
+
+/// Rows (or columns) of `dst` per piece below which [`split`] stops cutting: each piece
+/// packs the whole other operand, which a smaller piece would not earn back.
+const MIN_PIECE: usize = 32;
+
+/// [`gemm`] on `pieces` threads: `dst` cut along its longer side into `pieces` blocks of
+/// whole rows (or columns), each the product of its rows of `lhs` (or columns of `rhs`) on a
+/// thread of its own with the one-thread kernel. Each element is computed as one thread
+/// would compute it alone, and the threads neither share packed blocks nor wait for each
+/// other inside the product, which the `gemm` crate's own threading did on workload W1's
+/// shapes (inference at batch 256 ran slower on 2 threads than on 1).
+fn split(
+    lhs: ArrayView2<'_, Elem>,
+    rhs: ArrayView2<'_, Elem>,
+    dst: ArrayViewMut2<'_, Elem>,
+    alpha: Elem,
+    beta: Elem,
+    pieces: usize,
+) {
+    let (m, n) = dst.dim();
+    if pieces < 2 || m.max(n) < 2 * MIN_PIECE {
+        crate::threads::as_shard(|| gemm(lhs, rhs, dst, alpha, beta));
+        return;
+    }
+    let half = pieces / 2;
+    let (axis, len) = if m >= n { (Axis(0), m) } else { (Axis(1), n) };
+    let mid = len * half / pieces;
+    let (dst_a, dst_b) = dst.split_at(axis, mid);
+    let ((lhs_a, lhs_b), (rhs_a, rhs_b)) = if m >= n {
+        (lhs.split_at(Axis(0), mid), (rhs, rhs))
+    } else {
+        ((lhs, lhs), rhs.split_at(Axis(1), mid))
+    };
+    rayon::join(
+        || split(lhs_a, rhs_a, dst_a, alpha, beta, half),
+        || split(lhs_b, rhs_b, dst_b, alpha, beta, pieces - half),
+    );
 }
 
 /// `a` as a matrix view.
@@ -352,6 +395,41 @@ mod tests {
                 let mut split = Tensor::zeros(&[11, 29][..]);
                 few_rows::split_columns(view2(&x), view2(&w).t(), view2_mut(&mut split), pieces);
                 assert_eq!(split, whole, "columns split in {pieces}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_product_split_across_threads_equals_the_one_thread_product_bit_for_bit() {
+        // taller than wide (rows are cut), wider than tall (columns), odd sizes, strided
+        // operands, and the `alpha·dst +` form
+        for (m, k, n) in [(256, 784, 256), (64, 289, 196), (37, 50, 300), (200, 3, 65)] {
+            let (x, w) = operands(m, k, n);
+            let mut start = Tensor::zeros(&[m, n][..]);
+            start
+                .iter_mut()
+                .enumerate()
+                .for_each(|(i, v)| *v = i as f32 * 1e-3);
+            for alpha in [0.0, 1.0] {
+                let mut alone = start.clone();
+                crate::threads::as_shard(|| {
+                    gemm(view2(&x), view2(&w).t(), view2_mut(&mut alone), alpha, 0.5)
+                });
+                for pieces in [2, 3, 4] {
+                    let mut split_up = start.clone();
+                    split(
+                        view2(&x),
+                        view2(&w).t(),
+                        view2_mut(&mut split_up),
+                        alpha,
+                        0.5,
+                        pieces,
+                    );
+                    assert_eq!(
+                        split_up, alone,
+                        "{m}x{k}x{n}, alpha {alpha}, {pieces} pieces"
+                    );
+                }
             }
         }
     }

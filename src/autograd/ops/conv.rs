@@ -309,7 +309,8 @@ fn convolve<'t>(x: Var<'t>, matrix: Var<'t>, geo: Geometry, bias: bool) -> Var<'
     let k = geo.k() + usize::from(bias);
     let (cols_len, dcols_len) = conv::scratch_lens(&geo, bias);
     let mut out = tape.scratch(&[n, geo.o, geo.oh, geo.ow], false);
-    let mut cols = tape.scratch(&[cols_len], false);
+    let pieces = crate::threads::pieces(out.len(), n);
+    let mut cols = tape.scratch(&[pieces * cols_len], false);
     conv::forward(
         row_major(&image),
         matrix_view(&weights, geo.o, k),
@@ -317,6 +318,7 @@ fn convolve<'t>(x: Var<'t>, matrix: Var<'t>, geo: Geometry, bias: bool) -> Var<'
         bias,
         row_major_mut(&mut cols),
         row_major_mut(&mut out),
+        pieces,
     );
     tape.reuse(cols);
     tape.record("conv2d", &[x, matrix], out, move |b| {
@@ -497,6 +499,36 @@ mod tests {
         }
         assert!((&dw_sum - &dw).fold(0.0f32, |m, d| m.max(d.abs())) < 1e-2);
         assert!((&db_sum - &db).fold(0.0f32, |m, d| m.max(d.abs())) < 1e-2);
+    }
+
+    #[test]
+    fn images_split_across_threads_give_the_same_output_bit_for_bit() {
+        // 7 images: pieces of 3, 3 and 1 (or 4 and 3); a bias row and strided taps
+        let (xs, ws) = ([7, 4, 9, 11], [6, 4, 3, 3]);
+        let options = Conv2dOptions::default().padding(1).stride(2);
+        let geo = geometry(&xs, &ws, options);
+        let (x, w) = (random(&xs, 11), random(&[6, 4 * 9 + 1], 12));
+        let cols_len = conv::scratch_lens(&geo, true).0;
+        let run = |pieces: usize| {
+            let mut out = Tensor::zeros(&[7, 6, geo.oh, geo.ow][..]);
+            let mut cols = vec![f32::NAN; pieces * cols_len];
+            let weights = matrix_view(&w, 6, 4 * 9 + 1);
+            conv::forward(
+                row_major(&x),
+                weights,
+                &geo,
+                true,
+                &mut cols,
+                row_major_mut(&mut out),
+                pieces,
+            );
+            out
+        };
+        let alone = run(1);
+        assert!(alone.iter().all(|v| v.is_finite()));
+        for pieces in [2, 3, 7] {
+            assert_eq!(run(pieces), alone, "{pieces} pieces");
+        }
     }
 
     #[test]
