@@ -94,6 +94,10 @@ fn im2col(image: &[Elem], geo: &Geometry, group: usize, cols: &mut [Elem]) {
             for j in 0..geo.kw {
                 let row = rows.next().expect("internal error: im2col rows");
                 let (lo, hi) = geo.valid_columns(j);
+                if geo.sh == 1 && geo.sw == 1 && geo.ow == geo.w {
+                    same_size_tap(channel, geo, i, j, row);
+                    continue;
+                }
                 for (oy, out) in row.chunks_exact_mut(geo.ow).enumerate() {
                     let Some(y) = geo.input_row(oy, i) else {
                         out.fill(0.0);
@@ -112,6 +116,36 @@ fn im2col(image: &[Elem], geo: &Geometry, group: usize, cols: &mut [Elem]) {
                 }
             }
         }
+    }
+}
+
+/// One row of [`im2col`] for a convolution with stride 1 whose output is as wide as its
+/// input (a "same" convolution, as 3×3 with padding 1): the tap `(i, j)` reads each
+/// output position's pixel at one fixed offset, so its valid output rows are one
+/// contiguous copy of the channel, after which the columns that wrapped around into the
+/// neighbouring image row (the padding at the left and right edges) are zeroed. Short image
+/// rows then cost one copy per tap instead of one per image row.
+fn same_size_tap(channel: &[Elem], geo: &Geometry, i: usize, j: usize, row: &mut [Elem]) {
+    let (w, (lo, hi)) = (geo.w, geo.valid_columns(j));
+    // output rows whose input row `oy + i·dh − ph` is inside the image
+    let first = geo.ph.saturating_sub(i * geo.dh).min(geo.oh);
+    let end = (geo.h + geo.ph)
+        .saturating_sub(i * geo.dh)
+        .clamp(first, geo.oh);
+    if lo >= hi || first == end {
+        row.fill(0.0);
+        return;
+    }
+    // output index `oy·w + ox` reads input index `oy·w + ox + shift`
+    let shift = (i * geo.dh * w + j * geo.dw) as isize - (geo.ph * w + geo.pw) as isize;
+    let (start, stop) = (first * w + lo, (end - 1) * w + hi);
+    let source = (start as isize + shift) as usize;
+    row[..start].fill(0.0);
+    row[start..stop].copy_from_slice(&channel[source..source + stop - start]);
+    row[stop..].fill(0.0);
+    for oy in first..end {
+        row[oy * w..oy * w + lo].fill(0.0);
+        row[oy * w + hi..(oy + 1) * w].fill(0.0);
     }
 }
 

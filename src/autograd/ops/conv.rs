@@ -398,7 +398,8 @@ mod tests {
     }
 
     /// (x shape, weight shape, options) of the cases checked: plain, stride, padding,
-    /// dilation, asymmetric settings, groups, depthwise, batch of 1, 1×1 kernels.
+    /// dilation, asymmetric settings, groups, depthwise, batch of 1, 1×1 kernels, outputs as
+    /// wide as the inputs.
     fn cases() -> Vec<([usize; 4], [usize; 4], Conv2dOptions)> {
         let d = Conv2dOptions::default();
         vec![
@@ -419,6 +420,10 @@ mod tests {
             ([2, 4, 5, 5], [6, 2, 3, 3], d.groups(2).padding(1)),
             ([1, 3, 5, 4], [3, 1, 3, 3], d.groups(3).stride(2).padding(1)),
             ([2, 3, 4, 4], [5, 3, 1, 1], d),
+            // outputs as wide as the inputs: dilated, and a kernel wider than the image
+            // (taps entirely in the padding)
+            ([2, 2, 6, 5], [2, 2, 3, 3], d.dilation(2).padding(2)),
+            ([1, 1, 2, 3], [2, 1, 5, 5], d.padding(2)),
         ]
     }
 
