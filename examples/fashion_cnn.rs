@@ -99,8 +99,8 @@ use std::time::Instant;
 use tapegrad::checkpoint::Checkpoint;
 use tapegrad::{
     BatchNorm1d, BatchNorm2d, BatchTargets, ChaCha8Rng, Conv2d, Conv2dOptions, Decay, DecayUnit,
-    Dropout, Flatten, Init, Linear, Loss, MaxPool2d, Mode, Module, Param, Relu, Scaler, Schedule,
-    SeedableRng, Sequential, Sgd, Var, evaluate,
+    Dropout, Elem, Evaluation, Flatten, Init, Linear, Loss, MaxPool2d, Mode, Module, Param, Relu,
+    Scaler, Schedule, SeedableRng, Sequential, Sgd, Var, evaluate,
 };
 
 const MOMENTUM: f32 = 0.9;
@@ -109,6 +109,10 @@ const WARMUP_EPOCHS: u64 = 1;
 /// Default `--label-smoothing`: the share of each training target spread evenly over the
 /// ten classes.
 const LABEL_SMOOTHING: f32 = 0.1;
+/// Default `--tta`: the test-time views averaged to classify an image.
+const TTA: &str = "flip";
+/// Images per evaluation batch.
+const EVAL_BATCH: usize = 1000;
 
 /// The command line: the shared flags and this example's own.
 struct Args {
@@ -116,16 +120,17 @@ struct Args {
     /// PyTorch's `weight_decay` (`g ← g + wd·θ`), on weights only (not on biases or
     /// batch-norm parameters).
     wd: f32,
-    /// Whether the test images are classified by the logits averaged with their mirror
-    /// images'.
-    flip_average: bool,
+    /// `--tta`: the test-time views whose logits are averaged (one of `TTA_SCHEMES`).
+    tta: String,
+    /// The views `tta` names.
+    views: Vec<View>,
     /// The training loss: cross-entropy with `--label-smoothing E` (PyTorch's
     /// `CrossEntropyLoss(label_smoothing=E)`), plain cross-entropy for `E = 0`.
     loss: Loss,
 }
 
 fn parse_args() -> Result<Args, Box<dyn Error>> {
-    let (mut wd, mut flip_average, mut label_smoothing) = (5e-4, true, LABEL_SMOOTHING);
+    let (mut wd, mut tta, mut label_smoothing) = (5e-4, TTA.to_string(), LABEL_SMOOTHING);
     let defaults = Flags {
         epochs: 15,
         batch: 128,
@@ -145,7 +150,8 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
     let flags = defaults.parse(|flag, value| {
         match flag {
             "--wd" => wd = value()?.parse()?,
-            "--no-flip-average" => flip_average = false,
+            "--tta" => tta = value()?,
+            "--no-flip-average" => tta = "none".into(),
             "--label-smoothing" => label_smoothing = value()?.parse()?,
             _ => return Ok(false),
         }
@@ -157,10 +163,12 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
     };
     // a bad value is refused now, before the data are loaded
     loss.check(&BatchTargets::Classes(&[]))?;
+    let views = tta_views(&tta)?;
     Ok(Args {
         flags,
         wd,
-        flip_average,
+        tta,
+        views,
         loss,
     })
 }
@@ -197,28 +205,130 @@ fn model(dropout: f32, rng: &mut ChaCha8Rng) -> tapegrad::Result<Sequential> {
     ])
 }
 
-/// A classifier evaluated on each image and its mirror image, averaging the two outputs'
-/// logits (test-time augmentation with the flip the training already uses); training
-/// passes go to the model unchanged.
-struct FlipAveraged<'m>(&'m Sequential);
+/// The `--tta` schemes, in order of cost.
+const TTA_SCHEMES: [&str; 4] = ["none", "flip", "flip-shift4", "flip-shift8"];
 
-impl Module for FlipAveraged<'_> {
-    fn forward<'t>(&self, x: Var<'t>, mode: Mode) -> Var<'t> {
-        let plain = self.0.forward(x, mode);
-        if mode == Mode::Train {
-            return plain;
+/// One test-time view of a batch of `[N, C, H, W]` images: mirrored left to right when
+/// `flip`, then moved `dy` pixels down and `dx` pixels right (negative: up or left), with
+/// black pixels coming in at the edges, as the training crop pads (torchvision's
+/// `RandomCrop(28, padding=1)` keeps a 28 × 28 window of the padded image, that is one of
+/// these shifts by −1, 0 or 1 in each direction).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct View {
+    flip: bool,
+    dy: isize,
+    dx: isize,
+}
+
+impl View {
+    /// This view of `x`, with `black` as the value of the pixels shifted in (a zero byte
+    /// after the scaler, as the training crop pads before scaling).
+    fn of<'t>(self, x: Var<'t>, black: Elem) -> Var<'t> {
+        let x = match self.flip {
+            true => x.index_select(3, &(0..x.shape()[3]).rev().collect::<Vec<_>>()),
+            false => x,
+        };
+        if (self.dy, self.dx) == (0, 0) {
+            return x;
         }
-        let width = x.shape()[3];
-        let mirrored = x.index_select(3, &(0..width).rev().collect::<Vec<_>>());
-        (plain + self.0.forward(mirrored, mode)) * 0.5
+        let (height, width) = (x.shape()[2], x.shape()[3]);
+        // a move of d > 0 pads d rows before and keeps the first rows; d < 0 pads after and
+        // keeps the last ones
+        let around = |d: isize| (d.max(0) as usize, (-d).max(0) as usize);
+        let (top, bottom) = around(self.dy);
+        let (left, right) = around(self.dx);
+        x.pad(&[(0, 0), (0, 0), (top, bottom), (left, right)], black)
+            .narrow(2, bottom, height)
+            .narrow(3, right, width)
+    }
+}
+
+/// The views `--tta scheme` averages: `none` the image alone; `flip` the image and its
+/// mirror image; `flip-shift4` each of those and its one-pixel shifts up, down, left and
+/// right (10 views); `flip-shift8` each of those and its shifts to all 8 neighbouring
+/// positions, diagonals included (18 views, every window the training crop can pick).
+fn tta_views(scheme: &str) -> Result<Vec<View>, Box<dyn Error>> {
+    let shifts: &[(isize, isize)] = match scheme {
+        "none" | "flip" => &[(0, 0)],
+        "flip-shift4" => &[(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)],
+        "flip-shift8" => &[
+            (0, 0),
+            (-1, -1),
+            (-1, 0),
+            (-1, 1),
+            (0, -1),
+            (0, 1),
+            (1, -1),
+            (1, 0),
+            (1, 1),
+        ],
+        other => {
+            return Err(format!(
+                "unknown --tta {other}; expected one of {}",
+                TTA_SCHEMES.join(", ")
+            )
+            .into());
+        }
+    };
+    let flips: &[bool] = match scheme {
+        "none" => &[false],
+        _ => &[false, true],
+    };
+    Ok(flips
+        .iter()
+        .flat_map(|&flip| shifts.iter().map(move |&(dy, dx)| View { flip, dy, dx }))
+        .collect())
+}
+
+/// The value of a black pixel (byte 0) after `scaler`, which must map every pixel alike
+/// (as `Scaler::standardize_global` does) for shifted views to pad as the training crop.
+fn black_after(scaler: &Scaler) -> Result<Elem, Box<dyn Error>> {
+    let black = scaler.shift()[0];
+    let scale = scaler.scale()[0];
+    let same = |v: &[Elem], first: Elem| v.iter().all(|&x| x == first);
+    if !(same(scaler.shift(), black) && same(scaler.scale(), scale)) {
+        return Err(format!(
+            "tta: shifted views need one scale and shift for every pixel; the scaler is {:?} \
+             with different values per pixel",
+            scaler.kind()
+        )
+        .into());
+    }
+    Ok(black)
+}
+
+/// A classifier evaluated on several views of each image, averaging the views' logits
+/// (test-time augmentation with the flips and shifts the training uses); training passes
+/// go to the model unchanged.
+struct Averaged<'m> {
+    model: &'m Sequential,
+    views: Vec<View>,
+    /// The value of the pixels shifted in.
+    black: Elem,
+}
+
+impl Module for Averaged<'_> {
+    fn forward<'t>(&self, x: Var<'t>, mode: Mode) -> Var<'t> {
+        if mode == Mode::Train {
+            return self.model.forward(x, mode);
+        }
+        let mut logits = self
+            .views
+            .iter()
+            .map(|v| self.model.forward(v.of(x, self.black), mode));
+        let first = logits.next().expect("internal error: no test-time views");
+        match self.views.len() {
+            1 => first,
+            n => logits.fold(first, |sum, l| sum + l) * (1.0 / n as Elem),
+        }
     }
 
     fn visit_params(&self, f: &mut dyn FnMut(&str, &Param)) {
-        self.0.visit_params(f)
+        self.model.visit_params(f)
     }
 
     fn visit_params_mut(&mut self, _: &mut dyn FnMut(&str, &mut Param)) {
-        unreachable!("FlipAveraged only evaluates")
+        unreachable!("Averaged only evaluates")
     }
 }
 
@@ -232,6 +342,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let splits = Splits::load(flags, &mut rng, resume.as_ref(), |train| {
         Ok(Scaler::standardize_global(train)?)
     })?;
+    let black = black_after(&splits.scaler)?;
 
     let mut model = model(flags.dropout, &mut rng)?;
     println!("{}", model.summary(&[1, 1, 28, 28])?);
@@ -256,24 +367,40 @@ fn main() -> Result<(), Box<dyn Error>> {
         resume.as_ref(),
         start,
     )?;
+    let averaged = Averaged {
+        model: &model,
+        views: args.views.clone(),
+        black,
+    };
     if !flags.refit {
-        let plain = evaluate(&model, &splits.valid, 1000)?;
-        let averaged = evaluate(&FlipAveraged(&model), &splits.valid, 1000)?;
-        println!(
-            "validation accuracy {:.2}% on the images alone, {:.2}% averaged with their mirror images",
-            100.0 * plain.accuracy.unwrap_or(f64::NAN),
-            100.0 * averaged.accuracy.unwrap_or(f64::NAN)
+        let accuracy = |e: &Evaluation| 100.0 * e.accuracy.unwrap_or(f64::NAN);
+        let plain_start = Instant::now();
+        let plain = evaluate(&model, &splits.valid, EVAL_BATCH)?;
+        print!(
+            "validation accuracy {:.2}% on the images alone ({:.1}s)",
+            accuracy(&plain),
+            plain_start.elapsed().as_secs_f64()
         );
+        if args.views.len() > 1 {
+            let tta_start = Instant::now();
+            let tta = evaluate(&averaged, &splits.valid, EVAL_BATCH)?;
+            print!(
+                ", {:.2}% with --tta {} ({} views averaged, {:.1}s for {} images)",
+                accuracy(&tta),
+                args.tta,
+                args.views.len(),
+                tta_start.elapsed().as_secs_f64(),
+                splits.valid.len()
+            );
+        }
+        println!();
     }
     if flags.no_test {
         fashion::report_without_test(flags, start);
         return Ok(());
     }
     // the one and only look at the test set
-    let result = match args.flip_average {
-        true => evaluate(&FlipAveraged(&model), &splits.test, 1000)?,
-        false => evaluate(&model, &splits.test, 1000)?,
-    };
+    let result = evaluate(&averaged, &splits.test, EVAL_BATCH)?;
     fashion::report_test(&result, flags, start);
     Ok(())
 }
