@@ -143,9 +143,11 @@ fn same_size_tap(channel: &[Elem], geo: &Geometry, i: usize, j: usize, row: &mut
     row[..start].fill(0.0);
     row[start..stop].copy_from_slice(&channel[source..source + stop - start]);
     row[stop..].fill(0.0);
-    for oy in first..end {
-        row[oy * w..oy * w + lo].fill(0.0);
-        row[oy * w + hi..(oy + 1) * w].fill(0.0);
+    if lo > 0 || hi < w {
+        for line in row[first * w..end * w].chunks_exact_mut(w) {
+            line[..lo].iter_mut().for_each(|v| *v = 0.0);
+            line[hi..].iter_mut().for_each(|v| *v = 0.0);
+        }
     }
 }
 
