@@ -6,8 +6,8 @@
 # useful FLOP/s (samples/s × the model's FLOP per sample, which tapegrad's summary line
 # reports, matrix work only, forward + backward for training) over the peak that tapegrad's
 # probe measured for the run's thread count. Warns when the probe found in most rounds
-# that the run's threads do not add FMA throughput (SMT siblings of one core) or the machine was busy. Ends
-# with a Markdown table for the README, the CPU model and the date.
+# that the run's threads do not add FMA throughput (SMT siblings of one core) or when the
+# machine was busy. Ends with a Markdown table for the README, the CPU model and the date.
 #   bench/compare.sh [ROUNDS] [WORKLOADS] [KINDS]   (WORKLOADS: "W1 W2" by default; KINDS:
 #                                            "training inference" by default; needs
 #                                            ~/.cache/torch-venv with torch and numpy)
