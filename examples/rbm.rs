@@ -28,18 +28,12 @@
 //! moves by several units from epoch to epoch; compare a few epochs, not one.
 //!
 //! Fitting time (`--fit-only` on both sides, 10 epochs), alternated with scikit-learn over 3
-//! rounds on a 2 vCPU AMD EPYC (Zen 3) shared with other jobs at a load average of about 9
-//! (2026-11-29): at one thread scikit-learn spent a median 2.9 times tapegrad's user-mode
-//! CPU cycles on the fit (2.6–3.0 per round; `perf stat -e cycles:u` of a 10-epoch run
-//! minus a 1-epoch run, so that loading the data and importing Python modules drop out)
-//! and 2.1 times its wall-clock seconds (1.7–2.8); the seconds themselves varied up to
-//! threefold between rounds. At two threads scikit-learn's BLAS suffered most from the
-//! load: 292.5 s against 9.2 s in one round. The goal of 5 times at one thread is not
-//! reached. Those figures were measured on a variant that computed each product with a
-//! binary operand (the data, the chains' samples) as sums of selected rows, which measured
-//! no faster than the dense products kept here (median 8.4 G against 8.6 G user-mode cycles
-//! for 5 epochs, alternated over 3 rounds); what remains is memory-bound on this loaded
-//! machine.
+//! rounds on a 2 vCPU AMD EPYC (Zen 3) at a load average of about 1.4 (2026-11-29, 19:45
+//! UTC): at two threads a median 4.08 s against scikit-learn's 15.81 s (3.9×; 3.4–4.1 per
+//! round), at one thread 4.91 s against 18.09 s (3.7×; 2.7–4.1). The goal of 5 times is not
+//! reached: at two threads the sigmoid, the update and the sampling run on one thread while
+//! the other waits (about 13% of the fit), and the 64-row products run at about 39% of the
+//! machine's two-thread FMA peak.
 //!
 //! `--out DIR` also writes two pictures there (nothing is written without it):
 //! `rbm-filters.png`, each hidden unit's 784 weights as a 28 × 28 tile (gray 0, white
