@@ -31,9 +31,9 @@
 //! rounds on a 2 vCPU AMD EPYC (Zen 3) at a load average of about 1.4 (2026-11-29, 19:45
 //! UTC): at two threads a median 4.08 s against scikit-learn's 15.81 s (3.9×; 3.4–4.1 per
 //! round), at one thread 4.91 s against 18.09 s (3.7×; 2.7–4.1). The goal of 5 times is not
-//! reached: at two threads the sigmoid, the update and the sampling run on one thread while
-//! the other waits (about 13% of the fit), and the 64-row products run at about 39% of the
-//! machine's two-thread FMA peak.
+//! reached: at two threads the update and the sampling run on one thread while the other
+//! waits (about 9% of the fit; the sigmoid has since been split across threads), and the
+//! 64-row products run at about 39% of the machine's two-thread FMA peak.
 //!
 //! `--out DIR` also writes two pictures there (nothing is written without it):
 //! `rbm-filters.png`, each hidden unit's 784 weights as a 28 × 28 tile (gray 0, white

@@ -3,12 +3,15 @@
 //! softplus. Matrix products go through the crate's gemm kernel.
 
 use crate::kernels::gemm::gemm;
+use crate::kernels::simd::with_avx2;
 use crate::tensor::Elem;
 use ndarray::{ArrayView2, ArrayViewMut2};
 use rand::Rng;
+use rayon::prelude::*;
 
 /// `out = σ(lhs·rhs + bias)` row by row (`bias` broadcast over rows), with one product and
-/// one fused pass for the bias and the sigmoid.
+/// one fused pass for the bias and the sigmoid, vectorized for the CPU's vector unit and,
+/// for large outputs, split by rows across threads (neither changes a number).
 pub(crate) fn affine_sigmoid(
     lhs: ArrayView2<'_, Elem>,
     rhs: ArrayView2<'_, Elem>,
@@ -16,13 +19,23 @@ pub(crate) fn affine_sigmoid(
     mut out: ArrayViewMut2<'_, Elem>,
 ) {
     gemm(lhs, rhs, out.view_mut(), 0.0, 1.0);
-    for mut row in out.rows_mut() {
-        let row = row
-            .as_slice_mut()
-            .expect("internal error: RBM buffers are row-major");
-        for (x, &b) in row.iter_mut().zip(bias) {
-            *x = sigmoid(*x + b);
-        }
+    let rows = out.nrows();
+    let width = out.ncols();
+    let out = out
+        .as_slice_mut()
+        .expect("internal error: RBM buffers are row-major");
+    let activate = |block: &mut [Elem]| {
+        with_avx2(|| {
+            for row in block.chunks_exact_mut(width) {
+                row.iter_mut().zip(bias).for_each(|(x, &b)| *x = sigmoid(*x + b));
+            }
+        })
+    };
+    match crate::threads::pieces(out.len(), rows) {
+        1 => activate(out),
+        pieces => out
+            .par_chunks_mut(rows.div_ceil(pieces) * width)
+            .for_each(activate),
     }
 }
 
