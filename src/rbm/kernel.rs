@@ -27,7 +27,9 @@ pub(crate) fn affine_sigmoid(
     let activate = |block: &mut [Elem]| {
         with_avx2(|| {
             for row in block.chunks_exact_mut(width) {
-                row.iter_mut().zip(bias).for_each(|(x, &b)| *x = sigmoid(*x + b));
+                row.iter_mut()
+                    .zip(bias)
+                    .for_each(|(x, &b)| *x = sigmoid(*x + b));
             }
         })
     };
