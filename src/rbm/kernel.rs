@@ -25,13 +25,16 @@ pub(crate) fn affine_sigmoid(
         .as_slice_mut()
         .expect("internal error: RBM buffers are row-major");
     let activate = |block: &mut [Elem]| {
-        with_avx2(|| {
-            for row in block.chunks_exact_mut(width) {
-                row.iter_mut()
-                    .zip(bias)
-                    .for_each(|(x, &b)| *x = sigmoid(*x + b));
-            }
-        })
+        with_avx2(
+            #[inline(always)]
+            || {
+                for row in block.chunks_exact_mut(width) {
+                    row.iter_mut()
+                        .zip(bias)
+                        .for_each(|(x, &b)| *x = sigmoid(*x + b));
+                }
+            },
+        )
     };
     match crate::threads::pieces(out.len(), rows) {
         1 => activate(out),
