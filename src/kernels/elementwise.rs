@@ -19,7 +19,10 @@ const PIECE: usize = 1 << 14;
 pub(crate) fn map(x: &[Elem], y: &mut [Elem], f: impl Fn(Elem) -> Elem + Sync) {
     assert_eq!(x.len(), y.len(), "internal error: map lengths");
     let run = |x: &[Elem], y: &mut [Elem]| {
-        with_avx2(|| y.iter_mut().zip(x).for_each(|(y, &x)| *y = f(x)))
+        with_avx2(
+            #[inline(always)]
+            || y.iter_mut().zip(x).for_each(|(y, &x)| *y = f(x)),
+        )
     };
     if parallel(x.len()) {
         let pieces = x.par_chunks(PIECE).zip(y.par_chunks_mut(PIECE));
@@ -46,11 +49,14 @@ pub(crate) fn map_backward(
         "internal error: map_backward lengths"
     );
     let run = |g: &[Elem], x: &[Elem], y: &[Elem], dx: &mut [Elem]| {
-        with_avx2(|| {
-            for (((d, &g), &x), &y) in dx.iter_mut().zip(g).zip(x).zip(y) {
-                *d = g * df(x, y);
-            }
-        })
+        with_avx2(
+            #[inline(always)]
+            || {
+                for (((d, &g), &x), &y) in dx.iter_mut().zip(g).zip(x).zip(y) {
+                    *d = g * df(x, y);
+                }
+            },
+        )
     };
     if parallel(n) {
         let inputs = g.par_chunks(PIECE).zip(x.par_chunks(PIECE));

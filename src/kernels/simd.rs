@@ -7,6 +7,10 @@
 /// compiled for the baseline target. The closure's loops are vectorized for whichever it
 /// runs as. The numbers are the same either way: each basic operation rounds the same in
 /// an SSE or an AVX lane, and Rust never fuses `a·b + c` into one FMA on its own.
+///
+/// Only code inlined into the AVX2 copy is compiled for AVX2: mark the closure
+/// `#[inline(always)]` (`with_avx2(#[inline(always)] || …)`), or a closure with a long body
+/// stays a separate function compiled for the baseline.
 #[inline(always)]
 pub(crate) fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
