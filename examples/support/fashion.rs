@@ -315,7 +315,7 @@ pub fn report_without_test(flags: &Flags, start: Instant) {
         return;
     }
     println!(
-        "trained {} epochs; test set not used; wall time {:.1}s",
+        "after {} epochs (resumed ones included); test set not used; wall time {:.1}s",
         flags.epochs,
         start.elapsed().as_secs_f64()
     );
