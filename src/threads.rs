@@ -280,11 +280,12 @@ pub(crate) fn pieces(len: usize, items: usize) -> usize {
 /// other threads costs more than they save (measured on workload W1's shapes).
 const PARALLEL_MIN_MULTIPLY_ADDS: usize = 1 << 21;
 
-/// The `gemm` crate's parallelism for a product of `multiply_adds` under the current setting.
-pub(crate) fn gemm_parallelism(multiply_adds: usize) -> gemm::Parallelism {
-    match threads_for_ops() {
-        n if n > 1 && multiply_adds >= PARALLEL_MIN_MULTIPLY_ADDS => gemm::Parallelism::Rayon(n),
-        _ => gemm::Parallelism::None,
+/// The threads a product of `multiply_adds` should be split across under the current
+/// setting: 1 below [`PARALLEL_MIN_MULTIPLY_ADDS`] or inside a shard.
+pub(crate) fn product_threads(multiply_adds: usize) -> usize {
+    match multiply_adds >= PARALLEL_MIN_MULTIPLY_ADDS {
+        true => threads_for_ops(),
+        false => 1,
     }
 }
 

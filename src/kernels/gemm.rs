@@ -40,10 +40,7 @@ pub(crate) fn product(
         && is_x86_feature_detected!("fma")
     {
         let (m, k, n) = chained("product", &lhs, &rhs, &dst);
-        let pieces = match crate::threads::gemm_parallelism(m * n * k) {
-            gemm::Parallelism::Rayon(threads) => threads,
-            _ => 1,
-        };
+        let pieces = crate::threads::product_threads(m * n * k);
         few_rows::split_columns(lhs, rhs, dst, pieces);
         return;
     }
@@ -241,7 +238,8 @@ pub(crate) fn gemm(
         dst.map_inplace(|d| *d = if alpha == 0.0 { 0.0 } else { alpha * *d });
         return;
     }
-    if let gemm::Parallelism::Rayon(threads) = crate::threads::gemm_parallelism(m * n * k) {
+    let threads = crate::threads::product_threads(m * n * k);
+    if threads > 1 {
         split(lhs, rhs, dst, alpha, beta, threads);
         return;
     }

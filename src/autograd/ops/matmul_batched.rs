@@ -8,7 +8,7 @@
 use crate::autograd::tape::Var;
 use crate::kernels::gemm::gemm;
 use crate::tensor::{Elem, Tensor};
-use crate::threads::{as_shard, gemm_parallelism};
+use crate::threads::{as_shard, product_threads};
 use ndarray::{ArrayView2, ArrayViewD, ArrayViewMut2, Axis, IxDyn};
 use rayon::prelude::*;
 
@@ -171,10 +171,10 @@ fn sum_of_products(
         .as_slice_mut()
         .expect("internal error: a product's output is row-major");
     let all_multiply_adds = lhs.len() * matrix_len * inner;
-    match gemm_parallelism(all_multiply_adds) {
+    match product_threads(all_multiply_adds) {
         // enough destinations to keep every thread busy: the destinations are spread over
         // the threads, and each product's `gemm` runs on the thread of its destination
-        gemm::Parallelism::Rayon(threads) if groups.len() >= threads => dst
+        threads if threads > 1 && groups.len() >= threads => dst
             .par_chunks_mut(matrix_len)
             .enumerate()
             .for_each(|(j, chunk)| as_shard(|| fill(j, chunk))),
