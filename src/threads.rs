@@ -276,9 +276,12 @@ pub(crate) fn pieces(len: usize, items: usize) -> usize {
     }
 }
 
-/// Products with fewer multiply-adds than this run on one thread: below it, waking the
-/// other threads costs more than they save (measured on workload W1's shapes).
-const PARALLEL_MIN_MULTIPLY_ADDS: usize = 1 << 21;
+/// Products with fewer multiply-adds than this run on one thread: below it, handing half
+/// to another thread and waiting for it costs more than it saves. Measured on a 2-core
+/// Xeon (AVX-512) with workload W2's batch-1 inference, whose second convolution is a
+/// product of 3.6 million multiply-adds: split across 2 threads, 3,300 images/s; on one,
+/// 4,400 (a limit of 2²¹ had been measured on an AVX2 EPYC with W1's shapes).
+const PARALLEL_MIN_MULTIPLY_ADDS: usize = 1 << 22;
 
 /// The threads a product of `multiply_adds` should be split across under the current
 /// setting: 1 below [`PARALLEL_MIN_MULTIPLY_ADDS`] or inside a shard.

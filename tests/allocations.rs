@@ -188,8 +188,10 @@ fn a_cnn_training_step_allocates_the_same_at_step_10_and_step_60() {
     assert!(live_60 <= live_30, "memory held grew: {at:?}");
     // The values and gradients of a step (conv outputs, their relus, pooled maps, patch
     // buffers and all their gradients) take about 30 MB at batch 32, and come from the
-    // tape's pool. What a step still allocates (about 13 MB in 400 allocations, freed within
-    // the step) is the `gemm` crate's packing buffers: one per product, and the convolutions
-    // make a few products per image.
-    assert!(bytes_10 < 16_000_000, "{at:?}");
+    // tape's pool. What a step still allocates (about 400 allocations, freed within the
+    // step) is the `gemm` crate's packing buffers: one per product, and the convolutions
+    // make a few products per image. Their size follows the crate's cache blocking, and so
+    // the CPU: 13 MB per step on an AVX2 EPYC with 32 MB of L3 cache, 26.5 MB on an AVX-512
+    // Xeon with 260 MB (whose blocks take whole operands).
+    assert!(bytes_10 < 40_000_000, "{at:?}");
 }

@@ -7,6 +7,7 @@
 //! outputs out of cache, and cost 3–15% more cycles than one image at a time.
 
 use crate::kernels::gemm::gemm;
+use crate::kernels::simd::with_simd;
 use crate::tensor::Elem;
 use ndarray::{ArrayView2, ArrayViewMut2, s};
 use rayon::prelude::*;
@@ -67,6 +68,12 @@ impl Geometry {
         (lo.min(hi), hi)
     }
 
+    /// Whether the convolution has stride 1 and an output as wide as its input (a "same"
+    /// convolution, as 3×3 with padding 1): see [`SameSizeSpan`].
+    fn is_same_size(&self) -> bool {
+        self.sh == 1 && self.sw == 1 && self.ow == self.w
+    }
+
     /// The input row of output row `oy`'s tap `i`, if it is inside the image.
     fn input_row(&self, oy: usize, i: usize) -> Option<usize> {
         (oy * self.sh + i * self.dh)
@@ -93,11 +100,11 @@ fn im2col(image: &[Elem], geo: &Geometry, group: usize, cols: &mut [Elem]) {
         for i in 0..geo.kh {
             for j in 0..geo.kw {
                 let row = rows.next().expect("internal error: im2col rows");
-                let (lo, hi) = geo.valid_columns(j);
-                if geo.sh == 1 && geo.sw == 1 && geo.ow == geo.w {
+                if geo.is_same_size() {
                     same_size_tap(channel, geo, i, j, row);
                     continue;
                 }
+                let (lo, hi) = geo.valid_columns(j);
                 for (oy, out) in row.chunks_exact_mut(geo.ow).enumerate() {
                     let Some(y) = geo.input_row(oy, i) else {
                         out.fill(0.0);
@@ -119,49 +126,92 @@ fn im2col(image: &[Elem], geo: &Geometry, group: usize, cols: &mut [Elem]) {
     }
 }
 
-/// One row of [`im2col`] for a convolution with stride 1 whose output is as wide as its
-/// input (a "same" convolution, as 3×3 with padding 1): the tap `(i, j)` reads each
-/// output position's pixel at one fixed offset, so its valid output rows are one
-/// contiguous copy of the channel, after which the columns that wrapped around into the
-/// neighbouring image row (the padding at the left and right edges) are zeroed. Short image
-/// rows then cost one copy per tap instead of one per image row.
-fn same_size_tap(channel: &[Elem], geo: &Geometry, i: usize, j: usize, row: &mut [Elem]) {
-    let (w, (lo, hi)) = (geo.w, geo.valid_columns(j));
-    // output rows whose input row `oy + i·dh − ph` is inside the image
-    let first = geo.ph.saturating_sub(i * geo.dh).min(geo.oh);
-    let end = (geo.h + geo.ph)
-        .saturating_sub(i * geo.dh)
-        .clamp(first, geo.oh);
-    if lo >= hi || first == end {
-        row.fill(0.0);
-        return;
+/// Where tap `(i, j)` of a stride-1 convolution whose output is as wide as its input (a
+/// "same" convolution, as 3×3 with padding 1) reads: each output position's pixel at one
+/// fixed offset, so the tap's valid output rows `first..end` read one contiguous run of
+/// the channel, output indices `start..stop` from input index `source` on, except the
+/// columns outside `lo..hi` of each output row, which wrap around into the neighbouring
+/// image row and stand for the padding.
+struct SameSizeSpan {
+    first: usize,
+    end: usize,
+    lo: usize,
+    hi: usize,
+    start: usize,
+    stop: usize,
+    source: usize,
+}
+
+impl SameSizeSpan {
+    /// The span of tap `(i, j)`, or `None` when the tap reads only padding.
+    fn new(geo: &Geometry, i: usize, j: usize) -> Option<SameSizeSpan> {
+        let (w, (lo, hi)) = (geo.w, geo.valid_columns(j));
+        // output rows whose input row `oy + i·dh − ph` is inside the image
+        let first = geo.ph.saturating_sub(i * geo.dh).min(geo.oh);
+        let end = (geo.h + geo.ph)
+            .saturating_sub(i * geo.dh)
+            .clamp(first, geo.oh);
+        if lo >= hi || first == end {
+            return None;
+        }
+        // output index `oy·w + ox` reads input index `oy·w + ox + shift`
+        let shift = (i * geo.dh * w + j * geo.dw) as isize - (geo.ph * w + geo.pw) as isize;
+        let (start, stop) = (first * w + lo, (end - 1) * w + hi);
+        let source = (start as isize + shift) as usize;
+        Some(SameSizeSpan {
+            first,
+            end,
+            lo,
+            hi,
+            start,
+            stop,
+            source,
+        })
     }
-    // output index `oy·w + ox` reads input index `oy·w + ox + shift`
-    let shift = (i * geo.dh * w + j * geo.dw) as isize - (geo.ph * w + geo.pw) as isize;
-    let (start, stop) = (first * w + lo, (end - 1) * w + hi);
-    let source = (start as isize + shift) as usize;
-    row[..start].fill(0.0);
-    row[start..stop].copy_from_slice(&channel[source..source + stop - start]);
-    row[stop..].fill(0.0);
-    if lo > 0 || hi < w {
-        for line in row[first * w..end * w].chunks_exact_mut(w) {
-            line[..lo].iter_mut().for_each(|v| *v = 0.0);
-            line[hi..].iter_mut().for_each(|v| *v = 0.0);
+
+    /// Zeroes the wrapped-around columns (outside `lo..hi`) of the valid output rows of a
+    /// patch row `w` wide.
+    fn zero_edges(&self, row: &mut [Elem], w: usize) {
+        if self.lo > 0 || self.hi < w {
+            for line in row[self.first * w..self.end * w].chunks_exact_mut(w) {
+                line[..self.lo].fill(0.0);
+                line[self.hi..].fill(0.0);
+            }
         }
     }
 }
 
+/// One row of [`im2col`] for a stride-1 "same" convolution ([`SameSizeSpan`]): the valid
+/// output rows as one contiguous copy of the channel, then the wrapped-around edge
+/// columns zeroed. Short image rows then cost one copy per tap instead of one per image
+/// row.
+fn same_size_tap(channel: &[Elem], geo: &Geometry, i: usize, j: usize, row: &mut [Elem]) {
+    let Some(span) = SameSizeSpan::new(geo, i, j) else {
+        row.fill(0.0);
+        return;
+    };
+    row[..span.start].fill(0.0);
+    row[span.start..span.stop].copy_from_slice(&channel[span.source..][..span.stop - span.start]);
+    row[span.stop..].fill(0.0);
+    span.zero_edges(row, geo.w);
+}
+
 /// The adjoint of [`im2col`]: adds each element of group `group`'s patch gradients `cols`
 /// (`[cg·kh·kw, OH·OW]`) into the image gradient `image` (`[C, H, W]`) at the pixel it was
-/// read from; padding positions are dropped.
-fn col2im(cols: &[Elem], geo: &Geometry, group: usize, image: &mut [Elem]) {
+/// read from; padding positions are dropped (a stride-1 "same" convolution zeroes them in
+/// `cols` first, see [`add_same_size_tap`]).
+fn col2im(cols: &mut [Elem], geo: &Geometry, group: usize, image: &mut [Elem]) {
     let (l, plane) = (geo.l(), geo.h * geo.w);
-    let mut rows = cols.chunks_exact(l);
+    let mut rows = cols.chunks_exact_mut(l);
     for c in group * geo.cg..(group + 1) * geo.cg {
         let channel = &mut image[c * plane..(c + 1) * plane];
         for i in 0..geo.kh {
             for j in 0..geo.kw {
                 let row = rows.next().expect("internal error: col2im rows");
+                if geo.is_same_size() {
+                    add_same_size_tap(row, geo, i, j, channel);
+                    continue;
+                }
                 let (lo, hi) = geo.valid_columns(j);
                 for (oy, grad) in row.chunks_exact(geo.ow).enumerate() {
                     let Some(y) = geo.input_row(oy, i) else {
@@ -182,6 +232,24 @@ fn col2im(cols: &[Elem], geo: &Geometry, group: usize, image: &mut [Elem]) {
             }
         }
     }
+}
+
+/// The adjoint of [`same_size_tap`]: adds the patch gradients `row` of tap `(i, j)` into
+/// `channel` as one contiguous run, after zeroing the elements of `row` that stand for the
+/// padding at the left and right edges (which the run would otherwise add to the
+/// neighbouring image row). Each pixel still receives its taps' gradients in the same order
+/// as one image row at a time would add them, so the sums are the same bit for bit.
+fn add_same_size_tap(row: &mut [Elem], geo: &Geometry, i: usize, j: usize, channel: &mut [Elem]) {
+    let Some(span) = SameSizeSpan::new(geo, i, j) else {
+        return;
+    };
+    span.zero_edges(row, geo.w);
+    let dst = &mut channel[span.source..][..span.stop - span.start];
+    let src = &row[span.start..span.stop];
+    with_simd(
+        #[inline(always)]
+        || dst.iter_mut().zip(src).for_each(|(d, &g)| *d += g),
+    );
 }
 
 /// One image's patch matrix for every group, `[groups, K + bias, L]`, with a row of ones

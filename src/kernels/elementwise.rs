@@ -1,9 +1,9 @@
 //! Element-wise loops over row-major buffers: an activation's forward `y = f(x)` and its
-//! backward `dx = g · f'(x, y)`, vectorized for the CPU's vector unit ([`with_avx2`]) and
+//! backward `dx = g · f'(x, y)`, vectorized for the CPU's vector unit ([`with_simd`]) and
 //! split across threads when long ([`parallel`]). Each element is computed alone, so neither
 //! the split nor the vector width changes a number.
 
-use crate::kernels::simd::with_avx2;
+use crate::kernels::simd::with_simd;
 use crate::tensor::Elem;
 use crate::threads::parallel;
 use rayon::prelude::*;
@@ -19,7 +19,7 @@ const PIECE: usize = 1 << 14;
 pub(crate) fn map(x: &[Elem], y: &mut [Elem], f: impl Fn(Elem) -> Elem + Sync) {
     assert_eq!(x.len(), y.len(), "internal error: map lengths");
     let run = |x: &[Elem], y: &mut [Elem]| {
-        with_avx2(
+        with_simd(
             #[inline(always)]
             || y.iter_mut().zip(x).for_each(|(y, &x)| *y = f(x)),
         )
@@ -49,7 +49,7 @@ pub(crate) fn map_backward(
         "internal error: map_backward lengths"
     );
     let run = |g: &[Elem], x: &[Elem], y: &[Elem], dx: &mut [Elem]| {
-        with_avx2(
+        with_simd(
             #[inline(always)]
             || {
                 for (((d, &g), &x), &y) in dx.iter_mut().zip(g).zip(x).zip(y) {

@@ -17,13 +17,14 @@ const FEW_ROWS: usize = 32;
 
 /// `dst = lhs·rhs`, overwriting `dst`, with the kernel that suits the shape: for at most
 /// [`FEW_ROWS`] rows read along contiguous rows of `lhs` and contiguous columns of `rhs`, on
-/// a CPU with AVX2 and FMA, dot products of 8-lane vectors, so that a few rows use the whole
-/// vector width; else [`gemm`].
+/// a CPU with AVX-512F (16 lanes) or AVX2 and FMA (8 lanes), dot products of whole vectors,
+/// so that a few rows use the whole vector width; else [`gemm`].
 ///
 /// In the dot-product kernel, each element is one dot product whose order of summation
-/// depends only on `k`, so a row's result does not depend on how many other rows are in the
-/// product or on how the columns are split across threads. It rounds differently from
-/// `gemm`, though, which is why the autograd op calls it on inference tapes only.
+/// depends only on `k` and the vector width, so a row's result does not depend on how many
+/// other rows are in the product or on how the columns are split across threads. It rounds
+/// differently from `gemm`, though, which is why the autograd op calls it on inference tapes
+/// only.
 ///
 /// # Panics
 /// If the shapes do not chain (an internal error: callers check shapes first).
@@ -36,40 +37,36 @@ pub(crate) fn product(
     if lhs.nrows() <= FEW_ROWS
         && (lhs.ncols() < 2 || lhs.strides()[1] == 1)
         && (rhs.nrows() < 2 || rhs.strides()[0] == 1)
-        && is_x86_feature_detected!("avx2")
-        && is_x86_feature_detected!("fma")
+        && let Some(unit) = crate::kernels::simd::Unit::detect()
     {
         let (m, k, n) = chained("product", &lhs, &rhs, &dst);
         let pieces = crate::threads::product_threads(m * n * k);
-        few_rows::split_columns(lhs, rhs, dst, pieces);
+        few_rows::split_columns(unit, lhs, rhs, dst, pieces);
         return;
     }
     gemm(lhs, rhs, dst, 0.0, 1.0);
 }
 
-/// The dot-product kernel of [`product`], for x86-64 CPUs with AVX2 and FMA.
+/// The dot-product kernel of [`product`], for x86-64 CPUs with AVX-512F or with AVX2 and
+/// FMA: one generic loop nest over a vector type, compiled once per instruction set.
 #[cfg(target_arch = "x86_64")]
 mod few_rows {
     use super::Elem;
+    use crate::kernels::simd::Unit;
     use ndarray::{ArrayView2, ArrayViewMut2, Axis};
-    use std::arch::x86_64::{
-        __m256, _mm_add_ps, _mm_add_ss, _mm_cvtss_f32, _mm_movehdup_ps, _mm_movehl_ps,
-        _mm256_castps256_ps128, _mm256_extractf128_ps, _mm256_fmadd_ps, _mm256_loadu_ps,
-        _mm256_setzero_ps,
-    };
+    use std::arch::x86_64::*;
 
     /// Columns per block of the main loop: with [`ROWS`] rows, 12 accumulators, 3 column
-    /// vectors and a row vector fill the 16 vector registers.
+    /// vectors and a row vector fit the 16 vector registers of AVX2 (AVX-512 has 32).
     const COLUMNS: usize = 3;
     /// Rows per block of the main loop.
     const ROWS: usize = 4;
-    /// Lanes of a vector.
-    const LANES: usize = 8;
 
-    /// `dst = lhs·rhs` with the columns cut into `pieces` parts, one per thread; the caller
-    /// has checked the shapes, that rows of `lhs` and columns of `rhs` are contiguous, and
-    /// that the CPU has AVX2 and FMA.
+    /// `dst = lhs·rhs` on `unit` with the columns cut into `pieces` parts, one per thread;
+    /// the caller has checked the shapes, that rows of `lhs` and columns of `rhs` are
+    /// contiguous, and that the CPU has `unit` ([`Unit::detect`]).
     pub(super) fn split_columns(
+        unit: Unit,
         lhs: ArrayView2<'_, Elem>,
         rhs: ArrayView2<'_, Elem>,
         mut dst: ArrayViewMut2<'_, Elem>,
@@ -78,7 +75,12 @@ mod few_rows {
         let n = rhs.ncols();
         if pieces < 2 || n < 2 * COLUMNS {
             // SAFETY: the caller checked the CPU's features, the shapes and the strides.
-            unsafe { all_rows(lhs, rhs, &mut dst) };
+            unsafe {
+                match unit {
+                    Unit::Avx512 => all_rows_avx512(lhs, rhs, &mut dst),
+                    Unit::Avx2 => all_rows_avx2(lhs, rhs, &mut dst),
+                }
+            }
             return;
         }
         let half = pieces / 2;
@@ -86,27 +88,141 @@ mod few_rows {
         let (rhs_left, rhs_right) = rhs.split_at(Axis(1), mid);
         let (dst_left, dst_right) = dst.split_at(Axis(1), mid);
         rayon::join(
-            || split_columns(lhs, rhs_left, dst_left, half),
-            || split_columns(lhs, rhs_right, dst_right, pieces - half),
+            || split_columns(unit, lhs, rhs_left, dst_left, half),
+            || split_columns(unit, lhs, rhs_right, dst_right, pieces - half),
         );
+    }
+
+    /// [`all_rows`] compiled for AVX-512F.
+    ///
+    /// # Safety
+    /// As [`all_rows`], on a CPU with AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn all_rows_avx512(
+        lhs: ArrayView2<'_, Elem>,
+        rhs: ArrayView2<'_, Elem>,
+        dst: &mut ArrayViewMut2<'_, Elem>,
+    ) {
+        // SAFETY: the caller's promise.
+        unsafe { all_rows::<__m512>(lhs, rhs, dst) }
+    }
+
+    /// [`all_rows`] compiled for AVX2 and FMA.
+    ///
+    /// # Safety
+    /// As [`all_rows`], on a CPU with AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn all_rows_avx2(
+        lhs: ArrayView2<'_, Elem>,
+        rhs: ArrayView2<'_, Elem>,
+        dst: &mut ArrayViewMut2<'_, Elem>,
+    ) {
+        // SAFETY: the caller's promise.
+        unsafe { all_rows::<__m256>(lhs, rhs, dst) }
+    }
+
+    /// A vector of `f32` lanes and the three operations the kernel needs. Every method is
+    /// inlined into a caller compiled for the vector's instruction set.
+    trait Lanes: Copy {
+        /// Lanes per vector.
+        const LANES: usize;
+        /// All lanes 0.
+        ///
+        /// # Safety
+        /// The CPU has the vector's instruction set.
+        unsafe fn zero() -> Self;
+        /// `LANES` elements from `at`.
+        ///
+        /// # Safety
+        /// As [`Lanes::zero`], and `LANES` elements from `at` are readable.
+        unsafe fn load(at: *const Elem) -> Self;
+        /// `self·b + c`, one rounding per lane.
+        ///
+        /// # Safety
+        /// As [`Lanes::zero`].
+        unsafe fn fmadd(self, b: Self, c: Self) -> Self;
+        /// The sum of the lanes, added pairwise (halves, then quarters, …).
+        ///
+        /// # Safety
+        /// As [`Lanes::zero`].
+        unsafe fn sum(self) -> Elem;
+    }
+
+    impl Lanes for __m256 {
+        const LANES: usize = 8;
+        #[inline(always)]
+        unsafe fn zero() -> Self {
+            // SAFETY: the caller's promise (AVX).
+            unsafe { _mm256_setzero_ps() }
+        }
+        #[inline(always)]
+        unsafe fn load(at: *const Elem) -> Self {
+            // SAFETY: the caller's promise.
+            unsafe { _mm256_loadu_ps(at) }
+        }
+        #[inline(always)]
+        unsafe fn fmadd(self, b: Self, c: Self) -> Self {
+            // SAFETY: the caller's promise (FMA).
+            unsafe { _mm256_fmadd_ps(self, b, c) }
+        }
+        #[inline(always)]
+        unsafe fn sum(self) -> Elem {
+            // SAFETY: the caller's promise (AVX).
+            unsafe {
+                let x = _mm_add_ps(
+                    _mm256_castps256_ps128(self),
+                    _mm256_extractf128_ps::<1>(self),
+                );
+                let x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+                _mm_cvtss_f32(_mm_add_ss(x, _mm_movehdup_ps(x)))
+            }
+        }
+    }
+
+    impl Lanes for __m512 {
+        const LANES: usize = 16;
+        #[inline(always)]
+        unsafe fn zero() -> Self {
+            // SAFETY: the caller's promise (AVX-512F).
+            unsafe { _mm512_setzero_ps() }
+        }
+        #[inline(always)]
+        unsafe fn load(at: *const Elem) -> Self {
+            // SAFETY: the caller's promise.
+            unsafe { _mm512_loadu_ps(at) }
+        }
+        #[inline(always)]
+        unsafe fn fmadd(self, b: Self, c: Self) -> Self {
+            // SAFETY: the caller's promise (AVX-512F).
+            unsafe { _mm512_fmadd_ps(self, b, c) }
+        }
+        #[inline(always)]
+        unsafe fn sum(self) -> Elem {
+            // SAFETY: the caller's promise (AVX-512F).
+            unsafe {
+                let half = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(self)));
+                let x = _mm256_add_ps(_mm512_castps512_ps256(self), half);
+                x.sum()
+            }
+        }
     }
 
     /// All of `dst = lhs·rhs`: blocks of [`ROWS`] rows, then of 2, then single rows.
     ///
     /// # Safety
-    /// The CPU has AVX2 and FMA; `lhs` is `[m, k]` with contiguous rows, `rhs` `[k, n]` with
-    /// contiguous columns, `dst` `[m, n]`.
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn all_rows(
+    /// The CPU has `V`'s instruction set; `lhs` is `[m, k]` with contiguous rows, `rhs`
+    /// `[k, n]` with contiguous columns, `dst` `[m, n]`.
+    #[inline(always)]
+    unsafe fn all_rows<V: Lanes>(
         lhs: ArrayView2<'_, Elem>,
         rhs: ArrayView2<'_, Elem>,
         dst: &mut ArrayViewMut2<'_, Elem>,
     ) {
         // SAFETY: as this function's (the caller's) contract.
         unsafe {
-            let done = rows::<ROWS, COLUMNS>(&lhs, &rhs, dst, 0);
-            let done = rows::<2, COLUMNS>(&lhs, &rhs, dst, done);
-            rows::<1, COLUMNS>(&lhs, &rhs, dst, done);
+            let done = rows::<V, ROWS, COLUMNS>(&lhs, &rhs, dst, 0);
+            let done = rows::<V, 2, COLUMNS>(&lhs, &rhs, dst, done);
+            rows::<V, 1, COLUMNS>(&lhs, &rhs, dst, done);
         }
     }
 
@@ -115,8 +231,8 @@ mod few_rows {
     ///
     /// # Safety
     /// As [`all_rows`].
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn rows<const I: usize, const J: usize>(
+    #[inline(always)]
+    unsafe fn rows<V: Lanes, const I: usize, const J: usize>(
         lhs: &ArrayView2<'_, Elem>,
         rhs: &ArrayView2<'_, Elem>,
         dst: &mut ArrayViewMut2<'_, Elem>,
@@ -133,10 +249,10 @@ mod few_rows {
                     let w: [*const Elem; J] = std::array::from_fn(|c| rhs.column(j + c).as_ptr());
                     // SAFETY: each pointer starts a row of `lhs` or a column of `rhs`: `k`
                     // contiguous elements (the caller's contract).
-                    unsafe { dots::<I, J>(a, w, k) }
+                    unsafe { dots::<V, I, J>(a, w, k) }
                 } else {
                     // SAFETY: as above, for one column.
-                    let one = unsafe { dots::<I, 1>(a, [rhs.column(j).as_ptr()], k) };
+                    let one = unsafe { dots::<V, I, 1>(a, [rhs.column(j).as_ptr()], k) };
                     std::array::from_fn(|r| [one[r][0]; J])
                 };
                 for (r, row) in sums.iter().enumerate() {
@@ -152,49 +268,47 @@ mod few_rows {
     }
 
     /// The `I × J` dot products of `I` rows `a` and `J` columns `w`, each `k` contiguous
-    /// elements: 8-lane fused multiply-adds over the whole vectors, the lanes summed
-    /// pairwise, then the last `k mod 8` products added in order.
+    /// elements: fused multiply-adds over the whole vectors, the lanes summed pairwise, then
+    /// the last `k mod LANES` products added in order.
     ///
     /// # Safety
-    /// The CPU has AVX2 and FMA; every pointer is valid for reading `k` elements.
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn dots<const I: usize, const J: usize>(
+    /// The CPU has `V`'s instruction set; every pointer is valid for reading `k` elements.
+    #[inline(always)]
+    unsafe fn dots<V: Lanes, const I: usize, const J: usize>(
         a: [*const Elem; I],
         w: [*const Elem; J],
         k: usize,
     ) -> [[Elem; J]; I] {
-        let vectors = k / LANES;
-        let mut acc: [[__m256; J]; I] = [[_mm256_setzero_ps(); J]; I];
-        let mut column: [__m256; J] = [_mm256_setzero_ps(); J];
-        for v in 0..vectors {
-            let offset = v * LANES;
-            for c in 0..J {
-                // SAFETY: `offset + LANES <= k` elements of the column are readable.
-                column[c] = unsafe { _mm256_loadu_ps(w[c].add(offset)) };
-            }
-            for r in 0..I {
-                // SAFETY: as above, for the row.
-                let row = unsafe { _mm256_loadu_ps(a[r].add(offset)) };
+        let vectors = k / V::LANES;
+        // SAFETY: the CPU has `V`'s instruction set (the caller's promise); `offset +
+        // LANES <= k` elements of every row and column are readable.
+        unsafe {
+            let mut acc: [[V; J]; I] = [[V::zero(); J]; I];
+            let mut column: [V; J] = [V::zero(); J];
+            for v in 0..vectors {
+                let offset = v * V::LANES;
                 for c in 0..J {
-                    acc[r][c] = _mm256_fmadd_ps(row, column[c], acc[r][c]);
+                    column[c] = V::load(w[c].add(offset));
+                }
+                for r in 0..I {
+                    let row = V::load(a[r].add(offset));
+                    for c in 0..J {
+                        acc[r][c] = row.fmadd(column[c], acc[r][c]);
+                    }
                 }
             }
-        }
-        let mut sums = [[0.0; J]; I];
-        for r in 0..I {
-            for c in 0..J {
-                let v = acc[r][c];
-                let x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
-                let x = _mm_add_ps(x, _mm_movehl_ps(x, x));
-                let mut sum = _mm_cvtss_f32(_mm_add_ss(x, _mm_movehdup_ps(x)));
-                for t in vectors * LANES..k {
-                    // SAFETY: `t < k`.
-                    sum += unsafe { *a[r].add(t) * *w[c].add(t) };
+            let mut sums = [[0.0; J]; I];
+            for r in 0..I {
+                for c in 0..J {
+                    let mut sum = acc[r][c].sum();
+                    for t in vectors * V::LANES..k {
+                        sum += *a[r].add(t) * *w[c].add(t);
+                    }
+                    sums[r][c] = sum;
                 }
-                sums[r][c] = sum;
             }
+            sums
         }
-        sums
     }
 }
 
@@ -361,17 +475,30 @@ mod tests {
 
     #[test]
     fn few_rows_times_transposed_matrix_agree_with_gemm() {
-        // k with a tail after whole vectors, n with columns left after blocks of 3, rows
-        // around each block size and at the limit; 35 > FEW_ROWS takes gemm itself
-        for (k, n) in [(19, 7), (784, 256), (8, 1), (3, 5)] {
+        // k with a tail after whole vectors (of 8 and of 16 lanes), n with columns left
+        // after blocks of 3, rows around each block size and at the limit; 35 > FEW_ROWS
+        // takes gemm itself
+        let close = |ours: &Tensor, reference: &Tensor, what: &str, k: usize| {
+            for (index, (a, b)) in ours.iter().zip(reference).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-5 * (k as f32).sqrt(),
+                    "{what}, element {index}: {a} vs gemm {b}"
+                );
+            }
+        };
+        for (k, n) in [(19, 7), (784, 256), (8, 1), (3, 5), (40, 4)] {
             for rows in [1, 2, 3, 4, 5, 7, 13, FEW_ROWS, 35] {
                 let (x, w) = operands(rows, k, n);
                 let (ours, reference) = both(&x, &w);
-                for (index, (a, b)) in ours.iter().zip(&reference).enumerate() {
-                    assert!(
-                        (a - b).abs() <= 1e-5 * (k as f32).sqrt(),
-                        "rows {rows}, k {k}, n {n}, element {index}: {a} vs gemm {b}"
-                    );
+                close(&ours, &reference, &format!("rows {rows}, k {k}, n {n}"), k);
+                // every vector unit this CPU has, not only the one `product` picks
+                #[cfg(target_arch = "x86_64")]
+                for &unit in crate::kernels::simd::Unit::all_here() {
+                    let mut on_unit = Tensor::zeros(&[rows, n][..]);
+                    let (xv, wv) = (view2(&x), view2(&w));
+                    few_rows::split_columns(unit, xv, wv.t(), view2_mut(&mut on_unit), 1);
+                    let what = format!("{unit:?}, rows {rows}, k {k}, n {n}");
+                    close(&on_unit, &reference, &what, k);
                 }
             }
         }
@@ -388,10 +515,11 @@ mod tests {
             assert_eq!(alone, expected, "row {row}");
         }
         #[cfg(target_arch = "x86_64")]
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        if let Some(unit) = crate::kernels::simd::Unit::detect() {
             for pieces in [2, 3] {
                 let mut split = Tensor::zeros(&[11, 29][..]);
-                few_rows::split_columns(view2(&x), view2(&w).t(), view2_mut(&mut split), pieces);
+                let (x, w, dst) = (view2(&x), view2(&w), view2_mut(&mut split));
+                few_rows::split_columns(unit, x, w.t(), dst, pieces);
                 assert_eq!(split, whole, "columns split in {pieces}");
             }
         }

@@ -1,7 +1,8 @@
 //! 2×2 max pooling with stride 2 and no padding, the common case of convolutional networks
 //! (`torch.nn.MaxPool2d(2)`), over one `[H, W]` plane at a time: the forward maxima and the
-//! backward routing of each output's gradient to its window's first maximum, eight windows
-//! at a time with AVX2 where the CPU has it (masked loads and stores for a row's last few).
+//! backward routing of each output's gradient to its window's first maximum, sixteen
+//! windows at a time with AVX-512 or eight with AVX2, whichever the CPU has (masked loads and
+//! stores for a row's last few).
 //! A row pair that holds a NaN is redone one window at a time by the exact rule (a NaN is
 //! the maximum, the last NaN of a window takes the gradient), so the vector loops only ever
 //! see numbers.
@@ -11,6 +12,7 @@
 //! otherwise) after it: the numbers of a ReLU followed by the pooling, bit for bit, without
 //! the ReLU's own pass over the full-size input and gradient.
 
+use crate::kernels::simd::Unit;
 use crate::tensor::Elem;
 
 /// Writes the maximum of each 2×2 window of `plane` (`[H, W]`, row-major, `W = w`) to `out`
@@ -18,17 +20,27 @@ use crate::tensor::Elem;
 /// x[2oy + 1, 2ox], x[2oy + 1, 2ox + 1])`, NaN when the window holds a NaN, of the rectified
 /// inputs with `RELU`. An odd last row or column is not read.
 pub(crate) fn forward_2x2<const RELU: bool>(plane: &[Elem], w: usize, out: &mut [Elem], ow: usize) {
+    forward_2x2_on::<RELU>(Unit::detect(), plane, w, out, ow);
+}
+
+/// [`forward_2x2`] on the vector unit `unit` (one this CPU has), or by scalar code alone.
+fn forward_2x2_on<const RELU: bool>(
+    unit: Option<Unit>,
+    plane: &[Elem],
+    w: usize,
+    out: &mut [Elem],
+    ow: usize,
+) {
     for (oy, y) in out.chunks_exact_mut(ow).enumerate() {
         let (top, bottom) = rows(plane, w, oy, ow);
-        #[cfg(target_arch = "x86_64")]
-        let done = if avx2::available() {
-            // SAFETY: the CPU has AVX2 (checked just above).
-            unsafe { avx2::forward_row::<RELU>(top, bottom, y) }
-        } else {
-            0
+        // SAFETY: the CPU has `unit` (the caller's promise, from `Unit::detect`).
+        let done = match unit {
+            #[cfg(target_arch = "x86_64")]
+            Some(Unit::Avx512) => unsafe { avx512::forward_row::<RELU>(top, bottom, y) },
+            #[cfg(target_arch = "x86_64")]
+            Some(Unit::Avx2) => unsafe { avx2::forward_row::<RELU>(top, bottom, y) },
+            _ => 0,
         };
-        #[cfg(not(target_arch = "x86_64"))]
-        let done = 0;
         for ((y, t), b) in y.iter_mut().zip(top).zip(bottom).skip(done) {
             let window = rectified::<RELU>([t[0], t[1], b[0], b[1]]);
             *y = window[first_max_of_4(window)];
@@ -47,21 +59,35 @@ pub(crate) fn backward_2x2<const RELU: bool>(
     grad: &[Elem],
     dx: &mut [Elem],
 ) {
+    backward_2x2_on::<RELU>(Unit::detect(), plane, w, grad, dx);
+}
+
+/// [`backward_2x2`] on the vector unit `unit` (one this CPU has), or by scalar code alone.
+fn backward_2x2_on<const RELU: bool>(
+    unit: Option<Unit>,
+    plane: &[Elem],
+    w: usize,
+    grad: &[Elem],
+    dx: &mut [Elem],
+) {
     let ow = w / 2;
     let rows_of_dx = dx.chunks_exact_mut(2 * w);
     for (oy, (g, dx)) in grad.chunks_exact(ow).zip(rows_of_dx).enumerate() {
         let (top, bottom) = rows(plane, w, oy, ow);
         let (dtop, dbottom) = dx.split_at_mut(w);
         let (dtop, dbottom) = (dtop.as_chunks_mut::<2>().0, dbottom.as_chunks_mut::<2>().0);
-        #[cfg(target_arch = "x86_64")]
-        let done = if avx2::available() {
-            // SAFETY: the CPU has AVX2 (checked just above).
-            unsafe { avx2::backward_row::<RELU>(top, bottom, g, dtop, dbottom) }
-        } else {
-            0
+        // SAFETY: the CPU has `unit` (the caller's promise, from `Unit::detect`).
+        let done = match unit {
+            #[cfg(target_arch = "x86_64")]
+            Some(Unit::Avx512) => unsafe {
+                avx512::backward_row::<RELU>(top, bottom, g, dtop, dbottom)
+            },
+            #[cfg(target_arch = "x86_64")]
+            Some(Unit::Avx2) => unsafe {
+                avx2::backward_row::<RELU>(top, bottom, g, dtop, dbottom)
+            },
+            _ => 0,
         };
-        #[cfg(not(target_arch = "x86_64"))]
-        let done = 0;
         let windows = top.iter().zip(bottom).zip(dtop.iter_mut().zip(dbottom));
         for (&g, ((t, b), (dt, db))) in g.iter().zip(windows).skip(done) {
             let mut routed = [0.0; 4];
@@ -110,11 +136,6 @@ fn rows(plane: &[Elem], w: usize, oy: usize, ow: usize) -> (&[[Elem; 2]], &[[Ele
 mod avx2 {
     use super::Elem;
     use std::arch::x86_64::*;
-
-    /// Whether the CPU has AVX2 (the standard library detects it once and caches it).
-    pub(super) fn available() -> bool {
-        is_x86_feature_detected!("avx2")
-    }
 
     /// A mask of the first `lanes` of 8 lanes (all of them from 8 up).
     #[inline]
@@ -337,6 +358,200 @@ mod avx2 {
     }
 }
 
+/// Sixteen windows at a time with AVX-512F: the same steps as [`avx2`], with mask registers
+/// for the comparisons and a row's last few windows, and two-source permutes that split the
+/// pairs into `p`, `q` (and `r`, `s`) vectors in window order and merge them back.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::Elem;
+    use std::arch::x86_64::*;
+
+    /// The first `lanes` of 16 lanes (all of them from 16 up).
+    #[inline]
+    fn first(lanes: usize) -> __mmask16 {
+        match lanes {
+            16.. => 0xffff,
+            _ => (1u16 << lanes) - 1,
+        }
+    }
+
+    /// The left and right columns of the `windows` (1 to 16) pairs from `pairs[0]`, as `p`
+    /// and `q` vectors (lanes past `windows` are 0).
+    ///
+    /// # Safety
+    /// `pairs` holds at least `min(windows, 16)` pairs.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn split(pairs: &[[Elem; 2]], windows: usize) -> (__m512, __m512) {
+        let at = pairs.as_ptr().cast::<Elem>();
+        let lanes = 2 * windows.min(16);
+        // SAFETY: `lanes` elements from `at` lie inside `pairs` (the caller's promise);
+        // masked-off lanes are not accessed.
+        let (lo, hi) = unsafe {
+            (
+                _mm512_maskz_loadu_ps(first(lanes), at),
+                _mm512_maskz_loadu_ps(first(lanes.saturating_sub(16)), at.wrapping_add(16)),
+            )
+        };
+        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+        (
+            _mm512_permutex2var_ps(lo, even, hi),
+            _mm512_permutex2var_ps(lo, odd, hi),
+        )
+    }
+
+    /// Writes the gradients `gp`, `gq` of the `windows` (1 to 16) pairs from `pairs[0]`
+    /// back in pair order.
+    ///
+    /// # Safety
+    /// `pairs` holds at least `min(windows, 16)` pairs.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn merge(pairs: &mut [[Elem; 2]], windows: usize, gp: __m512, gq: __m512) {
+        let at = pairs.as_mut_ptr().cast::<Elem>();
+        let lanes = 2 * windows.min(16);
+        let low = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+        let high = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+        // SAFETY: `lanes` elements from `at` lie inside `pairs` (the caller's promise);
+        // masked-off lanes are not accessed.
+        unsafe {
+            _mm512_mask_storeu_ps(at, first(lanes), _mm512_permutex2var_ps(gp, low, gq));
+            _mm512_mask_storeu_ps(
+                at.wrapping_add(16),
+                first(lanes.saturating_sub(16)),
+                _mm512_permutex2var_ps(gp, high, gq),
+            );
+        }
+    }
+
+    /// `relu(v)` in every lane with `RELU` (0 where `v <= 0`; NaN stays), else `v`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn rectified<const RELU: bool>(v: __m512) -> __m512 {
+        match RELU {
+            true => {
+                let at_most_0 = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(v, _mm512_setzero_ps());
+                _mm512_mask_mov_ps(v, at_most_0, _mm512_setzero_ps())
+            }
+            false => v,
+        }
+    }
+
+    /// The `windows` (1 to 16) windows from window `i` of a row pair: their inputs
+    /// `[p, q, r, s]` (rectified with `RELU`) and their maxima; sets in `nan` the lanes of
+    /// windows holding a NaN.
+    ///
+    /// # Safety
+    /// Both rows hold at least `i + min(windows, 16)` pairs.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn windows_at<const RELU: bool>(
+        top: &[[Elem; 2]],
+        bottom: &[[Elem; 2]],
+        i: usize,
+        windows: usize,
+        nan: &mut __mmask16,
+    ) -> ([__m512; 4], __m512) {
+        // SAFETY: the caller's promise.
+        let ((p, q), (r, s)) = unsafe { (split(&top[i..], windows), split(&bottom[i..], windows)) };
+        let [p, q, r, s] = [p, q, r, s].map(|v| rectified::<RELU>(v));
+        let unordered = |a, b| _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(a, b);
+        *nan |= unordered(p, q) | unordered(r, s);
+        let max = _mm512_max_ps(_mm512_max_ps(p, q), _mm512_max_ps(r, s));
+        ([p, q, r, s], max)
+    }
+
+    /// Masks of the first position of `[p, q, r, s]` that holds `max`, in each lane
+    /// (`s` when none of the first three does); 0.0 and -0.0 count as equal, as in the
+    /// scan's comparison.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn firsts([p, q, r]: [__m512; 3], max: __m512) -> [__mmask16; 4] {
+        let at_p = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(p, max);
+        let at_q = !at_p & _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(q, max);
+        let at_r = !(at_p | at_q) & _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(r, max);
+        [at_p, at_q, at_r, !(at_p | at_q | at_r)]
+    }
+
+    /// The maxima of the row pair's windows, 16 at a time, into `out`; returns how many
+    /// windows it wrote: all of them, or 0 when a window holds a NaN (the caller then does
+    /// the row by the exact rule).
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn forward_row<const RELU: bool>(
+        top: &[[Elem; 2]],
+        bottom: &[[Elem; 2]],
+        out: &mut [Elem],
+    ) -> usize {
+        let n = out.len().min(top.len()).min(bottom.len());
+        let mut nan = 0;
+        for i in (0..n).step_by(16) {
+            let windows = n - i;
+            // SAFETY: min(windows, 16) windows from i lie inside both rows and `out`.
+            unsafe {
+                let ([p, q, r, s], max) = windows_at::<RELU>(top, bottom, i, windows, &mut nan);
+                // the value at the first maximum: of 0.0 and -0.0 the first, as the scan
+                let [at_p, at_q, at_r, _] = firsts([p, q, r], max);
+                let value = _mm512_mask_blend_ps(at_r, s, r);
+                let value = _mm512_mask_blend_ps(at_q, value, q);
+                let value = _mm512_mask_blend_ps(at_p, value, p);
+                _mm512_mask_storeu_ps(out[i..].as_mut_ptr(), first(windows), value);
+            }
+        }
+        if nan != 0 { 0 } else { n }
+    }
+
+    /// The gradients of the row pair's windows, 16 at a time: `g` to each window's first
+    /// maximum (times the rectifier's derivative there with `RELU`), 0 to its other three
+    /// inputs. Returns how many windows it wrote: all of them, or 0 when a window holds a
+    /// NaN (the caller then does the row by the exact rule, overwriting what was written).
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn backward_row<const RELU: bool>(
+        top: &[[Elem; 2]],
+        bottom: &[[Elem; 2]],
+        grad: &[Elem],
+        dtop: &mut [[Elem; 2]],
+        dbottom: &mut [[Elem; 2]],
+    ) -> usize {
+        let lens = [
+            top.len(),
+            bottom.len(),
+            grad.len(),
+            dtop.len(),
+            dbottom.len(),
+        ];
+        let n = lens.into_iter().min().unwrap_or(0);
+        let mut nan = 0;
+        for i in (0..n).step_by(16) {
+            let windows = n - i;
+            // SAFETY: min(windows, 16) windows from i lie inside every slice.
+            unsafe {
+                let ([p, q, r, _], max) = windows_at::<RELU>(top, bottom, i, windows, &mut nan);
+                let mut g = _mm512_maskz_loadu_ps(first(windows), grad[i..].as_ptr());
+                if RELU {
+                    // times 1 where the maximum is > 0 (NaN is redone by the caller), else 0
+                    // (a product, so that a negative gradient leaves -0.0 as `g·0` does)
+                    let above = _mm512_cmp_ps_mask::<_CMP_NLE_UQ>(max, _mm512_setzero_ps());
+                    g = _mm512_mul_ps(g, _mm512_maskz_mov_ps(above, _mm512_set1_ps(1.0)));
+                }
+                // the first position that holds the maximum takes the gradient
+                let [at_p, at_q, at_r, at_s] = firsts([p, q, r], max);
+                let (gp, gq) = (_mm512_maskz_mov_ps(at_p, g), _mm512_maskz_mov_ps(at_q, g));
+                let (gr, gs) = (_mm512_maskz_mov_ps(at_r, g), _mm512_maskz_mov_ps(at_s, g));
+                merge(&mut dtop[i..], windows, gp, gq);
+                merge(&mut dbottom[i..], windows, gr, gs);
+            }
+        }
+        if nan != 0 { 0 } else { n }
+    }
+}
+
 /// Which of a 2×2 window `[top left, top right, bottom left, bottom right]` is its first
 /// maximum in row-major order, as PyTorch's CPU kernel picks it (`val > max || isnan(val)`
 /// scanning in order): the first position holding the largest number, or, when the window
@@ -399,10 +614,13 @@ mod tests {
 
     /// Forward and backward with or without the rectifier against the definition: a ReLU
     /// (`x <= 0` to 0, NaN kept; derivative 1 for `x > 0` and NaN) then the scan.
-    fn check<const RELU: bool>() {
-        // widths of 1, 7, 10 and 17 windows: full vectors and masked tails; NaN in some
-        // row pairs only; many ties, negatives and zeros (all-negative windows included)
+    fn check<const RELU: bool>(unit: Option<Unit>) {
+        // widths of 1, 7, 10, 17 and 33 windows: full vectors of 8 and 16 and masked tails;
+        // NaN in some row pairs only; many ties, negatives and zeros (all-negative windows
+        // included)
         for (h, w, nans) in [
+            (4, 66, vec![]),
+            (4, 66, vec![200]),
             (4, 20, vec![]),
             (6, 20, vec![21, 47]),
             (5, 7, vec![3]),
@@ -416,7 +634,7 @@ mod tests {
             let relu = |v: Elem| if RELU && v <= 0.0 { 0.0 } else { v };
             let (oh, ow) = (h / 2, w / 2);
             let mut y = vec![0.0; oh * ow];
-            forward_2x2::<RELU>(&x, w, &mut y, ow);
+            forward_2x2_on::<RELU>(unit, &x, w, &mut y, ow);
             // negative gradients too: where the derivative is 0 they leave -0.0, as g·0 does
             let grad: Vec<Elem> = (0..oh * ow).map(|i| i as Elem - 3.5).collect();
             let mut expected_dx = vec![0.0; h * w];
@@ -427,7 +645,7 @@ mod tests {
                     let (got, want) = (y[oy * ow + ox], relu(x[first]));
                     assert!(
                         got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
-                        "relu {RELU}, {h}x{w} {oy},{ox}: {got} against {want}"
+                        "{unit:?}, relu {RELU}, {h}x{w} {oy},{ox}: {got} against {want}"
                     );
                     let slope = if RELU && x[first] <= 0.0 { 0.0 } else { 1.0 };
                     expected_dx[first] = grad[oy * ow + ox] * slope;
@@ -435,20 +653,29 @@ mod tests {
             }
             if h % 2 == 0 && w % 2 == 0 {
                 let mut dx = vec![Elem::NAN; h * w]; // every element must be written
-                backward_2x2::<RELU>(&x, w, &grad, &mut dx);
+                backward_2x2_on::<RELU>(unit, &x, w, &grad, &mut dx);
                 let bits = |v: &[Elem]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                assert_eq!(bits(&dx), bits(&expected_dx), "relu {RELU}, {h}x{w}");
+                assert_eq!(
+                    bits(&dx),
+                    bits(&expected_dx),
+                    "{unit:?}, relu {RELU}, {h}x{w}"
+                );
             }
         }
     }
 
+    /// Every vector unit this CPU has, then scalar code alone.
+    fn units() -> impl Iterator<Item = Option<Unit>> {
+        Unit::all_here().iter().copied().map(Some).chain([None])
+    }
+
     #[test]
     fn forward_and_backward_match_the_definition_with_ties_nans_and_odd_sizes() {
-        check::<false>();
+        units().for_each(check::<false>);
     }
 
     #[test]
     fn with_relu_they_equal_a_relu_then_the_pooling_bit_for_bit() {
-        check::<true>();
+        units().for_each(check::<true>);
     }
 }

@@ -3,7 +3,7 @@
 //! softplus. Matrix products go through the crate's gemm kernel.
 
 use crate::kernels::gemm::gemm;
-use crate::kernels::simd::with_avx2;
+use crate::kernels::simd::with_simd;
 use crate::tensor::Elem;
 use ndarray::{ArrayView2, ArrayViewMut2};
 use rand::Rng;
@@ -25,7 +25,7 @@ pub(crate) fn affine_sigmoid(
         .as_slice_mut()
         .expect("internal error: RBM buffers are row-major");
     let activate = |block: &mut [Elem]| {
-        with_avx2(
+        with_simd(
             #[inline(always)]
             || {
                 for row in block.chunks_exact_mut(width) {

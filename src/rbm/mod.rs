@@ -32,6 +32,7 @@ pub use train::{RbmConfig, RbmEpoch, RbmMethod, RbmTrainer};
 use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::kernels::gemm::{gemm, view2};
+use crate::kernels::simd::with_simd;
 use crate::nn::{Mode, Module, Spatial};
 use crate::param::{Param, Role};
 use crate::tensor::{Elem, Tensor};
@@ -720,8 +721,25 @@ pub(crate) fn check_units<'a>(
 
 /// An error naming the first value of `x` outside `[0, 1]` or not finite.
 pub(crate) fn check_range(op: &'static str, layer: &str, x: ArrayView2<'_, Elem>) -> Result<()> {
-    // a fast pass first (NaN fails both comparisons), the position only on failure
-    let fine = x.iter().all(|&a| (0.0..=1.0).contains(&a));
+    // a fast pass first (NaN fails both comparisons; no early exit, so it vectorizes),
+    // the position only on failure
+    let in_range = |values: &[Elem]| {
+        with_simd(
+            #[inline(always)]
+            || {
+                values
+                    .iter()
+                    .fold(true, |fine, &a| fine & (0.0..=1.0).contains(&a))
+            },
+        )
+    };
+    let fine = match x.as_slice() {
+        Some(values) => in_range(values),
+        None => x.rows().into_iter().all(|row| match row.as_slice() {
+            Some(values) => in_range(values),
+            None => row.iter().all(|&a| (0.0..=1.0).contains(&a)),
+        }),
+    };
     if fine {
         return Ok(());
     }

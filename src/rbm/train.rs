@@ -6,6 +6,7 @@ use super::kernel::{affine_sigmoid, sample_bernoulli};
 use super::{Rbm, check_units};
 use crate::error::{Error, Result};
 use crate::kernels::gemm::{gemm, view2};
+use crate::kernels::simd::with_simd;
 use crate::optim::Schedule;
 use crate::tensor::{Elem, Tensor};
 use ndarray::{Array1, Array2, ArrayView2, s};
@@ -787,12 +788,17 @@ fn new_velocity(
         velocity.expect("internal error: velocities are contiguous"),
         theta.expect("internal error: parameters are contiguous"),
     );
-    let mut finite = true;
-    for ((s, &v), &t) in stat.iter_mut().zip(velocity).zip(theta) {
-        *s = momentum * v + scale * *s - decay * t;
-        finite &= (t + *s).is_finite();
-    }
-    finite
+    with_simd(
+        #[inline(always)]
+        || {
+            let mut finite = true;
+            for ((s, &v), &t) in stat.iter_mut().zip(velocity).zip(theta) {
+                *s = momentum * v + scale * *s - decay * t;
+                finite &= (t + *s).is_finite();
+            }
+            finite
+        },
+    )
 }
 
 /// `θ += Δθ`.
@@ -801,7 +807,10 @@ fn add(mut theta: ndarray::ArrayViewMutD<'_, Elem>, delta: Option<&[Elem]>) {
     let theta = theta
         .as_slice_mut()
         .expect("internal error: parameters are contiguous");
-    theta.iter_mut().zip(delta).for_each(|(t, &d)| *t += d);
+    with_simd(
+        #[inline(always)]
+        || theta.iter_mut().zip(delta).for_each(|(t, &d)| *t += d),
+    );
 }
 
 /// Fisher–Yates with draws from `rng`.
