@@ -334,6 +334,7 @@ impl<'t> Var<'t> {
                 needs: [nodes[p0].requires_grad, nodes[p1].requires_grad],
                 leaf: [nodes[p0].backward.is_none(), nodes[p1].backward.is_none()],
                 tape: self.tape,
+                saved: node.saved.as_ref(),
             };
             let parent_grads = rule(&ctx);
             let needs = ctx.needs;

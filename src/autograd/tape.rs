@@ -57,6 +57,8 @@ pub(crate) struct Backward<'a> {
     pub leaf: [bool; 2],
     /// The tape, whose reused buffers a rule should allocate its gradients from.
     pub tape: &'a Tape,
+    /// What the op saved for its backward beside its output ([`Tape::record_saving`]).
+    pub saved: Option<&'a Value>,
 }
 
 pub(super) struct Node {
@@ -68,6 +70,9 @@ pub(super) struct Node {
     pub(super) arity: usize,
     pub(super) requires_grad: bool,
     pub(super) backward: Option<BackwardFn>,
+    /// A value the backward rule needs beside the node's output and inputs
+    /// ([`Tape::record_saving`]); its buffer goes back to the pool at the reset.
+    pub(super) saved: Option<Value>,
 }
 
 /// A value that can be put on a tape with [`Tape::leaf`] or [`Tape::constant`]: an owned
@@ -308,8 +313,13 @@ impl Tape {
         if self.nodes.get_mut().is_empty() && self.pool.is_untouched() {
             return; // nothing recorded since the last reset
         }
-        self.pool
-            .reclaim(self.nodes.get_mut().drain(..).map(|node| node.value));
+        // each node's rule is dropped before its values are reclaimed, so that nothing else
+        // holds them
+        let values = self.nodes.get_mut().drain(..).flat_map(|node| {
+            let Node { value, saved, .. } = node;
+            std::iter::once(value).chain(saved)
+        });
+        self.pool.reclaim(values);
     }
 
     /// The buffers this tape reuses from step to step.
@@ -422,6 +432,7 @@ impl Tape {
             arity: 0,
             requires_grad: self.recording,
             backward: None,
+            saved: None,
         })
     }
 
@@ -434,6 +445,7 @@ impl Tape {
             arity: 0,
             requires_grad,
             backward: None,
+            saved: None,
         })
     }
 
@@ -457,6 +469,21 @@ impl Tape {
         value: impl IntoValue,
         backward: impl Fn(&Backward<'_>) -> [Option<G>; 2] + Send + 'static,
     ) -> Var<'t> {
+        self.record_saving(op, inputs, value, None, backward)
+    }
+
+    /// [`Tape::record`] with a value `saved` that the rule needs beside the op's output and
+    /// inputs ([`Backward::saved`]): kept while the rule is, its buffer reused after the
+    /// reset; put back in the pool at once when no input needs a gradient.
+    #[track_caller]
+    pub(crate) fn record_saving<'t, G: Into<Grad>>(
+        &'t self,
+        op: &'static str,
+        inputs: &[Var<'t>],
+        value: impl IntoValue,
+        saved: Option<Tensor>,
+        backward: impl Fn(&Backward<'_>) -> [Option<G>; 2] + Send + 'static,
+    ) -> Var<'t> {
         debug_assert!(matches!(inputs.len(), 1 | 2), "internal error: arity");
         for input in inputs {
             assert!(
@@ -467,6 +494,14 @@ impl Tape {
         let requires_grad = {
             let nodes = self.nodes.borrow();
             inputs.iter().any(|v| nodes[v.id].requires_grad)
+        };
+        let saved = match (saved, requires_grad) {
+            (Some(saved), true) => Some(saved.into_value()),
+            (Some(unneeded), false) => {
+                self.reuse(unneeded);
+                None
+            }
+            (None, _) => None,
         };
         let parents = [inputs[0].id, inputs[inputs.len() - 1].id];
         self.push(Node {
@@ -480,6 +515,7 @@ impl Tape {
                 Box::new(move |b: &Backward<'_>| backward(b).map(|g| g.map(Into::into)))
                     as BackwardFn
             }),
+            saved,
         })
     }
 

@@ -7,6 +7,7 @@
 //! outputs out of cache, and cost 3–15% more cycles than one image at a time.
 
 use crate::kernels::gemm::gemm;
+use crate::kernels::max_pool;
 use crate::kernels::simd::with_simd;
 use crate::tensor::Elem;
 use ndarray::{ArrayView2, ArrayViewMut2, s};
@@ -284,6 +285,11 @@ fn block_mut(data: &mut [Elem], g: usize, rows: usize, cols: usize) -> ArrayView
 /// with the images split into `pieces` runs of whole images, one per thread. `cols` holds
 /// at least `pieces` times the first of [`scratch_lens`]. Each image is convolved as one
 /// thread alone would, so `pieces` never changes a number.
+///
+/// With `pooled` (`[N, O, OH/2, OW/2]`, `OH` and `OW` even), each image's output then goes
+/// through a ReLU and 2×2 max pooling ([`max_pool::forward_2x2`]) into its part of
+/// `pooled` at once, while it is still in cache.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn forward(
     images: &[Elem],
     weights: ArrayView2<'_, Elem>,
@@ -291,20 +297,31 @@ pub(crate) fn forward(
     bias: bool,
     cols: &mut [Elem],
     out: &mut [Elem],
+    pooled: Option<&mut [Elem]>,
     pieces: usize,
 ) {
     if pieces < 2 {
-        forward_images(images, weights, geo, bias, cols, out);
+        forward_images(images, weights, geo, bias, cols, out, pooled);
         return;
     }
     let per_piece = (images.len() / geo.image_len()).div_ceil(pieces);
     let out_len = geo.o * geo.l();
+    let pooled_pieces: Vec<Option<&mut [Elem]>> = match pooled {
+        Some(pooled) => pooled
+            .chunks_mut(per_piece * out_len / 4)
+            .map(Some)
+            .collect(),
+        None => (0..pieces).map(|_| None).collect(),
+    };
     images
         .par_chunks(per_piece * geo.image_len())
         .zip(out.par_chunks_mut(per_piece * out_len))
         .zip(cols.par_chunks_mut(scratch_lens(geo, bias).0))
-        .for_each(|((images, out), cols)| {
-            crate::threads::as_shard(|| forward_images(images, weights, geo, bias, cols, out))
+        .zip(pooled_pieces)
+        .for_each(|(((images, out), cols), pooled)| {
+            crate::threads::as_shard(|| {
+                forward_images(images, weights, geo, bias, cols, out, pooled)
+            })
         });
 }
 
@@ -316,12 +333,13 @@ fn forward_images(
     bias: bool,
     cols: &mut [Elem],
     out: &mut [Elem],
+    mut pooled: Option<&mut [Elem]>,
 ) {
     let (k, l) = (geo.k() + usize::from(bias), geo.l());
     let samples = images
         .chunks_exact(geo.image_len())
         .zip(out.chunks_exact_mut(geo.o * l));
-    for (image, out) in samples {
+    for (sample, (image, out)) in samples.enumerate() {
         patches(image, geo, bias, cols);
         for g in 0..geo.groups {
             gemm(
@@ -332,17 +350,63 @@ fn forward_images(
                 1.0,
             );
         }
+        if let Some(pooled) = pooled.as_deref_mut() {
+            let pooled = &mut pooled[sample * geo.o * l / 4..][..geo.o * l / 4];
+            let planes = out.chunks_exact(l).zip(pooled.chunks_exact_mut(l / 4));
+            for (plane, y) in planes {
+                max_pool::forward_2x2::<true>(plane, geo.ow, y, geo.ow / 2);
+            }
+        }
     }
 }
 
-/// The convolution's backward: with `grad` the output gradient `[N, O, OH, OW]`, adds
+/// Where [`backward`] finds each image's output gradient `G_n` (`[O, OH, OW]`).
+pub(crate) enum OutputGrad<'a> {
+    /// In `[N, O, OH, OW]`, as given.
+    Given(&'a [Elem]),
+    /// Behind a ReLU and 2×2 max pooling fused with the convolution (see [`forward`]):
+    /// formed image by image from the pooled output's gradient `pooled` (`[N, O, OH/2,
+    /// OW/2]`) and the convolution's output `out` ([`max_pool::backward_2x2`]) into
+    /// `scratch` (`O·OH·OW` elements), where the products then read it from cache.
+    Pooled {
+        pooled: &'a [Elem],
+        out: &'a [Elem],
+        scratch: &'a mut [Elem],
+    },
+}
+
+impl OutputGrad<'_> {
+    /// Image `sample`'s output gradient, `[O, OH, OW]` row-major.
+    fn of(&mut self, sample: usize, geo: &Geometry) -> &[Elem] {
+        let len = geo.o * geo.l();
+        match self {
+            OutputGrad::Given(grad) => &grad[sample * len..][..len],
+            OutputGrad::Pooled {
+                pooled,
+                out,
+                scratch,
+            } => {
+                let (l, out) = (geo.l(), &out[sample * len..][..len]);
+                let pooled = &pooled[sample * len / 4..][..len / 4];
+                let scratch = &mut scratch[..len];
+                let planes = out.chunks_exact(l).zip(pooled.chunks_exact(l / 4));
+                for ((plane, g), dx) in planes.zip(scratch.chunks_exact_mut(l)) {
+                    max_pool::backward_2x2::<true>(plane, geo.ow, g, dx);
+                }
+                scratch
+            }
+        }
+    }
+}
+
+/// The convolution's backward: with `grad` the output gradient (`G_n` of image `n`), adds
 /// `∂L/∂W = Σ_n G_n·P_nᵀ` (`[O, K + bias]`, `P_n` image `n`'s patches) into `dw` and adds
 /// `∂L/∂x` (`[N, C, H, W]`, the patches' gradients `W_gᵀ·G_n` folded back into the images)
 /// into `dx`. `cols` and `dcols` hold at least [`scratch_lens`].
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn backward(
     images: &[Elem],
-    grad: &[Elem],
+    mut grad: OutputGrad<'_>,
     weights: ArrayView2<'_, Elem>,
     geo: &Geometry,
     bias: bool,
@@ -353,10 +417,8 @@ pub(crate) fn backward(
 ) {
     let (k, kx, l, og) = (geo.k() + usize::from(bias), geo.k(), geo.l(), geo.og);
     let image_len = geo.image_len();
-    let samples = images
-        .chunks_exact(image_len)
-        .zip(grad.chunks_exact(geo.o * l));
-    for (sample, (image, g_out)) in samples.enumerate() {
+    for (sample, image) in images.chunks_exact(image_len).enumerate() {
+        let g_out = grad.of(sample, geo);
         if let Some(dw) = dw.as_mut() {
             patches(image, geo, bias, cols);
             for g in 0..geo.groups {

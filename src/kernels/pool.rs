@@ -29,10 +29,11 @@ impl BufferPool {
     /// Takes back the buffers of a finished step's values (those that nothing else holds),
     /// then keeps as many buffers as the step asked for (at least `step_values`), newest
     /// first, so the pool serves a steady loop without growing without bound.
-    pub(crate) fn reclaim(&mut self, values: impl ExactSizeIterator<Item = SharedTensor>) {
-        let step_values = values.len();
+    pub(crate) fn reclaim(&mut self, values: impl Iterator<Item = SharedTensor>) {
+        let mut step_values = 0;
         let pool = self.buffers.get_mut();
         for value in values {
+            step_values += 1;
             // Only the last of several values sharing one buffer gets it back.
             if let Ok(owned) = value.try_into_owned_nocopy() {
                 pool.push(owned.into_raw_vec_and_offset().0);

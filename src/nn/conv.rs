@@ -379,6 +379,22 @@ impl Module for Conv2d {
         x.conv2d(tape.param(&self.weight), bias, self.options)
     }
 
+    /// The convolution, a ReLU and 2×2 max pooling as one op (see
+    /// [`Module::forward_relu_max_pool_2x2`]), for a 4-D input of the layer's channels whose
+    /// output has an even height and width; `None` otherwise.
+    #[track_caller]
+    fn forward_relu_max_pool_2x2<'t>(&self, x: Var<'t>, _mode: Mode) -> Option<Var<'t>> {
+        let shape = x.shape();
+        if shape.len() != 4 || shape[1] != self.in_channels() {
+            return None; // `forward` reports the mistake
+        }
+        self.options
+            .output_size([shape[2], shape[3]], self.kernel_size())?;
+        let tape = x.tape();
+        let bias = self.bias.as_ref().map(|b| tape.param(b));
+        x.conv2d_relu_max_pool_2x2(tape.param(&self.weight), bias, self.options)
+    }
+
     crate::walk!(weight, bias);
 
     /// PyTorch's `repr`: `Conv2d(1, 32, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))`,

@@ -260,6 +260,31 @@ pub trait Module: Send + Sync {
         None
     }
 
+    /// This layer followed by a ReLU and a 2×2, stride-2, unpadded max pooling, run as one
+    /// op with the same values and gradients, when the layer knows how; `None` (the
+    /// default) lets [`Sequential`](crate::Sequential) run the three one after the other.
+    /// [`Conv2d`](crate::Conv2d) does it when its output's height and width are even: it
+    /// pools each image's output while it is still in cache, and its backward forms each
+    /// image's output gradient from the pooled one just before that image's products, so
+    /// the full-size output and its gradient make one trip through memory instead of four.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, ChaCha8Rng, Conv2d, Conv2dOptions, Init, MaxPool2d, Mode, Module};
+    /// use tapegrad::{Relu, SeedableRng, Tape};
+    /// let mut rng = ChaCha8Rng::seed_from_u64(0);
+    /// let conv = Conv2d::new(1, 2, [3, 3], Conv2dOptions::default().padding(1), Init::default(), &mut rng)?;
+    /// let tape = Tape::new();
+    /// let x = tape.constant(tensor::uniform(&[1, 1, 6, 6], -1.0, 1.0, &mut rng)?);
+    /// let fused = conv.forward_relu_max_pool_2x2(x, Mode::Train).unwrap();
+    /// let one_by_one = MaxPool2d::new(2)?.forward(Relu.forward(conv.forward(x, Mode::Train), Mode::Train), Mode::Train);
+    /// assert_eq!(fused.value(), one_by_one.value());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    fn forward_relu_max_pool_2x2<'t>(&self, _x: Var<'t>, _mode: Mode) -> Option<Var<'t>> {
+        None
+    }
+
     /// Calls `f(name, rng)` for every random generator the module keeps for itself (such as
     /// [`Dropout`](crate::Dropout)'s mask generator, named `"rng"`; `"2.rng"` under a
     /// [`Sequential`](crate::Sequential)), so that a checkpoint can save where each one

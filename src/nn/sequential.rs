@@ -214,22 +214,28 @@ impl Sequential {
 
 impl Module for Sequential {
     #[track_caller]
-    /// The layers in order; a [`Relu`](crate::Relu) followed by a 2×2 stride-2
-    /// [`MaxPool2d`](crate::MaxPool2d) runs as one op with the same values and gradients
-    /// (see [`Module::fusable`]).
+    /// The layers in order, with the same values and gradients as one by one, but: a layer
+    /// followed by a [`Relu`](crate::Relu) and a 2×2 stride-2
+    /// [`MaxPool2d`](crate::MaxPool2d) runs the three as one op when it can (a
+    /// [`Conv2d`](crate::Conv2d), see [`Module::forward_relu_max_pool_2x2`]), and otherwise
+    /// such a ReLU and pooling run as one op (see [`Module::fusable`]).
     fn forward<'t>(&self, x: Var<'t>, mode: Mode) -> Var<'t> {
         let mut x = x;
-        let mut layers = self.layers.iter().peekable();
-        while let Some(layer) = layers.next() {
-            let fused = layer.fusable() == Some(Fusable::Relu)
-                && layers.peek().and_then(|next| next.fusable()) == Some(Fusable::MaxPool2x2)
-                && x.fits_relu_max_pool_2x2();
-            x = if fused {
-                layers.next();
-                x.relu_max_pool_2x2()
-            } else {
-                layer.forward(x, mode)
+        let mut at = 0;
+        let fusable = |i: usize| self.layers.get(i).and_then(|layer| layer.fusable());
+        while let Some(layer) = self.layers.get(at) {
+            let relu_pool_at = |i| {
+                fusable(i) == Some(Fusable::Relu) && fusable(i + 1) == Some(Fusable::MaxPool2x2)
             };
+            if relu_pool_at(at + 1)
+                && let Some(y) = layer.forward_relu_max_pool_2x2(x, mode)
+            {
+                (x, at) = (y, at + 3);
+            } else if relu_pool_at(at) && x.fits_relu_max_pool_2x2() {
+                (x, at) = (x.relu_max_pool_2x2(), at + 2);
+            } else {
+                (x, at) = (layer.forward(x, mode), at + 1);
+            }
         }
         x
     }
@@ -481,43 +487,76 @@ mod tests {
         use crate::Identity;
         let mut rng = ChaCha8Rng::seed_from_u64(6);
         let pad = Conv2dOptions::default().padding(1);
-        let conv = Conv2d::new(2, 3, [3, 3], pad, Init::default(), &mut rng).unwrap();
         let pool = || Box::new(MaxPool2d::new(2).unwrap()) as Box<dyn Module>;
-        let fused = Sequential::new(vec![Box::new(conv.clone()), Box::new(Relu), pool()]);
-        // an Identity between them keeps the ReLU a layer of its own
-        let apart = Sequential::new(vec![
-            Box::new(conv),
-            Box::new(Relu),
-            Box::new(Identity),
-            pool(),
-        ]);
-        let (fused, apart) = (fused.unwrap(), apart.unwrap());
-        // rounded inputs: ties, zeros, -0.0, all-negative windows, a NaN; even and odd sizes
-        // (odd ones are not fused, and must still agree)
-        for (shape, seed) in [([2, 2, 6, 10], 1), ([1, 2, 4, 4], 2), ([1, 2, 5, 7], 3)] {
-            let mut x = random(&shape, seed).mapv(|v| v.round());
-            x[[0, 0, 0, 0]] = -0.0;
-            x[[0, 1, 2, 3]] = f32::NAN;
-            let run = |model: &Sequential| {
-                let tape = Tape::new();
-                let input = tape.leaf(x.clone());
-                let y = model.forward(input, Mode::Train);
-                // weights of both signs, so that zero slopes leave -0.0 where g·0 does
-                let w = random(&y.shape(), seed + 10).mapv(|v| v.round());
-                let loss = (y * tape.constant(w)).sum();
-                let grads = loss.backward();
-                let mut values = y.value().iter().copied().collect::<Vec<_>>();
-                values.extend(grads.get(input).unwrap().iter().copied());
-                model.visit_params(&mut |_, p| {
-                    values.extend(grads.param_grad(p).unwrap().dense().iter().copied())
-                });
-                values.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
-            };
-            assert_eq!(run(&fused), run(&apart), "{shape:?}");
+        // convolutions with and without bias, grouped, strided: the convolution, ReLU and
+        // pooling run as one op; after an Identity, the ReLU and the pooling do; apart, none
+        let convs = [
+            Conv2d::new(2, 3, [3, 3], pad, Init::default(), &mut rng).unwrap(),
+            Conv2d::new(2, 4, [3, 3], pad.groups(2), Init::default(), &mut rng).unwrap(),
+            Conv2d::new_no_bias(2, 3, [3, 3], pad.stride(2), Init::default(), &mut rng).unwrap(),
+        ];
+        for conv in convs {
+            let all_fused = Sequential::new(vec![Box::new(conv.clone()), Box::new(Relu), pool()]);
+            let relu_pool_fused = Sequential::new(vec![
+                Box::new(conv.clone()),
+                Box::new(Identity),
+                Box::new(Relu),
+                pool(),
+            ]);
+            let apart = Sequential::new(vec![
+                Box::new(conv.clone()),
+                Box::new(Relu),
+                Box::new(Identity),
+                pool(),
+            ]);
+            let models = [all_fused.unwrap(), relu_pool_fused.unwrap(), apart.unwrap()];
+            // rounded inputs: ties, zeros, -0.0, all-negative windows, a NaN; even and odd
+            // output sizes (odd ones are not fused, and must still agree); a batch large
+            // enough to be split across threads
+            let shapes = [
+                ([2, 2, 6, 10], 1),
+                ([1, 2, 4, 4], 2),
+                ([1, 2, 5, 7], 3),
+                ([4, 2, 64, 64], 4),
+            ];
+            for (shape, seed) in shapes {
+                let mut x = random(&shape, seed).mapv(|v| v.round());
+                x[[0, 0, 0, 0]] = -0.0;
+                x[[0, 1, 2, 3]] = f32::NAN;
+                let run = |model: &Sequential| {
+                    let tape = Tape::new();
+                    let input = tape.leaf(x.clone());
+                    let y = model.forward(input, Mode::Train);
+                    // weights of both signs, so that zero slopes leave -0.0 where g·0 does
+                    let w = random(&y.shape(), seed + 10).mapv(|v| v.round());
+                    let loss = (y * tape.constant(w)).sum();
+                    let grads = loss.backward();
+                    let mut values = y.value().iter().copied().collect::<Vec<_>>();
+                    values.extend(grads.get(input).unwrap().iter().copied());
+                    model.visit_params(&mut |_, p| {
+                        values.extend(grads.param_grad(p).unwrap().dense().iter().copied())
+                    });
+                    values.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+                };
+                let expected = run(&models[2]);
+                assert_eq!(run(&models[0]), expected, "all fused, {shape:?}, {conv:?}");
+                assert_eq!(
+                    run(&models[1]),
+                    expected,
+                    "relu + pool fused, {shape:?}, {conv:?}"
+                );
+            }
         }
-        // the fused op's gradient against finite differences (inputs away from ties and 0)
-        let model = Sequential::new(vec![Box::new(Relu), pool()]).unwrap();
+        // the fused ops' gradients against finite differences (inputs away from ties and 0)
         let x = crate::autograd::gradcheck::testing::away_from_zero(&[2, 3, 4, 6], 7);
+        let model = Sequential::new(vec![Box::new(Relu), pool()]).unwrap();
+        gradcheck(
+            |v| model.forward(v[0], Mode::Eval),
+            std::slice::from_ref(&x),
+        )
+        .unwrap();
+        let conv = Conv2d::new(3, 2, [3, 3], pad, Init::default(), &mut rng).unwrap();
+        let model = Sequential::new(vec![Box::new(conv), Box::new(Relu), pool()]).unwrap();
         gradcheck(|v| model.forward(v[0], Mode::Eval), &[x]).unwrap();
     }
 

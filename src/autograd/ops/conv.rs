@@ -9,7 +9,7 @@
 
 use crate::autograd::ops::{row_major, row_major_mut};
 use crate::autograd::tape::Var;
-use crate::kernels::conv::{self, Geometry};
+use crate::kernels::conv::{self, Geometry, OutputGrad};
 use crate::kernels::gemm::view2_mut;
 use crate::tensor::Elem;
 use ndarray::{ArrayBase, ArrayView2, Data, IxDyn};
@@ -231,23 +231,53 @@ impl<'t> Var<'t> {
     /// ```
     #[track_caller]
     pub fn conv2d(self, weight: Var<'t>, bias: Option<Var<'t>>, options: Conv2dOptions) -> Var<'t> {
-        let (xs, ws) = (self.shape(), weight.shape());
-        let geo = geometry(&xs, &ws, options);
-        if let Some(b) = bias {
+        let geo = geometry(&self.shape(), &weight.shape(), options);
+        let matrix = weight_matrix(weight, bias, &geo);
+        convolve(self, matrix, geo, bias.is_some(), false)
+    }
+
+    /// [`Var::conv2d`] followed by [`Var::relu`] and 2×2 stride-2 max pooling, as one op
+    /// with the same values and gradients bit for bit: each image's convolution output is
+    /// pooled while it is still in cache, and the backward forms each image's output
+    /// gradient from the pooled one just before that image's products, instead of the full
+    /// `[N, O, OH, OW]` gradient going through memory. `None` (nothing recorded) when the
+    /// output's height or width is odd, where the 2×2 windows would not tile it.
+    ///
+    /// # Panics
+    /// As [`Var::conv2d`].
+    #[track_caller]
+    pub(crate) fn conv2d_relu_max_pool_2x2(
+        self,
+        weight: Var<'t>,
+        bias: Option<Var<'t>>,
+        options: Conv2dOptions,
+    ) -> Option<Var<'t>> {
+        let geo = geometry(&self.shape(), &weight.shape(), options);
+        if !(geo.oh.is_multiple_of(2) && geo.ow.is_multiple_of(2)) {
+            return None;
+        }
+        let matrix = weight_matrix(weight, bias, &geo);
+        Some(convolve(self, matrix, geo, bias.is_some(), true))
+    }
+}
+
+/// The weight as one `[O, cg·kh·kw]` matrix (a free reshape), with the bias as one more
+/// column; checks the bias's shape.
+#[track_caller]
+fn weight_matrix<'t>(weight: Var<'t>, bias: Option<Var<'t>>, geo: &Geometry) -> Var<'t> {
+    let matrix = weight.reshape(&[geo.o, geo.k()]);
+    match bias {
+        Some(b) => {
             let bs = b.shape();
             assert!(
                 bs == [geo.o],
-                "conv2d: expected bias shape [{}]; bias shape {bs:?}, weight shape {ws:?}",
-                geo.o
+                "conv2d: expected bias shape [{}]; bias shape {bs:?}, weight shape {:?}",
+                geo.o,
+                weight.shape()
             );
+            Var::concat(&[matrix, b.reshape(&[geo.o, 1])], 1)
         }
-        // the weight as one [O, cg·kh·kw] matrix (a free reshape), the bias as one more column
-        let matrix = weight.reshape(&[geo.o, geo.k()]);
-        let matrix = match bias {
-            Some(b) => Var::concat(&[matrix, b.reshape(&[geo.o, 1])], 1),
-            None => matrix,
-        };
-        convolve(self, matrix, geo, bias.is_some())
+        None => matrix,
     }
 }
 
@@ -299,8 +329,16 @@ fn geometry(xs: &[usize], ws: &[usize], options: Conv2dOptions) -> Geometry {
 }
 
 /// The convolution primitive: `x` `[N, C, H, W]` with the weight matrix `matrix`
-/// `[O, cg·kh·kw (+ 1 when bias)]`, one node on the tape.
-fn convolve<'t>(x: Var<'t>, matrix: Var<'t>, geo: Geometry, bias: bool) -> Var<'t> {
+/// `[O, cg·kh·kw (+ 1 when bias)]`, one node on the tape; with `relu_pool`, its output
+/// through a ReLU and 2×2 max pooling in the same node (the convolution's output, which the
+/// backward needs, saved beside it).
+fn convolve<'t>(
+    x: Var<'t>,
+    matrix: Var<'t>,
+    geo: Geometry,
+    bias: bool,
+    relu_pool: bool,
+) -> Var<'t> {
     // a strided input (a permuted view) is copied to row-major order first
     let x = x.contiguous();
     let tape = x.tape();
@@ -309,6 +347,8 @@ fn convolve<'t>(x: Var<'t>, matrix: Var<'t>, geo: Geometry, bias: bool) -> Var<'
     let k = geo.k() + usize::from(bias);
     let (cols_len, dcols_len) = conv::scratch_lens(&geo, bias);
     let mut out = tape.scratch(&[n, geo.o, geo.oh, geo.ow], false);
+    let pooled_shape = [n, geo.o, geo.oh / 2, geo.ow / 2];
+    let mut pooled = relu_pool.then(|| tape.scratch(&pooled_shape, false));
     let pieces = crate::threads::pieces(out.len(), n);
     let mut cols = tape.scratch(&[pieces * cols_len], false);
     conv::forward(
@@ -318,19 +358,33 @@ fn convolve<'t>(x: Var<'t>, matrix: Var<'t>, geo: Geometry, bias: bool) -> Var<'
         bias,
         row_major_mut(&mut cols),
         row_major_mut(&mut out),
+        pooled.as_mut().map(row_major_mut),
         pieces,
     );
     tape.reuse(cols);
-    tape.record("conv2d", &[x, matrix], out, move |b| {
+    let (op, value, saved) = match pooled {
+        Some(pooled) => ("conv2d_relu_max_pool2d", pooled, Some(out)),
+        None => ("conv2d", out, None),
+    };
+    tape.record_saving(op, &[x, matrix], value, saved, move |b| {
         let copied = (!b.grad.is_standard_layout()).then(|| b.tape.copy(b.grad.view()));
         let grad = copied.as_ref().unwrap_or(b.grad);
         let mut dw = b.needs[1].then(|| b.tape.zeros(&[geo.o, k]));
         let mut dx = b.needs[0].then(|| b.tape.zeros(b.inputs[0].shape()));
         let mut cols = b.tape.scratch(&[cols_len], false);
         let mut dcols = b.tape.scratch(&[dcols_len], false);
+        let mut out_grad = b.saved.map(|_| b.tape.scratch(&[geo.o * geo.l()], false));
+        let output_grad = match (b.saved, out_grad.as_mut()) {
+            (Some(out), Some(scratch)) => OutputGrad::Pooled {
+                pooled: row_major(grad),
+                out: row_major(out),
+                scratch: row_major_mut(scratch),
+            },
+            _ => OutputGrad::Given(row_major(grad)),
+        };
         conv::backward(
             row_major(b.inputs[0]),
-            row_major(grad),
+            output_grad,
             matrix_view(b.inputs[1], geo.o, k),
             &geo,
             bias,
@@ -339,7 +393,7 @@ fn convolve<'t>(x: Var<'t>, matrix: Var<'t>, geo: Geometry, bias: bool) -> Var<'
             row_major_mut(&mut cols),
             row_major_mut(&mut dcols),
         );
-        for buffer in [cols, dcols].into_iter().chain(copied) {
+        for buffer in [cols, dcols].into_iter().chain(copied).chain(out_grad) {
             b.tape.reuse(buffer);
         }
         [dx, dw]
@@ -525,6 +579,7 @@ mod tests {
                 true,
                 &mut cols,
                 row_major_mut(&mut out),
+                None,
                 pieces,
             );
             out
