@@ -553,7 +553,8 @@ impl Rbm {
         let n = v.nrows();
         let mut work = train::Workspace::new(n, n, self.num_visible(), self.num_hidden());
         work.load_rows(v, 0..n);
-        work.statistics(self, n, RbmMethod::ContrastiveDivergence { k }, None, rng);
+        let m = work.statistics(self, n, RbmMethod::ContrastiveDivergence { k }, None, rng);
+        work.fill_weight_stat(n, m);
         let scale = 1.0 / n as Elem;
         Ok(RbmGradient {
             weight: (&work.weight_stat * scale).into_dyn(),

@@ -308,8 +308,10 @@ impl Workspace {
 
     /// Fills the statistics for the `n` rows loaded with [`Workspace::load_rows`]: the
     /// positive phase, `k` Gibbs steps of `method` (on `chains` for PCD, which it advances),
-    /// and the sums. Afterwards `weight_stat`, `hidden_stat`, `visible_stat` hold the CD
-    /// statistic summed over the batch (the model term scaled to `n` rows).
+    /// and the sums. Afterwards `hidden_stat` and `visible_stat` hold the CD statistic
+    /// summed over the batch (the model term scaled to `n` rows), and the weight statistic
+    /// is one product away ([`Workspace::weight_statistic`]); returns the number of model
+    /// rows `m` that product needs.
     pub(crate) fn statistics<R: Rng + ?Sized>(
         &mut self,
         rbm: &Rbm,
@@ -317,7 +319,7 @@ impl Workspace {
         method: RbmMethod,
         persistent: Option<usize>,
         rng: &mut R,
-    ) {
+    ) -> usize {
         let w = view2(rbm.weight.value());
         let c = rbm.hidden_bias.value();
         let c = c.as_slice().expect("internal error: a bias is contiguous");
@@ -401,12 +403,33 @@ impl Workspace {
             1.0,
             &mut self.hidden_stat,
         );
+        m
+    }
+
+    /// `dst = alpha·dst + beta·S` for the weight statistic `S` of the last
+    /// [`Workspace::statistics`] (which returned `m`) over `n` data rows: one product of
+    /// the hidden and visible rows, the model rows of `hidden` already scaled by `−n/m`.
+    pub(crate) fn weight_statistic(
+        &self,
+        n: usize,
+        m: usize,
+        dst: ndarray::ArrayViewMut2<'_, Elem>,
+        alpha: Elem,
+        beta: Elem,
+    ) {
         // the rows after n + m may hold an earlier, longer batch: leave them out
         let (h, v) = (
             self.hidden.slice(s![..n + m, ..]),
             self.visible.slice(s![..n + m, ..]),
         );
-        gemm(h.t(), v, self.weight_stat.view_mut(), 0.0, 1.0);
+        gemm(h.t(), v, dst, alpha, beta);
+    }
+
+    /// [`Workspace::weight_statistic`] into `weight_stat`.
+    pub(crate) fn fill_weight_stat(&mut self, n: usize, m: usize) {
+        let mut stat = std::mem::take(&mut self.weight_stat);
+        self.weight_statistic(n, m, stat.view_mut(), 0.0, 1.0);
+        self.weight_stat = stat;
     }
 }
 
@@ -702,12 +725,21 @@ impl RbmTrainer {
     }
 
     /// The update for the `n` rows loaded into the workspace.
+    ///
+    /// Without momentum and weight cost (scikit-learn's update), the velocity is the
+    /// scaled statistic itself, so the weights take it straight from its product
+    /// (`W ← W + ε/n·S`, one pass over `W` instead of three). That cannot make a finite `W`
+    /// infinite: every element of `S` is at most `2n` in size (hidden and visible values
+    /// lie in `[0, 1]`, the model rows are scaled by `n/m`), so the step is at most `2|ε|`,
+    /// less than half a unit in the last place of the largest float while `2|ε| < 2¹⁰³`
+    /// (larger rates take the checked path).
     fn update(&mut self, rbm: &mut Rbm, n: usize) -> Result<()> {
         let persistent = match self.config.method {
             RbmMethod::PersistentCd { .. } => Some(self.config.batch_size),
             RbmMethod::ContrastiveDivergence { .. } => None,
         };
-        self.work
+        let m = self
+            .work
             .statistics(rbm, n, self.config.method, persistent, &mut self.rng);
         let lr = self
             .config
@@ -716,19 +748,29 @@ impl RbmTrainer {
         let momentum = self.config.momentum(self.epochs as usize);
         let scale = lr / n as Elem;
         let decay = lr * self.config.weight_cost;
+        let config = &self.config;
+        let plain = config.initial_momentum == 0.0
+            && config.final_momentum == 0.0
+            && config.weight_cost == 0.0
+            && 2.0 * lr.abs() < (2.0 as Elem).powi(103);
+        if !plain {
+            self.work.fill_weight_stat(n, m);
+        }
         // new velocities go into the statistics' buffers; the parameters change only when
         // all of them stay finite
         let mut finite = true;
         {
             let w = view2(rbm.weight.value());
-            finite &= new_velocity(
-                self.work.weight_stat.as_slice_mut(),
-                self.weight_velocity.as_slice(),
-                w.as_slice(),
-                momentum,
-                scale,
-                decay,
-            );
+            if !plain {
+                finite &= new_velocity(
+                    self.work.weight_stat.as_slice_mut(),
+                    self.weight_velocity.as_slice(),
+                    w.as_slice(),
+                    momentum,
+                    scale,
+                    decay,
+                );
+            }
             let c = rbm.hidden_bias.value();
             finite &= new_velocity(
                 self.work.hidden_stat.as_slice_mut(),
@@ -759,10 +801,18 @@ impl RbmTrainer {
                 ),
             });
         }
-        std::mem::swap(&mut self.work.weight_stat, &mut self.weight_velocity);
         std::mem::swap(&mut self.work.hidden_stat, &mut self.hidden_velocity);
         std::mem::swap(&mut self.work.visible_stat, &mut self.visible_velocity);
-        add(rbm.weight.value_mut(), self.weight_velocity.as_slice());
+        if plain {
+            let weight = rbm.weight.value_mut();
+            let weight = weight
+                .into_dimensionality::<ndarray::Ix2>()
+                .expect("internal error: the weight is 2-D");
+            self.work.weight_statistic(n, m, weight, 1.0, scale);
+        } else {
+            std::mem::swap(&mut self.work.weight_stat, &mut self.weight_velocity);
+            add(rbm.weight.value_mut(), self.weight_velocity.as_slice());
+        }
         add(rbm.hidden_bias.value_mut(), self.hidden_velocity.as_slice());
         add(
             rbm.visible_bias.value_mut(),
