@@ -473,8 +473,9 @@ impl Tape {
     }
 
     /// [`Tape::record`] with a value `saved` that the rule needs beside the op's output and
-    /// inputs ([`Backward::saved`]): kept while the rule is, its buffer reused after the
-    /// reset; put back in the pool at once when no input needs a gradient.
+    /// inputs ([`Backward::saved`]), kept until the reset, which puts its buffer back in the
+    /// pool with the step's values (also when no input needs a gradient: handing it back at
+    /// once would let a smaller value of the same step take it, and the next step refill it).
     #[track_caller]
     pub(crate) fn record_saving<'t, G: Into<Grad>>(
         &'t self,
@@ -495,14 +496,6 @@ impl Tape {
             let nodes = self.nodes.borrow();
             inputs.iter().any(|v| nodes[v.id].requires_grad)
         };
-        let saved = match (saved, requires_grad) {
-            (Some(saved), true) => Some(saved.into_value()),
-            (Some(unneeded), false) => {
-                self.reuse(unneeded);
-                None
-            }
-            (None, _) => None,
-        };
         let parents = [inputs[0].id, inputs[inputs.len() - 1].id];
         self.push(Node {
             op,
@@ -515,7 +508,7 @@ impl Tape {
                 Box::new(move |b: &Backward<'_>| backward(b).map(|g| g.map(Into::into)))
                     as BackwardFn
             }),
-            saved,
+            saved: saved.map(IntoValue::into_value),
         })
     }
 
