@@ -13,7 +13,7 @@
 //! (`"peak_gflops"`, `"useful_gflops"`, `"fraction_of_peak"`, `"threads_add_throughput"`).
 //!
 //! `--infer N` times forward passes of N test images instead, in batches of `--infer-batch B`
-//! (default 1) on an inference tape with the model in eval mode, after as many warm-up
+//! (default 1) with `tapegrad::infer` (eval mode, no gradients), after as many warm-up
 //! samples, as `bench/torch_infer.py --model cnn` does in PyTorch; printed as
 //! `{"infer_batch": B, "infer_per_s": …}` (samples/s) with the same fraction of peak for the
 //! forward FLOP.

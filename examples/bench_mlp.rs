@@ -17,7 +17,7 @@
 //! ```
 //!
 //! `--infer N` times forward passes of N test images instead of training, in batches of
-//! `--infer-batch B` (default 1) on an inference tape with the model in eval mode, after as
+//! `--infer-batch B` (default 1) with `tapegrad::infer` (eval mode, no gradients), after as
 //! many warm-up samples, as `bench/torch_infer.py --model mlp` does in PyTorch, and prints
 //! `{"infer_batch": B, "infer_per_s": …}` (samples/s) with the same fraction of peak for the
 //! forward FLOP, as `bench_cnn` does for W2.

@@ -120,7 +120,7 @@ pub mod prelude {
     pub use crate::train::{Distributed, SYNC_CHECK_EVERY};
     pub use crate::train::{
         EpochRecord, Evaluation, FitConfig, Goal, History, Metric, Monitor, OnDivergence, Plateau,
-        Predictions, Predictor, Progress, Samples, TrainStep, evaluate, evaluate_with, fit,
+        Predictions, Predictor, Progress, Samples, TrainStep, evaluate, evaluate_with, fit, infer,
     };
     pub use crate::{checkpoint, data, diagnostics, metrics, tensor};
     pub use ndarray;

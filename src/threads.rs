@@ -276,6 +276,12 @@ pub(crate) fn pieces(len: usize, items: usize) -> usize {
     }
 }
 
+/// Into how many blocks of rows, one per thread, a batch of `rows` should be cut when each
+/// block needs at least `min_rows`: 1 inside a shard or for a small batch.
+pub(crate) fn shards(rows: usize, min_rows: usize) -> usize {
+    threads_for_ops().min(rows / min_rows.max(1)).max(1)
+}
+
 /// Products with fewer multiply-adds than this run on one thread: below it, handing half
 /// to another thread and waiting for it costs more than it saves. Measured on a 2-core
 /// Xeon (AVX-512) with workload W2's batch-1 inference, whose second convolution is a

@@ -7,6 +7,7 @@
 #[cfg(feature = "mpi")]
 mod distributed;
 mod evaluate;
+mod infer;
 mod plateau;
 mod predict;
 mod step;
@@ -14,6 +15,7 @@ mod step;
 #[cfg(feature = "mpi")]
 pub use distributed::{Distributed, SYNC_CHECK_EVERY};
 pub use evaluate::{Evaluation, Metric, evaluate, evaluate_with};
+pub use infer::infer;
 pub use plateau::Plateau;
 pub use predict::{Predictions, Predictor, Samples};
 pub use step::TrainStep;

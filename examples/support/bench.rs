@@ -200,22 +200,19 @@ pub fn infer(model: &Sequential, test: &Dataset, args: &Args) -> Result<(), Box<
     let passes = args.infer.div_ceil(batch);
     // inside `in_pool`, as `fit` runs its loop: the pool's threads wait for work spinning
     // between passes (as PyTorch's OpenMP threads do) instead of sleeping and being woken
-    let (checksum, secs) = tapegrad::in_pool(|| {
-        let mut tape = Tape::inference();
-        let mut run = |count: usize| {
+    let (checksum, secs) = tapegrad::in_pool(|| -> Result<_, tapegrad::Error> {
+        let run = |count: usize| -> Result<f32, tapegrad::Error> {
             let mut checksum = 0.0;
             for i in 0..count {
-                tape.reset();
-                let x = tape.constant(&inputs[i % inputs.len()]);
-                checksum += model.forward(x, Mode::Eval).value()[[0, 0]];
+                checksum += tapegrad::infer(model, &inputs[i % inputs.len()])?[[0, 0]];
             }
-            checksum
+            Ok(checksum)
         };
-        run(passes);
+        run(passes)?;
         let start = Instant::now();
-        let checksum = run(passes);
-        (checksum, start.elapsed().as_secs_f64())
-    });
+        let checksum = run(passes)?;
+        Ok((checksum, start.elapsed().as_secs_f64()))
+    })?;
     let per_s = (passes * batch) as f64 / secs;
     let fraction = fraction_of_peak(&peak, flops.inference(), per_s);
     println!(

@@ -1,0 +1,135 @@
+//! [`infer`]: a model's output for a batch in evaluation mode without gradients, with the
+//! batch's rows split across threads once per call rather than each layer's work split
+//! once per layer.
+
+use crate::autograd::Tape;
+use crate::error::{Error, Result};
+use crate::nn::{Mode, Module};
+use crate::tensor::Tensor;
+use ndarray::{Axis, Slice};
+use rayon::prelude::*;
+use std::cell::RefCell;
+
+/// Rows a shard gets at least: fewer, and the fork costs more than the second core saves.
+const MIN_SHARD_ROWS: usize = 64;
+
+thread_local! {
+    /// Each thread's inference tape, reused from call to call so that a serving loop
+    /// allocates nothing new.
+    static TAPE: RefCell<Option<Tape>> = const { RefCell::new(None) };
+}
+
+/// The output of `model` for the batch `x` (samples along the first axis) in
+/// [`Mode::Eval`], on an inference tape that records no gradients: PyTorch's
+/// `model.eval()` then `with torch.no_grad(): model(x)`.
+///
+/// A batch of at least 128 rows is cut into one block of rows per thread
+/// ([`set_num_threads`](crate::set_num_threads)), each block run through the whole model on
+/// a tape of that thread, so the threads meet once per call instead of once per layer
+/// (each layer's own product would otherwise be split and joined). Every sample's output
+/// is computed from that sample alone in evaluation mode, so the blocks change nothing but
+/// the rounding of the matrix kernels, which depends on how many rows a product has; the
+/// same batch and thread count always give the same numbers. Each thread keeps its tape
+/// between calls, so a steady serving loop allocates only the output.
+///
+/// # Errors
+/// [`Error::Shape`] when `x` has no axis or no samples.
+///
+/// # Panics
+/// As the model's [`Module::forward`] does for an input of the wrong shape.
+///
+/// # Examples
+/// ```
+/// use tapegrad::{infer, tensor, ChaCha8Rng, Init, Linear, Mode, Module, SeedableRng, Tape};
+/// let mut rng = ChaCha8Rng::seed_from_u64(0);
+/// let model = Linear::new(3, 2, Init::default(), &mut rng)?;
+/// let x = tensor::uniform(&[300, 3], -1.0, 1.0, &mut rng)?;
+/// let y = infer(&model, &x)?;
+/// assert_eq!(y.shape(), [300, 2]);
+/// // the same as one forward pass on an inference tape, up to the kernels' rounding
+/// let tape = Tape::inference();
+/// let one_pass = model.forward(tape.constant(&x), Mode::Eval).value();
+/// assert!(y.iter().zip(&one_pass).all(|(a, b)| (a - b).abs() < 1e-5));
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
+pub fn infer<M: Module + ?Sized>(model: &M, x: &Tensor) -> Result<Tensor> {
+    let rows = match x.shape().first() {
+        Some(&rows) if rows > 0 => rows,
+        _ => {
+            return Err(Error::Shape {
+                op: "infer",
+                expected: "a batch [samples, ...] with at least one sample".into(),
+                found: format!("{:?}", x.shape()),
+            });
+        }
+    };
+    let shards = crate::threads::shards(rows, MIN_SHARD_ROWS);
+    if shards < 2 {
+        return Ok(forward_here(model, x.view()));
+    }
+    let per_shard = rows.div_ceil(shards);
+    let outputs: Vec<Tensor> = (0..shards)
+        .into_par_iter()
+        .map(|shard| {
+            let start = shard * per_shard;
+            let block = x.slice_axis(Axis(0), Slice::from(start..(start + per_shard).min(rows)));
+            crate::threads::as_shard(|| forward_here(model, block))
+        })
+        .collect();
+    let views: Vec<_> = outputs.iter().map(|o| o.view()).collect();
+    Ok(ndarray::concatenate(Axis(0), &views).expect("internal error: shard outputs differ"))
+}
+
+/// `model`'s evaluation-mode output for `x` on this thread's reused inference tape.
+fn forward_here<M: Module + ?Sized>(model: &M, x: ndarray::ArrayViewD<'_, f32>) -> Tensor {
+    TAPE.with_borrow_mut(|tape| {
+        let tape = tape.get_or_insert_with(Tape::inference);
+        tape.reset();
+        model.forward(tape.constant(x), Mode::Eval).value()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::{Init, Linear, Relu, Sequential};
+    use crate::tensor::uniform;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    #[test]
+    fn blocks_of_rows_give_each_samples_output_and_the_same_numbers_every_call() {
+        let _ = crate::set_num_threads(2);
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let model = Sequential::new(vec![
+            Box::new(Linear::new(20, 30, Init::default(), &mut rng).unwrap()),
+            Box::new(Relu),
+            Box::new(Linear::new(30, 4, Init::default(), &mut rng).unwrap()),
+        ])
+        .unwrap();
+        for rows in [1, 63, 128, 301] {
+            let x = uniform(&[rows, 20], -1.0, 1.0, &mut rng).unwrap();
+            let y = infer(&model, &x).unwrap();
+            assert_eq!(y.shape(), [rows, 4]);
+            // each row alone, on a tape of its own
+            for row in [0, rows / 2, rows - 1] {
+                let one = x.slice_axis(Axis(0), Slice::from(row..row + 1)).to_owned();
+                let tape = Tape::inference();
+                let alone = model.forward(tape.constant(&one), Mode::Eval).value();
+                for (a, b) in y.index_axis(Axis(0), row).iter().zip(&alone) {
+                    assert!((a - b).abs() < 1e-5, "rows {rows}, row {row}: {a} vs {b}");
+                }
+            }
+            assert_eq!(infer(&model, &x).unwrap(), y, "rows {rows}: a second call");
+        }
+    }
+
+    #[test]
+    fn an_empty_batch_is_an_error() {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let model = Linear::new(2, 2, Init::default(), &mut rng).unwrap();
+        let err = infer(&model, &Tensor::zeros(ndarray::IxDyn(&[0, 2]))).unwrap_err();
+        assert!(err.to_string().contains("at least one sample"), "{err}");
+        assert!(infer(&model, &Tensor::zeros(ndarray::IxDyn(&[]))).is_err());
+    }
+}
