@@ -308,23 +308,19 @@ pub(crate) fn forward(
     }
     let per_piece = (images.len() / geo.image_len()).div_ceil(pieces);
     let out_len = geo.o * geo.l();
-    let pooled_pieces: Vec<Option<&mut [Elem]>> = match pooled {
-        Some(pooled) => pooled
-            .chunks_mut(per_piece * out_len / 4)
-            .map(Some)
-            .collect(),
-        None => (0..pieces).map(|_| None).collect(),
+    let run = |((images, out), cols), pooled| {
+        crate::threads::as_shard(|| forward_images(images, weights, geo, bias, cols, out, pooled))
     };
-    images
+    let pieces = images
         .par_chunks(per_piece * geo.image_len())
         .zip(out.par_chunks_mut(per_piece * out_len))
-        .zip(cols.par_chunks_mut(scratch_lens(geo, bias).0))
-        .zip(pooled_pieces)
-        .for_each(|(((images, out), cols), pooled)| {
-            crate::threads::as_shard(|| {
-                forward_images(images, weights, geo, bias, cols, out, pooled)
-            })
-        });
+        .zip(cols.par_chunks_mut(scratch_lens(geo, bias).0));
+    match pooled {
+        Some(pooled) => pieces
+            .zip(pooled.par_chunks_mut(per_piece * out_len / 4))
+            .for_each(|(piece, pooled)| run(piece, Some(pooled))),
+        None => pieces.for_each(|piece| run(piece, None)),
+    }
 }
 
 /// [`forward`] on the calling thread.
