@@ -8,9 +8,12 @@
 //! reason a ReLU and 2×2 max pooling after the convolution can run inside it, on each
 //! image's output while it is in cache ([`forward`]'s `pooled`, [`OutputGrad::Pooled`]).
 
+#[cfg(target_arch = "x86_64")]
+mod direct;
+
 use crate::kernels::gemm::gemm;
 use crate::kernels::max_pool;
-use crate::kernels::simd::with_simd;
+use crate::kernels::simd::{Unit, with_simd};
 use crate::tensor::Elem;
 use ndarray::{ArrayView2, ArrayViewMut2, s};
 use rayon::prelude::*;
@@ -85,10 +88,28 @@ impl Geometry {
     }
 }
 
-/// Scratch a [`forward`] or [`backward`] needs, in elements: `(patches, patch gradients)`.
-pub(crate) fn scratch_lens(geo: &Geometry, bias: bool) -> (usize, usize) {
+/// Scratch in elements: `(forward, patches, patch gradients)`, where [`forward`] needs the
+/// first per thread and [`backward`] the other two. The forward's is at least the patches'
+/// even when the [`direct`] kernel needs less, so that in training one pooled buffer serves
+/// the forward and then the backward's patches (and a step's buffer sizes do not depend on
+/// the kernel).
+pub(crate) fn scratch_lens(geo: &Geometry, bias: bool) -> (usize, usize, usize) {
     let l = geo.l();
-    (geo.groups * (geo.k() + usize::from(bias)) * l, geo.k() * l)
+    let patches = geo.groups * (geo.k() + usize::from(bias)) * l;
+    let forward = match direct_unit(geo) {
+        #[cfg(target_arch = "x86_64")]
+        Some(_) => direct::scratch_len(geo).max(patches),
+        _ => patches,
+    };
+    (forward, patches, geo.k() * l)
+}
+
+/// The vector unit that convolves `geo` directly ([`direct`]), if that kernel takes it.
+fn direct_unit(geo: &Geometry) -> Option<Unit> {
+    #[cfg(target_arch = "x86_64")]
+    return direct::unit(geo);
+    #[cfg(not(target_arch = "x86_64"))]
+    None
 }
 
 /// Writes group `group`'s patches of one image `[C, H, W]` into `cols`, a row-major
@@ -286,7 +307,9 @@ fn block_mut(data: &mut [Elem], g: usize, rows: usize, cols: usize) -> ArrayView
 /// bias as the last column when `bias`), written to `out` (`[N, O, OH, OW]`, every element),
 /// with the images split into `pieces` runs of whole images, one per thread. `cols` holds
 /// at least `pieces` times the first of [`scratch_lens`]. Each image is convolved as one
-/// thread alone would, so `pieces` never changes a number.
+/// thread alone would, so `pieces` never changes a number. A convolution of stride 1 on a
+/// small enough image runs [`direct`]ly on a CPU with AVX-512F or AVX2 (its own rounding,
+/// the same on both), any other as im2col and a matrix product.
 ///
 /// With `pooled` (`[N, O, OH/2, OW/2]`, `OH` and `OW` even), each image's output then goes
 /// through a ReLU and 2×2 max pooling ([`max_pool::forward_2x2`]) into its part of
@@ -334,19 +357,26 @@ fn forward_images(
     mut pooled: Option<&mut [Elem]>,
 ) {
     let (k, l) = (geo.k() + usize::from(bias), geo.l());
+    let direct = direct_unit(geo);
     let samples = images
         .chunks_exact(geo.image_len())
         .zip(out.chunks_exact_mut(geo.o * l));
     for (sample, (image, out)) in samples.enumerate() {
-        patches(image, geo, bias, cols);
-        for g in 0..geo.groups {
-            gemm(
-                weights.slice(s![g * geo.og..(g + 1) * geo.og, ..]),
-                block(cols, g, k, l),
-                block_mut(out, g, geo.og, l),
-                0.0,
-                1.0,
-            );
+        match direct {
+            #[cfg(target_arch = "x86_64")]
+            Some(unit) => direct::convolve(unit, image, weights, geo, bias, cols, out),
+            _ => {
+                patches(image, geo, bias, cols);
+                for g in 0..geo.groups {
+                    gemm(
+                        weights.slice(s![g * geo.og..(g + 1) * geo.og, ..]),
+                        block(cols, g, k, l),
+                        block_mut(out, g, geo.og, l),
+                        0.0,
+                        1.0,
+                    );
+                }
+            }
         }
         if let Some(pooled) = pooled.as_deref_mut() {
             let pooled = &mut pooled[sample * geo.o * l / 4..][..geo.o * l / 4];

@@ -52,7 +52,7 @@ pub(crate) fn product(
 #[cfg(target_arch = "x86_64")]
 mod few_rows {
     use super::Elem;
-    use crate::kernels::simd::Unit;
+    use crate::kernels::simd::{Lanes, Unit};
     use ndarray::{ArrayView2, ArrayViewMut2, Axis};
     use std::arch::x86_64::*;
 
@@ -119,92 +119,6 @@ mod few_rows {
     ) {
         // SAFETY: the caller's promise.
         unsafe { all_rows::<__m256>(lhs, rhs, dst) }
-    }
-
-    /// A vector of `f32` lanes and the three operations the kernel needs. Every method is
-    /// inlined into a caller compiled for the vector's instruction set.
-    trait Lanes: Copy {
-        /// Lanes per vector.
-        const LANES: usize;
-        /// All lanes 0.
-        ///
-        /// # Safety
-        /// The CPU has the vector's instruction set.
-        unsafe fn zero() -> Self;
-        /// `LANES` elements from `at`.
-        ///
-        /// # Safety
-        /// As [`Lanes::zero`], and `LANES` elements from `at` are readable.
-        unsafe fn load(at: *const Elem) -> Self;
-        /// `self·b + c`, one rounding per lane.
-        ///
-        /// # Safety
-        /// As [`Lanes::zero`].
-        unsafe fn fmadd(self, b: Self, c: Self) -> Self;
-        /// The sum of the lanes, added pairwise (halves, then quarters, …).
-        ///
-        /// # Safety
-        /// As [`Lanes::zero`].
-        unsafe fn sum(self) -> Elem;
-    }
-
-    impl Lanes for __m256 {
-        const LANES: usize = 8;
-        #[inline(always)]
-        unsafe fn zero() -> Self {
-            // SAFETY: the caller's promise (AVX).
-            unsafe { _mm256_setzero_ps() }
-        }
-        #[inline(always)]
-        unsafe fn load(at: *const Elem) -> Self {
-            // SAFETY: the caller's promise.
-            unsafe { _mm256_loadu_ps(at) }
-        }
-        #[inline(always)]
-        unsafe fn fmadd(self, b: Self, c: Self) -> Self {
-            // SAFETY: the caller's promise (FMA).
-            unsafe { _mm256_fmadd_ps(self, b, c) }
-        }
-        #[inline(always)]
-        unsafe fn sum(self) -> Elem {
-            // SAFETY: the caller's promise (AVX).
-            unsafe {
-                let x = _mm_add_ps(
-                    _mm256_castps256_ps128(self),
-                    _mm256_extractf128_ps::<1>(self),
-                );
-                let x = _mm_add_ps(x, _mm_movehl_ps(x, x));
-                _mm_cvtss_f32(_mm_add_ss(x, _mm_movehdup_ps(x)))
-            }
-        }
-    }
-
-    impl Lanes for __m512 {
-        const LANES: usize = 16;
-        #[inline(always)]
-        unsafe fn zero() -> Self {
-            // SAFETY: the caller's promise (AVX-512F).
-            unsafe { _mm512_setzero_ps() }
-        }
-        #[inline(always)]
-        unsafe fn load(at: *const Elem) -> Self {
-            // SAFETY: the caller's promise.
-            unsafe { _mm512_loadu_ps(at) }
-        }
-        #[inline(always)]
-        unsafe fn fmadd(self, b: Self, c: Self) -> Self {
-            // SAFETY: the caller's promise (AVX-512F).
-            unsafe { _mm512_fmadd_ps(self, b, c) }
-        }
-        #[inline(always)]
-        unsafe fn sum(self) -> Elem {
-            // SAFETY: the caller's promise (AVX-512F).
-            unsafe {
-                let half = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(self)));
-                let x = _mm256_add_ps(_mm512_castps512_ps256(self), half);
-                x.sum()
-            }
-        }
     }
 
     /// All of `dst = lhs·rhs`: blocks of [`ROWS`] rows, then of 2, then single rows.

@@ -1,7 +1,12 @@
 //! Running a loop compiled for the CPU's widest vector unit. The crate is compiled for the
 //! target's baseline (SSE2 on x86-64, so that it runs on every such CPU); [`with_simd`] runs
 //! a closure compiled again with AVX-512 (16 lanes of `f32`), or else with AVX2 and FMA (8
-//! lanes), whichever the CPU has, chosen once at run time.
+//! lanes), whichever the CPU has, chosen once at run time. Hand-written kernels pick a
+//! [`Unit`] and run one generic body over its [`Lanes`] vector type.
+
+use crate::tensor::Elem;
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
 
 /// Runs `f`, compiled for AVX-512F when the CPU has it, else for AVX2 and FMA when it has
 /// those (detected at run time), else as compiled for the baseline target. The closure's
@@ -68,6 +73,145 @@ impl Unit {
         }
         #[cfg(not(target_arch = "x86_64"))]
         &[]
+    }
+}
+
+/// A vector of `f32` lanes (`__m512` for AVX-512F, `__m256` for AVX2 with FMA) and the
+/// operations the hand-written kernels need, so that one generic loop nest serves both
+/// units. Every method is inlined into a caller compiled for the vector's instruction set.
+#[cfg(target_arch = "x86_64")]
+pub(crate) trait Lanes: Copy {
+    /// Lanes per vector.
+    const LANES: usize;
+    /// All lanes 0.
+    ///
+    /// # Safety
+    /// The CPU has the vector's instruction set.
+    unsafe fn zero() -> Self;
+    /// All lanes `value`.
+    ///
+    /// # Safety
+    /// As [`Lanes::zero`].
+    unsafe fn splat(value: Elem) -> Self;
+    /// `LANES` elements from `at`.
+    ///
+    /// # Safety
+    /// As [`Lanes::zero`], and `LANES` elements from `at` are readable.
+    unsafe fn load(at: *const Elem) -> Self;
+    /// Writes the lanes to `LANES` elements from `at`.
+    ///
+    /// # Safety
+    /// As [`Lanes::zero`], and `LANES` elements from `at` are writable.
+    unsafe fn store(self, at: *mut Elem);
+    /// Writes the first `lanes` lanes (fewer than `LANES`) to `lanes` elements from `at`.
+    ///
+    /// # Safety
+    /// As [`Lanes::zero`], and `lanes` elements from `at` are writable.
+    unsafe fn store_first(self, at: *mut Elem, lanes: usize);
+    /// `self·b + c`, one rounding per lane.
+    ///
+    /// # Safety
+    /// As [`Lanes::zero`].
+    unsafe fn fmadd(self, b: Self, c: Self) -> Self;
+    /// The sum of the lanes, added pairwise (halves, then quarters, …).
+    ///
+    /// # Safety
+    /// As [`Lanes::zero`].
+    unsafe fn sum(self) -> Elem;
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Lanes for std::arch::x86_64::__m256 {
+    const LANES: usize = 8;
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        // SAFETY: the caller's promise (AVX).
+        unsafe { _mm256_setzero_ps() }
+    }
+    #[inline(always)]
+    unsafe fn splat(value: Elem) -> Self {
+        // SAFETY: the caller's promise (AVX).
+        unsafe { _mm256_set1_ps(value) }
+    }
+    #[inline(always)]
+    unsafe fn load(at: *const Elem) -> Self {
+        // SAFETY: the caller's promise.
+        unsafe { _mm256_loadu_ps(at) }
+    }
+    #[inline(always)]
+    unsafe fn store(self, at: *mut Elem) {
+        // SAFETY: the caller's promise.
+        unsafe { _mm256_storeu_ps(at, self) }
+    }
+    #[inline(always)]
+    unsafe fn store_first(self, at: *mut Elem, lanes: usize) {
+        // SAFETY: the caller's promise (AVX2); masked-off lanes are not accessed.
+        unsafe {
+            let index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+            let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes as i32), index);
+            _mm256_maskstore_ps(at, mask, self)
+        }
+    }
+    #[inline(always)]
+    unsafe fn fmadd(self, b: Self, c: Self) -> Self {
+        // SAFETY: the caller's promise (FMA).
+        unsafe { _mm256_fmadd_ps(self, b, c) }
+    }
+    #[inline(always)]
+    unsafe fn sum(self) -> Elem {
+        // SAFETY: the caller's promise (AVX).
+        unsafe {
+            let x = _mm_add_ps(
+                _mm256_castps256_ps128(self),
+                _mm256_extractf128_ps::<1>(self),
+            );
+            let x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+            _mm_cvtss_f32(_mm_add_ss(x, _mm_movehdup_ps(x)))
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Lanes for std::arch::x86_64::__m512 {
+    const LANES: usize = 16;
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        // SAFETY: the caller's promise (AVX-512F).
+        unsafe { _mm512_setzero_ps() }
+    }
+    #[inline(always)]
+    unsafe fn splat(value: Elem) -> Self {
+        // SAFETY: the caller's promise (AVX-512F).
+        unsafe { _mm512_set1_ps(value) }
+    }
+    #[inline(always)]
+    unsafe fn load(at: *const Elem) -> Self {
+        // SAFETY: the caller's promise.
+        unsafe { _mm512_loadu_ps(at) }
+    }
+    #[inline(always)]
+    unsafe fn store(self, at: *mut Elem) {
+        // SAFETY: the caller's promise.
+        unsafe { _mm512_storeu_ps(at, self) }
+    }
+    #[inline(always)]
+    unsafe fn store_first(self, at: *mut Elem, lanes: usize) {
+        // SAFETY: the caller's promise (AVX-512F); masked-off lanes are not accessed.
+        unsafe { _mm512_mask_storeu_ps(at, (1u16 << lanes) - 1, self) }
+    }
+    #[inline(always)]
+    unsafe fn fmadd(self, b: Self, c: Self) -> Self {
+        // SAFETY: the caller's promise (AVX-512F).
+        unsafe { _mm512_fmadd_ps(self, b, c) }
+    }
+    #[inline(always)]
+    unsafe fn sum(self) -> Elem {
+        // SAFETY: the caller's promise (AVX-512F).
+        unsafe {
+            let half = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(self)));
+            let x = _mm256_add_ps(_mm512_castps512_ps256(self), half);
+            x.sum()
+        }
     }
 }
 

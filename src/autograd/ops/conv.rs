@@ -345,12 +345,12 @@ fn convolve<'t>(
     let (image, weights) = (x.data(), matrix.data());
     let n = image.shape()[0];
     let k = geo.k() + usize::from(bias);
-    let (cols_len, dcols_len) = conv::scratch_lens(&geo, bias);
+    let (forward_len, cols_len, dcols_len) = conv::scratch_lens(&geo, bias);
     let mut out = tape.scratch(&[n, geo.o, geo.oh, geo.ow], false);
     let pooled_shape = [n, geo.o, geo.oh / 2, geo.ow / 2];
     let mut pooled = relu_pool.then(|| tape.scratch(&pooled_shape, false));
     let pieces = crate::threads::pieces(out.len(), n);
-    let mut cols = tape.scratch(&[pieces * cols_len], false);
+    let mut cols = tape.scratch(&[pieces * forward_len], false);
     conv::forward(
         row_major(&image),
         matrix_view(&weights, geo.o, k),
