@@ -232,7 +232,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "epoch {prefix} [{bar:30}] {pos}/{len} {msg}",
     )?);
     let say = |line: String| {
-        if args.quiet {
+        // a bar drawn nowhere (`--quiet`, or output not to a terminal) prints nothing itself
+        if bar.is_hidden() {
             println!("{line}");
         } else {
             bar.println(line);

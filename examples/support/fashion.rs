@@ -248,7 +248,8 @@ pub fn train(
     bar.set_style(ProgressStyle::with_template(
         "epoch {prefix} [{bar:30}] {pos}/{len} {msg}",
     )?);
-    let say = |line: String| match (root, flags.quiet) {
+    // a bar drawn nowhere (`--quiet`, or output not to a terminal) prints nothing itself
+    let say = |line: String| match (root, bar.is_hidden()) {
         (false, _) => {}
         (true, true) => println!("{line}"),
         (true, false) => bar.println(line),

@@ -1,6 +1,7 @@
 //! Convolution kernels: im2col and its adjoint col2im, and the convolution's forward and
 //! backward as matrix products on the [`gemm`] kernel, one image at a time (Chellapilla et
-//! al. 2006, <https://inria.hal.science/inria-00112631>).
+//! al. 2006, <https://inria.hal.science/inria-00112631>); and the forward of a stride-1
+//! convolution on a small image as a [`direct`] kernel that reads the patches in place.
 //!
 //! Taking several images into one wider product was measured on workload W2 (batch 128):
 //! it packs the weight once per chunk rather than per image but moves the patches and the
