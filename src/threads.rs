@@ -298,6 +298,26 @@ pub(crate) fn product_threads(multiply_adds: usize) -> usize {
     }
 }
 
+/// Kernels that cut their output into independent blocks, each computed from operands read
+/// in place (no per-thread copy, as the `gemm` crate's packing is), split work of at least
+/// this many multiply-adds across threads. Measured on the 2-core Xeon with workload W2's
+/// batch-1 inference on 2 threads, helpers kept awake by [`in_pool`]: handing half of the
+/// direct second convolution's channels (3.6 million multiply-adds) and of the 3136 × 128
+/// linear layer's columns (0.4 million, memory-bound) to the other core took it from
+/// 6,500–7,000 to 7,300–9,000 images/s; splitting the first convolution too (0.23 million)
+/// did not add more beyond noise.
+const PARALLEL_MIN_BLOCK_MULTIPLY_ADDS: usize = 1 << 18;
+
+/// The threads a kernel of [`PARALLEL_MIN_BLOCK_MULTIPLY_ADDS`]'s kind should split
+/// `multiply_adds` across, with `blocks` independent blocks to hand out: 1 below that
+/// threshold or inside a shard, else the threads ops may use, at most `blocks`.
+pub(crate) fn block_threads(multiply_adds: usize, blocks: usize) -> usize {
+    match multiply_adds >= PARALLEL_MIN_BLOCK_MULTIPLY_ADDS {
+        true => threads_for_ops().min(blocks).max(1),
+        false => 1,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,7 +40,7 @@ pub(crate) fn product(
         && let Some(unit) = crate::kernels::simd::Unit::detect()
     {
         let (m, k, n) = chained("product", &lhs, &rhs, &dst);
-        let pieces = crate::threads::product_threads(m * n * k);
+        let pieces = crate::threads::block_threads(m * n * k, n / (2 * few_rows::COLUMNS));
         few_rows::split_columns(unit, lhs, rhs, dst, pieces);
         return;
     }
@@ -58,7 +58,7 @@ mod few_rows {
 
     /// Columns per block of the main loop: with [`ROWS`] rows, 12 accumulators, 3 column
     /// vectors and a row vector fit the 16 vector registers of AVX2 (AVX-512 has 32).
-    const COLUMNS: usize = 3;
+    pub(super) const COLUMNS: usize = 3;
     /// Rows per block of the main loop.
     const ROWS: usize = 4;
 

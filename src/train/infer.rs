@@ -63,6 +63,8 @@ pub fn infer<M: Module + ?Sized>(model: &M, x: &Tensor) -> Result<Tensor> {
             });
         }
     };
+    // inside `in_pool`, the other threads spin for this call's parallel pieces
+    crate::threads::keep_helpers_awake();
     let shards = crate::threads::shards(rows, MIN_SHARD_ROWS);
     if shards < 2 {
         return Ok(forward_here(model, x.view()));

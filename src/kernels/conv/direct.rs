@@ -23,6 +23,7 @@ use crate::kernels::simd::{Lanes, Unit};
 use crate::tensor::Elem;
 use ndarray::ArrayView2;
 use std::arch::x86_64::{__m256, __m512};
+use std::ops::Range;
 
 /// The largest padded image, in elements (512 KB), convolved directly: every block of output
 /// channels reads the whole padded image again, which should come from the core's own cache.
@@ -76,14 +77,70 @@ pub(super) fn convolve(
     );
     let padded = &mut scratch[..scratch_len(geo)];
     pad(&image[..geo.image_len()], geo, padded);
-    // SAFETY: the CPU has `unit` (the caller's promise, from `unit`); the shapes and sizes
-    // are those `all_channels` needs (checked above and by the slicing).
-    unsafe {
-        match unit {
-            Unit::Avx512 => all_channels_avx512(padded, weights, geo, bias, out),
-            Unit::Avx2 => all_channels_avx2(padded, weights, geo, bias, out),
+    let blocks = geo.o.div_ceil(CHANNELS_PER_PIECE);
+    let pieces = crate::threads::block_threads(geo.o * geo.l() * geo.k(), blocks);
+    split_channels(unit, padded, weights, geo, bias, 0..geo.o, out, pieces);
+}
+
+/// Output channels handed to a thread are a multiple of this (the widest block).
+const CHANNELS_PER_PIECE: usize = 8;
+
+/// The output channels `channels` (whose `[.., OH, OW]` outputs `out` holds) cut into
+/// `pieces` runs, one per thread; each output is computed as one thread alone would, so
+/// `pieces` never changes a number.
+#[allow(clippy::too_many_arguments)]
+fn split_channels(
+    unit: Unit,
+    padded: &[Elem],
+    weights: ArrayView2<'_, Elem>,
+    geo: &Geometry,
+    bias: bool,
+    channels: Range<usize>,
+    out: &mut [Elem],
+    pieces: usize,
+) {
+    if pieces < 2 {
+        // SAFETY: the CPU has `unit` (the caller's promise, from `unit`); the shapes and
+        // sizes are those `all_channels` needs (checked by `convolve` and by its slicing).
+        unsafe {
+            match unit {
+                Unit::Avx512 => all_channels_avx512(padded, weights, geo, bias, channels, out),
+                Unit::Avx2 => all_channels_avx2(padded, weights, geo, bias, channels, out),
+            }
         }
+        return;
     }
+    let half = pieces / 2;
+    let first = (channels.len() * half / pieces).next_multiple_of(CHANNELS_PER_PIECE);
+    let mid = channels.start + first.min(channels.len());
+    let (left, right) = out.split_at_mut((mid - channels.start) * geo.l());
+    rayon::join(
+        || {
+            split_channels(
+                unit,
+                padded,
+                weights,
+                geo,
+                bias,
+                channels.start..mid,
+                left,
+                half,
+            )
+        },
+        || {
+            let rest = pieces - half;
+            split_channels(
+                unit,
+                padded,
+                weights,
+                geo,
+                bias,
+                mid..channels.end,
+                right,
+                rest,
+            )
+        },
+    );
 }
 
 /// Writes every element of `padded`: the image `[C, H, W]` framed by `ph` rows and `pw`
@@ -110,8 +167,8 @@ fn pad(image: &[Elem], geo: &Geometry, padded: &mut [Elem]) {
     }
 }
 
-/// [`all_channels`] with AVX-512F: blocks of 8 channels × 3 vectors (24 accumulators of the
-/// 32 registers).
+/// [`all_channels`] with AVX-512F: blocks of 8 channels × 2 vectors (16 accumulators of the
+/// 32 registers; W2's rows of 14 and 28 outputs make 14 and 56 vectors, whole blocks of 2).
 ///
 /// # Safety
 /// As [`all_channels`], on a CPU with AVX-512F.
@@ -121,10 +178,11 @@ unsafe fn all_channels_avx512(
     weights: ArrayView2<'_, Elem>,
     geo: &Geometry,
     bias: bool,
+    channels: Range<usize>,
     out: &mut [Elem],
 ) {
     // SAFETY: the caller's promise.
-    unsafe { all_channels::<__m512, 8, 3>(padded, weights, geo, bias, out) }
+    unsafe { all_channels::<__m512, 8, 2>(padded, weights, geo, bias, channels, out) }
 }
 
 /// [`all_channels`] with AVX2 and FMA: blocks of 4 channels × 3 vectors (12 accumulators of
@@ -138,10 +196,11 @@ unsafe fn all_channels_avx2(
     weights: ArrayView2<'_, Elem>,
     geo: &Geometry,
     bias: bool,
+    channels: Range<usize>,
     out: &mut [Elem],
 ) {
     // SAFETY: the caller's promise.
-    unsafe { all_channels::<__m256, 4, 3>(padded, weights, geo, bias, out) }
+    unsafe { all_channels::<__m256, 4, 3>(padded, weights, geo, bias, channels, out) }
 }
 
 /// Where a tile reads its taps: the group's input channels, `plane` elements apart, each
@@ -155,20 +214,22 @@ struct Taps {
     column: usize,
 }
 
-/// Every output channel into `out` (`[O, OH, OW]`), group by group, in blocks of `R`
-/// channels (then single channels). Each output row is cut into vectors (the last one
-/// partial when `LANES` does not divide `OW`), and a block's vectors, row after row, are
-/// taken `P` at a time (then one at a time).
+/// The output channels `channels` into `out` (their `[.., OH, OW]` outputs), group by
+/// group, in blocks of `R` channels (then single channels). Each output row is cut into
+/// vectors (the last one partial when `LANES` does not divide `OW`), and a block's vectors,
+/// row after row, are taken `P` at a time (then one at a time).
 ///
 /// # Safety
 /// The CPU has `V`'s instruction set; `padded` holds [`scratch_len`] elements (from
-/// [`pad`]), `weights` is `[O, K + bias]` row-major, `out` holds `O·OH·OW` elements.
+/// [`pad`]), `weights` is `[O, K + bias]` row-major, `channels` lie in `0..O` and `out`
+/// holds their `OH·OW` elements each.
 #[inline(always)]
 unsafe fn all_channels<V: Lanes, const R: usize, const P: usize>(
     padded: &[Elem],
     weights: ArrayView2<'_, Elem>,
     geo: &Geometry,
     bias: bool,
+    channels: Range<usize>,
     out: &mut [Elem],
 ) {
     let (hp, wp) = padded_sides(geo);
@@ -190,7 +251,8 @@ unsafe fn all_channels<V: Lanes, const R: usize, const P: usize>(
     };
     for g in 0..geo.groups {
         let x = padded[g * geo.cg * hp * wp..].as_ptr();
-        let (first, last) = (g * geo.og, (g + 1) * geo.og);
+        let first = (g * geo.og).max(channels.start);
+        let last = ((g + 1) * geo.og).min(channels.end);
         let mut o = first;
         while o < last {
             let whole = o + R <= last;
@@ -204,7 +266,7 @@ unsafe fn all_channels<V: Lanes, const R: usize, const P: usize>(
                     0.0
                 }
             });
-            let dst = out[o * l..].as_mut_ptr();
+            let dst = out[(o - channels.start) * l..].as_mut_ptr();
             let mut v = 0;
             while v < vectors {
                 let step = if v + P <= vectors { P } else { 1 };
@@ -420,6 +482,30 @@ mod tests {
                         .all(|(a, b)| a.to_bits() == b.to_bits());
                     assert!(same, "{unit:?}, bias {bias}, {geo:?}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn channels_split_across_threads_give_the_same_output_bit_for_bit() {
+        // 13 channels in 3 groups' worth of blocks: pieces of 8 and 5, or of 8, 5 and 0
+        let geo = geometry([3, 9, 11], 13, 1, [3, 3], [1, 1], [1, 1]);
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let image = uniform(&[geo.image_len()], -1.0, 1.0, &mut rng).unwrap();
+        let weights = uniform(&[geo.o, geo.k() + 1], -1.0, 1.0, &mut rng).unwrap();
+        let weights: Array2<Elem> = weights.into_dimensionality().unwrap();
+        let mut padded = vec![f32::NAN; scratch_len(&geo)];
+        pad(image.as_slice().unwrap(), &geo, &mut padded);
+        for &unit in Unit::all_here() {
+            let run = |pieces: usize| {
+                let mut out = vec![f32::NAN; geo.o * geo.l()];
+                let (w, channels) = (weights.view(), 0..geo.o);
+                split_channels(unit, &padded, w, &geo, true, channels, &mut out, pieces);
+                out.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            };
+            let alone = run(1);
+            for pieces in [2, 3] {
+                assert_eq!(run(pieces), alone, "{unit:?}, {pieces} pieces");
             }
         }
     }
