@@ -300,13 +300,14 @@ pub(crate) fn product_threads(multiply_adds: usize) -> usize {
 
 /// Kernels that cut their output into independent blocks, each computed from operands read
 /// in place (no per-thread copy, as the `gemm` crate's packing is), split work of at least
-/// this many multiply-adds across threads. Measured on the 2-core Xeon with workload W2's
-/// batch-1 inference on 2 threads, helpers kept awake by [`in_pool`]: handing half of the
-/// direct second convolution's channels (3.6 million multiply-adds) and of the 3136 × 128
-/// linear layer's columns (0.4 million, memory-bound) to the other core took it from
-/// 6,500–7,000 to 7,300–9,000 images/s; splitting the first convolution too (0.23 million)
-/// did not add more beyond noise.
-const PARALLEL_MIN_BLOCK_MULTIPLY_ADDS: usize = 1 << 18;
+/// this many multiply-adds across threads. Measured on the 2-core Xeon with batch-1
+/// inference on 2 threads, helpers kept awake by [`in_pool`]: handing half of workload W2's
+/// direct second convolution's channels (3.6 million multiply-adds) and of its 3136 × 128
+/// linear layer's columns (0.4 million, memory-bound) to the other core took W2 from
+/// 6,500–7,000 to 7,300–9,000 images/s (its first convolution, 0.23 million, split too made
+/// no difference beyond noise), and splitting W1's 784 × 256 layer (0.2 million) took W1
+/// from 38,000–48,000 to 47,000–56,000 samples/s.
+const PARALLEL_MIN_BLOCK_MULTIPLY_ADDS: usize = 1 << 17;
 
 /// The threads a kernel of [`PARALLEL_MIN_BLOCK_MULTIPLY_ADDS`]'s kind should split
 /// `multiply_adds` across, with `blocks` independent blocks to hand out: 1 below that
