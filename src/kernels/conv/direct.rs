@@ -12,8 +12,8 @@
 //!
 //! Against im2col and a packed matrix product, which write the patches (`cg·kh·kw` times the
 //! image) and then copy them again into the product's packed layout, this reads the padded
-//! image in place: on workload W2's second convolution at batch 1 the scratch falls from
-//! about 450 KB to 32 KB.
+//! image in place: on workload W2's second convolution at batch 1 the scratch it writes and
+//! reads falls from about 450 KB to 32 KB.
 //!
 //! Each output is `bias + Σ_t w_t·x_t`, one fused multiply-add per tap in the order `(c, i,
 //! j)`, whatever the vector width: AVX-512 and AVX2 give the same numbers bit for bit.
