@@ -212,15 +212,19 @@ impl<'t> Var<'t> {
         let labels = labels.to_vec();
         // the target q = (1 − ε)·onehot + ε/C; with ε = 0 both corrections are exact no-ops
         let (on_label, everywhere) = (1.0 - smoothing, smoothing / classes);
-        self.tape().record(op, &[self], value, move |b| {
-            let scale = b.grad.first().copied().expect("scalar gradient") / n;
-            let mut dz = b.tape.copy(probs.view());
-            for (mut d, &y) in dz.lanes_mut(Axis(1)).into_iter().zip(&labels) {
-                d[y] -= on_label;
-                d.mapv_inplace(|d| (d - everywhere) * scale);
-            }
-            [Some(dz), None]
-        })
+        // the probabilities are kept beside the node, so that the reset gives their buffer
+        // back to the pool
+        self.tape()
+            .record_saving(op, &[self], value, Some(probs), move |b| {
+                let scale = b.grad.first().copied().expect("scalar gradient") / n;
+                let probs = b.saved.expect("internal error: saved probabilities");
+                let mut dz = b.tape.copy(probs.view());
+                for (mut d, &y) in dz.lanes_mut(Axis(1)).into_iter().zip(&labels) {
+                    d[y] -= on_label;
+                    d.mapv_inplace(|d| (d - everywhere) * scale);
+                }
+                [Some(dz), None]
+            })
     }
 
     /// Mean squared error `L = (1/n) Σ (x − t)²` between predictions and targets of the same
