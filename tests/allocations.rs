@@ -5,7 +5,9 @@
 //! buffers), and once the tape's buffer pool has warmed up (by
 //! step 100) the memory held stays flat. The same holds for workload W2's CNN (convolutions,
 //! pooling, flatten, linear layers), whose activations are reused from the tape's pool (its
-//! steps allocate only the `gemm` crate's packing buffers, the same ones every step).
+//! steps allocate only the `gemm` crate's packing buffers, the same ones every step). And a
+//! loss step on a reused tape allocates less than one of its values: none of its buffers is
+//! dropped at the reset instead of going back to the pool.
 //!
 //! The tests share the global counters, so they take turns.
 
@@ -196,4 +198,30 @@ fn a_cnn_training_step_allocates_the_same_at_step_10_and_step_60() {
     // L3 cache, 17 MB on the Xeon with 260 MB (whose blocks take whole operands; 26.5 MB
     // before its forward convolutions ran on the direct kernel).
     assert!(bytes_10 < 40_000_000, "{at:?}");
+}
+
+#[test]
+fn a_loss_step_on_a_reused_tape_takes_its_buffers_from_the_pool() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // forward, loss, backward and recycle of a [128, 10] batch of logits: once warm, every
+    // [128, 10] value and gradient comes from the tape's pool, so what a step still
+    // allocates (the op records, the labels' copy, the gradients' list) is smaller than one
+    // such buffer; a rule that kept a pooled buffer past the reset (as cross-entropy's
+    // probabilities once were) would allocate one anew every step
+    let logits =
+        tapegrad::tensor::from_vec((0..1280).map(|i| (i % 7) as f32).collect(), &[128, 10])
+            .unwrap();
+    let labels: Vec<usize> = (0..128).map(|i| i % 10).collect();
+    let mut tape = tapegrad::Tape::new();
+    let mut step = || {
+        tape.reset();
+        let z = tape.leaf(&logits);
+        let grads = (z * 2.0).cross_entropy(&labels).backward();
+        tape.recycle(grads);
+    };
+    for _ in 0..5 {
+        step();
+    }
+    let (_, bytes, _) = measure(&mut step);
+    assert!(bytes < 1280 * 4, "a step allocated {bytes} bytes");
 }
