@@ -243,11 +243,12 @@ unsafe fn all_channels<V: Lanes, const R: usize, const P: usize>(
     };
     let (k, l) = (geo.k(), geo.l());
     let per_row = geo.ow.div_ceil(V::LANES);
-    let vectors = geo.oh * per_row;
-    // vector `v`'s first output in a plane of the padded image and of the output, and lanes
-    let at = |v: usize| {
-        let (oy, ox) = (v / per_row, v % per_row * V::LANES);
-        (oy * wp + ox, oy * geo.ow + ox, V::LANES.min(geo.ow - ox))
+    let outputs = Outputs {
+        vectors: geo.oh * per_row,
+        per_row,
+        padded_row: wp,
+        width: geo.ow,
+        stride: l,
     };
     for g in 0..geo.groups {
         let x = padded[g * geo.cg * hp * wp..].as_ptr();
@@ -255,55 +256,104 @@ unsafe fn all_channels<V: Lanes, const R: usize, const P: usize>(
         let last = ((g + 1) * geo.og).min(channels.end);
         let mut o = first;
         while o < last {
-            let whole = o + R <= last;
-            let rows = if whole { R } else { 1 };
-            let w: [*const Elem; R] =
-                std::array::from_fn(|r| weights.row((o + r).min(last - 1)).as_ptr());
-            let init: [Elem; R] = std::array::from_fn(|r| {
-                if bias {
-                    weights[[(o + r).min(last - 1), k]]
-                } else {
-                    0.0
-                }
-            });
             let dst = out[(o - channels.start) * l..].as_mut_ptr();
-            let mut v = 0;
-            while v < vectors {
-                let step = if v + P <= vectors { P } else { 1 };
-                let places: [(usize, usize, usize); P] = std::array::from_fn(|p| at(v + p));
-                // SAFETY: vector `v + p`'s taps are `c·plane + i·row + j·column` past its
-                // first input, `LANES` each, inside `padded` (a row's last vector reads at
-                // most `LANES − 1` past the row, into the next one or the room after the
-                // image); the tile reads `k` weights of rows `o..o + rows` and writes each
-                // vector's lanes in those rows of `out`.
-                unsafe {
-                    let x: [*const Elem; P] = std::array::from_fn(|p| x.add(places[p].0));
-                    let dst: [*mut Elem; P] = std::array::from_fn(|p| dst.add(places[p].1));
-                    let lanes: [usize; P] = std::array::from_fn(|p| places[p].2);
-                    let one = |a: [*const Elem; P]| [a[0]];
-                    match (whole, step == P) {
-                        (true, true) => tile::<V, R, P>(x, w, init, &taps, dst, lanes, l),
-                        (true, false) => {
-                            tile::<V, R, 1>(one(x), w, init, &taps, [dst[0]], [lanes[0]], l)
-                        }
-                        (false, true) => {
-                            tile::<V, 1, P>(x, [w[0]], [init[0]], &taps, dst, lanes, l)
-                        }
-                        (false, false) => tile::<V, 1, 1>(
-                            one(x),
-                            [w[0]],
-                            [init[0]],
-                            &taps,
-                            [dst[0]],
-                            [lanes[0]],
-                            l,
-                        ),
-                    }
+            let w = |r: usize| weights.row(o + r).as_ptr();
+            let init = |r: usize| if bias { weights[[o + r, k]] } else { 0.0 };
+            // SAFETY: the caller's promise; rows `o..o + R` (or `o`) are channels of this
+            // group in `channels`, whose outputs `out` holds from `dst`.
+            unsafe {
+                if o + R <= last {
+                    let (w, init) = (std::array::from_fn(w), std::array::from_fn(init));
+                    channels_block::<V, R, P>(x, w, init, &taps, dst, &outputs);
+                    o += R;
+                } else {
+                    channels_block::<V, 1, P>(x, [w(0)], [init(0)], &taps, dst, &outputs);
+                    o += 1;
                 }
-                v += step;
             }
-            o += rows;
         }
+    }
+}
+
+/// Where a block's outputs go: `vectors` per channel, `per_row` per output row of `width`
+/// outputs (the last one partial when `LANES` does not divide it), the rows `padded_row`
+/// apart in the padded image, each channel's outputs `stride` apart.
+struct Outputs {
+    vectors: usize,
+    per_row: usize,
+    padded_row: usize,
+    width: usize,
+    stride: usize,
+}
+
+impl Outputs {
+    /// Vector `v`'s first output as an offset into a plane of the padded image and into a
+    /// channel of the output, and its lanes.
+    fn place(&self, v: usize, lanes: usize) -> (usize, usize, usize) {
+        let (oy, ox) = (v / self.per_row, v % self.per_row * lanes);
+        (
+            oy * self.padded_row + ox,
+            oy * self.width + ox,
+            lanes.min(self.width - ox),
+        )
+    }
+}
+
+/// Every output vector of the `R` channels whose weights rows start at `w` and outputs at
+/// `dst`: `P` vectors at a time, then single ones.
+///
+/// # Safety
+/// The CPU has `V`'s instruction set; `x` is the group's first channel in the padded image
+/// (from [`pad`]), each `w[r]` holds the group's `cg·kh·kw` weights, and `dst` starts `R`
+/// channels of outputs, `outputs.stride` apart.
+#[inline(always)]
+unsafe fn channels_block<V: Lanes, const R: usize, const P: usize>(
+    x: *const Elem,
+    w: [*const Elem; R],
+    init: [Elem; R],
+    taps: &Taps,
+    dst: *mut Elem,
+    outputs: &Outputs,
+) {
+    let mut v = 0;
+    // SAFETY: vector `v`'s taps are `c·plane + i·row + j·column` past its first input,
+    // `LANES` each, inside the padded image (a row's last vector reads at most `LANES − 1`
+    // past the row, into the next one or the room after the image); each vector's lanes are
+    // in its channels' outputs.
+    unsafe {
+        while v + P <= outputs.vectors {
+            vectors::<V, R, P>(x, w, init, taps, dst, outputs, v);
+            v += P;
+        }
+        while v < outputs.vectors {
+            vectors::<V, R, 1>(x, w, init, taps, dst, outputs, v);
+            v += 1;
+        }
+    }
+}
+
+/// [`tile`] on vectors `v..v + P` of `R` channels.
+///
+/// # Safety
+/// As [`channels_block`], and `v + P` is at most `outputs.vectors`.
+#[inline(always)]
+unsafe fn vectors<V: Lanes, const R: usize, const P: usize>(
+    x: *const Elem,
+    w: [*const Elem; R],
+    init: [Elem; R],
+    taps: &Taps,
+    dst: *mut Elem,
+    outputs: &Outputs,
+    v: usize,
+) {
+    let places: [(usize, usize, usize); P] =
+        std::array::from_fn(|p| outputs.place(v + p, V::LANES));
+    // SAFETY: the caller's promise: each vector's first input and output lie in the padded
+    // image and in the first channel's outputs.
+    unsafe {
+        let x = places.map(|(input, _, _)| x.add(input));
+        let dst = places.map(|(_, output, _)| dst.add(output));
+        tile::<V, R, P>(x, w, init, taps, dst, places.map(|p| p.2), outputs.stride);
     }
 }
 
