@@ -199,10 +199,11 @@ mod few_rows {
         unsafe {
             let mut acc: [[V; J]; I] = [[V::zero(); J]; I];
             let mut column: [V; J] = [V::zero(); J];
+            let mut streams: [V::Stream; J] = std::array::from_fn(|c| V::stream(w[c], k));
             for v in 0..vectors {
                 let offset = v * V::LANES;
                 for c in 0..J {
-                    column[c] = V::load(w[c].add(offset));
+                    column[c] = V::next(&mut streams[c]);
                 }
                 for r in 0..I {
                     let row = V::load(a[r].add(offset));

@@ -118,6 +118,43 @@ pub(crate) trait Lanes: Copy {
     /// # Safety
     /// As [`Lanes::zero`].
     unsafe fn sum(self) -> Elem;
+
+    /// A reader of the whole vectors of a run of contiguous elements, in order
+    /// ([`Lanes::stream`], [`Lanes::next`]).
+    type Stream: Copy;
+    /// Starts reading the `len` elements from `at` whole vector by whole vector: the `v`-th
+    /// [`Lanes::next`] returns what [`Lanes::load`] would at `at + v·LANES`, for `v` below
+    /// `len / LANES` (the last `len mod LANES` elements are the caller's).
+    ///
+    /// # Safety
+    /// As [`Lanes::zero`], and the `len` elements from `at` are readable while the stream
+    /// is read.
+    unsafe fn stream(at: *const Elem, len: usize) -> Self::Stream;
+    /// The stream's next whole vector (see [`Lanes::stream`]). AVX-512 reads the run's
+    /// 64-byte lines with aligned loads and shifts their lanes into place (`vpermt2ps`): a
+    /// run that is not 64-byte aligned streams from L2 about 1.5 times as fast as with
+    /// loads that each straddle two lines. AVX2 loads in place.
+    ///
+    /// # Safety
+    /// As [`Lanes::zero`]; called at most `len / LANES` times on a stream of `len`.
+    unsafe fn next(stream: &mut Self::Stream) -> Self;
+}
+
+/// The state of an AVX-512 [`Lanes::stream`]: the last line read and where the next is.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+pub(crate) struct LineStream {
+    /// The next 64-byte line to read (aligned; may lie before the run's start only for the
+    /// first line, read masked).
+    line: *const Elem,
+    /// The line read last, whose lanes from `shift` on start the next vector.
+    last: __m512,
+    /// Lane `i` is `shift + i`: `vpermt2ps`' indices into the pair (last, next line).
+    indices: __m512i,
+    /// The lanes of the line after the run's last whole vector that belong to it.
+    final_lanes: u16,
+    /// Whole vectors not yet returned.
+    left: usize,
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -169,6 +206,20 @@ impl Lanes for std::arch::x86_64::__m256 {
             _mm_cvtss_f32(_mm_add_ss(x, _mm_movehdup_ps(x)))
         }
     }
+    type Stream = *const Elem;
+    #[inline(always)]
+    unsafe fn stream(at: *const Elem, _len: usize) -> Self::Stream {
+        at
+    }
+    #[inline(always)]
+    unsafe fn next(stream: &mut Self::Stream) -> Self {
+        // SAFETY: the caller's promise: a whole vector of the run is left from `*stream`.
+        unsafe {
+            let vector = Self::load(*stream);
+            *stream = stream.add(Self::LANES);
+            vector
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -213,6 +264,49 @@ impl Lanes for std::arch::x86_64::__m512 {
             x.sum()
         }
     }
+    type Stream = LineStream;
+    #[inline(always)]
+    unsafe fn stream(at: *const Elem, len: usize) -> Self::Stream {
+        let shift = at as usize % 64 / size_of::<Elem>();
+        let line = at.wrapping_sub(shift);
+        // lanes `shift..` of the first line, as far as the run goes
+        let end = (shift + len).min(Self::LANES);
+        let first = ((1u32 << end) - 1) & !((1u32 << shift) - 1);
+        // SAFETY: the CPU has AVX-512F (the caller's promise); only lanes inside the run
+        // are read, masked-off lanes are not accessed.
+        unsafe {
+            LineStream {
+                line: line.wrapping_add(Self::LANES),
+                last: _mm512_maskz_load_ps(first as u16, line),
+                indices: _mm512_add_epi32(
+                    _mm512_set1_epi32(shift as i32),
+                    _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                ),
+                final_lanes: ((1u32 << shift) - 1) as u16,
+                left: len / Self::LANES,
+            }
+        }
+    }
+    #[inline(always)]
+    unsafe fn next(stream: &mut Self::Stream) -> Self {
+        // SAFETY: the CPU has AVX-512F (the caller's promise). The v-th vector of the run
+        // is lanes `shift..` of line v and lanes `..shift` of line v + 1. Line v + 1 lies
+        // inside the run while another whole vector follows this one (its last element is
+        // `16·(v + 2) - shift - 1 < len`); for the last vector only its lanes `..shift`
+        // are, and only those are read.
+        unsafe {
+            stream.left -= 1;
+            let next = if stream.left > 0 {
+                _mm512_load_ps(stream.line)
+            } else {
+                _mm512_maskz_load_ps(stream.final_lanes, stream.line)
+            };
+            let vector = _mm512_permutex2var_ps(stream.last, stream.indices, next);
+            stream.last = next;
+            stream.line = stream.line.wrapping_add(Self::LANES);
+            vector
+        }
+    }
 }
 
 #[cfg(test)]
@@ -227,5 +321,61 @@ mod tests {
             (1..=100).map(|v| v as f32).sum::<f32>()
         });
         assert_eq!((sum, calls), (5050.0, 1));
+    }
+
+    /// Every whole vector of a stream of `len` elements from `at`, written out in order.
+    ///
+    /// # Safety
+    /// The CPU has `V`'s instruction set; `len` elements from `at` are readable.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn streamed<V: Lanes>(at: *const Elem, len: usize) -> Vec<Elem> {
+        let mut out = vec![0.0; len / V::LANES * V::LANES];
+        // SAFETY: the caller's promise; `out` holds the whole vectors.
+        unsafe {
+            let mut stream = V::stream(at, len);
+            for v in 0..len / V::LANES {
+                V::next(&mut stream).store(out.as_mut_ptr().add(v * V::LANES));
+            }
+        }
+        out
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn streamed_avx512(run: &[Elem]) -> Vec<Elem> {
+        // SAFETY: the CPU has AVX-512F (the caller found it); `run` is readable.
+        unsafe { streamed::<__m512>(run.as_ptr(), run.len()) }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn streamed_avx2(run: &[Elem]) -> Vec<Elem> {
+        // SAFETY: the CPU has AVX2 (the caller found it); `run` is readable.
+        unsafe { streamed::<__m256>(run.as_ptr(), run.len()) }
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn a_stream_returns_the_runs_whole_vectors_at_every_alignment_and_length() {
+        // 64-byte lines hold 16 elements: starts at every offset in a line, lengths around
+        // whole vectors of 8 and 16 and below one
+        let backing: Vec<Elem> = (0..200).map(|i| i as Elem * 0.5 - 7.0).collect();
+        for &unit in Unit::all_here() {
+            for start in 0..16 {
+                for len in 0..70 {
+                    let run = &backing[start..start + len];
+                    // SAFETY: `all_here` found the unit on this CPU.
+                    let out = unsafe {
+                        match unit {
+                            Unit::Avx512 => streamed_avx512(run),
+                            Unit::Avx2 => streamed_avx2(run),
+                        }
+                    };
+                    let whole = &run[..out.len()];
+                    assert_eq!(out, whole, "{unit:?}, start {start}, length {len}");
+                }
+            }
+        }
     }
 }
