@@ -90,16 +90,14 @@ impl Geometry {
 }
 
 /// Scratch in elements: `(forward, patches, patch gradients)`, where [`forward`] needs the
-/// first per thread and [`backward`] the other two. The forward's is at least the patches'
-/// even when the [`direct`] kernel needs less, so that in training one pooled buffer serves
-/// the forward and then the backward's patches (and a step's buffer sizes do not depend on
-/// the kernel).
+/// first per thread (the [`direct`] kernel's padded image, or else the patches) and
+/// [`backward`] the other two.
 pub(crate) fn scratch_lens(geo: &Geometry, bias: bool) -> (usize, usize, usize) {
     let l = geo.l();
     let patches = geo.groups * (geo.k() + usize::from(bias)) * l;
     let forward = match direct_unit(geo) {
         #[cfg(target_arch = "x86_64")]
-        Some(_) => direct::scratch_len(geo).max(patches),
+        Some(_) => direct::scratch_len(geo),
         _ => patches,
     };
     (forward, patches, geo.k() * l)
