@@ -31,16 +31,31 @@ fn forward_2x2_on<const RELU: bool>(
     out: &mut [Elem],
     ow: usize,
 ) {
+    // SAFETY: the CPU has `unit` (the caller's promise, from `Unit::detect`).
+    match unit {
+        #[cfg(target_arch = "x86_64")]
+        Some(Unit::Avx512) => unsafe { avx512::forward_plane::<RELU>(plane, w, out, ow) },
+        #[cfg(target_arch = "x86_64")]
+        Some(Unit::Avx2) => unsafe { avx2::forward_plane::<RELU>(plane, w, out, ow) },
+        _ => forward_rows::<RELU>(plane, w, out, ow, |_, _, _| 0),
+    }
+}
+
+/// The row pairs of [`forward_2x2`]: `vector` writes what it can of a row pair's maxima
+/// and returns how many (all, or 0 when the pair holds a NaN), the exact rule the rest.
+/// Inlined into each vector unit's plane loop, so that a narrow plane's many short rows
+/// cost no call each.
+#[inline(always)]
+fn forward_rows<const RELU: bool>(
+    plane: &[Elem],
+    w: usize,
+    out: &mut [Elem],
+    ow: usize,
+    vector: impl Fn(&[[Elem; 2]], &[[Elem; 2]], &mut [Elem]) -> usize,
+) {
     for (oy, y) in out.chunks_exact_mut(ow).enumerate() {
         let (top, bottom) = rows(plane, w, oy, ow);
-        // SAFETY: the CPU has `unit` (the caller's promise, from `Unit::detect`).
-        let done = match unit {
-            #[cfg(target_arch = "x86_64")]
-            Some(Unit::Avx512) => unsafe { avx512::forward_row::<RELU>(top, bottom, y) },
-            #[cfg(target_arch = "x86_64")]
-            Some(Unit::Avx2) => unsafe { avx2::forward_row::<RELU>(top, bottom, y) },
-            _ => 0,
-        };
+        let done = vector(top, bottom, y);
         for ((y, t), b) in y.iter_mut().zip(top).zip(bottom).skip(done) {
             let window = rectified::<RELU>([t[0], t[1], b[0], b[1]]);
             *y = window[first_max_of_4(window)];
@@ -70,24 +85,34 @@ fn backward_2x2_on<const RELU: bool>(
     grad: &[Elem],
     dx: &mut [Elem],
 ) {
+    // SAFETY: the CPU has `unit` (the caller's promise, from `Unit::detect`).
+    match unit {
+        #[cfg(target_arch = "x86_64")]
+        Some(Unit::Avx512) => unsafe { avx512::backward_plane::<RELU>(plane, w, grad, dx) },
+        #[cfg(target_arch = "x86_64")]
+        Some(Unit::Avx2) => unsafe { avx2::backward_plane::<RELU>(plane, w, grad, dx) },
+        _ => backward_rows::<RELU>(plane, w, grad, dx, |_, _, _, _, _| 0),
+    }
+}
+
+/// The row pairs of [`backward_2x2`]: `vector` writes what it can of a row pair's
+/// gradients and returns how many windows (all, or 0 when the pair holds a NaN), the exact
+/// rule the rest (see [`forward_rows`]).
+#[inline(always)]
+fn backward_rows<const RELU: bool>(
+    plane: &[Elem],
+    w: usize,
+    grad: &[Elem],
+    dx: &mut [Elem],
+    vector: impl Fn(&[[Elem; 2]], &[[Elem; 2]], &[Elem], &mut [[Elem; 2]], &mut [[Elem; 2]]) -> usize,
+) {
     let ow = w / 2;
     let rows_of_dx = dx.chunks_exact_mut(2 * w);
     for (oy, (g, dx)) in grad.chunks_exact(ow).zip(rows_of_dx).enumerate() {
         let (top, bottom) = rows(plane, w, oy, ow);
         let (dtop, dbottom) = dx.split_at_mut(w);
         let (dtop, dbottom) = (dtop.as_chunks_mut::<2>().0, dbottom.as_chunks_mut::<2>().0);
-        // SAFETY: the CPU has `unit` (the caller's promise, from `Unit::detect`).
-        let done = match unit {
-            #[cfg(target_arch = "x86_64")]
-            Some(Unit::Avx512) => unsafe {
-                avx512::backward_row::<RELU>(top, bottom, g, dtop, dbottom)
-            },
-            #[cfg(target_arch = "x86_64")]
-            Some(Unit::Avx2) => unsafe {
-                avx2::backward_row::<RELU>(top, bottom, g, dtop, dbottom)
-            },
-            _ => 0,
-        };
+        let done = vector(top, bottom, g, dtop, dbottom);
         let windows = top.iter().zip(bottom).zip(dtop.iter_mut().zip(dbottom));
         for (&g, ((t, b), (dt, db))) in g.iter().zip(windows).skip(done) {
             let mut routed = [0.0; 4];
@@ -278,14 +303,61 @@ mod avx2 {
         [at_p, at_q, at_r, _mm256_andnot_ps(taken, all)]
     }
 
+    /// [`super::forward_2x2`] of a plane, 8 windows at a time.
+    ///
+    /// # Safety
+    /// The CPU has AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn forward_plane<const RELU: bool>(
+        plane: &[Elem],
+        w: usize,
+        out: &mut [Elem],
+        ow: usize,
+    ) {
+        super::forward_rows::<RELU>(
+            plane,
+            w,
+            out,
+            ow,
+            // SAFETY: the CPU has AVX2 (this function's contract).
+            #[inline(always)]
+            |top, bottom, y| unsafe { forward_row::<RELU>(top, bottom, y) },
+        );
+    }
+
+    /// [`super::backward_2x2`] of a plane, 8 windows at a time.
+    ///
+    /// # Safety
+    /// The CPU has AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn backward_plane<const RELU: bool>(
+        plane: &[Elem],
+        w: usize,
+        grad: &[Elem],
+        dx: &mut [Elem],
+    ) {
+        super::backward_rows::<RELU>(
+            plane,
+            w,
+            grad,
+            dx,
+            // SAFETY: the CPU has AVX2 (this function's contract).
+            #[inline(always)]
+            |top, bottom, g, dtop, dbottom| unsafe {
+                backward_row::<RELU>(top, bottom, g, dtop, dbottom)
+            },
+        );
+    }
+
     /// The maxima of the row pair's windows, 8 at a time, into `out`; returns how many
     /// windows it wrote: all of them, or 0 when a window holds a NaN (the caller then does
     /// the row by the exact rule).
     ///
     /// # Safety
     /// The CPU has AVX2.
+    #[inline]
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn forward_row<const RELU: bool>(
+    unsafe fn forward_row<const RELU: bool>(
         top: &[[Elem; 2]],
         bottom: &[[Elem; 2]],
         out: &mut [Elem],
@@ -297,13 +369,16 @@ mod avx2 {
             // SAFETY: min(windows, 8) windows from i lie inside both rows and `out`.
             unsafe {
                 let ([p, q, r, s], max) = windows_at::<RELU>(top, bottom, i, windows, &mut nan);
-                // the value at the first maximum: of 0.0 and -0.0 the first, as the scan
-                let [at_p, at_q, at_r, _] = firsts([p, q, r], max);
-                let value = _mm256_blendv_ps(
-                    _mm256_blendv_ps(_mm256_blendv_ps(s, r, at_r), q, at_q),
-                    p,
-                    at_p,
-                );
+                let value = match RELU {
+                    // rectified inputs hold no -0.0: the maximum is the value
+                    true => max,
+                    // the value at the first maximum: of 0.0 and -0.0 the first, as the scan
+                    false => {
+                        let [at_p, at_q, at_r, _] = firsts([p, q, r], max);
+                        let value = _mm256_blendv_ps(_mm256_blendv_ps(s, r, at_r), q, at_q);
+                        _mm256_blendv_ps(value, p, at_p)
+                    }
+                };
                 store(out[i..].as_mut_ptr(), windows, swap_middle(value));
             }
         }
@@ -318,8 +393,9 @@ mod avx2 {
     ///
     /// # Safety
     /// The CPU has AVX2.
+    #[inline]
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn backward_row<const RELU: bool>(
+    unsafe fn backward_row<const RELU: bool>(
         top: &[[Elem; 2]],
         bottom: &[[Elem; 2]],
         grad: &[Elem],
@@ -474,14 +550,61 @@ mod avx512 {
         [at_p, at_q, at_r, !(at_p | at_q | at_r)]
     }
 
+    /// [`super::forward_2x2`] of a plane, 16 windows at a time.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn forward_plane<const RELU: bool>(
+        plane: &[Elem],
+        w: usize,
+        out: &mut [Elem],
+        ow: usize,
+    ) {
+        super::forward_rows::<RELU>(
+            plane,
+            w,
+            out,
+            ow,
+            // SAFETY: the CPU has AVX-512F (this function's contract).
+            #[inline(always)]
+            |top, bottom, y| unsafe { forward_row::<RELU>(top, bottom, y) },
+        );
+    }
+
+    /// [`super::backward_2x2`] of a plane, 16 windows at a time.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn backward_plane<const RELU: bool>(
+        plane: &[Elem],
+        w: usize,
+        grad: &[Elem],
+        dx: &mut [Elem],
+    ) {
+        super::backward_rows::<RELU>(
+            plane,
+            w,
+            grad,
+            dx,
+            // SAFETY: the CPU has AVX-512F (this function's contract).
+            #[inline(always)]
+            |top, bottom, g, dtop, dbottom| unsafe {
+                backward_row::<RELU>(top, bottom, g, dtop, dbottom)
+            },
+        );
+    }
+
     /// The maxima of the row pair's windows, 16 at a time, into `out`; returns how many
     /// windows it wrote: all of them, or 0 when a window holds a NaN (the caller then does
     /// the row by the exact rule).
     ///
     /// # Safety
     /// The CPU has AVX-512F.
+    #[inline]
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn forward_row<const RELU: bool>(
+    unsafe fn forward_row<const RELU: bool>(
         top: &[[Elem; 2]],
         bottom: &[[Elem; 2]],
         out: &mut [Elem],
@@ -493,11 +616,17 @@ mod avx512 {
             // SAFETY: min(windows, 16) windows from i lie inside both rows and `out`.
             unsafe {
                 let ([p, q, r, s], max) = windows_at::<RELU>(top, bottom, i, windows, &mut nan);
-                // the value at the first maximum: of 0.0 and -0.0 the first, as the scan
-                let [at_p, at_q, at_r, _] = firsts([p, q, r], max);
-                let value = _mm512_mask_blend_ps(at_r, s, r);
-                let value = _mm512_mask_blend_ps(at_q, value, q);
-                let value = _mm512_mask_blend_ps(at_p, value, p);
+                let value = match RELU {
+                    // rectified inputs hold no -0.0: the maximum is the value
+                    true => max,
+                    // the value at the first maximum: of 0.0 and -0.0 the first, as the scan
+                    false => {
+                        let [at_p, at_q, at_r, _] = firsts([p, q, r], max);
+                        let value = _mm512_mask_blend_ps(at_r, s, r);
+                        let value = _mm512_mask_blend_ps(at_q, value, q);
+                        _mm512_mask_blend_ps(at_p, value, p)
+                    }
+                };
                 _mm512_mask_storeu_ps(out[i..].as_mut_ptr(), first(windows), value);
             }
         }
@@ -511,8 +640,9 @@ mod avx512 {
     ///
     /// # Safety
     /// The CPU has AVX-512F.
+    #[inline]
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn backward_row<const RELU: bool>(
+    unsafe fn backward_row<const RELU: bool>(
         top: &[[Elem; 2]],
         bottom: &[[Elem; 2]],
         grad: &[Elem],

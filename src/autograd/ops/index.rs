@@ -371,10 +371,24 @@ fn concat_two<'t>(a: Var<'t>, b: Var<'t>, axis: usize) -> Var<'t> {
     shape[axis] += y.len_of(Axis(axis));
     let tape = a.tape();
     let mut out = tape.scratch(&shape, false);
-    out.slice_axis_mut(Axis(axis), Slice::from(..split))
-        .assign(&x);
-    out.slice_axis_mut(Axis(axis), Slice::from(split..))
-        .assign(&y);
+    let outer: usize = shape[..axis].iter().product();
+    match (x.as_slice(), y.as_slice(), out.as_slice_mut()) {
+        // row-major all three: `outer` blocks of out, each a block of x then one of y
+        (Some(xs), Some(ys), Some(os)) if outer > 0 => {
+            let (bx, by) = (xs.len() / outer, ys.len() / outer);
+            for i in 0..outer {
+                let block = &mut os[i * (bx + by)..(i + 1) * (bx + by)];
+                block[..bx].copy_from_slice(&xs[i * bx..(i + 1) * bx]);
+                block[bx..].copy_from_slice(&ys[i * by..(i + 1) * by]);
+            }
+        }
+        _ => {
+            out.slice_axis_mut(Axis(axis), Slice::from(..split))
+                .assign(&x);
+            out.slice_axis_mut(Axis(axis), Slice::from(split..))
+                .assign(&y);
+        }
+    }
     tape.record("concat", &[a, b], out, move |b| {
         let grad = b.grad.view();
         let (left, right) = grad.split_at(Axis(axis), split);
@@ -476,6 +490,27 @@ mod tests {
         )
         .unwrap();
         gradcheck(|v| v[1].transpose().matmul(v[0].narrow(0, 1, 2)), &[a, w]).unwrap();
+    }
+
+    #[test]
+    fn concat_agrees_with_ndarray_for_row_major_and_strided_inputs_on_every_axis() {
+        let tape = Tape::new();
+        let a = tape.constant(random(&[2, 3, 4], 1));
+        for axis in 0..3 {
+            let mut shape = vec![2, 3, 4];
+            shape[axis] = 2;
+            let b = tape.constant(random(&shape, 2));
+            // a strided input (a transposed view) and an empty one take the other path
+            let strided = b.transpose().contiguous().transpose();
+            shape[axis] = 0;
+            let empty = tape.constant(random(&shape, 3));
+            for inputs in [[a, b], [b, a], [a, strided], [a, empty], [empty, a]] {
+                let values = inputs.map(|v| v.value());
+                let views = values.each_ref().map(|v| v.view());
+                let expected = ndarray::concatenate(ndarray::Axis(axis), &views).unwrap();
+                assert_eq!(Var::concat(&inputs, axis).value(), expected, "axis {axis}");
+            }
+        }
     }
 
     #[test]
