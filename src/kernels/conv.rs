@@ -361,9 +361,12 @@ fn forward_images(
         .chunks_exact(geo.image_len())
         .zip(out.chunks_exact_mut(geo.o * l));
     for (sample, (image, out)) in samples.enumerate() {
+        let pooled = pooled
+            .as_deref_mut()
+            .map(|pooled| &mut pooled[sample * geo.o * l / 4..][..geo.o * l / 4]);
         match direct {
             #[cfg(target_arch = "x86_64")]
-            Some(unit) => direct::convolve(unit, image, weights, geo, bias, cols, out),
+            Some(unit) => direct::convolve(unit, image, weights, geo, bias, cols, out, pooled),
             _ => {
                 patches(image, geo, bias, cols);
                 for g in 0..geo.groups {
@@ -375,15 +378,20 @@ fn forward_images(
                         1.0,
                     );
                 }
+                if let Some(pooled) = pooled {
+                    relu_max_pool_planes(out, geo, pooled);
+                }
             }
         }
-        if let Some(pooled) = pooled.as_deref_mut() {
-            let pooled = &mut pooled[sample * geo.o * l / 4..][..geo.o * l / 4];
-            let planes = out.chunks_exact(l).zip(pooled.chunks_exact_mut(l / 4));
-            for (plane, y) in planes {
-                max_pool::forward_2x2::<true>(plane, geo.ow, y, geo.ow / 2);
-            }
-        }
+    }
+}
+
+/// Each `[OH, OW]` plane of `out` through a ReLU and 2×2 max pooling
+/// ([`max_pool::forward_2x2`]) into its `[OH/2, OW/2]` plane of `pooled`.
+fn relu_max_pool_planes(out: &[Elem], geo: &Geometry, pooled: &mut [Elem]) {
+    let l = geo.l();
+    for (plane, y) in out.chunks_exact(l).zip(pooled.chunks_exact_mut(l / 4)) {
+        max_pool::forward_2x2::<true>(plane, geo.ow, y, geo.ow / 2);
     }
 }
 

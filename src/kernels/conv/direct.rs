@@ -54,7 +54,9 @@ fn padded_sides(geo: &Geometry) -> (usize, usize) {
 
 /// The convolution of one image `[C, H, W]` with `weights` (`[O, K + bias]`, the bias as the
 /// last column when `bias`) into `out` (`[O, OH, OW]`, every element), on `unit` (from
-/// [`unit`]); `scratch` holds at least [`scratch_len`] elements.
+/// [`unit`]); `scratch` holds at least [`scratch_len`] elements. With `pooled` (`[O, OH/2,
+/// OW/2]`), the output then goes through a ReLU and 2×2 max pooling into it, each thread's
+/// channels by that thread ([`super::relu_max_pool_planes`]).
 pub(super) fn convolve(
     unit: Unit,
     image: &[Elem],
@@ -63,6 +65,7 @@ pub(super) fn convolve(
     bias: bool,
     scratch: &mut [Elem],
     out: &mut [Elem],
+    pooled: Option<&mut [Elem]>,
 ) {
     let k = geo.k() + usize::from(bias);
     assert!(
@@ -79,67 +82,85 @@ pub(super) fn convolve(
     pad(&image[..geo.image_len()], geo, padded);
     let blocks = geo.o.div_ceil(CHANNELS_PER_PIECE);
     let pieces = crate::threads::block_threads(geo.o * geo.l() * geo.k(), blocks);
-    split_channels(unit, padded, weights, geo, bias, 0..geo.o, out, pieces);
+    let channels = Channels {
+        range: 0..geo.o,
+        out,
+        pooled,
+    };
+    split_channels(unit, padded, weights, geo, bias, channels, pieces);
+}
+
+/// A run of output channels and their part of the output (and of the pooled output).
+struct Channels<'a> {
+    range: Range<usize>,
+    out: &'a mut [Elem],
+    pooled: Option<&'a mut [Elem]>,
+}
+
+impl<'a> Channels<'a> {
+    /// The first `count` channels and the rest.
+    fn split(self, count: usize, geo: &Geometry) -> (Channels<'a>, Channels<'a>) {
+        let mid = self.range.start + count;
+        let (out, rest) = self.out.split_at_mut(count * geo.l());
+        let (pooled, pooled_rest) = match self.pooled {
+            Some(pooled) => {
+                let (head, tail) = pooled.split_at_mut(count * geo.l() / 4);
+                (Some(head), Some(tail))
+            }
+            None => (None, None),
+        };
+        (
+            Channels {
+                range: self.range.start..mid,
+                out,
+                pooled,
+            },
+            Channels {
+                range: mid..self.range.end,
+                out: rest,
+                pooled: pooled_rest,
+            },
+        )
+    }
 }
 
 /// Output channels handed to a thread are a multiple of this (the widest block).
 const CHANNELS_PER_PIECE: usize = 8;
 
-/// The output channels `channels` (whose `[.., OH, OW]` outputs `out` holds) cut into
-/// `pieces` runs, one per thread; each output is computed as one thread alone would, so
-/// `pieces` never changes a number.
-#[allow(clippy::too_many_arguments)]
+/// The output channels `channels` cut into `pieces` runs, one per thread, each pooled (when
+/// `channels.pooled` is given) by its thread while still in that core's cache; each output
+/// is computed as one thread alone would, so `pieces` never changes a number.
 fn split_channels(
     unit: Unit,
     padded: &[Elem],
     weights: ArrayView2<'_, Elem>,
     geo: &Geometry,
     bias: bool,
-    channels: Range<usize>,
-    out: &mut [Elem],
+    channels: Channels<'_>,
     pieces: usize,
 ) {
     if pieces < 2 {
+        let Channels { range, out, pooled } = channels;
         // SAFETY: the CPU has `unit` (the caller's promise, from `unit`); the shapes and
         // sizes are those `all_channels` needs (checked by `convolve` and by its slicing).
         unsafe {
             match unit {
-                Unit::Avx512 => all_channels_avx512(padded, weights, geo, bias, channels, out),
-                Unit::Avx2 => all_channels_avx2(padded, weights, geo, bias, channels, out),
+                Unit::Avx512 => all_channels_avx512(padded, weights, geo, bias, range, out),
+                Unit::Avx2 => all_channels_avx2(padded, weights, geo, bias, range, out),
             }
+        }
+        if let Some(pooled) = pooled {
+            super::relu_max_pool_planes(out, geo, pooled);
         }
         return;
     }
     let half = pieces / 2;
-    let first = (channels.len() * half / pieces).next_multiple_of(CHANNELS_PER_PIECE);
-    let mid = channels.start + first.min(channels.len());
-    let (left, right) = out.split_at_mut((mid - channels.start) * geo.l());
+    let count = channels.range.len();
+    let first = (count * half / pieces).next_multiple_of(CHANNELS_PER_PIECE);
+    let (left, right) = channels.split(first.min(count), geo);
     rayon::join(
-        || {
-            split_channels(
-                unit,
-                padded,
-                weights,
-                geo,
-                bias,
-                channels.start..mid,
-                left,
-                half,
-            )
-        },
-        || {
-            let rest = pieces - half;
-            split_channels(
-                unit,
-                padded,
-                weights,
-                geo,
-                bias,
-                mid..channels.end,
-                right,
-                rest,
-            )
-        },
+        || split_channels(unit, padded, weights, geo, bias, left, half),
+        || split_channels(unit, padded, weights, geo, bias, right, pieces - half),
     );
 }
 
@@ -525,6 +546,7 @@ mod tests {
                         bias,
                         &mut scratch,
                         &mut out,
+                        None,
                     );
                     let same = out
                         .iter()
@@ -538,24 +560,40 @@ mod tests {
 
     #[test]
     fn channels_split_across_threads_give_the_same_output_bit_for_bit() {
-        // 13 channels in 3 groups' worth of blocks: pieces of 8 and 5, or of 8, 5 and 0
-        let geo = geometry([3, 9, 11], 13, 1, [3, 3], [1, 1], [1, 1]);
+        // 13 channels in 3 groups' worth of blocks: pieces of 8 and 5, or of 8, 5 and 0;
+        // each piece pools its own channels
+        let geo = geometry([3, 10, 12], 13, 1, [3, 3], [1, 1], [1, 1]);
         let mut rng = ChaCha8Rng::seed_from_u64(5);
         let image = uniform(&[geo.image_len()], -1.0, 1.0, &mut rng).unwrap();
         let weights = uniform(&[geo.o, geo.k() + 1], -1.0, 1.0, &mut rng).unwrap();
         let weights: Array2<Elem> = weights.into_dimensionality().unwrap();
         let mut padded = vec![f32::NAN; scratch_len(&geo)];
         pad(image.as_slice().unwrap(), &geo, &mut padded);
+        let bits = |v: &[Elem]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         for &unit in Unit::all_here() {
             let run = |pieces: usize| {
                 let mut out = vec![f32::NAN; geo.o * geo.l()];
-                let (w, channels) = (weights.view(), 0..geo.o);
-                split_channels(unit, &padded, w, &geo, true, channels, &mut out, pieces);
-                out.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+                let mut pooled = vec![f32::NAN; geo.o * geo.l() / 4];
+                let channels = Channels {
+                    range: 0..geo.o,
+                    out: &mut out,
+                    pooled: Some(&mut pooled),
+                };
+                split_channels(unit, &padded, weights.view(), &geo, true, channels, pieces);
+                (out, pooled)
             };
-            let alone = run(1);
+            let (out, pooled) = run(1);
+            let mut expected = vec![f32::NAN; pooled.len()];
+            super::super::relu_max_pool_planes(&out, &geo, &mut expected);
+            assert_eq!(bits(&pooled), bits(&expected), "{unit:?}: pooled");
             for pieces in [2, 3] {
-                assert_eq!(run(pieces), alone, "{unit:?}, {pieces} pieces");
+                let (split_out, split_pooled) = run(pieces);
+                assert_eq!(bits(&split_out), bits(&out), "{unit:?}, {pieces} pieces");
+                assert_eq!(
+                    bits(&split_pooled),
+                    bits(&pooled),
+                    "{unit:?}, {pieces} pieces"
+                );
             }
         }
     }
