@@ -57,6 +57,7 @@ fn padded_sides(geo: &Geometry) -> (usize, usize) {
 /// [`unit`]); `scratch` holds at least [`scratch_len`] elements. With `pooled` (`[O, OH/2,
 /// OW/2]`), the output then goes through a ReLU and 2×2 max pooling into it, each thread's
 /// channels by that thread ([`super::relu_max_pool_planes`]).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn convolve(
     unit: Unit,
     image: &[Elem],
