@@ -16,7 +16,7 @@ use crate::kernels::gemm::gemm;
 use crate::kernels::max_pool;
 use crate::kernels::simd::{Unit, with_simd};
 use crate::tensor::Elem;
-use ndarray::{ArrayView2, ArrayViewMut2, s};
+use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2, s};
 use rayon::prelude::*;
 
 /// The sizes of one convolution, checked by the op that builds it.
@@ -89,18 +89,37 @@ impl Geometry {
     }
 }
 
+/// A convolution's weights as [`forward`] reads them: `matrix` `[O, K]` (`K = cg·kh·kw`, each
+/// row contiguous, rows any distance apart) and the bias `[O]`, if any.
+#[derive(Clone, Copy)]
+pub(crate) struct Weights<'a> {
+    pub(crate) matrix: ArrayView2<'a, Elem>,
+    pub(crate) bias: Option<ArrayView1<'a, Elem>>,
+}
+
+impl<'a> Weights<'a> {
+    /// The weights of a joined matrix `[O, K + bias]` whose last column is the bias when
+    /// `bias` (as [`backward`] takes them).
+    pub(crate) fn joined(matrix: ArrayView2<'a, Elem>, geo: &Geometry, bias: bool) -> Self {
+        let (weights, rest) = matrix.split_at(ndarray::Axis(1), geo.k());
+        Weights {
+            matrix: weights,
+            bias: bias.then(|| rest.index_axis_move(ndarray::Axis(1), 0)),
+        }
+    }
+}
+
 /// Scratch in elements: `(forward, patches, patch gradients)`, where [`forward`] needs the
 /// first per thread (the [`direct`] kernel's padded image, or else the patches) and
-/// [`backward`] the other two.
+/// [`backward`] the other two (the patches with a row of ones for the bias).
 pub(crate) fn scratch_lens(geo: &Geometry, bias: bool) -> (usize, usize, usize) {
-    let l = geo.l();
-    let patches = geo.groups * (geo.k() + usize::from(bias)) * l;
+    let (k, l) = (geo.k(), geo.l());
     let forward = match direct_unit(geo) {
         #[cfg(target_arch = "x86_64")]
         Some(_) => direct::scratch_len(geo),
-        _ => patches,
+        _ => geo.groups * k * l,
     };
-    (forward, patches, geo.k() * l)
+    (forward, geo.groups * (k + usize::from(bias)) * l, k * l)
 }
 
 /// The vector unit that convolves `geo` directly ([`direct`]), if that kernel takes it.
@@ -302,13 +321,13 @@ fn block_mut(data: &mut [Elem], g: usize, rows: usize, cols: usize) -> ArrayView
         .expect("internal error: block shape")
 }
 
-/// The convolution of row-major images `[N, C, H, W]` with `weights` (`[O, K + bias]`, the
-/// bias as the last column when `bias`), written to `out` (`[N, O, OH, OW]`, every element),
-/// with the images split into `pieces` runs of whole images, one per thread. `cols` holds
-/// at least `pieces` times the first of [`scratch_lens`]. Each image is convolved as one
-/// thread alone would, so `pieces` never changes a number. A convolution of stride 1 on a
-/// small enough image runs [`direct`]ly on a CPU with AVX-512F or AVX2 (its own rounding,
-/// the same on both), any other as im2col and a matrix product.
+/// The convolution of row-major images `[N, C, H, W]` with `weights`, written to `out`
+/// (`[N, O, OH, OW]`, every element), with the images split into `pieces` runs of whole
+/// images, one per thread. `cols` holds at least `pieces` times the first of
+/// [`scratch_lens`]. Each image is convolved as one thread alone would, so `pieces` never
+/// changes a number. A convolution of stride 1 on a small enough image runs [`direct`]ly on
+/// a CPU with AVX-512F or AVX2 (its own rounding, the same on both), any other as im2col
+/// and a matrix product added to the bias.
 ///
 /// With `pooled` (`[N, O, OH/2, OW/2]`, `OH` and `OW` even), each image's output then goes
 /// through a ReLU and 2×2 max pooling ([`max_pool::forward_2x2`]) into its part of
@@ -316,23 +335,23 @@ fn block_mut(data: &mut [Elem], g: usize, rows: usize, cols: usize) -> ArrayView
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn forward(
     images: &[Elem],
-    weights: ArrayView2<'_, Elem>,
+    weights: Weights<'_>,
     geo: &Geometry,
-    bias: bool,
     cols: &mut [Elem],
     out: &mut [Elem],
     pooled: Option<&mut [Elem]>,
     pieces: usize,
 ) {
     if pieces < 2 {
-        forward_images(images, weights, geo, bias, cols, out, pooled);
+        forward_images(images, weights, geo, cols, out, pooled);
         return;
     }
     let per_piece = (images.len() / geo.image_len()).div_ceil(pieces);
     let out_len = geo.o * geo.l();
     let run = |((images, out), cols), pooled| {
-        crate::threads::as_shard(|| forward_images(images, weights, geo, bias, cols, out, pooled))
+        crate::threads::as_shard(|| forward_images(images, weights, geo, cols, out, pooled))
     };
+    let bias = weights.bias.is_some();
     let pieces = images
         .par_chunks(per_piece * geo.image_len())
         .zip(out.par_chunks_mut(per_piece * out_len))
@@ -348,14 +367,13 @@ pub(crate) fn forward(
 /// [`forward`] on the calling thread.
 fn forward_images(
     images: &[Elem],
-    weights: ArrayView2<'_, Elem>,
+    weights: Weights<'_>,
     geo: &Geometry,
-    bias: bool,
     cols: &mut [Elem],
     out: &mut [Elem],
     mut pooled: Option<&mut [Elem]>,
 ) {
-    let (k, l) = (geo.k() + usize::from(bias), geo.l());
+    let (k, l) = (geo.k(), geo.l());
     let direct = direct_unit(geo);
     let samples = images
         .chunks_exact(geo.image_len())
@@ -366,17 +384,25 @@ fn forward_images(
             .map(|pooled| &mut pooled[sample * geo.o * l / 4..][..geo.o * l / 4]);
         match direct {
             #[cfg(target_arch = "x86_64")]
-            Some(unit) => direct::convolve(unit, image, weights, geo, bias, cols, out, pooled),
+            Some(unit) => direct::convolve(unit, image, weights, geo, cols, out, pooled),
             _ => {
-                patches(image, geo, bias, cols);
+                patches(image, geo, false, cols);
                 for g in 0..geo.groups {
-                    gemm(
-                        weights.slice(s![g * geo.og..(g + 1) * geo.og, ..]),
-                        block(cols, g, k, l),
-                        block_mut(out, g, geo.og, l),
-                        0.0,
-                        1.0,
-                    );
+                    let channels = g * geo.og..(g + 1) * geo.og;
+                    let mut dst = block_mut(out, g, geo.og, l);
+                    // each output starts at its channel's bias, the product added to it
+                    if let Some(bias) = weights.bias {
+                        for (mut row, &b) in dst
+                            .rows_mut()
+                            .into_iter()
+                            .zip(&bias.slice(s![channels.clone()]))
+                        {
+                            row.fill(b);
+                        }
+                    }
+                    let alpha = if weights.bias.is_some() { 1.0 } else { 0.0 };
+                    let matrix = weights.matrix.slice(s![channels, ..]);
+                    gemm(matrix, block(cols, g, k, l), dst, alpha, 1.0);
                 }
                 if let Some(pooled) = pooled {
                     relu_max_pool_planes(out, geo, pooled);

@@ -8,11 +8,11 @@
 //! with `OH = ⌊(H + 2·ph − dh·(kh − 1) − 1)/sh⌋ + 1` (and `OW` alike).
 
 use crate::autograd::ops::{row_major, row_major_mut};
-use crate::autograd::tape::Var;
+use crate::autograd::tape::{Tape, Var};
 use crate::kernels::conv::{self, Geometry, OutputGrad};
 use crate::kernels::gemm::view2_mut;
-use crate::tensor::Elem;
-use ndarray::{ArrayBase, ArrayView2, Data, IxDyn};
+use crate::tensor::{Elem, Tensor};
+use ndarray::{ArrayBase, ArrayView1, ArrayView2, Data, IxDyn};
 use serde::{Deserialize, Serialize};
 
 /// Stride, zero padding, dilation and groups of a 2-D convolution (the keyword arguments of
@@ -232,8 +232,7 @@ impl<'t> Var<'t> {
     #[track_caller]
     pub fn conv2d(self, weight: Var<'t>, bias: Option<Var<'t>>, options: Conv2dOptions) -> Var<'t> {
         let geo = geometry(&self.shape(), &weight.shape(), options);
-        let matrix = weight_matrix(weight, bias, &geo);
-        convolve(self, matrix, geo, bias.is_some(), false)
+        convolve(self, weight, bias, geo, false)
     }
 
     /// [`Var::conv2d`] followed by [`Var::relu`] and 2×2 stride-2 max pooling, as one op
@@ -256,27 +255,30 @@ impl<'t> Var<'t> {
         if !(geo.oh.is_multiple_of(2) && geo.ow.is_multiple_of(2)) {
             return None;
         }
-        let matrix = weight_matrix(weight, bias, &geo);
-        Some(convolve(self, matrix, geo, bias.is_some(), true))
+        Some(convolve(self, weight, bias, geo, true))
+    }
+}
+
+/// Checks that the bias, if any, is `[O]`.
+#[track_caller]
+fn check_bias(weight: Var<'_>, bias: Option<Var<'_>>, geo: &Geometry) {
+    if let Some(b) = bias {
+        let bs = b.shape();
+        assert!(
+            bs == [geo.o],
+            "conv2d: expected bias shape [{}]; bias shape {bs:?}, weight shape {:?}",
+            geo.o,
+            weight.shape()
+        );
     }
 }
 
 /// The weight as one `[O, cg·kh·kw]` matrix (a free reshape), with the bias as one more
-/// column; checks the bias's shape.
-#[track_caller]
+/// column.
 fn weight_matrix<'t>(weight: Var<'t>, bias: Option<Var<'t>>, geo: &Geometry) -> Var<'t> {
     let matrix = weight.reshape(&[geo.o, geo.k()]);
     match bias {
-        Some(b) => {
-            let bs = b.shape();
-            assert!(
-                bs == [geo.o],
-                "conv2d: expected bias shape [{}]; bias shape {bs:?}, weight shape {:?}",
-                geo.o,
-                weight.shape()
-            );
-            Var::concat(&[matrix, b.reshape(&[geo.o, 1])], 1)
-        }
+        Some(b) => Var::concat(&[matrix, b.reshape(&[geo.o, 1])], 1),
         None => matrix,
     }
 }
@@ -328,44 +330,63 @@ fn geometry(xs: &[usize], ws: &[usize], options: Conv2dOptions) -> Geometry {
     }
 }
 
-/// The convolution primitive: `x` `[N, C, H, W]` with the weight matrix `matrix`
-/// `[O, cg·kh·kw (+ 1 when bias)]`, one node on the tape; with `relu_pool`, its output
-/// through a ReLU and 2×2 max pooling in the same node (the convolution's output, which the
-/// backward needs, saved beside it).
+/// The convolution primitive, one node on the tape; with `relu_pool`, its output through a
+/// ReLU and 2×2 max pooling in the same node (the convolution's output, which the backward
+/// needs, saved beside it). When a gradient flows to `x`, `weight` or `bias`, the node's
+/// second input is the weight matrix `[O, cg·kh·kw (+ 1 when bias)]` with the bias joined
+/// as a column (one matrix for the weight gradient's product); when none does, the kernels
+/// read the weight and the bias where they are, and nothing is joined or saved.
+#[track_caller]
 fn convolve<'t>(
     x: Var<'t>,
-    matrix: Var<'t>,
+    weight: Var<'t>,
+    bias: Option<Var<'t>>,
     geo: Geometry,
-    bias: bool,
     relu_pool: bool,
 ) -> Var<'t> {
+    check_bias(weight, bias, &geo);
     // a strided input (a permuted view) is copied to row-major order first
     let x = x.contiguous();
     let tape = x.tape();
-    let (image, weights) = (x.data(), matrix.data());
-    let n = image.shape()[0];
-    let k = geo.k() + usize::from(bias);
-    let (forward_len, cols_len, dcols_len) = conv::scratch_lens(&geo, bias);
-    let mut out = tape.scratch(&[n, geo.o, geo.oh, geo.ow], false);
-    let pooled_shape = [n, geo.o, geo.oh / 2, geo.ow / 2];
-    let mut pooled = relu_pool.then(|| tape.scratch(&pooled_shape, false));
-    let pieces = crate::threads::pieces(out.len(), n);
-    let mut cols = tape.scratch(&[pieces * forward_len], false);
-    conv::forward(
-        row_major(&image),
-        matrix_view(&weights, geo.o, k),
-        &geo,
-        bias,
-        row_major_mut(&mut cols),
-        row_major_mut(&mut out),
-        pooled.as_mut().map(row_major_mut),
-        pieces,
-    );
-    tape.reuse(cols);
-    let (op, value, saved) = match pooled {
-        Some(pooled) => ("conv2d_relu_max_pool2d", pooled, Some(out)),
-        None => ("conv2d", out, None),
+    let image = x.data();
+    let op = if relu_pool {
+        "conv2d_relu_max_pool2d"
+    } else {
+        "conv2d"
     };
+    let learns =
+        x.requires_grad() || weight.requires_grad() || bias.is_some_and(Var::requires_grad);
+    if !learns {
+        // strided values (permuted views) are copied to row-major order first
+        let (w, b) = (
+            weight.contiguous().data(),
+            bias.map(|b| b.contiguous().data()),
+        );
+        let weights = conv::Weights {
+            matrix: matrix_view(&w, geo.o, geo.k()),
+            bias: b.as_ref().map(|b| ArrayView1::from(row_major(b))),
+        };
+        let (out, pooled) = forward_value(tape, row_major(&image), weights, &geo, relu_pool);
+        let value = match pooled {
+            Some(pooled) => {
+                tape.reuse(out);
+                pooled
+            }
+            None => out,
+        };
+        return tape.record(op, &[x, weight], value, |_| [None::<Tensor>, None]);
+    }
+    let matrix = weight_matrix(weight, bias, &geo);
+    let has_bias = bias.is_some();
+    let k = geo.k() + usize::from(has_bias);
+    let joined = matrix.data();
+    let weights = conv::Weights::joined(matrix_view(&joined, geo.o, k), &geo, has_bias);
+    let (out, pooled) = forward_value(tape, row_major(&image), weights, &geo, relu_pool);
+    let (value, saved) = match pooled {
+        Some(pooled) => (pooled, Some(out)),
+        None => (out, None),
+    };
+    let (_, cols_len, dcols_len) = conv::scratch_lens(&geo, has_bias);
     tape.record_saving(op, &[x, matrix], value, saved, move |b| {
         let copied = (!b.grad.is_standard_layout()).then(|| b.tape.copy(b.grad.view()));
         let grad = copied.as_ref().unwrap_or(b.grad);
@@ -387,7 +408,7 @@ fn convolve<'t>(
             output_grad,
             matrix_view(b.inputs[1], geo.o, k),
             &geo,
-            bias,
+            has_bias,
             dw.as_mut().map(view2_mut),
             dx.as_mut().map(row_major_mut),
             row_major_mut(&mut cols),
@@ -398,6 +419,35 @@ fn convolve<'t>(
         }
         [dx, dw]
     })
+}
+
+/// The convolution's output `[N, O, OH, OW]` of the row-major `image`, and with `relu_pool`
+/// that output through a ReLU and 2×2 max pooling, in buffers from `tape`'s pool.
+fn forward_value(
+    tape: &Tape,
+    image: &[Elem],
+    weights: conv::Weights<'_>,
+    geo: &Geometry,
+    relu_pool: bool,
+) -> (Tensor, Option<Tensor>) {
+    let n = image.len() / geo.image_len();
+    let forward_len = conv::scratch_lens(geo, weights.bias.is_some()).0;
+    let mut out = tape.scratch(&[n, geo.o, geo.oh, geo.ow], false);
+    let pooled_shape = [n, geo.o, geo.oh / 2, geo.ow / 2];
+    let mut pooled = relu_pool.then(|| tape.scratch(&pooled_shape, false));
+    let pieces = crate::threads::pieces(out.len(), n);
+    let mut cols = tape.scratch(&[pieces * forward_len], false);
+    conv::forward(
+        image,
+        weights,
+        geo,
+        row_major_mut(&mut cols),
+        row_major_mut(&mut out),
+        pooled.as_mut().map(row_major_mut),
+        pieces,
+    );
+    tape.reuse(cols);
+    (out, pooled)
 }
 
 /// A row-major `[rows, cols]` value as a matrix view.
@@ -502,6 +552,37 @@ mod tests {
     }
 
     #[test]
+    fn with_no_gradient_to_flow_the_weight_and_bias_are_read_in_place_with_the_same_numbers() {
+        // each case, with and without bias, alone and fused with a ReLU and pooling (where
+        // the output's sides are even): constants give what leaves give, bit for bit, with
+        // no join of weight and bias on the tape
+        for (k, (xs, ws, o)) in cases().into_iter().enumerate() {
+            let (x, w, b) = (random(&xs, 1), random(&ws, 2), random(&[ws[0]], 3));
+            for (with_bias, fused) in [(false, false), (true, false), (false, true), (true, true)] {
+                let run = |tape: &Tape, make: fn(&Tape, Tensor) -> Var<'_>| {
+                    let (xv, wv) = (make(tape, x.clone()), make(tape, w.clone()));
+                    let bv = with_bias.then(|| make(tape, b.clone()));
+                    let y = match fused {
+                        true => xv.conv2d_relu_max_pool_2x2(wv, bv, o)?,
+                        false => xv.conv2d(wv, bv, o),
+                    };
+                    Some((y.value(), y.requires_grad()))
+                };
+                let (learning, frozen) = (Tape::new(), Tape::new());
+                let Some((expected, true)) = run(&learning, |t, v| t.leaf(v)) else {
+                    continue; // odd sides: no fused op
+                };
+                let (y, requires_grad) = run(&frozen, |t, v| t.constant(v)).unwrap();
+                let what = format!("case {k}, bias {with_bias}, fused {fused}");
+                assert!(!requires_grad, "{what}");
+                assert_eq!(y, expected, "{what}");
+                // inputs and the convolution only
+                assert_eq!(frozen.len(), 3 + usize::from(with_bias), "{what}");
+            }
+        }
+    }
+
+    #[test]
     fn gradcheck_input_weight_and_bias() {
         for (k, (xs, ws, o)) in cases().into_iter().enumerate() {
             let inputs = [
@@ -571,12 +652,11 @@ mod tests {
         let run = |pieces: usize| {
             let mut out = Tensor::zeros(&[7, 6, geo.oh, geo.ow][..]);
             let mut cols = vec![f32::NAN; pieces * cols_len];
-            let weights = matrix_view(&w, 6, 4 * 9 + 1);
+            let weights = conv::Weights::joined(matrix_view(&w, 6, 4 * 9 + 1), &geo, true);
             conv::forward(
                 row_major(&x),
                 weights,
                 &geo,
-                true,
                 &mut cols,
                 row_major_mut(&mut out),
                 None,

@@ -18,10 +18,9 @@
 //! Each output is `bias + Σ_t w_t·x_t`, one fused multiply-add per tap in the order `(c, i,
 //! j)`, whatever the vector width: AVX-512 and AVX2 give the same numbers bit for bit.
 
-use super::Geometry;
+use super::{Geometry, Weights};
 use crate::kernels::simd::{Lanes, Unit};
 use crate::tensor::Elem;
-use ndarray::ArrayView2;
 use std::arch::x86_64::{__m256, __m512};
 use std::ops::Range;
 
@@ -52,31 +51,30 @@ fn padded_sides(geo: &Geometry) -> (usize, usize) {
     (geo.h + 2 * geo.ph, geo.w + 2 * geo.pw)
 }
 
-/// The convolution of one image `[C, H, W]` with `weights` (`[O, K + bias]`, the bias as the
-/// last column when `bias`) into `out` (`[O, OH, OW]`, every element), on `unit` (from
+/// The convolution of one image `[C, H, W]` with `weights` into `out` (`[O, OH, OW]`, every
+/// element), on `unit` (from
 /// [`unit`]); `scratch` holds at least [`scratch_len`] elements. With `pooled` (`[O, OH/2,
 /// OW/2]`), the output then goes through a ReLU and 2×2 max pooling into it, each thread's
 /// channels by that thread ([`super::relu_max_pool_planes`]).
-#[allow(clippy::too_many_arguments)]
 pub(super) fn convolve(
     unit: Unit,
     image: &[Elem],
-    weights: ArrayView2<'_, Elem>,
+    weights: Weights<'_>,
     geo: &Geometry,
-    bias: bool,
     scratch: &mut [Elem],
     out: &mut [Elem],
     pooled: Option<&mut [Elem]>,
 ) {
-    let k = geo.k() + usize::from(bias);
+    let matrix = weights.matrix;
     assert!(
         geo.sh == 1
             && geo.sw == 1
-            && weights.is_standard_layout()
-            && weights.dim() == (geo.o, k)
+            && matrix.dim() == (geo.o, geo.k())
+            && (geo.k() < 2 || matrix.strides()[1] == 1)
+            && weights.bias.is_none_or(|bias| bias.len() == geo.o)
             && out.len() == geo.o * geo.l(),
         "internal error: direct convolution {geo:?}, weights {:?}, output {}",
-        weights.dim(),
+        matrix.dim(),
         out.len()
     );
     let padded = &mut scratch[..scratch_len(geo)];
@@ -88,7 +86,7 @@ pub(super) fn convolve(
         out,
         pooled,
     };
-    split_channels(unit, padded, weights, geo, bias, channels, pieces);
+    split_channels(unit, padded, weights, geo, channels, pieces);
 }
 
 /// A run of output channels and their part of the output (and of the pooled output).
@@ -134,9 +132,8 @@ const CHANNELS_PER_PIECE: usize = 8;
 fn split_channels(
     unit: Unit,
     padded: &[Elem],
-    weights: ArrayView2<'_, Elem>,
+    weights: Weights<'_>,
     geo: &Geometry,
-    bias: bool,
     channels: Channels<'_>,
     pieces: usize,
 ) {
@@ -146,8 +143,8 @@ fn split_channels(
         // sizes are those `all_channels` needs (checked by `convolve` and by its slicing).
         unsafe {
             match unit {
-                Unit::Avx512 => all_channels_avx512(padded, weights, geo, bias, range, out),
-                Unit::Avx2 => all_channels_avx2(padded, weights, geo, bias, range, out),
+                Unit::Avx512 => all_channels_avx512(padded, weights, geo, range, out),
+                Unit::Avx2 => all_channels_avx2(padded, weights, geo, range, out),
             }
         }
         if let Some(pooled) = pooled {
@@ -160,8 +157,8 @@ fn split_channels(
     let first = (count * half / pieces).next_multiple_of(CHANNELS_PER_PIECE);
     let (left, right) = channels.split(first.min(count), geo);
     rayon::join(
-        || split_channels(unit, padded, weights, geo, bias, left, half),
-        || split_channels(unit, padded, weights, geo, bias, right, pieces - half),
+        || split_channels(unit, padded, weights, geo, left, half),
+        || split_channels(unit, padded, weights, geo, right, pieces - half),
     );
 }
 
@@ -197,14 +194,13 @@ fn pad(image: &[Elem], geo: &Geometry, padded: &mut [Elem]) {
 #[target_feature(enable = "avx512f")]
 unsafe fn all_channels_avx512(
     padded: &[Elem],
-    weights: ArrayView2<'_, Elem>,
+    weights: Weights<'_>,
     geo: &Geometry,
-    bias: bool,
     channels: Range<usize>,
     out: &mut [Elem],
 ) {
     // SAFETY: the caller's promise.
-    unsafe { all_channels::<__m512, 8, 2>(padded, weights, geo, bias, channels, out) }
+    unsafe { all_channels::<__m512, 8, 2>(padded, weights, geo, channels, out) }
 }
 
 /// [`all_channels`] with AVX2 and FMA: blocks of 4 channels × 3 vectors (12 accumulators of
@@ -215,14 +211,13 @@ unsafe fn all_channels_avx512(
 #[target_feature(enable = "avx2,fma")]
 unsafe fn all_channels_avx2(
     padded: &[Elem],
-    weights: ArrayView2<'_, Elem>,
+    weights: Weights<'_>,
     geo: &Geometry,
-    bias: bool,
     channels: Range<usize>,
     out: &mut [Elem],
 ) {
     // SAFETY: the caller's promise.
-    unsafe { all_channels::<__m256, 4, 3>(padded, weights, geo, bias, channels, out) }
+    unsafe { all_channels::<__m256, 4, 3>(padded, weights, geo, channels, out) }
 }
 
 /// Where a tile reads its taps: the group's input channels, `plane` elements apart, each
@@ -243,14 +238,13 @@ struct Taps {
 ///
 /// # Safety
 /// The CPU has `V`'s instruction set; `padded` holds [`scratch_len`] elements (from
-/// [`pad`]), `weights` is `[O, K + bias]` row-major, `channels` lie in `0..O` and `out`
-/// holds their `OH·OW` elements each.
+/// [`pad`]), `weights` are `[O, K]` with contiguous rows and a bias of `O` if any,
+/// `channels` lie in `0..O` and `out` holds their `OH·OW` elements each.
 #[inline(always)]
 unsafe fn all_channels<V: Lanes, const R: usize, const P: usize>(
     padded: &[Elem],
-    weights: ArrayView2<'_, Elem>,
+    weights: Weights<'_>,
     geo: &Geometry,
-    bias: bool,
     channels: Range<usize>,
     out: &mut [Elem],
 ) {
@@ -263,7 +257,7 @@ unsafe fn all_channels<V: Lanes, const R: usize, const P: usize>(
         row: geo.dh * wp,
         column: geo.dw,
     };
-    let (k, l) = (geo.k(), geo.l());
+    let l = geo.l();
     let per_row = geo.ow.div_ceil(V::LANES);
     let outputs = Outputs {
         vectors: geo.oh * per_row,
@@ -279,8 +273,8 @@ unsafe fn all_channels<V: Lanes, const R: usize, const P: usize>(
         let mut o = first;
         while o < last {
             let dst = out[(o - channels.start) * l..].as_mut_ptr();
-            let w = |r: usize| weights.row(o + r).as_ptr();
-            let init = |r: usize| if bias { weights[[o + r, k]] } else { 0.0 };
+            let w = |r: usize| weights.matrix.row(o + r).as_ptr();
+            let init = |r: usize| weights.bias.map_or(0.0, |bias| bias[o + r]);
             // SAFETY: the caller's promise; rows `o..o + R` (or `o`) are channels of this
             // group in `channels`, whose outputs `out` holds from `dst`.
             unsafe {
@@ -542,9 +536,8 @@ mod tests {
                     convolve(
                         unit,
                         image,
-                        weights.view(),
+                        Weights::joined(weights.view(), geo, bias),
                         geo,
-                        bias,
                         &mut scratch,
                         &mut out,
                         None,
@@ -580,7 +573,8 @@ mod tests {
                     out: &mut out,
                     pooled: Some(&mut pooled),
                 };
-                split_channels(unit, &padded, weights.view(), &geo, true, channels, pieces);
+                let weights = Weights::joined(weights.view(), &geo, true);
+                split_channels(unit, &padded, weights, &geo, channels, pieces);
                 (out, pooled)
             };
             let (out, pooled) = run(1);
