@@ -335,7 +335,10 @@ fn geometry(xs: &[usize], ws: &[usize], options: Conv2dOptions) -> Geometry {
 /// needs, saved beside it). When a gradient flows to `x`, `weight` or `bias`, the node's
 /// second input is the weight matrix `[O, cg·kh·kw (+ 1 when bias)]` with the bias joined
 /// as a column (one matrix for the weight gradient's product); when none does, the kernels
-/// read the weight and the bias where they are, and nothing is joined or saved.
+/// read the weight and the bias where they are, and nothing is joined. The full output is
+/// kept beside a pooled one either way, and goes back to the pool at the reset: handed back
+/// at once, the next convolution's smaller values took its buffer, and the next step's
+/// output found the buffers it fitted holding too few elements, to be filled again.
 #[track_caller]
 fn convolve<'t>(
     x: Var<'t>,
@@ -367,14 +370,11 @@ fn convolve<'t>(
             bias: b.as_ref().map(|b| ArrayView1::from(row_major(b))),
         };
         let (out, pooled) = forward_value(tape, row_major(&image), weights, &geo, relu_pool);
-        let value = match pooled {
-            Some(pooled) => {
-                tape.reuse(out);
-                pooled
-            }
-            None => out,
+        let (value, saved) = match pooled {
+            Some(pooled) => (pooled, Some(out)),
+            None => (out, None),
         };
-        return tape.record(op, &[x, weight], value, |_| [None::<Tensor>, None]);
+        return tape.record_saving(op, &[x, weight], value, saved, |_| [None::<Tensor>, None]);
     }
     let matrix = weight_matrix(weight, bias, &geo);
     let has_bias = bias.is_some();
