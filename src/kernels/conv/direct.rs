@@ -52,10 +52,9 @@ fn padded_sides(geo: &Geometry) -> (usize, usize) {
 }
 
 /// The convolution of one image `[C, H, W]` with `weights` into `out` (`[O, OH, OW]`, every
-/// element), on `unit` (from
-/// [`unit`]); `scratch` holds at least [`scratch_len`] elements. With `pooled` (`[O, OH/2,
-/// OW/2]`), the output then goes through a ReLU and 2×2 max pooling into it, each thread's
-/// channels by that thread ([`super::relu_max_pool_planes`]).
+/// element), on `unit` (from [`unit`]); `scratch` holds at least [`scratch_len`] elements.
+/// With `pooled` (`[O, OH/2, OW/2]`), the output then goes through a ReLU and 2×2 max
+/// pooling into it, each thread's channels by that thread ([`super::relu_max_pool_planes`]).
 pub(super) fn convolve(
     unit: Unit,
     image: &[Elem],
