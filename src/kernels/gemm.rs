@@ -198,19 +198,21 @@ mod few_rows {
         // LANES <= k` elements of every row and column are readable.
         unsafe {
             let mut acc: [[V; J]; I] = [[V::zero(); J]; I];
-            let mut column: [V; J] = [V::zero(); J];
             let mut streams: [V::Stream; J] = std::array::from_fn(|c| V::stream(w[c], k));
-            for v in 0..vectors {
-                let offset = v * V::LANES;
-                for c in 0..J {
-                    column[c] = V::next(&mut streams[c]);
-                }
+            let mut add = |column: [V; J], v: usize| {
                 for r in 0..I {
-                    let row = V::load(a[r].add(offset));
+                    let row = V::load(a[r].add(v * V::LANES));
                     for c in 0..J {
                         acc[r][c] = row.fmadd(column[c], acc[r][c]);
                     }
                 }
+            };
+            // every vector but the last, then the last (whose stream reads no further)
+            for v in 0..vectors.saturating_sub(1) {
+                add(std::array::from_fn(|c| V::next(&mut streams[c])), v);
+            }
+            if vectors > 0 {
+                add(std::array::from_fn(|c| V::last(&mut streams[c])), vectors - 1);
             }
             let mut sums = [[0.0; J]; I];
             for r in 0..I {

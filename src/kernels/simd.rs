@@ -123,21 +123,45 @@ pub(crate) trait Lanes: Copy {
     /// ([`Lanes::stream`], [`Lanes::next`]).
     type Stream: Copy;
     /// Starts reading the `len` elements from `at` whole vector by whole vector: the `v`-th
-    /// [`Lanes::next`] returns what [`Lanes::load`] would at `at + v·LANES`, for `v` below
-    /// `len / LANES` (the last `len mod LANES` elements are the caller's).
+    /// vector read ([`Lanes::next`], then [`Lanes::last`] for the last one) is what
+    /// [`Lanes::load`] would return at `at + v·LANES`, for `v` below `len / LANES` (the last
+    /// `len mod LANES` elements are the caller's).
     ///
     /// # Safety
     /// As [`Lanes::zero`], and the `len` elements from `at` are readable while the stream
     /// is read.
     unsafe fn stream(at: *const Elem, len: usize) -> Self::Stream;
-    /// The stream's next whole vector (see [`Lanes::stream`]). AVX-512 reads the run's
-    /// 64-byte lines with aligned loads and shifts their lanes into place (`vpermt2ps`): a
-    /// run that is not 64-byte aligned streams from L2 about 1.5 times as fast as with
-    /// loads that each straddle two lines. AVX2 loads in place.
+    /// The stream's next whole vector, when another whole vector follows it (see
+    /// [`Lanes::stream`]). AVX-512 reads the run's 64-byte lines with aligned loads and
+    /// shifts their lanes into place (`vpermt2ps`): a run that is not 64-byte aligned
+    /// streams from L2 about 1.5 times as fast as with loads that each straddle two lines.
+    /// AVX2 loads in place.
     ///
     /// # Safety
-    /// As [`Lanes::zero`]; called at most `len / LANES` times on a stream of `len`.
+    /// As [`Lanes::zero`]; at least two whole vectors of the run are left.
     unsafe fn next(stream: &mut Self::Stream) -> Self;
+    /// The stream's last whole vector (see [`Lanes::next`]), which reads no element past it.
+    ///
+    /// # Safety
+    /// As [`Lanes::zero`]; exactly one whole vector of the run is left.
+    unsafe fn last(stream: &mut Self::Stream) -> Self;
+}
+
+#[cfg(target_arch = "x86_64")]
+impl LineStream {
+    /// The vector made of the last line's lanes from the shift on and `line`'s (the next
+    /// line's) before it; `line` becomes the last.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F.
+    #[inline(always)]
+    unsafe fn shifted(&mut self, line: __m512) -> __m512 {
+        // SAFETY: the caller's promise.
+        let vector = unsafe { _mm512_permutex2var_ps(self.last, self.indices, line) };
+        self.last = line;
+        self.line = self.line.wrapping_add(16);
+        vector
+    }
 }
 
 /// The state of an AVX-512 [`Lanes::stream`]: the last line read and where the next is.
@@ -153,8 +177,6 @@ pub(crate) struct LineStream {
     indices: __m512i,
     /// The lanes of the line after the run's last whole vector that belong to it.
     final_lanes: u16,
-    /// Whole vectors not yet returned.
-    left: usize,
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -213,12 +235,17 @@ impl Lanes for std::arch::x86_64::__m256 {
     }
     #[inline(always)]
     unsafe fn next(stream: &mut Self::Stream) -> Self {
-        // SAFETY: the caller's promise: a whole vector of the run is left from `*stream`.
+        // SAFETY: the caller's promise: whole vectors of the run are left from `*stream`.
         unsafe {
             let vector = Self::load(*stream);
             *stream = stream.add(Self::LANES);
             vector
         }
+    }
+    #[inline(always)]
+    unsafe fn last(stream: &mut Self::Stream) -> Self {
+        // SAFETY: as `next`.
+        unsafe { Self::next(stream) }
     }
 }
 
@@ -283,29 +310,22 @@ impl Lanes for std::arch::x86_64::__m512 {
                     _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                 ),
                 final_lanes: ((1u32 << shift) - 1) as u16,
-                left: len / Self::LANES,
             }
         }
     }
     #[inline(always)]
     unsafe fn next(stream: &mut Self::Stream) -> Self {
         // SAFETY: the CPU has AVX-512F (the caller's promise). The v-th vector of the run
-        // is lanes `shift..` of line v and lanes `..shift` of line v + 1. Line v + 1 lies
-        // inside the run while another whole vector follows this one (its last element is
-        // `16·(v + 2) - shift - 1 < len`); for the last vector only its lanes `..shift`
-        // are, and only those are read.
-        unsafe {
-            stream.left -= 1;
-            let next = if stream.left > 0 {
-                _mm512_load_ps(stream.line)
-            } else {
-                _mm512_maskz_load_ps(stream.final_lanes, stream.line)
-            };
-            let vector = _mm512_permutex2var_ps(stream.last, stream.indices, next);
-            stream.last = next;
-            stream.line = stream.line.wrapping_add(Self::LANES);
-            vector
-        }
+        // is lanes `shift..` of line v and lanes `..shift` of line v + 1, which lies inside
+        // the run while another whole vector follows this one (its last element is
+        // `16·(v + 2) - shift - 1 < len`).
+        unsafe { stream.shifted(_mm512_load_ps(stream.line)) }
+    }
+    #[inline(always)]
+    unsafe fn last(stream: &mut Self::Stream) -> Self {
+        // SAFETY: as `next`, but of the line after the last vector only the lanes `..shift`
+        // lie inside the run, and only those are read (masked-off lanes are not accessed).
+        unsafe { stream.shifted(_mm512_maskz_load_ps(stream.final_lanes, stream.line)) }
     }
 }
 
@@ -334,8 +354,13 @@ mod tests {
         // SAFETY: the caller's promise; `out` holds the whole vectors.
         unsafe {
             let mut stream = V::stream(at, len);
-            for v in 0..len / V::LANES {
-                V::next(&mut stream).store(out.as_mut_ptr().add(v * V::LANES));
+            let vectors = len / V::LANES;
+            for v in 0..vectors {
+                let vector = match v + 1 < vectors {
+                    true => V::next(&mut stream),
+                    false => V::last(&mut stream),
+                };
+                vector.store(out.as_mut_ptr().add(v * V::LANES));
             }
         }
         out
