@@ -212,7 +212,10 @@ mod few_rows {
                 add(std::array::from_fn(|c| V::next(&mut streams[c])), v);
             }
             if vectors > 0 {
-                add(std::array::from_fn(|c| V::last(&mut streams[c])), vectors - 1);
+                add(
+                    std::array::from_fn(|c| V::last(&mut streams[c])),
+                    vectors - 1,
+                );
             }
             let mut sums = [[0.0; J]; I];
             for r in 0..I {
