@@ -1,12 +1,11 @@
 //! [`Predictor`]: a trained classifier with the scaler fitted on its training data, from raw
 //! samples to logits, probabilities and classes in one call, saved and loaded as one file.
 
-use crate::autograd::tape::Tape;
 use crate::checkpoint::{Checkpoint, export_with_scaler};
 use crate::data::Scaler;
 use crate::error::{Error, Result};
 use crate::metrics::predictions;
-use crate::nn::{Mode, Module};
+use crate::nn::Module;
 use crate::tensor::Elem;
 use ndarray::{Array2, ArrayView2, Axis, Ix2, s};
 use std::path::Path;
@@ -120,7 +119,7 @@ pub struct Predictions {
 
 /// A trained classifier and the scaler fitted on its training data, used as one thing:
 /// [`Predictor::predict`] takes raw samples (bytes or floats), applies the scaler, runs the
-/// model in [`Mode::Eval`] (dropout off) on an inference tape and returns logits,
+/// model in [`Mode::Eval`](crate::Mode::Eval) (dropout off) on an inference tape and returns logits,
 /// probabilities and classes, as `model.eval()`, `torch.no_grad()`, `softmax` and `argmax`
 /// would in PyTorch. [`Predictor::save`] writes both into one checkpoint;
 /// [`Predictor::load`] reads them back into a model built by the same code.
@@ -204,7 +203,8 @@ impl<M: Module> Predictor<M> {
     }
 
     /// The predictions for `samples` (one per row), scaled by the scaler, with the model in
-    /// [`Mode::Eval`], 1,024 rows at a time.
+    /// [`Mode::Eval`](crate::Mode::Eval), 1,024 rows at a time, each by [`crate::infer`]
+    /// (on more than one thread, the rows cut into one block per thread).
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for no samples, a non-finite feature (naming the sample),
@@ -248,18 +248,20 @@ impl<M: Module> Predictor<M> {
                 "sample {row} feature {col} is {v}, expected finite values"
             )));
         }
-        let mut tape = Tape::inference();
         let mut chunk = Array2::zeros((0, 0));
         let mut logits: Option<Array2<Elem>> = None;
         for start in (0..samples.rows()).step_by(CHUNK_ROWS) {
             let end = (start + CHUNK_ROWS).min(samples.rows());
             samples.write(start, end, self.scaler.as_ref(), &mut chunk);
-            tape.reset();
-            let output = self.model.forward(tape.constant(chunk.view()), Mode::Eval);
-            let output = output.value().into_dimensionality::<Ix2>().map_err(|_| {
+            // on the calling thread's reused inference tape, or cut across the threads
+            let input = std::mem::take(&mut chunk).into_dyn();
+            let output = crate::infer(&self.model, &input);
+            chunk = input.into_dimensionality().expect("internal error: 2-D chunk");
+            let output = output?;
+            let shape = output.shape().to_vec();
+            let output = output.into_dimensionality::<Ix2>().map_err(|_| {
                 invalid(format!(
-                    "expected model outputs of shape [samples, classes], found {:?}",
-                    output.shape()
+                    "expected model outputs of shape [samples, classes], found {shape:?}"
                 ))
             })?;
             match &mut logits {
