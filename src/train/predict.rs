@@ -256,7 +256,9 @@ impl<M: Module> Predictor<M> {
             // on the calling thread's reused inference tape, or cut across the threads
             let input = std::mem::take(&mut chunk).into_dyn();
             let output = crate::infer(&self.model, &input);
-            chunk = input.into_dimensionality().expect("internal error: 2-D chunk");
+            chunk = input
+                .into_dimensionality()
+                .expect("internal error: 2-D chunk");
             let output = output?;
             let shape = output.shape().to_vec();
             let output = output.into_dimensionality::<Ix2>().map_err(|_| {
