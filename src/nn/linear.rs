@@ -221,11 +221,8 @@ impl Linear {
     #[track_caller]
     fn forward_rows<'t>(&self, x: Var<'t>) -> Var<'t> {
         let tape = x.tape();
-        let y = x.matmul_transposed(tape.param(&self.weight));
-        match &self.bias {
-            Some(b) => y + tape.param(b),
-            None => y,
-        }
+        let bias = self.bias.as_ref().map(|b| tape.param(b));
+        x.linear(tape.param(&self.weight), bias)
     }
 }
 

@@ -147,6 +147,57 @@ impl<'t> Var<'t> {
     }
 }
 
+impl<'t> Var<'t> {
+    /// `y = x·Wᵀ + b` for `x: [m, in]`, a weight `W: [out, in]` and a bias `b: [out]`:
+    /// PyTorch's `F.linear`, what a [`Linear`](crate::Linear) layer computes. The same
+    /// numbers as `x.matmul_transposed(w) + b`; when no gradient flows to any operand (an
+    /// inference tape), the bias is added into the product's output in place, one node
+    /// instead of two.
+    ///
+    /// # Shapes
+    /// `[m, in] · [out, in]ᵀ + [out] -> [m, out]` (any bias that broadcasts to `[m, out]`
+    /// works, as with `+`).
+    ///
+    /// # Panics
+    /// As [`Var::matmul_transposed`], and when the bias does not broadcast to the output.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Tape};
+    /// let tape = Tape::inference();
+    /// let x = tape.constant(tensor::from_vec(vec![1.0, 2.0], &[1, 2])?);
+    /// let w = tape.constant(tensor::from_vec(vec![1.0, 0.0, 1.0, 1.0], &[2, 2])?);
+    /// let b = tape.constant(tensor::from_vec(vec![0.5, -1.0], &[2])?);
+    /// // [1, 2]·Wᵀ = [1, 3], plus the bias
+    /// assert_eq!(x.linear(w, Some(b)).value().as_slice().unwrap(), &[1.5, 2.0]);
+    /// assert_eq!(tape.len(), 4); // x, W, b and one node for the whole layer
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn linear(self, weight: Var<'t>, bias: Option<Var<'t>>) -> Var<'t> {
+        let Some(bias) = bias else {
+            return self.matmul_transposed(weight);
+        };
+        let frozen = !(self.requires_grad() || weight.requires_grad() || bias.requires_grad());
+        let b = bias.data();
+        let out_features = weight.shape().first().copied();
+        if !frozen || b.ndim() != 1 || Some(b.len()) != out_features {
+            return self.matmul_transposed(weight) + bias;
+        }
+        let mut out = forward_product("linear", self, weight, true);
+        let b = b
+            .view()
+            .into_dimensionality::<ndarray::Ix1>()
+            .expect("1-D bias");
+        for mut row in view2_mut(&mut out).rows_mut() {
+            row += &b;
+        }
+        self.tape().record("linear", &[self, weight], out, |_| {
+            [None::<crate::Tensor>, None]
+        })
+    }
+}
+
 /// The forward value of op `op`: `A·B`, or `A·Bᵀ` when `transposed`, after checking that
 /// both operands are 2-D and their inner dimensions agree.
 #[track_caller]
@@ -198,6 +249,38 @@ mod tests {
     use super::super::t;
     use crate::autograd::gradcheck::testing::random;
     use crate::{Tape, gradcheck};
+
+    #[test]
+    fn linear_gives_the_product_plus_the_bias_bit_for_bit_in_one_node_when_frozen() {
+        // one row and a few (the dot-product kernel), many (gemm); a [1, out] bias and no
+        // bias take the two-op path
+        for rows in [1, 5, 40] {
+            let (x, w, b) = (
+                random(&[rows, 37], 1),
+                random(&[11, 37], 2),
+                random(&[11], 3),
+            );
+            for tape in [Tape::inference(), Tape::new()] {
+                let (xv, wv, bv) = (
+                    tape.constant(x.clone()),
+                    tape.constant(w.clone()),
+                    tape.constant(b.clone()),
+                );
+                let expected = (xv.matmul_transposed(wv) + bv).value();
+                let before = tape.len();
+                assert_eq!(xv.linear(wv, Some(bv)).value(), expected, "{rows} rows");
+                assert_eq!(tape.len(), before + 1, "{rows} rows: one node");
+                let row = tape.constant(b.clone().into_shape_with_order(vec![1, 11]).unwrap());
+                assert_eq!(xv.linear(wv, Some(row)).value(), expected, "{rows} rows");
+            }
+        }
+        // a gradient to flow: the product and the sum, with their gradients
+        gradcheck(
+            |v| v[0].linear(v[1], Some(v[2])),
+            &[random(&[3, 4], 4), random(&[2, 4], 5), random(&[2], 6)],
+        )
+        .unwrap();
+    }
 
     #[test]
     fn forward_by_hand_including_transposed_operands() {
