@@ -120,7 +120,7 @@ pub(crate) trait Lanes: Copy {
     unsafe fn sum(self) -> Elem;
 
     /// A reader of the whole vectors of a run of contiguous elements, in order
-    /// ([`Lanes::stream`], [`Lanes::next`]).
+    /// ([`Lanes::stream`], [`Lanes::next`], [`Lanes::last`]).
     type Stream: Copy;
     /// Starts reading the `len` elements from `at` whole vector by whole vector: the `v`-th
     /// vector read ([`Lanes::next`], then [`Lanes::last`] for the last one) is what
@@ -147,6 +147,22 @@ pub(crate) trait Lanes: Copy {
     unsafe fn last(stream: &mut Self::Stream) -> Self;
 }
 
+/// The state of an AVX-512 [`Lanes::stream`]: the last line read and where the next is.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+pub(crate) struct LineStream {
+    /// The next 64-byte line to read (aligned).
+    line: *const Elem,
+    /// The line read last, whose lanes from `shift` on start the next vector (at first the
+    /// line holding the run's start, its lanes before the start and past the run's end read
+    /// as 0).
+    last: __m512,
+    /// Lane `i` is `shift + i`: `vpermt2ps`' indices into the pair (last, next line).
+    indices: __m512i,
+    /// The lanes of the line after the run's last whole vector that belong to it.
+    final_lanes: u16,
+}
+
 #[cfg(target_arch = "x86_64")]
 impl LineStream {
     /// The vector made of the last line's lanes from the shift on and `line`'s (the next
@@ -162,21 +178,6 @@ impl LineStream {
         self.line = self.line.wrapping_add(16);
         vector
     }
-}
-
-/// The state of an AVX-512 [`Lanes::stream`]: the last line read and where the next is.
-#[cfg(target_arch = "x86_64")]
-#[derive(Clone, Copy)]
-pub(crate) struct LineStream {
-    /// The next 64-byte line to read (aligned; may lie before the run's start only for the
-    /// first line, read masked).
-    line: *const Elem,
-    /// The line read last, whose lanes from `shift` on start the next vector.
-    last: __m512,
-    /// Lane `i` is `shift + i`: `vpermt2ps`' indices into the pair (last, next line).
-    indices: __m512i,
-    /// The lanes of the line after the run's last whole vector that belong to it.
-    final_lanes: u16,
 }
 
 #[cfg(target_arch = "x86_64")]
