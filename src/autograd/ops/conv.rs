@@ -369,11 +369,7 @@ fn convolve<'t>(
             matrix: matrix_view(&w, geo.o, geo.k()),
             bias: b.as_ref().map(|b| ArrayView1::from(row_major(b))),
         };
-        let (out, pooled) = forward_value(tape, row_major(&image), weights, &geo, relu_pool);
-        let (value, saved) = match pooled {
-            Some(pooled) => (pooled, Some(out)),
-            None => (out, None),
-        };
+        let (value, saved) = forward_value(tape, row_major(&image), weights, &geo, relu_pool);
         return tape.record_saving(op, &[x, weight], value, saved, |_| [None::<Tensor>, None]);
     }
     let matrix = weight_matrix(weight, bias, &geo);
@@ -381,11 +377,7 @@ fn convolve<'t>(
     let k = geo.k() + usize::from(has_bias);
     let joined = matrix.data();
     let weights = conv::Weights::joined(matrix_view(&joined, geo.o, k), &geo, has_bias);
-    let (out, pooled) = forward_value(tape, row_major(&image), weights, &geo, relu_pool);
-    let (value, saved) = match pooled {
-        Some(pooled) => (pooled, Some(out)),
-        None => (out, None),
-    };
+    let (value, saved) = forward_value(tape, row_major(&image), weights, &geo, relu_pool);
     let (_, cols_len, dcols_len) = conv::scratch_lens(&geo, has_bias);
     tape.record_saving(op, &[x, matrix], value, saved, move |b| {
         let copied = (!b.grad.is_standard_layout()).then(|| b.tape.copy(b.grad.view()));
@@ -421,8 +413,9 @@ fn convolve<'t>(
     })
 }
 
-/// The convolution's output `[N, O, OH, OW]` of the row-major `image`, and with `relu_pool`
-/// that output through a ReLU and 2×2 max pooling, in buffers from `tape`'s pool.
+/// The convolution of the row-major `image` in buffers from `tape`'s pool, as the node's
+/// value and what it saves: the output `[N, O, OH, OW]` and nothing, or with `relu_pool`
+/// that output through a ReLU and 2×2 max pooling and the output beside it.
 fn forward_value(
     tape: &Tape,
     image: &[Elem],
@@ -447,7 +440,10 @@ fn forward_value(
         pieces,
     );
     tape.reuse(cols);
-    (out, pooled)
+    match pooled {
+        Some(pooled) => (pooled, Some(out)),
+        None => (out, None),
+    }
 }
 
 /// A row-major `[rows, cols]` value as a matrix view.
@@ -555,8 +551,14 @@ mod tests {
     fn with_no_gradient_to_flow_the_weight_and_bias_are_read_in_place_with_the_same_numbers() {
         // each case, with and without bias, alone and fused with a ReLU and pooling (where
         // the output's sides are even): constants give what leaves give, bit for bit, with
-        // no join of weight and bias on the tape
-        for (k, (xs, ws, o)) in cases().into_iter().enumerate() {
+        // no join of weight and bias on the tape; two more cases with even sides, direct
+        // (stride 1) and im2col (stride 2), so that the fused op runs on both kernels
+        let d = Conv2dOptions::default().padding(1);
+        let even = [
+            ([2, 3, 6, 8], [4, 3, 3, 3], d),
+            ([1, 2, 8, 8], [3, 2, 3, 3], d.stride(2)),
+        ];
+        for (k, (xs, ws, o)) in cases().into_iter().chain(even).enumerate() {
             let (x, w, b) = (random(&xs, 1), random(&ws, 2), random(&[ws[0]], 3));
             for (with_bias, fused) in [(false, false), (true, false), (false, true), (true, true)] {
                 let run = |tape: &Tape, make: fn(&Tape, Tensor) -> Var<'_>| {
@@ -569,12 +571,12 @@ mod tests {
                     Some((y.value(), y.requires_grad()))
                 };
                 let (learning, frozen) = (Tape::new(), Tape::new());
-                let Some((expected, true)) = run(&learning, |t, v| t.leaf(v)) else {
+                let what = format!("case {k}, bias {with_bias}, fused {fused}");
+                let Some((expected, learns)) = run(&learning, |t, v| t.leaf(v)) else {
                     continue; // odd sides: no fused op
                 };
                 let (y, requires_grad) = run(&frozen, |t, v| t.constant(v)).unwrap();
-                let what = format!("case {k}, bias {with_bias}, fused {fused}");
-                assert!(!requires_grad, "{what}");
+                assert!(learns && !requires_grad, "{what}");
                 assert_eq!(y, expected, "{what}");
                 // inputs and the convolution only
                 assert_eq!(frozen.len(), 3 + usize::from(with_bias), "{what}");
