@@ -4,6 +4,7 @@
 
 use crate::kernels::gemm::{gemm, view2, view2_mut};
 use crate::kernels::pool::BufferPool;
+use crate::kernels::simd::with_simd;
 use crate::tensor::{Elem, SharedTensor, Tensor};
 use crate::threads::parallel;
 use ndarray::{ArrayView1, ArrayViewD, ArrayViewMut2, ArrayViewMutD, Dimension, Ix2, IxDyn, Zip};
@@ -555,17 +556,22 @@ pub(crate) fn max_abs<S: ndarray::Data<Elem = Elem>>(
     let magnitude = |x: &Elem| (x.to_bits() & MAGNITUDE) as i32;
     let max = match values.as_slice_memory_order() {
         Some(slice) => {
-            // LANES independent maxima, so that the vector units are not held up by one
-            // chain of dependent comparisons
-            const LANES: usize = 32;
+            // LANES independent maxima (four AVX-512 vectors), so that the vector units are
+            // not held up by one chain of dependent comparisons
+            const LANES: usize = 64;
             let mut lanes = [0i32; LANES];
             let chunks = slice.chunks_exact(LANES);
             let tail = chunks.remainder().iter().map(magnitude).max().unwrap_or(0);
-            for chunk in chunks {
-                for (lane, x) in lanes.iter_mut().zip(chunk) {
-                    *lane = (*lane).max(magnitude(x));
-                }
-            }
+            with_simd(
+                #[inline(always)]
+                || {
+                    for chunk in chunks {
+                        for (lane, x) in lanes.iter_mut().zip(chunk) {
+                            *lane = (*lane).max(magnitude(x));
+                        }
+                    }
+                },
+            );
             lanes.into_iter().fold(tail, i32::max)
         }
         None => values.iter().map(magnitude).fold(0, i32::max),

@@ -11,6 +11,7 @@ use crate::data::augment::Augment;
 use crate::data::preprocess::Scaler;
 use crate::data::targets::{BatchTargets, Targets};
 use crate::error::{Error, Result};
+use crate::kernels::simd::with_simd;
 use crate::tensor::{Elem, Tensor};
 use ndarray::{Array2, ArrayView2, ArrayViewD, Axis};
 use rand::Rng;
@@ -600,9 +601,14 @@ impl Dataset {
                         .zip(bytes)
                         .zip(scaler.scale())
                         .zip(scaler.shift());
-                    for (((o, &v), &a), &b) in scaled {
-                        *o = Elem::from(v) * a + b;
-                    }
+                    with_simd(
+                        #[inline(always)]
+                        || {
+                            for (((o, &v), &a), &b) in scaled {
+                                *o = Elem::from(v) * a + b;
+                            }
+                        },
+                    );
                 }
                 _ => {
                     self.raw_row(row, out);
