@@ -33,6 +33,31 @@ pub(crate) fn product(
     rhs: ArrayView2<'_, Elem>,
     dst: ArrayViewMut2<'_, Elem>,
 ) {
+    multiply(lhs, rhs, dst, false);
+}
+
+/// `dst += lhs·rhs`, with the kernel [`product`] would choose: each element of `dst` gains
+/// one dot product, summed as [`product`] sums it. For a convolution's weight gradient of
+/// few output channels, `G_n·P_nᵀ` (`G_n` `[O, OH·OW]`, `P_n` `[K, OH·OW]`, both read along
+/// their rows), where `gemm` spends more time packing than multiplying.
+///
+/// # Panics
+/// If the shapes do not chain (an internal error: callers check shapes first).
+pub(crate) fn add_product(
+    lhs: ArrayView2<'_, Elem>,
+    rhs: ArrayView2<'_, Elem>,
+    dst: ArrayViewMut2<'_, Elem>,
+) {
+    multiply(lhs, rhs, dst, true);
+}
+
+/// [`product`] (`dst = lhs·rhs`) or, when `accumulate`, [`add_product`] (`dst += lhs·rhs`).
+fn multiply(
+    lhs: ArrayView2<'_, Elem>,
+    rhs: ArrayView2<'_, Elem>,
+    dst: ArrayViewMut2<'_, Elem>,
+    accumulate: bool,
+) {
     #[cfg(target_arch = "x86_64")]
     if lhs.nrows() <= FEW_ROWS
         && (lhs.ncols() < 2 || lhs.strides()[1] == 1)
@@ -41,10 +66,10 @@ pub(crate) fn product(
     {
         let (m, k, n) = chained("product", &lhs, &rhs, &dst);
         let pieces = crate::threads::block_threads(m * n * k, n / (2 * few_rows::COLUMNS));
-        few_rows::split_columns(unit, lhs, rhs, dst, pieces);
+        few_rows::split_columns(unit, lhs, rhs, dst, pieces, accumulate);
         return;
     }
-    gemm(lhs, rhs, dst, 0.0, 1.0);
+    gemm(lhs, rhs, dst, Elem::from(u8::from(accumulate)), 1.0);
 }
 
 /// The dot-product kernel of [`product`], for x86-64 CPUs with AVX-512F or with AVX2 and
@@ -62,7 +87,8 @@ mod few_rows {
     /// Rows per block of the main loop.
     const ROWS: usize = 4;
 
-    /// `dst = lhs·rhs` on `unit` with the columns cut into `pieces` parts, one per thread;
+    /// `dst = lhs·rhs` (or `dst += lhs·rhs` when `accumulate`) on `unit` with the columns
+    /// cut into `pieces` parts, one per thread;
     /// the caller has checked the shapes, that rows of `lhs` and columns of `rhs` are
     /// contiguous, and that the CPU has `unit` ([`Unit::detect`]).
     pub(super) fn split_columns(
@@ -71,14 +97,15 @@ mod few_rows {
         rhs: ArrayView2<'_, Elem>,
         mut dst: ArrayViewMut2<'_, Elem>,
         pieces: usize,
+        accumulate: bool,
     ) {
         let n = rhs.ncols();
         if pieces < 2 || n < 2 * COLUMNS {
             // SAFETY: the caller checked the CPU's features, the shapes and the strides.
             unsafe {
                 match unit {
-                    Unit::Avx512 => all_rows_avx512(lhs, rhs, &mut dst),
-                    Unit::Avx2 => all_rows_avx2(lhs, rhs, &mut dst),
+                    Unit::Avx512 => all_rows_avx512(lhs, rhs, &mut dst, accumulate),
+                    Unit::Avx2 => all_rows_avx2(lhs, rhs, &mut dst, accumulate),
                 }
             }
             return;
@@ -88,8 +115,8 @@ mod few_rows {
         let (rhs_left, rhs_right) = rhs.split_at(Axis(1), mid);
         let (dst_left, dst_right) = dst.split_at(Axis(1), mid);
         rayon::join(
-            || split_columns(unit, lhs, rhs_left, dst_left, half),
-            || split_columns(unit, lhs, rhs_right, dst_right, pieces - half),
+            || split_columns(unit, lhs, rhs_left, dst_left, half, accumulate),
+            || split_columns(unit, lhs, rhs_right, dst_right, pieces - half, accumulate),
         );
     }
 
@@ -102,9 +129,10 @@ mod few_rows {
         lhs: ArrayView2<'_, Elem>,
         rhs: ArrayView2<'_, Elem>,
         dst: &mut ArrayViewMut2<'_, Elem>,
+        accumulate: bool,
     ) {
         // SAFETY: the caller's promise.
-        unsafe { all_rows::<__m512>(lhs, rhs, dst) }
+        unsafe { all_rows::<__m512>(lhs, rhs, dst, accumulate) }
     }
 
     /// [`all_rows`] compiled for AVX2 and FMA.
@@ -116,12 +144,14 @@ mod few_rows {
         lhs: ArrayView2<'_, Elem>,
         rhs: ArrayView2<'_, Elem>,
         dst: &mut ArrayViewMut2<'_, Elem>,
+        accumulate: bool,
     ) {
         // SAFETY: the caller's promise.
-        unsafe { all_rows::<__m256>(lhs, rhs, dst) }
+        unsafe { all_rows::<__m256>(lhs, rhs, dst, accumulate) }
     }
 
-    /// All of `dst = lhs·rhs`: blocks of [`ROWS`] rows, then of 2, then single rows.
+    /// All of `dst = lhs·rhs` (`dst += lhs·rhs` when `accumulate`): blocks of [`ROWS`] rows,
+    /// then of 2, then single rows.
     ///
     /// # Safety
     /// The CPU has `V`'s instruction set; `lhs` is `[m, k]` with contiguous rows, `rhs`
@@ -131,12 +161,13 @@ mod few_rows {
         lhs: ArrayView2<'_, Elem>,
         rhs: ArrayView2<'_, Elem>,
         dst: &mut ArrayViewMut2<'_, Elem>,
+        accumulate: bool,
     ) {
         // SAFETY: as this function's (the caller's) contract.
         unsafe {
-            let done = rows::<V, ROWS, COLUMNS>(&lhs, &rhs, dst, 0);
-            let done = rows::<V, 2, COLUMNS>(&lhs, &rhs, dst, done);
-            rows::<V, 1, COLUMNS>(&lhs, &rhs, dst, done);
+            let done = rows::<V, ROWS, COLUMNS>(&lhs, &rhs, dst, 0, accumulate);
+            let done = rows::<V, 2, COLUMNS>(&lhs, &rhs, dst, done, accumulate);
+            rows::<V, 1, COLUMNS>(&lhs, &rhs, dst, done, accumulate);
         }
     }
 
@@ -151,6 +182,7 @@ mod few_rows {
         rhs: &ArrayView2<'_, Elem>,
         dst: &mut ArrayViewMut2<'_, Elem>,
         from: usize,
+        accumulate: bool,
     ) -> usize {
         let (m, k, n) = (lhs.nrows(), lhs.ncols(), rhs.ncols());
         let mut i = from;
@@ -171,7 +203,8 @@ mod few_rows {
                 };
                 for (r, row) in sums.iter().enumerate() {
                     for (c, &sum) in row[..width].iter().enumerate() {
-                        dst[[i + r, j + c]] = sum;
+                        let d = &mut dst[[i + r, j + c]];
+                        *d = if accumulate { *d + sum } else { sum };
                     }
                 }
                 j += width;
@@ -416,9 +449,34 @@ mod tests {
                 for &unit in crate::kernels::simd::Unit::all_here() {
                     let mut on_unit = Tensor::zeros(&[rows, n][..]);
                     let (xv, wv) = (view2(&x), view2(&w));
-                    few_rows::split_columns(unit, xv, wv.t(), view2_mut(&mut on_unit), 1);
+                    few_rows::split_columns(unit, xv, wv.t(), view2_mut(&mut on_unit), 1, false);
                     let what = format!("{unit:?}, rows {rows}, k {k}, n {n}");
                     close(&on_unit, &reference, &what, k);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn add_product_adds_to_dst_what_product_writes() {
+        // rows up to FEW_ROWS take the dot-product kernel, 40 rows gemm
+        for (rows, k, n) in [(32, 784, 10), (5, 19, 7), (1, 3, 2), (40, 100, 9)] {
+            let (x, w) = operands(rows, k, n);
+            let (x, w) = (view2(&x), view2(&w));
+            let mut written = Tensor::zeros(&[rows, n][..]);
+            product(x, w.t(), view2_mut(&mut written));
+            let start = Tensor::from_shape_fn(&[rows, n][..], |i| (i[0] * n + i[1]) as Elem * 0.25);
+            let mut added = start.clone();
+            add_product(x, w.t(), view2_mut(&mut added));
+            let expected = &start + &written;
+            if rows <= FEW_ROWS {
+                assert_eq!(added, expected, "rows {rows}, k {k}, n {n}");
+            } else {
+                for (a, b) in added.iter().zip(&expected) {
+                    assert!(
+                        (a - b).abs() <= 1e-4 * (k as f32).sqrt(),
+                        "gemm: {a} vs {b}"
+                    );
                 }
             }
         }
@@ -439,7 +497,7 @@ mod tests {
             for pieces in [2, 3] {
                 let mut split = Tensor::zeros(&[11, 29][..]);
                 let (x, w, dst) = (view2(&x), view2(&w), view2_mut(&mut split));
-                few_rows::split_columns(unit, x, w.t(), dst, pieces);
+                few_rows::split_columns(unit, x, w.t(), dst, pieces, false);
                 assert_eq!(split, whole, "columns split in {pieces}");
             }
         }

@@ -379,10 +379,15 @@ fn convolve<'t>(
     let weights = conv::Weights::joined(matrix_view(&joined, geo.o, k), &geo, has_bias);
     let (value, saved) = forward_value(tape, row_major(&image), weights, &geo, relu_pool);
     let (_, cols_len, dcols_len) = conv::scratch_lens(&geo, has_bias);
+    let dw_column_major = conv::weight_grad_column_major(&geo, has_bias);
     tape.record_saving(op, &[x, matrix], value, saved, move |b| {
         let copied = (!b.grad.is_standard_layout()).then(|| b.tape.copy(b.grad.view()));
         let grad = copied.as_ref().unwrap_or(b.grad);
-        let mut dw = b.needs[1].then(|| b.tape.zeros(&[geo.o, k]));
+        let mut dw = b.needs[1].then(|| {
+            let mut dw = b.tape.scratch(&[geo.o, k], dw_column_major);
+            dw.fill(0.0);
+            dw
+        });
         let mut dx = b.needs[0].then(|| b.tape.zeros(b.inputs[0].shape()));
         let mut cols = b.tape.scratch(&[cols_len], false);
         let mut dcols = b.tape.scratch(&[dcols_len], false);
@@ -499,7 +504,7 @@ mod tests {
 
     /// (x shape, weight shape, options) of the cases checked: plain, stride, padding,
     /// dilation, asymmetric settings, groups, depthwise, batch of 1, 1×1 kernels, outputs as
-    /// wide as the inputs.
+    /// wide as the inputs, more than 32 output channels.
     fn cases() -> Vec<([usize; 4], [usize; 4], Conv2dOptions)> {
         let d = Conv2dOptions::default();
         vec![
@@ -524,6 +529,11 @@ mod tests {
             // (taps entirely in the padding)
             ([2, 2, 6, 5], [2, 2, 3, 3], d.dilation(2).padding(2)),
             ([1, 1, 2, 3], [2, 1, 5, 5], d.padding(2)),
+            // more than 32 output channels, whose weight gradient `gemm` forms (fewer take
+            // dot products): into a row-major matrix when they outnumber the patch rows,
+            // else a column-major one
+            ([1, 2, 4, 3], [34, 2, 3, 3], d.padding(1)),
+            ([1, 5, 3, 4], [33, 5, 3, 3], d.padding(1)),
         ]
     }
 
