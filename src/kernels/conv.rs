@@ -339,7 +339,11 @@ fn block_mut(data: &mut [Elem], g: usize, rows: usize, cols: usize) -> ArrayView
 ///
 /// With `pooled` (`[N, O, OH/2, OW/2]`, `OH` and `OW` even), each image's output then goes
 /// through a ReLU and 2×2 max pooling ([`max_pool::forward_2x2`]) into its part of
-/// `pooled` at once, while it is still in cache.
+/// `pooled` at once, while it is still in cache. When only the pooled output is wanted (no
+/// backward will read the output), `out` may hold just one image's output per piece
+/// (`pieces·O·OH·OW` elements, fewer than `N·O·OH·OW`): each image's output then overwrites
+/// the last in the thread's cache instead of going out to memory (workload W2's first
+/// convolution at batch 256: 25 MB written and read again).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn forward(
     images: &[Elem],
@@ -354,15 +358,20 @@ pub(crate) fn forward(
         forward_images(images, weights, geo, cols, out, pooled);
         return;
     }
-    let per_piece = (images.len() / geo.image_len()).div_ceil(pieces);
+    let samples = images.len() / geo.image_len();
+    let per_piece = samples.div_ceil(pieces);
     let out_len = geo.o * geo.l();
     let run = |((images, out), cols), pooled| {
         crate::threads::as_shard(|| forward_images(images, weights, geo, cols, out, pooled))
     };
     let bias = weights.bias.is_some();
+    let out_per_piece = match out.len() < samples * out_len {
+        true => out_len,
+        false => per_piece * out_len,
+    };
     let pieces = images
         .par_chunks(per_piece * geo.image_len())
-        .zip(out.par_chunks_mut(per_piece * out_len))
+        .zip(out.par_chunks_mut(out_per_piece))
         .zip(cols.par_chunks_mut(scratch_lens(geo, bias).0));
     match pooled {
         Some(pooled) => pieces
@@ -383,10 +392,20 @@ fn forward_images(
 ) {
     let (k, l) = (geo.k(), geo.l());
     let direct = direct_unit(geo);
-    let samples = images
-        .chunks_exact(geo.image_len())
-        .zip(out.chunks_exact_mut(geo.o * l));
-    for (sample, (image, out)) in samples.enumerate() {
+    let out_len = geo.o * l;
+    // one image's output, written over for each image (see `forward`), or all of them
+    let reused = out.len() < images.len() / geo.image_len() * out_len;
+    assert!(
+        !reused || (pooled.is_some() && out.len() >= out_len),
+        "internal error: conv output {} for {} images of {out_len}",
+        out.len(),
+        images.len() / geo.image_len()
+    );
+    for (sample, image) in images.chunks_exact(geo.image_len()).enumerate() {
+        let out = match reused {
+            true => &mut out[..out_len],
+            false => &mut out[sample * out_len..][..out_len],
+        };
         let pooled = pooled
             .as_deref_mut()
             .map(|pooled| &mut pooled[sample * geo.o * l / 4..][..geo.o * l / 4]);

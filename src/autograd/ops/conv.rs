@@ -335,10 +335,11 @@ fn geometry(xs: &[usize], ws: &[usize], options: Conv2dOptions) -> Geometry {
 /// needs, saved beside it). When a gradient flows to `x`, `weight` or `bias`, the node's
 /// second input is the weight matrix `[O, cg·kh·kw (+ 1 when bias)]` with the bias joined
 /// as a column (one matrix for the weight gradient's product); when none does, the kernels
-/// read the weight and the bias where they are, and nothing is joined. The full output is
-/// kept beside a pooled one either way, and goes back to the pool at the reset: handed back
-/// at once, the next convolution's smaller values took its buffer, and the next step's
-/// output found the buffers it fitted holding too few elements, to be filled again.
+/// read the weight and the bias where they are, nothing is joined, and a fused op keeps
+/// only one image's output per thread (written over image by image). The output is kept
+/// beside a pooled one either way, and goes back to the pool at the reset: handed back at
+/// once, the next convolution's smaller values took its buffer, and the next step's output
+/// found the buffers it fitted holding too few elements, to be filled again.
 #[track_caller]
 fn convolve<'t>(
     x: Var<'t>,
@@ -369,7 +370,8 @@ fn convolve<'t>(
             matrix: matrix_view(&w, geo.o, geo.k()),
             bias: b.as_ref().map(|b| ArrayView1::from(row_major(b))),
         };
-        let (value, saved) = forward_value(tape, row_major(&image), weights, &geo, relu_pool);
+        let (value, saved) =
+            forward_value(tape, row_major(&image), weights, &geo, relu_pool, false);
         return tape.record_saving(op, &[x, weight], value, saved, |_| [None::<Tensor>, None]);
     }
     let matrix = weight_matrix(weight, bias, &geo);
@@ -377,7 +379,7 @@ fn convolve<'t>(
     let k = geo.k() + usize::from(has_bias);
     let joined = matrix.data();
     let weights = conv::Weights::joined(matrix_view(&joined, geo.o, k), &geo, has_bias);
-    let (value, saved) = forward_value(tape, row_major(&image), weights, &geo, relu_pool);
+    let (value, saved) = forward_value(tape, row_major(&image), weights, &geo, relu_pool, true);
     let (_, cols_len, dcols_len) = conv::scratch_lens(&geo, has_bias);
     let dw_column_major = conv::weight_grad_column_major(&geo, has_bias);
     tape.record_saving(op, &[x, matrix], value, saved, move |b| {
@@ -420,20 +422,24 @@ fn convolve<'t>(
 
 /// The convolution of the row-major `image` in buffers from `tape`'s pool, as the node's
 /// value and what it saves: the output `[N, O, OH, OW]` and nothing, or with `relu_pool`
-/// that output through a ReLU and 2×2 max pooling and the output beside it.
+/// that output through a ReLU and 2×2 max pooling and the output beside it, for the
+/// backward, when `learns`; else only one image's output per thread, written over image by
+/// image ([`conv::forward`]).
 fn forward_value(
     tape: &Tape,
     image: &[Elem],
     weights: conv::Weights<'_>,
     geo: &Geometry,
     relu_pool: bool,
+    learns: bool,
 ) -> (Tensor, Option<Tensor>) {
     let n = image.len() / geo.image_len();
     let forward_len = conv::scratch_lens(geo, weights.bias.is_some()).0;
-    let mut out = tape.scratch(&[n, geo.o, geo.oh, geo.ow], false);
+    let pieces = crate::threads::pieces(n * geo.o * geo.l(), n);
+    let images_out = if relu_pool && !learns { pieces } else { n };
+    let mut out = tape.scratch(&[images_out, geo.o, geo.oh, geo.ow], false);
     let pooled_shape = [n, geo.o, geo.oh / 2, geo.ow / 2];
     let mut pooled = relu_pool.then(|| tape.scratch(&pooled_shape, false));
-    let pieces = crate::threads::pieces(out.len(), n);
     let mut cols = tape.scratch(&[pieces * forward_len], false);
     conv::forward(
         image,
@@ -680,6 +686,41 @@ mod tests {
         assert!(alone.iter().all(|v| v.is_finite()));
         for pieces in [2, 3, 7] {
             assert_eq!(run(pieces), alone, "{pieces} pieces");
+        }
+    }
+
+    #[test]
+    fn pooled_output_is_the_same_with_one_images_output_per_piece_written_over() {
+        // 7 images, fused ReLU and pooling: the output kept whole, or one image's worth per
+        // piece (what an inference tape keeps), on 1, 2 and 3 pieces
+        let (xs, ws) = ([7, 4, 8, 10], [6, 4, 3, 3]);
+        let geo = geometry(&xs, &ws, Conv2dOptions::default().padding(1));
+        let (x, w, b) = (random(&xs, 13), random(&[6, 36], 14), random(&[6], 15));
+        let cols_len = conv::scratch_lens(&geo, true).0;
+        let run = |pieces: usize, images_out: usize| {
+            let mut out = vec![f32::NAN; images_out * 6 * geo.l()];
+            let mut pooled = Tensor::zeros(&[7, 6, geo.oh / 2, geo.ow / 2][..]);
+            let mut cols = vec![f32::NAN; pieces * cols_len];
+            let weights = conv::Weights {
+                matrix: matrix_view(&w, 6, 36),
+                bias: Some(b.view().into_dimensionality().unwrap()),
+            };
+            let pooled_out = Some(row_major_mut(&mut pooled));
+            conv::forward(
+                row_major(&x),
+                weights,
+                &geo,
+                &mut cols,
+                &mut out,
+                pooled_out,
+                pieces,
+            );
+            pooled
+        };
+        let whole = run(1, 7);
+        assert!(whole.iter().all(|v| v.is_finite() && *v >= 0.0));
+        for pieces in [1, 2, 3] {
+            assert_eq!(run(pieces, pieces), whole, "{pieces} pieces");
         }
     }
 
