@@ -76,10 +76,12 @@ pub struct ParamGrad<'a> {
 /// Where a [`ParamGrad`] reads its gradient.
 #[derive(Debug, Clone, Copy)]
 enum Source<'a> {
-    /// As the backward pass left it, with the leaf's cache of the formed tensor.
+    /// As the backward pass left it, with the leaf's caches of the formed tensor and of the
+    /// bound on its elements.
     Leaf {
         grad: &'a Grad,
         dense: &'a OnceLock<Tensor>,
+        bound: &'a OnceLock<Option<f64>>,
     },
     /// A tensor of the optimizer's own (a gradient clipped by value).
     Tensor(&'a Tensor),
@@ -106,14 +108,16 @@ impl Clone for FormCounter {
 }
 
 impl<'a> ParamGrad<'a> {
-    /// The handle on a leaf's gradient `grad`, whose formed tensor `dense` caches.
+    /// The handle on a leaf's gradient `grad`, whose formed tensor `dense` caches and whose
+    /// [`Grad::finite_bound`] `bound` caches.
     pub(crate) fn of_leaf(
         grad: &'a Grad,
         dense: &'a OnceLock<Tensor>,
+        bound: &'a OnceLock<Option<f64>>,
         formed: &'a FormCounter,
     ) -> Self {
         ParamGrad {
-            source: Source::Leaf { grad, dense },
+            source: Source::Leaf { grad, dense, bound },
             scale: 1.0,
             formed,
         }
@@ -219,9 +223,9 @@ impl<'a> ParamGrad<'a> {
     /// assert_eq!(grads.param_grad(&w).unwrap().finite_bound(), None);
     /// ```
     pub fn finite_bound(&self) -> Option<f64> {
-        let bound = match self.parts() {
-            Ok(grad) => grad.finite_bound()?,
-            Err(tensor) => f64::from(max_abs(tensor)?),
+        let bound = match self.source {
+            Source::Leaf { grad, bound, .. } => (*bound.get_or_init(|| grad.finite_bound()))?,
+            Source::Tensor(tensor) => f64::from(max_abs(tensor)?),
         };
         let scaled = bound * f64::from(self.scale.abs());
         (scaled <= f64::from(Elem::MAX)).then_some(scaled)
@@ -317,7 +321,7 @@ impl<'a> ParamGrad<'a> {
                 grad: Grad::Dense(tensor),
                 ..
             } => Cow::Borrowed(tensor),
-            Source::Leaf { grad, dense } => Cow::Borrowed(dense.get_or_init(|| {
+            Source::Leaf { grad, dense, .. } => Cow::Borrowed(dense.get_or_init(|| {
                 self.formed.count();
                 grad.to_dense()
             })),
@@ -643,7 +647,8 @@ mod tests {
     fn factors_are_formed_in_a_reused_scratch_and_counted() {
         let grad = outer(vec![1., 2.], &[1, 2], vec![3., 4., 5.], &[1, 3]);
         let (cache, counter) = (OnceLock::new(), FormCounter::default());
-        let handle = ParamGrad::of_leaf(&grad, &cache, &counter);
+        let bound = OnceLock::new();
+        let handle = ParamGrad::of_leaf(&grad, &cache, &bound, &counter);
         let mut scratch = vec![9.0; 2]; // too small, and dirty
         assert_eq!(handle.dense_in(&mut scratch), grad.to_dense());
         let buffer = scratch.as_ptr();
@@ -656,7 +661,8 @@ mod tests {
         assert_eq!(counter.get(), 3);
         // a dense gradient is a view of itself, never counted; a scaled one is a copy
         let dense = Grad::Dense(grad.to_dense());
-        let handle = ParamGrad::of_leaf(&dense, &cache, &counter);
+        let dense_bound = OnceLock::new();
+        let handle = ParamGrad::of_leaf(&dense, &cache, &dense_bound, &counter);
         assert!(!handle.is_factored());
         assert_eq!(handle.dense_in(&mut Vec::new()), grad.to_dense());
         let half = handle.scaled(0.5).dense().into_owned();
@@ -672,7 +678,8 @@ mod tests {
         let grad = outer(vec![1., 2.], &[1, 2], vec![3., 4., 5.], &[1, 3]);
         let (cache, counter) = (OnceLock::new(), FormCounter::default());
         let mut dst = Tensor::zeros(IxDyn(&[3, 2]));
-        ParamGrad::of_leaf(&grad, &cache, &counter).scaled_add_to(dst.view_mut(), 1.0);
+        ParamGrad::of_leaf(&grad, &cache, &OnceLock::new(), &counter)
+            .scaled_add_to(dst.view_mut(), 1.0);
     }
 
     #[test]

@@ -43,6 +43,10 @@ pub(crate) struct Leaf {
     pub(crate) grad: Grad,
     /// The gradient formed from [`Grad::Outer`] factors or a [`Grad::Sum`], on first request.
     pub(crate) dense: OnceLock<Tensor>,
+    /// [`Grad::finite_bound`] of `grad`, on first request: an optimizer asks twice per step
+    /// (whether the gradient is finite, then whether the update is safe), and each answer
+    /// reads every factor.
+    pub(crate) bound: OnceLock<Option<f64>>,
 }
 
 impl Leaf {
@@ -53,6 +57,7 @@ impl Leaf {
             param,
             grad,
             dense: OnceLock::new(),
+            bound: OnceLock::new(),
         }
     }
 
@@ -135,7 +140,7 @@ impl Gradients {
     /// ```
     pub fn param_grad(&self, param: &Param) -> Option<ParamGrad<'_>> {
         (self.param_leaf(param))
-            .map(|leaf| ParamGrad::of_leaf(&leaf.grad, &leaf.dense, &self.formed))
+            .map(|leaf| ParamGrad::of_leaf(&leaf.grad, &leaf.dense, &leaf.bound, &self.formed))
     }
 
     /// How many gradients kept in parts (a weight's factors, or the gradients of a batch's
@@ -188,10 +193,8 @@ impl Gradients {
                     grad: Grad::Sum(parts),
                     ..
                 }) => parts.push(leaf.grad),
-                _ => leaves.push(Leaf {
-                    grad: Grad::Sum(vec![leaf.grad]),
-                    ..leaf
-                }),
+                // a new leaf: the shard's caches hold its part, not the sum
+                _ => leaves.push(Leaf::new(leaf.id, leaf.param, Grad::Sum(vec![leaf.grad]))),
             }
         }
         Gradients {
