@@ -1,8 +1,9 @@
 //! The matrix product kernel: a strided wrapper around the pure-Rust `gemm` crate, used by
 //! the autograd ops (matmul, batched matmul), factored gradients and anything else that
 //! multiplies matrices; and, for the product of a few rows with a matrix read by contiguous
-//! columns (a linear layer's `x·Wᵀ` at a small batch on an inference tape), a kernel of dot
-//! products ([`product`]).
+//! columns (a linear layer's `x·Wᵀ` at a small batch on an inference tape, a convolution's
+//! weight gradient of few output channels), a kernel of dot products ([`product`],
+//! [`add_product`]).
 
 use crate::tensor::Elem;
 use ndarray::{ArrayView2, ArrayViewMut2, Axis, Ix2};
@@ -69,7 +70,8 @@ fn multiply(
         few_rows::split_columns(unit, lhs, rhs, dst, pieces, accumulate);
         return;
     }
-    gemm(lhs, rhs, dst, Elem::from(u8::from(accumulate)), 1.0);
+    let alpha = if accumulate { 1.0 } else { 0.0 };
+    gemm(lhs, rhs, dst, alpha, 1.0);
 }
 
 /// The dot-product kernel of [`product`], for x86-64 CPUs with AVX-512F or with AVX2 and
