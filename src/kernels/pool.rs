@@ -76,12 +76,21 @@ impl BufferPool {
         Tensor::from_shape_vec(IxDyn(shape), buffer).expect("internal error: collect length")
     }
 
-    /// A copy of `value` in a pooled buffer.
+    /// A copy of `value` in a pooled buffer, in row-major order.
     pub(crate) fn copy(&self, value: ArrayViewD<'_, Elem>) -> Tensor {
-        match value.as_slice() {
-            Some(slice) => self.collect(value.shape(), slice.iter().copied()),
-            None => self.collect(value.shape(), value.iter().copied()),
+        if let Some(slice) = value.as_slice() {
+            return self.collect(value.shape(), slice.iter().copied());
         }
+        // lane by lane along the last axis: a lane is one slice or a run at a fixed stride,
+        // where the n-d iterator steps a dynamic index for every element
+        let mut buffer = self.take_buffer(value.len());
+        for lane in value.rows() {
+            match lane.as_slice() {
+                Some(run) => buffer.extend_from_slice(run),
+                None => buffer.extend(lane.iter().copied()),
+            }
+        }
+        Tensor::from_shape_vec(value.raw_dim(), buffer).expect("internal error: copy length")
     }
 
     /// A zero-filled tensor of `shape`, in a pooled buffer when one is large enough.
@@ -139,6 +148,26 @@ impl BufferPool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_copy_of_a_strided_view_is_row_major_and_equal() {
+        let pool = BufferPool::default();
+        let a = Tensor::from_shape_fn(IxDyn(&[3, 4, 5]), |i| (i[0] * 20 + i[1] * 5 + i[2]) as Elem);
+        let views = [
+            a.view(),
+            a.view().permuted_axes(IxDyn(&[2, 0, 1])),
+            a.view().reversed_axes(),
+            a.slice(ndarray::s![.., 1..3, ..;2]).into_dyn(),
+            a.slice(ndarray::s![.., 2, ..]).into_dyn(),
+            a.slice(ndarray::s![.., .., 4]).into_dyn(),
+            a.slice(ndarray::s![.., 0..0, ..]).into_dyn(),
+        ];
+        for view in views {
+            let copy = pool.copy(view.view());
+            assert!(copy.is_standard_layout(), "{:?}", view.strides());
+            assert_eq!(copy, view, "{:?}", view.strides());
+        }
+    }
 
     #[test]
     fn a_returned_buffer_is_reused_and_counted() {
