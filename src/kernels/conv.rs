@@ -109,6 +109,57 @@ impl<'a> Weights<'a> {
     }
 }
 
+/// A fused convolution's pooled output (`[…, O, OH/2, OW/2]`) and, when a backward will
+/// route gradients through the pooling, each window's route beside it, laid out the same
+/// way ([`max_pool::forward_2x2_routed`]).
+pub(crate) struct Pooling<'a> {
+    pub(crate) values: &'a mut [Elem],
+    pub(crate) routes: Option<&'a mut [Elem]>,
+}
+
+impl<'a> Pooling<'a> {
+    /// The first `mid` elements and the rest.
+    pub(crate) fn split_at(self, mid: usize) -> (Pooling<'a>, Pooling<'a>) {
+        let (values, values_rest) = self.values.split_at_mut(mid);
+        let (routes, routes_rest) = match self.routes {
+            Some(routes) => {
+                let (head, tail) = routes.split_at_mut(mid);
+                (Some(head), Some(tail))
+            }
+            None => (None, None),
+        };
+        let head = Pooling { values, routes };
+        (
+            head,
+            Pooling {
+                values: values_rest,
+                routes: routes_rest,
+            },
+        )
+    }
+
+    /// Elements `start..start + len`, borrowed.
+    fn part(&mut self, start: usize, len: usize) -> Pooling<'_> {
+        Pooling {
+            values: &mut self.values[start..][..len],
+            routes: self.routes.as_deref_mut().map(|r| &mut r[start..][..len]),
+        }
+    }
+
+    /// Runs of `len` elements (the last one shorter when `len` does not divide them).
+    fn chunks(self, len: usize) -> Vec<Pooling<'a>> {
+        let mut chunks = Vec::new();
+        let mut rest = self;
+        while rest.values.len() > len {
+            let (head, tail) = rest.split_at(len);
+            chunks.push(head);
+            rest = tail;
+        }
+        chunks.push(rest);
+        chunks
+    }
+}
+
 /// Whether [`backward`] should get the weight gradient `[O, K + bias]` column-major: when a
 /// group has fewer output channels than the patches have rows, `gemm` then runs the product
 /// `G_n·P_nᵀ` with the channels along its vector rows and packs the smaller `G_n` instead of
@@ -351,7 +402,7 @@ pub(crate) fn forward(
     geo: &Geometry,
     cols: &mut [Elem],
     out: &mut [Elem],
-    pooled: Option<&mut [Elem]>,
+    pooled: Option<Pooling<'_>>,
     pieces: usize,
 ) {
     if pieces < 2 {
@@ -375,7 +426,7 @@ pub(crate) fn forward(
         .zip(cols.par_chunks_mut(scratch_lens(geo, bias).0));
     match pooled {
         Some(pooled) => pieces
-            .zip(pooled.par_chunks_mut(per_piece * out_len / 4))
+            .zip(pooled.chunks(per_piece * out_len / 4))
             .for_each(|(piece, pooled)| run(piece, Some(pooled))),
         None => pieces.for_each(|piece| run(piece, None)),
     }
@@ -388,7 +439,7 @@ fn forward_images(
     geo: &Geometry,
     cols: &mut [Elem],
     out: &mut [Elem],
-    mut pooled: Option<&mut [Elem]>,
+    mut pooled: Option<Pooling<'_>>,
 ) {
     let (k, l) = (geo.k(), geo.l());
     let direct = direct_unit(geo);
@@ -406,9 +457,7 @@ fn forward_images(
             true => &mut out[..out_len],
             false => &mut out[sample * out_len..][..out_len],
         };
-        let pooled = pooled
-            .as_deref_mut()
-            .map(|pooled| &mut pooled[sample * geo.o * l / 4..][..geo.o * l / 4]);
+        let pooled = (pooled.as_mut()).map(|p| p.part(sample * out_len / 4, out_len / 4));
         match direct {
             #[cfg(target_arch = "x86_64")]
             Some(unit) => direct::convolve(unit, image, weights, geo, cols, out, pooled),
@@ -440,11 +489,23 @@ fn forward_images(
 }
 
 /// Each `[OH, OW]` plane of `out` through a ReLU and 2×2 max pooling
-/// ([`max_pool::forward_2x2`]) into its `[OH/2, OW/2]` plane of `pooled`.
-fn relu_max_pool_planes(out: &[Elem], geo: &Geometry, pooled: &mut [Elem]) {
+/// ([`max_pool::forward_2x2`]) into its `[OH/2, OW/2]` plane of `pooled`, with the
+/// windows' routes when `pooled` has room for them ([`max_pool::forward_2x2_routed`]).
+fn relu_max_pool_planes(out: &[Elem], geo: &Geometry, pooled: Pooling<'_>) {
     let l = geo.l();
-    for (plane, y) in out.chunks_exact(l).zip(pooled.chunks_exact_mut(l / 4)) {
-        max_pool::forward_2x2::<true>(plane, geo.ow, y, geo.ow / 2);
+    let Pooling { values, mut routes } = pooled;
+    for (c, (plane, y)) in out
+        .chunks_exact(l)
+        .zip(values.chunks_exact_mut(l / 4))
+        .enumerate()
+    {
+        match routes.as_deref_mut() {
+            Some(routes) => {
+                let routes = &mut routes[c * l / 4..][..l / 4];
+                max_pool::forward_2x2_routed::<true>(plane, geo.ow, y, geo.ow / 2, routes);
+            }
+            None => max_pool::forward_2x2::<true>(plane, geo.ow, y, geo.ow / 2),
+        }
     }
 }
 
@@ -454,11 +515,12 @@ pub(crate) enum OutputGrad<'a> {
     Given(&'a [Elem]),
     /// Behind a ReLU and 2×2 max pooling fused with the convolution (see [`forward`]):
     /// formed image by image from the pooled output's gradient `pooled` (`[N, O, OH/2,
-    /// OW/2]`) and the convolution's output `out` ([`max_pool::backward_2x2`]) into
-    /// `scratch` (`O·OH·OW` elements), where the products then read it from cache.
+    /// OW/2]`) and the windows' routes the forward saved beside the pooled output
+    /// ([`max_pool::backward_2x2_routed`]) into `scratch` (`O·OH·OW` elements), where the
+    /// products then read it from cache.
     Pooled {
         pooled: &'a [Elem],
-        out: &'a [Elem],
+        routes: &'a [Elem],
         scratch: &'a mut [Elem],
     },
 }
@@ -471,16 +533,16 @@ impl OutputGrad<'_> {
             OutputGrad::Given(grad) => &grad[sample * len..][..len],
             OutputGrad::Pooled {
                 pooled,
-                out,
+                routes,
                 scratch,
             } => {
-                let (l, out) = (geo.l(), &out[sample * len..][..len]);
-                let pooled = &pooled[sample * len / 4..][..len / 4];
+                let quarter = len / 4;
+                let pooled = &pooled[sample * quarter..][..quarter];
+                let routes = &routes[sample * quarter..][..quarter];
                 let scratch = &mut scratch[..len];
-                let planes = out.chunks_exact(l).zip(pooled.chunks_exact(l / 4));
-                for ((plane, g), dx) in planes.zip(scratch.chunks_exact_mut(l)) {
-                    max_pool::backward_2x2::<true>(plane, geo.ow, g, dx);
-                }
+                // the image's planes are the rows of one `[O·OH, OW]` matrix, two rows per
+                // row of their pooled `[O·OH/2, OW/2]` one
+                max_pool::backward_2x2_routed(routes, geo.ow, pooled, scratch);
                 scratch
             }
         }

@@ -20,24 +20,104 @@ use crate::tensor::Elem;
 /// x[2oy + 1, 2ox], x[2oy + 1, 2ox + 1])`, NaN when the window holds a NaN, of the rectified
 /// inputs with `RELU`. An odd last row or column is not read.
 pub(crate) fn forward_2x2<const RELU: bool>(plane: &[Elem], w: usize, out: &mut [Elem], ow: usize) {
-    forward_2x2_on::<RELU>(Unit::detect(), plane, w, out, ow);
+    forward_2x2_on::<RELU>(Unit::detect(), plane, w, out, ow, None);
 }
 
-/// [`forward_2x2`] on the vector unit `unit` (one this CPU has), or by scalar code alone.
+/// [`forward_2x2`] that also writes each window's route to `routes` (laid out as `out`), for
+/// [`backward_2x2_routed`]: the position of the window's first maximum in `[top left, top
+/// right, bottom left, bottom right]` (0 to 3), plus 4 where the rectifier's derivative
+/// there is 0 (with `RELU`), as an `f32`. A quarter of the plane's size, where the backward
+/// would otherwise read the whole plane again.
+pub(crate) fn forward_2x2_routed<const RELU: bool>(
+    plane: &[Elem],
+    w: usize,
+    out: &mut [Elem],
+    ow: usize,
+    routes: &mut [Elem],
+) {
+    forward_2x2_on::<RELU>(Unit::detect(), plane, w, out, ow, Some(routes));
+}
+
+/// [`forward_2x2`] (with `routes`, [`forward_2x2_routed`]) on the vector unit `unit` (one
+/// this CPU has), or by scalar code alone.
 fn forward_2x2_on<const RELU: bool>(
     unit: Option<Unit>,
     plane: &[Elem],
     w: usize,
     out: &mut [Elem],
     ow: usize,
+    routes: Option<&mut [Elem]>,
 ) {
     // SAFETY: the CPU has `unit` (the caller's promise, from `Unit::detect`).
     match unit {
         #[cfg(target_arch = "x86_64")]
-        Some(Unit::Avx512) => unsafe { avx512::forward_plane::<RELU>(plane, w, out, ow) },
+        Some(Unit::Avx512) => unsafe { avx512::forward_plane::<RELU>(plane, w, out, ow, routes) },
         #[cfg(target_arch = "x86_64")]
-        Some(Unit::Avx2) => unsafe { avx2::forward_plane::<RELU>(plane, w, out, ow) },
-        _ => forward_rows::<RELU>(plane, w, out, ow, |_, _, _| 0),
+        Some(Unit::Avx2) => unsafe { avx2::forward_plane::<RELU>(plane, w, out, ow, routes) },
+        _ => forward_rows::<RELU>(plane, w, out, ow, routes, |_, _, _, _| 0),
+    }
+}
+
+/// The route code of a window whose first maximum is at `first` and holds `value` (see
+/// [`forward_2x2_routed`]).
+#[inline(always)]
+fn route<const RELU: bool>(first: usize, value: Elem) -> Elem {
+    let slope_zero = RELU && relu_slope(value) == 0.0;
+    first as Elem + if slope_zero { 4.0 } else { 0.0 }
+}
+
+/// The backward of [`forward_2x2_routed`] from the routes alone, for a plane whose windows
+/// tile it (`W = w` even): writes every element of `dx` (`[H, W]`, two rows per row of
+/// `grad`): `grad[oy, ox]` at the window's routed input, times the rectifier's derivative
+/// there (0 or 1, from the route), and 0 at its other three inputs — the numbers
+/// [`backward_2x2`] gives on the plane the routes came from, without reading that plane.
+pub(crate) fn backward_2x2_routed(routes: &[Elem], w: usize, grad: &[Elem], dx: &mut [Elem]) {
+    backward_2x2_routed_on(Unit::detect(), routes, w, grad, dx);
+}
+
+/// [`backward_2x2_routed`] on the vector unit `unit` (one this CPU has), or by scalar code
+/// alone.
+fn backward_2x2_routed_on(
+    unit: Option<Unit>,
+    routes: &[Elem],
+    w: usize,
+    grad: &[Elem],
+    dx: &mut [Elem],
+) {
+    // SAFETY: the CPU has `unit` (the caller's promise, from `Unit::detect`).
+    match unit {
+        #[cfg(target_arch = "x86_64")]
+        Some(Unit::Avx512) => unsafe { avx512::routed_plane(routes, w, grad, dx) },
+        #[cfg(target_arch = "x86_64")]
+        Some(Unit::Avx2) => unsafe { avx2::routed_plane(routes, w, grad, dx) },
+        _ => routed_rows(routes, w, grad, dx, |_, _, _, _| 0),
+    }
+}
+
+/// The row pairs of [`backward_2x2_routed`]: `vector` writes what it can of a row pair's
+/// gradients and returns how many windows, the rule the rest (see [`forward_rows`]).
+#[inline(always)]
+fn routed_rows(
+    routes: &[Elem],
+    w: usize,
+    grad: &[Elem],
+    dx: &mut [Elem],
+    vector: impl Fn(&[Elem], &[Elem], &mut [[Elem; 2]], &mut [[Elem; 2]]) -> usize,
+) {
+    let ow = w / 2;
+    let rows = grad.chunks_exact(ow).zip(routes.chunks_exact(ow));
+    for ((g, r), dx) in rows.zip(dx.chunks_exact_mut(2 * w)) {
+        let (dtop, dbottom) = dx.split_at_mut(w);
+        let (dtop, dbottom) = (dtop.as_chunks_mut::<2>().0, dbottom.as_chunks_mut::<2>().0);
+        let done = vector(r, g, dtop, dbottom);
+        let windows = g.iter().zip(r).zip(dtop.iter_mut().zip(dbottom)).skip(done);
+        for ((&g, &r), (dt, db)) in windows {
+            let (at, slope) = if r >= 4.0 { (r - 4.0, 0.0) } else { (r, 1.0) };
+            let routed = g * slope;
+            let to = |k: Elem| if at == k { routed } else { 0.0 };
+            *dt = [to(0.0), to(1.0)];
+            *db = [to(2.0), to(3.0)];
+        }
     }
 }
 
@@ -51,14 +131,21 @@ fn forward_rows<const RELU: bool>(
     w: usize,
     out: &mut [Elem],
     ow: usize,
-    vector: impl Fn(&[[Elem; 2]], &[[Elem; 2]], &mut [Elem]) -> usize,
+    mut routes: Option<&mut [Elem]>,
+    vector: impl Fn(&[[Elem; 2]], &[[Elem; 2]], &mut [Elem], Option<&mut [Elem]>) -> usize,
 ) {
     for (oy, y) in out.chunks_exact_mut(ow).enumerate() {
         let (top, bottom) = rows(plane, w, oy, ow);
-        let done = vector(top, bottom, y);
-        for ((y, t), b) in y.iter_mut().zip(top).zip(bottom).skip(done) {
+        let mut codes = routes.as_deref_mut().map(|r| &mut r[oy * ow..][..ow]);
+        let done = vector(top, bottom, y, codes.as_deref_mut());
+        let windows = y.iter_mut().zip(top).zip(bottom).enumerate().skip(done);
+        for (x, ((y, t), b)) in windows {
             let window = rectified::<RELU>([t[0], t[1], b[0], b[1]]);
-            *y = window[first_max_of_4(window)];
+            let first = first_max_of_4(window);
+            *y = window[first];
+            if let Some(codes) = codes.as_deref_mut() {
+                codes[x] = route::<RELU>(first, window[first]);
+            }
         }
     }
 }
@@ -303,7 +390,8 @@ mod avx2 {
         [at_p, at_q, at_r, _mm256_andnot_ps(taken, all)]
     }
 
-    /// [`super::forward_2x2`] of a plane, 8 windows at a time.
+    /// [`super::forward_2x2`] of a plane (and its routes, [`super::forward_2x2_routed`]), 8
+    /// windows at a time.
     ///
     /// # Safety
     /// The CPU has AVX2.
@@ -313,15 +401,17 @@ mod avx2 {
         w: usize,
         out: &mut [Elem],
         ow: usize,
+        routes: Option<&mut [Elem]>,
     ) {
         super::forward_rows::<RELU>(
             plane,
             w,
             out,
             ow,
+            routes,
             // SAFETY: the CPU has AVX2 (this function's contract).
             #[inline(always)]
-            |top, bottom, y| unsafe { forward_row::<RELU>(top, bottom, y) },
+            |top, bottom, y, codes| unsafe { forward_row::<RELU>(top, bottom, y, codes) },
         );
     }
 
@@ -349,9 +439,9 @@ mod avx2 {
         );
     }
 
-    /// The maxima of the row pair's windows, 8 at a time, into `out`; returns how many
-    /// windows it wrote: all of them, or 0 when a window holds a NaN (the caller then does
-    /// the row by the exact rule).
+    /// The maxima of the row pair's windows, 8 at a time, into `out` (and their routes into
+    /// `codes`); returns how many windows it wrote: all of them, or 0 when a window holds a
+    /// NaN (the caller then does the row by the exact rule).
     ///
     /// # Safety
     /// The CPU has AVX2.
@@ -361,8 +451,10 @@ mod avx2 {
         top: &[[Elem; 2]],
         bottom: &[[Elem; 2]],
         out: &mut [Elem],
+        mut codes: Option<&mut [Elem]>,
     ) -> usize {
         let n = out.len().min(top.len()).min(bottom.len());
+        let n = codes.as_deref().map_or(n, |codes| n.min(codes.len()));
         let mut nan = _mm256_setzero_ps();
         for i in (0..n).step_by(8) {
             let windows = n - i;
@@ -380,6 +472,18 @@ mod avx2 {
                     }
                 };
                 store(out[i..].as_mut_ptr(), windows, swap_middle(value));
+                if let Some(codes) = codes.as_deref_mut() {
+                    let [_, at_q, at_r, at_s] = firsts([p, q, r], max);
+                    let code = |at, k| _mm256_and_ps(at, _mm256_set1_ps(k));
+                    let mut route = _mm256_or_ps(code(at_q, 1.0), code(at_r, 2.0));
+                    route = _mm256_or_ps(route, code(at_s, 3.0));
+                    if RELU {
+                        let above = _mm256_cmp_ps::<_CMP_NLE_UQ>(max, _mm256_setzero_ps());
+                        let slope_zero = _mm256_andnot_ps(above, _mm256_set1_ps(4.0));
+                        route = _mm256_add_ps(route, slope_zero);
+                    }
+                    store(codes[i..].as_mut_ptr(), windows, swap_middle(route));
+                }
             }
         }
         if _mm256_movemask_ps(nan) != 0 { 0 } else { n }
@@ -431,6 +535,58 @@ mod avx2 {
             }
         }
         if _mm256_movemask_ps(nan) != 0 { 0 } else { n }
+    }
+
+    /// [`super::backward_2x2_routed`] of a plane, 8 windows at a time.
+    ///
+    /// # Safety
+    /// The CPU has AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn routed_plane(routes: &[Elem], w: usize, grad: &[Elem], dx: &mut [Elem]) {
+        super::routed_rows(
+            routes,
+            w,
+            grad,
+            dx,
+            // SAFETY: the CPU has AVX2 (this function's contract).
+            #[inline(always)]
+            |r, g, dtop, dbottom| unsafe { routed_row(r, g, dtop, dbottom) },
+        );
+    }
+
+    /// The gradients of a row pair's windows from their routes, 8 at a time; returns how
+    /// many windows it wrote (all of them).
+    ///
+    /// # Safety
+    /// The CPU has AVX2.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn routed_row(
+        routes: &[Elem],
+        grad: &[Elem],
+        dtop: &mut [[Elem; 2]],
+        dbottom: &mut [[Elem; 2]],
+    ) -> usize {
+        let lens = [routes.len(), grad.len(), dtop.len(), dbottom.len()];
+        let n = lens.into_iter().min().unwrap_or(0);
+        let four = _mm256_set1_ps(4.0);
+        for i in (0..n).step_by(8) {
+            let windows = n - i;
+            // SAFETY: min(windows, 8) windows from i lie inside every slice.
+            unsafe {
+                let r = swap_middle(load(routes[i..].as_ptr(), windows));
+                let g = swap_middle(load(grad[i..].as_ptr(), windows));
+                // times 0 where the route says so (a product: a negative gradient leaves
+                // -0.0), else times 1
+                let slope_zero = _mm256_cmp_ps::<_CMP_GE_OQ>(r, four);
+                let at = _mm256_sub_ps(r, _mm256_and_ps(slope_zero, four));
+                let g = _mm256_mul_ps(g, _mm256_andnot_ps(slope_zero, _mm256_set1_ps(1.0)));
+                let to = |k| _mm256_and_ps(_mm256_cmp_ps::<_CMP_EQ_OQ>(at, _mm256_set1_ps(k)), g);
+                merge(&mut dtop[i..], windows, to(0.0), to(1.0));
+                merge(&mut dbottom[i..], windows, to(2.0), to(3.0));
+            }
+        }
+        n
     }
 }
 
@@ -550,7 +706,8 @@ mod avx512 {
         [at_p, at_q, at_r, !(at_p | at_q | at_r)]
     }
 
-    /// [`super::forward_2x2`] of a plane, 16 windows at a time.
+    /// [`super::forward_2x2`] of a plane (and its routes, [`super::forward_2x2_routed`]), 16
+    /// windows at a time.
     ///
     /// # Safety
     /// The CPU has AVX-512F.
@@ -560,15 +717,17 @@ mod avx512 {
         w: usize,
         out: &mut [Elem],
         ow: usize,
+        routes: Option<&mut [Elem]>,
     ) {
         super::forward_rows::<RELU>(
             plane,
             w,
             out,
             ow,
+            routes,
             // SAFETY: the CPU has AVX-512F (this function's contract).
             #[inline(always)]
-            |top, bottom, y| unsafe { forward_row::<RELU>(top, bottom, y) },
+            |top, bottom, y, codes| unsafe { forward_row::<RELU>(top, bottom, y, codes) },
         );
     }
 
@@ -596,9 +755,9 @@ mod avx512 {
         );
     }
 
-    /// The maxima of the row pair's windows, 16 at a time, into `out`; returns how many
-    /// windows it wrote: all of them, or 0 when a window holds a NaN (the caller then does
-    /// the row by the exact rule).
+    /// The maxima of the row pair's windows, 16 at a time, into `out` (and their routes into
+    /// `codes`); returns how many windows it wrote: all of them, or 0 when a window holds a
+    /// NaN (the caller then does the row by the exact rule).
     ///
     /// # Safety
     /// The CPU has AVX-512F.
@@ -608,8 +767,10 @@ mod avx512 {
         top: &[[Elem; 2]],
         bottom: &[[Elem; 2]],
         out: &mut [Elem],
+        mut codes: Option<&mut [Elem]>,
     ) -> usize {
         let n = out.len().min(top.len()).min(bottom.len());
+        let n = codes.as_deref().map_or(n, |codes| n.min(codes.len()));
         let mut nan = 0;
         for i in (0..n).step_by(16) {
             let windows = n - i;
@@ -628,6 +789,17 @@ mod avx512 {
                     }
                 };
                 _mm512_mask_storeu_ps(out[i..].as_mut_ptr(), first(windows), value);
+                if let Some(codes) = codes.as_deref_mut() {
+                    let [_, at_q, at_r, at_s] = firsts([p, q, r], max);
+                    let mut route = _mm512_maskz_mov_ps(at_q, _mm512_set1_ps(1.0));
+                    route = _mm512_mask_mov_ps(route, at_r, _mm512_set1_ps(2.0));
+                    route = _mm512_mask_mov_ps(route, at_s, _mm512_set1_ps(3.0));
+                    if RELU {
+                        let above = _mm512_cmp_ps_mask::<_CMP_NLE_UQ>(max, _mm512_setzero_ps());
+                        route = _mm512_mask_add_ps(route, !above, route, _mm512_set1_ps(4.0));
+                    }
+                    _mm512_mask_storeu_ps(codes[i..].as_mut_ptr(), first(windows), route);
+                }
             }
         }
         if nan != 0 { 0 } else { n }
@@ -679,6 +851,61 @@ mod avx512 {
             }
         }
         if nan != 0 { 0 } else { n }
+    }
+
+    /// [`super::backward_2x2_routed`] of a plane, 16 windows at a time.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn routed_plane(routes: &[Elem], w: usize, grad: &[Elem], dx: &mut [Elem]) {
+        super::routed_rows(
+            routes,
+            w,
+            grad,
+            dx,
+            // SAFETY: the CPU has AVX-512F (this function's contract).
+            #[inline(always)]
+            |r, g, dtop, dbottom| unsafe { routed_row(r, g, dtop, dbottom) },
+        );
+    }
+
+    /// The gradients of a row pair's windows from their routes, 16 at a time; returns how
+    /// many windows it wrote (all of them).
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn routed_row(
+        routes: &[Elem],
+        grad: &[Elem],
+        dtop: &mut [[Elem; 2]],
+        dbottom: &mut [[Elem; 2]],
+    ) -> usize {
+        let lens = [routes.len(), grad.len(), dtop.len(), dbottom.len()];
+        let n = lens.into_iter().min().unwrap_or(0);
+        let four = _mm512_set1_ps(4.0);
+        for i in (0..n).step_by(16) {
+            let windows = n - i;
+            // SAFETY: min(windows, 16) windows from i lie inside every slice.
+            unsafe {
+                let r = _mm512_maskz_loadu_ps(first(windows), routes[i..].as_ptr());
+                let g = _mm512_maskz_loadu_ps(first(windows), grad[i..].as_ptr());
+                // times 0 where the route says so (a product: a negative gradient leaves
+                // -0.0), else times 1
+                let slope_zero = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(r, four);
+                let at = _mm512_mask_sub_ps(r, slope_zero, r, four);
+                let slope = _mm512_maskz_mov_ps(!slope_zero, _mm512_set1_ps(1.0));
+                let g = _mm512_mul_ps(g, slope);
+                let to = |k| {
+                    _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_EQ_OQ>(at, _mm512_set1_ps(k)), g)
+                };
+                merge(&mut dtop[i..], windows, to(0.0), to(1.0));
+                merge(&mut dbottom[i..], windows, to(2.0), to(3.0));
+            }
+        }
+        n
     }
 }
 
@@ -764,7 +991,7 @@ mod tests {
             let relu = |v: Elem| if RELU && v <= 0.0 { 0.0 } else { v };
             let (oh, ow) = (h / 2, w / 2);
             let mut y = vec![0.0; oh * ow];
-            forward_2x2_on::<RELU>(unit, &x, w, &mut y, ow);
+            forward_2x2_on::<RELU>(unit, &x, w, &mut y, ow, None);
             // negative gradients too: where the derivative is 0 they leave -0.0, as g·0 does
             let grad: Vec<Elem> = (0..oh * ow).map(|i| i as Elem - 3.5).collect();
             let mut expected_dx = vec![0.0; h * w];
@@ -790,6 +1017,14 @@ mod tests {
                     bits(&expected_dx),
                     "{unit:?}, relu {RELU}, {h}x{w}"
                 );
+                // the same maxima with routes, and the same gradients from the routes alone
+                let (mut routed_y, mut routes) = (vec![0.0; oh * ow], vec![Elem::NAN; oh * ow]);
+                forward_2x2_on::<RELU>(unit, &x, w, &mut routed_y, ow, Some(&mut routes));
+                assert_eq!(bits(&routed_y), bits(&y), "{unit:?}, relu {RELU}, {h}x{w}");
+                let mut dx = vec![Elem::NAN; h * w];
+                backward_2x2_routed_on(unit, &routes, w, &grad, &mut dx);
+                let what = format!("{unit:?}, relu {RELU}, {h}x{w}, from routes");
+                assert_eq!(bits(&dx), bits(&expected_dx), "{what}");
             }
         }
     }

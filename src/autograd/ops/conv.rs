@@ -395,9 +395,9 @@ fn convolve<'t>(
         let mut dcols = b.tape.scratch(&[dcols_len], false);
         let mut out_grad = b.saved.map(|_| b.tape.scratch(&[geo.o * geo.l()], false));
         let output_grad = match (b.saved, out_grad.as_mut()) {
-            (Some(out), Some(scratch)) => OutputGrad::Pooled {
+            (Some(routes), Some(scratch)) => OutputGrad::Pooled {
                 pooled: row_major(grad),
-                out: row_major(out),
+                routes: row_major(routes),
                 scratch: row_major_mut(scratch),
             },
             _ => OutputGrad::Given(row_major(grad)),
@@ -422,9 +422,9 @@ fn convolve<'t>(
 
 /// The convolution of the row-major `image` in buffers from `tape`'s pool, as the node's
 /// value and what it saves: the output `[N, O, OH, OW]` and nothing, or with `relu_pool`
-/// that output through a ReLU and 2×2 max pooling and the output beside it, for the
-/// backward, when `learns`; else only one image's output per thread, written over image by
-/// image ([`conv::forward`]).
+/// that output through a ReLU and 2×2 max pooling (of which only one image's output per
+/// thread is kept, written over image by image: [`conv::forward`]) and, when `learns`, the
+/// pooling windows' routes for the backward, else that per-thread output.
 fn forward_value(
     tape: &Tape,
     image: &[Elem],
@@ -436,10 +436,11 @@ fn forward_value(
     let n = image.len() / geo.image_len();
     let forward_len = conv::scratch_lens(geo, weights.bias.is_some()).0;
     let pieces = crate::threads::pieces(n * geo.o * geo.l(), n);
-    let images_out = if relu_pool && !learns { pieces } else { n };
+    let images_out = if relu_pool { pieces } else { n };
     let mut out = tape.scratch(&[images_out, geo.o, geo.oh, geo.ow], false);
     let pooled_shape = [n, geo.o, geo.oh / 2, geo.ow / 2];
     let mut pooled = relu_pool.then(|| tape.scratch(&pooled_shape, false));
+    let mut routes = (relu_pool && learns).then(|| tape.scratch(&pooled_shape, false));
     let mut cols = tape.scratch(&[pieces * forward_len], false);
     conv::forward(
         image,
@@ -447,13 +448,20 @@ fn forward_value(
         geo,
         row_major_mut(&mut cols),
         row_major_mut(&mut out),
-        pooled.as_mut().map(row_major_mut),
+        pooled.as_mut().map(|pooled| conv::Pooling {
+            values: row_major_mut(pooled),
+            routes: routes.as_mut().map(row_major_mut),
+        }),
         pieces,
     );
     tape.reuse(cols);
-    match pooled {
-        Some(pooled) => (pooled, Some(out)),
-        None => (out, None),
+    match (pooled, routes) {
+        (Some(pooled), Some(routes)) => {
+            tape.reuse(out);
+            (pooled, Some(routes))
+        }
+        (Some(pooled), None) => (pooled, Some(out)),
+        (None, _) => (out, None),
     }
 }
 
@@ -705,7 +713,10 @@ mod tests {
                 matrix: matrix_view(&w, 6, 36),
                 bias: Some(b.view().into_dimensionality().unwrap()),
             };
-            let pooled_out = Some(row_major_mut(&mut pooled));
+            let pooled_out = Some(conv::Pooling {
+                values: row_major_mut(&mut pooled),
+                routes: None,
+            });
             conv::forward(
                 row_major(&x),
                 weights,

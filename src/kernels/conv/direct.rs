@@ -18,7 +18,7 @@
 //! Each output is `bias + Σ_t w_t·x_t`, one fused multiply-add per tap in the order `(c, i,
 //! j)`, whatever the vector width: AVX-512 and AVX2 give the same numbers bit for bit.
 
-use super::{Geometry, Weights};
+use super::{Geometry, Pooling, Weights};
 use crate::kernels::simd::{Lanes, Unit};
 use crate::tensor::Elem;
 use std::arch::x86_64::{__m256, __m512};
@@ -53,8 +53,9 @@ fn padded_sides(geo: &Geometry) -> (usize, usize) {
 
 /// The convolution of one image `[C, H, W]` with `weights` into `out` (`[O, OH, OW]`, every
 /// element), on `unit` (from [`unit`]); `scratch` holds at least [`scratch_len`] elements.
-/// With `pooled` (`[O, OH/2, OW/2]`), the output then goes through a ReLU and 2×2 max
-/// pooling into it, each thread's channels by that thread ([`super::relu_max_pool_planes`]).
+/// With `pooled` (`[O, OH/2, OW/2]`, and its routes), the output then goes through a ReLU
+/// and 2×2 max pooling into it, each thread's channels by that thread
+/// ([`super::relu_max_pool_planes`]).
 pub(super) fn convolve(
     unit: Unit,
     image: &[Elem],
@@ -62,7 +63,7 @@ pub(super) fn convolve(
     geo: &Geometry,
     scratch: &mut [Elem],
     out: &mut [Elem],
-    pooled: Option<&mut [Elem]>,
+    pooled: Option<Pooling<'_>>,
 ) {
     let matrix = weights.matrix;
     assert!(
@@ -92,7 +93,7 @@ pub(super) fn convolve(
 struct Channels<'a> {
     range: Range<usize>,
     out: &'a mut [Elem],
-    pooled: Option<&'a mut [Elem]>,
+    pooled: Option<Pooling<'a>>,
 }
 
 impl<'a> Channels<'a> {
@@ -102,7 +103,7 @@ impl<'a> Channels<'a> {
         let (out, rest) = self.out.split_at_mut(count * geo.l());
         let (pooled, pooled_rest) = match self.pooled {
             Some(pooled) => {
-                let (head, tail) = pooled.split_at_mut(count * geo.l() / 4);
+                let (head, tail) = pooled.split_at(count * geo.l() / 4);
                 (Some(head), Some(tail))
             }
             None => (None, None),
@@ -567,27 +568,38 @@ mod tests {
             let run = |pieces: usize| {
                 let mut out = vec![f32::NAN; geo.o * geo.l()];
                 let mut pooled = vec![f32::NAN; geo.o * geo.l() / 4];
+                let mut routes = vec![f32::NAN; pooled.len()];
                 let channels = Channels {
                     range: 0..geo.o,
                     out: &mut out,
-                    pooled: Some(&mut pooled),
+                    pooled: Some(Pooling {
+                        values: &mut pooled,
+                        routes: Some(&mut routes),
+                    }),
                 };
                 let weights = Weights::joined(weights.view(), &geo, true);
                 split_channels(unit, &padded, weights, &geo, channels, pieces);
-                (out, pooled)
+                (out, pooled, routes)
             };
-            let (out, pooled) = run(1);
+            let (out, pooled, routes) = run(1);
             let mut expected = vec![f32::NAN; pooled.len()];
-            super::super::relu_max_pool_planes(&out, &geo, &mut expected);
+            let mut expected_routes = vec![f32::NAN; pooled.len()];
+            let expected_pooling = Pooling {
+                values: &mut expected,
+                routes: Some(&mut expected_routes),
+            };
+            super::super::relu_max_pool_planes(&out, &geo, expected_pooling);
             assert_eq!(bits(&pooled), bits(&expected), "{unit:?}: pooled");
+            assert_eq!(bits(&routes), bits(&expected_routes), "{unit:?}: routes");
             for pieces in [2, 3] {
-                let (split_out, split_pooled) = run(pieces);
+                let (split_out, split_pooled, split_routes) = run(pieces);
                 assert_eq!(bits(&split_out), bits(&out), "{unit:?}, {pieces} pieces");
                 assert_eq!(
                     bits(&split_pooled),
                     bits(&pooled),
                     "{unit:?}, {pieces} pieces"
                 );
+                assert_eq!(bits(&split_routes), bits(&routes), "{unit:?}, {pieces}");
             }
         }
     }
