@@ -11,6 +11,11 @@
 //! 0` before the pooling, and each gradient through its derivative (1 for `x > 0` or NaN, 0
 //! otherwise) after it: the numbers of a ReLU followed by the pooling, bit for bit, without
 //! the ReLU's own pass over the full-size input and gradient.
+//!
+//! The forward can also write each window's route (which input is its first maximum, and
+//! whether the rectifier's derivative there is 0), from which the backward routes the
+//! gradients without reading the input plane again ([`forward_2x2_routed`],
+//! [`backward_2x2_routed`]).
 
 use crate::kernels::simd::Unit;
 use crate::tensor::Elem;
