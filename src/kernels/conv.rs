@@ -113,7 +113,9 @@ impl<'a> Weights<'a> {
 /// route gradients through the pooling, each window's route beside it, laid out the same
 /// way ([`max_pool::forward_2x2_routed`]).
 pub(crate) struct Pooling<'a> {
+    /// The pooled output.
     pub(crate) values: &'a mut [Elem],
+    /// Each window's route, when a backward will need them.
     pub(crate) routes: Option<&'a mut [Elem]>,
 }
 
@@ -409,14 +411,13 @@ pub(crate) fn forward(
         forward_images(images, weights, geo, cols, out, pooled);
         return;
     }
-    let samples = images.len() / geo.image_len();
-    let per_piece = samples.div_ceil(pieces);
+    let per_piece = (images.len() / geo.image_len()).div_ceil(pieces);
     let out_len = geo.o * geo.l();
     let run = |((images, out), cols), pooled| {
         crate::threads::as_shard(|| forward_images(images, weights, geo, cols, out, pooled))
     };
     let bias = weights.bias.is_some();
-    let out_per_piece = match out.len() < samples * out_len {
+    let out_per_piece = match written_over(out, images, geo) {
         true => out_len,
         false => per_piece * out_len,
     };
@@ -444,8 +445,7 @@ fn forward_images(
     let (k, l) = (geo.k(), geo.l());
     let direct = direct_unit(geo);
     let out_len = geo.o * l;
-    // one image's output, written over for each image (see `forward`), or all of them
-    let reused = out.len() < images.len() / geo.image_len() * out_len;
+    let reused = written_over(out, images, geo);
     assert!(
         !reused || (pooled.is_some() && out.len() >= out_len),
         "internal error: conv output {} for {} images of {out_len}",
@@ -486,6 +486,12 @@ fn forward_images(
             }
         }
     }
+}
+
+/// Whether `out` holds one image's output (per piece), written over for each image, rather
+/// than every image's (see [`forward`]).
+fn written_over(out: &[Elem], images: &[Elem], geo: &Geometry) -> bool {
+    out.len() < images.len() / geo.image_len() * geo.o * geo.l()
 }
 
 /// Each `[OH, OW]` plane of `out` through a ReLU and 2×2 max pooling
