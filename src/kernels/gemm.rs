@@ -116,7 +116,7 @@ mod few_rows {
         let mid = (n * half / pieces).div_ceil(COLUMNS) * COLUMNS;
         let (rhs_left, rhs_right) = rhs.split_at(Axis(1), mid);
         let (dst_left, dst_right) = dst.split_at(Axis(1), mid);
-        rayon::join(
+        crate::threads::join(
             || split_columns(unit, lhs, rhs_left, dst_left, half, accumulate),
             || split_columns(unit, lhs, rhs_right, dst_right, pieces - half, accumulate),
         );
@@ -543,7 +543,7 @@ fn split(
     } else {
         ((lhs, lhs), rhs.split_at(Axis(1), mid))
     };
-    rayon::join(
+    crate::threads::join(
         || split(lhs_a, rhs_a, dst_a, alpha, beta, half),
         || split(lhs_b, rhs_b, dst_b, alpha, beta, pieces - half),
     );

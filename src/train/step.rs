@@ -9,9 +9,8 @@ use crate::error::{Error, Result};
 use crate::nn::{Loss, Mode, Module};
 use crate::optim::Optimizer;
 use crate::tensor::Elem;
-use crate::threads::{as_shard, keep_helpers_awake, num_threads};
+use crate::threads::{as_shard, keep_helpers_awake, map_items, num_threads};
 use ndarray::{ArrayViewD, Axis};
-use rayon::prelude::*;
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -224,11 +223,9 @@ impl TrainStep {
                 // the model took no statistics over the batch so far: shards on the pool
                 let group = ShardGroup::new(shards, false);
                 keep_helpers_awake();
-                let results: Vec<_> = tapes
-                    .par_iter_mut()
-                    .enumerate()
-                    .map(|(s, tape)| as_shard(|| run_shard(s, tape, Some(group.member(s)))))
-                    .collect();
+                let results = map_items(tapes, &|s, tape| {
+                    as_shard(|| run_shard(s, tape, Some(group.member(s))))
+                });
                 if group.needed_waiting() {
                     // it does now (another model, or a layer that was not used before): the
                     // shards' statistics were their own, so run the step again with shards
