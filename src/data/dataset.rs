@@ -16,7 +16,6 @@ use crate::tensor::{Elem, Tensor};
 use ndarray::{Array2, ArrayView2, ArrayViewD, Axis};
 use rand::Rng;
 use rand::seq::SliceRandom;
-use rayon::prelude::*;
 
 /// The stored samples, flattened to `[samples, features]`.
 #[derive(Debug, Clone)]
@@ -569,14 +568,17 @@ impl Dataset {
 
     /// Writes the samples `rows` into `out` (`rows.len() × num_features`, row-major) as
     /// `f32`, with `scaler` applied (the data set's, or none for the stored values).
-    /// Large batches are converted by all threads, in blocks of rows.
+    /// Large batches are converted by all threads, cut in halves of rows.
     fn write_rows(&self, rows: &[usize], out: &mut [Elem], scaler: Option<&Scaler>) {
-        const BLOCK_ROWS: usize = 16;
         let d = self.num_features();
-        if crate::threads::parallel(out.len()) && d > 0 {
-            out.par_chunks_mut(BLOCK_ROWS * d)
-                .zip(rows.par_chunks(BLOCK_ROWS))
-                .for_each(|(out, rows)| self.write_rows_here(rows, out, scaler));
+        if crate::threads::parallel(out.len()) && rows.len() > 1 {
+            let middle = rows.len() / 2;
+            let (rows_a, rows_b) = rows.split_at(middle);
+            let (out_a, out_b) = out.split_at_mut(middle * d);
+            crate::threads::join(
+                || self.write_rows(rows_a, out_a, scaler),
+                || self.write_rows(rows_b, out_b, scaler),
+            );
         } else {
             self.write_rows_here(rows, out, scaler);
         }
