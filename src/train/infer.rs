@@ -7,7 +7,6 @@ use crate::error::{Error, Result};
 use crate::nn::{Mode, Module};
 use crate::tensor::Tensor;
 use ndarray::{Axis, Slice};
-use rayon::prelude::*;
 use std::cell::RefCell;
 
 /// Rows a shard gets at least: fewer, and the fork costs more than the second core saves.
@@ -70,14 +69,15 @@ pub fn infer<M: Module + ?Sized>(model: &M, x: &Tensor) -> Result<Tensor> {
         return Ok(forward_here(model, x.view()));
     }
     let per_shard = rows.div_ceil(shards);
-    let outputs: Vec<Tensor> = (0..shards)
-        .into_par_iter()
+    let mut blocks: Vec<_> = (0..shards)
         .map(|shard| {
             let start = shard * per_shard;
-            let block = x.slice_axis(Axis(0), Slice::from(start..(start + per_shard).min(rows)));
-            crate::threads::as_shard(|| forward_here(model, block))
+            x.slice_axis(Axis(0), Slice::from(start..(start + per_shard).min(rows)))
         })
         .collect();
+    let outputs = crate::threads::map_items(&mut blocks, &|_, block| {
+        crate::threads::as_shard(|| forward_here(model, block.view()))
+    });
     let views: Vec<_> = outputs.iter().map(|o| o.view()).collect();
     Ok(ndarray::concatenate(Axis(0), &views).expect("internal error: shard outputs differ"))
 }

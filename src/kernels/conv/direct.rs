@@ -156,7 +156,7 @@ fn split_channels(
     let count = channels.range.len();
     let first = (count * half / pieces).next_multiple_of(CHANNELS_PER_PIECE);
     let (left, right) = channels.split(first.min(count), geo);
-    rayon::join(
+    crate::threads::join(
         || split_channels(unit, padded, weights, geo, left, half),
         || split_channels(unit, padded, weights, geo, right, pieces - half),
     );
