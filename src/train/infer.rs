@@ -12,6 +12,12 @@ use std::cell::RefCell;
 /// Rows a shard gets at least: fewer, and the fork costs more than the second core saves.
 const MIN_SHARD_ROWS: usize = 64;
 
+/// Rows one forward pass takes at most: a thread's block of more rows runs through the
+/// model in chunks, so that each layer's output is still in cache when the next layer reads
+/// it. Measured on a 2-core Xeon (2 MB of L2 per core), workload W2's CNN on one thread:
+/// about 12,500 images/s at 64 or 128 rows per pass, 10,400–11,900 at 256.
+const CHUNK_ROWS: usize = 128;
+
 thread_local! {
     /// Each thread's inference tape, reused from call to call so that a serving loop
     /// allocates nothing new.
@@ -28,7 +34,9 @@ thread_local! {
 /// (each layer's own product would otherwise be split and joined). Every sample's output
 /// is computed from that sample alone in evaluation mode, so the blocks change nothing but
 /// the rounding of the matrix kernels, which depends on how many rows a product has; the
-/// same batch and thread count always give the same numbers. Each thread keeps its tape
+/// same batch and thread count always give the same numbers. A block of more than 128
+/// rows runs in chunks of at most 128, so that per-sample speed does not drop once a
+/// layer's output for the whole block no longer fits in cache. Each thread keeps its tape
 /// between calls, so a steady serving loop allocates only the output.
 ///
 /// # Errors
@@ -82,12 +90,31 @@ pub fn infer<M: Module + ?Sized>(model: &M, x: &Tensor) -> Result<Tensor> {
     Ok(ndarray::concatenate(Axis(0), &views).expect("internal error: shard outputs differ"))
 }
 
-/// `model`'s evaluation-mode output for `x` on this thread's reused inference tape.
+/// `model`'s evaluation-mode output for `x` on this thread's reused inference tape, in
+/// chunks of at most [`CHUNK_ROWS`] rows (as even as they can be) written into one output.
 fn forward_here<M: Module + ?Sized>(model: &M, x: ndarray::ArrayViewD<'_, f32>) -> Tensor {
+    let rows = x.len_of(Axis(0));
+    let chunks = rows.div_ceil(CHUNK_ROWS).max(1);
+    let per_chunk = rows.div_ceil(chunks);
     TAPE.with_borrow_mut(|tape| {
         let tape = tape.get_or_insert_with(Tape::inference);
-        tape.reset();
-        model.forward(tape.constant(x), Mode::Eval).value()
+        let mut output: Option<Tensor> = None;
+        for start in (0..rows).step_by(per_chunk) {
+            let chunk = Slice::from(start..(start + per_chunk).min(rows));
+            tape.reset();
+            let value = model.forward(tape.constant(x.slice_axis(Axis(0), chunk)), Mode::Eval);
+            if chunks == 1 {
+                return value.value();
+            }
+            let value = value.data();
+            let output = output.get_or_insert_with(|| {
+                let mut shape = value.shape().to_vec();
+                shape[0] = rows;
+                Tensor::zeros(ndarray::IxDyn(&shape))
+            });
+            output.slice_axis_mut(Axis(0), chunk).assign(&value);
+        }
+        output.expect("internal error: a batch has at least one chunk")
     })
 }
 
