@@ -1,8 +1,9 @@
 //! One full training step of workload W1 — the MLP 784-256-256-10 with ReLU, softmax
 //! cross-entropy and plain SGD — at batch 1, 16 and 128 (forward, backward and update, as
-//! `TrainStep` runs them), and the forward pass alone on an inference tape (model in eval
-//! mode) of W1 and of workload W2 (the CNN of `examples/bench_cnn.rs`) at batch 1, 2, 4, …,
-//! 256, so that one can see whether a sample ever costs more in a larger batch. Every case
+//! `TrainStep` runs them), and the forward pass alone as `tapegrad::infer` runs it (model in
+//! eval mode, no gradients) of W1 and of workload W2 (the CNN of `examples/bench_cnn.rs`) at
+//! batch 1, 2, 4, …, 256, so that one can see whether a sample ever costs more in a larger
+//! batch. Every case
 //! runs in [`tapegrad::in_pool`], as `fit` and the bench examples run their loops. Throughput
 //! is in samples; the FMA peak and the models' FLOP per sample printed first turn samples/s
 //! into a fraction of peak.
@@ -20,8 +21,8 @@ mod w2;
 use criterion::{Criterion, Throughput, criterion_group};
 use std::hint::black_box;
 use tapegrad::{
-    Batch, BatchTargets, ChaCha8Rng, Loss, Mode, Module, SeedableRng, Sequential, Sgd, Tape,
-    TrainStep, ndarray::Ix2, tensor,
+    Batch, BatchTargets, ChaCha8Rng, Loss, SeedableRng, Sequential, Sgd, TrainStep, ndarray::Ix2,
+    tensor,
 };
 
 const TRAIN_BATCHES: [usize; 3] = [1, 16, 128];
@@ -78,16 +79,9 @@ fn inference(c: &mut Criterion) {
             let mut rng = ChaCha8Rng::seed_from_u64(0);
             let model = build(&mut rng);
             let x = tensor::uniform(&[&[batch], sample].concat(), 0.0, 1.0, &mut rng).unwrap();
-            let mut tape = Tape::inference();
             group.throughput(Throughput::Elements(batch as u64));
             group.bench_function(format!("{name}/batch_{batch}"), |bench| {
-                tapegrad::in_pool(|| {
-                    bench.iter(|| {
-                        tape.reset();
-                        let logits = model.forward(tape.constant(black_box(&x)), Mode::Eval);
-                        black_box(logits.shape())
-                    })
-                })
+                tapegrad::in_pool(|| bench.iter(|| tapegrad::infer(&model, black_box(&x)).unwrap()))
             });
         }
     }
