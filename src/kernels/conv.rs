@@ -17,7 +17,6 @@ use crate::kernels::max_pool;
 use crate::kernels::simd::{Unit, with_simd};
 use crate::tensor::Elem;
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2, s};
-use rayon::prelude::*;
 
 /// The sizes of one convolution, checked by the op that builds it.
 #[derive(Debug, Clone, Copy)]
@@ -146,19 +145,6 @@ impl<'a> Pooling<'a> {
             values: &mut self.values[start..][..len],
             routes: self.routes.as_deref_mut().map(|r| &mut r[start..][..len]),
         }
-    }
-
-    /// Runs of `len` elements (the last one shorter when `len` does not divide them).
-    fn chunks(self, len: usize) -> Vec<Pooling<'a>> {
-        let mut chunks = Vec::new();
-        let mut rest = self;
-        while rest.values.len() > len {
-            let (head, tail) = rest.split_at(len);
-            chunks.push(head);
-            rest = tail;
-        }
-        chunks.push(rest);
-        chunks
     }
 }
 
@@ -411,26 +397,48 @@ pub(crate) fn forward(
         forward_images(images, weights, geo, cols, out, pooled);
         return;
     }
-    let per_piece = (images.len() / geo.image_len()).div_ceil(pieces);
-    let out_len = geo.o * geo.l();
-    let run = |((images, out), cols), pooled| {
-        crate::threads::as_shard(|| forward_images(images, weights, geo, cols, out, pooled))
-    };
-    let bias = weights.bias.is_some();
-    let out_per_piece = match written_over(out, images, geo) {
-        true => out_len,
-        false => per_piece * out_len,
-    };
-    let pieces = images
-        .par_chunks(per_piece * geo.image_len())
-        .zip(out.par_chunks_mut(out_per_piece))
-        .zip(cols.par_chunks_mut(scratch_lens(geo, bias).0));
-    match pooled {
-        Some(pooled) => pieces
-            .zip(pooled.chunks(per_piece * out_len / 4))
-            .for_each(|(piece, pooled)| run(piece, Some(pooled))),
-        None => pieces.for_each(|piece| run(piece, None)),
+    let reused = written_over(out, images, geo);
+    split_images(images, weights, geo, cols, out, pooled, reused, pieces);
+}
+
+/// [`forward`] with the images cut in two runs (and `cols`, `out` and `pooled` with them),
+/// each on a thread of its own via [`crate::threads::join`], down to `pieces` runs; `reused`
+/// says whether `out` holds one image's output per piece ([`written_over`] of the whole).
+#[allow(clippy::too_many_arguments)]
+fn split_images(
+    images: &[Elem],
+    weights: Weights<'_>,
+    geo: &Geometry,
+    cols: &mut [Elem],
+    out: &mut [Elem],
+    pooled: Option<Pooling<'_>>,
+    reused: bool,
+    pieces: usize,
+) {
+    let count = images.len() / geo.image_len();
+    if pieces < 2 || count < 2 {
+        crate::threads::as_shard(|| forward_images(images, weights, geo, cols, out, pooled));
+        return;
     }
+    let half = pieces / 2;
+    let first = count * half / pieces;
+    let out_len = geo.o * geo.l();
+    let (images_a, images_b) = images.split_at(first * geo.image_len());
+    let cols_len = scratch_lens(geo, weights.bias.is_some()).0;
+    let (cols_a, cols_b) = cols.split_at_mut(half * cols_len);
+    let (out_a, out_b) = out.split_at_mut(if reused { half } else { first } * out_len);
+    let (pooled_a, pooled_b) = match pooled {
+        Some(pooled) => {
+            let (a, b) = pooled.split_at(first * out_len / 4);
+            (Some(a), Some(b))
+        }
+        None => (None, None),
+    };
+    let (a, b) = (half, pieces - half);
+    crate::threads::join(
+        || split_images(images_a, weights, geo, cols_a, out_a, pooled_a, reused, a),
+        || split_images(images_b, weights, geo, cols_b, out_b, pooled_b, reused, b),
+    );
 }
 
 /// [`forward`] on the calling thread.
