@@ -88,8 +88,8 @@ fn peak_and_flops(
 ) -> Result<(peak::Peak, flops::Flops), Box<dyn Error>> {
     let flops = flops::count(model, data.sample_shape())?;
     let peak = peak::Peak::measure(args.threads)?;
-    println!("{}", peak.describe());
-    println!("{}", flops.describe());
+    emit(format_args!("{}", peak.describe()));
+    emit(format_args!("{}", flops.describe()));
     Ok((peak, flops))
 }
 
@@ -98,12 +98,12 @@ fn peak_and_flops(
 fn fraction_of_peak(peak: &peak::Peak, flop_per_sample: u64, samples_per_s: f64) -> String {
     let useful_gflops = samples_per_s * flop_per_sample as f64 / 1e9;
     let fraction = peak.fraction(useful_gflops);
-    println!(
+    emit(format_args!(
         "useful {useful_gflops:.2} GFLOP/s ({samples_per_s:.0} samples/s × {flop_per_sample} FLOP) = {:.1}% of the {}-thread FMA peak {:.1} GFLOP/s",
         100.0 * fraction,
         peak.threads,
         peak.gflops
-    );
+    ));
     format!(
         "\"flop_per_sample\": {flop_per_sample}, \"useful_gflops\": {useful_gflops:.3}, \"fraction_of_peak\": {fraction:.4}, {}",
         peak.json_fields()
@@ -143,17 +143,17 @@ pub fn train(
             }
             let secs = start.elapsed().as_secs_f64();
             rates.push(seen as f64 / secs);
-            println!(
+            emit(format_args!(
                 "{{\"epoch\": {epoch}, \"secs\": {secs:.3}, \"samples_per_s\": {:.0}}}",
                 seen as f64 / secs
-            );
+            ));
         }
         Ok(rates)
     })?;
     let accuracy = evaluate(&*model, test, 1000)?.accuracy.unwrap_or(f64::NAN);
     let samples_per_s = median(rates);
     let fraction = fraction_of_peak(&peak, flops.training(), samples_per_s);
-    println!(
+    emit(format_args!(
         "{{\"lib\": \"tapegrad {}\", \"threads\": {}, \"batch\": {}, \"median_samples_per_s\": {:.0}, \"test_acc\": {:.4}, \"peak_rss_mib\": {:.1}, {fraction}}}",
         env!("CARGO_PKG_VERSION"),
         args.threads,
@@ -161,7 +161,7 @@ pub fn train(
         samples_per_s,
         accuracy,
         peak_rss_mib().unwrap_or(f64::NAN)
-    );
+    ));
     Ok(())
 }
 
@@ -215,12 +215,21 @@ pub fn infer(model: &Sequential, test: &Dataset, args: &Args) -> Result<(), Box<
     })?;
     let per_s = (passes * batch) as f64 / secs;
     let fraction = fraction_of_peak(&peak, flops.inference(), per_s);
-    println!(
+    emit(format_args!(
         "{{\"lib\": \"tapegrad {}\", \"threads\": {}, \"infer_batch\": {batch}, \"infer_per_s\": {:.0}, \"checksum\": {:.3}, {fraction}}}",
         env!("CARGO_PKG_VERSION"),
         args.threads,
         per_s,
         checksum
-    );
+    ));
     Ok(())
+}
+
+/// Prints one line to standard output; when the reader has gone (`| head`), ends the
+/// program quietly where `println!` would panic on the broken pipe.
+pub fn emit(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    if writeln!(std::io::stdout().lock(), "{line}").is_err() {
+        std::process::exit(0);
+    }
 }
