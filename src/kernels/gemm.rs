@@ -388,9 +388,15 @@ mod column_major {
         static OUTPUT: RefCell<Vec<Elem>> = const { RefCell::new(Vec::new()) };
     }
 
+    /// Outputs of at most this many elements (1 MiB) take the route, which bounds what
+    /// [`OUTPUT`] keeps per thread; a linear layer's output at a training batch is far
+    /// smaller (W1's `[128, 256]`: 32,768).
+    const MAX_OUTPUT: usize = 1 << 18;
+
     /// Whether [`through`] suits a product `[m, k]·rhs → dst` (`rhs` read by contiguous
-    /// columns, `dst` row-major) on this CPU: it has AVX-512F (the transposition's kernel)
-    /// and packing `lhs` plus transposing `dst` moves no more than packing `rhs`.
+    /// columns, `dst` row-major, at most [`MAX_OUTPUT`] elements) on this CPU: it has
+    /// AVX-512F (the transposition's kernel) and packing `lhs` plus transposing `dst` moves
+    /// no more than packing `rhs`.
     pub(super) fn packs_less(
         rhs: &ArrayView2<'_, Elem>,
         dst: &ArrayViewMut2<'_, Elem>,
@@ -401,6 +407,7 @@ mod column_major {
             && dst_strides[1] == 1
             && dst_strides[0] >= n as isize
             && m * (k + n) <= k * n
+            && m * n <= MAX_OUTPUT
             && Unit::detect() == Some(Unit::Avx512)
     }
 
