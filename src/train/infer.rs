@@ -86,6 +86,13 @@ pub fn infer<M: Module + ?Sized>(model: &M, x: &Tensor) -> Result<Tensor> {
     let outputs = crate::threads::map_items(&mut blocks, &|_, block| {
         crate::threads::as_shard(|| forward_here(model, block.view()))
     });
+    if outputs
+        .iter()
+        .zip(&blocks)
+        .any(|(o, b)| !per_row(o, b.len_of(Axis(0))))
+    {
+        return Ok(TAPE.with_borrow_mut(|tape| one_pass(model, x.view(), tape)));
+    }
     let views: Vec<_> = outputs.iter().map(|o| o.view()).collect();
     Ok(ndarray::concatenate(Axis(0), &views).expect("internal error: shard outputs differ"))
 }
@@ -97,16 +104,18 @@ fn forward_here<M: Module + ?Sized>(model: &M, x: ndarray::ArrayViewD<'_, f32>) 
     let chunks = rows.div_ceil(CHUNK_ROWS).max(1);
     let per_chunk = rows.div_ceil(chunks);
     TAPE.with_borrow_mut(|tape| {
-        let tape = tape.get_or_insert_with(Tape::inference);
+        if chunks == 1 {
+            return one_pass(model, x, tape);
+        }
         let mut output: Option<Tensor> = None;
         for start in (0..rows).step_by(per_chunk) {
-            let chunk = Slice::from(start..(start + per_chunk).min(rows));
-            tape.reset();
-            let value = model.forward(tape.constant(x.slice_axis(Axis(0), chunk)), Mode::Eval);
-            if chunks == 1 {
-                return value.value();
+            let end = (start + per_chunk).min(rows);
+            let chunk = Slice::from(start..end);
+            let value = one_pass(model, x.slice_axis(Axis(0), chunk), tape);
+            if !per_row(&value, end - start) {
+                // not one output row per input row: the model needs the block in one pass
+                return one_pass(model, x, tape);
             }
-            let value = value.data();
             let output = output.get_or_insert_with(|| {
                 let mut shape = value.shape().to_vec();
                 shape[0] = rows;
@@ -116,6 +125,24 @@ fn forward_here<M: Module + ?Sized>(model: &M, x: ndarray::ArrayViewD<'_, f32>) 
         }
         output.expect("internal error: a batch has at least one chunk")
     })
+}
+
+/// `model`'s evaluation-mode output for `x` in one forward pass on `tape` (this thread's
+/// inference tape, made on first use).
+fn one_pass<M: Module + ?Sized>(
+    model: &M,
+    x: ndarray::ArrayViewD<'_, f32>,
+    tape: &mut Option<Tape>,
+) -> Tensor {
+    let tape = tape.get_or_insert_with(Tape::inference);
+    tape.reset();
+    model.forward(tape.constant(x), Mode::Eval).value()
+}
+
+/// Whether `output` has one row per input row of a block of `rows`, as a model whose samples
+/// are computed alone gives; a model that mixes the batch's rows must see all of them.
+fn per_row(output: &Tensor, rows: usize) -> bool {
+    output.shape().first() == Some(&rows)
 }
 
 #[cfg(test)]
@@ -150,6 +177,32 @@ mod tests {
                 }
             }
             assert_eq!(infer(&model, &x).unwrap(), y, "rows {rows}: a second call");
+        }
+    }
+
+    /// A model that reduces the batch: one output row, the batch's column sums.
+    struct BatchSums;
+
+    impl Module for BatchSums {
+        fn forward<'t>(&self, x: crate::Var<'t>, _mode: Mode) -> crate::Var<'t> {
+            x.sum_axis(0).reshape(&[1, x.shape()[1]])
+        }
+        fn visit_params(&self, _: &mut dyn FnMut(&str, &crate::Param)) {}
+        fn visit_params_mut(&mut self, _: &mut dyn FnMut(&str, &mut crate::Param)) {}
+    }
+
+    #[test]
+    fn a_model_that_reduces_the_batch_sees_all_of_it_at_once() {
+        let _ = crate::set_num_threads(2);
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        for rows in [100, 300] {
+            let x = uniform(&[rows, 3], -1.0, 1.0, &mut rng).unwrap();
+            let sums = x.sum_axis(Axis(0));
+            let y = infer(&BatchSums, &x).unwrap();
+            assert_eq!(y.shape(), [1, 3], "rows {rows}");
+            for (a, b) in y.iter().zip(&sums) {
+                assert!((a - b).abs() < 1e-4, "rows {rows}: {a} vs {b}");
+            }
         }
     }
 
