@@ -140,7 +140,7 @@ fn one_pass<M: Module + ?Sized>(
 }
 
 /// Whether `output` has one row per input row of a block of `rows`, as a model whose samples
-/// are computed alone gives; a model that mixes the batch's rows must see all of them.
+/// are computed alone gives; a model that reduces the batch must see all of it.
 fn per_row(output: &Tensor, rows: usize) -> bool {
     output.shape().first() == Some(&rows)
 }
