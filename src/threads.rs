@@ -4,6 +4,10 @@
 //! variable `RAYON_NUM_THREADS` or else the number of cores. [`set_num_threads`] changes it
 //! for both the `gemm` kernel and element-wise work. Results do not depend on scheduling
 //! beyond float summation order, and the same thread count always gives the same numbers.
+//!
+//! The crate's own kernels and the training step split their work in halves with [`join`]
+//! (and [`map_items`]), whose waiting side spins instead of sleeping, and keep the pool's
+//! other threads awake around a training loop with [`in_pool`].
 
 use crate::error::{Error, Result};
 use std::cell::{Cell, RefCell};
