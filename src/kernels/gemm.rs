@@ -430,18 +430,19 @@ mod column_major {
             super::crate_gemm(lhs, rhs, view, 0.0, beta);
             // SAFETY: the caller checked for AVX-512F (`packs_less`); `output` holds the m×n
             // product column-major and `dst` is row-major with rows at least n long.
-            unsafe { transpose(output, m, n, dst) };
+            unsafe { transpose(output, dst) };
         });
     }
 
-    /// Writes the column-major `m×n` matrix `src` into the row-major `dst`: blocks of
-    /// 16×16 transposed in registers, the edges element by element.
+    /// Writes `src`, `dst`'s `m×n` elements in column-major order, into the row-major `dst`:
+    /// blocks of 16×16 transposed in registers, the edges element by element.
     ///
     /// # Safety
-    /// The CPU has AVX-512F; `src.len() == m·n`, `dst` is `m×n` with unit column stride and
-    /// a row stride of at least `n`.
+    /// The CPU has AVX-512F; `src.len() == m·n`, `dst` has unit column stride and a row
+    /// stride of at least `n`.
     #[target_feature(enable = "avx512f")]
-    unsafe fn transpose(src: &[Elem], m: usize, n: usize, mut dst: ArrayViewMut2<'_, Elem>) {
+    unsafe fn transpose(src: &[Elem], mut dst: ArrayViewMut2<'_, Elem>) {
+        let (m, n) = dst.dim();
         let row_stride = dst.strides()[0] as usize;
         let (from, to) = (src.as_ptr(), dst.as_mut_ptr());
         let (whole_m, whole_n) = (m / 16 * 16, n / 16 * 16);
