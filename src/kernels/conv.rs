@@ -259,12 +259,13 @@ impl SameSizeSpan {
     }
 
     /// Zeroes the wrapped-around columns (outside `lo..hi`) of the valid output rows of a
-    /// patch row `w` wide.
+    /// patch row `w` wide, column by column: a padding's few columns (one for 3×3 with
+    /// padding 1) cost a store per row rather than a call to `memset` per row.
     fn zero_edges(&self, row: &mut [Elem], w: usize) {
-        if self.lo > 0 || self.hi < w {
-            for line in row[self.first * w..self.end * w].chunks_exact_mut(w) {
-                line[..self.lo].fill(0.0);
-                line[self.hi..].fill(0.0);
+        let lines = &mut row[self.first * w..self.end * w];
+        for column in (0..self.lo).chain(self.hi..w) {
+            for element in lines.iter_mut().skip(column).step_by(w) {
+                *element = 0.0;
             }
         }
     }
