@@ -1,7 +1,9 @@
 //! Convolution kernels: im2col and its adjoint col2im, and the convolution's forward and
 //! backward as matrix products on the [`gemm`] kernel, one image at a time (Chellapilla et
 //! al. 2006, <https://inria.hal.science/inria-00112631>); and the forward of a stride-1
-//! convolution on a small image as a [`direct`] kernel that reads the patches in place.
+//! convolution on a small image as a [`direct`] kernel that reads the patches in place, as
+//! well as its input gradient, itself such a convolution of the output gradient
+//! ([`Geometry::input_gradient`]).
 //!
 //! Taking several images into one wider product was measured on workload W2 (batch 128):
 //! it packs the weight once per chunk rather than per image but moves the patches and the
@@ -80,6 +82,30 @@ impl Geometry {
         self.sh == 1 && self.sw == 1 && self.ow == self.w
     }
 
+    /// The input gradient of a stride-1 convolution as a convolution of its own: the output
+    /// gradient `[O, OH, OW]` convolved with the weights flipped in both spatial axes and
+    /// with input and output channels swapped ([`flip_weights`]), with padding
+    /// `(kh − 1)·dh − ph` (and the same for columns), which gives back `[C, H, W]`:
+    /// `∂L/∂x[c, y, x] = Σ_{o,i,j} W[o, c, i, j]·G[o, y + ph − i·dh, x + pw − j·dw]`.
+    /// `None` for other strides, or a padding wider than the kernel's reach.
+    fn input_gradient(&self) -> Option<Geometry> {
+        let ph = ((self.kh - 1) * self.dh).checked_sub(self.ph)?;
+        let pw = ((self.kw - 1) * self.dw).checked_sub(self.pw)?;
+        (self.sh == 1 && self.sw == 1).then_some(Geometry {
+            c: self.o,
+            h: self.oh,
+            w: self.ow,
+            cg: self.og,
+            o: self.c,
+            og: self.cg,
+            ph,
+            pw,
+            oh: self.h,
+            ow: self.w,
+            ..*self
+        })
+    }
+
     /// The input row of output row `oy`'s tap `i`, if it is inside the image.
     fn input_row(&self, oy: usize, i: usize) -> Option<usize> {
         (oy * self.sh + i * self.dh)
@@ -156,9 +182,11 @@ pub(crate) fn weight_grad_column_major(geo: &Geometry, bias: bool) -> bool {
     geo.og < geo.k() + usize::from(bias)
 }
 
-/// Scratch in elements: `(forward, patches, patch gradients)`, where [`forward`] needs the
+/// Scratch in elements: `(forward, patches, input gradient)`, where [`forward`] needs the
 /// first per thread (the [`direct`] kernel's padded image, or else the patches) and
-/// [`backward`] the other two (the patches with a row of ones for the bias).
+/// [`backward`] the other two: the patches with a row of ones for the bias, and for the
+/// input gradient either the flipped weights and the [`direct`] kernel's padded output
+/// gradient ([`Geometry::input_gradient`]) or the patches' gradients.
 pub(crate) fn scratch_lens(geo: &Geometry, bias: bool) -> (usize, usize, usize) {
     let (k, l) = (geo.k(), geo.l());
     let forward = match direct_unit(geo) {
@@ -166,7 +194,16 @@ pub(crate) fn scratch_lens(geo: &Geometry, bias: bool) -> (usize, usize, usize) 
         Some(_) => direct::scratch_len(geo),
         _ => geo.groups * k * l,
     };
-    (forward, geo.groups * (k + usize::from(bias)) * l, k * l)
+    let input_gradient = match direct_input_gradient(geo) {
+        #[cfg(target_arch = "x86_64")]
+        Some((_, adjoint)) => geo.c * adjoint.k() + direct::scratch_len(&adjoint),
+        _ => k * l,
+    };
+    (
+        forward,
+        geo.groups * (k + usize::from(bias)) * l,
+        input_gradient,
+    )
 }
 
 /// The vector unit that convolves `geo` directly ([`direct`]), if that kernel takes it.
@@ -175,6 +212,33 @@ fn direct_unit(geo: &Geometry) -> Option<Unit> {
     return direct::unit(geo);
     #[cfg(not(target_arch = "x86_64"))]
     None
+}
+
+/// The vector unit and geometry on which [`backward`] forms the input gradient of `geo` as a
+/// [`direct`] convolution ([`Geometry::input_gradient`]), if that kernel takes it.
+fn direct_input_gradient(geo: &Geometry) -> Option<(Unit, Geometry)> {
+    let adjoint = geo.input_gradient()?;
+    Some((direct_unit(&adjoint)?, adjoint))
+}
+
+/// Writes the weights `[O, cg·kh·kw]` (each group's block of output channels) as those of
+/// the input gradient's convolution ([`Geometry::input_gradient`]) into `flipped`, `[C,
+/// og·kh·kw]`: `flipped[c, (o·kh + i)·kw + j] = W[g·og + o, (c − g·cg, kh − 1 − i, kw − 1 −
+/// j)]` for input channel `c` of group `g`.
+fn flip_weights(weights: ArrayView2<'_, Elem>, geo: &Geometry, flipped: &mut [Elem]) {
+    let taps = geo.kh * geo.kw;
+    for (c, row) in flipped.chunks_exact_mut(geo.og * taps).enumerate() {
+        let (g, local) = (c / geo.cg, c % geo.cg);
+        for (o, to) in row.chunks_exact_mut(taps).enumerate() {
+            let from = weights.row(g * geo.og + o);
+            let from = &from
+                .as_slice()
+                .expect("internal error: weight rows contiguous")[local * taps..][..taps];
+            for (t, &w) in to.iter_mut().zip(from.iter().rev()) {
+                *t = w;
+            }
+        }
+    }
 }
 
 /// Writes group `group`'s patches of one image `[C, H, W]` into `cols`, a row-major
@@ -461,40 +525,53 @@ fn forward_images(
         out.len(),
         images.len() / geo.image_len()
     );
+    #[cfg(target_arch = "x86_64")]
+    if let Some(unit) = direct {
+        let mut padded = direct::Padded::new(geo, cols);
+        for (sample, image) in images.chunks_exact(geo.image_len()).enumerate() {
+            let (out, pooled) = image_output(out, pooled.as_mut(), sample, reused, out_len);
+            direct::convolve(unit, image, weights, geo, &mut padded, out, pooled);
+        }
+        return;
+    }
     for (sample, image) in images.chunks_exact(geo.image_len()).enumerate() {
-        let out = match reused {
-            true => &mut out[..out_len],
-            false => &mut out[sample * out_len..][..out_len],
-        };
-        let pooled = (pooled.as_mut()).map(|p| p.part(sample * out_len / 4, out_len / 4));
-        match direct {
-            #[cfg(target_arch = "x86_64")]
-            Some(unit) => direct::convolve(unit, image, weights, geo, cols, out, pooled),
-            _ => {
-                patches(image, geo, false, cols);
-                for g in 0..geo.groups {
-                    let channels = g * geo.og..(g + 1) * geo.og;
-                    let mut dst = block_mut(out, g, geo.og, l);
-                    // each output starts at its channel's bias, the product added to it
-                    if let Some(bias) = weights.bias {
-                        for (mut row, &b) in dst
-                            .rows_mut()
-                            .into_iter()
-                            .zip(&bias.slice(s![channels.clone()]))
-                        {
-                            row.fill(b);
-                        }
-                    }
-                    let alpha = if weights.bias.is_some() { 1.0 } else { 0.0 };
-                    let matrix = weights.matrix.slice(s![channels, ..]);
-                    gemm(matrix, block(cols, g, k, l), dst, alpha, 1.0);
-                }
-                if let Some(pooled) = pooled {
-                    relu_max_pool_planes(out, geo, pooled);
+        let (out, pooled) = image_output(out, pooled.as_mut(), sample, reused, out_len);
+        patches(image, geo, false, cols);
+        for g in 0..geo.groups {
+            let channels = g * geo.og..(g + 1) * geo.og;
+            let mut dst = block_mut(out, g, geo.og, l);
+            // each output starts at its channel's bias, the product added to it
+            if let Some(bias) = weights.bias {
+                for (mut row, &b) in dst
+                    .rows_mut()
+                    .into_iter()
+                    .zip(&bias.slice(s![channels.clone()]))
+                {
+                    row.fill(b);
                 }
             }
+            let alpha = if weights.bias.is_some() { 1.0 } else { 0.0 };
+            let matrix = weights.matrix.slice(s![channels, ..]);
+            gemm(matrix, block(cols, g, k, l), dst, alpha, 1.0);
+        }
+        if let Some(pooled) = pooled {
+            relu_max_pool_planes(out, geo, pooled);
         }
     }
+}
+
+/// Image `sample`'s output `out_len` long in `out` (the start of `out` when `reused`, see
+/// [`written_over`]) and its part of `pooled`.
+fn image_output<'o>(
+    out: &'o mut [Elem],
+    pooled: Option<&'o mut Pooling<'_>>,
+    sample: usize,
+    reused: bool,
+    out_len: usize,
+) -> (&'o mut [Elem], Option<Pooling<'o>>) {
+    let start = if reused { 0 } else { sample * out_len };
+    let pooled = pooled.map(|p| p.part(sample * out_len / 4, out_len / 4));
+    (&mut out[start..][..out_len], pooled)
 }
 
 /// Whether `out` holds one image's output (per piece), written over for each image, rather
@@ -565,9 +642,11 @@ impl OutputGrad<'_> {
 }
 
 /// The convolution's backward: with `grad` the output gradient (`G_n` of image `n`), adds
-/// `∂L/∂W = Σ_n G_n·P_nᵀ` (`[O, K + bias]`, `P_n` image `n`'s patches) into `dw` and adds
-/// `∂L/∂x` (`[N, C, H, W]`, the patches' gradients `W_gᵀ·G_n` folded back into the images)
-/// into `dx`. `cols` and `dcols` hold at least [`scratch_lens`].
+/// `∂L/∂W = Σ_n G_n·P_nᵀ` (`[O, K + bias]`, `P_n` image `n`'s patches) into `dw` and writes
+/// `∂L/∂x` (`[N, C, H, W]`, every element) into `dx`: a convolution of `G_n` on the
+/// [`direct`] kernel where it takes [`Geometry::input_gradient`], else the patches'
+/// gradients `W_gᵀ·G_n` folded back into the images. `cols` and `dcols` hold at least
+/// [`scratch_lens`].
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn backward(
     images: &[Elem],
@@ -582,6 +661,9 @@ pub(crate) fn backward(
 ) {
     let (k, kx, l, og) = (geo.k() + usize::from(bias), geo.k(), geo.l(), geo.og);
     let image_len = geo.image_len();
+    let mut input_gradient = dx
+        .is_some()
+        .then(|| InputGradient::new(geo, weights, dcols));
     for (sample, image) in images.chunks_exact(image_len).enumerate() {
         let g_out = grad.of(sample, geo);
         if let Some(dw) = dw.as_mut() {
@@ -594,18 +676,71 @@ pub(crate) fn backward(
                 );
             }
         }
-        if let Some(dx) = dx.as_mut() {
+        if let (Some(dx), Some(input_gradient)) = (dx.as_mut(), input_gradient.as_mut()) {
             let dx = &mut dx[sample * image_len..(sample + 1) * image_len];
-            for g in 0..geo.groups {
-                gemm(
-                    weights.slice(s![g * og..(g + 1) * og, ..kx]).t(),
-                    block(g_out, g, og, l),
-                    block_mut(dcols, 0, kx, l),
-                    0.0,
-                    1.0,
-                );
-                col2im(dcols, geo, g, dx);
+            match input_gradient {
+                #[cfg(target_arch = "x86_64")]
+                InputGradient::Direct {
+                    unit,
+                    adjoint,
+                    flipped,
+                    padded,
+                } => {
+                    let weights = Weights {
+                        matrix: flipped.view(),
+                        bias: None,
+                    };
+                    direct::convolve(*unit, g_out, weights, adjoint, padded, dx, None);
+                }
+                InputGradient::Patches(dcols) => {
+                    dx.fill(0.0);
+                    for g in 0..geo.groups {
+                        gemm(
+                            weights.slice(s![g * og..(g + 1) * og, ..kx]).t(),
+                            block(g_out, g, og, l),
+                            block_mut(dcols, 0, kx, l),
+                            0.0,
+                            1.0,
+                        );
+                        col2im(dcols, geo, g, dx);
+                    }
+                }
             }
         }
+    }
+}
+
+/// How [`backward`] forms each image's input gradient, with its scratch.
+enum InputGradient<'a> {
+    /// As a [`direct`] convolution ([`Geometry::input_gradient`]) with the flipped weights
+    /// ([`flip_weights`]).
+    #[cfg(target_arch = "x86_64")]
+    Direct {
+        unit: Unit,
+        adjoint: Geometry,
+        flipped: ArrayView2<'a, Elem>,
+        padded: direct::Padded<'a>,
+    },
+    /// As the patches' gradients `W_gᵀ·G_n` in this buffer, folded back into the image.
+    Patches(&'a mut [Elem]),
+}
+
+impl<'a> InputGradient<'a> {
+    /// The direct route where its kernel takes `geo`, else the patches', in `scratch` (the
+    /// last of [`scratch_lens`]).
+    fn new(geo: &Geometry, weights: ArrayView2<'_, Elem>, scratch: &'a mut [Elem]) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if let Some((unit, adjoint)) = direct_input_gradient(geo) {
+            let (flipped, padded) = scratch.split_at_mut(geo.c * adjoint.k());
+            flip_weights(weights, geo, flipped);
+            return InputGradient::Direct {
+                unit,
+                adjoint,
+                flipped: ArrayView2::from_shape((geo.c, adjoint.k()), flipped)
+                    .expect("internal error: flipped weights"),
+                padded: direct::Padded::new(&adjoint, padded),
+            };
+        }
+        InputGradient::Patches(scratch)
     }
 }

@@ -1,7 +1,9 @@
 //! 2-D convolution of NCHW batches, [`Var::conv2d`] (`torch.nn.functional.conv2d`), and its
 //! geometry, [`Conv2dOptions`]. The forward unfolds each image's patches into a matrix
 //! (im2col) and multiplies it by the weight on the `gemm` kernel; the backward multiplies
-//! back and folds the patches' gradients into the image (col2im), beside it.
+//! back and folds the patches' gradients into the image (col2im), beside it. A stride-1
+//! convolution of a small image runs its forward and its input gradient (a convolution of
+//! the output gradient with the flipped weights) as direct convolutions on AVX-512 or AVX2.
 //!
 //! # Shapes
 //! `x: [N, C, H, W]`, `weight: [O, C/groups, kh, kw]`, `bias: [O]`, output `[N, O, OH, OW]`
@@ -390,7 +392,7 @@ fn convolve<'t>(
             dw.fill(0.0);
             dw
         });
-        let mut dx = b.needs[0].then(|| b.tape.zeros(b.inputs[0].shape()));
+        let mut dx = b.needs[0].then(|| b.tape.scratch(b.inputs[0].shape(), false));
         let mut cols = b.tape.scratch(&[cols_len], false);
         let mut dcols = b.tape.scratch(&[dcols_len], false);
         let mut out_grad = b.saved.map(|_| b.tape.scratch(&[geo.o * geo.l()], false));
@@ -548,6 +550,9 @@ mod tests {
             // else a column-major one
             ([1, 2, 4, 3], [34, 2, 3, 3], d.padding(1)),
             ([1, 5, 3, 4], [33, 5, 3, 3], d.padding(1)),
+            // padding beyond the kernel's reach: the input gradient is not a convolution of
+            // the output gradient (it drops the frame), so it takes the patches' route
+            ([2, 2, 3, 3], [2, 2, 1, 1], d.padding(1)),
         ]
     }
 
