@@ -346,12 +346,14 @@ mod avx2 {
         }
     }
 
-    /// `relu(v)` in every lane with `RELU` (0 where `v <= 0`; NaN stays), else `v`.
+    /// `relu(v)` in every lane with `RELU`, else `v`, for lanes that hold numbers (a lane
+    /// holding a NaN comes out 0): `max(v, 0)`, which gives its second operand, +0.0, for
+    /// -0.0 as for every other `v <= 0`.
     #[inline]
     #[target_feature(enable = "avx2")]
     fn rectified<const RELU: bool>(v: __m256) -> __m256 {
         match RELU {
-            true => _mm256_andnot_ps(_mm256_cmp_ps::<_CMP_LE_OQ>(v, _mm256_setzero_ps()), v),
+            true => _mm256_max_ps(v, _mm256_setzero_ps()),
             false => v,
         }
     }
@@ -373,9 +375,10 @@ mod avx2 {
     ) -> ([__m256; 4], __m256) {
         // SAFETY: the caller's promise.
         let ((p, q), (r, s)) = unsafe { (split(&top[i..], windows), split(&bottom[i..], windows)) };
-        let [p, q, r, s] = [p, q, r, s].map(|v| rectified::<RELU>(v));
         let unordered = |a, b| _mm256_cmp_ps::<_CMP_UNORD_Q>(a, b);
         *nan = _mm256_or_ps(*nan, _mm256_or_ps(unordered(p, q), unordered(r, s)));
+        // NaN lanes are found before the rectifier, which maps them to 0
+        let [p, q, r, s] = [p, q, r, s].map(|v| rectified::<RELU>(v));
         let max = _mm256_max_ps(_mm256_max_ps(p, q), _mm256_max_ps(r, s));
         ([p, q, r, s], max)
     }
@@ -662,15 +665,14 @@ mod avx512 {
         }
     }
 
-    /// `relu(v)` in every lane with `RELU` (0 where `v <= 0`; NaN stays), else `v`.
+    /// `relu(v)` in every lane with `RELU`, else `v`, for lanes that hold numbers (a lane
+    /// holding a NaN comes out 0): `max(v, 0)`, which gives its second operand, +0.0, for
+    /// -0.0 as for every other `v <= 0`.
     #[inline]
     #[target_feature(enable = "avx512f")]
     fn rectified<const RELU: bool>(v: __m512) -> __m512 {
         match RELU {
-            true => {
-                let at_most_0 = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(v, _mm512_setzero_ps());
-                _mm512_mask_mov_ps(v, at_most_0, _mm512_setzero_ps())
-            }
+            true => _mm512_max_ps(v, _mm512_setzero_ps()),
             false => v,
         }
     }
@@ -692,9 +694,10 @@ mod avx512 {
     ) -> ([__m512; 4], __m512) {
         // SAFETY: the caller's promise.
         let ((p, q), (r, s)) = unsafe { (split(&top[i..], windows), split(&bottom[i..], windows)) };
-        let [p, q, r, s] = [p, q, r, s].map(|v| rectified::<RELU>(v));
         let unordered = |a, b| _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(a, b);
         *nan |= unordered(p, q) | unordered(r, s);
+        // NaN lanes are found before the rectifier, which maps them to 0
+        let [p, q, r, s] = [p, q, r, s].map(|v| rectified::<RELU>(v));
         let max = _mm512_max_ps(_mm512_max_ps(p, q), _mm512_max_ps(r, s));
         ([p, q, r, s], max)
     }
