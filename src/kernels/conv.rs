@@ -225,6 +225,7 @@ fn direct_input_gradient(geo: &Geometry) -> Option<(Unit, Geometry)> {
 /// the input gradient's convolution ([`Geometry::input_gradient`]) into `flipped`, `[C,
 /// og·kh·kw]`: `flipped[c, (o·kh + i)·kw + j] = W[g·og + o, (c − g·cg, kh − 1 − i, kw − 1 −
 /// j)]` for input channel `c` of group `g`.
+#[cfg(target_arch = "x86_64")]
 fn flip_weights(weights: ArrayView2<'_, Elem>, geo: &Geometry, flipped: &mut [Elem]) {
     let taps = geo.kh * geo.kw;
     for (c, row) in flipped.chunks_exact_mut(geo.og * taps).enumerate() {
