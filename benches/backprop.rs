@@ -20,6 +20,7 @@ mod w2;
 
 use criterion::{Criterion, Throughput, criterion_group};
 use std::hint::black_box;
+use std::time::Duration;
 use tapegrad::{
     Batch, BatchTargets, ChaCha8Rng, Loss, SeedableRng, Sequential, Sgd, TrainStep, ndarray::Ix2,
     tensor,
@@ -70,6 +71,9 @@ fn train_step(c: &mut Criterion) {
 
 fn inference(c: &mut Criterion) {
     let mut group = c.benchmark_group("inference");
+    // 18 cases: a shorter warm-up and measurement keep `cargo bench` well under 10 minutes
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(3));
     let models: [(&str, Build, &[usize]); 2] = [
         ("mlp_784_256_256_10", mlp, &[784]),
         ("cnn_w2", cnn, &[1, 28, 28]),
