@@ -207,13 +207,9 @@ fn copy_row(from: &[Elem], to: &mut [Elem]) {
         return;
     }
     for start in (0..len).step_by(ROW_BLOCK) {
+        // a copy of a constant length: a few vector moves, no call
         let start = start.min(len - ROW_BLOCK);
-        let to: &mut [Elem; ROW_BLOCK] = (&mut to[start..start + ROW_BLOCK])
-            .try_into()
-            .expect("internal error: row block");
-        *to = from[start..start + ROW_BLOCK]
-            .try_into()
-            .expect("internal error: row block");
+        to[start..][..ROW_BLOCK].copy_from_slice(&from[start..][..ROW_BLOCK]);
     }
 }
 
