@@ -528,10 +528,10 @@ fn forward_images(
     );
     #[cfg(target_arch = "x86_64")]
     if let Some(unit) = direct {
-        let mut padded = direct::Padded::new(geo, cols);
+        let mut workspace = direct::Workspace::new(unit, geo, weights, cols);
         for (sample, image) in images.chunks_exact(geo.image_len()).enumerate() {
             let (out, pooled) = image_output(out, pooled.as_mut(), sample, reused, out_len);
-            direct::convolve(unit, image, weights, geo, &mut padded, out, pooled);
+            direct::convolve(image, geo, &mut workspace, out, pooled);
         }
         return;
     }
@@ -674,17 +674,8 @@ pub(crate) fn backward(
             let dx = &mut dx[sample * image_len..(sample + 1) * image_len];
             match input_gradient {
                 #[cfg(target_arch = "x86_64")]
-                InputGradient::Direct {
-                    unit,
-                    adjoint,
-                    flipped,
-                    padded,
-                } => {
-                    let weights = Weights {
-                        matrix: flipped.view(),
-                        bias: None,
-                    };
-                    direct::convolve(*unit, g_out, weights, adjoint, padded, dx, None);
+                InputGradient::Direct { adjoint, workspace } => {
+                    direct::convolve(g_out, adjoint, workspace, dx, None);
                 }
                 InputGradient::Patches(dcols) => {
                     dx.fill(0.0);
@@ -705,15 +696,14 @@ pub(crate) fn backward(
 }
 
 /// How [`backward`] forms each image's input gradient, with its scratch.
+#[allow(clippy::large_enum_variant)] // one per call, on the stack: a box would allocate
 enum InputGradient<'a> {
     /// As a [`direct`] convolution ([`Geometry::input_gradient`]) with the flipped weights
     /// ([`flip_weights`]).
     #[cfg(target_arch = "x86_64")]
     Direct {
-        unit: Unit,
         adjoint: Geometry,
-        flipped: ArrayView2<'a, Elem>,
-        padded: direct::Padded<'a>,
+        workspace: direct::Workspace<'a, 'a>,
     },
     /// As the patches' gradients `W_gᵀ·G_n` in this buffer, folded back into the image.
     Patches(&'a mut [Elem]),
@@ -725,14 +715,16 @@ impl<'a> InputGradient<'a> {
     fn new(geo: &Geometry, weights: ArrayView2<'_, Elem>, scratch: &'a mut [Elem]) -> Self {
         #[cfg(target_arch = "x86_64")]
         if let Some((unit, adjoint)) = direct_input_gradient(geo) {
-            let (flipped, padded) = scratch.split_at_mut(geo.c * adjoint.k());
+            let (flipped, rest) = scratch.split_at_mut(geo.c * adjoint.k());
             flip_weights(weights, geo, flipped);
-            return InputGradient::Direct {
-                unit,
-                adjoint,
-                flipped: ArrayView2::from_shape((geo.c, adjoint.k()), flipped)
+            let flipped = Weights {
+                matrix: ArrayView2::from_shape((geo.c, adjoint.k()), flipped)
                     .expect("internal error: flipped weights"),
-                padded: direct::Padded::new(&adjoint, padded),
+                bias: None,
+            };
+            return InputGradient::Direct {
+                adjoint,
+                workspace: direct::Workspace::new(unit, &adjoint, flipped, rest),
             };
         }
         InputGradient::Patches(scratch)

@@ -63,6 +63,15 @@ fn forward_2x2_on<const RELU: bool>(
     }
 }
 
+/// A window `[top left, top right, bottom left, bottom right]` through the rectifier and
+/// 2×2 max pooling by the exact rule: its maximum and its route (see
+/// [`forward_2x2_routed`]), NaN included, for kernels that pool windows laid out otherwise.
+pub(crate) fn relu_window(window: [Elem; 4]) -> (Elem, Elem) {
+    let window = rectified::<true>(window);
+    let first = first_max_of_4(window);
+    (window[first], route::<true>(first, window[first]))
+}
+
 /// The route code of a window whose first maximum is at `first` and holds `value` (see
 /// [`forward_2x2_routed`]).
 #[inline(always)]

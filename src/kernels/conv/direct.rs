@@ -15,10 +15,17 @@
 //! image in place: on workload W2's second convolution at batch 1 the scratch it writes and
 //! reads falls from about 450 KB to 32 KB.
 //!
+//! With AVX-512, a convolution with whole blocks of 32 output channels, rows of at least 14
+//! outputs and at least 32 taps per output runs with the vectors along the output channels
+//! instead ([`channel_vectors`], as oneDNN's direct convolutions): every lane is used
+//! whatever the rows' width (rows of 14, as on W2's second convolution, leave 2 of 16 lanes
+//! idle above), and a fused ReLU and 2×2 max pooling reads its windows from those tiles.
+//!
 //! Each output is `bias + Σ_t w_t·x_t`, one fused multiply-add per tap in the order `(c, i,
-//! j)`, whatever the vector width: AVX-512 and AVX2 give the same numbers bit for bit.
+//! j)`, whatever the kernel and vector width: they all give the same numbers bit for bit.
 
 use super::{Geometry, Pooling, Weights};
+use crate::kernels::max_pool;
 use crate::kernels::simd::{Lanes, Unit};
 use crate::tensor::Elem;
 use std::arch::x86_64::{__m256, __m512};
@@ -35,13 +42,25 @@ const MAX_LANES: usize = 16;
 /// The vector unit to convolve `geo` directly on, if the direct kernel takes it: stride 1,
 /// a padded image of at most [`MAX_PADDED_IMAGE`] elements, and a CPU with a [`Unit`].
 pub(super) fn unit(geo: &Geometry) -> Option<Unit> {
-    let direct = geo.sh == 1 && geo.sw == 1 && scratch_len(geo) <= MAX_PADDED_IMAGE;
+    let direct = geo.sh == 1 && geo.sw == 1 && padded_len(geo) <= MAX_PADDED_IMAGE;
     direct.then(Unit::detect).flatten()
 }
 
-/// Scratch [`convolve`] needs, in elements: the padded image, with room after it for the
-/// vector loads of the last row's lanes past `OW`.
+/// Scratch a [`Workspace`] for `geo` needs, in elements: the padded image, and for the
+/// channel-vector kernel ([`takes_channel_vectors`]) the packed weights `[O/BLOCK, K,
+/// BLOCK]` and one image's outputs channels-last, `[O/BLOCK, OH·OW, BLOCK]`.
 pub(super) fn scratch_len(geo: &Geometry) -> usize {
+    let staged = if takes_channel_vectors(geo) {
+        geo.o * (geo.k() + geo.l())
+    } else {
+        0
+    };
+    padded_len(geo) + staged
+}
+
+/// The padded image `[C, Hp, Wp]`, with room after it for the vector loads of the last
+/// row's lanes past `OW`.
+fn padded_len(geo: &Geometry) -> usize {
     let (hp, wp) = padded_sides(geo);
     geo.c * hp * wp + MAX_LANES
 }
@@ -51,37 +70,91 @@ fn padded_sides(geo: &Geometry) -> (usize, usize) {
     (geo.h + 2 * geo.ph, geo.w + 2 * geo.pw)
 }
 
-/// The buffer of [`convolve`]'s padded images, `[C, Hp, Wp]` (and room after it), whose
-/// frame of zeros, written once, stays from one image to the next: each image then costs
-/// only the copy of its rows.
-pub(super) struct Padded<'a> {
-    buffer: &'a mut [Elem],
+/// Whether an AVX-512 CPU convolves `geo` with [`channel_vectors`] (vectors along the output
+/// channels): one group, output channels in whole blocks of [`BLOCK`], rows of at least
+/// [`PIXELS`] outputs and at least [`MIN_TAPS`] taps per output (with fewer, as W2's first
+/// convolution's 9, writing a tile out costs more than its multiply-adds gain).
+fn takes_channel_vectors(geo: &Geometry) -> bool {
+    geo.groups == 1 && geo.o.is_multiple_of(BLOCK) && geo.ow >= PIXELS && geo.k() >= MIN_TAPS
 }
 
-impl<'a> Padded<'a> {
-    /// The buffer for convolutions of `geo` in the first [`scratch_len`] elements of
-    /// `scratch`, zeroed.
-    pub(super) fn new(geo: &Geometry, scratch: &'a mut [Elem]) -> Self {
-        let buffer = &mut scratch[..scratch_len(geo)];
-        buffer.fill(0.0);
-        Padded { buffer }
+/// The buffers of [`convolve`] on one thread, for one geometry and one set of weights: the
+/// padded image, whose frame of zeros, written once, stays from one image to the next (each
+/// image then costs only the copy of its rows), and for [`channel_vectors`] the weights
+/// packed once for every image and room for an image's outputs channels-last.
+pub(super) struct Workspace<'a, 'w> {
+    unit: Unit,
+    weights: Weights<'w>,
+    padded: &'a mut [Elem],
+    /// `[O/BLOCK, K, BLOCK]`: block `b`'s tap `t` holds output channels `b·BLOCK..` side by
+    /// side; empty unless the channel-vector kernel runs.
+    packed: &'a mut [Elem],
+    /// `[O/BLOCK, OH·OW, BLOCK]`, as `packed`.
+    staged: &'a mut [Elem],
+}
+
+impl<'a, 'w> Workspace<'a, 'w> {
+    /// The workspace for convolutions of `geo` with `weights` on `unit` (from [`unit`]) in
+    /// the first [`scratch_len`] elements of `scratch`: the padded image zeroed, the weights
+    /// packed when the channel-vector kernel runs.
+    pub(super) fn new(
+        unit: Unit,
+        geo: &Geometry,
+        weights: Weights<'w>,
+        scratch: &'a mut [Elem],
+    ) -> Self {
+        let (padded, rest) = scratch[..scratch_len(geo)].split_at_mut(padded_len(geo));
+        padded.fill(0.0);
+        let channel_vectors = unit == Unit::Avx512 && takes_channel_vectors(geo);
+        let (packed, staged) = match channel_vectors {
+            true => rest.split_at_mut(geo.o * geo.k()),
+            false => (&mut [][..], &mut [][..]),
+        };
+        if channel_vectors {
+            pack(weights, packed);
+        }
+        Workspace {
+            unit,
+            weights,
+            padded,
+            packed,
+            staged,
+        }
     }
 }
 
-/// The convolution of one image `[C, H, W]` with `weights` into `out` (`[O, OH, OW]`, every
-/// element), on `unit` (from [`unit`]), the image padded in `padded` (made for `geo`).
-/// With `pooled` (`[O, OH/2, OW/2]`, and its routes), the output then goes through a ReLU
-/// and 2×2 max pooling into it, each thread's channels by that thread
+/// Writes `weights.matrix` (`[O, K]`) into `packed` as `[O/BLOCK, K, BLOCK]`.
+fn pack(weights: Weights<'_>, packed: &mut [Elem]) {
+    let k = weights.matrix.ncols();
+    for (b, block) in packed.chunks_exact_mut(k * BLOCK).enumerate() {
+        for r in 0..BLOCK {
+            let row = weights.matrix.row(b * BLOCK + r);
+            for (to, &w) in block[r..].iter_mut().step_by(BLOCK).zip(&row) {
+                *to = w;
+            }
+        }
+    }
+}
+
+/// The convolution of one image `[C, H, W]` with the workspace's weights into `out` (`[O,
+/// OH, OW]`, every element), the image padded in `workspace` (made for `geo`). With `pooled`
+/// (`[O, OH/2, OW/2]`, and its routes), the output then goes through a ReLU and 2×2 max
+/// pooling into it, each thread's channels by that thread
 /// ([`super::relu_max_pool_planes`]).
 pub(super) fn convolve(
-    unit: Unit,
     image: &[Elem],
-    weights: Weights<'_>,
     geo: &Geometry,
-    padded: &mut Padded<'_>,
+    workspace: &mut Workspace<'_, '_>,
     out: &mut [Elem],
     pooled: Option<Pooling<'_>>,
 ) {
+    let Workspace {
+        unit,
+        weights,
+        ref mut padded,
+        ref packed,
+        ref mut staged,
+    } = *workspace;
     let matrix = weights.matrix;
     assert!(
         geo.sh == 1
@@ -90,27 +163,59 @@ pub(super) fn convolve(
             && (geo.k() < 2 || matrix.strides()[1] == 1)
             && weights.bias.is_none_or(|bias| bias.len() == geo.o)
             && out.len() == geo.o * geo.l()
-            && padded.buffer.len() == scratch_len(geo),
+            && padded.len() == padded_len(geo)
+            && staged.len() == packed.len() / geo.k() * geo.l(),
         "internal error: direct convolution {geo:?}, weights {:?}, output {}",
         matrix.dim(),
         out.len()
     );
-    let padded = &mut *padded.buffer;
     pad(&image[..geo.image_len()], geo, padded);
-    let blocks = geo.o.div_ceil(CHANNELS_PER_PIECE);
+    let kernel = Kernel::new(unit, packed);
+    let blocks = geo.o.div_ceil(kernel.channels_per_piece());
     let pieces = crate::threads::block_threads(geo.o * geo.l() * geo.k(), blocks);
     let channels = Channels {
         range: 0..geo.o,
         out,
+        staged,
         pooled,
     };
-    split_channels(unit, padded, weights, geo, channels, pieces);
+    split_channels(kernel, padded, weights, geo, channels, pieces);
 }
 
-/// A run of output channels and their part of the output (and of the pooled output).
+/// Which kernel convolves: vectors along output rows on a [`Unit`], or
+/// [`channel_vectors`] with these packed weights.
+#[derive(Clone, Copy)]
+enum Kernel<'a> {
+    Rows(Unit),
+    ChannelVectors(&'a [Elem]),
+}
+
+impl<'a> Kernel<'a> {
+    /// The channel vectors when a [`Workspace`] packed the weights (into `packed`), else the
+    /// row kernel on `unit`.
+    fn new(unit: Unit, packed: &'a [Elem]) -> Self {
+        match packed.is_empty() {
+            true => Kernel::Rows(unit),
+            false => Kernel::ChannelVectors(packed),
+        }
+    }
+
+    /// Output channels handed to a thread are a multiple of this: the row kernels' widest
+    /// block, or the channel vectors' [`BLOCK`].
+    fn channels_per_piece(self) -> usize {
+        match self {
+            Kernel::Rows(_) => 8,
+            Kernel::ChannelVectors(_) => BLOCK,
+        }
+    }
+}
+
+/// A run of output channels and their part of the output (and of the staged and pooled
+/// outputs).
 struct Channels<'a> {
     range: Range<usize>,
     out: &'a mut [Elem],
+    staged: &'a mut [Elem],
     pooled: Option<Pooling<'a>>,
 }
 
@@ -119,6 +224,12 @@ impl<'a> Channels<'a> {
     fn split(self, count: usize, geo: &Geometry) -> (Channels<'a>, Channels<'a>) {
         let mid = self.range.start + count;
         let (out, rest) = self.out.split_at_mut(count * geo.l());
+        let staged_mid = if self.staged.is_empty() {
+            0
+        } else {
+            count * geo.l()
+        };
+        let (staged, staged_rest) = self.staged.split_at_mut(staged_mid);
         let (pooled, pooled_rest) = match self.pooled {
             Some(pooled) => {
                 let (head, tail) = pooled.split_at(count * geo.l() / 4);
@@ -130,25 +241,24 @@ impl<'a> Channels<'a> {
             Channels {
                 range: self.range.start..mid,
                 out,
+                staged,
                 pooled,
             },
             Channels {
                 range: mid..self.range.end,
                 out: rest,
+                staged: staged_rest,
                 pooled: pooled_rest,
             },
         )
     }
 }
 
-/// Output channels handed to a thread are a multiple of this (the widest block).
-const CHANNELS_PER_PIECE: usize = 8;
-
 /// The output channels `channels` cut into `pieces` runs, one per thread, each pooled (when
 /// `channels.pooled` is given) by its thread while still in that core's cache; each output
 /// is computed as one thread alone would, so `pieces` never changes a number.
 fn split_channels(
-    unit: Unit,
+    kernel: Kernel<'_>,
     padded: &[Elem],
     weights: Weights<'_>,
     geo: &Geometry,
@@ -156,13 +266,27 @@ fn split_channels(
     pieces: usize,
 ) {
     if pieces < 2 {
-        let Channels { range, out, pooled } = channels;
-        // SAFETY: the CPU has `unit` (the caller's promise, from `unit`); the shapes and
-        // sizes are those `all_channels` needs (checked by `convolve` and by its slicing).
+        let Channels {
+            range,
+            out,
+            staged,
+            pooled,
+        } = channels;
+        // SAFETY: the CPU has the kernel's unit (the caller's promise, from `unit`); the
+        // shapes and sizes are those the kernels need (checked by `convolve` and by their
+        // slicing).
         unsafe {
-            match unit {
-                Unit::Avx512 => all_channels_avx512(padded, weights, geo, range, out),
-                Unit::Avx2 => all_channels_avx2(padded, weights, geo, range, out),
+            match kernel {
+                Kernel::Rows(Unit::Avx512) => all_channels_avx512(padded, weights, geo, range, out),
+                Kernel::Rows(Unit::Avx2) => all_channels_avx2(padded, weights, geo, range, out),
+                Kernel::ChannelVectors(packed) => {
+                    let target = match pooled {
+                        Some(pooled) => Target::Pooled(pooled),
+                        None => Target::Out(out),
+                    };
+                    channel_vectors(padded, packed, weights, geo, range, staged, target);
+                    return;
+                }
             }
         }
         if let Some(pooled) = pooled {
@@ -172,11 +296,11 @@ fn split_channels(
     }
     let half = pieces / 2;
     let count = channels.range.len();
-    let first = (count * half / pieces).next_multiple_of(CHANNELS_PER_PIECE);
+    let first = (count * half / pieces).next_multiple_of(kernel.channels_per_piece());
     let (left, right) = channels.split(first.min(count), geo);
     crate::threads::join(
-        || split_channels(unit, padded, weights, geo, left, half),
-        || split_channels(unit, padded, weights, geo, right, pieces - half),
+        || split_channels(kernel, padded, weights, geo, left, half),
+        || split_channels(kernel, padded, weights, geo, right, pieces - half),
     );
 }
 
@@ -462,6 +586,252 @@ unsafe fn tile<V: Lanes, const R: usize, const P: usize>(
     }
 }
 
+/// Output channels per block of [`channel_vectors`]: two 16-lane vectors.
+const BLOCK: usize = 32;
+
+/// Outputs along a row per tile of [`channel_vectors`]: `2 × PIXELS` accumulators, two weight
+/// vectors and a broadcast input fill 31 of the 32 registers.
+const PIXELS: usize = 14;
+
+/// Taps per output below which [`channel_vectors`] is not used.
+const MIN_TAPS: usize = 32;
+
+/// Where [`channel_vectors`] puts a block's outputs.
+enum Target<'a> {
+    /// The outputs `[channels, OH, OW]`.
+    Out(&'a mut [Elem]),
+    /// Their ReLU and 2×2 max pooling, `[channels, OH/2, OW/2]` (and the routes).
+    Pooled(Pooling<'a>),
+}
+
+/// The output channels `channels` (whole blocks of [`BLOCK`]) into `target`, with the
+/// vectors along the output channels, as oneDNN's direct convolutions run (Georganas et al.
+/// 2018, "Anatomy of High-Performance Deep Learning Convolutions on SIMD Architectures",
+/// <https://arxiv.org/abs/1808.05567>): a tile of [`BLOCK`] channels × [`PIXELS`] outputs
+/// along a row takes, per tap, two vector loads of packed weights and one broadcast input per
+/// output, so every lane is used whatever the row's width (W2's rows of 14 left 2 of 16
+/// lanes idle in the row kernel). A row longer than a whole number of tiles ends with a
+/// tile that overlaps the one before it (those outputs are computed twice, the same). The
+/// tiles are written channels-last into `staged` (`[channels/BLOCK, OH·OW, BLOCK]`), and
+/// each block is then transposed into the output ([`unstage`]) or pooled from there
+/// ([`pool_staged`]). Each output takes its taps in the order `(c, i, j)`, as
+/// [`all_channels`] does: the same numbers bit for bit.
+///
+/// # Safety
+/// The CPU has AVX-512F; `padded` holds [`padded_len`] elements (from [`pad`]), `packed` the
+/// weights from [`pack`], `weights` the bias of `O` if any, `channels` whole blocks in
+/// `0..O` and `staged` and `target` their outputs; the geometry is one
+/// [`takes_channel_vectors`].
+#[target_feature(enable = "avx512f")]
+unsafe fn channel_vectors(
+    padded: &[Elem],
+    packed: &[Elem],
+    weights: Weights<'_>,
+    geo: &Geometry,
+    channels: Range<usize>,
+    staged: &mut [Elem],
+    mut target: Target<'_>,
+) {
+    let (hp, wp) = padded_sides(geo);
+    let taps = Taps {
+        channels: geo.cg,
+        plane: hp * wp,
+        kh: geo.kh,
+        kw: geo.kw,
+        row: geo.dh * wp,
+        column: geo.dw,
+    };
+    let (k, l) = (geo.k(), geo.l());
+    let blocks = staged.chunks_exact_mut(BLOCK * l);
+    for (b, (staged, o)) in blocks.zip(channels.step_by(BLOCK)).enumerate() {
+        let weights_block = &packed[o * k..][..BLOCK * k];
+        let init: [Elem; BLOCK] =
+            std::array::from_fn(|r| weights.bias.map_or(0.0, |bias| bias[o + r]));
+        for oy in 0..geo.oh {
+            for ox in (0..geo.ow).step_by(PIXELS) {
+                let ox = ox.min(geo.ow - PIXELS);
+                // SAFETY: the tile's taps lie in the padded image (its last tap of its last
+                // output is the padded row's last element at most), its weights in the
+                // block's, and its outputs in `staged`.
+                unsafe {
+                    channel_tile(
+                        padded[oy * wp + ox..].as_ptr(),
+                        weights_block.as_ptr(),
+                        &init,
+                        &taps,
+                        staged[(oy * geo.ow + ox) * BLOCK..][..PIXELS * BLOCK].as_mut_ptr(),
+                    );
+                }
+            }
+        }
+        // SAFETY: AVX-512F (the caller's promise); `staged` holds the block's outputs, and
+        // the target's part has room for them.
+        unsafe {
+            match &mut target {
+                Target::Out(out) => unstage(staged, l, &mut out[b * BLOCK * l..][..BLOCK * l]),
+                Target::Pooled(pooled) => {
+                    let pooled_len = (geo.oh / 2) * (geo.ow / 2);
+                    let part = pooled.part(b * BLOCK * pooled_len, BLOCK * pooled_len);
+                    pool_staged(staged, geo, part)
+                }
+            }
+        }
+    }
+}
+
+/// [`BLOCK`] channels × [`PIXELS`] outputs along a row: each starts at `init` (the channel's
+/// bias, or 0) and takes one fused multiply-add per tap, in the order `(c, i, j)`; output
+/// `p`'s taps are read from `x + p` on, the tap's [`BLOCK`] weights from `w`, one after the
+/// other, and output `p`'s channels stored at `dst + p·BLOCK`.
+///
+/// # Safety
+/// AVX-512F; every tap of every output is readable from `x`, `w` holds `BLOCK` weights per
+/// tap and `dst` `PIXELS·BLOCK` writable elements.
+#[inline(always)]
+unsafe fn channel_tile(
+    x: *const Elem,
+    w: *const Elem,
+    init: &[Elem; BLOCK],
+    taps: &Taps,
+    dst: *mut Elem,
+) {
+    const LANES: usize = <__m512 as Lanes>::LANES;
+    // SAFETY: the caller's promise.
+    unsafe {
+        let init = [
+            __m512::load(init.as_ptr()),
+            __m512::load(init[LANES..].as_ptr()),
+        ];
+        let mut acc = [init; PIXELS];
+        let mut w = w;
+        for c in 0..taps.channels {
+            let channel = c * taps.plane;
+            for i in 0..taps.kh {
+                let row = channel + i * taps.row;
+                for j in 0..taps.kw {
+                    let tap = x.add(row + j * taps.column);
+                    let weights = [__m512::load(w), __m512::load(w.add(LANES))];
+                    for (p, acc) in acc.iter_mut().enumerate() {
+                        let input = __m512::splat(*tap.add(p));
+                        for (acc, weight) in acc.iter_mut().zip(weights) {
+                            *acc = weight.fmadd(input, *acc);
+                        }
+                    }
+                    w = w.add(BLOCK);
+                }
+            }
+        }
+        for (p, acc) in acc.iter().enumerate() {
+            for (v, acc) in acc.iter().enumerate() {
+                acc.store(dst.add(p * BLOCK + v * LANES));
+            }
+        }
+    }
+}
+
+/// Transposes one block's outputs from `staged` (`[l, BLOCK]`) into `out` (`[BLOCK, l]`),
+/// 16 outputs of a channel per gather.
+///
+/// # Safety
+/// AVX-512F; `staged` and `out` hold `BLOCK·l` elements.
+#[target_feature(enable = "avx512f")]
+unsafe fn unstage(staged: &[Elem], l: usize, out: &mut [Elem]) {
+    use std::arch::x86_64::{
+        _mm512_mask_i32gather_ps, _mm512_mask_storeu_ps, _mm512_mullo_epi32, _mm512_set1_epi32,
+        _mm512_setr_epi32, _mm512_setzero_ps,
+    };
+    const LANES: usize = <__m512 as Lanes>::LANES;
+    let index = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32(BLOCK as i32),
+    );
+    for (r, out) in out.chunks_exact_mut(l).enumerate() {
+        for q in (0..l).step_by(LANES) {
+            let mask = (u32::MAX >> (32 - LANES.min(l - q))) as u16;
+            // SAFETY: the lanes of `mask` read `staged[(q + lane)·BLOCK + r]` and write
+            // `out[q + lane]`, for `q + lane < l`.
+            unsafe {
+                let from = staged.as_ptr().add(q * BLOCK + r);
+                let column = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), mask, index, from);
+                _mm512_mask_storeu_ps(out.as_mut_ptr().add(q), mask, column);
+            }
+        }
+    }
+}
+
+/// A block's outputs from `staged` (`[OH·OW, BLOCK]`) through a ReLU and 2×2 max pooling
+/// into `pooled` (`[BLOCK, OH/2, OW/2]`, and the windows' routes), with the numbers and
+/// routes of [`super::relu_max_pool_planes`]: each window's four inputs are one vector of
+/// 16 channels each, rectified (`max(x, 0)`), and its first maximum is found by strict
+/// comparisons in the order top left, top right, bottom left, bottom right; a vector of
+/// windows holding a NaN is done one window at a time by the exact rule
+/// ([`max_pool::relu_window`]). `OH` and `OW` are even (as the fused operation requires).
+///
+/// # Safety
+/// AVX-512F; `staged` holds `OH·OW·BLOCK` elements and `pooled` `BLOCK·(OH/2)·(OW/2)` (as
+/// its routes, if any).
+#[target_feature(enable = "avx512f")]
+unsafe fn pool_staged(staged: &[Elem], geo: &Geometry, pooled: Pooling<'_>) {
+    use std::arch::x86_64::{
+        _CMP_EQ_OQ, _CMP_GT_OQ, _CMP_UNORD_Q, _mm512_add_ps, _mm512_cmp_ps_mask,
+        _mm512_i32scatter_ps, _mm512_mask_blend_ps, _mm512_mask_mov_ps, _mm512_max_ps,
+        _mm512_mullo_epi32, _mm512_set1_epi32, _mm512_set1_ps, _mm512_setr_epi32,
+        _mm512_setzero_ps,
+    };
+    const LANES: usize = <__m512 as Lanes>::LANES;
+    let Pooling { values, mut routes } = pooled;
+    let (w, pw) = (geo.ow, geo.ow / 2);
+    let pooled_len = (geo.oh / 2) * pw;
+    let index = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32(pooled_len as i32),
+    );
+    let zero = _mm512_setzero_ps();
+    for p in 0..pooled_len {
+        let q = 2 * (p / pw) * w + 2 * (p % pw);
+        let corners = [q, q + 1, q + w, q + w + 1];
+        for v in 0..BLOCK / LANES {
+            let channel = v * LANES;
+            // SAFETY: the window's inputs are in `staged`; the lanes' outputs
+            // `(channel + lane)·pooled_len + p` are in `pooled` and its routes.
+            unsafe {
+                let x = corners.map(|at| __m512::load(staged[at * BLOCK + channel..].as_ptr()));
+                let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x[0], x[1])
+                    | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x[2], x[3]);
+                if nan != 0 {
+                    for lane in 0..LANES {
+                        let window = corners.map(|at| staged[at * BLOCK + channel + lane]);
+                        let (value, route) = max_pool::relu_window(window);
+                        let at = (channel + lane) * pooled_len + p;
+                        values[at] = value;
+                        if let Some(routes) = routes.as_deref_mut() {
+                            routes[at] = route;
+                        }
+                    }
+                    continue;
+                }
+                let mut max = _mm512_max_ps(x[0], zero);
+                let mut route = zero;
+                for (corner, &x) in x.iter().enumerate().skip(1) {
+                    let rectified = _mm512_max_ps(x, zero);
+                    let larger = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(rectified, max);
+                    max = _mm512_mask_blend_ps(larger, max, rectified);
+                    route = _mm512_mask_mov_ps(route, larger, _mm512_set1_ps(corner as Elem));
+                }
+                let at = channel * pooled_len + p;
+                _mm512_i32scatter_ps::<4>(values[at..].as_mut_ptr(), index, max);
+                if let Some(routes) = routes.as_deref_mut() {
+                    // a rectified maximum of 0: the rectifier's derivative there is 0
+                    let dead = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(max, zero);
+                    let four = _mm512_set1_ps(4.0);
+                    let route = _mm512_mask_mov_ps(route, dead, _mm512_add_ps(route, four));
+                    _mm512_i32scatter_ps::<4>(routes[at..].as_mut_ptr(), index, route);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -550,6 +920,10 @@ mod tests {
             geometry([5, 6, 6], 5, 5, [3, 3], [1, 1], [1, 1]),
             // one output, a kernel as large as the padded image
             geometry([2, 3, 4], 3, 1, [5, 6], [1, 1], [1, 1]),
+            // vectors along the output channels: rows of 20 (a last tile overlapping the
+            // one before), two blocks of channels, dilation, no padding
+            geometry([8, 9, 20], 64, 1, [3, 3], [1, 1], [1, 1]),
+            geometry([8, 12, 17], 32, 1, [3, 2], [0, 2], [2, 3]),
         ];
         let mut rng = ChaCha8Rng::seed_from_u64(11);
         for geo in &cases {
@@ -563,12 +937,12 @@ mod tests {
                 let second: Vec<Elem> = image.iter().map(|x| 0.5 - x).collect();
                 for &unit in Unit::all_here() {
                     let mut scratch = vec![f32::NAN; scratch_len(geo)];
-                    let mut padded = Padded::new(geo, &mut scratch);
+                    let joined = Weights::joined(weights.view(), geo, bias);
+                    let mut workspace = Workspace::new(unit, geo, joined, &mut scratch);
                     for (n, image) in [image, &second[..]].into_iter().enumerate() {
                         let expected = reference(image, &weights, geo, bias);
                         let mut out = vec![f32::NAN; geo.o * geo.l()];
-                        let joined = Weights::joined(weights.view(), geo, bias);
-                        convolve(unit, image, joined, geo, &mut padded, &mut out, None);
+                        convolve(image, geo, &mut workspace, &mut out, None);
                         let same = out
                             .iter()
                             .zip(&expected)
@@ -581,54 +955,67 @@ mod tests {
     }
 
     #[test]
-    fn channels_split_across_threads_give_the_same_output_bit_for_bit() {
-        // 13 channels in 3 groups' worth of blocks: pieces of 8 and 5, or of 8, 5 and 0;
-        // each piece pools its own channels
-        let geo = geometry([3, 10, 12], 13, 1, [3, 3], [1, 1], [1, 1]);
+    fn channels_split_across_threads_and_pooled_give_the_same_numbers_bit_for_bit() {
+        let cases = [
+            // 13 channels for the row kernels: pieces of 8 and 5, or of 8, 5 and 0
+            geometry([3, 10, 12], 13, 1, [3, 3], [1, 1], [1, 1]),
+            // 96 for the channel vectors (AVX-512): pieces of 32 and 64, or three of 32;
+            // rows of 16, whose last tile overlaps the first
+            geometry([4, 14, 16], 96, 1, [3, 3], [1, 1], [1, 1]),
+        ];
         let mut rng = ChaCha8Rng::seed_from_u64(5);
-        let image = uniform(&[geo.image_len()], -1.0, 1.0, &mut rng).unwrap();
-        let weights = uniform(&[geo.o, geo.k() + 1], -1.0, 1.0, &mut rng).unwrap();
-        let weights: Array2<Elem> = weights.into_dimensionality().unwrap();
-        let mut scratch = vec![f32::NAN; scratch_len(&geo)];
-        let padded = Padded::new(&geo, &mut scratch).buffer;
-        pad(image.as_slice().unwrap(), &geo, padded);
         let bits = |v: &[Elem]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-        for &unit in Unit::all_here() {
-            let run = |pieces: usize| {
-                let mut out = vec![f32::NAN; geo.o * geo.l()];
-                let mut pooled = vec![f32::NAN; geo.o * geo.l() / 4];
-                let mut routes = vec![f32::NAN; pooled.len()];
-                let channels = Channels {
-                    range: 0..geo.o,
-                    out: &mut out,
-                    pooled: Some(Pooling {
-                        values: &mut pooled,
-                        routes: Some(&mut routes),
-                    }),
+        for (geo, nan) in cases.iter().flat_map(|geo| [(geo, false), (geo, true)]) {
+            let mut image = uniform(&[geo.image_len()], -1.0, 1.0, &mut rng).unwrap();
+            if nan {
+                // NaN in the outputs around it, in every channel: windows pooled by the
+                // exact rule
+                image[[geo.image_len() / 2 + 3]] = Elem::NAN;
+            }
+            let weights = uniform(&[geo.o, geo.k() + 1], -1.0, 1.0, &mut rng).unwrap();
+            let weights: Array2<Elem> = weights.into_dimensionality().unwrap();
+            let weights = Weights::joined(weights.view(), geo, true);
+            let pooled_len = geo.o * (geo.oh / 2) * (geo.ow / 2);
+            for &unit in Unit::all_here() {
+                let mut scratch = vec![f32::NAN; scratch_len(geo)];
+                let workspace = Workspace::new(unit, geo, weights, &mut scratch);
+                pad(image.as_slice().unwrap(), geo, workspace.padded);
+                let (padded, packed) = (&*workspace.padded, &*workspace.packed);
+                let kernel = Kernel::new(unit, packed);
+                let run = |pieces: usize, pool: bool| {
+                    let mut out = vec![f32::NAN; geo.o * geo.l()];
+                    let mut staged = vec![f32::NAN; packed.len() / geo.k() * geo.l()];
+                    let mut pooled = vec![f32::NAN; if pool { pooled_len } else { 0 }];
+                    let mut routes = vec![f32::NAN; pooled.len()];
+                    let channels = Channels {
+                        range: 0..geo.o,
+                        out: &mut out,
+                        staged: &mut staged,
+                        pooled: pool.then_some(Pooling {
+                            values: &mut pooled,
+                            routes: Some(&mut routes),
+                        }),
+                    };
+                    split_channels(kernel, padded, weights, geo, channels, pieces);
+                    (out, pooled, routes)
                 };
-                let weights = Weights::joined(weights.view(), &geo, true);
-                split_channels(unit, padded, weights, &geo, channels, pieces);
-                (out, pooled, routes)
-            };
-            let (out, pooled, routes) = run(1);
-            let mut expected = vec![f32::NAN; pooled.len()];
-            let mut expected_routes = vec![f32::NAN; pooled.len()];
-            let expected_pooling = Pooling {
-                values: &mut expected,
-                routes: Some(&mut expected_routes),
-            };
-            super::super::relu_max_pool_planes(&out, &geo, expected_pooling);
-            assert_eq!(bits(&pooled), bits(&expected), "{unit:?}: pooled");
-            assert_eq!(bits(&routes), bits(&expected_routes), "{unit:?}: routes");
-            for pieces in [2, 3] {
-                let (split_out, split_pooled, split_routes) = run(pieces);
-                assert_eq!(bits(&split_out), bits(&out), "{unit:?}, {pieces} pieces");
-                assert_eq!(
-                    bits(&split_pooled),
-                    bits(&pooled),
-                    "{unit:?}, {pieces} pieces"
-                );
-                assert_eq!(bits(&split_routes), bits(&routes), "{unit:?}, {pieces}");
+                let (out, _, _) = run(1, false);
+                let mut expected = vec![f32::NAN; pooled_len];
+                let mut expected_routes = vec![f32::NAN; pooled_len];
+                let expected_pooling = Pooling {
+                    values: &mut expected,
+                    routes: Some(&mut expected_routes),
+                };
+                super::super::relu_max_pool_planes(&out, geo, expected_pooling);
+                assert_eq!(expected.iter().any(|v| v.is_nan()), nan);
+                for pieces in [1, 2, 3] {
+                    let context = format!("{unit:?}, {pieces} pieces, {geo:?}, NaN {nan}");
+                    let (split_out, _, _) = run(pieces, false);
+                    assert_eq!(bits(&split_out), bits(&out), "{context}");
+                    let (_, pooled, routes) = run(pieces, true);
+                    assert_eq!(bits(&pooled), bits(&expected), "{context}");
+                    assert_eq!(bits(&routes), bits(&expected_routes), "{context}");
+                }
             }
         }
     }
