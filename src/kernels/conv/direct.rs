@@ -94,7 +94,7 @@ pub(super) struct Workspace<'a, 'w> {
 }
 
 impl<'a, 'w> Workspace<'a, 'w> {
-    /// The workspace for convolutions of `geo` with `weights` on `unit` (from [`unit`]) in
+    /// The workspace for convolutions of `geo` with `weights` on `unit` (from [`unit()`]) in
     /// the first [`scratch_len`] elements of `scratch`: the padded image zeroed, the weights
     /// packed when the channel-vector kernel runs.
     pub(super) fn new(
