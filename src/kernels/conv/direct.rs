@@ -575,12 +575,7 @@ unsafe fn tile<V: Lanes, const R: usize, const P: usize>(
         }
         for (r, vectors) in acc.iter().enumerate() {
             for p in 0..P {
-                let at = dst[p].add(r * stride);
-                if lanes[p] == V::LANES {
-                    vectors[p].store(at);
-                } else {
-                    vectors[p].store_first(at, lanes[p]);
-                }
+                store_lanes(vectors[p], dst[p].add(r * stride), lanes[p]);
             }
         }
     }
@@ -730,32 +725,93 @@ unsafe fn channel_tile(
 }
 
 /// Transposes one block's outputs from `staged` (`[l, BLOCK]`) into `out` (`[BLOCK, l]`),
-/// 16 outputs of a channel per gather.
+/// 16 outputs of 16 channels at a time ([`transpose16`]).
 ///
 /// # Safety
 /// AVX-512F; `staged` and `out` hold `BLOCK·l` elements.
 #[target_feature(enable = "avx512f")]
 unsafe fn unstage(staged: &[Elem], l: usize, out: &mut [Elem]) {
-    use std::arch::x86_64::{
-        _mm512_mask_i32gather_ps, _mm512_mask_storeu_ps, _mm512_mullo_epi32, _mm512_set1_epi32,
-        _mm512_setr_epi32, _mm512_setzero_ps,
-    };
     const LANES: usize = <__m512 as Lanes>::LANES;
-    let index = _mm512_mullo_epi32(
-        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-        _mm512_set1_epi32(BLOCK as i32),
-    );
-    for (r, out) in out.chunks_exact_mut(l).enumerate() {
-        for q in (0..l).step_by(LANES) {
-            let mask = (u32::MAX >> (32 - LANES.min(l - q))) as u16;
-            // SAFETY: the lanes of `mask` read `staged[(q + lane)·BLOCK + r]` and write
-            // `out[q + lane]`, for `q + lane < l`.
+    for q in (0..l).step_by(LANES) {
+        let count = LANES.min(l - q);
+        for channel in (0..BLOCK).step_by(LANES) {
+            // SAFETY: rows `q..q + count` of `staged` and columns `q..q + count` of rows
+            // `channel..channel + LANES` of `out` lie in them.
             unsafe {
-                let from = staged.as_ptr().add(q * BLOCK + r);
-                let column = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), mask, index, from);
-                _mm512_mask_storeu_ps(out.as_mut_ptr().add(q), mask, column);
+                let rows = std::array::from_fn(|i| match i < count {
+                    true => __m512::load(staged[(q + i) * BLOCK + channel..].as_ptr()),
+                    false => __m512::zero(),
+                });
+                let columns = transpose16(rows);
+                for (c, &column) in columns.iter().enumerate() {
+                    store_lanes(column, out[(channel + c) * l + q..].as_mut_ptr(), count);
+                }
             }
         }
+    }
+}
+
+/// The first `count` lanes of `vector` (all of them when `count` is `LANES`) stored from
+/// `at`.
+///
+/// # Safety
+/// The CPU has `V`'s instruction set; `count` elements from `at` are writable, `count` is at
+/// most `LANES`.
+#[inline(always)]
+unsafe fn store_lanes<V: Lanes>(vector: V, at: *mut Elem, count: usize) {
+    // SAFETY: the caller's promise.
+    unsafe {
+        match count == V::LANES {
+            true => vector.store(at),
+            false => vector.store_first(at, count),
+        }
+    }
+}
+
+/// The 16 × 16 matrix whose rows are `rows`, transposed: four rounds of 16 shuffles (pairs
+/// of lanes, of 64-bit halves, of 128-bit quarters, of 256-bit halves).
+#[inline(always)]
+unsafe fn transpose16(rows: [__m512; 16]) -> [__m512; 16] {
+    use std::arch::x86_64::{
+        _mm512_castpd_ps, _mm512_castps_pd, _mm512_shuffle_f32x4, _mm512_unpackhi_pd,
+        _mm512_unpackhi_ps, _mm512_unpacklo_pd, _mm512_unpacklo_ps,
+    };
+    // SAFETY: the caller's promise (AVX-512F).
+    unsafe {
+        // lanes interleaved pairwise: t[2k], t[2k + 1] from rows 2k and 2k + 1
+        let mut t = [__m512::zero(); 16];
+        for k in 0..8 {
+            t[2 * k] = _mm512_unpacklo_ps(rows[2 * k], rows[2 * k + 1]);
+            t[2 * k + 1] = _mm512_unpackhi_ps(rows[2 * k], rows[2 * k + 1]);
+        }
+        // 64-bit halves: each 128-bit quarter now holds one column of 4 rows
+        let mut u = [__m512::zero(); 16];
+        for k in 0..4 {
+            for h in 0..2 {
+                let (a, b) = (
+                    _mm512_castps_pd(t[4 * k + h]),
+                    _mm512_castps_pd(t[4 * k + 2 + h]),
+                );
+                u[4 * k + 2 * h] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+                u[4 * k + 2 * h + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+            }
+        }
+        // 128-bit quarters of 4 rows' groups, then of 8 rows'
+        let mut v = [__m512::zero(); 16];
+        for k in 0..2 {
+            for h in 0..4 {
+                let (a, b) = (u[8 * k + h], u[8 * k + 4 + h]);
+                v[8 * k + h] = _mm512_shuffle_f32x4::<0b10_00_10_00>(a, b);
+                v[8 * k + 4 + h] = _mm512_shuffle_f32x4::<0b11_01_11_01>(a, b);
+            }
+        }
+        let mut w = [__m512::zero(); 16];
+        for h in 0..8 {
+            let (a, b) = (v[h], v[8 + h]);
+            w[h] = _mm512_shuffle_f32x4::<0b10_00_10_00>(a, b);
+            w[8 + h] = _mm512_shuffle_f32x4::<0b11_01_11_01>(a, b);
+        }
+        w
     }
 }
 
@@ -765,70 +821,86 @@ unsafe fn unstage(staged: &[Elem], l: usize, out: &mut [Elem]) {
 /// 16 channels each, rectified (`max(x, 0)`), and its first maximum is found by strict
 /// comparisons in the order top left, top right, bottom left, bottom right; a vector of
 /// windows holding a NaN is done one window at a time by the exact rule
-/// ([`max_pool::relu_window`]). `OH` and `OW` are even (as the fused operation requires).
+/// ([`max_pool::relu_window`]). 16 windows' vectors at a time are transposed
+/// ([`transpose16`]) into 16 channels' runs of windows. `OH` and `OW` are even (as the
+/// fused operation requires).
 ///
 /// # Safety
 /// AVX-512F; `staged` holds `OH·OW·BLOCK` elements and `pooled` `BLOCK·(OH/2)·(OW/2)` (as
 /// its routes, if any).
 #[target_feature(enable = "avx512f")]
 unsafe fn pool_staged(staged: &[Elem], geo: &Geometry, pooled: Pooling<'_>) {
-    use std::arch::x86_64::{
-        _CMP_EQ_OQ, _CMP_GT_OQ, _CMP_UNORD_Q, _mm512_add_ps, _mm512_cmp_ps_mask,
-        _mm512_i32scatter_ps, _mm512_mask_blend_ps, _mm512_mask_mov_ps, _mm512_max_ps,
-        _mm512_mullo_epi32, _mm512_set1_epi32, _mm512_set1_ps, _mm512_setr_epi32,
-        _mm512_setzero_ps,
-    };
+    use std::arch::x86_64::_mm512_setzero_ps;
     const LANES: usize = <__m512 as Lanes>::LANES;
     let Pooling { values, mut routes } = pooled;
     let (w, pw) = (geo.ow, geo.ow / 2);
     let pooled_len = (geo.oh / 2) * pw;
-    let index = _mm512_mullo_epi32(
-        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-        _mm512_set1_epi32(pooled_len as i32),
-    );
-    let zero = _mm512_setzero_ps();
-    for p in 0..pooled_len {
-        let q = 2 * (p / pw) * w + 2 * (p % pw);
-        let corners = [q, q + 1, q + w, q + w + 1];
-        for v in 0..BLOCK / LANES {
-            let channel = v * LANES;
-            // SAFETY: the window's inputs are in `staged`; the lanes' outputs
-            // `(channel + lane)·pooled_len + p` are in `pooled` and its routes.
+    for p in (0..pooled_len).step_by(LANES) {
+        let count = LANES.min(pooled_len - p);
+        for channel in (0..BLOCK).step_by(LANES) {
+            let mut maxima = [_mm512_setzero_ps(); LANES];
+            let mut codes = maxima;
+            for (i, (max, code)) in maxima.iter_mut().zip(&mut codes).take(count).enumerate() {
+                let q = 2 * ((p + i) / pw) * w + 2 * ((p + i) % pw);
+                let corners = [q, q + 1, q + w, q + w + 1].map(|at| at * BLOCK + channel);
+                // SAFETY: the window's inputs are in `staged`.
+                unsafe { (*max, *code) = relu_pool_window(staged, corners) };
+            }
+            // SAFETY: windows `p..p + count` of channels `channel..channel + LANES` lie in
+            // `pooled` (and its routes).
             unsafe {
-                let x = corners.map(|at| __m512::load(staged[at * BLOCK + channel..].as_ptr()));
-                let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x[0], x[1])
-                    | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x[2], x[3]);
-                if nan != 0 {
-                    for lane in 0..LANES {
-                        let window = corners.map(|at| staged[at * BLOCK + channel + lane]);
-                        let (value, route) = max_pool::relu_window(window);
-                        let at = (channel + lane) * pooled_len + p;
-                        values[at] = value;
-                        if let Some(routes) = routes.as_deref_mut() {
-                            routes[at] = route;
-                        }
-                    }
-                    continue;
+                let at = |c: usize| (channel + c) * pooled_len + p;
+                for (c, max) in transpose16(maxima).into_iter().enumerate() {
+                    store_lanes(max, values[at(c)..].as_mut_ptr(), count);
                 }
-                let mut max = _mm512_max_ps(x[0], zero);
-                let mut route = zero;
-                for (corner, &x) in x.iter().enumerate().skip(1) {
-                    let rectified = _mm512_max_ps(x, zero);
-                    let larger = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(rectified, max);
-                    max = _mm512_mask_blend_ps(larger, max, rectified);
-                    route = _mm512_mask_mov_ps(route, larger, _mm512_set1_ps(corner as Elem));
-                }
-                let at = channel * pooled_len + p;
-                _mm512_i32scatter_ps::<4>(values[at..].as_mut_ptr(), index, max);
                 if let Some(routes) = routes.as_deref_mut() {
-                    // a rectified maximum of 0: the rectifier's derivative there is 0
-                    let dead = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(max, zero);
-                    let four = _mm512_set1_ps(4.0);
-                    let route = _mm512_mask_mov_ps(route, dead, _mm512_add_ps(route, four));
-                    _mm512_i32scatter_ps::<4>(routes[at..].as_mut_ptr(), index, route);
+                    for (c, code) in transpose16(codes).into_iter().enumerate() {
+                        store_lanes(code, routes[at(c)..].as_mut_ptr(), count);
+                    }
                 }
             }
         }
+    }
+}
+
+/// One window of 16 channels for [`pool_staged`]: its four inputs' vectors start at
+/// `corners` in `staged`; returns the maxima and the route codes.
+///
+/// # Safety
+/// AVX-512F; 16 elements from each corner are in `staged`.
+#[inline(always)]
+unsafe fn relu_pool_window(staged: &[Elem], corners: [usize; 4]) -> (__m512, __m512) {
+    use std::arch::x86_64::{
+        _CMP_EQ_OQ, _CMP_GT_OQ, _CMP_UNORD_Q, _mm512_add_ps, _mm512_cmp_ps_mask,
+        _mm512_mask_blend_ps, _mm512_mask_mov_ps, _mm512_max_ps, _mm512_set1_ps,
+    };
+    const LANES: usize = <__m512 as Lanes>::LANES;
+    // SAFETY: the caller's promise.
+    unsafe {
+        let x = corners.map(|at| __m512::load(staged[at..][..LANES].as_ptr()));
+        let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x[0], x[1])
+            | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x[2], x[3]);
+        if nan != 0 {
+            let (mut max, mut code) = ([0.0; LANES], [0.0; LANES]);
+            for lane in 0..LANES {
+                let window = corners.map(|at| staged[at + lane]);
+                (max[lane], code[lane]) = max_pool::relu_window(window);
+            }
+            return (__m512::load(max.as_ptr()), __m512::load(code.as_ptr()));
+        }
+        let zero = __m512::zero();
+        let mut max = _mm512_max_ps(x[0], zero);
+        let mut code = zero;
+        for (corner, &x) in x.iter().enumerate().skip(1) {
+            let rectified = _mm512_max_ps(x, zero);
+            let larger = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(rectified, max);
+            max = _mm512_mask_blend_ps(larger, max, rectified);
+            code = _mm512_mask_mov_ps(code, larger, _mm512_set1_ps(corner as Elem));
+        }
+        // a rectified maximum of 0: the rectifier's derivative there is 0
+        let dead = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(max, zero);
+        let code = _mm512_mask_mov_ps(code, dead, _mm512_add_ps(code, _mm512_set1_ps(4.0)));
+        (max, code)
     }
 }
 
@@ -1017,6 +1089,26 @@ mod tests {
                     assert_eq!(bits(&routes), bits(&expected_routes), "{context}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn transpose16_transposes() {
+        if Unit::detect() != Some(Unit::Avx512) {
+            return;
+        }
+        let matrix: Vec<Elem> = (0..256).map(|v| v as Elem).collect();
+        let mut columns = [[0.0; 16]; 16];
+        // SAFETY: AVX-512F (checked above).
+        unsafe {
+            let rows = std::array::from_fn(|r| __m512::load(matrix[r * 16..].as_ptr()));
+            for (column, vector) in columns.iter_mut().zip(transpose16(rows)) {
+                vector.store(column.as_mut_ptr());
+            }
+        }
+        for (c, column) in columns.iter().enumerate() {
+            let expected: Vec<Elem> = (0..16).map(|r| (r * 16 + c) as Elem).collect();
+            assert_eq!(column.to_vec(), expected, "column {c}");
         }
     }
 
