@@ -553,6 +553,10 @@ mod tests {
             // padding beyond the kernel's reach: the input gradient is not a convolution of
             // the output gradient (it drops the frame), so it takes the patches' route
             ([2, 2, 3, 3], [2, 2, 1, 1], d.padding(1)),
+            // with AVX-512, vectors along 32 output channels (rows of 14, at least 32 taps):
+            // in the forward, then in the input gradient's convolution (32 input channels)
+            ([1, 4, 3, 14], [32, 4, 3, 3], d.padding(1)),
+            ([1, 32, 2, 14], [4, 32, 3, 3], d.padding(1)),
         ]
     }
 
