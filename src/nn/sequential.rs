@@ -488,10 +488,14 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(6);
         let pad = Conv2dOptions::default().padding(1);
         let pool = || Box::new(MaxPool2d::new(2).unwrap()) as Box<dyn Module>;
-        // convolutions with and without bias, grouped, strided: the convolution, ReLU and
-        // pooling run as one op; after an Identity, the ReLU and the pooling do; apart, none
+        // convolutions with and without bias, grouped, strided, and one whose rows of 64
+        // take the vectors along its 32 output channels with AVX-512 (50 taps): the
+        // convolution, ReLU and pooling run as one op; after an Identity, the ReLU and the
+        // pooling do; apart, none
+        let wide = Conv2dOptions::default().padding(2);
         let convs = [
             Conv2d::new(2, 3, [3, 3], pad, Init::default(), &mut rng).unwrap(),
+            Conv2d::new(2, 32, [5, 5], wide, Init::default(), &mut rng).unwrap(),
             Conv2d::new(2, 4, [3, 3], pad.groups(2), Init::default(), &mut rng).unwrap(),
             Conv2d::new_no_bias(2, 3, [3, 3], pad.stride(2), Init::default(), &mut rng).unwrap(),
         ];
