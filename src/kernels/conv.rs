@@ -442,10 +442,11 @@ fn block_mut(data: &mut [Elem], g: usize, rows: usize, cols: usize) -> ArrayView
 /// a CPU with AVX-512F or AVX2 (its own rounding, the same on both), any other as im2col
 /// and a matrix product added to the bias.
 ///
-/// With `pooled` (`[N, O, OH/2, OW/2]`, `OH` and `OW` even), each image's output then goes
+/// With `pooled` (`[N, O, OH/2, OW/2]`, `OH` and `OW` even), each image's output goes
 /// through a ReLU and 2×2 max pooling ([`max_pool::forward_2x2`]) into its part of
-/// `pooled` at once, while it is still in cache. When only the pooled output is wanted (no
-/// backward will read the output), `out` may hold just one image's output per piece
+/// `pooled` at once, while it is still in cache, and `out` is only scratch: its values are
+/// unspecified afterwards (the [`direct`] channel-vector kernel pools from its own tiles
+/// and does not write it), and it may hold just one image's output per piece
 /// (`pieces·O·OH·OW` elements, fewer than `N·O·OH·OW`): each image's output then overwrites
 /// the last in the thread's cache instead of going out to memory (workload W2's first
 /// convolution at batch 256: 25 MB written and read again).

@@ -333,9 +333,9 @@ fn geometry(xs: &[usize], ws: &[usize], options: Conv2dOptions) -> Geometry {
 }
 
 /// The convolution primitive, one node on the tape; with `relu_pool`, its output through a
-/// ReLU and 2×2 max pooling in the same node (the convolution's output, which the backward
-/// needs, saved beside it). When a gradient flows to `x`, `weight` or `bias`, the node's
-/// second input is the weight matrix `[O, cg·kh·kw (+ 1 when bias)]` with the bias joined
+/// ReLU and 2×2 max pooling in the same node (the pooling windows' routes, which the
+/// backward needs, saved beside it). When a gradient flows to `x`, `weight` or `bias`, the
+/// node's second input is the weight matrix `[O, cg·kh·kw (+ 1 when bias)]` with the bias joined
 /// as a column (one matrix for the weight gradient's product); when none does, the kernels
 /// read the weight and the bias where they are, nothing is joined, and a fused op keeps
 /// only one image's output per thread (written over image by image). The output is kept

@@ -138,9 +138,10 @@ fn pack(weights: Weights<'_>, packed: &mut [Elem]) {
 
 /// The convolution of one image `[C, H, W]` with the workspace's weights into `out` (`[O,
 /// OH, OW]`, every element), the image padded in `workspace` (made for `geo`). With `pooled`
-/// (`[O, OH/2, OW/2]`, and its routes), the output then goes through a ReLU and 2×2 max
-/// pooling into it, each thread's channels by that thread
-/// ([`super::relu_max_pool_planes`]).
+/// (`[O, OH/2, OW/2]`, and its routes), the output goes through a ReLU and 2×2 max pooling
+/// into it instead, each thread's channels by that thread, with the numbers of
+/// [`super::relu_max_pool_planes`]; `out` is then scratch (the channel-vector kernel pools
+/// from its tiles and leaves it as it was).
 pub(super) fn convolve(
     image: &[Elem],
     geo: &Geometry,
