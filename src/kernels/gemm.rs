@@ -379,7 +379,6 @@ mod column_major {
     use super::Elem;
     use crate::kernels::simd::Unit;
     use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
-    use std::arch::x86_64::*;
     use std::cell::RefCell;
 
     thread_local! {
@@ -430,80 +429,10 @@ mod column_major {
             super::crate_gemm(lhs, rhs, view, 0.0, beta);
             // SAFETY: the caller checked for AVX-512F (`packs_less`); `output` holds the m×n
             // product column-major and `dst` is row-major with rows at least n long.
-            unsafe { transpose(output, dst) };
+            let output = ArrayView2::from_shape((n, m), &*output)
+                .expect("internal error: the buffer holds m·n elements");
+            unsafe { crate::kernels::simd::transpose_into(output, dst) };
         });
-    }
-
-    /// Writes `src`, `dst`'s `m×n` elements in column-major order, into the row-major `dst`:
-    /// blocks of 16×16 transposed in registers, the edges element by element.
-    ///
-    /// # Safety
-    /// The CPU has AVX-512F; `src.len() == m·n`, `dst` has unit column stride and a row
-    /// stride of at least `n`.
-    #[target_feature(enable = "avx512f")]
-    unsafe fn transpose(src: &[Elem], mut dst: ArrayViewMut2<'_, Elem>) {
-        let (m, n) = dst.dim();
-        let row_stride = dst.strides()[0] as usize;
-        let (from, to) = (src.as_ptr(), dst.as_mut_ptr());
-        let (whole_m, whole_n) = (m / 16 * 16, n / 16 * 16);
-        // SAFETY (all accesses): `j·m + i` with `i < m`, `j < n` lies inside `src`, and
-        // `i·row_stride + j` inside `dst`'s elements (the caller's contract).
-        unsafe {
-            for j0 in (0..whole_n).step_by(16) {
-                for i0 in (0..whole_m).step_by(16) {
-                    let mut columns = [_mm512_setzero_ps(); 16];
-                    for (j, column) in columns.iter_mut().enumerate() {
-                        *column = _mm512_loadu_ps(from.add((j0 + j) * m + i0));
-                    }
-                    for (i, row) in transposed(columns).into_iter().enumerate() {
-                        _mm512_storeu_ps(to.add((i0 + i) * row_stride + j0), row);
-                    }
-                }
-            }
-            for i in 0..m {
-                let first_column = if i < whole_m { whole_n } else { 0 };
-                for j in first_column..n {
-                    *to.add(i * row_stride + j) = *from.add(j * m + i);
-                }
-            }
-        }
-    }
-
-    /// The transpose of the 16×16 block whose rows are `rows`: unpacks of pairs of rows
-    /// (2×2 blocks), of pairs of those (4×4), then two rounds of 128-bit lane shuffles.
-    #[target_feature(enable = "avx512f")]
-    fn transposed(rows: [__m512; 16]) -> [__m512; 16] {
-        // pairs[2p], pairs[2p + 1]: rows 2p and 2p + 1 interleaved, columns 4l + {0, 1}
-        // and 4l + {2, 3} of each 128-bit lane l
-        let mut pairs = [_mm512_setzero_ps(); 16];
-        for p in 0..8 {
-            pairs[2 * p] = _mm512_unpacklo_ps(rows[2 * p], rows[2 * p + 1]);
-            pairs[2 * p + 1] = _mm512_unpackhi_ps(rows[2 * p], rows[2 * p + 1]);
-        }
-        // quads[4q + c]: rows 4q..4q + 4 of columns c, c + 4, c + 8, c + 12 (one per lane)
-        let mut quads = [_mm512_setzero_ps(); 16];
-        for q in 0..4 {
-            for half in 0..2 {
-                let a = _mm512_castps_pd(pairs[4 * q + half]);
-                let b = _mm512_castps_pd(pairs[4 * q + 2 + half]);
-                quads[4 * q + 2 * half] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
-                quads[4 * q + 2 * half + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
-            }
-        }
-        let mut columns = [_mm512_setzero_ps(); 16];
-        for c in 0..4 {
-            // lanes 0 and 2 (columns c, c + 8) or 1 and 3 (c + 4, c + 12) of rows 0..8 and
-            // of rows 8..16, then the same lanes of those
-            let low_even = _mm512_shuffle_f32x4::<0x88>(quads[c], quads[4 + c]);
-            let low_odd = _mm512_shuffle_f32x4::<0xDD>(quads[c], quads[4 + c]);
-            let high_even = _mm512_shuffle_f32x4::<0x88>(quads[8 + c], quads[12 + c]);
-            let high_odd = _mm512_shuffle_f32x4::<0xDD>(quads[8 + c], quads[12 + c]);
-            columns[c] = _mm512_shuffle_f32x4::<0x88>(low_even, high_even);
-            columns[c + 8] = _mm512_shuffle_f32x4::<0xDD>(low_even, high_even);
-            columns[c + 4] = _mm512_shuffle_f32x4::<0x88>(low_odd, high_odd);
-            columns[c + 12] = _mm512_shuffle_f32x4::<0xDD>(low_odd, high_odd);
-        }
-        columns
     }
 }
 

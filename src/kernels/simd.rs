@@ -330,6 +330,97 @@ impl Lanes for std::arch::x86_64::__m512 {
     }
 }
 
+/// Writes the transpose of `src` (`[n, m]`) into `dst` (`[m, n]`), both with contiguous
+/// rows: blocks of 16×16 transposed in registers ([`transposed16`]), the edges element by
+/// element.
+///
+/// # Safety
+/// The CPU has AVX-512F.
+///
+/// # Panics
+/// When the shapes do not match or a view's rows are not contiguous.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn transpose_into(
+    src: ndarray::ArrayView2<'_, Elem>,
+    mut dst: ndarray::ArrayViewMut2<'_, Elem>,
+) {
+    let (m, n) = dst.dim();
+    let strides = |s: &[isize]| (s[0] >= 0 && (s[1] == 1 || m < 2 || n < 2)).then_some(s[0]);
+    let (Some(src_stride), Some(dst_stride)) = (strides(src.strides()), strides(dst.strides()))
+    else {
+        panic!("internal error: transposing views without contiguous rows");
+    };
+    assert_eq!(
+        src.dim(),
+        (n, m),
+        "internal error: transposing {:?}",
+        src.dim()
+    );
+    let (src_stride, dst_stride) = (src_stride as usize, dst_stride as usize);
+    let (from, to) = (src.as_ptr(), dst.as_mut_ptr());
+    let (whole_m, whole_n) = (m / 16 * 16, n / 16 * 16);
+    // SAFETY (all accesses): `j·src_stride + i` with `i < m`, `j < n` is element `[j, i]`
+    // of `src`, and `i·dst_stride + j` element `[i, j]` of `dst` (rows contiguous, checked).
+    unsafe {
+        for j0 in (0..whole_n).step_by(16) {
+            for i0 in (0..whole_m).step_by(16) {
+                let mut rows = [_mm512_setzero_ps(); 16];
+                for (j, row) in rows.iter_mut().enumerate() {
+                    *row = _mm512_loadu_ps(from.add((j0 + j) * src_stride + i0));
+                }
+                for (i, column) in transposed16(rows).into_iter().enumerate() {
+                    _mm512_storeu_ps(to.add((i0 + i) * dst_stride + j0), column);
+                }
+            }
+        }
+        for i in 0..m {
+            let first_column = if i < whole_m { whole_n } else { 0 };
+            for j in first_column..n {
+                *to.add(i * dst_stride + j) = *from.add(j * src_stride + i);
+            }
+        }
+    }
+}
+
+/// The transpose of the 16×16 block whose rows are `rows`: unpacks of pairs of rows
+/// (2×2 blocks), of pairs of those (4×4), then two rounds of 128-bit lane shuffles.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub(crate) fn transposed16(rows: [__m512; 16]) -> [__m512; 16] {
+    // pairs[2p], pairs[2p + 1]: rows 2p and 2p + 1 interleaved, columns 4l + {0, 1}
+    // and 4l + {2, 3} of each 128-bit lane l
+    let mut pairs = [_mm512_setzero_ps(); 16];
+    for p in 0..8 {
+        pairs[2 * p] = _mm512_unpacklo_ps(rows[2 * p], rows[2 * p + 1]);
+        pairs[2 * p + 1] = _mm512_unpackhi_ps(rows[2 * p], rows[2 * p + 1]);
+    }
+    // quads[4q + c]: rows 4q..4q + 4 of columns c, c + 4, c + 8, c + 12 (one per lane)
+    let mut quads = [_mm512_setzero_ps(); 16];
+    for q in 0..4 {
+        for half in 0..2 {
+            let a = _mm512_castps_pd(pairs[4 * q + half]);
+            let b = _mm512_castps_pd(pairs[4 * q + 2 + half]);
+            quads[4 * q + 2 * half] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+            quads[4 * q + 2 * half + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+        }
+    }
+    let mut columns = [_mm512_setzero_ps(); 16];
+    for c in 0..4 {
+        // lanes 0 and 2 (columns c, c + 8) or 1 and 3 (c + 4, c + 12) of rows 0..8 and
+        // of rows 8..16, then the same lanes of those
+        let low_even = _mm512_shuffle_f32x4::<0x88>(quads[c], quads[4 + c]);
+        let low_odd = _mm512_shuffle_f32x4::<0xDD>(quads[c], quads[4 + c]);
+        let high_even = _mm512_shuffle_f32x4::<0x88>(quads[8 + c], quads[12 + c]);
+        let high_odd = _mm512_shuffle_f32x4::<0xDD>(quads[8 + c], quads[12 + c]);
+        columns[c] = _mm512_shuffle_f32x4::<0x88>(low_even, high_even);
+        columns[c + 8] = _mm512_shuffle_f32x4::<0xDD>(low_even, high_even);
+        columns[c + 4] = _mm512_shuffle_f32x4::<0x88>(low_odd, high_odd);
+        columns[c + 12] = _mm512_shuffle_f32x4::<0xDD>(low_odd, high_odd);
+    }
+    columns
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -402,6 +493,27 @@ mod tests {
                     assert_eq!(out, whole, "{unit:?}, start {start}, length {len}");
                 }
             }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn transposed16_transposes_a_16_by_16_block() {
+        if Unit::detect() != Some(Unit::Avx512) {
+            return;
+        }
+        let matrix: Vec<Elem> = (0..256).map(|v| v as Elem).collect();
+        let mut columns = [[0.0; 16]; 16];
+        // SAFETY: AVX-512F (checked above).
+        unsafe {
+            let rows = std::array::from_fn(|r| _mm512_loadu_ps(matrix[r * 16..].as_ptr()));
+            for (column, vector) in columns.iter_mut().zip(transposed16(rows)) {
+                _mm512_storeu_ps(column.as_mut_ptr(), vector);
+            }
+        }
+        for (c, column) in columns.iter().enumerate() {
+            let expected: Vec<Elem> = (0..16).map(|r| (r * 16 + c) as Elem).collect();
+            assert_eq!(column.to_vec(), expected, "column {c}");
         }
     }
 }

@@ -26,8 +26,9 @@
 
 use super::{Geometry, Pooling, Weights};
 use crate::kernels::max_pool;
-use crate::kernels::simd::{Lanes, Unit};
+use crate::kernels::simd::{Lanes, Unit, transpose_into, transposed16};
 use crate::tensor::Elem;
+use ndarray::{ArrayView2, ArrayViewMut2, s};
 use std::arch::x86_64::{__m256, __m512};
 use std::ops::Range;
 
@@ -111,7 +112,8 @@ impl<'a, 'w> Workspace<'a, 'w> {
             false => (&mut [][..], &mut [][..]),
         };
         if channel_vectors {
-            pack(weights, packed);
+            // SAFETY: the channel vectors run on AVX-512 only (checked just above).
+            unsafe { pack(weights, packed) };
         }
         Workspace {
             unit,
@@ -123,16 +125,20 @@ impl<'a, 'w> Workspace<'a, 'w> {
     }
 }
 
-/// Writes `weights.matrix` (`[O, K]`) into `packed` as `[O/BLOCK, K, BLOCK]`.
-fn pack(weights: Weights<'_>, packed: &mut [Elem]) {
+/// Writes `weights.matrix` (`[O, K]`, rows contiguous) into `packed` as `[O/BLOCK, K,
+/// BLOCK]`, each block by [`transpose_into`] (an element at a time, this took as long as
+/// W2's second convolution of one image on two threads).
+///
+/// # Safety
+/// The CPU has AVX-512F.
+#[target_feature(enable = "avx512f")]
+unsafe fn pack(weights: Weights<'_>, packed: &mut [Elem]) {
     let k = weights.matrix.ncols();
     for (b, block) in packed.chunks_exact_mut(k * BLOCK).enumerate() {
-        for r in 0..BLOCK {
-            let row = weights.matrix.row(b * BLOCK + r);
-            for (to, &w) in block[r..].iter_mut().step_by(BLOCK).zip(&row) {
-                *to = w;
-            }
-        }
+        let rows = weights.matrix.slice(s![b * BLOCK..(b + 1) * BLOCK, ..]);
+        let block = ArrayViewMut2::from_shape((k, BLOCK), block);
+        // SAFETY: AVX-512F (the caller's promise).
+        unsafe { transpose_into(rows, block.expect("internal error: a block of weights")) };
     }
 }
 
@@ -609,7 +615,7 @@ enum Target<'a> {
 /// lanes idle in the row kernel). A row longer than a whole number of tiles ends with a
 /// tile that overlaps the one before it (those outputs are computed twice, the same). The
 /// tiles are written channels-last into `staged` (`[channels/BLOCK, OH·OW, BLOCK]`), and
-/// each block is then transposed into the output ([`unstage`]) or pooled from there
+/// each block is then transposed into the output ([`transpose_into`]) or pooled from there
 /// ([`pool_staged`]). Each output takes its taps in the order `(c, i, j)`, as
 /// [`all_channels`] does: the same numbers bit for bit.
 ///
@@ -664,7 +670,13 @@ unsafe fn channel_vectors(
         // the target's part has room for them.
         unsafe {
             match &mut target {
-                Target::Out(out) => unstage(staged, l, &mut out[b * BLOCK * l..][..BLOCK * l]),
+                Target::Out(out) => {
+                    let out = &mut out[b * BLOCK * l..][..BLOCK * l];
+                    let staged = ArrayView2::from_shape((l, BLOCK), &*staged);
+                    let out = ArrayViewMut2::from_shape((BLOCK, l), out);
+                    let shapes = "internal error: a block's outputs";
+                    transpose_into(staged.expect(shapes), out.expect(shapes))
+                }
                 Target::Pooled(pooled) => {
                     let pooled_len = (geo.oh / 2) * (geo.ow / 2);
                     let part = pooled.part(b * BLOCK * pooled_len, BLOCK * pooled_len);
@@ -725,33 +737,6 @@ unsafe fn channel_tile(
     }
 }
 
-/// Transposes one block's outputs from `staged` (`[l, BLOCK]`) into `out` (`[BLOCK, l]`),
-/// 16 outputs of 16 channels at a time ([`transpose16`]).
-///
-/// # Safety
-/// AVX-512F; `staged` and `out` hold `BLOCK·l` elements.
-#[target_feature(enable = "avx512f")]
-unsafe fn unstage(staged: &[Elem], l: usize, out: &mut [Elem]) {
-    const LANES: usize = <__m512 as Lanes>::LANES;
-    for q in (0..l).step_by(LANES) {
-        let count = LANES.min(l - q);
-        for channel in (0..BLOCK).step_by(LANES) {
-            // SAFETY: rows `q..q + count` of `staged` and columns `q..q + count` of rows
-            // `channel..channel + LANES` of `out` lie in them.
-            unsafe {
-                let rows = std::array::from_fn(|i| match i < count {
-                    true => __m512::load(staged[(q + i) * BLOCK + channel..].as_ptr()),
-                    false => __m512::zero(),
-                });
-                let columns = transpose16(rows);
-                for (c, &column) in columns.iter().enumerate() {
-                    store_lanes(column, out[(channel + c) * l + q..].as_mut_ptr(), count);
-                }
-            }
-        }
-    }
-}
-
 /// The first `count` lanes of `vector` (all of them when `count` is `LANES`) stored from
 /// `at`.
 ///
@@ -769,53 +754,6 @@ unsafe fn store_lanes<V: Lanes>(vector: V, at: *mut Elem, count: usize) {
     }
 }
 
-/// The 16 × 16 matrix whose rows are `rows`, transposed: four rounds of 16 shuffles (pairs
-/// of lanes, of 64-bit halves, of 128-bit quarters, of 256-bit halves).
-#[inline(always)]
-unsafe fn transpose16(rows: [__m512; 16]) -> [__m512; 16] {
-    use std::arch::x86_64::{
-        _mm512_castpd_ps, _mm512_castps_pd, _mm512_shuffle_f32x4, _mm512_unpackhi_pd,
-        _mm512_unpackhi_ps, _mm512_unpacklo_pd, _mm512_unpacklo_ps,
-    };
-    // SAFETY: the caller's promise (AVX-512F).
-    unsafe {
-        // lanes interleaved pairwise: t[2k], t[2k + 1] from rows 2k and 2k + 1
-        let mut t = [__m512::zero(); 16];
-        for k in 0..8 {
-            t[2 * k] = _mm512_unpacklo_ps(rows[2 * k], rows[2 * k + 1]);
-            t[2 * k + 1] = _mm512_unpackhi_ps(rows[2 * k], rows[2 * k + 1]);
-        }
-        // 64-bit halves: each 128-bit quarter now holds one column of 4 rows
-        let mut u = [__m512::zero(); 16];
-        for k in 0..4 {
-            for h in 0..2 {
-                let (a, b) = (
-                    _mm512_castps_pd(t[4 * k + h]),
-                    _mm512_castps_pd(t[4 * k + 2 + h]),
-                );
-                u[4 * k + 2 * h] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
-                u[4 * k + 2 * h + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
-            }
-        }
-        // 128-bit quarters of 4 rows' groups, then of 8 rows'
-        let mut v = [__m512::zero(); 16];
-        for k in 0..2 {
-            for h in 0..4 {
-                let (a, b) = (u[8 * k + h], u[8 * k + 4 + h]);
-                v[8 * k + h] = _mm512_shuffle_f32x4::<0b10_00_10_00>(a, b);
-                v[8 * k + 4 + h] = _mm512_shuffle_f32x4::<0b11_01_11_01>(a, b);
-            }
-        }
-        let mut w = [__m512::zero(); 16];
-        for h in 0..8 {
-            let (a, b) = (v[h], v[8 + h]);
-            w[h] = _mm512_shuffle_f32x4::<0b10_00_10_00>(a, b);
-            w[8 + h] = _mm512_shuffle_f32x4::<0b11_01_11_01>(a, b);
-        }
-        w
-    }
-}
-
 /// A block's outputs from `staged` (`[OH·OW, BLOCK]`) through a ReLU and 2×2 max pooling
 /// into `pooled` (`[BLOCK, OH/2, OW/2]`, and the windows' routes), with the numbers and
 /// routes of [`super::relu_max_pool_planes`]: each window's four inputs are one vector of
@@ -823,7 +761,7 @@ unsafe fn transpose16(rows: [__m512; 16]) -> [__m512; 16] {
 /// comparisons in the order top left, top right, bottom left, bottom right; a vector of
 /// windows holding a NaN is done one window at a time by the exact rule
 /// ([`max_pool::relu_window`]). 16 windows' vectors at a time are transposed
-/// ([`transpose16`]) into 16 channels' runs of windows. `OH` and `OW` are even (as the
+/// ([`transposed16`]) into 16 channels' runs of windows. `OH` and `OW` are even (as the
 /// fused operation requires).
 ///
 /// # Safety
@@ -851,11 +789,11 @@ unsafe fn pool_staged(staged: &[Elem], geo: &Geometry, pooled: Pooling<'_>) {
             // `pooled` (and its routes).
             unsafe {
                 let at = |c: usize| (channel + c) * pooled_len + p;
-                for (c, max) in transpose16(maxima).into_iter().enumerate() {
+                for (c, max) in transposed16(maxima).into_iter().enumerate() {
                     store_lanes(max, values[at(c)..].as_mut_ptr(), count);
                 }
                 if let Some(routes) = routes.as_deref_mut() {
-                    for (c, code) in transpose16(codes).into_iter().enumerate() {
+                    for (c, code) in transposed16(codes).into_iter().enumerate() {
                         store_lanes(code, routes[at(c)..].as_mut_ptr(), count);
                     }
                 }
@@ -1090,26 +1028,6 @@ mod tests {
                     assert_eq!(bits(&routes), bits(&expected_routes), "{context}");
                 }
             }
-        }
-    }
-
-    #[test]
-    fn transpose16_transposes() {
-        if Unit::detect() != Some(Unit::Avx512) {
-            return;
-        }
-        let matrix: Vec<Elem> = (0..256).map(|v| v as Elem).collect();
-        let mut columns = [[0.0; 16]; 16];
-        // SAFETY: AVX-512F (checked above).
-        unsafe {
-            let rows = std::array::from_fn(|r| __m512::load(matrix[r * 16..].as_ptr()));
-            for (column, vector) in columns.iter_mut().zip(transpose16(rows)) {
-                vector.store(column.as_mut_ptr());
-            }
-        }
-        for (c, column) in columns.iter().enumerate() {
-            let expected: Vec<Elem> = (0..16).map(|r| (r * 16 + c) as Elem).collect();
-            assert_eq!(column.to_vec(), expected, "column {c}");
         }
     }
 
