@@ -392,6 +392,21 @@ struct Taps {
     column: usize,
 }
 
+impl Taps {
+    /// The taps of a group of `geo` in its padded image (from [`pad`]).
+    fn padded(geo: &Geometry) -> Self {
+        let (hp, wp) = padded_sides(geo);
+        Taps {
+            channels: geo.cg,
+            plane: hp * wp,
+            kh: geo.kh,
+            kw: geo.kw,
+            row: geo.dh * wp,
+            column: geo.dw,
+        }
+    }
+}
+
 /// The output channels `channels` into `out` (their `[.., OH, OW]` outputs), group by
 /// group, in blocks of `R` channels (then single channels). Each output row is cut into
 /// vectors (the last one partial when `LANES` does not divide `OW`), and a block's vectors,
@@ -410,14 +425,7 @@ unsafe fn all_channels<V: Lanes, const R: usize, const P: usize>(
     out: &mut [Elem],
 ) {
     let (hp, wp) = padded_sides(geo);
-    let taps = Taps {
-        channels: geo.cg,
-        plane: hp * wp,
-        kh: geo.kh,
-        kw: geo.kw,
-        row: geo.dh * wp,
-        column: geo.dw,
-    };
+    let taps = Taps::padded(geo);
     let l = geo.l();
     let per_row = geo.ow.div_ceil(V::LANES);
     let outputs = Outputs {
@@ -634,15 +642,8 @@ unsafe fn channel_vectors(
     staged: &mut [Elem],
     mut target: Target<'_>,
 ) {
-    let (hp, wp) = padded_sides(geo);
-    let taps = Taps {
-        channels: geo.cg,
-        plane: hp * wp,
-        kh: geo.kh,
-        kw: geo.kw,
-        row: geo.dh * wp,
-        column: geo.dw,
-    };
+    let wp = padded_sides(geo).1;
+    let taps = Taps::padded(geo);
     let (k, l) = (geo.k(), geo.l());
     let blocks = staged.chunks_exact_mut(BLOCK * l);
     for (b, (staged, o)) in blocks.zip(channels.step_by(BLOCK)).enumerate() {
