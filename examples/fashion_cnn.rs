@@ -121,10 +121,10 @@
 //! validation figures the same as in the table, as the same seed and thread count must. The
 //! test set had been looked at once before with these settings at 15 epochs (93.45%, above);
 //! the epochs were chosen by the validation images alone, and the test set was scored once
-//! with them. Since the convolution's input gradient runs as a direct convolution (same
-//! day, later; its sums round differently), the default command gives **94.02%** (loss
-//! 0.2521) in **290 s**; the channel-vector convolution kernel after it changed no number
-//! (94.02% and 0.2521 before and after it, 15:20 UTC).
+//! with them. With the faster convolution kernels of later that day (which round some sums
+//! differently), the default command gives **94.02%** (loss 0.2521) in **290 s**; the
+//! channel-vector convolution kernel changed no number (94.02% and 0.2521 before and after
+//! it, 15:20 UTC).
 //!
 //! At two threads each batch is cut into two shards, which round differently from one
 //! thread, so `RAYON_NUM_THREADS=1` and the default give slightly different numbers.
