@@ -611,7 +611,7 @@ mod avx2 {
 /// for the comparisons and a row's last few windows, and two-source permutes that split the
 /// pairs into `p`, `q` (and `r`, `s`) vectors in window order and merge them back.
 #[cfg(target_arch = "x86_64")]
-mod avx512 {
+pub(crate) mod avx512 {
     use super::Elem;
     use std::arch::x86_64::*;
 
@@ -723,6 +723,33 @@ mod avx512 {
         [at_p, at_q, at_r, !(at_p | at_q | at_r)]
     }
 
+    /// The route codes ([`super::forward_2x2_routed`]) of 16 windows whose inputs `[p, q,
+    /// r, s]` (rectified with `RELU`) hold numbers and whose maxima are `max`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn routes<const RELU: bool>([p, q, r]: [__m512; 3], max: __m512) -> __m512 {
+        let [_, at_q, at_r, at_s] = firsts([p, q, r], max);
+        let mut route = _mm512_maskz_mov_ps(at_q, _mm512_set1_ps(1.0));
+        route = _mm512_mask_mov_ps(route, at_r, _mm512_set1_ps(2.0));
+        route = _mm512_mask_mov_ps(route, at_s, _mm512_set1_ps(3.0));
+        if RELU {
+            let above = _mm512_cmp_ps_mask::<_CMP_NLE_UQ>(max, _mm512_setzero_ps());
+            route = _mm512_mask_add_ps(route, !above, route, _mm512_set1_ps(4.0));
+        }
+        route
+    }
+
+    /// The ReLU and 2×2 max pooling of 16 windows whose inputs `[p, q, r, s]` hold numbers
+    /// (one window per lane, laid out however the caller's plane is): their maxima and
+    /// route codes, as [`super::forward_2x2_routed`] gives them.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(crate) fn relu_windows(inputs: [__m512; 4]) -> (__m512, __m512) {
+        let [p, q, r, s] = inputs.map(|v| rectified::<true>(v));
+        let max = _mm512_max_ps(_mm512_max_ps(p, q), _mm512_max_ps(r, s));
+        (max, routes::<true>([p, q, r], max))
+    }
+
     /// [`super::forward_2x2`] of a plane (and its routes, [`super::forward_2x2_routed`]), 16
     /// windows at a time.
     ///
@@ -807,14 +834,7 @@ mod avx512 {
                 };
                 _mm512_mask_storeu_ps(out[i..].as_mut_ptr(), first(windows), value);
                 if let Some(codes) = codes.as_deref_mut() {
-                    let [_, at_q, at_r, at_s] = firsts([p, q, r], max);
-                    let mut route = _mm512_maskz_mov_ps(at_q, _mm512_set1_ps(1.0));
-                    route = _mm512_mask_mov_ps(route, at_r, _mm512_set1_ps(2.0));
-                    route = _mm512_mask_mov_ps(route, at_s, _mm512_set1_ps(3.0));
-                    if RELU {
-                        let above = _mm512_cmp_ps_mask::<_CMP_NLE_UQ>(max, _mm512_setzero_ps());
-                        route = _mm512_mask_add_ps(route, !above, route, _mm512_set1_ps(4.0));
-                    }
+                    let route = routes::<RELU>([p, q, r], max);
                     _mm512_mask_storeu_ps(codes[i..].as_mut_ptr(), first(windows), route);
                 }
             }

@@ -810,37 +810,22 @@ unsafe fn pool_staged(staged: &[Elem], geo: &Geometry, pooled: Pooling<'_>) {
 /// AVX-512F; 16 elements from each corner are in `staged`.
 #[inline(always)]
 unsafe fn relu_pool_window(staged: &[Elem], corners: [usize; 4]) -> (__m512, __m512) {
-    use std::arch::x86_64::{
-        _CMP_EQ_OQ, _CMP_GT_OQ, _CMP_UNORD_Q, _mm512_add_ps, _mm512_cmp_ps_mask,
-        _mm512_mask_blend_ps, _mm512_mask_mov_ps, _mm512_max_ps, _mm512_set1_ps,
-    };
+    use std::arch::x86_64::{_CMP_UNORD_Q, _mm512_cmp_ps_mask};
     const LANES: usize = <__m512 as Lanes>::LANES;
     // SAFETY: the caller's promise.
     unsafe {
         let x = corners.map(|at| __m512::load(staged[at..][..LANES].as_ptr()));
         let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x[0], x[1])
             | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x[2], x[3]);
-        if nan != 0 {
-            let (mut max, mut code) = ([0.0; LANES], [0.0; LANES]);
-            for lane in 0..LANES {
-                let window = corners.map(|at| staged[at + lane]);
-                (max[lane], code[lane]) = max_pool::relu_window(window);
-            }
-            return (__m512::load(max.as_ptr()), __m512::load(code.as_ptr()));
+        if nan == 0 {
+            return max_pool::avx512::relu_windows(x);
         }
-        let zero = __m512::zero();
-        let mut max = _mm512_max_ps(x[0], zero);
-        let mut code = zero;
-        for (corner, &x) in x.iter().enumerate().skip(1) {
-            let rectified = _mm512_max_ps(x, zero);
-            let larger = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(rectified, max);
-            max = _mm512_mask_blend_ps(larger, max, rectified);
-            code = _mm512_mask_mov_ps(code, larger, _mm512_set1_ps(corner as Elem));
+        let (mut max, mut code) = ([0.0; LANES], [0.0; LANES]);
+        for lane in 0..LANES {
+            let window = corners.map(|at| staged[at + lane]);
+            (max[lane], code[lane]) = max_pool::relu_window(window);
         }
-        // a rectified maximum of 0: the rectifier's derivative there is 0
-        let dead = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(max, zero);
-        let code = _mm512_mask_mov_ps(code, dead, _mm512_add_ps(code, _mm512_set1_ps(4.0)));
-        (max, code)
+        (__m512::load(max.as_ptr()), __m512::load(code.as_ptr()))
     }
 }
 
