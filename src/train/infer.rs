@@ -15,8 +15,12 @@ const MIN_SHARD_ROWS: usize = 64;
 /// Rows one forward pass takes at most: a thread's block of more rows runs through the
 /// model in chunks, so that each layer's output is still in cache when the next layer reads
 /// it. Measured on a 2-core Xeon (2 MB of L2 per core), workload W2's CNN on one thread:
-/// about 12,500 images/s at 64 or 128 rows per pass, 10,400–11,900 at 256.
-const CHUNK_ROWS: usize = 128;
+/// about 12,500 images/s at 64 or 128 rows per pass, 10,400–11,900 at 256; with chunks of
+/// 128 rows, batches of 128 and 256 still ran 2–3% below a batch of 64 (13,700–13,900
+/// against 14,000–14,200 images/s, batches interleaved in one process), with chunks of 64
+/// all three within 0.3% of each other. The MLP of workload W1 runs as fast per sample in
+/// either.
+const CHUNK_ROWS: usize = 64;
 
 thread_local! {
     /// Each thread's inference tape, reused from call to call so that a serving loop
@@ -34,8 +38,8 @@ thread_local! {
 /// (each layer's own product would otherwise be split and joined). Every sample's output
 /// is computed from that sample alone in evaluation mode, so the blocks change nothing but
 /// the rounding of the matrix kernels, which depends on how many rows a product has; the
-/// same batch and thread count always give the same numbers. A block of more than 128
-/// rows runs in chunks of at most 128, so that per-sample speed does not drop once a
+/// same batch and thread count always give the same numbers. A block of more than 64
+/// rows runs in chunks of at most 64, so that per-sample speed does not drop once a
 /// layer's output for the whole block no longer fits in cache. Each thread keeps its tape
 /// between calls, so a steady serving loop allocates only the output.
 ///
