@@ -314,23 +314,30 @@ fn split_channels(
 /// Writes the image `[C, H, W]` into `padded` inside its frame of `ph` rows and `pw` columns
 /// (`[C, Hp, Wp]`, the frame left as it is), row by row with [`copy_row`]: a `memcpy` and two
 /// `memset` calls per row of 14 (W2's second convolution) took as long as a tenth of the
-/// convolution.
+/// convolution. Compiled for the CPU's vector unit ([`with_simd`](crate::kernels::simd::with_simd)),
+/// a block is one AVX move rather than two SSE moves.
 fn pad(image: &[Elem], geo: &Geometry, padded: &mut [Elem]) {
     let (hp, wp) = padded_sides(geo);
-    for (plane, channel) in padded
-        .chunks_exact_mut(hp * wp)
-        .zip(image.chunks_exact(geo.h * geo.w))
-    {
-        let rows = plane[geo.ph * wp..].chunks_exact_mut(wp);
-        for (row, from) in rows.zip(channel.chunks_exact(geo.w)) {
-            copy_row(from, &mut row[geo.pw..][..geo.w]);
-        }
-    }
+    crate::kernels::simd::with_simd(
+        #[inline(always)]
+        || {
+            for (plane, channel) in padded
+                .chunks_exact_mut(hp * wp)
+                .zip(image.chunks_exact(geo.h * geo.w))
+            {
+                let rows = plane[geo.ph * wp..].chunks_exact_mut(wp);
+                for (row, from) in rows.zip(channel.chunks_exact(geo.w)) {
+                    copy_row(from, &mut row[geo.pw..][..geo.w]);
+                }
+            }
+        },
+    )
 }
 
 /// Copies `from` into `to` (as long) in blocks of [`ROW_BLOCK`] elements, the last block
 /// overlapping the one before it: a few vector moves instead of a call to `memcpy`, whose
 /// cost dominates for rows this short (a row shorter than a block is left to it).
+#[inline(always)]
 fn copy_row(from: &[Elem], to: &mut [Elem]) {
     let len = from.len();
     if len < ROW_BLOCK {
@@ -814,7 +821,15 @@ unsafe fn relu_pool_window(staged: &[Elem], corners: [usize; 4]) -> (__m512, __m
     const LANES: usize = <__m512 as Lanes>::LANES;
     // SAFETY: the caller's promise.
     unsafe {
-        let x = corners.map(|at| __m512::load(staged[at..][..LANES].as_ptr()));
+        // four loads written out: `corners.map(…)` stayed a call compiled for the baseline,
+        // which passed the vectors through memory (1% of W2's training step)
+        let load = |at: usize| __m512::load(staged[at..][..LANES].as_ptr());
+        let x = [
+            load(corners[0]),
+            load(corners[1]),
+            load(corners[2]),
+            load(corners[3]),
+        ];
         let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x[0], x[1])
             | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x[2], x[3]);
         if nan == 0 {
