@@ -78,16 +78,20 @@ impl BufferPool {
 
     /// A copy of `value` in a pooled buffer, in row-major order.
     pub(crate) fn copy(&self, value: ArrayViewD<'_, Elem>) -> Tensor {
-        if let Some(slice) = value.as_slice() {
-            return self.collect(value.shape(), slice.iter().copied());
-        }
-        // lane by lane along the last axis: a lane is one slice or a run at a fixed stride,
-        // where the n-d iterator steps a dynamic index for every element
         let mut buffer = self.take_buffer(value.len());
-        for lane in value.rows() {
-            match lane.as_slice() {
-                Some(run) => buffer.extend_from_slice(run),
-                None => buffer.extend(lane.iter().copied()),
+        match value.as_slice() {
+            // one `memcpy`, which uses the CPU's widest moves (an element-wise `extend`
+            // compiles to the baseline's 16-byte moves)
+            Some(slice) => buffer.extend_from_slice(slice),
+            // lane by lane along the last axis: a lane is one slice or a run at a fixed
+            // stride, where the n-d iterator steps a dynamic index for every element
+            None => {
+                for lane in value.rows() {
+                    match lane.as_slice() {
+                        Some(run) => buffer.extend_from_slice(run),
+                        None => buffer.extend(lane.iter().copied()),
+                    }
+                }
             }
         }
         Tensor::from_shape_vec(value.raw_dim(), buffer).expect("internal error: copy length")
@@ -96,7 +100,10 @@ impl BufferPool {
     /// A zero-filled tensor of `shape`, in a pooled buffer when one is large enough.
     pub(crate) fn zeros(&self, shape: &[usize]) -> Tensor {
         let len = shape.iter().product();
-        self.collect(shape, std::iter::repeat_n(0.0, len))
+        let mut buffer = self.take_buffer(len);
+        // one `memset` rather than the baseline's 16-byte stores
+        buffer.resize(len, 0.0);
+        Tensor::from_shape_vec(IxDyn(shape), buffer).expect("internal error: zeros length")
     }
 
     /// A tensor of `shape`, row-major or column-major, whose elements are **unspecified**

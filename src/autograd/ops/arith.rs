@@ -10,6 +10,7 @@
 
 use super::{broadcast_shape, sum_to_shape};
 use crate::autograd::tape::{Tape, Value, Var};
+use crate::kernels::simd::with_simd;
 use crate::tensor::{Elem, Tensor};
 use ndarray::{ArrayViewD, IxDyn, Zip};
 use std::ops::{Add, Div, Mul, Neg, Sub};
@@ -33,12 +34,17 @@ impl<'t> Var<'t> {
             Some(periodic) => {
                 let mut out = tape.scratch(&shape, false);
                 let out_slice = out.as_slice_mut().expect("fresh tensor is contiguous");
-                for (c, o) in out_slice.chunks_exact_mut(periodic.period).enumerate() {
-                    let (x, y) = periodic.chunk(c);
-                    for ((o, &x), &y) in o.iter_mut().zip(x).zip(y) {
-                        *o = f(x, y);
-                    }
-                }
+                with_simd(
+                    #[inline(always)]
+                    || {
+                        for (c, o) in out_slice.chunks_exact_mut(periodic.period).enumerate() {
+                            let (x, y) = periodic.chunk(c);
+                            for ((o, &x), &y) in o.iter_mut().zip(x).zip(y) {
+                                *o = f(x, y);
+                            }
+                        }
+                    },
+                );
                 out
             }
             None => {
@@ -95,6 +101,7 @@ impl<'a> Periodic<'a> {
     }
 
     /// The two operands' elements for the `c`-th period of the output.
+    #[inline(always)]
     fn chunk(&self, c: usize) -> (&'a [Elem], &'a [Elem]) {
         let part = |s: &'a [Elem]| {
             if s.len() == self.period {
@@ -117,17 +124,22 @@ impl<'a> Periodic<'a> {
         let len: usize = shape.iter().product();
         let mut tensor = tape.zeros(shape);
         let out = tensor.as_slice_mut().expect("fresh tensor is contiguous");
-        for (c, g) in g.chunks_exact(self.period).enumerate() {
-            let (x, y) = self.chunk(c);
-            let o = if len == self.period {
-                &mut out[..]
-            } else {
-                &mut out[c * self.period..(c + 1) * self.period]
-            };
-            for (((o, &g), &x), &y) in o.iter_mut().zip(g).zip(x).zip(y) {
-                *o += d(g, x, y);
-            }
-        }
+        with_simd(
+            #[inline(always)]
+            || {
+                for (c, g) in g.chunks_exact(self.period).enumerate() {
+                    let (x, y) = self.chunk(c);
+                    let o = if len == self.period {
+                        &mut out[..]
+                    } else {
+                        &mut out[c * self.period..(c + 1) * self.period]
+                    };
+                    for (((o, &g), &x), &y) in o.iter_mut().zip(g).zip(x).zip(y) {
+                        *o += d(g, x, y);
+                    }
+                }
+            },
+        );
         tensor
     }
 }
