@@ -702,3 +702,86 @@ fn a_plateau_lowers_the_rate_and_resumes_bit_for_bit() {
     .unwrap_err();
     assert!(err.to_string().contains("needs validation data"), "{err}");
 }
+
+/// The layer at `W0`, `B0` with its weight held column-major (the same values, transposed
+/// in memory), as a weight made from a transposed array is.
+fn column_major_layer() -> Linear {
+    let transposed = array![[0.5, -0.2], [-0.3, 0.7], [0.8, 0.1]].into_dyn();
+    let weight = transposed.reversed_axes();
+    assert!(!weight.is_standard_layout());
+    Linear::from_parts(weight, Some(array![0.1, -0.4].into_dyn())).unwrap()
+}
+
+#[test]
+fn a_column_major_weight_is_updated_as_its_row_major_twin() {
+    // the loss Σ(x·Wᵀ + b) of one row: ∂/∂W = x in every row, exactly, whatever W's layout
+    let steps = |mut layer: Linear, opt: &mut dyn Optimizer| {
+        for _ in 0..5 {
+            let tape = Tape::new();
+            let x = tape.constant(array![[1.0, 2.0, -1.0]].into_dyn());
+            let grads = layer.forward(x, Mode::Train).sum().backward();
+            opt.step(&mut layer, &grads).unwrap();
+        }
+        let weight = layer
+            .weight()
+            .value()
+            .iter()
+            .map(|x| x.to_bits())
+            .collect::<Vec<_>>();
+        (weight, layer.weight().value()[[1, 2]])
+    };
+    type Make = fn() -> Box<dyn Optimizer>;
+    let optimizers: [(&str, Make); 6] = [
+        ("sgd, momentum, decay", || {
+            let opt = Sgd::new(0.01).unwrap().momentum(0.9).unwrap();
+            Box::new(opt.weight_decay(0.1).unwrap())
+        }),
+        ("sgd, nesterov", || {
+            let opt = Sgd::new(0.01).unwrap().momentum(0.9).unwrap();
+            Box::new(opt.nesterov())
+        }),
+        ("adam", || Box::new(Adam::new(0.01).unwrap())),
+        ("adamw", || Box::new(Adam::adamw(0.01, 0.1).unwrap())),
+        ("rmsprop", || Box::new(RmsProp::new(0.01).unwrap())),
+        ("rmsprop, momentum, centered", || {
+            let opt = RmsProp::new(0.01).unwrap().momentum(0.9).unwrap();
+            Box::new(opt.centered(true))
+        }),
+    ];
+    for (name, make) in optimizers {
+        let (row_major, moved) = steps(layer(), make().as_mut());
+        let (column_major, _) = steps(column_major_layer(), make().as_mut());
+        assert_eq!(column_major, row_major, "{name}");
+        assert_ne!(moved, 0.1, "{name}: the weights moved");
+    }
+}
+
+/// RMSprop's own dry run refuses a step whose square average would overflow (`g²` of a
+/// gradient of 1e21), names the buffer, and leaves the parameter and the optimizer as
+/// they were; a gradient a little smaller passes.
+#[test]
+fn rmsprop_refuses_a_square_average_that_would_overflow() {
+    let gradients_of = |x: Elem| {
+        let model = Linear::from_parts(array![[1.0]].into_dyn(), None).unwrap();
+        let tape = Tape::new();
+        // ∂(w·x)/∂w = x
+        let out = model.forward(tape.constant(array![[x]].into_dyn()), Mode::Train);
+        (model, out.sum().backward())
+    };
+    for centered in [false, true] {
+        let mut opt = RmsProp::new(0.01).unwrap().centered(centered);
+        let (mut model, grads) = gradients_of(1e21);
+        let err = opt.step(&mut model, &grads).unwrap_err();
+        assert!(matches!(err, Error::Diverged { .. }), "{err}");
+        assert!(
+            err.to_string().contains("would make buffer 0 not finite"),
+            "{err}"
+        );
+        assert_eq!(model.weight().value()[[0, 0]], 1.0);
+        assert_eq!(opt.steps(), 0);
+        // (1 − α)·g² = 0.01·(1e18)² = 1e34 fits in f32
+        let (mut model, grads) = gradients_of(1e18);
+        opt.step(&mut model, &grads).unwrap();
+        assert!(model.weight().value()[[0, 0]] < 1.0);
+    }
+}

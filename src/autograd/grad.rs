@@ -347,30 +347,68 @@ impl<'a> ParamGrad<'a> {
     /// # Ok::<(), tapegrad::Error>(())
     /// ```
     pub fn dense_in<'s>(&'s self, scratch: &'s mut Vec<Elem>) -> ArrayViewD<'s, Elem> {
-        if self.scale == 1.0 {
-            match self.source {
-                Source::Tensor(tensor)
-                | Source::Leaf {
-                    grad: Grad::Dense(tensor),
-                    ..
-                } => {
-                    return tensor.view();
-                }
-                Source::Leaf { dense, .. } if dense.get().is_some() => {
-                    return dense.get().expect("checked").view();
-                }
-                Source::Leaf { .. } => {}
-            }
+        if let Some(tensor) = self.as_tensor() {
+            return tensor.view();
         }
+        let shape = IxDyn(&self.shape());
+        ArrayViewD::from_shape(shape, self.form_in(scratch))
+            .expect("internal error: scratch sized to the shape")
+    }
+
+    /// The gradient's elements in row-major order, as one slice for an update rule's loop
+    /// (a loop over slices is many times faster than one over n-dimensional iterators): the
+    /// tensor's own elements when it is one, row-major; else formed in `scratch`, as
+    /// [`ParamGrad::dense_in`] forms it, or copied there row-major (a weight gradient kept
+    /// column-major, as a convolution's may be). Read it with the parameter's value in
+    /// row-major order (`as_slice()`).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear, Mode, Module, Tape};
+    /// let layer = Linear::from_parts(tensor::zeros(&[2, 2]), None)?;
+    /// let tape = Tape::new();
+    /// let x = tape.constant(tensor::from_vec(vec![1.0, 2.0], &[1, 2])?);
+    /// let grads = layer.forward(x, Mode::Train).sum().backward();
+    /// let mut scratch = Vec::new(); // keep it across steps
+    /// let g = grads.param_grad(layer.weight()).unwrap();
+    /// assert_eq!(g.row_major_in(&mut scratch), &[1.0, 2.0, 1.0, 2.0]);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    pub fn row_major_in<'s>(&'s self, scratch: &'s mut Vec<Elem>) -> &'s [Elem] {
+        match self.as_tensor().and_then(|tensor| tensor.as_slice()) {
+            Some(slice) => slice,
+            None => self.form_in(scratch),
+        }
+    }
+
+    /// The gradient's own tensor when it needs no forming: unscaled, and one tensor already
+    /// (or formed by an earlier [`ParamGrad::dense`]).
+    fn as_tensor(&self) -> Option<&Tensor> {
+        if self.scale != 1.0 {
+            return None;
+        }
+        match self.source {
+            Source::Tensor(tensor)
+            | Source::Leaf {
+                grad: Grad::Dense(tensor),
+                ..
+            } => Some(tensor),
+            Source::Leaf { dense, .. } => dense.get(),
+        }
+    }
+
+    /// The gradient formed row-major in `scratch` (grown to fit), counted by
+    /// [`Gradients::dense_formed`](crate::Gradients::dense_formed) when it is kept in parts.
+    fn form_in<'s>(&self, scratch: &'s mut Vec<Elem>) -> &'s [Elem] {
         if self.is_factored() {
             self.formed.count();
         }
         let shape = IxDyn(&self.shape());
         scratch.resize(shape.size(), 0.0);
-        let sized = "internal error: scratch sized to the shape";
-        let formed = ArrayViewMutD::from_shape(shape.clone(), &mut scratch[..]).expect(sized);
+        let formed = ArrayViewMutD::from_shape(shape, &mut scratch[..])
+            .expect("internal error: scratch sized to the shape");
         self.mix_into(formed, 0.0, 1.0);
-        ArrayViewD::from_shape(shape, &scratch[..]).expect(sized)
+        scratch
     }
 
     /// `Σ g²` in `f64`, for clipping by the global norm. A gradient kept in parts is formed

@@ -1,11 +1,13 @@
 //! Adam and AdamW (Kingma & Ba 2015; Loshchilov & Hutter 2019), as PyTorch's
 //! `torch.optim.Adam` and `torch.optim.AdamW`.
 
-use super::{Optim, ParamStep, UpdateRule, invalid};
+use super::{Optim, ParamStep, UpdateRule, buffer_slice, invalid, on_row_major, row_major};
 use crate::autograd::grad::ParamGrad;
 use crate::error::Result;
+use crate::kernels::simd::with_simd;
 use crate::tensor::{Elem, Tensor};
-use ndarray::{ArrayViewD, ArrayViewMutD, IxDyn, Zip};
+use ndarray::{ArrayViewD, ArrayViewMutD};
+use std::borrow::Cow;
 
 /// Adam (<https://arxiv.org/abs/1412.6980>) and AdamW (<https://arxiv.org/abs/1711.05101>):
 /// [`AdamRule`] under the shared driver [`Optim`].
@@ -261,27 +263,36 @@ impl UpdateRule for AdamRule {
             self.scratch.resize_with(at.index + 1, Default::default);
         }
         let (scratch, formed) = &mut self.scratch[at.index];
-        let g = grad.dense_in(scratch);
+        let g = grad.row_major_in(scratch);
         let at_ptr = g.as_ptr();
-        let finite = |ok: [bool; 3], (t, m, v): (Elem, Elem, Elem)| {
-            [
-                ok[0] & t.is_finite(),
-                ok[1] & m.is_finite(),
-                ok[2] & v.is_finite(),
-            ]
+        let theta = row_major(theta);
+        let (m, v) = match buffers {
+            [m, v] => (row_major(m.view()), row_major(v.view())),
+            // the first step: both moments start at zero
+            _ => (
+                Cow::Owned(vec![0.0; g.len()]),
+                Cow::Owned(vec![0.0; g.len()]),
+            ),
         };
-        let ok = match buffers {
-            [m, v] => Zip::from(&theta)
-                .and(m)
-                .and(v)
-                .and(&g)
-                .fold([true; 3], |ok, &t, &m, &v, &g| {
-                    finite(ok, factors.apply(t, m, v, g))
-                }),
-            _ => Zip::from(&theta).and(&g).fold([true; 3], |ok, &t, &g| {
-                finite(ok, factors.apply(t, 0.0, 0.0, g))
-            }),
-        };
+        // the largest magnitude of each new value, as an integer: finite below the bits of
+        // infinity (NaN above); an integer maximum in locals vectorizes, where `is_finite`
+        // flags did not
+        let largest = with_simd(
+            #[inline(always)]
+            || {
+                let magnitude = |x: Elem| (x.to_bits() & 0x7fff_ffff) as i32;
+                let mut largest = (0, 0, 0);
+                for (((&t, &m), &v), &g) in theta.iter().zip(&*m).zip(&*v).zip(g) {
+                    let (t, m, v) = factors.apply(t, m, v, g);
+                    largest.0 = magnitude(t).max(largest.0);
+                    largest.1 = magnitude(m).max(largest.1);
+                    largest.2 = magnitude(v).max(largest.2);
+                }
+                largest
+            },
+        );
+        let finite = |largest: i32| largest < Elem::INFINITY.to_bits() as i32;
+        let ok = [largest.0, largest.1, largest.2].map(finite);
         // formed here unless the view is of the gradient's own tensor
         *formed = std::ptr::eq(at_ptr, scratch.as_ptr());
         match ok.iter().position(|ok| !ok) {
@@ -312,17 +323,21 @@ impl UpdateRule for AdamRule {
         let (scratch, formed) = &mut self.scratch[at.index];
         let g = match std::mem::take(formed) {
             // formed by `check` this step
-            true => ArrayViewD::from_shape(IxDyn(theta.shape()), &scratch[..])
-                .expect("internal error: formed to the parameter's shape"),
-            false => grad.dense_in(scratch),
+            true => &scratch[..],
+            false => grad.row_major_in(scratch),
         };
-        Zip::from(theta)
-            .and(m)
-            .and(v)
-            .and(&g)
-            .for_each(|theta, m, v, &g| {
-                (*theta, *m, *v) = factors.apply(*theta, *m, *v, g);
-            });
+        let len = g.len();
+        let (m, v) = (buffer_slice(m, len), buffer_slice(v, len));
+        on_row_major(theta, |theta| {
+            with_simd(
+                #[inline(always)]
+                || {
+                    for (((t, m), v), &g) in theta.iter_mut().zip(m).zip(v).zip(g) {
+                        (*t, *m, *v) = factors.apply(*t, *m, *v, g);
+                    }
+                },
+            )
+        });
     }
 }
 

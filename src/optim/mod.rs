@@ -16,7 +16,7 @@ pub use rmsprop::{RmsProp, RmsPropRule};
 pub use schedule::{Decay, DecayUnit, PlateauState, Schedule};
 pub use sgd::{Sgd, SgdRule};
 
-use crate::autograd::grad::ParamGrad;
+use crate::autograd::grad::{ParamGrad, max_abs};
 use crate::autograd::gradients::Gradients;
 use crate::error::{Error, Result};
 use crate::nn::{Module, Param, ParamId};
@@ -24,6 +24,7 @@ use crate::tensor::{Elem, Tensor};
 use ndarray::{ArrayViewD, ArrayViewMutD, Zip};
 use schedule::Clock;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -375,16 +376,13 @@ pub trait UpdateRule: Send {
             ..*at
         };
         self.update(trial.view_mut(), grad, &mut trial_buffers, &at);
-        if !trial.iter().all(|v| v.is_finite()) {
+        if max_abs(&trial).is_none() {
             return Err(format!(
                 "the update of \"{}\" would make a value not finite (learning rate {:.3e})",
                 at.name, at.lr
             ));
         }
-        match trial_buffers
-            .iter()
-            .position(|b| !b.iter().all(|v| v.is_finite()))
-        {
+        match trial_buffers.iter().position(|b| max_abs(b).is_none()) {
             None => Ok(()),
             Some(i) => Err(format!(
                 "the update of \"{}\" would make buffer {i} not finite (learning rate {:.3e})",
@@ -1144,6 +1142,43 @@ fn positive(op: &'static str, name: &str, value: f32) -> Result<f32> {
 /// `Err(Error::InvalidArgument)` for optimizer `op`.
 fn invalid<T>(op: &'static str, message: String) -> Result<T> {
     Err(Error::InvalidArgument { op, message })
+}
+
+/// `view`'s elements in row-major order, for the built-in rules' loops over slices (which
+/// [`with_simd`](crate::kernels::simd::with_simd) compiles for the vector unit): the view's
+/// own when it is row-major, else a copy.
+fn row_major(view: ArrayViewD<'_, Elem>) -> Cow<'_, [Elem]> {
+    match view.to_slice() {
+        Some(slice) => Cow::Borrowed(slice),
+        None => Cow::Owned(view.iter().copied().collect()),
+    }
+}
+
+/// Runs `update` on `theta`'s elements in row-major order: on the view's own when it is
+/// row-major, else on a copy written back afterwards (a parameter given a transposed
+/// tensor).
+fn on_row_major(mut theta: ArrayViewMutD<'_, Elem>, update: impl FnOnce(&mut [Elem])) {
+    if let Some(slice) = theta.as_slice_mut() {
+        update(slice);
+        return;
+    }
+    let mut copy: Vec<Elem> = theta.iter().copied().collect();
+    update(&mut copy);
+    theta.iter_mut().zip(copy).for_each(|(t, c)| *t = c);
+}
+
+/// An optimizer buffer's elements in row-major order, its memory put in that order first
+/// when it is not (which changes the order, not the values), checked to be as long as its
+/// parameter.
+fn buffer_slice(buffer: &mut Tensor, len: usize) -> &mut [Elem] {
+    if !buffer.is_standard_layout() {
+        *buffer = buffer.as_standard_layout().into_owned();
+    }
+    let slice = buffer
+        .as_slice_mut()
+        .expect("internal error: a row-major buffer is one slice");
+    assert_eq!(slice.len(), len, "internal error: a buffer's length");
+    slice
 }
 
 /// Adding a change smaller than this (2¹⁰² ≈ 5.1e30) to a finite `f32` always gives a finite

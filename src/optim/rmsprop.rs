@@ -3,7 +3,7 @@
 //! optimizer seam ([`UpdateRule`], [`ParamGrad`]), as a rule outside the crate would be.
 
 use crate::{Elem, Error, Optim, ParamGrad, ParamStep, Result, Tensor, UpdateRule};
-use ndarray::ArrayViewMutD;
+use ndarray::{ArrayViewD, ArrayViewMutD};
 
 /// RMSprop: [`RmsPropRule`] under the shared driver [`Optim`].
 ///
@@ -209,6 +209,69 @@ impl UpdateRule for RmsPropRule {
         1 + usize::from(self.momentum > 0.0) + usize::from(self.centered)
     }
 
+    /// A dry run of the update, element by element, without writing or copying: whether
+    /// every new value and buffer element would be finite (the default check updates copies).
+    fn check(
+        &mut self,
+        theta: ArrayViewD<'_, Elem>,
+        grad: &ParamGrad<'_>,
+        buffers: &[Tensor],
+        at: &ParamStep<'_>,
+    ) -> std::result::Result<(), String> {
+        let step = self.element(at);
+        let g = grad.row_major_in(&mut self.scratch);
+        let theta = theta.as_standard_layout();
+        let theta = theta.as_slice().expect("a row-major view is one slice");
+        let buffers: Vec<_> = buffers.iter().map(|b| b.as_standard_layout()).collect();
+        let buffer = |i: usize| buffers.get(i).and_then(|b| b.as_slice());
+        // the first step has no buffers yet (they start at zero); a buffer the rule does not
+        // keep reads `s` in its place, and comes back unchanged
+        let zeros: Vec<Elem>;
+        let s = match buffer(0) {
+            Some(s) => s,
+            None => {
+                zeros = vec![0.0; theta.len()];
+                &zeros
+            }
+        };
+        let b = buffer(1).filter(|_| step.mu > 0.0).unwrap_or(s);
+        let a = buffer(1 + usize::from(step.mu > 0.0))
+            .filter(|_| step.centered)
+            .unwrap_or(s);
+        // the largest magnitude of each new value, as an integer: finite below the bits of
+        // infinity (NaN above)
+        let magnitude = |x: Elem| (x.to_bits() & 0x7fff_ffff) as i32;
+        let mut largest = [0; 4];
+        for ((((&t, &g), &s), &b), &a) in theta.iter().zip(g).zip(s).zip(b).zip(a) {
+            let new = step.apply(t, g, s, b, a);
+            for (largest, x) in largest.iter_mut().zip(new) {
+                *largest = magnitude(x).max(*largest);
+            }
+        }
+        // [θ, s, b, a], the buffers numbered as `buffers` lists them, unkept ones not checked
+        let numbers = [
+            Some(None),
+            Some(Some(0)),
+            (step.mu > 0.0).then_some(Some(1)),
+            step.centered
+                .then_some(Some(1 + usize::from(step.mu > 0.0))),
+        ];
+        let finite = |largest: i32| largest < Elem::INFINITY.to_bits() as i32;
+        let failed = (largest.iter().zip(numbers))
+            .find_map(|(&largest, number)| number.filter(|_| !finite(largest)));
+        match failed {
+            None => Ok(()),
+            Some(None) => Err(format!(
+                "the update of \"{}\" would make a value not finite (learning rate {:.3e})",
+                at.name, at.lr
+            )),
+            Some(Some(i)) => Err(format!(
+                "the update of \"{}\" would make buffer {i} not finite (learning rate {:.3e})",
+                at.name, at.lr
+            )),
+        }
+    }
+
     fn update(
         &mut self,
         mut theta: ArrayViewMutD<'_, Elem>,
@@ -216,39 +279,106 @@ impl UpdateRule for RmsPropRule {
         buffers: &mut [Tensor],
         at: &ParamStep<'_>,
     ) {
-        let (alpha, eps, mu, lr, wd) =
-            (self.alpha, self.eps, self.momentum, at.lr, at.weight_decay);
-        let one_minus_alpha = 1.0 - alpha;
-        let g = grad.dense_in(&mut self.scratch);
-        let (square_avg, rest) = buffers
-            .split_first_mut()
-            .expect("the driver gives a square average per parameter");
-        let (momentum, grad_avg) = match (mu > 0.0, self.centered, rest) {
-            (true, true, [b, a]) => (Some(b), Some(a)),
-            (true, false, [b]) => (Some(b), None),
-            (false, true, [a]) => (None, Some(a)),
-            _ => (None, None),
+        // a loop over slices: the optimizer's parameters and buffers are row-major, but a
+        // parameter given a transposed tensor is updated as a row-major copy, and a buffer
+        // is put in row-major order (its values unchanged)
+        let Some(theta) = theta.as_slice_mut() else {
+            let mut copy = theta.as_standard_layout().into_owned();
+            self.update(copy.view_mut(), grad, buffers, at);
+            theta.assign(&copy);
+            return;
         };
-        let mut momentum = momentum.map(|b| b.iter_mut());
-        let mut grad_avg = grad_avg.map(|a| a.iter_mut());
-        for ((t, &g), s) in theta.iter_mut().zip(g.iter()).zip(square_avg.iter_mut()) {
-            let g = g + wd * *t;
-            *s = alpha * *s + one_minus_alpha * g * g;
-            let d = match grad_avg.as_mut().and_then(Iterator::next) {
-                Some(a) => {
-                    // torch's lerp for a weight below 0.5: a + w·(g − a)
-                    *a += one_minus_alpha * (g - *a);
-                    (*s - *a * *a).sqrt() + eps
+        for buffer in buffers.iter_mut().filter(|b| !b.is_standard_layout()) {
+            *buffer = buffer.as_standard_layout().into_owned();
+        }
+        let step = self.element(at);
+        let g = grad.row_major_in(&mut self.scratch);
+        let mut slices = buffers.iter_mut().map(|b| {
+            let slice = b.as_slice_mut().expect("a row-major buffer is one slice");
+            assert_eq!(slice.len(), g.len(), "a buffer of the parameter's size");
+            slice
+        });
+        let s = slices
+            .next()
+            .expect("the driver gives a square average per parameter");
+        let b = (step.mu > 0.0).then(|| slices.next()).flatten();
+        let a = step.centered.then(|| slices.next()).flatten();
+        // one loop per set of buffers kept
+        let t_g_s = theta.iter_mut().zip(g).zip(s.iter_mut());
+        match (b, a) {
+            (Some(b), Some(a)) => {
+                for (((t, &g), s), (b, a)) in t_g_s.zip(b.iter_mut().zip(a)) {
+                    [*t, *s, *b, *a] = step.apply(*t, g, *s, *b, *a);
                 }
-                None => s.sqrt() + eps,
-            };
-            match momentum.as_mut().and_then(Iterator::next) {
-                Some(b) => {
-                    *b = mu * *b + g / d;
-                    *t -= lr * *b;
-                }
-                None => *t -= lr * (g / d),
             }
+            (Some(b), None) => {
+                for (((t, &g), s), b) in t_g_s.zip(b) {
+                    [*t, *s, *b, _] = step.apply(*t, g, *s, *b, 0.0);
+                }
+            }
+            (None, Some(a)) => {
+                for (((t, &g), s), a) in t_g_s.zip(a) {
+                    [*t, *s, _, *a] = step.apply(*t, g, *s, 0.0, *a);
+                }
+            }
+            (None, None) => {
+                for ((t, &g), s) in t_g_s {
+                    [*t, *s, _, _] = step.apply(*t, g, *s, 0.0, 0.0);
+                }
+            }
+        }
+    }
+}
+
+impl RmsPropRule {
+    /// The factors of one step for the parameter step `at`.
+    fn element(&self, at: &ParamStep<'_>) -> Element {
+        Element {
+            alpha: self.alpha,
+            one_minus_alpha: 1.0 - self.alpha,
+            eps: self.eps,
+            mu: self.momentum,
+            centered: self.centered,
+            lr: at.lr,
+            wd: at.weight_decay,
+        }
+    }
+}
+
+/// The factors of one RMSprop step, the same for every element of a parameter.
+#[derive(Clone, Copy)]
+struct Element {
+    alpha: Elem,
+    one_minus_alpha: Elem,
+    eps: Elem,
+    mu: Elem,
+    centered: bool,
+    lr: Elem,
+    wd: Elem,
+}
+
+impl Element {
+    /// The new `[θ, s, b, a]` of one element `θ` with gradient `g`, square average `s`,
+    /// momentum buffer `b` (used when `μ > 0`) and gradient average `a` (used when
+    /// centered); a buffer not used comes back as it was.
+    #[inline(always)]
+    fn apply(&self, t: Elem, g: Elem, s: Elem, b: Elem, a: Elem) -> [Elem; 4] {
+        let g = g + self.wd * t;
+        let s = self.alpha * s + self.one_minus_alpha * g * g;
+        let (a, d) = match self.centered {
+            true => {
+                // torch's lerp for a weight below 0.5: a + w·(g − a)
+                let a = a + self.one_minus_alpha * (g - a);
+                (a, (s - a * a).sqrt() + self.eps)
+            }
+            false => (a, s.sqrt() + self.eps),
+        };
+        match self.mu > 0.0 {
+            true => {
+                let b = self.mu * b + g / d;
+                [t - self.lr * b, s, b, a]
+            }
+            false => [t - self.lr * (g / d), s, b, a],
         }
     }
 }
