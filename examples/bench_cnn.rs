@@ -18,9 +18,15 @@
 //! `{"infer_batch": B, "infer_per_s": …}` (samples/s) with the same fraction of peak for the
 //! forward FLOP.
 //!
+//! `--infer-sweep R` times inference at every batch size from 1 to 256 (powers of 2),
+//! interleaved, for `R` rounds, and prints each size's median samples/s with its quartiles
+//! and then the largest drop of a median below a smaller batch's (`"largest_drop"`, 0 when
+//! per-sample inference never gets slower as the batch grows).
+//!
 //! ```text
 //! cargo run --release --example bench_cnn -- --threads 1 [--batch 128 --epochs 1 --max-steps N --data DIR]
 //! cargo run --release --example bench_cnn -- --threads 1 --infer 2000 [--infer-batch 256]
+//! cargo run --release --example bench_cnn -- --threads 1 --infer-sweep 15
 //! ```
 
 #[path = "support/bench.rs"]
@@ -50,6 +56,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     test.set_scaler(to_unit)?;
 
     let mut model = w2::w2(false, &mut rng)?;
+    if args.infer_sweep > 0 {
+        return bench::infer_sweep(&model, &test, &args);
+    }
     if args.infer > 0 {
         return bench::infer(&model, &test, &args);
     }

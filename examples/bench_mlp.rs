@@ -14,13 +14,15 @@
 //! ```text
 //! cargo run --release --example bench_mlp -- --threads 1 [--batch 128 --epochs 3 --max-steps N --data DIR]
 //! cargo run --release --example bench_mlp -- --threads 1 --infer 20000 [--infer-batch 256]
+//! cargo run --release --example bench_mlp -- --threads 1 --infer-sweep 15
 //! ```
 //!
 //! `--infer N` times forward passes of N test images instead of training, in batches of
 //! `--infer-batch B` (default 1) with `tapegrad::infer` (eval mode, no gradients), after as
 //! many warm-up samples, as `bench/torch_infer.py --model mlp` does in PyTorch, and prints
 //! `{"infer_batch": B, "infer_per_s": …}` (samples/s) with the same fraction of peak for the
-//! forward FLOP, as `bench_cnn` does for W2.
+//! forward FLOP, as `bench_cnn` does for W2; `--infer-sweep R`, as `bench_cnn`'s, times every
+//! batch size from 1 to 256 interleaved.
 
 #[path = "support/bench.rs"]
 mod bench;
@@ -45,6 +47,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     test.set_scaler(to_unit)?;
 
     let mut model = w1::w1(&mut rng)?;
+    if args.infer_sweep > 0 {
+        return bench::infer_sweep(&model, &test, &args);
+    }
     if args.infer > 0 {
         return bench::infer(&model, &test, &args);
     }

@@ -1,7 +1,8 @@
 //! What the speed benchmarks (`bench_mlp`, workload W1; `bench_cnn`, W2) share: their
 //! flags, the timed training loop with one JSON line per epoch and a summary line, and the
-//! inference timing at a chosen batch, as the PyTorch scripts in `bench/` do them; and the fraction of
-//! the machine's FMA peak the run reaches (`peak.rs` measures the peak, `flops.rs` counts the
+//! inference timing at a chosen batch, as the PyTorch scripts in `bench/` do them, or over
+//! every batch size from 1 to 256 interleaved in one process; and the fraction of the
+//! machine's FMA peak the run reaches (`peak.rs` measures the peak, `flops.rs` counts the
 //! model's useful FLOP per sample).
 
 #[path = "flops.rs"]
@@ -12,6 +13,7 @@ mod peak;
 use std::error::Error;
 use std::path::PathBuf;
 use std::time::Instant;
+use tapegrad::ndarray::{Axis, Slice};
 use tapegrad::prelude::*;
 
 /// The benchmarks' flags, named and defaulted as the PyTorch scripts' (`--bench`, which
@@ -27,6 +29,8 @@ pub struct Args {
     pub infer: usize,
     /// Samples per forward pass when timing inference.
     pub infer_batch: usize,
+    /// Rounds of the inference sweep over batch sizes (0: no sweep).
+    pub infer_sweep: usize,
 }
 
 /// Parses the command line; `epochs` is the workload's default epoch count.
@@ -39,6 +43,7 @@ pub fn parse_args(epochs: usize) -> Result<Args, Box<dyn Error>> {
         data: None,
         infer: 0,
         infer_batch: 1,
+        infer_sweep: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -51,6 +56,7 @@ pub fn parse_args(epochs: usize) -> Result<Args, Box<dyn Error>> {
             "--data" => args.data = Some(PathBuf::from(value()?)),
             "--infer" => args.infer = value()?.parse()?,
             "--infer-batch" => args.infer_batch = value()?.parse()?,
+            "--infer-sweep" => args.infer_sweep = value()?.parse()?,
             "--bench" => {} // passed by `cargo bench`; nothing to do
             other => return Err(format!("unknown flag {other}; see the file header").into()),
         }
@@ -221,6 +227,73 @@ pub fn infer(model: &Sequential, test: &Dataset, args: &Args) -> Result<(), Box<
         args.threads,
         per_s,
         checksum
+    ));
+    Ok(())
+}
+
+/// Batch sizes of the inference sweep.
+const SWEEP_BATCHES: [usize; 9] = [1, 2, 4, 8, 16, 32, 64, 128, 256];
+
+/// Samples each batch size runs per round of the sweep (at least 8 passes).
+const SWEEP_SAMPLES: usize = 2048;
+
+/// Times inference at every batch size of [`SWEEP_BATCHES`] (test samples, as [`infer`]),
+/// the sizes interleaved in each of `args.infer_sweep` rounds, so that a busy host slows all
+/// of them alike rather than whichever ran when it was busy; prints one line per batch size
+/// with the median, lower and upper quartile samples/s over the rounds, then a line with
+/// the largest drop of a median below the best median of a smaller batch
+/// (`"largest_drop"`, a fraction: 0 when per-sample speed never falls as the batch grows).
+pub fn infer_sweep(model: &Sequential, test: &Dataset, args: &Args) -> Result<(), Box<dyn Error>> {
+    let (peak, flops) = peak_and_flops(model, test, args)?;
+    let largest = SWEEP_BATCHES[SWEEP_BATCHES.len() - 1];
+    let mut batches = test.batches(largest)?;
+    let Some(first) = batches.next().filter(|b| b.len() == largest) else {
+        return Err(format!("--infer-sweep needs {largest} test samples").into());
+    };
+    let inputs: Vec<Tensor> = SWEEP_BATCHES
+        .iter()
+        .map(|&b| first.x.slice_axis(Axis(0), Slice::from(..b)).to_owned())
+        .collect();
+    let mut rates = vec![Vec::new(); SWEEP_BATCHES.len()];
+    tapegrad::in_pool(|| -> Result<(), tapegrad::Error> {
+        for round in 0..=args.infer_sweep {
+            for (x, rates) in inputs.iter().zip(&mut rates) {
+                let passes = (SWEEP_SAMPLES / x.shape()[0]).max(8);
+                let start = Instant::now();
+                for _ in 0..passes {
+                    std::hint::black_box(tapegrad::infer(model, x)?);
+                }
+                // round 0 warms up
+                if round > 0 {
+                    rates.push((passes * x.shape()[0]) as f64 / start.elapsed().as_secs_f64());
+                }
+            }
+        }
+        Ok(())
+    })?;
+    let (mut best_smaller, mut largest_drop) = (0.0f64, 0.0f64);
+    for (&batch, rates) in SWEEP_BATCHES.iter().zip(rates) {
+        let quartile = |q: usize| {
+            let mut sorted = rates.clone();
+            sorted.sort_by(f64::total_cmp);
+            sorted[(sorted.len() - 1) * q / 4]
+        };
+        let per_s = median(rates.clone());
+        largest_drop = largest_drop.max(1.0 - per_s / best_smaller.max(per_s));
+        best_smaller = best_smaller.max(per_s);
+        let fraction = fraction_of_peak(&peak, flops.inference(), per_s);
+        emit(format_args!(
+            "{{\"threads\": {}, \"infer_batch\": {batch}, \"infer_per_s\": {per_s:.0}, \"q25\": {:.0}, \"q75\": {:.0}, {fraction}}}",
+            args.threads,
+            quartile(1),
+            quartile(3)
+        ));
+    }
+    emit(format_args!(
+        "{{\"lib\": \"tapegrad {}\", \"threads\": {}, \"sweep_rounds\": {}, \"largest_drop\": {largest_drop:.4}}}",
+        env!("CARGO_PKG_VERSION"),
+        args.threads,
+        args.infer_sweep
     ));
     Ok(())
 }
