@@ -222,8 +222,10 @@ impl UpdateRule for RmsPropRule {
         let g = grad.row_major_in(&mut self.scratch);
         let theta = theta.as_standard_layout();
         let theta = theta.as_slice().expect("a row-major view is one slice");
-        let buffers: Vec<_> = buffers.iter().map(|b| b.as_standard_layout()).collect();
-        let buffer = |i: usize| buffers.get(i).and_then(|b| b.as_slice());
+        // at most three buffers, row-major (borrowed when they are): no allocation per step
+        let buffers: [_; 3] =
+            std::array::from_fn(|i| buffers.get(i).map(|b| b.as_standard_layout()));
+        let buffer = |i: usize| buffers.get(i)?.as_ref()?.as_slice();
         // the first step has no buffers yet (they start at zero); a buffer the rule does not
         // keep reads `s` in its place, and comes back unchanged
         let zeros: Vec<Elem>;
