@@ -84,11 +84,13 @@ if [[ " $workloads " == *" W2 "* && " $kinds " == *" training "* ]]; then
       --threads "$threads" --batch "$batch" --epochs "$epochs" --max-steps "$steps"
   done
 fi
-# inference: samples timed per run, by workload and batch: about a second for PyTorch and
-# no less than a third of one for tapegrad on the 2-core Xeon (PyTorch at about 20,000,
-# 240,000, 2,300 and 3,700 samples/s; tapegrad 66,000, 230,000, 8,000 and 12,000), since
-# runs of a tenth of a second swung by 30% on that VM
-declare -A infer_samples=([W1 1]=24000 [W1 256]=163840 [W2 1]=4000 [W2 256]=4096)
+# inference: samples timed per run, by workload and batch: at least a second for PyTorch
+# and a third of one for tapegrad on 2 threads of the 2-core Xeon (PyTorch at about 20,000,
+# 240,000, 2,300 and 3,700 samples/s; tapegrad on 2 threads 66,000, 450,000, 13,000 and
+# 30,000), since runs of a tenth of a second swung by 30% on that VM (W2 at batch 256 took
+# 4,096 samples, 0.15 s on 2 threads, until its 2-thread row swung between 46% and 72% of
+# the peak from run to run)
+declare -A infer_samples=([W1 1]=24000 [W1 256]=163840 [W2 1]=4000 [W2 256]=12288)
 declare -A infer_model=([W1]="mlp bench_mlp" [W2]="cnn bench_cnn")
 for workload in W1 W2; do
   if [[ " $workloads " != *" $workload "* || " $kinds " != *" inference "* ]]; then continue; fi
