@@ -634,6 +634,26 @@ mod tests {
     }
 
     #[test]
+    fn row_major_in_reads_a_column_major_gradient_in_row_major_order() {
+        use crate::{Param, Tape};
+        let w = Param::weight(crate::tensor::zeros(&[2, 3]));
+        let tape = Tape::new();
+        let grads = tape.param(&w).sum().backward();
+        let handle = || grads.param_grad(&w).unwrap();
+        // [[1, 2, 3], [4, 5, 6]] held column-major, as a convolution's weight gradient may be
+        let stored = from_vec(vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0], &[3, 2]).unwrap();
+        let column_major = stored.reversed_axes();
+        let mut scratch = Vec::new();
+        let g = handle().replaced_by(&column_major);
+        assert_eq!(g.row_major_in(&mut scratch), [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        // a row-major gradient is read where it is, not copied
+        let row_major = from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]).unwrap();
+        let g = handle().replaced_by(&row_major);
+        let read = g.row_major_in(&mut scratch);
+        assert!(std::ptr::eq(read.as_ptr(), row_major.as_ptr()));
+    }
+
+    #[test]
     fn max_abs_finds_nan_and_both_infinities() {
         let mut values = from_vec(vec![1.0; 37], &[37]).unwrap();
         values[3] = -7.5;
