@@ -272,12 +272,9 @@ pub fn infer_sweep(model: &Sequential, test: &Dataset, args: &Args) -> Result<()
         Ok(())
     })?;
     let (mut best_smaller, mut largest_drop) = (0.0f64, 0.0f64);
-    for (&batch, rates) in SWEEP_BATCHES.iter().zip(rates) {
-        let quartile = |q: usize| {
-            let mut sorted = rates.clone();
-            sorted.sort_by(f64::total_cmp);
-            sorted[(sorted.len() - 1) * q / 4]
-        };
+    for (&batch, mut rates) in SWEEP_BATCHES.iter().zip(rates) {
+        rates.sort_by(f64::total_cmp);
+        let quartile = |q: usize| rates[(rates.len() - 1) * q / 4];
         let per_s = median(rates.clone());
         largest_drop = largest_drop.max(1.0 - per_s / best_smaller.max(per_s));
         best_smaller = best_smaller.max(per_s);

@@ -745,13 +745,7 @@ pub(crate) mod avx512 {
     #[inline]
     #[target_feature(enable = "avx512f")]
     pub(crate) fn relu_windows(inputs: [__m512; 4]) -> (__m512, __m512) {
-        let [p, q, r, s] = inputs;
-        let (p, q, r, s) = (
-            rectified::<true>(p),
-            rectified::<true>(q),
-            rectified::<true>(r),
-            rectified::<true>(s),
-        );
+        let [p, q, r, s] = inputs.map(|v| rectified::<true>(v));
         let max = _mm512_max_ps(_mm512_max_ps(p, q), _mm512_max_ps(r, s));
         (max, routes::<true>([p, q, r], max))
     }

@@ -314,8 +314,9 @@ fn split_channels(
 /// Writes the image `[C, H, W]` into `padded` inside its frame of `ph` rows and `pw` columns
 /// (`[C, Hp, Wp]`, the frame left as it is), row by row with [`copy_row`]: a `memcpy` and two
 /// `memset` calls per row of 14 (W2's second convolution) took as long as a tenth of the
-/// convolution. Compiled for the CPU's vector unit ([`with_simd`](crate::kernels::simd::with_simd)),
-/// a block is one AVX move rather than two SSE moves.
+/// convolution. Compiled for the CPU's vector unit
+/// ([`with_simd`](crate::kernels::simd::with_simd)), a block is one AVX move rather than two
+/// SSE moves.
 fn pad(image: &[Elem], geo: &Geometry, padded: &mut [Elem]) {
     let (hp, wp) = padded_sides(geo);
     crate::kernels::simd::with_simd(
