@@ -274,7 +274,8 @@ pub fn infer_sweep(model: &Sequential, test: &Dataset, args: &Args) -> Result<()
     let (mut best_smaller, mut largest_drop) = (0.0f64, 0.0f64);
     for (&batch, mut rates) in SWEEP_BATCHES.iter().zip(rates) {
         rates.sort_by(f64::total_cmp);
-        let quartile = |q: usize| rates[(rates.len() - 1) * q / 4];
+        // the nearest rank to the quartile
+        let quartile = |q: usize| rates[((rates.len() - 1) * q + 2) / 4];
         let per_s = median(rates.clone());
         largest_drop = largest_drop.max(1.0 - per_s / best_smaller.max(per_s));
         best_smaller = best_smaller.max(per_s);
