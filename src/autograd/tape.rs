@@ -156,6 +156,9 @@ pub struct Tape {
     /// The buffers this tape's ops and backward rules reuse from step to step.
     pool: BufferPool,
     step_rows: Cell<Option<StepRows>>,
+    /// How many times random layers have drawn their streams on this tape since its step
+    /// rows were set ([`Tape::next_random_draw`]).
+    random_draws: Cell<u64>,
     /// This tape's shard of a data-parallel step, for ops that sum over the whole batch.
     shard: RefCell<Option<ShardMember>>,
 }
@@ -247,6 +250,7 @@ impl Tape {
             nodes: RefCell::new(Vec::new()),
             pool: BufferPool::new(),
             step_rows: Cell::new(None),
+            random_draws: Cell::new(0),
             shard: RefCell::new(None),
         }
     }
@@ -267,6 +271,16 @@ impl Tape {
     /// Sets what [`Tape::step_rows`] returns.
     pub(crate) fn set_step_rows(&self, rows: Option<StepRows>) {
         self.step_rows.set(rows);
+        self.random_draws.set(0);
+    }
+
+    /// The number of the current draw of a random layer's streams since the step rows were
+    /// set (0 for the first): every shard of a step runs the same layers in the same order,
+    /// so a layer called twice in a step gets the same pair of numbers on every shard.
+    pub(crate) fn next_random_draw(&self) -> u64 {
+        let draw = self.random_draws.get();
+        self.random_draws.set(draw + 1);
+        draw
     }
 
     /// The shard of a data-parallel step this tape runs (set by
@@ -404,6 +418,22 @@ impl Tape {
     ///
     /// The tape shares the parameter's buffer instead of copying it (see [`Param`]).
     ///
+    /// # Panics
+    /// If the parameter is on the tape already and its value has changed since (an
+    /// optimizer step between two forward passes on one tape): the tape would hand back the
+    /// old value, and a loop that never resets its tape would train on its first weights.
+    /// Call [`Tape::reset`] (or make a new tape) before each step's forward pass.
+    ///
+    /// ```should_panic
+    /// use tapegrad::{tensor, Param, Tape};
+    /// let mut w = Param::weight(tensor::from_vec(vec![3.0], &[1])?);
+    /// let tape = Tape::new();
+    /// let _ = tape.param(&w);
+    /// w.value_mut()[[0]] = 2.0; // an optimizer step
+    /// let _ = tape.param(&w); // panics: the tape holds w = 3, not 2
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    ///
     /// # Examples
     /// ```
     /// use tapegrad::{tensor, Param, Tape};
@@ -415,6 +445,7 @@ impl Tape {
     /// assert_eq!(grads.param(&w).unwrap()[[0]], 6.0);
     /// # Ok::<(), tapegrad::Error>(())
     /// ```
+    #[track_caller]
     pub fn param(&self, param: &Param) -> Var<'_> {
         let existing = self
             .nodes
@@ -422,6 +453,15 @@ impl Tape {
             .iter()
             .position(|node| node.param == Some(param.id()));
         if let Some(id) = existing {
+            // a change of the value after the tape took it gave the parameter a buffer of its
+            // own (copy on write, or `set_value`): the tape's is the old one
+            assert!(
+                self.nodes.borrow()[id].value.as_ptr() == param.value().as_ptr(),
+                "tape.param: parameter `{}` changed after this tape recorded it (an optimizer \
+                 step between two forward passes on one tape?), and the tape holds its old \
+                 value: call tape.reset() (or make a new Tape) before each step's forward pass",
+                param.name()
+            );
             return Var { tape: self, id };
         }
         self.push(Node {
@@ -778,6 +818,33 @@ mod tests {
         let y = x.exp();
         assert!(!y.requires_grad());
         assert!(tape.nodes.borrow().iter().all(|n| n.backward.is_none()));
+    }
+
+    #[test]
+    fn a_parameter_changed_on_the_tape_is_refused_until_the_reset_then_read_anew() {
+        let mut w = Param::weight(tensor::from_vec(vec![3.0], &[1]).unwrap());
+        let mut tape = Tape::new();
+        assert_eq!(tape.param(&w).value()[[0]], 3.0);
+        // unchanged: the same node, however often
+        assert_eq!(tape.param(&w).id, tape.param(&w).id);
+        for change in [
+            |w: &mut Param| w.value_mut()[[0]] = 2.0,
+            |w: &mut Param| {
+                w.set_value(tensor::from_vec(vec![2.0], &[1]).unwrap())
+                    .unwrap()
+            },
+        ] {
+            tape.reset();
+            let _ = tape.param(&w);
+            change(&mut w);
+            let again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let _ = tape.param(&w);
+            }));
+            let message = *again.unwrap_err().downcast::<String>().unwrap();
+            assert!(message.contains("call tape.reset()"), "{message}");
+            tape.reset();
+            assert_eq!(tape.param(&w).value()[[0]], 2.0);
+        }
     }
 
     #[test]
