@@ -20,7 +20,9 @@ use std::sync::{Mutex, MutexGuard};
 ///
 /// The layer's generator is what a checkpoint saves ([`Module::visit_rngs`](crate::Module)),
 /// so a resumed run draws the same numbers as an uninterrupted one. One layer called twice
-/// in one [`TrainStep`](crate::TrainStep) step gets the same key both times.
+/// in one [`TrainStep`](crate::TrainStep) step draws other streams the second time (a key
+/// derived from the step's key and the call), as a PyTorch `nn.Dropout` used twice in one
+/// forward pass draws two independent masks.
 ///
 /// # Examples
 /// ```
@@ -46,6 +48,9 @@ struct State {
     /// The [`TrainStep`](crate::TrainStep) step the key was drawn for.
     step: Option<u64>,
     key: u64,
+    /// The tape's draw ([`Tape::next_random_draw`]) of the layer's first call in that step,
+    /// which uses `key` itself; later calls use a key derived from it.
+    first_draw: u64,
 }
 
 impl SampleRng {
@@ -66,12 +71,14 @@ impl SampleRng {
                 rng: ChaCha8Rng::seed_from_u64(rng.next_u64()),
                 step: None,
                 key: 0,
+                first_draw: 0,
             }),
         }
     }
 
     /// The streams of the samples of the batch on `tape`: the key of `tape`'s step (drawn
-    /// now if this is the step's first call) and the row where the tape's samples start.
+    /// now if this is the step's first call; for a later call of the same step, a key derived
+    /// from it and the call) and the row where the tape's samples start.
     ///
     /// # Examples
     /// ```
@@ -86,14 +93,17 @@ impl SampleRng {
         let mut state = self.lock();
         match tape.step_rows() {
             Some(StepRows { step, first_row }) => {
+                let draw = tape.next_random_draw();
                 if state.step != Some(step) {
                     state.key = state.rng.next_u64();
                     state.step = Some(step);
+                    state.first_draw = draw;
                 }
-                BatchRng {
-                    key: state.key,
-                    first_row,
-                }
+                let key = match draw == state.first_draw {
+                    true => state.key,
+                    false => later_call_key(state.key, draw),
+                };
+                BatchRng { key, first_row }
             }
             None => BatchRng {
                 key: state.rng.next_u64(),
@@ -138,6 +148,16 @@ impl SampleRng {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// The key of a layer's call in a step other than its first, the tape's `draw`-th: the
+/// step's key and the draw mixed by SplitMix64's finalizer (Steele et al., 2014), so that
+/// nearby draws give unrelated keys.
+fn later_call_key(key: u64, draw: u64) -> u64 {
+    let mut z = key ^ draw.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// A module walks its `SampleRng` as the generator it keeps (what a checkpoint saves).
@@ -233,6 +253,42 @@ mod tests {
             first_row: 5,
         }));
         assert_ne!(second, split.for_batch(&b));
+    }
+
+    #[test]
+    fn a_second_call_in_a_step_draws_other_streams_the_same_on_every_shard() {
+        let seeded = || SampleRng::new(&mut ChaCha8Rng::seed_from_u64(4));
+        let (whole, split) = (seeded(), seeded());
+        let tape = |step, first_row| {
+            let tape = Tape::new();
+            tape.set_step_rows(Some(StepRows { step, first_row }));
+            tape
+        };
+        let one = tape(30, 0);
+        let calls = [whole.for_batch(&one), whole.for_batch(&one)];
+        assert_ne!(calls[0], calls[1]);
+        assert_ne!(
+            draws(&mut calls[0].sample(2)),
+            draws(&mut calls[1].sample(2))
+        );
+        let (a, b) = (tape(40, 0), tape(40, 3));
+        // interleaved across the shards: each shard's n-th call matches the whole tape's
+        let (a0, b0, b1, a1) = (
+            split.for_batch(&a),
+            split.for_batch(&b),
+            split.for_batch(&b),
+            split.for_batch(&a),
+        );
+        for (call, (first, second)) in [(a0, b0), (a1, b1)].into_iter().enumerate() {
+            assert_eq!(
+                draws(&mut calls[call].sample(1)),
+                draws(&mut first.sample(1))
+            );
+            assert_eq!(
+                draws(&mut calls[call].sample(4)),
+                draws(&mut second.sample(1))
+            );
+        }
     }
 
     #[test]
