@@ -169,6 +169,42 @@ fn check_data(
     Ok(())
 }
 
+/// Checks what can be checked of a batch without running `model`, where the model declares
+/// its widths ([`Module::in_features`], [`Module::out_features`]): the last axis of the
+/// batch `x_shape` (`[rows, ..., features]`) against the model's input width, and its class
+/// `labels` against the model's output width. A step or pass that skipped this would panic
+/// inside an op instead (and on a shard's thread, naming the row within the shard).
+pub(crate) fn check_batch<M: Module + ?Sized>(
+    op: &'static str,
+    model: &M,
+    x_shape: &[usize],
+    labels: Option<&[usize]>,
+) -> Result<()> {
+    if let (Some(width), [_, .., features]) = (model.in_features(), x_shape)
+        && *features != width
+    {
+        return Err(Error::Shape {
+            op,
+            expected: format!(
+                "samples of width {width} (the input width of the model's first layer)"
+            ),
+            found: format!("a batch of shape {x_shape:?}"),
+        });
+    }
+    if let (Some(labels), Some(classes)) = (labels, model.out_features())
+        && let Some((row, label)) = labels.iter().enumerate().find(|(_, l)| **l >= classes)
+    {
+        return Err(Error::InvalidArgument {
+            op,
+            message: format!(
+                "row {row} of the batch has label {label}, expected a label below {classes} \
+                 (the model's last layer has {classes} outputs)"
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// The shape of `model`'s output for `batch` (one sample) in evaluation mode on an
 /// inference tape; `None` when the model panics on it (a layer whose width does not fit
 /// the samples).

@@ -44,10 +44,12 @@ thread_local! {
 /// between calls, so a steady serving loop allocates only the output.
 ///
 /// # Errors
-/// [`Error::Shape`] when `x` has no axis or no samples.
+/// [`Error::Shape`] when `x` has no axis or no samples, or samples of another width than
+/// the model's input width (where it declares one, [`Module::in_features`]).
 ///
 /// # Panics
-/// As the model's [`Module::forward`] does for an input of the wrong shape.
+/// As the model's [`Module::forward`] does for an input of another wrong shape (an image
+/// model's: check it first with [`Module::output_shape`]).
 ///
 /// # Examples
 /// ```
@@ -74,6 +76,7 @@ pub fn infer<M: Module + ?Sized>(model: &M, x: &Tensor) -> Result<Tensor> {
             });
         }
     };
+    crate::train::check_batch("infer", model, x.shape(), None)?;
     // inside `in_pool`, the other threads spin for this call's parallel pieces
     crate::threads::keep_helpers_awake();
     let shards = crate::threads::shards(rows, MIN_SHARD_ROWS);
@@ -182,6 +185,17 @@ mod tests {
             }
             assert_eq!(infer(&model, &x).unwrap(), y, "rows {rows}: a second call");
         }
+    }
+
+    #[test]
+    fn samples_of_another_width_than_the_models_are_an_error() {
+        let model = Linear::new(4, 1, Init::default(), &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
+        let err = infer(&model, &Tensor::zeros(&[2, 3][..])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "infer: expected samples of width 4 (the input width of the model's first layer), \
+             found a batch of shape [2, 3]"
+        );
     }
 
     /// A model that reduces the batch: one output row, the batch's column sums.

@@ -34,16 +34,21 @@ static NEXT_STEP: AtomicU64 = AtomicU64::new(0);
 /// inside one; with the cargo feature `mpi`, `TrainStep::distributed` splits each batch
 /// across processes too, and each process's rows across its threads.
 ///
-/// The loss must be a **mean over the rows** (as every built-in [`Loss`] is), and the model must treat rows independently (no statistics over the batch, as a
-/// batch normalization would take): each shard's loss is weighted by its share of the rows, so the summed gradient is
-/// the gradient of the whole batch's mean loss, as on one thread, up to float rounding. The
-/// same seed and thread count give the same numbers; another thread count splits the sums
-/// differently and so rounds differently.
+/// The loss must be a **mean over the rows** (as every built-in [`Loss`] is): each shard's
+/// loss is weighted by its share of the rows, so the summed gradient is the gradient of the
+/// whole batch's mean loss, as on one thread, up to float rounding. Rows are computed
+/// independently, except by layers that take statistics over the batch: a
+/// [`BatchNorm1d`](crate::BatchNorm1d) or [`BatchNorm2d`](crate::BatchNorm2d) normalizes by
+/// the whole batch's statistics, not its shard's (PyTorch's `SyncBatchNorm`), its shards then
+/// running at once and adding their sums; a layer of your own that reduces over the batch
+/// axis sees only its shard's rows. The same seed and thread count give the same numbers;
+/// another thread count splits the sums differently and so rounds differently.
 ///
 /// Random layers draw per sample: a [`Dropout`](crate::Dropout) (or any layer drawing from a
 /// [`SampleRng`](crate::SampleRng)) gives a sample the same mask in whichever shard it lands,
 /// so a model with dropout runs data-parallel and still draws the same masks at any thread
-/// count. Each shard's tape knows its step and first row ([`Tape::step_rows`]).
+/// count; one `Dropout` used twice in a forward pass draws a new mask the second time. Each
+/// shard's tape knows its step and first row ([`Tape::step_rows`]).
 ///
 /// [`set_num_threads`]: crate::set_num_threads
 ///
@@ -140,9 +145,11 @@ impl TrainStep {
     /// [`Mode::Train`], its gradients, and `optimizer`'s update. Returns the batch's loss.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for an empty batch or a loss that does not fit the
-    /// batch's targets ([`Loss::check`]); [`Error::Shape`] when the batch has not one target
-    /// per sample; [`Error::Diverged`] when the loss is
+    /// [`Error::InvalidArgument`] for an empty batch, a loss that does not fit the batch's
+    /// targets ([`Loss::check`]) or a class label the model has no output for (where it
+    /// declares its output width, [`Module::out_features`]); [`Error::Shape`] when the batch
+    /// has not one target per sample, or samples of another width than the model's input
+    /// width ([`Module::in_features`]); [`Error::Diverged`] when the loss is
     /// not finite (nothing is changed), and whatever `optimizer.step` returns (its guard
     /// refuses non-finite gradients and updates).
     ///
@@ -181,6 +188,12 @@ impl TrainStep {
                 message: "the batch is empty, expected at least one sample".into(),
             });
         }
+        crate::train::check_batch(
+            "train step",
+            &*model,
+            batch.x.shape(),
+            batch.targets.labels(),
+        )?;
         // the rows this process trains on: all, or its rank's slice
         let here = self.rows_here(&*model, &batch)?;
         let wanted = self.shards.unwrap_or_else(num_threads);
@@ -636,6 +649,41 @@ mod tests {
             (loss.unwrap(), params)
         };
         assert_eq!(after_one_step(1), after_one_step(2));
+    }
+
+    #[test]
+    fn a_label_the_model_has_no_output_for_or_samples_of_another_width_are_errors() {
+        let mut model = mlp(false); // 12 inputs, 3 outputs
+        let before = mlp(false);
+        let mut sgd = Sgd::new(0.1).unwrap();
+        let x = Array2::from_elem((64, 12), 0.5);
+        let mut labels = vec![0; 64];
+        labels[40] = 7; // in the second shard, its row 8
+        let data = Dataset::from_floats(x, labels).unwrap();
+        let narrow = Dataset::from_floats(Array2::from_elem((64, 10), 0.5), vec![0; 64]).unwrap();
+        let mut step = TrainStep::with_shards(2).unwrap();
+        let mut run = |data: &Dataset| {
+            let mut batches = data.batches(64).unwrap();
+            let batch = batches.next().unwrap();
+            step.run(&mut model, &mut sgd, batch, &Loss::CrossEntropy)
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            run(&data),
+            "train step: row 40 of the batch has label 7, expected a label below 3 (the \
+             model's last layer has 3 outputs)"
+        );
+        assert_eq!(
+            run(&narrow),
+            "train step: expected samples of width 12 (the input width of the model's first \
+             layer), found a batch of shape [64, 10]"
+        );
+        assert_eq!(sgd.steps(), 0);
+        let (mut p, mut q) = (Vec::new(), Vec::new());
+        model.visit_params(&mut |_, v| p.push(v.value().to_owned()));
+        before.visit_params(&mut |_, v| q.push(v.value().to_owned()));
+        assert_eq!(p, q);
     }
 
     #[test]
