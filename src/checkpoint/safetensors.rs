@@ -130,16 +130,19 @@ pub(crate) fn export_with_scaler(
 }
 
 /// Reads parameters and buffers from a safetensors file into `model`, matching them by name;
-/// the file must hold exactly the model's parameters and buffers, as `F32` tensors of the same shapes (other
-/// tools' names must follow the module naming, e.g. `"0.weight"`). Nothing changes unless
-/// everything fits.
+/// the file must hold exactly the model's parameters and buffers, as tensors of the same
+/// shapes (other tools' names must follow the module naming, e.g. `"0.weight"`). Nothing
+/// changes unless everything fits. Tensors are `F32`, or converted to it as PyTorch's
+/// `load_state_dict` converts what it copies into an `f32` model: `F64`, `F16`, `BF16` and
+/// integer tensors (a PyTorch batch norm's `num_batches_tracked` is `I64`) are read too.
 ///
 /// # Errors
 /// [`Error::Io`] when the file cannot be read or is not a regular file; [`Error::Decode`]
 /// naming the file for bytes
 /// that are not safetensors, a name that appears twice in the header (the `safetensors`
-/// crate would silently keep one of the two), a tensor that is not `F32`, or a NaN or
-/// infinite value (naming the tensor and the element); [`Error::ParamMismatch`] naming
+/// crate would silently keep one of the two), a tensor of another dtype (booleans, 8-bit
+/// floats), or a NaN or infinite value, or an `F64` beyond `f32`'s range (naming the tensor
+/// and the element); [`Error::ParamMismatch`] naming
 /// the parameter and both shapes for a missing, extra or differently shaped tensor.
 ///
 /// # Examples
@@ -193,18 +196,16 @@ fn read_tensors(bytes: &[u8], path: &Path) -> Result<Vec<(String, Tensor)>> {
     })?;
     let mut out = Vec::with_capacity(file.len());
     for (name, view) in file.iter() {
-        if view.dtype() != Dtype::F32 {
+        let Some(values) = as_f32(view.dtype(), view.data()) else {
             return Err(Error::decode(
                 path,
                 format!(
-                    "safetensors: tensor \"{name}\": expected dtype F32, found {:?}",
+                    "safetensors: tensor \"{name}\": expected dtype F32 (or F64, F16, BF16 or \
+                     an integer type, converted), found {:?}",
                     view.dtype()
                 ),
             ));
-        }
-        let values: Vec<Elem> = (view.data().chunks_exact(4))
-            .map(|b| Elem::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
+        };
         if let Some((index, value)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
             return Err(Error::decode(
                 path,
@@ -229,6 +230,52 @@ fn read_tensors(bytes: &[u8], path: &Path) -> Result<Vec<(String, Tensor)>> {
         out.push((name.to_string(), tensor));
     }
     Ok(out)
+}
+
+/// The little-endian elements `data` of dtype `dtype` as `f32`, converted as PyTorch's
+/// `load_state_dict` converts what it copies into an `f32` parameter: `F64` rounded (a value
+/// beyond `f32`'s range becomes infinite, which the caller refuses), `F16` and `BF16` exactly,
+/// integers rounded to the nearest `f32` (exact up to 2²⁴; a batch norm's
+/// `num_batches_tracked` is `I64`); `None` for other dtypes (booleans, 8-bit and 4-bit floats,
+/// complex numbers).
+fn as_f32(dtype: Dtype, data: &[u8]) -> Option<Vec<Elem>> {
+    fn each<const N: usize>(data: &[u8], f: impl Fn([u8; N]) -> Elem) -> Vec<Elem> {
+        let array = |b: &[u8]| b.try_into().expect("chunks of N bytes");
+        data.chunks_exact(N).map(|b| f(array(b))).collect()
+    }
+    Some(match dtype {
+        Dtype::F32 => each(data, f32::from_le_bytes),
+        Dtype::F64 => each(data, |b| f64::from_le_bytes(b) as f32),
+        Dtype::F16 => each(data, |b| f16_to_f32(u16::from_le_bytes(b))),
+        Dtype::BF16 => each(data, |b| {
+            f32::from_bits(u32::from(u16::from_le_bytes(b)) << 16)
+        }),
+        Dtype::U8 => each(data, |b: [u8; 1]| f32::from(b[0])),
+        Dtype::I8 => each(data, |b| f32::from(i8::from_le_bytes(b))),
+        Dtype::U16 => each(data, |b| f32::from(u16::from_le_bytes(b))),
+        Dtype::I16 => each(data, |b| f32::from(i16::from_le_bytes(b))),
+        Dtype::U32 => each(data, |b| u32::from_le_bytes(b) as f32),
+        Dtype::I32 => each(data, |b| i32::from_le_bytes(b) as f32),
+        Dtype::U64 => each(data, |b| u64::from_le_bytes(b) as f32),
+        Dtype::I64 => each(data, |b| i64::from_le_bytes(b) as f32),
+        _ => return None,
+    })
+}
+
+/// An IEEE 754 half-precision number's value: sign, 5 exponent bits (bias 15) and 10
+/// fraction bits, every one of which an `f32` holds exactly.
+fn f16_to_f32(half: u16) -> f32 {
+    let sign = u32::from(half >> 15) << 31;
+    let exponent = u32::from((half >> 10) & 0x1f);
+    let fraction = u32::from(half & 0x3ff);
+    let magnitude = match exponent {
+        // zero and subnormals: fraction · 2⁻²⁴
+        0 => (fraction as f32 * f32::powi(2.0, -24)).to_bits(),
+        // infinities and NaNs
+        0x1f => 0x7f80_0000 | (fraction << 13),
+        _ => ((exponent + 127 - 15) << 23) | (fraction << 13),
+    };
+    f32::from_bits(sign | magnitude)
 }
 
 /// The keys of the top-level JSON object in the header of a safetensors buffer (tensor
@@ -433,16 +480,91 @@ mod tests {
     }
 
     #[test]
+    fn other_float_and_integer_dtypes_are_converted_as_pytorch_converts_them() {
+        let cases: [(Dtype, Vec<u8>, Vec<f32>); 7] = [
+            (
+                Dtype::F64,
+                [0.1f64, -2.5, 1e300]
+                    .iter()
+                    .flat_map(|v| v.to_le_bytes())
+                    .collect(),
+                vec![0.1, -2.5, f32::INFINITY],
+            ),
+            // 1, −2, 65504 (the largest half), 2⁻²⁴ (the smallest subnormal), −0, inf
+            (
+                Dtype::F16,
+                [0x3c00u16, 0xc000, 0x7bff, 0x0001, 0x8000, 0x7c00]
+                    .iter()
+                    .flat_map(|v| v.to_le_bytes())
+                    .collect(),
+                vec![1.0, -2.0, 65504.0, f32::powi(2.0, -24), -0.0, f32::INFINITY],
+            ),
+            (
+                Dtype::BF16,
+                [0x3f80u16, 0xc0a0]
+                    .iter()
+                    .flat_map(|v| v.to_le_bytes())
+                    .collect(),
+                vec![1.0, -5.0],
+            ),
+            (
+                Dtype::I64,
+                [7i64, -3, 1 << 40]
+                    .iter()
+                    .flat_map(|v| v.to_le_bytes())
+                    .collect(),
+                vec![7.0, -3.0, 1_099_511_627_776.0],
+            ),
+            (Dtype::U8, vec![0, 255], vec![0.0, 255.0]),
+            (Dtype::I8, vec![0x80, 1], vec![-128.0, 1.0]),
+            (
+                Dtype::U32,
+                [u32::MAX].iter().flat_map(|v| v.to_le_bytes()).collect(),
+                vec![4_294_967_296.0],
+            ),
+        ];
+        for (dtype, data, expected) in cases {
+            let converted = as_f32(dtype, &data).unwrap();
+            assert_eq!(converted.len(), expected.len(), "{dtype:?}");
+            for (a, b) in converted.iter().zip(&expected) {
+                assert!(
+                    a == b && a.is_sign_negative() == b.is_sign_negative(),
+                    "{dtype:?}: {a} vs {b}"
+                );
+            }
+        }
+        assert!(as_f32(Dtype::F16, &0x7e00u16.to_le_bytes()).unwrap()[0].is_nan());
+        // a PyTorch batch norm's `num_batches_tracked` (I64, shape []) reads as a number
+        let count = 42i64.to_le_bytes();
+        let view = TensorView::new(Dtype::I64, vec![], &count).unwrap();
+        let bytes = safetensors::serialize([("1.num_batches_tracked", view)], None).unwrap();
+        let tensors = read_tensors(&bytes, Path::new("bn.safetensors")).unwrap();
+        assert_eq!(tensors[0].1, ndarray::arr0(42.0).into_dyn());
+        // a double beyond f32's range is refused as not finite
+        let big = 1e300f64.to_le_bytes();
+        let view = TensorView::new(Dtype::F64, vec![1], &big).unwrap();
+        let bytes = safetensors::serialize([("weight", view)], None).unwrap();
+        let err = read_tensors(&bytes, Path::new("x"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.ends_with("element 0: expected a finite value, found inf"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn wrong_dtype_and_garbage_are_errors() {
-        let data = [0u8; 4];
-        let view = TensorView::new(Dtype::I32, vec![1], &data).unwrap();
+        let data = [1u8; 2];
+        let view = TensorView::new(Dtype::BOOL, vec![2], &data).unwrap();
         let bytes = safetensors::serialize([("weight", view)], None).unwrap();
         let err = read_tensors(&bytes, Path::new("x.safetensors"))
             .unwrap_err()
             .to_string();
         assert_eq!(
             err,
-            "x.safetensors: safetensors: tensor \"weight\": expected dtype F32, found I32"
+            "x.safetensors: safetensors: tensor \"weight\": expected dtype F32 (or F64, F16, \
+             BF16 or an integer type, converted), found BOOL"
         );
         let err = read_tensors(b"not a safetensors file", Path::new("y"))
             .unwrap_err()
