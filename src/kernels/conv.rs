@@ -259,6 +259,10 @@ fn im2col(image: &[Elem], geo: &Geometry, group: usize, cols: &mut [Elem]) {
                     continue;
                 }
                 let (lo, hi) = geo.valid_columns(j);
+                if lo == hi {
+                    row.fill(0.0); // the tap reads only padding
+                    continue;
+                }
                 for (oy, out) in row.chunks_exact_mut(geo.ow).enumerate() {
                     let Some(y) = geo.input_row(oy, i) else {
                         out.fill(0.0);
@@ -368,6 +372,9 @@ fn col2im(cols: &mut [Elem], geo: &Geometry, group: usize, image: &mut [Elem]) {
                     continue;
                 }
                 let (lo, hi) = geo.valid_columns(j);
+                if lo == hi {
+                    continue; // the tap reads only padding
+                }
                 for (oy, grad) in row.chunks_exact(geo.ow).enumerate() {
                     let Some(y) = geo.input_row(oy, i) else {
                         continue;

@@ -545,6 +545,15 @@ mod tests {
             // (taps entirely in the padding)
             ([2, 2, 6, 5], [2, 2, 3, 3], d.dilation(2).padding(2)),
             ([1, 1, 2, 3], [2, 1, 5, 5], d.padding(2)),
+            // strided, with taps whose every column lies in the padding: a 5×5 kernel on one
+            // pixel, a ResNet stem (7×7, stride 2, padding 3) on 2×2, dilated on one pixel
+            ([1, 1, 1, 1], [1, 1, 5, 5], d.stride(2).padding(2)),
+            ([1, 2, 2, 2], [2, 2, 7, 7], d.stride(2).padding(3)),
+            (
+                [2, 1, 1, 1],
+                [2, 1, 3, 3],
+                d.stride(2).padding(2).dilation(2),
+            ),
             // more than 32 output channels, whose weight gradient `gemm` forms (fewer take
             // dot products): into a row-major matrix when they outnumber the patch rows,
             // else a column-major one
