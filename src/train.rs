@@ -1041,7 +1041,7 @@ fn fit_here(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::{Init, Linear, Relu, Sequential};
+    use crate::nn::{BatchNorm1d, Init, Linear, Relu, Sequential};
     use crate::optim::Sgd;
     use crate::tensor;
     use ndarray::Array2;
@@ -1205,37 +1205,54 @@ mod tests {
     #[test]
     fn early_stopping_restores_the_best_epoch() {
         let (train, valid) = (blobs(64, 5), blobs(400, 6));
-        let mut model = mlp(1);
-        // a large lr makes the validation loss bounce, so some epoch is not the best
-        let mut sgd = Sgd::new(2.0).unwrap();
-        let config = FitConfig {
-            epochs: 30,
-            batch_size: 8,
-            patience: Some(2),
-            ..FitConfig::default()
-        };
-        let history = fit(
-            &mut model,
-            &mut sgd,
-            &train,
-            Some(&valid),
-            &config,
-            &mut |_| {},
-        )
-        .unwrap();
-        let best = history.best_epoch.unwrap();
-        let best_loss = history.epochs[best - 1].valid_loss.unwrap();
-        assert!(
-            history
-                .epochs
-                .iter()
-                .all(|r| r.valid_loss.unwrap() >= best_loss)
-        );
-        let now = evaluate(&model, &valid, config.eval_batch_size)
+        // with a batch norm, whose running statistics are restored too (evaluation reads
+        // them, so parameters alone would give another validation loss)
+        let with_batch_norm = || {
+            let mut rng = ChaCha8Rng::seed_from_u64(1);
+            Sequential::new(vec![
+                Box::new(Linear::new(2, 8, Init::default(), &mut rng).unwrap()),
+                Box::new(BatchNorm1d::new(8).unwrap()),
+                Box::new(Relu),
+                Box::new(Linear::new(8, 2, Init::default(), &mut rng).unwrap()),
+            ])
             .unwrap()
-            .loss;
-        assert_eq!(now, best_loss);
-        assert!(history.epochs.len() < 30, "stopped early");
+        };
+        for (mut model, lr) in [(mlp(1), 2.0), (with_batch_norm(), 1.0)] {
+            // a large lr makes the validation loss bounce, so some epoch is not the best
+            let mut sgd = Sgd::new(lr).unwrap();
+            let config = FitConfig {
+                epochs: 30,
+                batch_size: 8,
+                patience: Some(2),
+                ..FitConfig::default()
+            };
+            let history = fit(
+                &mut model,
+                &mut sgd,
+                &train,
+                Some(&valid),
+                &config,
+                &mut |_| {},
+            )
+            .unwrap();
+            let best = history.best_epoch.unwrap();
+            let best_loss = history.epochs[best - 1].valid_loss.unwrap();
+            assert!(
+                history
+                    .epochs
+                    .iter()
+                    .all(|r| r.valid_loss.unwrap() >= best_loss)
+            );
+            let now = evaluate(&model, &valid, config.eval_batch_size)
+                .unwrap()
+                .loss;
+            assert_eq!(now, best_loss, "{}", model.describe());
+            assert!(history.epochs.len() < 30, "stopped early");
+            assert!(
+                best < history.epochs.len(),
+                "the last epoch was not the best"
+            );
+        }
     }
 
     #[test]

@@ -314,9 +314,11 @@ pub fn activation_stats(model: &Sequential, x: &Tensor) -> Result<Vec<LayerStats
     Ok(stats)
 }
 
-/// The values of a model's parameters at one moment, to measure how far training moved
-/// them later: [`ParamSnapshot::update_ratios`] gives `‖W_now − W_then‖ / ‖W_then‖`, the
-/// real relative update (with momentum, schedules and all), over one step or one epoch.
+/// The values of a model's parameters at one moment, with its buffers (a batch norm's
+/// running statistics), to measure how far training moved them later
+/// ([`ParamSnapshot::update_ratios`] gives `‖W_now − W_then‖ / ‖W_then‖`, the real relative
+/// update, with momentum, schedules and all, over one step or one epoch) or to put the model
+/// back as it was ([`ParamSnapshot::restore`], as early stopping restores its best epoch).
 ///
 /// # Examples
 /// ```
@@ -331,12 +333,14 @@ pub fn activation_stats(model: &Sequential, x: &Tensor) -> Result<Vec<LayerStats
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParamSnapshot {
     /// Shared with the parameters until they are next written (copy-on-write), so taking a
-    /// snapshot copies nothing.
+    /// snapshot copies no parameter.
     values: Vec<(String, SharedTensor)>,
+    /// The buffers ([`Module::visit_buffers`]), copied.
+    buffers: Vec<(String, Tensor)>,
 }
 
 impl ParamSnapshot {
-    /// Copies every parameter of `model`.
+    /// Takes every parameter and buffer of `model`.
     ///
     /// # Examples
     /// ```
@@ -352,7 +356,9 @@ impl ParamSnapshot {
     pub fn of(model: &dyn Module) -> Self {
         let mut values = Vec::new();
         model.visit_params(&mut |name, p| values.push((name.to_string(), p.value().clone())));
-        ParamSnapshot { values }
+        let mut buffers = Vec::new();
+        model.visit_buffers(&mut |name, b| buffers.push((name.to_string(), b.clone())));
+        ParamSnapshot { values, buffers }
     }
 
     /// `(name, ‖W_now − W_then‖ / ‖W_then‖)` per parameter (infinite when `W_then = 0` and
@@ -383,12 +389,12 @@ impl ParamSnapshot {
         Ok(ratios)
     }
 
-    /// Puts the snapshot's values back into `model` (the model it was taken of, or one with
-    /// the same parameter names and shapes), as early stopping restores its best epoch.
+    /// Puts the snapshot's parameters and buffers back into `model` (the model it was taken
+    /// of, or one with the same names and shapes), as early stopping restores its best epoch.
     ///
     /// # Errors
-    /// [`Error::Shape`] if `model` does not have the snapshot's parameter names and shapes;
-    /// the model is unchanged then.
+    /// [`Error::Shape`] if `model` does not have the snapshot's parameter and buffer names
+    /// and shapes; the model is unchanged then.
     ///
     /// # Examples
     /// ```
@@ -407,35 +413,56 @@ impl ParamSnapshot {
             let (_, value) = values.next().expect("checked: same parameters");
             p.value_mut().assign(value);
         });
+        let mut buffers = self.buffers.iter();
+        model.visit_buffers_mut(&mut |_, b| {
+            let (_, value) = buffers.next().expect("checked: same buffers");
+            b.assign(value);
+        });
         Ok(())
     }
 
-    /// Checks that `model` has the snapshot's parameter names and shapes, in order.
+    /// Checks that `model` has the snapshot's parameter and buffer names and shapes, in
+    /// order.
     fn check(&self, model: &dyn Module, op: &'static str) -> Result<()> {
-        let mut mismatch = None;
-        let mut then = self.values.iter();
-        model.visit_params(&mut |name, p| match then.next() {
-            Some((old_name, old)) if old_name == name && old.shape() == p.value().shape() => {}
-            other => {
-                mismatch.get_or_insert_with(|| {
-                    format!(
-                        "parameter \"{name}\" {:?}, snapshot {:?}",
-                        p.value().shape(),
-                        other.map(|(n, v)| (n.clone(), v.shape().to_vec()))
-                    )
-                });
-            }
+        let mut params = Vec::new();
+        model.visit_params(&mut |name, p| {
+            params.push((name.to_string(), p.value().shape().to_vec()))
         });
-        match mismatch.or_else(|| {
-            then.next()
-                .map(|(n, _)| format!("snapshot parameter \"{n}\" missing in the model"))
-        }) {
+        let mut buffers = Vec::new();
+        model.visit_buffers(&mut |name, b| buffers.push((name.to_string(), b.shape().to_vec())));
+        let found = mismatch("parameter", &params, &self.values)
+            .or_else(|| mismatch("buffer", &buffers, &self.buffers));
+        match found {
             None => Ok(()),
             Some(found) => Err(Error::Shape {
                 op,
-                expected: "the parameters the snapshot was taken of".into(),
+                expected: "the parameters and buffers the snapshot was taken of".into(),
                 found,
             }),
+        }
+    }
+}
+
+/// The first difference between a model's `(name, shape)` list of `kind` ("parameter",
+/// "buffer") and a snapshot's, in order; `None` when they agree.
+fn mismatch<S: ndarray::Data<Elem = Elem>>(
+    kind: &str,
+    model: &[(String, Vec<usize>)],
+    snapshot: &[(String, ndarray::ArrayBase<S, ndarray::IxDyn>)],
+) -> Option<String> {
+    let (mut now, mut then) = (model.iter(), snapshot.iter());
+    loop {
+        match (now.next(), then.next()) {
+            (None, None) => return None,
+            (Some((name, shape)), Some((old_name, old)))
+                if name == old_name && shape.as_slice() == old.shape() => {}
+            (Some((name, shape)), other) => {
+                let other = other.map(|(n, v)| (n.clone(), v.shape().to_vec()));
+                return Some(format!("{kind} \"{name}\" {shape:?}, snapshot {other:?}"));
+            }
+            (None, Some((name, _))) => {
+                return Some(format!("snapshot {kind} \"{name}\" missing in the model"));
+            }
         }
     }
 }
