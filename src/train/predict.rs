@@ -187,6 +187,20 @@ impl<M: Module> Predictor<M> {
         &self.model
     }
 
+    /// The model, taken back out of the predictor (to train it further, say).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear, Predictor};
+    /// let predictor = Predictor::new(Linear::from_parts(tensor::ones(&[2, 3]), None)?, None)?;
+    /// let model: Linear = predictor.into_model();
+    /// assert_eq!(model.weight().value().shape(), &[2, 3]);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    pub fn into_model(self) -> M {
+        self.model
+    }
+
     /// The scaler, if any.
     ///
     /// # Examples
@@ -209,7 +223,9 @@ impl<M: Module> Predictor<M> {
     /// # Errors
     /// [`Error::InvalidArgument`] for no samples, a non-finite feature (naming the sample),
     /// or a model whose output is not `[samples, classes]`; [`Error::Shape`] when the
-    /// samples' width is not the model's (or the scaler's) input width.
+    /// samples' width is not the model's (or the scaler's) input width, or, for a model
+    /// without one (its first layer a convolution, or a layer of your own), when its
+    /// [`Module::output_shape`] refuses rows of that width.
     ///
     /// # Examples
     /// ```
@@ -239,6 +255,18 @@ impl<M: Module> Predictor<M> {
                 op: "predict",
                 expected: format!("samples of width {width} (the model's input width)"),
                 found: format!("width {}", samples.width()),
+            });
+        }
+        if width.is_none()
+            && let Err(e) = self.model.output_shape(&[1, samples.width()])
+        {
+            // an image model: its layers' shape checks say what it takes (rows it cannot)
+            return Err(Error::Shape {
+                op: "predict",
+                expected: "samples the model can take as rows [samples, features] (an image \
+                           model needs an Unflatten layer first)"
+                    .into(),
+                found: format!("rows of width {}: {e}", samples.width()),
             });
         }
         if let Samples::Floats(x) = samples
@@ -398,6 +426,33 @@ mod tests {
             Box::new(Linear::new(8, 4, Init::default(), &mut rng).unwrap()),
         ])
         .unwrap()
+    }
+
+    #[test]
+    fn rows_an_image_model_cannot_take_are_an_error_and_unflattened_it_predicts() {
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let mut conv = || -> Vec<Box<dyn Module>> {
+            let options = crate::Conv2dOptions::default();
+            let conv = crate::Conv2d::new(1, 2, [3, 3], options, Init::default(), &mut rng);
+            vec![
+                Box::new(conv.unwrap()),
+                Box::new(crate::Flatten),
+                Box::new(Linear::new(2 * 2 * 2, 3, Init::default(), &mut rng).unwrap()),
+            ]
+        };
+        let rows = Array2::from_shape_fn((5, 16), |(i, j)| (i + j) as f32 / 10.0);
+        let image_model = Predictor::new(Sequential::new(conv()).unwrap(), None).unwrap();
+        let err = image_model.predict(&rows).unwrap_err().to_string();
+        assert!(
+            err.starts_with("predict: expected samples the model can take as rows")
+                && err.contains("rows of width 16: sequential: expected at layer 0 (Conv2d"),
+            "{err}"
+        );
+        let mut layers: Vec<Box<dyn Module>> =
+            vec![Box::new(crate::Unflatten::new(&[1, 4, 4]).unwrap())];
+        layers.extend(conv());
+        let unflattened = Predictor::new(Sequential::new(layers).unwrap(), None).unwrap();
+        assert_eq!(unflattened.predict(&rows).unwrap().classes.len(), 5);
     }
 
     fn bytes(rows: usize) -> Array2<u8> {
