@@ -524,10 +524,11 @@ impl Checkpoint {
         })
     }
 
-    /// Checks that every stored value (parameters, optimizer buffers and the scaler's shifts
-    /// and scales) is finite; call it before restoring when a NaN or infinity must not get
-    /// into a model. (Loading always checks the scaler; this also covers one added with
-    /// [`Checkpoint::with_scaler`].)
+    /// Checks that every stored value (parameters, buffers, optimizer buffers and the
+    /// scaler's shifts and scales) is finite, as restoring and resuming do before they change
+    /// anything, so that no NaN or infinity from a file gets into a model. (Loading checks
+    /// the scaler, and leaves the rest to restoring, so that a damaged run's checkpoint can
+    /// still be loaded and inspected.)
     ///
     /// # Errors
     /// [`Error::Decode`] naming the file, the tensor, the element and its value, or the
@@ -573,8 +574,10 @@ impl Checkpoint {
         Ok(())
     }
 
-    /// Checks that the stored parameters and generators match `model`'s exactly.
+    /// Checks that every stored value is finite ([`Checkpoint::ensure_finite`]) and that the
+    /// stored parameters and generators match `model`'s exactly.
     fn check_model(&self, model: &dyn Module) -> Result<()> {
+        self.ensure_finite()?;
         let mut shapes = Vec::new();
         model.visit_params(&mut |name, p| {
             shapes.push((name.to_string(), p.value().shape().to_vec()))
@@ -606,7 +609,9 @@ impl Checkpoint {
     /// [`Error::ParamMismatch`] naming the parameter and both shapes, when one is missing on
     /// either side or the shapes differ:
     /// `checkpoint load: parameter "0.weight" has shape [2, 8] in file, [2, 4] in model
-    /// (path: run.ckpt)`; [`Error::Shape`] when the models' random generators differ.
+    /// (path: run.ckpt)`; [`Error::Shape`] when the models' random generators differ;
+    /// [`Error::Decode`] naming the tensor, the element and its value for a stored value that
+    /// is not finite ([`Checkpoint::ensure_finite`]).
     ///
     /// # Examples
     /// ```
@@ -824,6 +829,58 @@ mod tests {
             a.forward(x, Mode::Train).value(),
             b.forward(x, Mode::Train).value()
         );
+    }
+
+    #[test]
+    fn a_non_finite_parameter_or_buffer_loads_but_is_not_restored_or_resumed() {
+        let with_norm = |seed| {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            Sequential::new(vec![
+                Box::new(Linear::new(3, 4, Init::default(), &mut rng).unwrap()),
+                Box::new(crate::BatchNorm1d::new(4).unwrap()),
+            ])
+            .unwrap()
+        };
+        let mut nan_weight = with_norm(1);
+        nan_weight.visit_params_mut(&mut |name, p| {
+            if name == "0.weight" {
+                p.value_mut()[[1, 2]] = f32::NAN;
+            }
+        });
+        let mut negative_infinity_variance = with_norm(1);
+        negative_infinity_variance.visit_buffers_mut(&mut |name, b| {
+            if name == "1.running_var" {
+                b[[3]] = f32::NEG_INFINITY;
+            }
+        });
+        let cases = [
+            (
+                nan_weight,
+                "parameter \"0.weight\" element 5: expected a finite value, found NaN",
+            ),
+            (
+                negative_infinity_variance,
+                "buffer \"1.running_var\" element 3: expected a finite value, found -inf",
+            ),
+        ];
+        for (bad, problem) in cases {
+            let sgd = Sgd::new(0.1).unwrap();
+            let file = Checkpoint::new(&bad).with_training(&sgd, 1).unwrap();
+            let loaded = Checkpoint::from_bytes(&file.to_bytes().unwrap()).unwrap();
+            let mut fresh = with_norm(2);
+            let before = Checkpoint::new(&fresh).to_bytes().unwrap();
+            let err = loaded.restore_model(&mut fresh).unwrap_err().to_string();
+            assert_eq!(err, format!("<memory>: checkpoint: {problem}"));
+            let err = loaded
+                .resume(&mut fresh, &mut Sgd::new(0.1).unwrap())
+                .unwrap_err();
+            assert!(err.to_string().ends_with(problem), "{err}");
+            assert_eq!(
+                Checkpoint::new(&fresh).to_bytes().unwrap(),
+                before,
+                "unchanged"
+            );
+        }
     }
 
     /// A scaler as a damaged file could hold it, decoded through serde as loading does
