@@ -7,6 +7,7 @@
 //! `[N, C, H, W] -> [N, C, 1, 1]` for global pooling.
 
 use crate::autograd::Var;
+use crate::autograd::ops::conv::output_len;
 use crate::error::{Error, Result};
 use crate::nn::module::{Fusable, Mode, Module};
 use crate::nn::shape::{Spatial, shape_error, windowed_shape};
@@ -52,11 +53,7 @@ impl Window {
 
     /// `[OH, OW]` for an input of `[H, W]`, `None` when the kernel exceeds the padded image.
     fn output_size(&self, input: [usize; 2]) -> Option<[usize; 2]> {
-        let axis = |a: usize| {
-            (input[a] + 2 * self.padding[a])
-                .checked_sub(self.kernel[a])
-                .map(|room| room / self.stride[a] + 1)
-        };
+        let axis = |a| output_len(input[a], self.kernel[a], self.stride[a], self.padding[a], 1);
         Some([axis(0)?, axis(1)?])
     }
 

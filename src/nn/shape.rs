@@ -4,6 +4,7 @@
 //! forward pass behind the default [`Module::output_shape`](crate::Module::output_shape).
 
 use crate::autograd::Tape;
+use crate::autograd::ops::conv::output_len;
 use crate::error::{Error, Result};
 use crate::nn::module::{Mode, Module};
 use crate::tensor;
@@ -83,10 +84,9 @@ impl Window {
     /// assert_eq!(Window::square(5, 1, 0).output_size([28, 28]), Some([24, 24]));
     /// ```
     pub fn output_size(&self, input: [usize; 2]) -> Option<[usize; 2]> {
-        let span = self.span();
         let axis = |a: usize| {
-            let room = (input[a] + 2 * self.padding[a]).checked_sub(span[a])?;
-            Some(room.checked_div(self.stride[a])? + 1)
+            let (kernel, stride) = (self.kernel[a], self.stride[a]);
+            output_len(input[a], kernel, stride, self.padding[a], self.dilation[a])
         };
         Some([axis(0)?, axis(1)?])
     }

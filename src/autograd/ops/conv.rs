@@ -144,6 +144,8 @@ impl Conv2dOptions {
     /// assert_eq!(options.output_size([6, 4], [3, 3]), Some([4, 2]));
     /// assert_eq!(options.output_size([2, 2], [3, 3]), None); // kernel wider than the input
     /// assert_eq!(options.stride(0).output_size([6, 6], [3, 3]), None);
+    /// // a padded side beyond usize is no size, not a wrapped-around one
+    /// assert_eq!(options.padding(usize::MAX / 2 + 1).output_size([5, 5], [3, 3]), None);
     /// ```
     pub fn output_size(&self, input: [usize; 2], kernel: [usize; 2]) -> Option<[usize; 2]> {
         let axis = |a: usize| {
@@ -160,7 +162,9 @@ impl Conv2dOptions {
 }
 
 /// `⌊(input + 2·padding − dilation·(kernel − 1) − 1)/stride⌋ + 1`, or `None` when the
-/// dilated kernel does not fit in the padded input or a size is 0.
+/// dilated kernel does not fit in the padded input, a size is 0, or the padded input or the
+/// dilated kernel is beyond `usize` (the one formula of every window's output size:
+/// convolutions, pooling, [`Window`](crate::Window)).
 pub(crate) fn output_len(
     input: usize,
     kernel: usize,
@@ -171,10 +175,9 @@ pub(crate) fn output_len(
     if kernel == 0 || stride == 0 || dilation == 0 {
         return None;
     }
-    let span = dilation * (kernel - 1) + 1;
-    (input + 2 * padding)
-        .checked_sub(span)
-        .map(|room| room / stride + 1)
+    let span = dilation.checked_mul(kernel - 1)?.checked_add(1)?;
+    let padded = padding.checked_mul(2)?.checked_add(input)?;
+    padded.checked_sub(span).map(|room| room / stride + 1)
 }
 
 impl<'t> Var<'t> {
