@@ -73,15 +73,18 @@ mod train;
 /// (`metrics::accuracy`); what they hold is reached through them, except the tensor and
 /// data-set types, which every script names and so live at the root (`tapegrad::Tensor`,
 /// `tapegrad::Dataset`) and not in their module. Everything else (layers, tape, optimizers,
-/// training) is reached at the root and here.
+/// training) is reached at the root and here, with what a script needs of `ndarray` and
+/// `rand` (`ChaCha8Rng`, and `RngExt` for `rng.random_range(..)` and `rng.random()`).
 ///
 /// # Examples
 /// ```
 /// use tapegrad::prelude::*;
 /// let parsed: Result<Vec<u32>, _> = ["1", "2"].iter().map(|s| s.parse::<u32>()).collect();
 /// assert_eq!(parsed, Ok(vec![1, 2]));
-/// let model = Linear::new(2, 1, Init::default(), &mut ChaCha8Rng::seed_from_u64(0))?;
+/// let mut rng = ChaCha8Rng::seed_from_u64(0);
+/// let model = Linear::new(2, 1, Init::default(), &mut rng)?;
 /// assert_eq!(model.num_params(), 3);
+/// assert!((0.0..1.0).contains(&rng.random_range(0.0f32..1.0)));
 /// # Ok::<(), tapegrad::Error>(())
 /// ```
 pub mod prelude {
@@ -124,7 +127,7 @@ pub mod prelude {
     };
     pub use crate::{checkpoint, data, diagnostics, metrics, tensor};
     pub use ndarray;
-    pub use rand::{Rng, SeedableRng};
+    pub use rand::{Rng, RngExt, SeedableRng};
     pub use rand_chacha::ChaCha8Rng;
 }
 
