@@ -469,10 +469,12 @@ impl ParamGroup {
         }
     }
 
-    /// The group's base learning rate (scaled by the schedule as the optimizer's is).
+    /// The group's base learning rate (scaled by the schedule as the optimizer's is); 0
+    /// freezes the group's parameters, as a PyTorch parameter group of `lr=0` does (their
+    /// gradients are still computed, and momentum or moment buffers still follow them).
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] unless `lr` is finite and `> 0`.
+    /// [`Error::InvalidArgument`] unless `lr` is finite and `>= 0`.
     ///
     /// # Examples
     /// ```
@@ -489,8 +491,7 @@ impl ParamGroup {
     /// # Ok::<(), tapegrad::Error>(())
     /// ```
     pub fn lr(mut self, lr: Elem) -> Result<Self> {
-        schedule::check_lr("param group", lr)?;
-        self.lr = Some(lr);
+        self.lr = Some(non_negative("param group", "learning rate", lr)?);
         Ok(self)
     }
 
@@ -778,14 +779,14 @@ impl<R: UpdateRule> Optim<R> {
     /// ```
     /// use tapegrad::{tensor, Linear, Mode, Module, Optimizer, ParamGroup, Sgd, Tape};
     /// let mut layer = Linear::from_parts(tensor::ones(&[1, 1]), Some(tensor::zeros(&[1])))?;
-    /// // freeze the bias in all but name: a rate far below the weight's
-    /// let bias = ParamGroup::select(&layer, |name, _| name == "bias").lr(1e-6)?;
-    /// let mut sgd = Sgd::new(0.5)?.group(bias);
+    /// // freeze the bias: a rate of 0
+    /// let bias = ParamGroup::select(&layer, |name, _| name == "bias").lr(0.0)?;
+    /// let mut sgd = Sgd::new(0.5)?.momentum(0.9)?.weight_decay(0.1)?.group(bias);
     /// let tape = Tape::new();
     /// let grads = layer.forward(tape.constant(tensor::ones(&[1, 1])), Mode::Train).sum().backward();
     /// sgd.step(&mut layer, &grads)?;
-    /// assert!((layer.weight().value()[[0, 0]] - 0.5).abs() < 1e-6);
-    /// assert!(layer.bias().unwrap().value()[[0]].abs() < 1e-5);
+    /// assert!((layer.weight().value()[[0, 0]] - 0.45).abs() < 1e-6); // 1 − 0.5·(1 + 0.1·1)
+    /// assert_eq!(layer.bias().unwrap().value()[[0]], 0.0);
     /// # Ok::<(), tapegrad::Error>(())
     /// ```
     pub fn group(mut self, group: ParamGroup) -> Self {
@@ -1214,6 +1215,43 @@ mod tests {
         let mut bits = Vec::new();
         model.visit_params(&mut |_, p| bits.extend(p.value().iter().map(|v| v.to_bits())));
         bits
+    }
+
+    #[test]
+    fn a_group_of_rate_zero_stays_as_it_was_under_every_rule() {
+        for rule in 0..3 {
+            let mut model = layer(1.0);
+            let frozen = ParamGroup::select(&model, |name, _| name == "bias")
+                .lr(0.0)
+                .unwrap();
+            let mut opt: Box<dyn Optimizer> = match rule {
+                0 => Box::new(
+                    crate::Sgd::new(0.1)
+                        .unwrap()
+                        .momentum(0.9)
+                        .unwrap()
+                        .group(frozen),
+                ),
+                1 => Box::new(crate::Adam::adamw(0.1, 0.1).unwrap().group(frozen)),
+                _ => Box::new(
+                    crate::RmsProp::new(0.1)
+                        .unwrap()
+                        .momentum(0.5)
+                        .unwrap()
+                        .group(frozen),
+                ),
+            };
+            for _ in 0..3 {
+                step(&mut *opt, &mut model, 2.0).unwrap();
+            }
+            let bias = model.bias().unwrap().value()[[0]];
+            assert_eq!(bias.to_bits(), 0.0f32.to_bits(), "rule {rule}");
+            assert!(
+                model.weight().value()[[0, 0]] < 0.9,
+                "rule {rule}: the weight moved"
+            );
+        }
+        assert!(ParamGroup::default().lr(-1e-3).is_err());
     }
 
     /// Steps `opt` with input `x` and checks that the step is refused with `words` in its
