@@ -266,7 +266,9 @@ pub fn fashion_mnist_dir(dir: Option<&Path>) -> PathBuf {
 ///
 /// # Errors
 /// [`Error::DatasetMissing`] when a file is absent, with how to install the data set
-/// (`apt-get install dataset-fashion-mnist`); otherwise as [`read_idx_dataset`].
+/// (`apt-get install dataset-fashion-mnist`); [`Error::Decode`] naming the labels file and
+/// the record for a label that is not one of the 10 classes; otherwise as
+/// [`read_idx_dataset`].
 ///
 /// # Examples
 /// ```
@@ -297,15 +299,22 @@ pub fn fashion_mnist(dir: Option<&Path>) -> Result<(Dataset, Dataset)> {
                 ),
             })
     };
-    let train = read_idx_dataset(
-        find("train-images-idx3-ubyte")?,
-        find("train-labels-idx1-ubyte")?,
-    )?;
-    let test = read_idx_dataset(
-        find("t10k-images-idx3-ubyte")?,
-        find("t10k-labels-idx1-ubyte")?,
-    )?;
-    Ok((train.with_num_classes(10)?, test.with_num_classes(10)?))
+    let split = |images: &str, labels: &str| -> Result<Dataset> {
+        let (images, labels) = (find(images)?, find(labels)?);
+        let data = read_idx_dataset(images, &labels)?;
+        let stored = data.labels().expect("an IDX data set has class labels");
+        if let Some((record, label)) = stored.iter().enumerate().find(|(_, l)| **l >= 10) {
+            return Err(Error::decode(
+                &labels,
+                format!("fashion-mnist: label {record} is {label}, expected a class below 10"),
+            ));
+        }
+        data.with_num_classes(10)
+    };
+    Ok((
+        split("train-images-idx3-ubyte", "train-labels-idx1-ubyte")?,
+        split("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")?,
+    ))
 }
 
 #[cfg(test)]
@@ -542,6 +551,32 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("train-images-idx3-ubyte"), "{text}");
+    }
+
+    #[test]
+    fn a_fashion_mnist_label_beyond_the_ten_classes_is_an_error_naming_file_and_record() {
+        let dir = TempDir::new("label-10");
+        let images = idx(0x0803, &[3, 2, 2], &[0; 12]);
+        for (name, bytes) in [
+            ("train-images-idx3-ubyte", images.clone()),
+            ("t10k-images-idx3-ubyte", images),
+            ("train-labels-idx1-ubyte", idx(0x0801, &[3], &[9, 10, 1])),
+            ("t10k-labels-idx1-ubyte", idx(0x0801, &[3], &[0, 1, 2])),
+        ] {
+            std::fs::write(dir.0.join(name), bytes).unwrap();
+        }
+        let err = fashion_mnist(Some(&dir.0)).unwrap_err().to_string();
+        let file = dir.0.join("train-labels-idx1-ubyte");
+        assert_eq!(
+            err,
+            format!(
+                "{}: fashion-mnist: label 1 is 10, expected a class below 10",
+                file.display()
+            )
+        );
+        std::fs::write(&file, idx(0x0801, &[3], &[9, 0, 1])).unwrap();
+        let (train, test) = fashion_mnist(Some(&dir.0)).unwrap();
+        assert_eq!((train.num_classes(), test.num_classes()), (10, 10));
     }
 
     #[test]
