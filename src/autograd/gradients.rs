@@ -170,12 +170,44 @@ impl Gradients {
             .find(|leaf| leaf.param == Some(param.id()))
     }
 
-    /// The gradients of one batch's shards as one: the lone shard's, or their
-    /// [`Gradients::sum_of_shards`].
-    pub(crate) fn of_shards(shards: Vec<Gradients>) -> Gradients {
-        match <[Gradients; 1]>::try_from(shards) {
+    /// The parameters' gradients of several backward passes added up per parameter, for one
+    /// optimizer step over all of them: gradient accumulation over micro-batches, as
+    /// PyTorch's `.grad` accumulates over several `backward()` calls before
+    /// `optimizer.step()` (and how [`TrainStep`](crate::TrainStep) adds up its shards). Scale
+    /// each micro-batch's loss by its share of the rows (`loss / k` for `k` equal ones) to
+    /// step on the mean over all of them.
+    ///
+    /// A single part is returned as it is. Of several, the sum keeps the parameters'
+    /// gradients only (in the parts' order, each still in its factored form until an
+    /// update rule asks for it densely): it answers [`Gradients::param`] and
+    /// [`Gradients::param_grad`], not [`Gradients::get`]. The parts may come from one tape
+    /// reset between passes, or from several.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Gradients, Linear, Mode, Module, Optimizer, Sgd, Tape};
+    /// let mut model = Linear::from_parts(tensor::ones(&[1, 2]), None)?;
+    /// let batch = tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[2, 2])?;
+    /// // two micro-batches of one row each, each loss halved: the mean over both rows
+    /// let mut tape = Tape::new();
+    /// let mut parts = Vec::new();
+    /// for row in 0..2 {
+    ///     tape.reset();
+    ///     let x = tape.constant(batch.slice(tapegrad::ndarray::s![row..row + 1, ..]));
+    ///     parts.push((model.forward(x, Mode::Train).mean() * 0.5).backward());
+    /// }
+    /// let accumulated = Gradients::sum(parts);
+    /// // ∂/∂w of mean(x·wᵀ) over both rows: the mean row, [2, 3]
+    /// assert_eq!(accumulated.param(model.weight()).unwrap().as_slice().unwrap(), &[2.0, 3.0]);
+    /// Sgd::new(0.1)?.step(&mut model, &accumulated)?;
+    /// let w = model.weight().value();
+    /// assert!((w[[0, 0]] - 0.8).abs() < 1e-6 && (w[[0, 1]] - 0.7).abs() < 1e-6);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    pub fn sum(parts: Vec<Gradients>) -> Gradients {
+        match <[Gradients; 1]>::try_from(parts) {
             Ok([whole]) => whole,
-            Err(shards) => Gradients::sum_of_shards(shards),
+            Err(parts) => Gradients::sum_of_shards(parts),
         }
     }
 
@@ -372,5 +404,36 @@ impl<'t> Var<'t> {
             leaves,
             formed: Default::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor;
+
+    #[test]
+    fn a_sum_adds_each_parameters_parts_from_any_tapes_and_nests() {
+        let w = Param::weight(tensor::from_vec(vec![1.0, 2.0], &[2]).unwrap());
+        let b = Param::bias(tensor::from_vec(vec![0.5], &[1]).unwrap());
+        // L₁ = Σ 3·w (∂w = 3), L₂ = Σ w·w + Σ b (∂w = 2w, ∂b = 1), on two tapes
+        let (first, second) = (Tape::new(), Tape::new());
+        let one = (first.param(&w) * 3.0).sum().backward();
+        let two = ((second.param(&w) * second.param(&w)).sum() + second.param(&b).sum()).backward();
+        let (one_w, two_w) = (
+            one.param(&w).unwrap().clone(),
+            two.param(&w).unwrap().clone(),
+        );
+        let both = Gradients::sum(vec![one, two]);
+        assert_eq!(both.param(&w).unwrap(), &(&one_w + &two_w));
+        assert_eq!(both.param(&b).unwrap().as_slice().unwrap(), &[1.0]);
+        // a sum of sums, and a single part as it was (it still answers `get`)
+        let third = Tape::new();
+        let leaf = third.param(&w);
+        let lone = Gradients::sum(vec![(leaf * 2.0).sum().backward()]);
+        assert_eq!(lone.get(leaf).unwrap().as_slice().unwrap(), &[2.0, 2.0]);
+        let nested = Gradients::sum(vec![both, lone]);
+        assert_eq!(nested.param(&w).unwrap(), &(&(&one_w + &two_w) + 2.0));
+        assert_eq!(nested.param(&b).unwrap().as_slice().unwrap(), &[1.0]);
     }
 }

@@ -261,7 +261,7 @@ impl TrainStep {
         if let Some(sync) = &mut self.distributed {
             let local = shard_grads
                 .filter(|_| value.is_finite())
-                .map(Gradients::of_shards);
+                .map(Gradients::sum);
             return sync.finish(model, optimizer, value, local, tapes);
         }
         let Some(shard_grads) = shard_grads.filter(|_| value.is_finite()) else {
@@ -271,7 +271,7 @@ impl TrainStep {
                 what: format!("the loss is {value}"),
             });
         };
-        let grads = Gradients::of_shards(shard_grads);
+        let grads = Gradients::sum(shard_grads);
         let stepped = optimizer.step(model, &grads);
         grads.recycle_into(tapes);
         stepped.map(|()| value)
