@@ -467,6 +467,8 @@ fn mismatch<S: ndarray::Data<Elem = Elem>>(
     }
 }
 
+/// Checks a probe's batch: `[n, width]` with `n >= 1` and the model's input width, one label per
+/// sample, each one of the model's outputs ([`crate::train::check_batch`]).
 fn check_batch(
     op: &'static str,
     model: &Sequential,
@@ -485,25 +487,16 @@ fn check_batch(
             found: format!("{shape:?}"),
         });
     }
-    if let Some(labels) = labels {
-        if labels.len() != shape[0] {
-            return Err(Error::Shape {
-                op,
-                expected: format!("{} labels, one per sample", shape[0]),
-                found: format!("{} labels", labels.len()),
-            });
-        }
-        if let (Some(classes), Some(&bad)) = (
-            model.out_features(),
-            labels.iter().find(|&&l| Some(l) >= model.out_features()),
-        ) {
-            return Err(Error::InvalidArgument {
-                op,
-                message: format!("labels must be below the output width {classes}, got {bad}"),
-            });
-        }
+    if let Some(labels) = labels
+        && labels.len() != shape[0]
+    {
+        return Err(Error::Shape {
+            op,
+            expected: format!("{} labels, one per sample", shape[0]),
+            found: format!("{} labels", labels.len()),
+        });
     }
-    Ok(())
+    crate::train::check_batch(op, model, shape, labels)
 }
 
 /// Euclidean norm of all elements, accumulated in `f64`.
@@ -618,7 +611,7 @@ mod tests {
         let e = probe(&model, &x, &[0, 1, 2, 3], 0.1)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("got 3"), "{e}");
+        assert!(e.contains("row 3 of the batch has label 3"), "{e}");
         assert!(probe(&model, &x, &[0; 4], -1.0).is_err());
     }
 
