@@ -916,10 +916,11 @@ const MODEL_PARAMS: [(&str, &[u64]); 4] = [
 ];
 
 /// A safetensors file written by hand: 8-byte little-endian header length, JSON header,
-/// data. Crafted: duplicate names, NaN values, overlapping or out-of-range offsets, wrong
-/// dtypes, crafted shapes, a header length that lies. Returns the file, whether it is a
-/// valid file for the model with finite values (which the importer must accept), and
-/// whether it breaks a rule that the importer must refuse (a wrong dtype or bad offsets).
+/// data. Crafted: duplicate names, NaN values, overlapping or out-of-range offsets, dtypes
+/// the importer refuses and dtypes it converts, crafted shapes, a header length that lies.
+/// Returns the file, whether it is a valid file for the model with finite values (which the
+/// importer must accept), and whether it breaks a rule that the importer must refuse (a
+/// refused dtype or bad offsets).
 fn crafted_safetensors(rng: &mut ChaCha8Rng) -> (Vec<u8>, bool, bool) {
     let mut entries: Vec<(String, String, Vec<u64>, usize)> = MODEL_PARAMS
         .iter()
@@ -932,6 +933,7 @@ fn crafted_safetensors(rng: &mut ChaCha8Rng) -> (Vec<u8>, bool, bool) {
     let mut finite = true;
     let mut duplicate = false;
     let mut wrong = false;
+    let mut converted = false;
     for _ in 0..rng.random_range(0..3) {
         match rng.random_range(0..5) {
             0 if !entries.is_empty() => {
@@ -941,10 +943,15 @@ fn crafted_safetensors(rng: &mut ChaCha8Rng) -> (Vec<u8>, bool, bool) {
             }
             1 if !entries.is_empty() => {
                 let i = rng.random_range(0..entries.len());
-                entries[i].1 = ["F16", "F64", "BF16", "I32", "U8", "BOOL", "F8_E4M3", "X"]
-                    [rng.random_range(0..8)]
-                .into();
-                wrong = true;
+                let dtype = ["F16", "F64", "BF16", "I32", "U8", "BOOL", "F8_E4M3", "X"]
+                    [rng.random_range(0..8)];
+                entries[i].1 = dtype.into();
+                // booleans, 8-bit floats and unknown names are refused; the others are
+                // converted to f32, whose values the bytes may or may not make finite
+                match dtype {
+                    "BOOL" | "F8_E4M3" | "X" => wrong = true,
+                    _ => converted = true,
+                }
             }
             2 if !entries.is_empty() => {
                 let i = rng.random_range(0..entries.len());
@@ -1041,7 +1048,14 @@ fn crafted_safetensors(rng: &mut ChaCha8Rng) -> (Vec<u8>, bool, bool) {
             .iter()
             .zip(&entries)
             .all(|((n, s), e)| *n == e.0 && *s == e.2);
-    let valid = !lie && !duplicate && !wrong && !moved && finite && shapes_match && names_match;
+    let valid = !lie
+        && !duplicate
+        && !wrong
+        && !converted
+        && !moved
+        && finite
+        && shapes_match
+        && names_match;
     (bytes, valid, wrong && !duplicate && !lie)
 }
 
