@@ -71,6 +71,12 @@ pub enum Role {
 /// A trainable tensor owned by a module: its id, its name inside the module (`"weight"`,
 /// `"bias"`), its [`Role`] and its value.
 ///
+/// The name is what messages call the parameter (a refused step, a shape error). Checkpoints,
+/// safetensors files, [`ParamGroup::select`](crate::ParamGroup::select) and
+/// [`Module::visit_params`](crate::Module::visit_params) name it by its path in the model
+/// instead (`"0.weight"`), which [`walk!`](crate::walk) builds from the modules' field
+/// names, as PyTorch's `state_dict` keys come from attribute names.
+///
 /// Put it on a tape with [`Tape::param`](crate::Tape::param) and read its gradient with
 /// [`Gradients::param`](crate::Gradients::param). The value is a [`SharedTensor`]: the tape
 /// shares it rather than copying it, and a write to a value the tape still shares copies it

@@ -122,7 +122,10 @@ pub struct Predictions {
 /// model in [`Mode::Eval`](crate::Mode::Eval) (dropout off) on an inference tape and returns logits,
 /// probabilities and classes, as `model.eval()`, `torch.no_grad()`, `softmax` and `argmax`
 /// would in PyTorch. [`Predictor::save`] writes both into one checkpoint;
-/// [`Predictor::load`] reads them back into a model built by the same code.
+/// [`Predictor::load`] reads them back into a model built by the same code. For a
+/// regression model, whose outputs are values rather than logits, read
+/// [`Predictions::logits`] (the raw outputs) and ignore the classes, or call
+/// [`infer`](crate::infer) on the scaled samples.
 ///
 /// # Examples
 /// ```
