@@ -246,10 +246,13 @@ impl<'t> Var<'t> {
 
     /// The maximum over several axes at once (`torch.amax(x, dim=axes, keepdim)`), recorded
     /// as a [`Var::permute`] that moves the reduced axes last (in their original order), a
-    /// [`Var::reshape`] that merges them, and [`Var::max_axis`].
+    /// [`Var::reshape`] that merges them, and a maximum over the merged axis. A block holding
+    /// a NaN has the maximum NaN.
     ///
-    /// Backward: `G` goes to the maximal element of each reduced block and `0` elsewhere; on a
-    /// tie to the **first** one in row-major order of the reduced axes, as [`Var::max_axis`].
+    /// Backward, as `torch.amax`'s: `G` is shared evenly by the maximal elements of each
+    /// reduced block (`G/k` to each of `k` ties) and `0` goes elsewhere; a block whose maximum
+    /// is NaN gets NaN everywhere. ([`Var::max_axis`], as `torch.max(x, dim)`, gives it all to
+    /// the first maximum instead.)
     ///
     /// # Shapes
     /// `[a, b, c]` over `[0, 2]` gives `[b]`, or `[1, b, 1]` with `keepdim`.
@@ -266,8 +269,8 @@ impl<'t> Var<'t> {
     /// let m = x.max_axes(&[0, 2], false);
     /// assert_eq!(m.value().as_slice().unwrap(), &[9.0, 8.0]);
     /// let g = m.sum().backward();
-    /// // the 9 at [0, 0, 1] comes first in row-major order, so the tie at [1, 0, 0] gets 0
-    /// assert_eq!(g.get(x).unwrap().as_slice().unwrap(), &[0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]);
+    /// // the 9s at [0, 0, 1] and [1, 0, 0] tie: each gets half
+    /// assert_eq!(g.get(x).unwrap().as_slice().unwrap(), &[0.0, 0.5, 0.0, 0.0, 0.5, 0.0, 0.0, 1.0]);
     /// # Ok::<(), tapegrad::Error>(())
     /// ```
     #[track_caller]
@@ -284,13 +287,56 @@ impl<'t> Var<'t> {
         order.extend_from_slice(&axes);
         let mut merged: Vec<usize> = kept.iter().map(|&a| shape[a]).collect();
         merged.push(block);
-        let last = merged.len() - 1;
-        let m = self.permute(&order).reshape(&merged).max_axis(last);
+        let m = self.permute(&order).reshape(&merged).amax_last();
         if keepdim {
             m.reshape(&kept_shape(&shape, &axes))
         } else {
             m
         }
+    }
+
+    /// The maximum over the last axis, which is removed, with `torch.amax`'s gradient: shared
+    /// evenly by the ties of each lane, NaN for a whole lane whose maximum is NaN (see
+    /// [`Var::max_axes`]).
+    fn amax_last(self) -> Var<'t> {
+        let x = self.data();
+        let axis = Axis(x.ndim() - 1);
+        let mut out_shape = x.shape().to_vec();
+        out_shape.pop();
+        let mut value = self.tape().scratch(&out_shape, false);
+        Zip::from(&mut value)
+            .and(x.lanes(axis))
+            .for_each(|m, lane| {
+                // a NaN anywhere makes the maximum NaN (`f32::max` would skip it)
+                *m = lane.iter().fold(Elem::NEG_INFINITY, |a, &v| {
+                    if a.is_nan() || v.is_nan() {
+                        Elem::NAN
+                    } else {
+                        a.max(v)
+                    }
+                });
+            });
+        self.tape().record("max_axes", &[self], value, move |b| {
+            let mut dx = b.tape.zeros(b.inputs[0].shape());
+            Zip::from(dx.lanes_mut(axis))
+                .and(b.inputs[0].lanes(axis))
+                .and(b.out)
+                .and(b.grad)
+                .for_each(|mut d, lane, &m, &g| {
+                    let ties = lane.iter().filter(|&&v| v == m).count();
+                    if ties == 0 {
+                        d.fill(Elem::NAN); // the maximum is NaN
+                        return;
+                    }
+                    let share = g / ties as Elem;
+                    Zip::from(&mut d).and(&lane).for_each(|d, &v| {
+                        if v == m {
+                            *d = share;
+                        }
+                    });
+                });
+            [Some(dx), None]
+        })
     }
 
     /// The maximum over consecutive groups of `k` along the last axis: `[.., n]` becomes
@@ -509,20 +555,29 @@ mod tests {
         // L = Σ mean_axes(x, [0, 1]): ∂L/∂x = 1/6 everywhere
         let g = x.mean_axes(&[0, 1], false).sum().backward();
         assert_eq!(g.get(x).unwrap(), t(&[2, 3, 2], &[1. / 6.; 12]));
-        // ties: the first maximal element of each block in row-major order gets the gradient;
-        // over axes [0, 1] the block of k = 1 is y[0, 0, 1], y[0, 1, 1], y[1, 0, 1], y[1, 1, 1]
-        // = 1, 5, 5, 3, so y[0, 1, 1] wins; over axes [1, 2] the block of i = 1 is 0, 5, 2, 3
+        // ties share the gradient evenly, as torch.amax's: over axes [0, 1] the block of k = 0
+        // is y[0, 0, 0], y[0, 1, 0], y[1, 0, 0], y[1, 1, 0] = 5, 5, 0, 2 and that of k = 1 is
+        // 1, 5, 5, 3 (two ties each); over axes [1, 2] the block of i = 0 is 5, 1, 5, 5 (three)
         let y = tape.leaf(t(&[2, 2, 2], &[5., 1., 5., 5., 0., 5., 2., 3.]));
         let g = y.max_axes(&[0, 1], false).sum().backward();
         assert_eq!(
             g.get(y).unwrap(),
-            t(&[2, 2, 2], &[1., 0., 0., 1., 0., 0., 0., 0.])
+            t(&[2, 2, 2], &[0.5, 0., 0.5, 0.5, 0., 0.5, 0., 0.])
         );
         let g = y.max_axes(&[1, 2], true).sum().backward();
+        let third = 1.0 / 3.0;
         assert_eq!(
             g.get(y).unwrap(),
-            t(&[2, 2, 2], &[1., 0., 0., 0., 0., 1., 0., 0.])
+            t(&[2, 2, 2], &[third, 0., third, third, 0., 1., 0., 0.])
         );
+        // a NaN: that block's maximum and all of its gradient are NaN, the others' are not
+        let z = tape.leaf(t(&[2, 2], &[1., f32::NAN, 3., 2.]));
+        let m = z.max_axes(&[1], false);
+        assert!(m.value()[[0]].is_nan() && m.value()[[1]] == 3.0);
+        let g = m.sum().backward();
+        let g = g.get(z).unwrap();
+        assert!(g[[0, 0]].is_nan() && g[[0, 1]].is_nan());
+        assert_eq!((g[[1, 0]], g[[1, 1]]), (1.0, 0.0));
     }
 
     #[test]
