@@ -298,14 +298,17 @@ fn filters_image(rbm: &Rbm) -> Gray {
     })
 }
 
-/// Gibbs chains from 10 test images (rows), after 0, 1, 10, 100 and 1,000 steps (columns,
-/// shown as visible probabilities; the start is the image itself).
+/// Gibbs chains from 10 test images (rows; fewer when the test set is smaller), after 0,
+/// 1, 10, 100 and 1,000 steps (columns, shown as visible probabilities; the start is the
+/// image itself).
 fn chains_image(rbm: &Rbm, x_test: &Tensor, rng: &mut ChaCha8Rng) -> tapegrad::Result<Gray> {
     const CHAINS: usize = 10;
     const SHOWN: [usize; 5] = [0, 1, 10, 100, 1000];
-    // test images 0, 100, …, 900
+    // test images 0, 100, …, 900 (every `rows / 10`-th of a smaller test set)
+    let rows = x_test.shape()[0];
+    let (chains, every) = (CHAINS.min(rows), (rows / CHAINS).clamp(1, 100));
     let start: Tensor = x_test
-        .slice(s![..CHAINS * 100;100, ..])
+        .slice(s![..chains * every;every, ..])
         .to_owned()
         .into_dyn();
     let mut columns: Vec<Tensor> = vec![start.clone()];
@@ -322,7 +325,7 @@ fn chains_image(rbm: &Rbm, x_test: &Tensor, rng: &mut ChaCha8Rng) -> tapegrad::R
         done = at;
     }
     let mut tiles = Vec::new();
-    for chain in 0..CHAINS {
+    for chain in 0..chains {
         for column in &columns {
             tiles.push(
                 column

@@ -158,14 +158,23 @@ fn parse_args() -> Result<Config, Box<dyn std::error::Error>> {
     let mut config = Config::default();
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
-        let mut value = || args.next().ok_or(format!("{flag} needs a value"));
+        let value = args.next().ok_or(format!("{flag} needs a value"))?;
+        let bad = |e: &dyn std::fmt::Display| format!("{flag} {value}: {e}");
         match flag.as_str() {
-            "--steps" => config.steps = value()?.parse()?,
-            "--lr" => config.learning_rate = value()?.parse()?,
-            "--hidden" => config.hidden = value()?.parse()?,
-            "--seed" => config.seed = value()?.parse()?,
+            "--steps" => config.steps = value.parse().map_err(|e| bad(&e))?,
+            "--lr" => config.learning_rate = value.parse().map_err(|e| bad(&e))?,
+            "--hidden" => config.hidden = value.parse().map_err(|e| bad(&e))?,
+            "--seed" => config.seed = value.parse().map_err(|e| bad(&e))?,
             other => return Err(format!("unknown flag {other}; see the file header").into()),
         }
+    }
+    let lr = config.learning_rate;
+    if config.hidden == 0 || !(lr.is_finite() && lr > 0.0) {
+        return Err(format!(
+            "expected --hidden at least 1 and --lr finite and > 0, found {} and {lr}",
+            config.hidden
+        )
+        .into());
     }
     Ok(config)
 }

@@ -11,7 +11,9 @@
 //! ```
 //!
 //! `--readme FILE` replaces the part of FILE between the lines `<!-- lecture-results:start -->`
-//! and `<!-- lecture-results:end -->` with the tables (`DIR/NAME.md`) and plots of every experiment in the results folder.
+//! and `<!-- lecture-results:end -->` with the tables (`DIR/NAME.md`) and plots of every
+//! experiment in the results folder; it refuses (before running anything) when the folder
+//! would lack an experiment's table, which would drop that experiment's results.
 //!
 //! Each experiment takes a few minutes or less on 2 cores in release mode (`--tiny`:
 //! seconds, the budget of the integration test `tests/lecture.rs`).
@@ -186,6 +188,25 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         }
         chosen
     };
+    if let Some(readme) = &readme {
+        // the section is rebuilt from the folder's tables: one missing would drop its results
+        let missing: Vec<&str> = (EXPERIMENTS.iter())
+            .filter(|e| !chosen.iter().any(|c| c.name == e.name))
+            .filter(|e| !out.join(format!("{}.md", e.name)).is_file())
+            .map(|e| e.name)
+            .collect();
+        if !missing.is_empty() {
+            return Err(format!(
+                "--readme {}: expected every experiment's table in {} (the section is rebuilt \
+                 from them), found none for {}; run those (or `all`) with --out {} first",
+                readme.display(),
+                out.display(),
+                missing.join(", "),
+                out.display()
+            )
+            .into());
+        }
+    }
     for e in chosen {
         println!("== {}: {}", e.name, e.claim);
         let start = std::time::Instant::now();

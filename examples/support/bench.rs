@@ -61,8 +61,8 @@ pub fn parse_args(epochs: usize) -> Result<Args, Box<dyn Error>> {
             other => return Err(format!("unknown flag {other}; see the file header").into()),
         }
     }
-    if args.infer_batch == 0 {
-        return Err("--infer-batch needs at least 1 sample per pass, got 0".into());
+    if args.infer_batch == 0 || args.epochs == 0 {
+        return Err("--infer-batch and --epochs must be at least 1".into());
     }
     Ok(args)
 }

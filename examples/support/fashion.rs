@@ -16,8 +16,9 @@ use tapegrad::{
     RandomHorizontalFlip, RandomTranslate, Scaler, Sgd, fit,
 };
 
-/// Images held out of the 60,000 training images to choose settings by.
-pub const VALIDATION: usize = 5_000;
+/// One training image in this many is held out to choose settings by: 5,000 of
+/// Fashion-MNIST's 60,000 (data of the same format but another size keeps the proportion).
+pub const VALIDATION_SHARE: usize = 12;
 
 /// The flags both examples take (each example adds its own).
 pub struct Flags {
@@ -133,12 +134,16 @@ impl Flags {
         let mut it = std::env::args().skip(1);
         while let Some(flag) = it.next() {
             let mut value = || it.next().ok_or(format!("{flag} needs a value"));
-            if !self.take(&flag, &mut value)? && !extra(&flag, &mut value)? {
+            // a value that does not parse is named with its flag
+            let known = (self.take(&flag, &mut value))
+                .and_then(|taken| Ok(taken || extra(&flag, &mut value)?))
+                .map_err(|e| format!("{flag}: {e}"))?;
+            if !known {
                 return Err(format!("unknown flag {flag}; see the file header").into());
             }
         }
-        if self.epochs == 0 {
-            return Err("--epochs must be at least 1".into());
+        if self.epochs == 0 || self.batch == 0 {
+            return Err("--epochs and --batch must be at least 1".into());
         }
         Ok(self)
     }
@@ -164,7 +169,7 @@ impl Flags {
 pub struct Splits {
     /// 55,000 training images, or all 60,000 with `--refit`.
     pub train: Dataset,
-    /// The 5,000 held-out images (not trained on without `--refit`).
+    /// The 5,000 held-out images ([`VALIDATION_SHARE`]; not trained on without `--refit`).
     pub valid: Dataset,
     pub test: Dataset,
     /// Fitted on `train` only, or the one a resumed checkpoint stores.
@@ -181,7 +186,8 @@ impl Splits {
         fit_scaler: impl FnOnce(&Dataset) -> Result<Scaler, Box<dyn Error>>,
     ) -> Result<Splits, Box<dyn Error>> {
         let (all_train, test) = fashion_mnist(flags.data.as_deref())?;
-        let (train, valid) = all_train.split(VALIDATION, rng)?;
+        let held_out = (all_train.len() / VALIDATION_SHARE).max(1);
+        let (train, valid) = all_train.split(held_out, rng)?;
         // settings chosen on the split; `--refit` then trains on all 60,000 images with them
         let train = if flags.refit { all_train } else { train };
         // images [1, 28, 28], so that crops and shifts know the rows
