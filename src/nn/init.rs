@@ -45,7 +45,11 @@ pub enum FanMode {
 /// How to draw a weight (or bias) tensor. Small and serde-able, so it fits in a config.
 ///
 /// Every variant is drawn by [`Init::sample`] from the caller's seeded generator, with the
-/// exact bounds and standard deviations of `torch.nn.init`:
+/// exact bounds and standard deviations of `torch.nn.init`, the fans from the weight's shape
+/// ([`fans`]). One difference: a grouped [`Conv2d`](crate::Conv2d) counts the outputs one
+/// input really feeds ([`fans_grouped`]: `fan_out = (out/groups)·∏k`), where PyTorch counts
+/// `out·∏k`; so Xavier and Kaiming's `fan_out` mode on a grouped convolution draw wider
+/// (`fan_in`, which PyTorch's default and Kaiming's default mode use, is the same).
 ///
 /// | variant | distribution |
 /// |---|---|
