@@ -88,22 +88,31 @@ impl<'t> Var<'t> {
                 (widen(mean), widen(var), None)
             }
             NormStats::Batch => {
-                // [Σx per channel, Σx² per channel, count], summed over the step's shards
-                let mut sums = vec![0.0f64; 2 * channels + 1];
-                for (i, plane) in values.chunks(inner.max(1)).enumerate() {
-                    let (s1, s2) = sum_and_squares(plane);
-                    sums[i % channels] += s1;
-                    sums[channels + i % channels] += s2;
+                // two rounds, each summed over the step's shards, as PyTorch's two passes: the
+                // mean, then the squares around it (Σx² − n·μ² would cancel when the mean is
+                // large against the spread: 8e-4 off in the variance of values 998..1002)
+                let planes = || values.chunks(inner.max(1)).enumerate();
+                // [Σx per channel, count]
+                let mut sums = vec![0.0f64; channels + 1];
+                for (i, plane) in planes() {
+                    sums[i % channels] += lanes_sum(plane, |x| x);
                 }
-                sums[2 * channels] = (values.len() / channels.max(1)) as f64;
+                sums[channels] = (values.len() / channels.max(1)) as f64;
                 if let Some(member) = &member {
                     member.sum(&mut sums);
                 }
-                let count = sums[2 * channels];
+                let count = sums[channels];
                 let mean: Vec<f64> = sums[..channels].iter().map(|s| s / count).collect();
-                let var: Vec<f64> = (0..channels)
-                    .map(|c| (sums[channels + c] / count - mean[c] * mean[c]).max(0.0))
-                    .collect();
+                // Σ(x − μ)² per channel
+                let mut squares = vec![0.0f64; channels];
+                for (i, plane) in planes() {
+                    let mu = mean[i % channels] as Elem;
+                    squares[i % channels] += lanes_sum(plane, |x| (x - mu) * (x - mu));
+                }
+                if let Some(member) = &member {
+                    member.sum(&mut squares);
+                }
+                let var: Vec<f64> = squares.iter().map(|s| s / count).collect();
                 let update_running = member
                     .as_ref()
                     .is_none_or(|m| m.is_lead() && m.sums_whole_batch());
@@ -130,18 +139,19 @@ impl<'t> Var<'t> {
             }
             None => (vec![1.0; channels], vec![0.0; channels]),
         };
-        // y = x·a + b per channel, with a = γ/σ and b = β − μ·a
+        // y = (x − μ)·a + β per channel, with a = γ/σ (x·a + (β − μ·a) would cancel when μ
+        // is large against σ)
         let a: Vec<Elem> = (0..channels).map(|c| scale[c] * inv_std[c]).collect();
-        let b: Vec<Elem> = (0..channels).map(|c| shift[c] - mean[c] * a[c]).collect();
         let mut out = tape.scratch(&shape, false);
         let out_values = out.as_slice_mut().expect("a fresh row-major buffer");
         for (i, (o, x)) in (out_values.chunks_mut(inner.max(1)))
             .zip(values.chunks(inner.max(1)))
             .enumerate()
         {
-            let (ac, bc) = (a[i % channels], b[i % channels]);
+            let c = i % channels;
+            let (ac, mu, bc) = (a[c], mean[c], shift[c]);
             for (o, &x) in o.iter_mut().zip(x) {
-                *o = x * ac + bc;
+                *o = (x - mu) * ac + bc;
             }
         }
         let batch_stats = moments.is_some();
@@ -200,12 +210,13 @@ impl<'t> Var<'t> {
                     .enumerate()
                 {
                     let c = i % channels;
-                    // a·(G − mean G − x̂·mean(G·x̂)) with x̂ = (x − μ)·is, as G·a + x·k + offset
+                    // a·(G − mean G − x̂·mean(G·x̂)) with x̂ = (x − μ)·is, as
+                    // G·a + (x − μ)·k + offset (centred, as the forward)
                     let (ac, mu, is) = (a[c], mean[c], inv_std[c]);
                     let k = -ac * is * mean_gx[c];
-                    let offset = -ac * mean_g[c] - k * mu;
+                    let offset = -ac * mean_g[c];
                     for ((d, &xv), &gv) in d.iter_mut().zip(xs).zip(gs) {
-                        *d = ac * gv + k * xv + offset;
+                        *d = ac * gv + (xv - mu) * k + offset;
                     }
                 }
                 dx
@@ -216,29 +227,24 @@ impl<'t> Var<'t> {
     }
 }
 
-/// `(Σ v, Σ v²)` of a plane, in 8 lanes of f32 (which vectorize) added up in f64: the
-/// lanes hold at most a plane's worth of values (an image's pixels), so their rounding stays
-/// near f32's, and the totals over the batch are f64.
-fn sum_and_squares(plane: &[Elem]) -> (f64, f64) {
-    let (mut s1, mut s2) = ([0.0f32; 8], [0.0f32; 8]);
+/// `Σ f(v)` over a plane, in 8 lanes of f32 (which vectorize) added up in f64: the lanes
+/// hold at most a plane's worth of values (an image's pixels), so their rounding stays near
+/// f32's, and the totals over the batch are f64.
+#[inline(always)]
+fn lanes_sum(plane: &[Elem], f: impl Fn(Elem) -> Elem) -> f64 {
+    let mut lanes = [0.0f32; 8];
     let mut chunks = plane.chunks_exact(8);
     for chunk in &mut chunks {
         for k in 0..8 {
-            s1[k] += chunk[k];
-            s2[k] += chunk[k] * chunk[k];
+            lanes[k] += f(chunk[k]);
         }
     }
-    let (mut t1, mut t2) = (0.0f64, 0.0f64);
-    for &v in chunks.remainder() {
-        t1 += f64::from(v);
-        t2 += f64::from(v) * f64::from(v);
-    }
-    let lanes = |s: [f32; 8]| s.iter().map(|&v| f64::from(v)).sum::<f64>();
-    (t1 + lanes(s1), t2 + lanes(s2))
+    let tail: f64 = chunks.remainder().iter().map(|&v| f64::from(f(v))).sum();
+    tail + lanes.iter().map(|&v| f64::from(v)).sum::<f64>()
 }
 
 /// `(Σ G·(x − μ), Σ G)` of a plane, in 8 lanes of f32 added up in f64 (as
-/// [`sum_and_squares`]).
+/// [`lanes_sum`]).
 fn centered_dot_and_sum(xs: &[Elem], gs: &[Elem], mu: Elem) -> (f64, f64) {
     let (mut dot, mut sum) = ([0.0f32; 8], [0.0f32; 8]);
     let mut x_chunks = xs.chunks_exact(8);
@@ -309,6 +315,38 @@ mod tests {
             let moments = moments.unwrap();
             assert_eq!(moments.count, (x.len() / c) as f64);
             assert!(moments.update_running);
+        }
+    }
+
+    #[test]
+    fn a_mean_far_above_the_spread_keeps_the_statistics_and_output_accurate() {
+        // values 998..1002 (mean ~870 times the spread): Σx² − n·μ² gave a variance 8e-4 off
+        let x = random(&[8, 2, 4, 4], 3).mapv(|v| 1000.0 + 2.0 * v);
+        let (gamma, beta) = ([1.5, 0.5], [0.25, -1.0]);
+        let tape = Tape::new();
+        let affine = tape.constant(
+            Tensor::from_shape_vec(ndarray::IxDyn(&[2, 2]), [gamma, beta].concat()).unwrap(),
+        );
+        let (y, moments) =
+            tape.constant(x.clone())
+                .batch_norm(Some(affine), NormStats::Batch, 1e-5);
+        let want = naive(&x, &gamma, &beta, 1e-5);
+        let worst =
+            (y.value().iter().zip(want.iter())).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(worst < 1e-4, "largest error {worst}");
+        let v = x.as_slice().unwrap();
+        for (c, &var) in moments.unwrap().var.iter().enumerate() {
+            let values: Vec<f64> = (0..v.len())
+                .filter(|i| (i / 16) % 2 == c)
+                .map(|i| f64::from(v[i]))
+                .collect();
+            let mean = values.iter().sum::<f64>() / values.len() as f64;
+            let exact =
+                values.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / values.len() as f64;
+            assert!(
+                ((var - exact) / exact).abs() < 1e-5,
+                "channel {c}: {var} vs {exact}"
+            );
         }
     }
 
