@@ -178,6 +178,11 @@ fn pixel_mse(model: &dyn Module, data: &Dataset) -> Result<f64, Box<dyn std::err
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse_args()?;
+    // the figure's folder, made before training so that a bad --out fails at once
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("autoencoder: cannot create {}: {e}", dir.display()))?;
+    }
     let start = Instant::now();
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
 
@@ -382,10 +387,6 @@ fn write_svg(
         );
     }
     svg += "</svg>\n";
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("autoencoder: cannot create {}: {e}", dir.display()))?;
-    }
     let mut temporary = path.as_os_str().to_owned();
     temporary.push(".tmp");
     std::fs::write(&temporary, svg)

@@ -146,6 +146,10 @@ fn mean(t: &Tensor) -> f64 {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse_args()?;
+    // the figures' folder, made before training so that a bad --out fails at once
+    if let Some(out) = &args.out {
+        std::fs::create_dir_all(out).map_err(|e| format!("--out {}: {e}", out.display()))?;
+    }
     if let Some(threads) = args.threads {
         tapegrad::set_num_threads(threads)?;
     }
@@ -242,7 +246,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     if let Some(out) = &args.out {
-        std::fs::create_dir_all(out)?;
         let filters = filters_image(&rbm);
         write_png(&out.join("rbm-filters.png"), &filters)?;
         let samples = chains_image(&rbm, &x_test, &mut rng)?;

@@ -145,6 +145,14 @@ impl Flags {
         if self.epochs == 0 || self.batch == 0 {
             return Err("--epochs and --batch must be at least 1".into());
         }
+        // a checkpoint's folder must exist before the first epoch rather than after it
+        if let Some(save) = &self.save {
+            let folder = save.parent().filter(|d| !d.as_os_str().is_empty());
+            if let Some(folder) = folder.filter(|f| !f.is_dir()) {
+                let (save, folder) = (save.display(), folder.display());
+                return Err(format!("--save {save}: expected an existing folder {folder}").into());
+            }
+        }
         Ok(self)
     }
 
