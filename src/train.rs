@@ -169,11 +169,14 @@ fn check_data(
     Ok(())
 }
 
-/// Checks what can be checked of a batch without running `model`, where the model declares
-/// its widths ([`Module::in_features`], [`Module::out_features`]): the last axis of the
-/// batch `x_shape` (`[rows, ..., features]`) against the model's input width, and its class
+/// Checks what can be checked of a batch cheaply, where the model declares its widths
+/// ([`Module::in_features`], [`Module::out_features`]): the last axis of the batch
+/// `x_shape` (`[rows, ..., features]`) against the model's input width, and its class
 /// `labels` against the model's output width. A step or pass that skipped this would panic
-/// inside an op instead (and on a shard's thread, naming the row within the shard).
+/// inside an op instead (and on a shard's thread, naming the row within the shard). A layer
+/// of one's own may change widths without declaring it, so a batch the declared widths
+/// refuse is refused only when [`Module::output_shape`] confirms it (a trial pass for such
+/// layers, on this path only).
 pub(crate) fn check_batch<M: Module + ?Sized>(
     op: &'static str,
     model: &M,
@@ -182,6 +185,7 @@ pub(crate) fn check_batch<M: Module + ?Sized>(
 ) -> Result<()> {
     if let (Some(width), [_, .., features]) = (model.in_features(), x_shape)
         && *features != width
+        && model.output_shape(x_shape).is_err()
     {
         return Err(Error::Shape {
             op,
@@ -191,16 +195,23 @@ pub(crate) fn check_batch<M: Module + ?Sized>(
             found: format!("a batch of shape {x_shape:?}"),
         });
     }
-    if let (Some(labels), Some(classes)) = (labels, model.out_features())
-        && let Some((row, label)) = labels.iter().enumerate().find(|(_, l)| **l >= classes)
+    let outputs = |declared: usize| match model.output_shape(x_shape) {
+        Ok(shape) => shape.last().copied().unwrap_or(declared),
+        Err(_) => declared,
+    };
+    if let (Some(labels), Some(declared)) = (labels, model.out_features())
+        && labels.iter().any(|&l| l >= declared)
     {
-        return Err(Error::InvalidArgument {
-            op,
-            message: format!(
-                "row {row} of the batch has label {label}, expected a label below {classes} \
-                 (the model's last layer has {classes} outputs)"
-            ),
-        });
+        let classes = outputs(declared);
+        if let Some((row, label)) = labels.iter().enumerate().find(|(_, l)| **l >= classes) {
+            return Err(Error::InvalidArgument {
+                op,
+                message: format!(
+                    "row {row} of the batch has label {label}, expected a label below \
+                     {classes} (the model's last layer has {classes} outputs)"
+                ),
+            });
+        }
     }
     Ok(())
 }

@@ -250,26 +250,33 @@ impl<M: Module> Predictor<M> {
         if samples.rows() == 0 {
             return Err(invalid("expected at least one sample, found none".into()));
         }
-        let width = (self.scaler.as_ref().map(Scaler::num_features)).or(self.model.in_features());
-        if let Some(width) = width
-            && width != samples.width()
+        let n = samples.width();
+        let mismatch = |width: usize| Error::Shape {
+            op: "predict",
+            expected: format!("samples of width {width} (the model's input width)"),
+            found: format!("width {n}"),
+        };
+        if let Some(width) = self.scaler.as_ref().map(Scaler::num_features)
+            && width != n
         {
-            return Err(Error::Shape {
-                op: "predict",
-                expected: format!("samples of width {width} (the model's input width)"),
-                found: format!("width {}", samples.width()),
-            });
+            return Err(mismatch(width));
         }
-        if width.is_none()
-            && let Err(e) = self.model.output_shape(&[1, samples.width()])
+        // the model's declared input width, confirmed by its shape check (a layer of one's
+        // own may change widths without declaring them); without one, the shape check alone
+        // (an image model's layers say what they take: rows they cannot)
+        let declared = self.model.in_features();
+        if declared != Some(n)
+            && let Err(e) = self.model.output_shape(&[1, n])
         {
-            // an image model: its layers' shape checks say what it takes (rows it cannot)
-            return Err(Error::Shape {
-                op: "predict",
-                expected: "samples the model can take as rows [samples, features] (an image \
-                           model needs an Unflatten layer first)"
-                    .into(),
-                found: format!("rows of width {}: {e}", samples.width()),
+            return Err(match declared {
+                Some(width) => mismatch(width),
+                None => Error::Shape {
+                    op: "predict",
+                    expected: "samples the model can take as rows [samples, features] (an \
+                               image model needs an Unflatten layer first)"
+                        .into(),
+                    found: format!("rows of width {n}: {e}"),
+                },
             });
         }
         if let Samples::Floats(x) = samples

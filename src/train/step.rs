@@ -686,6 +686,51 @@ mod tests {
         assert_eq!(p, q);
     }
 
+    /// A layer of one's own that changes the width without declaring it: its input four
+    /// times over along the last axis.
+    struct FourTimes;
+
+    impl Module for FourTimes {
+        fn forward<'t>(&self, x: crate::Var<'t>, _mode: Mode) -> crate::Var<'t> {
+            crate::Var::concat(&[x, x, x, x], 1)
+        }
+        fn visit_params(&self, _: &mut dyn FnMut(&str, &crate::Param)) {}
+        fn visit_params_mut(&mut self, _: &mut dyn FnMut(&str, &mut crate::Param)) {}
+    }
+
+    #[test]
+    fn undeclared_widths_of_a_layer_of_ones_own_are_not_refused() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        // widths 3 → 12 → 2 (declared input width 12), and 3 → 2 → 8 (declared output 2)
+        let widening_first = Sequential::new(vec![
+            Box::new(FourTimes),
+            Box::new(Linear::new(12, 2, Init::default(), &mut rng).unwrap()),
+        ]);
+        let widening_last = Sequential::new(vec![
+            Box::new(Linear::new(3, 2, Init::default(), &mut rng).unwrap()),
+            Box::new(FourTimes),
+        ]);
+        let x = Array2::from_shape_fn((64, 3), |(i, j)| (i + j) as f32 / 64.0);
+        let cases = [(widening_first.unwrap(), 1), (widening_last.unwrap(), 7)];
+        for (mut model, top) in cases {
+            let labels = (0..64).map(|i| i % (top + 1)).collect();
+            let data = Dataset::from_floats(x.clone(), labels).unwrap();
+            let mut batches = data.batches(64).unwrap();
+            let mut sgd = Sgd::new(0.1).unwrap();
+            let batch = batches.next().unwrap();
+            let step = TrainStep::with_shards(2).unwrap().run(
+                &mut model,
+                &mut sgd,
+                batch,
+                &Loss::CrossEntropy,
+            );
+            assert!(step.is_ok(), "{}: {step:?}", model.describe());
+            assert!(crate::infer(&model, &x.clone().into_dyn()).is_ok());
+            let predictor = crate::Predictor::new(model, None).unwrap();
+            assert_eq!(predictor.predict(&x).unwrap().classes.len(), 64);
+        }
+    }
+
     #[test]
     fn a_non_finite_loss_is_refused_and_changes_nothing() {
         let (data, mut model) = (data(64), mlp(false));
