@@ -302,7 +302,9 @@ pub fn fashion_images(train: usize, test: usize, seed: u64) -> Res<(Dataset, Dat
     Ok((train, test))
 }
 
-/// Fashion-MNIST subsets as stored: pixel bytes 0..=255, no scaler.
+/// Fashion-MNIST subsets as stored: pixel bytes 0..=255, no scaler. A data set of the same
+/// format with fewer images than a subset asks for (`FASHION_MNIST_DIR` pointing at another
+/// one) gives all it has.
 pub fn fashion_raw(train: usize, test: usize, seed: u64) -> Res<(Dataset, Dataset)> {
     let (all_train, all_test) = match FASHION.get() {
         Some(d) => d,
@@ -312,8 +314,8 @@ pub fn fashion_raw(train: usize, test: usize, seed: u64) -> Res<(Dataset, Datase
         }
     };
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let (_, train) = all_train.split(train, &mut rng)?;
-    let (_, test) = all_test.split(test, &mut rng)?;
+    let (_, train) = all_train.split(train.min(all_train.len()), &mut rng)?;
+    let (_, test) = all_test.split(test.min(all_test.len()), &mut rng)?;
     Ok((train, test))
 }
 
