@@ -173,17 +173,19 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         }
     }
     if names.is_empty() {
-        return Err(usage().into());
+        // the usage as text (an `Err` would print it in Debug form, newlines escaped)
+        eprint!("{}", usage());
+        std::process::exit(2);
     }
     let chosen: Vec<&Experiment> = if names.iter().any(|n| n == "all") {
         EXPERIMENTS.iter().collect()
     } else {
         let mut chosen = Vec::new();
         for name in &names {
-            let e = EXPERIMENTS
-                .iter()
-                .find(|e| e.name == name)
-                .ok_or_else(|| format!("unknown experiment {name:?}\n\n{}", usage()))?;
+            let e = EXPERIMENTS.iter().find(|e| e.name == name).ok_or_else(|| {
+                eprint!("{}", usage());
+                format!("unknown experiment {name:?} (the list is above)")
+            })?;
             chosen.push(e);
         }
         chosen
