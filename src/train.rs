@@ -90,7 +90,7 @@ fn largest_magnitude(model: &dyn Module) -> f32 {
 /// the model runs on one sample (in evaluation mode, on an inference tape; when it does not,
 /// the error names the input width of its first layer), and its output fits the target
 /// (classes below the output width; float targets of the output's shape).
-fn check_data(
+pub(crate) fn check_data(
     op: &'static str,
     what: &str,
     model: &dyn Module,

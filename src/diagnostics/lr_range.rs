@@ -111,7 +111,10 @@ pub struct LrRangeTest {
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] for settings outside the ranges in [`LrRangeConfig`] or empty
-/// data; [`Error::Diverged`] if already the first step's loss is not finite.
+/// data, and, as [`fit`](crate::fit) checks them, [`Error::Shape`] or
+/// [`Error::InvalidArgument`] for samples the model cannot take or targets its output does
+/// not fit (a label it has no output for); [`Error::Diverged`] if already the first step's
+/// loss is not finite.
 ///
 /// # Examples
 /// ```
@@ -138,6 +141,9 @@ pub fn lr_range_test(
     config: &LrRangeConfig,
 ) -> Result<LrRangeTest> {
     check(config, data)?;
+    // the model takes the samples and its output fits the targets, as fit checks them
+    let loss = Loss::default_for(data.targets());
+    crate::train::check_data("lr_range_test", "data set", &*model, data, &loss)?;
     let saved = ParamSnapshot::of(&*model);
     let base_lr = optimizer.base_lr();
     let result = sweep(model, optimizer, data, config);
@@ -328,6 +334,35 @@ mod tests {
         assert!((a.lrs[0] - 1e-5).abs() < 1e-9);
         assert_eq!(a.lrs.len(), 30, "{a:?}");
         assert!((a.lrs[29] - 10.0).abs() < 1e-3);
+    }
+
+    #[test]
+    fn a_model_that_does_not_fit_the_data_is_an_error_not_a_panic() {
+        let data = blobs(10); // width 4, labels 0..3
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let config = LrRangeConfig {
+            steps: 5,
+            ..LrRangeConfig::default()
+        };
+        for (model, words) in [
+            (
+                Linear::new(3, 3, Init::default(), &mut rng).unwrap(),
+                "width",
+            ),
+            (
+                Linear::new(4, 2, Init::default(), &mut rng).unwrap(),
+                "label 2",
+            ),
+        ] {
+            let mut model = model;
+            let err = lr_range_test(&mut model, &mut Sgd::new(0.1).unwrap(), &data, &config)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with("lr_range_test: ") && err.contains(words),
+                "{err}"
+            );
+        }
     }
 
     #[test]
