@@ -27,7 +27,8 @@ impl Scaler {
     /// [`Scaler::standardize_global`] (see [`Scaler`] for measured figures).
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] on an empty data set.
+    /// [`Error::InvalidArgument`] on an empty data set, or a NaN or infinite feature (naming
+    /// the sample and the feature).
     ///
     /// # Examples
     /// ```
@@ -86,7 +87,8 @@ impl Scaler {
     /// standardization would (see [`Scaler`] for measured figures).
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] on an empty data set.
+    /// [`Error::InvalidArgument`] on an empty data set, or a NaN or infinite feature (naming
+    /// the sample and the feature).
     ///
     /// # Examples
     /// ```
@@ -117,8 +119,8 @@ impl Scaler {
     /// all equal gets `scale = 1`, `shift = −μ_c`.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] on an empty data set; [`Error::Shape`] when the samples
-    /// have fewer than 2 axes (no channel axis: see [`Dataset::with_sample_shape`]).
+    /// [`Error::InvalidArgument`] on an empty data set or a NaN or infinite feature;
+    /// [`Error::Shape`] when the samples have fewer than 2 axes (no channel axis: see [`Dataset::with_sample_shape`]).
     ///
     /// # Examples
     /// ```
@@ -151,7 +153,8 @@ impl Scaler {
     /// or `scale = 1`, `shift = −min` when `max = min`.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] on an empty data set.
+    /// [`Error::InvalidArgument`] on an empty data set, or a NaN or infinite feature (naming
+    /// the sample and the feature).
     ///
     /// # Examples
     /// ```
@@ -247,12 +250,20 @@ fn standardize_channels(
     Ok(Scaler { kind, scale, shift })
 }
 
-/// Calls `f` with each sample's raw features as `f32`.
+/// Calls `f` with each sample's raw features as `f32`, after checking that there are some
+/// and that all are finite (a NaN or infinity would give a scaler of NaN shifts, or, through
+/// `f64::min`, which skips NaN, a silently wrong range).
 fn for_each_row(data: &Dataset, op: &'static str, mut f: impl FnMut(&[Elem])) -> Result<()> {
     if data.is_empty() {
         return Err(Error::InvalidArgument {
             op,
             message: "cannot fit on an empty data set".into(),
+        });
+    }
+    if let Some(found) = data.first_non_finite() {
+        return Err(Error::InvalidArgument {
+            op,
+            message: format!("{found}, expected finite features to fit on"),
         });
     }
     let mut row = vec![0.0; data.num_features()];
@@ -487,5 +498,28 @@ mod tests {
         );
         let mut other = Dataset::from_floats(array![[1.0]], vec![0]).unwrap();
         assert!(other.set_scaler(scaler).is_err());
+        // a NaN or an infinity is named by every fit (min-max would have skipped a NaN)
+        for (bad, shown) in [
+            (f32::NAN, "NaN"),
+            (f32::INFINITY, "inf"),
+            (f32::NEG_INFINITY, "-inf"),
+        ] {
+            let x = array![[1.0, 2.0], [3.0, bad], [5.0, 6.0]];
+            let data = Dataset::from_floats(x, vec![0; 3]).unwrap();
+            let fits: [(&str, fn(&Dataset) -> Result<Scaler>); 3] = [
+                ("standardize", Scaler::standardize),
+                ("min_max", Scaler::min_max),
+                ("standardize_global", Scaler::standardize_global),
+            ];
+            for (name, fit) in fits {
+                let err = fit(&data).unwrap_err().to_string();
+                assert!(
+                    err.ends_with(&format!(
+                        "sample 1 feature 1 is {shown}, expected finite features to fit on"
+                    )),
+                    "{name}: {err}"
+                );
+            }
+        }
     }
 }
