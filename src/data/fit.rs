@@ -506,13 +506,13 @@ mod tests {
         ] {
             let x = array![[1.0, 2.0], [3.0, bad], [5.0, 6.0]];
             let data = Dataset::from_floats(x, vec![0; 3]).unwrap();
-            let fits: [(&str, fn(&Dataset) -> Result<Scaler>); 3] = [
-                ("standardize", Scaler::standardize),
-                ("min_max", Scaler::min_max),
-                ("standardize_global", Scaler::standardize_global),
+            let fitted = [
+                ("standardize", Scaler::standardize(&data)),
+                ("min_max", Scaler::min_max(&data)),
+                ("standardize_global", Scaler::standardize_global(&data)),
             ];
-            for (name, fit) in fits {
-                let err = fit(&data).unwrap_err().to_string();
+            for (name, fit) in fitted {
+                let err = fit.unwrap_err().to_string();
                 assert!(
                     err.ends_with(&format!(
                         "sample 1 feature 1 is {shown}, expected finite features to fit on"
