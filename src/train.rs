@@ -195,14 +195,12 @@ pub(crate) fn check_batch<M: Module + ?Sized>(
             found: format!("a batch of shape {x_shape:?}"),
         });
     }
-    let outputs = |declared: usize| match model.output_shape(x_shape) {
-        Ok(shape) => shape.last().copied().unwrap_or(declared),
-        Err(_) => declared,
-    };
     if let (Some(labels), Some(declared)) = (labels, model.out_features())
         && labels.iter().any(|&l| l >= declared)
     {
-        let classes = outputs(declared);
+        // the model's own output width, when its shape check knows it
+        let shape = model.output_shape(x_shape).ok();
+        let classes = shape.and_then(|s| s.last().copied()).unwrap_or(declared);
         if let Some((row, label)) = labels.iter().enumerate().find(|(_, l)| **l >= classes) {
             return Err(Error::InvalidArgument {
                 op,

@@ -695,7 +695,7 @@ fn training_refuses_what_it_cannot_use() {
     let predictor = Predictor::new(model(0, 8), None).unwrap();
     f.case(
         "predict on samples 5 wide",
-        &["predict: expected samples of width 4 (the model's input width), found width 5"],
+        &["predict: expected samples of width 4 (the input width of the model's first layer), found a batch of shape [3, 5]"],
         || predictor.predict(&Array2::<u8>::zeros((3, 5))),
     );
     f.case(

@@ -251,32 +251,28 @@ impl<M: Module> Predictor<M> {
             return Err(invalid("expected at least one sample, found none".into()));
         }
         let n = samples.width();
-        let mismatch = |width: usize| Error::Shape {
-            op: "predict",
-            expected: format!("samples of width {width} (the model's input width)"),
-            found: format!("width {n}"),
-        };
         if let Some(width) = self.scaler.as_ref().map(Scaler::num_features)
             && width != n
         {
-            return Err(mismatch(width));
+            return Err(Error::Shape {
+                op: "predict",
+                expected: format!("samples of width {width} (the model's input width)"),
+                found: format!("width {n}"),
+            });
         }
-        // the model's declared input width, confirmed by its shape check (a layer of one's
-        // own may change widths without declaring them); without one, the shape check alone
-        // (an image model's layers say what they take: rows they cannot)
-        let declared = self.model.in_features();
-        if declared != Some(n)
+        // the model's declared input width, checked as every batch's (`train::check_batch`);
+        // a model without one (an image model, a layer of one's own) by its shape check: an
+        // image model's layers say what they take, rows they cannot
+        crate::train::check_batch("predict", &self.model, &[samples.rows(), n], None)?;
+        if self.model.in_features().is_none()
             && let Err(e) = self.model.output_shape(&[1, n])
         {
-            return Err(match declared {
-                Some(width) => mismatch(width),
-                None => Error::Shape {
-                    op: "predict",
-                    expected: "samples the model can take as rows [samples, features] (an \
-                               image model needs an Unflatten layer first)"
-                        .into(),
-                    found: format!("rows of width {n}: {e}"),
-                },
+            return Err(Error::Shape {
+                op: "predict",
+                expected: "samples the model can take as rows [samples, features] (an image \
+                           model needs an Unflatten layer first)"
+                    .into(),
+                found: format!("rows of width {n}: {e}"),
             });
         }
         if let Samples::Floats(x) = samples
@@ -556,7 +552,7 @@ mod tests {
         );
         assert!(
             message(predictor.predict(&Array2::<u8>::zeros((2, 5))))
-                .contains("expected samples of width 3 (the model's input width), found width 5")
+                .contains("expected samples of width 3 (the input width of the model's first layer), found a batch of shape [2, 5]")
         );
         let mut x = Array2::<Elem>::zeros((2, 3));
         x[[1, 2]] = Elem::NAN;
