@@ -46,6 +46,10 @@
 //! The data come from Debian's `dataset-fashion-mnist` (`/usr/share/datasets/fashion-mnist`),
 //! or from `--data DIR` or `$FASHION_MNIST_DIR`.
 
+#[path = "support/cli.rs"]
+mod cli;
+
+use cli::CommandLine;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -92,18 +96,17 @@ fn parse_args() -> Result<Args, Box<dyn std::error::Error>> {
         head: String::new(),
         quiet: false,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+    let mut line = CommandLine::new(include_str!("autoencoder.rs"));
+    while let Some(flag) = line.next_flag() {
         match flag.as_str() {
-            "--epochs" => args.epochs = value()?.parse()?,
-            "--seed" => args.seed = value()?.parse()?,
-            "--data" => args.data = Some(PathBuf::from(value()?)),
-            "--out" => args.out = PathBuf::from(value()?),
-            "--scaler" => args.scaler = value()?,
-            "--head" => args.head = value()?,
+            "--epochs" => args.epochs = line.value(&flag)?,
+            "--seed" => args.seed = line.value(&flag)?,
+            "--data" => args.data = Some(line.value(&flag)?),
+            "--out" => args.out = line.value(&flag)?,
+            "--scaler" => args.scaler = line.value(&flag)?,
+            "--head" => args.head = line.value(&flag)?,
             "--quiet" => args.quiet = true,
-            other => return Err(format!("unknown flag {other}; see the file header").into()),
+            other => return Err(cli::unknown(other).into()),
         }
     }
     if args.head.is_empty() {
@@ -176,7 +179,12 @@ fn pixel_mse(model: &dyn Module, data: &Dataset) -> Result<f64, Box<dyn std::err
     Ok(sum / count as f64)
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> std::process::ExitCode {
+    cli::run(run)
+}
+
+/// Trains, reports the test error once and draws the reconstructions.
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse_args()?;
     // the figure's folder, made before training so that a bad --out fails at once
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {

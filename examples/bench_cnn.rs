@@ -31,6 +31,8 @@
 
 #[path = "support/bench.rs"]
 mod bench;
+#[path = "support/cli.rs"]
+mod cli;
 #[path = "support/w2.rs"]
 mod w2;
 
@@ -41,8 +43,13 @@ const EPOCHS: usize = 1;
 const LEARNING_RATE: f32 = 0.05;
 const SEED: u64 = 0;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = bench::parse_args(EPOCHS)?;
+fn main() -> std::process::ExitCode {
+    cli::run(run)
+}
+
+/// Times training, or inference with `--infer` / `--infer-sweep`.
+fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let args = bench::parse_args(EPOCHS, include_str!("bench_cnn.rs"))?;
     tapegrad::set_num_threads(args.threads)?;
     let mut rng = ChaCha8Rng::seed_from_u64(SEED);
 

@@ -26,6 +26,8 @@
 
 #[path = "support/bench.rs"]
 mod bench;
+#[path = "support/cli.rs"]
+mod cli;
 #[path = "support/w1.rs"]
 mod w1;
 
@@ -36,8 +38,13 @@ const EPOCHS: usize = 3;
 const LEARNING_RATE: f32 = 0.05;
 const SEED: u64 = 0;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = bench::parse_args(EPOCHS)?;
+fn main() -> std::process::ExitCode {
+    cli::run(run)
+}
+
+/// Times training, or inference with `--infer` / `--infer-sweep`.
+fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let args = bench::parse_args(EPOCHS, include_str!("bench_mlp.rs"))?;
     tapegrad::set_num_threads(args.threads)?;
     let mut rng = ChaCha8Rng::seed_from_u64(SEED);
 

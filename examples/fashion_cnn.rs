@@ -142,6 +142,8 @@
 //! The data come from Debian's `dataset-fashion-mnist` (`/usr/share/datasets/fashion-mnist`),
 //! or from `--data DIR` or `$FASHION_MNIST_DIR`.
 
+#[path = "support/cli.rs"]
+mod cli;
 #[path = "support/fashion.rs"]
 mod fashion;
 
@@ -200,12 +202,12 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
         refit: false,
         ranks: Default::default(),
     };
-    let flags = defaults.parse(|flag, value| {
+    let flags = defaults.parse(include_str!("fashion_cnn.rs"), |flag, line| {
         match flag {
-            "--wd" => wd = value()?.parse()?,
-            "--tta" => tta = value()?,
+            "--wd" => wd = line.value(flag)?,
+            "--tta" => tta = line.value(flag)?,
             "--no-flip-average" => tta = "none".into(),
-            "--label-smoothing" => label_smoothing = value()?.parse()?,
+            "--label-smoothing" => label_smoothing = line.value(flag)?,
             _ => return Ok(false),
         }
         Ok(true)
@@ -393,7 +395,12 @@ impl Module for Averaged<'_> {
     }
 }
 
-fn main() -> Result<(), Box<dyn Error>> {
+fn main() -> std::process::ExitCode {
+    cli::run(run)
+}
+
+/// Trains, watching the validation images, and evaluates once on the test images.
+fn run() -> Result<(), Box<dyn Error>> {
     let args = parse_args()?;
     let flags = &args.flags;
     let start = Instant::now();

@@ -102,6 +102,8 @@
 //! The data come from Debian's `dataset-fashion-mnist` (`/usr/share/datasets/fashion-mnist`),
 //! or from `--data DIR` or `$FASHION_MNIST_DIR`.
 
+#[path = "support/cli.rs"]
+mod cli;
 #[path = "support/fashion.rs"]
 mod fashion;
 
@@ -146,16 +148,11 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
         refit: false,
         ranks: Default::default(),
     };
-    let flags = defaults.parse(|flag, value| {
+    let flags = defaults.parse(include_str!("fashion_mnist.rs"), |flag, line| {
         match flag {
-            "--l2" => l2 = value()?.parse()?,
-            "--scaler" => scaler = value()?,
-            "--hidden" => {
-                hidden = value()?
-                    .split(',')
-                    .map(str::parse)
-                    .collect::<Result<_, _>>()?
-            }
+            "--l2" => l2 = line.value(flag)?,
+            "--scaler" => scaler = line.value(flag)?,
+            "--hidden" => hidden = line.list(flag)?,
             _ => return Ok(false),
         }
         Ok(true)
@@ -186,7 +183,12 @@ fn model(hidden: &[usize], dropout: f32, rng: &mut ChaCha8Rng) -> tapegrad::Resu
     Sequential::new(layers)
 }
 
-fn main() -> Result<(), Box<dyn Error>> {
+fn main() -> std::process::ExitCode {
+    cli::run(run)
+}
+
+/// Trains, watching the validation images, and evaluates once on the test images.
+fn run() -> Result<(), Box<dyn Error>> {
     let args = parse_args()?;
     let flags = &args.flags;
     let start = Instant::now();

@@ -33,11 +33,14 @@
 //! of each weight's factors (`rows·(in + out)` numbers per rank), at several batches per
 //! rank.
 
+#[path = "support/cli.rs"]
+mod cli;
 #[path = "support/w1.rs"]
 mod w1;
 #[path = "support/w2.rs"]
 mod w2;
 
+use cli::CommandLine;
 use plotters::prelude::*;
 use std::error::Error;
 use std::path::PathBuf;
@@ -75,20 +78,23 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
         collectives: false,
         rates: None,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+    let mut line = CommandLine::new(include_str!("mpi_scaling.rs"));
+    while let Some(flag) = line.next_flag() {
         match flag.as_str() {
-            "--threads" => args.threads = value()?.parse()?,
-            "--out" => args.out = PathBuf::from(value()?),
+            "--threads" => args.threads = line.value(&flag)?,
+            "--out" => args.out = line.value(&flag)?,
             "--collectives" => args.collectives = true,
             "--rates" => {
-                let rates: Vec<f64> = (value()?.split(','))
-                    .map(str::parse)
-                    .collect::<Result<_, _>>()?;
-                args.rates = Some(rates.try_into().map_err(|_| "--rates needs W1,W2")?);
+                let rates: Vec<f64> = line.list(&flag)?;
+                if rates.len() != 2 || rates.iter().any(|r| !(r.is_finite() && *r > 0.0)) {
+                    return Err(format!(
+                        "--rates: expected two finite rates > 0 (W1,W2 samples/s), found {rates:?}"
+                    )
+                    .into());
+                }
+                args.rates = Some([rates[0], rates[1]]);
             }
-            other => return Err(format!("unknown flag {other}; see the file header").into()),
+            other => return Err(cli::unknown(other).into()),
         }
     }
     Ok(args)
@@ -164,7 +170,12 @@ fn allreduce_seconds(bytes: f64, hosts: usize, gbps: f64) -> f64 {
     2.0 * (n - 1.0) / n * bytes * 8.0 / (gbps * 1e9) + 2.0 * (n - 1.0) * ALPHA
 }
 
-fn main() -> Result<(), Box<dyn Error>> {
+fn main() -> std::process::ExitCode {
+    cli::run(run)
+}
+
+/// Measures (or takes) each workload's step times and prints the scaling model's tables.
+fn run() -> Result<(), Box<dyn Error>> {
     let args = parse_args()?;
     if args.collectives {
         return collectives::run();

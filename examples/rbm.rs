@@ -54,6 +54,10 @@
 //! done
 //! ```
 
+#[path = "support/cli.rs"]
+mod cli;
+
+use cli::CommandLine;
 use std::io::Write as _;
 use std::path::PathBuf;
 use tapegrad::data::fashion_mnist;
@@ -102,21 +106,20 @@ fn parse_args() -> Result<Args, Box<dyn std::error::Error>> {
         out: None,
         fit_only: false,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+    let mut line = CommandLine::new(include_str!("rbm.rs"));
+    while let Some(flag) = line.next_flag() {
         match flag.as_str() {
-            "--train" => args.train = value()?.parse()?,
-            "--hidden" => args.hidden = value()?.parse()?,
-            "--lr" => args.lr = value()?.parse()?,
-            "--batch" => args.batch = value()?.parse()?,
-            "--epochs" => args.epochs = value()?.parse()?,
-            "--seed" => args.seed = value()?.parse()?,
-            "--data" => args.data = Some(PathBuf::from(value()?)),
-            "--threads" => args.threads = Some(value()?.parse()?),
-            "--out" => args.out = Some(PathBuf::from(value()?)),
+            "--train" => args.train = line.value(&flag)?,
+            "--hidden" => args.hidden = line.value(&flag)?,
+            "--lr" => args.lr = line.value(&flag)?,
+            "--batch" => args.batch = line.value(&flag)?,
+            "--epochs" => args.epochs = line.value(&flag)?,
+            "--seed" => args.seed = line.value(&flag)?,
+            "--data" => args.data = Some(line.value(&flag)?),
+            "--threads" => args.threads = Some(line.value(&flag)?),
+            "--out" => args.out = Some(line.value(&flag)?),
             "--fit-only" => args.fit_only = true,
-            other => return Err(format!("unknown flag {other}; see the file header").into()),
+            other => return Err(cli::unknown(other).into()),
         }
     }
     Ok(args)
@@ -144,7 +147,12 @@ fn mean(t: &Tensor) -> f64 {
     t.iter().map(|&x| f64::from(x)).sum::<f64>() / t.len() as f64
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> std::process::ExitCode {
+    cli::run(run)
+}
+
+/// Trains the RBM, reports its likelihood and features, and draws its chains.
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse_args()?;
     // the figures' folder, made before training so that a bad --out fails at once
     if let Some(out) = &args.out {

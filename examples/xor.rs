@@ -10,6 +10,11 @@
 //! cargo run --release --example xor [-- --steps N --lr LR --hidden H --seed S]
 //! ```
 
+#[cfg_attr(test, allow(dead_code))]
+#[path = "support/cli.rs"]
+mod cli;
+
+use cli::CommandLine;
 use tapegrad::prelude::*;
 
 const STEPS: usize = 2_000;
@@ -154,18 +159,16 @@ fn report(name: &str, outcome: &Outcome) {
     println!("  {} of 4 right\n", outcome.correct);
 }
 
-fn parse_args() -> Result<Config, Box<dyn std::error::Error>> {
+fn parse_args() -> Result<Config, String> {
     let mut config = Config::default();
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let value = args.next().ok_or(format!("{flag} needs a value"))?;
-        let bad = |e: &dyn std::fmt::Display| format!("{flag} {value}: {e}");
+    let mut args = CommandLine::new(include_str!("xor.rs"));
+    while let Some(flag) = args.next_flag() {
         match flag.as_str() {
-            "--steps" => config.steps = value.parse().map_err(|e| bad(&e))?,
-            "--lr" => config.learning_rate = value.parse().map_err(|e| bad(&e))?,
-            "--hidden" => config.hidden = value.parse().map_err(|e| bad(&e))?,
-            "--seed" => config.seed = value.parse().map_err(|e| bad(&e))?,
-            other => return Err(format!("unknown flag {other}; see the file header").into()),
+            "--steps" => config.steps = args.value(&flag)?,
+            "--lr" => config.learning_rate = args.value(&flag)?,
+            "--hidden" => config.hidden = args.value(&flag)?,
+            "--seed" => config.seed = args.value(&flag)?,
+            other => return Err(cli::unknown(other)),
         }
     }
     let lr = config.learning_rate;
@@ -173,14 +176,19 @@ fn parse_args() -> Result<Config, Box<dyn std::error::Error>> {
         return Err(format!(
             "expected --hidden at least 1 and --lr finite and > 0, found {} and {lr}",
             config.hidden
-        )
-        .into());
+        ));
     }
     Ok(config)
 }
 
 #[cfg_attr(test, allow(dead_code))]
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> std::process::ExitCode {
+    cli::run(run)
+}
+
+/// Trains both nets and prints what they learned.
+#[cfg_attr(test, allow(dead_code))]
+fn run() -> Result<(), String> {
     let config = parse_args()?;
     let start = std::time::Instant::now();
     let perceptron = train_perceptron(&config);

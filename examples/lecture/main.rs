@@ -23,6 +23,9 @@
 
 pub mod activations;
 pub mod batch_size;
+#[allow(clippy::duplicate_mod)] // xor_claim's copy of the xor example has its own
+#[path = "../support/cli.rs"]
+mod cli;
 pub mod cnn_vs_mlp;
 pub mod common;
 pub mod dropout;
@@ -153,8 +156,12 @@ fn usage() -> String {
     s
 }
 
-#[cfg_attr(test, allow(dead_code))]
-fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+fn main() -> std::process::ExitCode {
+    cli::run(run)
+}
+
+/// Runs the experiments named on the command line.
+fn run() -> Res<()> {
     let mut names = Vec::new();
     let mut out = PathBuf::from("results");
     let mut budget = Budget::Full;

@@ -10,6 +10,7 @@ mod flops;
 #[path = "peak.rs"]
 mod peak;
 
+use crate::cli::{self, CommandLine};
 use std::error::Error;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -33,8 +34,9 @@ pub struct Args {
     pub infer_sweep: usize,
 }
 
-/// Parses the command line; `epochs` is the workload's default epoch count.
-pub fn parse_args(epochs: usize) -> Result<Args, Box<dyn Error>> {
+/// Parses the command line; `epochs` is the workload's default epoch count, `source` the
+/// example's own file (its header is the `--help`).
+pub fn parse_args(epochs: usize, source: &'static str) -> Result<Args, Box<dyn Error>> {
     let mut args = Args {
         threads: 1,
         batch: 128,
@@ -45,20 +47,19 @@ pub fn parse_args(epochs: usize) -> Result<Args, Box<dyn Error>> {
         infer_batch: 1,
         infer_sweep: 0,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+    let mut line = CommandLine::new(source);
+    while let Some(flag) = line.next_flag() {
         match flag.as_str() {
-            "--threads" => args.threads = value()?.parse()?,
-            "--batch" => args.batch = value()?.parse()?,
-            "--epochs" => args.epochs = value()?.parse()?,
-            "--max-steps" => args.max_steps = value()?.parse()?,
-            "--data" => args.data = Some(PathBuf::from(value()?)),
-            "--infer" => args.infer = value()?.parse()?,
-            "--infer-batch" => args.infer_batch = value()?.parse()?,
-            "--infer-sweep" => args.infer_sweep = value()?.parse()?,
+            "--threads" => args.threads = line.value(&flag)?,
+            "--batch" => args.batch = line.value(&flag)?,
+            "--epochs" => args.epochs = line.value(&flag)?,
+            "--max-steps" => args.max_steps = line.value(&flag)?,
+            "--data" => args.data = Some(line.value(&flag)?),
+            "--infer" => args.infer = line.value(&flag)?,
+            "--infer-batch" => args.infer_batch = line.value(&flag)?,
+            "--infer-sweep" => args.infer_sweep = line.value(&flag)?,
             "--bench" => {} // passed by `cargo bench`; nothing to do
-            other => return Err(format!("unknown flag {other}; see the file header").into()),
+            other => return Err(cli::unknown(other).into()),
         }
     }
     if args.infer_batch == 0 || args.epochs == 0 {

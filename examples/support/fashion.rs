@@ -5,6 +5,7 @@
 //! under `mpirun`, each rank trains on its slice of every batch, rank 0 alone prints and
 //! writes checkpoints.
 
+use crate::cli::{self, CommandLine};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::error::Error;
 use std::path::PathBuf;
@@ -94,52 +95,41 @@ impl Ranks {
 }
 
 impl Flags {
-    /// Takes `flag` (reading its value with `value`) when it is one of the common flags;
+    /// Takes `flag` (reading its value from `line`) when it is one of the common flags;
     /// `Ok(false)` leaves it to the example.
-    pub fn take(
-        &mut self,
-        flag: &str,
-        value: &mut dyn FnMut() -> Result<String, String>,
-    ) -> Result<bool, Box<dyn Error>> {
+    pub fn take(&mut self, flag: &str, line: &mut CommandLine) -> Result<bool, Box<dyn Error>> {
         match flag {
-            "--epochs" => self.epochs = value()?.parse()?,
-            "--batch" => self.batch = value()?.parse()?,
-            "--lr" => self.lr = value()?.parse()?,
-            "--dropout" => self.dropout = value()?.parse()?,
-            "--seed" => self.seed = value()?.parse()?,
-            "--data" => self.data = Some(PathBuf::from(value()?)),
+            "--epochs" => self.epochs = line.value(flag)?,
+            "--batch" => self.batch = line.value(flag)?,
+            "--lr" => self.lr = line.value(flag)?,
+            "--dropout" => self.dropout = line.value(flag)?,
+            "--seed" => self.seed = line.value(flag)?,
+            "--data" => self.data = Some(line.value(flag)?),
             "--quiet" => self.quiet = true,
             "--no-test" => self.no_test = true,
             "--refit" => self.refit = true,
-            "--save" => self.save = Some(PathBuf::from(value()?)),
-            "--resume" => self.resume = Some(PathBuf::from(value()?)),
-            "--augment" => self.augment = value()?,
-            "--shift" => self.shift = value()?.parse()?,
+            "--save" => self.save = Some(line.value(flag)?),
+            "--resume" => self.resume = Some(line.value(flag)?),
+            "--augment" => self.augment = line.value(flag)?,
+            "--shift" => self.shift = line.value(flag)?,
             "--distributed" => self.ranks = Ranks::init()?,
-            "--threads" => tapegrad::set_num_threads(value()?.parse()?)?,
+            "--threads" => tapegrad::set_num_threads(line.value(flag)?)?,
             _ => return Ok(false),
         }
         Ok(true)
     }
 
-    /// Parses the command line: the common flags here, the others with `extra`
-    /// (`Ok(false)` for a flag it does not know either).
+    /// Parses the command line of the example whose file is `source`: the common flags
+    /// here, the others with `extra` (`Ok(false)` for a flag it does not know either).
     pub fn parse(
         mut self,
-        mut extra: impl FnMut(
-            &str,
-            &mut dyn FnMut() -> Result<String, String>,
-        ) -> Result<bool, Box<dyn Error>>,
+        source: &'static str,
+        mut extra: impl FnMut(&str, &mut CommandLine) -> Result<bool, Box<dyn Error>>,
     ) -> Result<Self, Box<dyn Error>> {
-        let mut it = std::env::args().skip(1);
-        while let Some(flag) = it.next() {
-            let mut value = || it.next().ok_or(format!("{flag} needs a value"));
-            // a value that does not parse is named with its flag
-            let known = (self.take(&flag, &mut value))
-                .and_then(|taken| Ok(taken || extra(&flag, &mut value)?))
-                .map_err(|e| format!("{flag}: {e}"))?;
-            if !known {
-                return Err(format!("unknown flag {flag}; see the file header").into());
+        let mut line = CommandLine::new(source);
+        while let Some(flag) = line.next_flag() {
+            if !(self.take(&flag, &mut line)? || extra(&flag, &mut line)?) {
+                return Err(cli::unknown(&flag).into());
             }
         }
         if self.epochs == 0 || self.batch == 0 {
