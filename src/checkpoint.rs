@@ -2,12 +2,12 @@
 //! training state, in one file that is written atomically and checked when read back; plus
 //! export to and import from safetensors ([`export_safetensors`], [`import_safetensors`]).
 //!
-//! # Format, version 3
+//! # Format, version 4
 //!
 //! ```text
 //! offset  bytes  field
 //!      0      8  magic: the ASCII bytes "TGRADCKP"
-//!      8      4  format version, u32 little-endian (3; files of versions 1 and 2 load too)
+//!      8      4  format version, u32 little-endian (4; files of versions 1 to 3 load too)
 //!     12      8  payload length n, u64 little-endian
 //!     20      4  CRC-32 of the payload, u32 little-endian
 //!     24      n  payload: bincode 2 (standard configuration) of the serde record below
@@ -24,7 +24,8 @@
 //! done, the optimizer's kind, base learning rate, step and epoch counters, its
 //! per-parameter buffers, and from version 2 on, where a reduction of the rate on a plateau
 //! stands: the best value, the epochs without improvement and the cooldown left, or
-//! nothing). Decoding a payload of `n` bytes may claim up to 16 bytes of
+//! nothing), and from version 4 on the user's metadata (key-value strings,
+//! [`Checkpoint::with_metadata`]). Decoding a payload of `n` bytes may claim up to 16 bytes of
 //! memory per byte of the smallest power of two at or above `n` (bincode's limit). Every
 //! record tapegrad writes fits it, whatever its size: bincode claims a primitive's
 //! in-memory size (at most 16 bytes, for a `u128`) and stores it in at least one byte, and
@@ -111,6 +112,7 @@ pub struct Checkpoint {
     rngs: Vec<(String, ChaCha8Rng)>,
     scaler: Option<Scaler>,
     training: Option<(usize, OptimizerState)>,
+    metadata: BTreeMap<String, String>,
 }
 
 impl Checkpoint {
@@ -143,6 +145,7 @@ impl Checkpoint {
             rngs,
             scaler: None,
             training: None,
+            metadata: BTreeMap::new(),
         }
     }
 
@@ -194,6 +197,45 @@ impl Checkpoint {
     ) -> Result<Checkpoint> {
         self.training = Some((epochs_done, optimizer.state()?));
         Ok(self)
+    }
+
+    /// Adds a key-value pair of one's own, such as a setting of the run, the data's version
+    /// or a note, as the extra entries of the dictionary a PyTorch user hands `torch.save`;
+    /// a later value for the same key replaces the earlier one.
+    ///
+    /// # Examples
+    /// Refuse to resume a run with other settings than the checkpoint's:
+    /// ```
+    /// use tapegrad::{tensor, Linear};
+    /// use tapegrad::checkpoint::Checkpoint;
+    /// let model = Linear::from_parts(tensor::ones(&[1, 2]), None)?;
+    /// let bytes = Checkpoint::new(&model).with_metadata("seed", "7").to_bytes()?;
+    /// let checkpoint = Checkpoint::from_bytes(&bytes)?;
+    /// assert_eq!(checkpoint.metadata().get("seed").map(String::as_str), Some("7"));
+    /// assert_ne!(checkpoint.metadata().get("seed").map(String::as_str), Some("0"));
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    pub fn with_metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Checkpoint {
+        self.metadata.insert(key.into(), value.into());
+        self
+    }
+
+    /// The key-value pairs added with [`Checkpoint::with_metadata`], sorted by key; empty for
+    /// files of format version 3 and older.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear};
+    /// use tapegrad::checkpoint::Checkpoint;
+    /// let model = Linear::from_parts(tensor::ones(&[1, 2]), None)?;
+    /// let checkpoint = Checkpoint::new(&model).with_metadata("b", "2").with_metadata("a", "1");
+    /// let pairs: Vec<(&str, &str)> =
+    ///     checkpoint.metadata().iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    /// assert_eq!(pairs, [("a", "1"), ("b", "2")]);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    pub fn metadata(&self) -> &BTreeMap<String, String> {
+        &self.metadata
     }
 
     /// The parameters, by name, in the model's visiting order.
@@ -314,7 +356,7 @@ impl Checkpoint {
     /// let model = Linear::from_parts(tensor::ones(&[1, 2]), None)?;
     /// let bytes = Checkpoint::new(&model).to_bytes()?;
     /// assert_eq!(&bytes[..8], b"TGRADCKP");
-    /// assert_eq!(bytes[8..12], 3u32.to_le_bytes()); // format version 3
+    /// assert_eq!(bytes[8..12], 4u32.to_le_bytes()); // format version 4
     /// # Ok::<(), tapegrad::Error>(())
     /// ```
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
@@ -356,6 +398,9 @@ impl Checkpoint {
             rngs,
             scaler: self.scaler.clone(),
             training,
+            metadata: (self.metadata.iter())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         };
         format::encode(&payload)
     }
@@ -514,6 +559,16 @@ impl Checkpoint {
                 Some((epochs, state))
             }
         };
+        let mut metadata = BTreeMap::new();
+        for (key, value) in payload.metadata {
+            if metadata.contains_key(&key) {
+                return Err(Error::decode(
+                    path,
+                    format!("checkpoint: metadata key \"{key}\" appears twice"),
+                ));
+            }
+            metadata.insert(key, value);
+        }
         Ok(Checkpoint {
             source: path.into(),
             params,
@@ -521,6 +576,7 @@ impl Checkpoint {
             rngs,
             scaler: payload.scaler,
             training,
+            metadata,
         })
     }
 
@@ -932,6 +988,7 @@ mod tests {
                 rngs: vec![],
                 scaler: Some(bad.clone()),
                 training: None,
+                metadata: vec![],
             };
             std::fs::write(&path, format::encode(&payload).unwrap()).unwrap();
             let err = Checkpoint::load(&path).unwrap_err().to_string();
@@ -982,6 +1039,33 @@ mod tests {
                 "expected training state in <memory>, found a checkpoint of the model only"
             ),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn metadata_round_trips_and_a_repeated_key_is_refused() {
+        let checkpoint = Checkpoint::new(&model(0))
+            .with_metadata("seed", "1")
+            .with_metadata("note", "ünïcode, commas, = signs")
+            .with_metadata("seed", "2");
+        let loaded = Checkpoint::from_bytes(&checkpoint.to_bytes().unwrap()).unwrap();
+        let pairs: Vec<(&str, &str)> = (loaded.metadata().iter())
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(pairs, [("note", "ünïcode, commas, = signs"), ("seed", "2")]);
+        // a hand-made file that repeats a key
+        let payload = Payload {
+            params: vec![],
+            buffers: vec![],
+            rngs: vec![],
+            scaler: None,
+            training: None,
+            metadata: vec![("k".into(), "1".into()), ("k".into(), "2".into())],
+        };
+        let err = Checkpoint::from_bytes(&format::encode(&payload).unwrap()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "<memory>: checkpoint: metadata key \"k\" appears twice"
         );
     }
 }

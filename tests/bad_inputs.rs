@@ -159,7 +159,7 @@ fn fixture() -> Fixture {
     )
     .unwrap();
     let mut newer = good.clone();
-    newer[8] = 4;
+    newer[8] = 5;
     std::fs::write(f.path("newer.ckpt"), newer).unwrap();
     std::fs::write(f.path("truncated.ckpt"), &good[..good.len() - 5]).unwrap();
     let mut trailing = good.clone();
@@ -263,7 +263,7 @@ fn every_bad_input_is_an_error_naming_expected_and_found_and_changes_no_file() {
     );
     f.case(
         "newer format version",
-        &["newer.ckpt", "format version 4", "expected at most 3"],
+        &["newer.ckpt", "format version 5", "expected at most 4"],
         || Checkpoint::load(&newer),
     );
     f.case(

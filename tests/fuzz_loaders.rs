@@ -170,6 +170,7 @@ fn corpus(dir: &Path) -> Corpus {
     .unwrap();
     let plain = Checkpoint::new(&m).to_bytes().unwrap();
     let full = Checkpoint::new(&m)
+        .with_metadata("seed", "0")
         .with_scaler(Scaler::standardize(&data).unwrap())
         .with_training(&sgd, 1)
         .unwrap()
@@ -651,6 +652,8 @@ struct Payload {
     rngs: Vec<StoredRng>,
     scaler: Option<StoredScaler>,
     training: Option<StoredTraining>,
+    /// From format version 4 on: the user's key-value pairs.
+    metadata: Vec<(String, String)>,
 }
 
 fn bincode_bytes<T: Serialize>(value: &T) -> Vec<u8> {
@@ -664,10 +667,10 @@ fn payload_of(bytes: &[u8]) -> Payload {
         .0
 }
 
-/// A checkpoint file around `body`: magic, version 3, length and CRC-32 of `body`.
+/// A checkpoint file around `body`: magic, version 4, length and CRC-32 of `body`.
 fn checkpoint_file(body: &[u8]) -> Vec<u8> {
     let mut bytes = b"TGRADCKP".to_vec();
-    bytes.extend(3u32.to_le_bytes());
+    bytes.extend(4u32.to_le_bytes());
     bytes.extend((body.len() as u64).to_le_bytes());
     bytes.extend(crc32fast::hash(body).to_le_bytes());
     bytes.extend_from_slice(body);
@@ -721,6 +724,7 @@ fn payload_by_hand(p: &Payload, claims: &[[Option<u128>; 3]]) -> Vec<u8> {
     out.extend(bincode_bytes(&p.rngs));
     out.extend(bincode_bytes(&p.scaler));
     out.extend(bincode_bytes(&p.training));
+    out.extend(bincode_bytes(&p.metadata));
     out
 }
 
@@ -796,7 +800,7 @@ fn crafted_checkpoint(base: &Payload, rng: &mut ChaCha8Rng) -> (Vec<u8>, bool) {
     let mut names: Vec<String> = p.params.iter().map(|t| t.name.clone()).collect();
     names.extend(["".into(), "x".into(), "0.weight.extra".into()]);
     for _ in 0..rng.random_range(1..4) {
-        match rng.random_range(0..10) {
+        match rng.random_range(0..11) {
             0..=2 if !p.params.is_empty() => {
                 let i = rng.random_range(0..p.params.len());
                 craft_tensor(&mut p.params[i], &names, rng);
@@ -872,6 +876,18 @@ fn crafted_checkpoint(base: &Payload, rng: &mut ChaCha8Rng) -> (Vec<u8>, bool) {
                     p.rngs.push(copy);
                 }
             },
+            9 => {
+                // a repeated key, an empty one, or long and odd strings
+                let pair = p.metadata.first().cloned();
+                match pair {
+                    Some(pair) if rng.random_bool(0.5) => p.metadata.push(pair),
+                    _ => p.metadata.push((
+                        ["", "k", "\0", "ü"][rng.random_range(0..4)]
+                            .repeat(rng.random_range(0..300)),
+                        "v".repeat(rng.random_range(0..300)),
+                    )),
+                }
+            }
             _ => p.training = None,
         }
     }
@@ -933,7 +949,6 @@ fn crafted_safetensors(rng: &mut ChaCha8Rng) -> (Vec<u8>, bool, bool) {
     let mut finite = true;
     let mut duplicate = false;
     let mut wrong = false;
-    let mut converted = false;
     for _ in 0..rng.random_range(0..3) {
         match rng.random_range(0..5) {
             0 if !entries.is_empty() => {
@@ -946,12 +961,6 @@ fn crafted_safetensors(rng: &mut ChaCha8Rng) -> (Vec<u8>, bool, bool) {
                 let dtype = ["F16", "F64", "BF16", "I32", "U8", "BOOL", "F8_E4M3", "X"]
                     [rng.random_range(0..8)];
                 entries[i].1 = dtype.into();
-                // booleans, 8-bit floats and unknown names are refused; the others are
-                // converted to f32, whose values the bytes may or may not make finite
-                match dtype {
-                    "BOOL" | "F8_E4M3" | "X" => wrong = true,
-                    _ => converted = true,
-                }
             }
             2 if !entries.is_empty() => {
                 let i = rng.random_range(0..entries.len());
@@ -961,6 +970,11 @@ fn crafted_safetensors(rng: &mut ChaCha8Rng) -> (Vec<u8>, bool, bool) {
             _ => entries.push(("extra".into(), "F32".into(), vec![1], 1)),
         }
     }
+    // booleans, 8-bit floats and unknown names are refused; the others are converted to
+    // f32, whose values the bytes may or may not make finite (judged on the final dtypes: a
+    // tensor's dtype may have been changed twice)
+    wrong |= (entries.iter()).any(|e| matches!(e.1.as_str(), "BOOL" | "F8_E4M3" | "X"));
+    let converted = entries.iter().any(|e| e.1 != "F32");
     // data laid out one tensor after another, 4 bytes per element of the declared count
     let mut offsets = Vec::new();
     let mut data = Vec::new();

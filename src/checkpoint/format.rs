@@ -20,8 +20,8 @@ pub(crate) const MAGIC: [u8; 8] = *b"TGRADCKP";
 
 /// The format version this build writes, and the newest it reads (it reads every older one:
 /// version 1 is version 2 without the plateau counters, version 2 is version 3 without the
-/// modules' buffers).
-pub(crate) const FORMAT_VERSION: u32 = 3;
+/// modules' buffers, version 3 is version 4 without the metadata).
+pub(crate) const FORMAT_VERSION: u32 = 4;
 
 /// Bytes before the payload: magic, version, payload length, checksum.
 pub(crate) const HEADER_LEN: usize = 24;
@@ -89,6 +89,7 @@ impl From<PayloadV1> for Payload {
             params: v1.params,
             buffers: Vec::new(),
             rngs: v1.rngs,
+            metadata: Vec::new(),
             scaler: v1.scaler,
             training: v1.training.map(|t| StoredTraining {
                 epochs_done: t.epochs_done,
@@ -122,6 +123,31 @@ impl From<PayloadV2> for Payload {
             rngs: v2.rngs,
             scaler: v2.scaler,
             training: v2.training,
+            metadata: Vec::new(),
+        }
+    }
+}
+
+/// [`Payload`] as format version 3 wrote it.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+struct PayloadV3 {
+    params: Vec<StoredTensor>,
+    buffers: Vec<StoredTensor>,
+    rngs: Vec<StoredRng>,
+    scaler: Option<Scaler>,
+    training: Option<StoredTraining>,
+}
+
+impl From<PayloadV3> for Payload {
+    fn from(v3: PayloadV3) -> Self {
+        Payload {
+            params: v3.params,
+            buffers: v3.buffers,
+            rngs: v3.rngs,
+            scaler: v3.scaler,
+            training: v3.training,
+            metadata: Vec::new(),
         }
     }
 }
@@ -135,6 +161,8 @@ pub(super) struct Payload {
     pub(super) rngs: Vec<StoredRng>,
     pub(super) scaler: Option<Scaler>,
     pub(super) training: Option<StoredTraining>,
+    /// The user's key-value pairs, sorted by key (version 4 on).
+    pub(super) metadata: Vec<(String, String)>,
 }
 
 /// The checkpoint bytes for `payload`: the header, then the bincode payload.
@@ -230,6 +258,7 @@ pub(super) fn decode(bytes: &[u8], path: &Path) -> Result<Payload> {
     let decoded = match version {
         1 => decode_payload::<PayloadV1>(body).map(|(p, used)| (p.into(), used)),
         2 => decode_payload::<PayloadV2>(body).map(|(p, used)| (p.into(), used)),
+        3 => decode_payload::<PayloadV3>(body).map(|(p, used)| (p.into(), used)),
         _ => decode_payload::<Payload>(body),
     };
     let (payload, used) = decoded.map_err(|e| bad(format!("bincode could not decode: {e}")))?;
@@ -570,7 +599,7 @@ mod tests {
     fn header_layout_is_as_documented() {
         let bytes = Checkpoint::new(&model(0)).to_bytes().unwrap();
         assert_eq!(&bytes[..8], b"TGRADCKP");
-        assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 3);
+        assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 4);
         let n = u64::from_le_bytes(bytes[12..20].try_into().unwrap());
         assert_eq!(n as usize, bytes.len() - HEADER_LEN);
         let crc = u32::from_le_bytes(bytes[20..24].try_into().unwrap());
@@ -783,10 +812,10 @@ mod tests {
         magic[0] = b'X';
         assert!(msg(&magic).contains("wrong magic: expected b\"TGRADCKP\""));
         let mut version = good.clone();
-        version[8] = 4;
+        version[8] = 5;
         assert!(
             msg(&version)
-                .contains("format version 4 is newer than this build reads, expected at most 3")
+                .contains("format version 5 is newer than this build reads, expected at most 4")
         );
         assert!(msg(&good[..good.len() - 3]).contains("truncated payload"));
         let mut flipped = good.clone();
@@ -807,6 +836,7 @@ mod tests {
             rngs: vec![],
             scaler: None,
             training: None,
+            metadata: Vec::new(),
         };
         let mut body =
             bincode::serde::encode_to_vec(&payload, bincode::config::standard()).unwrap();
@@ -836,6 +866,7 @@ mod tests {
             rngs: vec![],
             scaler: None,
             training: None,
+            metadata: Vec::new(),
         };
         let err = Checkpoint::from_bytes(&encode(&payload).unwrap())
             .unwrap_err()
@@ -883,7 +914,7 @@ mod tests {
     }
 
     #[test]
-    fn files_of_versions_1_and_2_still_resume() {
+    fn files_of_versions_1_to_3_still_resume() {
         // a model and an SGD with momentum after a step, saved in this build's format
         let mut trained = model(3);
         let mut sgd = Sgd::new(0.1).unwrap().momentum(0.9).unwrap();
@@ -941,7 +972,18 @@ mod tests {
                 training: Some(training),
             },
         );
-        for (version, bytes) in [(1, v1), (2, v2)] {
+        let again = decode(&current.to_bytes().unwrap(), Path::new("<memory>")).unwrap();
+        let v3 = file_of(
+            3,
+            &PayloadV3 {
+                params: again.params,
+                buffers: again.buffers,
+                rngs: again.rngs,
+                scaler: None,
+                training: again.training,
+            },
+        );
+        for (version, bytes) in [(1, v1), (2, v2), (3, v3)] {
             let (mut fresh, mut fresh_sgd) =
                 (model(9), Sgd::new(0.1).unwrap().momentum(0.9).unwrap());
             let checkpoint = Checkpoint::from_bytes(&bytes).unwrap();
