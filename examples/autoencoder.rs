@@ -211,12 +211,12 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let scaler = match args.scaler.as_str() {
         "bytes" => Scaler::affine(train.num_features(), 1.0 / 255.0, 0.0)?,
         "feature" => Scaler::standardize(&train)?,
-        other => return Err(format!("unknown --scaler {other}; see the file header").into()),
+        other => return Err(format!("unknown --scaler {other}; --help lists the choices").into()),
     };
     let sigmoid = match args.head.as_str() {
         "sigmoid" => true,
         "linear" => false,
-        other => return Err(format!("unknown --head {other}; see the file header").into()),
+        other => return Err(format!("unknown --head {other}; --help lists the choices").into()),
     };
     for data in [&mut train, &mut valid, &mut test] {
         data.set_scaler(scaler.clone())?;

@@ -132,9 +132,10 @@
 //! `--save PATH` writes a checkpoint after every epoch (atomically: an interrupted run
 //! leaves the last complete one): the model with its batch normalizations' running
 //! statistics, the scaler fitted on the training data, and the training state (momentum
-//! buffers, step and epoch counters, dropout generators). `--resume PATH` restores all of it
-//! and trains the remaining epochs; with the same flags otherwise (the loss, and so
-//! `--label-smoothing`, is not stored), the result equals an uninterrupted run bit for bit.
+//! buffers, step and epoch counters, dropout generators) and the run's settings. `--resume
+//! PATH` restores all of it and trains the remaining epochs, the result equal to an
+//! uninterrupted run's bit for bit; it refuses a checkpoint whose settings differ from the
+//! command line's (only `--epochs`, `--threads`, `--data`, `--tta` and the output flags may).
 //! When the checkpoint has done all `--epochs`, `--resume PATH --no-test` trains nothing and
 //! only prints the validation accuracies, so a saved model can be scored with each `--tta`
 //! without retraining.
@@ -150,7 +151,6 @@ mod fashion;
 use fashion::{Flags, Splits};
 use std::error::Error;
 use std::time::Instant;
-use tapegrad::checkpoint::Checkpoint;
 use tapegrad::{
     BatchNorm1d, BatchNorm2d, BatchTargets, ChaCha8Rng, Conv2d, Conv2dOptions, Decay, DecayUnit,
     Dropout, Elem, Evaluation, Flatten, Init, Linear, Loss, MaxPool2d, Mode, Module, Param, Relu,
@@ -179,6 +179,8 @@ struct Args {
     tta: String,
     /// The views `tta` names.
     views: Vec<View>,
+    /// `--label-smoothing E`.
+    label_smoothing: f32,
     /// The training loss: cross-entropy with `--label-smoothing E` (PyTorch's
     /// `CrossEntropyLoss(label_smoothing=E)`), plain cross-entropy for `E = 0`.
     loss: Loss,
@@ -201,6 +203,7 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
         no_test: false,
         refit: false,
         ranks: Default::default(),
+        settings: Vec::new(),
     };
     let flags = defaults.parse(include_str!("fashion_cnn.rs"), |flag, line| {
         match flag {
@@ -224,6 +227,7 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
         wd,
         tta,
         views,
+        label_smoothing,
         loss,
     })
 }
@@ -401,11 +405,14 @@ fn main() -> std::process::ExitCode {
 
 /// Trains, watching the validation images, and evaluates once on the test images.
 fn run() -> Result<(), Box<dyn Error>> {
-    let args = parse_args()?;
+    let mut args = parse_args()?;
+    let resume = args.flags.load_resume(&[
+        ("--wd", args.wd.to_string()),
+        ("--label-smoothing", args.label_smoothing.to_string()),
+    ])?;
     let flags = &args.flags;
     let start = Instant::now();
     let mut rng = ChaCha8Rng::seed_from_u64(flags.seed);
-    let resume = flags.resume.as_deref().map(Checkpoint::load).transpose()?;
     // one mean and σ over all pixels of the training part (torchvision's `Normalize`)
     let splits = Splits::load(flags, &mut rng, resume.as_ref(), |train| {
         Ok(Scaler::standardize_global(train)?)

@@ -95,9 +95,11 @@
 //!
 //! `--save PATH` writes a checkpoint after every epoch (atomically: an interrupted run
 //! leaves the last complete one): the model, the standardizer fitted on the training data,
-//! and the training state (momentum buffers, step and epoch counters, dropout generators).
-//! `--resume PATH` restores all of it and trains the remaining epochs; with the same flags
-//! otherwise, the result equals an uninterrupted run bit for bit.
+//! the training state (momentum buffers, step and epoch counters, dropout generators) and
+//! the run's settings. `--resume PATH` restores all of it and trains the remaining epochs,
+//! the result equal to an uninterrupted run's bit for bit; it refuses a checkpoint whose
+//! settings differ from the command line's (only `--epochs`, `--threads`, `--data` and the
+//! output flags may).
 //!
 //! The data come from Debian's `dataset-fashion-mnist` (`/usr/share/datasets/fashion-mnist`),
 //! or from `--data DIR` or `$FASHION_MNIST_DIR`.
@@ -110,7 +112,6 @@ mod fashion;
 use fashion::{Flags, Splits};
 use std::error::Error;
 use std::time::Instant;
-use tapegrad::checkpoint::Checkpoint;
 use tapegrad::{
     Activation, ChaCha8Rng, Decay, DecayUnit, Dropout, FanMode, Flatten, Init, Linear, Module,
     Relu, Scaler, Schedule, SeedableRng, Sequential, Sgd, evaluate,
@@ -147,6 +148,7 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
         no_test: false,
         refit: false,
         ranks: Default::default(),
+        settings: Vec::new(),
     };
     let flags = defaults.parse(include_str!("fashion_mnist.rs"), |flag, line| {
         match flag {
@@ -189,17 +191,24 @@ fn main() -> std::process::ExitCode {
 
 /// Trains, watching the validation images, and evaluates once on the test images.
 fn run() -> Result<(), Box<dyn Error>> {
-    let args = parse_args()?;
+    let mut args = parse_args()?;
+    let hidden = args.hidden.iter().map(usize::to_string).collect::<Vec<_>>();
+    let resume = args.flags.load_resume(&[
+        ("--l2", args.l2.to_string()),
+        ("--scaler", args.scaler.clone()),
+        ("--hidden", hidden.join(",")),
+    ])?;
     let flags = &args.flags;
     let start = Instant::now();
     let mut rng = ChaCha8Rng::seed_from_u64(flags.seed);
-    let resume = flags.resume.as_deref().map(Checkpoint::load).transpose()?;
     let splits = Splits::load(flags, &mut rng, resume.as_ref(), |train| {
         Ok(match args.scaler.as_str() {
             "global" => Scaler::standardize_global(train)?,
             "feature" => Scaler::standardize(train)?,
             "bytes" => Scaler::affine(train.num_features(), 1.0 / 255.0, 0.0)?,
-            other => return Err(format!("unknown --scaler {other}; see the file header").into()),
+            other => {
+                return Err(format!("unknown --scaler {other}; --help lists the choices").into());
+            }
         })
     })?;
 

@@ -40,6 +40,9 @@ pub struct Flags {
     pub refit: bool,
     /// Set by `--distributed`: this process's rank among those `mpirun` started.
     pub ranks: Ranks,
+    /// The settings a resumed run must share with its checkpoint, as flag–value pairs
+    /// (set by [`Flags::load_resume`], stored in every checkpoint).
+    pub settings: Vec<(&'static str, String)>,
 }
 
 /// This process's rank under `--distributed` (feature `mpi`); without it, one process.
@@ -146,6 +149,49 @@ impl Flags {
         Ok(self)
     }
 
+    /// Records the run's settings (the common flags that shape training, then the example's
+    /// `extra` ones) and loads the `--resume` checkpoint, if any, refusing one whose run had
+    /// other settings: its validation split or its training would not be the ones
+    /// continued. `--epochs`, `--threads`, `--data` and the flags for output may differ.
+    pub fn load_resume(
+        &mut self,
+        extra: &[(&'static str, String)],
+    ) -> Result<Option<Checkpoint>, Box<dyn Error>> {
+        self.settings = vec![
+            ("--seed", self.seed.to_string()),
+            ("--batch", self.batch.to_string()),
+            ("--lr", self.lr.to_string()),
+            ("--dropout", self.dropout.to_string()),
+            ("--augment", self.augment.clone()),
+            ("--shift", self.shift.to_string()),
+            ("--refit", self.refit.to_string()),
+        ];
+        self.settings.extend_from_slice(extra);
+        let Some(path) = &self.resume else {
+            return Ok(None);
+        };
+        let checkpoint = Checkpoint::load(path)?;
+        let stored = checkpoint.metadata();
+        let differ: Vec<String> = (self.settings.iter())
+            .filter_map(|(flag, value)| match stored.get(*flag) {
+                Some(theirs) if theirs != value => {
+                    Some(format!("{flag} {theirs} (this run: {value})"))
+                }
+                _ => None,
+            })
+            .collect();
+        if !differ.is_empty() {
+            return Err(format!(
+                "--resume {}: expected the checkpoint's settings, found other values; it was \
+                 trained with {}",
+                path.display(),
+                differ.join(", ")
+            )
+            .into());
+        }
+        Ok(Some(checkpoint))
+    }
+
     /// The augmentation named by `--augment`, or `None` for `none`.
     pub fn augmentation(&self) -> Result<Option<Augment>, Box<dyn Error>> {
         let flip = || RandomHorizontalFlip::new(0.5);
@@ -158,7 +204,9 @@ impl Flags {
             "flip-crop" => augment.then(flip()?).then(RandomCrop::new(shift)?),
             "translate" => augment.then(RandomTranslate::new(shift)?),
             "flip-translate" => augment.then(flip()?).then(RandomTranslate::new(shift)?),
-            other => return Err(format!("unknown --augment {other}; see the file header").into()),
+            other => {
+                return Err(format!("unknown --augment {other}; --help lists the choices").into());
+            }
         }))
     }
 }
@@ -304,7 +352,8 @@ pub fn train(
             },
         )?;
         if let Some(path) = flags.save.as_ref().filter(|_| root) {
-            Checkpoint::new(&*model)
+            let settings = flags.settings.iter().cloned();
+            (settings.fold(Checkpoint::new(&*model), |c, (k, v)| c.with_metadata(k, v)))
                 .with_scaler(splits.scaler.clone())
                 .with_training(sgd, epoch + 1)?
                 .save(path)?;
