@@ -37,7 +37,9 @@
 //!   syncs it, then renames it over the target: a crash or an error mid-write leaves the
 //!   previous checkpoint intact. A save that fails with an error removes its temporary file.
 //! - Temporary files are named `.{name}.tmp-{pid}-{n}` for a target named `{name}`, with the
-//!   writing process's id and a counter. A process killed mid-save (`kill -9`, a crash, a
+//!   writing process's id and a counter (for a name over 200 bytes, its first 100 bytes, `~`
+//!   and a hash of the whole name stand for `{name}`, so that the temporary name stays within
+//!   the 255 bytes file systems allow). A process killed mid-save (`kill -9`, a crash, a
 //!   power cut) cannot remove its own, so each save first removes those of the same target
 //!   whose save is over: the ones of its own process that no save of this process is
 //!   writing (a process that reuses the pid of an earlier one, as a restarted container

@@ -3,7 +3,7 @@
 //! the bytes in place. The layout and the checks are documented in [`crate::checkpoint`].
 
 use crate::data::Scaler;
-use crate::data::read::open_regular_file;
+use crate::data::read::{open_regular_file, reserve_for_file};
 use crate::error::{Error, Result};
 use crate::tensor::{Elem, Tensor};
 use bincode::config::Config;
@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
@@ -375,18 +375,39 @@ pub(super) fn unique(
 /// platform allows. On any error the temporary file is removed and `path` is untouched.
 /// First, it removes the temporary files of `path` that crashed saves left behind
 /// ([`remove_stale_temporaries`]).
+///
+/// As writing into the file would (PyTorch's `torch.save`), it keeps what the file system
+/// says about an existing `path`: a symbolic link stays a link and the file it leads to is
+/// replaced, the file's permissions carry over (a private `0600` checkpoint stays private),
+/// and a read-only file is refused rather than replaced.
 pub(crate) fn write_atomically(
     path: &Path,
     bytes: &[u8],
     write: impl FnOnce(&mut File, &[u8]) -> std::io::Result<()>,
 ) -> Result<()> {
+    let shown = path;
+    let target = through_links(path);
+    let path = target.as_path();
+    let existing = std::fs::metadata(path).ok().filter(|m| m.is_file());
+    if existing
+        .as_ref()
+        .is_some_and(|m| m.permissions().readonly())
+    {
+        return Err(Error::io(
+            shown,
+            std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                "expected a writable file, found a read-only one",
+            ),
+        ));
+    }
     let folder = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
     let Some(file_name) = path.file_name() else {
         return Err(Error::io(
-            path,
+            shown,
             std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
                 "expected a path that names a file, found none",
@@ -395,9 +416,13 @@ pub(crate) fn write_atomically(
     };
     let name = file_name.to_string_lossy();
     remove_stale_temporaries(folder, &name, SystemTime::now());
-    let (mut file, writing) = create_temporary(folder, &name).map_err(|e| Error::io(path, e))?;
+    let (mut file, writing) = create_temporary(folder, &name).map_err(|e| Error::io(shown, e))?;
     let temporary = folder.join(&writing.0);
     let attempt = || -> std::io::Result<()> {
+        // before any byte is written, so a private file's contents are never readable
+        if let Some(existing) = &existing {
+            file.set_permissions(existing.permissions())?;
+        }
         write(&mut file, bytes)?;
         file.flush()?;
         file.sync_all()?;
@@ -412,11 +437,28 @@ pub(crate) fn write_atomically(
     };
     let result = attempt().map_err(|e| {
         let _ = std::fs::remove_file(&temporary);
-        Error::io(path, e)
+        Error::io(shown, e)
     });
     // only now may another save of this process treat a file of this name as stale
     drop(writing);
     result
+}
+
+/// Where the chain of symbolic links at `path` leads (at most 40 links, as the kernel
+/// follows), or `path` itself when it is not a link.
+fn through_links(path: &Path) -> PathBuf {
+    let mut path = path.to_path_buf();
+    for _ in 0..40 {
+        let Ok(link) = std::fs::read_link(&path) else {
+            break;
+        };
+        // a relative link is relative to the folder holding it; `join` keeps an absolute one
+        path = match path.parent() {
+            Some(folder) => folder.join(link),
+            None => link,
+        };
+    }
+    path
 }
 
 /// The temporary files this process is writing, by file name (unique within the process,
@@ -443,15 +485,37 @@ fn writing() -> std::sync::MutexGuard<'static, BTreeSet<String>> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Creates `.{name}.tmp-{pid}-{n}` in `folder` with the next free counter `n`, registered in
-/// [`WRITING`] before it exists so that no other save of this process takes it for stale.
+/// Target names longer than this many bytes are shortened in their temporary files' names,
+/// which must stay within the 255 bytes most file systems allow.
+const LONG_NAME: usize = 200;
+
+/// The start of the temporary files' names of target `name`: `.{name}.tmp-`; for a name
+/// over [`LONG_NAME`] bytes, its first 100 bytes, `~` and a 64-bit FNV-1a hash of the whole
+/// name in hex stand for it.
+fn temporary_prefix(name: &str) -> String {
+    if name.len() <= LONG_NAME {
+        return format!(".{name}.tmp-");
+    }
+    let cut = (0..=100)
+        .rev()
+        .find(|&i| name.is_char_boundary(i))
+        .unwrap_or(0);
+    let hash = (name.bytes()).fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!(".{}~{hash:016x}.tmp-", &name[..cut])
+}
+
+/// Creates `{prefix}{pid}-{n}` ([`temporary_prefix`]) in `folder` with the next free counter
+/// `n`, registered in [`WRITING`] before it exists so that no other save of this process
+/// takes it for stale.
 fn create_temporary(folder: &Path, name: &str) -> std::io::Result<(File, Writing)> {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut tries = 0;
     loop {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let temporary = format!(".{name}.tmp-{}-{n}", std::process::id());
+        let temporary = format!("{}{}-{n}", temporary_prefix(name), std::process::id());
         writing().insert(temporary.clone());
         let registered = Writing(temporary);
         match File::options()
@@ -512,7 +576,7 @@ pub(crate) fn remove_stale_temporaries(folder: &Path, name: &str, now: SystemTim
     let Ok(entries) = std::fs::read_dir(folder) else {
         return;
     };
-    let prefix = format!(".{name}.tmp-");
+    let prefix = temporary_prefix(name);
     let own = std::process::id();
     for entry in entries.flatten() {
         let file_name = entry.file_name();
@@ -567,13 +631,7 @@ pub(super) fn read_checkpoint_file(path: &Path) -> Result<Vec<u8>> {
         metadata.len().saturating_sub(HEADER_LEN as u64),
         path,
     )?;
-    let total = usize::try_from(metadata.len()).map_err(|_| {
-        Error::decode(
-            path,
-            format!("checkpoint: {} bytes do not fit in memory", metadata.len()),
-        )
-    })?;
-    bytes.reserve_exact(total - bytes.len());
+    reserve_for_file(&mut bytes, metadata.len(), path)?;
     file.read_to_end(&mut bytes)
         .map_err(|e| Error::io(path, e))?;
     Ok(bytes)
@@ -705,6 +763,84 @@ mod tests {
         }
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn a_save_keeps_permissions_and_links_and_refuses_a_read_only_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = folder("perms");
+        let checkpoint = Checkpoint::new(&model(0));
+        let bytes = checkpoint.to_bytes().unwrap();
+        // a private file stays private
+        let private = dir.join("private.ckpt");
+        std::fs::write(&private, b"old").unwrap();
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o600)).unwrap();
+        checkpoint.save(&private).unwrap();
+        let mode = std::fs::metadata(&private).unwrap().permissions().mode();
+        assert_eq!(
+            (mode & 0o777, std::fs::read(&private).unwrap()),
+            (0o600, bytes.clone())
+        );
+        // a link (relative, through another link) stays a link; the file it leads to changes
+        std::fs::create_dir_all(dir.join("runs")).unwrap();
+        std::fs::write(dir.join("runs/7.ckpt"), b"old").unwrap();
+        std::os::unix::fs::symlink("runs/7.ckpt", dir.join("latest")).unwrap();
+        std::os::unix::fs::symlink("latest", dir.join("current.ckpt")).unwrap();
+        checkpoint.save(dir.join("current.ckpt")).unwrap();
+        assert!(
+            std::fs::symlink_metadata(dir.join("current.ckpt"))
+                .unwrap()
+                .is_symlink()
+        );
+        assert!(
+            std::fs::symlink_metadata(dir.join("latest"))
+                .unwrap()
+                .is_symlink()
+        );
+        assert_eq!(std::fs::read(dir.join("runs/7.ckpt")).unwrap(), bytes);
+        // a link to a file not there yet makes the file
+        std::os::unix::fs::symlink("runs/8.ckpt", dir.join("next.ckpt")).unwrap();
+        checkpoint.save(dir.join("next.ckpt")).unwrap();
+        assert_eq!(std::fs::read(dir.join("runs/8.ckpt")).unwrap(), bytes);
+        // a read-only file is refused and left as it was
+        let frozen = dir.join("frozen.ckpt");
+        std::fs::write(&frozen, b"old").unwrap();
+        std::fs::set_permissions(&frozen, std::fs::Permissions::from_mode(0o444)).unwrap();
+        let err = checkpoint.save(&frozen).unwrap_err().to_string();
+        assert!(
+            err.contains("frozen.ckpt") && err.contains("found a read-only one"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&frozen).unwrap(), b"old");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_name_near_the_file_system_limit_saves_and_its_stale_temporaries_go() {
+        let dir = folder("long");
+        // 250 bytes: the file system takes it, `.{name}.tmp-{pid}-{n}` would not fit
+        let name = format!("{}.ckpt", "é".repeat(61) + &"m".repeat(123));
+        assert_eq!(name.len(), 250);
+        let twin = format!("{}.ckpt", "é".repeat(61) + &"m".repeat(122) + "n");
+        let prefix = temporary_prefix(&name);
+        assert!(
+            prefix.len() < 130 && prefix != temporary_prefix(&twin),
+            "{prefix}"
+        );
+        let stale = dir.join(format!("{prefix}999999999-0"));
+        let others = dir.join(format!("{}999999999-0", temporary_prefix(&twin)));
+        std::fs::write(&stale, b"half").unwrap();
+        std::fs::write(&others, b"half").unwrap();
+        let checkpoint = Checkpoint::new(&model(0));
+        checkpoint.save(dir.join(&name)).unwrap();
+        assert_eq!(
+            std::fs::read(dir.join(&name)).unwrap(),
+            checkpoint.to_bytes().unwrap()
+        );
+        assert!(!stale.exists() && others.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[cfg(target_os = "linux")]
     #[test]
     fn a_save_removes_stale_temporary_files_of_its_target_and_nothing_else() {
@@ -821,6 +957,33 @@ mod tests {
         let mut flipped = good.clone();
         *flipped.last_mut().unwrap() ^= 0x10;
         assert!(msg(&flipped).contains("checksum mismatch"));
+    }
+
+    #[test]
+    fn a_file_too_large_for_memory_is_an_error_not_an_abort() {
+        // a sparse 1 TiB file whose header agrees with its size: costs nothing on disk
+        let dir = std::env::temp_dir().join(format!("tapegrad-ckpt-huge-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("huge.ckpt");
+        let len: u64 = 1 << 40;
+        let mut header = MAGIC.to_vec();
+        header.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        header.extend_from_slice(&(len - HEADER_LEN as u64).to_le_bytes());
+        header.extend_from_slice(&0u32.to_le_bytes());
+        std::fs::write(&path, &header).unwrap();
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(len)
+            .unwrap();
+        let err = Checkpoint::load(&path).unwrap_err().to_string();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(err.contains("huge.ckpt"), "{err}");
+        assert!(
+            err.contains("1099511627776 bytes do not fit in memory"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -22,8 +22,9 @@ use std::io::Write;
 use std::path::Path;
 
 /// `model`'s parameters and buffers in the safetensors format, with the metadata
-/// `{"format": "pt", "producer": "tapegrad"}` (the `"pt"` tag is what Hugging Face's
-/// loaders look for).
+/// `{"format": "pt"}` (the tag Hugging Face's loaders look for, and all that PyTorch's
+/// `safetensors.torch.save_file` writes). The same model always gives the same bytes (one
+/// metadata entry: the safetensors crate writes several in a random order).
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] if the safetensors crate refuses the tensors (not expected
@@ -84,10 +85,7 @@ fn bytes_with_scaler(model: &dyn Module, scaler: Option<&Scaler>) -> Result<Vec<
         })
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(refuse)?;
-    let metadata = HashMap::from([
-        ("format".to_string(), "pt".to_string()),
-        ("producer".to_string(), "tapegrad".to_string()),
-    ]);
+    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
     safetensors::serialize(views, Some(metadata)).map_err(refuse)
 }
 
@@ -360,6 +358,15 @@ mod tests {
     use super::*;
     use crate::nn::{Init, Linear, Relu, Sequential};
     use crate::{ChaCha8Rng, SeedableRng};
+
+    #[test]
+    fn the_same_model_gives_the_same_bytes() {
+        let model = mlp(0, 4);
+        let first = safetensors_bytes(&model).unwrap();
+        for _ in 0..20 {
+            assert_eq!(safetensors_bytes(&model).unwrap(), first);
+        }
+    }
 
     fn mlp(seed: u64, hidden: usize) -> Sequential {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);

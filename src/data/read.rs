@@ -119,18 +119,25 @@ pub(crate) fn open_regular_file(path: &Path, op: &'static str) -> Result<(File, 
 pub(crate) fn read_regular_file(path: &Path, op: &'static str) -> Result<Vec<u8>> {
     let (file, metadata) = open_regular_file(path, op)?;
     let mut bytes = Vec::new();
-    let expected = usize::try_from(metadata.len()).unwrap_or(usize::MAX);
-    bytes.try_reserve_exact(expected).map_err(|e| {
-        Error::io(
-            path,
-            std::io::Error::new(ErrorKind::OutOfMemory, e.to_string()),
-        )
-    })?;
+    reserve_for_file(&mut bytes, metadata.len(), path)?;
     // a file that grows while it is read is read up to the size it had when opened
     file.take(metadata.len())
         .read_to_end(&mut bytes)
         .map_err(|e| Error::io(path, e))?;
     Ok(bytes)
+}
+
+/// Reserves room in `bytes` for the `len` bytes of file `path`, or says that they do not fit
+/// in memory (rather than aborting the process, as a failed allocation does).
+///
+/// # Errors
+/// [`Error::Io`] (out of memory) naming the file and its size.
+pub(crate) fn reserve_for_file(bytes: &mut Vec<u8>, len: u64, path: &Path) -> Result<()> {
+    let wanted = usize::try_from(len).unwrap_or(usize::MAX);
+    (bytes.try_reserve_exact(wanted.saturating_sub(bytes.len()))).map_err(|e| {
+        let message = format!("the file's {len} bytes do not fit in memory: {e}");
+        Error::io(path, std::io::Error::new(ErrorKind::OutOfMemory, message))
+    })
 }
 
 impl Input {
