@@ -21,7 +21,7 @@ pub use predict::{Predictions, Predictor, Samples};
 pub use step::TrainStep;
 
 use crate::autograd::tape::Tape;
-use crate::data::{Augment, Dataset, Targets};
+use crate::data::{Augment, BatchTargets, Dataset, Targets};
 use crate::diagnostics::ParamSnapshot;
 use crate::error::{Error, Result};
 use crate::nn::{Loss, Mode, Module};
@@ -183,7 +183,7 @@ pub(crate) fn check_batch<M: Module + ?Sized>(
     x_shape: &[usize],
     labels: Option<&[usize]>,
 ) -> Result<()> {
-    if let (Some(width), [_, .., features]) = (model.in_features(), x_shape)
+    if let (Some(width), [.., features]) = (model.in_features(), x_shape)
         && *features != width
         && model.output_shape(x_shape).is_err()
     {
@@ -212,6 +212,41 @@ pub(crate) fn check_batch<M: Module + ?Sized>(
         }
     }
     Ok(())
+}
+
+/// Checks that float `targets` (value or multi-label, `[rows, ...]`) have the shape of
+/// `model`'s output for a batch of shape `x_shape`, as the losses on them need; class
+/// labels and a model that declares no output width ([`Module::out_features`]) pass. A
+/// mismatch by the declared width is confirmed with [`Module::output_shape`] (a layer of
+/// one's own may reshape without declaring it), so the usual case costs one lookup.
+///
+/// # Errors
+/// [`Error::Shape`] naming the model's output shape and the targets' shape.
+pub(crate) fn check_value_targets(
+    op: &'static str,
+    model: &dyn Module,
+    x_shape: &[usize],
+    targets: &BatchTargets<'_>,
+) -> Result<()> {
+    let shape = match targets {
+        BatchTargets::Values(v) => v.shape(),
+        BatchTargets::MultiLabel(y) => y.shape(),
+        BatchTargets::Classes(_) => return Ok(()),
+    };
+    let Some(width) = model.out_features() else {
+        return Ok(());
+    };
+    if shape[1..] == [width] {
+        return Ok(());
+    }
+    match model.output_shape(x_shape) {
+        Ok(output) if output[1..] != shape[1..] => Err(Error::Shape {
+            op,
+            expected: format!("targets of the model's output shape {output:?}"),
+            found: format!("targets of shape {shape:?}"),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// The shape of `model`'s output for `batch` (one sample) in evaluation mode on an
@@ -846,6 +881,17 @@ fn fit_here(
     }
     let loss = (config.loss.clone()).unwrap_or_else(|| Loss::default_for(train.targets()));
     check_data("fit", "training set", &*model, train, &loss)?;
+    if config.drop_last && train.len() < config.batch_size {
+        return Err(Error::InvalidArgument {
+            op: "fit",
+            message: format!(
+                "drop_last leaves no batch: expected at least batch_size = {} training \
+                 samples, found {}",
+                config.batch_size,
+                train.len()
+            ),
+        });
+    }
     if let Some(augment) = &config.augment {
         train.batches(1)?.augmented(augment, 0)?;
     }

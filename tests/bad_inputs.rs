@@ -554,6 +554,20 @@ fn every_bad_input_is_an_error_naming_expected_and_found_and_changes_no_file() {
         },
     );
     f.case(
+        "drop_last with fewer samples than one batch",
+        &["drop_last leaves no batch", "batch_size = 1000", "found 12"],
+        || {
+            run(
+                FitConfig {
+                    batch_size: 1000,
+                    drop_last: true,
+                    ..FitConfig::default()
+                },
+                &data(),
+            )
+        },
+    );
+    f.case(
         "resuming past the last epoch",
         &["start_epoch must be below epochs, got start_epoch 5 with epochs 5"],
         || {

@@ -196,6 +196,36 @@ fn multi_label_targets_train_with_bce_and_report_per_label_accuracy() {
 }
 
 #[test]
+fn metrics_under_bce_with_logits_see_probabilities_and_other_losses_threshold_at_a_half() {
+    // logits 20·x − 10 on x ∈ {0, 1}: σ gives 4.5e-5 and 1 − 4.5e-5, the targets nearly
+    let x = Array2::from_shape_fn((8, 1), |(i, _)| (i % 2) as f32);
+    let model = Linear::from_parts(
+        tensor::from_vec(vec![20.0], &[1, 1]).unwrap(),
+        Some(tensor::from_vec(vec![-10.0], &[1]).unwrap()),
+    )
+    .unwrap();
+    let values = Dataset::new(x.clone(), Targets::Values(x.clone().into_dyn())).unwrap();
+    let e = evaluate_with(&model, &values, &Loss::BceWithLogits, 8).unwrap();
+    let (mse, r2) = (
+        e.metric(Metric::Mse).unwrap(),
+        e.metric(Metric::R2).unwrap(),
+    );
+    assert!(mse < 1e-8 && r2 > 0.999_999, "mse {mse}, r2 {r2}");
+    // the same numbers as probabilities, under MSE: accuracy thresholds them at 0.5
+    let probabilities = Linear::from_parts(
+        tensor::from_vec(vec![0.8], &[1, 1]).unwrap(),
+        Some(tensor::from_vec(vec![0.1], &[1]).unwrap()),
+    )
+    .unwrap();
+    let labels = Dataset::new(x.clone(), Targets::MultiLabel(x.clone())).unwrap();
+    let e = evaluate_with(&probabilities, &labels, &Loss::Mse, 8).unwrap();
+    assert_eq!(e.accuracy, Some(1.0)); // 0.1 → 0, 0.9 → 1
+    // as logits under BCE, 0.1 would be a 1: half wrong
+    let e = evaluate_with(&probabilities, &labels, &Loss::BceWithLogits, 8).unwrap();
+    assert_eq!(e.accuracy, Some(0.5));
+}
+
+#[test]
 fn an_autoencoder_learns_to_reconstruct_its_inputs() {
     // 8 features that live on a 2-D plane: a 8-2-8 linear autoencoder can reconstruct them
     let mut rng = ChaCha8Rng::seed_from_u64(7);

@@ -91,6 +91,11 @@ impl Conv2d {
     /// let depthwise = Conv2d::new(8, 8, [3, 3], Conv2dOptions::default().groups(8), Init::default(), &mut rng)?;
     /// assert_eq!(depthwise.weight().value().shape(), &[8, 1, 3, 3]);
     /// assert!(Conv2d::new(4, 6, [3, 3], Conv2dOptions::default().groups(3), Init::default(), &mut rng).is_err());
+    /// let err = Conv2d::new(1, 0, [3, 3], Conv2dOptions::default(), Init::default(), &mut rng);
+    /// assert_eq!(
+    ///     err.unwrap_err().to_string(),
+    ///     "conv2d: channel counts must be positive, got in_channels 1 and out_channels 0"
+    /// );
     /// # Ok::<(), tapegrad::Error>(())
     /// ```
     pub fn new<R: Rng + ?Sized>(
@@ -132,6 +137,15 @@ impl Conv2d {
         init: Init,
         rng: &mut R,
     ) -> Result<Self> {
+        if in_channels == 0 || out_channels == 0 {
+            return Err(Error::InvalidArgument {
+                op: "conv2d",
+                message: format!(
+                    "channel counts must be positive, got in_channels {in_channels} and \
+                     out_channels {out_channels}"
+                ),
+            });
+        }
         let groups = options.groups;
         if groups == 0
             || !in_channels.is_multiple_of(groups)
@@ -450,6 +464,25 @@ mod tests {
     use super::*;
     use crate::autograd::gradcheck::testing::random;
     use crate::{ChaCha8Rng, SeedableRng, Tape, gradcheck, tensor};
+
+    #[test]
+    fn a_zero_channel_count_is_an_error_whatever_the_init() {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let constant = Init::Constant { value: 0.5 };
+        let options = Conv2dOptions::default();
+        for (i, o) in [(1, 0), (0, 2), (0, 0)] {
+            for init in [constant, Init::default()] {
+                let no_bias = Conv2d::new_no_bias(i, o, [3, 3], options, init, &mut rng);
+                let with_bias = Conv2d::new(i, o, [3, 3], options, init, &mut rng);
+                for err in [no_bias.unwrap_err(), with_bias.unwrap_err()] {
+                    assert!(
+                        err.to_string().contains("channel counts must be positive"),
+                        "{err}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn gradcheck_the_layer_and_its_parameter_gradients() {

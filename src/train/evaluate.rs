@@ -31,13 +31,17 @@ pub enum Metric {
     /// The mean loss (lower is better).
     Loss,
     /// Class targets: the fraction of samples whose arg-max output is the label.
-    /// Multi-label targets: the fraction of labels predicted right (logit > 0 for 1).
-    /// Higher is better.
+    /// Multi-label targets: the fraction of labels predicted right: output > 0 for 1 under
+    /// [`Loss::BceWithLogits`] or a [`Loss::Custom`] (the outputs are logits), output > 0.5
+    /// under the other losses (the outputs are the 0/1 targets' estimates). Higher is
+    /// better.
     Accuracy,
     /// Class targets: the fraction of samples whose label is among the `k` largest
     /// outputs (ties go to the lower class index, as for the arg-max). Higher is better.
     TopK(usize),
-    /// Float targets: mean squared error over every element (lower is better).
+    /// Float targets: mean squared error over every element (lower is better). Under
+    /// [`Loss::BceWithLogits`] the outputs are logits, so this and the other float metrics
+    /// compare the probabilities `σ(output)` with the targets.
     Mse,
     /// Float targets: mean absolute error over every element (lower is better).
     Mae,
@@ -256,6 +260,14 @@ pub(super) fn evaluate_checked(
         label_ranks: Vec::new(),
     };
     let (mut right, mut labelled) = (0u64, 0u64);
+    // under BCE with logits the metrics see probabilities σ(output); a custom loss's
+    // multi-label outputs are taken for logits (1 above 0), the others' for estimates of
+    // the 0/1 targets (1 above 0.5)
+    let logits = matches!(loss, Loss::BceWithLogits);
+    let threshold = match loss {
+        Loss::Custom { .. } => 0.0,
+        _ => 0.5,
+    };
     let mut tape = Tape::inference();
     let mut batches = data.batches(batch_size)?;
     while let Some(batch) = batches.next() {
@@ -264,7 +276,10 @@ pub(super) fn evaluate_checked(
         let value = loss.compute_checked(output, &batch.targets).item();
         evaluation.loss += f64::from(value) * batch.len() as f64;
         evaluation.samples += batch.len();
-        let scores = output.value();
+        let scores = match logits {
+            true => output.sigmoid().value(),
+            false => output.value(),
+        };
         match &batch.targets {
             BatchTargets::Classes(labels) => {
                 let scores = as_rows(scores.view());
@@ -286,7 +301,7 @@ pub(super) fn evaluate_checked(
             BatchTargets::MultiLabel(y) => {
                 let out = as_rows(scores.view());
                 for (&z, &t) in out.iter().zip(y) {
-                    right += u64::from((z > 0.0) == (t > 0.5));
+                    right += u64::from((z > threshold) == (t > 0.5));
                 }
                 labelled += y.len() as u64;
             }

@@ -43,6 +43,9 @@ thread_local! {
 /// layer's output for the whole block no longer fits in cache. Each thread keeps its tape
 /// between calls, so a steady serving loop allocates only the output.
 ///
+/// One sample without its batch axis (`[in]` for a model whose input width is `in`) gives
+/// its output without one (`[out]`), as `nn.Linear` takes unbatched input.
+///
 /// # Errors
 /// [`Error::Shape`] when `x` has no axis or no samples, or samples of another width than
 /// the model's input width (where it declares one, [`Module::in_features`]).
@@ -63,9 +66,17 @@ thread_local! {
 /// let tape = Tape::inference();
 /// let one_pass = model.forward(tape.constant(&x), Mode::Eval).value();
 /// assert!(y.iter().zip(&one_pass).all(|(a, b)| (a - b).abs() < 1e-5));
+/// // one sample, unbatched
+/// let one = infer(&model, &tensor::from_vec(vec![0.5, -1.0, 2.0], &[3])?)?;
+/// assert_eq!(one.shape(), [2]);
+/// assert!(infer(&model, &tensor::zeros(&[4])).is_err()); // not 3 features
 /// # Ok::<(), tapegrad::Error>(())
 /// ```
 pub fn infer<M: Module + ?Sized>(model: &M, x: &Tensor) -> Result<Tensor> {
+    if x.ndim() == 1 && model.in_features() == Some(x.len()) {
+        let batch = x.view().insert_axis(Axis(0)).to_owned();
+        return Ok(infer(model, &batch)?.index_axis_move(Axis(0), 0));
+    }
     let rows = match x.shape().first() {
         Some(&rows) if rows > 0 => rows,
         _ => {

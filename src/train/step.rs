@@ -148,8 +148,10 @@ impl TrainStep {
     /// [`Error::InvalidArgument`] for an empty batch, a loss that does not fit the batch's
     /// targets ([`Loss::check`]) or a class label the model has no output for (where it
     /// declares its output width, [`Module::out_features`]); [`Error::Shape`] when the batch
-    /// has not one target per sample, or samples of another width than the model's input
-    /// width ([`Module::in_features`]); [`Error::Diverged`] when the loss is
+    /// has not one target per sample, samples of another width than the model's input
+    /// width ([`Module::in_features`]), or float targets of another shape than the model's
+    /// output (where it declares its output width; a [`Loss::Custom`] judges its targets
+    /// itself); [`Error::Diverged`] when the loss is
     /// not finite (nothing is changed), and whatever `optimizer.step` returns (its guard
     /// refuses non-finite gradients and updates).
     ///
@@ -194,6 +196,14 @@ impl TrainStep {
             batch.x.shape(),
             batch.targets.labels(),
         )?;
+        if !matches!(loss, Loss::Custom { .. }) {
+            crate::train::check_value_targets(
+                "train step",
+                &*model,
+                batch.x.shape(),
+                &batch.targets,
+            )?;
+        }
         // the rows this process trains on: all, or its rank's slice
         let here = self.rows_here(&*model, &batch)?;
         let wanted = self.shards.unwrap_or_else(num_threads);
@@ -684,6 +694,33 @@ mod tests {
         model.visit_params(&mut |_, v| p.push(v.value().to_owned()));
         before.visit_params(&mut |_, v| q.push(v.value().to_owned()));
         assert_eq!(p, q);
+    }
+
+    #[test]
+    fn float_targets_of_another_shape_than_the_output_are_an_error_not_a_panic() {
+        let mut model = mlp(false); // 12 inputs, 3 outputs
+        let mut sgd = Sgd::new(0.1).unwrap();
+        let x = Array2::from_elem((64, 12), 0.5).into_dyn();
+        let mut step = TrainStep::with_shards(2).unwrap();
+        for (loss, width) in [(Loss::Mse, 10), (Loss::BceWithLogits, 2), (Loss::L1, 3)] {
+            let y = Array2::from_elem((64, width), 0.5).into_dyn();
+            let batch = Batch {
+                x: x.view(),
+                targets: BatchTargets::Values(y.view()),
+            };
+            let result = step.run(&mut model, &mut sgd, batch, &loss);
+            match width {
+                3 => assert!(result.is_ok(), "{result:?}"),
+                _ => assert_eq!(
+                    result.unwrap_err().to_string(),
+                    format!(
+                        "train step: expected targets of the model's output shape [64, 3], \
+                         found targets of shape [64, {width}]"
+                    )
+                ),
+            }
+        }
+        assert_eq!(sgd.steps(), 1);
     }
 
     /// A layer of one's own that changes the width without declaring it: its input four
