@@ -102,6 +102,7 @@ pub struct Param {
     name: String,
     role: Role,
     value: SharedTensor,
+    requires_grad: bool,
 }
 
 impl Param {
@@ -135,6 +136,7 @@ impl Param {
             name: name.into(),
             role,
             value: value.into_shared(),
+            requires_grad: true,
         }
     }
 
@@ -160,6 +162,37 @@ impl Param {
     /// ```
     pub fn bias(value: Tensor) -> Self {
         Param::with_role("bias", Role::Bias, value)
+    }
+
+    /// Whether the parameter is trained: `true` for a new one. A frozen parameter (`false`)
+    /// enters a tape as a constant, so a backward pass computes no gradient for it (and
+    /// none of the work that only it needed), optimizers leave it as it is, and gradient
+    /// clipping does not count it: PyTorch's `requires_grad`.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Param, Tape};
+    /// let mut w = Param::new("w", tensor::from_vec(vec![2.0], &[1])?);
+    /// let b = Param::new("b", tensor::from_vec(vec![1.0], &[1])?);
+    /// w.set_requires_grad(false);
+    /// assert!(!w.requires_grad() && b.requires_grad());
+    /// let tape = Tape::new();
+    /// let loss = (tape.param(&w) * tape.param(&b)).sum();
+    /// let grads = loss.backward();
+    /// assert!(grads.param(&w).is_none()); // frozen: no gradient
+    /// assert_eq!(grads.param(&b).unwrap()[[0]], 2.0);
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    pub fn requires_grad(&self) -> bool {
+        self.requires_grad
+    }
+
+    /// Freezes (`false`) or unfreezes (`true`) the parameter: PyTorch's
+    /// `param.requires_grad_(requires)`; [`Module::set_requires_grad`](crate::Module::set_requires_grad)
+    /// does it for a whole module. A tape that already holds the parameter keeps what it
+    /// recorded: change it between steps.
+    pub fn set_requires_grad(&mut self, requires: bool) {
+        self.requires_grad = requires;
     }
 
     /// The id gradients are keyed by.
@@ -274,7 +307,9 @@ impl Param {
 /// so gradients of the two are never confused.
 impl Clone for Param {
     fn clone(&self) -> Self {
-        Param::with_role(self.name.clone(), self.role, self.value.to_owned())
+        let mut clone = Param::with_role(self.name.clone(), self.role, self.value.to_owned());
+        clone.requires_grad = self.requires_grad;
+        clone
     }
 }
 

@@ -248,6 +248,22 @@ fn adamw_keeps_a_small_decay_exact() {
     );
 }
 
+/// `run(lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9), clip="norm")` after
+/// `lin.weight.requires_grad_(False)`: the frozen weight gets no gradient, so it neither
+/// moves nor counts in the clipped norm.
+#[test]
+fn a_frozen_parameter_is_left_out_as_in_pytorch() {
+    let mut frozen = layer();
+    frozen.weight_mut().set_requires_grad(false);
+    let mut sgd = (Sgd::new(0.1).unwrap().momentum(0.9).unwrap())
+        .clip_grad_norm(0.5)
+        .unwrap();
+    assert_close(
+        &run_on(frozen, &mut sgd, 5),
+        &[0.5, -0.3, 0.8, -0.2, 0.7, 0.1, 0.48078918, -0.45660377],
+    );
+}
+
 /// `run(lambda p: torch.optim.SGD(p, lr=0.1), clip="norm")` (max_norm 0.5) and
 /// `clip="value"` (0.3).
 #[test]

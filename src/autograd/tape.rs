@@ -470,7 +470,7 @@ impl Tape {
             param: Some(param.id()),
             parents: [0; 2],
             arity: 0,
-            requires_grad: self.recording,
+            requires_grad: self.recording && param.requires_grad(),
             backward: None,
             saved: None,
         })

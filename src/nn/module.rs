@@ -348,6 +348,64 @@ pub trait Module: Send + Sync {
         self.visit_params(&mut |_, p| count += p.value().len());
         count
     }
+
+    /// The number of scalar parameters that train ([`Param::requires_grad`]).
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{ChaCha8Rng, Init, Linear, Module, SeedableRng};
+    /// let mut layer = Linear::new(3, 2, Init::default(), &mut ChaCha8Rng::seed_from_u64(0))?;
+    /// assert_eq!(layer.num_trainable_params(), 8);
+    /// layer.weight_mut().set_requires_grad(false);
+    /// assert_eq!((layer.num_params(), layer.num_trainable_params()), (8, 2));
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    fn num_trainable_params(&self) -> usize {
+        let mut count = 0;
+        self.visit_params(&mut |_, p| {
+            if p.requires_grad() {
+                count += p.value().len();
+            }
+        });
+        count
+    }
+
+    /// Freezes (`false`) or unfreezes (`true`) every parameter of the module
+    /// ([`Param::set_requires_grad`]): PyTorch's `module.requires_grad_(requires)`, the way to
+    /// fine-tune a model with a frozen encoder. A frozen parameter gets no gradient, so its
+    /// part of the backward pass is not computed, optimizers leave it alone, and clipping by
+    /// the global norm does not count it.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{ChaCha8Rng, Init, Linear, Mode, Module, Optimizer, Relu, SeedableRng, Sequential, Sgd, Tape, tensor};
+    /// let mut rng = ChaCha8Rng::seed_from_u64(0);
+    /// let mut encoder = Linear::new(4, 3, Init::default(), &mut rng)?;
+    /// encoder.set_requires_grad(false);
+    /// let mut model = Sequential::new(vec![
+    ///     Box::new(encoder),
+    ///     Box::new(Relu),
+    ///     Box::new(Linear::new(3, 2, Init::default(), &mut rng)?),
+    /// ])?;
+    /// let encoder_values = |m: &Sequential| {
+    ///     let mut values = Vec::new();
+    ///     m.layers()[0].visit_params(&mut |_, p| values.push(p.value().to_owned()));
+    ///     values
+    /// };
+    /// let before = encoder_values(&model);
+    /// let tape = Tape::new();
+    /// let x = tape.constant(tensor::ones(&[5, 4]));
+    /// let loss = model.forward(x, Mode::Train).cross_entropy(&[0, 1, 0, 1, 0]);
+    /// let grads = loss.backward();
+    /// tape.reset();
+    /// Sgd::new(0.1)?.step(&mut model, &grads)?;
+    /// assert_eq!(encoder_values(&model), before); // the frozen layer did not move
+    /// assert_eq!((model.num_params(), model.num_trainable_params()), (23, 8));
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    fn set_requires_grad(&mut self, requires: bool) {
+        self.visit_params_mut(&mut |_, p| p.set_requires_grad(requires));
+    }
 }
 
 /// A part of a module that holds parameters, generators or buffers, as

@@ -159,7 +159,7 @@ impl Sequential {
         text += &format!(
             "{rule}\nTotal params: {}\nTrainable params: {}\nParams size (MB): {:.2}\n{rule}",
             thousands(total),
-            thousands(total),
+            thousands(self.num_trainable_params()),
             total as f64 * 4.0 / 1e6
         );
         Ok(text)

@@ -471,7 +471,9 @@ impl ParamGroup {
 
     /// The group's base learning rate (scaled by the schedule as the optimizer's is); 0
     /// freezes the group's parameters, as a PyTorch parameter group of `lr=0` does (their
-    /// gradients are still computed, and momentum or moment buffers still follow them).
+    /// gradients are still computed and counted by clipping, and momentum or moment buffers
+    /// still follow them; [`Module::set_requires_grad`](crate::Module::set_requires_grad)
+    /// freezes without any of that, as `requires_grad_(False)` does).
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] unless `lr` is finite and `>= 0`.

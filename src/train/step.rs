@@ -697,6 +697,36 @@ mod tests {
     }
 
     #[test]
+    fn a_frozen_layer_stays_and_the_others_train_across_shards() {
+        let mut model = mlp(true);
+        model.set_requires_grad(false);
+        let mut last = Vec::new();
+        model.visit_params_mut(&mut |name, p| {
+            if name.starts_with('3') {
+                p.set_requires_grad(true);
+            }
+            last.push((name.to_string(), p.value().to_owned()));
+        });
+        assert_eq!(model.num_trainable_params(), 16 * 3 + 3);
+        let x = Array2::from_shape_fn((128, 12), |(i, j)| ((i * 7 + j) % 5) as f32 / 5.0);
+        let data = Dataset::from_floats(x, (0..128).map(|i| i % 3).collect()).unwrap();
+        let mut sgd = Sgd::new(0.1).unwrap().momentum(0.9).unwrap();
+        let mut step = TrainStep::with_shards(2).unwrap();
+        for _ in 0..3 {
+            let mut batches = data.batches(128).unwrap();
+            let batch = batches.next().unwrap();
+            step.run(&mut model, &mut sgd, batch, &Loss::CrossEntropy)
+                .unwrap();
+        }
+        let mut i = 0;
+        model.visit_params(&mut |name, p| {
+            let moved = p.value() != last[i].1;
+            assert_eq!(moved, name.starts_with('3'), "{name}");
+            i += 1;
+        });
+    }
+
+    #[test]
     fn float_targets_of_another_shape_than_the_output_are_an_error_not_a_panic() {
         let mut model = mlp(false); // 12 inputs, 3 outputs
         let mut sgd = Sgd::new(0.1).unwrap();
