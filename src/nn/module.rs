@@ -393,7 +393,7 @@ pub trait Module: Send + Sync {
     ///     values
     /// };
     /// let before = encoder_values(&model);
-    /// let tape = Tape::new();
+    /// let mut tape = Tape::new();
     /// let x = tape.constant(tensor::ones(&[5, 4]));
     /// let loss = model.forward(x, Mode::Train).cross_entropy(&[0, 1, 0, 1, 0]);
     /// let grads = loss.backward();
