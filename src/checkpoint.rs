@@ -72,7 +72,7 @@ use crate::data::Scaler;
 use crate::error::{Error, Result};
 use crate::nn::Module;
 use crate::optim::{Optimizer, OptimizerState};
-use crate::tensor::Tensor;
+use crate::tensor::{Elem, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, HashMap};
@@ -81,6 +81,24 @@ use std::path::{Path, PathBuf};
 
 /// The path named in errors about a checkpoint decoded from memory.
 const MEMORY: &str = "<memory>";
+
+/// What is wrong with the values of the stored tensor `name`, if anything: a value that is
+/// not finite, or a negative one in a batch norm's running variance (named `running_var`,
+/// as PyTorch names it), which would turn evaluation's `1/√(var + ε)` into NaN.
+pub(crate) fn value_problem<'v>(
+    name: &str,
+    mut values: impl Iterator<Item = &'v Elem>,
+) -> Option<String> {
+    let variance = name == "running_var" || name.ends_with(".running_var");
+    let (index, value) = values
+        .by_ref()
+        .enumerate()
+        .find(|(_, v)| !v.is_finite() || (variance && **v < 0.0))?;
+    Some(match value.is_finite() {
+        true => format!("element {index}: expected a variance >= 0, found {value}"),
+        false => format!("element {index}: expected a finite value, found {value}"),
+    })
+}
 
 /// A snapshot of a model's parameters, with optionally a fitted [`Scaler`] and the training
 /// state, that can be saved to a file and restored into a model of the same architecture.
@@ -583,7 +601,8 @@ impl Checkpoint {
     }
 
     /// Checks that every stored value (parameters, buffers, optimizer buffers and the
-    /// scaler's shifts and scales) is finite, as restoring and resuming do before they change
+    /// scaler's shifts and scales) is finite, and every batch norm's running variance
+    /// (`running_var`) at least 0, as restoring and resuming do before they change
     /// anything, so that no NaN or infinity from a file gets into a model. (Loading checks
     /// the scaler, and leaves the rest to restoring, so that a damaged run's checkpoint can
     /// still be loaded and inspected.)
@@ -594,13 +613,17 @@ impl Checkpoint {
     ///
     /// # Examples
     /// ```
-    /// use tapegrad::{tensor, Linear};
+    /// use tapegrad::{tensor, Linear, Module};
     /// use tapegrad::checkpoint::Checkpoint;
     /// let good = Linear::from_parts(tensor::ones(&[1, 2]), None)?;
     /// assert!(Checkpoint::new(&good).ensure_finite().is_ok());
     /// let bad = Linear::from_parts(tensor::from_vec(vec![1.0, f32::NAN], &[1, 2])?, None)?;
     /// let err = Checkpoint::new(&bad).ensure_finite().unwrap_err().to_string();
     /// assert!(err.contains("\"weight\" element 1"));
+    /// let mut norm = tapegrad::BatchNorm1d::new(2)?;
+    /// norm.visit_buffers_mut(&mut |name, b| if name == "running_var" { b[[1]] = -0.5 });
+    /// let err = Checkpoint::new(&norm).ensure_finite().unwrap_err().to_string();
+    /// assert!(err.ends_with("\"running_var\" element 1: expected a variance >= 0, found -0.5"));
     /// # Ok::<(), tapegrad::Error>(())
     /// ```
     pub fn ensure_finite(&self) -> Result<()> {
@@ -620,12 +643,10 @@ impl Checkpoint {
             .chain(module_buffers.map(|b| ("buffer", b)))
             .chain(buffers.map(|b| ("optimizer buffer of", b)))
         {
-            if let Some((index, value)) = tensor.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            if let Some(problem) = value_problem(name, tensor.iter()) {
                 return Err(Error::decode(
                     &self.source,
-                    format!(
-                        "checkpoint: {kind} \"{name}\" element {index}: expected a finite value, found {value}"
-                    ),
+                    format!("checkpoint: {kind} \"{name}\" {problem}"),
                 ));
             }
         }

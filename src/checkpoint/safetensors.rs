@@ -9,8 +9,8 @@
 //! stored as `F32` too; `load_state_dict` converts it), and weights stored `[out, in]` as PyTorch stores
 //! them, so `model.load_state_dict(load_file(path))` takes them as they are.
 
-use super::check_names;
 use super::format::write_atomically;
+use super::{check_names, value_problem};
 use crate::data::Scaler;
 use crate::data::read::read_regular_file;
 use crate::error::{Error, Result};
@@ -204,12 +204,10 @@ fn read_tensors(bytes: &[u8], path: &Path) -> Result<Vec<(String, Tensor)>> {
                 ),
             ));
         };
-        if let Some((index, value)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        if let Some(problem) = value_problem(name, values.iter()) {
             return Err(Error::decode(
                 path,
-                format!(
-                    "safetensors: tensor \"{name}\" element {index}: expected a finite value, found {value}"
-                ),
+                format!("safetensors: tensor \"{name}\" {problem}"),
             ));
         }
         let tensor = Tensor::from_shape_vec(view.shape().to_vec(), values).map_err(|e| {
@@ -358,6 +356,30 @@ mod tests {
     use super::*;
     use crate::nn::{Init, Linear, Relu, Sequential};
     use crate::{ChaCha8Rng, SeedableRng};
+
+    #[test]
+    fn a_negative_running_variance_is_refused() {
+        let mut norm = crate::nn::BatchNorm1d::new(3).unwrap();
+        norm.visit_buffers_mut(&mut |name, b| {
+            if name == "running_var" {
+                b[[2]] = -1.0;
+            }
+        });
+        let dir = std::env::temp_dir().join(format!("tapegrad-st-var-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bn.safetensors");
+        export_safetensors(&norm, &path).unwrap();
+        let mut fresh = crate::nn::BatchNorm1d::new(3).unwrap();
+        let err = import_safetensors(&mut fresh, &path)
+            .unwrap_err()
+            .to_string();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            err.ends_with("tensor \"running_var\" element 2: expected a variance >= 0, found -1"),
+            "{err}"
+        );
+        assert_eq!(fresh.running_var(), Some(crate::tensor::ones(&[3])));
+    }
 
     #[test]
     fn the_same_model_gives_the_same_bytes() {
