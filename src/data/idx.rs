@@ -69,18 +69,22 @@ fn read_idx(path: &Path, ndim: u8) -> Result<(Vec<usize>, Vec<u8>)> {
     let expected_magic = u32::from_be_bytes([0, 0, UNSIGNED_BYTE, ndim]);
     let header_len = 4 + 4 * usize::from(ndim);
     let mut header = vec![0; header_len];
-    let found = input.read_full(&mut header)?;
+    let mut found = input.read_full(&mut header[..4])?;
+    // the magic first: a labels file passed for images is named as such, however short
+    if found == 4 {
+        let magic = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
+        if magic != expected_magic {
+            return Err(input.error(format!(
+                "wrong magic number: expected {expected_magic:#010x}, found {magic:#010x}"
+            )));
+        }
+        found += input.read_full(&mut header[4..])?;
+    }
     if found < header_len {
         // a second gzip member would explain the short first one
         input.expect_no_more_members()?;
         return Err(input.error(format!(
             "truncated header: expected at least {header_len} bytes, found {found}"
-        )));
-    }
-    let magic = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
-    if magic != expected_magic {
-        return Err(input.error(format!(
-            "wrong magic number: expected {expected_magic:#010x}, found {magic:#010x}"
         )));
     }
     let sizes: Vec<usize> = header[4..]
@@ -118,6 +122,19 @@ fn read_idx(path: &Path, ndim: u8) -> Result<(Vec<usize>, Vec<u8>)> {
         && left != needed as u64
     {
         return Err(input.error(short(left)));
+    }
+    // a gzip trailer states the uncompressed size (modulo 2^32): a stream that says it holds
+    // less than the header needs is refused before it is inflated (memory is otherwise
+    // bounded by what it inflates to, up to the header's claim)
+    let total = (header_len as u64).saturating_add(needed as u64);
+    if input.is_gzip() && total < 1 << 32 && input.size_bound() < total {
+        return Err(input.error(format!(
+            "gzip: the trailer declares {} uncompressed bytes, expected the {total} of the \
+             header and the payload of sizes {sizes:?} (a truncated file, a header that \
+             claims too much, or several gzip members, which must be re-compressed as one \
+             stream)",
+            input.size_bound()
+        )));
     }
     let payload = input.read_vec(needed)?;
     if payload.len() < needed {
@@ -479,8 +496,17 @@ mod tests {
             two.extend(gzip(&images[at..]));
             let path = dir.write("two.gz", &two);
             let err = read_idx_images(&path).unwrap_err().to_string();
+            // split in the header: found when the first member ends; later: the last
+            // member's trailer declares its own size, less than the file needs
+            let expected = match at {
+                6 => "idx: the file holds several gzip members (concatenated streams)".into(),
+                _ => format!(
+                    "idx: gzip: the trailer declares {} uncompressed bytes, expected the 24",
+                    images.len() - at
+                ),
+            };
             assert!(
-                err.contains("idx: the file holds several gzip members (concatenated streams)"),
+                err.contains(&expected) && err.contains("several gzip members"),
                 "{at}: {err}"
             );
         }
@@ -490,6 +516,34 @@ mod tests {
         let err = read_idx_images(&path).unwrap_err().to_string();
         assert!(
             err.contains("idx: 5 trailing bytes after the gzip stream"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_short_labels_file_passed_for_images_is_named_by_its_magic() {
+        let dir = TempDir::new("swapped");
+        let path = dir.write("labels", &idx(0x801, &[3], &[1, 2, 3]));
+        let err = read_idx_images(&path).unwrap_err().to_string();
+        assert!(
+            err.ends_with("idx: wrong magic number: expected 0x00000803, found 0x00000801"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_gzip_trailer_declaring_less_than_the_header_needs_is_refused_before_inflating() {
+        // 1,000 images of 28 × 28 declared; 100 present and stated so by the trailer
+        let dir = TempDir::new("trailer");
+        let images = idx(0x803, &[1000, 28, 28], &vec![7; 100 * 784]);
+        let path = dir.write("short.gz", &gzip(&images));
+        let err = read_idx_images(&path).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!(
+                "gzip: the trailer declares {} uncompressed bytes, expected the 784016 of the \
+                 header and the payload of sizes [1000, 28, 28]",
+                images.len()
+            )),
             "{err}"
         );
     }
