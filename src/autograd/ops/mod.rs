@@ -7,6 +7,7 @@
 mod activation;
 mod arith;
 pub(crate) mod conv;
+pub(crate) mod conv_transpose;
 mod index;
 mod loss;
 pub(crate) mod matmul;
