@@ -92,6 +92,7 @@ pub mod prelude {
     // `checkpoint::save`, `diagnostics::probe`)
     pub use crate::autograd::ops::conv::Conv2dOptions;
     pub use crate::autograd::ops::conv_transpose::ConvTranspose2dOptions;
+    pub use crate::autograd::ops::upsample::Resize;
     pub use crate::autograd::{
         GradcheckConfig, Gradients, ParamGrad, StepRows, Tape, TapeInput, Var, gradcheck,
         gradcheck_with,
@@ -108,8 +109,8 @@ pub mod prelude {
         BatchNormOptions, BatchRng, Conv2d, ConvTranspose2d, Dropout, Elu, FanMode, Flatten,
         Fusable, Identity, Init, LSUV_MAX_ITER, LSUV_TOLERANCE, LeakyRelu, Linear, Loss, LossFn,
         LsuvLayer, LsuvReport, Max, MaxPool2d, Maxout, Mode, Module, Param, ParamId, Pool2d,
-        PoolKind, Relu, Role, SampleRng, Sequential, Sigmoid, Spatial, Step, Tanh, Unflatten, Walk,
-        Window, fans, fans_grouped, gain, lsuv,
+        PoolKind, Relu, Role, SampleRng, Sequential, Sigmoid, Spatial, Step, Tanh, Unflatten,
+        Upsample, UpsampleMode, Walk, Window, fans, fans_grouped, gain, lsuv,
     };
     pub use crate::optim::{
         Adam, AdamRule, Decay, DecayUnit, Optim, Optimizer, OptimizerState, ParamGroup, ParamStep,

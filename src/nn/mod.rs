@@ -1,5 +1,5 @@
 //! Neural-network building blocks: the [`Module`] trait and [`Param`]s, the layers
-//! ([`Linear`], [`Conv2d`], [`ConvTranspose2d`], the pooling layers,
+//! ([`Linear`], [`Conv2d`], [`ConvTranspose2d`], the pooling layers, [`Upsample`],
 //! [`BatchNorm1d`] and [`BatchNorm2d`], [`Flatten`] and [`Unflatten`], [`Dropout`], [`Maxout`],
 //! the activations), [`Sequential`], and the initializers ([`Init`], [`gain`], [`lsuv()`]).
 
@@ -19,6 +19,7 @@ mod pool;
 mod sample_rng;
 mod sequential;
 mod shape;
+mod upsample;
 
 pub use crate::param::{Param, ParamId, Role};
 pub use activation::{Activation, Elu, Identity, LeakyRelu, Relu, Sigmoid, Step, Tanh};
@@ -37,3 +38,4 @@ pub use pool::{AdaptiveAvgPool2d, Avg, AvgPool2d, Max, MaxPool2d, Pool2d, PoolKi
 pub use sample_rng::{BatchRng, SampleRng};
 pub use sequential::Sequential;
 pub use shape::{Spatial, Window};
+pub use upsample::{Upsample, UpsampleMode};

@@ -259,6 +259,7 @@ mod tests {
         use crate::{
             AdaptiveAvgPool2d, AvgPool2d, ChaCha8Rng, Conv2d, Conv2dOptions, Dropout, Elu, Flatten,
             Init, LeakyRelu, Linear, MaxPool2d, Maxout, Relu, SeedableRng, Sigmoid, Unflatten,
+            UpsampleMode,
         };
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let d = Conv2dOptions::default();
@@ -313,6 +314,12 @@ mod tests {
                     &mut rng,
                 )
                 .unwrap(),
+            ),
+            Box::new(
+                crate::Upsample::new(crate::Resize::Size([3, 5]), UpsampleMode::Nearest).unwrap(),
+            ),
+            Box::new(
+                crate::Upsample::new(crate::Resize::Scale([2, 1]), UpsampleMode::Bilinear).unwrap(),
             ),
         ];
         let shapes: [&[usize]; 8] = [

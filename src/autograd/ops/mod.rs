@@ -16,6 +16,7 @@ pub(crate) mod norm;
 pub(crate) mod pool;
 mod reduce;
 mod shape;
+pub(crate) mod upsample;
 
 use crate::autograd::tape::Var;
 use crate::kernels::elementwise;
