@@ -91,6 +91,8 @@ pub mod prelude {
     // the modules whose functions scripts call by path (`tensor::zeros`,
     // `checkpoint::save`, `diagnostics::probe`)
     pub use crate::autograd::ops::conv::Conv2dOptions;
+    pub use crate::autograd::ops::conv_transpose::ConvTranspose2dOptions;
+    pub use crate::autograd::ops::upsample::Resize;
     pub use crate::autograd::{
         GradcheckConfig, Gradients, ParamGrad, StepRows, Tape, TapeInput, Var, gradcheck,
         gradcheck_with,
@@ -104,11 +106,11 @@ pub mod prelude {
     pub use crate::error::Error;
     pub use crate::nn::{
         Activation, AdaptiveAvgPool2d, Avg, AvgPool2d, BatchNorm, BatchNorm1d, BatchNorm2d,
-        BatchNormOptions, BatchRng, Conv2d, Dropout, Elu, FanMode, Flatten, Fusable, Identity,
-        Init, LSUV_MAX_ITER, LSUV_TOLERANCE, LeakyRelu, Linear, Loss, LossFn, LsuvLayer,
-        LsuvReport, Max, MaxPool2d, Maxout, Mode, Module, Param, ParamId, Pool2d, PoolKind, Relu,
-        Role, SampleRng, Sequential, Sigmoid, Spatial, Step, Tanh, Unflatten, Walk, Window, fans,
-        fans_grouped, gain, lsuv,
+        BatchNormOptions, BatchRng, Conv2d, ConvTranspose2d, Dropout, Elu, FanMode, Flatten,
+        Fusable, Identity, Init, LSUV_MAX_ITER, LSUV_TOLERANCE, LeakyRelu, Linear, Loss, LossFn,
+        LsuvLayer, LsuvReport, Max, MaxPool2d, Maxout, Mode, Module, Param, ParamId, Pool2d,
+        PoolKind, Relu, Role, SampleRng, Sequential, Sigmoid, Spatial, Step, Tanh, Unflatten,
+        Upsample, UpsampleMode, Walk, Window, fans, fans_grouped, gain, lsuv,
     };
     pub use crate::optim::{
         Adam, AdamRule, Decay, DecayUnit, Optim, Optimizer, OptimizerState, ParamGroup, ParamStep,

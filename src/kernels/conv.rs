@@ -3,7 +3,8 @@
 //! al. 2006, <https://inria.hal.science/inria-00112631>); and the forward of a stride-1
 //! convolution on a small image as a [`direct`] kernel that reads the patches in place, as
 //! well as its input gradient, itself such a convolution of the output gradient
-//! ([`Geometry::input_gradient`]).
+//! ([`Geometry::input_gradient`]). The transposed convolution ([`transposed`]) is that input
+//! gradient taken of an input of its own.
 //!
 //! Taking several images into one wider product was measured on workload W2 (batch 128):
 //! it packs the weight once per chunk rather than per image but moves the patches and the
@@ -106,6 +107,20 @@ impl Geometry {
         })
     }
 
+    /// Whether every output's window ends inside the padded image: `(OH − 1)·sh + (kh −
+    /// 1)·dh < H + 2·ph`, and alike for columns. A geometry from a convolution's output
+    /// size fits; the convolution that [`Geometry::input_gradient`] gives for a stride-1
+    /// transposed convolution with output padding ([`transposed`]) does not: its last
+    /// outputs have taps below and right of the padded image (zeros, which im2col and
+    /// col2im skip by their bounds checks).
+    fn fits(&self) -> bool {
+        let fits = |out: usize, stride: usize, kernel: usize, dilation: usize, padded: usize| {
+            out.saturating_sub(1) * stride + (kernel - 1) * dilation < padded
+        };
+        fits(self.oh, self.sh, self.kh, self.dh, self.h + 2 * self.ph)
+            && fits(self.ow, self.sw, self.kw, self.dw, self.w + 2 * self.pw)
+    }
+
     /// The input row of output row `oy`'s tap `i`, if it is inside the image.
     fn input_row(&self, oy: usize, i: usize) -> Option<usize> {
         (oy * self.sh + i * self.dh)
@@ -206,8 +221,13 @@ pub(crate) fn scratch_lens(geo: &Geometry, bias: bool) -> (usize, usize, usize) 
     )
 }
 
-/// The vector unit that convolves `geo` directly ([`direct`]), if that kernel takes it.
+/// The vector unit that convolves `geo` directly ([`direct`]), if that kernel takes it:
+/// never when some output's window reaches past the padded image ([`Geometry::fits`]),
+/// which the direct kernel reads without bounds checks.
 fn direct_unit(geo: &Geometry) -> Option<Unit> {
+    if !geo.fits() {
+        return None;
+    }
     #[cfg(target_arch = "x86_64")]
     return direct::unit(geo);
     #[cfg(not(target_arch = "x86_64"))]
@@ -645,10 +665,8 @@ impl OutputGrad<'_> {
 
 /// The convolution's backward: with `grad` the output gradient (`G_n` of image `n`), adds
 /// `∂L/∂W = Σ_n G_n·P_nᵀ` (`[O, K + bias]`, `P_n` image `n`'s patches) into `dw` and writes
-/// `∂L/∂x` (`[N, C, H, W]`, every element) into `dx`: a convolution of `G_n` on the
-/// [`direct`] kernel where it takes [`Geometry::input_gradient`], else the patches'
-/// gradients `W_gᵀ·G_n` folded back into the images. `cols` and `dcols` hold at least
-/// [`scratch_lens`].
+/// `∂L/∂x` (`[N, C, H, W]`, every element) into `dx` ([`InputGradient`]). `cols` and
+/// `dcols` hold at least [`scratch_lens`].
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn backward(
     images: &[Elem],
@@ -661,11 +679,15 @@ pub(crate) fn backward(
     cols: &mut [Elem],
     dcols: &mut [Elem],
 ) {
-    let (k, kx, l, og) = (geo.k() + usize::from(bias), geo.k(), geo.l(), geo.og);
+    let (k, l, og) = (geo.k() + usize::from(bias), geo.l(), geo.og);
     let image_len = geo.image_len();
-    let mut input_gradient = dx
-        .is_some()
-        .then(|| InputGradient::new(geo, weights, dcols));
+    let mut input_gradient = dx.is_some().then(|| {
+        let weights = Weights {
+            matrix: weights.slice_move(s![.., ..geo.k()]),
+            bias: None,
+        };
+        InputGradient::new(geo, weights, dcols)
+    });
     for (sample, image) in images.chunks_exact(image_len).enumerate() {
         let g_out = grad.of(sample, geo);
         if let Some(dw) = dw.as_mut() {
@@ -680,32 +702,69 @@ pub(crate) fn backward(
         }
         if let (Some(dx), Some(input_gradient)) = (dx.as_mut(), input_gradient.as_mut()) {
             let dx = &mut dx[sample * image_len..(sample + 1) * image_len];
-            match input_gradient {
-                #[cfg(target_arch = "x86_64")]
-                InputGradient::Direct { adjoint, workspace } => {
-                    direct::convolve(g_out, adjoint, workspace, dx, None);
-                }
-                InputGradient::Patches(dcols) => {
-                    dx.fill(0.0);
-                    for g in 0..geo.groups {
-                        gemm(
-                            weights.slice(s![g * og..(g + 1) * og, ..kx]).t(),
-                            block(g_out, g, og, l),
-                            block_mut(dcols, 0, kx, l),
-                            0.0,
-                            1.0,
-                        );
-                        col2im(dcols, geo, g, dx);
-                    }
-                }
-            }
+            input_gradient.write(g_out, geo, dx);
         }
     }
 }
 
-/// How [`backward`] forms each image's input gradient, with its scratch.
+/// The transposed convolution of `geo` (the adjoint of [`forward`], as
+/// `torch.nn.functional.conv_transpose2d`): each of the images `[O, OH, OW]` in `inputs`
+/// (`[N, O, OH, OW]`) goes where [`backward`] takes an output gradient, and `out` (`[N, C,
+/// H, W]`, every element) gets what it would write as the input gradient, plus
+/// `weights.bias` (`[C]`, one per channel of `out`) if given: `weights.matrix` is `[O,
+/// cg·kh·kw]`. The images are split into `pieces` runs of whole images, one per thread,
+/// which changes no number; `scratch` holds at least `pieces` times the last of
+/// [`scratch_lens`].
+pub(crate) fn transposed(
+    inputs: &[Elem],
+    weights: Weights<'_>,
+    geo: &Geometry,
+    out: &mut [Elem],
+    scratch: &mut [Elem],
+    pieces: usize,
+) {
+    let (in_len, out_len) = (geo.o * geo.l(), geo.image_len());
+    let scratch_len = scratch_lens(geo, false).2;
+    let count = inputs.len() / in_len;
+    if pieces < 2 || count < 2 {
+        transposed_images(inputs, weights, geo, out, scratch);
+        return;
+    }
+    let per_piece = count.div_ceil(pieces);
+    assert!(
+        scratch.len() >= count.div_ceil(per_piece) * scratch_len,
+        "internal error: transposed convolution scratch {} for {pieces} pieces of {scratch_len}",
+        scratch.len()
+    );
+    let mut runs: Vec<_> = inputs
+        .chunks(per_piece * in_len)
+        .zip(out.chunks_mut(per_piece * out_len))
+        .zip(scratch.chunks_mut(scratch_len))
+        .collect();
+    crate::threads::map_items(&mut runs, &|_, ((inputs, out), scratch)| {
+        crate::threads::as_shard(|| transposed_images(inputs, weights, geo, out, scratch))
+    });
+}
+
+/// [`transposed`] on the calling thread.
+fn transposed_images(
+    inputs: &[Elem],
+    weights: Weights<'_>,
+    geo: &Geometry,
+    out: &mut [Elem],
+    scratch: &mut [Elem],
+) {
+    let mut input_gradient = InputGradient::new(geo, weights, scratch);
+    let images = inputs.chunks_exact(geo.o * geo.l());
+    for (input, out) in images.zip(out.chunks_exact_mut(geo.image_len())) {
+        input_gradient.write(input, geo, out);
+    }
+}
+
+/// How [`backward`] forms each image's input gradient, and [`transposed`] its output, with
+/// its scratch.
 #[allow(clippy::large_enum_variant)] // one per call, on the stack: a box would allocate
-enum InputGradient<'a> {
+enum InputGradient<'a, 'w> {
     /// As a [`direct`] convolution ([`Geometry::input_gradient`]) with the flipped weights
     /// ([`flip_weights`]).
     #[cfg(target_arch = "x86_64")]
@@ -713,28 +772,69 @@ enum InputGradient<'a> {
         adjoint: Geometry,
         workspace: direct::Workspace<'a, 'a>,
     },
-    /// As the patches' gradients `W_gᵀ·G_n` in this buffer, folded back into the image.
-    Patches(&'a mut [Elem]),
+    /// As the patches' gradients `W_gᵀ·G_n` in `dcols`, folded back into the image.
+    Patches {
+        weights: Weights<'w>,
+        dcols: &'a mut [Elem],
+    },
 }
 
-impl<'a> InputGradient<'a> {
+impl<'a, 'w: 'a> InputGradient<'a, 'w> {
     /// The direct route where its kernel takes `geo`, else the patches', in `scratch` (the
-    /// last of [`scratch_lens`]).
-    fn new(geo: &Geometry, weights: ArrayView2<'_, Elem>, scratch: &'a mut [Elem]) -> Self {
+    /// last of [`scratch_lens`]), for the weights `[O, cg·kh·kw]` and a bias per input
+    /// channel (`[C]`) added to the result, if any.
+    fn new(geo: &Geometry, weights: Weights<'w>, scratch: &'a mut [Elem]) -> Self {
         #[cfg(target_arch = "x86_64")]
         if let Some((unit, adjoint)) = direct_input_gradient(geo) {
             let (flipped, rest) = scratch.split_at_mut(geo.c * adjoint.k());
-            flip_weights(weights, geo, flipped);
+            flip_weights(weights.matrix, geo, flipped);
             let flipped = Weights {
                 matrix: ArrayView2::from_shape((geo.c, adjoint.k()), flipped)
                     .expect("internal error: flipped weights"),
-                bias: None,
+                // (a view's lifetime cannot shorten: ndarray's views are invariant in it)
+                bias: weights.bias.map(|bias| {
+                    ArrayView1::from(bias.to_slice().expect("internal error: contiguous bias"))
+                }),
             };
             return InputGradient::Direct {
                 adjoint,
                 workspace: direct::Workspace::new(unit, &adjoint, flipped, rest),
             };
         }
-        InputGradient::Patches(scratch)
+        InputGradient::Patches {
+            weights,
+            dcols: scratch,
+        }
+    }
+
+    /// Writes the input gradient of one image's output gradient `g_out` (`[O, OH, OW]`),
+    /// plus the bias, into `dx` (`[C, H, W]`, every element).
+    fn write(&mut self, g_out: &[Elem], geo: &Geometry, dx: &mut [Elem]) {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            InputGradient::Direct { adjoint, workspace } => {
+                direct::convolve(g_out, adjoint, workspace, dx, None);
+            }
+            InputGradient::Patches { weights, dcols } => {
+                let (k, l, og) = (geo.k(), geo.l(), geo.og);
+                match weights.bias {
+                    Some(bias) => {
+                        let planes = dx.chunks_exact_mut(geo.h * geo.w);
+                        planes.zip(bias).for_each(|(plane, &b)| plane.fill(b));
+                    }
+                    None => dx.fill(0.0),
+                }
+                for g in 0..geo.groups {
+                    gemm(
+                        weights.matrix.slice(s![g * og..(g + 1) * og, ..]).t(),
+                        block(g_out, g, og, l),
+                        block_mut(dcols, 0, k, l),
+                        0.0,
+                        1.0,
+                    );
+                    col2im(dcols, geo, g, dx);
+                }
+            }
+        }
     }
 }

@@ -1,10 +1,11 @@
 //! Neural-network building blocks: the [`Module`] trait and [`Param`]s, the layers
-//! ([`Linear`], [`Conv2d`], the pooling layers, [`BatchNorm1d`] and [`BatchNorm2d`],
-//! [`Flatten`] and [`Unflatten`], [`Dropout`], [`Maxout`], the activations), [`Sequential`], and the
-//! initializers ([`Init`], [`gain`], [`lsuv()`]).
+//! ([`Linear`], [`Conv2d`], [`ConvTranspose2d`], the pooling layers, [`Upsample`],
+//! [`BatchNorm1d`] and [`BatchNorm2d`], [`Flatten`] and [`Unflatten`], [`Dropout`], [`Maxout`],
+//! the activations), [`Sequential`], and the initializers ([`Init`], [`gain`], [`lsuv()`]).
 
 mod activation;
 mod conv;
+mod conv_transpose;
 mod dropout;
 mod flatten;
 mod init;
@@ -18,10 +19,12 @@ mod pool;
 mod sample_rng;
 mod sequential;
 mod shape;
+mod upsample;
 
 pub use crate::param::{Param, ParamId, Role};
 pub use activation::{Activation, Elu, Identity, LeakyRelu, Relu, Sigmoid, Step, Tanh};
 pub use conv::Conv2d;
+pub use conv_transpose::ConvTranspose2d;
 pub use dropout::Dropout;
 pub use flatten::{Flatten, Unflatten};
 pub use init::{FanMode, Init, fans, fans_grouped, gain};
@@ -35,3 +38,4 @@ pub use pool::{AdaptiveAvgPool2d, Avg, AvgPool2d, Max, MaxPool2d, Pool2d, PoolKi
 pub use sample_rng::{BatchRng, SampleRng};
 pub use sequential::Sequential;
 pub use shape::{Spatial, Window};
+pub use upsample::{Upsample, UpsampleMode};

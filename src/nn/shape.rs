@@ -118,7 +118,10 @@ pub enum Spatial {
     Global,
     /// The output units are no longer laid out on the image grid (flatten, unflatten,
     /// linear and maxout layers): the chain of image layers ends here, and a unit of a
-    /// fully connected layer after it sees whatever all the units before it see.
+    /// fully connected layer after it sees whatever all the units before it see. Layers
+    /// that put their outputs on a finer grid (transposed convolutions, upsampling) say
+    /// this too: their units sit a fraction of an input pixel apart, which the
+    /// receptive-field recurrence of whole jumps does not describe.
     Flat,
 }
 
@@ -256,6 +259,7 @@ mod tests {
         use crate::{
             AdaptiveAvgPool2d, AvgPool2d, ChaCha8Rng, Conv2d, Conv2dOptions, Dropout, Elu, Flatten,
             Init, LeakyRelu, Linear, MaxPool2d, Maxout, Relu, SeedableRng, Sigmoid, Unflatten,
+            UpsampleMode,
         };
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let d = Conv2dOptions::default();
@@ -296,6 +300,27 @@ mod tests {
             Box::new(Linear::new(7, 3, Init::default(), &mut rng).unwrap()),
             Box::new(Maxout::new(7, 3, 2, Init::default(), &mut rng).unwrap()),
             Box::new(Unflatten::new(&[2, 2]).unwrap()),
+            Box::new(
+                crate::ConvTranspose2d::new(
+                    4,
+                    6,
+                    [3, 2],
+                    crate::ConvTranspose2dOptions::default()
+                        .stride(2)
+                        .padding(1)
+                        .output_padding(1)
+                        .groups(2),
+                    Init::default(),
+                    &mut rng,
+                )
+                .unwrap(),
+            ),
+            Box::new(
+                crate::Upsample::new(crate::Resize::Size([3, 5]), UpsampleMode::Nearest).unwrap(),
+            ),
+            Box::new(
+                crate::Upsample::new(crate::Resize::Scale([2, 1]), UpsampleMode::Bilinear).unwrap(),
+            ),
         ];
         let shapes: [&[usize]; 8] = [
             &[2, 4, 9, 7],

@@ -471,7 +471,7 @@ fn forward_value(
 }
 
 /// A row-major `[rows, cols]` value as a matrix view.
-fn matrix_view<S: Data<Elem = Elem>>(
+pub(super) fn matrix_view<S: Data<Elem = Elem>>(
     value: &ArrayBase<S, IxDyn>,
     rows: usize,
     cols: usize,

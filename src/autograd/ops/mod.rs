@@ -7,6 +7,7 @@
 mod activation;
 mod arith;
 pub(crate) mod conv;
+pub(crate) mod conv_transpose;
 mod index;
 mod loss;
 pub(crate) mod matmul;
@@ -15,6 +16,7 @@ pub(crate) mod norm;
 pub(crate) mod pool;
 mod reduce;
 mod shape;
+pub(crate) mod upsample;
 
 use crate::autograd::tape::Var;
 use crate::kernels::elementwise;

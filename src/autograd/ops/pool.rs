@@ -134,7 +134,7 @@ impl Pooling {
 
 /// Runs `f(input plane, output plane)` over the planes of a batch, on several threads when
 /// it is large (planes are independent, so the split changes no number).
-fn for_planes(
+pub(super) fn for_planes(
     input: &[Elem],
     in_len: usize,
     output: &mut [Elem],
