@@ -471,8 +471,9 @@ pub struct FitConfig {
     /// [`OnDivergence::Stop`].
     pub on_divergence: OnDivergence,
     /// Early stopping: stop after this many epochs in which [`FitConfig::monitor`] did not
-    /// improve, and restore the parameters of the best epoch. Needs validation data.
-    /// Default `None` (no early stopping).
+    /// improve, and restore the parameters of the best epoch. Needs validation data. An
+    /// epoch whose watched value is NaN (R² of targets without spread) is never the best;
+    /// the first such epoch is reported as an event. Default `None` (no early stopping).
     pub patience: Option<usize>,
     /// What early stopping watches. Default [`Monitor::ValidLoss`].
     pub monitor: Monitor,
@@ -934,6 +935,7 @@ fn fit_here(
     let mut refused_in_a_row = 0;
     let mut last_refusal = String::new();
     let mut best: Option<(f64, usize, ParamSnapshot)> = None;
+    let mut nan_reported = false;
     for epoch in config.start_epoch + 1..=config.epochs {
         let start = Instant::now();
         let mut batches = train
@@ -1060,7 +1062,22 @@ fn fit_here(
         let watched = config
             .monitor
             .value(history.epochs.last().expect("just pushed"));
-        if let (Some(patience), Some(value)) = (config.patience, watched) {
+        if let (Some(_), Some(value)) = (config.patience, watched)
+            && value.is_nan()
+            && !nan_reported
+        {
+            // no epoch can be told better or worse by it: say so once
+            nan_reported = true;
+            history.events.push(format!(
+                "epoch {epoch}: the validation {} is NaN; early stopping skips such epochs \
+                 (none of them is kept as the best)",
+                config.monitor.watched()
+            ));
+            on_progress(&Progress::Event(
+                history.events.last().expect("just pushed"),
+            ));
+        }
+        if let (Some(patience), Some(value)) = (config.patience, watched.filter(|v| !v.is_nan())) {
             if (best.as_ref()).is_none_or(|(b, _, _)| config.monitor.improves(value, *b)) {
                 best = Some((value, epoch, ParamSnapshot::of(&*model)));
             } else if epoch - best.as_ref().expect("set on the first epoch").1 >= patience {
@@ -1308,6 +1325,61 @@ mod tests {
                 "the last epoch was not the best"
             );
         }
+    }
+
+    #[test]
+    fn early_stopping_says_once_that_a_nan_metric_cannot_be_compared_and_keeps_no_best() {
+        // R² of one validation sample is NaN (its targets have no spread)
+        let x = Array2::from_shape_fn((32, 2), |(i, j)| ((i * 3 + j) % 7) as f32 / 7.0);
+        let y = x
+            .sum_axis(ndarray::Axis(1))
+            .insert_axis(ndarray::Axis(1))
+            .into_dyn();
+        let train = Dataset::new(x.clone(), Targets::Values(y.clone())).unwrap();
+        let one = x.slice(ndarray::s![..1, ..]).to_owned();
+        let valid = Dataset::new(
+            one,
+            Targets::Values(y.slice(ndarray::s![..1, ..]).to_owned().into_dyn()),
+        )
+        .unwrap();
+        let config = FitConfig {
+            epochs: 5,
+            batch_size: 8,
+            patience: Some(2),
+            monitor: Monitor::metric(crate::Metric::R2),
+            ..FitConfig::default()
+        };
+        let mut model =
+            crate::nn::Linear::new(2, 1, Init::default(), &mut ChaCha8Rng::seed_from_u64(0))
+                .unwrap();
+        let history = fit(
+            &mut model,
+            &mut Sgd::new(0.1).unwrap(),
+            &train,
+            Some(&valid),
+            &config,
+            &mut |_| {},
+        )
+        .unwrap();
+        let r2 = |r: &EpochRecord| {
+            (r.valid_metrics.iter())
+                .find(|(m, _)| *m == crate::Metric::R2)
+                .map(|m| m.1)
+        };
+        assert!(
+            history
+                .epochs
+                .iter()
+                .all(|r| r2(r).is_some_and(f64::is_nan))
+        );
+        assert_eq!((history.epochs.len(), history.best_epoch), (5, None));
+        assert_eq!(
+            history.events,
+            [
+                "epoch 1: the validation r2 is NaN; early stopping skips such epochs (none of \
+              them is kept as the best)"
+            ]
+        );
     }
 
     #[test]

@@ -105,9 +105,10 @@ pub struct LrRangeTest {
 /// suggestion. The learning rate must be found by experiment, and this is the cheapest
 /// experiment: one short run instead of one run per candidate rate.
 ///
-/// The model's parameters are restored afterwards and the optimizer's base rate is set
-/// back; the optimizer's other state (step count, momentum) is not, so train with a fresh
-/// optimizer. The optimizer's schedule, if any, multiplies the swept rate.
+/// The model's parameters, buffers and random generators (dropout's) are restored
+/// afterwards, so training after the test draws as it would have without it, and the
+/// optimizer's base rate is set back; the optimizer's other state (step count, momentum) is
+/// not, so train with a fresh optimizer. The optimizer's schedule, if any, multiplies the swept rate.
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] for settings outside the ranges in [`LrRangeConfig`] or empty
@@ -145,9 +146,13 @@ pub fn lr_range_test(
     let loss = Loss::default_for(data.targets());
     crate::train::check_data("lr_range_test", "data set", &*model, data, &loss)?;
     let saved = ParamSnapshot::of(&*model);
+    let mut rngs = Vec::new();
+    model.visit_rngs(&mut |_, rng| rngs.push(rng.clone()));
     let base_lr = optimizer.base_lr();
     let result = sweep(model, optimizer, data, config);
     saved.restore(model)?;
+    let mut saved_rngs = rngs.into_iter();
+    model.visit_rngs_mut(&mut |_, rng| *rng = saved_rngs.next().expect("the same generators"));
     optimizer.set_base_lr(base_lr)?;
     result
 }
@@ -313,6 +318,37 @@ mod tests {
         let suggested = final_loss(test.suggested_lr);
         assert!(suggested < final_loss(test.suggested_lr / 1000.0));
         assert!(suggested < final_loss(test.min_loss_lr * 100.0));
+    }
+
+    #[test]
+    fn dropout_generators_are_restored_too() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let mut model = crate::nn::Sequential::new(vec![
+            Box::new(Linear::new(4, 8, Init::default(), &mut rng).unwrap()),
+            Box::new(crate::nn::Dropout::new(0.5, &mut rng).unwrap()),
+            Box::new(Linear::new(8, 3, Init::default(), &mut rng).unwrap()),
+        ])
+        .unwrap();
+        let generators = |m: &dyn Module| {
+            let mut all = Vec::new();
+            m.visit_rngs(&mut |_, r| all.push(r.clone()));
+            all
+        };
+        let before = generators(&model);
+        let config = LrRangeConfig {
+            steps: 10,
+            batch_size: 16,
+            ..LrRangeConfig::default()
+        };
+        lr_range_test(
+            &mut model,
+            &mut Sgd::new(0.5).unwrap(),
+            &blobs(100),
+            &config,
+        )
+        .unwrap();
+        assert_eq!(before.len(), 1);
+        assert_eq!(generators(&model), before);
     }
 
     #[test]
