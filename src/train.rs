@@ -768,8 +768,9 @@ pub enum Progress<'a> {
 /// [`Error::InvalidArgument`] naming the ranks that failed and each one's error; when a
 /// rank's training or validation set differs from rank 0's (its number of samples, its
 /// sample values, targets, shapes or scaler, compared by hashes) or its settings do, one
-/// naming the ranks and what differs; and when the last batch of an epoch would have fewer
-/// rows than there are ranks (set `drop_last`, or another batch size). PyTorch's
+/// naming the ranks and what differs; and when the batch size, or the last batch of an
+/// epoch, would have fewer rows than there are ranks (set `drop_last`, or another batch
+/// size). PyTorch's
 /// `DistributedSampler` would instead pad such an epoch with repeated samples, which trains
 /// on other batches than one process does; here `N` ranks train on the batches of one
 /// process.

@@ -342,6 +342,15 @@ mod run {
                 ("settings", small(640), None, config(2 + r)),
                 ("last batch", small(641), None, config(2)),
                 (
+                    "batches of one",
+                    small(640),
+                    None,
+                    FitConfig {
+                        batch_size: 1,
+                        ..config(2)
+                    },
+                ),
+                (
                     "last batch dropped",
                     small(641),
                     None,
@@ -411,10 +420,17 @@ mod run {
                 "targets",
                 "Err: fit: rank 1's training set differs from rank 0's in its targets;",
             ),
-            ("settings", "Err: fit: rank 1's settings (epochs"),
+            (
+                "settings",
+                "Err: fit: rank 1's settings differ from rank 0's in epochs; expected the same data",
+            ),
             (
                 "last batch",
                 "Err: fit: rank(s) [0, 1] of 2 failed, so every rank stops: fit: the last batch of each epoch would hold 1 sample(s) (641 samples in batches of 64), fewer than the 2 ranks that split every batch, expected at least one per rank; set drop_last: true",
+            ),
+            (
+                "batches of one",
+                "Err: fit: rank(s) [0, 1] of 2 failed, so every rank stops: fit: batches of 1 samples cannot be split over 2 ranks, expected a batch_size of at least 2",
             ),
             ("last batch dropped", "Ok, 2 epochs"),
             ("same", "Ok, 2 epochs"),

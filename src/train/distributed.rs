@@ -392,21 +392,27 @@ impl Distributed {
         if self.size == 1 {
             return checked;
         }
-        let mut record = vec![settings_hash(config)];
+        let settings = settings_hashes(config);
+        let mut record: Vec<u64> = settings.iter().map(|(_, hash)| *hash).collect();
         record.extend(fingerprint(Some(train)));
         record.extend(fingerprint(valid));
         let records = self.agree("fit", checked, &record)?;
-        let (ours, data) = (&records[0], 1 + DATA_PARTS);
+        let ours = &records[0];
+        let (train_at, valid_at) = (SETTINGS, SETTINGS + 1 + DATA_PARTS);
         let mut differences = Vec::new();
         for (rank, theirs) in records.iter().enumerate().skip(1) {
-            if theirs[0] != ours[0] {
+            let names: Vec<&str> = (settings.iter().zip(ours).zip(theirs))
+                .filter(|((_, a), b)| a != b)
+                .map(|(((name, _), _), _)| *name)
+                .collect();
+            if !names.is_empty() {
                 differences.push(format!(
-                    "rank {rank}'s settings (epochs, start_epoch, batch_size, seed, drop_last, \
-                     on_divergence, patience, monitor, plateau, augment, loss or \
-                     eval_batch_size) differ from rank 0's"
+                    "rank {rank}'s settings differ from rank 0's in {}",
+                    names.join(", ")
                 ));
             }
-            for (what, range) in [("training", 1..data), ("validation", data..2 * data - 1)] {
+            for (what, at) in [("training", train_at), ("validation", valid_at)] {
+                let range = at..at + 1 + DATA_PARTS;
                 let found = data_difference(rank, what, &ours[range.clone()], &theirs[range]);
                 differences.extend(found);
             }
@@ -424,11 +430,22 @@ impl Distributed {
         })
     }
 
-    /// Refuses a last batch of an epoch with fewer rows than there are ranks, which could
-    /// not give each rank a row: PyTorch's `DistributedSampler` would pad the epoch with
-    /// repeated samples instead, which trains on other batches than one process does.
+    /// Refuses batches, or a last batch of an epoch, with fewer rows than there are ranks,
+    /// which could not give each rank a row: PyTorch's `DistributedSampler` would pad the
+    /// epoch with repeated samples instead, which trains on other batches than one process
+    /// does.
     fn check_last_batch(&self, samples: usize, config: &FitConfig) -> Result<()> {
         let batch = config.batch_size;
+        if (1..self.size).contains(&batch) {
+            return Err(Error::InvalidArgument {
+                op: "fit",
+                message: format!(
+                    "batches of {batch} samples cannot be split over {} ranks, expected a \
+                     batch_size of at least {}",
+                    self.size, self.size
+                ),
+            });
+        }
         let last = samples.checked_rem(batch).unwrap_or(0);
         if config.drop_last || last == 0 || last >= self.size {
             return Ok(());
@@ -539,9 +556,12 @@ fn data_difference(rank: usize, what: &str, ours: &[u64], theirs: &[u64]) -> Opt
     })
 }
 
-/// A hash of the settings of `config` that shape training: ranks that differ in one of them
-/// would train on other batches, or stop after other steps.
-fn settings_hash(config: &FitConfig) -> u64 {
+/// How many settings [`settings_hashes`] gives.
+const SETTINGS: usize = 12;
+
+/// The settings of `config` that shape training, each named and hashed: ranks that differ
+/// in one of them would train on other batches, or stop after other steps.
+fn settings_hashes(config: &FitConfig) -> [(&'static str, u64); SETTINGS] {
     // every field named, so that a new one is not forgotten here
     let FitConfig {
         epochs,
@@ -558,26 +578,25 @@ fn settings_hash(config: &FitConfig) -> u64 {
         eval_batch_size,
         distributed: _,
     } = config;
-    let settings = format!(
-        "{:?}",
-        (
-            epochs,
-            start_epoch,
-            batch_size,
-            seed,
-            drop_last,
-            on_divergence,
-            patience,
-            monitor,
-            plateau,
-            augment,
-            loss,
-            eval_batch_size,
-        )
-    );
-    let mut crc = Crc::default();
-    crc.bytes(settings.as_bytes());
-    crc.finish()
+    let hash = |value: &dyn std::fmt::Debug| {
+        let mut crc = Crc::default();
+        crc.bytes(format!("{value:?}").as_bytes());
+        crc.finish()
+    };
+    [
+        ("epochs", hash(epochs)),
+        ("start_epoch", hash(start_epoch)),
+        ("batch_size", hash(batch_size)),
+        ("seed", hash(seed)),
+        ("drop_last", hash(drop_last)),
+        ("on_divergence", hash(on_divergence)),
+        ("patience", hash(patience)),
+        ("monitor", hash(monitor)),
+        ("plateau", hash(plateau)),
+        ("augment", hash(augment)),
+        ("loss", hash(loss)),
+        ("eval_batch_size", hash(eval_batch_size)),
+    ]
 }
 
 /// A CRC-32 of bytes given a few at a time (each number's little-endian bytes), fed to the
@@ -1041,39 +1060,61 @@ mod tests {
     }
 
     #[test]
-    fn the_settings_hash_sees_each_setting_that_shapes_training() {
+    fn the_settings_hashes_see_each_setting_that_shapes_training() {
         let base = FitConfig::default();
-        let hash = settings_hash(&base);
+        let hashes = settings_hashes(&base);
         let changed = [
-            FitConfig {
-                epochs: 11,
-                ..base.clone()
-            },
-            FitConfig {
-                batch_size: 63,
-                ..base.clone()
-            },
-            FitConfig {
-                seed: 1,
-                ..base.clone()
-            },
-            FitConfig {
-                drop_last: true,
-                ..base.clone()
-            },
-            FitConfig {
-                patience: Some(2),
-                ..base.clone()
-            },
-            FitConfig {
-                loss: Some(crate::Loss::Mse),
-                ..base.clone()
-            },
+            (
+                "epochs",
+                FitConfig {
+                    epochs: 11,
+                    ..base.clone()
+                },
+            ),
+            (
+                "batch_size",
+                FitConfig {
+                    batch_size: 63,
+                    ..base.clone()
+                },
+            ),
+            (
+                "seed",
+                FitConfig {
+                    seed: 1,
+                    ..base.clone()
+                },
+            ),
+            (
+                "drop_last",
+                FitConfig {
+                    drop_last: true,
+                    ..base.clone()
+                },
+            ),
+            (
+                "patience",
+                FitConfig {
+                    patience: Some(2),
+                    ..base.clone()
+                },
+            ),
+            (
+                "loss",
+                FitConfig {
+                    loss: Some(crate::Loss::Mse),
+                    ..base.clone()
+                },
+            ),
         ];
-        for config in changed {
-            assert_ne!(settings_hash(&config), hash, "{config:?}");
+        for (name, config) in changed {
+            let differ: Vec<&str> = (settings_hashes(&config).iter().zip(&hashes))
+                .filter(|(a, b)| a != b)
+                .map(|((name, _), _)| *name)
+                .collect();
+            assert_eq!(differ, [name]);
         }
-        assert_eq!(settings_hash(&base.clone()), hash);
+        assert_eq!(settings_hashes(&base.clone()), hashes);
     }
 
     #[test]
