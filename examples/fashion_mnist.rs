@@ -189,9 +189,16 @@ fn main() -> std::process::ExitCode {
     cli::run(run)
 }
 
-/// Trains, watching the validation images, and evaluates once on the test images.
+/// Parses the flags, then trains and tests; with `--distributed`, an error on one rank
+/// ends every rank.
 fn run() -> Result<(), Box<dyn Error>> {
     let mut args = parse_args()?;
+    let outcome = train_and_test(&mut args);
+    args.flags.ranks.settle(outcome)
+}
+
+/// Trains, watching the validation images, and evaluates once on the test images.
+fn train_and_test(args: &mut Args) -> Result<(), Box<dyn Error>> {
     let hidden = args.hidden.iter().map(usize::to_string).collect::<Vec<_>>();
     let resume = args.flags.load_resume(&[
         ("--l2", args.l2.to_string()),

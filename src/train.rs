@@ -493,7 +493,11 @@ pub struct FitConfig {
     /// Data parallelism across processes (feature `mpi`): each rank trains on its slice of
     /// every batch and the ranks sum their gradients ([`Distributed`]). Only rank 0 calls
     /// `on_progress`; every rank returns the same [`History`] and ends with the same
-    /// parameters. Default `None` (this process alone).
+    /// parameters. Before the first step the ranks compare their checks, data sets and
+    /// settings in one collective, and an error on one rank, or data that differ, is the
+    /// same error on every rank (see [`fit`]'s errors). Every batch must have at least one
+    /// row per rank: a last batch with fewer is refused up front unless `drop_last` leaves
+    /// it out. Default `None` (this process alone).
     #[cfg(feature = "mpi")]
     pub distributed: Option<Distributed>,
 }
@@ -795,6 +799,18 @@ pub enum Progress<'a> {
 /// [`OnDivergence::Stop`], or when [`OnDivergence::HalveLearningRate`] gives up; the
 /// parameters are then those of the last accepted step.
 ///
+/// With [`FitConfig::distributed`] (feature `mpi`), every rank returns the same error, and
+/// before the first step: when a rank fails one of the checks above, an
+/// [`Error::InvalidArgument`] naming the ranks that failed and each one's error; when a
+/// rank's training or validation set differs from rank 0's (its number of samples, its
+/// sample values, targets, shapes or scaler, compared by hashes) or its settings do, one
+/// naming the ranks and what differs; and when the batch size, or the last batch of an
+/// epoch, would have fewer rows than there are ranks (set `drop_last`, or another batch
+/// size). PyTorch's
+/// `DistributedSampler` would instead pad such an epoch with repeated samples, which trains
+/// on other batches than one process does; here `N` ranks train on the batches of one
+/// process.
+///
 /// # Examples
 /// ```
 /// use tapegrad::prelude::*;
@@ -827,15 +843,15 @@ pub fn fit(
     in_pool(|| fit_here(model, optimizer, train, valid, config, on_progress))
 }
 
-/// [`fit`] on the calling thread.
-fn fit_here(
-    model: &mut dyn Module,
-    optimizer: &mut dyn Optimizer,
+/// What [`fit`] checks before its first step: the settings, and the training and validation
+/// sets against `model` and `loss` ([`check_data`]).
+fn check_fit(
+    model: &dyn Module,
     train: &Dataset,
     valid: Option<&Dataset>,
     config: &FitConfig,
-    on_progress: &mut (dyn FnMut(&Progress<'_>) + Send),
-) -> Result<History> {
+    loss: &Loss,
+) -> Result<()> {
     if config.epochs == 0 {
         return Err(Error::InvalidArgument {
             op: "fit",
@@ -880,8 +896,7 @@ fn fit_here(
             ),
         });
     }
-    let loss = (config.loss.clone()).unwrap_or_else(|| Loss::default_for(train.targets()));
-    check_data("fit", "training set", &*model, train, &loss)?;
+    check_data("fit", "training set", model, train, loss)?;
     if config.drop_last && train.len() < config.batch_size {
         return Err(Error::InvalidArgument {
             op: "fit",
@@ -897,7 +912,7 @@ fn fit_here(
         train.batches(1)?.augmented(augment, 0)?;
     }
     if let Some(valid) = valid {
-        check_data("fit", "validation set", &*model, valid, &loss)?;
+        check_data("fit", "validation set", model, valid, loss)?;
         let watched = config.monitor.watched();
         if config.patience.is_some() && !has_metric(valid.targets(), watched) {
             return Err(Error::InvalidArgument {
@@ -909,6 +924,29 @@ fn fit_here(
             });
         }
     }
+    // a batch size of 0 is refused here, as every epoch's batches would
+    train.batches(config.batch_size).map(drop)
+}
+
+/// [`fit`] on the calling thread.
+fn fit_here(
+    model: &mut dyn Module,
+    optimizer: &mut dyn Optimizer,
+    train: &Dataset,
+    valid: Option<&Dataset>,
+    config: &FitConfig,
+    on_progress: &mut (dyn FnMut(&Progress<'_>) + Send),
+) -> Result<History> {
+    let loss = (config.loss.clone()).unwrap_or_else(|| Loss::default_for(train.targets()));
+    let checked = check_fit(&*model, train, valid, config, &loss);
+    // across ranks, every rank learns of every rank's checks (and whether their data and
+    // settings agree) before any collective of training
+    #[cfg(feature = "mpi")]
+    let checked = match &config.distributed {
+        Some(world) => world.agree_before_fit(checked, train, valid, config),
+        None => checked,
+    };
+    checked?;
     let mut history = History::default();
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     for _ in 0..config.start_epoch {

@@ -85,6 +85,25 @@ impl Ranks {
         true
     }
 
+    /// `outcome` as it is, except an error on one of several ranks: printed with the rank,
+    /// it then ends every rank (`Distributed::abort`). The other ranks may be waiting for
+    /// this one in a collective (a file missing on one host, say, fails before `fit`), and
+    /// returning would wait for them in turn (`MPI_Finalize`): the job would hang.
+    pub fn settle<T>(&self, outcome: Result<T, Box<dyn Error>>) -> Result<T, Box<dyn Error>> {
+        #[cfg(feature = "mpi")]
+        if let (Err(error), Some(world)) = (&outcome, &self.world)
+            && world.size() > 1
+        {
+            eprintln!(
+                "error on rank {} of {}: {error}",
+                world.rank(),
+                world.size()
+            );
+            world.abort(1);
+        }
+        outcome
+    }
+
     /// `FitConfig` with this process's rank set.
     fn config(&self, config: FitConfig) -> FitConfig {
         #[cfg(feature = "mpi")]
@@ -123,12 +142,24 @@ impl Flags {
     }
 
     /// Parses the command line of the example whose file is `source`: the common flags
-    /// here, the others with `extra` (`Ok(false)` for a flag it does not know either).
+    /// here, the others with `extra` (`Ok(false)` for a flag it does not know either). An
+    /// error after `--distributed` ends every rank ([`Ranks::settle`]).
     pub fn parse(
         mut self,
         source: &'static str,
-        mut extra: impl FnMut(&str, &mut CommandLine) -> Result<bool, Box<dyn Error>>,
+        extra: impl FnMut(&str, &mut CommandLine) -> Result<bool, Box<dyn Error>>,
     ) -> Result<Self, Box<dyn Error>> {
+        let outcome = self.read(source, extra);
+        self.ranks.settle(outcome)?;
+        Ok(self)
+    }
+
+    /// What [`Flags::parse`] does, in place.
+    fn read(
+        &mut self,
+        source: &'static str,
+        mut extra: impl FnMut(&str, &mut CommandLine) -> Result<bool, Box<dyn Error>>,
+    ) -> Result<(), Box<dyn Error>> {
         let mut line = CommandLine::new(source);
         while let Some(flag) = line.next_flag() {
             if !(self.take(&flag, &mut line)? || extra(&flag, &mut line)?) {
@@ -146,7 +177,7 @@ impl Flags {
                 return Err(format!("--save {save}: expected an existing folder {folder}").into());
             }
         }
-        Ok(self)
+        Ok(())
     }
 
     /// Records the run's settings (the common flags that shape training, then the example's

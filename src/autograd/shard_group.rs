@@ -12,12 +12,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 /// A sum of `f64` values over the processes of a distributed step (an MPI all-reduce),
-/// called once per collective after the shards of this process have been added up.
+/// called once per collective after the shards of this process have been added up. It
+/// returns whether the values are now the sums over every process: false once the step is
+/// dropped because a process failed its checks (the values then stay this process's).
 #[derive(Clone)]
 pub(crate) struct CrossSum(pub(crate) Arc<SumFn>);
 
-/// What a [`CrossSum`] calls: values in, their sums over the processes out.
-pub(crate) type SumFn = dyn Fn(&mut [f64]) + Send + Sync;
+/// What a [`CrossSum`] calls: values in, their sums over the processes out, and whether they
+/// are.
+pub(crate) type SumFn = dyn Fn(&mut [f64]) -> bool + Send + Sync;
 
 impl std::fmt::Debug for CrossSum {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -35,6 +38,9 @@ pub(crate) struct ShardGroup {
     can_wait: bool,
     /// Set by the first collective: the model needs the whole batch at some point.
     used: AtomicBool,
+    /// Set when a sum over the processes did not happen (the step is dropped): the sums
+    /// are no longer the whole batch's.
+    partial: AtomicBool,
     round: Mutex<Round>,
     turn: Condvar,
     /// The sum over the other processes of a distributed step, if any: every collective of
@@ -79,6 +85,7 @@ impl ShardGroup {
             shards,
             can_wait,
             used: AtomicBool::new(false),
+            partial: AtomicBool::new(false),
             round: Mutex::new(Round {
                 done: 0,
                 arrived: 0,
@@ -125,9 +132,10 @@ impl ShardGroup {
 
 impl ShardMember {
     /// Whether this shard's values are those of the whole batch after
-    /// [`ShardMember::sum`]: false when the shards of the step cannot wait for each other.
+    /// [`ShardMember::sum`]: false when the shards of the step cannot wait for each other,
+    /// or when the step is dropped on every process because one failed its checks.
     pub(crate) fn sums_whole_batch(&self) -> bool {
-        self.group.can_wait
+        self.group.can_wait && !self.group.partial.load(Ordering::Acquire)
     }
 
     /// Whether this is the step's first shard, the one that updates state kept across steps
@@ -185,9 +193,11 @@ impl ShardMember {
                     *t += v;
                 }
             }
-            if let Some(across) = &group.across {
-                // the other shards wait on the lock: one MPI call at a time in this process
-                (across.0)(total);
+            // the other shards wait on the lock: one MPI call at a time in this process
+            if let Some(across) = &group.across
+                && !(across.0)(total)
+            {
+                group.partial.store(true, Ordering::Release);
             }
             round.arrived = 0;
             round.done += 1;

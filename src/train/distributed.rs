@@ -3,23 +3,21 @@
 //! up their gradients with one all-reduce per step, and every rank applies the same update,
 //! so the parameters stay the same on all of them (PyTorch's `DistributedDataParallel`).
 
-use crate::autograd::grad::Grad;
-use crate::autograd::gradients::{Gradients, Leaf};
-use crate::autograd::shard_group::CrossSum;
-use crate::autograd::tape::Tape;
-use crate::data::Batch;
 use crate::error::{Error, Result};
 use crate::nn::Module;
-use crate::optim::Optimizer;
-use crate::tensor::{Elem, Tensor};
-use crate::train::TrainStep;
+use crate::tensor::Elem;
 use mpi::collective::SystemOperation;
+use mpi::datatype::PartitionMut;
 use mpi::environment::Universe;
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::{Communicator, CommunicatorCollectives};
-use ndarray::Dimension;
 use std::ops::Range;
 use std::sync::Arc;
+
+mod preflight;
+mod step;
+
+pub(crate) use step::StepSync;
 
 /// Steps between two checks that every rank holds the same parameters (the first step is
 /// always checked). A check hashes the parameters, buffers and batch and compares the
@@ -36,7 +34,7 @@ pub const SYNC_CHECK_EVERY: u64 = 100;
 /// the same global batches without talking; rank `r` of `N` trains on rows
 /// `r·B/N .. (r+1)·B/N` of each batch of `B` rows (with [`set_num_threads`] threads of its
 /// own, which split its rows further). The gradients are summed over the ranks with one
-/// MPI all-reduce of every parameter's gradient (dense: see [`TrainStep::distributed`]), so
+/// MPI all-reduce of every parameter's gradient (dense: see [`TrainStep::distributed`](crate::TrainStep::distributed)), so
 /// each rank applies the update of the whole batch, as one process would. Batch
 /// normalization takes its statistics over the global batch (its moments are all-reduced
 /// too, as PyTorch's `SyncBatchNorm` does).
@@ -45,6 +43,28 @@ pub const SYNC_CHECK_EVERY: u64 = 100;
 /// (build it from the same seed), the data and the seed of the shuffle. The first step
 /// and every [`SYNC_CHECK_EVERY`]-th step check that the ranks hold the same parameters and
 /// batch, and return an error naming the ranks that differ.
+///
+/// # When ranks disagree or fail
+/// A rank that stops while the others wait for it in a collective would leave them waiting
+/// forever, so tapegrad agrees its failures across the ranks: every rank returns the same
+/// error, naming the rank that failed and why.
+/// - [`fit`](crate::fit) first compares, in one small collective, each rank's checks (of
+///   its settings, its training and validation sets against the model), the lengths and
+///   hashes of its data sets (samples, targets, scaler) and the settings that shape
+///   training; a rank whose checks fail, or whose data or settings differ from rank 0's,
+///   stops every rank before the first step.
+/// - [`TrainStep::run`](crate::TrainStep::run) checks each batch (its targets, the model's widths, a batch of at
+///   least one row per rank); a rank whose batch fails still takes part in the step's first
+///   sum across the ranks, which carries one more number for it, so all ranks learn of it
+///   in the step and return its error without updating (no collective is added per step).
+/// - A rank that **panics** ends every rank: dropping a `Distributed` (or a clone, such as
+///   the one a `TrainStep` keeps) while its thread panics calls `MPI_Abort`, as
+///   `python -m mpi4py` does for an uncaught exception.
+/// - An **error of your own** on one rank, returned from `main` (with `?`), drops the handle
+///   and so calls `MPI_Finalize`, which waits for the ranks still waiting in a collective
+///   for this one: the job hangs. Errors from `fit` and `TrainStep::run` are on every rank
+///   at once, so `?` on them ends all ranks together; on anything else that may fail on one
+///   rank alone (a file missing on one host), call [`Distributed::abort`] instead.
 ///
 /// Run without `mpirun`, a program is one rank of one (MPI's singleton start), and trains
 /// as without MPI.
@@ -71,6 +91,25 @@ pub struct Distributed {
     rank: usize,
     size: usize,
 }
+
+impl Drop for Distributed {
+    /// Ends every rank with `MPI_Abort` when this thread panics (and there are other
+    /// ranks): they may be waiting for this one in a collective it will never reach, and
+    /// `MPI_Finalize` would wait for them in turn.
+    fn drop(&mut self) {
+        if self.size > 1 && std::thread::panicking() {
+            eprintln!(
+                "tapegrad: rank {} of {} panicked; ending every rank with MPI_Abort (the \
+                 others would wait for it forever)",
+                self.rank, self.size
+            );
+            SimpleCommunicator::world().abort(PANIC_EXIT_CODE);
+        }
+    }
+}
+
+/// The exit status of a rank ended by a panic (Rust's own for a panicking `main`).
+const PANIC_EXIT_CODE: i32 = 101;
 
 impl std::fmt::Debug for Distributed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -186,27 +225,134 @@ impl Distributed {
     /// # Ok::<(), tapegrad::Error>(())
     /// ```
     pub fn check_same_parameters(&self, model: &dyn Module) -> Result<()> {
-        let hash = parameter_hash(model);
-        let differ = self.ranks_differing(hash);
-        if differ.is_empty() {
-            return Ok(());
+        let hashes = self.gather(&[parameter_hash(model)]);
+        let differ: Vec<usize> = (1..self.size).filter(|&r| hashes[r] != hashes[0]).collect();
+        match differ.is_empty() {
+            true => Ok(()),
+            false => Err(self.parameters_differ(&differ)),
         }
-        Err(Error::InvalidArgument {
+    }
+
+    /// The error for ranks `differ` whose parameters differ from rank 0's.
+    fn parameters_differ(&self, differ: &[usize]) -> Error {
+        Error::InvalidArgument {
             op: "distributed check",
             message: format!(
                 "the parameters of rank(s) {differ:?} differ from rank 0's, expected the \
                  same on all {} ranks; build the model from the same seed on every rank",
                 self.size
             ),
-        })
+        }
     }
 
-    /// The ranks whose `hash` differs from rank 0's (the same answer on every rank).
-    fn ranks_differing(&self, hash: u64) -> Vec<usize> {
+    /// Ends every rank of the job with exit status `code` (`MPI_Abort`): the way out for an
+    /// error that only this rank has, where returning it from `main` would leave the other
+    /// ranks waiting for this one (see [`Distributed`]). Errors of [`fit`](crate::fit) and
+    /// [`TrainStep::run`](crate::TrainStep::run) are returned on every rank at once and need
+    /// it not.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use tapegrad::{Distributed, FitConfig};
+    /// fn train(world: &Distributed) -> Result<(), Box<dyn std::error::Error>> {
+    ///     let _bytes = std::fs::read("on-some-hosts-only.bin")?; // may fail on one rank alone
+    ///     let config = FitConfig { distributed: Some(world.clone()), ..FitConfig::default() };
+    ///     // fit(&mut model, &mut sgd, &train, None, &config, &mut |_| {})? fails on all or none
+    ///     # let _ = config;
+    ///     Ok(())
+    /// }
+    /// fn main() -> std::process::ExitCode {
+    ///     let world = Distributed::init().expect("MPI");
+    ///     match train(&world) {
+    ///         Ok(()) => std::process::ExitCode::SUCCESS,
+    ///         Err(e) => {
+    ///             eprintln!("rank {}: {e}", world.rank());
+    ///             world.abort(1) // every rank ends now, none waits for this one
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    pub fn abort(&self, code: i32) -> ! {
+        SimpleCommunicator::world().abort(code)
+    }
+
+    /// Every rank's `record` (of the same length on every rank), rank after rank.
+    fn gather(&self, record: &[u64]) -> Vec<u64> {
         let world = SimpleCommunicator::world();
-        let mut hashes = vec![0u64; self.size];
-        world.all_gather_into(&hash, &mut hashes[..]);
-        (1..self.size).filter(|&r| hashes[r] != hashes[0]).collect()
+        let mut all = vec![0u64; record.len() * self.size];
+        world.all_gather_into(record, &mut all[..]);
+        all
+    }
+
+    /// Every rank's `record` after agreeing on `checked`, this rank's outcome so far: when
+    /// some rank failed, every rank returns the same error naming the ranks that failed and
+    /// why (one collective, a second one only when some rank failed).
+    fn agree(
+        &self,
+        op: &'static str,
+        checked: Result<()>,
+        record: &[u64],
+    ) -> Result<Vec<Vec<u64>>> {
+        let mut mine = Vec::with_capacity(1 + record.len());
+        mine.push(u64::from(checked.is_err()));
+        mine.extend_from_slice(record);
+        let all = self.gather(&mine);
+        let records: Vec<&[u64]> = all.chunks(mine.len()).collect();
+        if records.iter().all(|r| r[0] == 0) {
+            return Ok(records.iter().map(|r| r[1..].to_vec()).collect());
+        }
+        let message = checked.err().map(|e| e.to_string());
+        Err(self.failed(op, message.as_deref()))
+    }
+
+    /// The error every rank returns when some rank failed, after gathering what each rank
+    /// that failed says (`failure`: this rank's, if it failed). Every rank must call it at
+    /// the same point, once all know that some rank failed.
+    fn failed(&self, op: &'static str, failure: Option<&str>) -> Error {
+        let text = failure.unwrap_or_default().as_bytes();
+        // lengths + 1, so that 0 says "did not fail"
+        let lengths = self.gather(&[failure.map_or(0, |_| text.len() as u64 + 1)]);
+        let counts: Vec<mpi::Count> = (lengths.iter())
+            .map(|&l| mpi::Count::try_from(l.saturating_sub(1)).unwrap_or(mpi::Count::MAX))
+            .collect();
+        let displacements: Vec<mpi::Count> = (counts.iter())
+            .scan(0, |at, &count| {
+                let start = *at;
+                *at += count;
+                Some(start)
+            })
+            .collect();
+        let mut all = vec![0u8; counts.iter().map(|&c| c as usize).sum()];
+        let mut partition = PartitionMut::new(&mut all[..], &counts[..], &displacements[..]);
+        SimpleCommunicator::world().all_gather_varcount_into(text, &mut partition);
+        // each distinct reason once, with the ranks that gave it
+        let mut reasons: Vec<(Vec<usize>, String)> = Vec::new();
+        for (rank, (&length, &start)) in lengths.iter().zip(&displacements).enumerate() {
+            if length > 0 {
+                let start = start as usize;
+                let reason = String::from_utf8_lossy(&all[start..start + length as usize - 1]);
+                match reasons.iter_mut().find(|(_, r)| *r == reason) {
+                    Some((ranks, _)) => ranks.push(rank),
+                    None => reasons.push((vec![rank], reason.into_owned())),
+                }
+            }
+        }
+        let mut failed: Vec<usize> = reasons.iter().flat_map(|(r, _)| r.clone()).collect();
+        failed.sort_unstable();
+        let why = match &reasons[..] {
+            [(_, reason)] => reason.clone(),
+            _ => (reasons.iter())
+                .map(|(ranks, reason)| format!("rank(s) {ranks:?}: {reason}"))
+                .collect::<Vec<_>>()
+                .join("; "),
+        };
+        Error::InvalidArgument {
+            op,
+            message: format!(
+                "rank(s) {failed:?} of {} failed, so every rank stops: {why}",
+                self.size
+            ),
+        }
     }
 
     /// The sum over the ranks, in place.
@@ -240,213 +386,6 @@ fn parameter_hash(model: &dyn Module) -> u64 {
     model.visit_params(&mut |_, p| add(p.value().view()));
     model.visit_buffers(&mut |_, b| add(b.view()));
     (u64::from(hasher.finalize()) << 32) ^ count
-}
-
-/// A hash of a batch: its samples' bits and its targets.
-fn batch_hash(batch: &Batch<'_>) -> u64 {
-    let mut hasher = crc32fast::Hasher::new();
-    for v in batch.x.iter() {
-        hasher.update(&v.to_bits().to_le_bytes());
-    }
-    hasher.update(format!("{:?}", batch.targets).as_bytes());
-    u64::from(hasher.finalize()) | ((batch.len() as u64) << 32)
-}
-
-impl TrainStep {
-    /// This step runner with every batch split across the ranks of `world`: each rank runs
-    /// its rows (`world.rows(B)`, split further into shards for its threads), the ranks
-    /// sum their losses and gradients, and every rank applies the same update with its
-    /// optimizer. Every rank must call [`TrainStep::run`] with the same batch (the same data
-    /// and shuffle seed); the first step and every [`SYNC_CHECK_EVERY`]-th check that they
-    /// do and that the parameters agree.
-    ///
-    /// The gradients travel **dense**: one `MPI_Allreduce` of one buffer holding the loss
-    /// and every parameter's gradient, formed from this rank's factors by the same
-    /// accumulating product the optimizer would have used. Sending a weight's factors
-    /// instead (`Gᵀ·X`, an all-gather of `rows·(in + out)` numbers per rank) moves fewer
-    /// bytes at small batches, and on 2 ranks of one machine it measured faster up to 128
-    /// rows per rank for an MLP 784-256-256-10; but each rank then receives
-    /// `(N−1)·rows·(in + out)` numbers, a volume that grows with the ranks where a ring
-    /// all-reduce's (`2·(N−1)/N` times the gradient) does not, and every rank must compute
-    /// the whole global batch's weight products for its update, work that no longer
-    /// shrinks as ranks are added. The all-reduce runs after the backward pass (it does not
-    /// overlap with it, as PyTorch's gradient buckets do).
-    ///
-    /// A step refused for a non-finite loss or gradient is refused on every rank (they all
-    /// see the summed numbers), so [`OnDivergence`](crate::OnDivergence), schedules and
-    /// early stopping behave as in one process.
-    ///
-    /// # Examples
-    /// ```
-    /// use tapegrad::{ndarray::array, tensor, Dataset, Distributed, Linear, Loss, Sgd, TrainStep};
-    /// let world = Distributed::init()?; // run alone: one rank, the whole batch
-    /// let data = Dataset::from_floats(array![[1.0], [-1.0]], vec![1, 0])?;
-    /// let run = |step: &mut TrainStep| -> tapegrad::Result<Vec<f32>> {
-    ///     let mut model = Linear::from_parts(tensor::zeros(&[2, 1]), None)?;
-    ///     step.run(&mut model, &mut Sgd::new(0.5)?, data.batches(2)?.next().unwrap(), &Loss::CrossEntropy)?;
-    ///     Ok(model.weight().value().iter().copied().collect())
-    /// };
-    /// let alone = run(&mut TrainStep::new())?;
-    /// assert_eq!(run(&mut TrainStep::new().distributed(world))?, alone);
-    /// # Ok::<(), tapegrad::Error>(())
-    /// ```
-    pub fn distributed(mut self, world: Distributed) -> Self {
-        self.distributed = Some(StepSync::new(world));
-        self
-    }
-}
-
-/// What a [`TrainStep`](crate::TrainStep) keeps to run its steps across ranks.
-#[derive(Debug)]
-pub(crate) struct StepSync {
-    world: Distributed,
-    /// Steps run, for the periodic check.
-    steps: u64,
-    /// `[loss, one presence flag per parameter, every parameter's gradient]`, sent and
-    /// summed in one all-reduce.
-    send: Vec<Elem>,
-    received: Vec<Elem>,
-    /// The summed gradients' tensors, reused from step to step.
-    tensors: Vec<Tensor>,
-}
-
-impl StepSync {
-    pub(crate) fn new(world: Distributed) -> Self {
-        StepSync {
-            world,
-            steps: 0,
-            send: Vec::new(),
-            received: Vec::new(),
-            tensors: Vec::new(),
-        }
-    }
-
-    /// This rank's rows of a batch of `rows` rows, after checking (on the first step and
-    /// every [`SYNC_CHECK_EVERY`]-th) that all ranks hold the same parameters and batch.
-    ///
-    /// # Errors
-    /// When some rank would get no row, or when the ranks' parameters or batches differ.
-    pub(crate) fn begin(&mut self, model: &dyn Module, batch: &Batch<'_>) -> Result<Range<usize>> {
-        let (rows, size) = (batch.len(), self.world.size);
-        if rows < size {
-            return Err(Error::InvalidArgument {
-                op: "distributed train step",
-                message: format!(
-                    "a batch of {rows} samples cannot be split over {size} ranks, expected at \
-                     least one sample per rank"
-                ),
-            });
-        }
-        if self.steps.is_multiple_of(SYNC_CHECK_EVERY) {
-            self.world.check_same_parameters(model)?;
-            let differ = self.world.ranks_differing(batch_hash(batch));
-            if !differ.is_empty() {
-                return Err(Error::InvalidArgument {
-                    op: "distributed train step",
-                    message: format!(
-                        "the batch of rank(s) {differ:?} differs from rank 0's at step {}, \
-                         expected the same data and shuffle seed on every rank",
-                        self.steps
-                    ),
-                });
-            }
-        }
-        self.steps += 1;
-        Ok(self.world.rows(rows))
-    }
-
-    /// The sum over the ranks that batch normalization's moments and the shards' losses
-    /// go through.
-    pub(crate) fn cross_sum(&self) -> CrossSum {
-        // the closure keeps MPI initialized while a step may call it
-        let world = self.world.clone();
-        CrossSum(Arc::new(move |values: &mut [f64]| {
-            let _initialized = &world;
-            Distributed::sum_in_place(values, &mut Vec::new());
-        }))
-    }
-
-    /// Sums this rank's weighted loss `value` and gradients `local` (`None` when its loss is
-    /// not finite) over the ranks, and applies the sum with `optimizer`: the same update on
-    /// every rank. Returns the loss of the whole batch.
-    pub(crate) fn finish(
-        &mut self,
-        model: &mut dyn Module,
-        optimizer: &mut dyn Optimizer,
-        value: Elem,
-        local: Option<Gradients>,
-        tapes: &[Tape],
-    ) -> Result<Elem> {
-        let mut params = Vec::new();
-        model.visit_params(&mut |_, p| params.push((p.id(), p.value().raw_dim())));
-        let total: usize = params.iter().map(|(_, dim)| dim.size()).sum();
-        let send = &mut self.send;
-        send.clear();
-        send.resize(1 + params.len() + total, 0.0);
-        send[0] = value;
-        if let Some(local) = local {
-            let (flags, mut rest) = send[1..].split_at_mut(params.len());
-            let mut i = 0;
-            model.visit_params(&mut |_, p| {
-                let (part, tail) = std::mem::take(&mut rest).split_at_mut(p.value().len());
-                rest = tail;
-                if let Some(g) = local.param_grad(p) {
-                    flags[i] = 1.0;
-                    let view = ndarray::ArrayViewMutD::from_shape(p.value().raw_dim(), part)
-                        .expect("internal error: gradient slice shape");
-                    g.scaled_add_to(view, 1.0);
-                }
-                i += 1;
-            });
-            local.recycle_into(tapes);
-        }
-        Distributed::sum_in_place(send, &mut self.received);
-        let whole = send[0];
-        if !whole.is_finite() {
-            return Err(Error::Diverged {
-                op: "train step",
-                step: optimizer.steps(),
-                what: format!(
-                    "the loss is {whole} (summed over {} ranks)",
-                    self.world.size
-                ),
-            });
-        }
-        // the summed gradients, as one process's step would hand them to the optimizer
-        let (flags, mut rest) = send[1..].split_at(params.len());
-        let mut leaves = Vec::new();
-        let mut spare = std::mem::take(&mut self.tensors).into_iter();
-        for (i, (id, dim)) in params.into_iter().enumerate() {
-            let (part, tail) = rest.split_at(dim.size());
-            rest = tail;
-            if flags[i] == 0.0 {
-                continue;
-            }
-            let mut tensor = match spare.next() {
-                Some(t) if t.raw_dim() == dim => t,
-                _ => Tensor::zeros(dim),
-            };
-            tensor
-                .as_slice_mut()
-                .expect("internal error: a new tensor is contiguous")
-                .copy_from_slice(part);
-            leaves.push(Leaf::new(i, Some(id), Grad::Dense(tensor)));
-        }
-        let grads = Gradients {
-            tape: u64::MAX,
-            generation: 0,
-            leaves,
-            formed: Default::default(),
-        };
-        let stepped = optimizer.step(model, &grads);
-        self.tensors = (grads.leaves.into_iter())
-            .filter_map(|leaf| match leaf.grad {
-                Grad::Dense(t) => Some(t),
-                _ => None,
-            })
-            .collect();
-        stepped.map(|()| whole)
-    }
 }
 
 #[cfg(test)]

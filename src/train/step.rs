@@ -153,7 +153,10 @@ impl TrainStep {
     /// output (where it declares its output width; a [`Loss::Custom`] judges its targets
     /// itself); [`Error::Diverged`] when the loss is
     /// not finite (nothing is changed), and whatever `optimizer.step` returns (its guard
-    /// refuses non-finite gradients and updates).
+    /// refuses non-finite gradients and updates). Under [`TrainStep::distributed`]
+    /// (feature `mpi`), a batch that fails these checks on some rank stops the step on every
+    /// rank, with the same [`Error::InvalidArgument`] naming the ranks and their errors, and
+    /// nothing changed on any.
     ///
     /// # Examples
     /// ```
@@ -176,36 +179,10 @@ impl TrainStep {
         loss: &Loss,
     ) -> Result<Elem> {
         let rows = batch.len();
-        if batch.targets.len() != rows {
-            return Err(Error::Shape {
-                op: "train step",
-                expected: format!("one target per sample ({rows} samples)"),
-                found: format!("{} targets", batch.targets.len()),
-            });
-        }
-        loss.check(&batch.targets)?;
-        if rows == 0 {
-            return Err(Error::InvalidArgument {
-                op: "train step",
-                message: "the batch is empty, expected at least one sample".into(),
-            });
-        }
-        crate::train::check_batch(
-            "train step",
-            &*model,
-            batch.x.shape(),
-            batch.targets.labels(),
-        )?;
-        if !matches!(loss, Loss::Custom { .. }) {
-            crate::train::check_value_targets(
-                "train step",
-                &*model,
-                batch.x.shape(),
-                &batch.targets,
-            )?;
-        }
-        // the rows this process trains on: all, or its rank's slice
-        let here = self.rows_here(&*model, &batch)?;
+        let checked = check_step_batch(&*model, &batch, loss);
+        // the rows this process trains on: all, or its rank's slice (after the ranks agreed
+        // on their checks)
+        let here = self.rows_here(&*model, &batch, checked)?;
         let wanted = self.shards.unwrap_or_else(num_threads);
         let shards = wanted.min(here.len() / MIN_SHARD_ROWS).max(1);
         let across = self.cross_sum();
@@ -287,15 +264,21 @@ impl TrainStep {
         stepped.map(|()| value)
     }
 
-    /// The rows of a batch of `batch.len()` rows this process trains on: all of them, or
-    /// under [`TrainStep::distributed`] its rank's slice (after the ranks' periodic check).
-    fn rows_here(&mut self, model: &dyn Module, batch: &Batch<'_>) -> Result<Range<usize>> {
+    /// The rows of a batch of `batch.len()` rows this process trains on, once `checked`,
+    /// its checks, passed: all of them, or under [`TrainStep::distributed`] its rank's slice
+    /// (after the ranks agreed on their checks, and the periodic check).
+    fn rows_here(
+        &mut self,
+        model: &dyn Module,
+        batch: &Batch<'_>,
+        checked: Result<()>,
+    ) -> Result<Range<usize>> {
         #[cfg(feature = "mpi")]
         if let Some(sync) = &mut self.distributed {
-            return sync.begin(model, batch);
+            return sync.begin(model, batch, checked);
         }
         let _ = model;
-        Ok(0..batch.len())
+        checked.map(|()| 0..batch.len())
     }
 
     /// The sum over the other ranks that collectives across shards end with, if any.
@@ -306,6 +289,32 @@ impl TrainStep {
         }
         None
     }
+}
+
+/// What [`TrainStep::run`] checks of `batch` before its step: one target per sample, a loss
+/// that fits the targets, at least one sample, the widths the model declares, and float targets
+/// of the output's shape.
+fn check_step_batch(model: &dyn Module, batch: &Batch<'_>, loss: &Loss) -> Result<()> {
+    let rows = batch.len();
+    if batch.targets.len() != rows {
+        return Err(Error::Shape {
+            op: "train step",
+            expected: format!("one target per sample ({rows} samples)"),
+            found: format!("{} targets", batch.targets.len()),
+        });
+    }
+    loss.check(&batch.targets)?;
+    if rows == 0 {
+        return Err(Error::InvalidArgument {
+            op: "train step",
+            message: "the batch is empty, expected at least one sample".into(),
+        });
+    }
+    crate::train::check_batch("train step", model, batch.x.shape(), batch.targets.labels())?;
+    if matches!(loss, Loss::Custom { .. }) {
+        return Ok(());
+    }
+    crate::train::check_value_targets("train step", model, batch.x.shape(), &batch.targets)
 }
 
 /// Forward, weighted loss and (when the loss is finite) backward of one shard on `tape`,
