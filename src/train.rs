@@ -799,7 +799,7 @@ pub enum Progress<'a> {
 /// [`OnDivergence::Stop`], or when [`OnDivergence::HalveLearningRate`] gives up; the
 /// parameters are then those of the last accepted step.
 ///
-/// With [`FitConfig::distributed`] (feature `mpi`), every rank returns the same error, and
+/// With `FitConfig::distributed` (feature `mpi`), every rank returns the same error, and
 /// before the first step: when a rank fails one of the checks above, an
 /// [`Error::InvalidArgument`] naming the ranks that failed and each one's error; when a
 /// rank's training or validation set differs from rank 0's (its number of samples, its

@@ -153,7 +153,7 @@ impl TrainStep {
     /// output (where it declares its output width; a [`Loss::Custom`] judges its targets
     /// itself); [`Error::Diverged`] when the loss is
     /// not finite (nothing is changed), and whatever `optimizer.step` returns (its guard
-    /// refuses non-finite gradients and updates). Under [`TrainStep::distributed`]
+    /// refuses non-finite gradients and updates). Under `TrainStep::distributed`
     /// (feature `mpi`), a batch that fails these checks on some rank stops the step on every
     /// rank, with the same [`Error::InvalidArgument`] naming the ranks and their errors, and
     /// nothing changed on any.
