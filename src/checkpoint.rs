@@ -62,8 +62,8 @@
 mod format;
 mod safetensors;
 
-pub(crate) use self::safetensors::export_with_scaler;
 pub use self::safetensors::{export_safetensors, import_safetensors, safetensors_bytes};
+pub(crate) use self::safetensors::{export_with_scaler, import_with_scaler};
 
 use self::format::{
     Payload, StoredRng, StoredTraining, stored, tensor_of, unique, write_atomically,

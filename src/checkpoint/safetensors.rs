@@ -162,7 +162,43 @@ pub(crate) fn export_with_scaler(
 pub fn import_safetensors(model: &mut dyn Module, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
     let bytes = read_regular_file(path, "safetensors import")?;
-    let tensors = read_tensors(&bytes, path)?;
+    assign(model, read_tensors(&bytes, path)?, path)
+}
+
+/// Reads a file of [`Predictor::export_safetensors`](crate::Predictor::export_safetensors)
+/// into `model` as [`import_safetensors`] does, and returns the scaler its `scaler.scale`
+/// and `scaler.shift` tensors hold, if it has them.
+///
+/// # Errors
+/// As [`import_safetensors`]; [`Error::Decode`] when only one of the two scaler tensors is
+/// there, or they do not make a valid scaler.
+pub(crate) fn import_with_scaler(model: &mut dyn Module, path: &Path) -> Result<Option<Scaler>> {
+    let bytes = read_regular_file(path, "safetensors import")?;
+    let mut tensors = read_tensors(&bytes, path)?;
+    let mut take = |name: &str| {
+        let at = tensors.iter().position(|(n, _)| n == name)?;
+        Some(tensors.remove(at).1.iter().copied().collect::<Vec<Elem>>())
+    };
+    let scaler = match (take("scaler.scale"), take("scaler.shift")) {
+        (None, None) => None,
+        (Some(scale), Some(shift)) => Some(
+            Scaler::affine_per_feature(scale, shift)
+                .map_err(|e| Error::decode(path, format!("safetensors: {e}")))?,
+        ),
+        _ => {
+            return Err(Error::decode(
+                path,
+                "safetensors: expected both scaler.scale and scaler.shift, found one",
+            ));
+        }
+    };
+    assign(model, tensors, path)?;
+    Ok(scaler)
+}
+
+/// Checks that `tensors` are exactly `model`'s parameters and buffers, with their shapes,
+/// then writes them in.
+fn assign(model: &mut dyn Module, tensors: Vec<(String, Tensor)>, path: &Path) -> Result<()> {
     let mut shapes = Vec::new();
     model.visit_params(&mut |name, p| shapes.push((name.to_string(), p.value().shape().to_vec())));
     model.visit_buffers(&mut |name, b| shapes.push((name.to_string(), b.shape().to_vec())));

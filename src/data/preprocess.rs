@@ -121,6 +121,38 @@ impl Scaler {
         })
     }
 
+    /// The map `y_j = x_j·scale_j + shift_j` with a scale and a shift of its own for each
+    /// feature `j`: torchvision's `Normalize(mean, std)` is `scale = 1/std`,
+    /// `shift = −mean/std`. Its kind is [`ScalerKind::Affine`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] unless there are as many shifts as scales, every scale is
+    /// finite and nonzero and every shift finite, naming the feature and the value.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Scaler, ndarray::array};
+    /// let mut x = array![[2.0, 30.0]].into_dyn();
+    /// Scaler::affine_per_feature(vec![0.5, 0.1], vec![0.0, -1.0])?.transform(&mut x)?;
+    /// assert_eq!(x, array![[1.0, 2.0]].into_dyn());
+    /// assert!(Scaler::affine_per_feature(vec![1.0, 0.0], vec![0.0, 0.0]).is_err());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    pub fn affine_per_feature(scale: Vec<Elem>, shift: Vec<Elem>) -> Result<Scaler> {
+        let scaler = Scaler {
+            kind: ScalerKind::Affine,
+            scale,
+            shift,
+        };
+        match scaler.first_problem() {
+            None => Ok(scaler),
+            Some(problem) => Err(Error::InvalidArgument {
+                op: "scaler::affine_per_feature",
+                message: problem,
+            }),
+        }
+    }
+
     /// Which statistic this scaler was fitted with.
     ///
     /// # Examples

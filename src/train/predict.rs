@@ -1,7 +1,7 @@
 //! [`Predictor`]: a trained classifier with the scaler fitted on its training data, from raw
 //! samples to logits, probabilities and classes in one call, saved and loaded as one file.
 
-use crate::checkpoint::{Checkpoint, export_with_scaler};
+use crate::checkpoint::{Checkpoint, export_with_scaler, import_with_scaler};
 use crate::data::Scaler;
 use crate::error::{Error, Result};
 use crate::metrics::predictions;
@@ -385,6 +385,35 @@ impl<M: Module> Predictor<M> {
         export_with_scaler(&self.model, self.scaler.as_ref(), path.as_ref())
     }
 
+    /// Reads a file written by [`Predictor::export_safetensors`] (or a safetensors file of
+    /// the model's parameters alone) into `model`, which must have the same architecture,
+    /// with the scaler its `scaler.scale` and `scaler.shift` tensors hold (an affine map
+    /// per feature, [`Scaler::affine_per_feature`]) if it has them.
+    ///
+    /// # Errors
+    /// As [`import_safetensors`](crate::checkpoint::import_safetensors); [`Error::Decode`]
+    /// when the file holds only one of the scaler's tensors or they make no valid scaler;
+    /// as [`Predictor::new`].
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{ndarray::array, tensor, Linear, Predictor, Scaler};
+    /// let path = std::env::temp_dir().join(format!("tapegrad-doc-predictor-import-{}.safetensors", std::process::id()));
+    /// let trained = Linear::from_parts(tensor::from_vec(vec![-1.0, 1.0], &[2, 1])?, None)?;
+    /// let predictor = Predictor::new(trained, Some(Scaler::affine(1, 2.0, -3.0)?))?;
+    /// predictor.export_safetensors(&path)?;
+    /// let fresh = Linear::from_parts(tensor::zeros(&[2, 1]), None)?;
+    /// let imported = Predictor::import_safetensors(&path, fresh)?;
+    /// let x = array![[1.0f32], [5.0]];
+    /// assert_eq!(imported.predict(&x)?, predictor.predict(&x)?);
+    /// # std::fs::remove_file(&path).unwrap();
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    pub fn import_safetensors(path: impl AsRef<Path>, mut model: M) -> Result<Self> {
+        let scaler = import_with_scaler(&mut model, path.as_ref())?;
+        Predictor::new(model, scaler)
+    }
+
     /// Reads a file written by [`Predictor::save`] (or any checkpoint) into `model`, which
     /// must have the same architecture, with the scaler stored in it.
     ///
@@ -432,6 +461,49 @@ mod tests {
             Box::new(Linear::new(8, 4, Init::default(), &mut rng).unwrap()),
         ])
         .unwrap()
+    }
+
+    #[test]
+    fn an_exported_predictor_imports_back_and_half_a_scaler_is_refused() {
+        let dir = std::env::temp_dir().join(format!("tapegrad-pred-st-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("p.safetensors");
+        let scaler = Scaler::affine_per_feature(vec![0.5, 2.0, -1.0], vec![1.0, 0.0, 3.0]).unwrap();
+        let predictor = Predictor::new(model(1), Some(scaler.clone())).unwrap();
+        predictor.export_safetensors(&path).unwrap();
+        let imported = Predictor::import_safetensors(&path, model(2)).unwrap();
+        assert_eq!(imported.scaler(), Some(&scaler));
+        let x = ndarray::array![[0.5f32, -1.0, 2.0], [3.0, 0.0, 1.0]];
+        assert_eq!(
+            imported.predict(&x).unwrap(),
+            predictor.predict(&x).unwrap()
+        );
+        // without a scaler in the file, none comes back
+        crate::checkpoint::export_safetensors(&model(1), &path).unwrap();
+        let bare = Predictor::import_safetensors(&path, model(2)).unwrap();
+        assert_eq!(bare.scaler(), None);
+        // a file with the scale but not the shift
+        let half = Linear::from_parts(tensor::ones(&[1, 3]), None).unwrap();
+        let ones = [1.0f32; 3]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect::<Vec<u8>>();
+        let views = [("weight", vec![1, 3]), ("scaler.scale", vec![3])].map(|(n, shape)| {
+            (
+                n,
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape, &ones)
+                    .unwrap(),
+            )
+        });
+        std::fs::write(&path, safetensors::serialize(views, None).unwrap()).unwrap();
+        let err = Predictor::import_safetensors(&path, half)
+            .unwrap_err()
+            .to_string();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            err.ends_with("expected both scaler.scale and scaler.shift, found one"),
+            "{err}"
+        );
     }
 
     #[test]
