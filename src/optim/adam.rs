@@ -30,6 +30,11 @@ use std::borrow::Cow;
 /// Defaults as PyTorch: `β₁ = 0.9`, `β₂ = 0.999`, `ε = 1e-8`; AdamW's default `wd = 0.01`.
 /// Its buffers per parameter are the moments `[m, v]`.
 ///
+/// `t` counts the optimizer's steps, where PyTorch counts each parameter's own (from its
+/// first gradient): a parameter that first gets a gradient late — frozen until then
+/// ([`Module::set_requires_grad`](crate::Module::set_requires_grad)), or unused — takes a
+/// first step larger than PyTorch's (about `lr·√(1 − β₂ᵗ)/(1 − β₁ᵗ)` rather than `lr`).
+///
 /// # Examples
 /// ```
 /// use tapegrad::{tensor, Adam, Linear, Mode, Module, Optimizer, Tape};

@@ -473,7 +473,8 @@ impl ParamGroup {
     /// freezes the group's parameters, as a PyTorch parameter group of `lr=0` does (their
     /// gradients are still computed and counted by clipping, and momentum or moment buffers
     /// still follow them; [`Module::set_requires_grad`](crate::Module::set_requires_grad)
-    /// freezes without any of that, as `requires_grad_(False)` does).
+    /// freezes without any of that, as `requires_grad_(False)` does; see [`Adam`] for its
+    /// step count after unfreezing).
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] unless `lr` is finite and `>= 0`.

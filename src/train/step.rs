@@ -78,6 +78,9 @@ pub struct TrainStep {
     /// each on a thread of its own, and wait for each other); `None` until a step with
     /// several shards has shown it.
     batch_coupled: Option<bool>,
+    /// The sample shape a model without a declared input width (an image model) was last
+    /// found to take ([`Module::output_shape`]), so the check runs once per shape.
+    confirmed_sample: Option<Vec<usize>>,
     /// The ranks the batches are split across ([`TrainStep::distributed`]).
     #[cfg(feature = "mpi")]
     pub(super) distributed: Option<super::distributed::StepSync>,
@@ -179,7 +182,8 @@ impl TrainStep {
         loss: &Loss,
     ) -> Result<Elem> {
         let rows = batch.len();
-        let checked = check_step_batch(&*model, &batch, loss);
+        let checked = check_step_batch(&*model, &batch, loss)
+            .and_then(|()| self.check_image_samples(&*model, batch.x.shape()));
         // the rows this process trains on: all, or its rank's slice (after the ranks agreed
         // on their checks)
         let here = self.rows_here(&*model, &batch, checked)?;
@@ -288,6 +292,25 @@ impl TrainStep {
             return Some(sync.cross_sum());
         }
         None
+    }
+}
+
+impl TrainStep {
+    /// For a model that declares no input width (an image model), its layers' shape checks
+    /// ([`Module::output_shape`]) on the batch's shape, once per sample shape: a batch of
+    /// another channel count or size is an error, not a panic inside a shard.
+    fn check_image_samples(&mut self, model: &dyn Module, shape: &[usize]) -> Result<()> {
+        let sample = &shape[1..];
+        if model.in_features().is_some() || self.confirmed_sample.as_deref() == Some(sample) {
+            return Ok(());
+        }
+        model.output_shape(shape).map_err(|e| Error::Shape {
+            op: "train step",
+            expected: "samples the model can take".into(),
+            found: format!("a batch of shape {shape:?}: {e}"),
+        })?;
+        self.confirmed_sample = Some(sample.to_vec());
+        Ok(())
     }
 }
 
@@ -733,6 +756,46 @@ mod tests {
             assert_eq!(moved, name.starts_with('3'), "{name}");
             i += 1;
         });
+    }
+
+    #[test]
+    fn images_an_image_model_cannot_take_are_an_error_not_a_panic() {
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let mut model = Sequential::new(vec![
+            Box::new(
+                crate::Conv2d::new(
+                    1,
+                    2,
+                    [3, 3],
+                    Conv2dOptions::default(),
+                    Init::default(),
+                    &mut rng,
+                )
+                .unwrap(),
+            ),
+            Box::new(crate::Flatten),
+            Box::new(Linear::new(2 * 6 * 6, 3, Init::default(), &mut rng).unwrap()),
+        ])
+        .unwrap();
+        let mut sgd = Sgd::new(0.1).unwrap();
+        let mut step = TrainStep::with_shards(2).unwrap();
+        let labels = [0, 1, 2, 0];
+        for (channels, ok) in [(1, true), (3, false), (1, true)] {
+            let x = ndarray::Array4::<f32>::from_elem((4, channels, 8, 8), 0.5).into_dyn();
+            let batch = Batch {
+                x: x.view(),
+                targets: BatchTargets::Classes(&labels),
+            };
+            let result = step.run(&mut model, &mut sgd, batch, &Loss::CrossEntropy);
+            match ok {
+                true => assert!(result.is_ok(), "{result:?}"),
+                false => assert!(result.unwrap_err().to_string().starts_with(
+                    "train step: expected samples the model can take, found a batch of \
+                         shape [4, 3, 8, 8]: "
+                )),
+            }
+        }
+        assert_eq!(sgd.steps(), 2);
     }
 
     #[test]
