@@ -33,7 +33,8 @@ use std::borrow::Cow;
 /// `t` counts the optimizer's steps, where PyTorch counts each parameter's own (from its
 /// first gradient): a parameter that first gets a gradient late — frozen until then
 /// ([`Module::set_requires_grad`](crate::Module::set_requires_grad)), or unused — takes a
-/// first step larger than PyTorch's (about `lr·√(1 − β₂ᵗ)/(1 − β₁ᵗ)` rather than `lr`).
+/// first step larger than PyTorch's: `lr·(1 − β₁)·√(1 − β₂ᵗ) / ((1 − β₁ᵗ)·√(1 − β₂))`
+/// rather than `lr` (2.5·lr at `t = 1000`, up to 3.16·lr with the default decays).
 ///
 /// # Examples
 /// ```
