@@ -174,7 +174,8 @@ impl Init {
     /// # Errors
     /// [`Error::InvalidArgument`] when a parameter is out of range (a non-finite gain or
     /// value, `low >= high`, a negative `std`), when the fan a formula divides by is 0, when
-    /// [`gain`] has no value for the activation, or when `Orthogonal` gets fewer than 2 axes.
+    /// [`gain`] has no value for the activation, or when `Orthogonal` gets fewer than 2 axes;
+    /// [`Error::Shape`] for a shape of more elements than an array can hold (`isize::MAX`).
     ///
     /// # Examples
     /// ```
@@ -198,6 +199,14 @@ impl Init {
         fan_out: usize,
         rng: &mut R,
     ) -> Result<Tensor> {
+        let elements = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+        if elements.is_none_or(|n| n > isize::MAX as usize) {
+            return Err(Error::Shape {
+                op: "init::sample",
+                expected: format!("a shape of at most {} elements", isize::MAX),
+                found: format!("{shape:?}"),
+            });
+        }
         match *self {
             Init::Constant { value } => {
                 finite("init::constant", "value", value)?;
@@ -249,25 +258,36 @@ pub(crate) fn default_bias<R: Rng + ?Sized>(
 /// `(in·kh·kw, out·kh·kw)` (with groups, see [`fans_grouped`]).
 ///
 /// # Errors
-/// [`Error::Shape`] for fewer than 2 axes (a bias has no fans), as PyTorch's `ValueError`.
+/// [`Error::Shape`] for fewer than 2 axes (a bias has no fans), as PyTorch's `ValueError`,
+/// or a shape of more elements than an array can hold (`isize::MAX`; PyTorch: "Storage
+/// size calculation overflowed").
 ///
 /// # Examples
 /// ```
 /// assert_eq!(tapegrad::fans(&[10, 3])?, (3, 10));
 /// assert_eq!(tapegrad::fans(&[16, 8, 3, 3])?, (72, 144));
 /// assert!(tapegrad::fans(&[10]).is_err());
+/// assert!(tapegrad::fans(&[4, 4, 1 << 32, 1 << 32]).is_err()); // no array that large
 /// # Ok::<(), tapegrad::Error>(())
 /// ```
 pub fn fans(shape: &[usize]) -> Result<(usize, usize)> {
-    if shape.len() < 2 {
-        return Err(Error::Shape {
-            op: "init::fans",
-            expected: "a weight with at least 2 axes".into(),
-            found: format!("shape {shape:?}"),
-        });
-    }
-    let receptive: usize = shape[2..].iter().product();
-    Ok((shape[1] * receptive, shape[0] * receptive))
+    let product = |sides: &[usize]| sides.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+    let fans = match shape {
+        [out, input, kernel @ ..] => product(kernel)
+            .zip(product(shape).filter(|&n| n <= isize::MAX as usize))
+            .and_then(|(receptive, _)| {
+                input.checked_mul(receptive).zip(out.checked_mul(receptive))
+            }),
+        _ => None,
+    };
+    fans.ok_or_else(|| Error::Shape {
+        op: "init::fans",
+        expected: format!(
+            "a weight with at least 2 axes and at most {} elements",
+            isize::MAX
+        ),
+        found: format!("shape {shape:?}"),
+    })
 }
 
 /// The fans of a grouped convolution's weight `[out, in/groups, k…]`: `fan_in = (in/groups)·∏k`
@@ -468,6 +488,43 @@ mod tests {
     use ndarray::Ix2;
 
     const N: usize = 512;
+
+    #[test]
+    fn layers_too_large_for_any_array_are_errors_not_panics_or_wrapped_fans() {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let huge = 1usize << 31;
+        let options = crate::ConvTranspose2dOptions::default();
+        let errors = [
+            crate::ConvTranspose2d::new(3, 3, [huge, huge], options, Init::default(), &mut rng)
+                .map(drop),
+            crate::ConvTranspose2d::new(
+                1,
+                1,
+                [huge * 2, huge * 2],
+                options,
+                Init::default(),
+                &mut rng,
+            )
+            .map(drop),
+            crate::Conv2d::new(
+                3,
+                3,
+                [huge, huge],
+                crate::Conv2dOptions::default(),
+                Init::default(),
+                &mut rng,
+            )
+            .map(drop),
+            Linear::new(1 << 40, 1 << 40, Init::default(), &mut rng).map(drop),
+        ];
+        for err in errors {
+            let err = err.unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("at most {} elements", isize::MAX)),
+                "{err}"
+            );
+        }
+    }
 
     /// Empirical mean and standard deviation of a 512 × 512 draw, in `f64`.
     fn moments(init: Init, seed: u64) -> (f64, f64) {
