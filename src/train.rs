@@ -791,7 +791,8 @@ pub enum Progress<'a> {
 ///
 /// # Errors
 /// Before the first step: [`Error::InvalidArgument`] for a batch size of 0, zero epochs, a
-/// `start_epoch` not below `epochs`, `patience` without validation data, an empty training
+/// `start_epoch` not below `epochs`, `patience` without validation data, a model with no
+/// parameter to train ([`Module::num_trainable_params`] 0), an empty training
 /// or validation set, a label that is not one of the model's outputs or a feature that is
 /// not finite (naming the data set and the sample); [`Error::Shape`] when the samples'
 /// width is not the model's input width. While training: [`Error::Diverged`] when a step is
@@ -862,6 +863,17 @@ fn check_fit(
         return Err(Error::InvalidArgument {
             op: "fit",
             message: "early stopping (patience) needs validation data, got none".into(),
+        });
+    }
+    if model.num_trainable_params() == 0 {
+        // PyTorch's backward raises on a loss that needs no gradient
+        return Err(Error::InvalidArgument {
+            op: "fit",
+            message: format!(
+                "expected a model with a parameter to train, found {} parameters, none of \
+                 them requiring a gradient (see Module::set_requires_grad)",
+                model.num_params()
+            ),
         });
     }
     if let Some(plateau) = &config.plateau {
@@ -1363,6 +1375,28 @@ mod tests {
                 "the last epoch was not the best"
             );
         }
+    }
+
+    #[test]
+    fn a_model_with_nothing_to_train_is_refused() {
+        let data = blobs(16, 1);
+        let mut model = mlp(1);
+        model.set_requires_grad(false);
+        let err = fit(
+            &mut model,
+            &mut Sgd::new(0.1).unwrap(),
+            &data,
+            None,
+            &FitConfig::default(),
+            &mut |_| {},
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("fit: expected a model with a parameter to train, found "),
+            "{err}"
+        );
+        assert!(err.contains("none of them requiring a gradient"), "{err}");
     }
 
     #[test]
