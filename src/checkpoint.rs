@@ -2,12 +2,12 @@
 //! training state, in one file that is written atomically and checked when read back; plus
 //! export to and import from safetensors ([`export_safetensors`], [`import_safetensors`]).
 //!
-//! # Format, version 4
+//! # Format, version 5
 //!
 //! ```text
 //! offset  bytes  field
 //!      0      8  magic: the ASCII bytes "TGRADCKP"
-//!      8      4  format version, u32 little-endian (4; files of versions 1 to 3 load too)
+//!      8      4  format version, u32 little-endian (5; files of versions 1 to 4 load too)
 //!     12      8  payload length n, u64 little-endian
 //!     20      4  CRC-32 of the payload, u32 little-endian
 //!     24      n  payload: bincode 2 (standard configuration) of the serde record below
@@ -24,8 +24,9 @@
 //! done, the optimizer's kind, base learning rate, step and epoch counters, its
 //! per-parameter buffers, and from version 2 on, where a reduction of the rate on a plateau
 //! stands: the best value, the epochs without improvement and the cooldown left, or
-//! nothing), and from version 4 on the user's metadata (key-value strings,
-//! [`Checkpoint::with_metadata`]). Decoding a payload of `n` bytes may claim up to 16 bytes of
+//! nothing, and from version 5 on the step counts of the parameters that took fewer steps
+//! than the optimizer, which earlier versions take to have taken as many), and from
+//! version 4 on the user's metadata (key-value strings, [`Checkpoint::with_metadata`]). Decoding a payload of `n` bytes may claim up to 16 bytes of
 //! memory per byte of the smallest power of two at or above `n` (bincode's limit). Every
 //! record tapegrad writes fits it, whatever its size: bincode claims a primitive's
 //! in-memory size (at most 16 bytes, for a `u128`) and stores it in at least one byte, and
@@ -376,7 +377,7 @@ impl Checkpoint {
     /// let model = Linear::from_parts(tensor::ones(&[1, 2]), None)?;
     /// let bytes = Checkpoint::new(&model).to_bytes()?;
     /// assert_eq!(&bytes[..8], b"TGRADCKP");
-    /// assert_eq!(bytes[8..12], 4u32.to_le_bytes()); // format version 4
+    /// assert_eq!(bytes[8..12], 5u32.to_le_bytes()); // format version 5
     /// # Ok::<(), tapegrad::Error>(())
     /// ```
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
@@ -410,6 +411,9 @@ impl Checkpoint {
                     .collect(),
                 per_param: per_param as u32,
                 plateau: (state.plateau).map(|p| (p.best, p.bad_epochs, p.cooldown_left)),
+                param_steps: (state.param_steps.iter())
+                    .map(|(name, steps)| (name.clone(), *steps))
+                    .collect(),
             }
         });
         let payload = Payload {
@@ -556,12 +560,24 @@ impl Checkpoint {
                     }
                     buffers.insert(name, group.into_iter().map(|(_, t)| t).collect());
                 }
+                let mut param_steps = BTreeMap::new();
+                for (name, steps) in t.param_steps {
+                    if param_steps.insert(name.clone(), steps).is_some() {
+                        return Err(Error::decode(
+                            path,
+                            format!(
+                                "checkpoint: optimizer state: the steps of \"{name}\" appear twice"
+                            ),
+                        ));
+                    }
+                }
                 let state = OptimizerState {
                     kind: t.kind,
                     base_lr: t.base_lr,
                     steps: t.steps,
                     epochs: t.epochs,
                     buffers,
+                    param_steps,
                     plateau: t.plateau.map(|(best, bad_epochs, cooldown_left)| {
                         crate::optim::PlateauState {
                             best,
@@ -1061,6 +1077,43 @@ mod tests {
             err.contains(
                 "expected training state in <memory>, found a checkpoint of the model only"
             ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_parameters_own_step_count_round_trips_and_a_repeated_one_is_refused() {
+        // the first layer frozen for one of two Adam steps: its parameters took one step
+        let mut a = model(0);
+        let mut adam = crate::optim::Adam::new(0.01).unwrap();
+        for frozen in [true, false] {
+            a.visit_params_mut(&mut |name, p| {
+                p.set_requires_grad(!(frozen && name.starts_with("0.")));
+            });
+            let tape = Tape::new();
+            let loss = a
+                .forward(tape.constant(tensor::ones(&[2, 3])), Mode::Train)
+                .cross_entropy(&[0, 1]);
+            adam.step(&mut a, &loss.backward()).unwrap();
+        }
+        let state = adam.state().unwrap();
+        let own: Vec<(&str, u64)> = (state.param_steps.iter())
+            .map(|(k, v)| (k.as_str(), *v))
+            .collect();
+        assert_eq!(own, [("0.bias", 1), ("0.weight", 1)]);
+        let saved = Checkpoint::new(&a).with_training(&adam, 1).unwrap();
+        let loaded = Checkpoint::from_bytes(&saved.to_bytes().unwrap()).unwrap();
+        assert_eq!(loaded.optimizer_state(), Some(&state));
+        // a hand-made file that gives one parameter two counts
+        let mut payload =
+            format::decode(&saved.to_bytes().unwrap(), Path::new("<memory>")).unwrap();
+        let training = payload.training.as_mut().unwrap();
+        training.param_steps.push(("0.bias".into(), 0));
+        let err = Checkpoint::from_bytes(&format::encode(&payload).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("the steps of \"0.bias\" appear twice"),
             "{err}"
         );
     }

@@ -153,12 +153,14 @@ pub(crate) fn check_data(
         _ => {
             let mut expected = vec![1];
             expected.extend(data.target_shape());
-            if output != expected {
+            if output.iter().product::<usize>() != expected.iter().product::<usize>()
+                || output.first() != Some(&1)
+            {
                 return Err(Error::Shape {
                     op,
                     expected: format!(
-                        "model output of shape {expected:?} for one sample (the {what}'s \
-                         targets are {:?} per sample)",
+                        "model output of shape {expected:?}, or another shape of as many \
+                         values, for one sample (the {what}'s targets are {:?} per sample)",
                         data.target_shape()
                     ),
                     found: format!("output shape {output:?}"),
@@ -214,8 +216,9 @@ pub(crate) fn check_batch<M: Module + ?Sized>(
     Ok(())
 }
 
-/// Checks that float `targets` (value or multi-label, `[rows, ...]`) have the shape of
-/// `model`'s output for a batch of shape `x_shape`, as the losses on them need; class
+/// Checks that float `targets` (value or multi-label, `[rows, ...]`) hold as many values
+/// per row as `model`'s output for a batch of shape `x_shape`, as the losses on them need
+/// (they are read in the output's shape, see [`Targets::Values`]); class
 /// labels and a model that declares no output width ([`Module::out_features`]) pass. A
 /// mismatch by the declared width is confirmed with [`Module::output_shape`] (a layer of
 /// one's own may reshape without declaring it), so the usual case costs one lookup.
@@ -239,8 +242,9 @@ pub(crate) fn check_value_targets(
     if shape[1..] == [width] {
         return Ok(());
     }
+    let per_sample = |s: &[usize]| s[1..].iter().product::<usize>();
     match model.output_shape(x_shape) {
-        Ok(output) if output[1..] != shape[1..] => Err(Error::Shape {
+        Ok(output) if per_sample(&output) != per_sample(shape) => Err(Error::Shape {
             op,
             expected: format!("targets of the model's output shape {output:?}"),
             found: format!("targets of shape {shape:?}"),

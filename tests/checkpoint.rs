@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use tapegrad::ndarray::Array2;
 
-/// Bytes before a checkpoint's payload (magic 8, version 4, payload length 8, CRC-32 4), as the
+/// Bytes before a checkpoint's payload (magic 8, version 5, payload length 8, CRC-32 4), as the
 /// format documented on `tapegrad::checkpoint` lays them out; the format constants are private.
 const HEADER_LEN: usize = 8 + 4 + 8 + 4;
 use tapegrad::checkpoint::{Checkpoint, export_safetensors, import_safetensors};

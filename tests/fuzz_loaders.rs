@@ -642,6 +642,8 @@ struct StoredTraining {
     per_param: u32,
     /// From format version 2 on.
     plateau: Option<(f64, u64, u64)>,
+    /// From format version 5 on: the parameters that took fewer steps than the optimizer.
+    param_steps: Vec<(String, u64)>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -667,10 +669,10 @@ fn payload_of(bytes: &[u8]) -> Payload {
         .0
 }
 
-/// A checkpoint file around `body`: magic, version 4, length and CRC-32 of `body`.
+/// A checkpoint file around `body`: magic, version 5, length and CRC-32 of `body`.
 fn checkpoint_file(body: &[u8]) -> Vec<u8> {
     let mut bytes = b"TGRADCKP".to_vec();
-    bytes.extend(4u32.to_le_bytes());
+    bytes.extend(5u32.to_le_bytes());
     bytes.extend((body.len() as u64).to_le_bytes());
     bytes.extend(crc32fast::hash(body).to_le_bytes());
     bytes.extend_from_slice(body);

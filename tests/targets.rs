@@ -257,6 +257,51 @@ fn an_autoencoder_learns_to_reconstruct_its_inputs() {
 }
 
 #[test]
+fn image_autoencoders_fit_their_inputs_with_flat_or_image_shaped_outputs() {
+    // a dense decoder's [N, 16] and a decoder ending in Unflatten, [N, 1, 4, 4], on
+    // [1, 4, 4] images: the same arithmetic, so the same training to the bit
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let pixels: Vec<f32> = (0..40 * 16).map(|_| rng.random()).collect();
+    let images = ndarray::Array4::from_shape_vec((40, 1, 4, 4), pixels).unwrap();
+    let data = Dataset::new(images, Targets::Inputs).unwrap();
+    assert_eq!(data.target_shape(), [1, 4, 4]);
+    let dense = Linear::new(16, 16, Init::default(), &mut rng).unwrap();
+    let mut flat = Sequential::new(vec![Box::new(Flatten), Box::new(dense.clone())]).unwrap();
+    let mut shaped = Sequential::new(vec![
+        Box::new(Flatten),
+        Box::new(dense),
+        Box::new(Unflatten::new(&[1, 4, 4]).unwrap()),
+    ])
+    .unwrap();
+    let config = FitConfig {
+        epochs: 3,
+        batch_size: 8,
+        ..FitConfig::default()
+    };
+    let flat_history = fit_sgd(&mut flat, &data, 0.1, &config);
+    let shaped_history = fit_sgd(&mut shaped, &data, 0.1, &config);
+    assert_eq!(params(&flat), params(&shaped));
+    let losses = |h: &History| h.epochs.iter().map(|e| e.train_loss).collect::<Vec<_>>();
+    assert_eq!(losses(&flat_history), losses(&shaped_history));
+    assert!(flat_history.epochs[2].train_loss < flat_history.epochs[0].train_loss);
+    let (a, b) = (
+        evaluate(&flat, &data, 7).unwrap(),
+        evaluate(&shaped, &data, 7).unwrap(),
+    );
+    assert_eq!(
+        (a.loss, a.metric(Metric::R2)),
+        (b.loss, b.metric(Metric::R2))
+    );
+    // a TrainStep on one batch takes the image-shaped output too
+    let mut step = TrainStep::with_shards(2).unwrap();
+    let mut batches = data.batches(8).unwrap();
+    let batch = batches.next().unwrap();
+    let mut sgd = Sgd::new(0.1).unwrap();
+    let loss = step.run(&mut shaped, &mut sgd, batch, &Loss::Mse).unwrap();
+    assert!(loss.is_finite() && loss > 0.0);
+}
+
+#[test]
 fn top_k_accuracy_counts_the_label_among_the_k_largest_outputs() {
     let x = Array2::from_shape_vec((4, 1), vec![0.0f32, 1.4, 2.0, 3.6]).unwrap();
     let labels = vec![0, 2, 0, 1];
@@ -309,7 +354,7 @@ fn fit_refuses_losses_monitors_and_models_that_do_not_fit_the_targets() {
         Linear::new(3, 3, Init::default(), &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
     assert_eq!(
         run(&mut three_outputs, FitConfig::default(), None),
-        "fit: expected model output of shape [1, 2] for one sample (the training set's targets are [2] per sample), found output shape [1, 3]"
+        "fit: expected model output of shape [1, 2], or another shape of as many values, for one sample (the training set's targets are [2] per sample), found output shape [1, 3]"
     );
     let images = Dataset::new(
         ndarray::Array4::<u8>::zeros((4, 1, 2, 2)),

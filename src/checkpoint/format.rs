@@ -20,8 +20,9 @@ pub(crate) const MAGIC: [u8; 8] = *b"TGRADCKP";
 
 /// The format version this build writes, and the newest it reads (it reads every older one:
 /// version 1 is version 2 without the plateau counters, version 2 is version 3 without the
-/// modules' buffers, version 3 is version 4 without the metadata).
-pub(crate) const FORMAT_VERSION: u32 = 4;
+/// modules' buffers, version 3 is version 4 without the metadata, version 4 is version 5
+/// without the steps of parameters that took fewer than the optimizer).
+pub(crate) const FORMAT_VERSION: u32 = 5;
 
 /// Bytes before the payload: magic, version, payload length, checksum.
 pub(crate) const HEADER_LEN: usize = 24;
@@ -58,6 +59,39 @@ pub(super) struct StoredTraining {
     /// Where a reduction of the learning rate on a plateau stands (version 2 on): the best
     /// watched value, the epochs without improvement, the cooldown epochs left.
     pub(super) plateau: Option<(f64, u64, u64)>,
+    /// The parameters that took fewer steps than the optimizer, with their counts (version
+    /// 5 on).
+    pub(super) param_steps: Vec<(String, u64)>,
+}
+
+/// [`StoredTraining`] as format versions 2 to 4 wrote it.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+struct StoredTrainingV2 {
+    epochs_done: u64,
+    kind: String,
+    base_lr: Elem,
+    steps: u64,
+    epochs: u64,
+    buffers: Vec<StoredTensor>,
+    per_param: u32,
+    plateau: Option<(f64, u64, u64)>,
+}
+
+impl From<StoredTrainingV2> for StoredTraining {
+    fn from(v2: StoredTrainingV2) -> Self {
+        StoredTraining {
+            epochs_done: v2.epochs_done,
+            kind: v2.kind,
+            base_lr: v2.base_lr,
+            steps: v2.steps,
+            epochs: v2.epochs,
+            buffers: v2.buffers,
+            per_param: v2.per_param,
+            plateau: v2.plateau,
+            param_steps: Vec::new(),
+        }
+    }
 }
 
 /// [`StoredTraining`] as format version 1 wrote it.
@@ -100,6 +134,7 @@ impl From<PayloadV1> for Payload {
                 buffers: t.buffers,
                 per_param: t.per_param,
                 plateau: None,
+                param_steps: Vec::new(),
             }),
         }
     }
@@ -112,7 +147,7 @@ struct PayloadV2 {
     params: Vec<StoredTensor>,
     rngs: Vec<StoredRng>,
     scaler: Option<Scaler>,
-    training: Option<StoredTraining>,
+    training: Option<StoredTrainingV2>,
 }
 
 impl From<PayloadV2> for Payload {
@@ -122,7 +157,7 @@ impl From<PayloadV2> for Payload {
             buffers: Vec::new(),
             rngs: v2.rngs,
             scaler: v2.scaler,
-            training: v2.training,
+            training: v2.training.map(Into::into),
             metadata: Vec::new(),
         }
     }
@@ -136,7 +171,7 @@ struct PayloadV3 {
     buffers: Vec<StoredTensor>,
     rngs: Vec<StoredRng>,
     scaler: Option<Scaler>,
-    training: Option<StoredTraining>,
+    training: Option<StoredTrainingV2>,
 }
 
 impl From<PayloadV3> for Payload {
@@ -146,8 +181,33 @@ impl From<PayloadV3> for Payload {
             buffers: v3.buffers,
             rngs: v3.rngs,
             scaler: v3.scaler,
-            training: v3.training,
+            training: v3.training.map(Into::into),
             metadata: Vec::new(),
+        }
+    }
+}
+
+/// [`Payload`] as format version 4 wrote it.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+struct PayloadV4 {
+    params: Vec<StoredTensor>,
+    buffers: Vec<StoredTensor>,
+    rngs: Vec<StoredRng>,
+    scaler: Option<Scaler>,
+    training: Option<StoredTrainingV2>,
+    metadata: Vec<(String, String)>,
+}
+
+impl From<PayloadV4> for Payload {
+    fn from(v4: PayloadV4) -> Self {
+        Payload {
+            params: v4.params,
+            buffers: v4.buffers,
+            rngs: v4.rngs,
+            scaler: v4.scaler,
+            training: v4.training.map(Into::into),
+            metadata: v4.metadata,
         }
     }
 }
@@ -259,6 +319,7 @@ pub(super) fn decode(bytes: &[u8], path: &Path) -> Result<Payload> {
         1 => decode_payload::<PayloadV1>(body).map(|(p, used)| (p.into(), used)),
         2 => decode_payload::<PayloadV2>(body).map(|(p, used)| (p.into(), used)),
         3 => decode_payload::<PayloadV3>(body).map(|(p, used)| (p.into(), used)),
+        4 => decode_payload::<PayloadV4>(body).map(|(p, used)| (p.into(), used)),
         _ => decode_payload::<Payload>(body),
     };
     let (payload, used) = decoded.map_err(|e| bad(format!("bincode could not decode: {e}")))?;
@@ -657,7 +718,7 @@ mod tests {
     fn header_layout_is_as_documented() {
         let bytes = Checkpoint::new(&model(0)).to_bytes().unwrap();
         assert_eq!(&bytes[..8], b"TGRADCKP");
-        assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 4);
+        assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 5);
         let n = u64::from_le_bytes(bytes[12..20].try_into().unwrap());
         assert_eq!(n as usize, bytes.len() - HEADER_LEN);
         let crc = u32::from_le_bytes(bytes[20..24].try_into().unwrap());
@@ -948,10 +1009,10 @@ mod tests {
         magic[0] = b'X';
         assert!(msg(&magic).contains("wrong magic: expected b\"TGRADCKP\""));
         let mut version = good.clone();
-        version[8] = 5;
+        version[8] = 6;
         assert!(
             msg(&version)
-                .contains("format version 5 is newer than this build reads, expected at most 4")
+                .contains("format version 6 is newer than this build reads, expected at most 5")
         );
         assert!(msg(&good[..good.len() - 3]).contains("truncated payload"));
         let mut flipped = good.clone();
@@ -1077,7 +1138,7 @@ mod tests {
     }
 
     #[test]
-    fn files_of_versions_1_to_3_still_resume() {
+    fn files_of_versions_1_to_4_still_resume() {
         // a model and an SGD with momentum after a step, saved in this build's format
         let mut trained = model(3);
         let mut sgd = Sgd::new(0.1).unwrap().momentum(0.9).unwrap();
@@ -1126,27 +1187,54 @@ mod tests {
                 }),
             },
         );
+        // versions 2 to 4 stored no parameter's own step count
+        let stored_v2 = |t: StoredTraining| {
+            assert!(t.param_steps.is_empty());
+            StoredTrainingV2 {
+                epochs_done: t.epochs_done,
+                kind: t.kind,
+                base_lr: t.base_lr,
+                steps: t.steps,
+                epochs: t.epochs,
+                buffers: t.buffers,
+                per_param: t.per_param,
+                plateau: t.plateau,
+            }
+        };
         let v2 = file_of(
             2,
             &PayloadV2 {
                 params: payload.params,
                 rngs: payload.rngs,
                 scaler: None,
-                training: Some(training),
+                training: Some(stored_v2(training)),
             },
         );
-        let again = decode(&current.to_bytes().unwrap(), Path::new("<memory>")).unwrap();
+        let again = || decode(&current.to_bytes().unwrap(), Path::new("<memory>")).unwrap();
+        let v3 = again();
         let v3 = file_of(
             3,
             &PayloadV3 {
-                params: again.params,
-                buffers: again.buffers,
-                rngs: again.rngs,
+                params: v3.params,
+                buffers: v3.buffers,
+                rngs: v3.rngs,
                 scaler: None,
-                training: again.training,
+                training: v3.training.map(stored_v2),
             },
         );
-        for (version, bytes) in [(1, v1), (2, v2), (3, v3)] {
+        let v4 = again();
+        let v4 = file_of(
+            4,
+            &PayloadV4 {
+                params: v4.params,
+                buffers: v4.buffers,
+                rngs: v4.rngs,
+                scaler: None,
+                training: v4.training.map(stored_v2),
+                metadata: v4.metadata,
+            },
+        );
+        for (version, bytes) in [(1, v1), (2, v2), (3, v3), (4, v4)] {
             let (mut fresh, mut fresh_sgd) =
                 (model(9), Sgd::new(0.1).unwrap().momentum(0.9).unwrap());
             let checkpoint = Checkpoint::from_bytes(&bytes).unwrap();

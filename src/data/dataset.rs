@@ -361,7 +361,7 @@ impl Dataset {
     }
 
     /// The shape of one sample's target: `[]` for a class label, the trailing axes of
-    /// value targets, `[labels]` for multi-label targets, `[features]` for
+    /// value targets, `[labels]` for multi-label targets, the sample shape for
     /// [`Targets::Inputs`].
     ///
     /// # Examples
@@ -378,7 +378,7 @@ impl Dataset {
             Targets::Classes { .. } => Vec::new(),
             Targets::Values(v) => v.shape()[1..].to_vec(),
             Targets::MultiLabel(y) => vec![y.ncols()],
-            Targets::Inputs => vec![self.num_features()],
+            Targets::Inputs => self.sample_shape.clone(),
         }
     }
 
@@ -1018,10 +1018,7 @@ impl<'d> Batches<'d> {
                         .expect("multi-label targets are 2-D"),
                 )
             }
-            Targets::Inputs => BatchTargets::Values(
-                ArrayViewD::from_shape(vec![size, d], &self.buffer[..])
-                    .expect("internal error: batch buffer length"),
-            ),
+            Targets::Inputs => BatchTargets::Values(x.clone()),
         };
         Some(Batch { x, targets })
     }

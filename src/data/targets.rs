@@ -36,12 +36,18 @@ pub enum Targets {
         num_classes: usize,
     },
     /// Float values `[samples, ...]` (regression): axis 0 is the sample, the rest is the
-    /// shape of one sample's target, which the model's output must match.
+    /// shape of one sample's target. The model's output for a sample must hold as many
+    /// values; when its shape differs (`[1]` against `[]`, or `[784]` against `[1, 28, 28]`),
+    /// the targets are read in the output's shape, in row-major order, so `[N, 1]` targets
+    /// never broadcast against an `[N]` output as they would in PyTorch's `MSELoss`.
     Values(ArrayD<Elem>),
     /// Several independent yes/no labels per sample, `[samples, labels]`, each 0 or 1.
     MultiLabel(Array2<Elem>),
-    /// Each sample's own input after the scaler, flattened to `[samples, features]`: the
-    /// target of an autoencoder, without storing the data twice.
+    /// Each sample's own input after the scaler and augmentation, in the samples' shape: the
+    /// target of an autoencoder, without storing the data twice. As for [`Targets::Values`],
+    /// an output of another shape with as many values per sample is compared element by
+    /// element, so a convolutional decoder's `[N, 1, 28, 28]` and a dense decoder's
+    /// `[N, 784]` both fit `[1, 28, 28]` images.
     Inputs,
 }
 

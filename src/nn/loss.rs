@@ -6,6 +6,7 @@ use crate::autograd::tape::Var;
 use crate::data::{BatchTargets, Targets};
 use crate::error::{Error, Result};
 use crate::tensor::Elem;
+use ndarray::ArrayViewD;
 use std::fmt;
 use std::sync::Arc;
 
@@ -259,9 +260,12 @@ impl Loss {
     /// # Errors
     /// As [`Loss::check`].
     ///
+    /// Float targets of another shape with as many values per sample are read in the
+    /// output's shape (see [`Targets::Values`]).
+    ///
     /// # Panics
-    /// When the output's shape does not fit the targets (the op names both shapes);
-    /// [`fit`](crate::fit) checks this before training.
+    /// When the output holds another number of values than the targets (the op names both
+    /// shapes); [`fit`](crate::fit) checks this before training.
     ///
     /// # Examples
     /// ```
@@ -286,8 +290,10 @@ impl Loss {
         targets: &BatchTargets<'_>,
     ) -> Var<'t> {
         let floats = || match targets {
-            BatchTargets::Values(y) => output.tape().constant(y.clone()),
-            BatchTargets::MultiLabel(y) => output.tape().constant(*y),
+            BatchTargets::Values(y) => output.tape().constant(in_output_shape(y, output)),
+            BatchTargets::MultiLabel(y) => output
+                .tape()
+                .constant(in_output_shape(&y.into_dyn(), output)),
             BatchTargets::Classes(_) => unreachable!("checked: float targets"),
         };
         match self {
@@ -307,6 +313,18 @@ impl Loss {
             Loss::BceWithLogits => output.bce_with_logits(floats()),
             Loss::Custom { function, .. } => function(output, targets),
         }
+    }
+}
+
+/// Float targets `y` in the shape of `output` when they hold as many values per sample
+/// (see [`Targets::Values`]); otherwise as they are, for the loss op to name both shapes.
+fn in_output_shape<'a>(y: &ArrayViewD<'a, Elem>, output: Var<'_>) -> ArrayViewD<'a, Elem> {
+    let shape = output.shape();
+    let same_count =
+        y.len() == shape.iter().product::<usize>() && y.shape().first() == shape.first();
+    match y.clone().into_shape_with_order(shape) {
+        Ok(reshaped) if same_count => reshaped,
+        _ => y.clone(),
     }
 }
 

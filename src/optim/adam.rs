@@ -30,11 +30,10 @@ use std::borrow::Cow;
 /// Defaults as PyTorch: `β₁ = 0.9`, `β₂ = 0.999`, `ε = 1e-8`; AdamW's default `wd = 0.01`.
 /// Its buffers per parameter are the moments `[m, v]`.
 ///
-/// `t` counts the optimizer's steps, where PyTorch counts each parameter's own (from its
-/// first gradient): a parameter that first gets a gradient late — frozen until then
-/// ([`Module::set_requires_grad`](crate::Module::set_requires_grad)), or unused — takes a
-/// first step larger than PyTorch's: `lr·(1 − β₁)·√(1 − β₂ᵗ) / ((1 − β₁ᵗ)·√(1 − β₂))`
-/// rather than `lr` (2.5·lr at `t = 1000`, up to 3.16·lr with the default decays).
+/// `t` counts each parameter's own steps, as PyTorch's `state["step"]`: a parameter that
+/// first gets a gradient late — frozen until then
+/// ([`Module::set_requires_grad`](crate::Module::set_requires_grad)), or unused — starts
+/// from `t = 1`, so its first step moves it by about `lr`, as every parameter's first does.
 ///
 /// # Examples
 /// ```
@@ -211,8 +210,9 @@ struct Factors {
 impl Factors {
     /// The factors of `rule` for the parameter step `at`.
     fn of(rule: &AdamRule, at: &ParamStep<'_>) -> Self {
-        // t counts from 1; in f64, so that no counter overflows the bias corrections
-        let t = at.step as f64 + 1.0;
+        // the parameter's own t, from 1; in f64, so that no counter overflows the bias
+        // corrections
+        let t = at.param_step as f64 + 1.0;
         let (b1, b2) = rule.betas;
         let (coupled, decay_rate) = match rule.decoupled {
             false => (at.weight_decay, 0.0),
@@ -433,6 +433,62 @@ mod tests {
         });
         let err = second.load_state(bad).unwrap_err().to_string();
         assert!(err.contains("expected 2 buffers for"), "{err}");
+    }
+
+    #[test]
+    fn a_parameter_unfrozen_late_counts_its_own_steps() {
+        // as torch, where state["step"] is per parameter: the weight, frozen for two steps,
+        // then takes a first step of lr·g/(|g| + ε) ≈ lr (with the optimizer's t = 3 it
+        // would move by lr·(0.1/0.271)/√(0.001/0.002997) ≈ 0.064)
+        let mut m = Linear::from_parts(
+            tensor::from_vec(vec![1.0], &[1, 1]).unwrap(),
+            Some(tensor::from_vec(vec![0.5], &[1]).unwrap()),
+        )
+        .unwrap();
+        let step = |m: &mut Linear, opt: &mut Adam| {
+            let tape = Tape::new();
+            let x = tape.constant(tensor::from_vec(vec![2.0], &[1, 1]).unwrap());
+            let loss = m.forward(x, Mode::Train).sum();
+            opt.step(m, &loss.backward()).unwrap();
+        };
+        let mut adam = Adam::new(0.1).unwrap();
+        m.weight_mut().set_requires_grad(false);
+        step(&mut m, &mut adam);
+        step(&mut m, &mut adam);
+        m.weight_mut().set_requires_grad(true);
+        step(&mut m, &mut adam);
+        assert!(
+            (m.weight().value()[[0, 0]] - 0.9).abs() < 1e-6,
+            "{}",
+            m.weight().value()
+        );
+        let state = adam.state().unwrap();
+        assert_eq!(state.steps, 3);
+        assert_eq!(state.param_steps, [("weight".to_string(), 1)].into());
+        // a fresh Adam that loads the state goes on as this one does
+        let mut resumed = Adam::new(0.1).unwrap();
+        resumed.load_state(state.clone()).unwrap();
+        let mut copy = m.clone();
+        step(&mut m, &mut adam);
+        step(&mut copy, &mut resumed);
+        assert_eq!(m.weight().value(), copy.weight().value());
+        assert_eq!(m.bias().unwrap().value(), copy.bias().unwrap().value());
+        assert_eq!(adam.state().unwrap(), resumed.state().unwrap());
+        // counts the state cannot hold are refused
+        let mut ahead = state.clone();
+        ahead.param_steps.insert("weight".into(), 4);
+        let err = Adam::new(0.1).unwrap().load_state(ahead).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "adam: optimizer state: expected at most the optimizer's 3 steps for \"weight\", found 4"
+        );
+        let mut unknown = state;
+        unknown.param_steps.insert("gamma".into(), 1);
+        let err = Adam::new(0.1).unwrap().load_state(unknown).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "adam: optimizer state: expected the steps of a parameter with buffers, found 1 steps of \"gamma\", which has none"
+        );
     }
 
     #[test]

@@ -65,6 +65,10 @@ pub struct OptimizerState {
     pub epochs: u64,
     /// Buffers per parameter name, in the order the update rule documents.
     pub buffers: BTreeMap<String, Vec<Tensor>>,
+    /// The parameters with buffers that took fewer steps than the optimizer (frozen or
+    /// unused in some steps), with the number they took: PyTorch's per-parameter
+    /// `state["step"]`, kept only where it differs from `steps`.
+    pub param_steps: BTreeMap<String, u64>,
     /// Where [`fit`](crate::fit)'s reduction of the rate on a plateau stands, if it ran.
     pub plateau: Option<PlateauState>,
 }
@@ -234,8 +238,12 @@ pub struct ParamStep<'a> {
     /// Its weight decay: its group's (or the optimizer's), or 0 when decay does not apply
     /// to it (a bias, by default; see [`Optim::decay_biases`]).
     pub weight_decay: Elem,
-    /// Steps taken before this one (0 on the first).
+    /// The optimizer's steps taken before this one (0 on the first).
     pub step: u64,
+    /// The steps this parameter took before this one, as PyTorch's per-parameter
+    /// `state["step"]`: fewer than `step` for a parameter that had no gradient in some steps
+    /// (frozen, or unused). For a rule that keeps no buffers, `step`.
+    pub param_step: u64,
     /// Whether the parameter's buffers were just made (zeros): its first update. A rule
     /// that keeps no buffers ([`UpdateRule::buffers`] is 0) sees `true` at every step.
     pub first: bool,
@@ -570,11 +578,12 @@ impl ParamGroup {
 }
 
 /// One parameter's buffers inside a run, with the name it had when they were made (the
-/// key they get in [`OptimizerState`]).
+/// key they get in [`OptimizerState`]) and the steps it took.
 #[derive(Debug, Clone)]
 struct Slot {
     name: String,
     buffers: Vec<Tensor>,
+    steps: u64,
 }
 
 /// An optimizer: an [`UpdateRule`] run by the driver every optimizer shares.
@@ -621,8 +630,9 @@ pub struct Optim<R> {
     clip_value: Option<Elem>,
     slots: BTreeMap<ParamId, Slot>,
     plateau: Option<PlateauState>,
-    /// Buffers loaded by name that no step has matched to a parameter yet.
-    pending: BTreeMap<String, Vec<Tensor>>,
+    /// Buffers loaded by name that no step has matched to a parameter yet, with the steps
+    /// their parameter took.
+    pending: BTreeMap<String, (Vec<Tensor>, u64)>,
     /// Gradients clipped by value, one per parameter stepped, reused from step to step.
     clipped: Vec<Tensor>,
     /// Where a gradient kept in parts is formed to take its norm.
@@ -885,11 +895,21 @@ struct Settings<'s> {
     weight_decay: Elem,
     decay_biases: bool,
     clock: &'s Clock,
+    /// Whether the rule keeps buffers, and so counts each parameter's steps.
+    keeps_buffers: bool,
 }
 
 impl Settings<'_> {
-    /// The step of parameter `param` (named `name`, at position `index`).
-    fn at<'n>(&self, name: &'n str, param: &Param, index: usize, first: bool) -> ParamStep<'n> {
+    /// Where parameter `param` (named `name`, at position `index`) stands: `param_step` is
+    /// the steps its buffers' slot counted, `None` before its first update (and always for
+    /// a rule without buffers).
+    fn at<'n>(
+        &self,
+        name: &'n str,
+        param: &Param,
+        index: usize,
+        param_step: Option<u64>,
+    ) -> ParamStep<'n> {
         let base = self.clock.base_lr;
         let (lr, wd, all) = match self.groups.iter().find(|g| g.params.contains(&param.id())) {
             None => (base, self.weight_decay, self.decay_biases),
@@ -908,7 +928,11 @@ impl Settings<'_> {
             lr: self.clock.lr_from(lr),
             weight_decay: if all || l2::decays(param) { wd } else { 0.0 },
             step: self.clock.steps,
-            first,
+            param_step: match (self.keeps_buffers, param_step) {
+                (false, _) => self.clock.steps,
+                (true, own) => own.unwrap_or(0),
+            },
+            first: param_step.is_none(),
             index,
         }
     }
@@ -949,9 +973,16 @@ impl<R: UpdateRule> Optimizer for Optim<R> {
                 refused = Some(format!("the gradient of \"{name}\" is not finite"));
                 return;
             }
-            if let Some(buffers) = pending.remove(name) {
+            if let Some((buffers, steps)) = pending.remove(name) {
                 let name = name.to_string();
-                slots.insert(param.id(), Slot { name, buffers });
+                slots.insert(
+                    param.id(),
+                    Slot {
+                        name,
+                        buffers,
+                        steps,
+                    },
+                );
             }
             if let Some(clip) = *clip_value {
                 if clipped.len() <= count {
@@ -1001,6 +1032,7 @@ impl<R: UpdateRule> Optimizer for Optim<R> {
             weight_decay: *weight_decay,
             decay_biases: *decay_biases,
             clock,
+            keeps_buffers: rule.buffers() > 0,
         };
 
         // pass 2: every update checked, nothing written
@@ -1010,7 +1042,8 @@ impl<R: UpdateRule> Optimizer for Optim<R> {
                 return;
             };
             let grad = adjusted(grad, clipped.get(index), factor);
-            let buffers = slots.get(&param.id()).map_or(&[][..], |s| &s.buffers[..]);
+            let slot = slots.get(&param.id());
+            let buffers = slot.map_or(&[][..], |s| &s.buffers[..]);
             let shape = param.value().shape();
             if buffers.iter().any(|b| b.shape() != shape) {
                 let shapes: Vec<&[usize]> = buffers.iter().map(|b| b.shape()).collect();
@@ -1020,7 +1053,8 @@ impl<R: UpdateRule> Optimizer for Optim<R> {
                 ));
                 return;
             }
-            let at = settings.at(name, param, index, buffers.is_empty());
+            let param_step = slot.map(|s| s.steps);
+            let at = settings.at(name, param, index, param_step);
             refused = rule.check(param.value().view(), &grad, buffers, &at).err();
             index += 1;
         });
@@ -1040,19 +1074,34 @@ impl<R: UpdateRule> Optimizer for Optim<R> {
                 return;
             };
             let grad = adjusted(grad, clipped.get(index), factor);
-            let (buffers, first) = match per_param {
-                0 => (&mut [][..], true),
-                _ => match slots.entry(param.id()) {
-                    Entry::Occupied(slot) => (&mut slot.into_mut().buffers[..], false),
-                    Entry::Vacant(slot) => {
-                        let zeros = || Tensor::zeros(param.value().raw_dim());
-                        let buffers = (0..per_param).map(|_| zeros()).collect();
-                        let name = name.to_string();
-                        (&mut slot.insert(Slot { name, buffers }).buffers[..], true)
-                    }
-                },
+            let (buffers, param_step) = match per_param {
+                0 => (&mut [][..], None),
+                _ => {
+                    let (slot, param_step) = match slots.entry(param.id()) {
+                        Entry::Occupied(slot) => {
+                            let slot = slot.into_mut();
+                            let steps = slot.steps;
+                            (slot, Some(steps))
+                        }
+                        Entry::Vacant(slot) => {
+                            let zeros = || Tensor::zeros(param.value().raw_dim());
+                            let buffers = (0..per_param).map(|_| zeros()).collect();
+                            let name = name.to_string();
+                            (
+                                slot.insert(Slot {
+                                    name,
+                                    buffers,
+                                    steps: 0,
+                                }),
+                                None,
+                            )
+                        }
+                    };
+                    slot.steps += 1;
+                    (&mut slot.buffers[..], param_step)
+                }
             };
-            let at = settings.at(name, param, index, first);
+            let at = settings.at(name, param, index, param_step);
             rule.update(param.value_mut().view_mut(), &grad, buffers, &at);
             index += 1;
         });
@@ -1090,9 +1139,14 @@ impl<R: UpdateRule> Optimizer for Optim<R> {
 
     /// The counters, the base rate and the rule's buffers per parameter name.
     fn state(&self) -> Result<OptimizerState> {
-        let mut buffers = self.pending.clone();
-        for slot in self.slots.values() {
-            buffers.insert(slot.name.clone(), slot.buffers.clone());
+        let (mut buffers, mut param_steps) = (BTreeMap::new(), BTreeMap::new());
+        let pending = (self.pending.iter()).map(|(name, (b, steps))| (name, b, *steps));
+        let slots = (self.slots.values()).map(|s| (&s.name, &s.buffers, s.steps));
+        for (name, b, steps) in pending.chain(slots) {
+            buffers.insert(name.clone(), b.clone());
+            if steps != self.clock.steps {
+                param_steps.insert(name.clone(), steps);
+            }
         }
         Ok(OptimizerState {
             kind: self.rule.kind().into(),
@@ -1100,6 +1154,7 @@ impl<R: UpdateRule> Optimizer for Optim<R> {
             steps: self.clock.steps,
             epochs: self.clock.epochs,
             buffers,
+            param_steps,
             plateau: self.plateau,
         })
     }
@@ -1114,10 +1169,26 @@ impl<R: UpdateRule> Optimizer for Optim<R> {
                 ),
             );
         }
-        let plateau = state.plateau;
+        let (plateau, steps) = (state.plateau, state.steps);
+        let mut param_steps = state.param_steps.clone();
         let buffers = self.clock.load(state, self.rule.buffers())?;
+        let pending = (buffers.into_iter())
+            .map(|(name, b)| {
+                let own = param_steps.remove(&name).unwrap_or(steps);
+                (name, (b, own))
+            })
+            .collect();
+        if let Some((name, own)) = param_steps.into_iter().next() {
+            return invalid(
+                self.rule.kind(),
+                format!(
+                    "optimizer state: expected the steps of a parameter with buffers, found \
+                     {own} steps of \"{name}\", which has none"
+                ),
+            );
+        }
         self.slots.clear();
-        self.pending = buffers;
+        self.pending = pending;
         self.plateau = plateau;
         Ok(())
     }

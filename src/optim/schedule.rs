@@ -393,6 +393,16 @@ impl Clock {
                 });
             }
         }
+        if let Some((name, own)) = (state.param_steps.iter()).find(|(_, own)| **own > state.steps) {
+            return Err(Error::InvalidArgument {
+                op: self.op,
+                message: format!(
+                    "optimizer state: expected at most the optimizer's {} steps for \"{name}\", \
+                     found {own}",
+                    state.steps
+                ),
+            });
+        }
         let buffers = state
             .buffers
             .iter()
