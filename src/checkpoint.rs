@@ -795,7 +795,7 @@ impl Checkpoint {
                 }
             }
         }
-        optimizer.load_state(state.clone())?;
+        (optimizer.load_state(state.clone())).map_err(|e| e.in_file(&self.source))?;
         self.restore_model(model)?;
         Ok(*epochs_done)
     }
@@ -1071,6 +1071,13 @@ mod tests {
         let (mut b, mut fresh) = (model(9), Sgd::new(0.1).unwrap().momentum(0.9).unwrap());
         assert_eq!(c.resume(&mut b, &mut fresh).unwrap(), 3);
         assert_eq!(fresh.state().unwrap(), sgd.state().unwrap());
+        // another optimizer's state is refused naming the file
+        let mut adam = crate::optim::Adam::new(0.1).unwrap();
+        let err = c.resume(&mut b, &mut adam).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "optimizer state: expected the state of \"adam\", found \"sgd\" (path: <memory>)"
+        );
         let only = Checkpoint::from_bytes(&Checkpoint::new(&a).to_bytes().unwrap()).unwrap();
         let err = only.resume(&mut b, &mut fresh).unwrap_err().to_string();
         assert!(

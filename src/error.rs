@@ -219,6 +219,29 @@ impl Error {
         }
     }
 
+    /// This error with `path` named at its end, for a check of what a file holds that does
+    /// not know the file: `(path: run.ckpt)` after an [`Error::InvalidArgument`]'s message or
+    /// an [`Error::Shape`]'s found part; other errors name their file already.
+    pub(crate) fn in_file(self, path: &std::path::Path) -> Self {
+        let named = |text: String| format!("{text} (path: {})", path.display());
+        match self {
+            Error::InvalidArgument { op, message } => Error::InvalidArgument {
+                op,
+                message: named(message),
+            },
+            Error::Shape {
+                op,
+                expected,
+                found,
+            } => Error::Shape {
+                op,
+                expected,
+                found: named(found),
+            },
+            other => other,
+        }
+    }
+
     /// An [`Error::Decode`] for `path`.
     pub(crate) fn decode(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
         Error::Decode {

@@ -4,6 +4,7 @@
 
 use crate::tensor::Elem;
 use ndarray::{ArrayBase, ArrayView1, ArrayView2, Axis, Data, Ix2};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// The predicted class of each row of `[samples, classes]` scores: the index of the largest
@@ -139,6 +140,10 @@ pub(crate) fn label_rank(row: ArrayView1<'_, Elem>, label: usize) -> usize {
 
 /// Counts of (true class, predicted class) pairs: row = true class, column = prediction.
 ///
+/// Only the pairs that occur are stored, so its memory grows with the samples counted, not
+/// with the square of the classes (a 100 000-class model evaluated on a few samples takes a
+/// few entries, not 80 GB).
+///
 /// # Examples
 /// ```
 /// use tapegrad::metrics::ConfusionMatrix;
@@ -152,7 +157,8 @@ pub(crate) fn label_rank(row: ArrayView1<'_, Elem>, label: usize) -> usize {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfusionMatrix {
     classes: usize,
-    counts: Vec<u64>,
+    /// The nonzero counts by (true class, prediction).
+    counts: BTreeMap<(usize, usize), u64>,
 }
 
 impl ConfusionMatrix {
@@ -168,7 +174,7 @@ impl ConfusionMatrix {
     pub fn new(classes: usize) -> Self {
         ConfusionMatrix {
             classes,
-            counts: vec![0; classes * classes],
+            counts: BTreeMap::new(),
         }
     }
 
@@ -202,7 +208,7 @@ impl ConfusionMatrix {
                 p.max(t),
                 self.classes
             );
-            self.counts[t * self.classes + p] += 1;
+            *self.counts.entry((t, p)).or_insert(0) += 1;
         }
     }
 
@@ -228,7 +234,7 @@ impl ConfusionMatrix {
     /// assert_eq!(m.count(2, 1), 0);
     /// ```
     pub fn count(&self, truth: usize, predicted: usize) -> u64 {
-        self.counts[truth * self.classes + predicted]
+        self.counts.get(&(truth, predicted)).copied().unwrap_or(0)
     }
 
     /// Number of samples counted.
@@ -241,7 +247,7 @@ impl ConfusionMatrix {
     /// assert_eq!(m.total(), 4);
     /// ```
     pub fn total(&self) -> u64 {
-        self.counts.iter().sum()
+        self.counts.values().sum()
     }
 
     /// The fraction on the diagonal (0 when empty).
@@ -255,7 +261,10 @@ impl ConfusionMatrix {
     /// assert_eq!(m.accuracy(), 0.5);
     /// ```
     pub fn accuracy(&self) -> f64 {
-        let correct: u64 = (0..self.classes).map(|c| self.count(c, c)).sum();
+        let correct: u64 = (self.counts.iter())
+            .filter(|((t, p), _)| t == p)
+            .map(|(_, n)| n)
+            .sum();
         match self.total() {
             0 => 0.0,
             total => correct as f64 / total as f64,
@@ -274,11 +283,13 @@ impl ConfusionMatrix {
     /// assert_eq!(m.per_class_accuracy(), vec![Some(1.0), Some(0.5), None]);
     /// ```
     pub fn per_class_accuracy(&self) -> Vec<Option<f64>> {
-        (0..self.classes)
-            .map(|t| {
-                let row: u64 = (0..self.classes).map(|p| self.count(t, p)).sum();
-                (row > 0).then(|| self.count(t, t) as f64 / row as f64)
-            })
+        let (mut right, mut all) = (vec![0u64; self.classes], vec![0u64; self.classes]);
+        for (&(t, p), &n) in &self.counts {
+            all[t] += n;
+            right[t] += if t == p { n } else { 0 };
+        }
+        (right.iter().zip(&all))
+            .map(|(&right, &all)| (all > 0).then(|| right as f64 / all as f64))
             .collect()
     }
 }
@@ -288,7 +299,7 @@ impl fmt::Display for ConfusionMatrix {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let width = self
             .counts
-            .iter()
+            .values()
             .max()
             .map_or(1, |m| m.to_string().len())
             .max(self.classes.to_string().len());

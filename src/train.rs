@@ -113,18 +113,20 @@ pub(crate) fn check_data(
         },
         other => other,
     })?;
-    if model.in_features().is_none() {
-        // an image model (its first layer has no input width): its layers' own shape checks
-        // name the one that does not fit, without running it
-        let mut input = vec![1];
-        input.extend_from_slice(data.sample_shape());
-        if let Err(e) = model.output_shape(&input) {
-            return Err(Error::Shape {
+    // the layers' own shape checks find a sample that does not fit without running the
+    // model (whose panic, caught, would still print); an image model (its first layer has
+    // no input width) names the layer
+    let mut input = vec![1];
+    input.extend_from_slice(data.sample_shape());
+    if let Err(e) = model.output_shape(&input) {
+        return Err(match model.in_features() {
+            Some(_) => sample_misfit(op, what, model, data),
+            None => Error::Shape {
                 op,
                 expected: format!("{what} samples the model can take"),
                 found: format!("samples of shape {:?}: {e}", data.sample_shape()),
-            });
-        }
+            },
+        });
     }
     let Some(output) = trial_output(model, &first) else {
         return Err(sample_misfit(op, what, model, data));
@@ -304,6 +306,20 @@ fn epoch_seed(seed: u64, epoch: usize) -> u64 {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(epoch as u64);
     rng.next_u64()
+}
+
+/// Refuses a `watched` metric that evaluating on `valid` does not report, as `who` (early
+/// stopping or the plateau) would watch it.
+fn check_watched(who: &str, valid: &Dataset, watched: Metric) -> Result<()> {
+    let problem = match watched {
+        Metric::TopK(0) => "expected k ≥ 1",
+        _ if !has_metric(valid.targets(), watched) => "which the validation targets do not have",
+        _ => return Ok(()),
+    };
+    Err(Error::InvalidArgument {
+        op: "fit",
+        message: format!("{who} watches the validation {watched}, {problem}"),
+    })
 }
 
 /// Whether evaluating on `targets` reports `metric`.
@@ -891,16 +907,7 @@ fn check_fit(
                         .into(),
                 });
             }
-            Some(valid) if !has_metric(valid.targets(), watched) => {
-                return Err(Error::InvalidArgument {
-                    op: "fit",
-                    message: format!(
-                        "the plateau watches the validation {watched}, which the validation \
-                         targets do not have"
-                    ),
-                });
-            }
-            Some(_) => {}
+            Some(valid) => check_watched("the plateau", valid, watched)?,
         }
     }
     if config.start_epoch >= config.epochs {
@@ -929,15 +936,8 @@ fn check_fit(
     }
     if let Some(valid) = valid {
         check_data("fit", "validation set", model, valid, loss)?;
-        let watched = config.monitor.watched();
-        if config.patience.is_some() && !has_metric(valid.targets(), watched) {
-            return Err(Error::InvalidArgument {
-                op: "fit",
-                message: format!(
-                    "early stopping watches the validation {watched}, which the validation \
-                     targets do not have"
-                ),
-            });
+        if config.patience.is_some() {
+            check_watched("early stopping", valid, config.monitor.watched())?;
         }
     }
     // a batch size of 0 is refused here, as every epoch's batches would

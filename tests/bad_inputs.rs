@@ -869,7 +869,7 @@ fn targets_losses_shapes_and_augmentation_from_outside_are_checked() {
     f.case(
         "a sample shape of another size",
         &[
-            "expected a shape of 4 values (samples of shape [4])",
+            "expected a shape of as many values as the samples hold, 4 (samples of shape [4])",
             "found shape [2, 3]",
         ],
         || regression.clone().with_sample_shape(&[2, 3]),

@@ -350,6 +350,30 @@ fn fit_refuses_losses_monitors_and_models_that_do_not_fit_the_targets() {
         run(&mut linear(0), config, Some(&data)),
         "fit: early stopping watches the validation accuracy, which the validation targets do not have"
     );
+    // top-0 accuracy is always 0: refused rather than stopping after `patience` epochs
+    let classes = Dataset::from_floats(
+        Array2::from_shape_fn((8, 3), |(i, j)| (i * 3 + j) as f32),
+        vec![0, 1, 0, 1, 0, 1, 0, 1],
+    )
+    .unwrap();
+    let config = FitConfig {
+        patience: Some(2),
+        monitor: Monitor::metric(Metric::TopK(0)),
+        ..FitConfig::default()
+    };
+    let err = fit(
+        &mut linear(0),
+        &mut Sgd::new(0.1).unwrap(),
+        &classes,
+        Some(&classes),
+        &config,
+        &mut |_| {},
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "fit: early stopping watches the validation top-0 accuracy, expected k ≥ 1"
+    );
     let mut three_outputs =
         Linear::new(3, 3, Init::default(), &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
     assert_eq!(

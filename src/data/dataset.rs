@@ -284,11 +284,14 @@ impl Dataset {
             return Err(Error::Shape {
                 op: "dataset::with_sample_shape",
                 expected: format!(
-                    "a shape of {} values (samples of shape {:?})",
+                    "a shape of as many values as the samples hold, {} (samples of shape {:?})",
                     self.num_features(),
                     self.sample_shape
                 ),
-                found: format!("shape {shape:?}"),
+                found: match size {
+                    Some(size) => format!("shape {shape:?} of {size} values"),
+                    None => format!("shape {shape:?}, of more values than memory holds"),
+                },
             });
         }
         self.sample_shape = shape.to_vec();
@@ -1210,7 +1213,7 @@ mod tests {
         let err = data.with_sample_shape(&[5, 5]).unwrap_err().to_string();
         assert_eq!(
             err,
-            "dataset::with_sample_shape: expected a shape of 24 values (samples of shape [2, 3, 4]), found shape [5, 5]"
+            "dataset::with_sample_shape: expected a shape of as many values as the samples hold, 24 (samples of shape [2, 3, 4]), found shape [5, 5] of 25 values"
         );
     }
 

@@ -786,7 +786,9 @@ impl<R: UpdateRule> Optim<R> {
     }
 
     /// Adds a parameter group; parameters in no group use the optimizer's settings. A
-    /// parameter in two groups is refused at the first step.
+    /// parameter in two groups, and a group with parameters the stepped model does not have
+    /// (selected from another model, or from the original of a clone), are refused at the
+    /// step: PyTorch's groups hold the tensors themselves, so neither can happen there.
     ///
     /// # Examples
     /// ```
@@ -800,6 +802,10 @@ impl<R: UpdateRule> Optim<R> {
     /// sgd.step(&mut layer, &grads)?;
     /// assert!((layer.weight().value()[[0, 0]] - 0.45).abs() < 1e-6); // 1 − 0.5·(1 + 0.1·1)
     /// assert_eq!(layer.bias().unwrap().value()[[0]], 0.0);
+    /// // the group names the original's parameters, not the clone's
+    /// let mut clone = layer.clone();
+    /// let grads = clone.forward(tape.constant(tensor::ones(&[1, 1])), Mode::Train).sum().backward();
+    /// assert!(sgd.step(&mut clone, &grads).is_err());
     /// # Ok::<(), tapegrad::Error>(())
     /// ```
     pub fn group(mut self, group: ParamGroup) -> Self {
@@ -858,8 +864,29 @@ impl<R: UpdateRule> Optim<R> {
         Ok(self)
     }
 
-    /// Refuses a parameter in two groups.
-    fn check_groups(&self) -> Result<()> {
+    /// Refuses a group with parameters `model` does not have, and a parameter in two groups.
+    fn check_groups(&self, model: &dyn Module) -> Result<()> {
+        if self.groups.is_empty() {
+            return Ok(());
+        }
+        let mut in_model = BTreeSet::new();
+        model.visit_params(&mut |_, p| {
+            in_model.insert(p.id());
+        });
+        for (i, group) in self.groups.iter().enumerate() {
+            let foreign = group.params.difference(&in_model).count();
+            if foreign > 0 {
+                return invalid(
+                    self.rule.kind(),
+                    format!(
+                        "parameter group {i} holds {foreign} of its {} parameters that the \
+                         model does not have, expected the model's own (a clone of a model \
+                         has parameters of its own: select the group from the model stepped)",
+                        group.params.len()
+                    ),
+                );
+            }
+        }
         for (i, group) in self.groups.iter().enumerate() {
             for later in &self.groups[i + 1..] {
                 if let Some(id) = group.params.intersection(&later.params).next() {
@@ -941,7 +968,7 @@ impl Settings<'_> {
 impl<R: UpdateRule> Optimizer for Optim<R> {
     fn step(&mut self, model: &mut dyn Module, grads: &Gradients) -> Result<()> {
         self.rule.validate()?;
-        self.check_groups()?;
+        self.check_groups(&*model)?;
         let kind = self.rule.kind();
         let step = self.clock.steps;
         let Optim {

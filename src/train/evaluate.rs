@@ -109,7 +109,7 @@ pub struct Evaluation {
 
 impl Evaluation {
     /// The fraction of samples whose label is among the `k` largest outputs, for class
-    /// targets.
+    /// targets and `k ≥ 1` (`None` otherwise).
     ///
     /// # Examples
     /// ```
@@ -123,6 +123,7 @@ impl Evaluation {
     /// assert_eq!(eval.top_k_accuracy(1), Some(1.0 / 3.0));
     /// assert_eq!(eval.top_k_accuracy(2), Some(2.0 / 3.0));
     /// assert_eq!(eval.top_k_accuracy(3), Some(1.0));
+    /// assert_eq!(eval.top_k_accuracy(0), None);
     /// // a subset whose labels are all 0, which the model puts in class 2 (an output the
     /// // data set does not know of): counted as wrong, not refused
     /// let subset = Dataset::from_floats(array![[-2.0]], vec![0])?;
@@ -130,7 +131,7 @@ impl Evaluation {
     /// # Ok::<(), tapegrad::Error>(())
     /// ```
     pub fn top_k_accuracy(&self, k: usize) -> Option<f64> {
-        if self.label_ranks.is_empty() || self.samples == 0 {
+        if self.label_ranks.is_empty() || self.samples == 0 || k == 0 {
             return None;
         }
         let hits: u64 = self.label_ranks.iter().take(k).sum();
@@ -324,4 +325,28 @@ fn as_rows(x: ArrayViewD<'_, Elem>) -> ArrayView2<'_, Elem> {
     let rest = x.len() / rows.max(1);
     x.into_shape_with_order((rows, rest))
         .expect("outputs and targets of a batch are contiguous")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Dataset, Linear, tensor};
+    use ndarray::array;
+
+    #[test]
+    fn a_model_of_many_classes_evaluates_in_memory_of_its_samples() {
+        // 100 000 classes: a dense confusion matrix would take 80 GB
+        let classes = 100_000;
+        let weights: Vec<f32> = (0..classes).map(|c| c as f32).collect();
+        let model =
+            Linear::from_parts(tensor::from_vec(weights, &[classes, 1]).unwrap(), None).unwrap();
+        // outputs c·x: the largest class for x > 0, class 0 (ties to the first) for x = 0
+        let data =
+            Dataset::from_floats(array![[1.0f32], [0.0], [2.0]], vec![classes - 1, 0, 5]).unwrap();
+        let eval = evaluate(&model, &data, 3).unwrap();
+        assert_eq!(eval.accuracy, Some(2.0 / 3.0));
+        let confusion = eval.confusion.unwrap();
+        assert_eq!((confusion.classes(), confusion.total()), (classes, 3));
+        assert_eq!(confusion.count(5, classes - 1), 1);
+    }
 }

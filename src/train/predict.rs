@@ -411,7 +411,7 @@ impl<M: Module> Predictor<M> {
     /// ```
     pub fn import_safetensors(path: impl AsRef<Path>, mut model: M) -> Result<Self> {
         let scaler = import_with_scaler(&mut model, path.as_ref())?;
-        Predictor::new(model, scaler)
+        Predictor::new(model, scaler).map_err(|e| e.in_file(path.as_ref()))
     }
 
     /// Reads a file written by [`Predictor::save`] (or any checkpoint) into `model`, which
@@ -437,9 +437,9 @@ impl<M: Module> Predictor<M> {
     /// # Ok::<(), tapegrad::Error>(())
     /// ```
     pub fn load(path: impl AsRef<Path>, mut model: M) -> Result<Self> {
-        let checkpoint = Checkpoint::load(path)?;
+        let checkpoint = Checkpoint::load(path.as_ref())?;
         checkpoint.restore_model(&mut model)?;
-        Predictor::new(model, checkpoint.scaler().cloned())
+        Predictor::new(model, checkpoint.scaler().cloned()).map_err(|e| e.in_file(path.as_ref()))
     }
 }
 
