@@ -43,17 +43,19 @@
 //! no plotting library. It is written to a temporary file first and then renamed, so an
 //! interrupted run never leaves half a picture.
 //!
-//! The data come from Debian's `dataset-fashion-mnist` (`/usr/share/datasets/fashion-mnist`),
-//! or from `--data DIR` or `$FASHION_MNIST_DIR`.
+//! The data come from `--data DIR`, else from `$FASHION_MNIST_DIR` (when set and not empty),
+//! else from Debian's `dataset-fashion-mnist` (`/usr/share/datasets/fashion-mnist`). Another
+//! folder of the four IDX files with 28×28 images works too; its classes are then numbers.
 
 #[path = "support/cli.rs"]
 mod cli;
+#[path = "support/datasets.rs"]
+mod datasets;
 
 use cli::CommandLine;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use tapegrad::data::{FASHION_MNIST_CLASSES, fashion_mnist};
 use tapegrad::ndarray::{Array2, ArrayView2, Axis, Ix2};
 use tapegrad::{
     Activation, Adam, BatchTargets, ChaCha8Rng, Dataset, FanMode, FitConfig, Init, Linear, Loss,
@@ -195,7 +197,9 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
 
     // the class-labelled data sets' bytes, relabelled with the images themselves as targets
-    let (labelled_train, labelled_test) = fashion_mnist(args.data.as_deref())?;
+    let images = datasets::load(args.data.as_deref(), true)?;
+    images.require_28x28("the autoencoder (784 → 256 → 32 → 256 → 784)")?;
+    let (labelled_train, labelled_test, source) = (images.train, images.test, images.source);
     let inputs_of = |data: &Dataset| -> Result<Dataset, Box<dyn std::error::Error>> {
         let bytes = data
             .bytes()
@@ -204,8 +208,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     };
     let all_train = inputs_of(&labelled_train)?;
     let mut test = inputs_of(&labelled_test)?;
-    let held_out = (all_train.len() / VALIDATION_SHARE).max(1);
-    let (mut train, mut valid) = all_train.split(held_out, &mut rng)?;
+    let (mut train, mut valid) =
+        datasets::split_validation(all_train, VALIDATION_SHARE, None, &mut rng)?;
     // fitted on the training part only, then applied unchanged to validation and test; the
     // targets are the scaled inputs, so the scaler also sets the loss's units
     let scaler = match args.scaler.as_str() {
@@ -222,7 +226,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         data.set_scaler(scaler.clone())?;
     }
     println!(
-        "Fashion-MNIST autoencoder: {} train, {} validation, {} test images; scaler {}, {} output",
+        "autoencoder on {}: {} train, {} validation, {} test images; scaler {}, {} output",
+        source.name(),
         train.len(),
         valid.len(),
         test.len(),
@@ -308,7 +313,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let labels = labelled_test
         .labels()
         .ok_or("autoencoder: expected labels")?;
-    let rows: Vec<usize> = (0..FASHION_MNIST_CLASSES.len())
+    let rows: Vec<usize> = (0..labelled_test.num_classes())
         .filter_map(|class| labels.iter().position(|&l| l == class))
         .collect();
     let shown = test.subset(&rows)?;
@@ -319,10 +324,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let originals = originals.to_shape((labelled_test.len(), 784))?;
     let originals = originals.select(Axis(0), &rows);
     let reconstructions = to_bytes(&out, &scaler);
-    let names: Vec<&str> = rows
-        .iter()
-        .map(|&r| FASHION_MNIST_CLASSES[labels[r]])
-        .collect();
+    let names: Vec<String> = rows.iter().map(|&r| source.class_name(labels[r])).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
     write_svg(&args.out, &originals, &reconstructions, &names)?;
     println!("wrote {}", args.out.display());
     Ok(())

@@ -28,15 +28,20 @@
 //! cargo run --release --example bench_cnn -- --threads 1 --infer 2000 [--infer-batch 256]
 //! cargo run --release --example bench_cnn -- --threads 1 --infer-sweep 15
 //! ```
+//!
+//! `--bench` (which `cargo bench` passes) is accepted and ignored. The data come from `--data
+//! DIR`, else from `$FASHION_MNIST_DIR` (when set and not empty), else from Debian's
+//! `dataset-fashion-mnist` (`/usr/share/datasets/fashion-mnist`); the images must be 28×28.
 
 #[path = "support/bench.rs"]
 mod bench;
 #[path = "support/cli.rs"]
 mod cli;
+#[path = "support/datasets.rs"]
+mod datasets;
 #[path = "support/w2.rs"]
 mod w2;
 
-use tapegrad::data::fashion_mnist;
 use tapegrad::prelude::*;
 
 const EPOCHS: usize = 1;
@@ -53,7 +58,9 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     tapegrad::set_num_threads(args.threads)?;
     let mut rng = ChaCha8Rng::seed_from_u64(SEED);
 
-    let (train, test) = fashion_mnist(args.data.as_deref())?;
+    let images = datasets::load(args.data.as_deref(), true)?;
+    images.require_28x28("W2 (a CNN on [1, 28, 28] images)")?;
+    let (train, test) = (images.train, images.test);
     let (mut train, mut test) = (
         train.with_sample_shape(&[1, 28, 28])?,
         test.with_sample_shape(&[1, 28, 28])?,

@@ -23,15 +23,20 @@
 //! `{"infer_batch": B, "infer_per_s": …}` (samples/s) with the same fraction of peak for the
 //! forward FLOP, as `bench_cnn` does for W2; `--infer-sweep R`, as `bench_cnn`'s, times every
 //! batch size from 1 to 256 interleaved.
+//!
+//! `--bench` (which `cargo bench` passes) is accepted and ignored. The data come from `--data
+//! DIR`, else from `$FASHION_MNIST_DIR` (when set and not empty), else from Debian's
+//! `dataset-fashion-mnist` (`/usr/share/datasets/fashion-mnist`); the images must be 28×28.
 
 #[path = "support/bench.rs"]
 mod bench;
 #[path = "support/cli.rs"]
 mod cli;
+#[path = "support/datasets.rs"]
+mod datasets;
 #[path = "support/w1.rs"]
 mod w1;
 
-use tapegrad::data::fashion_mnist;
 use tapegrad::prelude::*;
 
 const EPOCHS: usize = 3;
@@ -48,7 +53,9 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     tapegrad::set_num_threads(args.threads)?;
     let mut rng = ChaCha8Rng::seed_from_u64(SEED);
 
-    let (mut train, mut test) = fashion_mnist(args.data.as_deref())?;
+    let images = datasets::load(args.data.as_deref(), true)?;
+    images.require_28x28("W1 (784-256-256-10)")?;
+    let (mut train, mut test) = (images.train, images.test);
     let to_unit = Scaler::affine(train.num_features(), 1.0 / 255.0, 0.0)?;
     train.set_scaler(to_unit.clone())?;
     test.set_scaler(to_unit)?;

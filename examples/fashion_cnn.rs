@@ -12,7 +12,8 @@
 //! cargo run --release --example fashion_cnn [-- --epochs N --batch B --lr LR --wd WD
 //!     --dropout P --seed S --data DIR --quiet --save PATH --resume PATH
 //!     --augment none|flip|crop|flip-crop|translate|flip-translate --shift K --no-test --refit
-//!     --tta none|flip|flip-shift4|flip-shift8 --label-smoothing E]
+//!     --tta none|flip|flip-shift4|flip-shift8 --label-smoothing E --no-flip-average
+//!     --threads N --distributed]
 //! ```
 //!
 //! The network is the speed benchmark's workload W2 (two 3×3 convolutions, 32 and 64
@@ -135,16 +136,21 @@
 //! buffers, step and epoch counters, dropout generators) and the run's settings. `--resume
 //! PATH` restores all of it and trains the remaining epochs, the result equal to an
 //! uninterrupted run's bit for bit; it refuses a checkpoint whose settings differ from the
-//! command line's (only `--epochs`, `--threads`, `--data`, `--tta` and the output flags may).
+//! command line's (only `--epochs`, `--threads`, `--data`, `--tta` and the output flags may)
+//! or that was trained on another training set (the number of images, the classes among
+//! their labels and the pixels of an image are stored with it).
 //! When the checkpoint has done all `--epochs`, `--resume PATH --no-test` trains nothing and
 //! only prints the validation accuracies, so a saved model can be scored with each `--tta`
 //! without retraining.
 //!
-//! The data come from Debian's `dataset-fashion-mnist` (`/usr/share/datasets/fashion-mnist`),
-//! or from `--data DIR` or `$FASHION_MNIST_DIR`.
+//! The data come from `--data DIR`, else from `$FASHION_MNIST_DIR` (when set and not empty),
+//! else from Debian's `dataset-fashion-mnist` (`/usr/share/datasets/fashion-mnist`). Another
+//! folder of the four IDX files with 28×28 images works too; its classes are then numbers.
 
 #[path = "support/cli.rs"]
 mod cli;
+#[path = "support/datasets.rs"]
+mod datasets;
 #[path = "support/fashion.rs"]
 mod fashion;
 
@@ -488,7 +494,7 @@ fn train_and_test(args: &mut Args) -> Result<(), Box<dyn Error>> {
     }
     // the one and only look at the test set
     let result = evaluate(&averaged, &splits.test, averaged.batch())?;
-    fashion::report_test(&result, flags, start);
+    fashion::report_test(&result, &splits.source, flags, start);
     Ok(())
 }
 

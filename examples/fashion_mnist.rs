@@ -99,13 +99,17 @@
 //! the run's settings. `--resume PATH` restores all of it and trains the remaining epochs,
 //! the result equal to an uninterrupted run's bit for bit; it refuses a checkpoint whose
 //! settings differ from the command line's (only `--epochs`, `--threads`, `--data` and the
-//! output flags may).
+//! output flags may) or that was trained on another training set (the number of images, the
+//! classes among their labels and the pixels of an image are stored with it).
 //!
-//! The data come from Debian's `dataset-fashion-mnist` (`/usr/share/datasets/fashion-mnist`),
-//! or from `--data DIR` or `$FASHION_MNIST_DIR`.
+//! The data come from `--data DIR`, else from `$FASHION_MNIST_DIR` (when set and not empty),
+//! else from Debian's `dataset-fashion-mnist` (`/usr/share/datasets/fashion-mnist`). Another
+//! folder of the four IDX files with 28×28 images works too; its classes are then numbers.
 
 #[path = "support/cli.rs"]
 mod cli;
+#[path = "support/datasets.rs"]
+mod datasets;
 #[path = "support/fashion.rs"]
 mod fashion;
 
@@ -247,6 +251,7 @@ fn train_and_test(args: &mut Args) -> Result<(), Box<dyn Error>> {
         return Ok(());
     }
     // the one and only look at the test set
-    fashion::report_test(&evaluate(&model, &splits.test, 1000)?, flags, start);
+    let result = evaluate(&model, &splits.test, 1000)?;
+    fashion::report_test(&result, &splits.source, flags, start);
     Ok(())
 }

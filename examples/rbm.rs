@@ -39,8 +39,9 @@
 //! chains started at 10 test images (one per row), shown after 0, 1, 10, 100 and 1,000
 //! steps as the visible probabilities of the step.
 //!
-//! The data come from Debian's `dataset-fashion-mnist` (`/usr/share/datasets/fashion-mnist`),
-//! or from `--data DIR` or `$FASHION_MNIST_DIR`.
+//! The data come from `--data DIR`, else from `$FASHION_MNIST_DIR` (when set and not empty),
+//! else from Debian's `dataset-fashion-mnist` (`/usr/share/datasets/fashion-mnist`). Another
+//! folder of the four IDX files with 28×28 images works too; its classes are then numbers.
 //!
 //! Side by side (alternate the two, a few rounds, and compare medians; both take
 //! `--threads`, scikit-learn's script through `threadpoolctl`; on a busy machine compare
@@ -56,11 +57,12 @@
 
 #[path = "support/cli.rs"]
 mod cli;
+#[path = "support/datasets.rs"]
+mod datasets;
 
 use cli::CommandLine;
 use std::io::Write as _;
 use std::path::PathBuf;
-use tapegrad::data::fashion_mnist;
 use tapegrad::ndarray::{Array2, Axis, s};
 use tapegrad::{
     Adam, ChaCha8Rng, Dataset, Decay, DecayUnit, FitConfig, Init, Linear, Rbm, RbmConfig,
@@ -161,7 +163,9 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(threads) = args.threads {
         tapegrad::set_num_threads(threads)?;
     }
-    let (train, test) = fashion_mnist(args.data.as_deref())?;
+    let images = datasets::load(args.data.as_deref(), true)?;
+    images.require_28x28("the RBM (784 visible units)")?;
+    let (train, test) = (images.train, images.test);
     let (x_train, y_train) = binarized(&train, args.train)?;
     let (x_test, y_test) = binarized(&test, test.len())?;
     let pll_rows = PLL_TRAIN_ROWS.min(x_train.shape()[0]);

@@ -1,11 +1,11 @@
 //! What every experiment shares: budgets, Markdown tables, SVG line plots, the
 //! Fashion-MNIST subsets, model builders and a training run that records its curves.
 
+use super::datasets::{self, Source};
 use plotters::prelude::*;
 use std::error::Error;
 use std::path::Path;
 use std::sync::OnceLock;
-use tapegrad::data::fashion_mnist;
 use tapegrad::prelude::*;
 
 /// The result type of the experiments.
@@ -277,7 +277,7 @@ impl Plot {
     }
 }
 
-static FASHION: OnceLock<(Dataset, Dataset)> = OnceLock::new();
+static FASHION: OnceLock<(Dataset, Dataset, Source)> = OnceLock::new();
 
 /// Fashion-MNIST subsets of `train` and `test` images (drawn with `seed`), standardized
 /// with a scaler fitted on the training subset.
@@ -304,19 +304,46 @@ pub fn fashion_images(train: usize, test: usize, seed: u64) -> Res<(Dataset, Dat
 
 /// Fashion-MNIST subsets as stored: pixel bytes 0..=255, no scaler. A data set of the same
 /// format with fewer images than a subset asks for (`FASHION_MNIST_DIR` pointing at another
-/// one) gives all it has.
+/// one) gives all it has (the callers print the sizes they got); one whose images are not
+/// 28×28, or that has no training image, is refused.
 pub fn fashion_raw(train: usize, test: usize, seed: u64) -> Res<(Dataset, Dataset)> {
-    let (all_train, all_test) = match FASHION.get() {
-        Some(d) => d,
-        None => {
-            let loaded = fashion_mnist(None)?;
-            FASHION.get_or_init(|| loaded)
-        }
-    };
+    let (all_train, all_test, _) = loaded()?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let (_, train) = all_train.split(train.min(all_train.len()), &mut rng)?;
     let (_, test) = all_test.split(test.min(all_test.len()), &mut rng)?;
     Ok((train, test))
+}
+
+/// The whole data set, read once.
+fn loaded() -> Res<&'static (Dataset, Dataset, Source)> {
+    if let Some(d) = FASHION.get() {
+        return Ok(d);
+    }
+    let images = datasets::load(None, false)?;
+    images.require_28x28("the lecture's models")?;
+    if images.train.is_empty() {
+        let dir = images.source.dir.display();
+        return Err(format!("the data set at {dir} has no training image").into());
+    }
+    Ok(FASHION.get_or_init(|| (images.train, images.test, images.source)))
+}
+
+/// The data set's name for a table: "Fashion-MNIST", or "the data set at DIR".
+pub fn data_name() -> String {
+    FASHION.get().map_or("Fashion-MNIST".into(), |d| d.2.name())
+}
+
+/// Refuses a subset of fewer than `needed` images (`what`: which, for the message).
+pub fn at_least(data: &Dataset, needed: usize, what: &str) -> Res<()> {
+    if data.len() < needed {
+        return Err(format!(
+            "{what}: expected at least {needed} images, found {} in {}; the data set is too small",
+            data.len(),
+            data_name()
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// A hidden unit kind: an activation after a `Linear`, or a `Maxout` layer.

@@ -3,7 +3,7 @@
 //! the output is deterministic and equals the same network with the dropout layers removed,
 //! i.e. it uses every unit.
 
-use super::common::{Budget, Plot, Res, Run, Table, fashion, pct, train};
+use super::common::{Budget, Plot, Res, Run, Table, at_least, fashion, pct, train};
 use std::path::Path;
 use tapegrad::prelude::*;
 
@@ -88,12 +88,16 @@ fn forward(model: &Sequential, x: &Tensor, mode: Mode, upto: usize) -> Tensor {
 pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
     let (train_n, epochs) = budget.pick((1_000, 2), (10_000, 10));
     let (train_set, test) = fashion(train_n, 2_000, 10)?;
+    // a smaller data set gives all it has
+    let train_n = train_set.len();
+    at_least(&test, 1, "dropout (its checks run on test images)")?;
     let mut model = net(true, 0)?;
     let mut sgd = Sgd::new(0.02)?.momentum(0.9)?;
     let run = train(&mut model, &mut sgd, &train_set, &test, epochs, 64)?;
     let eval_train_loss = evaluate(&model, &train_set, 1000)?.loss;
 
-    let (x, _) = test.subset(&(0..200).collect::<Vec<_>>())?.full_batch();
+    let checked = test.len().min(200);
+    let (x, _) = test.subset(&(0..checked).collect::<Vec<_>>())?.full_batch();
     // layers 0..3 = Linear, ReLU, Dropout: of the units active in evaluation mode, how
     // many does a training-mode pass zero?
     let (t1, t2) = (

@@ -56,6 +56,8 @@ fn dead_fraction(model: &Sequential, x: &Tensor) -> Res<f64> {
 pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
     let (train_n, epochs) = budget.pick((1_000, 2), (10_000, 5));
     let (train_set, test) = fashion(train_n, 1_000, 9)?;
+    // a smaller data set gives all it has: the table says what was used
+    let train_n = train_set.len();
     let (x, _) = test.full_batch();
     let mut runs = Vec::new();
     let mut per_epoch = Vec::new();
@@ -117,14 +119,15 @@ pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
             pct(run.test_accuracy),
         ]);
     }
-    table.note(
-        "The dead fraction is measured after every epoch with `diagnostics::activation_stats` (second plot). A unit is dead when its output is the same for all 1,000 test images (max − min ≤ 1e-6; \
+    table.note(format!(
+        "The dead fraction is measured after every epoch with `diagnostics::activation_stats` (second plot). A unit is dead when its output is the same for all {} test images (max − min ≤ 1e-6; \
          `diagnostics::DEAD_TOLERANCE`). For a ReLU that means it is 0 for every input, so it passes \
          no gradient and cannot recover. \
          \"diverged\": the loss became non-finite and training stopped there (units are counted on \
          the last finite parameters). ELU units saturate at −α for very negative inputs, where \
          their gradient α·eˣ is tiny; those count as dead too.",
-    );
+        test.len()
+    ));
     let mut plot = Plot::new(
         "Dying ReLU: dead hidden units against learning rate",
         "learning rate (log scale)",

@@ -8,7 +8,9 @@
 //! through `tanh(x) = 2σ(2x) − 1` (see `pretrain`).
 
 use super::activations::lsuv_init;
-use super::common::{Budget, Plot, Res, Run, Table, Unit, fashion, fashion_images, mlp, train};
+use super::common::{
+    Budget, Plot, Res, Run, Table, Unit, data_name, fashion, fashion_images, mlp, train,
+};
 use std::path::Path;
 use tapegrad::prelude::*;
 
@@ -137,6 +139,8 @@ fn grid(
 pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
     let (train_n, epochs) = budget.pick((600, 1), (10_000, 4));
     let (train_set, test) = fashion(train_n, 2_000, 12)?;
+    // a smaller data set gives all it has: the table says what was used
+    let train_n = train_set.len();
     let cells = grid(&INITS, &train_set, &test, epochs, &|name, unit| {
         mlp(784, &[WIDTH; DEPTH], unit, init_of(name), 0)
     })?;
@@ -159,7 +163,8 @@ pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
     let report = Report {
         name: "init-table",
         title: format!(
-            "Init × activation, test accuracy %: ours (Fashion-MNIST, 784-{WIDTH}×{DEPTH}-10, {epochs} epochs on {train_n} images) / paper (CIFAR-10, FitNet4)"
+            "Init × activation, test accuracy %: ours ({}, 784-{WIDTH}×{DEPTH}-10, {epochs} epochs on {train_n} images) / paper (CIFAR-10, FitNet4)",
+            data_name()
         ),
         rows: &INITS,
         setup: format!(
@@ -177,7 +182,7 @@ pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
              computes 2h − 1 of the sigmoid net's h at every layer); an RBM has no ReLU, very \
              leaky ReLU or maxout hidden units, so those cells are –."
         ),
-        ours: "an MLP on Fashion-MNIST after a few epochs".into(),
+        ours: format!("an MLP on {} after a few epochs", data_name()),
         plot_title: "Init × activation: test accuracy (n/c plotted as 0.1)",
         extra: Some((RBM_ROW, &rbm)),
     };
@@ -337,6 +342,8 @@ pub fn convnet(unit: Unit, init: Init, batch_norm: bool, seed: u64) -> Res<Seque
 pub fn run_cnn(budget: Budget, out: &Path) -> Res<Outcome> {
     let (train_n, test_n, epochs) = budget.pick((256, 100, 1), (6_000, 1_000, 2));
     let (train_set, test) = fashion_images(train_n, test_n, 12)?;
+    // a smaller data set gives all it has: the table says what was used
+    let (train_n, test_n) = (train_set.len(), test.len());
     let cells = grid(&CNN_INITS, &train_set, &test, epochs, &|name, unit| {
         convnet(unit, init_of(name), name == BATCH_NORM, 0)
     })?;
@@ -353,7 +360,8 @@ pub fn run_cnn(budget: Budget, out: &Path) -> Res<Outcome> {
     let report = Report {
         name: "init-table-cnn",
         title: format!(
-            "Init × activation with a thin deep convnet, test accuracy %: ours (Fashion-MNIST, {convs} conv layers, {epochs} epochs on {train_n} images) / paper (CIFAR-10, FitNet4)"
+            "Init × activation with a thin deep convnet, test accuracy %: ours ({}, {convs} conv layers, {epochs} epochs on {train_n} images) / paper (CIFAR-10, FitNet4)",
+            data_name()
         ),
         rows: &CNN_INITS,
         setup: format!(
@@ -368,7 +376,10 @@ pub fn run_cnn(budget: Budget, out: &Path) -> Res<Outcome> {
              unit variance on 256 training images; tested on {test_n} images.",
             widths.join(" | ")
         ),
-        ours: format!("a thin convnet on {train_n} Fashion-MNIST images after {epochs} epochs"),
+        ours: format!(
+            "a thin convnet on {train_n} images of {} after {epochs} epochs",
+            data_name()
+        ),
         plot_title: "Init × activation, thin deep convnet: test accuracy (n/c plotted as 0.1)",
         extra: None,
     };

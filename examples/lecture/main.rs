@@ -15,6 +15,11 @@
 //! experiment in the results folder; it refuses (before running anything) when the folder
 //! would lack an experiment's table, which would drop that experiment's results.
 //!
+//! The images come from `$FASHION_MNIST_DIR` when it is set (and not empty), else from
+//! `/usr/share/datasets/fashion-mnist` (Debian's `dataset-fashion-mnist`). Another folder of
+//! the four IDX files with 28×28 images works too; with fewer images than an experiment
+//! asks for, it uses all there are, and its table says the sizes used.
+//!
 //! Each experiment takes a few minutes or less on 2 cores in release mode (`--tiny`:
 //! seconds, the budget of the integration test `tests/lecture.rs`).
 
@@ -28,6 +33,8 @@ pub mod batch_size;
 mod cli;
 pub mod cnn_vs_mlp;
 pub mod common;
+#[path = "../support/datasets.rs"]
+pub mod datasets;
 pub mod dropout;
 pub mod dying_relu;
 pub mod gd_vs_sgd;
@@ -153,7 +160,13 @@ fn usage() -> String {
     for e in EXPERIMENTS.iter() {
         s += &format!("  {:<20} {}\n", e.name, e.claim);
     }
-    s
+    s + "\nflags:\n  --list, --help, -h   this text\n  --out DIR            the results folder (default: results)\n  \
+         --tiny               seconds per experiment instead of minutes (smaller subsets)\n  \
+         --readme FILE        rewrite FILE's results section from the folder's tables\n\n\
+         data: the images come from $FASHION_MNIST_DIR when it is set (not empty), else from\n\
+         /usr/share/datasets/fashion-mnist (Debian's dataset-fashion-mnist); a folder of the\n\
+         same four IDX files with fewer images gives smaller subsets (the tables say the sizes\n\
+         used), images must be 28×28\n"
 }
 
 fn main() -> std::process::ExitCode {
@@ -170,7 +183,7 @@ fn run() -> Res<()> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--list" | "--help" | "-h" => {
-                print!("{}", usage());
+                cli::print_quietly(&usage());
                 return Ok(());
             }
             "--out" => out = PathBuf::from(args.next().ok_or("--out needs a folder")?),

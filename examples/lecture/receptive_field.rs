@@ -10,7 +10,7 @@
 //! layer outlined (`receptive-field.svg`) and (b) the first layer's 32 learned 3×3 filters
 //! (`receptive-field-filters.svg`).
 
-use super::common::{Budget, Res, Table, fashion_raw, pct, train};
+use super::common::{Budget, Res, Table, at_least, fashion_raw, pct, train};
 use super::w2::w2;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -37,6 +37,13 @@ pub struct Outcome {
 pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
     let (train_n, test_n, epochs) = budget.pick((300, 200, 1), (12_000, 2_000, 2));
     let (train_set, test_set) = fashion_raw(train_n, test_n, SEED)?;
+    // a smaller data set gives all it has: the table says what was used
+    at_least(
+        &test_set,
+        1,
+        "receptive-field (it draws the fields on a test image)",
+    )?;
+    let (train_n, test_n) = (train_set.len(), test_set.len());
     let to_unit = Scaler::affine(train_set.num_features(), 1.0 / 255.0, 0.0)?;
     let mut train_set = train_set.with_sample_shape(&[1, 28, 28])?;
     let mut test_set = test_set.with_sample_shape(&[1, 28, 28])?;

@@ -27,9 +27,9 @@ impl CommandLine {
     pub fn next_flag(&mut self) -> Option<String> {
         let flag = self.args.next()?;
         if flag == "--help" || flag == "-h" {
-            for line in self.source.lines().map_while(|l| l.strip_prefix("//!")) {
-                println!("{}", line.strip_prefix(' ').unwrap_or(line));
-            }
+            let lines = self.source.lines().map_while(|l| l.strip_prefix("//!"));
+            let lines = lines.map(|line| format!("{}\n", line.strip_prefix(' ').unwrap_or(line)));
+            print_quietly(&lines.collect::<String>());
             std::process::exit(0);
         }
         Some(flag)
@@ -55,6 +55,14 @@ impl CommandLine {
             .map(|v| v.parse().map_err(|e| format!("{flag} {value}: {v}: {e}")))
             .collect()
     }
+}
+
+/// Prints `text` on stdout, stopping quietly when the reader has gone (`--help | head -1`
+/// closes the pipe early; `print!` would panic).
+pub fn print_quietly(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
 /// The error for a flag the example does not know.

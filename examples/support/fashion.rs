@@ -6,12 +6,12 @@
 //! writes checkpoints.
 
 use crate::cli::{self, CommandLine};
+use crate::datasets::{self, Source};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::error::Error;
 use std::path::PathBuf;
 use std::time::Instant;
 use tapegrad::checkpoint::Checkpoint;
-use tapegrad::data::{FASHION_MNIST_CLASSES, fashion_mnist};
 use tapegrad::{
     Augment, ChaCha8Rng, Dataset, Evaluation, FitConfig, Loss, Module, Progress, RandomCrop,
     RandomHorizontalFlip, RandomTranslate, Scaler, Sgd, fit,
@@ -202,21 +202,12 @@ impl Flags {
             return Ok(None);
         };
         let checkpoint = Checkpoint::load(path)?;
-        let stored = checkpoint.metadata();
-        let differ: Vec<String> = (self.settings.iter())
-            .filter_map(|(flag, value)| match stored.get(*flag) {
-                Some(theirs) if theirs != value => {
-                    Some(format!("{flag} {theirs} (this run: {value})"))
-                }
-                _ => None,
-            })
-            .collect();
+        let differ = differing(&checkpoint, &self.settings);
         if !differ.is_empty() {
             return Err(format!(
                 "--resume {}: expected the checkpoint's settings, found other values; it was \
-                 trained with {}",
+                 trained with {differ}",
                 path.display(),
-                differ.join(", ")
             )
             .into());
         }
@@ -242,6 +233,19 @@ impl Flags {
     }
 }
 
+/// The `settings` whose value `checkpoint` stores differently, as "KEY THEIRS (this run:
+/// OURS)" joined by commas; a key it lacks (an older checkpoint) is not compared.
+fn differing(checkpoint: &Checkpoint, settings: &[(&'static str, String)]) -> String {
+    let stored = checkpoint.metadata();
+    let differ: Vec<String> = (settings.iter())
+        .filter_map(|(key, value)| match stored.get(*key) {
+            Some(theirs) if theirs != value => Some(format!("{key} {theirs} (this run: {value})")),
+            _ => None,
+        })
+        .collect();
+    differ.join(", ")
+}
+
 /// The images, as `[1, 28, 28]` samples with the scaler set.
 pub struct Splits {
     /// 55,000 training images, or all 60,000 with `--refit`.
@@ -251,6 +255,12 @@ pub struct Splits {
     pub test: Dataset,
     /// Fitted on `train` only, or the one a resumed checkpoint stores.
     pub scaler: Scaler,
+    /// The folder the images came from.
+    pub source: Source,
+    /// What the checkpoints store about the data, as key–value pairs: the number of
+    /// training images, the classes among their labels and the pixels of an image. A
+    /// resumed run must have the same.
+    pub data_settings: Vec<(&'static str, String)>,
 }
 
 impl Splits {
@@ -262,16 +272,30 @@ impl Splits {
         resume: Option<&Checkpoint>,
         fit_scaler: impl FnOnce(&Dataset) -> Result<Scaler, Box<dyn Error>>,
     ) -> Result<Splits, Box<dyn Error>> {
-        let (all_train, test) = fashion_mnist(flags.data.as_deref())?;
-        let held_out = (all_train.len() / VALIDATION_SHARE).max(1);
-        let (train, valid) = all_train.split(held_out, rng)?;
+        let images = datasets::load(flags.data.as_deref(), true)?;
+        images.require_28x28("this example's model")?;
+        let (all_train, test, source) = (images.train, images.test, images.source);
         // settings chosen on the split; `--refit` then trains on all 60,000 images with them
-        let train = if flags.refit { all_train } else { train };
+        let share = VALIDATION_SHARE;
+        let (train, valid) = datasets::split_validation(all_train, share, Some(flags.refit), rng)?;
         // images [1, 28, 28], so that crops and shifts know the rows
         let image = [1, 28, 28];
         let mut train = train.with_sample_shape(&image)?;
         let mut valid = valid.with_sample_shape(&image)?;
         let mut test = test.with_sample_shape(&image)?;
+        let data_settings = data_settings(&train);
+        if let Some(checkpoint) = resume {
+            let differ = differing(checkpoint, &data_settings);
+            if !differ.is_empty() {
+                return Err(format!(
+                    "--resume {}: expected a checkpoint trained on this data set, found one \
+                     trained on other data: {differ}; resume with the --data it was trained on, \
+                     or train anew",
+                    checkpoint.source().display()
+                )
+                .into());
+            }
+        }
         // fitted on the training part only, then applied unchanged to validation and test
         let scaler = match resume.and_then(Checkpoint::scaler) {
             Some(stored) => stored.clone(),
@@ -282,7 +306,8 @@ impl Splits {
         }
         if flags.ranks.is_root() {
             println!(
-                "Fashion-MNIST: {} train, {} validation, {} test images (stored as bytes)",
+                "{}: {} train, {} validation, {} test images (stored as bytes)",
+                source.name(),
                 train.len(),
                 valid.len(),
                 test.len()
@@ -293,8 +318,23 @@ impl Splits {
             valid,
             test,
             scaler,
+            source,
+            data_settings,
         })
     }
+}
+
+/// What a checkpoint records about the training set `train` (see `Splits::data_settings`).
+fn data_settings(train: &Dataset) -> Vec<(&'static str, String)> {
+    let mut classes: Vec<usize> = train.labels().unwrap_or_default().to_vec();
+    classes.sort_unstable();
+    classes.dedup();
+    let classes: Vec<String> = classes.iter().map(usize::to_string).collect();
+    vec![
+        ("training images", train.len().to_string()),
+        ("classes", classes.join(",")),
+        ("pixels per image", train.num_features().to_string()),
+    ]
 }
 
 /// Trains `model` with `sgd` on `loss` for the epochs `--epochs` asks for, after those a resumed
@@ -383,7 +423,7 @@ pub fn train(
             },
         )?;
         if let Some(path) = flags.save.as_ref().filter(|_| root) {
-            let settings = flags.settings.iter().cloned();
+            let settings = flags.settings.iter().chain(&splits.data_settings).cloned();
             (settings.fold(Checkpoint::new(&*model), |c, (k, v)| c.with_metadata(k, v)))
                 .with_scaler(splits.scaler.clone())
                 .with_training(sgd, epoch + 1)?
@@ -408,7 +448,7 @@ pub fn report_without_test(flags: &Flags, start: Instant) {
 
 /// Prints the test set's confusion matrix and accuracy (`result`, the one evaluation on
 /// the test images).
-pub fn report_test(result: &Evaluation, flags: &Flags, start: Instant) {
+pub fn report_test(result: &Evaluation, source: &Source, flags: &Flags, start: Instant) {
     if !flags.ranks.is_root() {
         return;
     }
@@ -416,8 +456,10 @@ pub fn report_test(result: &Evaluation, flags: &Flags, start: Instant) {
     if let Some(confusion) = &result.confusion {
         print!("{confusion}");
     }
-    for (class, name) in FASHION_MNIST_CLASSES.iter().enumerate() {
-        println!("  {class} = {name}");
+    if source.fashion {
+        for class in 0..10 {
+            println!("  {class} = {}", source.class_name(class));
+        }
     }
     println!(
         "\ntest accuracy {:.2}% (loss {:.4}) after {} epochs; wall time {:.1}s",
