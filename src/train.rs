@@ -484,6 +484,10 @@ pub struct FitConfig {
     pub batch_size: usize,
     /// Seed of the shuffling order (a fresh order each epoch). Default 0.
     pub seed: u64,
+    /// Whether each epoch draws its batches in a fresh random order (`shuffle=True` of
+    /// PyTorch's `DataLoader`); `false` keeps the data set's order, as for a time series.
+    /// Default `true`.
+    pub shuffle: bool,
     /// Leave out a last batch smaller than `batch_size`. Default `false` (kept, as
     /// PyTorch's `DataLoader`).
     pub drop_last: bool,
@@ -529,6 +533,7 @@ impl Default for FitConfig {
             start_epoch: 0,
             batch_size: 64,
             seed: 0,
+            shuffle: true,
             drop_last: false,
             on_divergence: OnDivergence::Stop,
             patience: None,
@@ -965,10 +970,17 @@ fn fit_here(
     checked?;
     let mut history = History::default();
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let epoch_batches = |rng: &mut ChaCha8Rng| {
+        let batches = train.batches(config.batch_size)?;
+        Ok::<_, Error>(match config.shuffle {
+            true => batches.shuffled(rng),
+            false => batches,
+        })
+    };
     for _ in 0..config.start_epoch {
         // replay the shuffles of the epochs done before, so epoch k shuffles alike whether
         // or not the run was resumed
-        let _ = train.batches(config.batch_size)?.shuffled(&mut rng);
+        epoch_batches(&mut rng)?;
     }
     #[allow(unused_mut)]
     let mut train_step = TrainStep::new();
@@ -992,10 +1004,7 @@ fn fit_here(
     let mut nan_reported = false;
     for epoch in config.start_epoch + 1..=config.epochs {
         let start = Instant::now();
-        let mut batches = train
-            .batches(config.batch_size)?
-            .shuffled(&mut rng)
-            .drop_last(config.drop_last);
+        let mut batches = epoch_batches(&mut rng)?.drop_last(config.drop_last);
         if let Some(augment) = &config.augment {
             batches = batches.augmented(augment, epoch_seed(config.seed, epoch))?;
         }
@@ -1223,6 +1232,46 @@ mod tests {
         assert!(last.train_loss < history.epochs[0].train_loss);
         assert!(last.valid_accuracy.unwrap() > 0.85, "{last:?}");
         assert_eq!(history.to_csv().lines().count(), 5);
+    }
+
+    #[test]
+    fn without_shuffling_fit_steps_through_the_data_in_order() {
+        let train = blobs(50, 4);
+        let params = |m: &Sequential| {
+            let mut all = Vec::new();
+            m.visit_params(&mut |_, p| all.extend(p.value().iter().copied()));
+            all
+        };
+        let by_fit = |shuffle: bool| {
+            let mut model = mlp(1);
+            let config = FitConfig {
+                epochs: 2,
+                batch_size: 16,
+                shuffle,
+                ..FitConfig::default()
+            };
+            fit(
+                &mut model,
+                &mut Sgd::new(0.1).unwrap(),
+                &train,
+                None,
+                &config,
+                &mut |_| {},
+            )
+            .unwrap();
+            params(&model)
+        };
+        // the same steps by hand, batches in the data set's order
+        let mut by_hand = mlp(1);
+        let (mut sgd, mut step) = (Sgd::new(0.1).unwrap(), TrainStep::new());
+        for _ in 0..2 {
+            let mut batches = train.batches(16).unwrap();
+            while let Some(batch) = batches.next() {
+                (step.run(&mut by_hand, &mut sgd, batch, &Loss::CrossEntropy)).unwrap();
+            }
+        }
+        assert_eq!(by_fit(false), params(&by_hand));
+        assert_ne!(by_fit(true), params(&by_hand));
     }
 
     #[test]

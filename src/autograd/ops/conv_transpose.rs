@@ -477,7 +477,8 @@ fn geometry(xs: &[usize], ws: &[usize], options: ConvTranspose2dOptions) -> Geom
     }
     let Some([oh, ow]) = options.output_size([xs[2], xs[3]], [ws[2], ws[3]]) else {
         panic!(
-            "conv_transpose2d: the output would be empty (padding too large for the image); \
+            "conv_transpose2d: expected an output size that is positive and fits in memory, \
+             found an empty image, padding larger than the output, or a size that overflows; \
              x shape {xs:?}, weight shape {ws:?}, {options:?}"
         )
     };

@@ -193,7 +193,7 @@ fn data_difference(rank: usize, what: &str, ours: &[u64], theirs: &[u64]) -> Opt
 }
 
 /// How many settings [`settings_hashes`] gives.
-const SETTINGS: usize = 12;
+const SETTINGS: usize = 13;
 
 /// The settings of `config` that shape training, each named and hashed: ranks that differ
 /// in one of them would train on other batches, or stop after other steps.
@@ -204,6 +204,7 @@ fn settings_hashes(config: &FitConfig) -> [(&'static str, u64); SETTINGS] {
         start_epoch,
         batch_size,
         seed,
+        shuffle,
         drop_last,
         on_divergence,
         patience,
@@ -224,6 +225,7 @@ fn settings_hashes(config: &FitConfig) -> [(&'static str, u64); SETTINGS] {
         ("start_epoch", hash(start_epoch)),
         ("batch_size", hash(batch_size)),
         ("seed", hash(seed)),
+        ("shuffle", hash(shuffle)),
         ("drop_last", hash(drop_last)),
         ("on_divergence", hash(on_divergence)),
         ("patience", hash(patience)),
