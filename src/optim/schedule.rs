@@ -130,6 +130,10 @@ pub struct Schedule {
     unit: DecayUnit,
     /// Linear warm-up: (counter units, start factor).
     warmup: Option<(u64, Elem)>,
+    /// Whether the decay starts after the warm-up ([`Schedule::warmup_then`]) rather than
+    /// with it ([`Schedule::warmup`]).
+    #[serde(default)]
+    decay_after_warmup: bool,
 }
 
 impl Default for Schedule {
@@ -139,6 +143,7 @@ impl Default for Schedule {
             decay: Decay::Constant,
             unit: DecayUnit::Step,
             warmup: None,
+            decay_after_warmup: false,
         }
     }
 }
@@ -212,6 +217,7 @@ impl Schedule {
             decay,
             unit,
             warmup: None,
+            decay_after_warmup: false,
         })
     }
 
@@ -250,7 +256,36 @@ impl Schedule {
             ));
         }
         self.warmup = Some((units, start_factor));
+        self.decay_after_warmup = false;
         Ok(self)
+    }
+
+    /// A linear warm-up over the first `units` counts, from `start_factor` up to 1, and
+    /// then the decay, counted from the warm-up's end: the rate is
+    /// `start + (1 − start)·t/units` for `t < units`, then the decay's at `t − units`. This is
+    /// PyTorch's `SequentialLR([LinearLR(start_factor, total_iters=units), decay],
+    /// milestones=[units])`, the usual "warm-up, then cosine over the rest" (give the cosine
+    /// the period that remains). [`Schedule::warmup`] instead runs the decay from `t = 0`
+    /// under the warm-up.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{Decay, DecayUnit, Schedule};
+    /// // 2 epochs of warm-up from 0.5, then a cosine over the 4 epochs left, to 0
+    /// let cosine = Decay::Cosine { period: 4, min_factor: 0.0 };
+    /// let s = Schedule::new(cosine, DecayUnit::Epoch)?.warmup_then(2, 0.5)?;
+    /// let rates = [0, 1, 2, 3, 4, 5, 6].map(|epoch| s.lr(1.0, 0, epoch));
+    /// let expected = [0.5, 0.75, 1.0, 0.8535534, 0.5, 0.14644662, 0.0];
+    /// assert!(rates.iter().zip(expected).all(|(r, e)| (r - e).abs() < 1e-6), "{rates:?}");
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Schedule::warmup`].
+    pub fn warmup_then(self, units: u64, start_factor: Elem) -> Result<Self> {
+        let mut schedule = self.warmup(units, start_factor)?;
+        schedule.decay_after_warmup = true;
+        Ok(schedule)
     }
 
     /// The decay rule.
@@ -296,15 +331,19 @@ impl Schedule {
             DecayUnit::Step => step,
             DecayUnit::Epoch => epoch,
         };
-        let tf = t as f64;
+        let decay_t = match (self.warmup, self.decay_after_warmup) {
+            (Some((units, _)), true) => t.saturating_sub(units),
+            _ => t,
+        };
+        let tf = decay_t as f64;
         let factor = match self.decay {
             Decay::Constant => 1.0,
-            Decay::Step { every, gamma } => f64::from(gamma).powf((t / every) as f64),
+            Decay::Step { every, gamma } => f64::from(gamma).powf((decay_t / every) as f64),
             Decay::MultiStep {
                 ref milestones,
                 gamma,
             } => {
-                let passed = milestones.iter().filter(|&&m| m <= t).count();
+                let passed = milestones.iter().filter(|&&m| m <= decay_t).count();
                 f64::from(gamma).powi(passed as i32)
             }
             Decay::Exponential { gamma } => f64::from(gamma).powf(tf),
@@ -448,6 +487,32 @@ mod tests {
 
     fn per_step(decay: Decay) -> Schedule {
         Schedule::new(decay, DecayUnit::Step).unwrap()
+    }
+
+    #[test]
+    fn a_warm_up_before_the_decay_delays_it_and_one_under_it_does_not() {
+        // torch: SequentialLR([LinearLR(0.1, total_iters=3), StepLR(2, 0.5)], [3]) against
+        // ChainedScheduler([LinearLR(0.1, total_iters=3), StepLR(2, 0.5)])
+        let step = Decay::Step {
+            every: 2,
+            gamma: 0.5,
+        };
+        let rates = |s: Schedule| (0..7).map(|t| s.lr(1.0, t, 0)).collect::<Vec<_>>();
+        let before = rates(per_step(step.clone()).warmup_then(3, 0.1).unwrap());
+        let under = rates(per_step(step).warmup(3, 0.1).unwrap());
+        let close = |a: &[Elem], b: &[Elem]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-6);
+        assert!(
+            close(&before, &[0.1, 0.4, 0.7, 1.0, 1.0, 0.5, 0.5]),
+            "{before:?}"
+        );
+        assert!(
+            close(&under, &[0.1, 0.4, 0.35, 0.5, 0.25, 0.25, 0.125]),
+            "{under:?}"
+        );
+        // the last call decides: warmup after warmup_then chains again
+        let again = per_step(Decay::Exponential { gamma: 0.5 });
+        let again = again.warmup_then(2, 0.5).unwrap().warmup(2, 0.5).unwrap();
+        assert_eq!(again.lr(1.0, 2, 0), 0.25);
     }
 
     #[test]
