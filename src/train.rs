@@ -120,7 +120,7 @@ pub(crate) fn check_data(
     input.extend_from_slice(data.sample_shape());
     if let Err(e) = model.output_shape(&input) {
         return Err(match model.in_features() {
-            Some(_) => sample_misfit(op, what, model, data),
+            Some(_) => sample_misfit(op, what, model, data, &e.to_string()),
             None => Error::Shape {
                 op,
                 expected: format!("{what} samples the model can take"),
@@ -128,8 +128,9 @@ pub(crate) fn check_data(
             },
         });
     }
-    let Some(output) = trial_output(model, &first) else {
-        return Err(sample_misfit(op, what, model, data));
+    let output = match trial_output(model, &first) {
+        Ok(output) => output,
+        Err(panic) => return Err(sample_misfit(op, what, model, data, &panic)),
     };
     match data.targets() {
         Targets::Classes { labels, .. } => {
@@ -256,29 +257,35 @@ pub(crate) fn check_value_targets(
 }
 
 /// The shape of `model`'s output for `batch` (one sample) in evaluation mode on an
-/// inference tape; `None` when the model panics on it (a layer whose width does not fit
-/// the samples).
-fn trial_output(model: &dyn Module, batch: &crate::data::Batch<'_>) -> Option<Vec<usize>> {
-    let run = || {
+/// inference tape, or the message of its panic on it (not printed).
+fn trial_output(
+    model: &dyn Module,
+    batch: &crate::data::Batch<'_>,
+) -> std::result::Result<Vec<usize>, String> {
+    crate::nn::quietly(|| {
         let tape = Tape::inference();
         model
             .forward(tape.constant(batch.x.view()), Mode::Eval)
             .shape()
-    };
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).ok()
+    })
 }
 
 /// The error for samples of `data` that `model` cannot take, naming the input width of its
-/// first layer when it declares one ([`Module::in_features`]).
-fn sample_misfit(op: &'static str, what: &str, model: &dyn Module, data: &Dataset) -> Error {
+/// first layer when it declares one ([`Module::in_features`]), else the `problem` it met.
+fn sample_misfit(
+    op: &'static str,
+    what: &str,
+    model: &dyn Module,
+    data: &Dataset,
+    problem: &str,
+) -> Error {
     let sample_shape = data.sample_shape();
     let Some(width) = model.in_features() else {
         return Error::Shape {
             op,
             expected: format!("{what} samples the model can take"),
             found: format!(
-                "samples of shape {sample_shape:?}, on which the model panics (its message \
-                 is printed above)"
+                "samples of shape {sample_shape:?}, on which the model panics: {problem}"
             ),
         };
     };

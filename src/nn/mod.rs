@@ -37,5 +37,6 @@ pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormOptions};
 pub use pool::{AdaptiveAvgPool2d, Avg, AvgPool2d, Max, MaxPool2d, Pool2d, PoolKind};
 pub use sample_rng::{BatchRng, SampleRng};
 pub use sequential::Sequential;
+pub(crate) use shape::quietly;
 pub use shape::{Spatial, Window};
 pub use upsample::{Upsample, UpsampleMode};

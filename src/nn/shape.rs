@@ -156,8 +156,9 @@ thread_local! {
 /// for panics on a thread inside [`quietly`].
 static HOOK: Once = Once::new();
 
-/// Runs `f`, turning a panic into its message; the panic is not printed.
-fn quietly<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
+/// Runs `f`, turning a panic into its message; the panic is not printed (on this thread:
+/// a panic on another thread that `f` waits for is).
+pub(crate) fn quietly<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
     HOOK.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {

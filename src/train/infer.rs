@@ -47,12 +47,10 @@ thread_local! {
 /// its output without one (`[out]`), as `nn.Linear` takes unbatched input.
 ///
 /// # Errors
-/// [`Error::Shape`] when `x` has no axis or no samples, or samples of another width than
-/// the model's input width (where it declares one, [`Module::in_features`]).
-///
-/// # Panics
-/// As the model's [`Module::forward`] does for an input of another wrong shape (an image
-/// model's: check it first with [`Module::output_shape`]).
+/// [`Error::Shape`] when `x` has no axis or no samples, samples of another width than the
+/// model's input width (where it declares one, [`Module::in_features`]), or samples the
+/// model's forward pass panics on (an image model given another channel count or image
+/// size: the error holds the layer's message, which is not printed).
 ///
 /// # Examples
 /// ```
@@ -88,11 +86,23 @@ pub fn infer<M: Module + ?Sized>(model: &M, x: &Tensor) -> Result<Tensor> {
         }
     };
     crate::train::check_batch("infer", model, x.shape(), None)?;
+    crate::nn::quietly(|| in_shards(model, x, rows)).map_err(|panic| Error::Shape {
+        op: "infer",
+        expected: "samples the model can take".into(),
+        found: format!(
+            "a batch of shape {:?}, on which the model panics: {panic}",
+            x.shape()
+        ),
+    })
+}
+
+/// [`infer`] of `x`'s `rows` (checked), in one block of rows per thread.
+fn in_shards<M: Module + ?Sized>(model: &M, x: &Tensor, rows: usize) -> Tensor {
     // inside `in_pool`, the other threads spin for this call's parallel pieces
     crate::threads::keep_helpers_awake();
     let shards = crate::threads::shards(rows, MIN_SHARD_ROWS);
     if shards < 2 {
-        return Ok(forward_here(model, x.view()));
+        return forward_here(model, x.view());
     }
     let per_shard = rows.div_ceil(shards);
     let mut blocks: Vec<_> = (0..shards)
@@ -109,10 +119,10 @@ pub fn infer<M: Module + ?Sized>(model: &M, x: &Tensor) -> Result<Tensor> {
         .zip(&blocks)
         .any(|(o, b)| !per_row(o, b.len_of(Axis(0))))
     {
-        return Ok(TAPE.with_borrow_mut(|tape| one_pass(model, x.view(), tape)));
+        return TAPE.with_borrow_mut(|tape| one_pass(model, x.view(), tape));
     }
     let views: Vec<_> = outputs.iter().map(|o| o.view()).collect();
-    Ok(ndarray::concatenate(Axis(0), &views).expect("internal error: shard outputs differ"))
+    ndarray::concatenate(Axis(0), &views).expect("internal error: shard outputs differ")
 }
 
 /// `model`'s evaluation-mode output for `x` on this thread's reused inference tape, in
@@ -206,6 +216,33 @@ mod tests {
             err.to_string(),
             "infer: expected samples of width 4 (the input width of the model's first layer), \
              found a batch of shape [2, 3]"
+        );
+    }
+
+    #[test]
+    fn images_an_image_model_cannot_take_are_an_error_in_one_block_or_several() {
+        let _ = crate::set_num_threads(2);
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let conv = crate::Conv2d::new(1, 2, [3, 3], Default::default(), Init::default(), &mut rng);
+        let model = Sequential::new(vec![Box::new(conv.unwrap())]).unwrap();
+        // channels last by mistake: [N, H, W, C]
+        for rows in [1, 200] {
+            let err = infer(&model, &Tensor::zeros(&[rows, 8, 8, 1][..])).unwrap_err();
+            let text = err.to_string();
+            assert!(
+                text.starts_with(&format!(
+                    "infer: expected samples the model can take, found a batch of shape \
+                     [{rows}, 8, 8, 1], on which the model panics: conv2d: "
+                )),
+                "{text}"
+            );
+        }
+        // and the next call on good images runs
+        assert_eq!(
+            infer(&model, &Tensor::zeros(&[2, 1, 8, 8][..]))
+                .unwrap()
+                .shape(),
+            [2, 2, 6, 6]
         );
     }
 
