@@ -438,7 +438,10 @@ impl Checkpoint {
     ///
     /// # Errors
     /// As [`Checkpoint::to_bytes`]; [`Error::Io`] naming `path` when the folder is missing or
-    /// not writable, or a write, sync or rename fails.
+    /// not writable, or a write, sync or rename fails; when `path` is a read-only file, or
+    /// exists but is not a regular file (a directory, a device such as `/dev/null`, a FIFO, a
+    /// socket, also behind a symbolic link: `"checkpoint save: expected a regular file or a
+    /// new path, found a character device"`), refused before anything is written.
     ///
     /// # Examples
     /// ```
@@ -454,9 +457,12 @@ impl Checkpoint {
     /// # Ok::<(), tapegrad::Error>(())
     /// ```
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        write_atomically(path.as_ref(), &self.to_bytes()?, |file, bytes| {
-            file.write_all(bytes)
-        })
+        write_atomically(
+            "checkpoint save",
+            path.as_ref(),
+            &self.to_bytes()?,
+            |file, bytes| file.write_all(bytes),
+        )
     }
 
     /// Reads and checks a checkpoint file (see the module docs for the checks).

@@ -93,7 +93,9 @@ fn bytes_with_scaler(model: &dyn Module, scaler: Option<&Scaler>) -> Result<Vec<
 /// [`safetensors_bytes`]), atomically as [`Checkpoint::save`](crate::checkpoint::Checkpoint::save) does.
 ///
 /// # Errors
-/// [`Error::Io`] naming `path` when it cannot be written.
+/// [`Error::Io`] naming `path` when it cannot be written, or is refused as
+/// [`Checkpoint::save`](crate::checkpoint::Checkpoint::save) refuses it (a read-only file,
+/// or a path that exists but is not a regular file).
 ///
 /// # Examples
 /// ```
@@ -124,7 +126,9 @@ pub(crate) fn export_with_scaler(
     path: &Path,
 ) -> Result<()> {
     let bytes = bytes_with_scaler(model, scaler)?;
-    write_atomically(path, &bytes, |file, bytes| file.write_all(bytes))
+    write_atomically("safetensors export", path, &bytes, |file, bytes| {
+        file.write_all(bytes)
+    })
 }
 
 /// Reads parameters and buffers from a safetensors file into `model`, matching them by name;

@@ -41,7 +41,7 @@ enum Stream {
 }
 
 /// What the metadata of a path that is not a regular file says it is.
-fn kind_of(file_type: std::fs::FileType) -> &'static str {
+pub(crate) fn kind_of(file_type: std::fs::FileType) -> &'static str {
     #[cfg(unix)]
     {
         use std::os::unix::fs::FileTypeExt;
