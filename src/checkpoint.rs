@@ -66,9 +66,8 @@ mod safetensors;
 pub use self::safetensors::{export_safetensors, import_safetensors, safetensors_bytes};
 pub(crate) use self::safetensors::{export_with_scaler, import_with_scaler};
 
-use self::format::{
-    Payload, StoredRng, StoredTraining, stored, tensor_of, unique, write_atomically,
-};
+pub(crate) use self::format::write_atomically;
+use self::format::{Payload, StoredRng, StoredTraining, stored, tensor_of, unique};
 use crate::data::Scaler;
 use crate::error::{Error, Result};
 use crate::nn::Module;

@@ -892,6 +892,48 @@ mod tests {
 
     #[cfg(unix)]
     #[test]
+    fn every_writer_replaces_the_file_rather_than_writing_into_it() {
+        // a hard link to the previous file keeps its bytes: they were never overwritten in
+        // place, so a write failing halfway (a full disk) could not have damaged them
+        let dir = folder("replace");
+        fn history(loss: f64) -> crate::History {
+            let mut history = crate::History::default();
+            history.epochs.push(crate::EpochRecord {
+                epoch: 1,
+                train_loss: loss,
+                valid_loss: None,
+                valid_accuracy: None,
+                valid_metrics: vec![],
+                lr: 0.1,
+                seconds: 1.0,
+                samples_per_second: 10.0,
+            });
+            history
+        }
+        type Writer = fn(u64, &Path) -> crate::Result<()>;
+        let writers: [(&str, Writer); 3] = [
+            ("h.csv", |seed, path| history(seed as f64).write_csv(path)),
+            ("m.ckpt", |seed, path| {
+                Checkpoint::new(&model(seed)).save(path)
+            }),
+            ("m.safetensors", |seed, path| {
+                crate::checkpoint::export_safetensors(&model(seed), path)
+            }),
+        ];
+        for (name, write) in writers {
+            let (path, old) = (dir.join(name), dir.join(format!("{name}.old")));
+            write(1, &path).unwrap();
+            let before = std::fs::read(&path).unwrap();
+            std::fs::hard_link(&path, &old).unwrap();
+            write(2, &path).unwrap();
+            assert_eq!(std::fs::read(&old).unwrap(), before, "{name}");
+            assert_ne!(std::fs::read(&path).unwrap(), before, "{name}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
     fn a_target_that_is_not_a_regular_file_is_refused_and_left_as_it_was() {
         use std::os::unix::fs::FileTypeExt;
         let dir = folder("kinds");
