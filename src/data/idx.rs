@@ -214,6 +214,34 @@ pub fn read_idx_images(path: impl AsRef<Path>) -> Result<Array2<u8>> {
     })
 }
 
+/// The size of the images in an IDX image file (plain or gzipped), `[rows, cols]`, from its
+/// header alone: [`read_idx_images`] and [`read_idx_dataset`] give each image as a flat
+/// row of `rows × cols` pixels, which `.with_sample_shape(&[1, rows, cols])` views as
+/// images.
+///
+/// # Errors
+/// As [`read_idx_images`], for the checks of the header (the payload is not read).
+///
+/// # Examples
+/// ```
+/// use tapegrad::data::read_idx_image_size;
+/// let path = std::env::temp_dir().join(format!("tapegrad-doc-size-{}.idx", std::process::id()));
+/// // magic 0x00000803, then 2 images of 2 × 3 pixels, then 12 pixel bytes
+/// let mut file = vec![0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 3];
+/// file.extend(0..12u8);
+/// std::fs::write(&path, &file)?;
+/// assert_eq!(read_idx_image_size(&path)?, [2, 3]);
+/// std::fs::write(&path, &file[..12])?; // a header cut short
+/// assert!(read_idx_image_size(&path).is_err());
+/// # std::fs::remove_file(&path)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn read_idx_image_size(path: impl AsRef<Path>) -> Result<[usize; 2]> {
+    let mut input = Input::open(path.as_ref(), "idx")?;
+    let (sizes, _) = read_header(&mut input, 3)?;
+    Ok([sizes[1], sizes[2]])
+}
+
 /// Reads an IDX label file (`0x00000801`, plain or gzipped).
 ///
 /// Memory: the payload bytes, read incrementally and bounded as in [`read_idx_images`],
@@ -243,7 +271,7 @@ pub fn read_idx_labels(path: impl AsRef<Path>) -> Result<Vec<usize>> {
 /// A data set from an IDX image file and its IDX label file, kept as bytes, each image a
 /// flat row of `rows × cols` pixels (for an MLP). For image layers, view the same bytes as
 /// `[1, rows, cols]` images with [`Dataset::with_sample_shape`], e.g. `&[1, 28, 28]` for
-/// MNIST and Fashion-MNIST.
+/// MNIST and Fashion-MNIST; [`read_idx_image_size`] gives `[rows, cols]`.
 ///
 /// # Errors
 /// As [`read_idx_images`], and [`Error::Decode`] when the two files hold different numbers
@@ -310,9 +338,10 @@ pub fn fashion_mnist_dir(dir: Option<&Path>) -> PathBuf {
 ///
 /// # Errors
 /// [`Error::DatasetMissing`] when a file is absent, with how to install the data set
-/// (`apt-get install dataset-fashion-mnist`); [`Error::Decode`] naming the labels file and
-/// the record for a label that is not one of the 10 classes; otherwise as
-/// [`read_idx_dataset`].
+/// (`apt-get install dataset-fashion-mnist`); [`Error::Decode`] naming the images file for
+/// images that are not 28×28 (`"fashion-mnist: expected images of 28 × 28 pixels, found
+/// 14 × 56"`), and naming the labels file and the record for a label that is not one of
+/// the 10 classes; otherwise as [`read_idx_dataset`].
 ///
 /// # Examples
 /// ```
@@ -345,6 +374,13 @@ pub fn fashion_mnist(dir: Option<&Path>) -> Result<(Dataset, Dataset)> {
     };
     let split = |images: &str, labels: &str| -> Result<Dataset> {
         let (images, labels) = (find(images)?, find(labels)?);
+        let [rows, cols] = read_idx_image_size(&images)?;
+        if [rows, cols] != [28, 28] {
+            return Err(Error::decode(
+                &images,
+                format!("fashion-mnist: expected images of 28 × 28 pixels, found {rows} × {cols}"),
+            ));
+        }
         let data = read_idx_dataset(&images, &labels)?;
         let stored = data.labels().expect("an IDX data set has class labels");
         if let Some((record, label)) = stored.iter().enumerate().find(|(_, l)| **l >= 10) {
@@ -758,9 +794,40 @@ mod tests {
     }
 
     #[test]
+    fn fashion_mnist_refuses_images_that_are_not_28_by_28() {
+        // 784 pixels each, as 14 × 56: they passed as 28 × 28 images
+        let dir = TempDir::new("size");
+        let labels = idx(0x0801, &[2], &[0, 1]);
+        for (name, bytes) in [
+            (
+                "train-images-idx3-ubyte",
+                idx(0x0803, &[2, 14, 56], &[0; 2 * 784]),
+            ),
+            (
+                "t10k-images-idx3-ubyte",
+                idx(0x0803, &[2, 28, 28], &[0; 2 * 784]),
+            ),
+            ("train-labels-idx1-ubyte", labels.clone()),
+            ("t10k-labels-idx1-ubyte", labels),
+        ] {
+            std::fs::write(dir.0.join(name), bytes).unwrap();
+        }
+        let images = dir.0.join("train-images-idx3-ubyte");
+        assert_eq!(read_idx_image_size(&images).unwrap(), [14, 56]);
+        let err = fashion_mnist(Some(&dir.0)).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "{}: fashion-mnist: expected images of 28 × 28 pixels, found 14 × 56",
+                images.display()
+            )
+        );
+    }
+
+    #[test]
     fn a_fashion_mnist_label_beyond_the_ten_classes_is_an_error_naming_file_and_record() {
         let dir = TempDir::new("label-10");
-        let images = idx(0x0803, &[3, 2, 2], &[0; 12]);
+        let images = idx(0x0803, &[3, 28, 28], &[0; 3 * 784]);
         for (name, bytes) in [
             ("train-images-idx3-ubyte", images.clone()),
             ("t10k-images-idx3-ubyte", images),
