@@ -66,9 +66,8 @@ mod safetensors;
 pub use self::safetensors::{export_safetensors, import_safetensors, safetensors_bytes};
 pub(crate) use self::safetensors::{export_with_scaler, import_with_scaler};
 
-use self::format::{
-    Payload, StoredRng, StoredTraining, stored, tensor_of, unique, write_atomically,
-};
+pub(crate) use self::format::write_atomically;
+use self::format::{Payload, StoredRng, StoredTraining, stored, tensor_of, unique};
 use crate::data::Scaler;
 use crate::error::{Error, Result};
 use crate::nn::Module;
@@ -438,7 +437,10 @@ impl Checkpoint {
     ///
     /// # Errors
     /// As [`Checkpoint::to_bytes`]; [`Error::Io`] naming `path` when the folder is missing or
-    /// not writable, or a write, sync or rename fails.
+    /// not writable, or a write, sync or rename fails; when `path` is a read-only file, or
+    /// exists but is not a regular file (a directory, a device such as `/dev/null`, a FIFO, a
+    /// socket, also behind a symbolic link: `"checkpoint save: expected a regular file or a
+    /// new path, found a character device"`), refused before anything is written.
     ///
     /// # Examples
     /// ```
@@ -454,9 +456,12 @@ impl Checkpoint {
     /// # Ok::<(), tapegrad::Error>(())
     /// ```
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        write_atomically(path.as_ref(), &self.to_bytes()?, |file, bytes| {
-            file.write_all(bytes)
-        })
+        write_atomically(
+            "checkpoint save",
+            path.as_ref(),
+            &self.to_bytes()?,
+            |file, bytes| file.write_all(bytes),
+        )
     }
 
     /// Reads and checks a checkpoint file (see the module docs for the checks).

@@ -694,10 +694,14 @@ impl History {
         csv
     }
 
-    /// Writes [`History::to_csv`] to `path`.
+    /// Writes [`History::to_csv`] to `path` atomically, as
+    /// [`Checkpoint::save`](crate::checkpoint::Checkpoint::save) does: into a temporary file
+    /// in the same folder, synced, then renamed over `path`, so a write that fails (a full
+    /// disk) leaves the previous file whole.
     ///
     /// # Errors
-    /// [`Error::Io`] naming the path.
+    /// [`Error::Io`] naming the path: as [`Checkpoint::save`](crate::checkpoint::Checkpoint::save)
+    /// (a missing folder, a read-only file, a path that is not a regular file, a failed write).
     ///
     /// # Examples
     /// ```
@@ -714,8 +718,12 @@ impl History {
     /// # Ok::<(), tapegrad::Error>(())
     /// ```
     pub fn write_csv(&self, path: impl AsRef<Path>) -> Result<()> {
-        let path = path.as_ref();
-        std::fs::write(path, self.to_csv()).map_err(|e| Error::io(path, e))
+        crate::checkpoint::write_atomically(
+            "history write_csv",
+            path.as_ref(),
+            self.to_csv().as_bytes(),
+            std::io::Write::write_all,
+        )
     }
 }
 

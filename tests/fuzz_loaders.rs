@@ -464,8 +464,8 @@ struct Crafted {
 }
 
 /// Stores `plain` as it is or gzipped, and sometimes breaks the gzip container: several
-/// members, bytes after the stream, a trailer whose size lies. Only the first two keep a
-/// valid file valid.
+/// members, bytes after the stream, a trailer whose size lies. Only the first two, and
+/// zero bytes after the stream (padding, which gzip(1) accepts), keep a valid file valid.
 fn container(plain: &[u8], valid: bool, rng: &mut ChaCha8Rng) -> Crafted {
     let zipped = gzip(plain);
     let (bytes, ok) = match rng.random_range(0..10) {
@@ -477,12 +477,16 @@ fn container(plain: &[u8], valid: bool, rng: &mut ChaCha8Rng) -> Crafted {
         }
         8 => {
             let mut bytes = zipped;
-            match rng.random_range(0..3) {
-                0 => bytes.push(0x1f),
-                1 => bytes.extend(std::iter::repeat_n(0, rng.random_range(1..600))),
-                _ => bytes.extend((0..rng.random_range(1..40)).map(|_| rng.random::<u8>())),
-            }
-            (bytes, false)
+            let extra: Vec<u8> = match rng.random_range(0..3) {
+                0 => vec![0x1f],
+                1 => vec![0; rng.random_range(1..600)],
+                _ => (0..rng.random_range(1..40))
+                    .map(|_| rng.random::<u8>())
+                    .collect(),
+            };
+            let padding = extra.iter().all(|&b| b == 0);
+            bytes.extend(extra);
+            (bytes, padding)
         }
         _ => {
             let mut bytes = zipped;
@@ -537,8 +541,10 @@ fn crafted_idx(rng: &mut ChaCha8Rng) -> (Crafted, bool, Vec<u32>, Vec<u8>) {
     };
     if images {
         let pixels = u128::from(sizes[1]) * u128::from(sizes[2]);
-        valid &= pixels >= 1 && pixels <= isize::MAX as u128;
+        valid &= (1..=1 << 31).contains(&pixels);
     }
+    // at least one image or label
+    valid &= sizes[0] >= 1;
     valid &= len as u128 == declared;
     let payload: Vec<u8> = (0..len).map(|_| rng.random()).collect();
     let mut plain = magic.to_vec();
@@ -575,7 +581,8 @@ fn crafted_cifar(rng: &mut ChaCha8Rng) -> (Crafted, Vec<u8>) {
         1 => plain.extend(std::iter::repeat_n(7, rng.random_range(1..100))),
         _ => {}
     }
-    let valid = plain.len() % RECORD == 0 && labels.iter().all(|&l| l < 10);
+    // at least one record
+    let valid = !plain.is_empty() && plain.len() % RECORD == 0 && labels.iter().all(|&l| l < 10);
     (container(&plain, valid, rng), labels)
 }
 
@@ -1297,11 +1304,26 @@ fn gzip_bombs_stay_within_the_documented_memory_bound() {
     std::fs::write(&path, gzip(&idx)).unwrap();
     let (result, peak) = peak_bytes(|| read_idx_images(&path));
     let err = result.unwrap_err().to_string();
+    // its trailer's size is not the header's: refused before inflating
+    assert!(
+        err.contains(
+            "the trailer declares 67108864 uncompressed bytes (modulo 2^32), expected the 800"
+        ),
+        "{err}"
+    );
+    assert!(peak < FIXED_BYTES, "idx bomb: peak {peak} bytes");
+    // with the trailer forged to agree, inflating stops at the declared size
+    let mut forged = gzip(&idx);
+    let n = forged.len();
+    forged[n - 4..].copy_from_slice(&800u32.to_le_bytes());
+    std::fs::write(&path, forged).unwrap();
+    let (result, peak) = peak_bytes(|| read_idx_images(&path));
+    let err = result.unwrap_err().to_string();
     assert!(
         err.contains("inflates to more than the 784 payload bytes"),
         "{err}"
     );
-    assert!(peak < FIXED_BYTES, "idx bomb: peak {peak} bytes");
+    assert!(peak < FIXED_BYTES, "forged idx bomb: peak {peak} bytes");
     // a header that claims 2^32 − 1 labels over 3 bytes
     std::fs::write(&path, gzip(&[0, 0, 8, 1, 255, 255, 255, 255, 1, 2, 3])).unwrap();
     let (result, peak) = peak_bytes(|| read_idx_labels(&path));

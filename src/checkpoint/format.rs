@@ -3,7 +3,7 @@
 //! the bytes in place. The layout and the checks are documented in [`crate::checkpoint`].
 
 use crate::data::Scaler;
-use crate::data::read::{open_regular_file, reserve_for_file};
+use crate::data::read::{kind_of, open_regular_file, reserve_for_file};
 use crate::error::{Error, Result};
 use crate::tensor::{Elem, Tensor};
 use bincode::config::Config;
@@ -440,8 +440,16 @@ pub(super) fn unique(
 /// As writing into the file would (PyTorch's `torch.save`), it keeps what the file system
 /// says about an existing `path`: a symbolic link stays a link and the file it leads to is
 /// replaced, the file's permissions carry over (a private `0600` checkpoint stays private),
-/// and a read-only file is refused rather than replaced.
+/// and a read-only file is refused rather than replaced. A path that exists but is not a
+/// regular file (a directory, a device such as `/dev/null`, a FIFO, a socket, also behind
+/// a link) is refused before anything is written, as renaming over it would replace it.
+///
+/// # Errors
+/// [`Error::Io`] naming `path`: `"{op}: expected a regular file or a new path, found a
+/// character device"`, `"{op}: expected a writable file, found a read-only one"`, or what
+/// the system says when creating, writing, syncing or renaming fails.
 pub(crate) fn write_atomically(
+    op: &'static str,
     path: &Path,
     bytes: &[u8],
     write: impl FnOnce(&mut File, &[u8]) -> std::io::Result<()>,
@@ -449,17 +457,24 @@ pub(crate) fn write_atomically(
     let shown = path;
     let target = through_links(path);
     let path = target.as_path();
-    let existing = std::fs::metadata(path).ok().filter(|m| m.is_file());
+    let refuse = |kind, problem: String| Error::io(shown, std::io::Error::new(kind, problem));
+    let existing = std::fs::metadata(path).ok();
+    if let Some(metadata) = existing.as_ref().filter(|m| !m.is_file()) {
+        return Err(refuse(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "{op}: expected a regular file or a new path, found {}",
+                kind_of(metadata.file_type())
+            ),
+        ));
+    }
     if existing
         .as_ref()
         .is_some_and(|m| m.permissions().readonly())
     {
-        return Err(Error::io(
-            shown,
-            std::io::Error::new(
-                std::io::ErrorKind::PermissionDenied,
-                "expected a writable file, found a read-only one",
-            ),
+        return Err(refuse(
+            std::io::ErrorKind::PermissionDenied,
+            format!("{op}: expected a writable file, found a read-only one"),
         ));
     }
     let folder = match path.parent() {
@@ -770,7 +785,7 @@ mod tests {
         let before = std::fs::read(&path).unwrap();
         let newer = Checkpoint::new(&model(4)).to_bytes().unwrap();
         for fail_at in [0, 10, HEADER_LEN + 7, newer.len() - 1] {
-            let err = write_atomically(&path, &newer, |file, bytes| {
+            let err = write_atomically("test", &path, &newer, |file, bytes| {
                 FailAfter {
                     file,
                     left: fail_at,
@@ -791,7 +806,7 @@ mod tests {
             assert_eq!(params(&loaded), params(&old));
         }
         // an unhindered save replaces it
-        write_atomically(&path, &newer, |f, b| f.write_all(b)).unwrap();
+        write_atomically("test", &path, &newer, |f, b| f.write_all(b)).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), newer);
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -872,6 +887,88 @@ mod tests {
             "{err}"
         );
         assert_eq!(std::fs::read(&frozen).unwrap(), b"old");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn every_writer_replaces_the_file_rather_than_writing_into_it() {
+        // a hard link to the previous file keeps its bytes: they were never overwritten in
+        // place, so a write failing halfway (a full disk) could not have damaged them
+        let dir = folder("replace");
+        fn history(loss: f64) -> crate::History {
+            let mut history = crate::History::default();
+            history.epochs.push(crate::EpochRecord {
+                epoch: 1,
+                train_loss: loss,
+                valid_loss: None,
+                valid_accuracy: None,
+                valid_metrics: vec![],
+                lr: 0.1,
+                seconds: 1.0,
+                samples_per_second: 10.0,
+            });
+            history
+        }
+        type Writer = fn(u64, &Path) -> crate::Result<()>;
+        let writers: [(&str, Writer); 3] = [
+            ("h.csv", |seed, path| history(seed as f64).write_csv(path)),
+            ("m.ckpt", |seed, path| {
+                Checkpoint::new(&model(seed)).save(path)
+            }),
+            ("m.safetensors", |seed, path| {
+                crate::checkpoint::export_safetensors(&model(seed), path)
+            }),
+        ];
+        for (name, write) in writers {
+            let (path, old) = (dir.join(name), dir.join(format!("{name}.old")));
+            write(1, &path).unwrap();
+            let before = std::fs::read(&path).unwrap();
+            std::fs::hard_link(&path, &old).unwrap();
+            write(2, &path).unwrap();
+            assert_eq!(std::fs::read(&old).unwrap(), before, "{name}");
+            assert_ne!(std::fs::read(&path).unwrap(), before, "{name}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_target_that_is_not_a_regular_file_is_refused_and_left_as_it_was() {
+        use std::os::unix::fs::FileTypeExt;
+        let dir = folder("kinds");
+        let fifo = dir.join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.unwrap().success());
+        let socket = dir.join("socket");
+        let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        std::os::unix::fs::symlink("fifo", dir.join("link.ckpt")).unwrap();
+        std::fs::create_dir(dir.join("folder")).unwrap();
+        let checkpoint = Checkpoint::new(&model(0));
+        for (name, kind) in [
+            ("fifo", "a named pipe (FIFO)"),
+            ("socket", "a socket"),
+            ("link.ckpt", "a named pipe (FIFO)"),
+            ("folder", "a directory"),
+        ] {
+            let err = checkpoint.save(dir.join(name)).unwrap_err().to_string();
+            assert_eq!(
+                err,
+                format!(
+                    "{}: checkpoint save: expected a regular file or a new path, found {kind}",
+                    dir.join(name).display()
+                )
+            );
+        }
+        // nothing replaced, no temporary file left
+        let kind = |name: &str| {
+            std::fs::symlink_metadata(dir.join(name))
+                .unwrap()
+                .file_type()
+        };
+        assert!(kind("fifo").is_fifo() && kind("socket").is_socket() && kind("folder").is_dir());
+        assert!(kind("link.ckpt").is_symlink());
+        assert_eq!(names(&dir), ["fifo", "folder", "link.ckpt", "socket"]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -988,7 +1085,7 @@ mod tests {
             for _ in 0..4 {
                 s.spawn(|| {
                     for _ in 0..25 {
-                        write_atomically(&path, &bytes, |f, b| f.write_all(b)).unwrap();
+                        write_atomically("test", &path, &bytes, |f, b| f.write_all(b)).unwrap();
                     }
                 });
             }

@@ -16,7 +16,7 @@ use crate::data::read::read_regular_file;
 use crate::error::{Error, Result};
 use crate::nn::Module;
 use crate::tensor::{Elem, Tensor};
-use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use safetensors::{Dtype, SafeTensorError, SafeTensors, tensor::TensorView};
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
@@ -93,7 +93,9 @@ fn bytes_with_scaler(model: &dyn Module, scaler: Option<&Scaler>) -> Result<Vec<
 /// [`safetensors_bytes`]), atomically as [`Checkpoint::save`](crate::checkpoint::Checkpoint::save) does.
 ///
 /// # Errors
-/// [`Error::Io`] naming `path` when it cannot be written.
+/// [`Error::Io`] naming `path` when it cannot be written, or is refused as
+/// [`Checkpoint::save`](crate::checkpoint::Checkpoint::save) refuses it (a read-only file,
+/// or a path that exists but is not a regular file).
 ///
 /// # Examples
 /// ```
@@ -124,7 +126,9 @@ pub(crate) fn export_with_scaler(
     path: &Path,
 ) -> Result<()> {
     let bytes = bytes_with_scaler(model, scaler)?;
-    write_atomically(path, &bytes, |file, bytes| file.write_all(bytes))
+    write_atomically("safetensors export", path, &bytes, |file, bytes| {
+        file.write_all(bytes)
+    })
 }
 
 /// Reads parameters and buffers from a safetensors file into `model`, matching them by name;
@@ -139,8 +143,9 @@ pub(crate) fn export_with_scaler(
 /// naming the file for bytes
 /// that are not safetensors, a name that appears twice in the header (the `safetensors`
 /// crate would silently keep one of the two), a tensor of another dtype (booleans, 8-bit
-/// floats), or a NaN or infinite value, or an `F64` beyond `f32`'s range (naming the tensor
-/// and the element); [`Error::ParamMismatch`] naming
+/// floats), a tensor whose bytes are not what its dtype and shape need (naming it, with
+/// both sizes), or a NaN or infinite value, or an `F64` beyond `f32`'s range (naming the
+/// tensor and the element, with the value as the file holds it); [`Error::ParamMismatch`] naming
 /// the parameter and both shapes for a missing, extra or differently shaped tensor.
 ///
 /// # Examples
@@ -216,16 +221,24 @@ fn read_tensors(bytes: &[u8], path: &Path) -> Result<Vec<(String, Tensor)>> {
     // with the same name (and may then fail on the data the other one covered): scan the
     // header's own keys first
     let mut seen = std::collections::HashSet::new();
-    if let Some(name) = (header_keys(bytes).into_iter()).find(|k| !seen.insert(k.clone())) {
+    let mut keys = header_entries(bytes).into_iter().map(|(key, _)| key);
+    if let Some(name) = keys.find(|k| !seen.insert(k.clone())) {
         return Err(Error::decode(
             path,
             format!("safetensors: expected unique names in the header, found \"{name}\" twice"),
         ));
     }
     let file = SafeTensors::deserialize(bytes).map_err(|e| {
+        let message = match e {
+            SafeTensorError::TensorInvalidInfo => size_mismatch(bytes),
+            _ => None,
+        };
         Error::decode(
             path,
-            format!("safetensors: expected a valid file, found: {e}"),
+            format!(
+                "safetensors: {}",
+                message.unwrap_or_else(|| format!("expected a valid file, found: {e}"))
+            ),
         )
     })?;
     let mut out = Vec::with_capacity(file.len());
@@ -240,6 +253,22 @@ fn read_tensors(bytes: &[u8], path: &Path) -> Result<Vec<(String, Tensor)>> {
                 ),
             ));
         };
+        if view.dtype() == Dtype::F64
+            && let Some((index, value)) = (view.data().chunks_exact(8))
+                .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")))
+                .enumerate()
+                .find(|(_, v)| v.is_finite() && !(*v as Elem).is_finite())
+        {
+            return Err(Error::decode(
+                path,
+                format!(
+                    "safetensors: tensor \"{name}\" element {index}: expected a value within \
+                     f32's range (magnitude at most {:e}), found {value:e} (F64), out of f32 \
+                     range",
+                    Elem::MAX
+                ),
+            ));
+        }
         if let Some(problem) = value_problem(name, values.iter()) {
             return Err(Error::decode(
                 path,
@@ -266,7 +295,7 @@ fn read_tensors(bytes: &[u8], path: &Path) -> Result<Vec<(String, Tensor)>> {
 
 /// The little-endian elements `data` of dtype `dtype` as `f32`, converted as PyTorch's
 /// `load_state_dict` converts what it copies into an `f32` parameter: `F64` rounded (a value
-/// beyond `f32`'s range becomes infinite, which the caller refuses), `F16` and `BF16` exactly,
+/// beyond `f32`'s range becomes infinite; the caller refuses it first, as it is in the file), `F16` and `BF16` exactly,
 /// integers rounded to the nearest `f32` (exact up to 2²⁴; a batch norm's
 /// `num_batches_tracked` is `I64`); `None` for other dtypes (booleans, 8-bit and 4-bit floats,
 /// complex numbers).
@@ -310,34 +339,53 @@ fn f16_to_f32(half: u16) -> f32 {
     f32::from_bits(sign | magnitude)
 }
 
-/// The keys of the top-level JSON object in the header of a safetensors buffer (tensor
-/// names and `__metadata__`), in file order, with JSON escapes decoded, so that `"a"` and
-/// `"\u0061"` are one name as they are to a JSON reader. Any bytes are safe to scan; for a
-/// header that is not valid JSON the keys are only a guess (such a file is refused anyway).
-fn header_keys(bytes: &[u8]) -> Vec<String> {
+/// The entries of the top-level JSON object in the header of a safetensors buffer: each key
+/// (a tensor name or `__metadata__`), in file order, with JSON escapes decoded, so that
+/// `"a"` and `"\u0061"` are one name as they are to a JSON reader, and the raw text of its
+/// value. Any bytes are safe to scan; for a header that is not valid JSON the entries are
+/// only a guess (such a file is refused anyway).
+fn header_entries(bytes: &[u8]) -> Vec<(String, &str)> {
     let header = (bytes.get(..8))
         .and_then(|n| usize::try_from(u64::from_le_bytes(n.try_into().ok()?)).ok())
         .and_then(|n| bytes.get(8..8usize.checked_add(n)?))
         .and_then(|h| std::str::from_utf8(h).ok())
         .unwrap_or("");
-    let mut keys = Vec::new();
+    let mut entries = Vec::new();
     let (mut depth, mut key_next) = (0usize, false);
+    // the key read last, and where its value starts once its `:` is seen
+    let (mut key, mut value_start): (Option<String>, Option<usize>) = (None, None);
     let mut chars = header.chars();
-    while let Some(c) = chars.next() {
+    loop {
+        let at = header.len() - chars.as_str().len();
+        let Some(c) = chars.next() else { break };
+        let mut end_value = || {
+            if let (Some(key), Some(start)) = (key.take(), value_start.take()) {
+                entries.push((key, header[start..at].trim()));
+            }
+        };
         match c {
             '{' | '[' => {
                 depth += 1;
                 key_next = depth == 1 && c == '{';
             }
             '}' | ']' => {
+                if depth == 1 {
+                    end_value();
+                }
                 depth = depth.saturating_sub(1);
                 key_next = false;
             }
-            ',' => key_next = depth == 1,
+            ',' => {
+                if depth == 1 {
+                    end_value();
+                }
+                key_next = depth == 1;
+            }
+            ':' if depth == 1 => value_start = Some(at + 1),
             '"' => {
                 let string = json_string(&mut chars);
                 if key_next {
-                    keys.push(string);
+                    key = Some(string);
                 }
                 key_next = false;
             }
@@ -345,7 +393,52 @@ fn header_keys(bytes: &[u8]) -> Vec<String> {
             _ => key_next = false,
         }
     }
-    keys
+    entries
+}
+
+/// For a header whose tensor sizes the safetensors crate refuses ("invalid shape, data
+/// type, or offset for tensor", without a name), the first tensor whose bytes
+/// (`data_offsets`) are not what its dtype and shape need, with both; `None` when no
+/// entry can be read as such.
+fn size_mismatch(bytes: &[u8]) -> Option<String> {
+    use serde::Deserialize;
+    use serde::de::value::{Error as ValueError, StrDeserializer};
+    /// The text after `"name":` in a JSON object's text.
+    fn field<'v>(value: &'v str, name: &str) -> Option<&'v str> {
+        let after = &value[value.find(&format!("\"{name}\""))? + name.len() + 2..];
+        Some(after.trim_start().strip_prefix(':')?.trim_start())
+    }
+    /// The unsigned integers of a JSON array at the start of `text`.
+    fn numbers(text: &str) -> Option<Vec<usize>> {
+        let list = text.strip_prefix('[')?.split(']').next()?.trim();
+        if list.is_empty() {
+            return Some(Vec::new());
+        }
+        list.split(',').map(|n| n.trim().parse().ok()).collect()
+    }
+    header_entries(bytes).into_iter().find_map(|(name, value)| {
+        let dtype_name = field(value, "dtype")?
+            .strip_prefix('"')?
+            .split('"')
+            .next()?;
+        let shape = numbers(field(value, "shape")?)?;
+        let [start, end] = numbers(field(value, "data_offsets")?)?[..] else {
+            return None;
+        };
+        let dtype = Dtype::deserialize(StrDeserializer::<ValueError>::new(dtype_name)).ok()?;
+        let needed = (shape
+            .iter()
+            .try_fold(dtype.bitsize(), |n, &d| n.checked_mul(d)))
+        .map(|bits| bits.div_ceil(8));
+        let found = end.checked_sub(start)?;
+        (needed != Some(found)).then(|| {
+            let needed = needed.map_or("more than usize::MAX".into(), |n| n.to_string());
+            format!(
+                "tensor \"{name}\": expected {needed} bytes for dtype {dtype_name} and shape \
+                 {shape:?}, found {found} (data_offsets [{start}, {end}])"
+            )
+        })
+    })
 }
 
 /// Reads a JSON string whose opening quote has been consumed, up to and including its
@@ -392,6 +485,13 @@ mod tests {
     use super::*;
     use crate::nn::{Init, Linear, Relu, Sequential};
     use crate::{ChaCha8Rng, SeedableRng};
+
+    fn keys(bytes: &[u8]) -> Vec<String> {
+        header_entries(bytes)
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect()
+    }
 
     #[test]
     fn a_negative_running_variance_is_refused() {
@@ -502,10 +602,7 @@ mod tests {
             entry("[4,8]")
         );
         let bytes = raw(&escaped, &[1.0, 2.0]);
-        assert_eq!(
-            header_keys(&bytes),
-            ["__metadata__", "bias", "weight", "weight"]
-        );
+        assert_eq!(keys(&bytes), ["__metadata__", "bias", "weight", "weight"]);
         let err = read_tensors(&bytes, Path::new("dup.safetensors"))
             .unwrap_err()
             .to_string();
@@ -517,8 +614,64 @@ mod tests {
             entry("[4,8]")
         );
         let bytes = raw(&fine, &[1.0, 2.0]);
-        assert_eq!(header_keys(&bytes), ["\u{1F600}", "b\"c"]);
+        assert_eq!(keys(&bytes), ["\u{1F600}", "b\"c"]);
         assert_eq!(read_tensors(&bytes, Path::new("x")).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn bytes_that_do_not_fit_dtype_and_shape_are_errors_naming_the_tensor() {
+        // "b" declares 2 × 3 F32 values (24 bytes) over 20
+        let header = r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[2, 3],"data_offsets":[4,24]}}"#;
+        let bytes = raw(header, &[0.0; 6]);
+        let err = read_tensors(&bytes, Path::new("m.safetensors"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "m.safetensors: safetensors: tensor \"b\": expected 24 bytes for dtype F32 and \
+             shape [2, 3], found 20 (data_offsets [4, 24])"
+        );
+        let header = r#"{"__metadata__":{"format":"pt"},"w":{"dtype":"F64","shape":[],"data_offsets":[0,4]}}"#;
+        let err = read_tensors(&raw(header, &[0.0]), Path::new("m.safetensors"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.ends_with(
+                "tensor \"w\": expected 8 bytes for dtype F64 and shape [], found 4 \
+                 (data_offsets [0, 4])"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_f64_beyond_f32_range_is_reported_as_it_is_in_the_file() {
+        let values = [0.5f64, -1e300];
+        let data: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let view = TensorView::new(Dtype::F64, vec![2], &data).unwrap();
+        let bytes = safetensors::serialize([("bias", view)], None).unwrap();
+        let err = read_tensors(&bytes, Path::new("big.safetensors"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "big.safetensors: safetensors: tensor \"bias\" element 1: expected a value within \
+             f32's range (magnitude at most 3.4028235e38), found -1e300 (F64), out of f32 range"
+        );
+        // an F64 infinity is infinite in the file too
+        let data: Vec<u8> = [f64::INFINITY]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let view = TensorView::new(Dtype::F64, vec![1], &data).unwrap();
+        let bytes = safetensors::serialize([("bias", view)], None).unwrap();
+        let err = read_tensors(&bytes, Path::new("inf.safetensors"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.ends_with("element 0: expected a finite value, found inf"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -605,7 +758,7 @@ mod tests {
         let bytes = safetensors::serialize([("1.num_batches_tracked", view)], None).unwrap();
         let tensors = read_tensors(&bytes, Path::new("bn.safetensors")).unwrap();
         assert_eq!(tensors[0].1, ndarray::arr0(42.0).into_dyn());
-        // a double beyond f32's range is refused as not finite
+        // a double beyond f32's range is refused, shown as it is in the file
         let big = 1e300f64.to_le_bytes();
         let view = TensorView::new(Dtype::F64, vec![1], &big).unwrap();
         let bytes = safetensors::serialize([("weight", view)], None).unwrap();
@@ -613,7 +766,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.ends_with("element 0: expected a finite value, found inf"),
+            err.ends_with("element 0: expected a value within f32's range (magnitude at most 3.4028235e38), found 1e300 (F64), out of f32 range"),
             "{err}"
         );
     }

@@ -7,7 +7,7 @@
 
 use crate::data::dataset::Dataset;
 use crate::data::read::Input;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use ndarray::Array2;
 use std::path::Path;
 
@@ -55,11 +55,14 @@ const RECORD: usize = 1 + CIFAR10_PIXELS;
 /// members or bytes after the stream).
 ///
 /// # Errors
-/// [`Error::Io`](crate::Error::Io) when a file cannot be read or is not a regular file (a FIFO, a device, a
-/// directory: refused before reading); [`Error::Decode`](crate::Error::Decode) naming the file when its length
-/// is not a whole number of 3,073-byte records, a label is not below 10, or its gzip
-/// stream is broken, inflates past its trailer's size, is followed by further bytes or is
-/// one of several concatenated gzip members.
+/// [`Error::InvalidArgument`] for an empty list of files; [`Error::Io`] when a file cannot
+/// be read or is not a regular file (a FIFO, a device, a directory: refused before
+/// reading); [`Error::Decode`] naming the file when it holds no record (an empty file, or
+/// an empty gzip stream: `"cifar10: expected at least one image, found 0"`), its length is
+/// not a whole number of 3,073-byte records, a label is not below 10, or its gzip stream is
+/// broken, inflates past its trailer's size, disagrees with its trailer (naming the check:
+/// size or CRC-32), is followed by bytes other than zero padding or is one of several
+/// concatenated gzip members.
 ///
 /// # Examples
 /// ```
@@ -78,12 +81,18 @@ const RECORD: usize = 1 + CIFAR10_PIXELS;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn read_cifar10<P: AsRef<Path>>(files: &[P]) -> Result<Dataset> {
+    if files.is_empty() {
+        return Err(Error::InvalidArgument {
+            op: "cifar10",
+            message: "expected at least one batch file, found an empty list".into(),
+        });
+    }
     let mut pixels = Vec::new();
     let mut labels = Vec::new();
     let mut record = vec![0; RECORD];
     for path in files {
         let mut input = Input::open(path.as_ref(), "cifar10")?;
-        let bound = input.size_bound();
+        let bound = input.size_bound(|size| size % RECORD as u64 == 0);
         let not_whole = |found: u64| {
             format!(
                 "expected a multiple of {RECORD} bytes (label + {CIFAR10_PIXELS} pixels per \
@@ -115,6 +124,9 @@ pub fn read_cifar10<P: AsRef<Path>>(files: &[P]) -> Result<Dataset> {
             }
             if found < RECORD {
                 input.expect_no_more_members()?;
+                if found == 0 && i == 0 {
+                    return Err(input.error("expected at least one image, found 0"));
+                }
                 if found == 0 {
                     break;
                 }
@@ -223,14 +235,55 @@ mod tests {
             err.contains("3 trailing bytes after the gzip stream"),
             "{err}"
         );
-        // ... and here 0: the bound stops the stream first, and says what may be wrong
-        std::fs::write(&path, [gzip(&two), vec![0; 3]].concat()).unwrap();
+        // ... while zero bytes are padding, which gzip(1) accepts too (they read as a
+        // trailer of 0 bytes, and the stream failed at once)
+        for padding in [3, 8] {
+            std::fs::write(&path, [gzip(&two), vec![0; padding]].concat()).unwrap();
+            assert_eq!(read_cifar10(&[&path]).unwrap().len(), 2, "{padding}");
+        }
+        // a trailer whose size is wrong but large enough: found when the stream ends
+        let mut wrong = gzip(&two);
+        let n = wrong.len();
+        wrong[n - 4..].copy_from_slice(&(3 * RECORD as u32).to_le_bytes());
+        std::fs::write(&path, &wrong).unwrap();
         let err = read_cifar10(&[&path]).unwrap_err().to_string();
         assert!(
-            err.contains("more than the 0 bytes its gzip trailer declares")
-                && err.contains("bytes after the stream"),
+            err.ends_with(
+                "cifar10: gzip: size mismatch: expected 9219 bytes (modulo 2^32) from the \
+                 trailer, found 6146 inflated; the file is corrupt"
+            ),
             "{err}"
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn no_files_and_files_of_no_records_are_refused() {
+        let dir = std::env::temp_dir().join(format!("tapegrad-cifar-none-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let none: [&Path; 0] = [];
+        let err = read_cifar10(&none).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "cifar10: expected at least one batch file, found an empty list"
+        );
+        let good = dir.join("good.bin");
+        std::fs::write(&good, record(1, 0)).unwrap();
+        for (name, bytes) in [("empty.bin", vec![]), ("empty.bin.gz", gzip(&[]))] {
+            let path = dir.join(name);
+            std::fs::write(&path, bytes).unwrap();
+            // also after a good file: an empty batch file is a mistake, not a batch
+            for files in [vec![&path], vec![&good, &path]] {
+                let err = read_cifar10(&files).unwrap_err().to_string();
+                assert_eq!(
+                    err,
+                    format!(
+                        "{}: cifar10: expected at least one image, found 0",
+                        path.display()
+                    )
+                );
+            }
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

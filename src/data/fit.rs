@@ -48,10 +48,11 @@ impl Scaler {
     /// # Ok::<(), tapegrad::Error>(())
     /// ```
     pub fn standardize(train: &Dataset) -> Result<Scaler> {
+        check_fittable(train, "scaler::standardize")?;
         let d = train.num_features();
         let (mut sum, mut sum_sq) = (vec![0f64; d], vec![0f64; d]);
         let (mut low, mut high) = (vec![f64::INFINITY; d], vec![f64::NEG_INFINITY; d]);
-        for_each_row(train, "scaler::standardize", |row| {
+        for_each_row(train, |row| {
             for (j, &x) in row.iter().enumerate() {
                 let x = f64::from(x);
                 sum[j] += x;
@@ -59,7 +60,7 @@ impl Scaler {
                 low[j] = low[j].min(x);
                 high[j] = high[j].max(x);
             }
-        })?;
+        });
         let n = train.len() as f64;
         let (scale, shift) = (0..d)
             .map(|j| {
@@ -103,12 +104,12 @@ impl Scaler {
     /// # Ok::<(), tapegrad::Error>(())
     /// ```
     pub fn standardize_global(train: &Dataset) -> Result<Scaler> {
-        standardize_channels(
+        check_fittable(train, "scaler::standardize_global")?;
+        Ok(standardize_channels(
             train,
             1,
             ScalerKind::StandardizeGlobal,
-            "scaler::standardize_global",
-        )
+        ))
     }
 
     /// Fits one mean `μ_c` and population standard deviation `σ_c` per channel `c` of
@@ -138,6 +139,7 @@ impl Scaler {
     /// ```
     pub fn standardize_per_channel(train: &Dataset) -> Result<Scaler> {
         let op = "scaler::standardize_per_channel";
+        check_fittable(train, op)?;
         let shape = train.sample_shape();
         if shape.len() < 2 {
             return Err(Error::Shape {
@@ -146,7 +148,11 @@ impl Scaler {
                 found: format!("samples of shape {shape:?}"),
             });
         }
-        standardize_channels(train, shape[0], ScalerKind::StandardizePerChannel, op)
+        Ok(standardize_channels(
+            train,
+            shape[0],
+            ScalerKind::StandardizePerChannel,
+        ))
     }
 
     /// Fits min-max scaling on `train`: `scale = 1/(max − min)`, `shift = −min/(max − min)`,
@@ -167,14 +173,15 @@ impl Scaler {
     /// # Ok::<(), tapegrad::Error>(())
     /// ```
     pub fn min_max(train: &Dataset) -> Result<Scaler> {
+        check_fittable(train, "scaler::min_max")?;
         let d = train.num_features();
         let (mut low, mut high) = (vec![Elem::INFINITY; d], vec![Elem::NEG_INFINITY; d]);
-        for_each_row(train, "scaler::min_max", |row| {
+        for_each_row(train, |row| {
             for ((l, h), &x) in low.iter_mut().zip(&mut high).zip(row) {
                 *l = l.min(x);
                 *h = h.max(x);
             }
-        })?;
+        });
         let (scale, shift) = low
             .iter()
             .zip(&high)
@@ -220,24 +227,20 @@ fn standardizing_map(mean: f64, std: f64, divisor: f64) -> (Elem, Elem) {
 }
 
 /// One mean and σ per block of `num_features / channels` consecutive features (a channel of
-/// `[C, ...]` samples), computed in `f64` over all of `train`.
-fn standardize_channels(
-    train: &Dataset,
-    channels: usize,
-    kind: ScalerKind,
-    op: &'static str,
-) -> Result<Scaler> {
+/// `[C, ...]` samples), computed in `f64` over all of `train`, which [`check_fittable`] has
+/// passed.
+fn standardize_channels(train: &Dataset, channels: usize, kind: ScalerKind) -> Scaler {
     let d = train.num_features();
     let per_channel = d / channels.max(1);
     let (mut sum, mut sum_sq) = (vec![0f64; channels], vec![0f64; channels]);
-    for_each_row(train, op, |row| {
+    for_each_row(train, |row| {
         for (c, block) in row.chunks(per_channel.max(1)).enumerate() {
             for &x in block {
                 sum[c] += f64::from(x);
                 sum_sq[c] += f64::from(x) * f64::from(x);
             }
         }
-    })?;
+    });
     let n = train.len() as f64 * per_channel as f64;
     let (mut scale, mut shift) = (Vec::with_capacity(d), Vec::with_capacity(d));
     for c in 0..channels {
@@ -247,13 +250,15 @@ fn standardize_channels(
         scale.extend(std::iter::repeat_n(a, per_channel));
         shift.extend(std::iter::repeat_n(b, per_channel));
     }
-    Ok(Scaler { kind, scale, shift })
+    Scaler { kind, scale, shift }
 }
 
-/// Calls `f` with each sample's raw features as `f32`, after checking that there are some
-/// and that all are finite (a NaN or infinity would give a scaler of NaN shifts, or, through
-/// `f64::min`, which skips NaN, a silently wrong range).
-fn for_each_row(data: &Dataset, op: &'static str, mut f: impl FnMut(&[Elem])) -> Result<()> {
+/// Checks that `data` has samples to fit on, all finite (a NaN or infinity would give a
+/// scaler of NaN shifts, or, through `f64::min`, which skips NaN, a silently wrong range).
+/// The fit functions call it first, before allocating anything per feature: an empty data
+/// set may declare more features than memory holds (an IDX header of 0 images of
+/// 65536 × 65536 pixels).
+fn check_fittable(data: &Dataset, op: &'static str) -> Result<()> {
     if data.is_empty() {
         return Err(Error::InvalidArgument {
             op,
@@ -266,19 +271,24 @@ fn for_each_row(data: &Dataset, op: &'static str, mut f: impl FnMut(&[Elem])) ->
             message: format!("{found}, expected finite features to fit on"),
         });
     }
+    Ok(())
+}
+
+/// Calls `f` with each sample's raw features as `f32`.
+fn for_each_row(data: &Dataset, mut f: impl FnMut(&[Elem])) {
     let mut row = vec![0.0; data.num_features()];
     for i in 0..data.len() {
         data.raw_row(i, &mut row);
         f(&row);
     }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::Targets;
     use crate::tensor::Tensor;
-    use ndarray::{Array2, array};
+    use ndarray::{Array2, Array3, array};
 
     #[test]
     fn standardized_training_data_has_zero_mean_and_unit_variance() {
@@ -293,6 +303,31 @@ mod tests {
             assert!(column.mean().unwrap().abs() < 1e-5);
             assert!((column.std(0.0) - 1.0).abs() < 1e-5);
         }
+    }
+
+    #[test]
+    fn an_empty_data_set_is_refused_before_anything_is_allocated_per_feature() {
+        // 0 samples of 2^46 features: per-feature statistics would need 2^49 bytes each,
+        // beyond any address space (the allocation failure aborts the process)
+        let empty = Array2::<u8>::from_shape_vec((0, 1 << 46), vec![]).unwrap();
+        let data = Dataset::from_bytes(empty, vec![]).unwrap();
+        type Fit = fn(&Dataset) -> Result<Scaler>;
+        let fits: [(&str, Fit); 3] = [
+            ("scaler::standardize", Scaler::standardize),
+            ("scaler::standardize_global", Scaler::standardize_global),
+            ("scaler::min_max", Scaler::min_max),
+        ];
+        for (op, fit) in fits {
+            let err = fit(&data).unwrap_err().to_string();
+            assert_eq!(err, format!("{op}: cannot fit on an empty data set"));
+        }
+        let images = Array3::<u8>::from_shape_vec((0, 1 << 23, 1 << 23), vec![]).unwrap();
+        let data = Dataset::new(images, Targets::classes(vec![])).unwrap();
+        let err = Scaler::standardize_per_channel(&data).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "scaler::standardize_per_channel: cannot fit on an empty data set"
+        );
     }
 
     #[test]

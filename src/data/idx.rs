@@ -57,15 +57,16 @@ pub const FASHION_MNIST_CLASSES: [&str; 10] = [
 
 const UNSIGNED_BYTE: u8 = 0x08;
 
-/// Reads the IDX file at `path` of unsigned bytes in `ndim` dimensions: its sizes and its
-/// payload, which has exactly the length the sizes declare. Images (`ndim == 3`) must have
-/// at least one pixel, and at most `isize::MAX`.
-///
-/// The header is read first; the payload buffer then grows as data arrives up to the
-/// declared length, and a plain file's size is checked against it before anything is
-/// allocated. A gzip stream that inflates past the declared length fails there.
-fn read_idx(path: &Path, ndim: u8) -> Result<(Vec<usize>, Vec<u8>)> {
-    let mut input = Input::open(path, "idx")?;
+/// The most pixels an IDX image may have, 2^31: 2 GiB as bytes, 8 GiB as `f32` features.
+/// A header with larger images is refused before anything is read or allocated, so that
+/// neither loading nor fitting a scaler on it (which allocates per feature) can exhaust
+/// memory.
+const MAX_PIXELS: usize = 1 << 31;
+
+/// Reads the header of the IDX file `input` of unsigned bytes in `ndim` dimensions: its
+/// sizes, and the payload bytes they need. It must declare at least one item (image or
+/// label), and images (`ndim == 3`) of at least one pixel and at most [`MAX_PIXELS`].
+fn read_header(input: &mut Input, ndim: u8) -> Result<(Vec<usize>, usize)> {
     let expected_magic = u32::from_be_bytes([0, 0, UNSIGNED_BYTE, ndim]);
     let header_len = 4 + 4 * usize::from(ndim);
     let mut header = vec![0; header_len];
@@ -107,15 +108,34 @@ fn read_idx(path: &Path, ndim: u8) -> Result<(Vec<usize>, Vec<u8>)> {
                      {sizes:?})"
                 )));
             }
-            Some(pixels) if pixels <= isize::MAX as usize => {}
+            Some(pixels) if pixels <= MAX_PIXELS => {}
             _ => {
                 return Err(input.error(format!(
-                    "expected images of at most {} pixels, found {rows} × {cols}",
-                    isize::MAX
+                    "expected images of at most {MAX_PIXELS} pixels (2^31), found {rows} × \
+                     {cols}"
                 )));
             }
         }
     }
+    if sizes[0] == 0 {
+        let item = if ndim == 3 { "image" } else { "label" };
+        return Err(input.error(format!(
+            "expected at least one {item}, found 0 (sizes {sizes:?})"
+        )));
+    }
+    Ok((sizes, needed))
+}
+
+/// Reads the IDX file at `path` of unsigned bytes in `ndim` dimensions: its sizes and its
+/// payload, which has exactly the length the sizes declare (see [`read_header`]).
+///
+/// The header is read first; the payload buffer then grows as data arrives up to the
+/// declared length, and a plain file's size is checked against it before anything is
+/// allocated. A gzip stream that inflates past the declared length fails there.
+fn read_idx(path: &Path, ndim: u8) -> Result<(Vec<usize>, Vec<u8>)> {
+    let mut input = Input::open(path, "idx")?;
+    let header_len = 4 + 4 * usize::from(ndim);
+    let (sizes, needed) = read_header(&mut input, ndim)?;
     let short =
         |found: u64| format!("payload of sizes {sizes:?} needs {needed} bytes, found {found}");
     if let Some(left) = input.plain_remaining()
@@ -123,17 +143,20 @@ fn read_idx(path: &Path, ndim: u8) -> Result<(Vec<usize>, Vec<u8>)> {
     {
         return Err(input.error(short(left)));
     }
-    // a gzip trailer states the uncompressed size (modulo 2^32): a stream that says it holds
-    // less than the header needs is refused before it is inflated (memory is otherwise
+    // a gzip trailer states the uncompressed size modulo 2^32: a stream whose size
+    // disagrees with the header's is refused before it is inflated (memory is otherwise
     // bounded by what it inflates to, up to the header's claim)
     let total = (header_len as u64).saturating_add(needed as u64);
-    if input.is_gzip() && total < 1 << 32 && input.size_bound() < total {
+    if let Err(declared) = input.check_declared_size(total) {
+        let modulo = match total % (1 << 32) {
+            wrapped if wrapped == total => String::new(),
+            wrapped => format!(", {wrapped} modulo 2^32"),
+        };
         return Err(input.error(format!(
-            "gzip: the trailer declares {} uncompressed bytes, expected the {total} of the \
-             header and the payload of sizes {sizes:?} (a truncated file, a header that \
-             claims too much, or several gzip members, which must be re-compressed as one \
-             stream)",
-            input.size_bound()
+            "gzip: the trailer declares {declared} uncompressed bytes (modulo 2^32), expected \
+             the {total} of the header and the payload of sizes {sizes:?}{modulo} (a \
+             truncated file, a header that claims too much, bytes after the gzip stream, or \
+             several gzip members, which must be re-compressed as one stream)"
         )));
     }
     let payload = input.read_vec(needed)?;
@@ -157,9 +180,12 @@ fn read_idx(path: &Path, ndim: u8) -> Result<(Vec<usize>, Vec<u8>)> {
 /// # Errors
 /// [`Error::Io`] when the file cannot be read or is not a regular file (a FIFO, a device,
 /// a directory: refused before reading); [`Error::Decode`] naming the file for a wrong
-/// magic number, images of 0 pixels, a payload whose length disagrees with the header, a
-/// gzip stream that is broken, inflates past the size the header declares, is followed by
-/// further bytes or is one of several concatenated gzip members.
+/// magic number, no image (`"idx: expected at least one image, found 0"`, also for an empty
+/// file), images of 0 pixels or of more than 2^31 pixels (2 GiB each), a payload whose
+/// length disagrees with the header, a gzip stream that is broken, whose trailer disagrees
+/// with the header's size (checked before inflating) or with the inflated bytes (naming the
+/// check: size or CRC-32), that inflates past the size the header declares, is followed by
+/// bytes other than zero padding, or is one of several concatenated gzip members.
 ///
 /// # Examples
 /// ```
@@ -188,13 +214,42 @@ pub fn read_idx_images(path: impl AsRef<Path>) -> Result<Array2<u8>> {
     })
 }
 
+/// The size of the images in an IDX image file (plain or gzipped), `[rows, cols]`, from its
+/// header alone: [`read_idx_images`] and [`read_idx_dataset`] give each image as a flat
+/// row of `rows × cols` pixels, which `.with_sample_shape(&[1, rows, cols])` views as
+/// images.
+///
+/// # Errors
+/// As [`read_idx_images`], for the checks of the header (the payload is not read).
+///
+/// # Examples
+/// ```
+/// use tapegrad::data::read_idx_image_size;
+/// let path = std::env::temp_dir().join(format!("tapegrad-doc-size-{}.idx", std::process::id()));
+/// // magic 0x00000803, then 2 images of 2 × 3 pixels, then 12 pixel bytes
+/// let mut file = vec![0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 3];
+/// file.extend(0..12u8);
+/// std::fs::write(&path, &file)?;
+/// assert_eq!(read_idx_image_size(&path)?, [2, 3]);
+/// std::fs::write(&path, &file[..12])?; // a header cut short
+/// assert!(read_idx_image_size(&path).is_err());
+/// # std::fs::remove_file(&path)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn read_idx_image_size(path: impl AsRef<Path>) -> Result<[usize; 2]> {
+    let mut input = Input::open(path.as_ref(), "idx")?;
+    let (sizes, _) = read_header(&mut input, 3)?;
+    Ok([sizes[1], sizes[2]])
+}
+
 /// Reads an IDX label file (`0x00000801`, plain or gzipped).
 ///
 /// Memory: the payload bytes, read incrementally and bounded as in [`read_idx_images`],
 /// then one `usize` per label.
 ///
 /// # Errors
-/// As [`read_idx_images`] (without the pixel check).
+/// As [`read_idx_images`] (without the pixel checks): `"idx: expected at least one label,
+/// found 0"` for a file of no labels.
 ///
 /// # Examples
 /// ```
@@ -216,7 +271,7 @@ pub fn read_idx_labels(path: impl AsRef<Path>) -> Result<Vec<usize>> {
 /// A data set from an IDX image file and its IDX label file, kept as bytes, each image a
 /// flat row of `rows × cols` pixels (for an MLP). For image layers, view the same bytes as
 /// `[1, rows, cols]` images with [`Dataset::with_sample_shape`], e.g. `&[1, 28, 28]` for
-/// MNIST and Fashion-MNIST.
+/// MNIST and Fashion-MNIST; [`read_idx_image_size`] gives `[rows, cols]`.
 ///
 /// # Errors
 /// As [`read_idx_images`], and [`Error::Decode`] when the two files hold different numbers
@@ -283,9 +338,10 @@ pub fn fashion_mnist_dir(dir: Option<&Path>) -> PathBuf {
 ///
 /// # Errors
 /// [`Error::DatasetMissing`] when a file is absent, with how to install the data set
-/// (`apt-get install dataset-fashion-mnist`); [`Error::Decode`] naming the labels file and
-/// the record for a label that is not one of the 10 classes; otherwise as
-/// [`read_idx_dataset`].
+/// (`apt-get install dataset-fashion-mnist`); [`Error::Decode`] naming the images file for
+/// images that are not 28×28 (`"fashion-mnist: expected images of 28 × 28 pixels, found
+/// 14 × 56"`), and naming the labels file and the record for a label that is not one of
+/// the 10 classes; otherwise as [`read_idx_dataset`].
 ///
 /// # Examples
 /// ```
@@ -318,7 +374,14 @@ pub fn fashion_mnist(dir: Option<&Path>) -> Result<(Dataset, Dataset)> {
     };
     let split = |images: &str, labels: &str| -> Result<Dataset> {
         let (images, labels) = (find(images)?, find(labels)?);
-        let data = read_idx_dataset(images, &labels)?;
+        let [rows, cols] = read_idx_image_size(&images)?;
+        if [rows, cols] != [28, 28] {
+            return Err(Error::decode(
+                &images,
+                format!("fashion-mnist: expected images of 28 × 28 pixels, found {rows} × {cols}"),
+            ));
+        }
+        let data = read_idx_dataset(&images, &labels)?;
         let stored = data.labels().expect("an IDX data set has class labels");
         if let Some((record, label)) = stored.iter().enumerate().find(|(_, l)| **l >= 10) {
             return Err(Error::decode(
@@ -442,16 +505,57 @@ mod tests {
 
     #[test]
     fn zero_images_of_an_impossible_size_are_an_error_not_a_panic() {
-        // 0 images of 2^32−1 × 2^32−1 pixels: an empty payload, but no array has such rows
+        // 0 images of 2^32−1 × 2^32−1 pixels: an empty payload, but no array has such rows;
+        // 0 images of 2^32 pixels loaded, and a scaler fitted on them allocated 32 GiB
         let dir = TempDir::new("huge");
-        let path = dir.write("huge", &idx(0x803, &[0, u32::MAX, u32::MAX], &[]));
-        let err = read_idx_images(&path).unwrap_err().to_string();
-        assert!(err.contains("idx: expected images of at most"), "{err}");
-        assert!(err.contains("found 4294967295 × 4294967295"), "{err}");
+        for (rows, cols) in [(u32::MAX, u32::MAX), (65536, 65536), (1, (1 << 31) + 1)] {
+            let path = dir.write("huge", &idx(0x803, &[0, rows, cols], &[]));
+            let err = read_idx_images(&path).unwrap_err().to_string();
+            assert!(
+                err.ends_with(&format!(
+                    "idx: expected images of at most 2147483648 pixels (2^31), found {rows} × \
+                     {cols}"
+                )),
+                "{err}"
+            );
+        }
     }
 
     #[test]
-    fn images_of_zero_pixels_are_refused_and_no_images_load_empty() {
+    fn a_file_of_no_images_or_no_labels_is_refused() {
+        let dir = TempDir::new("none");
+        let images = idx(0x803, &[0, 28, 28], &[]);
+        let labels = idx(0x801, &[0], &[]);
+        for (name, bytes) in [("images", images.clone()), ("images.gz", gzip(&images))] {
+            let path = dir.write(name, &bytes);
+            let err = read_idx_images(&path).unwrap_err().to_string();
+            assert_eq!(
+                err,
+                format!(
+                    "{}: idx: expected at least one image, found 0 (sizes [0, 28, 28])",
+                    path.display()
+                )
+            );
+        }
+        let path = dir.write("labels", &labels);
+        let err = read_idx_labels(&path).unwrap_err().to_string();
+        assert!(
+            err.ends_with("idx: expected at least one label, found 0 (sizes [0])"),
+            "{err}"
+        );
+        // an empty file, plain or gzipped, has not even a header
+        for (name, bytes) in [("empty", vec![]), ("empty.gz", gzip(&[]))] {
+            let path = dir.write(name, &bytes);
+            let err = read_idx_images(&path).unwrap_err().to_string();
+            assert!(
+                err.ends_with("idx: truncated header: expected at least 16 bytes, found 0"),
+                "{name}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn images_of_zero_pixels_are_refused() {
         let dir = TempDir::new("zero");
         for sizes in [[5, 0, 0], [5, 28, 0], [0, 0, 28]] {
             let path = dir.write("zero", &idx(0x803, &sizes, &[]));
@@ -465,8 +569,6 @@ mod tests {
                 "{err}"
             );
         }
-        let path = dir.write("none", &idx(0x803, &[0, 28, 28], &[]));
-        assert_eq!(read_idx_images(&path).unwrap().dim(), (0, 784));
     }
 
     #[test]
@@ -475,7 +577,11 @@ mod tests {
         let dir = TempDir::new("bomb");
         let mut bomb = idx(0x803, &[1, 2, 2], &[]);
         bomb.resize(bomb.len() + (16 << 20), 0);
-        let path = dir.write("bomb.gz", &gzip(&bomb));
+        // with a trailer forged to declare the header's 20 bytes, checked before inflating
+        let mut bomb = gzip(&bomb);
+        let n = bomb.len();
+        bomb[n - 4..].copy_from_slice(&20u32.to_le_bytes());
+        let path = dir.write("bomb.gz", &bomb);
         let err = read_idx_images(&path).unwrap_err().to_string();
         assert!(
             err.contains(
@@ -497,11 +603,12 @@ mod tests {
             let path = dir.write("two.gz", &two);
             let err = read_idx_images(&path).unwrap_err().to_string();
             // split in the header: found when the first member ends; later: the last
-            // member's trailer declares its own size, less than the file needs
+            // member's trailer declares its own size, not the file's
             let expected = match at {
                 6 => "idx: the file holds several gzip members (concatenated streams)".into(),
                 _ => format!(
-                    "idx: gzip: the trailer declares {} uncompressed bytes, expected the 24",
+                    "idx: gzip: the trailer declares {} uncompressed bytes (modulo 2^32), \
+                     expected the 24",
                     images.len() - at
                 ),
             };
@@ -515,7 +622,8 @@ mod tests {
         let path = dir.write("junk.gz", &junk);
         let err = read_idx_images(&path).unwrap_err().to_string();
         assert!(
-            err.contains("idx: 5 trailing bytes after the gzip stream"),
+            err.contains("idx: gzip: the trailer declares 560688757 uncompressed bytes")
+                && err.contains("bytes after the gzip stream"),
             "{err}"
         );
     }
@@ -540,8 +648,8 @@ mod tests {
         let err = read_idx_images(&path).unwrap_err().to_string();
         assert!(
             err.contains(&format!(
-                "gzip: the trailer declares {} uncompressed bytes, expected the 784016 of the \
-                 header and the payload of sizes [1000, 28, 28]",
+                "gzip: the trailer declares {} uncompressed bytes (modulo 2^32), expected the \
+                 784016 of the header and the payload of sizes [1000, 28, 28] (a truncated",
                 images.len()
             )),
             "{err}"
@@ -549,18 +657,96 @@ mod tests {
     }
 
     #[test]
+    fn a_gzip_trailer_is_checked_modulo_4_gib_before_inflating() {
+        // 2^31 images of 28 × 28 declared (1.6 TiB) over 16 MiB of zeros: the trailer's size
+        // differs from the header's total modulo 2^32, so nothing is inflated
+        let dir = TempDir::new("modulo");
+        let mut bomb = idx(0x803, &[1 << 31, 28, 28], &[]);
+        bomb.resize(bomb.len() + (16 << 20), 0);
+        let path = dir.write("bomb.gz", &gzip(&bomb));
+        let total = 16 + (1u64 << 31) * 784;
+        let err = read_idx_images(&path).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!(
+                "idx: gzip: the trailer declares {} uncompressed bytes (modulo 2^32), expected \
+                 the {total} of the header and the payload of sizes [2147483648, 28, 28], {} \
+                 modulo 2^32 (",
+                bomb.len(),
+                total % (1 << 32)
+            )),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn zero_padding_after_the_gzip_stream_is_accepted_and_other_bytes_are_named() {
+        // gzip(1) and Python's gzip skip zero bytes after a stream (tape padding)
+        let dir = TempDir::new("padding");
+        let images = idx(0x803, &[2, 1, 2], &[1, 2, 3, 4]);
+        for padding in [1, 3, 4, 8, 100_000] {
+            let mut padded = gzip(&images);
+            padded.resize(padded.len() + padding, 0);
+            let path = dir.write("padded.gz", &padded);
+            let loaded = read_idx_images(&path).unwrap();
+            assert_eq!(
+                loaded.into_raw_vec_and_offset().0,
+                [1, 2, 3, 4],
+                "{padding}"
+            );
+        }
+        // other bytes: named when the member ends, if the file's last 4 bytes happen to
+        // declare the header's size, else they stand for the trailer and disagree with it
+        let mut junk = gzip(&images);
+        junk.extend([0, 0, 0, 0, 20, 0, 0, 0]);
+        let path = dir.write("junk.gz", &junk);
+        let err = read_idx_images(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("idx: 8 trailing bytes after the gzip stream"),
+            "{err}"
+        );
+        *junk.last_mut().unwrap() = 1;
+        let path = dir.write("junk.gz", &junk);
+        let err = read_idx_images(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("idx: gzip: the trailer declares 16777236 uncompressed bytes")
+                && err.contains("bytes after the gzip stream"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn a_lying_header_fails_without_allocating_its_claim() {
-        // 2^32−1 labels declared, 3 present: the plain size is checked first, and a gzip
-        // stream ends long before the buffer could grow to the claim
+        // 2^32−1 labels declared, 3 present: the plain size is checked first; a gzip
+        // trailer declares 11 bytes, not 2^32 + 7 modulo 2^32, and a stream whose trailer
+        // is forged to agree ends long before the buffer could grow to the claim, where
+        // the trailer is found to disagree with it
         let dir = TempDir::new("lying");
         let labels = idx(0x801, &[u32::MAX], &[1, 2, 3]);
-        for (name, bytes) in [("plain", labels.clone()), ("gz", gzip(&labels))] {
+        let mut forged = gzip(&labels);
+        let n = forged.len();
+        forged[n - 4..].copy_from_slice(&7u32.to_le_bytes());
+        for (name, bytes, expected) in [
+            (
+                "plain",
+                labels.clone(),
+                "payload of sizes [4294967295] needs 4294967295 bytes, found 3",
+            ),
+            (
+                "gz",
+                gzip(&labels),
+                "gzip: the trailer declares 11 uncompressed bytes (modulo 2^32), expected the \
+                 4294967303 of the header and the payload of sizes [4294967295], 7 modulo 2^32",
+            ),
+            (
+                "forged.gz",
+                forged,
+                "idx: gzip: size mismatch: expected 7 bytes (modulo 2^32) from the trailer, \
+                 found 11 inflated; the file is corrupt",
+            ),
+        ] {
             let path = dir.write(name, &bytes);
             let err = read_idx_labels(&path).unwrap_err().to_string();
-            assert!(
-                err.contains("payload of sizes [4294967295] needs 4294967295 bytes, found 3"),
-                "{name}: {err}"
-            );
+            assert!(err.contains(expected), "{name}: {err}");
         }
     }
 
@@ -608,9 +794,40 @@ mod tests {
     }
 
     #[test]
+    fn fashion_mnist_refuses_images_that_are_not_28_by_28() {
+        // 784 pixels each, as 14 × 56: they passed as 28 × 28 images
+        let dir = TempDir::new("size");
+        let labels = idx(0x0801, &[2], &[0, 1]);
+        for (name, bytes) in [
+            (
+                "train-images-idx3-ubyte",
+                idx(0x0803, &[2, 14, 56], &[0; 2 * 784]),
+            ),
+            (
+                "t10k-images-idx3-ubyte",
+                idx(0x0803, &[2, 28, 28], &[0; 2 * 784]),
+            ),
+            ("train-labels-idx1-ubyte", labels.clone()),
+            ("t10k-labels-idx1-ubyte", labels),
+        ] {
+            std::fs::write(dir.0.join(name), bytes).unwrap();
+        }
+        let images = dir.0.join("train-images-idx3-ubyte");
+        assert_eq!(read_idx_image_size(&images).unwrap(), [14, 56]);
+        let err = fashion_mnist(Some(&dir.0)).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "{}: fashion-mnist: expected images of 28 × 28 pixels, found 14 × 56",
+                images.display()
+            )
+        );
+    }
+
+    #[test]
     fn a_fashion_mnist_label_beyond_the_ten_classes_is_an_error_naming_file_and_record() {
         let dir = TempDir::new("label-10");
-        let images = idx(0x0803, &[3, 2, 2], &[0; 12]);
+        let images = idx(0x0803, &[3, 28, 28], &[0; 3 * 784]);
         for (name, bytes) in [
             ("train-images-idx3-ubyte", images.clone()),
             ("t10k-images-idx3-ubyte", images),

@@ -6,7 +6,10 @@
 //! whole: the loaders ask for exactly the bytes their format declares and stop with an
 //! error as soon as the stream gives more. A plain file is bounded by its size, known before
 //! reading. A gzipped file must hold exactly one gzip member: several concatenated members
-//! or bytes after the member are refused rather than silently ignored.
+//! or bytes after the member are refused rather than silently ignored, except zero bytes,
+//! which gzip(1) and Python's `gzip` also accept as padding (tape blocks). When the member
+//! ends, a trailer that disagrees with the inflated bytes is reported naming the check that
+//! failed (the CRC-32 or the size) with what it declares and what was found.
 
 use crate::error::{Error, Result};
 use flate2::bufread::GzDecoder;
@@ -29,19 +32,130 @@ pub(crate) struct Input {
     /// The loader, for messages: `"idx"`, `"cifar10"`.
     op: &'static str,
     stream: Stream,
-    /// See [`Input::size_bound`].
-    size_bound: u64,
+    /// A plain file's size (the most bytes it yields).
+    plain_len: u64,
 }
 
 enum Stream {
     /// A plain file, read up to the size it had when opened.
     Plain(BufReader<Take<File>>),
     /// A gzipped file, inflated as it is read.
-    Gzip(GzDecoder<BufReader<Take<File>>>),
+    Gzip(Box<Inflating>),
+}
+
+/// A gzip member being inflated, with what it has given so far, to say which check of its
+/// trailer failed.
+struct Inflating {
+    decoder: GzDecoder<BufReader<Take<File>>>,
+    /// The file's size when opened.
+    len: u64,
+    /// The bytes inflated so far.
+    inflated: u64,
+    /// Their CRC-32.
+    crc: crc32fast::Hasher,
+    /// The uncompressed sizes modulo 2^32 the trailer may declare ([`trailer_sizes`]).
+    trailer_sizes: Vec<u32>,
+}
+
+impl Read for Inflating {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.decoder.read(buf)?;
+        self.crc.update(&buf[..n]);
+        self.inflated += n as u64;
+        Ok(n)
+    }
+}
+
+impl Inflating {
+    /// What went wrong when the decoder failed with `e`: for a trailer that disagrees with
+    /// the inflated bytes (flate2 says only "corrupt gzip stream does not have a matching
+    /// checksum"), which of its two checks failed, with the value it declares and the one
+    /// found; otherwise `e` as flate2 gives it.
+    fn explain(&mut self, e: std::io::Error) -> String {
+        let trailer_failed = e.kind() == ErrorKind::InvalidInput
+            && e.to_string().contains("does not have a matching checksum");
+        if !trailer_failed {
+            return format!("gzip: {e}");
+        }
+        // the decoder has just consumed the 8 trailer bytes
+        let rest = self.decoder.get_ref();
+        let consumed = self.len - rest.get_ref().limit() - rest.buffer().len() as u64;
+        let mut trailer = [0; 8];
+        let file = self.decoder.get_mut().get_mut().get_mut();
+        let Some(at) = consumed.checked_sub(8) else {
+            return format!("gzip: {e}");
+        };
+        if (file.seek(SeekFrom::Start(at)))
+            .and_then(|_| file.read_exact(&mut trailer))
+            .is_err()
+        {
+            return format!("gzip: {e}");
+        }
+        let declared_crc = u32::from_le_bytes(trailer[..4].try_into().expect("4 bytes"));
+        let declared_size = u32::from_le_bytes(trailer[4..].try_into().expect("4 bytes"));
+        let found_crc = self.crc.clone().finalize();
+        let mut problems = Vec::new();
+        if u64::from(declared_size) != self.inflated % (1 << 32) {
+            problems.push(format!(
+                "size mismatch: expected {declared_size} bytes (modulo 2^32) from the trailer, \
+                 found {} inflated",
+                self.inflated
+            ));
+        }
+        if declared_crc != found_crc {
+            problems.push(format!(
+                "CRC-32 mismatch: expected {declared_crc:#010x} from the trailer, found \
+                 {found_crc:#010x}"
+            ));
+        }
+        format!("gzip: {}; the file is corrupt", problems.join("; "))
+    }
+}
+
+/// The uncompressed sizes modulo 2^32 (RFC 1952 ISIZE) that the trailer of the gzip file
+/// `file` of `len` bytes may declare, the last 4 bytes of the file first. When the file ends
+/// with zero bytes, which gzip(1) and Python's `gzip` skip as padding after the stream, the
+/// trailer may end before any of them, so the 4 bytes before each possible length of
+/// padding count too: those that hold one of the last nonzero bytes, and 0.
+fn trailer_sizes(file: &mut File, len: u64) -> std::io::Result<Vec<u32>> {
+    // `end`: just past the last nonzero byte (the zero padding starts there)
+    let mut end = len;
+    let mut block = vec![0; CHUNK];
+    while end > 0 {
+        let n = end.min(CHUNK as u64) as usize;
+        file.seek(SeekFrom::Start(end - n as u64))?;
+        file.read_exact(&mut block[..n])?;
+        match block[..n].iter().rposition(|&b| b != 0) {
+            Some(i) => {
+                end = end - n as u64 + i as u64 + 1;
+                break;
+            }
+            None => end -= n as u64,
+        }
+    }
+    // a trailer ends at or after `end`; one ending past `end + 3` holds only zeros
+    let (from, to) = (end.saturating_sub(4), len.min(end + 3));
+    let mut tail = vec![0; (to - from) as usize];
+    file.seek(SeekFrom::Start(from))?;
+    file.read_exact(&mut tail)?;
+    let window = |stop: u64| {
+        let at = (stop - 4 - from) as usize;
+        u32::from_le_bytes(tail[at..at + 4].try_into().expect("4 bytes"))
+    };
+    let mut sizes = vec![if len <= to { window(len) } else { 0 }];
+    for stop in end.max(4)..=to {
+        sizes.push(window(stop));
+    }
+    if len > to {
+        sizes.push(0);
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    sizes.retain(|size| seen.insert(*size));
+    Ok(sizes)
 }
 
 /// What the metadata of a path that is not a regular file says it is.
-fn kind_of(file_type: std::fs::FileType) -> &'static str {
+pub(crate) fn kind_of(file_type: std::fs::FileType) -> &'static str {
     #[cfg(unix)]
     {
         use std::os::unix::fs::FileTypeExt;
@@ -155,7 +269,7 @@ impl Input {
         let io = |e| Error::io(path, e);
         let found = fill(&mut file, &mut magic).map_err(io)?;
         let gzip = found == 2 && magic == GZIP_MAGIC;
-        let mut trailer_size = 0;
+        let mut sizes = Vec::new();
         if gzip {
             if len < GZIP_MIN_LEN {
                 return Err(Error::decode(
@@ -166,17 +280,19 @@ impl Input {
                     ),
                 ));
             }
-            // the trailer's last 4 bytes: the uncompressed size modulo 2^32 (RFC 1952 ISIZE)
-            let mut size = [0; 4];
-            file.seek(SeekFrom::End(-4)).map_err(io)?;
-            file.read_exact(&mut size).map_err(io)?;
-            trailer_size = u32::from_le_bytes(size);
+            sizes = trailer_sizes(&mut file, len).map_err(io)?;
         }
         file.seek(SeekFrom::Start(0)).map_err(io)?;
         let reader = BufReader::new(file.take(len));
-        let size_bound = if gzip { u64::from(trailer_size) } else { len };
         let stream = if gzip {
-            Stream::Gzip(GzDecoder::new(reader))
+            let inflating = Inflating {
+                decoder: GzDecoder::new(reader),
+                len,
+                inflated: 0,
+                crc: crc32fast::Hasher::new(),
+                trailer_sizes: sizes,
+            };
+            Stream::Gzip(Box::new(inflating))
         } else {
             Stream::Plain(reader)
         };
@@ -184,7 +300,7 @@ impl Input {
             path: path.to_path_buf(),
             op,
             stream,
-            size_bound,
+            plain_len: len,
         })
     }
 
@@ -203,9 +319,35 @@ impl Input {
     }
 
     /// The most bytes this input yields in all: a plain file's size, or the uncompressed
-    /// size its gzip trailer declares (below 4 GiB, as gzip stores it modulo 2^32).
-    pub(crate) fn size_bound(&self) -> u64 {
-        self.size_bound
+    /// size its gzip trailer declares (below 4 GiB, as gzip stores it modulo 2^32). For a
+    /// gzipped file that ends with zero bytes, which may be padding, it is the largest of
+    /// the [`trailer_sizes`] for which `fits` holds (a whole number of records), or the
+    /// last 4 bytes' size when none does.
+    pub(crate) fn size_bound(&self, fits: impl Fn(u64) -> bool) -> u64 {
+        match &self.stream {
+            Stream::Plain(_) => self.plain_len,
+            Stream::Gzip(inflating) => {
+                let sizes = inflating.trailer_sizes.iter().map(|&size| u64::from(size));
+                (sizes.filter(|&size| fits(size)).max())
+                    .unwrap_or(u64::from(inflating.trailer_sizes[0]))
+            }
+        }
+    }
+
+    /// Checks, before inflating, that the gzip trailer declares `total` uncompressed bytes:
+    /// that its size field (RFC 1952 ISIZE, the size modulo 2^32) is `total` modulo 2^32.
+    /// A plain input passes.
+    ///
+    /// # Errors
+    /// The size that the file's last 4 bytes declare when it is not (nor any of the
+    /// [`trailer_sizes`] of a file that ends with zero bytes).
+    pub(crate) fn check_declared_size(&self, total: u64) -> std::result::Result<(), u32> {
+        match &self.stream {
+            Stream::Gzip(inflating) if !inflating.trailer_sizes.contains(&(total as u32)) => {
+                Err(inflating.trailer_sizes[0])
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Whether the input is gzipped.
@@ -221,8 +363,10 @@ impl Input {
     pub(crate) fn read_full(&mut self, buf: &mut [u8]) -> Result<usize> {
         match &mut self.stream {
             Stream::Plain(reader) => fill(reader, buf).map_err(|e| Error::io(&self.path, e)),
-            Stream::Gzip(decoder) => fill(decoder, buf)
-                .map_err(|e| Error::decode(&self.path, format!("{}: gzip: {e}", self.op))),
+            Stream::Gzip(inflating) => fill(inflating, buf).map_err(|e| {
+                let message = inflating.explain(e);
+                Error::decode(&self.path, format!("{}: {message}", self.op))
+            }),
         }
     }
 
@@ -298,23 +442,38 @@ impl Input {
     }
 
     /// Once the input has ended (its reads return 0 bytes), requires that a gzip member
-    /// was all of the file. Call it before reporting that the data is too short, as a
-    /// second member would explain the shortage.
+    /// was all of the file, but for zero bytes after it (padding, as gzip(1) accepts). Call
+    /// it before reporting that the data is too short, as a second member would explain
+    /// the shortage.
     ///
     /// # Errors
-    /// [`Error::Decode`] when the file holds several gzip members or bytes after the gzip
-    /// member; [`Error::Io`] when reading fails.
+    /// [`Error::Decode`] when the file holds several gzip members or bytes other than zero
+    /// padding after the gzip member; [`Error::Io`] when reading fails.
     pub(crate) fn expect_no_more_members(&mut self) -> Result<()> {
-        let Stream::Gzip(decoder) = &mut self.stream else {
+        let Stream::Gzip(inflating) = &mut self.stream else {
             return Ok(());
         };
-        let rest = decoder.get_mut();
+        let rest = inflating.decoder.get_mut();
         let io = |e| Error::io(&self.path, e);
         let buffered = rest.fill_buf().map_err(io)?.len();
         if buffered == 0 {
             return Ok(());
         }
         let trailing = buffered as u64 + rest.get_ref().limit();
+        if rest.buffer().iter().all(|&b| b == 0) {
+            // zero padding: skip it all, or find where it stops
+            loop {
+                let n = rest.fill_buf().map_err(io)?;
+                if n.is_empty() {
+                    return Ok(());
+                }
+                if n.iter().any(|&b| b != 0) {
+                    break;
+                }
+                let n = n.len();
+                rest.consume(n);
+            }
+        }
         let first = rest.buffer()[0];
         let second = match rest.buffer().get(1) {
             Some(&b) => Some(b),
@@ -368,7 +527,10 @@ mod tests {
             } else {
                 bytes.len()
             };
-            assert_eq!(input.size_bound(), expected_bound as u64);
+            // 200,000 ends in a zero byte, which might be padding: a size that fits picks
+            let fits = |size| size == expected_bound as u64;
+            assert_eq!(input.size_bound(fits), expected_bound as u64);
+            assert_eq!(input.check_declared_size(data.len() as u64), Ok(()));
             let head = input.read_vec(10).unwrap();
             assert_eq!(head, &data[..10]);
             let rest = input.read_vec(usize::MAX).unwrap();
@@ -423,6 +585,43 @@ mod tests {
             input.read_vec(5).unwrap();
             let text = input.expect_end("5 bytes").unwrap_err().to_string();
             assert!(text.contains(expected), "{name}: {text}");
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_trailer_that_disagrees_with_the_stream_names_the_check_that_failed() {
+        // flate2 says "corrupt gzip stream does not have a matching checksum" for both
+        let good = gzip(b"hello");
+        let n = good.len();
+        let mut crc = good.clone();
+        crc[n - 8] ^= 0xff;
+        let mut size = good.clone();
+        size[n - 4..].copy_from_slice(&6u32.to_le_bytes());
+        let crc_found = crc32fast::hash(b"hello");
+        let crc_declared = crc_found ^ 0xff;
+        let cases = [
+            (
+                "crc",
+                crc,
+                format!(
+                    "test: gzip: CRC-32 mismatch: expected {crc_declared:#010x} from the \
+                     trailer, found {crc_found:#010x}; the file is corrupt"
+                ),
+            ),
+            (
+                "size",
+                size,
+                "test: gzip: size mismatch: expected 6 bytes (modulo 2^32) from the trailer, \
+                 found 5 inflated; the file is corrupt"
+                    .to_string(),
+            ),
+        ];
+        for (name, bytes, expected) in cases {
+            let path = file(name, &bytes);
+            let mut input = Input::open(&path, "test").unwrap();
+            let text = input.read_vec(100).unwrap_err().to_string();
+            assert!(text.ends_with(&expected), "{name}: {text}");
             std::fs::remove_file(&path).unwrap();
         }
     }

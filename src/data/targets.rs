@@ -52,16 +52,23 @@ pub enum Targets {
 }
 
 impl Targets {
-    /// Class targets with as many classes as one more than the largest label.
+    /// Class targets with as many classes as one more than the largest label. A label of
+    /// `usize::MAX` (such as `-1` cast to `usize`) leaves no room for one more: it gives
+    /// `usize::MAX` classes, which [`Dataset::new`](crate::Dataset::new) refuses naming
+    /// the sample and its label.
     ///
     /// # Examples
     /// ```
-    /// use tapegrad::Targets;
+    /// use tapegrad::{Dataset, Targets, ndarray::Array2};
     /// let t = Targets::classes(vec![2, 0, 1]);
     /// assert_eq!(t, Targets::Classes { labels: vec![2, 0, 1], num_classes: 3 });
+    /// let minus_one = -1i64 as usize;
+    /// let err = Dataset::new(Array2::<f32>::zeros((3, 1)), Targets::classes(vec![0, 1, minus_one]))
+    ///     .unwrap_err();
+    /// assert!(err.to_string().starts_with("dataset: sample 2 has label 18446744073709551615"));
     /// ```
     pub fn classes(labels: Vec<usize>) -> Targets {
-        let num_classes = labels.iter().max().map_or(0, |&m| m + 1);
+        let num_classes = labels.iter().max().map_or(0, |&m| m.saturating_add(1));
         Targets::Classes {
             labels,
             num_classes,
@@ -96,12 +103,18 @@ impl Targets {
                 labels,
                 num_classes,
             } => {
-                if let Some((sample, label)) =
+                if let Some((sample, &label)) =
                     labels.iter().enumerate().find(|(_, l)| *l >= num_classes)
                 {
+                    // no count of classes can exceed usize::MAX
+                    let expected = match label {
+                        usize::MAX => "a label below usize::MAX (a negative label cast to \
+                                       usize?)"
+                            .to_string(),
+                        _ => format!("a label below num_classes {num_classes}"),
+                    };
                     return invalid(format!(
-                        "sample {sample} has label {label}, expected a label below \
-                         num_classes {num_classes}"
+                        "sample {sample} has label {label}, expected {expected}"
                     ));
                 }
             }
@@ -254,5 +267,32 @@ impl<'a> BatchTargets<'a> {
             BatchTargets::Values(_) => "float values",
             BatchTargets::MultiLabel(_) => "multi-label 0/1 targets",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_label_of_usize_max_is_an_error_naming_its_sample_not_an_overflow() {
+        // -1 cast to usize: one more class would overflow (a panic in debug builds, and in
+        // release 0 classes, so the error named sample 0)
+        let targets = Targets::classes(vec![0, 1, usize::MAX]);
+        let err = targets.validate("dataset", 3).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "dataset: sample 2 has label 18446744073709551615, expected a label below \
+             usize::MAX (a negative label cast to usize?)"
+        );
+        let too_few = Targets::Classes {
+            labels: vec![3, 0],
+            num_classes: 2,
+        };
+        let err = too_few.validate("dataset", 2).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "dataset: sample 0 has label 3, expected a label below num_classes 2"
+        );
     }
 }
