@@ -198,7 +198,6 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
 
     // the class-labelled data sets' bytes, relabelled with the images themselves as targets
     let images = datasets::load(args.data.as_deref(), true)?;
-    images.require_28x28("the autoencoder (784 → 256 → 32 → 256 → 784)")?;
     let (labelled_train, labelled_test, source) = (images.train, images.test, images.source);
     let inputs_of = |data: &Dataset| -> Result<Dataset, Box<dyn std::error::Error>> {
         let bytes = data

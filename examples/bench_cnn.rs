@@ -59,7 +59,6 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut rng = ChaCha8Rng::seed_from_u64(SEED);
 
     let images = datasets::load(args.data.as_deref(), true)?;
-    images.require_28x28("W2 (a CNN on [1, 28, 28] images)")?;
     let (train, test) = (images.train, images.test);
     let (mut train, mut test) = (
         train.with_sample_shape(&[1, 28, 28])?,

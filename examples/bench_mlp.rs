@@ -54,7 +54,6 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut rng = ChaCha8Rng::seed_from_u64(SEED);
 
     let images = datasets::load(args.data.as_deref(), true)?;
-    images.require_28x28("W1 (784-256-256-10)")?;
     let (mut train, mut test) = (images.train, images.test);
     let to_unit = Scaler::affine(train.num_features(), 1.0 / 255.0, 0.0)?;
     train.set_scaler(to_unit.clone())?;

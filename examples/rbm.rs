@@ -164,7 +164,6 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         tapegrad::set_num_threads(threads)?;
     }
     let images = datasets::load(args.data.as_deref(), true)?;
-    images.require_28x28("the RBM (784 visible units)")?;
     let (train, test) = (images.train, images.test);
     let (x_train, y_train) = binarized(&train, args.train)?;
     let (x_test, y_test) = binarized(&test, test.len())?;

@@ -320,7 +320,6 @@ fn loaded() -> Res<&'static (Dataset, Dataset, Source)> {
         return Ok(d);
     }
     let images = datasets::load(None, false)?;
-    images.require_28x28("the lecture's models")?;
     if images.train.is_empty() {
         let dir = images.source.dir.display();
         return Err(format!("the data set at {dir} has no training image").into());

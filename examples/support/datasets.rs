@@ -1,19 +1,18 @@
 //! Where the examples find their images: `--data DIR`, else `$FASHION_MNIST_DIR` (when set
 //! and not empty), else Debian's `/usr/share/datasets/fashion-mnist`. A folder that lacks a
 //! file is reported with the files of similar names it holds and with the way it was chosen
-//! (the flag, the variable or the default); a data set whose images are not 28×28, or that
-//! is too small for a validation split, is refused with its sizes. Fashion-MNIST's class
+//! (the flag, the variable or the default); a data set too small for a validation split is
+//! refused with its sizes (the library refuses images that are not 28×28). Fashion-MNIST's class
 //! names are used for the default folder only; another folder's classes are numbers.
 
 #![allow(dead_code)] // each example uses its part
 
 use std::path::{Path, PathBuf};
-use tapegrad::data::{FASHION_MNIST_CLASSES, FASHION_MNIST_ENV, fashion_mnist};
+use tapegrad::data::{
+    FASHION_MNIST_CLASSES, FASHION_MNIST_DEFAULT_DIR, FASHION_MNIST_ENV, fashion_mnist,
+    fashion_mnist_dir,
+};
 use tapegrad::{ChaCha8Rng, Dataset, Error};
-
-/// Where Debian's package `dataset-fashion-mnist` installs Fashion-MNIST (the library's
-/// default folder, which it does not export).
-pub const DEFAULT_DIR: &str = "/usr/share/datasets/fashion-mnist";
 
 /// The four IDX files, without the optional `.gz`.
 pub const FILES: [&str; 4] = [
@@ -22,9 +21,6 @@ pub const FILES: [&str; 4] = [
     "t10k-images-idx3-ubyte",
     "t10k-labels-idx1-ubyte",
 ];
-
-/// Pixels of a Fashion-MNIST image, the input width of every example's model.
-pub const PIXELS: usize = 28 * 28;
 
 /// How the folder was chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,14 +46,16 @@ pub struct Source {
     pub fashion: bool,
 }
 
-/// The folder `data` (a `--data` flag, if the example has one) or the environment names.
+/// The folder `data` (a `--data` flag, if the example has one) or the environment names,
+/// as the library picks it, and how it was chosen.
 fn folder(data: Option<&Path>) -> (PathBuf, Origin) {
-    match (data, std::env::var_os(FASHION_MNIST_ENV)) {
-        (Some(dir), _) => (dir.to_path_buf(), Origin::Flag),
-        // set but empty counts as unset, not as the current directory
-        (None, Some(env)) if !env.is_empty() => (PathBuf::from(env), Origin::Env),
-        _ => (PathBuf::from(DEFAULT_DIR), Origin::Default),
-    }
+    let dir = fashion_mnist_dir(data);
+    let origin = match data {
+        Some(_) => Origin::Flag,
+        None if dir == Path::new(FASHION_MNIST_DEFAULT_DIR) => Origin::Default,
+        None => Origin::Env,
+    };
+    (dir, origin)
 }
 
 /// A file name reduced for comparison: lower case, `.`, `_` and spaces as `-`, no `.gz`.
@@ -89,7 +87,7 @@ pub fn load(data: Option<&Path>, flag: bool) -> tapegrad::Result<Images> {
     let how = match origin {
         Origin::Flag => format!("the folder given with --data ({})", dir.display()),
         Origin::Env => format!("the folder {FASHION_MNIST_ENV} names ({})", dir.display()),
-        Origin::Default => format!("the default folder {DEFAULT_DIR}"),
+        Origin::Default => format!("the default folder {FASHION_MNIST_DEFAULT_DIR}"),
     };
     let where_else = match flag {
         true => format!("give --data DIR (or set {FASHION_MNIST_ENV}=DIR)"),
@@ -132,7 +130,7 @@ pub fn load(data: Option<&Path>, flag: bool) -> tapegrad::Result<Images> {
         (Ok(a), Ok(b)) => a == b,
         _ => false,
     };
-    let fashion = same(&dir, Path::new(DEFAULT_DIR));
+    let fashion = same(&dir, Path::new(FASHION_MNIST_DEFAULT_DIR));
     Ok(Images {
         train,
         test,
@@ -160,29 +158,6 @@ impl Source {
             (true, Some(name)) => name.to_string(),
             _ => format!("class {class}"),
         }
-    }
-}
-
-impl Images {
-    /// Refuses images that are not 28×28, naming their size (`who`: the model that needs
-    /// them, for the message).
-    pub fn require_28x28(&self, who: &str) -> tapegrad::Result<()> {
-        let pixels = self.train.num_features();
-        if pixels == PIXELS {
-            return Ok(());
-        }
-        let side = (pixels as f64).sqrt().round() as usize;
-        let size = match side * side == pixels {
-            true => format!("{side}×{side} images ({pixels} pixels)"),
-            false => format!("images of {pixels} pixels"),
-        };
-        Err(Error::InvalidArgument {
-            op: "data",
-            message: format!(
-                "{who} expected 28×28 images (784 pixels), found {size} in {}",
-                self.source.dir.display()
-            ),
-        })
     }
 }
 

@@ -273,7 +273,6 @@ impl Splits {
         fit_scaler: impl FnOnce(&Dataset) -> Result<Scaler, Box<dyn Error>>,
     ) -> Result<Splits, Box<dyn Error>> {
         let images = datasets::load(flags.data.as_deref(), true)?;
-        images.require_28x28("this example's model")?;
         let (all_train, test, source) = (images.train, images.test, images.source);
         // settings chosen on the split; `--refit` then trains on all 60,000 images with them
         let share = VALIDATION_SHARE;

@@ -18,8 +18,15 @@ use crate::error::{Error, Result};
 use ndarray::Array2;
 use std::path::{Path, PathBuf};
 
-/// Where Debian's package `dataset-fashion-mnist` installs Fashion-MNIST.
-pub(crate) const FASHION_MNIST_DEFAULT_DIR: &str = "/usr/share/datasets/fashion-mnist";
+/// Where Debian's package `dataset-fashion-mnist` installs Fashion-MNIST, the folder
+/// [`fashion_mnist_dir`] falls back to.
+///
+/// # Examples
+/// ```
+/// use tapegrad::data::FASHION_MNIST_DEFAULT_DIR;
+/// assert_eq!(FASHION_MNIST_DEFAULT_DIR, "/usr/share/datasets/fashion-mnist");
+/// ```
+pub const FASHION_MNIST_DEFAULT_DIR: &str = "/usr/share/datasets/fashion-mnist";
 
 /// The environment variable that overrides the default Fashion-MNIST folder,
 /// `/usr/share/datasets/fashion-mnist` (where Debian's package `dataset-fashion-mnist`
@@ -29,7 +36,7 @@ pub(crate) const FASHION_MNIST_DEFAULT_DIR: &str = "/usr/share/datasets/fashion-
 /// ```
 /// use tapegrad::data::{FASHION_MNIST_ENV, fashion_mnist_dir};
 /// assert_eq!(FASHION_MNIST_ENV, "FASHION_MNIST_DIR");
-/// if let Some(dir) = std::env::var_os(FASHION_MNIST_ENV) {
+/// if let Some(dir) = std::env::var_os(FASHION_MNIST_ENV).filter(|d| !d.is_empty()) {
 ///     assert_eq!(fashion_mnist_dir(None), std::path::PathBuf::from(dir));
 /// }
 /// ```
@@ -311,9 +318,10 @@ pub fn read_idx_dataset(images: impl AsRef<Path>, labels: impl AsRef<Path>) -> R
     Dataset::from_bytes(x, labels)
 }
 
-/// The Fashion-MNIST folder: `dir` when given, else `$FASHION_MNIST_DIR`, else
-/// `/usr/share/datasets/fashion-mnist` (where Debian's package `dataset-fashion-mnist`
-/// installs it).
+/// The Fashion-MNIST folder: `dir` when given, else `$FASHION_MNIST_DIR` when it is set and
+/// not empty, else `/usr/share/datasets/fashion-mnist` (where Debian's package
+/// `dataset-fashion-mnist` installs it). An empty variable (`FASHION_MNIST_DIR=`) counts as
+/// unset, as an empty `PATH` entry is not the current folder to most tools.
 ///
 /// # Examples
 /// ```
@@ -324,8 +332,8 @@ pub fn read_idx_dataset(images: impl AsRef<Path>, labels: impl AsRef<Path>) -> R
 pub fn fashion_mnist_dir(dir: Option<&Path>) -> PathBuf {
     match (dir, std::env::var_os(FASHION_MNIST_ENV)) {
         (Some(dir), _) => dir.to_path_buf(),
-        (None, Some(env)) => PathBuf::from(env),
-        (None, None) => PathBuf::from(FASHION_MNIST_DEFAULT_DIR),
+        (None, Some(env)) if !env.is_empty() => PathBuf::from(env),
+        (None, _) => PathBuf::from(FASHION_MNIST_DEFAULT_DIR),
     }
 }
 

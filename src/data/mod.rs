@@ -17,8 +17,8 @@ pub(crate) use augment::Augment;
 pub use cifar::{CIFAR10_CLASSES, CIFAR10_PIXELS, read_cifar10};
 pub(crate) use dataset::{Batch, Dataset};
 pub use idx::{
-    FASHION_MNIST_CLASSES, FASHION_MNIST_ENV, fashion_mnist, fashion_mnist_dir, read_idx_dataset,
-    read_idx_image_size, read_idx_images, read_idx_labels,
+    FASHION_MNIST_CLASSES, FASHION_MNIST_DEFAULT_DIR, FASHION_MNIST_ENV, fashion_mnist,
+    fashion_mnist_dir, read_idx_dataset, read_idx_image_size, read_idx_images, read_idx_labels,
 };
 pub(crate) use preprocess::Scaler;
 pub(crate) use targets::{BatchTargets, Targets};
