@@ -175,7 +175,9 @@ impl Init {
     /// [`Error::InvalidArgument`] when a parameter is out of range (a non-finite gain or
     /// value, `low >= high`, a negative `std`), when the fan a formula divides by is 0, when
     /// [`gain`] has no value for the activation, or when `Orthogonal` gets fewer than 2 axes;
-    /// [`Error::Shape`] for a shape of more elements than an array can hold (`isize::MAX`).
+    /// [`Error::Shape`] for a shape of more elements than an array can hold (`isize::MAX`)
+    /// or this machine can allocate (a `Linear` of `2²⁰ × 2²⁰` weights, 4 TiB: PyTorch raises
+    /// "can't allocate memory", where an allocation that fails would abort a Rust process).
     ///
     /// # Examples
     /// ```
@@ -205,6 +207,18 @@ impl Init {
                 op: "init::sample",
                 expected: format!("a shape of at most {} elements", isize::MAX),
                 found: format!("{shape:?}"),
+            });
+        }
+        // ask for the memory first, so that too much is an error rather than an abort
+        let elements = elements.unwrap_or(0);
+        if Vec::<Elem>::new().try_reserve_exact(elements).is_err() {
+            return Err(Error::Shape {
+                op: "init::sample",
+                expected: "a shape whose elements this machine can allocate".into(),
+                found: format!(
+                    "{shape:?}: {elements} elements, {} bytes",
+                    elements as u128 * std::mem::size_of::<Elem>() as u128
+                ),
             });
         }
         match *self {
@@ -524,6 +538,19 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn layers_too_large_for_memory_are_errors_not_aborts() {
+        // 2^46 weights, 256 TiB, beyond a 48-bit address space whatever the overcommit
+        // setting: the allocation fails, which would abort the process
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let err = Linear::new(1 << 23, 1 << 23, Init::default(), &mut rng).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "init::sample: expected a shape whose elements this machine can allocate, found \
+             [8388608, 8388608]: 70368744177664 elements, 281474976710656 bytes"
+        );
     }
 
     /// Empirical mean and standard deviation of a 512 × 512 draw, in `f64`.
