@@ -178,6 +178,25 @@ impl Sequential {
         &self.layers
     }
 
+    /// Layer `index`, mutably, or `None` past the last: PyTorch's `model[index]`, to freeze
+    /// one layer or reach its parameters. The layer cannot be swapped for another through it,
+    /// so the widths checked by [`Sequential::new`] still fit.
+    ///
+    /// # Examples
+    /// ```
+    /// use tapegrad::{tensor, Linear, Module, Relu, Sequential};
+    /// let first = Linear::from_parts(tensor::ones(&[3, 2]), Some(tensor::zeros(&[3])))?;
+    /// let mut model = Sequential::new(vec![Box::new(first), Box::new(Relu)])?;
+    /// // model[0].requires_grad_(False)
+    /// model.layer_mut(0).unwrap().set_requires_grad(false);
+    /// assert_eq!((model.num_params(), model.num_trainable_params()), (9, 0));
+    /// assert!(model.layer_mut(2).is_none());
+    /// # Ok::<(), tapegrad::Error>(())
+    /// ```
+    pub fn layer_mut(&mut self, index: usize) -> Option<&mut dyn Module> {
+        Some(self.layers.get_mut(index)?.as_mut())
+    }
+
     /// The layers, mutably (for initializers such as [`lsuv`](crate::lsuv)); crate-private so
     /// a layer can't be swapped for one of another width after the check.
     pub(crate) fn layers_mut(&mut self) -> &mut [Box<dyn Module>] {
