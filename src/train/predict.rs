@@ -127,6 +127,11 @@ pub struct Predictions {
 /// [`Predictions::logits`] (the raw outputs) and ignore the classes, or call
 /// [`infer`](crate::infer) on the scaled samples.
 ///
+/// Samples come as rows. A model trained on images `[C, H, W]` takes them behind an
+/// [`Unflatten`](crate::Unflatten): `Sequential::new(vec![Box::new(Unflatten::new(&[1, 28,
+/// 28])?), Box::new(trained)])`, whose output is the trained model's (its parameters are
+/// named `1.…` there: load a checkpoint of the trained model into it before wrapping it).
+///
 /// # Examples
 /// ```
 /// use tapegrad::{ndarray::array, tensor, Linear, Predictor, Scaler};
