@@ -46,7 +46,10 @@ impl Default for GradcheckConfig {
 /// with the estimate `(L(x + ε e_j) − L(x − ε e_j)) / 2ε`.
 ///
 /// Keep inputs away from points where `f` is not differentiable (relu at 0, ties of a max),
-/// where the two legitimately differ.
+/// where the two legitimately differ, and of a size near 1: `ε` is absolute and `f` runs in
+/// `f32` (PyTorch's `gradcheck` runs in `f64`), so at inputs of 1000 the rounding of `L`
+/// swamps a difference over `2ε = 0.002` (scale the inputs down, or `ε` up with
+/// [`gradcheck_with`]).
 ///
 /// # Errors
 /// [`Error::GradientMismatch`] for the first element outside the tolerance, naming the op
@@ -72,7 +75,8 @@ where
 /// [`gradcheck`] with chosen settings (loosen the tolerance only with a reason).
 ///
 /// # Errors
-/// As [`gradcheck`].
+/// [`Error::InvalidArgument`] unless `eps` is finite and `> 0` and `tolerance` finite and
+/// `>= 0`; otherwise as [`gradcheck`].
 ///
 /// # Examples
 /// ```
@@ -82,13 +86,33 @@ where
 /// assert!(gradcheck_with(&GradcheckConfig::default(), |v| v[0].relu(), &[x.clone()]).is_ok());
 /// // an ε of 1 steps over the kink at 0: the estimate (1.5 − 0)/2 = 0.75 is not 1
 /// let wide = GradcheckConfig { eps: 1.0, ..GradcheckConfig::default() };
-/// assert!(gradcheck_with(&wide, |v| v[0].relu(), &[x]).is_err());
+/// assert!(gradcheck_with(&wide, |v| v[0].relu(), &[x.clone()]).is_err());
+/// let none = GradcheckConfig { eps: 0.0, ..GradcheckConfig::default() };
+/// assert_eq!(
+///     gradcheck_with(&none, |v| v[0].relu(), &[x]).unwrap_err().to_string(),
+///     "gradcheck: eps must be finite and > 0, got 0"
+/// );
 /// # Ok::<(), tapegrad::Error>(())
 /// ```
 pub fn gradcheck_with<F>(config: &GradcheckConfig, f: F, inputs: &[Tensor]) -> Result<()>
 where
     F: for<'t> Fn(&[Var<'t>]) -> Var<'t>,
 {
+    let invalid = |message: String| {
+        Err(Error::InvalidArgument {
+            op: "gradcheck",
+            message,
+        })
+    };
+    if !(config.eps > 0.0 && config.eps.is_finite()) {
+        return invalid(format!("eps must be finite and > 0, got {}", config.eps));
+    }
+    if !(config.tolerance >= 0.0 && config.tolerance.is_finite()) {
+        return invalid(format!(
+            "tolerance must be finite and >= 0, got {}",
+            config.tolerance
+        ));
+    }
     let tape = Tape::new();
     let leaves: Vec<Var<'_>> = inputs.iter().map(|x| tape.leaf(x.clone())).collect();
     let output = f(&leaves);

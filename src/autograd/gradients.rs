@@ -72,15 +72,24 @@ impl Leaf {
     }
 }
 
+/// The tape id of a [`Gradients::sum`], which belongs to no tape.
+const SUMMED: u64 = u64::MAX;
+
 impl Gradients {
     /// The gradient of the loss with respect to `leaf`, or `None` when the loss does not
     /// depend on it. A leaf's gradient from a matrix product (a layer's weight) is kept as
     /// its two factors until the first call here forms it (see
     /// [`Var::matmul_transposed`]).
     ///
+    /// Only leaves keep a gradient ([`Tape::leaf`], [`Tape::param`]): a value an op computed
+    /// gives `None`, as PyTorch's `.grad` of a non-leaf without `retain_grad()`. To read the
+    /// gradient at such a point, add a leaf of zeros there (`y + tape.leaf(zeros)`) and ask
+    /// for the leaf's.
+    ///
     /// # Panics
     /// If `leaf` is on another tape, or on this tape before a [`Tape::reset`] the gradients
-    /// were not computed after.
+    /// were not computed after, or these gradients are a [`Gradients::sum`] (which answers
+    /// [`Gradients::param`] only).
     ///
     /// # Examples
     /// ```
@@ -93,6 +102,10 @@ impl Gradients {
     /// ```
     #[track_caller]
     pub fn get(&self, leaf: Var<'_>) -> Option<&Tensor> {
+        assert!(
+            self.tape != SUMMED,
+            "gradients: a sum of gradients keeps parameters' only; ask with param(), not get({leaf:?})"
+        );
         assert!(
             leaf.tape.id == self.tape && leaf.tape.generation == self.generation,
             "gradients: {leaf:?} is not from the tape step these gradients were computed on"
@@ -231,7 +244,7 @@ impl Gradients {
         }
         Gradients {
             // no tape's: `get` with any `Var` is refused
-            tape: u64::MAX,
+            tape: SUMMED,
             generation: 0,
             leaves,
             formed: FormCounter::default(),
@@ -435,5 +448,14 @@ mod tests {
         let nested = Gradients::sum(vec![both, lone]);
         assert_eq!(nested.param(&w).unwrap(), &(&(&one_w + &two_w) + 2.0));
         assert_eq!(nested.param(&b).unwrap().as_slice().unwrap(), &[1.0]);
+    }
+
+    #[test]
+    #[should_panic(expected = "gradients: a sum of gradients keeps parameters' only")]
+    fn get_on_a_sum_says_to_ask_for_parameters() {
+        let tape = Tape::new();
+        let x = tape.leaf(tensor::ones(&[2]));
+        let parts = vec![x.sum().backward(), (x * 2.0).sum().backward()];
+        let _ = Gradients::sum(parts).get(x);
     }
 }

@@ -36,15 +36,19 @@ pub(crate) fn broadcast_shape(op: &str, lhs: &[usize], rhs: &[usize]) -> Vec<usi
             .checked_sub(ndim)
             .map_or(1, |i| shape[i])
     };
-    (0..ndim)
-        .map(|axis| match (size(lhs, axis), size(rhs, axis)) {
+    // a loop, not a closure: a panic inside a closure would name this file, not the
+    // caller's line (`#[track_caller]` does not reach into closures)
+    let mut shape = Vec::with_capacity(ndim);
+    for axis in 0..ndim {
+        shape.push(match (size(lhs, axis), size(rhs, axis)) {
             (a, b) if a == b || b == 1 => a,
             (1, b) => b,
             _ => panic!(
                 "{op}: shapes cannot be broadcast together; lhs shape {lhs:?}, rhs shape {rhs:?}"
             ),
-        })
-        .collect()
+        });
+    }
+    shape
 }
 
 /// Sums a gradient of a broadcast result back to the shape of the operand that was
