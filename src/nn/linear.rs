@@ -216,31 +216,14 @@ impl Linear {
     pub fn bias_mut(&mut self) -> Option<&mut Param> {
         self.bias.as_mut()
     }
-
-    /// `x·Wᵀ + b` for `x: [batch, in]`.
-    #[track_caller]
-    fn forward_rows<'t>(&self, x: Var<'t>) -> Var<'t> {
-        let tape = x.tape();
-        let bias = self.bias.as_ref().map(|b| tape.param(b));
-        x.linear(tape.param(&self.weight), bias)
-    }
 }
 
 impl Module for Linear {
     #[track_caller]
     fn forward<'t>(&self, x: Var<'t>, _mode: Mode) -> Var<'t> {
-        if x.data().ndim() == 2 {
-            return self.forward_rows(x);
-        }
-        // [..., in] (or [in]) as one matrix of rows, then back: free reshapes of row-major
-        // values around the 2-D product, which keeps its factored weight gradient
-        let shape = x.shape();
-        let (&inner, leading) = shape.split_last().unwrap_or((&0, &[]));
-        let rows = leading.iter().product();
-        let y = self.forward_rows(x.reshape(&[rows, inner]));
-        let mut out = leading.to_vec();
-        out.push(self.weight.value().shape()[0]);
-        y.reshape(&out)
+        let tape = x.tape();
+        let bias = self.bias.as_ref().map(|b| tape.param(b));
+        x.linear(tape.param(&self.weight), bias)
     }
 
     crate::walk!(weight, bias);

@@ -148,15 +148,17 @@ impl<'t> Var<'t> {
 }
 
 impl<'t> Var<'t> {
-    /// `y = x·Wᵀ + b` for `x: [m, in]`, a weight `W: [out, in]` and a bias `b: [out]`:
+    /// `y = x·Wᵀ + b` for `x: [..., in]`, a weight `W: [out, in]` and a bias `b: [out]`:
     /// PyTorch's `F.linear`, what a [`Linear`](crate::Linear) layer computes. The same
     /// numbers as `x.matmul_transposed(w) + b`; when no gradient flows to any operand (an
     /// inference tape), the bias is added into the product's output in place, one node
-    /// instead of two.
+    /// instead of two. Leading axes other than one of rows are folded into the rows and
+    /// back, free reshapes of row-major values around the 2-D product (which keeps its
+    /// factored weight gradient).
     ///
     /// # Shapes
     /// `[m, in] · [out, in]ᵀ + [out] -> [m, out]` (any bias that broadcasts to `[m, out]`
-    /// works, as with `+`).
+    /// works, as with `+`); `[..., in] -> [..., out]`, and `[in] -> [out]`.
     ///
     /// # Panics
     /// As [`Var::matmul_transposed`], and when the bias does not broadcast to the output.
@@ -171,10 +173,22 @@ impl<'t> Var<'t> {
     /// // [1, 2]·Wᵀ = [1, 3], plus the bias
     /// assert_eq!(x.linear(w, Some(b)).value().as_slice().unwrap(), &[1.5, 2.0]);
     /// assert_eq!(tape.len(), 4); // x, W, b and one node for the whole layer
+    /// // a batch of sequences [2, 3, 2]: each of the 6 rows alike
+    /// let seqs = tape.constant(tensor::from_vec((0..12).map(|v| v as f32).collect(), &[2, 3, 2])?);
+    /// assert_eq!(seqs.linear(w, Some(b)).shape(), [2, 3, 2]);
     /// # Ok::<(), tapegrad::Error>(())
     /// ```
     #[track_caller]
     pub fn linear(self, weight: Var<'t>, bias: Option<Var<'t>>) -> Var<'t> {
+        if self.data().ndim() != 2 {
+            let shape = self.shape();
+            let (&inner, leading) = shape.split_last().unwrap_or((&0, &[]));
+            let rows = leading.iter().product();
+            let y = self.reshape(&[rows, inner]).linear(weight, bias);
+            let mut out = leading.to_vec();
+            out.push(y.shape()[1]);
+            return y.reshape(&out);
+        }
         let Some(bias) = bias else {
             return self.matmul_transposed(weight);
         };
@@ -340,6 +354,28 @@ mod tests {
         // B a leaf of `matmul`: Aᵀ·G kept as factors
         let inputs = [random(&[2, 3], 6), random(&[3, 4], 7)];
         gradcheck(|v| v[0].tanh().matmul(v[1]), &inputs).unwrap();
+    }
+
+    #[test]
+    fn gradcheck_linear_on_rows_sequences_and_one_sample() {
+        for x_shape in [vec![3, 4], vec![2, 3, 4], vec![4]] {
+            let inputs = [random(&x_shape, 1), random(&[5, 4], 2), random(&[5], 3)];
+            gradcheck(|v| v[0].linear(v[1], Some(v[2])), &inputs).unwrap();
+            gradcheck(|v| v[0].linear(v[1], None), &inputs[..2]).unwrap();
+        }
+        // [2, 3, 4] gives the rows of its [6, 4] matrix, in order
+        let tape = Tape::new();
+        let (x, w) = (random(&[2, 3, 4], 4), random(&[5, 4], 5));
+        let seqs = tape
+            .constant(x.clone())
+            .linear(tape.constant(w.clone()), None);
+        let rows = tape.constant(x.into_shape_with_order(vec![6, 4]).unwrap());
+        let rows = rows.linear(tape.constant(w), None);
+        assert_eq!(seqs.shape(), [2, 3, 5]);
+        assert_eq!(
+            seqs.value().iter().collect::<Vec<_>>(),
+            rows.value().iter().collect::<Vec<_>>()
+        );
     }
 
     #[test]
