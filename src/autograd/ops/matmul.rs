@@ -196,7 +196,21 @@ impl<'t> Var<'t> {
         let b = bias.data();
         let out_features = weight.shape().first().copied();
         if !frozen || b.ndim() != 1 || Some(b.len()) != out_features {
-            return self.matmul_transposed(weight) + bias;
+            let bias_shape = b.shape().to_vec();
+            drop(b);
+            let product = self.matmul_transposed(weight);
+            let out = product.shape();
+            // NumPy's rule, checked here so that a misfit names this op, not `add`
+            let fits = bias_shape.len() <= out.len()
+                && (bias_shape.iter().rev().zip(out.iter().rev())).all(|(&b, &o)| b == o || b == 1);
+            assert!(
+                fits,
+                "linear: expected a bias that broadcasts to the output shape {out:?}, found bias \
+                 shape {bias_shape:?}; x shape {:?}, weight shape {:?}",
+                self.shape(),
+                weight.shape()
+            );
+            return product + bias;
         }
         let mut out = forward_product("linear", self, weight, true);
         let b = b
@@ -354,6 +368,16 @@ mod tests {
         // B a leaf of `matmul`: Aᵀ·G kept as factors
         let inputs = [random(&[2, 3], 6), random(&[3, 4], 7)];
         gradcheck(|v| v[0].tanh().matmul(v[1]), &inputs).unwrap();
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "linear: expected a bias that broadcasts to the output shape [2, 3], found bias shape [4]; x shape [2, 5], weight shape [3, 5]"
+    )]
+    fn a_bias_of_another_width_panics_naming_linear() {
+        let tape = Tape::new();
+        let (x, w, b) = (random(&[2, 5], 1), random(&[3, 5], 2), random(&[4], 3));
+        let _ = tape.leaf(x).linear(tape.leaf(w), Some(tape.leaf(b)));
     }
 
     #[test]
