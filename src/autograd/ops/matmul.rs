@@ -195,21 +195,24 @@ impl<'t> Var<'t> {
         let frozen = !(self.requires_grad() || weight.requires_grad() || bias.requires_grad());
         let b = bias.data();
         let out_features = weight.shape().first().copied();
-        if !frozen || b.ndim() != 1 || Some(b.len()) != out_features {
-            let bias_shape = b.shape().to_vec();
-            drop(b);
+        let row_bias = b.ndim() == 1 && Some(b.len()) == out_features;
+        if !frozen || !row_bias {
             let product = self.matmul_transposed(weight);
-            let out = product.shape();
-            // NumPy's rule, checked here so that a misfit names this op, not `add`
-            let fits = bias_shape.len() <= out.len()
-                && (bias_shape.iter().rev().zip(out.iter().rev())).all(|(&b, &o)| b == o || b == 1);
-            assert!(
-                fits,
-                "linear: expected a bias that broadcasts to the output shape {out:?}, found bias \
-                 shape {bias_shape:?}; x shape {:?}, weight shape {:?}",
-                self.shape(),
-                weight.shape()
-            );
+            if !row_bias {
+                // NumPy's rule, checked here so that a misfit names this op, not `add`; a
+                // bias of one value per output (the usual case) fits without a look
+                let (bias_shape, out) = (b.shape(), product.shape());
+                let fits = bias_shape.len() <= out.len()
+                    && (bias_shape.iter().rev().zip(out.iter().rev()))
+                        .all(|(&b, &o)| b == o || b == 1);
+                assert!(
+                    fits,
+                    "linear: expected a bias that broadcasts to the output shape {out:?}, found \
+                     bias shape {bias_shape:?}; x shape {:?}, weight shape {:?}",
+                    self.shape(),
+                    weight.shape()
+                );
+            }
             return product + bias;
         }
         let mut out = forward_product("linear", self, weight, true);
