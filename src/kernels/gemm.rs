@@ -9,15 +9,21 @@ use crate::tensor::Elem;
 use ndarray::{ArrayView2, ArrayViewMut2, Axis, Ix2};
 
 /// Products of at most this many rows whose right operand's columns are contiguous (`x·Wᵀ`
-/// with `W` row-major) take the dot-product kernel in [`product`]. Measured on workload W1's
-/// first layer (`k = 784`, `n = 256`, one AVX2 core of a busy 2-CPU EPYC VM): the `gemm`
-/// crate's kernel, which vectorizes along the rows, reached 4 GFLOP/s at 2 rows, 9 at 4, 19
-/// at 16 and 28 at 32, the dot products 15 at 1 row, 30 at 2 and 35 to 42 from 4 rows to
-/// 64; from 64 rows on, `gemm` caught up.
+/// with `W` row-major) take the dot-product kernel in [`add_product`], and in [`product`] on
+/// a CPU without AVX-512F. Measured on workload W1's first layer (`k = 784`, `n = 256`, one
+/// AVX2 core of a busy 2-CPU EPYC VM): the `gemm` crate's kernel, which vectorizes along the
+/// rows, reached 4 GFLOP/s at 2 rows, 9 at 4, 19 at 16 and 28 at 32, the dot products 15 at
+/// 1 row, 30 at 2 and 35 to 42 from 4 rows to 64; from 64 rows on, `gemm` caught up.
 const FEW_ROWS: usize = 32;
 
+/// [`FEW_ROWS`] for [`product`] on AVX-512F, where `gemm`'s 16-lane kernels catch up much
+/// sooner: W1's forward pass on one core of a Zen 4 EPYC (AVX-512, interleaved batch sizes)
+/// ran batches of 8 rows at 129k samples/s by dot products and 86k by `gemm`, batches of 16
+/// at 130k and 177k, and of 32 at 127k and 181k.
+const FEW_ROWS_AVX512: usize = 8;
+
 /// `dst = lhs·rhs`, overwriting `dst`, with the kernel that suits the shape: for at most
-/// [`FEW_ROWS`] rows read along contiguous rows of `lhs` and contiguous columns of `rhs`, on
+/// [`FEW_ROWS`] rows ([`FEW_ROWS_AVX512`] on AVX-512F) read along contiguous rows of `lhs` and contiguous columns of `rhs`, on
 /// a CPU with AVX-512F (16 lanes) or AVX2 and FMA (8 lanes), dot products of whole vectors,
 /// so that a few rows use the whole vector width; else [`gemm`].
 ///
@@ -37,10 +43,11 @@ pub(crate) fn product(
     multiply(lhs, rhs, dst, false);
 }
 
-/// `dst += lhs·rhs`, with the kernel [`product`] would choose: each element of `dst` gains
-/// one dot product, summed as [`product`] sums it. For a convolution's weight gradient of
-/// few output channels, `G_n·P_nᵀ` (`G_n` `[O, OH·OW]`, `P_n` `[K, OH·OW]`, both read along
-/// their rows), where `gemm` spends more time packing than multiplying.
+/// `dst += lhs·rhs`, by dot products for at most [`FEW_ROWS`] rows (on either vector unit),
+/// else by [`gemm`]: each element of `dst` gains one dot product, summed as [`product`]'s
+/// dot products sum it. For a convolution's weight gradient of few output channels,
+/// `G_n·P_nᵀ` (`G_n` `[O, OH·OW]`, `P_n` `[K, OH·OW]`, both read along their rows), where
+/// `gemm` spends more time packing than multiplying.
 ///
 /// # Panics
 /// If the shapes do not chain (an internal error: callers check shapes first).
@@ -60,10 +67,16 @@ fn multiply(
     accumulate: bool,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if lhs.nrows() <= FEW_ROWS
+    use crate::kernels::simd::Unit;
+    #[cfg(target_arch = "x86_64")]
+    if let Some(unit) = Unit::detect()
+        && lhs.nrows()
+            <= match (unit, accumulate) {
+                (Unit::Avx512, false) => FEW_ROWS_AVX512,
+                _ => FEW_ROWS,
+            }
         && (lhs.ncols() < 2 || lhs.strides()[1] == 1)
         && (rhs.nrows() < 2 || rhs.strides()[0] == 1)
-        && let Some(unit) = crate::kernels::simd::Unit::detect()
     {
         let (m, k, n) = chained("product", &lhs, &rhs, &dst);
         let pieces = crate::threads::block_threads(m * n * k, n / (2 * few_rows::COLUMNS));
@@ -536,7 +549,7 @@ mod tests {
     #[test]
     fn few_rows_times_transposed_matrix_agree_with_gemm() {
         // k with a tail after whole vectors (of 8 and of 16 lanes), n with columns left
-        // after blocks of 3, rows around each block size and at the limit; 35 > FEW_ROWS
+        // after blocks of 3, rows around each block size and at both limits; 35 > FEW_ROWS
         // takes gemm itself
         let close = |ours: &Tensor, reference: &Tensor, what: &str, k: usize| {
             for (index, (a, b)) in ours.iter().zip(reference).enumerate() {
@@ -547,7 +560,7 @@ mod tests {
             }
         };
         for (k, n) in [(19, 7), (784, 256), (8, 1), (3, 5), (40, 4)] {
-            for rows in [1, 2, 3, 4, 5, 7, 13, FEW_ROWS, 35] {
+            for rows in [1, 2, 3, 4, 5, 7, FEW_ROWS_AVX512, 9, 13, FEW_ROWS, 35] {
                 let (x, w) = operands(rows, k, n);
                 let (ours, reference) = both(&x, &w);
                 close(&ours, &reference, &format!("rows {rows}, k {k}, n {n}"), k);
@@ -570,8 +583,16 @@ mod tests {
         for (rows, k, n) in [(32, 784, 10), (5, 19, 7), (1, 3, 2), (40, 100, 9)] {
             let (x, w) = operands(rows, k, n);
             let (x, w) = (view2(&x), view2(&w));
+            // what the dot products write (on AVX-512F, `product` itself takes them for
+            // fewer rows than `add_product` does)
             let mut written = Tensor::zeros(&[rows, n][..]);
-            product(x, w.t(), view2_mut(&mut written));
+            match crate::kernels::simd::Unit::detect() {
+                #[cfg(target_arch = "x86_64")]
+                Some(unit) if rows <= FEW_ROWS => {
+                    few_rows::split_columns(unit, x, w.t(), view2_mut(&mut written), 1, false)
+                }
+                _ => product(x, w.t(), view2_mut(&mut written)),
+            }
             let start = Tensor::from_shape_fn(&[rows, n][..], |i| (i[0] * n + i[1]) as Elem * 0.25);
             let mut added = start.clone();
             add_product(x, w.t(), view2_mut(&mut added));
@@ -594,9 +615,11 @@ mod tests {
 
     #[test]
     fn a_rows_product_does_not_depend_on_the_other_rows_or_the_column_split() {
-        let (x, w) = operands(11, 100, 29);
+        // 7 rows: a block of 4 and a remainder, within the dot products' reach on every unit
+        let rows = 7;
+        let (x, w) = operands(rows, 100, 29);
         let (whole, _) = both(&x, &w);
-        for row in 0..11 {
+        for row in 0..rows {
             let one = x.slice(ndarray::s![row..row + 1, ..]).to_owned().into_dyn();
             let (alone, _) = both(&one, &w);
             let expected = whole.slice(ndarray::s![row..row + 1, ..]).into_dyn();
@@ -605,7 +628,7 @@ mod tests {
         #[cfg(target_arch = "x86_64")]
         if let Some(unit) = crate::kernels::simd::Unit::detect() {
             for pieces in [2, 3] {
-                let mut split = Tensor::zeros(&[11, 29][..]);
+                let mut split = Tensor::zeros(&[rows, 29][..]);
                 let (x, w, dst) = (view2(&x), view2(&w), view2_mut(&mut split));
                 few_rows::split_columns(unit, x, w.t(), dst, pieces, false);
                 assert_eq!(split, whole, "columns split in {pieces}");
