@@ -450,6 +450,8 @@ fn train_and_test(args: &mut Args) -> Result<(), Box<dyn Error>> {
         .momentum(MOMENTUM)?
         .nesterov()
         .weight_decay(args.wd)?
+        // weights only: biases and batch-norm scales and shifts are not decayed
+        .decay_biases(false)
         .schedule(schedule);
     fashion::train(
         flags,

@@ -31,15 +31,18 @@ impl ParamId {
 /// What a [`Param`] is for. Rules that treat parameters differently read the role, never
 /// the name (names exist for checkpoints and summaries):
 ///
-/// | role | weight decay and L2 by default | [`lsuv`](crate::lsuv) |
+/// | role | L2 (`Optim::l2`, `l2_penalty`), and weight decay with `decay_biases(false)` | [`lsuv`](crate::lsuv) |
 /// |---|---|---|
 /// | [`Role::Weight`] | yes | rescales it when it has 2 axes or more |
 /// | [`Role::Bias`] | no | leaves it |
 /// | [`Role::NormScale`], [`Role::NormShift`] | no | leaves it |
 /// | [`Role::Custom`] | yes | leaves it |
 ///
-/// Biases and normalization parameters are left out of weight decay as in common practice
-/// (Caffe's `decay_mult: 0` on biases; timm's `param_groups_weight_decay` and nanoGPT's
+/// Weight decay ([`Optim::weight_decay`](crate::Optim::weight_decay)) reaches every
+/// parameter by default, as PyTorch's does. The L2 term `λ·Σ W²` sums the weights, and
+/// [`Optim::decay_biases`](crate::Optim::decay_biases)`(false)` leaves biases and
+/// normalization parameters out of weight decay as in common practice (Caffe's
+/// `decay_mult: 0` on biases; timm's `param_groups_weight_decay` and nanoGPT's
 /// `configure_optimizers`, which decay only matrices): they shift or scale a unit's input
 /// rather than mix inputs, so shrinking them does not make the function smoother.
 ///

@@ -152,8 +152,8 @@ fn sgd_beats_gd_per_epoch() {
 }
 
 #[test]
-fn batch_one_learns_most_per_epoch_batch_hundred_most_per_second() {
-    if !full_set_present("batch_one_learns_most_per_epoch_batch_hundred_most_per_second") {
+fn batch_one_learns_most_in_the_first_epoch_batch_hundred_most_per_second() {
+    if !full_set_present("batch_one_learns_most_in_the_first_epoch_batch_hundred_most_per_second") {
         return;
     }
     let dir = out("bs");
@@ -249,8 +249,8 @@ fn rbm_pretraining_lifts_the_first_layers_gradient_above_small_random_inits() {
 }
 
 #[test]
-fn rectifiers_beat_step_and_sigmoid_on_a_deep_mlp() {
-    if !full_set_present("rectifiers_beat_step_and_sigmoid_on_a_deep_mlp") {
+fn step_and_sigmoid_train_worst_on_a_deep_mlp() {
+    if !full_set_present("step_and_sigmoid_train_worst_on_a_deep_mlp") {
         return;
     }
     let dir = out("act");
@@ -271,11 +271,16 @@ fn a_large_rate_kills_relu_units_not_leaky_ones() {
     }
     let dir = out("dying");
     let o = lecture::dying_relu::run(Budget::Tiny, &dir).unwrap();
-    let large = lecture::dying_relu::RATES[2];
+    let rates = lecture::dying_relu::RATES;
+    let large = rates[rates.len() - 1];
     let relu = o.dead("ReLU", large);
     assert!(relu > 0.2, "{relu}");
-    assert!(relu > o.dead("LeakyReLU (0.01)", large) + 0.2);
     assert!(o.dead("ReLU", 0.01) < 0.05);
+    // leaky units stay alive at every rate
+    for lr in rates {
+        let leaky = o.dead("LeakyReLU (0.01)", lr);
+        assert!(leaky < 0.01, "leaky ReLU at lr {lr}: {leaky}");
+    }
     wrote(&dir, "dying-relu");
 }
 
@@ -367,8 +372,13 @@ fn regularization_and_more_data_shrink_the_overfitting_gap() {
     let o = lecture::overfitting::run(Budget::Tiny, &dir).unwrap();
     let none = o.gap("none");
     assert!(none > 0.15, "gap {none}");
-    assert!(o.gap("more data") < none);
-    assert!(o.gap("dropout") < none);
+    assert!(o.gap("L2") < none);
+    let more = o.gap("more data (");
+    assert!(more < none);
+    // dropout pays once there is more data
+    assert!(o.gap("more data, dropout") < more);
+    // fewer features: a linear model on pixels averaged by blocks
+    assert!(o.gap("linear model, fewer") < o.gap("linear model, 784"));
     wrote(&dir, "overfitting");
 }
 

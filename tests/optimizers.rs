@@ -22,8 +22,9 @@
 //!     return lin.weight.flatten().tolist() + lin.bias.tolist()
 //! ```
 //!
-//! Each test quotes its `run(...)` call. PyTorch decays every parameter, biases included, so
-//! the runs with weight decay set `decay_biases(true)`.
+//! Each test quotes its `run(...)` call. PyTorch decays every parameter, biases included,
+//! as `weight_decay` does here by default; the runs with weight decay also say so with
+//! `decay_biases(true)`.
 
 use tapegrad::checkpoint::Checkpoint;
 use tapegrad::ndarray::{ArrayViewMutD, Zip, array};
@@ -216,9 +217,13 @@ fn adam_and_adamw_reproduce_pytorch_with_decayed_biases() {
             -0.32299268,
         ],
     );
-    // by default a bias is not decayed: after one step (same gradients) the bias is as
-    // without decay, the weight is not
-    let skipped = run_on(layer(), &mut Adam::adamw(0.05, 0.1).unwrap(), 1);
+    // by default weight decay reaches the biases, as PyTorch's: the same numbers; with
+    // `decay_biases(false)` a bias after one step (same gradients) is as without decay,
+    // the weight is not
+    let default = run(Adam::adamw(0.05, 0.1).unwrap());
+    assert_eq!(default, run(Adam::adamw(0.05, 0.1).unwrap().decay_biases(true)));
+    let adamw = Adam::adamw(0.05, 0.1).unwrap();
+    let skipped = run_on(layer(), &mut adamw.decay_biases(false), 1);
     let undecayed = run_on(layer(), &mut Adam::new(0.05).unwrap(), 1);
     assert_eq!(skipped[6..], undecayed[6..]);
     assert_ne!(skipped[..6], undecayed[..6]);

@@ -213,8 +213,9 @@ fn a_user_module_trains_with_fit_and_resumes_bit_for_bit() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// One SGD step with weight decay and a zero gradient, `θ ← θ − lr·wd·θ`, on a parameter of
-/// each role, every one named `"weight"`, so that only the role can decide.
+/// One SGD step with weight decay on weights only (`decay_biases(false)`) and a zero
+/// gradient, `θ ← θ − lr·wd·θ`, on a parameter of each role, every one named `"weight"`, so
+/// that only the role can decide; without `decay_biases(false)` every parameter decays.
 #[test]
 fn weight_decay_follows_the_role_not_the_name() {
     struct EveryRole {
@@ -246,13 +247,31 @@ fn weight_decay_follows_the_role_not_the_name() {
     let mut loss = tape.constant(tensor::zeros(&[]));
     model.visit_params(&mut |_, p| loss = loss + (tape.param(p) * 0.0).sum());
     let grads = loss.backward();
-    let mut sgd = Sgd::new(0.5).unwrap().weight_decay(0.1).unwrap();
-    sgd.step(&mut model, &grads).unwrap();
-    let after: Vec<Tensor> = model.params.iter().map(|p| p.value().to_owned()).collect();
     let decayed = 2.0 - 0.5 * 0.1 * 2.0;
-    let expected: Vec<Tensor> = [decayed, 2.0, 2.0, 2.0, decayed, decayed]
-        .iter()
-        .map(|&v| tensor::full(&[2], v))
-        .collect();
-    assert_eq!(after, expected);
+    let after_step = |sgd: Sgd, model: &mut EveryRole| -> Vec<Tensor> {
+        let mut sgd = sgd;
+        let before: Vec<Tensor> = model.params.iter().map(|p| p.value().to_owned()).collect();
+        sgd.step(model, &grads).unwrap();
+        let after = model.params.iter().map(|p| p.value().to_owned()).collect();
+        for (p, v) in model.params.iter_mut().zip(before) {
+            p.set_value(v).unwrap();
+        }
+        after
+    };
+    let all =
+        |values: &[f32]| -> Vec<Tensor> { values.iter().map(|&v| tensor::full(&[2], v)).collect() };
+    let weights_only = Sgd::new(0.5).unwrap().decay_biases(false);
+    assert_eq!(
+        after_step(weights_only.weight_decay(0.1).unwrap(), &mut model),
+        all(&[decayed, 2.0, 2.0, 2.0, decayed, decayed])
+    );
+    // PyTorch's weight decay reaches every parameter
+    let every = Sgd::new(0.5).unwrap().weight_decay(0.1).unwrap();
+    assert_eq!(after_step(every, &mut model), all(&[decayed; 6]));
+    // the L2 term λ·Σ W² sums the weights: 2λ = 0.1
+    let l2 = Sgd::new(0.5).unwrap().l2(0.05).unwrap();
+    assert_eq!(
+        after_step(l2, &mut model),
+        all(&[decayed, 2.0, 2.0, 2.0, decayed, decayed])
+    );
 }

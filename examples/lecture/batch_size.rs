@@ -1,5 +1,5 @@
-//! `batch-size`: batch 1 makes the most progress per epoch (one step per sample), batch
-//! 100 the most per second (matrix products use the cores); the full batch is slowest.
+//! `batch-size`: batch 1 makes the most progress in the first epoch (one step per sample),
+//! batch 100 the most per second (matrix products use the cores); the full batch is slowest.
 
 use super::common::{Budget, Plot, Res, Run, Table, Unit, fashion, mlp, pct, train};
 use std::path::Path;

@@ -41,6 +41,17 @@ pub fn net_with_input_dropout(
     input: Option<f32>,
     seed: u64,
 ) -> Res<Sequential> {
+    Ok(Sequential::new(layers(784, with_dropout, input, seed)?)?)
+}
+
+/// The layers of [`net_with_input_dropout`] on `inputs` input features:
+/// `inputs`-256-256-10.
+pub fn layers(
+    inputs: usize,
+    with_dropout: bool,
+    input: Option<f32>,
+    seed: u64,
+) -> Res<Vec<Box<dyn Module>>> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut drop_rng = ChaCha8Rng::seed_from_u64(seed + 1);
     let he = Init::KaimingNormal {
@@ -51,7 +62,7 @@ pub fn net_with_input_dropout(
     if let Some(p) = input {
         layers.push(Box::new(Dropout::new(p, &mut drop_rng)?));
     }
-    let mut width = 784;
+    let mut width = inputs;
     for h in [256, 256] {
         layers.push(Box::new(Linear::new(width, h, he, &mut rng)?));
         layers.push(Box::new(Relu));
@@ -61,7 +72,7 @@ pub fn net_with_input_dropout(
         width = h;
     }
     layers.push(Box::new(Linear::new(width, 10, Init::default(), &mut rng)?));
-    Ok(Sequential::new(layers)?)
+    Ok(layers)
 }
 
 /// Copies the parameters of `from` into `to` in order (same Linear layers).

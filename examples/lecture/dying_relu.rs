@@ -1,13 +1,15 @@
 //! `dying-relu`: after training with a large learning rate, many ReLU units output 0 for
-//! every input (dead: no gradient reaches them, so they never come back); leaky ReLU and
-//! ELU units keep a gradient on the negative side and stay alive.
+//! every input (dead: no gradient reaches them, so they never come back); leaky ReLU units
+//! keep a gradient on the negative side and stay alive, while ELU units saturate at −α.
+//! Gradients are clipped to a global norm of 1 (PyTorch's `clip_grad_norm_`), so that a
+//! large rate shows what its steps do to the units rather than a loss that overflows.
 
 use super::common::{Budget, Plot, Res, Run, Table, Unit, fashion, mlp, num, pct, train_observed};
 use std::path::Path;
 use tapegrad::prelude::*;
 
-/// The learning rates: a normal one and a large one.
-pub const RATES: [f32; 3] = [0.01, 0.03, 0.1];
+/// The learning rates, from a normal one to a very large one.
+pub const RATES: [f32; 4] = [0.01, 0.1, 0.3, 1.0];
 
 /// The units compared.
 pub const UNITS: [Activation; 3] = [
@@ -51,8 +53,8 @@ fn dead_fraction(model: &Sequential, x: &Tensor) -> Res<f64> {
     Ok(acts.iter().sum::<f64>() / acts.len() as f64)
 }
 
-/// 784-128-128-128-10, He init, SGD momentum 0.9, batch 32; dead units counted on 1,000
-/// test images after training.
+/// 784-128-128-128-10, He init, SGD momentum 0.9 with gradients clipped to norm 1, batch
+/// 32; dead units counted on 1,000 test images after training.
 pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
     let (train_n, epochs) = budget.pick((1_000, 2), (10_000, 5));
     let (train_set, test) = fashion(train_n, 1_000, 9)?;
@@ -68,7 +70,7 @@ pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
                 activation: Activation::Relu,
             };
             let mut model = mlp(784, &[128; 3], Unit::Act(act), he, 0)?;
-            let mut sgd = Sgd::new(lr)?.momentum(0.9)?;
+            let mut sgd = Sgd::new(lr)?.momentum(0.9)?.clip_grad_norm(1.0)?;
             let mut curve = vec![(0.0, dead_fraction(&model, &x)?)];
             let run = train_observed(
                 &mut model,
@@ -95,7 +97,7 @@ pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
     }
     let mut table = Table::new(
         &format!(
-            "Dying ReLU: 784-128×3-10, He init, SGD momentum 0.9, batch 32, {epochs} epochs on {train_n} images"
+            "Dying ReLU: 784-128×3-10, He init, SGD momentum 0.9, gradient norm clipped to 1, batch 32, {epochs} epochs on {train_n} images"
         ),
         &[
             "activation",
@@ -122,8 +124,11 @@ pub fn run(budget: Budget, out: &Path) -> Res<Outcome> {
     table.note(format!(
         "The dead fraction is measured after every epoch with `diagnostics::activation_stats` (second plot). A unit is dead when its output is the same for all {} test images (max − min ≤ 1e-6; \
          `diagnostics::DEAD_TOLERANCE`). For a ReLU that means it is 0 for every input, so it passes \
-         no gradient and cannot recover. \
-         \"diverged\": the loss became non-finite and training stopped there (units are counted on \
+         no gradient and cannot recover; a leaky ReLU's output still varies with its input on \
+         the negative side, and its gradient there is 0.01, so it can come back. Gradients are \
+         clipped to a global norm of 1 (`Optim::clip_grad_norm`, PyTorch's `clip_grad_norm_`), \
+         so that a large rate shows what its steps do to the units rather than an overflowing \
+         loss. \"diverged\": the loss became non-finite and training stopped there (units are counted on \
          the last finite parameters). ELU units saturate at −α for very negative inputs, where \
          their gradient α·eˣ is tiny; those count as dead too.",
         test.len()

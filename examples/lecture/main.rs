@@ -88,7 +88,7 @@ pub const EXPERIMENTS: [Experiment; 17] = [
     },
     Experiment {
         name: "batch-size",
-        claim: "batch 1 learns most per epoch, batch 100 most per second",
+        claim: "batch 1 learns most in the first epoch, batch 100 most per second",
         run: |b, o| Ok(batch_size::run(b, o)?.table),
     },
     Experiment {
@@ -108,7 +108,7 @@ pub const EXPERIMENTS: [Experiment; 17] = [
     },
     Experiment {
         name: "activations",
-        claim: "on the same deep MLP, rectifiers and maxout train best, step and sigmoid worst",
+        claim: "on the same deep MLP, step and sigmoid train worst; tanh, the rectifiers and maxout all train",
         run: |b, o| Ok(activations::run(b, o)?.table),
     },
     Experiment {
@@ -128,7 +128,7 @@ pub const EXPERIMENTS: [Experiment; 17] = [
     },
     Experiment {
         name: "overfitting",
-        claim: "a small training set overfits; L2, dropout and more data shrink the gap",
+        claim: "a small training set overfits; L2, fewer features and more data shrink the gap, dropout once there is more data",
         run: |b, o| Ok(overfitting::run(b, o)?.table),
     },
     Experiment {

@@ -416,6 +416,62 @@ impl fmt::Debug for Sequential {
     }
 }
 
+/// `model[i]`: layer `i`, as in PyTorch.
+///
+/// # Panics
+/// If `i` is past the last layer, naming both (`Sequential::layer_mut` returns `None`
+/// instead).
+///
+/// # Examples
+/// ```
+/// use tapegrad::{Flatten, Relu, Sequential};
+/// let model = Sequential::new(vec![Box::new(Flatten), Box::new(Relu)])?;
+/// assert_eq!(model[1].describe(), "ReLU()");
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
+impl std::ops::Index<usize> for Sequential {
+    type Output = dyn Module;
+
+    #[track_caller]
+    fn index(&self, i: usize) -> &(dyn Module + 'static) {
+        match self.layers.get(i) {
+            Some(layer) => layer.as_ref(),
+            None => panic!(
+                "Sequential: no layer {i}, the model has {}",
+                self.layers.len()
+            ),
+        }
+    }
+}
+
+/// `model[i]`, mutably: PyTorch's `model[i].requires_grad_(False)` is
+/// `model[i].set_requires_grad(false)`. As with [`Sequential::layer_mut`], the layer can be
+/// changed in place but not swapped for another, so the widths checked by
+/// [`Sequential::new`] still fit.
+///
+/// # Panics
+/// If `i` is past the last layer, naming both.
+///
+/// # Examples
+/// ```
+/// use tapegrad::{tensor, Linear, Module, Relu, Sequential};
+/// let first = Linear::from_parts(tensor::ones(&[3, 2]), Some(tensor::zeros(&[3])))?;
+/// let mut model = Sequential::new(vec![Box::new(first), Box::new(Relu)])?;
+/// model[0].set_requires_grad(false);
+/// assert_eq!(model.num_trainable_params(), 0);
+/// # Ok::<(), tapegrad::Error>(())
+/// ```
+impl std::ops::IndexMut<usize> for Sequential {
+    #[track_caller]
+    fn index_mut(&mut self, i: usize) -> &mut (dyn Module + 'static) {
+        let count = self.layers.len();
+        match self.layers.get_mut(i) {
+            Some(layer) => layer.as_mut(),
+            None => panic!("Sequential: no layer {i}, the model has {count}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -434,6 +490,16 @@ mod tests {
             Box::new(Linear::new(4, 2, Init::default(), rng).unwrap()),
         ])
         .unwrap()
+    }
+
+    #[test]
+    #[should_panic(expected = "Sequential: no layer 5, the model has 5")]
+    fn indexing_past_the_last_layer_names_both() {
+        let mut model = mlp(&mut ChaCha8Rng::seed_from_u64(0));
+        assert_eq!(model[1].describe(), "Tanh()");
+        model[4].set_requires_grad(false);
+        assert_eq!(model.num_trainable_params(), model.num_params() - 10);
+        let _ = &model[5];
     }
 
     #[test]

@@ -4,9 +4,10 @@
 use crate::autograd::tape::{Tape, Var};
 use crate::nn::{Module, Param, Role};
 
-/// Whether L2 regularization and weight decay apply to `param` by default, decided by its
-/// [`Role`] alone (never its name): weights and [`Role::Custom`] parameters decay; biases
-/// and normalization scales and shifts do not (see [`Role`] for why).
+/// Whether L2 regularization (and weight decay under `decay_biases(false)`) applies to
+/// `param`, decided by its [`Role`] alone (never its name): weights and [`Role::Custom`]
+/// parameters decay; biases and normalization scales and shifts do not (see [`Role`] for
+/// why).
 pub(crate) fn decays(param: &Param) -> bool {
     match param.role() {
         Role::Weight | Role::Custom(_) => true,

@@ -214,7 +214,7 @@ pub trait Optimizer: Send {
 /// }
 ///
 /// let mut layer = Linear::from_parts(tensor::ones(&[1, 1]), Some(tensor::zeros(&[1])))?;
-/// let mut opt = Optim::with_rule(Record::default(), 0.5)?.weight_decay(0.1)?;
+/// let mut opt = Optim::with_rule(Record::default(), 0.5)?.l2(0.05)?; // weight decay 0.1
 /// for _ in 0..2 {
 ///     let tape = Tape::new();
 ///     let grads = layer.forward(tape.constant(tensor::ones(&[1, 1])), Mode::Train).sum().backward();
@@ -222,7 +222,7 @@ pub trait Optimizer: Send {
 /// }
 /// assert_eq!(opt.rule().0, vec![
 ///     ("weight".to_string(), 0.5, 0.1, 0, true),
-///     ("bias".to_string(), 0.5, 0.0, 0, true), // biases are not decayed by default
+///     ("bias".to_string(), 0.5, 0.0, 0, true), // L2 sums the weights: no decay for biases
 ///     ("weight".to_string(), 0.5, 0.1, 1, false),
 ///     ("bias".to_string(), 0.5, 0.0, 1, false),
 /// ]);
@@ -236,7 +236,8 @@ pub struct ParamStep<'a> {
     /// Its learning rate this step: its group's (or the optimizer's) after the schedule.
     pub lr: Elem,
     /// Its weight decay: its group's (or the optimizer's), or 0 when decay does not apply
-    /// to it (a bias, by default; see [`Optim::decay_biases`]).
+    /// to it (a bias under [`Optim::l2`] or `decay_biases(false)`; see
+    /// [`Optim::decay_biases`]).
     pub weight_decay: Elem,
     /// The optimizer's steps taken before this one (0 on the first).
     pub step: u64,
@@ -600,7 +601,9 @@ struct Slot {
 /// 5. [updates](UpdateRule::update) every parameter, with its buffers (keyed by
 ///    [`ParamId`] inside a run, by name in an [`OptimizerState`]), and counts the step.
 ///
-/// Weight decay, by default, skips biases (see [`Optim::decay_biases`]).
+/// Weight decay ([`Optim::weight_decay`]) decays every parameter, as PyTorch's does; the L2
+/// term ([`Optim::l2`]) only weights, as `cost + λ·Σ W²` has it (see
+/// [`Optim::decay_biases`]).
 ///
 /// # Examples
 /// Clipping the global gradient norm to 1 before a plain SGD step:
@@ -624,7 +627,11 @@ pub struct Optim<R> {
     /// changes in proportion to it.
     initial_lr: Elem,
     weight_decay: Elem,
-    decay_biases: bool,
+    /// Whether weight decay reaches biases and normalization parameters, when set
+    /// explicitly; else [`Optim::weight_decay`] decays them and [`Optim::l2`] does not.
+    decay_biases: Option<bool>,
+    /// Whether the decay was set as the L2 term `λ·Σ W²` ([`Optim::l2`]).
+    decay_is_l2: bool,
     groups: Vec<ParamGroup>,
     clip_norm: Option<Elem>,
     clip_value: Option<Elem>,
@@ -661,7 +668,8 @@ impl<R: UpdateRule> Optim<R> {
             clock,
             initial_lr: lr,
             weight_decay: 0.0,
-            decay_biases: false,
+            decay_biases: None,
+            decay_is_l2: false,
             groups: Vec::new(),
             clip_norm: None,
             clip_value: None,
@@ -702,7 +710,9 @@ impl<R: UpdateRule> Optim<R> {
     }
 
     /// Sets PyTorch's weight decay `wd >= 0`, applied as the rule does (`g ← g + wd·θ`
-    /// for SGD, Adam and RMSprop; `θ ← θ − lr·wd·θ` for AdamW).
+    /// for SGD, Adam and RMSprop; `θ ← θ − lr·wd·θ` for AdamW), to every parameter as in
+    /// PyTorch (biases and normalization parameters too, unless
+    /// [`decay_biases(false)`](Optim::decay_biases)).
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] unless `wd` is finite and `>= 0`.
@@ -716,18 +726,20 @@ impl<R: UpdateRule> Optim<R> {
     /// let grads = layer.forward(tape.constant(tensor::full(&[1, 1], 2.0)), Mode::Train).sum().backward();
     /// sgd.step(&mut layer, &grads)?;
     /// assert!((layer.weight().value()[[0, 0]] - 0.75).abs() < 1e-6); // 1 − 0.1·(2 + 0.5·1)
-    /// assert!((layer.bias().unwrap().value()[[0]] - 0.9).abs() < 1e-6); // 1 − 0.1·1, not decayed
+    /// assert!((layer.bias().unwrap().value()[[0]] - 0.85).abs() < 1e-6); // 1 − 0.1·(1 + 0.5·1)
     /// assert!(Sgd::new(0.1)?.weight_decay(-1.0).is_err());
     /// # Ok::<(), tapegrad::Error>(())
     /// ```
     pub fn weight_decay(mut self, wd: Elem) -> Result<Self> {
         self.weight_decay = non_negative(self.rule.kind(), "weight decay", wd)?;
+        self.decay_is_l2 = false;
         Ok(self)
     }
 
-    /// Sets the L2 strength `λ >= 0` of `cost + λ·Σ W²`, i.e. weight decay `2λ` (the same
-    /// step as adding [`l2_penalty`] to the loss, for the rules that add `wd·θ` to the
-    /// gradient).
+    /// Sets the L2 strength `λ >= 0` of `cost + λ·Σ W²`, i.e. weight decay `2λ` on the
+    /// weights `W` (the same step as adding [`l2_penalty`] to the loss, for the rules that
+    /// add `wd·θ` to the gradient). Biases and normalization parameters are left out, as
+    /// the sum over `W` has it, unless [`decay_biases(true)`](Optim::decay_biases).
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] unless `λ` is finite and `>= 0`.
@@ -745,26 +757,38 @@ impl<R: UpdateRule> Optim<R> {
     /// ```
     pub fn l2(self, lambda: Elem) -> Result<Self> {
         let lambda = non_negative(self.rule.kind(), "lambda", lambda)?;
-        self.weight_decay(2.0 * lambda)
+        let mut decayed = self.weight_decay(2.0 * lambda)?;
+        decayed.decay_is_l2 = true;
+        Ok(decayed)
     }
 
-    /// Decays every parameter, biases included, as PyTorch does (off by default: weight
-    /// decay then skips biases, as Caffe's `decay_mult: 0` on biases has it).
+    /// Whether weight decay reaches biases and normalization parameters (their [`Role`](crate::Role)):
+    /// by default it does under [`Optim::weight_decay`], as PyTorch's, and does not under
+    /// [`Optim::l2`], whose `Σ W²` sums weights. `decay_biases(false)` decays weights only,
+    /// as common recipes do (Caffe's `decay_mult: 0` on biases; timm's
+    /// `param_groups_weight_decay`), whichever setter came first.
     ///
     /// # Examples
     /// ```
     /// use tapegrad::{tensor, Linear, Mode, Module, Optimizer, Sgd, Tape};
     /// let mut layer = Linear::from_parts(tensor::ones(&[1, 1]), Some(tensor::ones(&[1])))?;
-    /// let mut sgd = Sgd::new(0.1)?.weight_decay(1.0)?.decay_biases(true);
+    /// let mut sgd = Sgd::new(0.1)?.decay_biases(false).weight_decay(1.0)?;
     /// let tape = Tape::new();
     /// let grads = layer.forward(tape.constant(tensor::ones(&[1, 1])), Mode::Train).sum().backward();
-    /// sgd.step(&mut layer, &grads)?; // the bias too: g ← 1 + 1.0·1
-    /// assert!((layer.bias().unwrap().value()[[0]] - 0.8).abs() < 1e-6);
+    /// sgd.step(&mut layer, &grads)?; // the weight: g ← 1 + 1.0·1; the bias: g ← 1
+    /// assert!((layer.weight().value()[[0, 0]] - 0.8).abs() < 1e-6);
+    /// assert!((layer.bias().unwrap().value()[[0]] - 0.9).abs() < 1e-6);
     /// # Ok::<(), tapegrad::Error>(())
     /// ```
     pub fn decay_biases(mut self, decay: bool) -> Self {
-        self.decay_biases = decay;
+        self.decay_biases = Some(decay);
         self
+    }
+
+    /// Whether weight decay reaches biases and normalization parameters now (see
+    /// [`Optim::decay_biases`]).
+    fn decays_biases(&self) -> bool {
+        self.decay_biases.unwrap_or(!self.decay_is_l2)
     }
 
     /// Sets the learning-rate schedule (constant by default).
@@ -971,12 +995,12 @@ impl<R: UpdateRule> Optimizer for Optim<R> {
         self.check_groups(&*model)?;
         let kind = self.rule.kind();
         let step = self.clock.steps;
+        let decay_biases = self.decays_biases();
         let Optim {
             rule,
             clock,
             initial_lr,
             weight_decay,
-            decay_biases,
             groups,
             clip_norm,
             clip_value,
@@ -1057,7 +1081,7 @@ impl<R: UpdateRule> Optimizer for Optim<R> {
             groups,
             initial_lr: *initial_lr,
             weight_decay: *weight_decay,
-            decay_biases: *decay_biases,
+            decay_biases,
             clock,
             keeps_buffers: rule.buffers() > 0,
         };

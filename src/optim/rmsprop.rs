@@ -11,7 +11,7 @@ use ndarray::{ArrayViewD, ArrayViewMutD};
 /// decay, as PyTorch's `torch.optim.RMSprop`:
 ///
 /// ```text
-/// g ← g + wd·θ                        (weights only, not biases, unless decay_biases)
+/// g ← g + wd·θ                        (every parameter; weights only under l2 or decay_biases(false))
 /// s ← α·s + (1 − α)·g²
 /// a ← a + (1 − α)·(g − a);  d ← √(s − a²) + ε      (centered)
 ///                           d ← √s + ε             (otherwise)

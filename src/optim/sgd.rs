@@ -20,7 +20,7 @@ use ndarray::{ArrayViewD, ArrayViewMutD};
 /// schedule):
 ///
 /// ```text
-/// g ← g + wd·θ                       (weights only, not biases, unless decay_biases)
+/// g ← g + wd·θ                       (every parameter; weights only under l2 or decay_biases(false))
 /// b ← g on the first step, else μ·b + (1 − τ)·g
 /// g ← g + μ·b  (Nesterov)   or   g ← b  (classical momentum)      when μ > 0
 /// θ ← θ − lr·g
@@ -447,7 +447,8 @@ mod tests {
                 .momentum(0.9)
                 .unwrap()
                 .weight_decay(0.01)
-                .unwrap(),
+                .unwrap()
+                .decay_biases(false),
         );
         assert!((f64::from(w) - -0.687165501).abs() < 1e-6, "{w}");
         assert!((b - -0.622).abs() < 1e-6, "{b}");
@@ -470,7 +471,8 @@ mod tests {
                 .weight_decay(0.01)
                 .unwrap()
                 .momentum(0.9)
-                .unwrap(),
+                .unwrap()
+                .decay_biases(false),
         );
         assert!((f64::from(w) - -1.41856476).abs() < 1e-6, "{w}");
         assert!((b - -1.1098).abs() < 1e-6, "{b}");

@@ -161,7 +161,9 @@ impl<'t> Var<'t> {
     /// works, as with `+`); `[..., in] -> [..., out]`, and `[in] -> [out]`.
     ///
     /// # Panics
-    /// As [`Var::matmul_transposed`], and when the bias does not broadcast to the output.
+    /// If `x`'s last axis is not the weight's `in` (`linear: expected inputs of the weight's 4
+    /// features, found 5; x shape [2, 5], weight shape [3, 4]`), if the weight is not 2-D,
+    /// and when the bias does not broadcast to the output.
     ///
     /// # Examples
     /// ```
@@ -189,6 +191,15 @@ impl<'t> Var<'t> {
             out.push(y.shape()[1]);
             return y.reshape(&out);
         }
+        let (xs, ws) = (self.data(), weight.data());
+        assert!(
+            ws.ndim() == 2 && xs.shape()[1] == ws.shape()[1],
+            "linear: expected inputs of the weight's {} features, found {}; x shape {:?}, weight shape {:?}",
+            ws.shape().get(1).map_or("?".into(), |k| k.to_string()),
+            xs.shape()[1],
+            xs.shape(),
+            ws.shape()
+        );
         let Some(bias) = bias else {
             return self.matmul_transposed(weight);
         };
@@ -381,6 +392,16 @@ mod tests {
         let tape = Tape::new();
         let (x, w, b) = (random(&[2, 5], 1), random(&[3, 5], 2), random(&[4], 3));
         let _ = tape.leaf(x).linear(tape.leaf(w), Some(tape.leaf(b)));
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "linear: expected inputs of the weight's 4 features, found 5; x shape [2, 5], weight shape [3, 4]"
+    )]
+    fn inputs_of_another_width_panic_naming_linear() {
+        let tape = Tape::new();
+        let (x, w) = (random(&[2, 5], 1), random(&[3, 4], 2));
+        let _ = tape.leaf(x).linear(tape.leaf(w), None);
     }
 
     #[test]
