@@ -525,8 +525,9 @@ pub struct FitConfig {
     /// every batch and the ranks sum their gradients ([`Distributed`]). Only rank 0 calls
     /// `on_progress`; every rank returns the same [`History`] and ends with the same
     /// parameters. Before the first step the ranks compare their checks, data sets and
-    /// settings in one collective, and an error on one rank, or data that differ, is the
-    /// same error on every rank (see [`fit`]'s errors). Every batch must have at least one
+    /// settings (the optimizer's too) in one collective, and an error on one rank, or data
+    /// or settings that differ, is the same error on every rank (see [`fit`]'s errors);
+    /// after the last epoch they compare their parameters again. Every batch must have at least one
     /// row per rank: a last batch with fewer is refused up front unless `drop_last` leaves
     /// it out. Default `None` (this process alone).
     #[cfg(feature = "mpi")]
@@ -979,7 +980,7 @@ fn fit_here(
     // settings agree) before any collective of training
     #[cfg(feature = "mpi")]
     let checked = match &config.distributed {
-        Some(world) => world.agree_before_fit(checked, train, valid, config),
+        Some(world) => world.agree_before_fit(checked, train, valid, config, &optimizer.settings()),
         None => checked,
     };
     checked?;
@@ -1174,6 +1175,11 @@ fn fit_here(
     if let Some((_, epoch, values)) = best {
         values.restore(model)?;
         history.best_epoch = Some(epoch);
+    }
+    // the ranks end with the same parameters, or all say they do not
+    #[cfg(feature = "mpi")]
+    if let Some(world) = &config.distributed {
+        world.check_parameters(&*model, Some(optimizer.steps()))?;
     }
     // the optimizers refuse every update that would make a parameter non-finite; this holds
     // fit to it whatever the optimizer

@@ -340,6 +340,7 @@ mod run {
                     config(2),
                 ),
                 ("settings", small(640), None, config(2 + r)),
+                ("optimizer", small(640), None, config(2)),
                 ("last batch", small(641), None, config(2)),
                 (
                     "batches of one",
@@ -364,9 +365,14 @@ mod run {
             for (case, train, valid, config) in cases {
                 let mut model = small_model(false);
                 let mut steps = 0;
+                // in the "optimizer" case, rank 1 has twice the rate
+                let lr = match case {
+                    "optimizer" => 0.05 * (1 + r) as f32,
+                    _ => 0.05,
+                };
                 let outcome = fit(
                     &mut model,
-                    &mut Sgd::new(0.05).unwrap(),
+                    &mut Sgd::new(lr).unwrap(),
                     &train,
                     valid.as_ref(),
                     &config,
@@ -423,6 +429,10 @@ mod run {
             (
                 "settings",
                 "Err: fit: rank 1's settings differ from rank 0's in epochs; expected the same data",
+            ),
+            (
+                "optimizer",
+                "Err: fit: rank 1's settings differ from rank 0's in the optimizer; expected the same data",
             ),
             (
                 "last batch",

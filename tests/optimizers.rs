@@ -221,7 +221,10 @@ fn adam_and_adamw_reproduce_pytorch_with_decayed_biases() {
     // `decay_biases(false)` a bias after one step (same gradients) is as without decay,
     // the weight is not
     let default = run(Adam::adamw(0.05, 0.1).unwrap());
-    assert_eq!(default, run(Adam::adamw(0.05, 0.1).unwrap().decay_biases(true)));
+    assert_eq!(
+        default,
+        run(Adam::adamw(0.05, 0.1).unwrap().decay_biases(true))
+    );
     let adamw = Adam::adamw(0.05, 0.1).unwrap();
     let skipped = run_on(layer(), &mut adamw.decay_biases(false), 1);
     let undecayed = run_on(layer(), &mut Adam::new(0.05).unwrap(), 1);

@@ -251,6 +251,12 @@ impl UpdateRule for AdamRule {
         "adam"
     }
 
+    fn settings(&self) -> String {
+        let (beta1, beta2) = self.betas;
+        let (eps, decoupled) = (self.eps, self.decoupled);
+        format!("betas ({beta1}, {beta2}), eps {eps}, decoupled weight decay {decoupled}")
+    }
+
     /// The moments `[m, v]`.
     fn buffers(&self) -> usize {
         2

@@ -183,6 +183,14 @@ pub trait Optimizer: Send {
     /// invalid learning rate, or a step or epoch count beyond 2⁵³; the optimizer is
     /// unchanged then.
     fn load_state(&mut self, state: OptimizerState) -> Result<()>;
+
+    /// The settings that shape the updates, as text (kind, rate, schedule, weight decay,
+    /// groups, clipping and the rule's own), which a distributed [`fit`](crate::fit)
+    /// compares across ranks before training: ranks with other settings would end with other
+    /// parameters. Empty, and so not compared, unless the optimizer says.
+    fn settings(&self) -> String {
+        String::new()
+    }
 }
 
 /// Where a parameter stands in one step, as the driver tells an [`UpdateRule`].
@@ -409,6 +417,13 @@ pub trait UpdateRule: Send {
         buffers: &mut [Tensor],
         at: &ParamStep<'_>,
     );
+
+    /// The rule's own settings as text (`"momentum 0.9, dampening 0, nesterov false"`), for
+    /// [`Optimizer::settings`]: a distributed [`fit`](crate::fit) refuses ranks whose rules
+    /// differ. Empty, and so not compared, unless the rule says.
+    fn settings(&self) -> String {
+        String::new()
+    }
 }
 
 /// Parameters with settings of their own inside one optimizer, as a parameter group of
@@ -1242,6 +1257,33 @@ impl<R: UpdateRule> Optimizer for Optim<R> {
         self.pending = pending;
         self.plateau = plateau;
         Ok(())
+    }
+
+    fn settings(&self) -> String {
+        let groups: Vec<String> = (self.groups.iter())
+            .map(|g| {
+                format!(
+                    "{} parameters: lr {:?}, weight decay {:?}, decay biases {:?}",
+                    g.params.len(),
+                    g.lr,
+                    g.weight_decay,
+                    g.decay_biases
+                )
+            })
+            .collect();
+        format!(
+            "{}: lr {}, schedule {:?}, weight decay {}, decay biases {}, groups [{}], clip \
+             norm {:?}, clip value {:?}, {}",
+            self.rule.kind(),
+            self.clock.base_lr,
+            self.clock.schedule,
+            self.weight_decay,
+            self.decays_biases(),
+            groups.join("; "),
+            self.clip_norm,
+            self.clip_value,
+            self.rule.settings()
+        )
     }
 }
 

@@ -204,6 +204,11 @@ impl UpdateRule for RmsPropRule {
         "rmsprop"
     }
 
+    fn settings(&self) -> String {
+        let (alpha, eps, momentum, centered) = (self.alpha, self.eps, self.momentum, self.centered);
+        format!("alpha {alpha}, eps {eps}, momentum {momentum}, centered {centered}")
+    }
+
     /// `[s]`, then `b` when `μ > 0`, then `a` when centered.
     fn buffers(&self) -> usize {
         1 + usize::from(self.momentum > 0.0) + usize::from(self.centered)

@@ -222,6 +222,15 @@ impl UpdateRule for SgdRule {
         "sgd"
     }
 
+    fn settings(&self) -> String {
+        let SgdRule {
+            momentum,
+            dampening,
+            nesterov,
+        } = self;
+        format!("momentum {momentum}, dampening {dampening}, nesterov {nesterov}")
+    }
+
     /// The momentum buffer `[b]` when `μ > 0`, else none.
     fn buffers(&self) -> usize {
         usize::from(self.momentum > 0.0)

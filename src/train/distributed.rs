@@ -50,9 +50,11 @@ pub const SYNC_CHECK_EVERY: u64 = 100;
 /// error, naming the rank that failed and why.
 /// - [`fit`](crate::fit) first compares, in one small collective, each rank's checks (of
 ///   its settings, its training and validation sets against the model), the lengths and
-///   hashes of its data sets (samples, targets, scaler) and the settings that shape
-///   training; a rank whose checks fail, or whose data or settings differ from rank 0's,
-///   stops every rank before the first step.
+///   hashes of its data sets (samples, targets, scaler), the settings that shape training
+///   and the optimizer's ([`Optimizer::settings`](crate::Optimizer::settings): rate,
+///   schedule, momentum, weight decay, clipping, ...); a rank whose checks fail, or whose
+///   data or settings differ from rank 0's, stops every rank before the first step. After
+///   the last epoch it checks once more that the ranks hold the same parameters.
 /// - [`TrainStep::run`](crate::TrainStep::run) checks each batch (its targets, the model's widths, a batch of at
 ///   least one row per rank); a rank whose batch fails still takes part in the step's first
 ///   sum across the ranks, which carries one more number for it, so all ranks learn of it
@@ -214,7 +216,8 @@ impl Distributed {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] naming the ranks whose parameters differ from rank 0's
-    /// (on every rank, so that all stop).
+    /// (on every rank, so that all stop), and whether their names or shapes differ (another
+    /// model) or only their values.
     ///
     /// # Examples
     /// ```
@@ -225,23 +228,49 @@ impl Distributed {
     /// # Ok::<(), tapegrad::Error>(())
     /// ```
     pub fn check_same_parameters(&self, model: &dyn Module) -> Result<()> {
-        let hashes = self.gather(&[parameter_hash(model)]);
-        let differ: Vec<usize> = (1..self.size).filter(|&r| hashes[r] != hashes[0]).collect();
-        match differ.is_empty() {
+        self.check_parameters(model, None)
+    }
+
+    /// [`Distributed::check_same_parameters`] after `steps` steps of training, which the
+    /// error names (`None`: not during training).
+    pub(crate) fn check_parameters(&self, model: &dyn Module, steps: Option<u64>) -> Result<()> {
+        let hashes = self.gather(&[parameter_hash(model), layout_hash(model)]);
+        let differ = |part: usize| -> Vec<usize> {
+            (1..self.size)
+                .filter(|&r| hashes[2 * r + part] != hashes[part])
+                .collect()
+        };
+        let (values, layouts) = (differ(0), differ(1));
+        match values.is_empty() {
             true => Ok(()),
-            false => Err(self.parameters_differ(&differ)),
+            false => Err(self.parameters_differ(&values, &layouts, steps)),
         }
     }
 
-    /// The error for ranks `differ` whose parameters differ from rank 0's.
-    fn parameters_differ(&self, differ: &[usize]) -> Error {
+    /// The error for ranks `differ` whose parameters differ from rank 0's, `layouts` those
+    /// among them whose parameters' names or shapes differ, after `steps` steps of training.
+    fn parameters_differ(&self, differ: &[usize], layouts: &[usize], steps: Option<u64>) -> Error {
+        let size = self.size;
+        let message = match (layouts, steps) {
+            ([_, ..], _) => format!(
+                "the model of rank(s) {layouts:?} has other parameters or buffers (names or \
+                 shapes) than rank 0's, expected the same model on all {size} ranks"
+            ),
+            ([], None | Some(0)) => format!(
+                "the parameters of rank(s) {differ:?} differ from rank 0's, expected the same \
+                 on all {size} ranks; build the model from the same seed (or load the same \
+                 checkpoint) on every rank"
+            ),
+            ([], Some(steps)) => format!(
+                "the parameters of rank(s) {differ:?} differ from rank 0's after {steps} \
+                 steps, expected the same on all {size} ranks: the ranks drifted apart \
+                 (optimizers of other settings, or floating-point code that rounds \
+                 otherwise)"
+            ),
+        };
         Error::InvalidArgument {
             op: "distributed check",
-            message: format!(
-                "the parameters of rank(s) {differ:?} differ from rank 0's, expected the \
-                 same on all {} ranks; build the model from the same seed on every rank",
-                self.size
-            ),
+            message,
         }
     }
 
@@ -373,6 +402,21 @@ fn rank_rows(rank: usize, size: usize, batch_rows: usize) -> Range<usize> {
     rank * batch_rows / size..(rank + 1) * batch_rows / size
 }
 
+/// A hash of the names and shapes of `model`'s parameters and buffers, in walk order.
+fn layout_hash(model: &dyn Module) -> u64 {
+    let mut hasher = crc32fast::Hasher::new();
+    let mut add = |name: &str, shape: &[usize]| {
+        hasher.update(name.as_bytes());
+        hasher.update(&[0]);
+        for &n in shape {
+            hasher.update(&(n as u64).to_le_bytes());
+        }
+    };
+    model.visit_params(&mut |name, p| add(name, p.value().shape()));
+    model.visit_buffers(&mut |name, b| add(name, b.shape()));
+    u64::from(hasher.finalize())
+}
+
 /// A hash of `model`'s parameters and buffers (their bits, in walk order).
 fn parameter_hash(model: &dyn Module) -> u64 {
     let mut hasher = crc32fast::Hasher::new();
@@ -422,5 +466,28 @@ mod tests {
         assert_ne!(parameter_hash(&a), parameter_hash(&b));
         let c = Linear::from_parts(crate::tensor::ones(&[2, 3]), None).unwrap();
         assert_eq!(parameter_hash(&a), parameter_hash(&c));
+        // the layout hash sees names and shapes, not values
+        assert_eq!(layout_hash(&a), layout_hash(&b));
+        let wide = Linear::from_parts(crate::tensor::ones(&[3, 2]), None).unwrap();
+        assert_ne!(layout_hash(&a), layout_hash(&wide));
+        let biased = Linear::from_parts(
+            crate::tensor::ones(&[2, 3]),
+            Some(crate::tensor::ones(&[2])),
+        );
+        assert_ne!(layout_hash(&a), layout_hash(&biased.unwrap()));
+    }
+
+    #[test]
+    fn a_parameter_difference_says_whether_the_model_or_its_training_differs() {
+        let world = Distributed::init().unwrap();
+        let message =
+            |layouts: &[usize], steps| world.parameters_differ(&[1], layouts, steps).to_string();
+        assert!(message(&[1], Some(0)).contains("the model of rank(s) [1] has other parameters or buffers (names or shapes) than rank 0's"));
+        assert!(
+            message(&[], None)
+                .contains("build the model from the same seed (or load the same checkpoint)")
+        );
+        assert!(message(&[], Some(0)).contains("build the model from the same seed"));
+        assert!(message(&[], Some(100)).contains("differ from rank 0's after 100 steps"));
     }
 }

@@ -23,12 +23,13 @@ impl Distributed {
         train: &Dataset,
         valid: Option<&Dataset>,
         config: &FitConfig,
+        optimizer: &str,
     ) -> Result<()> {
         let checked = checked.and_then(|()| self.check_last_batch(train.len(), config));
         if self.size == 1 {
             return checked;
         }
-        let settings = settings_hashes(config);
+        let settings = settings_hashes(config, optimizer);
         let mut record: Vec<u64> = settings.iter().map(|(_, hash)| *hash).collect();
         record.extend(fingerprint(Some(train)));
         record.extend(fingerprint(valid));
@@ -160,13 +161,11 @@ fn fingerprint(data: Option<&Dataset>) -> [u64; 1 + DATA_PARTS] {
 /// How rank `rank`'s `what` (training or validation) set differs from rank 0's, from their
 /// [`fingerprint`]s `ours` (rank 0's) and `theirs`; `None` when it does not.
 fn data_difference(rank: usize, what: &str, ours: &[u64], theirs: &[u64]) -> Option<String> {
-    let has = |present: u64| if present == 0 { "no" } else { "a" };
     if ours[0] != theirs[0] {
-        return Some(format!(
-            "rank {rank} has {} {what} set, rank 0 {}",
-            has(theirs[0]),
-            has(ours[0])
-        ));
+        return Some(match theirs[0] {
+            0 => format!("rank {rank} has no {what} set, rank 0 has one"),
+            _ => format!("rank {rank} has a {what} set, rank 0 has none"),
+        });
     }
     if ours[1] != theirs[1] {
         return Some(format!(
@@ -193,11 +192,13 @@ fn data_difference(rank: usize, what: &str, ours: &[u64], theirs: &[u64]) -> Opt
 }
 
 /// How many settings [`settings_hashes`] gives.
-const SETTINGS: usize = 13;
+const SETTINGS: usize = 14;
 
-/// The settings of `config` that shape training, each named and hashed: ranks that differ
-/// in one of them would train on other batches, or stop after other steps.
-fn settings_hashes(config: &FitConfig) -> [(&'static str, u64); SETTINGS] {
+/// The settings of `config` that shape training, and the optimizer's
+/// ([`Optimizer::settings`](crate::Optimizer::settings)), each named and hashed: ranks that
+/// differ in one of them would train on other batches, stop after other steps or update
+/// otherwise.
+fn settings_hashes(config: &FitConfig, optimizer: &str) -> [(&'static str, u64); SETTINGS] {
     // every field named, so that a new one is not forgotten here
     let FitConfig {
         epochs,
@@ -234,6 +235,7 @@ fn settings_hashes(config: &FitConfig) -> [(&'static str, u64); SETTINGS] {
         ("augment", hash(augment)),
         ("loss", hash(loss)),
         ("eval_batch_size", hash(eval_batch_size)),
+        ("the optimizer", hash(&optimizer)),
     ]
 }
 
@@ -329,14 +331,19 @@ mod tests {
             "rank 1's training set differs from rank 0's in its sample or target shapes"
         );
         let none = data_difference(2, "validation", &base, &fingerprint(None));
-        assert_eq!(none.unwrap(), "rank 2 has no validation set, rank 0 a");
+        assert_eq!(
+            none.unwrap(),
+            "rank 2 has no validation set, rank 0 has one"
+        );
         assert_eq!(data_difference(1, "training", &base, &base), None);
     }
 
     #[test]
     fn the_settings_hashes_see_each_setting_that_shapes_training() {
+        use crate::Optimizer;
         let base = FitConfig::default();
-        let hashes = settings_hashes(&base);
+        let sgd = crate::Sgd::new(0.1).unwrap().momentum(0.9).unwrap();
+        let hashes = settings_hashes(&base, &sgd.settings());
         let changed = [
             (
                 "epochs",
@@ -382,12 +389,40 @@ mod tests {
             ),
         ];
         for (name, config) in changed {
-            let differ: Vec<&str> = (settings_hashes(&config).iter().zip(&hashes))
+            let differ: Vec<&str> = (settings_hashes(&config, &sgd.settings()).iter())
+                .zip(&hashes)
                 .filter(|(a, b)| a != b)
                 .map(|((name, _), _)| *name)
                 .collect();
             assert_eq!(differ, [name]);
         }
-        assert_eq!(settings_hashes(&base.clone()), hashes);
+        assert_eq!(settings_hashes(&base.clone(), &sgd.settings()), hashes);
+        // the optimizer's rate, momentum, Nesterov, dampening, weight decay, clipping
+        let others = [
+            crate::Sgd::new(0.2).unwrap().momentum(0.9).unwrap(),
+            crate::Sgd::new(0.1).unwrap().momentum(0.5).unwrap(),
+            crate::Sgd::new(0.1)
+                .unwrap()
+                .momentum(0.9)
+                .unwrap()
+                .nesterov(),
+            (crate::Sgd::new(0.1).unwrap().momentum(0.9).unwrap())
+                .dampening(0.5)
+                .unwrap(),
+            (crate::Sgd::new(0.1).unwrap().momentum(0.9).unwrap())
+                .weight_decay(1e-4)
+                .unwrap(),
+            (crate::Sgd::new(0.1).unwrap().momentum(0.9).unwrap())
+                .clip_grad_norm(1.0)
+                .unwrap(),
+        ];
+        for other in others {
+            let differ: Vec<&str> = (settings_hashes(&base, &other.settings()).iter())
+                .zip(&hashes)
+                .filter(|(a, b)| a != b)
+                .map(|((name, _), _)| *name)
+                .collect();
+            assert_eq!(differ, ["the optimizer"], "{}", other.settings());
+        }
     }
 }

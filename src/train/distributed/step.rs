@@ -2,7 +2,7 @@
 //! gradients summed by one all-reduce, and each batch's checks agreed by the ranks within
 //! the step's first sum.
 
-use super::{Distributed, SYNC_CHECK_EVERY, parameter_hash};
+use super::{Distributed, SYNC_CHECK_EVERY, layout_hash, parameter_hash};
 use crate::autograd::grad::Grad;
 use crate::autograd::gradients::{Gradients, Leaf};
 use crate::autograd::shard_group::CrossSum;
@@ -204,8 +204,8 @@ impl StepSync {
         match self.first.len().filter(|_| !checking) {
             None => {
                 let record = match checked {
-                    Ok(()) => [parameter_hash(model), batch_hash(batch)],
-                    Err(_) => [0, 0],
+                    Ok(()) => [parameter_hash(model), batch_hash(batch), layout_hash(model)],
+                    Err(_) => [0, 0, 0],
                 };
                 let records = self.world.agree(OP, checked, &record)?;
                 let differ = |part: usize| -> Vec<usize> {
@@ -213,9 +213,10 @@ impl StepSync {
                         .filter(|&r| records[r][part] != records[0][part])
                         .collect()
                 };
-                let (parameters, batches) = (differ(0), differ(1));
+                let (parameters, batches, layouts) = (differ(0), differ(1), differ(2));
                 if !parameters.is_empty() {
-                    return Err(self.world.parameters_differ(&parameters));
+                    let steps = Some(self.steps);
+                    return Err(self.world.parameters_differ(&parameters, &layouts, steps));
                 }
                 if !batches.is_empty() {
                     return Err(Error::InvalidArgument {
