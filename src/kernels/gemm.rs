@@ -16,14 +16,17 @@ use ndarray::{ArrayView2, ArrayViewMut2, Axis, Ix2};
 /// 1 row, 30 at 2 and 35 to 42 from 4 rows to 64; from 64 rows on, `gemm` caught up.
 const FEW_ROWS: usize = 32;
 
-/// [`FEW_ROWS`] for [`product`] on AVX-512F, where `gemm`'s 16-lane kernels catch up much
-/// sooner: W1's forward pass on one core of a Zen 4 EPYC (AVX-512, interleaved batch sizes)
-/// ran batches of 8 rows at 129k samples/s by dot products and 86k by `gemm`, batches of 16
-/// at 130k and 177k, and of 32 at 127k and 181k.
+/// [`FEW_ROWS`] for [`product`] on AVX-512F when the dot products would not run on more
+/// threads than `gemm`: its 16-lane kernels catch up much sooner. W1's forward pass on one core of a Zen 4
+/// EPYC (AVX-512, interleaved batch sizes) ran batches of 8 rows at 129k samples/s by dot
+/// products and 86k by `gemm`, batches of 16 at 130k and 177k, and of 32 at 127k and 181k.
+/// On two cores, batches of 16 (3.2 million multiply-adds in the first layer), which the dot
+/// products split over both cores and `gemm` does not, ran at 221k and 178k; batches of 32,
+/// which both split, at 228k and 238k.
 const FEW_ROWS_AVX512: usize = 8;
 
 /// `dst = lhs·rhs`, overwriting `dst`, with the kernel that suits the shape: for at most
-/// [`FEW_ROWS`] rows ([`FEW_ROWS_AVX512`] on AVX-512F) read along contiguous rows of `lhs` and contiguous columns of `rhs`, on
+/// [`FEW_ROWS`] rows ([`FEW_ROWS_AVX512`] on AVX-512F, as a rule) read along contiguous rows of `lhs` and contiguous columns of `rhs`, on
 /// a CPU with AVX-512F (16 lanes) or AVX2 and FMA (8 lanes), dot products of whole vectors,
 /// so that a few rows use the whole vector width; else [`gemm`].
 ///
@@ -70,18 +73,23 @@ fn multiply(
     use crate::kernels::simd::Unit;
     #[cfg(target_arch = "x86_64")]
     if let Some(unit) = Unit::detect()
-        && lhs.nrows()
-            <= match (unit, accumulate) {
-                (Unit::Avx512, false) => FEW_ROWS_AVX512,
-                _ => FEW_ROWS,
-            }
+        && lhs.nrows() <= FEW_ROWS
         && (lhs.ncols() < 2 || lhs.strides()[1] == 1)
         && (rhs.nrows() < 2 || rhs.strides()[0] == 1)
     {
         let (m, k, n) = chained("product", &lhs, &rhs, &dst);
         let pieces = crate::threads::block_threads(m * n * k, n / (2 * few_rows::COLUMNS));
-        few_rows::split_columns(unit, lhs, rhs, dst, pieces, accumulate);
-        return;
+        // AVX-512's `gemm` overtakes the dot products from 9 rows on as many threads; the
+        // dot products stay ahead where they split over more threads than `gemm` would
+        let gemm_threads = crate::threads::product_threads(m * n * k);
+        let limit = match (unit, accumulate) {
+            (Unit::Avx512, false) if pieces <= gemm_threads => FEW_ROWS_AVX512,
+            _ => FEW_ROWS,
+        };
+        if m <= limit {
+            few_rows::split_columns(unit, lhs, rhs, dst, pieces, accumulate);
+            return;
+        }
     }
     let alpha = if accumulate { 1.0 } else { 0.0 };
     gemm(lhs, rhs, dst, alpha, 1.0);
