@@ -323,7 +323,7 @@ pub(crate) fn as_shard<R>(f: impl FnOnce() -> R) -> R {
 }
 
 /// The threads an op may use here: 1 inside a shard, else [`num_threads`].
-fn threads_for_ops() -> usize {
+pub(crate) fn threads_for_ops() -> usize {
     if IN_SHARD.get() { 1 } else { num_threads() }
 }
 

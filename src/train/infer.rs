@@ -12,15 +12,21 @@ use std::cell::RefCell;
 /// Rows a shard gets at least: fewer, and the fork costs more than the second core saves.
 const MIN_SHARD_ROWS: usize = 64;
 
-/// Rows one forward pass takes at most: a thread's block of more rows runs through the
-/// model in chunks, so that each layer's output is still in cache when the next layer reads
-/// it. Measured on a 2-core Xeon (2 MB of L2 per core), workload W2's CNN on one thread:
-/// about 12,500 images/s at 64 or 128 rows per pass, 10,400–11,900 at 256; with chunks of
-/// 128 rows, batches of 128 and 256 still ran 2–3% below a batch of 64 (13,700–13,900
-/// against 14,000–14,200 images/s, batches interleaved in one process), with chunks of 64
-/// all three within 0.3% of each other. The MLP of workload W1 runs as fast per sample in
-/// either.
-const CHUNK_ROWS: usize = 64;
+/// Rows one forward pass on one thread takes at most: a thread's block of more rows runs
+/// through the model in chunks, so that each layer's output is still in cache when the next
+/// layer reads it. Measured on a 2-core Xeon (2 MB of L2 per core), workload W2's CNN on one
+/// thread: about 12,500 images/s at 64 or 128 rows per pass, 10,400–11,900 at 256; with
+/// chunks of 128 rows, batches of 128 and 256 still ran 2–3% below a batch of 64. On a
+/// Zen 4 EPYC (1 MB of L2 per core), with chunks of 64, batches of 64 to 256 ran at
+/// 10.5–10.7k images/s against 11.1–11.2k for batches of 16 and 32; with chunks of 32, at
+/// 11.4–11.5k (batch sizes interleaved in one process). The MLP of workload W1 runs as fast
+/// per sample in either.
+const CHUNK_ROWS: usize = 32;
+
+/// [`CHUNK_ROWS`] for a pass whose products are split across threads (a batch too small for
+/// one block per thread): smaller chunks would split each product's rows further (W1 at
+/// batch 64 on 2 threads: 319k samples/s in one pass, 236k in two chunks of 32).
+const SPLIT_CHUNK_ROWS: usize = 64;
 
 thread_local! {
     /// Each thread's inference tape, reused from call to call so that a serving loop
@@ -38,9 +44,10 @@ thread_local! {
 /// (each layer's own product would otherwise be split and joined). Every sample's output
 /// is computed from that sample alone in evaluation mode, so the blocks change nothing but
 /// the rounding of the matrix kernels, which depends on how many rows a product has; the
-/// same batch and thread count always give the same numbers. A block of more than 64
-/// rows runs in chunks of at most 64, so that per-sample speed does not drop once a
-/// layer's output for the whole block no longer fits in cache. Each thread keeps its tape
+/// same batch and thread count always give the same numbers. A block of more than 32 rows
+/// on one thread runs in chunks of at most 32 (of 64 when its products use several
+/// threads), so that per-sample speed does not drop once a layer's output for the whole
+/// block no longer fits in cache. Each thread keeps its tape
 /// between calls, so a steady serving loop allocates only the output.
 ///
 /// One sample without its batch axis (`[in]` for a model whose input width is `in`) gives
@@ -126,10 +133,15 @@ fn in_shards<M: Module + ?Sized>(model: &M, x: &Tensor, rows: usize) -> Tensor {
 }
 
 /// `model`'s evaluation-mode output for `x` on this thread's reused inference tape, in
-/// chunks of at most [`CHUNK_ROWS`] rows (as even as they can be) written into one output.
+/// chunks of at most [`CHUNK_ROWS`] rows ([`SPLIT_CHUNK_ROWS`] when the products may use
+/// several threads; as even as they can be) written into one output.
 fn forward_here<M: Module + ?Sized>(model: &M, x: ndarray::ArrayViewD<'_, f32>) -> Tensor {
     let rows = x.len_of(Axis(0));
-    let chunks = rows.div_ceil(CHUNK_ROWS).max(1);
+    let most = match crate::threads::threads_for_ops() {
+        1 => CHUNK_ROWS,
+        _ => SPLIT_CHUNK_ROWS,
+    };
+    let chunks = rows.div_ceil(most).max(1);
     let per_chunk = rows.div_ceil(chunks);
     TAPE.with_borrow_mut(|tape| {
         if chunks == 1 {
