@@ -28,8 +28,9 @@ use rand::Rng;
 /// out]`, and `[in] -> [out]`.
 ///
 /// # Panics
-/// `forward` panics when the input's last axis is not `in` wide (`linear: expected inputs
-/// of the weight's 4 features, found 3; ...`), and on a 0-dimensional input.
+/// `forward` panics when the input's last axis is not `in` wide (`linear: inner dimensions
+/// differ; lhs shape [1, 3], rhs shape [2, 4]`, the weight being `[out, in]`), and on a
+/// 0-dimensional input.
 ///
 /// # Examples
 /// ```
@@ -401,7 +402,7 @@ mod tests {
 
     #[test]
     #[should_panic(
-        expected = "linear: expected inputs of the weight's 4 features, found 3; x shape [1, 3], weight shape [2, 4]"
+        expected = "linear: inner dimensions differ; lhs shape [1, 3], rhs shape [2, 4]"
     )]
     fn wrong_input_width_panics() {
         let layer = Linear::from_parts(tensor::ones(&[2, 4]), None).unwrap();

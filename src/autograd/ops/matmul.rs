@@ -121,7 +121,14 @@ impl<'t> Var<'t> {
     /// ```
     #[track_caller]
     pub fn matmul_transposed(self, rhs: Var<'t>) -> Var<'t> {
-        let out = forward_product("matmul_transposed", self, rhs, true);
+        self.product_transposed(rhs, "matmul_transposed")
+    }
+
+    /// [`Var::matmul_transposed`], whose shape checks name `op` (the op the caller was
+    /// asked for).
+    #[track_caller]
+    fn product_transposed(self, rhs: Var<'t>, op: &'static str) -> Var<'t> {
+        let out = forward_product(op, self, rhs, true);
         self.tape()
             .record("matmul_transposed", &[self, rhs], out, |b| {
                 let (a, w, g) = (view2(b.inputs[0]), view2(b.inputs[1]), view2(b.grad));
@@ -161,9 +168,9 @@ impl<'t> Var<'t> {
     /// works, as with `+`); `[..., in] -> [..., out]`, and `[in] -> [out]`.
     ///
     /// # Panics
-    /// If `x`'s last axis is not the weight's `in` (`linear: expected inputs of the weight's 4
-    /// features, found 5; x shape [2, 5], weight shape [3, 4]`), if the weight is not 2-D,
-    /// and when the bias does not broadcast to the output.
+    /// If `x`'s last axis is not the weight's `in` (`linear: inner dimensions differ; lhs
+    /// shape [2, 5], rhs shape [3, 4]`), if the weight is not 2-D, and when the bias does not
+    /// broadcast to the output.
     ///
     /// # Examples
     /// ```
@@ -191,24 +198,15 @@ impl<'t> Var<'t> {
             out.push(y.shape()[1]);
             return y.reshape(&out);
         }
-        let (xs, ws) = (self.data(), weight.data());
-        assert!(
-            ws.ndim() == 2 && xs.shape()[1] == ws.shape()[1],
-            "linear: expected inputs of the weight's {} features, found {}; x shape {:?}, weight shape {:?}",
-            ws.shape().get(1).map_or("?".into(), |k| k.to_string()),
-            xs.shape()[1],
-            xs.shape(),
-            ws.shape()
-        );
         let Some(bias) = bias else {
-            return self.matmul_transposed(weight);
+            return self.product_transposed(weight, "linear");
         };
         let frozen = !(self.requires_grad() || weight.requires_grad() || bias.requires_grad());
         let b = bias.data();
         let out_features = weight.shape().first().copied();
         let row_bias = b.ndim() == 1 && Some(b.len()) == out_features;
         if !frozen || !row_bias {
-            let product = self.matmul_transposed(weight);
+            let product = self.product_transposed(weight, "linear");
             if !row_bias {
                 // NumPy's rule, checked here so that a misfit names this op, not `add`; a
                 // bias of one value per output (the usual case) fits without a look
@@ -396,7 +394,7 @@ mod tests {
 
     #[test]
     #[should_panic(
-        expected = "linear: expected inputs of the weight's 4 features, found 5; x shape [2, 5], weight shape [3, 4]"
+        expected = "linear: inner dimensions differ; lhs shape [2, 5], rhs shape [3, 4]"
     )]
     fn inputs_of_another_width_panic_naming_linear() {
         let tape = Tape::new();
