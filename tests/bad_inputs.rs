@@ -511,7 +511,7 @@ fn every_bad_input_is_an_error_naming_expected_and_found_and_changes_no_file() {
     );
 
     // --- hyperparameters ---
-    f.case("dropout p = 1.5", &["p must be in [0, 1), got 1.5"], || {
+    f.case("dropout p = 1.5", &["p must be in [0, 1], got 1.5"], || {
         Dropout::new(1.5, &mut ChaCha8Rng::seed_from_u64(0))
     });
     f.case(

@@ -45,11 +45,13 @@ pub struct Dropout {
 }
 
 impl Dropout {
-    /// A dropout layer with drop probability `p`, its mask generator seeded from `rng`.
+    /// A dropout layer with drop probability `p`, its mask generator seeded from `rng`. As
+    /// in PyTorch, `p = 1` drops every unit in training (the output is zero, and so is the
+    /// gradient); evaluation passes the input through whatever `p`.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] unless `0 <= p < 1`:
-    /// `dropout: p must be in [0, 1), got 1.5`.
+    /// [`Error::InvalidArgument`] unless `0 <= p <= 1`:
+    /// `dropout: p must be in [0, 1], got 1.5`.
     ///
     /// # Examples
     /// ```
@@ -57,14 +59,14 @@ impl Dropout {
     /// let mut rng = ChaCha8Rng::seed_from_u64(0);
     /// assert_eq!(Dropout::new(0.2, &mut rng)?.p(), 0.2);
     /// let err = Dropout::new(1.5, &mut rng).unwrap_err();
-    /// assert_eq!(err.to_string(), "dropout: p must be in [0, 1), got 1.5");
+    /// assert_eq!(err.to_string(), "dropout: p must be in [0, 1], got 1.5");
     /// # Ok::<(), tapegrad::Error>(())
     /// ```
     pub fn new<R: Rng + ?Sized>(p: Elem, rng: &mut R) -> Result<Self> {
-        if !(0.0..1.0).contains(&p) {
+        if !(0.0..=1.0).contains(&p) {
             return Err(Error::InvalidArgument {
                 op: "dropout",
-                message: format!("p must be in [0, 1), got {p}"),
+                message: format!("p must be in [0, 1], got {p}"),
             });
         }
         Ok(Dropout {
@@ -92,6 +94,7 @@ impl Module for Dropout {
         if mode == Mode::Eval || self.p == 0.0 {
             return x;
         }
+        // (infinite at p = 1, where no unit is kept)
         let scale = 1.0 / (1.0 - self.p);
         // keep a unit when a uniform u32 falls below (1 − p)·2³²
         let threshold = ((1.0 - f64::from(self.p)) * 4_294_967_296.0) as u64;
@@ -151,6 +154,19 @@ mod tests {
             let (mx, my) = (x.mean().unwrap(), y.mean().unwrap());
             assert!((my - mx).abs() < 0.03 * mx, "p {p}: {my} vs {mx}");
         }
+    }
+
+    #[test]
+    fn p_one_drops_every_unit_in_training_only() {
+        // as torch.nn.Dropout(p=1.0): zeros and a zero gradient in training, the input in eval
+        let dropout = Dropout::new(1.0, &mut ChaCha8Rng::seed_from_u64(2)).unwrap();
+        let tape = Tape::new();
+        let x = tape.leaf(random(&[4, 5], 3));
+        let y = dropout.forward(x, Mode::Train);
+        assert_eq!(y.value(), tensor::zeros(&[4, 5]));
+        let g = y.sum().backward();
+        assert_eq!(g.get(x).unwrap(), tensor::zeros(&[4, 5]));
+        assert_eq!(dropout.forward(x, Mode::Eval).value(), x.value());
     }
 
     #[test]
@@ -233,12 +249,12 @@ mod tests {
     #[test]
     fn p_outside_zero_one_is_an_error() {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
-        for p in [1.0, 1.5, -0.1, f32::NAN] {
+        for p in [1.0001, 1.5, -0.1, f32::NAN, f32::INFINITY] {
             assert!(Dropout::new(p, &mut rng).is_err(), "{p}");
         }
         assert_eq!(
             Dropout::new(1.5, &mut rng).unwrap_err().to_string(),
-            "dropout: p must be in [0, 1), got 1.5"
+            "dropout: p must be in [0, 1], got 1.5"
         );
         assert_eq!(
             Dropout::new(0.3, &mut rng).unwrap().describe(),
