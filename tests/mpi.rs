@@ -322,6 +322,8 @@ mod run {
                     config(2),
                 ),
                 ("fewer", on(1, small(639), small(640)), None, config(2)),
+                // one more sample on rank 1 would leave it a last batch of 1 row
+                ("one more", on(1, small(641), small(640)), None, config(2)),
                 ("more", on(0, small(645), small(640)), None, config(2)),
                 (
                     "values",
@@ -415,6 +417,10 @@ mod run {
                 "Err: fit: rank 1's training set has 639 samples, rank 0's 640; expected the same data and settings on every rank",
             ),
             (
+                "one more",
+                "Err: fit: rank 1's training set has 641 samples, rank 0's 640",
+            ),
+            (
                 "more",
                 "Err: fit: rank 1's training set has 640 samples, rank 0's 645",
             ),
@@ -436,11 +442,11 @@ mod run {
             ),
             (
                 "last batch",
-                "Err: fit: rank(s) [0, 1] of 2 failed, so every rank stops: fit: the last batch of each epoch would hold 1 sample(s) (641 samples in batches of 64), fewer than the 2 ranks that split every batch, expected at least one per rank; set drop_last: true",
+                "Err: fit: the last batch of each epoch would hold 1 sample(s) (641 samples in batches of 64), fewer than the 2 ranks that split every batch, expected at least one per rank; set drop_last: true",
             ),
             (
                 "batches of one",
-                "Err: fit: rank(s) [0, 1] of 2 failed, so every rank stops: fit: batches of 1 samples cannot be split over 2 ranks, expected a batch_size of at least 2",
+                "Err: fit: batches of 1 samples cannot be split over 2 ranks, expected a batch_size of at least 2",
             ),
             ("last batch dropped", "Ok, 2 epochs"),
             ("same", "Ok, 2 epochs"),

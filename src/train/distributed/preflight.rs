@@ -9,10 +9,11 @@ use crate::train::FitConfig;
 
 impl Distributed {
     /// [`fit`](crate::fit)'s agreement before its first step, on every rank: `checked` is
-    /// this rank's outcome of fit's own checks, to which this adds that the last batch of an
-    /// epoch has at least one row per rank. Then one collective compares every rank's
+    /// this rank's outcome of fit's own checks. One collective compares every rank's
     /// outcome, the settings that shape training and the lengths and hashes of the training
-    /// and validation sets.
+    /// and validation sets; once they agree, every rank checks alike that each batch, the
+    /// last of an epoch included, has at least one row per rank (so that a rank with one
+    /// sample more hears of its data set's size, not of its last batch).
     ///
     /// # Errors
     /// The same on every rank: the failures of the ranks that failed, or else the ranks
@@ -25,7 +26,6 @@ impl Distributed {
         config: &FitConfig,
         optimizer: &str,
     ) -> Result<()> {
-        let checked = checked.and_then(|()| self.check_last_batch(train.len(), config));
         if self.size == 1 {
             return checked;
         }
@@ -55,7 +55,8 @@ impl Distributed {
             }
         }
         if differences.is_empty() {
-            return Ok(());
+            // the same sizes and settings on every rank: the same outcome on every rank
+            return self.check_last_batch(train.len(), config);
         }
         Err(Error::InvalidArgument {
             op: "fit",
