@@ -345,6 +345,14 @@ mod tests {
         let base = FitConfig::default();
         let sgd = crate::Sgd::new(0.1).unwrap().momentum(0.9).unwrap();
         let hashes = settings_hashes(&base, &sgd.settings());
+        // the names of the settings whose hashes differ from the base's
+        let differ = |config: &FitConfig, optimizer: &str| -> Vec<&str> {
+            (settings_hashes(config, optimizer).iter())
+                .zip(&hashes)
+                .filter(|(a, b)| a != b)
+                .map(|((name, _), _)| *name)
+                .collect()
+        };
         let changed = [
             (
                 "epochs",
@@ -390,12 +398,7 @@ mod tests {
             ),
         ];
         for (name, config) in changed {
-            let differ: Vec<&str> = (settings_hashes(&config, &sgd.settings()).iter())
-                .zip(&hashes)
-                .filter(|(a, b)| a != b)
-                .map(|((name, _), _)| *name)
-                .collect();
-            assert_eq!(differ, [name]);
+            assert_eq!(differ(&config, &sgd.settings()), [name]);
         }
         assert_eq!(settings_hashes(&base.clone(), &sgd.settings()), hashes);
         // the optimizer's rate, momentum, Nesterov, dampening, weight decay, clipping
@@ -418,12 +421,8 @@ mod tests {
                 .unwrap(),
         ];
         for other in others {
-            let differ: Vec<&str> = (settings_hashes(&base, &other.settings()).iter())
-                .zip(&hashes)
-                .filter(|(a, b)| a != b)
-                .map(|((name, _), _)| *name)
-                .collect();
-            assert_eq!(differ, ["the optimizer"], "{}", other.settings());
+            let settings = other.settings();
+            assert_eq!(differ(&base, &settings), ["the optimizer"], "{settings}");
         }
     }
 }
